@@ -1,0 +1,407 @@
+#include "hardware/config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace kpu::hw {
+namespace {
+
+using json = nlohmann::json;
+
+const std::set<std::string> kElementTypes = {"float32", "bfloat16", "float16", "int8"};
+
+std::string show(const json& value) {
+    std::string text = value.dump();
+    return text.size() > 60 ? text.substr(0, 57) + "..." : text;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+/// Every field name the schema has, at any depth: a missing field whose near-namesake is
+/// present and not one of these is reported as that typo.
+const std::set<std::string> kFieldNames = {
+    "name", "description", "clocks", "fabric_mhz", "sram_mhz", "dram_mhz", "compute_tiles", "fabric", "rows",
+    "cols", "element_types", "energy_pj_per_mac", "dram", "channels", "capacity_mib", "bandwidth_gb_per_s",
+    "latency_cycles", "ports", "burst_bytes", "interleave_bytes", "energy_pj_per_byte", "l3", "tiles",
+    "capacity_kib", "l2", "banks_per_tile", "l1", "buffers_per_tile", "interconnect", "dma", "engines",
+    "queue_depth", "block_mover", "per_tile", "streamer", "static_power_w"};
+
+bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+/// Walks one JSON object, remembering which keys were read so that finish() can reject
+/// the rest. Every error names the source file and the dotted path of the field.
+class ObjectReader {
+public:
+    ObjectReader(const json& object, std::string path, const std::string& source)
+        : object_(object), path_(std::move(path)), source_(source) {
+        if (!object_.is_object()) fail(path_, "expected an object, got " + show(object_));
+    }
+
+    [[noreturn]] void fail(const std::string& path, const std::string& problem) const {
+        throw ConfigError(source_ + ": " + (path.empty() ? "(top level)" : path) + ": " + problem);
+    }
+
+    std::string path_of(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+    const json& field(const std::string& key) {
+        read_.insert(key);
+        auto it = object_.find(key);
+        if (it == object_.end()) {
+            // A typo of this key reads better as "unknown field" with the suggestion.
+            for (const auto& [present, value] : object_.items())
+                if (!kFieldNames.count(present) && edit_distance(present, key) <= 2)
+                    fail(path_of(present), "unknown field (did you mean '" + key + "'?)");
+            fail(path_of(key), "missing required field");
+        }
+        return *it;
+    }
+
+    bool has(const std::string& key) const { return object_.contains(key); }
+
+    ObjectReader object(const std::string& key) { return ObjectReader(field(key), path_of(key), source_); }
+
+    std::string string(const std::string& key) {
+        const json& v = field(key);
+        if (!v.is_string()) fail(path_of(key), "expected a string, got " + show(v));
+        return v.get<std::string>();
+    }
+
+    /// A positive integer (>= 1) that fits in `max`.
+    uint64_t count(const std::string& key, uint64_t max = std::numeric_limits<uint32_t>::max()) {
+        const json& v = field(key);
+        if (!v.is_number_integer()) fail(path_of(key), "expected a positive integer, got " + show(v));
+        if (v.is_number_unsigned() ? v.get<uint64_t>() == 0 : v.get<int64_t>() <= 0)
+            fail(path_of(key), "must be > 0, got " + show(v));
+        uint64_t value = v.get<uint64_t>();
+        if (value > max) fail(path_of(key), "must be <= " + std::to_string(max) + ", got " + show(v));
+        return value;
+    }
+
+    uint64_t power_of_two(const std::string& key) {
+        uint64_t value = count(key);
+        if (!is_power_of_two(value))
+            fail(path_of(key), "must be a power of two, got " + std::to_string(value));
+        return value;
+    }
+
+    /// A finite number > 0 (or >= 0 when zero_allowed).
+    double number(const std::string& key, bool zero_allowed = false) {
+        const json& v = field(key);
+        if (!v.is_number()) fail(path_of(key), "expected a number, got " + show(v));
+        double value = v.get<double>();
+        if (!std::isfinite(value) || value < 0 || (!zero_allowed && value == 0))
+            fail(path_of(key), std::string("must be ") + (zero_allowed ? ">= 0" : "> 0") + ", got " + show(v));
+        return value;
+    }
+
+    std::vector<std::string> strings(const std::string& key) {
+        const json& v = field(key);
+        if (!v.is_array() || v.empty()) fail(path_of(key), "expected a non-empty array of strings, got " + show(v));
+        std::vector<std::string> out;
+        for (size_t i = 0; i < v.size(); ++i) {
+            if (!v[i].is_string())
+                fail(path_of(key) + "[" + std::to_string(i) + "]", "expected a string, got " + show(v[i]));
+            out.push_back(v[i].get<std::string>());
+        }
+        return out;
+    }
+
+    /// Rejects every key that was not read, suggesting the closest known one.
+    void finish(const std::vector<std::string>& optional = {}) const {
+        for (const auto& [key, value] : object_.items()) {
+            if (read_.count(key) || std::find(optional.begin(), optional.end(), key) != optional.end())
+                continue;
+            std::string best;
+            size_t best_distance = 3;
+            for (const auto& known : read_) {
+                size_t d = edit_distance(key, known);
+                if (d < best_distance) best_distance = d, best = known;
+            }
+            fail(path_of(key), "unknown field" + (best.empty() ? std::string() : " (did you mean '" + best + "'?)"));
+        }
+    }
+
+private:
+    const json& object_;
+    std::string path_;
+    const std::string& source_;
+    std::set<std::string> read_;
+};
+
+constexpr double kGB = 1e9;
+constexpr double kMHz = 1e6;
+
+/// The fields every memory level shares. `count_key` is how the level names its count.
+MemoryLevel read_level(ObjectReader& r, const std::string& count_key, const std::string& capacity_key,
+                       uint64_t capacity_unit) {
+    MemoryLevel level;
+    level.count = static_cast<uint32_t>(r.count(count_key));
+    level.capacity_bytes = r.count(capacity_key, std::numeric_limits<uint64_t>::max() / capacity_unit) * capacity_unit;
+    level.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s") * kGB;
+    level.latency_cycles = static_cast<uint32_t>(r.count("latency_cycles"));
+    level.ports = static_cast<uint32_t>(r.count("ports"));
+    level.burst_bytes = static_cast<uint32_t>(r.power_of_two("burst_bytes"));
+    level.energy_pj_per_byte = r.number("energy_pj_per_byte", true);
+    if (level.burst_bytes > level.capacity_bytes)
+        r.fail(r.path_of("burst_bytes"), "burst of " + std::to_string(level.burst_bytes) +
+                                             " bytes exceeds the capacity of " +
+                                             std::to_string(level.capacity_bytes) + " bytes");
+    return level;
+}
+
+Engine read_engine(ObjectReader& r, const std::string& count_key) {
+    Engine engine;
+    engine.count = static_cast<uint32_t>(r.count(count_key));
+    engine.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s") * kGB;
+    engine.queue_depth = static_cast<uint32_t>(r.count("queue_depth"));
+    r.finish();
+    return engine;
+}
+
+void apply_override(json& root, const Override& o, const std::string& source) {
+    const std::string where = source + ": --set " + o.path + "=" + o.value + ": ";
+    json* node = &root;
+    std::string walked;
+    std::stringstream parts(o.path);
+    std::string part;
+    while (std::getline(parts, part, '.')) {
+        walked += (walked.empty() ? "" : ".") + part;
+        if (!node->is_object() || !node->contains(part))
+            throw ConfigError(where + "no field '" + walked + "' in the config");
+        node = &(*node)[part];
+    }
+    json value = json::parse(o.value, nullptr, false);
+    *node = value.is_discarded() ? json(o.value) : value;
+}
+
+Config read_config(const json& root, const std::string& source) {
+    ObjectReader top(root, "", source);
+    Config c;
+    c.source = source;
+    c.name = top.string("name");
+    if (c.name.empty()) top.fail("name", "must not be empty");
+    if (top.has("description")) c.description = top.string("description");
+
+    {
+        ObjectReader r = top.object("clocks");
+        c.clocks.fabric_hz = r.number("fabric_mhz") * kMHz;
+        c.clocks.sram_hz = r.number("sram_mhz") * kMHz;
+        c.clocks.dram_hz = r.number("dram_mhz") * kMHz;
+        r.finish();
+    }
+    c.compute_tiles = static_cast<uint32_t>(top.count("compute_tiles"));
+    {
+        ObjectReader r = top.object("fabric");
+        c.fabric.rows = static_cast<uint32_t>(r.count("rows", 4096));
+        c.fabric.cols = static_cast<uint32_t>(r.count("cols", 4096));
+        c.fabric.element_types = r.strings("element_types");
+        for (size_t i = 0; i < c.fabric.element_types.size(); ++i)
+            if (!kElementTypes.count(c.fabric.element_types[i]))
+                r.fail("fabric.element_types[" + std::to_string(i) + "]",
+                       "unknown element type \"" + c.fabric.element_types[i] +
+                           "\" (known: bfloat16, float16, float32, int8)");
+        if (std::find(c.fabric.element_types.begin(), c.fabric.element_types.end(), "float32") ==
+            c.fabric.element_types.end())
+            r.fail("fabric.element_types", "must include \"float32\"");
+        c.fabric.energy_pj_per_mac = r.number("energy_pj_per_mac", true);
+        r.finish();
+    }
+    {
+        ObjectReader r = top.object("dram");
+        static_cast<MemoryLevel&>(c.dram) = read_level(r, "channels", "capacity_mib", 1ull << 20);
+        c.dram.interleave_bytes = r.power_of_two("interleave_bytes");
+        if (c.dram.interleave_bytes < c.dram.burst_bytes)
+            r.fail("dram.interleave_bytes", "must be >= dram.burst_bytes (" + std::to_string(c.dram.burst_bytes) +
+                                                "), got " + std::to_string(c.dram.interleave_bytes));
+        if (c.dram.capacity_bytes % c.dram.interleave_bytes != 0)
+            r.fail("dram.capacity_mib", "channel capacity of " + std::to_string(c.dram.capacity_bytes) +
+                                            " bytes is not a multiple of dram.interleave_bytes (" +
+                                            std::to_string(c.dram.interleave_bytes) + ")");
+        r.finish();
+    }
+    {
+        ObjectReader r = top.object("l3");
+        c.l3 = read_level(r, "tiles", "capacity_kib", 1024);
+        r.finish();
+        if (c.l3.count != c.compute_tiles)
+            r.fail("l3.tiles", "must equal compute_tiles (" + std::to_string(c.compute_tiles) +
+                                   ": one L3 tile per compute tile), got " + std::to_string(c.l3.count));
+    }
+    {
+        ObjectReader r = top.object("l2");
+        c.l2 = read_level(r, "banks_per_tile", "capacity_kib", 1024);
+        r.finish();
+    }
+    {
+        ObjectReader r = top.object("l1");
+        c.l1 = read_level(r, "buffers_per_tile", "capacity_kib", 1024);
+        r.finish();
+        if (c.l1.count < 2)
+            r.fail("l1.buffers_per_tile", "must be >= 2 (one for A, one for B), got " + std::to_string(c.l1.count));
+    }
+    {
+        ObjectReader r = top.object("interconnect");
+        c.interconnect.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s") * kGB;
+        c.interconnect.latency_cycles = static_cast<uint32_t>(r.count("latency_cycles"));
+        r.finish();
+    }
+    {
+        ObjectReader r = top.object("dma");
+        c.dma = read_engine(r, "engines");
+    }
+    {
+        ObjectReader r = top.object("block_mover");
+        c.block_mover = read_engine(r, "per_tile");
+        if (c.block_mover.count > c.l2.count)
+            r.fail("block_mover.per_tile", "must be <= l2.banks_per_tile (" + std::to_string(c.l2.count) +
+                                               "), got " + std::to_string(c.block_mover.count));
+    }
+    {
+        ObjectReader r = top.object("streamer");
+        c.streamer = read_engine(r, "per_tile");
+        if (c.streamer.count > c.l1.count)
+            r.fail("streamer.per_tile", "must be <= l1.buffers_per_tile (" + std::to_string(c.l1.count) +
+                                            "), got " + std::to_string(c.streamer.count));
+    }
+    c.static_power_w = top.number("static_power_w", true);
+    top.finish({"description"});
+    return c;
+}
+
+}  // namespace
+
+bool Config::supports(const std::string& element_type) const {
+    return std::find(fabric.element_types.begin(), fabric.element_types.end(), element_type) !=
+           fabric.element_types.end();
+}
+
+Override parse_override(const std::string& text) {
+    auto eq = text.find('=');
+    if (eq == std::string::npos || eq == 0)
+        throw ConfigError("--set " + text + ": expected PATH=VALUE, e.g. fabric.rows=32");
+    return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+Config parse_config(const std::string& json_text, const std::string& source, const std::vector<Override>& overrides) {
+    json root;
+    try {
+        root = json::parse(json_text);
+    } catch (const json::parse_error& e) {
+        // nlohmann's message starts with "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
+        std::string what = e.what();
+        auto at = what.find("parse error");
+        throw ConfigError(source + ": malformed JSON: " + (at == std::string::npos ? what : what.substr(at)));
+    }
+    for (const auto& o : overrides) apply_override(root, o, source);
+    return read_config(root, source);
+}
+
+Config load_config(const std::string& path, const std::vector<Override>& overrides) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ConfigError(path + ": cannot open config file");
+    std::stringstream text;
+    text << in.rdbuf();
+    return parse_config(text.str(), path, overrides);
+}
+
+Derived derive(const Config& c) {
+    Derived d;
+    const double tiles = c.compute_tiles;
+    auto level_bw = [](const MemoryLevel& l) { return double(l.count) * l.ports * l.bandwidth_bytes_per_s; };
+    auto one_bw = [](const MemoryLevel& l) { return double(l.ports) * l.bandwidth_bytes_per_s; };
+    auto engine_bw = [](const Engine& e) { return double(e.count) * e.bandwidth_bytes_per_s; };
+
+    d.peak_macs_per_s = tiles * c.fabric.rows * c.fabric.cols * c.clocks.fabric_hz;
+    d.peak_flops = 2 * d.peak_macs_per_s;
+    d.dram_bandwidth = level_bw(c.dram);
+    d.l3_l2_bandwidth = tiles * std::min({one_bw(c.l3), engine_bw(c.block_mover), level_bw(c.l2)});
+    d.l2_l1_bandwidth = tiles * std::min({level_bw(c.l2), engine_bw(c.streamer), level_bw(c.l1)});
+    d.dma_bandwidth = std::min({engine_bw(c.dma), d.dram_bandwidth,
+                                tiles * std::min(c.interconnect.bandwidth_bytes_per_s, one_bw(c.l3))});
+    d.ridge_flop_per_byte = d.peak_flops / d.dram_bandwidth;
+    d.dram_capacity = uint64_t(c.dram.count) * c.dram.capacity_bytes;
+    d.l3_capacity = uint64_t(c.l3.count) * c.l3.capacity_bytes;
+    d.l2_banks = uint64_t(c.compute_tiles) * c.l2.count;
+    d.l1_buffers = uint64_t(c.compute_tiles) * c.l1.count;
+    d.l2_capacity = d.l2_banks * c.l2.capacity_bytes;
+    d.l1_capacity = d.l1_buffers * c.l1.capacity_bytes;
+    return d;
+}
+
+namespace {
+
+std::string bytes_text(double bytes) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+    std::ostringstream out;
+    out << std::setprecision(bytes == std::floor(bytes) ? 0 : 1) << std::fixed << bytes << " " << units[u];
+    return out.str();
+}
+
+std::string rate_text(double per_s, const char* unit) {
+    const char* prefixes[] = {"", "K", "M", "G", "T", "P"};
+    int p = 0;
+    while (per_s >= 1000 && p < 5) per_s /= 1000, ++p;
+    char text[64];
+    std::snprintf(text, sizeof text, "%.4g %s%s", per_s, prefixes[p], unit);
+    return text;
+}
+
+}  // namespace
+
+std::string describe(const Config& c) {
+    const Derived d = derive(c);
+    std::ostringstream out;
+    auto row = [&](const std::string& label, const std::string& value) {
+        out << "  " << std::left << std::setw(28) << label << value << "\n";
+    };
+    out << "KPU " << c.name << (c.description.empty() ? "" : " - " + c.description) << "\n";
+    out << "compute\n";
+    row("compute tiles", std::to_string(c.compute_tiles) + " x " + std::to_string(c.fabric.rows) + "x" +
+                             std::to_string(c.fabric.cols) + " fabric @ " + rate_text(c.clocks.fabric_hz, "Hz"));
+    row("peak MAC/s", rate_text(d.peak_macs_per_s, "MAC/s"));
+    row("peak FLOP/s", rate_text(d.peak_flops, "FLOP/s"));
+    out << "bandwidth (aggregate)\n";
+    row("DRAM (external)", rate_text(d.dram_bandwidth, "B/s") + "  (" + std::to_string(c.dram.count) + " channels)");
+    row("DMA DRAM<->L3", rate_text(d.dma_bandwidth, "B/s"));
+    row("L3<->L2", rate_text(d.l3_l2_bandwidth, "B/s"));
+    row("L2<->L1", rate_text(d.l2_l1_bandwidth, "B/s"));
+    out << "roofline\n";
+    std::ostringstream ridge;
+    ridge << std::setprecision(2) << std::fixed << d.ridge_flop_per_byte << " FLOP/byte";
+    row("ridge point (DRAM)", ridge.str());
+    out << "capacity (whole chip)\n";
+    row("DRAM", bytes_text(double(d.dram_capacity)) + "  (" + std::to_string(c.dram.count) + " x " +
+                    bytes_text(double(c.dram.capacity_bytes)) + ")");
+    row("L3", bytes_text(double(d.l3_capacity)) + "  (" + std::to_string(c.l3.count) + " tiles x " +
+                  bytes_text(double(c.l3.capacity_bytes)) + ")");
+    row("L2", bytes_text(double(d.l2_capacity)) + "  (" + std::to_string(d.l2_banks) + " banks x " +
+                  bytes_text(double(c.l2.capacity_bytes)) + ")");
+    row("L1", bytes_text(double(d.l1_capacity)) + "  (" + std::to_string(d.l1_buffers) + " buffers x " +
+                  bytes_text(double(c.l1.capacity_bytes)) + ")");
+    return out.str();
+}
+
+}  // namespace kpu::hw

@@ -1,0 +1,127 @@
+// The hardware description of one KPU SKU: every number a timing, capacity or energy model
+// needs. Read from a JSON file (configs/<sku>.json) by load_config(), which validates it
+// strictly. Plain C++ with no SystemC, so the compiler and the platform share it.
+//
+// Units inside the structs are base units so that nobody converts twice: bytes, bytes per
+// second, hertz, picojoules, watts. Latencies are in cycles of the level's clock domain, as
+// the hardware specifies them. The JSON carries the unit in each key (capacity_kib,
+// bandwidth_gb_per_s, ...); docs/config.md lists every field.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kpu::hw {
+
+/// Raised for any invalid config; what() is one line: "<file>: <json.path>: <problem>".
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Clock domains. Every block belongs to exactly one.
+struct Clocks {
+    double fabric_hz = 0;  ///< systolic fabric; cycles in reports are fabric cycles
+    double sram_hz = 0;    ///< L3/L2/L1, BlockMovers, Streamers, DMA engines, interconnect
+    double dram_hz = 0;    ///< DRAM channels (their latency is counted in these cycles)
+};
+
+/// A memory level (DRAM channel, L3 tile, L2 bank, L1 buffer): one instance of it.
+struct MemoryLevel {
+    uint32_t count = 0;            ///< instances: per chip (DRAM, L3) or per compute tile (L2, L1)
+    uint64_t capacity_bytes = 0;   ///< per instance
+    double bandwidth_bytes_per_s = 0;  ///< per port
+    uint32_t latency_cycles = 0;   ///< first-byte latency, in the level's clock domain
+    uint32_t ports = 0;            ///< independent ports; each has its own bandwidth
+    uint32_t burst_bytes = 0;      ///< transaction size movers use against this level (power of 2)
+    double energy_pj_per_byte = 0; ///< dynamic energy per byte read or written
+};
+
+/// DRAM adds address interleaving across channels.
+struct DramLevel : MemoryLevel {
+    uint64_t interleave_bytes = 0;  ///< consecutive bytes on one channel (power of 2, >= burst)
+};
+
+/// A kind of data mover (DMA engine, BlockMover, Streamer).
+struct Engine {
+    uint32_t count = 0;                 ///< per chip (DMA) or per compute tile (BM, Streamer)
+    double bandwidth_bytes_per_s = 0;   ///< per engine
+    uint32_t queue_depth = 0;           ///< descriptors it accepts before the issuer waits
+};
+
+/// The on-chip network between DMA engines and L3 tiles.
+struct Interconnect {
+    double bandwidth_bytes_per_s = 0;  ///< per L3 tile link
+    uint32_t latency_cycles = 0;       ///< per hop traversal, SRAM clock
+};
+
+/// The systolic array of one compute tile.
+struct Fabric {
+    uint32_t rows = 0;
+    uint32_t cols = 0;
+    std::vector<std::string> element_types;  ///< e.g. "float32", "bfloat16", "int8"
+    double energy_pj_per_mac = 0;            ///< fp32 MAC
+};
+
+struct Config {
+    std::string name;         ///< SKU name, e.g. "t64"
+    std::string description;  ///< free text
+    std::string source;       ///< file it was read from (for messages); not a JSON field
+
+    Clocks clocks;
+    uint32_t compute_tiles = 0;
+    Fabric fabric;
+    DramLevel dram;
+    MemoryLevel l3;  ///< count == compute_tiles: one L3 tile per compute tile
+    MemoryLevel l2;  ///< count per compute tile
+    MemoryLevel l1;  ///< count per compute tile
+    Interconnect interconnect;
+    Engine dma;           ///< count per chip
+    Engine block_mover;   ///< count per compute tile
+    Engine streamer;      ///< count per compute tile
+    double static_power_w = 0;
+
+    bool supports(const std::string& element_type) const;
+};
+
+/// One `--set path=value` override, applied to the JSON before validation.
+struct Override {
+    std::string path;   ///< dotted JSON path, e.g. "fabric.rows"
+    std::string value;  ///< JSON text; a bare word that is not JSON is taken as a string
+};
+
+/// Parses "fabric.rows=32"; throws ConfigError naming the text if there is no '='.
+Override parse_override(const std::string& text);
+
+/// Reads, overrides and validates a config file. Throws ConfigError on any problem.
+Config load_config(const std::string& path, const std::vector<Override>& overrides = {});
+
+/// Same, from JSON text; `source` names it in messages.
+Config parse_config(const std::string& json_text, const std::string& source,
+                    const std::vector<Override>& overrides = {});
+
+/// Figures that follow from a config (what `kpu-sim --describe` prints).
+struct Derived {
+    double peak_macs_per_s = 0;
+    double peak_flops = 0;             ///< 2 FLOP per MAC
+    double dram_bandwidth = 0;         ///< bytes/s, all channels
+    double l3_l2_bandwidth = 0;        ///< bytes/s, all tiles: min(L3 ports, BlockMovers, L2 ports)
+    double l2_l1_bandwidth = 0;        ///< bytes/s, all tiles: min(L2 ports, Streamers, L1 ports)
+    double dma_bandwidth = 0;          ///< bytes/s, min(DMA engines, DRAM, interconnect)
+    double ridge_flop_per_byte = 0;    ///< peak_flops / dram_bandwidth
+    uint64_t dram_capacity = 0;        ///< bytes
+    uint64_t l3_capacity = 0;          ///< bytes, whole chip
+    uint64_t l2_capacity = 0;          ///< bytes, whole chip
+    uint64_t l1_capacity = 0;          ///< bytes, whole chip
+    uint64_t l2_banks = 0;             ///< whole chip
+    uint64_t l1_buffers = 0;           ///< whole chip
+};
+
+Derived derive(const Config& config);
+
+/// Human-readable report of the config and its derived figures.
+std::string describe(const Config& config);
+
+}  // namespace kpu::hw

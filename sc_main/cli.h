@@ -1,0 +1,24 @@
+// Command line of kpu-sim: parsing only, so that every flag is documented in one place and
+// a bad command line fails before any model is built.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hardware/config.h"
+
+namespace kpu::cli {
+
+struct Options {
+    std::string config_path;                ///< --config FILE (required for every action)
+    std::vector<hw::Override> overrides;    ///< --set PATH=VALUE, repeatable
+    bool describe = false;                  ///< --describe: print derived figures and exit
+    bool help = false;
+    std::string help_text;
+};
+
+/// Parses argv; throws std::runtime_error with one line on a bad command line.
+Options parse(int argc, const char* const argv[]);
+
+}  // namespace kpu::cli

@@ -1,0 +1,226 @@
+#include "hardware/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace kpu::hw {
+namespace {
+
+using json = nlohmann::json;
+
+std::string config_path(const std::string& name) { return std::string(KPU_SOURCE_DIR) + "/configs/" + name + ".json"; }
+
+json minimal_json() {
+    std::ifstream in(config_path("minimal"));
+    return json::parse(in);
+}
+
+/// Parses `j` as "bad.json" and returns the error message; fails the test if it parses.
+std::string error_of(const json& j, const std::vector<Override>& overrides = {}) {
+    try {
+        parse_config(j.dump(), "bad.json", overrides);
+    } catch (const ConfigError& e) {
+        std::string what = e.what();
+        EXPECT_EQ(what.find('\n'), std::string::npos) << "message must be one line: " << what;
+        return what;
+    }
+    ADD_FAILURE() << "config was accepted";
+    return "";
+}
+
+TEST(Config, EveryShippedConfigLoads) {
+    for (const char* name : {"minimal", "edge", "t64", "datacenter", "roofline-ref"}) {
+        SCOPED_TRACE(name);
+        Config c = load_config(config_path(name));
+        EXPECT_EQ(c.name, name);
+        EXPECT_EQ(c.l3.count, c.compute_tiles);
+        EXPECT_TRUE(c.supports("float32"));
+    }
+}
+
+TEST(Config, RooflineRefMatchesSeed3Section72) {
+    Derived d = derive(load_config(config_path("roofline-ref")));
+    EXPECT_DOUBLE_EQ(d.peak_flops, 1024e9);
+    EXPECT_DOUBLE_EQ(d.peak_macs_per_s, 512e9);
+    EXPECT_DOUBLE_EQ(d.dram_bandwidth, 64e9);
+    EXPECT_DOUBLE_EQ(d.l3_l2_bandwidth, 128e9);
+    EXPECT_DOUBLE_EQ(d.l2_l1_bandwidth, 256e9);
+    EXPECT_DOUBLE_EQ(d.ridge_flop_per_byte, 16.0);
+}
+
+TEST(Config, DatacenterHasTheIssuedShape) {
+    Config c = load_config(config_path("datacenter"));
+    Derived d = derive(c);
+    EXPECT_EQ(c.compute_tiles, 256u);
+    EXPECT_EQ(c.fabric.rows, 32u);
+    EXPECT_EQ(c.fabric.cols, 32u);
+    EXPECT_EQ(c.dram.count, 6u);
+    EXPECT_DOUBLE_EQ(c.dram.bandwidth_bytes_per_s, 800e9);
+    EXPECT_EQ(c.l3.capacity_bytes, 512u * 1024);
+    EXPECT_EQ(c.l2.count, 16u);
+    EXPECT_EQ(c.l2.capacity_bytes, 128u * 1024);
+    EXPECT_EQ(c.l1.count, 4u * (c.fabric.rows + c.fabric.cols));
+    EXPECT_EQ(d.l2_banks, 256u * 16);
+    EXPECT_EQ(d.l1_buffers, 256u * 256);
+}
+
+TEST(Config, UnitsAreConvertedOnce) {
+    Config c = load_config(config_path("minimal"));
+    EXPECT_DOUBLE_EQ(c.clocks.fabric_hz, 1e9);
+    EXPECT_EQ(c.dram.capacity_bytes, 64ull << 20);
+    EXPECT_EQ(c.l2.capacity_bytes, 16u << 10);
+    EXPECT_DOUBLE_EQ(c.dram.bandwidth_bytes_per_s, 8e9);
+    EXPECT_EQ(c.dram.interleave_bytes, 1024u);
+}
+
+TEST(Config, DescribePrintsTheDerivedFigures) {
+    std::string text = describe(load_config(config_path("roofline-ref")));
+    EXPECT_NE(text.find("1.024 TFLOP/s"), std::string::npos) << text;
+    EXPECT_NE(text.find("64 GB/s"), std::string::npos) << text;
+    EXPECT_NE(text.find("16.00 FLOP/byte"), std::string::npos) << text;
+}
+
+TEST(ConfigErrors, MissingFileNamesThePath) {
+    try {
+        load_config("configs/does-not-exist.json");
+        FAIL();
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()), "configs/does-not-exist.json: cannot open config file");
+    }
+}
+
+TEST(ConfigErrors, MalformedJsonGivesLineAndColumn) {
+    try {
+        parse_config("{\n  \"name\": \"x\",\n  \"clocks\": {,}\n}", "broken.json");
+        FAIL();
+    } catch (const ConfigError& e) {
+        std::string what = e.what();
+        EXPECT_EQ(what.rfind("broken.json: malformed JSON: ", 0), 0u) << what;
+        EXPECT_NE(what.find("line 3"), std::string::npos) << what;
+    }
+}
+
+TEST(ConfigErrors, UnknownKeyIsRejectedWithASuggestion) {
+    json j = minimal_json();
+    j["fabric"]["rowz"] = 8;
+    EXPECT_EQ(error_of(j), "bad.json: fabric.rowz: unknown field (did you mean 'rows'?)");
+    json top = minimal_json();
+    top["turbo"] = true;
+    EXPECT_EQ(error_of(top), "bad.json: turbo: unknown field");
+}
+
+TEST(ConfigErrors, TypoOfARequiredFieldIsReportedAsTheTypo) {
+    json j = minimal_json();
+    j["dram"]["latency_cylces"] = j["dram"]["latency_cycles"];
+    j["dram"].erase("latency_cycles");
+    EXPECT_EQ(error_of(j), "bad.json: dram.latency_cylces: unknown field (did you mean 'latency_cycles'?)");
+}
+
+TEST(ConfigErrors, MissingFieldIsNamed) {
+    json j = minimal_json();
+    j["l2"].erase("latency_cycles");
+    EXPECT_EQ(error_of(j), "bad.json: l2.latency_cycles: missing required field");
+    json k = minimal_json();
+    k.erase("dma");
+    EXPECT_EQ(error_of(k), "bad.json: dma: missing required field");
+}
+
+TEST(ConfigErrors, WrongTypeShowsTheValue) {
+    json j = minimal_json();
+    j["fabric"]["rows"] = "eight";
+    EXPECT_EQ(error_of(j), "bad.json: fabric.rows: expected a positive integer, got \"eight\"");
+    json k = minimal_json();
+    k["dram"]["bandwidth_gb_per_s"] = json::array({1, 2});
+    EXPECT_EQ(error_of(k), "bad.json: dram.bandwidth_gb_per_s: expected a number, got [1,2]");
+    json l = minimal_json();
+    l["fabric"]["rows"] = 8.5;
+    EXPECT_EQ(error_of(l), "bad.json: fabric.rows: expected a positive integer, got 8.5");
+    json m = minimal_json();
+    m["clocks"] = 5;
+    EXPECT_EQ(error_of(m), "bad.json: clocks: expected an object, got 5");
+}
+
+TEST(ConfigErrors, ZeroAndNegativeSizesAreRejected) {
+    json j = minimal_json();
+    j["l1"]["capacity_kib"] = 0;
+    EXPECT_EQ(error_of(j), "bad.json: l1.capacity_kib: must be > 0, got 0");
+    json k = minimal_json();
+    k["compute_tiles"] = -4;
+    EXPECT_EQ(error_of(k), "bad.json: compute_tiles: must be > 0, got -4");
+    json l = minimal_json();
+    l["clocks"]["fabric_mhz"] = -1000.0;
+    EXPECT_EQ(error_of(l), "bad.json: clocks.fabric_mhz: must be > 0, got -1000.0");
+    json m = minimal_json();
+    m["static_power_w"] = -0.5;
+    EXPECT_EQ(error_of(m), "bad.json: static_power_w: must be >= 0, got -0.5");
+}
+
+TEST(ConfigErrors, InconsistentCountsAreRejected) {
+    json j = minimal_json();
+    j["l3"]["tiles"] = 2;
+    EXPECT_EQ(error_of(j), "bad.json: l3.tiles: must equal compute_tiles (1: one L3 tile per compute tile), got 2");
+    json k = minimal_json();
+    k["streamer"]["per_tile"] = 65;
+    EXPECT_EQ(error_of(k), "bad.json: streamer.per_tile: must be <= l1.buffers_per_tile (64), got 65");
+    json l = minimal_json();
+    l["dram"]["interleave_bytes"] = 32;
+    EXPECT_EQ(error_of(l), "bad.json: dram.interleave_bytes: must be >= dram.burst_bytes (64), got 32");
+    json m = minimal_json();
+    m["l1"]["buffers_per_tile"] = 1;
+    m["streamer"]["per_tile"] = 1;
+    EXPECT_EQ(error_of(m), "bad.json: l1.buffers_per_tile: must be >= 2 (one for A, one for B), got 1");
+}
+
+TEST(ConfigErrors, PowerOfTwoIsEnforced) {
+    json j = minimal_json();
+    j["l2"]["burst_bytes"] = 48;
+    EXPECT_EQ(error_of(j), "bad.json: l2.burst_bytes: must be a power of two, got 48");
+    json k = minimal_json();
+    k["dram"]["interleave_bytes"] = 3000;
+    EXPECT_EQ(error_of(k), "bad.json: dram.interleave_bytes: must be a power of two, got 3000");
+}
+
+TEST(ConfigErrors, UnknownElementTypeIsNamed) {
+    json j = minimal_json();
+    j["fabric"]["element_types"] = json::array({"float32", "fp8"});
+    EXPECT_EQ(error_of(j),
+              "bad.json: fabric.element_types[1]: unknown element type \"fp8\" (known: bfloat16, float16, float32, int8)");
+}
+
+TEST(ConfigOverrides, SetReplacesAFieldBeforeValidation) {
+    Config c = load_config(config_path("minimal"), {parse_override("fabric.rows=32"), parse_override("name=custom")});
+    EXPECT_EQ(c.fabric.rows, 32u);
+    EXPECT_EQ(c.name, "custom");
+    Config d = load_config(config_path("minimal"), {parse_override("dram.bandwidth_gb_per_s=12.5")});
+    EXPECT_DOUBLE_EQ(d.dram.bandwidth_bytes_per_s, 12.5e9);
+}
+
+TEST(ConfigOverrides, OverriddenValuesAreValidatedLikeTheFile) {
+    EXPECT_EQ(error_of(minimal_json(), {parse_override("fabric.rows=0")}), "bad.json: fabric.rows: must be > 0, got 0");
+    EXPECT_EQ(error_of(minimal_json(), {parse_override("l2.burst_bytes=100")}),
+              "bad.json: l2.burst_bytes: must be a power of two, got 100");
+    EXPECT_EQ(error_of(minimal_json(), {parse_override("fabric.rows=many")}),
+              "bad.json: fabric.rows: expected a positive integer, got \"many\"");
+}
+
+TEST(ConfigOverrides, UnknownPathIsRejected) {
+    EXPECT_EQ(error_of(minimal_json(), {parse_override("fabric.rowz=4")}),
+              "bad.json: --set fabric.rowz=4: no field 'fabric.rowz' in the config");
+    EXPECT_EQ(error_of(minimal_json(), {parse_override("fabric.rows.x=4")}),
+              "bad.json: --set fabric.rows.x=4: no field 'fabric.rows.x' in the config");
+}
+
+TEST(ConfigOverrides, MalformedSetIsRejected) {
+    try {
+        parse_override("fabric.rows");
+        FAIL();
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()), "--set fabric.rows: expected PATH=VALUE, e.g. fabric.rows=32");
+    }
+}
+
+}  // namespace
+}  // namespace kpu::hw
