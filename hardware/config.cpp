@@ -163,10 +163,10 @@ MemoryLevel read_level(ObjectReader& r, const std::string& count_key, const std:
     level.ports = static_cast<uint32_t>(r.count("ports"));
     level.burst_bytes = static_cast<uint32_t>(r.power_of_two("burst_bytes"));
     level.energy_pj_per_byte = r.number("energy_pj_per_byte", true);
-    if (level.burst_bytes > level.capacity_bytes)
-        r.fail(r.path_of("burst_bytes"), "burst of " + std::to_string(level.burst_bytes) +
-                                             " bytes exceeds the capacity of " +
-                                             std::to_string(level.capacity_bytes) + " bytes");
+    if (level.capacity_bytes % level.burst_bytes != 0)
+        r.fail(r.path_of(capacity_key), "capacity of " + std::to_string(level.capacity_bytes) +
+                                            " bytes is not a multiple of burst_bytes (" +
+                                            std::to_string(level.burst_bytes) + ")");
     return level;
 }
 
@@ -285,6 +285,17 @@ Config read_config(const json& root, const std::string& source) {
                                             "), got " + std::to_string(c.streamer.count));
     }
     c.static_power_w = top.number("static_power_w", true);
+    // Each level's instances must fit the 1 TiB window the address map gives the level.
+    auto fits_window = [&](const char* path, const char* level, long double instances, uint64_t capacity) {
+        const long double total = instances * capacity;
+        if (total >= (long double)(1ull << 40))
+            top.fail(path, std::string("total ") + level + " of " + std::to_string((unsigned long long)total) +
+                               " bytes must be below 1 TiB (the level's address window)");
+    };
+    fits_window("dram.capacity_mib", "DRAM", c.dram.count, c.dram.capacity_bytes);
+    fits_window("l3.capacity_kib", "L3", c.l3.count, c.l3.capacity_bytes);
+    fits_window("l2.capacity_kib", "L2", (long double)c.compute_tiles * c.l2.count, c.l2.capacity_bytes);
+    fits_window("l1.capacity_kib", "L1", (long double)c.compute_tiles * c.l1.count, c.l1.capacity_bytes);
     top.finish({"description"});
     return c;
 }
