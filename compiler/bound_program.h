@@ -8,32 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "hardware/fabric_command.h"
 #include "hardware/transfer.h"
 
 namespace kpu::compiler {
 
 enum class EngineKind : uint8_t { Dma, BlockMover, Streamer, Fabric };
-enum class Activation : uint8_t { None, Relu, Gelu };
 
-/// C[m x n] (+)= A[m x k] * B[k x n] on the fabric of the op's compute tile. fp32, row-major
-/// operands in that tile's L1. The fabric has one accumulator set: a C tile stays in it
-/// across the k steps until a Drain.
-struct MatmulCommand {
-    uint64_t a = 0, b = 0;      ///< device addresses in L1
-    uint32_t lda = 0, ldb = 0;  ///< row pitch in elements
-    uint32_t m = 0, n = 0, k = 0;
-    bool accumulate = false;    ///< false: accumulators start from zero
-};
-
-/// Accumulators -> memory (L1 of the tile) through the epilogue: + bias[n], then activation.
-struct DrainCommand {
-    uint64_t c = 0;        ///< device address in L1
-    uint32_t ldc = 0;      ///< row pitch in elements
-    uint32_t m = 0, n = 0;
-    bool has_bias = false;
-    uint64_t bias = 0;     ///< n fp32 values in L1 when has_bias
-    Activation activation = Activation::None;
-};
+// The fabric's command formats live with the hardware description (models execute them).
+using hw::Activation;
+using hw::DrainCommand;
+using hw::MatmulCommand;
 
 struct BoundOp {
     enum class Kind : uint8_t { Move, Matmul, Drain };
