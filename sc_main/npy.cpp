@@ -1,0 +1,87 @@
+#include "sc_main/npy.h"
+
+#include <cstring>
+#include <fstream>
+#include <regex>
+
+namespace kpu::cli {
+
+std::string shape_text(const std::vector<uint64_t>& shape) {
+    std::string text = "[";
+    for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+    return text + "]";
+}
+
+NpyArray read_npy(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw NpyError(path + ": cannot open .npy file");
+    auto fail = [&](const std::string& problem) -> NpyError { return NpyError(path + ": " + problem); };
+
+    char magic[8];
+    if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) throw fail("not a .npy file (bad magic)");
+    const int major = static_cast<unsigned char>(magic[6]);
+    uint32_t header_len = 0;
+    if (major == 1) {
+        unsigned char len[2];
+        if (!in.read(reinterpret_cast<char*>(len), 2)) throw fail("truncated header");
+        header_len = len[0] | (len[1] << 8);
+    } else if (major == 2 || major == 3) {
+        unsigned char len[4];
+        if (!in.read(reinterpret_cast<char*>(len), 4)) throw fail("truncated header");
+        header_len = len[0] | (len[1] << 8) | (len[2] << 16) | (uint32_t(len[3]) << 24);
+    } else {
+        throw fail("unsupported .npy version " + std::to_string(major));
+    }
+    if (header_len > (1u << 20)) throw fail("header of " + std::to_string(header_len) + " bytes is too long");
+    std::string header(header_len, '\0');
+    if (!in.read(header.data(), header_len)) throw fail("truncated header");
+
+    std::smatch m;
+    if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([^']*)')")))
+        throw fail("header has no 'descr'");
+    const std::string descr = m[1];
+    if (descr != "<f4")
+        throw fail("dtype '" + descr + "' is not supported; expected float32 ('<f4'), e.g. a.astype(np.float32)");
+    if (!std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*(True|False))")))
+        throw fail("header has no 'fortran_order'");
+    if (m[1] == "True") throw fail("Fortran-ordered arrays are not supported; save np.ascontiguousarray(a)");
+    if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) throw fail("header has no 'shape'");
+
+    NpyArray array;
+    const std::string dims = m[1];
+    std::regex number(R"(\d+)");
+    uint64_t count = 1;
+    for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator(); ++it) {
+        array.shape.push_back(std::stoull(it->str()));
+        count *= array.shape.back();
+    }
+    if (count > (1ull << 34)) throw fail("array of shape " + shape_text(array.shape) + " is too large");
+    array.data.resize(count);
+    if (!in.read(reinterpret_cast<char*>(array.data.data()), std::streamsize(count * sizeof(float))))
+        throw fail("data ends early: shape " + shape_text(array.shape) + " needs " + std::to_string(count * 4) +
+                   " bytes");
+    return array;
+}
+
+void write_npy(const std::string& path, const std::vector<uint64_t>& shape, const float* data) {
+    std::string dims;
+    uint64_t count = 1;
+    for (size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]), count *= shape[i];
+    if (shape.size() == 1) dims += ",";  // a Python 1-tuple: "(5,)"
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+    // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
+    const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
+    header.append(total - 10 - header.size() - 1, ' ');
+    header += '\n';
+    std::ofstream out(path, std::ios::binary);
+    if (!out) throw NpyError(path + ": cannot write .npy file");
+    const uint16_t len = uint16_t(header.size());
+    out.write("\x93NUMPY\x01\x00", 8);
+    const char len_bytes[2] = {char(len & 0xff), char(len >> 8)};
+    out.write(len_bytes, 2);
+    out.write(header.data(), std::streamsize(header.size()));
+    out.write(reinterpret_cast<const char*>(data), std::streamsize(count * sizeof(float)));
+    if (!out) throw NpyError(path + ": write failed");
+}
+
+}  // namespace kpu::cli

@@ -1,0 +1,69 @@
+#include "sc_main/npy.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace kpu::cli {
+namespace {
+
+std::string temp(const std::string& name) {
+    return ::testing::TempDir() + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + name;
+}
+
+TEST(Npy, RoundTripKeepsShapeAndBytes) {
+    std::vector<float> data = {1.5f, -2.0f, 3.25f, 0.0f, 1e-30f, 7.0f};
+    write_npy(temp("a.npy"), {2, 3}, data.data());
+    NpyArray back = read_npy(temp("a.npy"));
+    EXPECT_EQ(back.shape, (std::vector<uint64_t>{2, 3}));
+    EXPECT_EQ(back.data, data);
+    write_npy(temp("v.npy"), {5}, data.data());
+    EXPECT_EQ(read_npy(temp("v.npy")).shape, (std::vector<uint64_t>{5}));
+}
+
+TEST(Npy, NumpyReadsWhatWeWriteAndWeReadWhatNumpyWrites) {
+    if (std::system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) GTEST_SKIP() << "no numpy";
+    std::vector<float> data = {1, 2, 3, 4, 5, 6};
+    write_npy(temp("ours.npy"), {3, 2}, data.data());
+    const std::string script =
+        "import numpy as np\n"
+        "a = np.load('" + temp("ours.npy") + "')\n"
+        "assert a.dtype == np.float32 and a.shape == (3, 2) and a[2, 1] == 6, (a.dtype, a.shape)\n"
+        "np.save('" + temp("theirs.npy") + "', (np.arange(12, dtype=np.float32) * 0.5).reshape(4, 3))\n";
+    std::ofstream(temp("check.py")) << script;
+    ASSERT_EQ(std::system(("/usr/bin/python3 " + temp("check.py")).c_str()), 0);
+    NpyArray theirs = read_npy(temp("theirs.npy"));
+    EXPECT_EQ(theirs.shape, (std::vector<uint64_t>{4, 3}));
+    EXPECT_EQ(theirs.data[11], 5.5f);
+}
+
+void expect_error(const std::string& path, const std::string& expected) {
+    try {
+        read_npy(path);
+        ADD_FAILURE() << "accepted " << path;
+    } catch (const NpyError& e) {
+        EXPECT_EQ(std::string(e.what()), path + ": " + expected);
+    }
+}
+
+TEST(Npy, BadFilesAreRefusedWithTheReason) {
+    expect_error(temp("missing.npy"), "cannot open .npy file");
+    std::ofstream(temp("text.npy")) << "hello world";
+    expect_error(temp("text.npy"), "not a .npy file (bad magic)");
+    std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }";
+    std::ofstream f64(temp("f64.npy"), std::ios::binary);
+    f64 << std::string("\x93NUMPY\x01\x00", 8) << char(header.size()) << char(0) << header << std::string(16, '\0');
+    f64.close();
+    expect_error(temp("f64.npy"), "dtype '<f8' is not supported; expected float32 ('<f4'), e.g. a.astype(np.float32)");
+    std::vector<float> data(6, 1.0f);
+    write_npy(temp("short.npy"), {2, 3}, data.data());
+    std::ifstream in(temp("short.npy"), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(temp("short.npy"), std::ios::binary) << bytes.substr(0, bytes.size() - 4);
+    expect_error(temp("short.npy"), "data ends early: shape [2, 3] needs 24 bytes");
+}
+
+}  // namespace
+}  // namespace kpu::cli
