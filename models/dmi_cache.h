@@ -1,0 +1,40 @@
+// DmiCache: the initiator side of TLM-2.0 DMI for untimed accesses. It remembers the regions
+// targets granted, copies through them with memcpy, and falls back to transport_dbg where a
+// target grants no DMI. A model owns one per socket and forwards invalidate_direct_mem_ptr.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <tlm>
+
+namespace kpu::model {
+
+class DmiCache {
+public:
+    /// The socket may still be unbound when the cache is made; it is used on first access.
+    explicit DmiCache(tlm::tlm_initiator_socket<>& socket) : socket_(socket) {}
+
+    /// Untimed copy; false if any byte of the range is not accessible.
+    bool read(uint64_t addr, void* dst, uint64_t bytes) { return access(addr, dst, bytes, false); }
+    bool write(uint64_t addr, const void* src, uint64_t bytes) {
+        return access(addr, const_cast<void*>(src), bytes, true);
+    }
+
+    void invalidate(uint64_t start, uint64_t end);
+
+private:
+    struct Region {
+        uint64_t start, end;  ///< inclusive, as tlm_dmi
+        unsigned char* ptr;
+        bool readable, writable;
+    };
+    bool access(uint64_t addr, void* data, uint64_t bytes, bool write);
+    const Region* find(uint64_t addr, bool write);
+
+    tlm::tlm_initiator_socket<>& socket_;
+    std::vector<Region> regions_;
+    size_t last_ = 0;  ///< index of the last hit: accesses are mostly sequential
+};
+
+}  // namespace kpu::model

@@ -1,0 +1,70 @@
+// SystolicFabric: the R x C output-stationary systolic array of one compute tile. It executes
+// MatmulCommand (C tile += A tile x B tile, C resident in its accumulators across the k steps)
+// and DrainCommand (accumulators -> L1 through the bias/activation epilogue).
+// Sockets: l1_socket (TLM initiator) into its tile's L1; operands move with DMI, falling back
+// to transport_dbg, and cost no time there because the Streamers already charged it.
+// Time: an analytic number of fabric cycles per command (fabric_timing.h); it never steps PEs.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include "hardware/config.h"
+#include "hardware/fabric_command.h"
+#include "models/dmi_cache.h"
+
+namespace kpu::model {
+
+class SystolicFabric : public sc_core::sc_module {
+public:
+    struct Command {
+        uint64_t id = 0;        ///< reported back on completion
+        bool drain = false;     ///< false: `matmul`, true: `drain_command`
+        hw::MatmulCommand matmul;
+        hw::DrainCommand drain_command;
+    };
+    /// Called at the simulated time a command finishes; ok is false when an operand address
+    /// was not readable (reported with SC_REPORT_WARNING naming the address).
+    using Completion = std::function<void(uint64_t id, bool ok)>;
+
+    tlm_utils::simple_initiator_socket<SystolicFabric> l1_socket;
+
+    SystolicFabric(sc_core::sc_module_name name, const hw::Config& config);
+
+    /// Queues a command; the fabric runs its queue in order.
+    void submit(const Command& command);
+    void on_complete(Completion completion) { completion_ = std::move(completion); }
+
+    sc_core::sc_time busy_time() const { return busy_; }  ///< sum of command durations
+    uint64_t macs() const { return macs_; }               ///< useful multiply-accumulates
+    uint64_t commands() const { return commands_; }
+    sc_core::sc_time cycle() const { return cycle_; }
+
+private:
+    void run();
+    bool execute_matmul(const hw::MatmulCommand& c);
+    bool execute_drain(const hw::DrainCommand& c);
+    bool load_tile(uint64_t addr, uint32_t rows, uint32_t cols, uint32_t pitch, std::vector<float>& out);
+    void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end);
+
+    const hw::Config& config_;
+    sc_core::sc_time cycle_;
+    DmiCache l1_;
+    std::deque<Command> queue_;
+    sc_core::sc_event queued_;
+    Completion completion_;
+    std::vector<float> acc_;                ///< accumulators, acc_rows_ x acc_cols_
+    uint32_t acc_rows_ = 0, acc_cols_ = 0;
+    std::vector<float> a_, b_, out_;        ///< operand and drain staging, reused
+    sc_core::sc_time busy_ = sc_core::SC_ZERO_TIME;
+    uint64_t macs_ = 0;
+    uint64_t commands_ = 0;
+};
+
+}  // namespace kpu::model

@@ -1,0 +1,136 @@
+#include "models/systolic_fabric.h"
+
+#include <cmath>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "models/fabric_timing.h"
+#include "tests/fabric/test_memory.h"
+
+namespace kpu::model {
+namespace {
+
+hw::Config minimal() { return hw::load_config(std::string(KPU_SOURCE_DIR) + "/configs/minimal.json"); }
+
+hw::MatmulCommand mm(uint32_t m, uint32_t n, uint32_t k) {
+    hw::MatmulCommand c;
+    c.m = m, c.n = n, c.k = k;
+    return c;
+}
+
+TEST(FabricTiming, MatmulCyclesMatchHandComputedValues) {
+    // one block: k steps + fill of R + C - 2
+    EXPECT_EQ(matmul_cycles(mm(8, 8, 8), 8, 8), 8u + 14);
+    // ragged: 3 x 2 blocks of k = 5 steps, fill over the full 8 x 8 array
+    EXPECT_EQ(matmul_cycles(mm(20, 9, 5), 8, 8), 30u + 14);
+    // a 1x1x1 product on a 16x16 array costs one cycle
+    EXPECT_EQ(matmul_cycles(mm(1, 1, 1), 16, 16), 1u);
+    // smaller than the array: the wavefront crosses only the PEs in use
+    EXPECT_EQ(matmul_cycles(mm(3, 5, 7), 16, 16), 7u + 3 + 5 - 2);
+    // 64 x 64 x 64 on 16 x 16: 16 blocks of 64 steps
+    EXPECT_EQ(matmul_cycles(mm(64, 64, 64), 16, 16), 16u * 64 + 30);
+    EXPECT_EQ(matmul_cycles(mm(0, 4, 4), 8, 8), 0u);
+}
+
+TEST(FabricTiming, DrainCyclesShiftOneRowPerCyclePerColumnBlock) {
+    hw::DrainCommand d;
+    d.m = 5, d.n = 20;
+    EXPECT_EQ(drain_cycles(d, 8, 8), 15u);
+    d.m = 16, d.n = 16;
+    EXPECT_EQ(drain_cycles(d, 16, 16), 16u);
+}
+
+struct Bench : sc_core::sc_module {
+    static constexpr uint64_t kBase = 0x1000;
+    hw::Config config = minimal();
+    SystolicFabric fabric{"fabric", config};
+    test::TestMemory l1{"l1", kBase, 64 * 1024};
+    std::vector<std::pair<uint64_t, bool>> done;
+    std::vector<sc_core::sc_time> done_at;
+
+    explicit Bench(sc_core::sc_module_name n) : sc_module(n) {
+        fabric.l1_socket.bind(l1.socket);
+        fabric.on_complete([this](uint64_t id, bool ok) {
+            done.emplace_back(id, ok);
+            done_at.push_back(sc_core::sc_time_stamp());
+        });
+    }
+};
+
+std::vector<float> random_floats(size_t n, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = dist(gen);
+    return v;
+}
+
+TEST(SystolicFabric, SplitKMatmulWithBiasReluMatchesReferenceAndAnalyticTime) {
+    Bench bench("bench");
+    const uint32_t m = 13, n = 11, k = 19, k1 = 12;  // ragged on the 8x8 minimal fabric
+    const uint64_t a = Bench::kBase, b = a + 4096, bias = b + 4096, c = bias + 256;
+    std::vector<float> A = random_floats(m * k, 1), B = random_floats(k * n, 2), bias_v = random_floats(n, 3);
+    bench.l1.put(a, A);
+    bench.l1.put(b, B);
+    bench.l1.put(bias, bias_v);
+
+    SystolicFabric::Command first, second, drain;
+    first.id = 1, first.matmul = {a, b, k, n, m, n, k1, false};
+    second.id = 2, second.matmul = {a + k1 * 4, b + k1 * n * 4, k, n, m, n, k - k1, true};
+    drain.id = 3, drain.drain = true;
+    drain.drain_command = {c, n, m, n, true, bias, hw::Activation::Relu};
+    bench.fabric.submit(first);
+    bench.fabric.submit(second);
+    bench.fabric.submit(drain);
+    sc_core::sc_start();
+
+    ASSERT_EQ(bench.done.size(), 3u);
+    for (auto& [id, ok] : bench.done) EXPECT_TRUE(ok) << id;
+    std::vector<float> C = bench.l1.get(c, m * n);
+    for (uint32_t i = 0; i < m; ++i)
+        for (uint32_t j = 0; j < n; ++j) {
+            double ref = bias_v[j];
+            for (uint32_t p = 0; p < k; ++p) ref += double(A[i * k + p]) * B[p * n + j];
+            ref = std::max(ref, 0.0);
+            EXPECT_NEAR(C[i * n + j], ref, 1e-5) << i << "," << j;
+        }
+    // 1 GHz: cycles are nanoseconds. 2x2 blocks of 12 and 7 k-steps, fill 8+8-2 each; drain 2 x 13.
+    EXPECT_EQ(bench.done_at[0], sc_core::sc_time(4 * 12 + 14, sc_core::SC_NS));
+    EXPECT_EQ(bench.done_at[1], sc_core::sc_time(62 + 4 * 7 + 14, sc_core::SC_NS));
+    EXPECT_EQ(bench.done_at[2], sc_core::sc_time(104 + 26, sc_core::SC_NS));
+    EXPECT_EQ(bench.fabric.busy_time(), sc_core::sc_time(130, sc_core::SC_NS));
+    EXPECT_EQ(bench.fabric.macs(), uint64_t(m) * n * k);
+}
+
+TEST(SystolicFabric, WorksThroughTransportDbgWhenNoDmiIsGranted) {
+    Bench bench("bench");
+    bench.l1.grant_dmi = false;
+    const uint64_t a = Bench::kBase, b = a + 1024, c = b + 1024;
+    bench.l1.put(a, {1, 2, 3, 4});  // 2x2
+    bench.l1.put(b, {5, 6, 7, 8});
+    SystolicFabric::Command mmc, drain;
+    mmc.id = 7, mmc.matmul = {a, b, 2, 2, 2, 2, 2, false};
+    drain.id = 8, drain.drain = true, drain.drain_command = {c, 2, 2, 2, false, 0, hw::Activation::Gelu};
+    bench.fabric.submit(mmc);
+    bench.fabric.submit(drain);
+    sc_core::sc_start();
+    std::vector<float> C = bench.l1.get(c, 4);
+    const float expected[4] = {19, 22, 43, 50};  // gelu(x) ~ x for these
+    for (int i = 0; i < 4; ++i) EXPECT_NEAR(C[i], expected[i], 1e-4);
+}
+
+TEST(SystolicFabric, UnreadableOperandCompletesWithErrorNotACrash) {
+    Bench bench("bench");
+    sc_core::sc_report_handler::set_actions("kpu/fabric", sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
+    SystolicFabric::Command bad;
+    bad.id = 42, bad.matmul = {0xdead0000, Bench::kBase, 4, 4, 4, 4, 4, false};
+    bench.fabric.submit(bad);
+    sc_core::sc_start();
+    ASSERT_EQ(bench.done.size(), 1u);
+    EXPECT_EQ(bench.done[0], std::make_pair(uint64_t(42), false));
+    EXPECT_EQ(sc_core::sc_report_handler::get_count("kpu/fabric"), 1);
+}
+
+}  // namespace
+}  // namespace kpu::model
