@@ -5,32 +5,33 @@
 
 namespace kpu::model {
 
-const DmiCache::Region* DmiCache::find(uint64_t addr, bool write) {
-    auto fits = [&](const Region& r) { return addr >= r.start && addr <= r.end && (write ? r.writable : r.readable); };
-    if (last_ < regions_.size() && fits(regions_[last_])) return &regions_[last_];
-    for (size_t i = 0; i < regions_.size(); ++i)
-        if (fits(regions_[i])) return &regions_[(last_ = i)];
-
+DmiCache::Regions::const_iterator DmiCache::find(uint64_t addr, bool write) {
+    auto it = regions_.upper_bound(addr);
+    if (it != regions_.begin()) {
+        --it;
+        if (addr <= it->second.end && (write ? it->second.writable : it->second.readable)) return it;
+    }
     tlm::tlm_generic_payload trans;
     tlm::tlm_dmi dmi;
     trans.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
     trans.set_address(addr);
-    if (!socket_->get_direct_mem_ptr(trans, dmi)) return nullptr;
-    if (addr < dmi.get_start_address() || addr > dmi.get_end_address()) return nullptr;
+    if (!socket_->get_direct_mem_ptr(trans, dmi)) return regions_.end();
+    if (addr < dmi.get_start_address() || addr > dmi.get_end_address()) return regions_.end();
     const bool readable = dmi.is_read_allowed(), writable = dmi.is_write_allowed();
-    if (!(write ? writable : readable)) return nullptr;
-    regions_.push_back({dmi.get_start_address(), dmi.get_end_address(), dmi.get_dmi_ptr(), readable, writable});
-    last_ = regions_.size() - 1;
-    return &regions_.back();
+    if (!(write ? writable : readable)) return regions_.end();
+    invalidate(dmi.get_start_address(), dmi.get_end_address());  // a wider grant replaces narrower ones
+    return regions_.emplace(dmi.get_start_address(), Region{dmi.get_end_address(), dmi.get_dmi_ptr(), readable, writable})
+        .first;
 }
 
 bool DmiCache::access(uint64_t addr, void* data, uint64_t bytes, bool write) {
     auto* cursor = static_cast<unsigned char*>(data);
     while (bytes > 0) {
         uint64_t chunk;
-        if (const Region* r = find(addr, write)) {
-            chunk = std::min<uint64_t>(bytes, r->end - addr + 1);
-            unsigned char* mem = r->ptr + (addr - r->start);
+        if (auto it = find(addr, write); it != regions_.end()) {
+            const Region& r = it->second;
+            chunk = std::min<uint64_t>(bytes, r.end - addr + 1);
+            unsigned char* mem = r.ptr + (addr - it->first);
             write ? std::memcpy(mem, cursor, chunk) : std::memcpy(cursor, mem, chunk);
         } else {
             // No DMI here: one debug transaction. Targets may serve fewer bytes than asked.
@@ -50,10 +51,10 @@ bool DmiCache::access(uint64_t addr, void* data, uint64_t bytes, bool write) {
 }
 
 void DmiCache::invalidate(uint64_t start, uint64_t end) {
-    regions_.erase(std::remove_if(regions_.begin(), regions_.end(),
-                                  [&](const Region& r) { return r.start <= end && r.end >= start; }),
-                   regions_.end());
-    last_ = 0;
+    auto it = regions_.upper_bound(start);
+    if (it != regions_.begin()) --it;  // the region before start may reach into the range
+    while (it != regions_.end() && it->first <= end)
+        it = it->second.end >= start ? regions_.erase(it) : std::next(it);
 }
 
 }  // namespace kpu::model

@@ -4,7 +4,7 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
+#include <map>
 
 #include <tlm>
 
@@ -25,16 +25,17 @@ public:
 
 private:
     struct Region {
-        uint64_t start, end;  ///< inclusive, as tlm_dmi
+        uint64_t end;  ///< inclusive, as tlm_dmi
         unsigned char* ptr;
         bool readable, writable;
     };
+    using Regions = std::map<uint64_t, Region>;  ///< by start address; granted regions never overlap
     bool access(uint64_t addr, void* data, uint64_t bytes, bool write);
-    const Region* find(uint64_t addr, bool write);
+    /// The region holding addr with the right permission, asking the target if none is cached.
+    Regions::const_iterator find(uint64_t addr, bool write);
 
     tlm::tlm_initiator_socket<>& socket_;
-    std::vector<Region> regions_;
-    size_t last_ = 0;  ///< index of the last hit: accesses are mostly sequential
+    Regions regions_;
 };
 
 }  // namespace kpu::model

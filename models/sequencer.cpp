@@ -1,0 +1,130 @@
+#include "models/sequencer.h"
+
+#include <sstream>
+
+namespace kpu::model {
+
+namespace {
+const char* engine_name(compiler::EngineKind kind) {
+    switch (kind) {
+        case compiler::EngineKind::Dma: return "dma";
+        case compiler::EngineKind::BlockMover: return "block_mover";
+        case compiler::EngineKind::Streamer: return "streamer";
+        case compiler::EngineKind::Fabric: return "fabric";
+    }
+    return "?";
+}
+
+std::string engine_text(const compiler::BoundOp& op) {
+    if (op.engine == compiler::EngineKind::Dma) return "dma_" + std::to_string(op.unit);
+    std::string text = "tile_" + std::to_string(op.tile) + "." + engine_name(op.engine);
+    return op.engine == compiler::EngineKind::Fabric ? text : text + "_" + std::to_string(op.unit);
+}
+}  // namespace
+
+Sequencer::Sequencer(sc_core::sc_module_name name, Dispatch dispatch)
+    : sc_core::sc_module(name), dispatch_(std::move(dispatch)) {}
+
+Sequencer::EngineKey Sequencer::key_of(const compiler::BoundOp& op) {
+    return {uint8_t(op.engine), op.engine == compiler::EngineKind::Dma ? 0 : op.tile, op.unit};
+}
+
+void Sequencer::start(const compiler::BoundProgram& program) {
+    program_ = &program;
+    const size_t n = program.ops.size();
+    records_.assign(n, OpRecord{});
+    missing_deps_.assign(n, 0);
+    dependents_.assign(n, {});
+    pending_.clear();
+    completed_ = in_flight_ = 0;
+    done_ = false;
+    error_.clear();
+    started_at_ = sc_core::sc_time_stamp();
+    for (const auto& op : program.ops) {
+        missing_deps_[op.id] = uint32_t(op.deps.size());
+        for (uint32_t dep : op.deps) dependents_[dep].push_back(op.id);
+    }
+    if (n == 0) return finish("");
+    for (const auto& op : program.ops)
+        if (missing_deps_[op.id] == 0) make_ready(op.id);
+}
+
+void Sequencer::make_ready(uint32_t id) {
+    const EngineKey engine = key_of(program_->ops[id]);
+    pending_[engine].push_back(id);
+    pump(engine);
+}
+
+void Sequencer::pump(const EngineKey& engine) {
+    auto it = pending_.find(engine);
+    if (it == pending_.end()) return;
+    auto& queue = it->second;
+    while (!queue.empty() && error_.empty()) {
+        const uint32_t id = queue.front();
+        if (!dispatch_(program_->ops[id])) break;  // engine full: retried on its next completion
+        queue.pop_front();
+        records_[id].state = OpRecord::State::Dispatched;
+        records_[id].dispatched = sc_core::sc_time_stamp();
+        ++in_flight_;
+    }
+    if (queue.empty()) pending_.erase(it);
+}
+
+void Sequencer::complete(uint32_t op_id, bool ok) {
+    if (!program_ || op_id >= records_.size() || records_[op_id].state != OpRecord::State::Dispatched) {
+        SC_REPORT_ERROR("kpu/sequencer", (std::string(name()) + ": completion for op " + std::to_string(op_id) +
+                                          " that is not in flight").c_str());
+        return;
+    }
+    OpRecord& record = records_[op_id];
+    record.completed = sc_core::sc_time_stamp();
+    record.state = ok ? OpRecord::State::Done : OpRecord::State::Failed;
+    --in_flight_;
+    ++completed_;
+    const compiler::BoundOp& op = program_->ops[op_id];
+    if (!ok && error_.empty()) {
+        // Stop issuing; let what is in flight finish so the platform is quiet afterwards.
+        error_ = "op " + std::to_string(op_id) + " on " + engine_text(op) + " failed";
+        pending_.clear();
+    }
+    if (error_.empty()) {
+        for (uint32_t next : dependents_[op_id])
+            if (--missing_deps_[next] == 0) make_ready(next);
+        pump(key_of(op));
+    }
+    if (completed_ == program_->ops.size() || (!error_.empty() && in_flight_ == 0)) finish(error_);
+}
+
+void Sequencer::finish(const std::string& error) {
+    done_ = true;
+    error_ = error;
+    finished_at_ = sc_core::sc_time_stamp();
+    finished_.notify(sc_core::SC_ZERO_TIME);
+}
+
+std::string Sequencer::stuck_report(size_t max_ops) const {
+    if (!program_ || done_) return "";
+    std::ostringstream out;
+    out << (program_->ops.size() - completed_) << " of " << program_->ops.size() << " ops did not complete";
+    size_t shown = 0;
+    for (const auto& op : program_->ops) {
+        const OpRecord& record = records_[op.id];
+        if (record.state == OpRecord::State::Done || record.state == OpRecord::State::Failed) continue;
+        if (shown++ == max_ops) {
+            out << "; ...";
+            break;
+        }
+        out << "; op " << op.id << " on " << engine_text(op);
+        if (record.state == OpRecord::State::Dispatched) {
+            out << " was dispatched and never completed";
+        } else {
+            out << " waits for";
+            for (uint32_t dep : op.deps)
+                if (records_[dep].state != OpRecord::State::Done) out << " op " << dep;
+            if (missing_deps_[op.id] == 0) out << " a free slot in its engine's queue";
+        }
+    }
+    return out.str();
+}
+
+}  // namespace kpu::model

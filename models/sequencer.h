@@ -1,0 +1,76 @@
+// Sequencer: the KPU's program sequencer. It plays a bound program (compiler/bound_program.h)
+// into the engines: each op goes to its engine as soon as every op it depends on has
+// completed; nothing else orders them (no global barriers). It records per-op times and
+// detects a program that can no longer progress. It charges no time itself.
+// Sockets: none; it talks to engines through the Dispatch function the platform gives it and
+// hears back through complete().
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <systemc>
+
+#include "compiler/bound_program.h"
+
+namespace kpu::model {
+
+class Sequencer : public sc_core::sc_module {
+public:
+    /// Hands an op to its engine; false when that engine's queue is full (the op is retried
+    /// when the same engine next reports a completion).
+    using Dispatch = std::function<bool(const compiler::BoundOp&)>;
+
+    struct OpRecord {
+        sc_core::sc_time dispatched;  ///< when the engine got it
+        sc_core::sc_time completed;   ///< when the engine reported it done
+        enum class State : uint8_t { Waiting, Dispatched, Done, Failed } state = State::Waiting;
+    };
+
+    Sequencer(sc_core::sc_module_name name, Dispatch dispatch);
+
+    /// Starts playing `program` (which must outlive the run). Completion notifies finished().
+    void start(const compiler::BoundProgram& program);
+
+    /// Engines report here, at the simulated time the op finished.
+    void complete(uint32_t op_id, bool ok);
+
+    bool running() const { return program_ != nullptr && !done_; }
+    bool succeeded() const { return done_ && error_.empty(); }
+    const std::string& error() const { return error_; }  ///< first failure, empty if none
+    const sc_core::sc_event& finished() const { return finished_; }
+    sc_core::sc_time started_at() const { return started_at_; }
+    sc_core::sc_time finished_at() const { return finished_at_; }
+    const std::vector<OpRecord>& records() const { return records_; }
+
+    /// When the simulation ran out of events while ops remain: which ops are stuck and what
+    /// each waits for (an op in an engine, or the deps it still misses). Empty when none.
+    std::string stuck_report(size_t max_ops = 10) const;
+
+private:
+    using EngineKey = std::tuple<uint8_t, uint32_t, uint32_t>;  ///< (kind, tile, unit)
+    static EngineKey key_of(const compiler::BoundOp& op);
+    void make_ready(uint32_t id);
+    void pump(const EngineKey& engine);
+    void finish(const std::string& error);
+
+    Dispatch dispatch_;
+    const compiler::BoundProgram* program_ = nullptr;
+    std::vector<OpRecord> records_;
+    std::vector<uint32_t> missing_deps_;                  ///< per op: deps not yet completed
+    std::vector<std::vector<uint32_t>> dependents_;       ///< per op: ops that wait for it
+    std::map<EngineKey, std::deque<uint32_t>> pending_;   ///< ready, refused by a full engine
+    size_t completed_ = 0;
+    size_t in_flight_ = 0;
+    bool done_ = false;
+    std::string error_;
+    sc_core::sc_event finished_;
+    sc_core::sc_time started_at_, finished_at_;
+};
+
+}  // namespace kpu::model
