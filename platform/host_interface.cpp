@@ -1,0 +1,147 @@
+#include "platform/host_interface.h"
+
+#include <cstring>
+#include <sstream>
+
+namespace kpu::platform {
+
+namespace {
+const char* kMsgType = "kpu/host";
+}
+
+HostInterface::HostInterface(sc_core::sc_module_name name, uint64_t dram_size, Start start)
+    : sc_core::sc_module(name),
+      socket("socket"),
+      device_socket("device_socket"),
+      irq("irq"),
+      dram_size_(dram_size),
+      start_(std::move(start)) {
+    socket.register_b_transport(this, &HostInterface::b_transport);
+    socket.register_transport_dbg(this, &HostInterface::transport_dbg);
+    socket.register_get_direct_mem_ptr(this, &HostInterface::get_direct_mem_ptr);
+    device_socket.register_invalidate_direct_mem_ptr(this, &HostInterface::invalidate_direct_mem_ptr);
+    SC_HAS_PROCESS(HostInterface);
+    SC_METHOD(drive_irq);
+    sensitive << irq_changed_;
+}
+
+void HostInterface::drive_irq() { irq.write(irq_level_); }
+
+bool HostInterface::to_device(tlm::tlm_generic_payload& trans) const {
+    const uint64_t addr = trans.get_address();
+    if (addr < kMemoryWindow || addr - kMemoryWindow >= dram_size_) return false;
+    if (addr - kMemoryWindow + trans.get_data_length() > dram_size_) return false;
+    trans.set_address(addr - kMemoryWindow);
+    return true;
+}
+
+void HostInterface::b_transport(tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) {
+    if (trans.get_address() < kRegisterSpace) return access_register(trans);
+    const uint64_t host_addr = trans.get_address();
+    if (!to_device(trans)) {
+        std::ostringstream msg;
+        msg << name() << ": host access at 0x" << std::hex << host_addr << std::dec << " (" << trans.get_data_length()
+            << " bytes) is outside the register space and the DRAM window";
+        SC_REPORT_WARNING(kMsgType, msg.str().c_str());
+        trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        return;
+    }
+    device_socket->b_transport(trans, delay);
+    trans.set_address(host_addr);
+}
+
+unsigned HostInterface::transport_dbg(tlm::tlm_generic_payload& trans) {
+    const uint64_t host_addr = trans.get_address();
+    if (!to_device(trans)) return 0;
+    const unsigned served = device_socket->transport_dbg(trans);
+    trans.set_address(host_addr);
+    return served;
+}
+
+bool HostInterface::get_direct_mem_ptr(tlm::tlm_generic_payload& trans, tlm::tlm_dmi& dmi) {
+    const uint64_t host_addr = trans.get_address();
+    if (!to_device(trans)) return false;
+    const bool granted = device_socket->get_direct_mem_ptr(trans, dmi);
+    trans.set_address(host_addr);
+    if (granted) {
+        // Device addresses back to host addresses, clipped to the window.
+        dmi.set_start_address(dmi.get_start_address() + kMemoryWindow);
+        dmi.set_end_address(std::min<uint64_t>(dmi.get_end_address(), dram_size_ - 1) + kMemoryWindow);
+    }
+    return granted;
+}
+
+void HostInterface::invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end) {
+    if (start >= dram_size_) return;
+    socket->invalidate_direct_mem_ptr(start + kMemoryWindow, std::min<uint64_t>(end, dram_size_ - 1) + kMemoryWindow);
+}
+
+void HostInterface::access_register(tlm::tlm_generic_payload& trans) {
+    const uint64_t offset = trans.get_address();
+    const unsigned len = trans.get_data_length();
+    if ((len != 4 && len != 8) || offset % len != 0 || trans.get_byte_enable_ptr() != nullptr) {
+        trans.set_response_status(tlm::TLM_BURST_ERROR_RESPONSE);
+        return;
+    }
+    const uint64_t reg = offset & ~uint64_t(7);
+    const unsigned shift = unsigned(offset - reg) * 8;  // the upper half of a 64-bit register
+    const auto id = static_cast<HostRegister>(reg);
+    uint64_t value = 0;
+    if (trans.is_read()) {
+        switch (id) {
+            case HostRegister::Id: value = kKpuId; break;
+            case HostRegister::ProgramAddr: value = program_addr_; break;
+            case HostRegister::ProgramSize: value = program_size_; break;
+            case HostRegister::Status: value = uint64_t(status_); break;
+            case HostRegister::Error: value = uint64_t(error_); break;
+            case HostRegister::Cycles: value = cycles_; break;
+            case HostRegister::Control: value = 0; break;
+            default: trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); return;
+        }
+        value >>= shift;
+        std::memcpy(trans.get_data_ptr(), &value, len);
+        trans.set_response_status(tlm::TLM_OK_RESPONSE);
+        return;
+    }
+    std::memcpy(&value, trans.get_data_ptr(), len);
+    auto store = [&](uint64_t& reg_value) {
+        const uint64_t mask = (len == 8 ? ~uint64_t(0) : 0xffffffffull) << shift;
+        reg_value = (reg_value & ~mask) | ((value << shift) & mask);
+    };
+    trans.set_response_status(tlm::TLM_OK_RESPONSE);
+    switch (id) {
+        case HostRegister::ProgramAddr: store(program_addr_); return;
+        case HostRegister::ProgramSize: store(program_size_); return;
+        case HostRegister::Control:
+            if (value & kControlIrqAck) {
+                irq_level_ = false;
+                irq_changed_.notify(sc_core::SC_ZERO_TIME);
+            }
+            if (value & kControlStart) {
+                if (status_ == HostStatus::Running) {
+                    // Refused; the running program goes on and will report its own end.
+                    error_ = HostError::Busy;
+                    return;
+                }
+                status_ = HostStatus::Running;
+                error_ = HostError::None;
+                message_.clear();
+                cycles_ = 0;
+                start_(program_addr_, program_size_);
+            }
+            return;
+        default: trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); return;
+    }
+}
+
+void HostInterface::finish(HostError error, const std::string& message, uint64_t cycles) {
+    status_ = error == HostError::None ? HostStatus::Done : HostStatus::Error;
+    error_ = error;
+    message_ = message;
+    cycles_ = cycles;
+    if (error != HostError::None) SC_REPORT_WARNING(kMsgType, (std::string(name()) + ": " + message).c_str());
+    irq_level_ = true;
+    irq_changed_.notify(sc_core::SC_ZERO_TIME);
+}
+
+}  // namespace kpu::platform
