@@ -55,8 +55,9 @@ bool HostDriver::copy(HostBuffer& buffer, bool to_device) {
 void HostDriver::run() {
     for (auto& input : job_.inputs)
         if (!copy(input, true)) return;
-    HostBuffer image{"the program image", job_.image_addr, std::vector<uint8_t>(job_.image.begin(), job_.image.end())};
-    if (!copy(image, true)) return;
+    // A member, not a local: a thread still suspended when the simulation ends never unwinds.
+    image_ = {"the program image", job_.image_addr, std::vector<uint8_t>(job_.image.begin(), job_.image.end())};
+    if (!copy(image_, true)) return;
     write_register(HostRegister::ProgramAddr, job_.image_addr);
     write_register(HostRegister::ProgramSize, job_.image.size());
     write_register(HostRegister::Control, kControlStart);

@@ -61,6 +61,7 @@ private:
     void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end);
 
     HostJob& job_;
+    HostBuffer image_;
     model::DmiCache memory_;
     HostResult result_;
 };
