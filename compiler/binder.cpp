@@ -1,0 +1,280 @@
+#include "compiler/binder.h"
+
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler/compile_error.h"
+#include "compiler/hazard_tracker.h"
+#include "compiler/tiler.h"
+
+namespace kpu::compiler {
+
+const char* to_string(EngineKind engine) {
+    switch (engine) {
+        case EngineKind::Dma: return "dma";
+        case EngineKind::BlockMover: return "block_mover";
+        case EngineKind::Streamer: return "streamer";
+        case EngineKind::Fabric: return "fabric";
+    }
+    return "?";
+}
+
+uint32_t task_tile(const Program& program, uint32_t task, const hw::Config& config) {
+    uint32_t first = task;  // index of the kernel's first task
+    while (first > 0 && program.tasks[first - 1].kernel == program.tasks[task].kernel) --first;
+    return (task - first) % config.compute_tiles;
+}
+
+namespace {
+
+uint64_t round_up(uint64_t v, uint64_t g) { return (v + g - 1) / g * g; }
+
+/// Where each slot of each logical buffer of one kernel sits, relative to its level's
+/// per-tile base.
+struct Layout {
+    uint64_t offset[kBufferCount][2] = {};
+    uint32_t pitch[kBufferCount] = {};
+    uint32_t tensor[kBufferCount] = {};
+};
+
+/// L2 and L1: one bank (buffer) per slot when everything fits that way, so that A and B
+/// traffic use separate ports; packed otherwise. L3 (one instance per tile): packed.
+Layout place(const Program& program, uint32_t kernel, const hw::Config& config) {
+    const auto plan = plan_buffers(program.graph, program.kernels[kernel], max_task_extent(program, kernel));
+    const Op& op = program.graph.ops()[program.kernels[kernel].op];
+    Layout layout;
+    for (hw::Level level : {hw::Level::L3, hw::Level::L2, hw::Level::L1}) {
+        const uint64_t need = level_bytes(plan, level), have = level_capacity(config, level);
+        if (need > have) {
+            const BufferSpec* biggest = nullptr;
+            for (const BufferSpec& b : plan)
+                if (b.level == level && (!biggest || b.slot_bytes * b.slots > biggest->slot_bytes * biggest->slots))
+                    biggest = &b;
+            std::ostringstream msg;
+            msg << "cannot bind op '" << op.name << "' to config '" << config.name << "': tensor '"
+                << program.graph.tensor(biggest->tensor).name << "' needs " << biggest->slots << " x "
+                << biggest->slot_bytes << " bytes in " << to_string(biggest->buffer) << "; " << hw::to_string(level)
+                << " needs " << need << " bytes per compute tile in total but has " << have;
+            throw CompileError(msg.str());
+        }
+        const uint64_t instance = level == hw::Level::L2   ? config.l2.capacity_bytes
+                                  : level == hw::Level::L1 ? config.l1.capacity_bytes
+                                                           : have;
+        uint64_t spread = 0;
+        for (const BufferSpec& b : plan)
+            if (b.level == level) spread += b.slots * round_up(b.slot_bytes, instance);
+        const uint64_t granule = (level != hw::Level::L3 && spread <= have) ? instance : kAlign;
+        uint64_t next = 0;
+        for (uint32_t slot = 0; slot < 2; ++slot)
+            for (const BufferSpec& b : plan) {
+                if (b.level != level || slot >= b.slots) continue;
+                layout.offset[int(b.buffer)][slot] = next;
+                layout.pitch[int(b.buffer)] = b.pitch;
+                layout.tensor[int(b.buffer)] = b.tensor;
+                next += round_up(b.slot_bytes, granule);
+            }
+    }
+    return layout;
+}
+
+/// Which engine of a kind moves a tensor: A, B, results and bias on different units when the
+/// tile has that many, so their transfers run in parallel.
+uint32_t unit_for(const Op& op, uint32_t tensor, uint32_t count) {
+    const uint32_t role = tensor == op.a ? 0 : tensor == op.b ? 1 : tensor == op.c ? 2 : 3;
+    return role % count;
+}
+
+class Binder {
+public:
+    Binder(const Program& program, const hw::Config& config) : program_(program), config_(config), map_(config) {}
+
+    BoundProgram run() {
+        bound_.config_name = config_.name;
+        place_tensors();
+        for (uint32_t k = 0; k < program_.kernels.size(); ++k) layouts_.push_back(place(program_, k, config_));
+        for (uint32_t t = 0; t < program_.tasks.size(); ++t) tiles_.push_back(task_tile(program_, t, config_));
+        for_each_op(program_, [this](const DfxOp& op) { bind_op(op); });
+        return std::move(bound_);
+    }
+
+private:
+    void place_tensors() {
+        uint64_t next = 0;
+        for (const Tensor& t : program_.graph.tensors()) {
+            BoundTensor b{t.name, t.shape, to_string(t.dtype), to_string(*t.role), next, t.bytes()};
+            next += round_up(t.bytes(), config_.dram.interleave_bytes);
+            if (next > map_.dram_size()) {
+                std::ostringstream msg;
+                msg << "cannot bind to config '" << config_.name << "': tensor '" << t.name << "' (" << t.bytes()
+                    << " bytes) ends at DRAM byte " << next << " but DRAM has " << map_.dram_size() << " bytes";
+                throw CompileError(msg.str());
+            }
+            bound_.tensors.push_back(std::move(b));
+        }
+    }
+
+    uint64_t level_base(hw::Level level, uint32_t tile) const {
+        switch (level) {
+            case hw::Level::L3: return map_.l3_base(tile);
+            case hw::Level::L2: return map_.l2_base(tile, 0);
+            default: return map_.l1_base(tile, 0);
+        }
+    }
+
+    uint64_t address(const BufferRef& r) const {
+        return level_base(level_of(r.buffer), tile_) + layout_->offset[int(r.buffer)][r.slot] + r.offset * 4;
+    }
+
+    uint64_t stride(const BufferRef& r) const { return uint64_t(layout_->pitch[int(r.buffer)]) * 4; }
+
+    /// Records an access of `rows` rows of `row_bytes` at `addr` with `stride` on chip.
+    void touch(hw::Level level, uint64_t addr, uint64_t rows, uint64_t row_bytes, uint64_t pitch, bool write,
+               BoundOp& op) {
+        const uint64_t space = (uint64_t(level) << 32) | tile_;
+        tracker_.access(space, addr, addr + (rows - 1) * pitch + row_bytes, write, op.id, op.deps);
+    }
+
+    void touch_acc(bool write, BoundOp& op) { tracker_.access(uint64_t(7) << 32 | tile_, 0, 1, write, op.id, op.deps); }
+
+    void bind_op(const DfxOp& d) {
+        tile_ = tiles_[d.task];
+        const Kernel& kernel = program_.kernels[program_.tasks[d.task].kernel];
+        layout_ = &layouts_[program_.tasks[d.task].kernel];
+        const Op& gop = program_.graph.ops()[kernel.op];
+        BoundOp op;
+        op.id = uint32_t(bound_.ops.size());
+        op.dfx_op = d.id;
+        op.tile = tile_;
+        op.deps = d.deps;
+        switch (d.kind) {
+            case DfxOpKind::Load:
+            case DfxOpKind::Store:
+            case DfxOpKind::Move: {
+                op.kind = BoundOp::Kind::Move;
+                hw::Transfer& x = op.move;
+                x.id = op.id;
+                x.rows = uint32_t(d.rows);
+                x.row_bytes = uint32_t(d.cols * 4);
+                const BoundTensor& t = bound_.tensors[d.tensor];
+                const uint64_t tensor_pitch = t.shape.size() == 2 ? t.shape[1] * 4 : x.row_bytes;
+                const uint64_t tensor_addr = t.dram_addr + (d.row * (t.shape.size() == 2 ? t.shape[1] : 0) + d.col) * 4;
+                const hw::Level src = d.src_level(), dst = d.dst_level();
+                x.src = src == hw::Level::Dram ? tensor_addr : address(d.src);
+                x.src_stride = src == hw::Level::Dram ? tensor_pitch : stride(d.src);
+                x.dst = dst == hw::Level::Dram ? tensor_addr : address(d.dst);
+                x.dst_stride = dst == hw::Level::Dram ? tensor_pitch : stride(d.dst);
+                if (src != hw::Level::Dram) touch(src, x.src, x.rows, x.row_bytes, x.src_stride, false, op);
+                if (dst != hw::Level::Dram) touch(dst, x.dst, x.rows, x.row_bytes, x.dst_stride, true, op);
+                if (src == hw::Level::Dram || dst == hw::Level::Dram) {
+                    op.engine = EngineKind::Dma;
+                    op.unit = dma_next_++ % config_.dma.count;
+                    (src == hw::Level::Dram ? bound_.dram_read_bytes : bound_.dram_write_bytes) += x.bytes();
+                } else if (src == hw::Level::L1 || dst == hw::Level::L1) {
+                    op.engine = EngineKind::Streamer;
+                    op.unit = unit_for(gop, d.tensor, config_.streamer.count);
+                } else {
+                    op.engine = EngineKind::BlockMover;
+                    op.unit = unit_for(gop, d.tensor, config_.block_mover.count);
+                }
+                break;
+            }
+            case DfxOpKind::Matmul: {
+                op.kind = BoundOp::Kind::Matmul;
+                op.engine = EngineKind::Fabric;
+                MatmulCommand& m = op.matmul;
+                m.a = address(d.a);
+                m.b = address(d.b);
+                m.lda = layout_->pitch[int(d.a.buffer)];
+                m.ldb = layout_->pitch[int(d.b.buffer)];
+                m.m = d.m;
+                m.n = d.n;
+                m.k = d.k;
+                m.accumulate = d.accumulate;
+                touch(hw::Level::L1, m.a, m.m, uint64_t(m.k) * 4, uint64_t(m.lda) * 4, false, op);
+                touch(hw::Level::L1, m.b, m.k, uint64_t(m.n) * 4, uint64_t(m.ldb) * 4, false, op);
+                touch_acc(true, op);
+                bound_.macs += uint64_t(m.m) * m.n * m.k;
+                break;
+            }
+            case DfxOpKind::Drain: {
+                op.kind = BoundOp::Kind::Drain;
+                op.engine = EngineKind::Fabric;
+                DrainCommand& c = op.drain;
+                c.c = address(d.c);
+                c.ldc = layout_->pitch[int(d.c.buffer)];
+                c.m = d.m;
+                c.n = d.n;
+                c.has_bias = d.has_bias;
+                c.bias = d.has_bias ? address(d.bias) : 0;
+                c.activation = d.activation;
+                touch_acc(false, op);
+                if (c.has_bias) touch(hw::Level::L1, c.bias, 1, uint64_t(c.n) * 4, uint64_t(c.n) * 4, false, op);
+                touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * 4, uint64_t(c.ldc) * 4, true, op);
+                break;
+            }
+        }
+        normalize_deps(op.deps, op.id);
+        bound_.ops.push_back(std::move(op));
+    }
+
+    const Program& program_;
+    const hw::Config& config_;
+    hw::AddressMap map_;
+    BoundProgram bound_;
+    std::vector<Layout> layouts_;
+    std::vector<uint32_t> tiles_;
+    HazardTracker tracker_;
+    const Layout* layout_ = nullptr;
+    uint32_t tile_ = 0;
+    uint32_t dma_next_ = 0;
+};
+
+}  // namespace
+
+BoundProgram bind(const Program& program, const hw::Config& config) { return Binder(program, config).run(); }
+
+std::string write_bound_program(const BoundProgram& bound) {
+    using json = nlohmann::json;
+    json tensors = json::array();
+    for (const BoundTensor& t : bound.tensors)
+        tensors.push_back({{"name", t.name},
+                           {"shape", t.shape},
+                           {"dtype", t.dtype},
+                           {"role", t.role},
+                           {"dram_addr", t.dram_addr},
+                           {"bytes", t.bytes}});
+    std::ostringstream out;
+    out << "{\n \"config\": " << json(bound.config_name).dump() << ",\n \"dram_read_bytes\": " << bound.dram_read_bytes
+        << ",\n \"dram_write_bytes\": " << bound.dram_write_bytes << ",\n \"macs\": " << bound.macs
+        << ",\n \"tensors\": " << tensors.dump() << ",\n \"ops\": [";
+    static const char* const kKinds[] = {"move", "matmul", "drain"};
+    static const char* const kActivations[] = {"none", "relu", "gelu"};
+    for (size_t i = 0; i < bound.ops.size(); ++i) {
+        const BoundOp& op = bound.ops[i];
+        json o = {{"id", op.id},     {"kind", kKinds[int(op.kind)]}, {"engine", to_string(op.engine)},
+                  {"tile", op.tile}, {"unit", op.unit},              {"dfx_op", op.dfx_op},
+                  {"deps", op.deps}};
+        if (op.kind == BoundOp::Kind::Move)
+            o["move"] = {{"src", op.move.src},         {"dst", op.move.dst},
+                         {"rows", op.move.rows},       {"row_bytes", op.move.row_bytes},
+                         {"src_stride", op.move.src_stride}, {"dst_stride", op.move.dst_stride}};
+        if (op.kind == BoundOp::Kind::Matmul)
+            o["matmul"] = {{"a", op.matmul.a},     {"b", op.matmul.b}, {"lda", op.matmul.lda},
+                           {"ldb", op.matmul.ldb}, {"m", op.matmul.m}, {"n", op.matmul.n},
+                           {"k", op.matmul.k},     {"accumulate", op.matmul.accumulate}};
+        if (op.kind == BoundOp::Kind::Drain)
+            o["drain"] = {{"c", op.drain.c},
+                          {"ldc", op.drain.ldc},
+                          {"m", op.drain.m},
+                          {"n", op.drain.n},
+                          {"has_bias", op.drain.has_bias},
+                          {"bias", op.drain.bias},
+                          {"activation", kActivations[int(op.drain.activation)]}};
+        out << (i ? ",\n  " : "\n  ") << o.dump();
+    }
+    out << "\n ]\n}\n";
+    return out.str();
+}
+
+}  // namespace kpu::compiler

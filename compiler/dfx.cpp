@@ -1,0 +1,368 @@
+#include "compiler/dfx.h"
+
+#include <algorithm>
+#include <set>
+
+#include "compiler/hazard_tracker.h"
+
+namespace kpu::compiler {
+
+const char* to_string(Dataflow dataflow) {
+    return dataflow == Dataflow::OutputStationary ? "output-stationary" : "weight-stationary";
+}
+
+bool parse_dataflow(const std::string& name, Dataflow& out) {
+    for (Dataflow d : {Dataflow::OutputStationary, Dataflow::WeightStationary})
+        if (name == to_string(d)) {
+            out = d;
+            return true;
+        }
+    return false;
+}
+
+void Hints::add(const Hints& o) {
+    dram_read_bytes += o.dram_read_bytes;
+    dram_write_bytes += o.dram_write_bytes;
+    macs += o.macs;
+    compute_cycles += o.compute_cycles;
+    estimated_cycles += o.estimated_cycles;
+    const uint64_t bytes = dram_read_bytes + dram_write_bytes;
+    arithmetic_intensity = bytes ? 2.0 * double(macs) / double(bytes) : 0.0;
+}
+
+bool Hints::operator==(const Hints& o) const {
+    return dram_read_bytes == o.dram_read_bytes && dram_write_bytes == o.dram_write_bytes && macs == o.macs &&
+           compute_cycles == o.compute_cycles && estimated_cycles == o.estimated_cycles &&
+           arithmetic_intensity == o.arithmetic_intensity;
+}
+
+const char* to_string(Buffer buffer) {
+    static const char* const kNames[kBufferCount] = {"L3.panel", "L3.strip", "L3.out", "L3.bias", "L2.a", "L2.b",
+                                                     "L2.c",     "L2.bias",  "L1.a",   "L1.b",   "L1.c", "L1.bias"};
+    return kNames[int(buffer)];
+}
+
+hw::Level level_of(Buffer buffer) {
+    switch (buffer) {
+        case Buffer::Panel: case Buffer::Strip: case Buffer::Out: case Buffer::Bias3: return hw::Level::L3;
+        case Buffer::A2: case Buffer::B2: case Buffer::C2: case Buffer::Bias2: return hw::Level::L2;
+        default: return hw::Level::L1;
+    }
+}
+
+const char* to_string(DfxOpKind kind) {
+    switch (kind) {
+        case DfxOpKind::Load: return "LOAD";
+        case DfxOpKind::Move: return "MOVE";
+        case DfxOpKind::Store: return "STORE";
+        case DfxOpKind::Matmul: return "MATMUL_TILE";
+        case DfxOpKind::Drain: return "DRAIN";
+    }
+    return "?";
+}
+
+hw::Level DfxOp::src_level() const { return kind == DfxOpKind::Load ? hw::Level::Dram : level_of(src.buffer); }
+hw::Level DfxOp::dst_level() const { return kind == DfxOpKind::Store ? hw::Level::Dram : level_of(dst.buffer); }
+
+uint32_t tile_count(uint64_t extent, uint32_t tile) { return uint32_t((extent + tile - 1) / tile); }
+
+Span1 tile_span(uint64_t extent, uint32_t tile, uint32_t index) {
+    const uint64_t first = uint64_t(index) * tile;
+    return {first, std::min<uint64_t>(tile, extent - first)};
+}
+
+std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent) {
+    return plan_buffers(graph.ops()[kernel.op], graph.k(kernel.op), kernel.dataflow, kernel.tile, extent);
+}
+
+std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent) {
+    const uint64_t tm = tile.tm, tn = tile.tn, tk = tile.tk;
+    const bool os = dataflow == Dataflow::OutputStationary;
+    std::vector<BufferSpec> plan;
+    auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
+        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * 4, uint32_t(pitch), tensor});
+    };
+    if (os) {
+        add(Buffer::Panel, 1, extent.rows, k, op.a);
+        add(Buffer::Strip, 2, k, tn, op.b);
+        add(Buffer::Out, 2, extent.rows, tn, op.c);
+    } else {
+        add(Buffer::Panel, 1, k, extent.cols, op.b);
+        add(Buffer::Strip, 2, tm, k, op.a);
+        add(Buffer::Out, 2, tm, extent.cols, op.c);
+    }
+    add(Buffer::A2, 2, tm, tk, op.a);
+    add(Buffer::B2, 2, tk, tn, op.b);
+    add(Buffer::C2, 2, tm, tn, op.c);
+    add(Buffer::A1, 2, tm, tk, op.a);
+    add(Buffer::B1, 2, tk, tn, op.b);
+    add(Buffer::C1, 2, tm, tn, op.c);
+    if (op.bias)
+        for (Buffer b : {Buffer::Bias3, Buffer::Bias2, Buffer::Bias1}) add(b, 1, 1, extent.cols, *op.bias);
+    return plan;
+}
+
+uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level) {
+    uint64_t total = 0;
+    for (const BufferSpec& b : plan)
+        if (b.level == level) total += b.slots * ((b.slot_bytes + kAlign - 1) / kAlign * kAlign);
+    return total;
+}
+
+namespace {
+
+struct Extent2 {
+    uint64_t r0, r1, c0, c1;  // elements
+};
+
+Extent2 task_elements(const Program& program, const Task& task) {
+    const Kernel& kernel = program.kernels[task.kernel];
+    const uint64_t m = program.graph.m(kernel.op), n = program.graph.n(kernel.op);
+    const uint64_t tm = kernel.tile.tm, tn = kernel.tile.tn;
+    return {task.r0 * tm, std::min(m, task.r1 * tm), task.c0 * tn, std::min(n, task.c1 * tn)};
+}
+
+bool overlaps(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) { return a0 < b1 && b0 < a1; }
+
+}  // namespace
+
+TaskExtent max_task_extent(const Program& program, uint32_t kernel) {
+    TaskExtent extent;
+    for (const Task& t : program.tasks) {
+        if (t.kernel != kernel) continue;
+        Extent2 e = task_elements(program, t);
+        extent.rows = std::max(extent.rows, e.r1 - e.r0);
+        extent.cols = std::max(extent.cols, e.c1 - e.c0);
+    }
+    return extent;
+}
+
+void task_traffic(const Program& program, const Task& task, uint64_t& read, uint64_t& write) {
+    const Kernel& kernel = program.kernels[task.kernel];
+    const Extent2 e = task_elements(program, task);
+    const uint64_t rows = e.r1 - e.r0, cols = e.c1 - e.c0, k = program.graph.k(kernel.op);
+    const bool bias = program.graph.ops()[kernel.op].bias.has_value();
+    read = 4 * (rows * k + k * cols + (bias ? cols : 0));
+    write = 4 * rows * cols;
+}
+
+std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
+    const Task& task = program.tasks[index];
+    const Op& op = program.graph.ops()[program.kernels[task.kernel].op];
+    const Extent2 e = task_elements(program, task);
+    std::vector<uint32_t> out;
+    for (uint32_t u = 0; u < index; ++u) {
+        const Task& other = program.tasks[u];
+        const uint32_t written = program.graph.ops()[program.kernels[other.kernel].op].c;
+        if (written != op.a && written != op.b) continue;
+        const Extent2 w = task_elements(program, other);
+        // A is read as rows [r0, r1) x all K; B as all K x columns [c0, c1).
+        const bool hit = (written == op.a && overlaps(e.r0, e.r1, w.r0, w.r1)) ||
+                         (written == op.b && overlaps(e.c0, e.c1, w.c0, w.c1));
+        if (hit) out.push_back(u);
+    }
+    return out;
+}
+
+namespace {
+
+/// Emits the ops of one program, task by task.
+class Expander {
+public:
+    Expander(const Program& program, const std::function<void(const DfxOp&)>& visit)
+        : program_(program), visit_(visit), stores_(program.tasks.size()) {
+        for (uint32_t k = 0; k < program.kernels.size(); ++k)
+            plans_.push_back(plan_buffers(program.graph, program.kernels[k], max_task_extent(program, k)));
+        for (const Task& t : program.tasks) needed_.insert(t.deps.begin(), t.deps.end());
+    }
+
+    void run() {
+        for (uint32_t t = 0; t < program_.tasks.size(); ++t) expand(t);
+    }
+
+private:
+    struct StoreRecord {
+        uint32_t op, tensor;
+        uint64_t r0, r1, c0, c1;
+    };
+
+    uint32_t pitch(Buffer b) const {
+        for (const BufferSpec& s : *plan_)
+            if (s.buffer == b) return s.pitch;
+        return 0;
+    }
+
+    /// Logical space of one slot of one buffer; the accumulators are space kAcc.
+    static uint64_t space(const BufferRef& r) { return uint64_t(r.buffer) * 16 + r.slot; }
+    static constexpr uint64_t kAcc = 1000;
+
+    void touch(const BufferRef& r, uint64_t rows, uint64_t cols, bool write) {
+        const uint64_t extent = (rows - 1) * pitch(r.buffer) + cols;
+        tracker_.access(space(r), r.offset, r.offset + extent, write, op_.id, op_.deps);
+    }
+
+    void begin(DfxOpKind kind) {
+        op_ = DfxOp();
+        op_.id = next_id_++;
+        op_.kind = kind;
+        op_.task = task_;
+    }
+
+    void finish() {
+        normalize_deps(op_.deps, op_.id);
+        visit_(op_);
+    }
+
+    void region(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols) {
+        op_.tensor = tensor;
+        op_.row = row;
+        op_.col = col;
+        op_.rows = rows;
+        op_.cols = cols;
+    }
+
+    void load(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef dst) {
+        begin(DfxOpKind::Load);
+        region(tensor, row, col, rows, cols);
+        op_.dst = dst;
+        for (uint32_t u : program_.tasks[task_].deps)
+            for (const StoreRecord& s : stores_[u])
+                if (s.tensor == tensor && overlaps(row, row + rows, s.r0, s.r1) && overlaps(col, col + cols, s.c0, s.c1))
+                    op_.deps.push_back(s.op);
+        touch(dst, rows, cols, true);
+        finish();
+    }
+
+    void move(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src, BufferRef dst) {
+        begin(DfxOpKind::Move);
+        region(tensor, row, col, rows, cols);
+        op_.src = src;
+        op_.dst = dst;
+        touch(src, rows, cols, false);
+        touch(dst, rows, cols, true);
+        finish();
+    }
+
+    void store(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src) {
+        begin(DfxOpKind::Store);
+        region(tensor, row, col, rows, cols);
+        op_.src = src;
+        touch(src, rows, cols, false);
+        if (needed_.count(task_)) stores_[task_].push_back({op_.id, tensor, row, row + rows, col, col + cols});
+        finish();
+    }
+
+    void matmul(BufferRef a, BufferRef b, uint64_t m, uint64_t n, uint64_t k, bool accumulate) {
+        begin(DfxOpKind::Matmul);
+        op_.a = a;
+        op_.b = b;
+        op_.m = uint32_t(m);
+        op_.n = uint32_t(n);
+        op_.k = uint32_t(k);
+        op_.accumulate = accumulate;
+        touch(a, m, k, false);
+        touch(b, k, n, false);
+        tracker_.access(kAcc, 0, 1, true, op_.id, op_.deps);
+        finish();
+    }
+
+    void drain(BufferRef c, bool has_bias, BufferRef bias, uint64_t m, uint64_t n, Activation activation) {
+        begin(DfxOpKind::Drain);
+        op_.c = c;
+        op_.dst = c;
+        op_.has_bias = has_bias;
+        op_.bias = bias;
+        op_.m = uint32_t(m);
+        op_.n = uint32_t(n);
+        op_.activation = activation;
+        tracker_.access(kAcc, 0, 1, false, op_.id, op_.deps);
+        if (has_bias) touch(bias, 1, n, false);
+        touch(c, m, n, true);
+        finish();
+    }
+
+    void expand(uint32_t t) {
+        task_ = t;
+        tracker_.clear();
+        const Task& task = program_.tasks[t];
+        const Kernel& kernel = program_.kernels[task.kernel];
+        plan_ = &plans_[task.kernel];
+        const Graph& g = program_.graph;
+        const Op& op = g.ops()[kernel.op];
+        const uint64_t M = g.m(kernel.op), N = g.n(kernel.op), K = g.k(kernel.op);
+        const TileShape tile = kernel.tile;
+        const bool os = kernel.dataflow == Dataflow::OutputStationary;
+        const Extent2 e = task_elements(program_, task);
+        const uint32_t ks = tile_count(K, tile.tk);
+        const uint32_t panel_pitch = pitch(Buffer::Panel);
+
+        if (os)
+            load(op.a, e.r0, 0, e.r1 - e.r0, K, {Buffer::Panel, 0, 0});
+        else
+            load(op.b, 0, e.c0, K, e.c1 - e.c0, {Buffer::Panel, 0, 0});
+        if (op.bias) {
+            load(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0});
+            move(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0}, {Buffer::Bias2, 0, 0});
+            move(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias2, 0, 0}, {Buffer::Bias1, 0, 0});
+        }
+        uint32_t chunk = 0, fabric_tile = 0;
+        // Outer loop: strips of the streamed operand; inner: fabric tiles along the panel.
+        const uint32_t outer0 = os ? task.c0 : task.r0, outer1 = os ? task.c1 : task.r1;
+        const uint32_t inner0 = os ? task.r0 : task.c0, inner1 = os ? task.r1 : task.c1;
+        for (uint32_t s = outer0; s < outer1; ++s) {
+            const uint32_t slot = (s - outer0) % 2;
+            const BufferRef strip{Buffer::Strip, slot, 0}, out{Buffer::Out, slot, 0};
+            const Span1 S = tile_span(os ? N : M, os ? tile.tn : tile.tm, s);
+            if (os)
+                load(op.b, 0, S.first, K, S.count, strip);
+            else
+                load(op.a, S.first, 0, S.count, K, strip);
+            for (uint32_t f = inner0; f < inner1; ++f) {
+                const Span1 F = tile_span(os ? M : N, os ? tile.tm : tile.tn, f);
+                const Span1 I = os ? F : S, J = os ? S : F;
+                for (uint32_t q = 0; q < ks; ++q, ++chunk) {
+                    const Span1 Q = tile_span(K, tile.tk, q);
+                    const uint32_t cs = chunk % 2;
+                    const BufferRef a_src = os ? BufferRef{Buffer::Panel, 0, (I.first - e.r0) * K + Q.first}
+                                               : BufferRef{Buffer::Strip, slot, Q.first};
+                    const BufferRef b_src = os ? BufferRef{Buffer::Strip, slot, Q.first * tile.tn}
+                                               : BufferRef{Buffer::Panel, 0, Q.first * panel_pitch + (J.first - e.c0)};
+                    move(op.a, I.first, Q.first, I.count, Q.count, a_src, {Buffer::A2, cs, 0});
+                    move(op.b, Q.first, J.first, Q.count, J.count, b_src, {Buffer::B2, cs, 0});
+                    move(op.a, I.first, Q.first, I.count, Q.count, {Buffer::A2, cs, 0}, {Buffer::A1, cs, 0});
+                    move(op.b, Q.first, J.first, Q.count, J.count, {Buffer::B2, cs, 0}, {Buffer::B1, cs, 0});
+                    matmul({Buffer::A1, cs, 0}, {Buffer::B1, cs, 0}, I.count, J.count, Q.count, q > 0);
+                }
+                const uint32_t fs = fabric_tile++ % 2;
+                drain({Buffer::C1, fs, 0}, op.bias.has_value(), {Buffer::Bias1, 0, J.first - e.c0}, I.count, J.count,
+                      op.activation);
+                move(op.c, I.first, J.first, I.count, J.count, {Buffer::C1, fs, 0}, {Buffer::C2, fs, 0});
+                const uint64_t out_offset = os ? (I.first - e.r0) * tile.tn : (J.first - e.c0);
+                move(op.c, I.first, J.first, I.count, J.count, {Buffer::C2, fs, 0}, {Buffer::Out, slot, out_offset});
+            }
+            if (os)
+                store(op.c, e.r0, S.first, e.r1 - e.r0, S.count, out);
+            else
+                store(op.c, S.first, e.c0, S.count, e.c1 - e.c0, out);
+        }
+    }
+
+    const Program& program_;
+    const std::function<void(const DfxOp&)>& visit_;
+    std::vector<std::vector<BufferSpec>> plans_;
+    const std::vector<BufferSpec>* plan_ = nullptr;
+    std::vector<std::vector<StoreRecord>> stores_;
+    std::set<uint32_t> needed_;
+    HazardTracker tracker_;
+    DfxOp op_;
+    uint32_t next_id_ = 0;
+    uint32_t task_ = 0;
+};
+
+}  // namespace
+
+void for_each_op(const Program& program, const std::function<void(const DfxOp&)>& visit) {
+    Expander(program, visit).run();
+}
+
+}  // namespace kpu::compiler

@@ -1,0 +1,166 @@
+// DFX: the hardware-agnostic program (the KPU's PTX). A Program is the source graph plus, per
+// matmul, a Kernel (dataflow and tile sizes) and a list of Tasks (independent rectangles of
+// C tiles). The op stream (LOAD / MOVE / STORE / MATMUL_TILE / DRAIN with their dependencies)
+// is a pure function of that, produced lazily by for_each_op(): the same rules give the file
+// its compactness, the binder its input and the hints their numbers. docs/kpu-format.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "compiler/graph.h"
+#include "hardware/address_map.h"
+
+namespace kpu::compiler {
+
+enum class Dataflow : uint8_t { OutputStationary, WeightStationary };
+const char* to_string(Dataflow dataflow);
+bool parse_dataflow(const std::string& name, Dataflow& out);
+
+/// The fabric tile: C block tm x tn held in the fabric, K moved in chunks of tk.
+struct TileShape {
+    uint32_t tm = 0, tn = 0, tk = 0;
+    bool operator==(const TileShape& o) const { return tm == o.tm && tn == o.tn && tk == o.tk; }
+};
+
+struct Hints {
+    uint64_t dram_read_bytes = 0;
+    uint64_t dram_write_bytes = 0;
+    uint64_t macs = 0;
+    uint64_t compute_cycles = 0;    ///< sum of ceil(m/R) ceil(n/C) k over MATMUL_TILEs, target fabric
+    uint64_t estimated_cycles = 0;  ///< tiler's estimate on the target, all compute tiles
+    double arithmetic_intensity = 0;  ///< FLOP per DRAM byte
+
+    void add(const Hints& other);
+    bool operator==(const Hints& o) const;
+};
+
+struct Kernel {
+    uint32_t op = 0;  ///< graph op index
+    Dataflow dataflow = Dataflow::OutputStationary;
+    TileShape tile;
+    Hints hints;
+    bool operator==(const Kernel& o) const {
+        return op == o.op && dataflow == o.dataflow && tile == o.tile && hints == o.hints;
+    }
+};
+
+/// C tile rows [r0, r1) and tile columns [c0, c1) of one kernel, in units of tm / tn.
+struct Task {
+    uint32_t kernel = 0;
+    uint32_t r0 = 0, r1 = 0, c0 = 0, c1 = 0;
+    std::vector<uint32_t> deps;  ///< earlier tasks whose DRAM output this task reads
+    bool operator==(const Task& o) const {
+        return kernel == o.kernel && r0 == o.r0 && r1 == o.r1 && c0 == o.c0 && c1 == o.c1 && deps == o.deps;
+    }
+};
+
+/// The config the tiler optimised for; the binder accepts any config.
+struct Target {
+    std::string config;
+    uint32_t fabric_rows = 0, fabric_cols = 0, compute_tiles = 0;
+    bool operator==(const Target& o) const {
+        return config == o.config && fabric_rows == o.fabric_rows && fabric_cols == o.fabric_cols &&
+               compute_tiles == o.compute_tiles;
+    }
+};
+
+struct Program {
+    static constexpr uint32_t kVersion = 1;
+    Graph graph;
+    Target target;
+    std::vector<Kernel> kernels;  ///< one per graph op, same order
+    std::vector<Task> tasks;      ///< in dependency order
+    Hints hints;                  ///< sum over kernels
+    bool operator==(const Program& o) const {
+        return graph == o.graph && target == o.target && kernels == o.kernels && tasks == o.tasks && hints == o.hints;
+    }
+};
+
+// ---- logical buffers ------------------------------------------------------------------------
+
+enum class Buffer : uint8_t { Panel, Strip, Out, Bias3, A2, B2, C2, Bias2, A1, B1, C1, Bias1 };
+constexpr int kBufferCount = 12;
+const char* to_string(Buffer buffer);
+
+struct BufferSpec {
+    Buffer buffer = Buffer::Panel;
+    hw::Level level = hw::Level::L3;
+    uint32_t slots = 1;
+    uint64_t slot_bytes = 0;
+    uint32_t pitch = 0;   ///< row pitch in elements
+    uint32_t tensor = 0;  ///< graph tensor whose data it holds
+};
+
+/// Largest task of a kernel, in elements (what its buffers must hold).
+struct TaskExtent {
+    uint64_t rows = 0, cols = 0;
+};
+
+/// The buffers one task of `kernel` needs per compute tile, given its largest task.
+std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent);
+/// Same, for matmul `op` with reduction length `k` (what the tiler evaluates).
+std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent);
+TaskExtent max_task_extent(const Program& program, uint32_t kernel);
+
+/// Bytes a level needs per compute tile: every slot rounded up to kAlign.
+constexpr uint64_t kAlign = 64;
+uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level);
+
+// ---- the op stream --------------------------------------------------------------------------
+
+enum class DfxOpKind : uint8_t { Load, Move, Store, Matmul, Drain };
+const char* to_string(DfxOpKind kind);
+
+struct BufferRef {
+    Buffer buffer = Buffer::Panel;
+    uint32_t slot = 0;
+    uint64_t offset = 0;  ///< elements from the slot's start
+};
+
+struct DfxOp {
+    uint32_t id = 0;
+    DfxOpKind kind = DfxOpKind::Load;
+    uint32_t task = 0;
+    // Load / Move / Store: the tensor region moved (elements; a bias is one row).
+    uint32_t tensor = 0;
+    uint64_t row = 0, col = 0, rows = 0, cols = 0;
+    BufferRef src, dst;  ///< Load has no src, Store no dst (the tensor region is the address)
+    // Matmul: acc (+)= a[m x k] * b[k x n]
+    BufferRef a, b;
+    uint32_t m = 0, n = 0, k = 0;
+    bool accumulate = false;
+    // Drain: acc (+ bias) (activation) -> c[m x n]
+    BufferRef c, bias;
+    bool has_bias = false;
+    Activation activation = Activation::None;
+    std::vector<uint32_t> deps;  ///< earlier ops: RAW / WAR / WAW on logical buffers, RAW through DRAM
+
+    uint64_t bytes() const { return rows * cols * 4; }
+    hw::Level src_level() const;
+    hw::Level dst_level() const;
+};
+
+/// Expands the op stream task by task, in order, calling `visit` for each op. Memory stays
+/// proportional to one task plus the stores other tasks depend on.
+void for_each_op(const Program& program, const std::function<void(const DfxOp&)>& visit);
+
+/// Level of a logical buffer.
+hw::Level level_of(Buffer buffer);
+
+/// The tasks (earlier than `task`) that write a region of a tensor that `task` loads.
+std::vector<uint32_t> producer_tasks(const Program& program, uint32_t task);
+
+/// DRAM bytes read and written by one task, by the closed form of docs/compiler.md.
+void task_traffic(const Program& program, const Task& task, uint64_t& read, uint64_t& write);
+
+/// Elements of C tile row `i` of a kernel: [first, first + count).
+struct Span1 {
+    uint64_t first = 0, count = 0;
+};
+Span1 tile_span(uint64_t extent, uint32_t tile, uint32_t index);
+uint32_t tile_count(uint64_t extent, uint32_t tile);
+
+}  // namespace kpu::compiler

@@ -1,0 +1,94 @@
+#include "compiler/generate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "compiler/tiler.h"
+
+namespace kpu::compiler {
+namespace {
+
+uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+/// Sum over the tiles of an extent of ceil(tile / fabric): fabric blocks along one axis.
+uint64_t fabric_blocks(uint64_t extent, uint32_t tile, uint32_t first, uint32_t last, uint32_t fabric) {
+    uint64_t sum = 0;
+    for (uint32_t i = first; i < last; ++i) sum += ceil_div(tile_span(extent, tile, i).count, fabric);
+    return sum;
+}
+
+}  // namespace
+
+Hints kernel_hints(const Program& program, uint32_t kernel) {
+    const Kernel& kr = program.kernels[kernel];
+    const uint64_t M = program.graph.m(kr.op), N = program.graph.n(kr.op), K = program.graph.k(kr.op);
+    Hints h;
+    for (const Task& t : program.tasks) {
+        if (t.kernel != kernel) continue;
+        uint64_t read = 0, write = 0;
+        task_traffic(program, t, read, write);
+        h.dram_read_bytes += read;
+        h.dram_write_bytes += write;
+    }
+    h.macs = M * N * K;
+    h.compute_cycles = fabric_blocks(M, kr.tile.tm, 0, tile_count(M, kr.tile.tm), program.target.fabric_rows) *
+                       fabric_blocks(N, kr.tile.tn, 0, tile_count(N, kr.tile.tn), program.target.fabric_cols) * K;
+    h.arithmetic_intensity = 2.0 * double(h.macs) / double(h.dram_read_bytes + h.dram_write_bytes);
+    return h;
+}
+
+Program compile(const Graph& graph, const hw::Config& target, const CompileOptions& options) {
+    Program program;
+    program.graph = graph;
+    program.target = {target.name, target.fabric.rows, target.fabric.cols, target.compute_tiles};
+    for (uint32_t op = 0; op < graph.ops().size(); ++op) {
+        const TilingChoice choice = choose_tiling(target, graph, op, options.dataflow);
+        const uint32_t kernel = uint32_t(program.kernels.size());
+        program.kernels.push_back({op, options.dataflow, choice.tile, {}});
+        const uint32_t Mt = tile_count(graph.m(op), choice.tile.tm), Nt = tile_count(graph.n(op), choice.tile.tn);
+        for (uint32_t r = 0; r < Mt; r += choice.task_rows)
+            for (uint32_t c = 0; c < Nt; c += choice.task_cols) {
+                Task task{kernel, r, std::min(Mt, r + choice.task_rows), c, std::min(Nt, c + choice.task_cols), {}};
+                program.tasks.push_back(task);
+                program.tasks.back().deps = producer_tasks(program, uint32_t(program.tasks.size() - 1));
+            }
+        Hints& h = program.kernels.back().hints;
+        h = kernel_hints(program, kernel);
+        h.estimated_cycles = uint64_t(std::llround(choice.cycles));
+    }
+    for (const Kernel& k : program.kernels) program.hints.add(k.hints);
+    return program;
+}
+
+bool OpCounts::operator==(const OpCounts& o) const {
+    return total == o.total && std::equal(by_kind, by_kind + 5, o.by_kind);
+}
+
+OpCounts count_ops(const Program& program) {
+    OpCounts c;
+    for (const Task& t : program.tasks) {
+        const Kernel& kr = program.kernels[t.kernel];
+        const bool bias = program.graph.ops()[kr.op].bias.has_value();
+        const uint64_t ks = tile_count(program.graph.k(kr.op), kr.tile.tk);
+        const uint64_t fabric_tiles = uint64_t(t.r1 - t.r0) * (t.c1 - t.c0);
+        const uint64_t strips = kr.dataflow == Dataflow::OutputStationary ? t.c1 - t.c0 : t.r1 - t.r0;
+        c.by_kind[int(DfxOpKind::Load)] += 1 + (bias ? 1 : 0) + strips;
+        c.by_kind[int(DfxOpKind::Move)] += (bias ? 2 : 0) + fabric_tiles * (4 * ks + 2);
+        c.by_kind[int(DfxOpKind::Store)] += strips;
+        c.by_kind[int(DfxOpKind::Matmul)] += fabric_tiles * ks;
+        c.by_kind[int(DfxOpKind::Drain)] += fabric_tiles;
+    }
+    for (uint64_t n : c.by_kind) c.total += n;
+    return c;
+}
+
+OpCounts count_expanded_ops(const Program& program) {
+    OpCounts c;
+    for_each_op(program, [&](const DfxOp& op) {
+        ++c.by_kind[int(op.kind)];
+        ++c.total;
+    });
+    return c;
+}
+
+}  // namespace kpu::compiler

@@ -1,0 +1,88 @@
+// Graph IR: named tensors (shape, dtype, role) and ops with typed attributes. A matmul op
+// carries its epilogue (bias, activation) as attributes, which is exactly what the fabric's
+// drain executes. check() infers missing shapes and roles and validates everything, naming
+// the op, the tensor, the dimension and the two numbers on any mismatch.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compiler/bound_program.h"
+
+namespace kpu::compiler {
+
+enum class DType : uint8_t { Float32 };
+enum class TensorRole : uint8_t { Input, Constant, Intermediate, Output };
+enum class OpKind : uint8_t { Matmul };
+
+const char* to_string(DType dtype);
+const char* to_string(TensorRole role);
+const char* to_string(OpKind kind);
+const char* to_string(Activation activation);
+
+/// Parsers for the names above; return false on an unknown name.
+bool parse_dtype(const std::string& name, DType& out);
+bool parse_role(const std::string& name, TensorRole& out);
+bool parse_activation(const std::string& name, Activation& out);
+
+struct Tensor {
+    std::string name;
+    std::vector<uint64_t> shape;   ///< empty until known (inferred for op outputs)
+    DType dtype = DType::Float32;
+    std::optional<TensorRole> role;  ///< inferred by Graph::check() when not given
+
+    uint64_t elements() const;
+    uint64_t bytes() const { return elements() * 4; }
+    bool operator==(const Tensor& other) const;
+};
+
+/// C[M,N] = activation(A[M,K] @ B[K,N] (+ bias[N])), row-major fp32.
+struct Op {
+    std::string name;
+    OpKind kind = OpKind::Matmul;
+    uint32_t a = 0, b = 0, c = 0;      ///< tensor indices
+    std::optional<uint32_t> bias;      ///< tensor index of bias[N]
+    Activation activation = Activation::None;
+
+    bool operator==(const Op& other) const;
+};
+
+class Graph {
+public:
+    /// Adds a tensor; throws CompileError if the name is taken.
+    uint32_t add_tensor(Tensor tensor);
+    uint32_t add_op(Op op);
+
+    const std::vector<Tensor>& tensors() const { return tensors_; }
+    const std::vector<Op>& ops() const { return ops_; }
+    const Tensor& tensor(uint32_t index) const { return tensors_.at(index); }
+    Tensor& tensor(uint32_t index) { return tensors_.at(index); }
+    std::optional<uint32_t> find_tensor(const std::string& name) const;
+    std::optional<uint32_t> find_op(const std::string& name) const;
+
+    /// Ops in an order where every producer precedes its consumers; stable (ties keep the
+    /// given order). Throws on a cycle or a tensor produced twice.
+    std::vector<uint32_t> topological_order(const std::string& source) const;
+
+    /// Orders the ops topologically, infers output shapes and roles, and validates shapes,
+    /// dtypes and roles. `source` prefixes every message.
+    void check(const std::string& source);
+
+    /// Matmul dimensions of op `index` (valid after check()).
+    uint64_t m(uint32_t op) const { return tensors_[ops_[op].a].shape[0]; }
+    uint64_t n(uint32_t op) const { return tensors_[ops_[op].b].shape[1]; }
+    uint64_t k(uint32_t op) const { return tensors_[ops_[op].a].shape[1]; }
+
+    bool operator==(const Graph& other) const { return tensors_ == other.tensors_ && ops_ == other.ops_; }
+
+private:
+    std::vector<Tensor> tensors_;
+    std::vector<Op> ops_;
+};
+
+/// "[1024, 512]"
+std::string shape_string(const std::vector<uint64_t>& shape);
+
+}  // namespace kpu::compiler

@@ -1,0 +1,171 @@
+#include "compiler/graph_json.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "compiler/compile_error.h"
+#include "compiler/json_fields.h"
+
+namespace kpu::compiler {
+namespace {
+
+using json = nlohmann::json;
+
+std::vector<uint64_t> read_shape(JsonFields& fields) {
+    const json& shape = fields.array("shape");
+    std::vector<uint64_t> out;
+    for (size_t i = 0; i < shape.size(); ++i) {
+        std::string path = fields.path_of("shape") + "[" + std::to_string(i) + "]";
+        out.push_back(fields.as_uint(shape[i], path));
+        if (out.back() == 0) fields.fail(path, "dimension is 0");
+    }
+    if (out.empty()) fields.fail(fields.path_of("shape"), "a shape needs at least one dimension");
+    return out;
+}
+
+DType read_dtype(JsonFields& fields) {
+    DType dtype = DType::Float32;
+    if (const json* value = fields.optional("dtype")) {
+        std::string name = fields.as_string(*value, fields.path_of("dtype"));
+        if (!parse_dtype(name, dtype))
+            fields.fail(fields.path_of("dtype"), "dtype '" + name + "' is not supported (only float32 for now)");
+    }
+    return dtype;
+}
+
+Activation read_activation(JsonFields& fields) {
+    Activation activation = Activation::None;
+    if (const json* value = fields.optional("activation")) {
+        std::string name = fields.as_string(*value, fields.path_of("activation"));
+        if (!parse_activation(name, activation))
+            fields.fail(fields.path_of("activation"), "unknown activation '" + name + "' (none, relu, gelu)");
+    }
+    return activation;
+}
+
+void read_op_kind(JsonFields& fields) {
+    std::string kind = fields.string("op");
+    if (kind != "matmul") fields.fail(fields.path_of("op"), "unknown op '" + kind + "' (supported: matmul)");
+}
+
+/// {"op": "matmul", "A": {...}, "B": {...}, "C": {...}, "bias": {...}, "activation": ...}
+Graph single_op(const json& root, const std::string& source) {
+    JsonFields fields(root, "", source);
+    read_op_kind(fields);
+    Graph graph;
+    Op op;
+    op.name = fields.has("name") ? fields.string("name") : "matmul";
+    auto tensor = [&](const char* key, TensorRole role) {
+        JsonFields t(fields.object(key), fields.path_of(key), source);
+        Tensor x;
+        x.name = key;
+        x.shape = read_shape(t);
+        x.dtype = read_dtype(t);
+        x.role = role;
+        t.finish();
+        return graph.add_tensor(std::move(x));
+    };
+    op.a = tensor("A", TensorRole::Input);
+    op.b = tensor("B", TensorRole::Input);
+    if (fields.has("bias")) op.bias = tensor("bias", TensorRole::Input);
+    op.c = tensor("C", TensorRole::Output);
+    op.activation = read_activation(fields);
+    fields.finish();
+    graph.add_op(std::move(op));
+    graph.check(source);
+    return graph;
+}
+
+}  // namespace
+
+Graph graph_from_json(const json& value, const std::string& path, const std::string& source) {
+    JsonFields fields(value, path, source);
+    Graph graph;
+    const json& tensors = fields.array("tensors");
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        JsonFields t(tensors[i], fields.path_of("tensors") + "[" + std::to_string(i) + "]", source);
+        Tensor x;
+        x.name = t.string("name");
+        if (x.name.empty()) t.fail(t.path_of("name"), "empty tensor name");
+        if (graph.find_tensor(x.name)) t.fail(t.path_of("name"), "tensor '" + x.name + "' is declared twice");
+        if (t.has("shape")) x.shape = read_shape(t);
+        x.dtype = read_dtype(t);
+        if (const json* role = t.optional("role")) {
+            std::string name = t.as_string(*role, t.path_of("role"));
+            TensorRole r;
+            if (!parse_role(name, r))
+                t.fail(t.path_of("role"), "unknown role '" + name + "' (input, constant, intermediate, output)");
+            x.role = r;
+        }
+        t.finish();
+        graph.add_tensor(std::move(x));
+    }
+    const json& ops = fields.array("ops");
+    for (size_t i = 0; i < ops.size(); ++i) {
+        JsonFields o(ops[i], fields.path_of("ops") + "[" + std::to_string(i) + "]", source);
+        read_op_kind(o);
+        Op op;
+        op.name = o.has("name") ? o.string("name") : "matmul" + std::to_string(i);
+        if (graph.find_op(op.name)) o.fail(o.path_of("name"), "op '" + op.name + "' is declared twice");
+        auto ref = [&](const char* key) {
+            std::string name = o.string(key);
+            auto index = graph.find_tensor(name);
+            if (!index) o.fail(o.path_of(key), "unknown tensor '" + name + "'");
+            return *index;
+        };
+        op.a = ref("A");
+        op.b = ref("B");
+        op.c = ref("C");
+        if (o.has("bias")) op.bias = ref("bias");
+        op.activation = read_activation(o);
+        o.finish();
+        graph.add_op(std::move(op));
+    }
+    fields.finish();
+    graph.check(source);
+    return graph;
+}
+
+Graph parse_graph(const std::string& json_text, const std::string& source) {
+    json root;
+    try {
+        root = json::parse(json_text);
+    } catch (const json::parse_error& e) {
+        throw CompileError(source + ": malformed JSON at byte " + std::to_string(e.byte));
+    }
+    if (root.is_object() && root.contains("op")) return single_op(root, source);
+    return graph_from_json(root, "", source);
+}
+
+std::string read_text_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw CompileError(path + ": cannot open file");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+Graph load_graph(const std::string& path) { return parse_graph(read_text_file(path), path); }
+
+json graph_to_json(const Graph& graph) {
+    json tensors = json::array();
+    for (const Tensor& t : graph.tensors())
+        tensors.push_back({{"name", t.name},
+                           {"shape", t.shape},
+                           {"dtype", to_string(t.dtype)},
+                           {"role", to_string(t.role.value_or(TensorRole::Input))}});
+    json ops = json::array();
+    for (const Op& op : graph.ops()) {
+        json o = {{"op", to_string(op.kind)},
+                  {"name", op.name},
+                  {"A", graph.tensor(op.a).name},
+                  {"B", graph.tensor(op.b).name},
+                  {"C", graph.tensor(op.c).name}};
+        if (op.bias) o["bias"] = graph.tensor(*op.bias).name;
+        if (op.activation != Activation::None) o["activation"] = to_string(op.activation);
+        ops.push_back(std::move(o));
+    }
+    return {{"tensors", std::move(tensors)}, {"ops", std::move(ops)}};
+}
+
+}  // namespace kpu::compiler

@@ -1,0 +1,46 @@
+#include "compiler/hazard_tracker.h"
+
+#include <algorithm>
+
+namespace kpu::compiler {
+
+void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool write, uint32_t op,
+                           std::vector<uint32_t>& deps) {
+    std::vector<Span>& spans = spaces_[space];
+    std::vector<Span> out;
+    out.reserve(spans.size() + 3);
+    uint64_t covered_to = begin;  // spans are sorted and disjoint: gaps are found in one pass
+    auto fill_gap = [&](uint64_t upto) {
+        if (!write && covered_to < upto) out.push_back({covered_to, upto, -1, {op}});
+    };
+    for (Span& s : spans) {
+        if (s.end <= begin || s.begin >= end) {
+            out.push_back(std::move(s));
+            continue;
+        }
+        if (s.writer >= 0) deps.push_back(uint32_t(s.writer));
+        if (write) deps.insert(deps.end(), s.readers.begin(), s.readers.end());
+        if (s.begin < begin) out.push_back({s.begin, begin, s.writer, s.readers});
+        const uint64_t lo = std::max(s.begin, begin), hi = std::min(s.end, end);
+        fill_gap(lo);
+        covered_to = hi;
+        if (!write) {
+            Span mid{lo, hi, s.writer, s.readers};
+            mid.readers.push_back(op);
+            out.push_back(std::move(mid));
+        }
+        if (s.end > end) out.push_back({end, s.end, s.writer, std::move(s.readers)});
+    }
+    fill_gap(end);
+    if (write) out.push_back({begin, end, int64_t(op), {}});
+    std::sort(out.begin(), out.end(), [](const Span& x, const Span& y) { return x.begin < y.begin; });
+    spans = std::move(out);
+}
+
+void normalize_deps(std::vector<uint32_t>& deps, uint32_t self) {
+    std::sort(deps.begin(), deps.end());
+    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+    deps.erase(std::remove(deps.begin(), deps.end(), self), deps.end());
+}
+
+}  // namespace kpu::compiler

@@ -1,0 +1,280 @@
+#include "compiler/kpu_format.h"
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler/compile_error.h"
+#include "compiler/generate.h"
+#include "compiler/graph_json.h"
+#include "compiler/json_fields.h"
+
+namespace kpu::compiler {
+namespace {
+
+using json = nlohmann::json;
+
+/// Tiles a kernel's grid may have before the coverage check would need too much memory.
+constexpr uint64_t kMaxTiles = uint64_t(1) << 24;
+
+json hints_to_json(const Hints& h) {
+    return {{"dram_read_bytes", h.dram_read_bytes},   {"dram_write_bytes", h.dram_write_bytes},
+            {"macs", h.macs},                         {"compute_cycles", h.compute_cycles},
+            {"estimated_cycles", h.estimated_cycles}, {"arithmetic_intensity", h.arithmetic_intensity}};
+}
+
+Hints read_hints(JsonFields& parent, const std::string& key) {
+    JsonFields f(parent.object(key), parent.path_of(key), parent.source());
+    Hints h;
+    h.dram_read_bytes = f.uint("dram_read_bytes");
+    h.dram_write_bytes = f.uint("dram_write_bytes");
+    h.macs = f.uint("macs");
+    h.compute_cycles = f.uint("compute_cycles");
+    h.estimated_cycles = f.uint("estimated_cycles");
+    h.arithmetic_intensity = f.as_number(f.field("arithmetic_intensity"), f.path_of("arithmetic_intensity"));
+    f.finish();
+    return h;
+}
+
+/// Compares stored hints with the ones the op stream implies (estimated_cycles is the
+/// tiler's and cannot be recomputed without the config).
+void check_hints(const JsonFields& f, const std::string& path, const Hints& stored, const Hints& actual) {
+    auto same = [&](const char* name, uint64_t s, uint64_t a) {
+        if (s != a)
+            f.fail(path + "." + name, std::to_string(s) + " but the op stream gives " + std::to_string(a));
+    };
+    same("dram_read_bytes", stored.dram_read_bytes, actual.dram_read_bytes);
+    same("dram_write_bytes", stored.dram_write_bytes, actual.dram_write_bytes);
+    same("macs", stored.macs, actual.macs);
+    same("compute_cycles", stored.compute_cycles, actual.compute_cycles);
+    if (stored.arithmetic_intensity != actual.arithmetic_intensity)
+        f.fail(path + ".arithmetic_intensity", "does not match the op stream (" +
+                                                   std::to_string(actual.arithmetic_intensity) + ")");
+}
+
+std::pair<uint32_t, uint32_t> read_range(JsonFields& f, const std::string& key) {
+    const json& range = f.array(key);
+    if (range.size() != 2) f.fail(f.path_of(key), "expected [first, end], got " + show(range));
+    const uint64_t a = f.as_uint(range[0], f.path_of(key) + "[0]"), b = f.as_uint(range[1], f.path_of(key) + "[1]");
+    if (a >= b || b > UINT32_MAX) f.fail(f.path_of(key), "empty or invalid tile range " + show(range));
+    return {uint32_t(a), uint32_t(b)};
+}
+
+void check_tasks(const JsonFields& root, Program& program) {
+    const auto& tasks = program.tasks;
+    // Cycles first (they make "later task" meaningless), found by depth-first search.
+    std::vector<uint8_t> state(tasks.size(), 0);
+    std::vector<uint32_t> path;
+    auto visit = [&](auto&& self, uint32_t t) -> void {
+        if (state[t] == 2) return;
+        path.push_back(t);
+        if (state[t] == 1) {
+            std::string cycle;
+            bool on = false;
+            for (uint32_t p : path) {
+                on = on || p == t;
+                if (on) cycle += (cycle.empty() ? "" : " -> ") + std::to_string(p);
+            }
+            root.fail("tasks", "dependency cycle: " + cycle);
+        }
+        state[t] = 1;
+        for (uint32_t d : tasks[t].deps) self(self, d);
+        state[t] = 2;
+        path.pop_back();
+    };
+    for (uint32_t t = 0; t < tasks.size(); ++t) visit(visit, t);
+    for (uint32_t t = 0; t < tasks.size(); ++t)
+        for (size_t i = 0; i < tasks[t].deps.size(); ++i)
+            if (tasks[t].deps[i] > t)
+                root.fail("tasks[" + std::to_string(t) + "].deps[" + std::to_string(i) + "]",
+                          "depends on later task " + std::to_string(tasks[t].deps[i]) +
+                              " (tasks must be in dependency order)");
+    // Every tile of every kernel covered exactly once.
+    for (uint32_t k = 0; k < program.kernels.size(); ++k) {
+        const Kernel& kr = program.kernels[k];
+        const uint32_t Mt = tile_count(program.graph.m(kr.op), kr.tile.tm);
+        const uint32_t Nt = tile_count(program.graph.n(kr.op), kr.tile.tn);
+        std::vector<int64_t> owner(uint64_t(Mt) * Nt, -1);
+        for (uint32_t t = 0; t < tasks.size(); ++t) {
+            if (tasks[t].kernel != k) continue;
+            for (uint32_t r = tasks[t].r0; r < tasks[t].r1; ++r)
+                for (uint32_t c = tasks[t].c0; c < tasks[t].c1; ++c) {
+                    int64_t& o = owner[uint64_t(r) * Nt + c];
+                    if (o >= 0)
+                        root.fail("tasks[" + std::to_string(t) + "]", "tile (" + std::to_string(r) + ", " +
+                                                                          std::to_string(c) + ") of kernel " +
+                                                                          std::to_string(k) + " is already covered by task " +
+                                                                          std::to_string(o));
+                    o = t;
+                }
+        }
+        for (uint64_t i = 0; i < owner.size(); ++i)
+            if (owner[i] < 0)
+                root.fail("kernels[" + std::to_string(k) + "]", "tile (" + std::to_string(i / Nt) + ", " +
+                                                                   std::to_string(i % Nt) + ") is covered by no task");
+    }
+    // Every producer of what a task loads must be a dependency.
+    for (uint32_t t = 0; t < tasks.size(); ++t)
+        for (uint32_t u : producer_tasks(program, t))
+            if (std::find(tasks[t].deps.begin(), tasks[t].deps.end(), u) == tasks[t].deps.end()) {
+                const Op& producer = program.graph.ops()[program.kernels[tasks[u].kernel].op];
+                root.fail("tasks[" + std::to_string(t) + "].deps",
+                          "missing task " + std::to_string(u) + ", which writes part of tensor '" +
+                              program.graph.tensor(producer.c).name + "' that this task reads");
+            }
+}
+
+}  // namespace
+
+std::string write_kpu(const Program& program) {
+    json kernels = json::array();
+    for (const Kernel& k : program.kernels)
+        kernels.push_back({{"op", program.graph.ops()[k.op].name},
+                           {"dataflow", to_string(k.dataflow)},
+                           {"tile", {k.tile.tm, k.tile.tn, k.tile.tk}},
+                           {"hints", hints_to_json(k.hints)}});
+    json tasks = json::array();
+    for (const Task& t : program.tasks)
+        tasks.push_back({{"kernel", t.kernel}, {"rows", {t.r0, t.r1}}, {"cols", {t.c0, t.c1}}, {"deps", t.deps}});
+    json root = {{"format", "kpu"},
+                 {"version", Program::kVersion},
+                 {"target",
+                  {{"config", program.target.config},
+                   {"fabric_rows", program.target.fabric_rows},
+                   {"fabric_cols", program.target.fabric_cols},
+                   {"compute_tiles", program.target.compute_tiles}}},
+                 {"graph", graph_to_json(program.graph)},
+                 {"kernels", std::move(kernels)},
+                 {"tasks", std::move(tasks)},
+                 {"hints", hints_to_json(program.hints)}};
+    return root.dump(1) + "\n";
+}
+
+Program read_kpu(const std::string& text, const std::string& source) {
+    json root;
+    try {
+        root = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw CompileError(source + ": malformed JSON at byte " + std::to_string(e.byte));
+    }
+    JsonFields f(root, "", source);
+    if (f.string("format") != "kpu") f.fail("format", "expected \"kpu\", got " + show(root["format"]));
+    const uint64_t version = f.uint("version");
+    if (version != Program::kVersion)
+        f.fail("version", "unsupported version " + std::to_string(version) + " (this reader knows " +
+                              std::to_string(Program::kVersion) + ")");
+    Program program;
+    {
+        JsonFields t(f.object("target"), "target", source);
+        program.target.config = t.string("config");
+        auto positive = [&](const char* key) {
+            const uint64_t v = t.uint(key);
+            if (v == 0 || v > UINT32_MAX) t.fail(t.path_of(key), "must be a positive 32-bit integer");
+            return uint32_t(v);
+        };
+        program.target.fabric_rows = positive("fabric_rows");
+        program.target.fabric_cols = positive("fabric_cols");
+        program.target.compute_tiles = positive("compute_tiles");
+        t.finish();
+    }
+    program.graph = graph_from_json(f.field("graph"), "graph", source);
+    const Graph& g = program.graph;
+
+    const json& kernels = f.array("kernels");
+    if (kernels.size() != g.ops().size())
+        f.fail("kernels", std::to_string(kernels.size()) + " kernels for " + std::to_string(g.ops().size()) +
+                              " graph ops (one per op expected)");
+    for (uint32_t i = 0; i < kernels.size(); ++i) {
+        JsonFields k(kernels[i], f.path_of("kernels") + "[" + std::to_string(i) + "]", source);
+        Kernel kernel;
+        const std::string name = k.string("op");
+        auto index = g.find_op(name);
+        if (!index) k.fail(k.path_of("op"), "unknown op '" + name + "'");
+        if (*index != i)
+            k.fail(k.path_of("op"), "op '" + name + "' but op " + std::to_string(i) + " in graph order is '" +
+                                        g.ops()[i].name + "'");
+        kernel.op = i;
+        const std::string dataflow = k.string("dataflow");
+        if (!parse_dataflow(dataflow, kernel.dataflow))
+            k.fail(k.path_of("dataflow"), "unknown dataflow '" + dataflow + "' (output-stationary, weight-stationary)");
+        const json& tile = k.array("tile");
+        if (tile.size() != 3) k.fail(k.path_of("tile"), "expected [tm, tn, tk], got " + show(tile));
+        const uint64_t dims[3] = {g.m(i), g.n(i), g.k(i)};
+        const char* names[3] = {"tm", "tn", "tk"};
+        const char* dim_names[3] = {"M", "N", "K"};
+        uint32_t sizes[3];
+        for (int d = 0; d < 3; ++d) {
+            const std::string path = k.path_of("tile") + "[" + std::to_string(d) + "]";
+            const uint64_t v = k.as_uint(tile[d], path);
+            if (v == 0) k.fail(path, std::string(names[d]) + " is 0");
+            if (v > dims[d])
+                k.fail(path, std::string(names[d]) + " " + std::to_string(v) + " exceeds " + dim_names[d] + " " +
+                                 std::to_string(dims[d]));
+            sizes[d] = uint32_t(v);
+        }
+        kernel.tile = {sizes[0], sizes[1], sizes[2]};
+        if (uint64_t(tile_count(dims[0], sizes[0])) * tile_count(dims[1], sizes[1]) > kMaxTiles)
+            k.fail(k.path_of("tile"), "more than " + std::to_string(kMaxTiles) + " C tiles");
+        kernel.hints = read_hints(k, "hints");
+        k.finish();
+        program.kernels.push_back(kernel);
+    }
+
+    const json& tasks = f.array("tasks");
+    for (uint32_t i = 0; i < tasks.size(); ++i) {
+        JsonFields t(tasks[i], f.path_of("tasks") + "[" + std::to_string(i) + "]", source);
+        Task task;
+        const uint64_t kernel = t.uint("kernel");
+        if (kernel >= program.kernels.size())
+            t.fail(t.path_of("kernel"), "kernel " + std::to_string(kernel) + " out of range (" +
+                                            std::to_string(program.kernels.size()) + " kernels)");
+        task.kernel = uint32_t(kernel);
+        const Kernel& kr = program.kernels[kernel];
+        std::tie(task.r0, task.r1) = read_range(t, "rows");
+        std::tie(task.c0, task.c1) = read_range(t, "cols");
+        const uint32_t Mt = tile_count(g.m(kr.op), kr.tile.tm), Nt = tile_count(g.n(kr.op), kr.tile.tn);
+        if (task.r1 > Mt)
+            t.fail(t.path_of("rows"), "tile row " + std::to_string(task.r1 - 1) + " out of range (kernel " +
+                                          std::to_string(kernel) + " has " + std::to_string(Mt) + " tile rows)");
+        if (task.c1 > Nt)
+            t.fail(t.path_of("cols"), "tile column " + std::to_string(task.c1 - 1) + " out of range (kernel " +
+                                          std::to_string(kernel) + " has " + std::to_string(Nt) + " tile columns)");
+        const json& deps = t.array("deps");
+        for (size_t d = 0; d < deps.size(); ++d) {
+            const std::string path = t.path_of("deps") + "[" + std::to_string(d) + "]";
+            const uint64_t dep = t.as_uint(deps[d], path);
+            if (dep >= tasks.size())
+                t.fail(path, "task " + std::to_string(dep) + " does not exist (" + std::to_string(tasks.size()) +
+                                 " tasks)");
+            task.deps.push_back(uint32_t(dep));
+        }
+        t.finish();
+        program.tasks.push_back(std::move(task));
+    }
+    program.hints = read_hints(f, "hints");
+    f.finish();
+
+    check_tasks(f, program);
+    Hints total;
+    for (uint32_t k = 0; k < program.kernels.size(); ++k) {
+        Hints actual = kernel_hints(program, k);
+        actual.estimated_cycles = program.kernels[k].hints.estimated_cycles;
+        check_hints(f, "kernels[" + std::to_string(k) + "].hints", program.kernels[k].hints, actual);
+        total.add(actual);
+    }
+    check_hints(f, "hints", program.hints, total);
+    if (program.hints.estimated_cycles != total.estimated_cycles)
+        f.fail("hints.estimated_cycles", "is not the sum of the kernels' estimates");
+    return program;
+}
+
+void write_kpu_file(const Program& program, const std::string& path) {
+    std::ofstream out(path, std::ios::binary);
+    if (!out) throw CompileError(path + ": cannot create file");
+    out << write_kpu(program);
+    if (!out) throw CompileError(path + ": write failed");
+}
+
+Program read_kpu_file(const std::string& path) { return read_kpu(read_text_file(path), path); }
+
+}  // namespace kpu::compiler

@@ -1,0 +1,162 @@
+#include "compiler/tiler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "compiler/compile_error.h"
+
+namespace kpu::compiler {
+
+uint64_t level_capacity(const hw::Config& config, hw::Level level) {
+    switch (level) {
+        case hw::Level::L3: return config.l3.capacity_bytes;
+        case hw::Level::L2: return uint64_t(config.l2.count) * config.l2.capacity_bytes;
+        case hw::Level::L1: return uint64_t(config.l1.count) * config.l1.capacity_bytes;
+        case hw::Level::Dram: return uint64_t(config.dram.count) * config.dram.capacity_bytes;
+    }
+    return 0;
+}
+
+namespace {
+
+uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+/// The distinct values of ceil(count / p) for p = 1..count: every distinct task size.
+std::vector<uint32_t> task_sizes(uint32_t count) {
+    std::set<uint32_t> sizes;
+    for (uint32_t p = 1; p <= count; ++p) sizes.insert(uint32_t(ceil_div(count, p)));
+    return {sizes.begin(), sizes.end()};
+}
+
+/// First level of `plan` that does not fit, or Dram when all fit.
+hw::Level overflow(const hw::Config& config, const std::vector<BufferSpec>& plan) {
+    for (hw::Level level : {hw::Level::L1, hw::Level::L2, hw::Level::L3})
+        if (level_bytes(plan, level) > level_capacity(config, level)) return level;
+    return hw::Level::Dram;
+}
+
+TaskExtent extent_of(const Graph& graph, uint32_t op, TileShape tile, uint32_t task_rows, uint32_t task_cols) {
+    return {std::min<uint64_t>(graph.m(op), uint64_t(task_rows) * tile.tm),
+            std::min<uint64_t>(graph.n(op), uint64_t(task_cols) * tile.tn)};
+}
+
+/// The largest K chunk (fewest steps, rounded up to 16 elements) whose L1 and L2 buffers fit.
+/// L1 and L2 hold the same staging buffers (a, b, c, bias), so one capacity bound serves both.
+bool pick_tk(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow, TileShape& tile,
+             TaskExtent extent) {
+    const uint64_t k = graph.k(op);
+    const uint64_t cap = std::min(level_capacity(config, hw::Level::L1), level_capacity(config, hw::Level::L2));
+    auto bytes = [&](uint64_t tk) {
+        tile.tk = uint32_t(tk);
+        return level_bytes(plan_buffers(graph.ops()[op], k, dataflow, tile, extent), hw::Level::L1);
+    };
+    const uint64_t smallest = std::min<uint64_t>(k, 16);
+    const uint64_t base = bytes(smallest);
+    if (base > cap) return false;
+    const uint64_t per_k = 8 * (uint64_t(tile.tm) + tile.tn);  // a and b: 2 slots x 4 bytes
+    const uint64_t tk_max = smallest + (cap - base) / per_k;
+    for (uint64_t steps = ceil_div(k, tk_max);; ++steps) {
+        const uint64_t tk = std::min<uint64_t>(k, ceil_div(ceil_div(k, steps), 16) * 16);
+        if (tk <= smallest) return bytes(smallest) <= cap;
+        if (bytes(tk) <= cap) return true;
+    }
+}
+
+}  // namespace
+
+bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow, TileShape tile,
+                     uint32_t task_rows, uint32_t task_cols, TilingChoice& out) {
+    const TaskExtent extent = extent_of(graph, op, tile, task_rows, task_cols);
+    if (!pick_tk(config, graph, op, dataflow, tile, extent)) return false;
+    const auto plan = plan_buffers(graph.ops()[op], graph.k(op), dataflow, tile, extent);
+    if (overflow(config, plan) != hw::Level::Dram) return false;
+
+    const uint64_t M = graph.m(op), N = graph.n(op), K = graph.k(op);
+    const bool bias = graph.ops()[op].bias.has_value();
+    const uint64_t R = config.fabric.rows, C = config.fabric.cols, T = config.compute_tiles;
+    const uint64_t Mt = ceil_div(M, tile.tm), Nt = ceil_div(N, tile.tn), ks = ceil_div(K, tile.tk);
+    const uint64_t Pm = ceil_div(Mt, task_rows), Pn = ceil_div(Nt, task_cols), tasks = Pm * Pn;
+    const hw::Derived derived = hw::derive(config);
+    const double hz = config.clocks.fabric_hz;
+    const double dram_per_cycle = derived.dma_bandwidth / hz;
+    const double bm_per_cycle = derived.l3_l2_bandwidth / double(T) / hz;
+    const double st_per_cycle = derived.l2_l1_bandwidth / double(T) / hz;
+
+    // One full task on one compute tile: the fabric, the BlockMovers and the Streamers overlap.
+    const double fabric_tiles = double(std::min<uint64_t>(task_rows, Mt)) * double(std::min<uint64_t>(task_cols, Nt));
+    const double compute = fabric_tiles * (double(ceil_div(tile.tm, R) * ceil_div(tile.tn, C) * K) + double(ks * (R + C)));
+    const double onchip = fabric_tiles * 4.0 * (double(tile.tm + tile.tn) * double(K) + double(tile.tm) * tile.tn);
+    const double task_time = std::max({compute, onchip / bm_per_cycle, onchip / st_per_cycle});
+    const uint64_t dram = 4 * (M * K * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
+    const double active = double(std::min(tasks, T));
+    const double prologue = 4.0 * double(dataflow == Dataflow::OutputStationary ? extent.rows : extent.cols) *
+                            double(K) / (dram_per_cycle / active);
+    const double rounds = double(ceil_div(tasks, T));
+    out.tile = tile;
+    out.task_rows = task_rows;
+    out.task_cols = task_cols;
+    out.cycles = std::max(rounds * task_time, double(dram) / dram_per_cycle) + prologue;
+    out.dram_bytes = dram;
+    const uint64_t strips = dataflow == Dataflow::OutputStationary ? std::min<uint64_t>(task_cols, Nt)
+                                                                   : std::min<uint64_t>(task_rows, Mt);
+    out.ops = tasks * (1 + (bias ? 3 : 0) + 2 * strips + uint64_t(fabric_tiles) * (5 * ks + 3));
+    return true;
+}
+
+TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow) {
+    const uint64_t M = graph.m(op), N = graph.n(op);
+    std::set<uint32_t> tms, tns;
+    for (uint64_t f : {1, 2, 4}) {
+        tms.insert(uint32_t(std::min<uint64_t>(M, f * config.fabric.rows)));
+        tns.insert(uint32_t(std::min<uint64_t>(N, f * config.fabric.cols)));
+    }
+    // Two passes: the best estimate, then among candidates within 2% of it the least DRAM
+    // traffic and the fewest ops (the estimate is not precise enough to split hairs).
+    std::vector<TilingChoice> good;
+    double best = INFINITY;
+    for (int pass = 0; pass < 2; ++pass)
+        for (uint32_t tm : tms)
+            for (uint32_t tn : tns) {
+                const TileShape tile{tm, tn, 0};
+                for (uint32_t rows : task_sizes(uint32_t(ceil_div(M, tm))))
+                    for (uint32_t cols : task_sizes(uint32_t(ceil_div(N, tn)))) {
+                        TilingChoice c;
+                        if (!evaluate_tiling(config, graph, op, dataflow, tile, rows, cols, c)) continue;
+                        if (pass == 0)
+                            best = std::min(best, c.cycles);
+                        else if (c.cycles <= best * 1.02)
+                            good.push_back(c);
+                    }
+            }
+    if (good.empty()) {
+        // Report the smallest candidate against the level it overflows.
+        const TileShape tile{*tms.begin(), *tns.begin(), uint32_t(std::min<uint64_t>(graph.k(op), 16))};
+        const auto plan =
+            plan_buffers(graph.ops()[op], graph.k(op), dataflow, tile, extent_of(graph, op, tile, 1, 1));
+        hw::Level level = overflow(config, plan);
+        if (level == hw::Level::Dram) level = hw::Level::L3;
+        uint32_t tensor = plan.front().tensor;
+        uint64_t biggest = 0;
+        for (const BufferSpec& b : plan)
+            if (b.level == level && b.slots * b.slot_bytes > biggest) {
+                biggest = b.slots * b.slot_bytes;
+                tensor = b.tensor;
+            }
+        std::ostringstream msg;
+        msg << "op '" << graph.ops()[op].name << "' (matmul " << M << "x" << N << "x" << graph.k(op)
+            << "): no tiling fits config '" << config.name << "': even tiles of " << tile.tm << "x" << tile.tn << "x"
+            << tile.tk << " need " << level_bytes(plan, level) << " bytes of " << hw::to_string(level)
+            << " per compute tile (largest: tensor '" << graph.tensor(tensor).name << "', " << biggest
+            << " bytes) but " << hw::to_string(level) << " has " << level_capacity(config, level);
+        throw CompileError(msg.str());
+    }
+    return *std::min_element(good.begin(), good.end(), [](const TilingChoice& a, const TilingChoice& b) {
+        if (a.dram_bytes != b.dram_bytes) return a.dram_bytes < b.dram_bytes;
+        if (a.ops != b.ops) return a.ops < b.ops;
+        return a.cycles < b.cycles;
+    });
+}
+
+}  // namespace kpu::compiler

@@ -1,0 +1,35 @@
+// The tiler: picks, per matmul, the fabric tile (tm, tn), the K chunk tk and the task grid
+// (how many C tile rows and columns one task covers) for a target config. Every candidate
+// must fit L1, L2 and L3 of one compute tile with its double buffers; among those it minimises
+// the estimated cycles, then DRAM traffic, then the op count. The cost model is in
+// docs/compiler.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "compiler/dfx.h"
+#include "hardware/config.h"
+
+namespace kpu::compiler {
+
+struct TilingChoice {
+    TileShape tile;
+    uint32_t task_rows = 0, task_cols = 0;  ///< C tiles per task (rows x columns)
+    double cycles = 0;                      ///< estimated, fabric cycles, all compute tiles
+    uint64_t dram_bytes = 0;
+    uint64_t ops = 0;
+};
+
+/// Evaluates one candidate; false if its buffers do not fit one compute tile of `config`.
+bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow, TileShape tile,
+                     uint32_t task_rows, uint32_t task_cols, TilingChoice& out);
+
+/// The best candidate; throws CompileError naming the op, the level and the numbers when
+/// nothing fits.
+TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow);
+
+/// Per compute tile capacity of a level.
+uint64_t level_capacity(const hw::Config& config, hw::Level level);
+
+}  // namespace kpu::compiler

@@ -1,0 +1,193 @@
+// kpu-compile: graph JSON -> .kpu (DFX program), and .kpu + config -> bound program.
+//   kpu-compile GRAPH.json -o OUT.kpu [--config FILE] [--dataflow output-stationary|weight-stationary] [-v]
+//   kpu-compile --bind --config FILE X.kpu [-o BOUND.json]
+// Any error is one line "kpu-compile: error: ..." and exit status 1.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+
+#include "compiler/binder.h"
+#include "compiler/compile_error.h"
+#include "compiler/generate.h"
+#include "compiler/graph_json.h"
+#include "compiler/kpu_format.h"
+#include "hardware/config.h"
+
+namespace po = boost::program_options;
+using namespace kpu::compiler;
+
+namespace {
+
+std::string human(double bytes) {
+    char text[32];
+    const char* units[] = {"B", "KB", "MB", "GB"};
+    int u = 0;
+    while (bytes >= 1000 && u < 3) bytes /= 1000, ++u;
+    std::snprintf(text, sizeof text, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+    return text;
+}
+
+void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
+    out << "    " << op.id << " task " << op.task << " " << to_string(op.kind);
+    if (op.kind == DfxOpKind::Matmul)
+        out << " " << to_string(op.a.buffer) << "[" << op.a.slot << "] x " << to_string(op.b.buffer) << "["
+            << op.b.slot << "] m=" << op.m << " n=" << op.n << " k=" << op.k << (op.accumulate ? " accumulate" : "");
+    else if (op.kind == DfxOpKind::Drain)
+        out << " -> " << to_string(op.c.buffer) << "[" << op.c.slot << "] m=" << op.m << " n=" << op.n
+            << (op.has_bias ? " +bias" : "") << " " << to_string(op.activation);
+    else
+        out << " " << p.graph.tensor(op.tensor).name << "[" << op.row << ":" << op.row + op.rows << ", " << op.col
+            << ":" << op.col + op.cols << "] "
+            << (op.kind == DfxOpKind::Load ? "DRAM" : std::string(to_string(op.src.buffer)) + "[" + std::to_string(op.src.slot) + "]")
+            << " -> "
+            << (op.kind == DfxOpKind::Store ? "DRAM" : std::string(to_string(op.dst.buffer)) + "[" + std::to_string(op.dst.slot) + "]");
+    out << " deps [";
+    for (size_t i = 0; i < op.deps.size(); ++i) out << (i ? " " : "") << op.deps[i];
+    out << "]\n";
+}
+
+void summarize(std::ostream& out, const Program& p, bool verbose) {
+    const Graph& g = p.graph;
+    for (uint32_t k = 0; k < p.kernels.size(); ++k) {
+        const Kernel& kr = p.kernels[k];
+        const Op& op = g.ops()[kr.op];
+        const uint64_t M = g.m(kr.op), N = g.n(kr.op), K = g.k(kr.op);
+        out << "op '" << op.name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape) << " = "
+            << (op.activation != Activation::None ? std::string(to_string(op.activation)) + "(" : "")
+            << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << " @ " << g.tensor(op.b).name
+            << shape_string(g.tensor(op.b).shape) << (op.bias ? " + " + g.tensor(*op.bias).name : "")
+            << (op.activation != Activation::None ? ")" : "") << "\n";
+        uint32_t tasks = 0;
+        for (const Task& t : p.tasks) tasks += t.kernel == k;
+        out << "  dataflow " << to_string(kr.dataflow) << ", tiles " << kr.tile.tm << "x" << kr.tile.tn << "x"
+            << kr.tile.tk << ", tile grid " << tile_count(M, kr.tile.tm) << "x" << tile_count(N, kr.tile.tn) << "x"
+            << tile_count(K, kr.tile.tk) << ", " << tasks << " tasks\n";
+        const Hints& h = kr.hints;
+        out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
+            << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
+            << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
+        out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
+            << p.target.config << "\n";
+    }
+    const OpCounts c = count_ops(p);
+    out << "ops " << c.total;
+    for (DfxOpKind kind : {DfxOpKind::Load, DfxOpKind::Move, DfxOpKind::Store, DfxOpKind::Matmul, DfxOpKind::Drain})
+        out << ", " << to_string(kind) << " " << c.by_kind[int(kind)];
+    out << "\ntotal DRAM traffic " << human(double(p.hints.dram_read_bytes + p.hints.dram_write_bytes)) << ", arithmetic intensity "
+        << p.hints.arithmetic_intensity << " FLOP/B, estimated " << p.hints.estimated_cycles << " cycles\n";
+    if (verbose) {
+        out << "tasks:\n";
+        for (uint32_t t = 0; t < p.tasks.size(); ++t) {
+            const Task& task = p.tasks[t];
+            out << "    " << t << " kernel " << task.kernel << " tile rows [" << task.r0 << ", " << task.r1
+                << ") cols [" << task.c0 << ", " << task.c1 << ")";
+            if (!task.deps.empty()) out << " after " << task.deps.size() << " tasks";
+            out << "\n";
+        }
+        out << "op stream (first 60 ops):\n";
+        uint32_t shown = 0;
+        for_each_op(p, [&](const DfxOp& op) {
+            if (shown++ < 60) print_op(out, p, op);
+        });
+    }
+}
+
+void summarize_bound(std::ostream& out, const BoundProgram& b) {
+    uint64_t by_engine[4] = {0, 0, 0, 0};
+    std::set<uint32_t> tiles;
+    uint64_t deps = 0;
+    for (const BoundOp& op : b.ops) {
+        ++by_engine[int(op.engine)];
+        if (op.kind == BoundOp::Kind::Matmul) tiles.insert(op.tile);
+        deps += op.deps.size();
+    }
+    out << "bound to '" << b.config_name << "': " << b.ops.size() << " ops (dma " << by_engine[0] << ", block_mover "
+        << by_engine[1] << ", streamer " << by_engine[2] << ", fabric " << by_engine[3] << "), " << deps
+        << " dependencies, " << tiles.size() << " compute tiles used\n";
+    out << "DRAM read " << b.dram_read_bytes << " B, write " << b.dram_write_bytes << " B, " << b.macs << " MACs\n";
+    for (const BoundTensor& t : b.tensors)
+        out << "  " << t.role << " " << t.name << shape_string(t.shape) << " at DRAM 0x" << std::hex << t.dram_addr
+            << std::dec << " (" << t.bytes << " B)\n";
+}
+
+std::string default_config() { return std::string(KPU_SOURCE_DIR) + "/configs/t64.json"; }
+
+int run(int argc, char** argv) {
+    std::string input, output, config_path, dataflow_name = "output-stationary";
+    bool bind_mode = false, verbose = false, help = false;
+    po::options_description options("kpu-compile options");
+    options.add_options()("help,h", po::bool_switch(&help), "show this help")(
+        "output,o", po::value(&output), "output file (.kpu, or bound program JSON with --bind)")(
+        "config", po::value(&config_path), "hardware config JSON (default: configs/t64.json)")(
+        "dataflow", po::value(&dataflow_name), "output-stationary (default) or weight-stationary")(
+        "bind", po::bool_switch(&bind_mode), "bind a .kpu to --config and show the bound program")(
+        "verbose,v", po::bool_switch(&verbose), "list tasks and the first ops of the stream");
+    po::options_description hidden;
+    hidden.add_options()("input", po::value(&input));
+    po::options_description all;
+    all.add(options).add(hidden);
+    po::positional_options_description positional;
+    positional.add("input", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+    if (help) {
+        std::cout << "usage: kpu-compile GRAPH.json -o OUT.kpu [--config FILE] [--dataflow D] [-v]\n"
+                     "       kpu-compile --bind --config FILE X.kpu [-o BOUND.json]\n"
+                  << options;
+        return 0;
+    }
+    if (input.empty()) throw CompileError("no input file (see --help)");
+    if (bind_mode) {
+        if (config_path.empty()) throw CompileError("--bind needs --config FILE");
+        const kpu::hw::Config config = kpu::hw::load_config(config_path);
+        const Program program = read_kpu_file(input);
+        const BoundProgram bound = bind(program, config);
+        summarize_bound(std::cout, bound);
+        if (!output.empty()) {
+            std::ofstream out(output, std::ios::binary);
+            if (!out) throw CompileError(output + ": cannot create file");
+            out << write_bound_program(bound);
+            std::cout << "wrote " << output << "\n";
+        }
+        return 0;
+    }
+    if (output.empty()) throw CompileError("no output file: give -o OUT.kpu");
+    CompileOptions compile_options;
+    if (!parse_dataflow(dataflow_name, compile_options.dataflow))
+        throw CompileError("--dataflow: unknown dataflow '" + dataflow_name +
+                           "' (output-stationary, weight-stationary)");
+    if (config_path.empty()) config_path = default_config();
+    const kpu::hw::Config config = kpu::hw::load_config(config_path);
+    const Graph graph = load_graph(input);
+    const Program program = compile(graph, config, compile_options);
+    const std::string text = write_kpu(program);
+    {
+        std::ofstream out(output, std::ios::binary);
+        if (!out) throw CompileError(output + ": cannot create file");
+        out << text;
+    }
+    std::cout << "compiled " << input << " -> " << output << " (" << text.size() << " bytes) for '" << config.name
+              << "': " << config.compute_tiles << " compute tiles, " << config.fabric.rows << "x" << config.fabric.cols
+              << " fabric\n";
+    summarize(std::cout, program, verbose);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::string what = e.what();
+        for (char& ch : what)
+            if (ch == '\n') ch = ' ';
+        std::cerr << "kpu-compile: error: " << what << "\n";
+        return 1;
+    }
+}
