@@ -252,8 +252,12 @@ private:
         finish();
     }
 
-    void matmul(BufferRef a, BufferRef b, uint64_t m, uint64_t n, uint64_t k, bool accumulate) {
+    void matmul(BufferRef a, BufferRef b, Span1 I, Span1 J, Span1 Q, bool accumulate) {
+        const uint64_t m = I.count, n = J.count, k = Q.count;
         begin(DfxOpKind::Matmul);
+        op_.row = I.first;
+        op_.col = J.first;
+        op_.k_first = Q.first;
         op_.a = a;
         op_.b = b;
         op_.m = uint32_t(m);
@@ -266,8 +270,11 @@ private:
         finish();
     }
 
-    void drain(BufferRef c, bool has_bias, BufferRef bias, uint64_t m, uint64_t n, Activation activation) {
+    void drain(BufferRef c, bool has_bias, BufferRef bias, Span1 I, Span1 J, Activation activation) {
+        const uint64_t m = I.count, n = J.count;
         begin(DfxOpKind::Drain);
+        op_.row = I.first;
+        op_.col = J.first;
         op_.c = c;
         op_.dst = c;
         op_.has_bias = has_bias;
@@ -331,11 +338,10 @@ private:
                     move(op.b, Q.first, J.first, Q.count, J.count, b_src, {Buffer::B2, cs, 0});
                     move(op.a, I.first, Q.first, I.count, Q.count, {Buffer::A2, cs, 0}, {Buffer::A1, cs, 0});
                     move(op.b, Q.first, J.first, Q.count, J.count, {Buffer::B2, cs, 0}, {Buffer::B1, cs, 0});
-                    matmul({Buffer::A1, cs, 0}, {Buffer::B1, cs, 0}, I.count, J.count, Q.count, q > 0);
+                    matmul({Buffer::A1, cs, 0}, {Buffer::B1, cs, 0}, I, J, Q, q > 0);
                 }
                 const uint32_t fs = fabric_tile++ % 2;
-                drain({Buffer::C1, fs, 0}, op.bias.has_value(), {Buffer::Bias1, 0, J.first - e.c0}, I.count, J.count,
-                      op.activation);
+                drain({Buffer::C1, fs, 0}, op.bias.has_value(), {Buffer::Bias1, 0, J.first - e.c0}, I, J, op.activation);
                 move(op.c, I.first, J.first, I.count, J.count, {Buffer::C1, fs, 0}, {Buffer::C2, fs, 0});
                 const uint64_t out_offset = os ? (I.first - e.r0) * tile.tn : (J.first - e.c0);
                 move(op.c, I.first, J.first, I.count, J.count, {Buffer::C2, fs, 0}, {Buffer::Out, slot, out_offset});

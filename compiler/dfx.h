@@ -128,7 +128,9 @@ struct DfxOp {
     uint32_t tensor = 0;
     uint64_t row = 0, col = 0, rows = 0, cols = 0;
     BufferRef src, dst;  ///< Load has no src, Store no dst (the tensor region is the address)
-    // Matmul: acc (+)= a[m x k] * b[k x n]
+    // Matmul: acc (+)= a[m x k] * b[k x n], the C block at (row, col) and K chunk at k_first.
+    // Drain: the C block at (row, col).
+    uint64_t k_first = 0;
     BufferRef a, b;
     uint32_t m = 0, n = 0, k = 0;
     bool accumulate = false;

@@ -1,2 +1,125 @@
+#include "compiler/graph.h"
+
 #include <gtest/gtest.h>
-TEST(Placeholder, Builds) { EXPECT_EQ(1, 1); }
+
+#include "compiler/graph_json.h"
+#include "test_util.h"
+
+namespace kpu::compiler {
+namespace {
+
+using test::error_of;
+
+TEST(GraphImport, AcceptsTheSeedSingleOpFormVerbatim) {
+    Graph g = parse_graph(
+        R"({"op": "matmul", "A": {"shape": [1024, 512], "dtype": "float32"}, "B": {"shape": [512, 1024], "dtype": "float32"}, "C": {"shape": [1024, 1024], "dtype": "float32"}})",
+        "seed.json");
+    ASSERT_EQ(g.ops().size(), 1u);
+    EXPECT_EQ(g.m(0), 1024u);
+    EXPECT_EQ(g.n(0), 1024u);
+    EXPECT_EQ(g.k(0), 512u);
+    EXPECT_EQ(g.tensor(g.ops()[0].a).role, TensorRole::Input);
+    EXPECT_EQ(g.tensor(g.ops()[0].c).role, TensorRole::Output);
+}
+
+TEST(GraphImport, MultiOpMlpInfersShapesAndRoles) {
+    Graph g = parse_graph(test::mlp_json(64, 256, 512, 128), "mlp.json");
+    ASSERT_EQ(g.ops().size(), 2u);
+    const Tensor& h = g.tensor(*g.find_tensor("h"));
+    EXPECT_EQ(h.shape, (std::vector<uint64_t>{64, 512}));
+    EXPECT_EQ(h.role, TensorRole::Intermediate);
+    EXPECT_EQ(g.tensor(*g.find_tensor("y")).shape, (std::vector<uint64_t>{64, 128}));
+    EXPECT_EQ(g.tensor(*g.find_tensor("y")).role, TensorRole::Output);
+    EXPECT_EQ(g.ops()[0].activation, Activation::Relu);
+    EXPECT_TRUE(g.ops()[1].bias.has_value());
+}
+
+TEST(GraphImport, OrdersOpsTopologically) {
+    Graph g = parse_graph(R"({"tensors": [{"name": "x", "shape": [4, 4]}, {"name": "h"}, {"name": "y"}],
+        "ops": [{"op": "matmul", "name": "second", "A": "h", "B": "x", "C": "y"},
+                {"op": "matmul", "name": "first", "A": "x", "B": "x", "C": "h"}]})",
+                          "g.json");
+    EXPECT_EQ(g.ops()[0].name, "first");
+    EXPECT_EQ(g.ops()[1].name, "second");
+}
+
+TEST(GraphImport, RoundTripsThroughTheMultiOpForm) {
+    Graph g = parse_graph(test::mlp_json(8, 16, 32, 4), "mlp.json");
+    Graph again = graph_from_json(graph_to_json(g), "", "again.json");
+    EXPECT_EQ(g, again);
+}
+
+TEST(GraphErrors, InnerDimensionMismatchNamesOpTensorsDimensionsAndNumbers) {
+    std::string e = error_of([] {
+        parse_graph(R"({"op": "matmul", "A": {"shape": [4, 5]}, "B": {"shape": [4, 4]}, "C": {"shape": [4, 4]}})",
+                    "bad.json");
+    });
+    EXPECT_NE(e.find("bad.json: op 'matmul' (matmul): A 'A' dimension 1 is 5 but B 'B' dimension 0 is 4"),
+              std::string::npos)
+        << e;
+}
+
+TEST(GraphErrors, OutputShapeMismatchNamesTheDimension) {
+    std::string e = error_of([] {
+        parse_graph(R"({"op": "matmul", "A": {"shape": [8, 4]}, "B": {"shape": [4, 6]}, "C": {"shape": [8, 7]}})",
+                    "bad.json");
+    });
+    EXPECT_NE(e.find("C 'C' dimension 1 is 7 but B 'B' dimension 1 is 6"), std::string::npos) << e;
+}
+
+TEST(GraphErrors, BiasMustMatchN) {
+    std::string e = error_of([] {
+        parse_graph(
+            R"({"op": "matmul", "A": {"shape": [8, 4]}, "B": {"shape": [4, 6]}, "C": {"shape": [8, 6]}, "bias": {"shape": [5]}})",
+            "bad.json");
+    });
+    EXPECT_NE(e.find("bias 'bias' dimension 0 is 5 but B 'B' dimension 1 is 6"), std::string::npos) << e;
+}
+
+TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
+    struct Case {
+        const char* text;
+        const char* expected;
+    };
+    const Case cases[] = {
+        {"{\"op\": ", "bad.json: malformed JSON at byte"},
+        {R"({"op": "conv2d", "A": {"shape": [1, 1]}})", "bad.json: op: unknown op 'conv2d'"},
+        {R"({"op": "matmul", "A": {"shape": [2, 2], "strides": [1]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
+         "bad.json: A.strides: unknown field"},
+        {R"({"op": "matmul", "A": {"shape": [2, 2], "dtype": "int8"}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
+         "bad.json: A.dtype: dtype 'int8' is not supported"},
+        {R"({"op": "matmul", "A": {"shape": [2, 0]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
+         "bad.json: A.shape[1]: dimension is 0"},
+        {R"({"op": "matmul", "A": {"shape": [2, "x"]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
+         "bad.json: A.shape[1]: expected a non-negative integer"},
+        {R"({"op": "matmul", "A": {"shape": [2, 2, 2]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
+         "A 'A' has shape [2, 2, 2], expected rank 2"},
+        {R"({"op": "matmul", "A": {"shape": [2, 2]}, "B": {"shape": [2, 2]}})", "bad.json: C: missing required field"},
+        {R"({"tensors": [{"name": "x", "shape": [2, 2]}], "ops": [{"op": "matmul", "A": "x", "B": "w", "C": "y"}]})",
+         "bad.json: ops[0].B: unknown tensor 'w'"},
+        {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y"}, {"name": "z"}],
+             "ops": [{"op": "matmul", "name": "p", "A": "z", "B": "x", "C": "y"},
+                     {"op": "matmul", "name": "q", "A": "y", "B": "x", "C": "z"}]})",
+         "bad.json: the graph has a cycle: 'p' -> 'q' -> 'p'"},
+        {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y", "role": "input"}],
+             "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
+         "tensor 'y' has role 'input' but op produces it"},
+        {R"({"tensors": [{"name": "x"}, {"name": "y"}], "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
+         "tensor 'x': no shape given and no op produces it"},
+        {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y"}, {"name": "u", "shape": [3]}],
+             "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
+         "tensor 'u' is not used by any op"},
+        {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y"}],
+             "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y", "activation": "tanh"}]})",
+         "bad.json: ops[0].activation: unknown activation 'tanh'"},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.text);
+        std::string e = error_of([&] { parse_graph(c.text, "bad.json"); });
+        EXPECT_NE(e.find(c.expected), std::string::npos) << e;
+        EXPECT_EQ(e.find('\n'), std::string::npos);
+    }
+}
+
+}  // namespace
+}  // namespace kpu::compiler

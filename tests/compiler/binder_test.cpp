@@ -1,0 +1,332 @@
+#include "compiler/binder.h"
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <cmath>
+#include <random>
+#include <set>
+#include <unordered_map>
+
+#include <gtest/gtest.h>
+
+#include "compiler/kpu_format.h"
+#include "hardware/address_map.h"
+#include "test_util.h"
+
+namespace kpu::compiler {
+namespace {
+
+const char* const kShipped[] = {"minimal", "edge", "t64", "datacenter", "roofline-ref"};
+
+Program mlp_for(const std::string& target) {
+    return compile(parse_graph(test::mlp_json(48, 40, 72, 24), "mlp.json"), test::config(target));
+}
+
+hw::Location where(const hw::AddressMap& map, uint64_t addr) {
+    hw::Location loc;
+    EXPECT_TRUE(map.decode(addr, 1, loc)) << std::hex << addr;
+    return loc;
+}
+
+/// First and last byte of an access land in the same level and compute tile.
+hw::Location span(const hw::AddressMap& map, uint64_t addr, uint64_t rows, uint64_t row_bytes, uint64_t stride) {
+    const hw::Location first = where(map, addr), last = where(map, addr + (rows - 1) * stride + row_bytes - 1);
+    EXPECT_EQ(first.level, last.level);
+    if (first.level != hw::Level::Dram) {
+        EXPECT_EQ(first.tile, last.tile);
+    }
+    return first;
+}
+
+void check_invariants(const Program& p, const BoundProgram& b, const hw::Config& config) {
+    const hw::AddressMap map(config);
+    uint64_t read = 0, write = 0, macs = 0;
+    for (uint32_t i = 0; i < b.ops.size(); ++i) {
+        const BoundOp& op = b.ops[i];
+        ASSERT_EQ(op.id, i);
+        for (uint32_t d : op.deps) ASSERT_LT(d, i);
+        ASSERT_LT(op.tile, config.compute_tiles);
+        if (op.kind == BoundOp::Kind::Move) {
+            const hw::Transfer& x = op.move;
+            EXPECT_EQ(x.id, op.id);
+            const hw::Location s = span(map, x.src, x.rows, x.row_bytes, x.src_stride);
+            const hw::Location d = span(map, x.dst, x.rows, x.row_bytes, x.dst_stride);
+            if (s.level == hw::Level::Dram) read += x.bytes();
+            if (d.level == hw::Level::Dram) write += x.bytes();
+            std::set<hw::Level> levels{s.level, d.level};
+            switch (op.engine) {
+                case EngineKind::Dma:
+                    EXPECT_EQ(levels, (std::set<hw::Level>{hw::Level::Dram, hw::Level::L3}));
+                    EXPECT_LT(op.unit, config.dma.count);
+                    break;
+                case EngineKind::BlockMover:
+                    EXPECT_EQ(levels, (std::set<hw::Level>{hw::Level::L3, hw::Level::L2}));
+                    EXPECT_EQ(s.tile, op.tile);
+                    EXPECT_EQ(d.tile, op.tile);
+                    EXPECT_LT(op.unit, config.block_mover.count);
+                    break;
+                case EngineKind::Streamer:
+                    EXPECT_EQ(levels, (std::set<hw::Level>{hw::Level::L2, hw::Level::L1}));
+                    EXPECT_EQ(s.tile, op.tile);
+                    EXPECT_EQ(d.tile, op.tile);
+                    EXPECT_LT(op.unit, config.streamer.count);
+                    break;
+                case EngineKind::Fabric: ADD_FAILURE() << "move on the fabric"; break;
+            }
+        } else {
+            EXPECT_EQ(op.engine, EngineKind::Fabric);
+            if (op.kind == BoundOp::Kind::Matmul) {
+                const MatmulCommand& m = op.matmul;
+                macs += uint64_t(m.m) * m.n * m.k;
+                for (auto loc : {span(map, m.a, m.m, m.k * 4, m.lda * 4), span(map, m.b, m.k, m.n * 4, m.ldb * 4)}) {
+                    EXPECT_EQ(loc.level, hw::Level::L1);
+                    EXPECT_EQ(loc.tile, op.tile);
+                }
+            } else {
+                const hw::Location c = span(map, op.drain.c, op.drain.m, op.drain.n * 4, op.drain.ldc * 4);
+                EXPECT_EQ(c.level, hw::Level::L1);
+                EXPECT_EQ(c.tile, op.tile);
+            }
+        }
+    }
+    EXPECT_EQ(b.dram_read_bytes, read);
+    EXPECT_EQ(b.dram_write_bytes, write);
+    EXPECT_EQ(read, p.hints.dram_read_bytes);
+    EXPECT_EQ(write, p.hints.dram_write_bytes);
+    EXPECT_EQ(b.macs, macs);
+    EXPECT_EQ(macs, p.hints.macs);
+    for (size_t t = 0; t < b.tensors.size(); ++t) {
+        EXPECT_EQ(b.tensors[t].dram_addr % config.dram.interleave_bytes, 0u);
+        if (t) {
+            EXPECT_GE(b.tensors[t].dram_addr, b.tensors[t - 1].dram_addr + b.tensors[t - 1].bytes);
+        }
+    }
+}
+
+TEST(Binder, TheSameKpuBindsOnEveryShippedConfig) {
+    const Program p = read_kpu(write_kpu(mlp_for("minimal")), "mlp.kpu");  // through the file format
+    for (const char* name : kShipped) {
+        SCOPED_TRACE(name);
+        const hw::Config config = test::config(name);
+        check_invariants(p, bind(p, config), config);
+    }
+}
+
+TEST(Binder, IsDeterministic) {
+    const Program p = mlp_for("edge");
+    const hw::Config edge = test::config("edge");
+    EXPECT_EQ(write_bound_program(bind(p, edge)), write_bound_program(bind(p, edge)));
+}
+
+TEST(Binder, SpreadsTasksOverAllComputeTilesWhenThereIsEnoughWork) {
+    const Program p = test::compile_matmul(1024, 1024, 256, test::config("t64"));
+    ASSERT_GT(p.tasks.size(), 4u);
+    for (const char* name : {"edge", "t64", "datacenter"}) {
+        SCOPED_TRACE(name);
+        const hw::Config config = test::config(name);
+        const BoundProgram b = bind(p, config);
+        std::set<uint32_t> used;
+        for (const BoundOp& op : b.ops)
+            if (op.kind == BoundOp::Kind::Matmul) used.insert(op.tile);
+        EXPECT_EQ(used.size(), std::min<size_t>(p.tasks.size(), config.compute_tiles));
+    }
+}
+
+TEST(Binder, AProgramThatDoesNotFitNamesTensorLevelAndNumbers) {
+    const Program p = test::compile_matmul(512, 512, 2048, test::config("t64"));
+    const std::string e = test::error_of([&] { bind(p, test::config("minimal")); });
+    EXPECT_NE(e.find("cannot bind op 'matmul' to config 'minimal': tensor '"), std::string::npos) << e;
+    EXPECT_NE(e.find("bytes per compute tile in total but has "), std::string::npos) << e;
+}
+
+// ---- hazards, by enumeration ------------------------------------------------------------------
+
+/// rows of row_bytes, `stride` apart, from `begin`; `end` bounds the last byte.
+struct Access {
+    uint64_t space, begin, end;
+    bool write;
+    uint64_t rows = 1, row_bytes = 1, stride = 1;
+};
+
+/// Whether two strided accesses share a byte (exact, row by row).
+bool overlap(const Access& x, const Access& y) {
+    if (x.space != y.space || x.end <= y.begin || y.end <= x.begin) return false;
+    for (uint64_t r = 0; r < x.rows; ++r) {
+        const uint64_t lo = x.begin + r * x.stride, hi = lo + x.row_bytes;
+        // Rows t of y with y.begin + t * stride < hi and y.begin + t * stride + row_bytes > lo.
+        const uint64_t first = lo + 1 > y.begin + y.row_bytes ? (lo + 1 - y.row_bytes - y.begin + y.stride - 1) / y.stride : 0;
+        if (first < y.rows && y.begin + first * y.stride < hi) return true;
+    }
+    return false;
+}
+
+std::vector<Access> accesses(const BoundOp& op) {
+    auto range = [](uint64_t addr, uint64_t rows, uint64_t row_bytes, uint64_t stride, bool write) {
+        return Access{0, addr, addr + (rows - 1) * stride + row_bytes, write, rows, row_bytes, stride};
+    };
+    const Access acc_read{1 + uint64_t(op.tile), 0, 1, false}, acc_write{1 + uint64_t(op.tile), 0, 1, true};
+    switch (op.kind) {
+        case BoundOp::Kind::Move:
+            return {range(op.move.src, op.move.rows, op.move.row_bytes, op.move.src_stride, false),
+                    range(op.move.dst, op.move.rows, op.move.row_bytes, op.move.dst_stride, true)};
+        case BoundOp::Kind::Matmul: {
+            const MatmulCommand& m = op.matmul;
+            return {range(m.a, m.m, m.k * 4, m.lda * 4, false), range(m.b, m.k, m.n * 4, m.ldb * 4, false), acc_write};
+        }
+        case BoundOp::Kind::Drain: {
+            const DrainCommand& d = op.drain;
+            std::vector<Access> out{acc_read, range(d.c, d.m, d.n * 4, d.ldc * 4, true)};
+            if (d.has_bias) out.push_back(range(d.bias, 1, d.n * 4, d.n * 4, false));
+            return out;
+        }
+    }
+    return {};
+}
+
+/// Every pair of ops that touch a common byte (or the same accumulator set), one of them
+/// writing, is ordered by the transitive closure of the deps. Returns how many such pairs
+/// were write-after-read.
+size_t check_no_races(const BoundProgram& b) {
+    const size_t n = b.ops.size(), words = (n + 63) / 64;
+    std::vector<std::vector<uint64_t>> reach(n, std::vector<uint64_t>(words, 0));
+    for (size_t j = 0; j < n; ++j)
+        for (uint32_t d : b.ops[j].deps) {
+            for (size_t w = 0; w < words; ++w) reach[j][w] |= reach[d][w];
+            reach[j][d / 64] |= uint64_t(1) << (d % 64);
+        }
+    std::vector<std::vector<Access>> all(n);
+    for (size_t i = 0; i < n; ++i) all[i] = accesses(b.ops[i]);
+    size_t war = 0;
+    for (size_t j = 0; j < n; ++j)
+        for (size_t i = 0; i < j; ++i)
+            for (const Access& x : all[i])
+                for (const Access& y : all[j]) {
+                    if (!(x.write || y.write) || !overlap(x, y)) continue;
+                    const bool ordered = (reach[j][i / 64] >> (i % 64)) & 1;
+                    EXPECT_TRUE(ordered) << "ops " << i << " and " << j << " race";
+                    war += !x.write && y.write;
+                }
+    return war;
+}
+
+TEST(Binder, EveryConflictingPairIsOrderedIncludingWriteAfterRead) {
+    for (const char* name : {"minimal", "edge"}) {
+        SCOPED_TRACE(name);
+        const hw::Config config = test::config(name);
+        const BoundProgram b = bind(mlp_for("minimal"), config);
+        ASSERT_LT(b.ops.size(), 4000u);
+        EXPECT_GT(check_no_races(b), 0u);
+        const BoundProgram ws = bind(test::compile_matmul(100, 90, 300, config, Dataflow::WeightStationary, true), config);
+        EXPECT_GT(check_no_races(ws), 0u);
+    }
+}
+
+TEST(Binder, NextCTileOnAFabricWaitsForThePreviousDrain) {
+    const BoundProgram b = bind(mlp_for("minimal"), test::config("minimal"));
+    std::unordered_map<uint32_t, int64_t> last_drain;  // tile -> op
+    int checked = 0;
+    for (const BoundOp& op : b.ops) {
+        if (op.kind == BoundOp::Kind::Drain) last_drain[op.tile] = op.id;
+        if (op.kind == BoundOp::Kind::Matmul && !op.matmul.accumulate && last_drain.count(op.tile)) {
+            EXPECT_NE(std::find(op.deps.begin(), op.deps.end(), uint32_t(last_drain[op.tile])), op.deps.end());
+            ++checked;
+        }
+    }
+    EXPECT_GT(checked, 0);
+}
+
+// ---- functional: execute the bound program in a random dependency order ---------------------
+
+class Memory {
+public:
+    float& at(uint64_t addr) { return pages_[addr >> 12][(addr & 4095) / 4]; }
+
+private:
+    std::unordered_map<uint64_t, std::array<float, 1024>> pages_;
+};
+
+/// Runs the ops in a random order that honours the deps (as an out-of-order sequencer may).
+void execute(const BoundProgram& b, Memory& mem, uint32_t seed) {
+    std::vector<uint32_t> waiting(b.ops.size());
+    std::vector<std::vector<uint32_t>> users(b.ops.size());
+    std::vector<uint32_t> ready;
+    for (const BoundOp& op : b.ops) {
+        waiting[op.id] = uint32_t(op.deps.size());
+        for (uint32_t d : op.deps) users[d].push_back(op.id);
+        if (op.deps.empty()) ready.push_back(op.id);
+    }
+    std::mt19937 rng(seed);
+    std::unordered_map<uint32_t, std::vector<float>> acc;  // per compute tile
+    size_t done = 0;
+    while (!ready.empty()) {
+        std::swap(ready[rng() % ready.size()], ready.back());
+        const BoundOp& op = b.ops[ready.back()];
+        ready.pop_back();
+        ++done;
+        if (op.kind == BoundOp::Kind::Move) {
+            for (uint32_t r = 0; r < op.move.rows; ++r)
+                for (uint32_t c = 0; c < op.move.row_bytes; c += 4)
+                    mem.at(op.move.dst + r * op.move.dst_stride + c) = mem.at(op.move.src + r * op.move.src_stride + c);
+        } else if (op.kind == BoundOp::Kind::Matmul) {
+            const MatmulCommand& m = op.matmul;
+            std::vector<float>& a = acc[op.tile];
+            if (!m.accumulate) a.assign(size_t(m.m) * m.n, 0.f);
+            ASSERT_EQ(a.size(), size_t(m.m) * m.n);
+            for (uint32_t i = 0; i < m.m; ++i)
+                for (uint32_t j = 0; j < m.n; ++j)
+                    for (uint32_t k = 0; k < m.k; ++k)
+                        a[i * m.n + j] += mem.at(m.a + (uint64_t(i) * m.lda + k) * 4) * mem.at(m.b + (uint64_t(k) * m.ldb + j) * 4);
+        } else {
+            const DrainCommand& d = op.drain;
+            const std::vector<float>& a = acc[op.tile];
+            for (uint32_t i = 0; i < d.m; ++i)
+                for (uint32_t j = 0; j < d.n; ++j) {
+                    float v = a[i * d.n + j] + (d.has_bias ? mem.at(d.bias + j * 4) : 0.f);
+                    if (d.activation == Activation::Relu) v = std::max(v, 0.f);
+                    mem.at(d.c + (uint64_t(i) * d.ldc + j) * 4) = v;
+                }
+        }
+        for (uint32_t u : users[op.id])
+            if (--waiting[u] == 0) ready.push_back(u);
+    }
+    EXPECT_EQ(done, b.ops.size());
+}
+
+TEST(Binder, BoundMlpComputesTheReferenceResultInAnyDependencyOrder) {
+    const uint64_t B = 48, I = 40, H = 72, O = 24;
+    for (const char* name : {"minimal", "edge"}) {
+        SCOPED_TRACE(name);
+        const Program p = mlp_for("minimal");
+        const BoundProgram b = bind(p, test::config(name));
+        std::map<std::string, std::vector<float>> host;
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> dist(-1.f, 1.f);
+        Memory mem;
+        for (const BoundTensor& t : b.tensors) {
+            if (t.role != "input" && t.role != "constant") continue;
+            auto& v = host[t.name];
+            v.resize(t.bytes / 4);
+            for (size_t i = 0; i < v.size(); ++i) mem.at(t.dram_addr + i * 4) = v[i] = dist(rng);
+        }
+        execute(b, mem, 1234);
+        std::vector<float> h(B * H), y(B * O);
+        for (uint64_t r = 0; r < B; ++r)
+            for (uint64_t c = 0; c < H; ++c) {
+                float s = host["b1"][c];
+                for (uint64_t k = 0; k < I; ++k) s += host["x"][r * I + k] * host["W1"][k * H + c];
+                h[r * H + c] = std::max(s, 0.f);
+            }
+        for (uint64_t r = 0; r < B; ++r)
+            for (uint64_t c = 0; c < O; ++c) {
+                float s = host["b2"][c];
+                for (uint64_t k = 0; k < H; ++k) s += h[r * H + k] * host["W2"][k * O + c];
+                y[r * O + c] = s;
+            }
+        const BoundTensor& out = *std::find_if(b.tensors.begin(), b.tensors.end(), [](auto& t) { return t.name == "y"; });
+        for (uint64_t i = 0; i < B * O; ++i) ASSERT_NEAR(mem.at(out.dram_addr + i * 4), y[i], 1e-4) << i;
+    }
+}
+
+}  // namespace
+}  // namespace kpu::compiler

@@ -1,0 +1,63 @@
+// kpu-compile as a user runs it.
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+struct Result {
+    int status = 0;
+    std::string output;
+};
+
+Result run(const std::string& args) {
+    const std::string command = std::string(KPU_BINARY_DIR) + "/bin/kpu-compile " + args + " 2>&1";
+    Result r;
+    FILE* pipe = popen(command.c_str(), "r");
+    std::array<char, 4096> buffer;
+    size_t n;
+    while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
+    r.status = pclose(pipe);
+    return r;
+}
+
+const std::string kSource = KPU_SOURCE_DIR;
+const std::string kOut = std::string(KPU_BINARY_DIR) + "/cli_test_mlp.kpu";
+
+TEST(KpuCompile, CompilesAndPrintsTheSummary) {
+    Result r = run(kSource + "/examples/matmul_1024x1024x512.json -o " + kOut + " --config " + kSource +
+                   "/configs/t64.json");
+    ASSERT_EQ(r.status, 0) << r.output;
+    for (const char* s : {"C[1024, 1024] = A[1024, 512] @ B[512, 1024]", "tile grid", "tasks", "MATMUL_TILE",
+                          "DRAM read", "arithmetic intensity"})
+        EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+}
+
+TEST(KpuCompile, BindShowsTheBoundProgram) {
+    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + kOut + " --config " + kSource + "/configs/minimal.json").status, 0);
+    const std::string bound = std::string(KPU_BINARY_DIR) + "/cli_test_bound.json";
+    Result r = run("--bind --config " + kSource + "/configs/edge.json " + kOut + " -o " + bound);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("bound to 'edge'"), std::string::npos) << r.output;
+}
+
+TEST(KpuCompile, ErrorsAreOneLineAndNonZero) {
+    const std::string cases[] = {
+        "/nonexistent.json -o x.kpu",
+        kSource + "/examples/mlp.json -o " + kOut + " --dataflow diagonal",
+        kSource + "/examples/mlp.json",
+        "--bind " + kOut,
+        "--bind --config " + kSource + "/configs/edge.json " + kSource + "/examples/mlp.json",
+    };
+    for (const std::string& args : cases) {
+        SCOPED_TRACE(args);
+        Result r = run(args);
+        EXPECT_NE(r.status, 0);
+        EXPECT_EQ(r.output.rfind("kpu-compile: error: ", 0), 0u) << r.output;
+        EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << r.output;
+    }
+}
+
+}  // namespace

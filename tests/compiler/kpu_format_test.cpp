@@ -1,0 +1,118 @@
+#include "compiler/kpu_format.h"
+
+#include <functional>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace kpu::compiler {
+namespace {
+
+using json = nlohmann::json;
+
+Program mlp_program() {
+    return compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"));
+}
+
+TEST(KpuFormat, RoundTripIsLossless) {
+    for (Dataflow d : {Dataflow::OutputStationary, Dataflow::WeightStationary}) {
+        const Program p = compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"), {d});
+        const std::string text = write_kpu(p);
+        const Program back = read_kpu(text, "mlp.kpu");
+        EXPECT_EQ(back, p);
+        EXPECT_EQ(write_kpu(back), text);
+    }
+}
+
+TEST(KpuFormat, SizeDoesNotGrowWithTheTileCount) {
+    const hw::Config t64 = test::config("t64");
+    const size_t small = write_kpu(test::compile_matmul(256, 256, 256, t64)).size();
+    const size_t big = write_kpu(test::compile_matmul(4096, 4096, 4096, t64)).size();
+    const OpCounts ops = count_ops(test::compile_matmul(4096, 4096, 4096, t64));
+    EXPECT_GT(ops.total, 1000000u);
+    EXPECT_LT(big, 64u * 1024) << "4096^3 .kpu is " << big << " bytes";
+    EXPECT_LT(small, 8u * 1024);
+}
+
+/// Writes the MLP program, lets `edit` change its JSON, and returns the reader's message.
+template <typename Edit>
+std::string read_error(Edit edit) {
+    json j = json::parse(write_kpu(mlp_program()));
+    edit(j);
+    return test::error_of([&] { read_kpu(j.dump(), "bad.kpu"); });
+}
+
+TEST(KpuFormat, EveryValidationErrorIsPrecise) {
+    struct Case {
+        std::function<void(json&)> edit;
+        const char* expected;
+    };
+    const Case cases[] = {
+        {[](json& j) { j["version"] = 2; }, "bad.kpu: version: unsupported version 2 (this reader knows 1)"},
+        {[](json& j) { j["format"] = "elf"; }, "bad.kpu: format: expected \"kpu\""},
+        {[](json& j) { j["extra"] = 1; }, "bad.kpu: extra: unknown field"},
+        {[](json& j) { j.erase("tasks"); }, "bad.kpu: tasks: missing required field"},
+        // bad types
+        {[](json& j) { j["tasks"][0]["kernel"] = "zero"; }, "bad.kpu: tasks[0].kernel: expected a non-negative integer"},
+        {[](json& j) { j["kernels"][0]["tile"] = 16; }, "bad.kpu: kernels[0].tile: expected an array"},
+        {[](json& j) { j["graph"]["tensors"][0]["shape"][0] = -1; },
+         "bad.kpu: graph.tensors[0].shape[0]: expected a non-negative integer"},
+        // dangling tensor and op references
+        {[](json& j) { j["graph"]["ops"][0]["A"] = "nowhere"; }, "bad.kpu: graph.ops[0].A: unknown tensor 'nowhere'"},
+        {[](json& j) { j["kernels"][1]["op"] = "fc9"; }, "bad.kpu: kernels[1].op: unknown op 'fc9'"},
+        {[](json& j) { std::swap(j["kernels"][0], j["kernels"][1]); },
+         "bad.kpu: kernels[0].op: op 'fc2' but op 0 in graph order is 'fc1'"},
+        {[](json& j) { j["kernels"][0]["dataflow"] = "row-stationary"; },
+         "bad.kpu: kernels[0].dataflow: unknown dataflow 'row-stationary'"},
+        {[](json& j) { j["kernels"][0]["tile"][2] = 0; }, "bad.kpu: kernels[0].tile[2]: tk is 0"},
+        {[](json& j) { j["kernels"][0]["tile"][0] = 65; }, "bad.kpu: kernels[0].tile[0]: tm 65 exceeds M 64"},
+        // out-of-range tile indices and coverage
+        {[](json& j) { j["tasks"][0]["rows"] = {0, 99}; }, "bad.kpu: tasks[0].rows: tile row 98 out of range"},
+        {[](json& j) { j["tasks"][0]["cols"] = {3, 3}; }, "bad.kpu: tasks[0].cols: empty or invalid tile range"},
+        {[](json& j) { j["tasks"][0]["kernel"] = 7; }, "bad.kpu: tasks[0].kernel: kernel 7 out of range (2 kernels)"},
+        {[](json& j) { j["tasks"].push_back(j["tasks"][0]); }, "is already covered by task 0"},
+        // dependencies
+        {[](json& j) { j["tasks"][0]["deps"] = {999}; }, "bad.kpu: tasks[0].deps[0]: task 999 does not exist"},
+        {[](json& j) {
+             const size_t last = j["tasks"].size() - 1;
+             j["tasks"][0]["deps"] = {last};
+         },
+         "bad.kpu: tasks: dependency cycle: 0 -> "},
+        {[](json& j) { j["tasks"][0]["deps"] = {1}; }, "bad.kpu: tasks[0].deps[0]: depends on later task 1"},
+        {[](json& j) {
+             const size_t last = j["tasks"].size() - 1;
+             j["tasks"][last]["deps"] = json::array();
+         },
+         "which writes part of tensor 'h' that this task reads"},
+        // hints
+        {[](json& j) { j["kernels"][0]["hints"]["dram_read_bytes"] = 1; },
+         "bad.kpu: kernels[0].hints.dram_read_bytes: 1 but the op stream gives"},
+        {[](json& j) { j["hints"]["macs"] = 5; }, "bad.kpu: hints.macs: 5 but the op stream gives"},
+    };
+    for (size_t i = 0; i < std::size(cases); ++i) {
+        SCOPED_TRACE(cases[i].expected);
+        const std::string e = read_error(cases[i].edit);
+        EXPECT_NE(e.find(cases[i].expected), std::string::npos) << e;
+        EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+    }
+}
+
+TEST(KpuFormat, UncoveredTileIsReported) {
+    json j = json::parse(write_kpu(mlp_program()));
+    j["tasks"].erase(j["tasks"].size() - 1);  // nothing depends on the last task
+    const std::string e = test::error_of([&] { read_kpu(j.dump(), "bad.kpu"); });
+    EXPECT_NE(e.find("bad.kpu: kernels[1]: tile ("), std::string::npos) << e;
+    EXPECT_NE(e.find(") is covered by no task"), std::string::npos) << e;
+}
+
+TEST(KpuFormat, MalformedJsonAndMissingFile) {
+    EXPECT_NE(test::error_of([] { read_kpu("{\"format\": ", "x.kpu"); }).find("x.kpu: malformed JSON at byte"),
+              std::string::npos);
+    EXPECT_NE(test::error_of([] { read_kpu_file("/nonexistent/y.kpu"); }).find("/nonexistent/y.kpu: cannot open file"),
+              std::string::npos);
+}
+
+}  // namespace
+}  // namespace kpu::compiler
