@@ -20,7 +20,8 @@ Options parse(int argc, const char* const argv[]) {
         ("config,c", po::value(&o.config_path)->value_name("FILE"), "hardware description (configs/<sku>.json)")
         ("set", po::value(&sets)->composing()->value_name("PATH=VALUE"),
          "override one config field before validation, e.g. --set fabric.rows=32 (repeatable)")
-        ("describe", po::bool_switch(&o.describe), "print the SKU's derived figures (peaks, bandwidths, ridge point, capacities) and exit");
+        ("describe", po::bool_switch(&o.describe), "print the SKU's derived figures (peaks, bandwidths, ridge point, capacities) and exit")
+        ("elaborate-only", po::bool_switch(&o.elaborate_only), "build the platform's module tree, print the module count per kind and exit");
     std::ostringstream help;
     help << desc;
     o.help_text = help.str();
@@ -36,7 +37,7 @@ Options parse(int argc, const char* const argv[]) {
     if (o.help) return o;
     if (o.config_path.empty()) throw std::runtime_error("--config FILE is required (see kpu-sim --help)");
     for (const auto& s : sets) o.overrides.push_back(hw::parse_override(s));
-    if (!o.describe) throw std::runtime_error("nothing to do: give an action such as --describe (see kpu-sim --help)");
+    if (!o.describe && !o.elaborate_only) throw std::runtime_error("nothing to do: give an action such as --describe or --elaborate-only (see kpu-sim --help)");
     return o;
 }
 

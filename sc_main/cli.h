@@ -14,6 +14,7 @@ struct Options {
     std::string config_path;                ///< --config FILE (required for every action)
     std::vector<hw::Override> overrides;    ///< --set PATH=VALUE, repeatable
     bool describe = false;                  ///< --describe: print derived figures and exit
+    bool elaborate_only = false;            ///< --elaborate-only: build the platform, print module counts, exit
     bool help = false;
     std::string help_text;
 };

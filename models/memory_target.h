@@ -1,0 +1,77 @@
+// What every memory of the hierarchy has in common (DRAM channel, L3 tile, L2 bank, L1
+// buffer): a TLM-2.0 target with real, lazily paged bytes and a PortTimer. Each level is a
+// thin subclass that picks its config level and clock domain; this is where the work is.
+//
+// Socket: `socket` (tlm_target_socket), addressed with offsets 0..capacity-1 (the
+// interconnect translates device addresses). Answers b_transport (data + timing),
+// nb_transport_fw (completes at once, same timing), transport_dbg (data, no time) and
+// get_direct_mem_ptr (one page per grant, allocated on request, read/write).
+// Time: per burst, start = max(arrival, port_free), done = start + latency + N / bandwidth.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <systemc>
+#include <tlm>
+
+#include "hardware/config.h"
+#include "models/paged_storage.h"
+#include "models/port_timer.h"
+#include "models/sim_time.h"
+
+namespace kpu::model {
+
+/// Counters for the stats report.
+struct MemoryStats {
+    uint64_t reads = 0, writes = 0;            ///< b_transport / nb_transport accesses
+    uint64_t bytes_read = 0, bytes_written = 0;
+    uint64_t errors = 0;                       ///< accesses answered with an error response
+};
+
+class MemoryTarget : public sc_core::sc_module, public tlm::tlm_fw_transport_if<> {
+public:
+    tlm::tlm_target_socket<> socket;
+
+    /// `kind` names the level in reports ("L2 bank"); `base` is the device address of offset 0
+    /// (reports show both); page_bytes as PagedStorage.
+    MemoryTarget(sc_core::sc_module_name name, const char* kind, const hw::MemoryLevel& level, double clock_hz,
+                 uint64_t base, uint64_t page_bytes = 0);
+
+    MemoryTarget(const MemoryTarget&) = delete;
+    MemoryTarget& operator=(const MemoryTarget&) = delete;
+
+    void b_transport(tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) override;
+    tlm::tlm_sync_enum nb_transport_fw(tlm::tlm_generic_payload& trans, tlm::tlm_phase& phase,
+                                       sc_core::sc_time& delay) override;
+    bool get_direct_mem_ptr(tlm::tlm_generic_payload& trans, tlm::tlm_dmi& dmi) override;
+    unsigned int transport_dbg(tlm::tlm_generic_payload& trans) override;
+
+    /// Host pointer to [offset, offset + len) without time, allocating its page; nullptr if
+    /// the range is outside the memory or spans two pages. What DMI hands out, for C++ callers.
+    uint8_t* direct_pointer(uint64_t offset, uint64_t len);
+
+    /// Device address of a byte of this memory (linear from base; DRAM overrides: interleaved).
+    virtual uint64_t device_address(uint64_t offset) const { return base_ + offset; }
+
+    uint64_t capacity() const { return storage_.capacity(); }
+    uint64_t base() const { return base_; }
+    const PagedStorage& storage() const { return storage_; }
+    const PortTimer& timer() const { return timer_; }
+    const MemoryStats& stats() const { return stats_; }
+    const char* kind() const { return kind_; }
+
+private:
+    /// Sets an error response and reports it when the access is not legal here.
+    bool check(tlm::tlm_generic_payload& trans);
+    void report(const tlm::tlm_generic_payload& trans, const char* problem);
+
+    const char* kind_;
+    uint64_t base_;
+    PagedStorage storage_;
+    PortTimer timer_;
+    TimeBase time_;
+    MemoryStats stats_;
+};
+
+}  // namespace kpu::model

@@ -1,0 +1,270 @@
+#include "models/mover.h"
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+namespace kpu::model {
+
+using sc_core::sc_time;
+
+const char* to_string(TransferStatus status) {
+    switch (status) {
+        case TransferStatus::Ok: return "ok";
+        case TransferStatus::BadDescriptor: return "bad descriptor";
+        case TransferStatus::AccessError: return "access error";
+    }
+    return "?";
+}
+
+Mover::Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& engine, const hw::Config& config,
+             const hw::AddressMap& map, const sc_time& quantum)
+    : sc_core::sc_module(name),
+      socket("socket"),
+      kind_(kind),
+      config_(config),
+      map_(map),
+      bandwidth_(engine.bandwidth_bytes_per_s),
+      fs_per_byte_(double(kFsPerSecond) / engine.bandwidth_bytes_per_s),
+      queue_depth_(std::max<uint32_t>(engine.queue_depth, 1)),
+      quantum_(time_.to_fs(quantum)) {
+    socket.register_nb_transport_bw(this, &Mover::nb_transport_bw);
+    socket.register_invalidate_direct_mem_ptr(this, &Mover::invalidate_direct_mem_ptr);
+    SC_HAS_PROCESS(Mover);
+    SC_THREAD(run);
+    SC_METHOD(deliver);
+    sensitive << due_event_;
+    dont_initialize();
+}
+
+void Mover::enqueue(const hw::Transfer& transfer) {
+    queue_.push_back(transfer);
+    ++in_flight_;
+    submit_event_.notify(sc_core::SC_ZERO_TIME);
+}
+
+bool Mover::try_submit(const hw::Transfer& transfer) {
+    if (!can_accept()) return false;
+    enqueue(transfer);
+    return true;
+}
+
+bool Mover::submit(const hw::Transfer& transfer) {
+    const bool in_thread = sc_core::sc_get_current_process_handle().proc_kind() == sc_core::SC_THREAD_PROC_ ||
+                           sc_core::sc_get_current_process_handle().proc_kind() == sc_core::SC_CTHREAD_PROC_;
+    while (in_thread && !can_accept()) sc_core::wait(accept_event_);
+    if (try_submit(transfer)) return true;
+    std::ostringstream msg;
+    msg << name() << ": queue full (" << queue_depth_ << " descriptors), transfer " << transfer.id
+        << " not queued; wait for accept_event() or use can_accept()";
+    SC_REPORT_WARNING("kpu/mover", msg.str().c_str());
+    return false;
+}
+
+void Mover::run() {
+    for (;;) {
+        while (queue_.empty()) sc_core::wait(submit_event_);
+        const hw::Transfer transfer = queue_.front();
+        queue_.pop_front();
+        execute(transfer);
+    }
+}
+
+const char* Mover::validate(const hw::Transfer& t) const {
+    if (t.rows == 0 || t.row_bytes == 0) return "empty transfer (rows or row_bytes is 0)";
+    if (t.rows > 1 && t.src_stride < t.row_bytes) return "src_stride is smaller than row_bytes";
+    const uint64_t src_span = uint64_t(t.rows - 1) * t.src_stride + t.row_bytes;
+    if (t.src + src_span < t.src) return "source range wraps around the address space";
+    if (t.transform == hw::Transform::Identity) {
+        if (t.rows > 1 && t.dst_stride < t.row_bytes) return "destination rows overlap (dst_stride < row_bytes)";
+        if (t.dst + uint64_t(t.rows - 1) * t.dst_stride + t.row_bytes < t.dst)
+            return "destination range wraps around the address space";
+        return nullptr;
+    }
+    if (t.elem_bytes == 0 || (t.elem_bytes & (t.elem_bytes - 1)) != 0 || t.elem_bytes > 64)
+        return "transpose needs elem_bytes a power of two <= 64";
+    if (t.row_bytes % t.elem_bytes != 0) return "transpose needs row_bytes a multiple of elem_bytes";
+    const uint64_t cols = t.row_bytes / t.elem_bytes, dst_row = uint64_t(t.rows) * t.elem_bytes;
+    if (cols > 1 && t.dst_stride < dst_row) return "destination rows overlap (dst_stride < rows * elem_bytes)";
+    if (t.dst + (cols - 1) * t.dst_stride + dst_row < t.dst) return "destination range wraps around the address space";
+    return nullptr;
+}
+
+uint32_t Mover::burst_of(uint64_t addr) const {
+    hw::Location where;
+    if (!map_.decode(addr, 1, where))  // the burst will fail with a report; any size will do
+        return std::min({config_.dram.burst_bytes, config_.l3.burst_bytes, config_.l2.burst_bytes,
+                         config_.l1.burst_bytes});
+    switch (where.level) {
+        case hw::Level::Dram: return config_.dram.burst_bytes;
+        case hw::Level::L3: return config_.l3.burst_bytes;
+        case hw::Level::L2: return config_.l2.burst_bytes;
+        case hw::Level::L1: return config_.l1.burst_bytes;
+    }
+    return config_.dram.burst_bytes;
+}
+
+void Mover::execute(const hw::Transfer& t) {
+    Job job;
+    job.id = t.id;
+    job.start = job.done = std::max(engine_free_, time_.now());
+    if (const char* problem = validate(t)) {
+        std::ostringstream msg;
+        msg << name() << ": transfer " << t.id << " rejected: " << problem << " (src 0x" << std::hex << t.src
+            << ", dst 0x" << t.dst << std::dec << ", " << t.rows << " rows of " << t.row_bytes << " bytes, strides "
+            << t.src_stride << "/" << t.dst_stride << ")";
+        SC_REPORT_WARNING("kpu/mover", msg.str().c_str());
+        finish(job, TransferStatus::BadDescriptor);
+        return;
+    }
+    // Bursts are cut at the smaller of the two levels' burst sizes; every instance and DRAM
+    // interleave boundary is a multiple of it, so no burst ever straddles one.
+    const uint32_t burst = std::min(burst_of(t.src), burst_of(t.dst));
+    const bool ok = t.transform == hw::Transform::Identity ? copy_identity(t, burst, job) : copy_transpose(t, burst, job);
+    finish(job, ok ? TransferStatus::Ok : TransferStatus::AccessError);
+}
+
+Fs Mover::issue(Job& job, uint32_t bytes) {
+    const Fs at = std::max(engine_free_, time_.now());
+    engine_free_ = at + Fs(double(bytes) * fs_per_byte_ + 0.5);
+    if (!job.started) job.start = at, job.started = true;
+    return at;
+}
+
+bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* data, uint32_t bytes, Fs at,
+                   Fs& done) {
+    const Fs now = time_.now();
+    trans_.set_command(command);
+    trans_.set_address(addr);
+    trans_.set_data_ptr(data);
+    trans_.set_data_length(bytes);
+    trans_.set_streaming_width(bytes);
+    trans_.set_byte_enable_ptr(nullptr);
+    trans_.set_byte_enable_length(0);
+    trans_.set_dmi_allowed(false);
+    trans_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_time delay = time_.until(at, now);
+    socket->b_transport(trans_, delay);
+    ++stats_.transactions;
+    if (!trans_.is_response_ok()) {
+        std::ostringstream msg;
+        msg << name() << ": transfer " << job.id << " failed: " << (command == tlm::TLM_READ_COMMAND ? "read" : "write")
+            << " of " << bytes << " bytes at 0x" << std::hex << addr << std::dec << " answered "
+            << trans_.get_response_string();
+        SC_REPORT_WARNING("kpu/mover", msg.str().c_str());
+        return false;
+    }
+    done = now + time_.to_fs(delay);
+    return true;
+}
+
+void Mover::pace(Job& job, Fs write_done) {
+    job.done = std::max(job.done, write_done);
+    // The engine's buffer is finite: it does not issue a burst whose predecessor completes
+    // more than a window ahead. The window covers one quantum plus the unloaded path latency
+    // (measured on the first burst), so a lone transfer never stalls on it.
+    if (job.window == 0) job.window = quantum_ + (write_done - job.start);
+    if (write_done > job.window) engine_free_ = std::max(engine_free_, write_done - job.window);
+    const Fs now = time_.now();
+    if (engine_free_ >= now + quantum_) sc_core::wait(time_.until(engine_free_, now));
+}
+
+bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
+    if (staging_.size() < burst) staging_.resize(burst);
+    uint8_t* buffer = staging_.data();
+    const uint64_t mask = burst - 1;
+    for (uint32_t r = 0; r < t.rows; ++r) {
+        uint64_t src = t.src + r * t.src_stride, dst = t.dst + r * t.dst_stride, left = t.row_bytes;
+        while (left) {
+            const uint32_t n = uint32_t(std::min({left, burst - (src & mask), burst - (dst & mask)}));
+            const Fs at = issue(job, n);
+            Fs read_done = 0, write_done = 0;
+            if (!access(job, tlm::TLM_READ_COMMAND, src, buffer, n, at, read_done) ||
+                !access(job, tlm::TLM_WRITE_COMMAND, dst, buffer, n, read_done, write_done))
+                return false;
+            job.bytes += n;
+            pace(job, write_done);
+            src += n, dst += n, left -= n;
+        }
+    }
+    return true;
+}
+
+bool Mover::copy_transpose(const hw::Transfer& t, uint32_t burst, Job& job) {
+    // A band of burst / elem_bytes source rows is read, then written out as one
+    // destination burst per source column: the band's writes wait for its last read, and
+    // bands pipeline like bursts do.
+    const uint32_t elem = t.elem_bytes, cols = t.row_bytes / elem;
+    const uint32_t band = std::max<uint32_t>(1, burst / elem);
+    if (staging_.size() < uint64_t(band) * t.row_bytes) staging_.resize(uint64_t(band) * t.row_bytes);
+    if (column_.size() < uint64_t(band) * elem) column_.resize(uint64_t(band) * elem);
+    const uint64_t mask = burst - 1;
+    for (uint32_t r0 = 0; r0 < t.rows; r0 += band) {
+        const uint32_t h = std::min(band, t.rows - r0);
+        Fs ready = 0;
+        for (uint32_t i = 0; i < h; ++i) {
+            uint64_t src = t.src + uint64_t(r0 + i) * t.src_stride, left = t.row_bytes;
+            uint8_t* row = staging_.data() + uint64_t(i) * t.row_bytes;
+            while (left) {
+                const uint32_t n = uint32_t(std::min(left, burst - (src & mask)));
+                Fs read_done = 0;
+                if (!access(job, tlm::TLM_READ_COMMAND, src, row, n, issue(job, n), read_done)) return false;
+                ready = std::max(ready, read_done);
+                src += n, row += n, left -= n;
+            }
+        }
+        for (uint32_t c = 0; c < cols; ++c) {
+            for (uint32_t i = 0; i < h; ++i)
+                std::memcpy(column_.data() + uint64_t(i) * elem, staging_.data() + uint64_t(i) * t.row_bytes + uint64_t(c) * elem,
+                            elem);
+            uint64_t dst = t.dst + uint64_t(c) * t.dst_stride + uint64_t(r0) * elem, left = uint64_t(h) * elem;
+            uint8_t* data = column_.data();
+            while (left) {
+                const uint32_t n = uint32_t(std::min(left, burst - (dst & mask)));
+                Fs write_done = 0;
+                if (!access(job, tlm::TLM_WRITE_COMMAND, dst, data, n, ready, write_done)) return false;
+                job.bytes += n;
+                pace(job, write_done);
+                dst += n, data += n, left -= n;
+            }
+        }
+    }
+    return true;
+}
+
+void Mover::finish(Job& job, TransferStatus status) {
+    const Fs now = time_.now();
+    job.done = std::max(job.done, now);
+    ++stats_.transfers;
+    if (status != TransferStatus::Ok) ++stats_.failed;
+    stats_.bytes += job.bytes;
+    const Fs from = std::max(job.start, busy_until_);
+    if (job.done > from) stats_.busy += job.done - from;
+    busy_until_ = std::max(busy_until_, job.done);
+
+    Completion c;
+    c.id = job.id;
+    c.status = status;
+    c.start = time_.to_time(job.start);
+    c.end = time_.to_time(job.done);
+    c.bytes = job.bytes;
+    due_.push_back({job.done, seq_++, c});
+    std::push_heap(due_.begin(), due_.end(), after);
+    due_event_.notify(time_.until(due_.front().done, now));
+}
+
+void Mover::deliver() {
+    const Fs now = time_.now();
+    while (!due_.empty() && due_.front().done <= now) {
+        std::pop_heap(due_.begin(), due_.end(), after);
+        const Completion c = due_.back().completion;
+        due_.pop_back();
+        --in_flight_;
+        if (callback_) callback_(c);
+        completion_event_.notify();
+        accept_event_.notify();
+    }
+    if (!due_.empty()) due_event_.notify(time_.until(due_.front().done, now));
+}
+
+}  // namespace kpu::model

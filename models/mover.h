@@ -1,0 +1,155 @@
+// What every data mover has in common (DmaEngine, BlockMover, Streamer): a TLM-2.0 initiator
+// that executes hw::Transfer descriptors (2D strided copy, identity or transpose) with real
+// bytes, one b_transport per burst. The three kinds differ only in their config numbers and
+// where the platform wires them; any two decodable device addresses are a legal transfer.
+//
+// Socket: `socket` (initiator, to a Router). Time: the engine's own bandwidth is a
+// serialising resource (engine_free += N / engine bandwidth per burst); each burst's read is
+// issued at the engine's time, its write at the read's completion, so reads and writes of
+// consecutive bursts overlap and a long transfer runs at min(source, destination, network,
+// engine) bandwidth. Temporal decoupling: the engine runs ahead of the kernel by at most one
+// quantum before it syncs (one wait() per quantum, not per burst).
+//
+// Command interface (for the sequencer; usable from an SC_THREAD or an SC_METHOD):
+//   if (m.can_accept()) m.try_submit(t);   // SC_METHOD: false when the queue is full
+//   m.submit(t);                           // SC_THREAD: waits on accept_event() while full
+//   m.set_completion_callback(cb);         // cb(Completion{id, status, start, end, bytes})
+// A descriptor holds one of the config's queue_depth slots from submit until its completion
+// callback. Completions come at the simulated time the last byte is written, from an
+// SC_METHOD (the callback must not wait), in completion-time order (ties: submit order).
+// An illegal descriptor or address completes with a non-Ok status plus a report naming the
+// mover, the transfer id, the address and the length; the mover never stops.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include "hardware/address_map.h"
+#include "hardware/config.h"
+#include "hardware/transfer.h"
+#include "models/sim_time.h"
+
+namespace kpu::model {
+
+enum class TransferStatus : uint8_t {
+    Ok,
+    BadDescriptor,  ///< shape, strides or element size make no sense; nothing was moved
+    AccessError,    ///< a burst got an error response (address not mapped, crosses an instance, ...)
+};
+
+const char* to_string(TransferStatus status);
+
+struct Completion {
+    uint64_t id = 0;
+    TransferStatus status = TransferStatus::Ok;
+    sc_core::sc_time start;  ///< first burst issued
+    sc_core::sc_time end;    ///< last byte written (== the time the completion is delivered)
+    uint64_t bytes = 0;      ///< bytes written to the destination
+    bool ok() const { return status == TransferStatus::Ok; }
+};
+
+/// Counters for the stats report.
+struct MoverStats {
+    uint64_t transfers = 0;     ///< completed descriptors, including failed ones
+    uint64_t failed = 0;
+    uint64_t bytes = 0;         ///< bytes moved
+    uint64_t transactions = 0;  ///< b_transport calls (reads + writes)
+    Fs busy = 0;                ///< union over transfers of [start, end], femtoseconds
+};
+
+class Mover : public sc_core::sc_module {
+public:
+    tlm_utils::simple_initiator_socket<Mover> socket;
+
+    using CompletionCallback = std::function<void(const Completion&)>;
+
+    bool can_accept() const { return in_flight_ < queue_depth_; }
+    /// Notified whenever a slot frees (a completion was delivered).
+    const sc_core::sc_event& accept_event() const { return accept_event_; }
+    /// Queues the descriptor if a slot is free; false (nothing queued) otherwise.
+    bool try_submit(const hw::Transfer& transfer);
+    /// From an SC_THREAD: waits for a free slot, then queues (always true). Elsewhere: as
+    /// try_submit, plus a warning when the queue is full.
+    bool submit(const hw::Transfer& transfer);
+    void set_completion_callback(CompletionCallback callback) { callback_ = std::move(callback); }
+    /// Notified (immediately, from the completion method) after each completion callback.
+    const sc_core::sc_event& completion_event() const { return completion_event_; }
+
+    uint32_t queue_depth() const { return queue_depth_; }
+    uint32_t in_flight() const { return in_flight_; }  ///< submitted, not yet completed
+    const MoverStats& stats() const { return stats_; }
+    double bandwidth() const { return bandwidth_; }    ///< bytes per second
+    const char* kind() const { return kind_; }
+
+    /// How far the engine may run ahead of the kernel; a larger quantum simulates faster,
+    /// a smaller one interleaves contending movers more finely.
+    void set_quantum(const sc_core::sc_time& quantum) { quantum_ = time_.to_fs(quantum); }
+
+protected:
+    Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& engine, const hw::Config& config,
+          const hw::AddressMap& map, const sc_core::sc_time& quantum);
+
+private:
+    struct Job {
+        uint64_t id = 0;
+        Fs start = 0, done = 0;
+        Fs window = 0;  ///< how far completions may run ahead of the engine (back-pressure)
+        uint64_t bytes = 0;
+        bool started = false;
+    };
+    struct Due {
+        Fs done;
+        uint64_t seq;
+        Completion completion;
+    };
+    /// Heap order of due_: earliest completion first, ties in submit order.
+    static bool after(const Due& a, const Due& b) { return a.done != b.done ? a.done > b.done : a.seq > b.seq; }
+
+    void run();
+    void deliver();
+    void execute(const hw::Transfer& transfer);
+    bool copy_identity(const hw::Transfer& t, uint32_t burst, Job& job);
+    bool copy_transpose(const hw::Transfer& t, uint32_t burst, Job& job);
+    const char* validate(const hw::Transfer& t) const;
+    uint32_t burst_of(uint64_t addr) const;
+    Fs issue(Job& job, uint32_t bytes);
+    bool access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* data, uint32_t bytes, Fs at, Fs& done);
+    void pace(Job& job, Fs write_done);
+    void finish(Job& job, TransferStatus status);
+    void enqueue(const hw::Transfer& transfer);
+
+    tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload&, tlm::tlm_phase&, sc_core::sc_time&) {
+        return tlm::TLM_ACCEPTED;  // b_transport only
+    }
+    void invalidate_direct_mem_ptr(sc_dt::uint64, sc_dt::uint64) {}  // the mover keeps no DMI
+
+    const char* kind_;
+    const hw::Config& config_;
+    const hw::AddressMap& map_;
+    double bandwidth_;
+    double fs_per_byte_;
+    uint32_t queue_depth_;
+    TimeBase time_;
+    Fs quantum_;
+    Fs engine_free_ = 0;  ///< when the engine can issue its next burst
+    Fs busy_until_ = 0;
+    uint64_t seq_ = 0;
+    uint32_t in_flight_ = 0;
+
+    std::deque<hw::Transfer> queue_;
+    std::vector<Due> due_;  ///< min-heap on (done, seq)
+    CompletionCallback callback_;
+    sc_core::sc_event submit_event_, accept_event_, due_event_, completion_event_;
+
+    tlm::tlm_generic_payload trans_;
+    std::vector<uint8_t> staging_, column_;
+    MoverStats stats_;
+};
+
+}  // namespace kpu::model

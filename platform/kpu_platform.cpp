@@ -1,0 +1,167 @@
+#include "platform/kpu_platform.h"
+
+#include <algorithm>
+#include <iomanip>
+#include <sstream>
+
+namespace kpu::platform {
+
+uint64_t ModuleCounts::total() const {
+    return dram_channels + dma_engines + interconnects + compute_tiles + tile_switches + l3_tiles + l2_banks +
+           l1_buffers + block_movers + streamers + protocol_checkers;
+}
+
+std::string format_counts(const ModuleCounts& c) {
+    const std::pair<const char*, uint64_t> rows[] = {
+        {"dram_channel", c.dram_channels}, {"dma_engine", c.dma_engines},     {"interconnect", c.interconnects},
+        {"compute_tile", c.compute_tiles}, {"tile_switch", c.tile_switches},  {"l3_tile", c.l3_tiles},
+        {"l2_bank", c.l2_banks},           {"l1_buffer", c.l1_buffers},       {"block_mover", c.block_movers},
+        {"streamer", c.streamers},         {"protocol_checker", c.protocol_checkers},
+    };
+    std::ostringstream out;
+    for (const auto& [kind, n] : rows)
+        if (n || std::string(kind) != "protocol_checker") out << "  " << std::left << std::setw(18) << kind << n << "\n";
+    out << "  " << std::left << std::setw(18) << "total" << c.total() << "\n";
+    return out.str();
+}
+
+KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config, const PlatformOptions& options)
+    : sc_core::sc_module(name),
+      config_(config),
+      map_(config_),
+      options_(options),
+      wiring_(options.check_protocol),
+      backdoor_("backdoor") {
+    noc_ = std::make_unique<model::Interconnect>("noc", config_, map_);
+    // The interconnect's output ports: DRAM channels first, then one per tile (decoder order).
+    for (uint32_t c = 0; c < config_.dram.count; ++c) {
+        const std::string n = "dram_" + std::to_string(c);
+        dram_.push_back(std::make_unique<model::DramChannel>(n.c_str(), config_, c));
+        wiring_.target(*noc_, dram_.back()->socket, n);
+    }
+    for (uint32_t t = 0; t < config_.compute_tiles; ++t) {
+        const std::string n = "tile_" + std::to_string(t);
+        tiles_.push_back(std::make_unique<ComputeTile>(n.c_str(), config_, map_, t, options_));
+        model::TileSwitch& sw = tiles_.back()->tile_switch();
+        wiring_.initiator(noc_->initiator_socket, sw, model::AddressDecoder::kChip, n + "_downlink");
+        wiring_.initiator(sw.initiator_socket, *noc_, t, n + "_uplink");
+    }
+    for (uint32_t d = 0; d < config_.dma.count; ++d) {
+        const std::string n = "dma_" + std::to_string(d);
+        dma_.push_back(std::make_unique<model::DmaEngine>(n.c_str(), config_, map_, options_.quantum));
+        wiring_.initiator(dma_.back()->socket, *noc_, model::AddressDecoder::kChip, n);
+    }
+    noc_->connect_initiator(backdoor_);
+}
+
+KpuPlatform::~KpuPlatform() {
+    // Newest first: SystemC 2.3's port and export registries look for the object being
+    // removed from their back, so this keeps their part O(1) per socket. Its module registry
+    // looks from the front, so teardown of a datacenter config still costs about 1 s inside
+    // SystemC (kpu-sim does not tear down at exit; see docs/benchmarks.md).
+    destroy_backwards(dma_);
+    destroy_backwards(tiles_);
+    destroy_backwards(dram_);
+}
+
+ModuleCounts KpuPlatform::counts() const {
+    ModuleCounts c;
+    c.dram_channels = dram_.size();
+    c.dma_engines = dma_.size();
+    c.interconnects = 1;
+    c.compute_tiles = c.tile_switches = c.l3_tiles = tiles_.size();
+    c.protocol_checkers = wiring_.checkers().size();
+    for (const auto& t : tiles_) {
+        c.l2_banks += t->l2_count();
+        c.l1_buffers += t->l1_count();
+        c.block_movers += t->block_mover_count();
+        c.streamers += t->streamer_count();
+        c.protocol_checkers += t->wiring().checkers().size();
+    }
+    return c;
+}
+
+model::DmaEngine& KpuPlatform::dma(uint32_t unit) {
+    check_index(*this, "DMA engine", unit, dma_.size());
+    return *dma_[unit];
+}
+
+model::BlockMover& KpuPlatform::block_mover(uint32_t tile_index, uint32_t unit) {
+    return tile(tile_index).block_mover(unit);
+}
+
+model::Streamer& KpuPlatform::streamer(uint32_t tile_index, uint32_t unit) { return tile(tile_index).streamer(unit); }
+
+ComputeTile& KpuPlatform::tile(uint32_t index) {
+    check_index(*this, "compute tile", index, tiles_.size());
+    return *tiles_[index];
+}
+
+model::DramChannel& KpuPlatform::dram_channel(uint32_t channel) {
+    check_index(*this, "DRAM channel", channel, dram_.size());
+    return *dram_[channel];
+}
+
+bool KpuPlatform::debug_access(tlm::tlm_command command, uint64_t addr, uint8_t* data, size_t len) {
+    tlm::tlm_generic_payload trans;
+    while (len) {
+        // One debug transaction per DRAM interleave block or memory instance: the largest
+        // range one target holds contiguously.
+        uint64_t piece = std::min<uint64_t>(len, 1u << 30);
+        hw::Location where;
+        if (map_.decode(addr, 1, where)) {
+            const uint64_t end = where.level == hw::Level::Dram
+                                     ? (addr / config_.dram.interleave_bytes + 1) * config_.dram.interleave_bytes
+                                     : addr - where.offset + where.capacity;
+            piece = std::min(piece, end - addr);
+        }
+        trans.set_command(command);
+        trans.set_address(addr);
+        trans.set_data_ptr(data);
+        trans.set_data_length(unsigned(piece));
+        trans.set_streaming_width(unsigned(piece));
+        trans.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        if (backdoor_->transport_dbg(trans) != piece) {
+            std::ostringstream msg;
+            msg << name() << ": backdoor " << (command == tlm::TLM_READ_COMMAND ? "read" : "write") << " stopped at 0x"
+                << std::hex << addr << std::dec << ": " << map_.explain(addr, piece);
+            SC_REPORT_WARNING("kpu/platform", msg.str().c_str());
+            return false;
+        }
+        addr += piece, data += piece, len -= piece;
+    }
+    return true;
+}
+
+bool KpuPlatform::write(uint64_t addr, const void* data, size_t len) {
+    return debug_access(tlm::TLM_WRITE_COMMAND, addr, static_cast<uint8_t*>(const_cast<void*>(data)), len);
+}
+
+bool KpuPlatform::read(uint64_t addr, void* data, size_t len) {
+    return debug_access(tlm::TLM_READ_COMMAND, addr, static_cast<uint8_t*>(data), len);
+}
+
+uint8_t* KpuPlatform::l1_pointer(uint64_t addr, size_t len) {
+    hw::Location where;
+    if (map_.decode(addr, len, where) && where.level == hw::Level::L1)
+        if (uint8_t* p = tiles_[where.tile]->l1(where.index).direct_pointer(where.offset, len)) return p;
+    std::ostringstream msg;
+    msg << name() << ": l1_pointer: ";
+    if (!map_.decode(addr, len, where))
+        msg << map_.explain(addr, len);
+    else
+        msg << std::hex << "[0x" << addr << ", 0x" << addr + len << ")" << std::dec << " is in "
+            << hw::to_string(where.level) << ", not inside one L1 buffer";
+    SC_REPORT_WARNING("kpu/platform", msg.str().c_str());
+    return nullptr;
+}
+
+std::vector<const model::ProtocolChecker*> KpuPlatform::checkers() const {
+    std::vector<const model::ProtocolChecker*> all;
+    for (const auto& c : wiring_.checkers()) all.push_back(c.get());
+    for (const auto& t : tiles_)
+        for (const auto& c : t->wiring().checkers()) all.push_back(c.get());
+    return all;
+}
+
+}  // namespace kpu::platform

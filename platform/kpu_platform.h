@@ -1,0 +1,99 @@
+// The KPU top module: builds the module tree of one config, named like the hardware
+// (kpu.dram_0, kpu.dma_3, kpu.noc, kpu.tile_3.l2_5, ...), and gives the sequencer, the
+// host interface and tests their handles: the movers' command interfaces, an untimed
+// backdoor to device memory (TLM debug transport through the interconnect) and direct L1
+// pointers for the fabric. No global state: several platforms can share one simulation.
+//
+//   KpuPlatform
+//    |- dram_c          DramChannel, c < dram.channels
+//    |- dma_d           DmaEngine, d < dma.engines      (initiators of noc)
+//    |- noc             Interconnect: DRAM channels, tile links
+//    |- tile_t          ComputeTile, t < compute_tiles
+//        |- switch, l3, l2_b, l1_l, bm_u, streamer_u
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include "hardware/address_map.h"
+#include "hardware/config.h"
+#include "models/dma_engine.h"
+#include "models/dram_channel.h"
+#include "models/interconnect.h"
+#include "platform/compute_tile.h"
+#include "platform/platform_options.h"
+#include "platform/wiring.h"
+
+namespace kpu::platform {
+
+/// How many modules of each kind a platform holds (what kpu-sim --elaborate-only prints).
+struct ModuleCounts {
+    uint64_t dram_channels = 0, dma_engines = 0, interconnects = 0, compute_tiles = 0, tile_switches = 0;
+    uint64_t l3_tiles = 0, l2_banks = 0, l1_buffers = 0, block_movers = 0, streamers = 0;
+    uint64_t protocol_checkers = 0;
+    uint64_t total() const;
+};
+
+/// One line per kind, "  l2_bank      4096", for the CLI.
+std::string format_counts(const ModuleCounts& counts);
+
+class KpuPlatform : public sc_core::sc_module {
+public:
+    KpuPlatform(sc_core::sc_module_name name, const hw::Config& config, const PlatformOptions& options = {});
+    ~KpuPlatform() override;
+
+    const hw::Config& config() const { return config_; }
+    const hw::AddressMap& address_map() const { return map_; }
+    ModuleCounts counts() const;
+
+    // Engines, as the bound program names them (BoundOp::unit, BoundOp::tile).
+    model::DmaEngine& dma(uint32_t unit);
+    model::BlockMover& block_mover(uint32_t tile, uint32_t unit);
+    model::Streamer& streamer(uint32_t tile, uint32_t unit);
+
+    ComputeTile& tile(uint32_t index);
+    model::DramChannel& dram_channel(uint32_t channel);
+    model::Interconnect& interconnect() { return *noc_; }
+
+    /// Untimed copies to / from device memory through TLM debug transport (any range; split
+    /// at DRAM interleave blocks and memory instances). False, with a report naming the
+    /// address, when part of the range is not mapped; the bytes before it were copied.
+    bool write(uint64_t addr, const void* data, size_t len);
+    bool read(uint64_t addr, void* data, size_t len);
+
+    /// Host pointer to [addr, addr + len) inside one L1 buffer, valid for the platform's
+    /// lifetime; allocates the buffer's page on first use. nullptr, with a report, when the
+    /// range is not inside a single L1 buffer. What the SystolicFabric reads and writes.
+    uint8_t* l1_pointer(uint64_t addr, size_t len);
+
+    /// An initiator at chip level (the host interface) joins the interconnect here.
+    template <class Socket>
+    void connect_initiator(Socket& socket) {
+        noc_->connect_initiator(socket);
+    }
+
+    /// Every protocol checker of the tree (empty unless PlatformOptions::check_protocol).
+    std::vector<const model::ProtocolChecker*> checkers() const;
+
+private:
+    bool debug_access(tlm::tlm_command command, uint64_t addr, uint8_t* data, size_t len);
+
+    hw::Config config_;
+    hw::AddressMap map_;  ///< refers to config_: declared after it
+    PlatformOptions options_;
+    Wiring wiring_;
+    std::unique_ptr<model::Interconnect> noc_;
+    std::vector<std::unique_ptr<model::DramChannel>> dram_;
+    std::vector<std::unique_ptr<model::DmaEngine>> dma_;
+    std::vector<std::unique_ptr<ComputeTile>> tiles_;
+    tlm_utils::simple_initiator_socket<KpuPlatform> backdoor_;
+};
+
+}  // namespace kpu::platform
