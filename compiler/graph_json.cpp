@@ -23,24 +23,27 @@ std::vector<uint64_t> read_shape(JsonFields& fields) {
     return out;
 }
 
-DType read_dtype(JsonFields& fields) {
-    DType dtype = DType::Float32;
-    if (const json* value = fields.optional("dtype")) {
-        std::string name = fields.as_string(*value, fields.path_of("dtype"));
-        if (!parse_dtype(name, dtype))
-            fields.fail(fields.path_of("dtype"), "dtype '" + name + "' is not supported (only float32 for now)");
+/// An optional enumerated field: `fallback` when absent, `problem(name)` when unknown.
+template <typename T, typename Parse, typename Problem>
+T read_choice(JsonFields& fields, const std::string& key, T fallback, Parse parse, Problem problem) {
+    T out = fallback;
+    if (const json* value = fields.optional(key)) {
+        const std::string name = fields.as_string(*value, fields.path_of(key));
+        if (!parse(name, out)) fields.fail(fields.path_of(key), problem(name));
     }
-    return dtype;
+    return out;
+}
+
+DType read_dtype(JsonFields& fields) {
+    return read_choice(fields, "dtype", DType::Float32, parse_dtype, [](const std::string& name) {
+        return "dtype '" + name + "' is not supported (only float32 for now)";
+    });
 }
 
 Activation read_activation(JsonFields& fields) {
-    Activation activation = Activation::None;
-    if (const json* value = fields.optional("activation")) {
-        std::string name = fields.as_string(*value, fields.path_of("activation"));
-        if (!parse_activation(name, activation))
-            fields.fail(fields.path_of("activation"), "unknown activation '" + name + "' (none, relu, gelu)");
-    }
-    return activation;
+    return read_choice(fields, "activation", Activation::None, parse_activation, [](const std::string& name) {
+        return "unknown activation '" + name + "' (none, relu, gelu)";
+    });
 }
 
 void read_op_kind(JsonFields& fields) {
@@ -127,12 +130,7 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
 }
 
 Graph parse_graph(const std::string& json_text, const std::string& source) {
-    json root;
-    try {
-        root = json::parse(json_text);
-    } catch (const json::parse_error& e) {
-        throw CompileError(source + ": malformed JSON at byte " + std::to_string(e.byte));
-    }
+    const json root = parse_json(json_text, source);
     if (root.is_object() && root.contains("op")) return single_op(root, source);
     return graph_from_json(root, "", source);
 }

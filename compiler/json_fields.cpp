@@ -9,6 +9,14 @@ std::string show(const nlohmann::json& value) {
     return text.size() > 60 ? text.substr(0, 57) + "..." : text;
 }
 
+nlohmann::json parse_json(const std::string& text, const std::string& source) {
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        throw CompileError(source + ": malformed JSON at byte " + std::to_string(e.byte));
+    }
+}
+
 JsonFields::JsonFields(const json& object, std::string path, const std::string& source)
     : object_(object), path_(std::move(path)), source_(source) {
     if (!object_.is_object()) fail(path_, "expected an object, got " + show(object_));

@@ -48,6 +48,9 @@ private:
     std::set<std::string> read_;
 };
 
+/// Parses JSON text; throws CompileError "<source>: malformed JSON at byte N".
+nlohmann::json parse_json(const std::string& text, const std::string& source);
+
 /// Short rendering of a JSON value for messages.
 std::string show(const nlohmann::json& value);
 

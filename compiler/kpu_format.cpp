@@ -151,12 +151,7 @@ std::string write_kpu(const Program& program) {
 }
 
 Program read_kpu(const std::string& text, const std::string& source) {
-    json root;
-    try {
-        root = json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw CompileError(source + ": malformed JSON at byte " + std::to_string(e.byte));
-    }
+    const json root = parse_json(text, source);
     JsonFields f(root, "", source);
     if (f.string("format") != "kpu") f.fail("format", "expected \"kpu\", got " + show(root["format"]));
     const uint64_t version = f.uint("version");
