@@ -1,0 +1,44 @@
+// The independent reference that `kpu-sim --check` compares the simulated outputs with: a
+// plain evaluation of the source graph on the host, in double precision, sharing no code
+// with the fabric model or the compiler's tiling.
+//
+// Tolerance: fp32 accumulation of K products in any order differs from the exact sum by at
+// most about K * 2^-24 * sum_k |a_ik| |b_kj| (Higham, the gamma_K bound). The reference
+// carries, for every element, that magnitude sum_k |a||b| (+ |bias|) and the total K along
+// the chain of ops that produced it, and allows |sim - ref| <= 4 * K_total * 2^-24 * magnitude
+// + 1e-30. The factor 4 covers the epilogue's rounding and the propagation through chains.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compiler/graph.h"
+
+namespace kpu::cli {
+
+struct ReferenceTensor {
+    std::vector<double> value;
+    std::vector<double> magnitude;  ///< per element: sum of |products| that formed it
+    uint64_t k_total = 0;           ///< accumulation length along the producing chain
+};
+
+/// Evaluates every op of `graph` (checked) from `inputs` (fp32, by tensor name: every input
+/// and constant). Returns every tensor, inputs included.
+std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& graph,
+                                                     const std::map<std::string, std::vector<float>>& inputs);
+
+struct CheckResult {
+    bool ok = true;
+    uint64_t worst_index = 0;      ///< flat index of the element with the largest error / tolerance
+    std::vector<uint64_t> worst_at;  ///< the same as coordinates
+    double got = 0, expected = 0, error = 0, tolerance = 0;
+    uint64_t mismatches = 0;       ///< elements outside the tolerance
+};
+
+/// Compares simulated `got` with the reference; the worst element is reported even on success.
+CheckResult check_tensor(const std::vector<float>& got, const ReferenceTensor& expected,
+                         const std::vector<uint64_t>& shape);
+
+}  // namespace kpu::cli

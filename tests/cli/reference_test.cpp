@@ -1,0 +1,68 @@
+#include "sc_main/reference.h"
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "compiler/graph_json.h"
+
+namespace kpu::cli {
+namespace {
+
+compiler::Graph mlp_graph() {
+    // y = relu(x @ W1 + b1) @ W2: x 2x3, W1 3x2, W2 2x1
+    const char* text = R"({"tensors": [
+        {"name": "x", "shape": [2, 3], "dtype": "float32", "role": "input"},
+        {"name": "W1", "shape": [3, 2], "dtype": "float32", "role": "constant"},
+        {"name": "b1", "shape": [2], "dtype": "float32", "role": "constant"},
+        {"name": "W2", "shape": [2, 1], "dtype": "float32", "role": "constant"},
+        {"name": "h", "dtype": "float32"},
+        {"name": "y", "dtype": "float32", "role": "output"}],
+      "ops": [
+        {"name": "fc1", "op": "matmul", "A": "x", "B": "W1", "C": "h", "bias": "b1", "activation": "relu"},
+        {"name": "fc2", "op": "matmul", "A": "h", "B": "W2", "C": "y"}]})";
+    return compiler::parse_graph(text, "mlp.json");
+}
+
+TEST(Reference, EvaluatesAChainWithBiasAndReluByHand) {
+    auto t = run_reference(mlp_graph(), {{"x", {1, 2, 3, -1, 0, 1}},
+                                         {"W1", {1, 0, 0, 1, 1, -1}},
+                                         {"b1", {0.5f, -10}},
+                                         {"W2", {2, 3}}});
+    // h = relu([[4, -1], [0, 1]] + [0.5, -10]) = [[4.5, 0], [0.5, 0]]; y = h @ [2, 3] = [9, 1]
+    EXPECT_EQ(t["h"].value, (std::vector<double>{4.5, 0, 0.5, 0}));
+    EXPECT_EQ(t["y"].value, (std::vector<double>{9, 1}));
+    // magnitudes: |x||W1| row 0 = [1+3, 2+3] + |b1| = [4.5, 15]
+    EXPECT_EQ(t["h"].magnitude[0], 4.5);
+    EXPECT_EQ(t["h"].magnitude[1], 15.0);
+    EXPECT_EQ(t["h"].k_total, 3u);
+    EXPECT_EQ(t["y"].k_total, 5u);
+}
+
+TEST(Reference, CheckFindsTheWorstElementAndItsCoordinates) {
+    ReferenceTensor ref;
+    ref.value = {1, 2, 3, 4, 5, 6};
+    ref.magnitude = {1, 2, 3, 4, 5, 6};
+    ref.k_total = 8;
+    const std::vector<uint64_t> shape = {2, 3};
+    std::vector<float> got = {1, 2, 3, 4, 5, 6};
+    CheckResult exact = check_tensor(got, ref, shape);
+    EXPECT_TRUE(exact.ok);
+    EXPECT_EQ(exact.mismatches, 0u);
+    // tolerance of element 4 is 4 * 8 * 2^-24 * 5 ~ 9.5e-6: 1e-6 passes, 1e-3 fails
+    got[4] = 5.000001f;
+    EXPECT_TRUE(check_tensor(got, ref, shape).ok);
+    got[4] = 5.001f;
+    CheckResult bad = check_tensor(got, ref, shape);
+    EXPECT_FALSE(bad.ok);
+    EXPECT_EQ(bad.mismatches, 1u);
+    EXPECT_EQ(bad.worst_index, 4u);
+    EXPECT_EQ(bad.worst_at, (std::vector<uint64_t>{1, 1}));
+    EXPECT_DOUBLE_EQ(bad.expected, 5.0);
+    EXPECT_NEAR(bad.tolerance, 4 * 8 * 5 * std::ldexp(1.0, -24), 1e-12);
+    got[0] = NAN;
+    EXPECT_EQ(check_tensor(got, ref, shape).worst_index, 0u) << "NaN is the worst";
+}
+
+}  // namespace
+}  // namespace kpu::cli
