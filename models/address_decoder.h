@@ -14,7 +14,7 @@ namespace kpu::model {
 
 /// Where a range of device addresses goes.
 struct Route {
-    uint64_t lo = 1, hi = 0;  ///< device addresses [lo, hi) this route covers (one block / instance)
+    uint64_t lo = 0, hi = 0;  ///< device addresses [lo, hi) this route covers (one block / instance); empty matches nothing
     uint64_t delta = 0;       ///< local address = device address - delta
     uint32_t port = 0;        ///< output port, or kUplink
 };

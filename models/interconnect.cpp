@@ -1,5 +1,7 @@
 #include "models/interconnect.h"
 
+#include "models/contention.h"
+
 namespace kpu::model {
 
 Interconnect::Interconnect(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map)
@@ -10,14 +12,19 @@ Interconnect::Interconnect(sc_core::sc_module_name name, const hw::Config& confi
                             config.interconnect.latency_cycles);
 }
 
-void Interconnect::charge(int id, uint32_t port, uint64_t bytes, sc_core::sc_time& delay) {
+void Interconnect::charge(int id, uint32_t port, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) {
     const uint32_t from = origin(id);
     const uint32_t to = port >= channels_ ? port - channels_ : AddressDecoder::kChip;
     if (from == AddressDecoder::kChip && to == AddressDecoder::kChip) return;
     const Fs now = time().now();
     Fs at = now + time().to_fs(delay);
-    if (from != AddressDecoder::kChip) at = links_[from].book(at, bytes).done;
-    if (to != AddressDecoder::kChip) at = links_[to].book(at, bytes).done;
+    const uint64_t bytes = trans.get_data_length();
+    for (uint32_t tile : {from, to}) {
+        if (tile == AddressDecoder::kChip) continue;
+        const PortTimer::Booking b = links_[tile].book(at, bytes, &trans);
+        ContentionExtension::mark(trans, b.contended);
+        at = b.done;
+    }
     delay = time().until(at, now);
 }
 

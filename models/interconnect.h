@@ -22,7 +22,7 @@ public:
     const PortTimer& link(uint32_t tile) const { return links_.at(tile); }
 
 private:
-    void charge(int id, uint32_t port, uint64_t bytes, sc_core::sc_time& delay) override;
+    void charge(int id, uint32_t port, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) override;
 
     uint32_t channels_;
     std::vector<PortTimer> links_;  ///< per compute tile

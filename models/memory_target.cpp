@@ -1,5 +1,7 @@
 #include "models/memory_target.h"
 
+#include "models/contention.h"
+
 #include <sstream>
 
 namespace kpu::model {
@@ -64,7 +66,8 @@ void MemoryTarget::b_transport(tlm_generic_payload& trans, sc_core::sc_time& del
         ++stats_.writes, stats_.bytes_written += len;
     }
     const Fs now = time_.now();
-    const PortTimer::Booking b = timer_.book(now + time_.to_fs(delay), len);
+    const PortTimer::Booking b = timer_.book(now + time_.to_fs(delay), len, &trans);
+    ContentionExtension::mark(trans, b.contended);
     delay = time_.until(b.done, now);
     trans.set_dmi_allowed(true);
     trans.set_response_status(tlm::TLM_OK_RESPONSE);

@@ -27,9 +27,12 @@ Mover::Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& e
       bandwidth_(engine.bandwidth_bytes_per_s),
       fs_per_byte_(double(kFsPerSecond) / engine.bandwidth_bytes_per_s),
       queue_depth_(std::max<uint32_t>(engine.queue_depth, 1)),
-      quantum_(time_.to_fs(quantum)) {
+      quantum_(time_.to_fs(quantum)),
+      contention_(nullptr) {
     socket.register_nb_transport_bw(this, &Mover::nb_transport_bw);
     socket.register_invalidate_direct_mem_ptr(this, &Mover::invalidate_direct_mem_ptr);
+    contention_ = new ContentionExtension;
+    trans_.set_extension(contention_);
     SC_HAS_PROCESS(Mover);
     SC_THREAD(run);
     SC_METHOD(deliver);
@@ -143,6 +146,7 @@ bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* d
     trans_.set_byte_enable_length(0);
     trans_.set_dmi_allowed(false);
     trans_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    if (command == tlm::TLM_READ_COMMAND) contention_->contended = false;  // per burst: read + write
     sc_time delay = time_.until(at, now);
     socket->b_transport(trans_, delay);
     ++stats_.transactions;
@@ -161,12 +165,14 @@ bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* d
 void Mover::pace(Job& job, Fs write_done) {
     job.done = std::max(job.done, write_done);
     // The engine's buffer is finite: it does not issue a burst whose predecessor completes
-    // more than a window ahead. The window covers one quantum plus the unloaded path latency
-    // (measured on the first burst), so a lone transfer never stalls on it.
-    if (job.window == 0) job.window = quantum_ + (write_done - job.start);
-    if (write_done > job.window) engine_free_ = std::max(engine_free_, write_done - job.window);
+    // more than one quantum ahead (the quantum exceeds any unloaded path latency, so a lone
+    // transfer never stalls on it).
+    if (write_done > quantum_) engine_free_ = std::max(engine_free_, write_done - quantum_);
     const Fs now = time_.now();
-    if (engine_free_ >= now + quantum_) sc_core::wait(time_.until(engine_free_, now));
+    if (contention_->contended)
+        sc_core::wait(time_.until(engine_free_, now));  // zero: a delta, so the other initiator runs
+    else if (engine_free_ >= now + quantum_)
+        sc_core::wait(time_.until(engine_free_, now));
 }
 
 bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {

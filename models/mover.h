@@ -8,7 +8,9 @@
 // issued at the engine's time, its write at the read's completion, so reads and writes of
 // consecutive bursts overlap and a long transfer runs at min(source, destination, network,
 // engine) bandwidth. Temporal decoupling: the engine runs ahead of the kernel by at most one
-// quantum before it syncs (one wait() per quantum, not per burst).
+// quantum before it syncs (one wait() per quantum, not per burst); while a burst queues
+// behind another initiator's (ContentionExtension) it syncs per burst, so contending movers
+// interleave burst by burst.
 //
 // Command interface (for the sequencer; usable from an SC_THREAD or an SC_METHOD):
 //   if (m.can_accept()) m.try_submit(t);   // SC_METHOD: false when the queue is full
@@ -33,6 +35,7 @@
 #include "hardware/address_map.h"
 #include "hardware/config.h"
 #include "hardware/transfer.h"
+#include "models/contention.h"
 #include "models/sim_time.h"
 
 namespace kpu::model {
@@ -99,7 +102,6 @@ private:
     struct Job {
         uint64_t id = 0;
         Fs start = 0, done = 0;
-        Fs window = 0;  ///< how far completions may run ahead of the engine (back-pressure)
         uint64_t bytes = 0;
         bool started = false;
     };
@@ -148,6 +150,7 @@ private:
     sc_core::sc_event submit_event_, accept_event_, due_event_, completion_event_;
 
     tlm::tlm_generic_payload trans_;
+    ContentionExtension* contention_;  ///< owned by trans_ (freed with it)
     std::vector<uint8_t> staging_, column_;
     MoverStats stats_;
 };

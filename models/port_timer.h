@@ -24,12 +24,15 @@ public:
     struct Booking {
         Fs start = 0;
         Fs done = 0;
+        bool contended = false;  ///< had to wait behind another owner's burst
     };
 
     /// latency_cycles are cycles of clock_hz (the level's clock domain from the config).
     PortTimer(uint32_t ports, double bytes_per_s, double clock_hz, uint32_t latency_cycles);
 
-    Booking book(Fs arrival, uint64_t bytes);
+    /// `owner` tells initiators apart (any stable pointer, e.g. the initiator's payload), so
+    /// a booking can say whether it queued behind someone else rather than behind itself.
+    Booking book(Fs arrival, uint64_t bytes, const void* owner = nullptr);
 
     Fs occupancy(uint64_t bytes) const { return Fs(double(bytes) * fs_per_byte_ + 0.5); }
     Fs latency() const { return latency_; }
@@ -37,7 +40,8 @@ public:
     Fs busy() const { return busy_; }  ///< sum of occupancies booked, all ports
 
 private:
-    std::vector<Fs> free_;  ///< per port: when it can start the next burst
+    std::vector<Fs> free_;            ///< per port: when it can start the next burst
+    std::vector<const void*> owner_;  ///< per port: who booked it last
     double fs_per_byte_;
     Fs latency_;
     Fs busy_ = 0;

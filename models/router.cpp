@@ -53,7 +53,7 @@ void Router::b_transport(int id, tlm_generic_payload& trans, sc_core::sc_time& d
         trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
     }
-    charge(id, port, trans.get_data_length(), delay);
+    charge(id, port, trans, delay);
     const uint64_t addr = trans.get_address();
     trans.set_address(addr - r.delta);
     initiator_socket[int(port)]->b_transport(trans, delay);

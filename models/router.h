@@ -46,8 +46,8 @@ protected:
            uint32_t extra_ports);
 
     /// Network time of one access from initiator `id` to output `port` (adds to delay).
-    virtual void charge(int id, uint32_t port, uint64_t bytes, sc_core::sc_time& delay) {
-        (void)id, (void)port, (void)bytes, (void)delay;
+    virtual void charge(int id, uint32_t port, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) {
+        (void)id, (void)port, (void)trans, (void)delay;
     }
     uint32_t origin(int id) const { return origins_[id]; }
     const TimeBase& time() const { return time_; }

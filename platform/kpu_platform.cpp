@@ -30,8 +30,7 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
       config_(config),
       map_(config_),
       options_(options),
-      wiring_(options.check_protocol),
-      backdoor_("backdoor") {
+      wiring_(options.check_protocol) {
     noc_ = std::make_unique<model::Interconnect>("noc", config_, map_);
     // The interconnect's output ports: DRAM channels first, then one per tile (decoder order).
     for (uint32_t c = 0; c < config_.dram.count; ++c) {
@@ -51,7 +50,6 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
         dma_.push_back(std::make_unique<model::DmaEngine>(n.c_str(), config_, map_, options_.quantum));
         wiring_.initiator(dma_.back()->socket, *noc_, model::AddressDecoder::kChip, n);
     }
-    noc_->connect_initiator(backdoor_);
 }
 
 KpuPlatform::~KpuPlatform() {
@@ -102,7 +100,20 @@ model::DramChannel& KpuPlatform::dram_channel(uint32_t channel) {
     return *dram_[channel];
 }
 
+model::MemoryTarget& KpuPlatform::memory(const hw::Location& where) {
+    switch (where.level) {
+        case hw::Level::Dram: return *dram_[where.index];
+        case hw::Level::L3: return tiles_[where.tile]->l3();
+        case hw::Level::L2: return tiles_[where.tile]->l2(where.index);
+        case hw::Level::L1: return tiles_[where.tile]->l1(where.index);
+    }
+    return *dram_[0];
+}
+
 bool KpuPlatform::debug_access(tlm::tlm_command command, uint64_t addr, uint8_t* data, size_t len) {
+    // Straight to the memory's transport_dbg, not through the interconnect's sockets: SystemC
+    // resolves port bindings only at the end of elaboration, and the host and the tests load
+    // device memory before sc_start.
     tlm::tlm_generic_payload trans;
     while (len) {
         // One debug transaction per DRAM interleave block or memory instance: the largest
@@ -115,19 +126,20 @@ bool KpuPlatform::debug_access(tlm::tlm_command command, uint64_t addr, uint8_t*
                                      : addr - where.offset + where.capacity;
             piece = std::min(piece, end - addr);
         }
-        trans.set_command(command);
-        trans.set_address(addr);
-        trans.set_data_ptr(data);
-        trans.set_data_length(unsigned(piece));
-        trans.set_streaming_width(unsigned(piece));
-        trans.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-        if (backdoor_->transport_dbg(trans) != piece) {
+        if (!map_.decode(addr, piece, where)) {
             std::ostringstream msg;
             msg << name() << ": backdoor " << (command == tlm::TLM_READ_COMMAND ? "read" : "write") << " stopped at 0x"
                 << std::hex << addr << std::dec << ": " << map_.explain(addr, piece);
             SC_REPORT_WARNING("kpu/platform", msg.str().c_str());
             return false;
         }
+        trans.set_command(command);
+        trans.set_address(where.offset);
+        trans.set_data_ptr(data);
+        trans.set_data_length(unsigned(piece));
+        trans.set_streaming_width(unsigned(piece));
+        trans.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        if (memory(where).transport_dbg(trans) != piece) return false;  // the memory reported why
         addr += piece, data += piece, len -= piece;
     }
     return true;

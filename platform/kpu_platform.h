@@ -1,7 +1,7 @@
 // The KPU top module: builds the module tree of one config, named like the hardware
 // (kpu.dram_0, kpu.dma_3, kpu.noc, kpu.tile_3.l2_5, ...), and gives the sequencer, the
 // host interface and tests their handles: the movers' command interfaces, an untimed
-// backdoor to device memory (TLM debug transport through the interconnect) and direct L1
+// backdoor to device memory (the memories' TLM debug transport) and direct L1
 // pointers for the fabric. No global state: several platforms can share one simulation.
 //
 //   KpuPlatform
@@ -20,7 +20,6 @@
 
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/simple_initiator_socket.h>
 
 #include "hardware/address_map.h"
 #include "hardware/config.h"
@@ -62,7 +61,7 @@ public:
     model::DramChannel& dram_channel(uint32_t channel);
     model::Interconnect& interconnect() { return *noc_; }
 
-    /// Untimed copies to / from device memory through TLM debug transport (any range; split
+    /// Untimed copies to / from device memory by the memories' TLM debug transport (any range; split
     /// at DRAM interleave blocks and memory instances). False, with a report naming the
     /// address, when part of the range is not mapped; the bytes before it were copied.
     bool write(uint64_t addr, const void* data, size_t len);
@@ -84,6 +83,7 @@ public:
 
 private:
     bool debug_access(tlm::tlm_command command, uint64_t addr, uint8_t* data, size_t len);
+    model::MemoryTarget& memory(const hw::Location& where);
 
     hw::Config config_;
     hw::AddressMap map_;  ///< refers to config_: declared after it
@@ -93,7 +93,6 @@ private:
     std::vector<std::unique_ptr<model::DramChannel>> dram_;
     std::vector<std::unique_ptr<model::DmaEngine>> dma_;
     std::vector<std::unique_ptr<ComputeTile>> tiles_;
-    tlm_utils::simple_initiator_socket<KpuPlatform> backdoor_;
 };
 
 }  // namespace kpu::platform

@@ -1,0 +1,220 @@
+// The platform as a whole: module tree and names from the config, byte-exact data through
+// every level and back, the backdoor, DMI through the interconnect, L1 pointers for the
+// fabric, and two platforms in one simulation.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "tests/models/test_support.h"
+#include "tests/platform/platform_test_support.h"
+
+namespace kpu::platform {
+namespace {
+
+using model::Completion;
+using test::Driver;
+using test::linear;
+using test::transfer;
+
+TEST(KpuPlatform, ModuleTreeFollowsTheConfigAndNamesMirrorTheHardware) {
+    KpuPlatform kpu("kpu", test::config("t64"));
+    const ModuleCounts c = kpu.counts();
+    EXPECT_EQ(c.dram_channels, 8u);
+    EXPECT_EQ(c.dma_engines, 16u);
+    EXPECT_EQ(c.compute_tiles, 64u);
+    EXPECT_EQ(c.l3_tiles, 64u);
+    EXPECT_EQ(c.l2_banks, 64u * 8);
+    EXPECT_EQ(c.l1_buffers, 64u * 128);
+    EXPECT_EQ(c.block_movers, 64u * 2);
+    EXPECT_EQ(c.streamers, 64u * 4);
+    EXPECT_EQ(c.protocol_checkers, 0u);
+    EXPECT_EQ(c.total(), 8 + 16 + 1 + 64 + 64 + 64 + 512 + 8192 + 128 + 256u);
+    EXPECT_EQ(&kpu.tile(3).l2(5), sc_core::sc_find_object("kpu.tile_3.l2_5"));
+    EXPECT_STREQ(kpu.block_mover(63, 1).name(), "kpu.tile_63.bm_1");
+    EXPECT_STREQ(kpu.streamer(2, 3).name(), "kpu.tile_2.streamer_3");
+    EXPECT_STREQ(kpu.dma(15).name(), "kpu.dma_15");
+    EXPECT_STREQ(kpu.dram_channel(7).name(), "kpu.dram_7");
+    EXPECT_STREQ(kpu.tile(0).l1(127).name(), "kpu.tile_0.l1_127");
+    sc_core::sc_start(sc_core::SC_ZERO_TIME);  // binding completes without errors
+    EXPECT_EQ(kpu.tile(0).l1(0).storage().pages_allocated(), 0u);
+}
+
+TEST(KpuPlatform, AccessorsReportAnIndexOutsideTheConfig) {
+    KpuPlatform kpu("kpu", test::config("minimal"));
+    EXPECT_THROW(kpu.dma(2), sc_core::sc_report);
+    try {
+        kpu.streamer(0, 2);
+    } catch (const sc_core::sc_report& r) {
+        EXPECT_NE(std::string(r.what()).find("kpu.tile_0: no Streamer 2 (this config has 2)"), std::string::npos);
+    }
+}
+
+std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<uint8_t> v(n);
+    for (auto& b : v) b = uint8_t(rng());
+    return v;
+}
+
+// A 24 x 20 fp32 tile out of a 48 x 80 row-major matrix travels DRAM -> L3 -> L2
+// (transposed) -> L1 (spanning two L1 buffers) -> L2 -> L3 (transposed back) -> DRAM.
+TEST(KpuPlatform, RoundTripThroughEveryLevelIsByteExactIncludingTranspose) {
+    KpuPlatform kpu("kpu", test::config("minimal"), [] {
+        PlatformOptions o;
+        o.check_protocol = true;
+        return o;
+    }());
+    const hw::AddressMap& map = kpu.address_map();
+    constexpr uint32_t kRows = 48, kCols = 80, kTileRows = 24, kTileCols = 20, kR0 = 5, kC0 = 7;
+    const uint64_t matrix = 0x10000, back = 0x300000;  // DRAM
+    const std::vector<uint8_t> data = random_bytes(kRows * kCols * 4, 42);
+    ASSERT_TRUE(kpu.write(matrix, data.data(), data.size()));
+
+    const uint64_t l3 = map.l3_base(0) + 1000, l2 = map.l2_base(0, 1) + 64, l1 = map.l1_base(0, 2) + 200,
+                   l2_back = map.l2_base(0, 3), l3_back = map.l3_base(0) + 100000;
+    const uint32_t tile_bytes = kTileCols * 4, t_bytes = kTileRows * 4;  // 80 B rows; 96 B transposed rows
+    std::vector<Completion> steps;
+    std::vector<uint8_t> in_l1(kTileCols * t_bytes);
+    Driver driver("driver", [&](Driver& d) {
+        steps.push_back(d.run(kpu.dma(0), transfer(1, matrix + (kR0 * kCols + kC0) * 4, l3, kTileRows, tile_bytes,
+                                                   kCols * 4, 88)));
+        hw::Transfer t = transfer(2, l3, l2, kTileRows, tile_bytes, 88, 128, hw::Transform::Transpose);
+        steps.push_back(d.run(kpu.block_mover(0, 0), t));
+        steps.push_back(d.run(kpu.streamer(0, 0), transfer(3, l2, l1, kTileCols, t_bytes, 128, t_bytes)));
+        kpu.read(l1, in_l1.data(), in_l1.size());
+        steps.push_back(d.run(kpu.streamer(0, 1), transfer(4, l1, l2_back, kTileCols, t_bytes, t_bytes, 100)));
+        t = transfer(5, l2_back, l3_back, kTileCols, t_bytes, 100, tile_bytes, hw::Transform::Transpose);
+        steps.push_back(d.run(kpu.block_mover(0, 0), t));
+        steps.push_back(d.run(kpu.dma(1), transfer(6, l3_back, back, kTileRows, tile_bytes, tile_bytes, 512)));
+    });
+    sc_core::sc_start();
+
+    ASSERT_EQ(steps.size(), 6u);
+    for (const Completion& c : steps) {
+        EXPECT_TRUE(c.ok()) << c.id;
+        EXPECT_EQ(c.bytes, kTileRows * tile_bytes) << c.id;
+    }
+    auto element = [&](uint32_t r, uint32_t c) {  // fp32 (r, c) of the tile, as bytes
+        return std::vector<uint8_t>(data.begin() + ((kR0 + r) * kCols + kC0 + c) * 4,
+                                    data.begin() + ((kR0 + r) * kCols + kC0 + c) * 4 + 4);
+    };
+    for (uint32_t c = 0; c < kTileCols; ++c)  // L1 holds the transpose: row c = column c
+        for (uint32_t r = 0; r < kTileRows; ++r)
+            ASSERT_EQ(std::vector<uint8_t>(in_l1.begin() + c * t_bytes + r * 4, in_l1.begin() + c * t_bytes + r * 4 + 4),
+                      element(r, c))
+                << r << "," << c;
+    for (uint32_t r = 0; r < kTileRows; ++r) {
+        std::vector<uint8_t> row(tile_bytes);
+        kpu.read(back + r * 512, row.data(), row.size());
+        ASSERT_EQ(row, std::vector<uint8_t>(data.begin() + ((kR0 + r) * kCols + kC0) * 4,
+                                            data.begin() + ((kR0 + r) * kCols + kC0) * 4 + tile_bytes))
+            << "row " << r;
+    }
+    std::vector<uint8_t> gap(512 - tile_bytes, 0xEE), zeros(512 - tile_bytes, 0);
+    kpu.read(back + tile_bytes, gap.data(), gap.size());
+    EXPECT_EQ(gap, zeros);  // the stride's gap was never written
+    EXPECT_EQ(test::checker_violations(kpu), "");
+    uint64_t checked = 0;
+    for (const auto* c : kpu.checkers()) checked += c->checked();
+    EXPECT_GT(checked, 0u);
+}
+
+TEST(KpuPlatform, BackdoorSpansChannelsAndInstancesAndReportsUnmappedRanges) {
+    test::ReportCatcher catcher;
+    KpuPlatform kpu("kpu", test::config("minimal"));
+    const std::vector<uint8_t> data = random_bytes(5000, 7);
+    std::vector<uint8_t> out(5000);
+    EXPECT_TRUE(kpu.write(700, data.data(), data.size()));  // five interleave blocks, both channels
+    EXPECT_TRUE(kpu.read(700, out.data(), out.size()));
+    EXPECT_EQ(out, data);
+    EXPECT_EQ(kpu.dram_channel(0).stats().bytes_written + kpu.dram_channel(1).stats().bytes_written, 0u);  // untimed
+    const uint64_t l2_end = kpu.address_map().l2_base(0, 3) + 16384;
+    EXPECT_TRUE(kpu.write(l2_end - 3000, data.data(), 3000));  // banks 2 and 3
+    EXPECT_FALSE(kpu.read(l2_end - 100, out.data(), 200));     // runs off the last bank
+    EXPECT_EQ(test::ReportCatcher::count({"kpu/platform", "kpu: backdoor read stopped at 0x20000010000", "is not mapped"}), 1);
+}
+
+TEST(KpuPlatform, L1PointerIsADirectViewOfTheBufferAndRefusesOtherRanges) {
+    test::ReportCatcher catcher;
+    KpuPlatform kpu("kpu", test::config("minimal"));
+    const uint64_t at = kpu.address_map().l1_base(0, 9) + 16;
+    uint8_t* p = kpu.l1_pointer(at, 1000);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p[999], 0);  // fresh buffer reads as zeros
+    p[0] = 0xAB;
+    p[999] = 0xCD;
+    uint8_t b[1000];
+    kpu.read(at, b, sizeof b);
+    EXPECT_EQ(b[0], 0xAB);
+    EXPECT_EQ(b[999], 0xCD);
+    EXPECT_EQ(kpu.l1_pointer(at + 10, 4), p + 10);  // same buffer, same memory
+    EXPECT_EQ(kpu.l1_pointer(at, 1024), nullptr);   // would cross into buffer 10
+    EXPECT_EQ(kpu.l1_pointer(kpu.address_map().l2_base(0, 0), 64), nullptr);
+    EXPECT_EQ(test::ReportCatcher::count({"kpu/platform", "l1_pointer", "is in L2, not inside one L1 buffer"}), 1);
+    EXPECT_EQ(test::ReportCatcher::count({"kpu/platform", "l1_pointer"}), 2);
+}
+
+// A host-side initiator at chip level: DMI into DRAM comes back clipped to one interleave
+// block, in device addresses; into L1 it covers the whole buffer.
+TEST(KpuPlatform, DmiThroughTheInterconnectIsInDeviceAddresses) {
+    KpuPlatform kpu("kpu", test::config("minimal"));
+    tlm::tlm_dmi dram, l1;
+    bool ok_dram = false, ok_l1 = false;
+    const uint64_t l1_addr = kpu.address_map().l1_base(0, 5) + 100;
+    test::ScriptedInitiator host("host", [&](test::ScriptedInitiator& i) {
+        tlm::tlm_generic_payload t;
+        t.set_address(3 * 1024 + 10);  // block 3: channel 1
+        ok_dram = i.socket->get_direct_mem_ptr(t, dram);
+        t.set_address(l1_addr);
+        ok_l1 = i.socket->get_direct_mem_ptr(t, l1);
+    });
+    kpu.connect_initiator(host.socket);
+    sc_core::sc_start();
+    ASSERT_TRUE(ok_dram);
+    EXPECT_EQ(dram.get_start_address(), 3u * 1024);
+    EXPECT_EQ(dram.get_end_address(), 4u * 1024 - 1);
+    dram.get_dmi_ptr()[10] = 0x5A;
+    uint8_t b = 0;
+    kpu.read(3 * 1024 + 10, &b, 1);
+    EXPECT_EQ(b, 0x5A);
+    ASSERT_TRUE(ok_l1);
+    EXPECT_EQ(l1.get_start_address(), kpu.address_map().l1_base(0, 5));
+    EXPECT_EQ(l1.get_end_address(), kpu.address_map().l1_base(0, 6) - 1);
+    EXPECT_EQ(l1.get_dmi_ptr(), kpu.l1_pointer(kpu.address_map().l1_base(0, 5), 1));
+}
+
+// Two platforms with their own names, memories and timing in one simulation.
+TEST(KpuPlatform, TwoPlatformsLiveInOneSimulation) {
+    KpuPlatform a("kpu_a", test::config("minimal"));
+    KpuPlatform b("kpu_b", test::config("edge"));
+    const std::vector<uint8_t> da = random_bytes(4096, 1), db = random_bytes(4096, 2);
+    a.write(0, da.data(), da.size());
+    b.write(0, db.data(), db.size());
+    Completion ca, cb;
+    Driver driver("driver", [&](Driver& d) {
+        a.dma(0).submit(linear(1, 0, hw::kL3Base, 4096));
+        ca = d.run(b.dma(1), linear(1, 0, hw::kL3Base, 4096));  // same id, other platform
+        d.watch(a.dma(0));
+        d.done.erase(1);
+        cb = d.run(a.dma(0), linear(2, 0, hw::kL3Base + 8192, 4096));
+    });
+    sc_core::sc_start();
+    std::vector<uint8_t> ra(4096), rb(4096), ra2(4096);
+    a.read(hw::kL3Base, ra.data(), ra.size());
+    b.read(hw::kL3Base, rb.data(), rb.size());
+    a.read(hw::kL3Base + 8192, ra2.data(), ra2.size());
+    EXPECT_EQ(ra, da);
+    EXPECT_EQ(rb, db);
+    EXPECT_EQ(ra2, da);
+    EXPECT_TRUE(ca.ok());
+    EXPECT_TRUE(cb.ok());
+    EXPECT_STREQ(a.tile(0).l3().name(), "kpu_a.tile_0.l3");
+    EXPECT_STREQ(b.tile(3).l3().name(), "kpu_b.tile_3.l3");
+    EXPECT_EQ(a.dma(0).stats().bytes, 8192u);
+    EXPECT_EQ(b.dma(1).stats().bytes, 4096u);
+    EXPECT_EQ(b.dma(0).stats().bytes, 0u);
+}
+
+}  // namespace
+}  // namespace kpu::platform

@@ -1,0 +1,232 @@
+// Movers inside a platform (minimal.json unless said otherwise), every link behind a
+// protocol checker: exact picoseconds for short transfers, the analytic bandwidth for long
+// ones, contention, DRAM interleaving, the command queue and errors.
+//
+// minimal.json, all clocks 1 GHz: DRAM 2 x 8 GB/s, 60 cycles, interleave 1 KiB; link
+// 32 GB/s, 4 cycles; L3 32 GB/s, 10 cycles; L2 16 GB/s, 4 cycles; L1 8 GB/s, 1 cycle, 32 B
+// bursts; DMA 8 GB/s (queue 4), BlockMover 32 GB/s, Streamer 32 GB/s.
+#include <gtest/gtest.h>
+
+#include "tests/models/test_support.h"
+#include "tests/platform/platform_test_support.h"
+
+namespace kpu::platform {
+namespace {
+
+using model::Completion;
+using model::TransferStatus;
+using sc_core::SC_NS;
+using sc_core::sc_time;
+using test::Driver;
+using test::linear;
+using test::transfer;
+
+PlatformOptions checked() {
+    PlatformOptions o;
+    o.check_protocol = true;
+    return o;
+}
+
+// One burst: every stage in turn, each latency + 64 B / its bandwidth:
+// DRAM 60 + 8, link 4 + 2, L3 10 + 2 = 86 ns.
+TEST(DmaEngine, SingleBurstCostsTheSumOfEachStagesLatencyPlusSizeOverBandwidth) {
+    KpuPlatform kpu("kpu", test::config("minimal"), checked());
+    Completion c;
+    Driver driver("driver", [&](Driver& d) { c = d.run(kpu.dma(0), linear(1, 0x400, hw::kL3Base + 64, 64)); });
+    sc_core::sc_start();
+    EXPECT_TRUE(c.ok());
+    EXPECT_EQ(c.start, sc_core::SC_ZERO_TIME);
+    EXPECT_EQ(c.end, sc_time(86, SC_NS));
+    EXPECT_EQ(c.bytes, 64u);
+    EXPECT_EQ(test::checker_violations(kpu), "");
+}
+
+// k bursts pipeline: the first costs the sum above, each further one the slowest stage's
+// time per burst (DMA engine and DRAM channel, 8 ns): 86 + 3 x 8 = 110 ns.
+TEST(DmaEngine, ShortTransferPipelinesBurstsAtTheSlowestStage) {
+    KpuPlatform kpu("kpu", test::config("minimal"), checked());
+    Completion c;
+    Driver driver("driver", [&](Driver& d) { c = d.run(kpu.dma(0), linear(1, 0, hw::kL3Base, 256)); });
+    sc_core::sc_start();
+    EXPECT_EQ(c.end, sc_time(110, SC_NS));
+    EXPECT_EQ(kpu.dma(0).stats().transactions, 8u);  // 4 reads + 4 writes
+    EXPECT_EQ(kpu.dma(0).stats().busy, 110'000'000u);  // fs
+}
+
+// L3 -> L2 inside a tile: no network link. L3 10 + 2, L2 4 + 4 = 20 ns; L2 -> L1 is cut at
+// L1's 32-byte bursts: L2 4 + 2, L1 1 + 4, plus one L1 burst time (4 ns) = 15 ns.
+TEST(BlockMoverAndStreamer, SingleBurstTimesAreExact) {
+    KpuPlatform kpu("kpu", test::config("minimal"), checked());
+    const hw::AddressMap& map = kpu.address_map();
+    Completion bm, st;
+    Driver driver("driver", [&](Driver& d) {
+        bm = d.run(kpu.block_mover(0, 0), linear(1, map.l3_base(0), map.l2_base(0, 1), 64));
+        const sc_time t0 = sc_core::sc_time_stamp();
+        st = d.run(kpu.streamer(0, 1), linear(2, map.l2_base(0, 1), map.l1_base(0, 3), 64));
+        EXPECT_EQ(st.start, t0);
+    });
+    sc_core::sc_start();
+    EXPECT_EQ(bm.end - bm.start, sc_time(20, SC_NS));
+    EXPECT_EQ(st.end - st.start, sc_time(15, SC_NS));
+    EXPECT_EQ(test::checker_violations(kpu), "");
+}
+
+struct LongCase {
+    const char* name;
+    char engine;  // 'd' DMA, 'b' BlockMover, 's' Streamer
+    uint64_t src, dst;
+    double expected;  // bytes/s: min(source, destination, network, engine)
+};
+
+// Big enough memories that one transfer runs for tens of microseconds.
+hw::Config roomy() {
+    return test::config("minimal", {{"l3.capacity_kib", "2048"}, {"l2.capacity_kib", "1024"}, {"l1.capacity_kib", "512"}});
+}
+
+TEST(Movers, LongTransfersRunAtTheMinimumOfSourceDestinationAndEngineBandwidth) {
+    KpuPlatform kpu("kpu", roomy(), checked());
+    const hw::AddressMap& map = kpu.address_map();
+    const uint32_t bytes = 512 * 1024;
+    const LongCase cases[] = {
+        {"DMA DRAM->L3 (engine 8 GB/s)", 'd', 0, map.l3_base(0), 8e9},
+        {"BlockMover L3->L2 (L2 16 GB/s)", 'b', map.l3_base(0), map.l2_base(0, 0), 16e9},
+        {"Streamer L2->L1 (L1 8 GB/s)", 's', map.l2_base(0, 0), map.l1_base(0, 0), 8e9},
+        {"Streamer L1->L2 (source L1 8 GB/s)", 's', map.l1_base(0, 0), map.l2_base(0, 1), 8e9},
+        {"DMA L3->DRAM (engine 8 GB/s)", 'd', map.l3_base(0), 1 << 20, 8e9},
+    };
+    std::vector<Completion> got;
+    Driver driver("driver", [&](Driver& d) {
+        uint64_t id = 1;
+        for (const LongCase& c : cases) {
+            model::Mover& m = c.engine == 'd' ? static_cast<model::Mover&>(kpu.dma(0))
+                              : c.engine == 'b' ? static_cast<model::Mover&>(kpu.block_mover(0, 0))
+                                                : static_cast<model::Mover&>(kpu.streamer(0, 0));
+            got.push_back(d.run(m, linear(id++, c.src, c.dst, bytes)));
+        }
+    });
+    sc_core::sc_start();
+    ASSERT_EQ(got.size(), std::size(cases));
+    for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_TRUE(got[i].ok()) << cases[i].name;
+        EXPECT_NEAR(test::bandwidth(got[i]), cases[i].expected, 0.02 * cases[i].expected) << cases[i].name;
+    }
+    EXPECT_EQ(test::checker_violations(kpu), "");
+}
+
+// Two Streamers drain two L1 buffers (made 32 GB/s so the L2 port is the bottleneck).
+hw::Config fast_l1() {
+    return test::config("minimal", {{"l2.capacity_kib", "1024"}, {"l1.capacity_kib", "512"},
+                                    {"l1.bandwidth_gb_per_s", "32"}});
+}
+
+void two_streamers(uint32_t bank_a, uint32_t bank_b, Completion& a, Completion& b) {
+    KpuPlatform kpu("kpu", fast_l1(), checked());
+    const hw::AddressMap& map = kpu.address_map();
+    const uint32_t bytes = 256 * 1024;
+    Driver driver("driver", [&](Driver& d) {
+        d.watch(kpu.streamer(0, 0));
+        d.watch(kpu.streamer(0, 1));
+        kpu.streamer(0, 0).submit(linear(1, map.l1_base(0, 0), map.l2_base(0, bank_a), bytes));
+        kpu.streamer(0, 1).submit(linear(2, map.l1_base(0, 1), map.l2_base(0, bank_b) + bytes, bytes));
+        d.wait_all(kpu.streamer(0, 0), {1});
+        d.wait_all(kpu.streamer(0, 1), {2});
+        a = d.done[1], b = d.done[2];
+    });
+    sc_core::sc_start();
+    EXPECT_EQ(test::checker_violations(kpu), "");
+}
+
+TEST(Movers, TwoMoversIntoOneL2BankPortShareItsBandwidth) {
+    Completion a, b;
+    two_streamers(2, 2, a, b);
+    // Together they move 512 KiB through one 16 GB/s port: the later one ends at 32.8 us,
+    // and each got about half the port.
+    EXPECT_NEAR((std::max(a.end, b.end)).to_seconds(), 512.0 * 1024 / 16e9, 0.02 * 512.0 * 1024 / 16e9);
+    EXPECT_NEAR(test::bandwidth(a), 8e9, 0.1 * 8e9);
+    EXPECT_NEAR(test::bandwidth(b), 8e9, 0.1 * 8e9);
+}
+
+TEST(Movers, TwoMoversIntoDifferentL2BanksEachGetFullBandwidth) {
+    Completion a, b;
+    two_streamers(1, 2, a, b);
+    EXPECT_NEAR(test::bandwidth(a), 16e9, 0.02 * 16e9);
+    EXPECT_NEAR(test::bandwidth(b), 16e9, 0.02 * 16e9);
+}
+
+// An engine faster than the DRAM: a transfer over both channels reaches their sum, one
+// that stays on channel 0 (every other interleave block) reaches one channel.
+TEST(DmaEngine, TransferAcrossAllDramChannelsReachesTheirAggregateBandwidth) {
+    const hw::Config cfg = test::config("minimal", {{"dma.bandwidth_gb_per_s", "64"},
+                                                    {"l3.bandwidth_gb_per_s", "64"},
+                                                    {"l3.capacity_kib", "1024"},
+                                                    {"interconnect.bandwidth_gb_per_s", "64"}});
+    KpuPlatform kpu("kpu", cfg, checked());
+    Completion both, one;
+    Driver driver("driver", [&](Driver& d) {
+        both = d.run(kpu.dma(0), linear(1, 0, hw::kL3Base, 512 * 1024));
+        // 256 rows of one 1 KiB block every 2 KiB: all on channel 0.
+        one = d.run(kpu.dma(1), transfer(2, 1 << 20, hw::kL3Base + (512 << 10), 256, 1024, 2048, 1024));
+    });
+    sc_core::sc_start();
+    EXPECT_NEAR(test::bandwidth(both), 16e9, 0.02 * 16e9);
+    EXPECT_NEAR(test::bandwidth(one), 8e9, 0.02 * 8e9);
+    EXPECT_EQ(kpu.dram_channel(0).stats().bytes_read, 256u * 1024 + 256 * 1024);
+    EXPECT_EQ(kpu.dram_channel(1).stats().bytes_read, 256u * 1024);
+}
+
+// Queue depth 4: the fifth submit from a thread waits for the first completion; completions
+// come in order with their ids.
+TEST(Movers, SubmitWaitsForAFreeSlotWhenTheQueueIsFull) {
+    KpuPlatform kpu("kpu", test::config("minimal"), checked());
+    std::vector<uint64_t> order;
+    sc_time fifth_accepted;
+    bool could_accept_after_four = true;
+    Driver driver("driver", [&](Driver& d) {
+        model::DmaEngine& dma = kpu.dma(0);
+        dma.set_completion_callback([&](const Completion& c) { order.push_back(c.id), d.done[c.id] = c; });
+        for (uint64_t id = 1; id <= 4; ++id) EXPECT_TRUE(dma.try_submit(linear(id, id * 4096, hw::kL3Base + id * 4096, 1024)));
+        could_accept_after_four = dma.can_accept() || dma.try_submit(linear(99, 0, hw::kL3Base, 64));
+        dma.submit(linear(5, 5 * 4096, hw::kL3Base + 5 * 4096, 1024));
+        fifth_accepted = sc_core::sc_time_stamp();
+        d.wait_all(dma, {5});
+    });
+    sc_core::sc_start();
+    EXPECT_FALSE(could_accept_after_four);
+    EXPECT_EQ(order, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+    EXPECT_EQ(fifth_accepted, driver.done[1].end);
+    EXPECT_EQ(kpu.dma(0).in_flight(), 0u);
+    EXPECT_EQ(kpu.dma(0).stats().transfers, 5u);
+}
+
+TEST(Movers, IllegalTransfersCompleteWithAnErrorAndAReportAndTheMoverCarriesOn) {
+    test::ReportCatcher catcher;
+    KpuPlatform kpu("kpu", test::config("minimal"), checked());
+    const hw::AddressMap& map = kpu.address_map();
+    Completion unmapped, crossing, empty, after;
+    Driver driver("driver", [&](Driver& d) {
+        unmapped = d.run(kpu.dma(0), linear(1, map.dram_size(), hw::kL3Base, 64));
+        crossing = d.run(kpu.block_mover(0, 0), linear(2, map.l3_base(0), map.l2_base(0, 3) + 16384 - 32, 64));
+        empty = d.run(kpu.dma(0), transfer(3, 0, hw::kL3Base, 0, 64, 64, 64));
+        after = d.run(kpu.dma(0), linear(4, 0, hw::kL3Base, 64));
+    });
+    sc_core::sc_start();
+    EXPECT_EQ(unmapped.status, TransferStatus::AccessError);
+    EXPECT_EQ(unmapped.bytes, 0u);
+    EXPECT_EQ(test::ReportCatcher::count({"kpu/noc", "kpu.noc", "read from kpu.dma_0", "[0x8000000, 0x8000020) (32 bytes)",
+                                          "outside DRAM"}),
+              1);
+    EXPECT_EQ(test::ReportCatcher::count({"kpu/mover", "kpu.dma_0: transfer 1 failed", "TLM_ADDRESS_ERROR_RESPONSE"}), 1);
+    EXPECT_EQ(crossing.status, TransferStatus::AccessError);
+    EXPECT_EQ(crossing.bytes, 32u);  // bursts never straddle a bank: the half in the last bank made it
+    EXPECT_EQ(test::ReportCatcher::count({"kpu.tile_0.switch: address error: write from kpu.tile_0.bm_0",
+                                          "(32 bytes) is not mapped"}),
+              1);
+    EXPECT_EQ(empty.status, TransferStatus::BadDescriptor);
+    EXPECT_EQ(test::ReportCatcher::count({"kpu.dma_0: transfer 3 rejected: empty transfer"}), 1);
+    EXPECT_TRUE(after.ok());
+    EXPECT_EQ(kpu.dma(0).stats().failed, 2u);
+    EXPECT_EQ(test::checker_violations(kpu), "");
+}
+
+}  // namespace
+}  // namespace kpu::platform
