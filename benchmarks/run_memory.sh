@@ -23,12 +23,18 @@ awk -v s="$dc_s" -v m="$dc_mib" 'BEGIN {
     printf "%.0f MiB (target < 1024 MiB; reference 9 GB: %.0fx smaller)\n", m, 9 * 1024 / m }'
 
 echo
-echo "== 256 MiB DMA stream DRAM -> L3 (datacenter.json, real random data, one core)"
-out=$("$bench" stream configs/datacenter.json 256)
-awk -v b="$(get bytes_per_wall_s "$out")" -v t="$(get transactions_per_wall_s "$out")" \
-    -v m="$(get memcpy_bytes_per_wall_s "$out")" -v w="$(get wall_s "$out")" -v g="$(get simulated_gb_per_s "$out")" \
-    -v x="$(get exact "$out")" -v n="$(get transactions "$out")" 'BEGIN {
-    printf "wall %.3f s; simulated bandwidth %.1f GB/s; data byte-exact: %s\n", w, g, x
-    printf "simulated traffic: %.2f GB per wall-second (target >= 2)\n", b / 1e9
-    printf "TLM transactions:  %.1f M per wall-second (%d transactions)\n", t / 1e6, n
-    printf "memcpy floor:      %.2f GB/s -> simulation costs %.1fx the bare copy\n", m / 1e9, m / b }'
+echo "== 256 MiB DMA stream DRAM -> L3 (datacenter.json, real random data, one core, best of 3)"
+printf '%-5s %9s %14s %16s %20s %18s\n' path "wall [s]" "sim. GB/s" "GB per wall-s" "accesses per wall-s" "x memcpy floor"
+for path in dmi tlm; do
+    best=
+    for _ in 1 2 3; do
+        out=$("$bench" stream configs/datacenter.json 256 $([[ $path == tlm ]] && echo tlm))
+        [[ $(get exact "$out") == yes ]] || { echo "data mismatch" >&2; exit 1; }
+        if [[ -z $best ]] || awk -v a="$(get wall_s "$out")" -v b="$(get wall_s "$best")" 'BEGIN { exit !(a < b) }'; then best=$out; fi
+    done
+    awk -v p=$path -v w="$(get wall_s "$best")" -v g="$(get simulated_gb_per_s "$best")" -v b="$(get bytes_per_wall_s "$best")" \
+        -v a="$(get accesses_per_wall_s "$best")" -v m="$(get memcpy_bytes_per_wall_s "$best")" \
+        'BEGIN { printf "%-5s %9.3f %14.1f %16.2f %18.1f M %17.1fx\n", p, w, g, b / 1e9, a / 1e6, m / b }'
+done
+echo "(dmi: movers copy through DMI and book every burst on the same ports; tlm: one b_transport per"
+echo " read and per write of every 64-byte burst. Same simulated time and bytes; target >= 2 GB per wall-s.)"

@@ -8,6 +8,7 @@
 // initiator_socket -> DRAM channel 0..C-1, then tile switch 0..T-1 (in that order).
 #pragma once
 
+#include <array>
 #include <vector>
 
 #include "models/port_timer.h"
@@ -23,6 +24,9 @@ public:
 
 private:
     void charge(int id, uint32_t port, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) override;
+    void add_stages(int id, uint32_t port, tlm::tlm_generic_payload& trans) override;
+    /// The tile links an access from initiator `id` to `port` crosses, in order (kChip: none).
+    std::array<uint32_t, 2> links_crossed(int id, uint32_t port) const;
 
     uint32_t channels_;
     std::vector<PortTimer> links_;  ///< per compute tile

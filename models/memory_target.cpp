@@ -1,6 +1,7 @@
 #include "models/memory_target.h"
 
 #include "models/contention.h"
+#include "models/timing_path.h"
 
 #include <sstream>
 
@@ -19,8 +20,13 @@ MemoryTarget::MemoryTarget(sc_core::sc_module_name name, const char* kind, const
     socket.bind(*this);
 }
 
+MemoryStats MemoryTarget::stats() const {
+    const PortTimer::Traffic& t = timer_.traffic();
+    return {t.reads, t.writes, t.bytes_read, t.bytes_written, errors_};
+}
+
 void MemoryTarget::report(const tlm_generic_payload& trans, const char* problem) {
-    ++stats_.errors;
+    ++errors_;
     std::ostringstream msg;
     msg << name() << ": " << problem << ": " << (trans.is_read() ? "read" : trans.is_write() ? "write" : "access")
         << " of " << trans.get_data_length() << " bytes at offset 0x" << std::hex << trans.get_address()
@@ -58,15 +64,12 @@ void MemoryTarget::b_transport(tlm_generic_payload& trans, sc_core::sc_time& del
     if (!check(trans)) return;
     const uint64_t addr = trans.get_address();
     const uint32_t len = trans.get_data_length();
-    if (trans.is_read()) {
+    if (trans.is_read())
         storage_.read(addr, trans.get_data_ptr(), len);
-        ++stats_.reads, stats_.bytes_read += len;
-    } else {
+    else
         storage_.write(addr, trans.get_data_ptr(), len);
-        ++stats_.writes, stats_.bytes_written += len;
-    }
     const Fs now = time_.now();
-    const PortTimer::Booking b = timer_.book(now + time_.to_fs(delay), len, &trans);
+    const PortTimer::Booking b = timer_.book(now + time_.to_fs(delay), len, &trans, trans.is_write());
     ContentionExtension::mark(trans, b.contended);
     delay = time_.until(b.done, now);
     trans.set_dmi_allowed(true);
@@ -99,6 +102,7 @@ bool MemoryTarget::get_direct_mem_ptr(tlm_generic_payload& trans, tlm::tlm_dmi& 
     dmi.allow_read_write();
     dmi.set_read_latency(time_.to_time(timer_.latency()));
     dmi.set_write_latency(time_.to_time(timer_.latency()));
+    TimingPath::append(trans, timer_);
     return true;
 }
 

@@ -22,11 +22,12 @@
 
 namespace kpu::model {
 
-/// Counters for the stats report.
+/// Counters for the stats report: every timed access, by b_transport or by a mover's DMI
+/// path (debug transport is untimed and not counted).
 struct MemoryStats {
-    uint64_t reads = 0, writes = 0;            ///< b_transport / nb_transport accesses
+    uint64_t reads = 0, writes = 0;
     uint64_t bytes_read = 0, bytes_written = 0;
-    uint64_t errors = 0;                       ///< accesses answered with an error response
+    uint64_t errors = 0;  ///< accesses answered with an error response
 };
 
 class MemoryTarget : public sc_core::sc_module, public tlm::tlm_fw_transport_if<> {
@@ -58,7 +59,7 @@ public:
     uint64_t base() const { return base_; }
     const PagedStorage& storage() const { return storage_; }
     const PortTimer& timer() const { return timer_; }
-    const MemoryStats& stats() const { return stats_; }
+    MemoryStats stats() const;
     const char* kind() const { return kind_; }
 
 private:
@@ -71,7 +72,7 @@ private:
     PagedStorage storage_;
     PortTimer timer_;
     TimeBase time_;
-    MemoryStats stats_;
+    uint64_t errors_ = 0;
 };
 
 }  // namespace kpu::model

@@ -110,7 +110,8 @@ uint32_t Mover::burst_of(uint64_t addr) const {
 void Mover::execute(const hw::Transfer& t) {
     Job job;
     job.id = t.id;
-    job.start = job.done = std::max(engine_free_, time_.now());
+    now_ = time_.now();
+    job.start = job.done = std::max(engine_free_, now_);
     if (const char* problem = validate(t)) {
         std::ostringstream msg;
         msg << name() << ": transfer " << t.id << " rejected: " << problem << " (src 0x" << std::hex << t.src
@@ -128,7 +129,7 @@ void Mover::execute(const hw::Transfer& t) {
 }
 
 Fs Mover::issue(Job& job, uint32_t bytes) {
-    const Fs at = std::max(engine_free_, time_.now());
+    const Fs at = std::max(engine_free_, now_);
     engine_free_ = at + Fs(double(bytes) * fs_per_byte_ + 0.5);
     if (!job.started) job.start = at, job.started = true;
     return at;
@@ -162,27 +163,108 @@ bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* d
     return true;
 }
 
+Mover::Region* Mover::region(uint64_t addr, uint32_t bytes) {
+    for (Region& r : regions_)
+        if (addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr) return &r;
+    hw::Location where;
+    if (!map_.decode(addr, bytes, where)) return nullptr;  // b_transport reports it
+    tlm::tlm_generic_payload request;
+    request.set_command(tlm::TLM_READ_COMMAND);
+    request.set_address(addr);
+    request.set_data_length(bytes);
+    TimingPath path;
+    request.set_extension(&path);
+    tlm::tlm_dmi dmi;
+    const bool granted = socket->get_direct_mem_ptr(request, dmi);
+    request.clear_extension(&path);
+    if (!granted || !path.complete || !dmi.is_read_write_allowed() || dmi.get_start_address() > addr ||
+        dmi.get_end_address() < addr + bytes - 1)
+        return nullptr;
+    Region& r = regions_[next_region_++ % regions_.size()];
+    r.lo = dmi.get_start_address();
+    r.hi = dmi.get_end_address() + 1;
+    r.data = dmi.get_dmi_ptr();
+    r.path = path;
+    return &r;
+}
+
+Fs Mover::book(const TimingPath& path, Fs at, uint32_t bytes, bool write) {
+    // Exactly what the routers and the memory do on b_transport: each stage books the burst
+    // and hands on at a whole kernel tick.
+    Fs t = time_.ceil(at);
+    for (uint32_t i = 0; i < path.count; ++i) {
+        const PortTimer::Booking b = path.stages[i]->book(t, bytes, &trans_, write);
+        contention_->contended |= b.contended;
+        t = time_.ceil(b.done);
+    }
+    return t;
+}
+
+bool Mover::timed(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* data, uint32_t bytes, Fs at,
+                  Fs& done) {
+    const Region* r = dmi_enabled_ ? region(addr, bytes) : nullptr;
+    if (!r) return access(job, command, addr, data, bytes, at, done);
+    if (command == tlm::TLM_READ_COMMAND) contention_->contended = false;
+    done = book(r->path, at, bytes, command == tlm::TLM_WRITE_COMMAND);
+    uint8_t* mem = r->data + (addr - r->lo);
+    if (command == tlm::TLM_READ_COMMAND)
+        std::memcpy(data, mem, bytes);
+    else
+        std::memcpy(mem, data, bytes);
+    ++stats_.dmi_accesses;
+    return true;
+}
+
 void Mover::pace(Job& job, Fs write_done) {
     job.done = std::max(job.done, write_done);
     // The engine's buffer is finite: it does not issue a burst whose predecessor completes
     // more than one quantum ahead (the quantum exceeds any unloaded path latency, so a lone
     // transfer never stalls on it).
     if (write_done > quantum_) engine_free_ = std::max(engine_free_, write_done - quantum_);
-    const Fs now = time_.now();
-    if (contention_->contended)
-        sc_core::wait(time_.until(engine_free_, now));  // zero: a delta, so the other initiator runs
-    else if (engine_free_ >= now + quantum_)
-        sc_core::wait(time_.until(engine_free_, now));
+    if (contention_->contended || engine_free_ >= now_ + quantum_) {
+        sc_core::wait(time_.until(engine_free_, now_));  // zero while contended: a delta, the other runs
+        now_ = time_.now();
+        ++stats_.syncs;
+    }
 }
 
 bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
     if (staging_.size() < burst) staging_.resize(burst);
     uint8_t* buffer = staging_.data();
     const uint64_t mask = burst - 1;
+    auto piece = [&](uint64_t src, uint64_t dst, uint64_t left) {
+        return uint32_t(std::min({left, burst - (src & mask), burst - (dst & mask)}));
+    };
     for (uint32_t r = 0; r < t.rows; ++r) {
         uint64_t src = t.src + r * t.src_stride, dst = t.dst + r * t.dst_stride, left = t.row_bytes;
         while (left) {
-            const uint32_t n = uint32_t(std::min({left, burst - (src & mask), burst - (dst & mask)}));
+            // Fast path: both ends in DMI regions. The bytes of the whole stretch move with one
+            // memmove; every burst of it is still issued, booked and paced one by one, so the
+            // timing is that of one b_transport per burst.
+            Region from, to;
+            if (dmi_enabled_) {
+                const uint32_t n = piece(src, dst, left);
+                if (const Region* r1 = region(src, n)) from = *r1;  // copies: the cache may reuse a slot
+                if (from.data)
+                    if (const Region* r2 = region(dst, n)) to = *r2;
+            }
+            if (from.data && to.data) {
+                const uint64_t stretch = std::min({left, from.hi - src, to.hi - dst});
+                std::memmove(to.data + (dst - to.lo), from.data + (src - from.lo), stretch);
+                for (uint64_t done = 0; done < stretch;) {
+                    const uint32_t n = piece(src, dst, stretch - done);
+                    contention_->contended = false;
+                    const Fs read_done = book(from.path, issue(job, n), n, false);
+                    const Fs write_done = book(to.path, read_done, n, true);
+                    stats_.dmi_accesses += 2;
+                    job.bytes += n;
+                    pace(job, write_done);
+                    src += n, dst += n, done += n;
+                }
+                left -= stretch;
+                continue;
+            }
+            const uint32_t n = piece(src, dst, left);
             const Fs at = issue(job, n);
             Fs read_done = 0, write_done = 0;
             if (!access(job, tlm::TLM_READ_COMMAND, src, buffer, n, at, read_done) ||
@@ -214,7 +296,7 @@ bool Mover::copy_transpose(const hw::Transfer& t, uint32_t burst, Job& job) {
             while (left) {
                 const uint32_t n = uint32_t(std::min(left, burst - (src & mask)));
                 Fs read_done = 0;
-                if (!access(job, tlm::TLM_READ_COMMAND, src, row, n, issue(job, n), read_done)) return false;
+                if (!timed(job, tlm::TLM_READ_COMMAND, src, row, n, issue(job, n), read_done)) return false;
                 ready = std::max(ready, read_done);
                 src += n, row += n, left -= n;
             }
@@ -228,7 +310,7 @@ bool Mover::copy_transpose(const hw::Transfer& t, uint32_t burst, Job& job) {
             while (left) {
                 const uint32_t n = uint32_t(std::min(left, burst - (dst & mask)));
                 Fs write_done = 0;
-                if (!access(job, tlm::TLM_WRITE_COMMAND, dst, data, n, ready, write_done)) return false;
+                if (!timed(job, tlm::TLM_WRITE_COMMAND, dst, data, n, ready, write_done)) return false;
                 job.bytes += n;
                 pace(job, write_done);
                 dst += n, data += n, left -= n;

@@ -23,6 +23,7 @@
 // mover, the transfer id, the address and the length; the mover never stops.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -37,6 +38,7 @@
 #include "hardware/transfer.h"
 #include "models/contention.h"
 #include "models/sim_time.h"
+#include "models/timing_path.h"
 
 namespace kpu::model {
 
@@ -63,6 +65,8 @@ struct MoverStats {
     uint64_t failed = 0;
     uint64_t bytes = 0;         ///< bytes moved
     uint64_t transactions = 0;  ///< b_transport calls (reads + writes)
+    uint64_t dmi_accesses = 0;  ///< reads + writes copied through DMI and timed on the same ports
+    uint64_t syncs = 0;         ///< waits for the kernel inside transfers (per quantum, or per burst while contended)
     Fs busy = 0;                ///< union over transfers of [start, end], femtoseconds
 };
 
@@ -93,6 +97,10 @@ public:
     /// How far the engine may run ahead of the kernel; a larger quantum simulates faster,
     /// a smaller one interleaves contending movers more finely.
     void set_quantum(const sc_core::sc_time& quantum) { quantum_ = time_.to_fs(quantum); }
+    /// Fast path (default on): copy bytes through DMI and book the same ports a b_transport
+    /// would (TimingPath); timing, contention and data are identical, only faster. Off: one
+    /// b_transport per read and per write of every burst.
+    void set_dmi(bool enabled) { dmi_enabled_ = enabled, regions_ = {}; }
 
 protected:
     Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& engine, const hw::Config& config,
@@ -122,6 +130,16 @@ private:
     uint32_t burst_of(uint64_t addr) const;
     Fs issue(Job& job, uint32_t bytes);
     bool access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* data, uint32_t bytes, Fs at, Fs& done);
+    /// One timed read or write: through DMI when it can, else b_transport.
+    bool timed(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* data, uint32_t bytes, Fs at, Fs& done);
+    struct Region {
+        uint64_t lo = 0, hi = 0;  ///< device addresses [lo, hi); empty matches nothing
+        uint8_t* data = nullptr;
+        TimingPath path;
+    };
+    Region* region(uint64_t addr, uint32_t bytes);
+    /// Books one burst on every stage of a DMI region's path; returns when it is done.
+    Fs book(const TimingPath& path, Fs at, uint32_t bytes, bool write);
     void pace(Job& job, Fs write_done);
     void finish(Job& job, TransferStatus status);
     void enqueue(const hw::Transfer& transfer);
@@ -129,7 +147,7 @@ private:
     tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload&, tlm::tlm_phase&, sc_core::sc_time&) {
         return tlm::TLM_ACCEPTED;  // b_transport only
     }
-    void invalidate_direct_mem_ptr(sc_dt::uint64, sc_dt::uint64) {}  // the mover keeps no DMI
+    void invalidate_direct_mem_ptr(sc_dt::uint64, sc_dt::uint64) { regions_ = {}; }
 
     const char* kind_;
     const hw::Config& config_;
@@ -140,6 +158,7 @@ private:
     TimeBase time_;
     Fs quantum_;
     Fs engine_free_ = 0;  ///< when the engine can issue its next burst
+    Fs now_ = 0;          ///< kernel time, refreshed after every wait of the mover thread
     Fs busy_until_ = 0;
     uint64_t seq_ = 0;
     uint32_t in_flight_ = 0;
@@ -151,6 +170,9 @@ private:
 
     tlm::tlm_generic_payload trans_;
     ContentionExtension* contention_;  ///< owned by trans_ (freed with it)
+    bool dmi_enabled_ = true;
+    std::array<Region, 4> regions_{};  ///< recent DMI grants (source and destination of a transfer)
+    uint32_t next_region_ = 0;
     std::vector<uint8_t> staging_, column_;
     MoverStats stats_;
 };

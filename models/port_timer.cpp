@@ -12,19 +12,4 @@ PortTimer::PortTimer(uint32_t ports, double bytes_per_s, double clock_hz, uint32
       fs_per_byte_(double(kFsPerSecond) / bytes_per_s),
       latency_(cycles_to_fs(latency_cycles, clock_hz)) {}
 
-PortTimer::Booking PortTimer::book(Fs arrival, uint64_t bytes, const void* owner) {
-    // Earliest-free port; with one or two ports (every config so far) this is one compare.
-    auto port = free_.begin();
-    for (auto p = free_.begin() + 1; p < free_.end(); ++p)
-        if (*p < *port) port = p;
-    const Fs occupied = occupancy(bytes);
-    const Fs start = std::max(arrival, *port);
-    const auto index = size_t(port - free_.begin());
-    const bool contended = start > arrival && owner_[index] != owner;
-    *port = start + occupied;
-    owner_[index] = owner;
-    busy_ += occupied;
-    return {start, start + latency_ + occupied, contended};
-}
-
 }  // namespace kpu::model

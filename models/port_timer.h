@@ -4,6 +4,7 @@
 // never accumulate rounding error over millions of bursts.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -30,14 +31,39 @@ public:
     /// latency_cycles are cycles of clock_hz (the level's clock domain from the config).
     PortTimer(uint32_t ports, double bytes_per_s, double clock_hz, uint32_t latency_cycles);
 
+    /// What went through: counted here so that b_transport and the movers' DMI path, which
+    /// both book every burst, count it the same way.
+    struct Traffic {
+        uint64_t reads = 0, writes = 0;
+        uint64_t bytes_read = 0, bytes_written = 0;
+    };
+
     /// `owner` tells initiators apart (any stable pointer, e.g. the initiator's payload), so
     /// a booking can say whether it queued behind someone else rather than behind itself.
-    Booking book(Fs arrival, uint64_t bytes, const void* owner = nullptr);
+    Booking book(Fs arrival, uint64_t bytes, const void* owner = nullptr, bool write = false) {
+        if (write)
+            ++traffic_.writes, traffic_.bytes_written += bytes;
+        else
+            ++traffic_.reads, traffic_.bytes_read += bytes;
+        // Earliest-free port; with one or two ports (every config so far) this is one compare.
+        size_t port = 0;
+        for (size_t p = 1; p < free_.size(); ++p)
+            if (free_[p] < free_[port]) port = p;
+        if (bytes != cached_bytes_) cached_bytes_ = bytes, cached_occupancy_ = occupancy(bytes);
+        const Fs occupied = cached_occupancy_;
+        const Fs start = arrival > free_[port] ? arrival : free_[port];
+        const bool contended = start > arrival && owner_[port] != owner;
+        free_[port] = start + occupied;
+        owner_[port] = owner;
+        busy_ += occupied;
+        return {start, start + latency_ + occupied, contended};
+    }
 
     Fs occupancy(uint64_t bytes) const { return Fs(double(bytes) * fs_per_byte_ + 0.5); }
     Fs latency() const { return latency_; }
     uint32_t ports() const { return uint32_t(free_.size()); }
     Fs busy() const { return busy_; }  ///< sum of occupancies booked, all ports
+    const Traffic& traffic() const { return traffic_; }
 
 private:
     std::vector<Fs> free_;            ///< per port: when it can start the next burst
@@ -45,6 +71,9 @@ private:
     double fs_per_byte_;
     Fs latency_;
     Fs busy_ = 0;
+    Traffic traffic_;
+    uint64_t cached_bytes_ = 0;  ///< nearly every burst has the same size: skip the multiply
+    Fs cached_occupancy_ = 0;
 };
 
 /// Femtoseconds of `cycles` at `hz`, rounded to the nearest femtosecond.

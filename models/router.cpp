@@ -80,6 +80,7 @@ bool Router::get_direct_mem_ptr(int id, tlm_generic_payload& trans, tlm::tlm_dmi
     const bool routed = route(id, trans, r, port, "DMI request");
     trans.set_data_length(saved_len);
     if (!routed) return false;
+    add_stages(id, port, trans);
     trans.set_address(addr - r.delta);
     const bool granted = initiator_socket[int(port)]->get_direct_mem_ptr(trans, dmi);
     trans.set_address(addr);

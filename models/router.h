@@ -49,6 +49,10 @@ protected:
     virtual void charge(int id, uint32_t port, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) {
         (void)id, (void)port, (void)trans, (void)delay;
     }
+    /// The PortTimers charge() books for this hop, appended to a DMI request's TimingPath.
+    virtual void add_stages(int id, uint32_t port, tlm::tlm_generic_payload& trans) {
+        (void)id, (void)port, (void)trans;
+    }
     uint32_t origin(int id) const { return origins_[id]; }
     const TimeBase& time() const { return time_; }
 

@@ -11,6 +11,9 @@ struct PlatformOptions {
     /// DRAM interleave time (channels x interleave_bytes / channel bandwidth) for a transfer
     /// to keep all channels busy, which 1 us does for every shipped config.
     sc_core::sc_time quantum{1, sc_core::SC_US};
+    /// Movers copy through DMI and book the same ports themselves (identical timing, several
+    /// times faster); false: one b_transport per read and per write of every burst.
+    bool mover_dmi = true;
     /// Put a ProtocolChecker on every initiator->router and router->memory link (tests).
     bool check_protocol = false;
 };

@@ -7,6 +7,8 @@
 // bursts; DMA 8 GB/s (queue 4), BlockMover 32 GB/s, Streamer 32 GB/s.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "tests/models/test_support.h"
 #include "tests/platform/platform_test_support.h"
 
@@ -49,7 +51,11 @@ TEST(DmaEngine, ShortTransferPipelinesBurstsAtTheSlowestStage) {
     Driver driver("driver", [&](Driver& d) { c = d.run(kpu.dma(0), linear(1, 0, hw::kL3Base, 256)); });
     sc_core::sc_start();
     EXPECT_EQ(c.end, sc_time(110, SC_NS));
-    EXPECT_EQ(kpu.dma(0).stats().transactions, 8u);  // 4 reads + 4 writes
+    EXPECT_EQ(kpu.dma(0).stats().dmi_accesses, 8u);  // 4 reads + 4 writes, through DMI by default
+    EXPECT_EQ(kpu.dma(0).stats().transactions, 0u);
+    EXPECT_EQ(kpu.dram_channel(0).stats().reads, 4u);  // 256 B: one interleave block, channel 0
+    EXPECT_EQ(kpu.tile(0).l3().stats().bytes_written, 256u);
+    EXPECT_EQ(kpu.interconnect().link(0).traffic().writes, 4u);
     EXPECT_EQ(kpu.dma(0).stats().busy, 110'000'000u);  // fs
 }
 
@@ -226,6 +232,75 @@ TEST(Movers, IllegalTransfersCompleteWithAnErrorAndAReportAndTheMoverCarriesOn) 
     EXPECT_TRUE(after.ok());
     EXPECT_EQ(kpu.dma(0).stats().failed, 2u);
     EXPECT_EQ(test::checker_violations(kpu), "");
+}
+
+}  // namespace
+}  // namespace kpu::platform
+
+namespace kpu::platform {
+namespace {
+
+// The DMI fast path must be a pure speed-up: two platforms in one simulation, one moving
+// every burst with b_transport (behind protocol checkers), one through DMI, run the same
+// mix (long, strided, transposed, two movers contending for one bank) to the same
+// picosecond and the same bytes.
+TEST(Movers, DmiFastPathGivesTheSameTimesAndBytesAsOneTransactionPerBurst) {
+    PlatformOptions tlm_options;
+    tlm_options.mover_dmi = false;
+    tlm_options.check_protocol = true;
+    KpuPlatform tlm("tlm", test::config("edge"), tlm_options);
+    KpuPlatform dmi("dmi", test::config("edge"));
+    std::mt19937 rng(5);
+    std::vector<uint8_t> data(1 << 20);
+    for (auto& b : data) b = uint8_t(rng());
+    tlm.write(0, data.data(), data.size());
+    dmi.write(0, data.data(), data.size());
+
+    auto script = [](KpuPlatform& kpu, std::vector<Completion>& out) {
+        return [&kpu, &out](Driver& d) {
+            const hw::AddressMap& map = kpu.address_map();
+            out.push_back(d.run(kpu.dma(0), linear(1, 0, map.l3_base(1), 256 * 1024)));
+            out.push_back(d.run(kpu.dma(1), transfer(2, 3000, map.l3_base(2) + 12, 40, 1000, 4100, 1024)));
+            out.push_back(d.run(kpu.block_mover(1, 0),
+                                transfer(3, map.l3_base(1) + 8, map.l2_base(1, 2), 32, 256, 512, 256,
+                                         hw::Transform::Transpose)));
+            d.watch(kpu.streamer(1, 0));
+            d.watch(kpu.streamer(1, 1));
+            kpu.streamer(1, 0).submit(linear(4, map.l1_base(1, 0), map.l2_base(1, 5), 2048));
+            kpu.streamer(1, 1).submit(linear(5, map.l1_base(1, 4), map.l2_base(1, 5) + 4096, 2048));
+            d.wait_all(kpu.streamer(1, 0), {4});
+            d.wait_all(kpu.streamer(1, 1), {5});
+            out.push_back(d.done[4]);
+            out.push_back(d.done[5]);
+            out.push_back(d.run(kpu.dma(0), linear(6, map.l2_base(1, 2), 5 << 20, 32 * 1024)));
+        };
+    };
+    std::vector<Completion> a, b;
+    Driver da("driver_tlm", script(tlm, a)), db("driver_dmi", script(dmi, b));
+    sc_core::sc_start();
+    ASSERT_EQ(a.size(), 6u);
+    ASSERT_EQ(b.size(), 6u);
+    for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_TRUE(a[i].ok() && b[i].ok()) << a[i].id;
+        EXPECT_EQ(a[i].start, b[i].start) << a[i].id;
+        EXPECT_EQ(a[i].end, b[i].end) << a[i].id;
+    }
+    EXPECT_GT(tlm.dma(0).stats().transactions, 8000u);
+    EXPECT_EQ(dmi.dma(0).stats().transactions, 0u);
+    EXPECT_GT(dmi.dma(0).stats().dmi_accesses, 8000u);
+    std::vector<uint8_t> ra(40 * 1024), rb(40 * 1024);
+    for (uint64_t base : {hw::kL3Base + 512 * 1024, hw::kL3Base + 1024 * 1024, hw::kL2Base + 8 * 32 * 1024, uint64_t(5) << 20}) {
+        tlm.read(base, ra.data(), ra.size());
+        dmi.read(base, rb.data(), rb.size());
+        EXPECT_EQ(ra, rb) << std::hex << base;
+    }
+    for (uint32_t c = 0; c < 2; ++c) {  // the memories count the same traffic either way
+        EXPECT_EQ(tlm.dram_channel(c).stats().bytes_read, dmi.dram_channel(c).stats().bytes_read);
+        EXPECT_EQ(tlm.dram_channel(c).stats().bytes_written, dmi.dram_channel(c).stats().bytes_written);
+    }
+    EXPECT_EQ(tlm.tile(1).l2(5).stats().writes, dmi.tile(1).l2(5).stats().writes);
+    EXPECT_EQ(tlm.tile(1).l3().stats().bytes_read, dmi.tile(1).l3().stats().bytes_read);
+    EXPECT_EQ(test::checker_violations(tlm), "");
 }
 
 }  // namespace
