@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <vector>
 
 namespace kpu::model {
@@ -16,10 +17,20 @@ using Fs = uint64_t;
 constexpr Fs kFsPerSecond = 1'000'000'000'000'000ull;
 
 /// `ports` independent ports, each moving `bytes_per_s`, each answering after `latency`.
-/// A burst of N bytes arriving at t takes the earliest-free port p:
-///   start = max(t, free[p]);  done = start + latency + N / bandwidth;  free[p] = start + N / bandwidth
+/// A burst of N bytes arriving at t takes the port that can start it first:
+///   start = the earliest time >= t at which the port is idle for N / bandwidth;
+///   done = start + latency + N / bandwidth
 /// so latency pipelines (the next burst may start before this one is done) while bandwidth
 /// serialises, and contention between initiators comes out of the same two numbers.
+///
+/// Each port keeps a calendar of its busy intervals, not only the time it is next free:
+/// initiators run ahead of the kernel by up to a quantum (temporal decoupling), so bursts
+/// are booked out of time order, and a burst booked early must not push every later-booked
+/// but earlier-arriving burst behind it. A burst fills the first idle gap that holds it.
+/// For bursts booked in time order (one initiator, or a kernel-synchronised model) this is
+/// exactly "start = max(t, free)". Intervals that touch are merged; intervals older than
+/// the horizon behind the latest arrival are dropped, and the gap search looks at a bounded
+/// number of intervals, so booking stays O(log n).
 class PortTimer {
 public:
     struct Booking {
@@ -40,37 +51,33 @@ public:
 
     /// `owner` tells initiators apart (any stable pointer, e.g. the initiator's payload), so
     /// a booking can say whether it queued behind someone else rather than behind itself.
-    Booking book(Fs arrival, uint64_t bytes, const void* owner = nullptr, bool write = false) {
-        if (write)
-            ++traffic_.writes, traffic_.bytes_written += bytes;
-        else
-            ++traffic_.reads, traffic_.bytes_read += bytes;
-        // Earliest-free port; with one or two ports (every config so far) this is one compare.
-        size_t port = 0;
-        for (size_t p = 1; p < free_.size(); ++p)
-            if (free_[p] < free_[port]) port = p;
-        if (bytes != cached_bytes_) cached_bytes_ = bytes, cached_occupancy_ = occupancy(bytes);
-        const Fs occupied = cached_occupancy_;
-        const Fs start = arrival > free_[port] ? arrival : free_[port];
-        const bool contended = start > arrival && owner_[port] != owner;
-        free_[port] = start + occupied;
-        owner_[port] = owner;
-        busy_ += occupied;
-        return {start, start + latency_ + occupied, contended};
-    }
+    Booking book(Fs arrival, uint64_t bytes, const void* owner = nullptr, bool write = false);
 
     Fs occupancy(uint64_t bytes) const { return Fs(double(bytes) * fs_per_byte_ + 0.5); }
     Fs latency() const { return latency_; }
-    uint32_t ports() const { return uint32_t(free_.size()); }
+    uint32_t ports() const { return uint32_t(ports_.size()); }
     Fs busy() const { return busy_; }  ///< sum of occupancies booked, all ports
     const Traffic& traffic() const { return traffic_; }
 
+    /// How far behind the latest arrival a booking may still arrive (default 100 us: far
+    /// more than any quantum plus path latency).
+    void set_horizon(Fs horizon) { horizon_ = horizon; }
+
 private:
-    std::vector<Fs> free_;            ///< per port: when it can start the next burst
-    std::vector<const void*> owner_;  ///< per port: who booked it last
+    struct Port {
+        std::map<Fs, Fs> busy;         ///< start -> end, disjoint, touching ones merged
+        const void* owner = nullptr;   ///< who booked it last
+    };
+    /// Earliest start >= arrival where `port` is idle for `occupied`.
+    Fs fit(const Port& port, Fs arrival, Fs occupied) const;
+    static void insert(Port& port, Fs start, Fs end);
+
+    std::vector<Port> ports_;
     double fs_per_byte_;
     Fs latency_;
     Fs busy_ = 0;
+    Fs latest_arrival_ = 0;
+    Fs horizon_ = 100'000'000'000;  ///< 100 us in fs
     Traffic traffic_;
     uint64_t cached_bytes_ = 0;  ///< nearly every burst has the same size: skip the multiply
     Fs cached_occupancy_ = 0;

@@ -42,9 +42,12 @@ ComputeTile::ComputeTile(sc_core::sc_module_name name, const hw::Config& config,
         streamers_.back()->set_dmi(options.mover_dmi);
         wiring_.initiator(streamers_.back()->socket, *switch_, index, n);
     }
+    fabric_ = std::make_unique<model::SystolicFabric>("fabric", config);
+    wiring_.initiator(fabric_->l1_socket, *switch_, index, "fabric");
 }
 
 ComputeTile::~ComputeTile() {
+    fabric_.reset();
     destroy_backwards(streamers_);
     destroy_backwards(block_movers_);
     destroy_backwards(l1_);

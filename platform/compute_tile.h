@@ -1,6 +1,5 @@
 // One compute tile of the KPU (kpu.tile_t): its L3 tile, L2 banks, L1 buffers, BlockMovers,
-// Streamers and the switch that connects them; the SystolicFabric joins in a later issue
-// through connect_initiator() and KpuPlatform::l1_pointer(). Counts and sizes come from the
+// Streamers, its SystolicFabric and the switch that connects them. Counts and sizes come from the
 // config. The tile charges no time itself; its memories, movers and the chip
 // interconnect's link do.
 #pragma once
@@ -18,6 +17,7 @@
 #include "models/l2_bank.h"
 #include "models/l3_tile.h"
 #include "models/streamer.h"
+#include "models/systolic_fabric.h"
 #include "models/tile_switch.h"
 #include "platform/platform_options.h"
 #include "platform/wiring.h"
@@ -37,6 +37,7 @@ public:
     model::BlockMover& block_mover(uint32_t unit);
     model::Streamer& streamer(uint32_t unit);
     model::TileSwitch& tile_switch() { return *switch_; }
+    model::SystolicFabric& fabric() { return *fabric_; }
     uint32_t l2_count() const { return uint32_t(l2_.size()); }
     uint32_t l1_count() const { return uint32_t(l1_.size()); }
     uint32_t block_mover_count() const { return uint32_t(block_movers_.size()); }
@@ -58,6 +59,7 @@ private:
     std::vector<std::unique_ptr<model::L1Buffer>> l1_;
     std::vector<std::unique_ptr<model::BlockMover>> block_movers_;
     std::vector<std::unique_ptr<model::Streamer>> streamers_;
+    std::unique_ptr<model::SystolicFabric> fabric_;
 };
 
 /// Destroys the last-built module first. SystemC 2.3's port and export registries look

@@ -1,8 +1,12 @@
 #include "platform/kpu_platform.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iomanip>
 #include <sstream>
+
+#include "compiler/binder.h"
+#include "compiler/kpu_format.h"
 
 namespace kpu::platform {
 
@@ -27,6 +31,8 @@ std::string format_counts(const ModuleCounts& c) {
 
 KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config, const PlatformOptions& options)
     : sc_core::sc_module(name),
+      host_socket("host_socket"),
+      irq("irq"),
       config_(config),
       map_(config_),
       options_(options),
@@ -51,13 +57,88 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
         dma_.back()->set_dmi(options_.mover_dmi);
         wiring_.initiator(dma_.back()->socket, *noc_, model::AddressDecoder::kChip, n);
     }
+
+    host_ = std::make_unique<HostInterface>("host", map_.dram_size(),
+                                            [this](uint64_t addr, uint64_t size) { start_program(addr, size); });
+    host_socket.bind(host_->socket);
+    host_->irq(irq);
+    wiring_.initiator(host_->device_socket, *noc_, model::AddressDecoder::kChip, "host");
+    sequencer_ =
+        std::make_unique<model::Sequencer>("sequencer", [this](const compiler::BoundOp& op) { return dispatch(op); });
+    auto report = [this](const model::Completion& c) { sequencer_->complete(uint32_t(c.id), c.ok()); };
+    for (auto& d : dma_) d->set_completion_callback(report);
+    for (auto& t : tiles_) {
+        for (uint32_t u = 0; u < t->block_mover_count(); ++u) t->block_mover(u).set_completion_callback(report);
+        for (uint32_t u = 0; u < t->streamer_count(); ++u) t->streamer(u).set_completion_callback(report);
+        t->fabric().on_complete([this](uint64_t id, bool ok) { sequencer_->complete(uint32_t(id), ok); });
+    }
+    SC_HAS_PROCESS(KpuPlatform);
+    SC_METHOD(program_ended);
+    sensitive << sequencer_->finished();
+    dont_initialize();
 }
+
+void KpuPlatform::start_program(uint64_t addr, uint64_t size) {
+    started_at_ = sc_core::sc_time_stamp();
+    auto fail = [&](HostError error, const std::string& message) {
+        finished_at_ = started_at_;
+        host_->finish(error, message, 0);
+    };
+    std::string image(size, '\0');
+    hw::Location where;
+    if (size == 0 || !map_.decode(addr, 1, where) || where.level != hw::Level::Dram || addr + size > map_.dram_size() ||
+        !read(addr, image.data(), size))
+        return fail(HostError::BadImage, "program image " + map_.explain(addr, size) + " is not readable DRAM");
+    compiler::Program program;
+    try {
+        program = compiler::read_kpu(image, "program image");
+    } catch (const std::exception& e) {
+        return fail(HostError::BadImage, e.what());
+    }
+    try {
+        program_ = compiler::bind(program, config_);
+    } catch (const std::exception& e) {
+        return fail(HostError::DoesNotFit, e.what());
+    }
+    sequencer_->start(program_);
+}
+
+bool KpuPlatform::dispatch(const compiler::BoundOp& op) {
+    switch (op.engine) {
+        case compiler::EngineKind::Dma: return dma(op.unit).try_submit(op.move);
+        case compiler::EngineKind::BlockMover: return block_mover(op.tile, op.unit).try_submit(op.move);
+        case compiler::EngineKind::Streamer: return streamer(op.tile, op.unit).try_submit(op.move);
+        case compiler::EngineKind::Fabric: {
+            model::SystolicFabric::Command command;
+            command.id = op.id;
+            command.drain = op.kind == compiler::BoundOp::Kind::Drain;
+            command.matmul = op.matmul;
+            command.drain_command = op.drain;
+            tile(op.tile).fabric().submit(command);
+            return true;
+        }
+    }
+    return false;
+}
+
+void KpuPlatform::program_ended() {
+    finished_at_ = sc_core::sc_time_stamp();
+    const auto cycles = uint64_t(std::llround((finished_at_ - started_at_).to_seconds() * config_.clocks.fabric_hz));
+    if (sequencer_->succeeded())
+        host_->finish(HostError::None, "", cycles);
+    else
+        host_->finish(HostError::OpFailed, sequencer_->error(), cycles);
+}
+
+std::string KpuPlatform::stuck_report() const { return sequencer_->stuck_report(); }
 
 KpuPlatform::~KpuPlatform() {
     // Newest first: SystemC 2.3's port and export registries look for the object being
     // removed from their back, so this keeps their part O(1) per socket. Its module registry
     // looks from the front, so teardown of a datacenter config still costs about 1 s inside
     // SystemC (kpu-sim does not tear down at exit; see docs/benchmarks.md).
+    sequencer_.reset();
+    host_.reset();
     destroy_backwards(dma_);
     destroy_backwards(tiles_);
     destroy_backwards(dram_);

@@ -1,15 +1,19 @@
 // The KPU top module: builds the module tree of one config, named like the hardware
-// (kpu.dram_0, kpu.dma_3, kpu.noc, kpu.tile_3.l2_5, ...), and gives the sequencer, the
-// host interface and tests their handles: the movers' command interfaces, an untimed
-// backdoor to device memory (the memories' TLM debug transport) and direct L1
-// pointers for the fabric. No global state: several platforms can share one simulation.
+// (kpu.dram_0, kpu.dma_3, kpu.noc, kpu.tile_3.l2_5, ...). A host drives it like a real
+// device: through `host_socket` (registers + DRAM window, see host_interface.h) and `irq`.
+// On START it reads the .kpu image from device DRAM, binds it to its config and lets the
+// sequencer play it into the engines. Tests also get handles: the movers' command
+// interfaces, an untimed backdoor to device memory (the memories' TLM debug transport) and
+// direct L1 pointers. No global state: several platforms can share one simulation.
 //
 //   KpuPlatform
+//    |- host            HostInterface (host_socket, irq)
+//    |- sequencer       Sequencer
 //    |- dram_c          DramChannel, c < dram.channels
 //    |- dma_d           DmaEngine, d < dma.engines      (initiators of noc)
 //    |- noc             Interconnect: DRAM channels, tile links
 //    |- tile_t          ComputeTile, t < compute_tiles
-//        |- switch, l3, l2_b, l1_l, bm_u, streamer_u
+//        |- switch, l3, l2_b, l1_l, bm_u, streamer_u, fabric
 #pragma once
 
 #include <cstddef>
@@ -25,7 +29,10 @@
 #include "hardware/config.h"
 #include "models/dma_engine.h"
 #include "models/dram_channel.h"
+#include "compiler/bound_program.h"
 #include "models/interconnect.h"
+#include "models/sequencer.h"
+#include "platform/host_interface.h"
 #include "platform/compute_tile.h"
 #include "platform/platform_options.h"
 #include "platform/wiring.h"
@@ -45,8 +52,20 @@ std::string format_counts(const ModuleCounts& counts);
 
 class KpuPlatform : public sc_core::sc_module {
 public:
+    HostSocket host_socket;  ///< registers and DRAM window (host_interface.h); may stay unbound
+    IrqPort irq;             ///< high when a program ended, until IRQ_ACK; may stay unbound
+
     KpuPlatform(sc_core::sc_module_name name, const hw::Config& config, const PlatformOptions& options = {});
     ~KpuPlatform() override;
+
+    // The last program run through the host interface.
+    model::Sequencer& sequencer() { return *sequencer_; }
+    const compiler::BoundProgram& program() const { return program_; }  ///< as bound at START
+    sc_core::sc_time started_at() const { return started_at_; }        ///< START
+    sc_core::sc_time finished_at() const { return finished_at_; }      ///< irq raised
+    const std::string& host_error_message() const { return host_->error_message(); }
+    /// When the simulation ran out of events with a program unfinished: what is stuck.
+    std::string stuck_report() const;
 
     const hw::Config& config() const { return config_; }
     const hw::AddressMap& address_map() const { return map_; }
@@ -82,6 +101,9 @@ public:
     std::vector<const model::ProtocolChecker*> checkers() const;
 
 private:
+    void start_program(uint64_t addr, uint64_t size);
+    bool dispatch(const compiler::BoundOp& op);
+    void program_ended();
     bool debug_access(tlm::tlm_command command, uint64_t addr, uint8_t* data, size_t len);
     model::MemoryTarget& memory(const hw::Location& where);
 
@@ -93,6 +115,10 @@ private:
     std::vector<std::unique_ptr<model::DramChannel>> dram_;
     std::vector<std::unique_ptr<model::DmaEngine>> dma_;
     std::vector<std::unique_ptr<ComputeTile>> tiles_;
+    std::unique_ptr<HostInterface> host_;
+    std::unique_ptr<model::Sequencer> sequencer_;
+    compiler::BoundProgram program_;
+    sc_core::sc_time started_at_, finished_at_;
 };
 
 }  // namespace kpu::platform

@@ -15,6 +15,12 @@ struct Options {
     std::vector<hw::Override> overrides;    ///< --set PATH=VALUE, repeatable
     bool describe = false;                  ///< --describe: print derived figures and exit
     bool elaborate_only = false;            ///< --elaborate-only: build the platform, print module counts, exit
+    std::string program_path;               ///< --program X.kpu: run it
+    std::string inputs_dir;                 ///< --inputs DIR: <tensor>.npy for inputs and constants
+    std::string outputs_dir;                ///< --outputs DIR: write <tensor>.npy for every output
+    bool check = false;                     ///< --check: compare outputs with the reference
+    std::string stats_path;                 ///< --stats FILE: JSON statistics of the run
+    uint64_t seed = 1;                      ///< --seed N: random data for inputs without a file
     bool help = false;
     std::string help_text;
 };

@@ -7,6 +7,7 @@
 #include "hardware/config.h"
 #include "platform/kpu_platform.h"
 #include "sc_main/cli.h"
+#include "sc_main/simulate.h"
 
 int sc_main(int argc, char* argv[]) {
     try {
@@ -29,6 +30,7 @@ int sc_main(int argc, char* argv[]) {
                       << kpu::platform::format_counts(platform->counts());
             return 0;
         }
+        return kpu::cli::run_program(config, options, std::cout);
     } catch (const std::exception& e) {
         std::cerr << "kpu-sim: error: " << e.what() << "\n";
         return 1;

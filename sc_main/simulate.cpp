@@ -1,0 +1,245 @@
+#include "sc_main/simulate.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler/binder.h"
+#include "compiler/kpu_format.h"
+#include "platform/host_driver.h"
+#include "platform/kpu_platform.h"
+#include "sc_main/npy.h"
+#include "sc_main/reference.h"
+
+namespace kpu::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error(path + ": cannot open program file");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+/// Uniform [-1, 1) data, the same for a given seed and tensor name on every machine.
+std::vector<float> random_tensor(uint64_t elements, uint64_t seed, const std::string& name) {
+    uint64_t h = 1469598103934665603ull ^ seed;  // FNV-1a over the name: independent of std::hash
+    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+    std::mt19937_64 gen(h);
+    std::vector<float> data(elements);
+    for (auto& v : data) v = float(double(gen() >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+    return data;
+}
+
+bool is_fed(const std::string& role) { return role == "input" || role == "constant"; }
+
+std::string si(double value, const char* unit) {
+    const char* prefixes[] = {"", "K", "M", "G", "T", "P"};
+    int p = 0;
+    while (std::fabs(value) >= 1000 && p < 5) value /= 1000, ++p;
+    std::ostringstream out;
+    out << std::setprecision(4) << value << " " << prefixes[p] << unit;
+    return out.str();
+}
+
+}  // namespace
+
+int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
+    // ---- everything that can be wrong with the input is found before the simulation ----
+    const compiler::Program program = compiler::read_kpu(read_text(options.program_path), options.program_path);
+    const compiler::BoundProgram bound = compiler::bind(program, config);
+
+    std::map<std::string, std::vector<float>> inputs;
+    platform::HostJob job;
+    uint64_t top = 0;
+    for (const auto& tensor : bound.tensors) {
+        top = std::max(top, tensor.dram_addr + tensor.bytes);
+        const uint64_t elements = tensor.bytes / sizeof(float);
+        if (is_fed(tensor.role)) {
+            std::vector<float> data;
+            const fs::path file = fs::path(options.inputs_dir) / (tensor.name + ".npy");
+            if (!options.inputs_dir.empty() && fs::exists(file)) {
+                NpyArray array = read_npy(file.string());
+                if (array.shape != tensor.shape)
+                    throw std::runtime_error(file.string() + ": shape " + shape_text(array.shape) +
+                                             " does not match tensor '" + tensor.name + "' " + shape_text(tensor.shape));
+                data = std::move(array.data);
+            } else {
+                data = random_tensor(elements, options.seed, tensor.name);
+            }
+            platform::HostBuffer buffer{tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)};
+            std::memcpy(buffer.bytes.data(), data.data(), tensor.bytes);
+            job.inputs.push_back(std::move(buffer));
+            inputs[tensor.name] = std::move(data);
+        } else if (tensor.role == "output") {
+            job.outputs.push_back({tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)});
+        }
+    }
+    job.image = compiler::write_kpu(program);
+    const uint64_t align = config.dram.interleave_bytes;
+    job.image_addr = (top + align - 1) / align * align;
+    const hw::AddressMap map(config);
+    if (job.image_addr + job.image.size() > map.dram_size())
+        throw std::runtime_error(options.program_path + ": tensors (" + std::to_string(top) + " bytes) and the image (" +
+                                 std::to_string(job.image.size()) + " bytes) do not fit the " +
+                                 std::to_string(map.dram_size()) + " bytes of DRAM of " + config.name);
+
+    // ---- the simulation: the host drives the KPU through its socket and interrupt ----
+    const auto wall_start = std::chrono::steady_clock::now();
+    // Not destroyed: the process ends after the report, and SystemC 2.3 tears large module
+    // trees down slowly (see --elaborate-only).
+    auto* kpu = new platform::KpuPlatform("kpu", config);
+    auto* host = new platform::HostDriver("host", job);
+    auto* irq = new sc_core::sc_signal<bool>("irq");
+    host->socket.bind(kpu->host_socket);
+    kpu->irq(*irq);
+    host->irq(*irq);
+    sc_core::sc_start();
+    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+
+    const platform::HostResult& result = host->result();
+    if (!result.failure.empty()) {
+        std::cerr << "kpu-sim: error: host: " << result.failure << "\n";
+        return kExitRunFailed;
+    }
+    if (!result.interrupted) {
+        std::cerr << "kpu-sim: error: the program got stuck: " << kpu->stuck_report() << "\n";
+        return kExitRunFailed;
+    }
+    if (result.status != platform::HostStatus::Done) {
+        std::cerr << "kpu-sim: error: the device reported error " << uint64_t(result.error) << ": "
+                  << kpu->host_error_message() << "\n";
+        return kExitRunFailed;
+    }
+
+    // ---- outputs, check, report ----
+    std::map<std::string, std::vector<float>> outputs;
+    for (const auto& buffer : job.outputs) {
+        std::vector<float>& data = outputs[buffer.name];
+        data.resize(buffer.bytes.size() / sizeof(float));
+        std::memcpy(data.data(), buffer.bytes.data(), buffer.bytes.size());
+    }
+    if (!options.outputs_dir.empty()) {
+        fs::create_directories(options.outputs_dir);
+        for (const auto& tensor : bound.tensors)
+            if (tensor.role == "output")
+                write_npy((fs::path(options.outputs_dir) / (tensor.name + ".npy")).string(), tensor.shape,
+                          outputs[tensor.name].data());
+    }
+
+    bool check_ok = true;
+    std::vector<std::string> check_lines;
+    if (options.check) {
+        const auto reference = run_reference(program.graph, inputs);
+        for (const auto& tensor : bound.tensors) {
+            if (tensor.role != "output") continue;
+            const CheckResult r = check_tensor(outputs[tensor.name], reference.at(tensor.name), tensor.shape);
+            std::ostringstream line;
+            line << std::setprecision(9) << tensor.name << " " << shape_text(tensor.shape) << ": ";
+            if (r.ok) {
+                line << "ok (worst error " << std::setprecision(3) << r.error << " at " << shape_text(r.worst_at)
+                     << ", tolerance " << r.tolerance << ")";
+            } else {
+                check_ok = false;
+                line << "MISMATCH in " << r.mismatches << " elements; worst at " << shape_text(r.worst_at)
+                     << ": simulated " << r.got << ", reference " << r.expected << ", error " << r.error
+                     << " > tolerance " << r.tolerance;
+            }
+            check_lines.push_back(line.str());
+        }
+    }
+
+    const hw::Derived derived = hw::derive(config);
+    const double sim_s = (kpu->finished_at() - kpu->started_at()).to_seconds();
+    const double flops = 2.0 * double(bound.macs);
+    const double achieved = sim_s > 0 ? flops / sim_s : 0;
+    const double utilization = sim_s > 0 ? double(bound.macs) / (derived.peak_macs_per_s * sim_s) : 0;
+    const double dram_bytes = double(bound.dram_read_bytes + bound.dram_write_bytes);
+    const double roofline_s = std::max(flops / derived.peak_flops, dram_bytes / derived.dram_bandwidth);
+
+    out << "kpu-sim: " << options.program_path << " on " << config.name << "\n";
+    out << "  cycles            " << result.cycles << " (fabric clock " << si(config.clocks.fabric_hz, "Hz") << ")\n";
+    out << "  simulated time    " << si(sim_s, "s") << "\n";
+    out << "  ops               " << bound.ops.size() << "\n";
+    out << "  achieved          " << si(achieved, "FLOP/s") << " of " << si(derived.peak_flops, "FLOP/s") << " peak\n";
+    out << "  fabric util.      " << std::fixed << std::setprecision(1) << 100 * utilization << " %\n";
+    out << "  DRAM traffic      " << std::defaultfloat << si(double(bound.dram_read_bytes), "B") << " read, "
+        << si(double(bound.dram_write_bytes), "B") << " written\n";
+    out << "  roofline bound    " << si(roofline_s, "s") << "  (efficiency " << std::fixed << std::setprecision(1)
+        << (sim_s > 0 ? 100 * roofline_s / sim_s : 0) << " %)\n"
+        << std::defaultfloat;
+    {
+        // Where the time went: busy time per engine kind, as a share of the run.
+        struct Sum { double busy_s = 0, max_s = 0; uint64_t bytes = 0; int n = 0; };
+        std::map<std::string, Sum> kinds;
+        auto add = [&](const std::string& kind, double busy_s, uint64_t bytes) {
+            Sum& k = kinds[kind];
+            k.busy_s += busy_s, k.max_s = std::max(k.max_s, busy_s), k.bytes += bytes, ++k.n;
+        };
+        for (uint32_t d = 0; d < config.dma.count; ++d)
+            add("dma", double(kpu->dma(d).stats().busy) * 1e-15, kpu->dma(d).stats().bytes);
+        for (uint32_t t = 0; t < config.compute_tiles; ++t) {
+            auto& tile = kpu->tile(t);
+            for (uint32_t u = 0; u < tile.block_mover_count(); ++u)
+                add("block_mover", double(tile.block_mover(u).stats().busy) * 1e-15, tile.block_mover(u).stats().bytes);
+            for (uint32_t u = 0; u < tile.streamer_count(); ++u)
+                add("streamer", double(tile.streamer(u).stats().busy) * 1e-15, tile.streamer(u).stats().bytes);
+            add("fabric", tile.fabric().busy_time().to_seconds(), 0);
+        }
+        out << "  engine busy (mean / max of run):\n";
+        for (const auto& [kind, k] : kinds)
+            out << "    " << std::left << std::setw(12) << kind << std::right << std::fixed << std::setprecision(1)
+                << std::setw(6) << 100 * k.busy_s / k.n / sim_s << " % / " << std::setw(5) << 100 * k.max_s / sim_s
+                << " %   " << std::defaultfloat << si(double(k.bytes), "B") << "\n";
+    }
+    out << "  wall time         " << std::setprecision(3) << wall_s << " s\n";
+    if (options.check) {
+        out << "  check             " << (check_ok ? "PASS" : "FAIL") << "\n";
+        for (const auto& line : check_lines) out << "    " << line << "\n";
+    }
+
+    if (!options.stats_path.empty()) {
+        nlohmann::json stats = {
+            {"program", options.program_path},
+            {"config", config.name},
+            {"total_cycles", result.cycles},
+            {"total_time_us", sim_s * 1e6},
+            {"macs", bound.macs},
+            {"ops", bound.ops.size()},
+            {"dram_reads_bytes", bound.dram_read_bytes},
+            {"dram_writes_bytes", bound.dram_write_bytes},
+            {"achieved_flops", achieved},
+            {"peak_flops", derived.peak_flops},
+            {"compute_utilization", utilization},
+            {"roofline_time_us", roofline_s * 1e6},
+            {"roofline_efficiency", sim_s > 0 ? roofline_s / sim_s : 0},
+            {"wall_time_s", wall_s},
+            {"check", options.check ? nlohmann::json(check_ok ? "pass" : "fail") : nlohmann::json()},
+        };
+        std::ofstream file(options.stats_path);
+        if (!file) throw std::runtime_error(options.stats_path + ": cannot write stats file");
+        file << stats.dump(2) << "\n";
+    }
+    if (!check_ok) {
+        for (const auto& line : check_lines)
+            if (line.find("MISMATCH") != std::string::npos) std::cerr << "kpu-sim: check failed: " << line << "\n";
+        return kExitCheckFailed;
+    }
+    return 0;
+}
+
+}  // namespace kpu::cli
