@@ -58,81 +58,104 @@ std::string si(double value, const char* unit) {
 
 }  // namespace
 
-int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
-    // ---- everything that can be wrong with the input is found before the simulation ----
-    const compiler::Program program = compiler::read_kpu(read_text(options.program_path), options.program_path);
-    const compiler::BoundProgram bound = compiler::bind(program, config);
-
-    std::map<std::string, std::vector<float>> inputs;
-    platform::HostJob job;
+Prepared prepare(const hw::Config& config, const compiler::Program& program, const std::string& inputs_dir,
+                 uint64_t seed) {
+    Prepared p;
+    p.bound = compiler::bind(program, config);
     uint64_t top = 0;
-    for (const auto& tensor : bound.tensors) {
+    for (const auto& tensor : p.bound.tensors) {
         top = std::max(top, tensor.dram_addr + tensor.bytes);
         const uint64_t elements = tensor.bytes / sizeof(float);
         if (is_fed(tensor.role)) {
             std::vector<float> data;
-            const fs::path file = fs::path(options.inputs_dir) / (tensor.name + ".npy");
-            if (!options.inputs_dir.empty() && fs::exists(file)) {
+            const fs::path file = fs::path(inputs_dir) / (tensor.name + ".npy");
+            if (!inputs_dir.empty() && fs::exists(file)) {
                 NpyArray array = read_npy(file.string());
                 if (array.shape != tensor.shape)
                     throw std::runtime_error(file.string() + ": shape " + shape_text(array.shape) +
                                              " does not match tensor '" + tensor.name + "' " + shape_text(tensor.shape));
                 data = std::move(array.data);
             } else {
-                data = random_tensor(elements, options.seed, tensor.name);
+                data = random_tensor(elements, seed, tensor.name);
             }
             platform::HostBuffer buffer{tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)};
             std::memcpy(buffer.bytes.data(), data.data(), tensor.bytes);
-            job.inputs.push_back(std::move(buffer));
-            inputs[tensor.name] = std::move(data);
+            p.job.inputs.push_back(std::move(buffer));
+            p.inputs[tensor.name] = std::move(data);
         } else if (tensor.role == "output") {
-            job.outputs.push_back({tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)});
+            p.job.outputs.push_back({tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)});
         }
     }
-    job.image = compiler::write_kpu(program);
+    p.job.image = compiler::write_kpu(program);
     const uint64_t align = config.dram.interleave_bytes;
-    job.image_addr = (top + align - 1) / align * align;
+    p.job.image_addr = (top + align - 1) / align * align;
     const hw::AddressMap map(config);
-    if (job.image_addr + job.image.size() > map.dram_size())
-        throw std::runtime_error(options.program_path + ": tensors (" + std::to_string(top) + " bytes) and the image (" +
-                                 std::to_string(job.image.size()) + " bytes) do not fit the " +
+    if (p.job.image_addr + p.job.image.size() > map.dram_size())
+        throw std::runtime_error("tensors (" + std::to_string(top) + " bytes) and the program image (" +
+                                 std::to_string(p.job.image.size()) + " bytes) do not fit the " +
                                  std::to_string(map.dram_size()) + " bytes of DRAM of " + config.name);
+    return p;
+}
 
-    // ---- the simulation: the host drives the KPU through its socket and interrupt ----
-    const auto wall_start = std::chrono::steady_clock::now();
-    // Not destroyed: the process ends after the report, and SystemC 2.3 tears large module
-    // trees down slowly (see --elaborate-only).
-    auto* kpu = new platform::KpuPlatform("kpu", config);
-    auto* host = new platform::HostDriver("host", job);
-    auto* irq = new sc_core::sc_signal<bool>("irq");
-    host->socket.bind(kpu->host_socket);
-    kpu->irq(*irq);
-    host->irq(*irq);
-    sc_core::sc_start();
-    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+std::string Session::failure() const {
+    const platform::HostResult& r = host->result();
+    if (!r.failure.empty()) return "host: " + r.failure;
+    if (!r.interrupted) return "the program got stuck: " + kpu->stuck_report();
+    if (r.status != platform::HostStatus::Done)
+        return "the device reported error " + std::to_string(uint64_t(r.error)) + ": " + kpu->host_error_message();
+    return "";
+}
 
-    const platform::HostResult& result = host->result();
-    if (!result.failure.empty()) {
-        std::cerr << "kpu-sim: error: host: " << result.failure << "\n";
-        return kExitRunFailed;
-    }
-    if (!result.interrupted) {
-        std::cerr << "kpu-sim: error: the program got stuck: " << kpu->stuck_report() << "\n";
-        return kExitRunFailed;
-    }
-    if (result.status != platform::HostStatus::Done) {
-        std::cerr << "kpu-sim: error: the device reported error " << uint64_t(result.error) << ": "
-                  << kpu->host_error_message() << "\n";
-        return kExitRunFailed;
-    }
-
-    // ---- outputs, check, report ----
-    std::map<std::string, std::vector<float>> outputs;
+std::map<std::string, std::vector<float>> Session::outputs() const {
+    std::map<std::string, std::vector<float>> out;
     for (const auto& buffer : job.outputs) {
-        std::vector<float>& data = outputs[buffer.name];
+        std::vector<float>& data = out[buffer.name];
         data.resize(buffer.bytes.size() / sizeof(float));
         std::memcpy(data.data(), buffer.bytes.data(), buffer.bytes.size());
     }
+    return out;
+}
+
+void Session::build(const hw::Config& config, const std::string& name) {
+    const std::string host_name = name + "_host";
+    kpu = std::make_unique<platform::KpuPlatform>(name.c_str(), config);
+    host = std::make_unique<platform::HostDriver>(host_name.c_str(), job);
+    irq = std::make_unique<sc_core::sc_signal<bool>>((name + "_irq").c_str());
+    host->socket.bind(kpu->host_socket);
+    kpu->irq(*irq);
+    host->irq(*irq);
+}
+
+int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
+    // ---- everything that can be wrong with the input is found before the simulation ----
+    const compiler::Program program = compiler::read_kpu(read_text(options.program_path), options.program_path);
+    Prepared prepared;
+    try {
+        prepared = prepare(config, program, options.inputs_dir, options.seed);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(options.program_path + " on " + config.name + ": " + e.what());
+    }
+    const compiler::BoundProgram& bound = prepared.bound;
+
+    // ---- the simulation: the host drives the KPU through its socket and interrupt ----
+    const auto wall_start = std::chrono::steady_clock::now();
+    // Released, not destroyed: the process ends after the report, and SystemC 2.3 tears
+    // large module trees down slowly (see --elaborate-only).
+    auto* session = new Session;
+    session->job = std::move(prepared.job);
+    session->build(config);
+    sc_core::sc_start();
+    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    platform::KpuPlatform* kpu = session->kpu.get();
+    const platform::HostResult& result = session->host->result();
+    if (const std::string failure = session->failure(); !failure.empty()) {
+        std::cerr << "kpu-sim: error: " << failure << "\n";
+        return kExitRunFailed;
+    }
+    const std::map<std::string, std::vector<float>>& inputs = prepared.inputs;
+
+    // ---- outputs, check, report ----
+    std::map<std::string, std::vector<float>> outputs = session->outputs();
     if (!options.outputs_dir.empty()) {
         fs::create_directories(options.outputs_dir);
         for (const auto& tensor : bound.tensors)

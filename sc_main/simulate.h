@@ -4,8 +4,16 @@
 #pragma once
 
 #include <iosfwd>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
 
+#include "compiler/bound_program.h"
+#include "compiler/dfx.h"
 #include "hardware/config.h"
+#include "platform/host_driver.h"
+#include "platform/kpu_platform.h"
 #include "sc_main/cli.h"
 
 namespace kpu::cli {
@@ -13,6 +21,35 @@ namespace kpu::cli {
 /// Exit codes beyond 0 (success) and 1 (bad input: one line on stderr).
 constexpr int kExitRunFailed = 3;    ///< the device reported an error or the program got stuck
 constexpr int kExitCheckFailed = 4;  ///< outputs differ from the reference
+
+/// A program made ready for one config: bound, its input data chosen and laid out for the
+/// host, its outputs sized.
+struct Prepared {
+    compiler::BoundProgram bound;
+    platform::HostJob job;
+    std::map<std::string, std::vector<float>> inputs;  ///< what the host writes, by tensor
+};
+
+/// Binds `program` and prepares its data: <inputs_dir>/<tensor>.npy where present, else
+/// seeded uniform [-1, 1) data (the same for a seed and tensor name everywhere). Throws one
+/// line on a program that does not fit or an input file that does not match.
+Prepared prepare(const hw::Config& config, const compiler::Program& program, const std::string& inputs_dir,
+                 uint64_t seed);
+
+/// One KPU and the host that drives it, as kpu-sim builds them; several can share a
+/// simulation (distinct names).
+struct Session {
+    platform::HostJob job;
+    std::unique_ptr<platform::KpuPlatform> kpu;
+    std::unique_ptr<platform::HostDriver> host;
+    std::unique_ptr<sc_core::sc_signal<bool>> irq;
+
+    /// Elaborates the platform `name` and its host `<name>_host`, wired by socket and irq.
+    void build(const hw::Config& config, const std::string& name = "kpu");
+    /// After the simulation: empty, or one line on what went wrong (host, stuck, device).
+    std::string failure() const;
+    std::map<std::string, std::vector<float>> outputs() const;  ///< by tensor, read by the host
+};
 
 /// Runs the program; prints the summary to `out`. Throws std::exception (one line) on bad
 /// input found before the simulation: unreadable or invalid files, a program that does not

@@ -1,0 +1,208 @@
+// The KPU as a virtual platform sees it: one .kpu on two configs, two KPUs in one
+// simulation, and a register-level test bench that drives the device without HostDriver.
+#include <cstring>
+
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include "compiler/kpu_format.h"
+
+#include "tests/e2e/e2e_support.h"
+
+namespace kpu::test {
+namespace {
+
+using platform::HostError;
+using platform::HostRegister;
+using platform::HostStatus;
+
+TEST(SameProgram, RunsOnTwoConfigsWithIdenticalOutputsAndCyclesInTheConfigsDirection) {
+    // Compiled once (for minimal); bound at START by each device. Three KPUs share one
+    // simulation: minimal, minimal with a quarter of its DRAM bandwidth, and edge (4 tiles
+    // of 16x16).
+    const hw::Config minimal = config("minimal");
+    const hw::Config slow_dram = config("minimal", {hw::parse_override("dram.bandwidth_gb_per_s=2")});
+    const hw::Config edge = config("edge");
+    const compiler::Program program = compile(matmul_graph(192, 160, 96), minimal);
+    const hw::Config* configs[] = {&minimal, &slow_dram, &edge};
+    std::vector<cli::Prepared> prepared;
+    std::vector<cli::Session*> sessions;
+    for (int i = 0; i < 3; ++i) {
+        prepared.push_back(cli::prepare(*configs[i], program, "", 3));
+        sessions.push_back(new cli::Session);
+        sessions.back()->job = prepared.back().job;
+        sessions.back()->build(*configs[i], "kpu" + std::to_string(i));
+    }
+    sc_core::sc_start();
+    for (int i = 0; i < 3; ++i) expect_outputs_match_reference(program, prepared[i], *sessions[i]);
+    const auto reference_outputs = sessions[0]->outputs();
+    for (int i = 1; i < 3; ++i)
+        EXPECT_EQ(sessions[i]->outputs(), reference_outputs) << "same tiles, same summation order: bit-identical";
+    const uint64_t cycles[] = {sessions[0]->host->result().cycles, sessions[1]->host->result().cycles,
+                               sessions[2]->host->result().cycles};
+    EXPECT_GT(cycles[1], cycles[0]) << "a quarter of the DRAM bandwidth costs cycles";
+    EXPECT_LT(cycles[2], cycles[0]) << "edge has 4 tiles of 16x16 against 1 of 8x8";
+}
+
+TEST(TwoPlatforms, RunIndependentProgramsInOneSimulation) {
+    const hw::Config minimal = config("minimal");
+    const compiler::Program first = compile(matmul_graph(64, 48, 80), minimal);
+    std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");
+    const compiler::Program second =
+        compile(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), minimal);
+    cli::Prepared a = cli::prepare(minimal, first, "", 1), b = cli::prepare(minimal, second, "", 2);
+    auto* sa = new cli::Session;
+    auto* sb = new cli::Session;
+    sa->job = a.job, sb->job = b.job;
+    sa->build(minimal, "left");
+    sb->build(minimal, "right");
+    sc_core::sc_start();
+    expect_outputs_match_reference(first, a, *sa);
+    expect_outputs_match_reference(second, b, *sb);
+    EXPECT_STREQ(sa->kpu->name(), "left");
+    EXPECT_EQ(std::string(sb->kpu->tile(0).fabric().name()), "right.tile_0.fabric");
+}
+
+/// A virtual platform's CPU in miniature: plain TLM transactions to the registers (32-bit
+/// halves, as a 32-bit core would) and to the DRAM window, and an interrupt input.
+struct TestBench : sc_core::sc_module {
+    tlm_utils::simple_initiator_socket<TestBench> socket{"socket"};
+    sc_core::sc_in<bool> irq{"irq"};
+    std::function<void(TestBench&)> script;
+    uint64_t status_after_start = 0;  ///< STATUS read right after START
+
+    TestBench(sc_core::sc_module_name n, std::function<void(TestBench&)> s) : sc_module(n), script(std::move(s)) {
+        SC_HAS_PROCESS(TestBench);
+        SC_THREAD(run);
+    }
+    void run() { script(*this); }
+
+    tlm::tlm_response_status access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len) {
+        tlm::tlm_generic_payload t;
+        sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+        t.set_command(cmd), t.set_address(addr), t.set_data_ptr(static_cast<unsigned char*>(data));
+        t.set_data_length(len), t.set_streaming_width(len);
+        socket->b_transport(t, delay);
+        wait(delay);
+        return t.get_response_status();
+    }
+    void write32(HostRegister reg, uint64_t value) {
+        uint32_t lo = uint32_t(value), hi = uint32_t(value >> 32);
+        ASSERT_EQ(access(tlm::TLM_WRITE_COMMAND, uint64_t(reg), &lo, 4), tlm::TLM_OK_RESPONSE);
+        ASSERT_EQ(access(tlm::TLM_WRITE_COMMAND, uint64_t(reg) + 4, &hi, 4), tlm::TLM_OK_RESPONSE);
+    }
+    uint64_t read32(HostRegister reg) {
+        uint32_t lo = 0, hi = 0;
+        EXPECT_EQ(access(tlm::TLM_READ_COMMAND, uint64_t(reg), &lo, 4), tlm::TLM_OK_RESPONSE);
+        EXPECT_EQ(access(tlm::TLM_READ_COMMAND, uint64_t(reg) + 4, &hi, 4), tlm::TLM_OK_RESPONSE);
+        return lo | (uint64_t(hi) << 32);
+    }
+    /// Device memory through the window, one timed 64-byte transaction at a time.
+    void copy(uint64_t device_addr, uint8_t* data, size_t len, bool to_device) {
+        for (size_t off = 0; off < len; off += 64) {
+            const unsigned n = unsigned(std::min<size_t>(64, len - off));
+            ASSERT_EQ(access(to_device ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND,
+                             platform::kMemoryWindow + device_addr + off, data + off, n),
+                      tlm::TLM_OK_RESPONSE);
+        }
+    }
+    void start_and_wait(uint64_t image_addr, uint64_t image_size) {
+        write32(HostRegister::ProgramAddr, image_addr);
+        write32(HostRegister::ProgramSize, image_size);
+        write32(HostRegister::Control, platform::kControlStart);
+        status_after_start = read32(HostRegister::Status);
+        if (!irq.read()) wait(irq.posedge_event());
+    }
+};
+
+TEST(RegisterLevel, TestBenchProgramsTheDeviceGetsTheInterruptAndReadsCorrectResults) {
+    const hw::Config minimal = config("minimal");
+    const compiler::Program program = compile(matmul_graph(40, 24, 56), minimal);
+    cli::Prepared prepared = cli::prepare(minimal, program, "", 5);
+    platform::KpuPlatform kpu("kpu", minimal);
+    sc_core::sc_signal<bool> irq("irq");
+    std::vector<float> result;
+    uint64_t cycles = 0, status = 0, error = 0;
+    bool irq_low_after_ack = false;
+    TestBench bench("bench", [&](TestBench& tb) {
+        EXPECT_EQ(tb.read32(HostRegister::Id), platform::kKpuId);
+        for (auto& input : prepared.job.inputs) tb.copy(input.device_addr, input.bytes.data(), input.bytes.size(), true);
+        std::vector<uint8_t> image(prepared.job.image.begin(), prepared.job.image.end());
+        tb.copy(prepared.job.image_addr, image.data(), image.size(), true);
+        tb.start_and_wait(prepared.job.image_addr, image.size());
+        status = tb.read32(HostRegister::Status);
+        error = tb.read32(HostRegister::Error);
+        cycles = tb.read32(HostRegister::Cycles);
+        const platform::HostBuffer& out = prepared.job.outputs.at(0);
+        result.resize(out.bytes.size() / 4);
+        tb.copy(out.device_addr, reinterpret_cast<uint8_t*>(result.data()), out.bytes.size(), false);
+        tb.write32(HostRegister::Control, platform::kControlIrqAck);
+        sc_core::wait(sc_core::SC_ZERO_TIME);
+        sc_core::wait(sc_core::SC_ZERO_TIME);
+        irq_low_after_ack = !tb.irq.read();
+    });
+    bench.socket.bind(kpu.host_socket);
+    kpu.irq(irq);
+    bench.irq(irq);
+    sc_core::sc_start();
+
+    EXPECT_EQ(bench.status_after_start, uint64_t(HostStatus::Running));
+    EXPECT_EQ(status, uint64_t(HostStatus::Done));
+    EXPECT_EQ(error, uint64_t(HostError::None));
+    EXPECT_TRUE(irq_low_after_ack);
+    const double fabric_cycles = (kpu.finished_at() - kpu.started_at()).to_seconds() * minimal.clocks.fabric_hz;
+    EXPECT_EQ(cycles, uint64_t(std::llround(fabric_cycles)));
+    EXPECT_GT(cycles, 0u);
+    const auto reference = cli::run_reference(program.graph, prepared.inputs);
+    const cli::CheckResult r = cli::check_tensor(result, reference.at("C"), {40, 24});
+    EXPECT_TRUE(r.ok) << r.mismatches << " mismatches, worst " << r.got << " vs " << r.expected;
+}
+
+TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
+    const hw::Config minimal = config("minimal");
+    sc_core::sc_report_handler::set_actions("kpu/host", sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
+    platform::KpuPlatform kpu("kpu", minimal);
+    sc_core::sc_signal<bool> irq("irq");
+    uint64_t garbage_status = 0, garbage_error = 0, big_status = 0, big_error = 0, empty_error = 0;
+    std::string garbage_message, big_message;
+    // K = 4096 fits t64's 1 MiB L3 tiles but not minimal's 256 KiB.
+    const compiler::Program big = compile(matmul_graph(512, 512, 4096), config("t64"));
+    const std::string big_image = compiler::write_kpu(big);
+    TestBench bench("bench", [&](TestBench& tb) {
+        std::string text = "{\"format\": \"kpu\", \"version\": 99}";
+        std::vector<uint8_t> image(text.begin(), text.end());
+        tb.copy(0x1000, image.data(), image.size(), true);
+        tb.start_and_wait(0x1000, image.size());
+        garbage_status = tb.read32(HostRegister::Status);
+        garbage_error = tb.read32(HostRegister::Error);
+        garbage_message = kpu.host_error_message();
+        tb.write32(HostRegister::Control, platform::kControlIrqAck);
+        sc_core::wait(sc_core::SC_ZERO_TIME);
+
+        std::vector<uint8_t> big_bytes(big_image.begin(), big_image.end());
+        tb.copy(0x10000, big_bytes.data(), big_bytes.size(), true);
+        tb.start_and_wait(0x10000, big_bytes.size());
+        big_status = tb.read32(HostRegister::Status);
+        big_error = tb.read32(HostRegister::Error);
+        big_message = kpu.host_error_message();
+        tb.write32(HostRegister::Control, platform::kControlIrqAck);
+        sc_core::wait(sc_core::SC_ZERO_TIME);
+
+        tb.start_and_wait(0x1000, 0);  // an empty image
+        empty_error = tb.read32(HostRegister::Error);
+    });
+    bench.socket.bind(kpu.host_socket);
+    kpu.irq(irq);
+    bench.irq(irq);
+    sc_core::sc_start();
+
+    EXPECT_EQ(garbage_status, uint64_t(HostStatus::Error));
+    EXPECT_EQ(garbage_error, uint64_t(HostError::BadImage));
+    EXPECT_NE(garbage_message.find("version"), std::string::npos) << garbage_message;
+    EXPECT_EQ(big_status, uint64_t(HostStatus::Error));
+    EXPECT_EQ(big_error, uint64_t(HostError::DoesNotFit)) << big_message;
+    EXPECT_NE(big_message.find("L3"), std::string::npos) << big_message;
+    EXPECT_EQ(empty_error, uint64_t(HostError::BadImage));
+}
+
+}  // namespace
+}  // namespace kpu::test
