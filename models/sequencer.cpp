@@ -70,7 +70,7 @@ void Sequencer::pump(const EngineKey& engine) {
     if (queue.empty()) pending_.erase(it);
 }
 
-void Sequencer::complete(uint32_t op_id, bool ok) {
+void Sequencer::complete(uint32_t op_id, bool ok, const sc_core::sc_time* started) {
     if (!program_ || op_id >= records_.size() || records_[op_id].state != OpRecord::State::Dispatched) {
         SC_REPORT_ERROR("kpu/sequencer", (std::string(name()) + ": completion for op " + std::to_string(op_id) +
                                           " that is not in flight").c_str());
@@ -78,6 +78,7 @@ void Sequencer::complete(uint32_t op_id, bool ok) {
     }
     OpRecord& record = records_[op_id];
     record.completed = sc_core::sc_time_stamp();
+    record.started = started ? *started : record.dispatched;
     record.state = ok ? OpRecord::State::Done : OpRecord::State::Failed;
     --in_flight_;
     ++completed_;

@@ -28,6 +28,7 @@ public:
 
     struct OpRecord {
         sc_core::sc_time dispatched;  ///< when the engine got it
+        sc_core::sc_time started;     ///< when the engine began it (after its queue)
         sc_core::sc_time completed;   ///< when the engine reported it done
         enum class State : uint8_t { Waiting, Dispatched, Done, Failed } state = State::Waiting;
     };
@@ -37,8 +38,9 @@ public:
     /// Starts playing `program` (which must outlive the run). Completion notifies finished().
     void start(const compiler::BoundProgram& program);
 
-    /// Engines report here, at the simulated time the op finished.
-    void complete(uint32_t op_id, bool ok);
+    /// Engines report here, at the simulated time the op finished; `started` is when the
+    /// engine began it (the dispatch time when not given).
+    void complete(uint32_t op_id, bool ok, const sc_core::sc_time* started = nullptr);
 
     bool running() const { return program_ != nullptr && !done_; }
     bool succeeded() const { return done_ && error_.empty(); }

@@ -60,6 +60,7 @@ void SystolicFabric::run() {
         const uint64_t cycles = command.drain ? drain_cycles(command.drain_command, config_.fabric.rows, config_.fabric.cols)
                                               : matmul_cycles(command.matmul, config_.fabric.rows, config_.fabric.cols);
         // The data is read when the command starts; its dependencies guarantee it is there.
+        const sc_core::sc_time started = sc_core::sc_time_stamp();
         const bool ok = command.drain ? execute_drain(command.drain_command) : execute_matmul(command.matmul);
         // Duration from the cycle count in one step, so long programs do not accumulate the
         // rounding of a per-cycle sc_time.
@@ -67,7 +68,7 @@ void SystolicFabric::run() {
         wait(duration);
         busy_ += duration;
         ++commands_;
-        if (completion_) completion_(command.id, ok);
+        if (completion_) completion_(command.id, ok, started);
     }
 }
 
@@ -112,6 +113,7 @@ bool SystolicFabric::execute_matmul(const hw::MatmulCommand& c) {
     }
     gemm_accumulate(acc_.data(), c.n, a_.data(), c.k, b_.data(), c.n, c.m, c.n, c.k);
     macs_ += uint64_t(c.m) * c.n * c.k;
+    l1_read_ += (uint64_t(c.m) * c.k + uint64_t(c.k) * c.n) * sizeof(float);
     return true;
 }
 
@@ -126,6 +128,8 @@ bool SystolicFabric::execute_drain(const hw::DrainCommand& c) {
     if (c.ldc < c.n) return refuse("ldc " + std::to_string(c.ldc) + " < n " + std::to_string(c.n));
     std::vector<float> bias;
     if (c.has_bias && !load_tile(c.bias, 1, c.n, c.n, bias)) return refuse("cannot read the bias from L1");
+    if (c.has_bias) l1_read_ += uint64_t(c.n) * sizeof(float);
+    l1_written_ += uint64_t(c.m) * c.n * sizeof(float);
     out_.resize(c.n);
     for (uint32_t i = 0; i < c.m; ++i) {
         const float* row = acc_.data() + size_t(i) * c.n;

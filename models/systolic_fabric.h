@@ -29,9 +29,10 @@ public:
         hw::MatmulCommand matmul;
         hw::DrainCommand drain_command;
     };
-    /// Called at the simulated time a command finishes; ok is false when an operand address
-    /// was not readable (reported with SC_REPORT_WARNING naming the address).
-    using Completion = std::function<void(uint64_t id, bool ok)>;
+    /// Called at the simulated time a command finishes (`started`: when it began); ok is
+    /// false when an operand address was not readable (reported with SC_REPORT_WARNING
+    /// naming the address).
+    using Completion = std::function<void(uint64_t id, bool ok, const sc_core::sc_time& started)>;
 
     tlm_utils::simple_initiator_socket<SystolicFabric> l1_socket;
 
@@ -44,6 +45,8 @@ public:
     sc_core::sc_time busy_time() const { return busy_; }  ///< sum of command durations
     uint64_t macs() const { return macs_; }               ///< useful multiply-accumulates
     uint64_t commands() const { return commands_; }
+    uint64_t l1_bytes_read() const { return l1_read_; }      ///< operands (and bias) read from L1
+    uint64_t l1_bytes_written() const { return l1_written_; }  ///< drained results written to L1
     sc_core::sc_time cycle() const { return cycle_; }
 
 private:
@@ -65,6 +68,7 @@ private:
     sc_core::sc_time busy_ = sc_core::SC_ZERO_TIME;
     uint64_t macs_ = 0;
     uint64_t commands_ = 0;
+    uint64_t l1_read_ = 0, l1_written_ = 0;
 };
 
 }  // namespace kpu::model

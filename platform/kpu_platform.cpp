@@ -65,12 +65,14 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
     wiring_.initiator(host_->device_socket, *noc_, model::AddressDecoder::kChip, "host");
     sequencer_ =
         std::make_unique<model::Sequencer>("sequencer", [this](const compiler::BoundOp& op) { return dispatch(op); });
-    auto report = [this](const model::Completion& c) { sequencer_->complete(uint32_t(c.id), c.ok()); };
+    auto report = [this](const model::Completion& c) { sequencer_->complete(uint32_t(c.id), c.ok(), &c.start); };
     for (auto& d : dma_) d->set_completion_callback(report);
     for (auto& t : tiles_) {
         for (uint32_t u = 0; u < t->block_mover_count(); ++u) t->block_mover(u).set_completion_callback(report);
         for (uint32_t u = 0; u < t->streamer_count(); ++u) t->streamer(u).set_completion_callback(report);
-        t->fabric().on_complete([this](uint64_t id, bool ok) { sequencer_->complete(uint32_t(id), ok); });
+        t->fabric().on_complete([this](uint64_t id, bool ok, const sc_core::sc_time& started) {
+            sequencer_->complete(uint32_t(id), ok, &started);
+        });
     }
     SC_HAS_PROCESS(KpuPlatform);
     SC_METHOD(program_ended);

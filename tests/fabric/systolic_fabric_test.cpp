@@ -51,7 +51,7 @@ struct Bench : sc_core::sc_module {
 
     explicit Bench(sc_core::sc_module_name n) : sc_module(n) {
         fabric.l1_socket.bind(l1.socket);
-        fabric.on_complete([this](uint64_t id, bool ok) {
+        fabric.on_complete([this](uint64_t id, bool ok, const sc_core::sc_time&) {
             done.emplace_back(id, ok);
             done_at.push_back(sc_core::sc_time_stamp());
         });
