@@ -1,6 +1,9 @@
 #include "sc_main/cli.h"
 
+#include <cmath>
+#include <regex>
 #include <sstream>
+#include <tuple>
 #include <stdexcept>
 
 #include <boost/program_options.hpp>
@@ -9,9 +12,29 @@ namespace kpu::cli {
 
 namespace po = boost::program_options;
 
+std::pair<uint64_t, uint64_t> parse_time_window(const std::string& text) {
+    const std::regex time(R"(^\s*([0-9]+(?:\.[0-9]+)?)\s*(ps|ns|us|ms|s)?\s*$)");
+    auto parse_one = [&](const std::string& part, uint64_t empty) {
+        if (part.empty()) return empty;
+        std::smatch m;
+        if (!std::regex_match(part, m, time))
+            throw std::runtime_error("--vcd-window " + text + ": '" + part + "' is not a time such as 12.5us");
+        const std::string unit = m[2].matched ? m[2].str() : "ns";
+        const double scale = unit == "ps" ? 1 : unit == "ns" ? 1e3 : unit == "us" ? 1e6 : unit == "ms" ? 1e9 : 1e12;
+        return uint64_t(std::llround(std::stod(m[1]) * scale));
+    };
+    const auto colon = text.find(':');
+    if (colon == std::string::npos) throw std::runtime_error("--vcd-window " + text + ": expected START:END, e.g. 10us:25us");
+    const uint64_t from = parse_one(text.substr(0, colon), 0);
+    const uint64_t to = parse_one(text.substr(colon + 1), UINT64_MAX);
+    if (to <= from) throw std::runtime_error("--vcd-window " + text + ": the end is not after the start");
+    return {from, to};
+}
+
 Options parse(int argc, const char* const argv[]) {
     Options o;
     std::vector<std::string> sets;
+    std::string window;
     po::options_description desc(
         "Usage: kpu-sim --config FILE [--set PATH=VALUE ...] ACTION\n"
         "       kpu-sim --config FILE --program X.kpu [--inputs DIR] [--outputs DIR] [--check] [--stats FILE]\n"
@@ -29,7 +52,11 @@ Options parse(int argc, const char* const argv[]) {
         ("outputs", po::value(&o.outputs_dir)->value_name("DIR"), "write every output tensor as <tensor>.npy")
         ("check", po::bool_switch(&o.check), "compare every output with an independent reference evaluation of the graph")
         ("stats", po::value(&o.stats_path)->value_name("FILE"), "write the run's statistics as JSON")
-        ("seed", po::value(&o.seed)->value_name("N"), "seed of the random input data (default 1)");
+        ("seed", po::value(&o.seed)->value_name("N"), "seed of the random input data (default 1)")
+        ("vcd", po::value(&o.vcd_path)->value_name("FILE"), "write waveforms (engine busy, queue depth, bytes, fabric active, ops in flight) as VCD")
+        ("vcd-window", po::value(&window)->value_name("START:END"), "only this time window in the VCD, e.g. 10us:25us (units ps, ns, us, ms; none: ns)")
+        ("vcd-scope", po::value(&o.vcd_scope)->value_name("PATTERN"), "only scopes matching this glob in the VCD, e.g. 'kpu.tile_0.*'")
+        ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)");
     std::ostringstream help;
     help << desc;
     o.help_text = help.str();
@@ -49,8 +76,12 @@ Options parse(int argc, const char* const argv[]) {
     if (actions == 0)
         throw std::runtime_error("nothing to do: give --program X.kpu, --describe or --elaborate-only (see kpu-sim --help)");
     if (actions > 1) throw std::runtime_error("--program, --describe and --elaborate-only exclude each other");
-    if (o.program_path.empty() && (o.check || !o.inputs_dir.empty() || !o.outputs_dir.empty() || !o.stats_path.empty()))
-        throw std::runtime_error("--inputs, --outputs, --check and --stats need --program");
+    if (o.program_path.empty() && (o.check || !o.inputs_dir.empty() || !o.outputs_dir.empty() || !o.stats_path.empty() ||
+                                   !o.vcd_path.empty() || !o.trace_path.empty()))
+        throw std::runtime_error("--inputs, --outputs, --check, --stats, --vcd and --trace need --program");
+    if (!window.empty()) std::tie(o.vcd_from_ps, o.vcd_to_ps) = parse_time_window(window);
+    if ((!window.empty() || !o.vcd_scope.empty()) && o.vcd_path.empty())
+        throw std::runtime_error("--vcd-window and --vcd-scope need --vcd FILE");
     return o;
 }
 

@@ -2,7 +2,9 @@
 // a bad command line fails before any model is built.
 #pragma once
 
+#include <cstdint>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -21,9 +23,18 @@ struct Options {
     bool check = false;                     ///< --check: compare outputs with the reference
     std::string stats_path;                 ///< --stats FILE: JSON statistics of the run
     uint64_t seed = 1;                      ///< --seed N: random data for inputs without a file
+    std::string vcd_path;                   ///< --vcd FILE: waveforms of the run
+    uint64_t vcd_from_ps = 0;               ///< --vcd-window START:END (e.g. 10us:20us), in ps
+    uint64_t vcd_to_ps = UINT64_MAX;
+    std::string vcd_scope;                  ///< --vcd-scope PATTERN: only scopes matching the glob
+    std::string trace_path;                 ///< --trace FILE: Chrome trace-event JSON (Perfetto)
     bool help = false;
     std::string help_text;
 };
+
+/// "10us:25us" -> [10e6, 25e6) ps; units ps, ns, us, ms, s (none: ns); either side may be
+/// empty ("10us:" = from 10 us on). Throws one line naming the text on anything else.
+std::pair<uint64_t, uint64_t> parse_time_window(const std::string& text);
 
 /// Parses argv; throws std::runtime_error with one line on a bad command line.
 Options parse(int argc, const char* const argv[]);

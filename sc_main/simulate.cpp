@@ -20,6 +20,9 @@
 #include "platform/kpu_platform.h"
 #include "sc_main/npy.h"
 #include "sc_main/reference.h"
+#include "sc_main/report.h"
+#include "sc_main/trace.h"
+#include "sc_main/vcd.h"
 
 namespace kpu::cli {
 
@@ -54,6 +57,44 @@ std::string si(double value, const char* unit) {
     std::ostringstream out;
     out << std::setprecision(4) << value << " " << prefixes[p] << unit;
     return out.str();
+}
+
+void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundProgram& bound, std::ostream& out) {
+    const double sim_s = r.total_s();
+    const double dram_bytes = double(r.levels[0].read_bytes + r.levels[0].write_bytes);
+    auto percent = [&](uint64_t part) { return sim_s > 0 ? 100.0 * double(part) * 1e-12 / sim_s : 0.0; };
+    out << std::fixed;
+    out << "kpu-sim: " << r.program << " on " << r.config << "\n";
+    out << "  cycles            " << cycles << " (fabric clock " << si(r.fabric_hz, "Hz") << ")\n";
+    out << "  simulated time    " << si(sim_s, "s") << "\n";
+    out << "  ops               " << bound.ops.size() << "\n";
+    out << "  achieved          " << si(sim_s > 0 ? 2.0 * double(r.macs) / sim_s : 0, "FLOP/s") << " of "
+        << si(r.peak_flops, "FLOP/s") << " peak (" << std::setprecision(1)
+        << (sim_s > 0 ? 100 * 2.0 * double(r.macs) / sim_s / r.peak_flops : 0) << " %)\n";
+    out << "  DRAM traffic      " << si(double(r.levels[0].read_bytes), "B") << " read, "
+        << si(double(r.levels[0].write_bytes), "B") << " written (" << si(dram_bytes / sim_s, "B/s") << ")\n";
+    out << "  roofline bound    " << si(r.roofline_s, "s") << "  (efficiency " << std::setprecision(1)
+        << (sim_s > 0 ? 100 * r.roofline_s / sim_s : 0) << " %)\n";
+    out << "  time              compute " << percent(r.compute) << " %, waiting on streamer "
+        << percent(r.stall_streamer) << " %, block mover " << percent(r.stall_block_mover) << " %, DMA "
+        << percent(r.stall_dma) << " %, dependencies " << percent(r.stall_other) << " %\n";
+    out << "  energy            " << si(r.total_pj() * 1e-12, "J") << " (" << si(r.total_pj() * 1e-12 / sim_s, "W")
+        << " average)\n";
+    // Busy time per engine kind, as a share of the run: mean over instances and the busiest.
+    std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, int>> kinds;  // busy sum, max, bytes, count
+    for (const auto& e : r.engines) {
+        auto& [sum, max, bytes, n] = kinds[e.kind];
+        sum += e.busy, max = std::max(max, e.busy), bytes += e.bytes, ++n;
+    }
+    out << "  engines used      busy mean / max\n";
+    for (const auto& [kind, k] : kinds) {
+        const auto& [sum, max, bytes, n] = k;
+        out << "    " << std::left << std::setw(12) << kind << std::right << std::setw(5) << n << "  " << std::setw(6)
+            << percent(sum / uint64_t(n)) << " % / " << std::setw(5) << percent(max) << " %";
+        if (bytes) out << "   " << si(double(bytes), "B");
+        out << "\n";
+    }
+    out << std::defaultfloat;
 }
 
 }  // namespace
@@ -186,77 +227,21 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
         }
     }
 
-    const hw::Derived derived = hw::derive(config);
-    const double sim_s = (kpu->finished_at() - kpu->started_at()).to_seconds();
-    const double flops = 2.0 * double(bound.macs);
-    const double achieved = sim_s > 0 ? flops / sim_s : 0;
-    const double utilization = sim_s > 0 ? double(bound.macs) / (derived.peak_macs_per_s * sim_s) : 0;
-    const double dram_bytes = double(bound.dram_read_bytes + bound.dram_write_bytes);
-    const double roofline_s = std::max(flops / derived.peak_flops, dram_bytes / derived.dram_bandwidth);
-
-    out << "kpu-sim: " << options.program_path << " on " << config.name << "\n";
-    out << "  cycles            " << result.cycles << " (fabric clock " << si(config.clocks.fabric_hz, "Hz") << ")\n";
-    out << "  simulated time    " << si(sim_s, "s") << "\n";
-    out << "  ops               " << bound.ops.size() << "\n";
-    out << "  achieved          " << si(achieved, "FLOP/s") << " of " << si(derived.peak_flops, "FLOP/s") << " peak\n";
-    out << "  fabric util.      " << std::fixed << std::setprecision(1) << 100 * utilization << " %\n";
-    out << "  DRAM traffic      " << std::defaultfloat << si(double(bound.dram_read_bytes), "B") << " read, "
-        << si(double(bound.dram_write_bytes), "B") << " written\n";
-    out << "  roofline bound    " << si(roofline_s, "s") << "  (efficiency " << std::fixed << std::setprecision(1)
-        << (sim_s > 0 ? 100 * roofline_s / sim_s : 0) << " %)\n"
-        << std::defaultfloat;
-    {
-        // Where the time went: busy time per engine kind, as a share of the run.
-        struct Sum { double busy_s = 0, max_s = 0; uint64_t bytes = 0; int n = 0; };
-        std::map<std::string, Sum> kinds;
-        auto add = [&](const std::string& kind, double busy_s, uint64_t bytes) {
-            Sum& k = kinds[kind];
-            k.busy_s += busy_s, k.max_s = std::max(k.max_s, busy_s), k.bytes += bytes, ++k.n;
-        };
-        for (uint32_t d = 0; d < config.dma.count; ++d)
-            add("dma", double(kpu->dma(d).stats().busy) * 1e-15, kpu->dma(d).stats().bytes);
-        for (uint32_t t = 0; t < config.compute_tiles; ++t) {
-            auto& tile = kpu->tile(t);
-            for (uint32_t u = 0; u < tile.block_mover_count(); ++u)
-                add("block_mover", double(tile.block_mover(u).stats().busy) * 1e-15, tile.block_mover(u).stats().bytes);
-            for (uint32_t u = 0; u < tile.streamer_count(); ++u)
-                add("streamer", double(tile.streamer(u).stats().busy) * 1e-15, tile.streamer(u).stats().bytes);
-            add("fabric", tile.fabric().busy_time().to_seconds(), 0);
-        }
-        out << "  engine busy (mean / max of run):\n";
-        for (const auto& [kind, k] : kinds)
-            out << "    " << std::left << std::setw(12) << kind << std::right << std::fixed << std::setprecision(1)
-                << std::setw(6) << 100 * k.busy_s / k.n / sim_s << " % / " << std::setw(5) << 100 * k.max_s / sim_s
-                << " %   " << std::defaultfloat << si(double(k.bytes), "B") << "\n";
-    }
-    out << "  wall time         " << std::setprecision(3) << wall_s << " s\n";
+    const RunReport report = make_report(config, *kpu, options.program_path, wall_s);
+    print_summary(report, result.cycles, bound, out);
     if (options.check) {
         out << "  check             " << (check_ok ? "PASS" : "FAIL") << "\n";
         for (const auto& line : check_lines) out << "    " << line << "\n";
     }
-
     if (!options.stats_path.empty()) {
-        nlohmann::json stats = {
-            {"program", options.program_path},
-            {"config", config.name},
-            {"total_cycles", result.cycles},
-            {"total_time_us", sim_s * 1e6},
-            {"macs", bound.macs},
-            {"ops", bound.ops.size()},
-            {"dram_reads_bytes", bound.dram_read_bytes},
-            {"dram_writes_bytes", bound.dram_write_bytes},
-            {"achieved_flops", achieved},
-            {"peak_flops", derived.peak_flops},
-            {"compute_utilization", utilization},
-            {"roofline_time_us", roofline_s * 1e6},
-            {"roofline_efficiency", sim_s > 0 ? roofline_s / sim_s : 0},
-            {"wall_time_s", wall_s},
-            {"check", options.check ? nlohmann::json(check_ok ? "pass" : "fail") : nlohmann::json()},
-        };
         std::ofstream file(options.stats_path);
         if (!file) throw std::runtime_error(options.stats_path + ": cannot write stats file");
-        file << stats.dump(2) << "\n";
+        file << stats_json(report, options.check ? nlohmann::json(check_ok ? "pass" : "fail") : nlohmann::json())
+                    .dump(2)
+             << "\n";
     }
+    if (!options.vcd_path.empty()) write_vcd(report, options.vcd_path, options.vcd_from_ps, options.vcd_to_ps, options.vcd_scope);
+    if (!options.trace_path.empty()) write_trace(report, kpu->program(), program, options.trace_path);
     if (!check_ok) {
         for (const auto& line : check_lines)
             if (line.find("MISMATCH") != std::string::npos) std::cerr << "kpu-sim: check failed: " << line << "\n";

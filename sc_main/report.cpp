@@ -1,0 +1,250 @@
+#include "sc_main/report.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace kpu::cli {
+
+namespace {
+
+uint64_t ps(const sc_core::sc_time& t) { return uint64_t(std::llround(t.to_seconds() * 1e12)); }
+
+/// Length of the union of intervals (sorted in place).
+uint64_t union_length(std::vector<std::pair<uint64_t, uint64_t>>& intervals) {
+    std::sort(intervals.begin(), intervals.end());
+    uint64_t total = 0, open_start = 0, open_end = 0;
+    bool open = false;
+    for (const auto& [s, e] : intervals) {
+        if (open && s <= open_end) {
+            open_end = std::max(open_end, e);
+            continue;
+        }
+        if (open) total += open_end - open_start;
+        open = true, open_start = s, open_end = e;
+    }
+    return open ? total + open_end - open_start : total;
+}
+
+enum Kind { kFabric, kStreamer, kBlockMover, kDma, kKinds };
+
+Kind kind_of(compiler::EngineKind engine) {
+    switch (engine) {
+        case compiler::EngineKind::Fabric: return kFabric;
+        case compiler::EngineKind::Streamer: return kStreamer;
+        case compiler::EngineKind::BlockMover: return kBlockMover;
+        case compiler::EngineKind::Dma: return kDma;
+    }
+    return kDma;
+}
+
+const char* kKindNames[kKinds] = {"fabric", "streamer", "block_mover", "dma"};
+
+std::string scope_of(const compiler::BoundOp& op) {
+    switch (op.engine) {
+        case compiler::EngineKind::Dma: return "dma_" + std::to_string(op.unit);
+        case compiler::EngineKind::BlockMover: return "tile_" + std::to_string(op.tile) + ".bm_" + std::to_string(op.unit);
+        case compiler::EngineKind::Streamer:
+            return "tile_" + std::to_string(op.tile) + ".streamer_" + std::to_string(op.unit);
+        case compiler::EngineKind::Fabric: return "tile_" + std::to_string(op.tile) + ".fabric";
+    }
+    return "?";
+}
+
+}  // namespace
+
+double RunReport::dynamic_pj() const {
+    double sum = 0;
+    for (const auto& l : levels) sum += l.energy_pj();
+    return sum;
+}
+
+RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, const std::string& program_path,
+                      double wall_s) {
+    RunReport r;
+    r.program = program_path;
+    r.config = config.name;
+    r.start = ps(kpu.started_at());
+    r.end = ps(kpu.finished_at());
+    r.fabric_hz = config.clocks.fabric_hz;
+    r.total_cycles = uint64_t(std::llround(double(r.end - r.start) * 1e-12 * r.fabric_hz));
+    r.wall_s = wall_s;
+    const compiler::BoundProgram& program = kpu.program();
+    r.macs = program.macs;
+
+    // ---- ops and engines, from the sequencer's records ----
+    const auto& records = kpu.sequencer().records();
+    std::map<std::string, uint32_t> engine_index;
+    std::vector<std::vector<std::pair<uint64_t, uint64_t>>> engine_intervals;
+    std::vector<std::pair<uint64_t, uint64_t>> kind_intervals[kKinds];
+    r.ops.reserve(program.ops.size());
+    for (const auto& op : program.ops) {
+        const auto& rec = records.at(op.id);
+        if (rec.state != model::Sequencer::OpRecord::State::Done) continue;
+        const std::string scope = scope_of(op);
+        auto [it, added] = engine_index.emplace(scope, uint32_t(r.engines.size()));
+        if (added) {
+            r.engines.push_back({scope, kKindNames[kind_of(op.engine)], 0, 0, 0});
+            engine_intervals.emplace_back();
+        }
+        OpActivity a;
+        a.id = op.id, a.engine = it->second;
+        a.dispatched = ps(rec.dispatched), a.start = ps(rec.started), a.end = ps(rec.completed);
+        a.bytes = op.kind == compiler::BoundOp::Kind::Move ? op.move.bytes() : 0;
+        EngineActivity& e = r.engines[a.engine];
+        e.bytes += a.bytes;
+        ++e.ops;
+        engine_intervals[a.engine].push_back({a.start, a.end});
+        kind_intervals[kind_of(op.engine)].push_back({a.start, a.end});
+        r.ops.push_back(a);
+    }
+    for (size_t i = 0; i < r.engines.size(); ++i) r.engines[i].busy = union_length(engine_intervals[i]);
+    std::sort(r.engines.begin(), r.engines.end(),
+              [](const EngineActivity& a, const EngineActivity& b) { return a.scope < b.scope; });
+    // Re-point ops at the sorted engines.
+    std::map<std::string, uint32_t> sorted;
+    for (size_t i = 0; i < r.engines.size(); ++i) sorted[r.engines[i].scope] = uint32_t(i);
+    for (auto& a : r.ops) a.engine = sorted.at(scope_of(program.ops[a.id]));
+
+    // ---- where the time went: sweep the kinds' activity over [start, end] ----
+    struct Event {
+        uint64_t t;
+        int kind, delta;
+    };
+    std::vector<Event> events;
+    for (int k = 0; k < kKinds; ++k)
+        for (const auto& [s, e] : kind_intervals[k])
+            if (e > s) events.push_back({s, k, +1}), events.push_back({e, k, -1});
+    std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.t < b.t; });
+    int active[kKinds] = {0, 0, 0, 0};
+    uint64_t* bucket[kKinds + 1] = {&r.compute, &r.stall_streamer, &r.stall_block_mover, &r.stall_dma, &r.stall_other};
+    uint64_t t = r.start;
+    auto account = [&](uint64_t until) {
+        if (until <= t) return;
+        int k = 0;
+        while (k < kKinds && active[k] == 0) ++k;
+        *bucket[k] += until - t;
+        t = until;
+    };
+    for (const Event& ev : events) {
+        account(std::min(ev.t, r.end));
+        active[ev.kind] += ev.delta;
+    }
+    account(r.end);
+
+    // ---- traffic per level, counted by the memories' ports and the fabrics ----
+    r.levels = {{"dram", 0, 0, config.dram.energy_pj_per_byte},
+                {"l3", 0, 0, config.l3.energy_pj_per_byte},
+                {"l2", 0, 0, config.l2.energy_pj_per_byte},
+                {"l1", 0, 0, config.l1.energy_pj_per_byte}};
+    auto add = [](LevelTraffic& level, const model::MemoryStats& s) {
+        level.read_bytes += s.bytes_read;
+        level.write_bytes += s.bytes_written;
+    };
+    for (uint32_t c = 0; c < config.dram.count; ++c) add(r.levels[0], kpu.dram_channel(c).stats());
+    for (uint32_t i = 0; i < config.compute_tiles; ++i) {
+        platform::ComputeTile& tile = kpu.tile(i);
+        add(r.levels[1], tile.l3().stats());
+        for (uint32_t b = 0; b < tile.l2_count(); ++b) add(r.levels[2], tile.l2(b).stats());
+        for (uint32_t l = 0; l < tile.l1_count(); ++l) add(r.levels[3], tile.l1(l).stats());
+        r.levels[3].read_bytes += tile.fabric().l1_bytes_read();
+        r.levels[3].write_bytes += tile.fabric().l1_bytes_written();
+    }
+
+    // ---- energy and roofline ----
+    r.mac_pj = double(r.macs) * config.fabric.energy_pj_per_mac;
+    r.static_pj = config.static_power_w * r.total_s() * 1e12;
+    const hw::Derived derived = hw::derive(config);
+    r.peak_flops = derived.peak_flops;
+    r.dram_bandwidth = derived.dram_bandwidth;
+    const double dram_bytes = double(r.levels[0].read_bytes + r.levels[0].write_bytes);
+    r.roofline_s = std::max(2.0 * double(r.macs) / r.peak_flops, dram_bytes / r.dram_bandwidth);
+    return r;
+}
+
+nlohmann::json stats_json(const RunReport& r, const nlohmann::json& check) {
+    using nlohmann::json;
+    const double total_s = r.total_s();
+    auto cycles = [&](uint64_t ps_value) { return uint64_t(std::llround(double(ps_value) * 1e-12 * r.fabric_hz)); };
+    const LevelTraffic& dram = r.levels[0];
+    uint64_t sram_reads = 0, sram_writes = 0;
+    for (size_t i = 1; i < r.levels.size(); ++i) sram_reads += r.levels[i].read_bytes, sram_writes += r.levels[i].write_bytes;
+    const uint64_t compute_cycles = cycles(r.compute);
+    const uint64_t stall_cycles = cycles(r.stall_streamer + r.stall_block_mover + r.stall_dma);
+    const double total_pj = r.total_pj();
+
+    json engines = json::array();
+    for (const auto& e : r.engines)
+        engines.push_back({{"name", e.scope},
+                           {"kind", e.kind},
+                           {"busy_time_us", double(e.busy) * 1e-6},
+                           {"utilization", total_s > 0 ? double(e.busy) * 1e-12 / total_s : 0},
+                           {"bytes", e.bytes},
+                           {"ops", e.ops}});
+    json levels = json::object();
+    for (const auto& l : r.levels)
+        levels[l.level] = {{"read_bytes", l.read_bytes}, {"write_bytes", l.write_bytes}, {"energy_uj", l.energy_pj() * 1e-6}};
+    json op_metrics = json::object();
+    {
+        std::map<std::string, std::pair<uint64_t, uint64_t>> by_kind;  // kind -> (ops, busy ps)
+        std::map<std::string, uint64_t> bytes;
+        for (const auto& a : r.ops) {
+            auto& k = by_kind[r.engines[a.engine].kind];
+            ++k.first;
+            k.second += a.end - a.start;
+            bytes[r.engines[a.engine].kind] += a.bytes;
+        }
+        for (const auto& [kind, v] : by_kind)
+            op_metrics[kind] = {{"count", v.first}, {"total_time_us", double(v.second) * 1e-6}, {"bytes", bytes[kind]}};
+    }
+    const double dram_bytes = double(dram.read_bytes + dram.write_bytes);
+    return {
+        // KPUPerformanceMetrics (seed 4), same names
+        {"total_cycles", r.total_cycles},
+        {"total_time_us", total_s * 1e6},
+        {"compute_cycles", compute_cycles},
+        {"memory_stall_cycles", stall_cycles},
+        {"other_cycles", r.total_cycles - std::min(r.total_cycles, compute_cycles + stall_cycles)},
+        {"dram_reads_bytes", dram.read_bytes},
+        {"dram_writes_bytes", dram.write_bytes},
+        {"sram_reads_bytes", sram_reads},
+        {"sram_writes_bytes", sram_writes},
+        {"l1_hits", nullptr},
+        {"l1_misses", nullptr},
+        {"l2_hits", nullptr},
+        {"l2_misses", nullptr},
+        {"average_power_watts", total_s > 0 ? total_pj * 1e-12 / total_s : 0},
+        {"total_energy_uj", total_pj * 1e-6},
+        {"compute_utilization", total_s > 0 ? double(r.macs) / (r.peak_flops / 2 * total_s) : 0},
+        {"memory_bandwidth_utilization", total_s > 0 ? dram_bytes / (r.dram_bandwidth * total_s) : 0},
+        {"op_metrics", op_metrics},
+        // beyond seed 4
+        {"program", r.program},
+        {"config", r.config},
+        {"fabric_clock_hz", r.fabric_hz},
+        {"macs", r.macs},
+        {"ops", r.ops.size()},
+        {"achieved_flops", total_s > 0 ? 2.0 * double(r.macs) / total_s : 0},
+        {"peak_flops", r.peak_flops},
+        {"arithmetic_intensity", dram_bytes > 0 ? 2.0 * double(r.macs) / dram_bytes : 0},
+        {"roofline_time_us", r.roofline_s * 1e6},
+        {"roofline_efficiency", total_s > 0 ? r.roofline_s / total_s : 0},
+        {"stall_breakdown_cycles",
+         {{"streamer", cycles(r.stall_streamer)},
+          {"block_mover", cycles(r.stall_block_mover)},
+          {"dma", cycles(r.stall_dma)},
+          {"dependencies", cycles(r.stall_other)}}},
+        {"energy_uj",
+         {{"dram", dram.energy_pj() * 1e-6},
+          {"l3", r.levels[1].energy_pj() * 1e-6},
+          {"l2", r.levels[2].energy_pj() * 1e-6},
+          {"l1", r.levels[3].energy_pj() * 1e-6},
+          {"mac", r.mac_pj * 1e-6},
+          {"static", r.static_pj * 1e-6}}},
+        {"levels", levels},
+        {"engines", engines},
+        {"wall_time_s", r.wall_s},
+        {"check", check},
+    };
+}
+
+}  // namespace kpu::cli

@@ -1,0 +1,81 @@
+// What a finished run tells an architect: per-op and per-engine activity, traffic per level,
+// where the time went, energy, and the roofline. Built once from the platform after the
+// simulation (nothing is recorded while it runs beyond what the models count anyway), and
+// written as stats JSON (docs/stats.md), VCD (vcd.h) and a Chrome trace (trace.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler/bound_program.h"
+#include "hardware/config.h"
+#include "platform/kpu_platform.h"
+
+namespace kpu::cli {
+
+/// One op as it ran. Times are in picoseconds of simulated time (absolute).
+struct OpActivity {
+    uint32_t id = 0;
+    uint32_t engine = 0;      ///< index into RunReport::engines
+    uint64_t dispatched = 0;  ///< the engine got it
+    uint64_t start = 0;       ///< the engine began it
+    uint64_t end = 0;         ///< the engine finished it
+    uint64_t bytes = 0;       ///< moved (moves), 0 for fabric commands
+};
+
+/// One engine instance (DMA engine, BlockMover, Streamer, fabric).
+struct EngineActivity {
+    std::string scope;   ///< module path without the top, e.g. "tile_3.bm_1"
+    std::string kind;    ///< "dma", "block_mover", "streamer", "fabric"
+    uint64_t busy = 0;   ///< ps: union of its ops' [start, end]
+    uint64_t bytes = 0;  ///< moved
+    uint64_t ops = 0;
+};
+
+/// Bytes through one memory level, counted by its ports (plus the fabric's L1 accesses).
+struct LevelTraffic {
+    std::string level;  ///< "dram", "l3", "l2", "l1"
+    uint64_t read_bytes = 0, write_bytes = 0;
+    double pj_per_byte = 0;
+    double energy_pj() const { return double(read_bytes + write_bytes) * pj_per_byte; }
+};
+
+struct RunReport {
+    std::string program, config;
+    uint64_t start = 0, end = 0;  ///< ps: START and the interrupt
+    uint64_t total_cycles = 0;    ///< fabric cycles
+    double fabric_hz = 0;
+    double wall_s = 0;
+    uint64_t macs = 0;
+    std::vector<OpActivity> ops;       ///< in op id order
+    std::vector<EngineActivity> engines;
+    std::vector<LevelTraffic> levels;  ///< dram, l3, l2, l1
+
+    // Where the time went (ps, they add up to end - start): some fabric computing; else the
+    // engine nearest the fabric that is busy (Streamer, then BlockMover, then DMA); else
+    // nothing runs (waiting on dependencies or the host).
+    uint64_t compute = 0, stall_streamer = 0, stall_block_mover = 0, stall_dma = 0, stall_other = 0;
+
+    // Energy (pJ): per level (LevelTraffic::energy_pj), MACs, static power over the run.
+    double mac_pj = 0, static_pj = 0;
+
+    // Roofline of the run on this config.
+    double peak_flops = 0, dram_bandwidth = 0, roofline_s = 0;
+
+    double total_s() const { return double(end - start) * 1e-12; }
+    double dynamic_pj() const;
+    double total_pj() const { return dynamic_pj() + mac_pj + static_pj; }
+};
+
+RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, const std::string& program_path,
+                      double wall_s);
+
+/// The stats JSON: seed 4's KPUPerformanceMetrics fields under the same names, plus the
+/// engines, levels, stall breakdown, energy parts and roofline (docs/stats.md). `check` is
+/// "pass", "fail" or null.
+nlohmann::json stats_json(const RunReport& report, const nlohmann::json& check);
+
+}  // namespace kpu::cli

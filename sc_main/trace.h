@@ -1,0 +1,18 @@
+// A Chrome trace-event JSON timeline of a finished run (opens in Perfetto or
+// chrome://tracing): one track per engine and fabric, grouped per compute tile, one slice per
+// op with what it did as args (DFX op, kind, tensor and tile indices, bytes).
+#pragma once
+
+#include <string>
+
+#include "compiler/bound_program.h"
+#include "compiler/dfx.h"
+#include "sc_main/report.h"
+
+namespace kpu::cli {
+
+/// Throws one line when the file cannot be written.
+void write_trace(const RunReport& report, const compiler::BoundProgram& bound, const compiler::Program& program,
+                 const std::string& path);
+
+}  // namespace kpu::cli

@@ -1,0 +1,164 @@
+#include "sc_main/vcd.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+
+namespace kpu::cli {
+
+namespace {
+
+/// VCD identifiers: printable characters '!'..'~' in base 94.
+std::string vcd_id(size_t n) {
+    std::string id;
+    do {
+        id += char('!' + n % 94);
+        n /= 94;
+    } while (n);
+    return id;
+}
+
+std::string binary(uint64_t v) {
+    if (v == 0) return "0";
+    std::string s;
+    for (; v; v >>= 1) s += char('0' + (v & 1));
+    std::reverse(s.begin(), s.end());
+    return s;
+}
+
+struct Signal {
+    std::string scope;  ///< dotted, under kpu
+    std::string name;
+    int width;          ///< 1: wire, else integer
+    std::string id;
+    std::vector<std::pair<uint64_t, uint64_t>> changes;  ///< (time ps, value), time-ordered, may repeat times
+};
+
+/// A counter signal from +1/-1 (or +bytes) events: the value after all events at each time.
+void from_events(Signal& s, std::vector<std::pair<uint64_t, int64_t>>& events) {
+    std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    int64_t value = 0;
+    s.changes.push_back({0, 0});
+    for (size_t i = 0; i < events.size();) {
+        const uint64_t t = events[i].first;
+        for (; i < events.size() && events[i].first == t; ++i) value += events[i].second;
+        s.changes.push_back({t, uint64_t(std::max<int64_t>(value, 0))});
+    }
+}
+
+}  // namespace
+
+void write_vcd(const RunReport& report, const std::string& path, uint64_t from_ps, uint64_t to_ps,
+               const std::string& scope_glob) {
+    std::vector<Signal> signals;
+    auto wanted = [&](const std::string& scope) {
+        return scope_glob.empty() || fnmatch(scope_glob.c_str(), ("kpu." + scope).c_str(), 0) == 0;
+    };
+    // Per engine: busy, queue, bytes (fabric: active, queue).
+    std::vector<std::vector<std::pair<uint64_t, int64_t>>> busy(report.engines.size()), queue(report.engines.size()),
+        bytes(report.engines.size());
+    for (const auto& op : report.ops) {
+        busy[op.engine].push_back({op.start, +1});
+        busy[op.engine].push_back({op.end, -1});
+        queue[op.engine].push_back({op.dispatched, +1});
+        queue[op.engine].push_back({op.end, -1});
+        if (op.bytes) bytes[op.engine].push_back({op.end, int64_t(op.bytes)});
+    }
+    for (size_t e = 0; e < report.engines.size(); ++e) {
+        const EngineActivity& engine = report.engines[e];
+        if (!wanted(engine.scope)) continue;
+        const bool fabric = engine.kind == "fabric";
+        Signal b{engine.scope, fabric ? "active" : "busy", 1, "", {}};
+        from_events(b, busy[e]);
+        for (auto& [t, v] : b.changes) v = v > 0;  // overlapping ops of one engine: still one busy line
+        signals.push_back(std::move(b));
+        Signal q{engine.scope, "queue", 32, "", {}};
+        from_events(q, queue[e]);
+        signals.push_back(std::move(q));
+        if (!fabric) {
+            Signal m{engine.scope, "bytes", 64, "", {}};
+            from_events(m, bytes[e]);
+            signals.push_back(std::move(m));
+        }
+    }
+    if (wanted("sequencer")) {
+        std::vector<std::pair<uint64_t, int64_t>> in_flight;
+        for (const auto& op : report.ops) in_flight.push_back({op.dispatched, +1}), in_flight.push_back({op.end, -1});
+        Signal s{"sequencer", "in_flight", 32, "", {}};
+        from_events(s, in_flight);
+        signals.push_back(std::move(s));
+    }
+    for (Signal& s : signals) {  // drop changes that repeat the value before them
+        std::vector<std::pair<uint64_t, uint64_t>> kept;
+        for (const auto& c : s.changes)
+            if (kept.empty() || kept.back().second != c.second) kept.push_back(c);
+        s.changes = std::move(kept);
+    }
+    if (signals.empty()) throw std::runtime_error("--vcd-scope " + scope_glob + ": no scope matches (scopes look like kpu.tile_0.bm_0)");
+    for (size_t i = 0; i < signals.size(); ++i) signals[i].id = vcd_id(i);
+
+    std::ofstream out(path);
+    if (!out) throw std::runtime_error(path + ": cannot write VCD file");
+    out << "$version kpu-sim $end\n$timescale 1ps $end\n";
+    // Declarations, nested by scope (signals are grouped by engine, engines sorted by scope).
+    std::vector<std::string> open;
+    auto split = [](const std::string& scope) {
+        std::vector<std::string> parts{"kpu"};
+        size_t start = 0;
+        for (size_t dot; (dot = scope.find('.', start)) != std::string::npos; start = dot + 1)
+            parts.push_back(scope.substr(start, dot - start));
+        parts.push_back(scope.substr(start));
+        return parts;
+    };
+    for (const Signal& s : signals) {
+        const auto parts = split(s.scope);
+        size_t common = 0;
+        while (common < open.size() && common < parts.size() && open[common] == parts[common]) ++common;
+        for (size_t i = open.size(); i > common; --i) out << "$upscope $end\n";
+        open.resize(common);
+        for (size_t i = common; i < parts.size(); ++i) out << "$scope module " << parts[i] << " $end\n", open.push_back(parts[i]);
+        out << "$var " << (s.width == 1 ? "wire" : "integer") << " " << s.width << " " << s.id << " " << s.name
+            << " $end\n";
+    }
+    for (size_t i = open.size(); i > 0; --i) out << "$upscope $end\n";
+    out << "$enddefinitions $end\n";
+
+    // Values at the window's start, then every change inside it, in time order.
+    auto emit = [&](const Signal& s, uint64_t v) {
+        if (s.width == 1)
+            out << (v ? '1' : '0') << s.id << "\n";
+        else
+            out << 'b' << binary(v) << ' ' << s.id << "\n";
+    };
+    struct Change {
+        uint64_t t;
+        uint32_t signal;
+        uint64_t value;
+    };
+    std::vector<Change> changes;
+    out << "#" << from_ps << "\n$dumpvars\n";
+    for (uint32_t i = 0; i < signals.size(); ++i) {
+        const Signal& s = signals[i];
+        uint64_t initial = 0;
+        for (const auto& [t, v] : s.changes) {
+            if (t <= from_ps) initial = v;
+            else if (t < to_ps) changes.push_back({t, i, v});
+        }
+        emit(s, initial);
+    }
+    out << "$end\n";
+    std::stable_sort(changes.begin(), changes.end(), [](const Change& a, const Change& b) { return a.t < b.t; });
+    uint64_t current = UINT64_MAX;
+    for (const Change& c : changes) {
+        if (c.t != current) out << "#" << c.t << "\n", current = c.t;
+        emit(signals[c.signal], c.value);
+    }
+    const uint64_t end = std::min(to_ps, report.end);
+    if (end > current || current == UINT64_MAX) out << "#" << std::max(end, from_ps) << "\n";
+    if (!out) throw std::runtime_error(path + ": write failed");
+}
+
+}  // namespace kpu::cli

@@ -1,0 +1,215 @@
+// Stats, VCD and trace of a real run agree with each other and with the op records, and
+// obey the conservation laws they claim.
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "sc_main/report.h"
+#include "sc_main/trace.h"
+#include "sc_main/vcd.h"
+#include "tests/e2e/e2e_support.h"
+
+namespace kpu::test {
+namespace {
+
+using nlohmann::json;
+
+std::string temp(const std::string& name) {
+    return ::testing::TempDir() + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + name;
+}
+
+/// Runs the MLP on edge (4 tiles, two kernels, bias and relu) and returns the session.
+struct MlpRun {
+    hw::Config config = test::config("edge");
+    compiler::Program program;
+    cli::Prepared prepared;
+    cli::Session* session = new cli::Session;  // lives until the process ends
+    cli::RunReport report;
+
+    MlpRun() {
+        std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");
+        program = compile(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), config);
+        prepared = cli::prepare(config, program, "", 11);
+        session->job = prepared.job;
+        session->build(config);
+        sc_core::sc_start();
+        report = cli::make_report(config, *session->kpu, "mlp.kpu", 0.0);
+    }
+};
+
+TEST(Stats, BytesAreConservedBetweenTheOpStreamAndEveryLevelsPorts) {
+    MlpRun run;
+    ASSERT_EQ(run.session->failure(), "");
+    std::map<hw::Level, uint64_t> read, written;
+    const hw::AddressMap map(run.config);
+    uint64_t fabric_read = 0, fabric_written = 0;
+    for (const auto& op : run.prepared.bound.ops) {
+        if (op.kind == compiler::BoundOp::Kind::Move) {
+            hw::Location src, dst;
+            ASSERT_TRUE(map.decode(op.move.src, 1, src));
+            ASSERT_TRUE(map.decode(op.move.dst, 1, dst));
+            read[src.level] += op.move.bytes();
+            written[dst.level] += op.move.bytes();
+        } else if (op.kind == compiler::BoundOp::Kind::Matmul) {
+            fabric_read += (uint64_t(op.matmul.m) * op.matmul.k + uint64_t(op.matmul.k) * op.matmul.n) * 4;
+        } else {
+            fabric_written += uint64_t(op.drain.m) * op.drain.n * 4;
+            if (op.drain.has_bias) fabric_read += op.drain.n * 4;
+        }
+    }
+    const auto& levels = run.report.levels;
+    EXPECT_EQ(levels[0].read_bytes, read[hw::Level::Dram]);
+    EXPECT_EQ(levels[0].write_bytes, written[hw::Level::Dram]);
+    EXPECT_EQ(levels[0].read_bytes, run.prepared.bound.dram_read_bytes) << "ports agree with the compiler's hints";
+    EXPECT_EQ(levels[0].write_bytes, run.prepared.bound.dram_write_bytes);
+    EXPECT_EQ(levels[1].read_bytes, read[hw::Level::L3]);
+    EXPECT_EQ(levels[1].write_bytes, written[hw::Level::L3]);
+    EXPECT_EQ(levels[2].read_bytes, read[hw::Level::L2]);
+    EXPECT_EQ(levels[2].write_bytes, written[hw::Level::L2]);
+    EXPECT_EQ(levels[3].read_bytes, read[hw::Level::L1] + fabric_read);
+    EXPECT_EQ(levels[3].write_bytes, written[hw::Level::L1] + fabric_written);
+    // What flows in flows out: every byte loaded into L3 came from DRAM or from L2 results.
+    EXPECT_EQ(levels[1].write_bytes, levels[0].read_bytes + written[hw::Level::L3] - read[hw::Level::Dram]);
+}
+
+TEST(Stats, TimeEnergyAndBusyAddUp) {
+    MlpRun run;
+    const cli::RunReport& r = run.report;
+    const json s = cli::stats_json(r, nullptr);
+    const uint64_t total = r.end - r.start;
+    EXPECT_EQ(r.compute + r.stall_streamer + r.stall_block_mover + r.stall_dma + r.stall_other, total);
+    EXPECT_GT(r.compute, 0u);
+    for (const auto& e : r.engines) EXPECT_LE(e.busy, total) << e.scope;
+    EXPECT_EQ(s["total_cycles"].get<uint64_t>(), run.session->host->result().cycles) << "stats = CYCLES register";
+    const json& parts = s["energy_uj"];
+    double sum = 0;
+    for (const auto& [k, v] : parts.items()) sum += v.get<double>();
+    EXPECT_NEAR(s["total_energy_uj"].get<double>(), sum, 1e-9 * sum);
+    EXPECT_NEAR(parts["mac"].get<double>(), double(r.macs) * run.config.fabric.energy_pj_per_mac * 1e-6, 1e-9);
+    EXPECT_NEAR(parts["static"].get<double>(), run.config.static_power_w * r.total_s() * 1e6, 1e-9);
+    EXPECT_NEAR(parts["dram"].get<double>(),
+                double(r.levels[0].read_bytes + r.levels[0].write_bytes) * run.config.dram.energy_pj_per_byte * 1e-6, 1e-9);
+    EXPECT_NEAR(s["average_power_watts"].get<double>(), sum * 1e-6 / r.total_s(), 1e-6);
+    for (const char* field : {"l1_hits", "l1_misses", "l2_hits", "l2_misses"}) EXPECT_TRUE(s[field].is_null()) << field;
+    EXPECT_EQ(s["compute_cycles"].get<uint64_t>() + s["memory_stall_cycles"].get<uint64_t>() +
+                  s["other_cycles"].get<uint64_t>(),
+              s["total_cycles"].get<uint64_t>());
+    EXPECT_EQ(s["ops"].get<uint64_t>(), run.prepared.bound.ops.size());
+}
+
+/// Busy-high time per "scope.signal" of a VCD, in ps, up to `end`.
+std::map<std::string, uint64_t> high_times(const std::string& path, uint64_t end) {
+    std::ifstream in(path);
+    std::map<std::string, std::string> names;  // id -> scope.name
+    std::vector<std::string> scopes;
+    std::map<std::string, std::pair<int, uint64_t>> state;  // id -> (value, since)
+    std::map<std::string, uint64_t> high;
+    std::string word;
+    uint64_t now = 0;
+    while (in >> word) {
+        if (word == "$scope") {
+            std::string kind, name;
+            in >> kind >> name >> word;
+            scopes.push_back(name);
+        } else if (word == "$upscope") {
+            in >> word;
+            scopes.pop_back();
+        } else if (word == "$var") {
+            std::string type, width, id, name;
+            in >> type >> width >> id >> name >> word;
+            std::string scope;
+            for (const auto& s : scopes) scope += s + ".";
+            if (width == "1") names[id] = scope + name;
+        } else if (word[0] == '#') {
+            now = std::stoull(word.substr(1));
+        } else if ((word[0] == '0' || word[0] == '1') && names.count(word.substr(1))) {
+            const std::string id = word.substr(1);
+            auto& [value, since] = state[id];
+            if (value == 1) high[names[id]] += now - since;
+            value = word[0] - '0', since = now;
+        } else if (word[0] == 'b') {
+            in >> word;  // its id
+        }
+    }
+    for (auto& [id, st] : state)
+        if (st.first == 1) high[names[id]] += end - st.second;
+    return high;
+}
+
+TEST(Vcd, GtkwaveReadsItAndBusyTimesEqualTheStats) {
+    MlpRun run;
+    const std::string vcd = temp("run.vcd");
+    cli::write_vcd(run.report, vcd, 0, UINT64_MAX, "");
+    ASSERT_EQ(std::system(("vcd2fst " + vcd + " " + temp("run.fst") + " >/dev/null 2>&1").c_str()), 0)
+        << "GTKWave's vcd2fst refused the file";
+    const auto high = high_times(vcd, run.report.end);
+    ASSERT_EQ(high.size(), run.report.engines.size());
+    for (const auto& e : run.report.engines) {
+        const std::string key = "kpu." + e.scope + (e.kind == "fabric" ? ".active" : ".busy");
+        ASSERT_TRUE(high.count(key)) << key;
+        EXPECT_EQ(high.at(key), e.busy) << key;
+    }
+    // The fabric's active time is what the fabric model itself counted.
+    const double fabric_ps = run.session->kpu->tile(0).fabric().busy_time().to_seconds() * 1e12;
+    EXPECT_NEAR(double(high.at("kpu.tile_0.fabric.active")), fabric_ps, 1.0);
+}
+
+TEST(Vcd, WindowAndScopeLimitWhatIsWritten) {
+    MlpRun run;
+    const std::string vcd = temp("window.vcd");
+    const uint64_t from = run.report.start + (run.report.end - run.report.start) / 4;
+    const uint64_t to = run.report.start + (run.report.end - run.report.start) / 2;
+    cli::write_vcd(run.report, vcd, from, to, "kpu.tile_1.*");
+    std::ifstream in(vcd);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(text.find("$scope module tile_1 $end"), std::string::npos);
+    EXPECT_EQ(text.find("tile_0"), std::string::npos);
+    EXPECT_EQ(text.find("dma_"), std::string::npos);
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line))
+        if (!line.empty() && line[0] == '#') {
+            const uint64_t t = std::stoull(line.substr(1));
+            EXPECT_GE(t, from);
+            EXPECT_LE(t, to);
+        }
+    EXPECT_THROW(cli::write_vcd(run.report, temp("none.vcd"), 0, UINT64_MAX, "kpu.nothing*"), std::runtime_error);
+    EXPECT_EQ(cli::parse_time_window("10us:25.5us"), std::make_pair(uint64_t(10'000'000), uint64_t(25'500'000)));
+    EXPECT_EQ(cli::parse_time_window("500:"), std::make_pair(uint64_t(500'000), UINT64_MAX));
+    EXPECT_THROW(cli::parse_time_window("5us:2us"), std::runtime_error);
+    EXPECT_THROW(cli::parse_time_window("soon:later"), std::runtime_error);
+}
+
+TEST(Trace, HasOneSlicePerOpMatchingTheRecords) {
+    MlpRun run;
+    const std::string path = temp("trace.json");
+    cli::write_trace(run.report, run.session->kpu->program(), run.program, path);
+    std::ifstream in(path);
+    const json trace = json::parse(in);
+    std::map<uint64_t, json> slices;
+    std::map<std::pair<int, int>, std::string> threads;
+    for (const auto& e : trace["traceEvents"]) {
+        if (e["ph"] == "X") slices[e["args"]["op"].get<uint64_t>()] = e;
+        if (e["ph"] == "M" && e["name"] == "thread_name") threads[{e["pid"], e["tid"]}] = e["args"]["name"];
+    }
+    ASSERT_EQ(slices.size(), run.report.ops.size());
+    for (const auto& a : run.report.ops) {
+        const json& s = slices.at(a.id);
+        EXPECT_NEAR(s["ts"].get<double>(), double(a.start) * 1e-6, 1e-6);
+        EXPECT_NEAR(s["dur"].get<double>(), double(a.end - a.start) * 1e-6, 1e-6);
+        EXPECT_EQ(threads.at({s["pid"].get<int>(), s["tid"].get<int>()}), run.report.engines[a.engine].scope);
+        if (a.bytes) {
+            EXPECT_EQ(s["args"]["bytes"].get<uint64_t>(), a.bytes);
+        }
+    }
+    // Names say what ran: the DFX op kind, and for moves the tensor.
+    std::map<std::string, int> kinds;
+    for (const auto& [id, s] : slices) kinds[s["name"].get<std::string>().substr(0, s["name"].get<std::string>().find(' '))]++;
+    for (const char* k : {"LOAD", "MOVE", "STORE", "MATMUL_TILE", "DRAIN"}) EXPECT_GT(kinds[k], 0) << k;
+}
+
+}  // namespace
+}  // namespace kpu::test
