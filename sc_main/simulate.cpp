@@ -94,6 +94,7 @@ void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundPro
         if (bytes) out << "   " << si(double(bytes), "B");
         out << "\n";
     }
+    out << "  wall time         " << std::setprecision(2) << r.wall_s << " s\n";
     out << std::defaultfloat;
 }
 
