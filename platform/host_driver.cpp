@@ -13,31 +13,27 @@ HostDriver::HostDriver(sc_core::sc_module_name name, HostJob& job)
 
 void HostDriver::invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end) { memory_.invalidate(start, end); }
 
-uint64_t HostDriver::read_register(HostRegister reg) {
-    uint64_t value = 0;
+void HostDriver::access_register(tlm::tlm_command command, HostRegister reg, uint64_t& value) {
     tlm::tlm_generic_payload trans;
     sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
-    trans.set_command(tlm::TLM_READ_COMMAND);
+    trans.set_command(command);
     trans.set_address(uint64_t(reg));
     trans.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
     trans.set_data_length(8);
     trans.set_streaming_width(8);
     socket->b_transport(trans, delay);
-    if (trans.is_response_error()) result_.failure = "register read failed: " + trans.get_response_string();
+    if (trans.is_response_error())
+        result_.failure = std::string("register ") + (command == tlm::TLM_READ_COMMAND ? "read" : "write") +
+                          " failed: " + trans.get_response_string();
+}
+
+uint64_t HostDriver::read_register(HostRegister reg) {
+    uint64_t value = 0;
+    access_register(tlm::TLM_READ_COMMAND, reg, value);
     return value;
 }
 
-void HostDriver::write_register(HostRegister reg, uint64_t value) {
-    tlm::tlm_generic_payload trans;
-    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
-    trans.set_command(tlm::TLM_WRITE_COMMAND);
-    trans.set_address(uint64_t(reg));
-    trans.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
-    trans.set_data_length(8);
-    trans.set_streaming_width(8);
-    socket->b_transport(trans, delay);
-    if (trans.is_response_error()) result_.failure = "register write failed: " + trans.get_response_string();
-}
+void HostDriver::write_register(HostRegister reg, uint64_t value) { access_register(tlm::TLM_WRITE_COMMAND, reg, value); }
 
 bool HostDriver::copy(HostBuffer& buffer, bool to_device) {
     const uint64_t host_addr = kMemoryWindow + buffer.device_addr;

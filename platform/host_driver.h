@@ -57,6 +57,7 @@ public:
 
 private:
     void run();
+    void access_register(tlm::tlm_command command, HostRegister reg, uint64_t& value);
     bool copy(HostBuffer& buffer, bool to_device);
     void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end);
 
