@@ -105,6 +105,36 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     for (size_t i = 0; i < r.engines.size(); ++i) sorted[r.engines[i].scope] = uint32_t(i);
     for (auto& a : r.ops) a.engine = sorted.at(scope_of(program.ops[a.id]));
 
+    // ---- which DRAM channels each op's bytes went through (the address interleave) ----
+    r.dram_channels = config.dram.count;
+    r.dram_channel_bandwidth = double(config.dram.ports) * config.dram.bandwidth_bytes_per_s;
+    const uint64_t dram_size = uint64_t(config.dram.count) * config.dram.capacity_bytes;
+    const uint64_t block = config.dram.interleave_bytes;
+    std::vector<uint64_t> per_channel(config.dram.count);
+    for (uint32_t i = 0; i < r.ops.size(); ++i) {
+        const compiler::BoundOp& op = program.ops[r.ops[i].id];
+        if (op.kind != compiler::BoundOp::Kind::Move) continue;
+        const hw::Transfer& t = op.move;
+        std::fill(per_channel.begin(), per_channel.end(), 0);
+        bool touched = false;
+        // The DRAM side is the source (a load) or the destination (a store) of an identity
+        // copy; rows are split at interleave blocks.
+        for (const auto& [base, stride] : {std::make_pair(t.src, t.src_stride), std::make_pair(t.dst, t.dst_stride)}) {
+            if (base >= dram_size || t.transform != hw::Transform::Identity) continue;
+            for (uint32_t row = 0; row < t.rows; ++row) {
+                for (uint64_t a = base + row * stride, left = t.row_bytes; left;) {
+                    const uint64_t piece = std::min(left, block - a % block);
+                    per_channel[(a / block) % config.dram.count] += piece;
+                    a += piece, left -= piece;
+                }
+            }
+            touched = true;
+        }
+        if (!touched) continue;
+        for (uint32_t c = 0; c < config.dram.count; ++c)
+            if (per_channel[c]) r.dram_shares.push_back({i, c, per_channel[c]});
+    }
+
     // ---- where the time went: sweep the kinds' activity over [start, end] ----
     struct Event {
         uint64_t t;

@@ -26,6 +26,13 @@ struct OpActivity {
     uint64_t bytes = 0;       ///< moved (moves), 0 for fabric commands
 };
 
+/// Bytes one op moved to or from one DRAM channel (from its addresses and the interleave).
+struct DramShare {
+    uint32_t op = 0;       ///< index into RunReport::ops
+    uint32_t channel = 0;
+    uint64_t bytes = 0;
+};
+
 /// One engine instance (DMA engine, BlockMover, Streamer, fabric).
 struct EngineActivity {
     std::string scope;   ///< module path without the top, e.g. "tile_3.bm_1"
@@ -53,6 +60,9 @@ struct RunReport {
     std::vector<OpActivity> ops;       ///< in op id order
     std::vector<EngineActivity> engines;
     std::vector<LevelTraffic> levels;  ///< dram, l3, l2, l1
+    std::vector<DramShare> dram_shares;  ///< per op with a DRAM side, per channel it touched
+    uint32_t dram_channels = 0;
+    double dram_channel_bandwidth = 0;   ///< bytes/s of one channel (all its ports)
 
     // Where the time went (ps, they add up to end - start): some fabric computing; else the
     // engine nearest the fabric that is busy (Streamer, then BlockMover, then DMA); else

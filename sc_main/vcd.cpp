@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <stdexcept>
@@ -32,7 +33,7 @@ std::string binary(uint64_t v) {
 struct Signal {
     std::string scope;  ///< dotted, under kpu
     std::string name;
-    int width;          ///< 1: wire, else integer
+    int width;          ///< 1: wire, 0: real, else integer
     std::string id;
     std::vector<std::pair<uint64_t, uint64_t>> changes;  ///< (time ps, value), time-ordered, may repeat times
 };
@@ -91,6 +92,40 @@ void write_vcd(const RunReport& report, const std::string& path, uint64_t from_p
         from_events(s, in_flight);
         signals.push_back(std::move(s));
     }
+    // DRAM channels: utilization per time bucket, each op's bytes spread evenly over the op.
+    std::vector<Signal> utilization;
+    std::vector<std::vector<double>> channel_bytes;
+    const uint64_t span = report.end > report.start ? report.end - report.start : 1;
+    const uint64_t bucket = std::max<uint64_t>(1000, span / 1000);  // ps: at least 1 ns, about 1000 points
+    const size_t buckets = size_t((span + bucket - 1) / bucket);
+    for (uint32_t c = 0; c < report.dram_channels; ++c) channel_bytes.emplace_back(buckets, 0.0);
+    for (const DramShare& share : report.dram_shares) {
+        const OpActivity& op = report.ops[share.op];
+        const uint64_t s = std::max(op.start, report.start) - report.start, e = std::max(op.end, report.start) - report.start;
+        if (e <= s) {
+            channel_bytes[share.channel][std::min(buckets - 1, size_t(s / bucket))] += double(share.bytes);
+            continue;
+        }
+        const double rate = double(share.bytes) / double(e - s);  // bytes per ps
+        for (uint64_t b = s / bucket; b * bucket < e && b < buckets; ++b) {
+            const uint64_t lo = std::max(s, b * bucket), hi = std::min(e, (b + 1) * bucket);
+            channel_bytes[share.channel][b] += rate * double(hi - lo);
+        }
+    }
+    for (uint32_t c = 0; c < report.dram_channels; ++c) {
+        const std::string scope = "dram_" + std::to_string(c);
+        if (!wanted(scope)) continue;
+        Signal u{scope, "utilization", 0, "", {}};
+        u.changes.push_back({0, 0});
+        const double capacity = report.dram_channel_bandwidth * double(bucket) * 1e-12;  // bytes per bucket
+        for (size_t b = 0; b < buckets; ++b) {
+            // Stored as parts per million so that Signal keeps integer values.
+            u.changes.push_back({report.start + b * bucket, uint64_t(std::llround(channel_bytes[c][b] / capacity * 1e6))});
+        }
+        u.changes.push_back({report.end, 0});
+        signals.push_back(std::move(u));
+    }
+
     for (Signal& s : signals) {  // drop changes that repeat the value before them
         std::vector<std::pair<uint64_t, uint64_t>> kept;
         for (const auto& c : s.changes)
@@ -120,8 +155,8 @@ void write_vcd(const RunReport& report, const std::string& path, uint64_t from_p
         for (size_t i = open.size(); i > common; --i) out << "$upscope $end\n";
         open.resize(common);
         for (size_t i = common; i < parts.size(); ++i) out << "$scope module " << parts[i] << " $end\n", open.push_back(parts[i]);
-        out << "$var " << (s.width == 1 ? "wire" : "integer") << " " << s.width << " " << s.id << " " << s.name
-            << " $end\n";
+        out << "$var " << (s.width == 1 ? "wire" : s.width == 0 ? "real" : "integer") << " "
+            << (s.width == 0 ? 64 : s.width) << " " << s.id << " " << s.name << " $end\n";
     }
     for (size_t i = open.size(); i > 0; --i) out << "$upscope $end\n";
     out << "$enddefinitions $end\n";
@@ -130,6 +165,8 @@ void write_vcd(const RunReport& report, const std::string& path, uint64_t from_p
     auto emit = [&](const Signal& s, uint64_t v) {
         if (s.width == 1)
             out << (v ? '1' : '0') << s.id << "\n";
+        else if (s.width == 0)
+            out << 'r' << double(v) * 1e-6 << ' ' << s.id << "\n";
         else
             out << 'b' << binary(v) << ' ' << s.id << "\n";
     };

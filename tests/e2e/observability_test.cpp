@@ -157,6 +157,61 @@ TEST(Vcd, GtkwaveReadsItAndBusyTimesEqualTheStats) {
     EXPECT_NEAR(double(high.at("kpu.tile_0.fabric.active")), fabric_ps, 1.0);
 }
 
+/// Integral over time (value x ps) of every real signal of a VCD, by "scope.signal".
+std::map<std::string, double> real_integrals(const std::string& path, uint64_t end) {
+    std::ifstream in(path);
+    std::map<std::string, std::string> names;
+    std::vector<std::string> scopes;
+    std::map<std::string, std::pair<double, uint64_t>> state;  // id -> (value, since)
+    std::map<std::string, double> integral;
+    std::string word;
+    uint64_t now = 0;
+    while (in >> word) {
+        if (word == "$scope") {
+            std::string kind, name;
+            in >> kind >> name >> word;
+            scopes.push_back(name);
+        } else if (word == "$upscope") {
+            in >> word;
+            scopes.pop_back();
+        } else if (word == "$var") {
+            std::string type, width, id, name;
+            in >> type >> width >> id >> name >> word;
+            std::string scope;
+            for (const auto& s : scopes) scope += s + ".";
+            if (type == "real") names[id] = scope + name;
+        } else if (word[0] == '#') {
+            now = std::stoull(word.substr(1));
+        } else if (word[0] == 'r' || word[0] == 'b') {
+            const double value = word[0] == 'r' ? std::stod(word.substr(1)) : 0;
+            std::string id;
+            in >> id;
+            if (!names.count(id)) continue;
+            auto& [v, since] = state[id];
+            integral[names[id]] += v * double(now - since);
+            v = value, since = now;
+        }
+    }
+    for (auto& [id, st] : state) integral[names[id]] += st.first * double(end - st.second);
+    return integral;
+}
+
+TEST(Vcd, DramChannelUtilizationAccountsForTheBytesTheChannelsCounted) {
+    MlpRun run;
+    const std::string vcd = temp("dram.vcd");
+    cli::write_vcd(run.report, vcd, 0, UINT64_MAX, "kpu.dram_*");
+    const auto integrals = real_integrals(vcd, run.report.end);
+    ASSERT_EQ(integrals.size(), run.config.dram.count);
+    for (uint32_t c = 0; c < run.config.dram.count; ++c) {
+        const auto counted = run.session->kpu->dram_channel(c).stats();
+        const double bytes = integrals.at("kpu.dram_" + std::to_string(c) + ".utilization") * 1e-12 *
+                             run.report.dram_channel_bandwidth;
+        EXPECT_NEAR(bytes, double(counted.bytes_read + counted.bytes_written),
+                    0.002 * double(counted.bytes_read + counted.bytes_written) + 64)
+            << "channel " << c;
+    }
+}
+
 TEST(Vcd, WindowAndScopeLimitWhatIsWritten) {
     MlpRun run;
     const std::string vcd = temp("window.vcd");
