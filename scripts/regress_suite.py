@@ -413,8 +413,9 @@ def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
               "tiling": [], "compile": {}, "sim": {}}
     started = time.monotonic()
     stats_path = os.path.join(work, "stats.json")
-    if os.path.exists(stats_path):
-        os.remove(stats_path)
+    for stale in (stats_path, os.path.join(work, "result.json")):  # a job killed midway leaves no result
+        if os.path.exists(stale):
+            os.remove(stale)
     try:
         if "workload" in case:
             graph_path = os.path.join(work, "graph.json")

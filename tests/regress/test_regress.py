@@ -473,6 +473,18 @@ class Cluster(RegressTestCase):
         self.assertIn("ERROR c1: no result in", collect.stdout)
         self.assertIn("regress: 1 passed, 1 failed", collect.stdout)
 
+    def test_a_job_killed_midway_leaves_no_result_behind(self):
+        suite = self.write_suite(self.CASES[:1])
+        self.record(suite)  # leaves a good result for c0 in the results directory
+        # Slurm kills the job (time limit) while kpu-sim runs: here kpu-sim kills its parent.
+        write_executable(os.path.join(self.build, "bin", "kpu-sim"),
+                         "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(5)\n")
+        r = self.regress(suite, "--run-case", "c0")
+        self.assertEqual(r.returncode, -9)
+        r = self.regress(suite, "--collect", self.out)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("ERROR c0: no result in", r.stdout)
+
     def test_gnu_parallel_command_with_sshlogins_round_trip(self):
         suite = self.write_suite(self.CASES)
         self.record(self.write_suite([c for c in self.CASES if c["id"] != "c2"]))
