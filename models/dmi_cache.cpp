@@ -6,10 +6,13 @@
 namespace kpu::model {
 
 DmiCache::Regions::const_iterator DmiCache::find(uint64_t addr, bool write) {
+    if (last_ != regions_.end() && addr >= last_->first && addr <= last_->second.end &&
+        (write ? last_->second.writable : last_->second.readable))
+        return last_;
     auto it = regions_.upper_bound(addr);
     if (it != regions_.begin()) {
         --it;
-        if (addr <= it->second.end && (write ? it->second.writable : it->second.readable)) return it;
+        if (addr <= it->second.end && (write ? it->second.writable : it->second.readable)) return last_ = it;
     }
     tlm::tlm_generic_payload trans;
     tlm::tlm_dmi dmi;
@@ -20,8 +23,10 @@ DmiCache::Regions::const_iterator DmiCache::find(uint64_t addr, bool write) {
     const bool readable = dmi.is_read_allowed(), writable = dmi.is_write_allowed();
     if (!(write ? writable : readable)) return regions_.end();
     invalidate(dmi.get_start_address(), dmi.get_end_address());  // a wider grant replaces narrower ones
-    return regions_.emplace(dmi.get_start_address(), Region{dmi.get_end_address(), dmi.get_dmi_ptr(), readable, writable})
-        .first;
+    return last_ = regions_
+                       .emplace(dmi.get_start_address(),
+                                Region{dmi.get_end_address(), dmi.get_dmi_ptr(), readable, writable})
+                       .first;
 }
 
 bool DmiCache::access(uint64_t addr, void* data, uint64_t bytes, bool write) {
@@ -51,6 +56,7 @@ bool DmiCache::access(uint64_t addr, void* data, uint64_t bytes, bool write) {
 }
 
 void DmiCache::invalidate(uint64_t start, uint64_t end) {
+    last_ = regions_.end();
     auto it = regions_.upper_bound(start);
     if (it != regions_.begin()) --it;  // the region before start may reach into the range
     while (it != regions_.end() && it->first <= end)

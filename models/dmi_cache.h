@@ -14,6 +14,8 @@ class DmiCache {
 public:
     /// The socket may still be unbound when the cache is made; it is used on first access.
     explicit DmiCache(tlm::tlm_initiator_socket<>& socket) : socket_(socket) {}
+    DmiCache(const DmiCache&) = delete;  // last_ points into regions_
+    DmiCache& operator=(const DmiCache&) = delete;
 
     /// Untimed copy; false if any byte of the range is not accessible.
     bool read(uint64_t addr, void* dst, uint64_t bytes) { return access(addr, dst, bytes, false); }
@@ -36,6 +38,8 @@ private:
 
     tlm::tlm_initiator_socket<>& socket_;
     Regions regions_;
+    /// The region the last access used (regions_.end(): none): a tile's rows mostly share one.
+    Regions::const_iterator last_ = regions_.end();
 };
 
 }  // namespace kpu::model

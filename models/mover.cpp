@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <sstream>
 
 namespace kpu::model {
@@ -130,7 +131,8 @@ void Mover::execute(const hw::Transfer& t) {
 
 Fs Mover::issue(Job& job, uint32_t bytes) {
     const Fs at = std::max(engine_free_, now_);
-    engine_free_ = at + Fs(double(bytes) * fs_per_byte_ + 0.5);
+    if (bytes != cached_bytes_) cached_bytes_ = bytes, cached_occupancy_ = Fs(double(bytes) * fs_per_byte_ + 0.5);
+    engine_free_ = at + cached_occupancy_;
     if (!job.started) job.start = at, job.started = true;
     return at;
 }
@@ -164,8 +166,14 @@ bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* d
 }
 
 Mover::Region* Mover::region(uint64_t addr, uint32_t bytes) {
-    for (Region& r : regions_)
-        if (addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr) return &r;
+    auto holds = [addr, bytes](const Region& r) { return addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr; };
+    for (Region& r : recent_)
+        if (holds(r)) return &r;
+    if (auto after = granted_.upper_bound(addr); after != granted_.begin() && holds(std::prev(after)->second)) {
+        Region& r = recent_[next_region_++ % recent_.size()];
+        r = std::prev(after)->second;
+        return &r;
+    }
     hw::Location where;
     if (!map_.decode(addr, bytes, where)) return nullptr;  // b_transport reports it
     tlm::tlm_generic_payload request;
@@ -180,20 +188,26 @@ Mover::Region* Mover::region(uint64_t addr, uint32_t bytes) {
     if (!granted || !path.complete || !dmi.is_read_write_allowed() || dmi.get_start_address() > addr ||
         dmi.get_end_address() < addr + bytes - 1)
         return nullptr;
-    Region& r = regions_[next_region_++ % regions_.size()];
+    Region& r = recent_[next_region_++ % recent_.size()];
     r.lo = dmi.get_start_address();
     r.hi = dmi.get_end_address() + 1;
     r.data = dmi.get_dmi_ptr();
     r.path = path;
+    // Grants never overlap (one memory page, or one DRAM interleave block of it); one that
+    // replaces an older grant of the same start takes its place.
+    constexpr size_t kMaxGranted = 8192;  // about 1 MB; then start over
+    if (granted_.size() >= kMaxGranted) granted_.clear();
+    granted_.insert_or_assign(r.lo, r);
     return &r;
 }
 
 Fs Mover::book(const TimingPath& path, Fs at, uint32_t bytes, bool write) {
     // Exactly what the routers and the memory do on b_transport: each stage books the burst
-    // and hands on at a whole kernel tick.
+    // and hands on at a whole kernel tick. now_ is the kernel's time (this thread runs), and
+    // nobody books before the kernel's time: the floor that lets a port forget its past.
     Fs t = time_.ceil(at);
     for (uint32_t i = 0; i < path.count; ++i) {
-        const PortTimer::Booking b = path.stages[i]->book(t, bytes, &trans_, write);
+        const PortTimer::Booking b = path.stages[i]->book(t, bytes, &trans_, write, now_);
         contention_->contended |= b.contended;
         t = time_.ceil(b.done);
     }
@@ -215,17 +229,10 @@ bool Mover::timed(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* da
     return true;
 }
 
-void Mover::pace(Job& job, Fs write_done) {
-    job.done = std::max(job.done, write_done);
-    // The engine's buffer is finite: it does not issue a burst whose predecessor completes
-    // more than one quantum ahead (the quantum exceeds any unloaded path latency, so a lone
-    // transfer never stalls on it).
-    if (write_done > quantum_) engine_free_ = std::max(engine_free_, write_done - quantum_);
-    if (contention_->contended || engine_free_ >= now_ + quantum_) {
-        sc_core::wait(time_.until(engine_free_, now_));  // zero while contended: a delta, the other runs
-        now_ = time_.now();
-        ++stats_.syncs;
-    }
+void Mover::sync() {
+    sc_core::wait(time_.until(engine_free_, now_));  // zero while contended: a delta, the other runs
+    now_ = time_.now();
+    ++stats_.syncs;
 }
 
 bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
@@ -235,20 +242,31 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
     auto piece = [&](uint64_t src, uint64_t dst, uint64_t left) {
         return uint32_t(std::min({left, burst - (src & mask), burst - (dst & mask)}));
     };
+    auto holds = [](const Region& r, uint64_t addr, uint32_t bytes) {
+        return r.data && addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr;
+    };
+    // The DMI regions of the last stretch: rows of a strided transfer mostly stay in them.
+    Region from, to;
     for (uint32_t r = 0; r < t.rows; ++r) {
         uint64_t src = t.src + r * t.src_stride, dst = t.dst + r * t.dst_stride, left = t.row_bytes;
         while (left) {
             // Fast path: both ends in DMI regions. The bytes of the whole stretch move with one
             // memmove; every burst of it is still issued, booked and paced one by one, so the
             // timing is that of one b_transport per burst.
-            Region from, to;
+            bool direct = false;
             if (dmi_enabled_) {
                 const uint32_t n = piece(src, dst, left);
-                if (const Region* r1 = region(src, n)) from = *r1;  // copies: the cache may reuse a slot
-                if (from.data)
-                    if (const Region* r2 = region(dst, n)) to = *r2;
+                if (!holds(from, src, n)) {
+                    const Region* r1 = region(src, n);
+                    from = r1 ? *r1 : Region{};  // a copy: the cache may reuse the slot
+                }
+                if (from.data && !holds(to, dst, n)) {
+                    const Region* r2 = region(dst, n);
+                    to = r2 ? *r2 : Region{};
+                }
+                direct = from.data && to.data;
             }
-            if (from.data && to.data) {
+            if (direct) {
                 const uint64_t stretch = std::min({left, from.hi - src, to.hi - dst});
                 std::memmove(to.data + (dst - to.lo), from.data + (src - from.lo), stretch);
                 for (uint64_t done = 0; done < stretch;) {

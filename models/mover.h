@@ -23,10 +23,12 @@
 // mover, the transfer id, the address and the length; the mover never stops.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <vector>
 
 #include <systemc>
@@ -100,7 +102,7 @@ public:
     /// Fast path (default on): copy bytes through DMI and book the same ports a b_transport
     /// would (TimingPath); timing, contention and data are identical, only faster. Off: one
     /// b_transport per read and per write of every burst.
-    void set_dmi(bool enabled) { dmi_enabled_ = enabled, regions_ = {}; }
+    void set_dmi(bool enabled) { dmi_enabled_ = enabled, forget_regions(); }
 
 protected:
     Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& engine, const hw::Config& config,
@@ -138,16 +140,26 @@ private:
         TimingPath path;
     };
     Region* region(uint64_t addr, uint32_t bytes);
+    void forget_regions() { recent_ = {}, granted_.clear(); }
     /// Books one burst on every stage of a DMI region's path; returns when it is done.
     Fs book(const TimingPath& path, Fs at, uint32_t bytes, bool write);
-    void pace(Job& job, Fs write_done);
+    void pace(Job& job, Fs write_done) {
+        job.done = std::max(job.done, write_done);
+        // The engine's buffer is finite: it does not issue a burst whose predecessor completes
+        // more than one quantum ahead (the quantum exceeds any unloaded path latency, so a lone
+        // transfer never stalls on it).
+        if (write_done > quantum_) engine_free_ = std::max(engine_free_, write_done - quantum_);
+        if (contention_->contended || engine_free_ >= now_ + quantum_) sync();
+    }
+    /// Waits for the kernel: until engine_free_, or a delta while contended.
+    void sync();
     void finish(Job& job, TransferStatus status);
     void enqueue(const hw::Transfer& transfer);
 
     tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload&, tlm::tlm_phase&, sc_core::sc_time&) {
         return tlm::TLM_ACCEPTED;  // b_transport only
     }
-    void invalidate_direct_mem_ptr(sc_dt::uint64, sc_dt::uint64) { regions_ = {}; }
+    void invalidate_direct_mem_ptr(sc_dt::uint64, sc_dt::uint64) { forget_regions(); }
 
     const char* kind_;
     const hw::Config& config_;
@@ -158,6 +170,8 @@ private:
     TimeBase time_;
     Fs quantum_;
     Fs engine_free_ = 0;  ///< when the engine can issue its next burst
+    uint32_t cached_bytes_ = 0;  ///< nearly every burst has the same size: skip the multiply
+    Fs cached_occupancy_ = 0;
     Fs now_ = 0;          ///< kernel time, refreshed after every wait of the mover thread
     Fs busy_until_ = 0;
     uint64_t seq_ = 0;
@@ -171,8 +185,12 @@ private:
     tlm::tlm_generic_payload trans_;
     ContentionExtension* contention_;  ///< owned by trans_ (freed with it)
     bool dmi_enabled_ = true;
-    std::array<Region, 4> regions_{};  ///< recent DMI grants (source and destination of a transfer)
+    std::array<Region, 4> recent_{};  ///< recent DMI grants (source and destination of a transfer)
     uint32_t next_region_ = 0;
+    /// Every grant so far, by start address: memories never move or free their pages, so a
+    /// grant stays valid until invalidate_direct_mem_ptr, and a mover that cycles through
+    /// more regions than recent_ holds (L1 buffers, DRAM interleave blocks) asks only once.
+    std::map<uint64_t, Region> granted_;
     std::vector<uint8_t> staging_, column_;
     MoverStats stats_;
 };

@@ -14,63 +14,128 @@ constexpr int kMaxIntervalsSearched = 32;
 Fs cycles_to_fs(uint64_t cycles, double hz) { return Fs(double(cycles) * double(kFsPerSecond) / hz + 0.5); }
 
 PortTimer::PortTimer(uint32_t ports, double bytes_per_s, double clock_hz, uint32_t latency_cycles)
-    : ports_(std::max<uint32_t>(ports, 1)),
-      fs_per_byte_(double(kFsPerSecond) / bytes_per_s),
-      latency_(cycles_to_fs(latency_cycles, clock_hz)) {}
+    : latency_(cycles_to_fs(latency_cycles, clock_hz)),
+      more_(std::max<uint32_t>(ports, 1) - 1),
+      fs_per_byte_(double(kFsPerSecond) / bytes_per_s) {}
 
-Fs PortTimer::fit(const Port& port, Fs arrival, Fs occupied) const {
-    if (port.busy.empty() || arrival >= std::prev(port.busy.end())->second) return arrival;  // in time order
-    auto it = port.busy.upper_bound(arrival);
-    Fs start = arrival;
-    if (it != port.busy.begin()) start = std::max(start, std::prev(it)->second);
-    for (int searched = 0; it != port.busy.end() && it->first < start + occupied; ++it) {
-        start = std::max(start, it->second);
-        if (++searched == kMaxIntervalsSearched) return std::max(start, std::prev(port.busy.end())->second);
-    }
-    return start;
+void PortTimer::new_size(uint64_t bytes) {
+    cached_bytes_ = bytes;
+    cached_occupancy_ = occupancy(bytes);
+    if (cached_occupancy_ >= shortest_) return;
+    // Gaps known to be shorter than every burst so far may not be shorter than this one.
+    shortest_ = cached_occupancy_;
+    first_.small_from = first_.older.size();
+    for (Port& port : more_) port.small_from = port.older.size();
 }
 
-void PortTimer::insert(Port& port, Fs start, Fs end) {
-    auto next = port.busy.lower_bound(start);
-    if (next != port.busy.begin()) {
-        auto prev = std::prev(next);
-        if (prev->second == start) {  // touches the interval before: extend it
-            start = prev->first;
-            port.busy.erase(prev);
+void PortTimer::Port::compact() {
+    older.erase(older.begin(), older.begin() + std::ptrdiff_t(head));
+    small_from = small_from > head ? small_from - head : 0;
+    head = 0;
+}
+
+size_t PortTimer::Port::upper_bound(Fs t) const {
+    // Out-of-order bookings land near the end: gallop back from it, then bisect.
+    size_t hi = older.size(), step = 1;
+    while (hi > head) {
+        const size_t probe = hi - std::min(step, hi - head);
+        if (older[probe].start <= t) {
+            return size_t(std::upper_bound(older.begin() + std::ptrdiff_t(probe + 1), older.begin() + std::ptrdiff_t(hi),
+                                           t, [](Fs value, const Interval& v) { return value < v.start; }) -
+                          older.begin());
+        }
+        hi = probe;
+        step *= 2;
+    }
+    return head;
+}
+
+Fs PortTimer::Port::fit(Fs arrival, Fs occupied, Fs shortest) const {
+    Fs start = arrival;
+    if (at_end(arrival, start)) return start;
+    // Before the newest interval's start: the first gap after arrival that holds the burst,
+    // looking at no more than kMaxIntervalsSearched intervals; past the last one, or when no
+    // gap holds it, after the newest interval.
+    size_t it = upper_bound(arrival);
+    start = arrival;
+    if (it != head) start = std::max(start, older[it - 1].end);
+    auto found = [&](size_t next) {  // the burst fits before interval `next`
+        if (occupied > 0) hint_next = next, hint_start = start;
+        return start;
+    };
+    const size_t n = older.size();
+    if (it == n) return last.start >= start + occupied ? found(n) : last.end;
+    if (older[it].start >= start + occupied) return found(it);
+    // It waits behind interval `it`; from there on only gaps matter.
+    if (occupied >= shortest && it >= small_from) return last.end;
+    start = older[it].end;
+    int searched = 1;
+    for (++it; it != n; ++it) {
+        if (older[it].start >= start + occupied) return found(it);
+        start = std::max(start, older[it].end);
+        if (++searched == kMaxIntervalsSearched) return std::max(start, last.end);
+    }
+    return last.start >= start + occupied ? found(n) : last.end;
+}
+
+void PortTimer::Port::insert(Fs start, Fs end) {
+    // Only ever for start <= last.start: the interval goes into `older`, or merges into
+    // `last`. The first interval starting at or after `start` (older.size(): `last`), from
+    // fit()'s hint when it holds:
+    size_t next = hint_next;
+    if (hint_start != start || next < head || next > older.size() || (next != head && older[next - 1].start > start) ||
+        (next != older.size() && older[next].start <= start))
+        next = upper_bound(start);
+    hint_start = kNever;
+    if (next != head && older[next - 1].start == start) --next;
+    const Interval& following = next < older.size() ? older[next] : last;
+    const bool after_prev = next != head && older[next - 1].end == start;  // touches the one before
+    const bool before_next = following.start == end;                       // touches the one after
+    if (!after_prev && !before_next && following.start == start)
+        return;  // an interval with this start is already there (zero-length bookings only)
+    // Where a new interval goes in, a gap is split in two shorter ones; the gaps after it
+    // move up by one. (Merging only removes or shortens gaps.)
+    auto inserted_at = [&](size_t q) {
+        if (q == head)
+            small_from = std::max(small_from, q) + 1;  // the gap after it is new
+        else if (small_from >= q)
+            ++small_from;
+    };
+    if (next == older.size()) {  // just before the newest
+        if (before_next) {
+            last.start = after_prev ? older[next - 1].start : start;
+            if (after_prev) older.pop_back();
+        } else if (after_prev) {
+            older[next - 1].end = end;
+        } else {
+            older.push_back({start, end});
+            inserted_at(next);
+        }
+    } else {
+        size_t first = next, past = next;  // [first, past) is replaced by the merged interval
+        if (after_prev) start = older[next - 1].start, first = next - 1;
+        if (before_next) end = older[next].end, past = next + 1;
+        if (first == past) {
+            older.insert(older.begin() + std::ptrdiff_t(first), Interval{start, end});
+            inserted_at(first);
+        } else {
+            older[first] = {start, end};
+            older.erase(older.begin() + std::ptrdiff_t(first) + 1, older.begin() + std::ptrdiff_t(past));
         }
     }
-    if (next != port.busy.end() && next->first == end) {  // touches the one after
-        end = next->second;
-        next = port.busy.erase(next);
-    }
-    port.busy.emplace_hint(next, start, end);
+    front_end = head < older.size() ? older[head].end : kNever;
 }
 
-PortTimer::Booking PortTimer::book(Fs arrival, uint64_t bytes, const void* owner, bool write) {
-    if (write)
-        ++traffic_.writes, traffic_.bytes_written += bytes;
-    else
-        ++traffic_.reads, traffic_.bytes_read += bytes;
-    if (bytes != cached_bytes_) cached_bytes_ = bytes, cached_occupancy_ = occupancy(bytes);
-    const Fs occupied = cached_occupancy_;
-    // The port that can start it first; with one or two ports (every config so far) this is
-    // one or two searches.
-    size_t best = 0;
-    Fs start = fit(ports_[0], arrival, occupied);
-    for (size_t p = 1; p < ports_.size() && start > arrival; ++p) {
-        const Fs s = fit(ports_[p], arrival, occupied);
-        if (s < start) start = s, best = p;
+PortTimer::Booking PortTimer::book_gap(Fs arrival, Fs occupied, const void* owner, Fs floor) {
+    Port* best = &first_;
+    Fs start = first_.fit(arrival, occupied, shortest_);
+    for (size_t p = 0; p < more_.size() && start > arrival; ++p) {
+        const Fs s = more_[p].fit(arrival, occupied, shortest_);
+        if (s < start) start = s, best = &more_[p];
     }
-    Port& port = ports_[best];
-    const bool contended = start > arrival && port.owner != owner;
-    insert(port, start, start + occupied);
-    port.owner = owner;
-    busy_ += occupied;
-    if (arrival > latest_arrival_) {
-        latest_arrival_ = arrival;
-        const Fs oldest = latest_arrival_ > horizon_ ? latest_arrival_ - horizon_ : 0;
-        while (port.busy.size() > 1 && port.busy.begin()->second < oldest) port.busy.erase(port.busy.begin());
-    }
+    const bool contended = start > arrival && best->owner != owner;
+    best->book(start, start + occupied, shortest_);
+    finish(*best, arrival, owner, floor);
     return {start, start + latency_ + occupied, contended};
 }
 

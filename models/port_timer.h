@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <vector>
 
 namespace kpu::model {
@@ -30,7 +29,17 @@ constexpr Fs kFsPerSecond = 1'000'000'000'000'000ull;
 /// For bursts booked in time order (one initiator, or a kernel-synchronised model) this is
 /// exactly "start = max(t, free)". Intervals that touch are merged; intervals older than
 /// the horizon behind the latest arrival are dropped, and the gap search looks at a bounded
-/// number of intervals, so booking stays O(log n).
+/// number of intervals.
+///
+/// Cost: a port's calendar is a sorted array of intervals, not a tree, and its newest
+/// interval lives beside it in the PortTimer itself. Almost every booking lands at the end
+/// (in time order, or queued behind the newest interval and merged into it): a few compares
+/// on one or two cache lines, inline, no allocation. An out-of-order one lands some
+/// intervals before the end, found by galloping back from the end and bisecting, and is
+/// inserted by moving the intervals after it. Dropping old intervals advances a head index;
+/// with a floor (see book) a calendar holds only the intervals still ahead of the kernel,
+/// about a quantum's worth. The results are exactly those of the straightforward calendar
+/// (a std::map per port, kept in tests/models/port_timer_test.cpp as the specification).
 class PortTimer {
 public:
     struct Booking {
@@ -51,11 +60,39 @@ public:
 
     /// `owner` tells initiators apart (any stable pointer, e.g. the initiator's payload), so
     /// a booking can say whether it queued behind someone else rather than behind itself.
-    Booking book(Fs arrival, uint64_t bytes, const void* owner = nullptr, bool write = false);
+    /// `floor` is a promise that no booking, by anyone, will ever arrive before it (a
+    /// SystemC caller passes the kernel's current time: every model books at now + delay);
+    /// busy intervals that end by then can no longer matter and are forgotten. 0: no promise.
+    /// Inline: the common cases (in time order, or queued behind the newest burst) cost a
+    /// few compares; a burst that fills a gap before the newest one takes book_gap().
+    Booking book(Fs arrival, uint64_t bytes, const void* owner = nullptr, bool write = false, Fs floor = 0) {
+        if (write)
+            ++traffic_.writes, traffic_.bytes_written += bytes;
+        else
+            ++traffic_.reads, traffic_.bytes_read += bytes;
+        if (bytes != cached_bytes_) new_size(bytes);
+        const Fs occupied = cached_occupancy_;
+        busy_ += occupied;
+        // The port that can start it first; with one or two ports (every config so far) this
+        // is one or two looks at the newest interval.
+        Port* best = &first_;
+        Fs start = 0;
+        if (!first_.at_end(arrival, start)) return book_gap(arrival, occupied, owner, floor);
+        for (size_t p = 0; p < more_.size() && start > arrival; ++p) {
+            Fs s = 0;
+            if (!more_[p].at_end(arrival, s)) return book_gap(arrival, occupied, owner, floor);
+            if (s < start) start = s, best = &more_[p];
+        }
+        Port& port = *best;
+        const bool contended = start > arrival && port.owner != owner;
+        port.book(start, start + occupied, shortest_);
+        finish(port, arrival, owner, floor);
+        return {start, start + latency_ + occupied, contended};
+    }
 
     Fs occupancy(uint64_t bytes) const { return Fs(double(bytes) * fs_per_byte_ + 0.5); }
     Fs latency() const { return latency_; }
-    uint32_t ports() const { return uint32_t(ports_.size()); }
+    uint32_t ports() const { return uint32_t(1 + more_.size()); }
     Fs busy() const { return busy_; }  ///< sum of occupancies booked, all ports
     const Traffic& traffic() const { return traffic_; }
 
@@ -64,23 +101,101 @@ public:
     void set_horizon(Fs horizon) { horizon_ = horizon; }
 
 private:
-    struct Port {
-        std::map<Fs, Fs> busy;         ///< start -> end, disjoint, touching ones merged
-        const void* owner = nullptr;   ///< who booked it last
+    struct Interval {
+        Fs start, end;
     };
-    /// Earliest start >= arrival where `port` is idle for `occupied`.
-    Fs fit(const Port& port, Fs arrival, Fs occupied) const;
-    static void insert(Port& port, Fs start, Fs end);
+    static constexpr Fs kNever = ~Fs(0);
 
-    std::vector<Port> ports_;
-    double fs_per_byte_;
+    /// One port's calendar: busy intervals, sorted by start, disjoint, touching ones merged.
+    /// The newest one is `last` (when `open`); the older ones are older[head, size()), the
+    /// entries before `head` were dropped and are reclaimed in bulk. `front_end` caches the
+    /// end of the oldest one in `older` (kNever when there is none).
+    ///
+    /// Gap i is the idle time between interval i and interval i + 1 (older.size() being
+    /// `last`). Every gap from `small_from` on is shorter than the timer's shortest burst,
+    /// so a burst that has to wait behind interval small_from or later fits nowhere before
+    /// the newest interval's end: the comb a streaming initiator leaves (bursts with slivers
+    /// between them) costs no walk. The bound only ever errs high.
+    struct Port {
+        Interval last{0, 0};
+        bool open = false;
+        const void* owner = nullptr;  ///< who booked it last
+        Fs front_end = kNever;
+        size_t head = 0;
+        size_t small_from = 0;
+        std::vector<Interval> older;
+        /// Where fit() found the gap: older index of the first interval after it, for insert.
+        mutable size_t hint_next = 0;
+        mutable Fs hint_start = kNever;
+
+        /// The start fit() would give when it is at or after the newest interval's start
+        /// (then no earlier gap can hold the burst); false when before (a gap search).
+        bool at_end(Fs arrival, Fs& start) const {
+            if (!open || arrival >= last.end) return start = arrival, true;  // in time order
+            if (arrival >= last.start) return start = last.end, true;        // queues behind the newest
+            return false;
+        }
+        /// Books [start, end): appended or merged when it starts after the newest interval
+        /// does (nearly always), else inserted. `shortest` is the timer's shortest burst.
+        void book(Fs start, Fs end, Fs shortest) {
+            if (open && start > last.start) {
+                if (last.end == start) {  // touches it: merged
+                    last.end = end;
+                    return;
+                }
+                if (head == older.size()) front_end = last.end;
+                older.push_back(last);
+                if (start - last.end >= shortest) small_from = older.size();  // a gap a burst fits
+            } else if (open) {
+                return insert(start, end);
+            }
+            last = {start, end};
+            open = true;
+        }
+        size_t size() const { return older.size() - head + (open ? 1 : 0); }
+        void drop_front() {
+            ++head;
+            front_end = head < older.size() ? older[head].end : kNever;
+            if (head >= 32 && head * 2 >= older.size()) compact();
+        }
+        void compact();
+        /// The general insertion with merging, as into a std::map keyed by start, for a
+        /// burst that starts before the newest interval does.
+        void insert(Fs start, Fs end);
+        /// First live interval of `older` whose start is > t (older.size() if none).
+        size_t upper_bound(Fs t) const;
+        /// Earliest start >= arrival where the port is idle for `occupied`.
+        Fs fit(Fs arrival, Fs occupied, Fs shortest) const;
+    };
+
+    /// A burst size other than the last one's: its occupancy, and the shortest so far.
+    void new_size(uint64_t bytes);
+    /// The general case: some port has to search its calendar for a gap.
+    Booking book_gap(Fs arrival, Fs occupied, const void* owner, Fs floor);
+    /// Owner, and the intervals that can no longer matter: older than the horizon behind the
+    /// latest arrival, or ended by the floor. The newest interval always stays.
+    void finish(Port& port, Fs arrival, const void* owner, Fs floor) {
+        port.owner = owner;
+        if (arrival > latest_arrival_) {
+            latest_arrival_ = arrival;
+            const Fs oldest = latest_arrival_ > horizon_ ? latest_arrival_ - horizon_ : 0;
+            while (port.front_end < oldest && port.size() > 1) port.drop_front();
+        }
+        while (port.front_end <= floor && port.size() > 1) port.drop_front();
+    }
+
+    // Hot fields first: a booking touches these and first_ (one or two cache lines).
+    uint64_t cached_bytes_ = 0;  ///< nearly every burst has the same size: skip the multiply
+    Fs cached_occupancy_ = 0;
+    Fs shortest_ = kNever;  ///< shortest occupancy booked so far
     Fs latency_;
     Fs busy_ = 0;
     Fs latest_arrival_ = 0;
     Fs horizon_ = 100'000'000'000;  ///< 100 us in fs
     Traffic traffic_;
-    uint64_t cached_bytes_ = 0;  ///< nearly every burst has the same size: skip the multiply
-    Fs cached_occupancy_ = 0;
+    Port first_;
+    std::vector<Port> more_;  ///< ports 1 .. ports-1
+    double fs_per_byte_;
 };
 
 /// Femtoseconds of `cycles` at `hz`, rounded to the nearest femtosecond.

@@ -2,6 +2,12 @@
 // bandwidth serialisation and the choice of port.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <iterator>
+#include <map>
+#include <random>
+#include <vector>
+
 #include "models/port_timer.h"
 
 namespace kpu::model {
@@ -39,6 +45,144 @@ TEST(PortTimer, FractionalPicosecondsDoNotAccumulate) {
     for (int i = 0; i < 3'000'000; ++i) last = port.book(0, 64);
     // 3e6 bursts of 64 B at 192 GB/s end at exactly 1 ms (within a few fs of rounding per burst).
     EXPECT_NEAR(double(last.done), 1e12, 3e6 * 0.5);
+}
+
+// Out-of-order bookings (movers run ahead of the kernel by a quantum) fill idle gaps instead
+// of queueing behind bursts booked earlier for a later time.
+TEST(PortTimer, AnEarlierArrivalBookedLaterFillsTheGapBeforeAFutureBurst) {
+    PortTimer port(1, 8e9, 1e9, 10);  // 64 B occupy 8 ns
+    const int a = 0, b = 0;
+    EXPECT_EQ(port.book(100'000'000, 64, &a).start, 100'000'000u);  // booked first, for t = 100 ns
+    const auto early = port.book(0, 64, &b);                        // booked second, arrives at 0
+    EXPECT_EQ(early.start, 0u);
+    EXPECT_EQ(early.done, 18'000'000u);
+    EXPECT_FALSE(early.contended);
+    // A burst arriving at 95 ns does not fit the 5 ns before the future burst: it goes after it.
+    EXPECT_EQ(port.book(95'000'000, 64, &b).start, 108'000'000u);
+    // The gap [8 ns, 100 ns) still takes a burst arriving at 50 ns.
+    EXPECT_EQ(port.book(50'000'000, 64, &b).start, 50'000'000u);
+    EXPECT_EQ(port.busy(), 32'000'000u);
+}
+
+TEST(PortTimer, AGapTooSmallIsSkippedAndTouchingBurstsMerge) {
+    PortTimer port(1, 8e9, 1e9, 0);
+    port.book(0, 64);           // [0, 8)
+    port.book(12'000'000, 64);  // [12, 20): a 4 ns gap at 8
+    port.book(20'000'000, 64);  // [20, 28): touches the one before
+    EXPECT_EQ(port.book(0, 64).start, 28'000'000u);       // 8 ns fit nowhere before 28 ns
+    EXPECT_EQ(port.book(0, 32).start, 8'000'000u);        // 4 ns fit the gap exactly
+    EXPECT_EQ(port.book(0, 8).start, 36'000'000u);        // now no gap is left before 36 ns
+}
+
+TEST(PortTimer, TwoPortsEachFillTheirOwnGaps) {
+    PortTimer port(2, 8e9, 1e9, 0);
+    EXPECT_EQ(port.book(16'000'000, 64).start, 16'000'000u);  // port 0
+    EXPECT_EQ(port.book(16'000'000, 64).start, 16'000'000u);  // port 1
+    EXPECT_EQ(port.book(0, 64).start, 0u);                    // the gap before on port 0
+    EXPECT_EQ(port.book(0, 64).start, 0u);                    // and on port 1
+    EXPECT_EQ(port.book(0, 64).start, 8'000'000u);            // both full until 8 ns: port 0 at 8
+    EXPECT_EQ(port.book(4'000'000, 64).start, 8'000'000u);    // port 1 also free at 8
+    EXPECT_EQ(port.book(0, 64).start, 24'000'000u);
+}
+
+// The calendar as first written (a std::map of busy intervals per port), kept here as the
+// specification: the PortTimer must book exactly as it does, whatever its data structure.
+class ReferencePorts {
+public:
+    ReferencePorts(uint32_t ports, Fs horizon) : ports_(ports), horizon_(horizon) {}
+
+    PortTimer::Booking book(Fs arrival, Fs occupied, Fs latency, const void* owner) {
+        size_t best = 0;
+        Fs start = fit(ports_[0], arrival, occupied);
+        for (size_t p = 1; p < ports_.size() && start > arrival; ++p) {
+            const Fs s = fit(ports_[p], arrival, occupied);
+            if (s < start) start = s, best = p;
+        }
+        Port& port = ports_[best];
+        const bool contended = start > arrival && port.owner != owner;
+        insert(port, start, start + occupied);
+        port.owner = owner;
+        if (arrival > latest_) {
+            latest_ = arrival;
+            const Fs oldest = latest_ > horizon_ ? latest_ - horizon_ : 0;
+            while (port.busy.size() > 1 && port.busy.begin()->second < oldest) port.busy.erase(port.busy.begin());
+        }
+        return {start, start + latency + occupied, contended};
+    }
+
+private:
+    struct Port {
+        std::map<Fs, Fs> busy;
+        const void* owner = nullptr;
+    };
+    static Fs fit(const Port& port, Fs arrival, Fs occupied) {
+        if (port.busy.empty() || arrival >= std::prev(port.busy.end())->second) return arrival;
+        auto it = port.busy.upper_bound(arrival);
+        Fs start = arrival;
+        if (it != port.busy.begin()) start = std::max(start, std::prev(it)->second);
+        for (int searched = 0; it != port.busy.end() && it->first < start + occupied; ++it) {
+            start = std::max(start, it->second);
+            if (++searched == 32) return std::max(start, std::prev(port.busy.end())->second);
+        }
+        return start;
+    }
+    static void insert(Port& port, Fs start, Fs end) {
+        auto next = port.busy.lower_bound(start);
+        if (next != port.busy.begin()) {
+            auto prev = std::prev(next);
+            if (prev->second == start) start = prev->first, port.busy.erase(prev);
+        }
+        if (next != port.busy.end() && next->first == end) end = next->second, next = port.busy.erase(next);
+        port.busy.emplace_hint(next, start, end);
+    }
+    std::vector<Port> ports_;
+    Fs horizon_;
+    Fs latest_ = 0;
+};
+
+// Several initiators, each booking in its own time order but running ahead of the others
+// by up to a "quantum", with burst sizes that fragment the calendar (so the 32-interval
+// search bound and the horizon both come into play): every booking must match the
+// reference to the femtosecond, also when the timer is told a floor and forgets the past.
+TEST(PortTimer, OutOfOrderBookingsMatchTheReferenceCalendarExactly) {
+    for (uint32_t ports : {1u, 2u, 3u}) {
+        for (Fs quantum : {Fs(50'000'000), Fs(1'000'000'000), Fs(20'000'000'000)}) {
+            // A horizon shorter than the quantum drops intervals a late booking could still hit.
+            const Fs horizon = ports == 2 ? quantum / 2 : 3 * quantum;
+            PortTimer timer(ports, 8e9, 1e9, 7);  // 1 ns per 8 bytes, 7 ns latency
+            timer.set_horizon(horizon);
+            ReferencePorts reference(ports, horizon);
+            std::mt19937_64 rng(ports * 1000 + quantum);
+            constexpr int kInitiators = 5;
+            std::vector<Fs> clock(kInitiators, 0);
+            int owners[kInitiators];
+            for (int i = 0; i < 150'000; ++i) {
+                const int who = int(rng() % kInitiators);
+                // Small bursts join only later, so the timer meets a new shortest burst.
+                const uint64_t bytes = i < 30'000 ? std::vector<uint64_t>{64, 200, 1024}[rng() % 3]
+                                                  : std::vector<uint64_t>{8, 16, 64, 64, 64, 200, 1024}[rng() % 7];
+                // Each initiator advances its own time; the one furthest behind is at most a
+                // quantum behind the front (the kernel holds the others back). Initiator 0
+                // streams like an engine a little slower than the port: bursts with slivers
+                // of idle time between them that no burst fits.
+                if (who == 0)
+                    clock[who] += timer.occupancy(bytes) * 4 / 3;
+                else
+                    clock[who] += rng() % 2 == 0 ? rng() % (24 * 8'000'000) : 0;
+                const Fs front = *std::max_element(clock.begin(), clock.end());
+                if (front > quantum) clock[who] = std::max(clock[who], front - quantum);
+                // Every initiator's clock only moves forward: none books before the slowest.
+                const Fs floor = *std::min_element(clock.begin(), clock.end());
+                const PortTimer::Booking got = timer.book(clock[who], bytes, &owners[who], false, floor);
+                const PortTimer::Booking want =
+                    reference.book(clock[who], timer.occupancy(bytes), timer.latency(), &owners[who]);
+                ASSERT_EQ(got.start, want.start) << "booking " << i << ", " << ports << " ports";
+                ASSERT_EQ(got.done, want.done) << "booking " << i;
+                ASSERT_EQ(got.contended, want.contended) << "booking " << i;
+                if (rng() % 2) clock[who] = got.done - timer.latency();  // sometimes follow the port
+            }
+        }
+    }
 }
 
 }  // namespace
