@@ -1,7 +1,8 @@
 #include "sc_main/cli.h"
 
+#include <cctype>
 #include <cmath>
-#include <regex>
+#include <cstdlib>
 #include <sstream>
 #include <tuple>
 #include <stdexcept>
@@ -13,15 +14,20 @@ namespace kpu::cli {
 namespace po = boost::program_options;
 
 std::pair<uint64_t, uint64_t> parse_time_window(const std::string& text) {
-    const std::regex time(R"(^\s*([0-9]+(?:\.[0-9]+)?)\s*(ps|ns|us|ms|s)?\s*$)");
+    // A number and an optional unit; parsed by hand (std::regex recurses deeply, which
+    // AddressSanitizer misreads once SystemC has switched stacks).
     auto parse_one = [&](const std::string& part, uint64_t empty) {
         if (part.empty()) return empty;
-        std::smatch m;
-        if (!std::regex_match(part, m, time))
-            throw std::runtime_error("--vcd-window " + text + ": '" + part + "' is not a time such as 12.5us");
-        const std::string unit = m[2].matched ? m[2].str() : "ns";
-        const double scale = unit == "ps" ? 1 : unit == "ns" ? 1e3 : unit == "us" ? 1e6 : unit == "ms" ? 1e9 : 1e12;
-        return uint64_t(std::llround(std::stod(m[1]) * scale));
+        const char* begin = part.c_str();
+        char* end = nullptr;
+        const double value = std::strtod(begin, &end);
+        const std::string unit = end;
+        const std::pair<const char*, double> units[] = {{"", 1e3}, {"ps", 1}, {"ns", 1e3}, {"us", 1e6}, {"ms", 1e9}, {"s", 1e12}};
+        for (const auto& [name, scale] : units)
+            if (end != begin && unit == name && !std::isspace(static_cast<unsigned char>(*begin)) && value >= 0 &&
+                std::isfinite(value))
+                return uint64_t(std::llround(value * scale));
+        throw std::runtime_error("--vcd-window " + text + ": '" + part + "' is not a time such as 12.5us");
     };
     const auto colon = text.find(':');
     if (colon == std::string::npos) throw std::runtime_error("--vcd-window " + text + ": expected START:END, e.g. 10us:25us");
