@@ -12,10 +12,7 @@
 // C element in the same order as the fabric (k ascending, one multiply then one add), so
 // when the compiler keeps k chunks in order the simulated C equals it bit for bit, which the
 // benchmark reports (`native_bit_exact`) along with the largest difference.
-#include <sys/resource.h>
-
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +25,7 @@
 
 #include <systemc>
 
+#include "benchmarks/bench_util.h"
 #include "compiler/binder.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
@@ -39,21 +37,10 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double cpu_seconds() {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + 1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
-}
-
-double peak_rss_mib() {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return double(usage.ru_maxrss) / 1024.0;  // Linux: KiB
-}
+using kpu::bench::Clock;
+using kpu::bench::cpu_seconds;
+using kpu::bench::peak_rss_mib;
+using kpu::bench::seconds_since;
 
 /// The plain native GEMM the simulator is compared with (see the header comment).
 void native_gemm(float* c, const float* a, const float* b, uint32_t m, uint32_t n, uint32_t k) {

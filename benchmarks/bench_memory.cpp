@@ -6,9 +6,6 @@
 //                                     memcpy of the same bytes as the floor. Movers use their
 //                                     DMI fast path; `tlm`: one b_transport per read and write.
 // Prints "key value" lines that benchmarks/run_memory.sh turns into a table.
-#include <sys/resource.h>
-
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -18,19 +15,14 @@
 
 #include <systemc>
 
+#include "benchmarks/bench_util.h"
 #include "platform/kpu_platform.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double peak_rss_mib() {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return double(usage.ru_maxrss) / 1024.0;  // Linux: KiB
-}
+using kpu::bench::Clock;
+using kpu::bench::peak_rss_mib;
+using kpu::bench::seconds_since;
 
 int elaborate(const std::string& config_path) {
     const kpu::hw::Config config = kpu::hw::load_config(config_path);

@@ -28,6 +28,13 @@ void PortTimer::new_size(uint64_t bytes) {
     for (Port& port : more_) port.small_from = port.older.size();
 }
 
+void PortTimer::Port::drop_before(Fs t) {
+    // `older` never holds the newest interval (`last` does), so all of it may go.
+    while (head < older.size() && older[head].end <= t) ++head;
+    front_end = head < older.size() ? older[head].end : kNever;
+    if (head >= 32 && head * 2 >= older.size()) compact();
+}
+
 void PortTimer::Port::compact() {
     older.erase(older.begin(), older.begin() + std::ptrdiff_t(head));
     small_from = small_from > head ? small_from - head : 0;

@@ -153,11 +153,8 @@ private:
             open = true;
         }
         size_t size() const { return older.size() - head + (open ? 1 : 0); }
-        void drop_front() {
-            ++head;
-            front_end = head < older.size() ? older[head].end : kNever;
-            if (head >= 32 && head * 2 >= older.size()) compact();
-        }
+        /// Drops the oldest intervals that end by `t`, keeping the newest one.
+        void drop_before(Fs t);
         void compact();
         /// The general insertion with merging, as into a std::map keyed by start, for a
         /// burst that starts before the newest interval does.
@@ -176,12 +173,13 @@ private:
     /// latest arrival, or ended by the floor. The newest interval always stays.
     void finish(Port& port, Fs arrival, const void* owner, Fs floor) {
         port.owner = owner;
+        // front_end is kNever unless `older` holds an interval, so these are cheap misses.
         if (arrival > latest_arrival_) {
             latest_arrival_ = arrival;
-            const Fs oldest = latest_arrival_ > horizon_ ? latest_arrival_ - horizon_ : 0;
-            while (port.front_end < oldest && port.size() > 1) port.drop_front();
+            if (latest_arrival_ > horizon_ && port.front_end < latest_arrival_ - horizon_)
+                port.drop_before(latest_arrival_ - horizon_ - 1);
         }
-        while (port.front_end <= floor && port.size() > 1) port.drop_front();
+        if (port.front_end <= floor) port.drop_before(floor);
     }
 
     // Hot fields first: a booking touches these and first_ (one or two cache lines).

@@ -1,0 +1,29 @@
+// Timing and memory helpers shared by the benchmarks (not tests: speed belongs here only).
+#pragma once
+
+#include <sys/resource.h>
+
+#include <chrono>
+
+namespace kpu::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+/// User + system CPU time of this process so far.
+inline double cpu_seconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+/// Peak resident set size of this process so far.
+inline double peak_rss_mib() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return double(usage.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+}  // namespace kpu::bench
