@@ -75,7 +75,7 @@ def emit_slurm(out_dir, ctx, suite, case_ids, sbatch_options):
               ': "${SLURM_ARRAY_TASK_ID:?submit with sbatch (it sets SLURM_ARRAY_TASK_ID), or set it to 0..%d}"'
               % (n - 1),
               'CASE=${CASES[$SLURM_ARRAY_TASK_ID]}',
-              "exec " + _cmd(worker_words(ctx, "CASEPLACEHOLDER")).replace("CASEPLACEHOLDER", '"$CASE"'),
+              "exec " + _cmd(worker_words(ctx, "CASE_ID_SENTINEL")).replace("CASE_ID_SENTINEL", '"$CASE"'),
               ""]
     _write(array, "\n".join(lines))
 
