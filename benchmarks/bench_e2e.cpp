@@ -2,7 +2,7 @@
 // kpu-compile + kpu-sim --program do it (graph -> compile -> .kpu image -> HostDriver writes
 // inputs and image through the host socket -> START -> bind -> sequencer -> engines ->
 // irq -> outputs), then the same product computed natively, for the ratio.
-//   bench-e2e CONFIG M N K [--native-runs R] [--no-native]
+//   bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N]
 // One shape per process: SystemC elaborates once per process. Prints "key value" lines that
 // benchmarks/run_e2e.sh turns into a table.
 //
@@ -19,6 +19,7 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -66,10 +67,11 @@ struct Args {
     std::string config;
     uint32_t m = 0, n = 0, k = 0;
     int native_runs = 3;
+    std::optional<uint32_t> train_bytes;
 };
 
 Args parse(int argc, char* argv[]) {
-    if (argc < 5) throw std::runtime_error("usage: bench-e2e CONFIG M N K [--native-runs R] [--no-native]");
+    if (argc < 5) throw std::runtime_error("usage: bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N]");
     Args args;
     args.config = argv[1];
     args.m = uint32_t(std::stoul(argv[2]));
@@ -79,6 +81,8 @@ Args parse(int argc, char* argv[]) {
         const std::string flag = argv[i];
         if (flag == "--native-runs" && i + 1 < argc)
             args.native_runs = std::max(1, std::atoi(argv[++i]));
+        else if (flag == "--train-bytes" && i + 1 < argc)
+            args.train_bytes = uint32_t(std::stoul(argv[++i]));
         else if (flag == "--no-native")
             args.native_runs = 0;
         else
@@ -133,7 +137,9 @@ int run(const Args& args) {
     const double cpu0 = cpu_seconds();
     const auto t_sim = Clock::now();
     // Released, not destroyed: SystemC 2.3 tears large module trees down slowly.
-    auto* kpu = new platform::KpuPlatform("kpu", config);
+    platform::PlatformOptions options;
+    if (args.train_bytes) options.train_bytes = *args.train_bytes;
+    auto* kpu = new platform::KpuPlatform("kpu", config, options);
     auto* host = new platform::HostDriver("host", job);
     auto* irq = new sc_core::sc_signal<bool>("irq");
     host->socket.bind(kpu->host_socket);

@@ -5,6 +5,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "models/paged_storage.h"
+
 namespace kpu::model {
 
 using sc_core::sc_time;
@@ -32,6 +34,11 @@ Mover::Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& e
       contention_(nullptr) {
     socket.register_nb_transport_bw(this, &Mover::nb_transport_bw);
     socket.register_invalidate_direct_mem_ptr(this, &Mover::invalidate_direct_mem_ptr);
+    // Index granules no larger than the smallest DMI region: a DRAM interleave block, an L1
+    // buffer, an L2 bank or a memory page.
+    const uint64_t smallest = std::min({config.dram.interleave_bytes, config.l1.capacity_bytes,
+                                        config.l2.capacity_bytes, uint64_t(PagedStorage::kMaxPageBytes)});
+    while ((uint64_t(2) << granule_shift_) <= smallest) ++granule_shift_;
     contention_ = new ContentionExtension;
     trans_.set_extension(contention_);
     SC_HAS_PROCESS(Mover);
@@ -166,13 +173,10 @@ bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* d
 }
 
 Mover::Region* Mover::region(uint64_t addr, uint32_t bytes) {
-    auto holds = [addr, bytes](const Region& r) { return addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr; };
-    for (Region& r : recent_)
-        if (holds(r)) return &r;
-    if (auto after = granted_.upper_bound(addr); after != granted_.begin() && holds(std::prev(after)->second)) {
-        Region& r = recent_[next_region_++ % recent_.size()];
-        r = std::prev(after)->second;
-        return &r;
+    if (region_index_.empty()) region_index_.assign(4096, kNoRegion);  // on first use: most movers of a big SKU idle
+    if (const uint32_t i = region_index_[region_slot(addr)]; i != kNoRegion) {
+        Region& r = regions_[i];
+        if (addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr) return &r;
     }
     hw::Location where;
     if (!map_.decode(addr, bytes, where)) return nullptr;  // b_transport reports it
@@ -188,16 +192,17 @@ Mover::Region* Mover::region(uint64_t addr, uint32_t bytes) {
     if (!granted || !path.complete || !dmi.is_read_write_allowed() || dmi.get_start_address() > addr ||
         dmi.get_end_address() < addr + bytes - 1)
         return nullptr;
-    Region& r = recent_[next_region_++ % recent_.size()];
+    // Grants never overlap (one memory page, or one DRAM interleave block of it).
+    constexpr size_t kMaxRegions = 8192;  // about 0.6 MB; then start over
+    if (regions_.size() >= kMaxRegions) forget_regions();
+    Region& r = regions_.emplace_back();
     r.lo = dmi.get_start_address();
     r.hi = dmi.get_end_address() + 1;
     r.data = dmi.get_dmi_ptr();
     r.path = path;
-    // Grants never overlap (one memory page, or one DRAM interleave block of it); one that
-    // replaces an older grant of the same start takes its place.
-    constexpr size_t kMaxGranted = 8192;  // about 1 MB; then start over
-    if (granted_.size() >= kMaxGranted) granted_.clear();
-    granted_.insert_or_assign(r.lo, r);
+    const uint64_t granule = uint64_t(1) << granule_shift_;
+    for (uint64_t g = r.lo & ~(granule - 1), n = 0; g < r.hi && n < region_index_.size(); g += granule, ++n)
+        region_index_[region_slot(g)] = uint32_t(regions_.size() - 1);
     return &r;
 }
 
@@ -235,6 +240,42 @@ void Mover::sync() {
     ++stats_.syncs;
 }
 
+void Mover::Train::add(Mover& m, uint64_t count, uint32_t n) {
+    // The engine issues every burst in turn (issue(), in closed form): the first at the
+    // later of its next free time and now, each further one its occupancy later.
+    if (n != m.cached_bytes_) m.cached_bytes_ = n, m.cached_occupancy_ = Fs(double(n) * m.fs_per_byte_ + 0.5);
+    const Fs at = std::max(m.engine_free_, m.now_);
+    if (bursts == 0) first_at = at, first_bytes = n;
+    last_at = at + Fs(count - 1) * m.cached_occupancy_;
+    last_bytes = n;
+    m.engine_free_ = last_at + m.cached_occupancy_;
+    bursts += uint32_t(count);
+    bytes += count * n;
+}
+
+void Mover::run_train(Job& job, Train& train) {
+    if (train.bursts == 0) return;
+    if (!job.started) job.start = train.first_at, job.started = true;
+    contention_->contended = false;
+    Fs first = time_.ceil(train.first_at), last = time_.ceil(train.last_at);
+    // Each stage books the train and hands it on at whole kernel ticks, as b_transport does
+    // burst by burst: source stages (read), then destination stages (write).
+    for (const TimingPath* path : {&train.from.path, &train.to.path}) {
+        const bool write = path == &train.to.path;
+        for (uint32_t i = 0; i < path->count; ++i) {
+            const PortTimer::TrainBooking b = path->stages[i]->book_train(
+                first, last, train.bursts, train.bytes, train.first_bytes, train.last_bytes, &trans_, write, now_);
+            contention_->contended |= b.contended;
+            first = time_.ceil(b.first_done), last = time_.ceil(b.last_done);
+        }
+    }
+    stats_.dmi_accesses += 2 * uint64_t(train.bursts);
+    ++stats_.trains;
+    job.bytes += train.bytes;
+    train.bursts = 0, train.bytes = 0;
+    pace(job, last);
+}
+
 bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
     if (staging_.size() < burst) staging_.resize(burst);
     uint8_t* buffer = staging_.data();
@@ -245,44 +286,45 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
     auto holds = [](const Region& r, uint64_t addr, uint32_t bytes) {
         return r.data && addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr;
     };
-    // The DMI regions of the last stretch: rows of a strided transfer mostly stay in them.
-    Region from, to;
+    // Bursts whose source and destination stay in the same two DMI regions (rows of a
+    // strided transfer included) gather into a train of up to train_bytes_, booked at once.
+    const uint64_t train_cap = std::max<uint64_t>(train_bytes_, burst);
+    Train train;
+    Region& from = train.from;
+    Region& to = train.to;
     for (uint32_t r = 0; r < t.rows; ++r) {
         uint64_t src = t.src + r * t.src_stride, dst = t.dst + r * t.dst_stride, left = t.row_bytes;
         while (left) {
-            // Fast path: both ends in DMI regions. The bytes of the whole stretch move with one
-            // memmove; every burst of it is still issued, booked and paced one by one, so the
-            // timing is that of one b_transport per burst.
+            const uint32_t n = piece(src, dst, left);
             bool direct = false;
             if (dmi_enabled_) {
-                const uint32_t n = piece(src, dst, left);
-                if (!holds(from, src, n)) {
+                if (!holds(from, src, n) || !holds(to, dst, n)) {
+                    run_train(job, train);  // other regions, other stages
                     const Region* r1 = region(src, n);
                     from = r1 ? *r1 : Region{};  // a copy: the cache may reuse the slot
-                }
-                if (from.data && !holds(to, dst, n)) {
-                    const Region* r2 = region(dst, n);
+                    const Region* r2 = from.data ? region(dst, n) : nullptr;
                     to = r2 ? *r2 : Region{};
                 }
                 direct = from.data && to.data;
             }
             if (direct) {
+                // The bytes of the whole stretch move with one memmove; its bursts are issued
+                // and timed as trains.
                 const uint64_t stretch = std::min({left, from.hi - src, to.hi - dst});
                 std::memmove(to.data + (dst - to.lo), from.data + (src - from.lo), stretch);
                 for (uint64_t done = 0; done < stretch;) {
-                    const uint32_t n = piece(src, dst, stretch - done);
-                    contention_->contended = false;
-                    const Fs read_done = book(from.path, issue(job, n), n, false);
-                    const Fs write_done = book(to.path, read_done, n, true);
-                    stats_.dmi_accesses += 2;
-                    job.bytes += n;
-                    pace(job, write_done);
-                    src += n, dst += n, done += n;
+                    const uint32_t m = piece(src + done, dst + done, stretch - done);
+                    // Whole bursts when both ends are aligned (the common case): in one step.
+                    uint64_t count = 1;
+                    if (m == burst) count = std::min<uint64_t>((stretch - done) / burst, (train_cap - train.bytes) / burst);
+                    train.add(*this, std::max<uint64_t>(count, 1), m);
+                    done += std::max<uint64_t>(count, 1) * m;
+                    if (train.bytes + burst > train_cap) run_train(job, train);
                 }
-                left -= stretch;
+                src += stretch, dst += stretch, left -= stretch;
                 continue;
             }
-            const uint32_t n = piece(src, dst, left);
+            run_train(job, train);
             const Fs at = issue(job, n);
             Fs read_done = 0, write_done = 0;
             if (!access(job, tlm::TLM_READ_COMMAND, src, buffer, n, at, read_done) ||
@@ -293,6 +335,7 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
             src += n, dst += n, left -= n;
         }
     }
+    run_train(job, train);
     return true;
 }
 

@@ -68,7 +68,8 @@ struct MoverStats {
     uint64_t bytes = 0;         ///< bytes moved
     uint64_t transactions = 0;  ///< b_transport calls (reads + writes)
     uint64_t dmi_accesses = 0;  ///< reads + writes copied through DMI and timed on the same ports
-    uint64_t syncs = 0;         ///< waits for the kernel inside transfers (per quantum, or per burst while contended)
+    uint64_t syncs = 0;         ///< waits for the kernel inside transfers (per quantum, or per train while contended)
+    uint64_t trains = 0;        ///< runs of DMI bursts timed as one booking per stage (see set_train_bytes)
     Fs busy = 0;                ///< union over transfers of [start, end], femtoseconds
 };
 
@@ -103,6 +104,12 @@ public:
     /// would (TimingPath); timing, contention and data are identical, only faster. Off: one
     /// b_transport per read and per write of every burst.
     void set_dmi(bool enabled) { dmi_enabled_ = enabled, forget_regions(); }
+    /// Timing granularity of the DMI path: consecutive bursts between the same two regions
+    /// are booked as one train of up to `bytes` per stage (PortTimer::book_train), and a
+    /// contended mover syncs per train, not per burst. A lone transfer's times are those of
+    /// per-burst booking up to rounding; contending movers interleave train by train. 0 (or
+    /// anything up to a burst): every burst booked on its own, exactly as b_transport would.
+    void set_train_bytes(uint32_t bytes) { train_bytes_ = bytes; }
 
 protected:
     Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& engine, const hw::Config& config,
@@ -139,8 +146,27 @@ private:
         uint8_t* data = nullptr;
         TimingPath path;
     };
+    /// Bursts issued but not yet booked: the DMI regions they go between (hence the stages)
+    /// and when the engine issued the first and the last one.
+    struct Train {
+        Region from, to;
+        uint32_t bursts = 0;
+        uint64_t bytes = 0;
+        uint32_t first_bytes = 0, last_bytes = 0;
+        Fs first_at = 0, last_at = 0;
+        /// Issues `count` bursts of `n` bytes on the engine of `m`.
+        void add(Mover& m, uint64_t count, uint32_t n);
+    };
+    /// Books a train on every stage of its path, then paces the engine; empties it.
+    void run_train(Job& job, Train& train);
+
     Region* region(uint64_t addr, uint32_t bytes);
-    void forget_regions() { recent_ = {}, granted_.clear(); }
+    void forget_regions() { regions_.clear(), region_index_.clear(); }
+    /// Slot of region_index_ for the granule holding `addr`.
+    size_t region_slot(uint64_t addr) const {
+        const uint64_t g = addr >> granule_shift_;
+        return size_t(g ^ (g >> 13) ^ (g >> 26)) & (region_index_.size() - 1);
+    }
     /// Books one burst on every stage of a DMI region's path; returns when it is done.
     Fs book(const TimingPath& path, Fs at, uint32_t bytes, bool write);
     void pace(Job& job, Fs write_done) {
@@ -170,6 +196,7 @@ private:
     TimeBase time_;
     Fs quantum_;
     Fs engine_free_ = 0;  ///< when the engine can issue its next burst
+    uint32_t train_bytes_ = 0;
     uint32_t cached_bytes_ = 0;  ///< nearly every burst has the same size: skip the multiply
     Fs cached_occupancy_ = 0;
     Fs now_ = 0;          ///< kernel time, refreshed after every wait of the mover thread
@@ -185,12 +212,15 @@ private:
     tlm::tlm_generic_payload trans_;
     ContentionExtension* contention_;  ///< owned by trans_ (freed with it)
     bool dmi_enabled_ = true;
-    std::array<Region, 4> recent_{};  ///< recent DMI grants (source and destination of a transfer)
-    uint32_t next_region_ = 0;
-    /// Every grant so far, by start address: memories never move or free their pages, so a
-    /// grant stays valid until invalidate_direct_mem_ptr, and a mover that cycles through
-    /// more regions than recent_ holds (L1 buffers, DRAM interleave blocks) asks only once.
-    std::map<uint64_t, Region> granted_;
+    /// Every DMI grant so far: memories never move or free their pages, so a grant stays
+    /// valid until invalidate_direct_mem_ptr, and a mover that cycles through many regions
+    /// (L1 buffers, DRAM interleave blocks, rows of a strided tile) asks the router once
+    /// each. Found through a direct-mapped index over address granules (no larger than the
+    /// smallest region), checked against the region's bounds.
+    static constexpr uint32_t kNoRegion = ~0u;
+    std::vector<Region> regions_;
+    std::vector<uint32_t> region_index_;
+    uint32_t granule_shift_ = 6;  ///< log2 of the granule: at least a burst
     std::vector<uint8_t> staging_, column_;
     MoverStats stats_;
 };

@@ -21,11 +21,45 @@ PortTimer::PortTimer(uint32_t ports, double bytes_per_s, double clock_hz, uint32
 void PortTimer::new_size(uint64_t bytes) {
     cached_bytes_ = bytes;
     cached_occupancy_ = occupancy(bytes);
-    if (cached_occupancy_ >= shortest_) return;
+    note_occupancy(cached_occupancy_);
+}
+
+void PortTimer::note_occupancy(Fs occupied) {
+    if (occupied >= shortest_) return;
     // Gaps known to be shorter than every burst so far may not be shorter than this one.
-    shortest_ = cached_occupancy_;
+    shortest_ = occupied;
     first_.small_from = first_.older.size();
     for (Port& port : more_) port.small_from = port.older.size();
+}
+
+PortTimer::TrainBooking PortTimer::book_bursts(Fs first, Fs last, uint32_t bursts, uint64_t bytes,
+                                               uint64_t first_bytes, uint64_t last_bytes, const void* owner,
+                                               bool write, Fs floor) {
+    if (write)
+        traffic_.writes += bursts, traffic_.bytes_written += bytes;
+    else
+        traffic_.reads += bursts, traffic_.bytes_read += bytes;
+    // Burst j arrives at first + j * spacing. With several ports, part q takes bursts
+    // q, q + parts, q + 2 parts, ... (as alternating bursts would spread over free ports).
+    const uint32_t parts = std::min<uint32_t>(ports(), bursts);
+    const Fs spacing = (last - first) / (bursts - 1);
+    auto occupancy_of = [this](uint64_t n) { return n == cached_bytes_ ? cached_occupancy_ : occupancy(n); };
+    const Fs last_occupancy = occupancy_of(last_bytes);
+    TrainBooking train;
+    uint64_t left = bytes;
+    for (uint32_t q = 0; q < parts; ++q) {
+        const uint32_t count = bursts / parts + (q < bursts % parts ? 1 : 0);
+        const uint64_t part_bytes = q + 1 == parts ? left : bytes * count / bursts;
+        left -= part_bytes;
+        const Fs arrival = first + q * spacing, final = arrival + Fs(count - 1) * parts * spacing;
+        const Fs occupied = occupancy(part_bytes);
+        note_occupancy(occupied);
+        const Booking b = reserve(arrival, occupied, owner, floor);
+        if (q == 0) train.first_done = b.start + latency_ + occupancy_of(first_bytes);
+        train.last_done = std::max(train.last_done, std::max(b.start + occupied, final + last_occupancy) + latency_);
+        train.contended |= b.contended;
+    }
+    return train;
 }
 
 void PortTimer::Port::drop_before(Fs t) {

@@ -71,10 +71,45 @@ public:
         else
             ++traffic_.reads, traffic_.bytes_read += bytes;
         if (bytes != cached_bytes_) new_size(bytes);
-        const Fs occupied = cached_occupancy_;
+        return reserve(arrival, cached_occupancy_, owner, floor);
+    }
+
+    /// A train: `bursts` bursts of one initiator, `bytes` in all, the first arriving at
+    /// `first`, the last at `last` (evenly spaced between), `first_bytes` and `last_bytes`
+    /// the sizes of the first and the last burst. Booked as one busy interval per port of
+    /// the bursts' summed occupancy (split over the ports, burst by burst in turn, when the
+    /// timer has several) instead of one per burst: the bursts' comb is compressed to the
+    /// front of the train. For a lone initiator the times are those of booking every burst
+    /// (up to rounding): the first burst leaves at start + latency + its occupancy (cut
+    /// through to the next stage), the last at the later of the port's end of the train and
+    /// its own arrival + occupancy, + latency. One burst is exactly book().
+    struct TrainBooking {
+        Fs first_done = 0;  ///< when the first burst is done (the next stage may start)
+        Fs last_done = 0;   ///< when the last burst is done
+        bool contended = false;
+    };
+    TrainBooking book_train(Fs first, Fs last, uint32_t bursts, uint64_t bytes, uint64_t first_bytes,
+                            uint64_t last_bytes, const void* owner = nullptr, bool write = false, Fs floor = 0) {
+        if (bursts > 1) return book_bursts(first, last, bursts, bytes, first_bytes, last_bytes, owner, write, floor);
+        const Booking b = book(first, bytes, owner, write, floor);
+        return {b.done, b.done, b.contended};
+    }
+
+    Fs occupancy(uint64_t bytes) const { return Fs(double(bytes) * fs_per_byte_ + 0.5); }
+    Fs latency() const { return latency_; }
+    uint32_t ports() const { return uint32_t(1 + more_.size()); }
+    Fs busy() const { return busy_; }  ///< sum of occupancies booked, all ports
+    const Traffic& traffic() const { return traffic_; }
+
+    /// How far behind the latest arrival a booking may still arrive (default 100 us: far
+    /// more than any quantum plus path latency).
+    void set_horizon(Fs horizon) { horizon_ = horizon; }
+
+private:
+    /// Books `occupied` on the port that can start it first; with one or two ports (every
+    /// config so far) this is one or two looks at the newest interval.
+    Booking reserve(Fs arrival, Fs occupied, const void* owner, Fs floor) {
         busy_ += occupied;
-        // The port that can start it first; with one or two ports (every config so far) this
-        // is one or two looks at the newest interval.
         Port* best = &first_;
         Fs start = 0;
         if (!first_.at_end(arrival, start)) return book_gap(arrival, occupied, owner, floor);
@@ -90,17 +125,6 @@ public:
         return {start, start + latency_ + occupied, contended};
     }
 
-    Fs occupancy(uint64_t bytes) const { return Fs(double(bytes) * fs_per_byte_ + 0.5); }
-    Fs latency() const { return latency_; }
-    uint32_t ports() const { return uint32_t(1 + more_.size()); }
-    Fs busy() const { return busy_; }  ///< sum of occupancies booked, all ports
-    const Traffic& traffic() const { return traffic_; }
-
-    /// How far behind the latest arrival a booking may still arrive (default 100 us: far
-    /// more than any quantum plus path latency).
-    void set_horizon(Fs horizon) { horizon_ = horizon; }
-
-private:
     struct Interval {
         Fs start, end;
     };
@@ -167,6 +191,11 @@ private:
 
     /// A burst size other than the last one's: its occupancy, and the shortest so far.
     void new_size(uint64_t bytes);
+    /// book_train() of two or more bursts.
+    TrainBooking book_bursts(Fs first, Fs last, uint32_t bursts, uint64_t bytes, uint64_t first_bytes,
+                             uint64_t last_bytes, const void* owner, bool write, Fs floor);
+    /// Keeps shortest_ (and what the ports know of their short gaps) true for `occupied`.
+    void note_occupancy(Fs occupied);
     /// The general case: some port has to search its calendar for a gap.
     Booking book_gap(Fs arrival, Fs occupied, const void* owner, Fs floor);
     /// Owner, and the intervals that can no longer matter: older than the horizon behind the

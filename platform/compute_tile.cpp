@@ -34,12 +34,14 @@ ComputeTile::ComputeTile(sc_core::sc_module_name name, const hw::Config& config,
         const std::string n = "bm_" + std::to_string(u);
         block_movers_.push_back(std::make_unique<model::BlockMover>(n.c_str(), config, map, options.quantum));
         block_movers_.back()->set_dmi(options.mover_dmi);
+        block_movers_.back()->set_train_bytes(options.train_bytes);
         wiring_.initiator(block_movers_.back()->socket, *switch_, index, n);
     }
     for (uint32_t u = 0; u < config.streamer.count; ++u) {
         const std::string n = "streamer_" + std::to_string(u);
         streamers_.push_back(std::make_unique<model::Streamer>(n.c_str(), config, map, options.quantum));
         streamers_.back()->set_dmi(options.mover_dmi);
+        streamers_.back()->set_train_bytes(options.train_bytes);
         wiring_.initiator(streamers_.back()->socket, *switch_, index, n);
     }
     fabric_ = std::make_unique<model::SystolicFabric>("fabric", config);

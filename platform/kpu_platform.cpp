@@ -55,6 +55,7 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
         const std::string n = "dma_" + std::to_string(d);
         dma_.push_back(std::make_unique<model::DmaEngine>(n.c_str(), config_, map_, options_.quantum));
         dma_.back()->set_dmi(options_.mover_dmi);
+        dma_.back()->set_train_bytes(options_.train_bytes);
         wiring_.initiator(dma_.back()->socket, *noc_, model::AddressDecoder::kChip, n);
     }
 

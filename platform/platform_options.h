@@ -14,6 +14,11 @@ struct PlatformOptions {
     /// Movers copy through DMI and book the same ports themselves (identical timing, several
     /// times faster); false: one b_transport per read and per write of every burst.
     bool mover_dmi = true;
+    /// Timing granularity of the DMI path (Mover::set_train_bytes): runs of bursts between
+    /// the same two regions are booked as one train of up to this many bytes per stage, and
+    /// contending movers take turns train by train. 0: every burst on its own, exactly as
+    /// b_transport times it (slower; what the DMI-equals-TLM tests use).
+    uint32_t train_bytes = 1024;
     /// Put a ProtocolChecker on every initiator->router and router->memory link (tests).
     bool check_protocol = false;
 };

@@ -62,7 +62,9 @@ Options parse(int argc, const char* const argv[]) {
         ("vcd", po::value(&o.vcd_path)->value_name("FILE"), "write waveforms (engine busy, queue depth, bytes, fabric active, ops in flight) as VCD")
         ("vcd-window", po::value(&window)->value_name("START:END"), "only this time window in the VCD, e.g. 10us:25us (units ps, ns, us, ms; none: ns)")
         ("vcd-scope", po::value(&o.vcd_scope)->value_name("PATTERN"), "only scopes matching this glob in the VCD, e.g. 'kpu.tile_0.*'")
-        ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)");
+        ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)")
+        ("train-bytes", po::value<uint32_t>()->value_name("N"),
+         "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 4096; 0: every burst on its own, slower, finer interleaving of contending movers)");
     std::ostringstream help;
     help << desc;
     o.help_text = help.str();
@@ -83,8 +85,9 @@ Options parse(int argc, const char* const argv[]) {
         throw std::runtime_error("nothing to do: give --program X.kpu, --describe or --elaborate-only (see kpu-sim --help)");
     if (actions > 1) throw std::runtime_error("--program, --describe and --elaborate-only exclude each other");
     if (o.program_path.empty() && (o.check || !o.inputs_dir.empty() || !o.outputs_dir.empty() || !o.stats_path.empty() ||
-                                   !o.vcd_path.empty() || !o.trace_path.empty()))
-        throw std::runtime_error("--inputs, --outputs, --check, --stats, --vcd and --trace need --program");
+                                   !o.vcd_path.empty() || !o.trace_path.empty() || vm.count("train-bytes")))
+        throw std::runtime_error("--inputs, --outputs, --check, --stats, --vcd, --trace and --train-bytes need --program");
+    if (vm.count("train-bytes")) o.train_bytes = vm["train-bytes"].as<uint32_t>();
     if (!window.empty()) std::tie(o.vcd_from_ps, o.vcd_to_ps) = parse_time_window(window);
     if ((!window.empty() || !o.vcd_scope.empty()) && o.vcd_path.empty())
         throw std::runtime_error("--vcd-window and --vcd-scope need --vcd FILE");

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <utility>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct Options {
     uint64_t vcd_to_ps = UINT64_MAX;
     std::string vcd_scope;                  ///< --vcd-scope PATTERN: only scopes matching the glob
     std::string trace_path;                 ///< --trace FILE: Chrome trace-event JSON (Perfetto)
+    std::optional<uint32_t> train_bytes;    ///< --train-bytes N: movers' timing granularity (0: every burst); unset: the platform's default
     bool help = false;
     std::string help_text;
 };

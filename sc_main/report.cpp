@@ -199,7 +199,9 @@ nlohmann::json stats_json(const RunReport& r, const nlohmann::json& check) {
     uint64_t sram_reads = 0, sram_writes = 0;
     for (size_t i = 1; i < r.levels.size(); ++i) sram_reads += r.levels[i].read_bytes, sram_writes += r.levels[i].write_bytes;
     const uint64_t compute_cycles = cycles(r.compute);
-    const uint64_t stall_cycles = cycles(r.stall_streamer + r.stall_block_mover + r.stall_dma);
+    // Rounded cumulatively, so that compute + stalls + other is exactly total_cycles.
+    const uint64_t stall_cycles =
+        cycles(r.compute + r.stall_streamer + r.stall_block_mover + r.stall_dma) - compute_cycles;
     const double total_pj = r.total_pj();
 
     json engines = json::array();

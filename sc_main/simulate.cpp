@@ -158,9 +158,9 @@ std::map<std::string, std::vector<float>> Session::outputs() const {
     return out;
 }
 
-void Session::build(const hw::Config& config, const std::string& name) {
+void Session::build(const hw::Config& config, const std::string& name, const platform::PlatformOptions& options) {
     const std::string host_name = name + "_host";
-    kpu = std::make_unique<platform::KpuPlatform>(name.c_str(), config);
+    kpu = std::make_unique<platform::KpuPlatform>(name.c_str(), config, options);
     host = std::make_unique<platform::HostDriver>(host_name.c_str(), job);
     irq = std::make_unique<sc_core::sc_signal<bool>>((name + "_irq").c_str());
     host->socket.bind(kpu->host_socket);
@@ -185,7 +185,9 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     // large module trees down slowly (see --elaborate-only).
     auto* session = new Session;
     session->job = std::move(prepared.job);
-    session->build(config);
+    platform::PlatformOptions platform_options;
+    if (options.train_bytes) platform_options.train_bytes = *options.train_bytes;
+    session->build(config, "kpu", platform_options);
     sc_core::sc_start();
     const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     platform::KpuPlatform* kpu = session->kpu.get();

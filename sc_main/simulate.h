@@ -45,7 +45,7 @@ struct Session {
     std::unique_ptr<sc_core::sc_signal<bool>> irq;
 
     /// Elaborates the platform `name` and its host `<name>_host`, wired by socket and irq.
-    void build(const hw::Config& config, const std::string& name = "kpu");
+    void build(const hw::Config& config, const std::string& name = "kpu", const platform::PlatformOptions& options = {});
     /// After the simulation: empty, or one line on what went wrong (host, stuck, device).
     std::string failure() const;
     std::map<std::string, std::vector<float>> outputs() const;  ///< by tensor, read by the host

@@ -185,5 +185,68 @@ TEST(PortTimer, OutOfOrderBookingsMatchTheReferenceCalendarExactly) {
     }
 }
 
+
+// A train of one initiator's bursts, booked as one interval: for a lone initiator its first
+// and last burst are done exactly when booking every burst would have them done, whether
+// the port is the bottleneck (bursts queue), faster than the arrivals (each starts on
+// arrival), or two ports share the train. Times in fs; the spacings are whole fs so that
+// both ways round alike.
+TEST(PortTimer, ATrainFinishesWhenItsBurstsBookedOneByOneWould) {
+    struct Case {
+        const char* name;
+        uint32_t ports;
+        Fs spacing;  // between arrivals
+    };
+    const Case cases[] = {{"port is the bottleneck", 1, 3'000'000},   // 64 B occupy 8 ns
+                          {"port is faster", 1, 11'000'000},
+                          {"arrivals match the port", 1, 8'000'000},
+                          {"two ports, bottleneck", 2, 3'000'000},
+                          {"two ports, faster", 2, 11'000'000}};
+    for (const Case& c : cases) {
+        for (uint32_t bursts : {2u, 3u, 16u, 17u}) {
+            PortTimer one_by_one(c.ports, 8e9, 1e9, 10), train(c.ports, 8e9, 1e9, 10);
+            const Fs first = 1'000'000, last = first + (bursts - 1) * c.spacing;
+            Fs first_done = 0, last_done = 0;
+            for (uint32_t j = 0; j < bursts; ++j) {
+                const auto b = one_by_one.book(first + j * c.spacing, 64);
+                if (j == 0) first_done = b.done;
+                last_done = std::max(last_done, b.done);
+            }
+            const auto t = train.book_train(first, last, bursts, 64ull * bursts, 64, 64);
+            EXPECT_EQ(t.first_done, first_done) << c.name << ", " << bursts << " bursts";
+            EXPECT_EQ(t.last_done, last_done) << c.name << ", " << bursts << " bursts";
+            EXPECT_FALSE(t.contended);
+            EXPECT_EQ(train.busy(), one_by_one.busy()) << c.name;
+            EXPECT_EQ(train.traffic().reads, bursts);
+            EXPECT_EQ(train.traffic().bytes_read, 64ull * bursts);
+        }
+    }
+}
+
+// A train is one busy interval: a second initiator's train waits behind it (and says it
+// was contended), or fills an idle gap before it that holds it whole.
+TEST(PortTimer, ASecondInitiatorsTrainQueuesBehindOrFillsAGapThatHoldsIt) {
+    PortTimer port(1, 8e9, 1e9, 0);  // 64 B occupy 8 ns
+    const int a = 0, b = 0;
+    // a: 8 bursts arriving from 100 ns on, 8 ns apart: busy [100, 164) ns.
+    auto ta = port.book_train(100'000'000, 156'000'000, 8, 512, 64, 64, &a);
+    EXPECT_EQ(ta.last_done, 164'000'000u);
+    // b: 4 bursts from 120 ns: they queue behind a's train, [164, 196) ns.
+    auto tb = port.book_train(120'000'000, 144'000'000, 4, 256, 64, 64, &b);
+    EXPECT_TRUE(tb.contended);
+    EXPECT_EQ(tb.first_done, 172'000'000u);
+    EXPECT_EQ(tb.last_done, 196'000'000u);
+    // b again, 4 bursts from 0 ns (booked late, as a decoupled initiator does): [0, 32) ns
+    // is idle, so it goes there.
+    tb = port.book_train(0, 24'000'000, 4, 256, 64, 64, &b);
+    EXPECT_FALSE(tb.contended);
+    EXPECT_EQ(tb.last_done, 32'000'000u);
+    // 10 bursts from 40 ns need 80 ns; the 60 ns gap before a's train does not hold them.
+    tb = port.book_train(40'000'000, 112'000'000, 10, 640, 64, 64, &b);
+    EXPECT_EQ(tb.first_done, 204'000'000u);
+    EXPECT_EQ(tb.last_done, 276'000'000u);
+    EXPECT_EQ(port.busy(), 26u * 8'000'000u);
+}
+
 }  // namespace
 }  // namespace kpu::model
