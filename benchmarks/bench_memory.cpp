@@ -1,10 +1,12 @@
 // Memory-hierarchy benchmark: one measurement per process (SystemC allows one elaboration).
 //   bench-memory elaborate CONFIG     elaboration wall time and peak RSS of KpuPlatform
-//   bench-memory stream CONFIG MIB [tlm]
+//   bench-memory stream CONFIG MIB [burst|tlm]
 //                                     a DMA stream of MIB MiB of real data DRAM -> L3 tile 0:
 //                                     simulated bytes and timed accesses per wall-second, and
 //                                     memcpy of the same bytes as the floor. Movers use their
-//                                     DMI fast path; `tlm`: one b_transport per read and write.
+//                                     DMI fast path with trains (the default); `burst`: DMI,
+//                                     every burst booked on its own; `tlm`: one b_transport
+//                                     per read and write.
 // Prints "key value" lines that benchmarks/run_memory.sh turns into a table.
 #include <cstdlib>
 #include <cstring>
@@ -66,11 +68,13 @@ struct StreamDriver : sc_core::sc_module {
     }
 };
 
-int stream(const std::string& config_path, uint64_t mib, bool dmi) {
+int stream(const std::string& config_path, uint64_t mib, const std::string& path) {
+    const bool dmi = path != "tlm";
     const kpu::hw::Config config = kpu::hw::load_config(config_path);
     const uint64_t bytes = mib << 20, chunk = config.l3.capacity_bytes;
     kpu::platform::PlatformOptions options;
     options.mover_dmi = dmi;
+    if (path != "trains") options.train_bytes = 0;
     auto* kpu = new kpu::platform::KpuPlatform("kpu", config, options);
     std::vector<uint8_t> data(bytes);
     std::mt19937_64 rng(1);
@@ -106,7 +110,7 @@ int stream(const std::string& config_path, uint64_t mib, bool dmi) {
     const uint64_t accesses = stats.transactions + stats.dmi_accesses;
     const double simulated = sc_core::sc_time_stamp().to_seconds();
     std::cout << "config " << config.name << "\nbytes " << bytes << "\nexact " << (exact ? "yes" : "NO")
-              << "\npath " << (dmi ? "dmi" : "tlm") << "\ntransactions " << stats.transactions << "\naccesses " << accesses
+              << "\npath " << path << "\ntransactions " << stats.transactions << "\naccesses " << accesses
               << "\nsyncs " << stats.syncs << "\nsimulated_s " << simulated << "\nsimulated_gb_per_s "
               << bytes / simulated / 1e9 << "\nwall_s " << wall << "\nbytes_per_wall_s " << bytes / wall
               << "\naccesses_per_wall_s " << accesses / wall << "\nmemcpy_bytes_per_wall_s "
@@ -119,9 +123,10 @@ int stream(const std::string& config_path, uint64_t mib, bool dmi) {
 int sc_main(int argc, char* argv[]) {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "elaborate" && argc == 3) return elaborate(argv[2]);
-    if (mode == "stream" && (argc == 4 || (argc == 5 && std::string(argv[4]) == "tlm")))
-        return stream(argv[2], std::strtoull(argv[3], nullptr, 10), argc == 4);
-    std::cerr << "usage: bench-memory elaborate CONFIG | bench-memory stream CONFIG MIB [tlm]\n";
+    const std::string path = argc == 5 ? argv[4] : "trains";
+    if (mode == "stream" && (argc == 4 || (argc == 5 && (path == "tlm" || path == "burst"))))
+        return stream(argv[2], std::strtoull(argv[3], nullptr, 10), path);
+    std::cerr << "usage: bench-memory elaborate CONFIG | bench-memory stream CONFIG MIB [burst|tlm]\n";
     return 2;
 }
 
