@@ -188,7 +188,7 @@ int run(const Args& args) {
         int used = 0, count = 0;
     };
     std::map<std::string, Kind> kinds;
-    uint64_t accesses = 0, transactions = 0, syncs = 0;
+    uint64_t accesses = 0, transactions = 0, syncs = 0, trains = 0;
     auto add = [&](const char* kind, double busy_s) {
         Kind& k = kinds[kind];
         ++k.count;
@@ -199,6 +199,7 @@ int run(const Args& args) {
         accesses += mover.stats().dmi_accesses;
         transactions += mover.stats().transactions;
         syncs += mover.stats().syncs;
+        trains += mover.stats().trains;
     };
     for (uint32_t d = 0; d < config.dma.count; ++d) add_mover("dma", kpu->dma(d));
     for (uint32_t t = 0; t < config.compute_tiles; ++t) {
@@ -218,7 +219,7 @@ int run(const Args& args) {
               << "\ncpu_s " << sim_cpu_s << "\nnative_s " << native_s << "\nratio "
               << (native_s > 0 ? sim_wall_s / native_s : 0) << "\ncycles_per_wall_s " << double(result.cycles) / sim_wall_s
               << "\nops_per_wall_s " << double(bound.ops.size()) / sim_wall_s << "\ntimed_accesses " << accesses
-              << "\ntransactions " << transactions << "\nsyncs " << syncs << "\naccesses_per_wall_s "
+              << "\ntransactions " << transactions << "\nsyncs " << syncs << "\ntrains " << trains << "\naccesses_per_wall_s "
               << double(accesses + transactions) / sim_wall_s << "\nnative_bit_exact " << (bit_exact ? "yes" : "no")
               << "\nnative_max_diff " << max_diff << "\npeak_rss_mib " << peak_rss_mib() << "\n";
     for (const auto& [name, k] : kinds)

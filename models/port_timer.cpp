@@ -41,11 +41,20 @@ PortTimer::TrainBooking PortTimer::book_bursts(Fs first, Fs last, uint32_t burst
         traffic_.reads += bursts, traffic_.bytes_read += bytes;
     // Burst j arrives at first + j * spacing. With several ports, part q takes bursts
     // q, q + parts, q + 2 parts, ... (as alternating bursts would spread over free ports).
-    const uint32_t parts = std::min<uint32_t>(ports(), bursts);
-    const Fs spacing = (last - first) / (bursts - 1);
     auto occupancy_of = [this](uint64_t n) { return n == cached_bytes_ ? cached_occupancy_ : occupancy(n); };
     const Fs last_occupancy = occupancy_of(last_bytes);
     TrainBooking train;
+    if (more_.empty()) {  // one port (most levels): one interval
+        const Fs occupied = occupancy(bytes);
+        note_occupancy(occupied);
+        const Booking b = reserve(first, occupied, owner, floor);
+        train.first_done = b.start + latency_ + occupancy_of(first_bytes);
+        train.last_done = std::max(b.start + occupied, last + last_occupancy) + latency_;
+        train.contended = b.contended;
+        return train;
+    }
+    const uint32_t parts = std::min<uint32_t>(ports(), bursts);
+    const Fs spacing = (last - first) / (bursts - 1);
     uint64_t left = bytes;
     for (uint32_t q = 0; q < parts; ++q) {
         const uint32_t count = bursts / parts + (q < bursts % parts ? 1 : 0);

@@ -76,4 +76,15 @@ TEST(KpuSimCli, UnknownOptionIsOneLine) {
     EXPECT_NE(r.err.find("frobnicate"), std::string::npos) << r.err;
 }
 
+TEST(KpuSimCli, TrainBytesNeedsAProgramAndANumber) {
+    Result alone = run("--config configs/minimal.json --describe --train-bytes 0");
+    EXPECT_NE(alone.exit_code, 0);
+    EXPECT_EQ(lines(alone.err), 1) << alone.err;
+    EXPECT_NE(alone.err.find("--train-bytes need --program"), std::string::npos) << alone.err;
+    Result word = run("--config configs/minimal.json --program x.kpu --train-bytes many");
+    EXPECT_NE(word.exit_code, 0);
+    EXPECT_EQ(lines(word.err), 1) << word.err;
+    EXPECT_NE(word.err.find("train-bytes"), std::string::npos) << word.err;
+}
+
 }  // namespace
