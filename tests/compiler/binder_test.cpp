@@ -211,6 +211,31 @@ TEST(Binder, LoadsAndStoresRunOnEveryDmaEngineAndEachSliceCarriesTheOpsDeps) {
     EXPECT_EQ(by_dfx[0].size(), config.dma.count);
 }
 
+TEST(Binder, ATileHasOneLoadInFlight) {
+    const hw::Config config = test::config("t64");
+    const hw::AddressMap map(config);
+    const Program p = test::compile_matmul(512, 512, 512, config);
+    const BoundProgram b = bind(p, config);
+    std::map<uint32_t, std::vector<uint32_t>> previous;  // tile -> slices of its last LOAD
+    std::map<uint32_t, std::vector<uint32_t>> loads;     // DFX op -> its slices
+    for (const BoundOp& op : b.ops)
+        if (op.engine == EngineKind::Dma && where(map, op.move.dst).level == hw::Level::L3)
+            loads[op.dfx_op].push_back(op.id);
+    ASSERT_GT(loads.size(), config.compute_tiles);
+    size_t chained = 0;
+    for (const auto& [dfx, slices] : loads) {
+        const uint32_t tile = b.ops[slices.front()].tile;
+        for (uint32_t s : slices)
+            for (uint32_t before : previous[tile]) {
+                const auto& deps = b.ops[s].deps;
+                EXPECT_NE(std::find(deps.begin(), deps.end(), before), deps.end()) << s << " after " << before;
+                ++chained;
+            }
+        previous[tile] = slices;
+    }
+    EXPECT_GT(chained, 0u);
+}
+
 // ---- hazards, by enumeration ------------------------------------------------------------------
 
 /// rows of row_bytes, `stride` apart, from `begin`; `end` bounds the last byte.
