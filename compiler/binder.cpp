@@ -1,5 +1,7 @@
 #include "compiler/binder.h"
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -85,6 +87,42 @@ uint32_t unit_for(const Op& op, uint32_t tensor, uint32_t count) {
     return role % count;
 }
 
+}  // namespace
+
+uint32_t dma_slices(const hw::Config& config) {
+    const double tile_bw = std::min(config.interconnect.bandwidth_bytes_per_s,
+                                    config.l3.bandwidth_bytes_per_s * config.l3.ports);
+    const double n = std::floor(tile_bw / config.dma.bandwidth_bytes_per_s);
+    return uint32_t(std::clamp(n, 1.0, double(config.dma.count)));
+}
+
+std::vector<hw::Transfer> split_dram_transfer(const hw::Transfer& x, uint32_t engines, uint64_t block) {
+    // Units: interleave blocks when both sides are contiguous and whole blocks, rows otherwise.
+    hw::Transfer unit = x;
+    const uint64_t bytes = x.bytes();
+    if (x.src_stride == x.row_bytes && x.dst_stride == x.row_bytes && block > 0 && bytes % block == 0 &&
+        bytes / block > x.rows) {
+        unit.rows = uint32_t(bytes / block);
+        unit.row_bytes = uint32_t(block);
+        unit.src_stride = unit.dst_stride = block;
+    }
+    const uint64_t n = std::min<uint64_t>({engines, unit.rows, block ? bytes / block : 1});
+    if (n <= 1) return {x};
+    std::vector<hw::Transfer> slices;
+    for (uint64_t i = 0; i < n; ++i) {
+        hw::Transfer s = unit;
+        s.rows = uint32_t((unit.rows - i + n - 1) / n);  // units i, i + n, i + 2n, ...
+        s.src = unit.src + i * unit.src_stride;
+        s.dst = unit.dst + i * unit.dst_stride;
+        s.src_stride = unit.src_stride * n;
+        s.dst_stride = unit.dst_stride * n;
+        slices.push_back(s);
+    }
+    return slices;
+}
+
+namespace {
+
 class Binder {
 public:
     Binder(const Program& program, const hw::Config& config) : program_(program), config_(config), map_(config) {}
@@ -94,6 +132,7 @@ public:
         place_tensors();
         for (uint32_t k = 0; k < program_.kernels.size(); ++k) layouts_.push_back(place(program_, k, config_));
         for (uint32_t t = 0; t < program_.tasks.size(); ++t) tiles_.push_back(task_tile(program_, t, config_));
+        last_load_.assign(config_.compute_tiles, {0, 0});
         for_each_op(program_, [this](const DfxOp& op) { bind_op(op); });
         return std::move(bound_);
     }
@@ -132,12 +171,18 @@ private:
     void touch(hw::Level level, uint64_t addr, uint64_t rows, uint64_t row_bytes, uint64_t pitch, bool write,
                BoundOp& op) {
         const uint64_t space = (uint64_t(level) << 32) | tile_;
-        tracker_.access(space, addr, addr + (rows - 1) * pitch + row_bytes, write, op.id, op.deps);
+        tracker_.access(space, addr, addr + (rows - 1) * pitch + row_bytes, write, op.dfx_op, op.deps);
     }
 
-    void touch_acc(bool write, BoundOp& op) { tracker_.access(uint64_t(7) << 32 | tile_, 0, 1, write, op.id, op.deps); }
+    void touch_acc(bool write, BoundOp& op) {
+        tracker_.access(uint64_t(7) << 32 | tile_, 0, 1, write, op.dfx_op, op.deps);
+    }
 
+    // Dependencies are found per DFX op (the tracker records DFX ids: the slices of one LOAD or
+    // STORE write disjoint bytes and share the op's deps) and then expanded to bound ops.
     void bind_op(const DfxOp& d) {
+        if (d.id != bound_begin_.size()) throw CompileError("binder: DFX op ids are not consecutive");
+        bound_begin_.push_back(uint32_t(bound_.ops.size()));
         tile_ = tiles_[d.task];
         const Kernel& kernel = program_.kernels[program_.tasks[d.task].kernel];
         layout_ = &layouts_[program_.tasks[d.task].kernel];
@@ -168,7 +213,6 @@ private:
                 if (dst != hw::Level::Dram) touch(dst, x.dst, x.rows, x.row_bytes, x.dst_stride, true, op);
                 if (src == hw::Level::Dram || dst == hw::Level::Dram) {
                     op.engine = EngineKind::Dma;
-                    op.unit = dma_next_++ % config_.dma.count;
                     (src == hw::Level::Dram ? bound_.dram_read_bytes : bound_.dram_write_bytes) += x.bytes();
                 } else if (src == hw::Level::L1 || dst == hw::Level::L1) {
                     op.engine = EngineKind::Streamer;
@@ -214,7 +258,34 @@ private:
                 break;
             }
         }
-        normalize_deps(op.deps, op.id);
+        normalize_deps(op.deps, d.id);
+        std::vector<uint32_t> deps;
+        for (uint32_t dep : op.deps)
+            for (uint32_t b = bound_begin_[dep]; b < bound_begin_[dep + 1]; ++b) deps.push_back(b);
+        op.deps = std::move(deps);
+        if (op.engine != EngineKind::Dma) return push(std::move(op));
+        // A LOAD or STORE runs as slices on several DMA engines (same bytes, interleaved units).
+        const std::vector<hw::Transfer> slices =
+            split_dram_transfer(op.move, dma_slices(config_), config_.dram.interleave_bytes);
+        const uint32_t first = uint32_t(bound_.ops.size());
+        if (d.kind == DfxOpKind::Load) {
+            // One LOAD in flight per compute tile (its link carries about that much), in stream
+            // order: the DMA queues then interleave the tiles instead of serving every tile's
+            // prefetches before the next tile's first panel.
+            for (uint32_t b = last_load_[tile_].first; b < last_load_[tile_].second; ++b) op.deps.push_back(b);
+            last_load_[tile_] = {first, first + uint32_t(slices.size())};
+        }
+        for (size_t i = 0; i < slices.size(); ++i) {
+            BoundOp slice = op;
+            slice.move = slices[i];
+            slice.unit = uint32_t((dma_next_ + i) % config_.dma.count);
+            push(std::move(slice));
+        }
+        dma_next_ += uint32_t(slices.size());
+    }
+
+    void push(BoundOp op) {
+        op.id = op.move.id = uint32_t(bound_.ops.size());
         bound_.ops.push_back(std::move(op));
     }
 
@@ -228,6 +299,8 @@ private:
     const Layout* layout_ = nullptr;
     uint32_t tile_ = 0;
     uint32_t dma_next_ = 0;
+    std::vector<uint32_t> bound_begin_;  ///< per DFX op: its first bound op
+    std::vector<std::pair<uint32_t, uint32_t>> last_load_;  ///< per compute tile: bound ops of its last LOAD
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "compiler/bound_program.h"
 #include "compiler/dfx.h"
@@ -16,6 +17,19 @@ namespace kpu::compiler {
 
 /// Throws CompileError naming the tensor, the level and the numbers when something does not fit.
 BoundProgram bind(const Program& program, const hw::Config& config);
+
+/// How the binder runs one DRAM transfer (LOAD or STORE) on the DMA engines: cut into units
+/// (interleave blocks of `block` bytes when source and destination are both contiguous and the
+/// transfer is whole blocks, rows otherwise), unit u in slice u mod n, n = min(engines, units,
+/// bytes / block) slices. The slices cover the transfer's bytes exactly once, each at the same
+/// destination offset as before; n = 1 returns the transfer unchanged.
+std::vector<hw::Transfer> split_dram_transfer(const hw::Transfer& transfer, uint32_t engines, uint64_t block);
+
+/// How many DMA engines one LOAD or STORE is spread over: as many as the destination compute
+/// tile's link can feed (min(interconnect link, L3 ports) / DMA engine bandwidth), at least 1,
+/// at most the chip's engines. More would only queue at that tile's link while other tiles'
+/// transfers wait for an engine.
+uint32_t dma_slices(const hw::Config& config);
 
 /// The compute tile a task runs on.
 uint32_t task_tile(const Program& program, uint32_t task, const hw::Config& config);

@@ -81,7 +81,13 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     const hw::Derived derived = hw::derive(config);
     const double hz = config.clocks.fabric_hz;
     const double dram_per_cycle = derived.dma_bandwidth / hz;
-    const double bm_per_cycle = derived.l3_l2_bandwidth / double(T) / hz;
+    // The binder puts the A and the B moves on their own BlockMover, each into one L2 bank: a
+    // move runs at most at one bank's ports, so a tile gets at most two of those at once.
+    const double bm_move = std::min({config.block_mover.bandwidth_bytes_per_s,
+                                     config.l2.bandwidth_bytes_per_s * config.l2.ports,
+                                     config.l3.bandwidth_bytes_per_s * config.l3.ports});
+    const double bm_per_cycle =
+        std::min(derived.l3_l2_bandwidth / double(T), std::min(config.block_mover.count, 2u) * bm_move) / hz;
     const double st_per_cycle = derived.l2_l1_bandwidth / double(T) / hz;
 
     // One full task on one compute tile: the fabric, the BlockMovers and the Streamers overlap.

@@ -140,6 +140,102 @@ TEST(Binder, AProgramThatDoesNotFitNamesTensorLevelAndNumbers) {
     EXPECT_NE(e.find("bytes per compute tile in total but has "), std::string::npos) << e;
 }
 
+// ---- LOADs and STOREs over the DMA engines ---------------------------------------------------
+
+/// Every byte of `x`: source address -> destination address.
+std::map<uint64_t, uint64_t> byte_map(const hw::Transfer& x) {
+    std::map<uint64_t, uint64_t> out;
+    for (uint64_t r = 0; r < x.rows; ++r)
+        for (uint64_t c = 0; c < x.row_bytes; ++c) out[x.src + r * x.src_stride + c] = x.dst + r * x.dst_stride + c;
+    return out;
+}
+
+TEST(Binder, ADramTransferSplitOverEnginesMovesTheSameBytesExactlyOnce) {
+    struct Case {
+        hw::Transfer x;
+        uint32_t engines;
+        size_t slices;
+    };
+    auto transfer = [](uint32_t rows, uint32_t row_bytes, uint64_t src_stride, uint64_t dst_stride) {
+        hw::Transfer x;
+        x.src = 3 * 4096, x.dst = (uint64_t(1) << 40) + 128;
+        x.rows = rows, x.row_bytes = row_bytes, x.src_stride = src_stride, x.dst_stride = dst_stride;
+        return x;
+    };
+    const Case cases[] = {
+        {transfer(16, 4096, 4096, 4096), 4, 4},     // contiguous rows of one block: rows mod 4
+        {transfer(5, 8192, 8192, 8192), 4, 4},      // contiguous, 10 blocks: blocks mod 4 (uneven)
+        {transfer(100, 64, 4096, 64), 16, 1},       // 6400 bytes, strided: one block's worth, no split
+        {transfer(300, 64, 8192, 64), 16, 4},       // strided rows: 19200 bytes -> 4 slices of rows
+        {transfer(7, 4000, 4000, 4000), 4, 4},      // contiguous but not whole blocks: rows mod 4
+        {transfer(3, 8192, 16384, 8192), 16, 3},    // fewer rows than engines
+        {transfer(64, 4096, 4096, 4096), 1, 1},     // one engine
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(std::to_string(c.x.rows) + " x " + std::to_string(c.x.row_bytes));
+        const std::vector<hw::Transfer> slices = split_dram_transfer(c.x, c.engines, 4096);
+        EXPECT_EQ(slices.size(), c.slices);
+        const std::map<uint64_t, uint64_t> whole = byte_map(c.x);
+        std::map<uint64_t, uint64_t> parts;
+        uint64_t bytes = 0;
+        for (const hw::Transfer& s : slices) {
+            bytes += s.bytes();
+            for (const auto& [src, dst] : byte_map(s)) EXPECT_TRUE(parts.emplace(src, dst).second) << "twice " << src;
+        }
+        EXPECT_EQ(bytes, c.x.bytes());
+        EXPECT_EQ(parts, whole);
+    }
+}
+
+TEST(Binder, LoadsAndStoresRunOnEveryDmaEngineAndEachSliceCarriesTheOpsDeps) {
+    const hw::Config config = test::config("roofline-ref");
+    const Program p = test::compile_matmul(256, 256, 256, config);
+    const BoundProgram b = bind(p, config);
+    check_invariants(p, b, config);
+    std::map<uint32_t, std::vector<const BoundOp*>> by_dfx;
+    for (const BoundOp& op : b.ops) by_dfx[op.dfx_op].push_back(&op);
+    size_t split = 0;
+    for (const auto& [dfx, ops] : by_dfx) {
+        if (ops.size() == 1) continue;
+        ++split;
+        std::set<uint32_t> units;
+        for (const BoundOp* op : ops) {
+            EXPECT_EQ(op->engine, EngineKind::Dma);
+            EXPECT_EQ(op->deps, ops.front()->deps);  // none of them waits for a sibling
+            units.insert(op->unit);
+        }
+        EXPECT_EQ(units.size(), ops.size());
+    }
+    EXPECT_GT(split, 0u);
+    // The A panel (256 x 256, 64 blocks) goes over all four engines.
+    EXPECT_EQ(by_dfx[0].size(), config.dma.count);
+}
+
+TEST(Binder, ATileHasOneLoadInFlight) {
+    const hw::Config config = test::config("t64");
+    const hw::AddressMap map(config);
+    const Program p = test::compile_matmul(512, 512, 512, config);
+    const BoundProgram b = bind(p, config);
+    std::map<uint32_t, std::vector<uint32_t>> previous;  // tile -> slices of its last LOAD
+    std::map<uint32_t, std::vector<uint32_t>> loads;     // DFX op -> its slices
+    for (const BoundOp& op : b.ops)
+        if (op.engine == EngineKind::Dma && where(map, op.move.dst).level == hw::Level::L3)
+            loads[op.dfx_op].push_back(op.id);
+    ASSERT_GT(loads.size(), config.compute_tiles);
+    size_t chained = 0;
+    for (const auto& [dfx, slices] : loads) {
+        const uint32_t tile = b.ops[slices.front()].tile;
+        for (uint32_t s : slices)
+            for (uint32_t before : previous[tile]) {
+                const auto& deps = b.ops[s].deps;
+                EXPECT_NE(std::find(deps.begin(), deps.end(), before), deps.end()) << s << " after " << before;
+                ++chained;
+            }
+        previous[tile] = slices;
+    }
+    EXPECT_GT(chained, 0u);
+}
+
 // ---- hazards, by enumeration ------------------------------------------------------------------
 
 /// rows of row_bytes, `stride` apart, from `begin`; `end` bounds the last byte.
@@ -219,6 +315,11 @@ TEST(Binder, EveryConflictingPairIsOrderedIncludingWriteAfterRead) {
         EXPECT_GT(check_no_races(b), 0u);
         const BoundProgram ws = bind(test::compile_matmul(100, 90, 300, config, Dataflow::WeightStationary, true), config);
         EXPECT_GT(check_no_races(ws), 0u);
+        // Large enough that LOADs and STOREs are split over the DMA engines.
+        const BoundProgram big = bind(test::compile_matmul(96, 200, 120, config, Dataflow::OutputStationary, true), config);
+        ASSERT_LT(big.ops.size(), 4000u);
+        ASSERT_GT(big.ops.size(), big.ops.back().dfx_op + 1);
+        EXPECT_GT(check_no_races(big), 0u);
     }
 }
 

@@ -65,6 +65,25 @@ TEST(Tiler, TileSizesFollowTheFabricAndRaggedEdgesAreClipped) {
     EXPECT_EQ(t.tk, 30u);  // all of K fits in one chunk
 }
 
+TEST(Tiler, TheEstimateMovesL3ToL2AtTwoL2BankPortsPerTile) {
+    // t64: a BlockMover does 96 GB/s, but each move writes one L2 bank (48 GB/s), and the A and
+    // B moves run on the tile's two BlockMovers: 96 GB/s per tile, 64 bytes per 1.5 GHz cycle.
+    const hw::Config t64 = test::config("t64");
+    const Program p = test::compile_matmul(2048, 2048, 2048, t64);
+    TilingChoice c;
+    ASSERT_TRUE(evaluate_tiling(t64, p.graph, 0, Dataflow::OutputStationary, {16, 16, 0}, 5, 128, c));
+    EXPECT_EQ(c.tile.tk, 688u);
+    const double tiles = 5.0 * 128, K = 2048;  // the choice before this model: 26 tasks of 5 x 128 tiles
+    const double compute = tiles * (K + 3 * 32), onchip = tiles * 4 * (32 * K + 256);
+    const double task = std::max(compute, onchip / 64.0);
+    EXPECT_EQ(task, onchip / 64.0);  // bound by the BlockMovers, not the fabric
+    const double dram = 4.0 * (2048.0 * 2048 + 2048.0 * 2048 * 26 + 2048.0 * 2048), dram_per_cycle = 512e9 / 1.5e9;
+    EXPECT_GT(task, 1.5 * dram / dram_per_cycle);
+    const double prologue = 4.0 * 80 * K / (dram_per_cycle / 26);
+    EXPECT_EQ(c.dram_bytes, uint64_t(dram));
+    EXPECT_NEAR(c.cycles, std::max(task, dram / dram_per_cycle) + prologue, 1.0);
+}
+
 TEST(Tiler, AProgramThatCannotFitNamesTheTensorTheLevelAndTheNumbers) {
     // K so long that one 8-wide strip of B alone overflows the 256 KiB L3 of minimal.
     const std::string e = test::error_of([] { test::compile_matmul(8, 8, 1 << 16, test::config("minimal")); });
