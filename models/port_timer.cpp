@@ -47,9 +47,9 @@ PortTimer::TrainBooking PortTimer::book_bursts(Fs first, Fs last, uint32_t burst
     if (more_.empty()) {  // one port (most levels): one interval
         const Fs occupied = occupancy(bytes);
         note_occupancy(occupied);
-        const Booking b = reserve(first, occupied, owner, floor);
+        const Booking b = reserve(first, occupied, occupancy_of(first_bytes), owner, floor);
         train.first_done = b.start + latency_ + occupancy_of(first_bytes);
-        train.last_done = std::max(b.start + occupied, last + last_occupancy) + latency_;
+        train.last_done = std::max(b.done, last + last_occupancy + latency_);
         train.contended = b.contended;
         return train;
     }
@@ -63,9 +63,9 @@ PortTimer::TrainBooking PortTimer::book_bursts(Fs first, Fs last, uint32_t burst
         const Fs arrival = first + q * spacing, final = arrival + Fs(count - 1) * parts * spacing;
         const Fs occupied = occupancy(part_bytes);
         note_occupancy(occupied);
-        const Booking b = reserve(arrival, occupied, owner, floor);
+        const Booking b = reserve(arrival, occupied, occupancy_of(first_bytes), owner, floor);
         if (q == 0) train.first_done = b.start + latency_ + occupancy_of(first_bytes);
-        train.last_done = std::max(train.last_done, std::max(b.start + occupied, final + last_occupancy) + latency_);
+        train.last_done = std::max({train.last_done, b.done, final + last_occupancy + latency_});
         train.contended |= b.contended;
     }
     return train;
@@ -101,6 +101,7 @@ size_t PortTimer::Port::upper_bound(Fs t) const {
 }
 
 Fs PortTimer::Port::fit(Fs arrival, Fs occupied, Fs shortest) const {
+    hint_start = kNever;  // set again below where it finds a gap
     Fs start = arrival;
     if (at_end(arrival, start)) return start;
     // Before the newest interval's start: the first gap after arrival that holds the burst,
@@ -176,17 +177,36 @@ void PortTimer::Port::insert(Fs start, Fs end) {
     front_end = head < older.size() ? older[head].end : kNever;
 }
 
-PortTimer::Booking PortTimer::book_gap(Fs arrival, Fs occupied, const void* owner, Fs floor) {
-    Port* best = &first_;
-    Fs start = first_.fit(arrival, occupied, shortest_);
-    for (size_t p = 0; p < more_.size() && start > arrival; ++p) {
-        const Fs s = more_[p].fit(arrival, occupied, shortest_);
-        if (s < start) start = s, best = &more_[p];
-    }
-    const bool contended = start > arrival && best->owner != owner;
-    best->book(start, start + occupied, shortest_);
-    finish(*best, arrival, owner, floor);
-    return {start, start + latency_ + occupied, contended};
+Fs PortTimer::Port::room(Fs start) const {
+    if (hint_start != start || hint_next < head || hint_next > older.size()) return kNever;  // after the newest
+    return (hint_next < older.size() ? older[hint_next].start : last.start) - start;
+}
+
+PortTimer::Booking PortTimer::book_gap(Fs arrival, Fs occupied, Fs unit, const void* owner, Fs floor) {
+    Booking first{0, 0, false};
+    Fs at = arrival, left = occupied;
+    bool booked = false;
+    do {
+        // The earliest start of one unit (all that is left, if less), over the ports.
+        const Fs need = std::min(unit, left);
+        Port* best = &first_;
+        Fs start = first_.fit(at, need, shortest_);
+        for (size_t p = 0; p < more_.size() && start > at; ++p) {
+            const Fs s = more_[p].fit(at, need, shortest_);
+            if (s < start) start = s, best = &more_[p];
+        }
+        // As many whole units as the gap there holds (at least one); the rest goes on after.
+        Fs take = left;
+        if (const Fs room = best->room(start); room < left && unit < left) take = std::max(unit, room / unit * unit);
+        first.contended |= start > at && best->owner != owner;
+        best->book(start, start + take, shortest_);
+        finish(*best, arrival, owner, floor);
+        if (!booked) first.start = start, booked = true;
+        left -= take;
+        at = start + take;
+    } while (left > 0);
+    first.done = at + latency_;
+    return first;
 }
 
 }  // namespace kpu::model

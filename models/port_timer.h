@@ -71,7 +71,7 @@ public:
         else
             ++traffic_.reads, traffic_.bytes_read += bytes;
         if (bytes != cached_bytes_) new_size(bytes);
-        return reserve(arrival, cached_occupancy_, owner, floor);
+        return reserve(arrival, cached_occupancy_, cached_occupancy_, owner, floor);
     }
 
     /// A train: `bursts` bursts of one initiator, `bytes` in all, the first arriving at
@@ -107,15 +107,18 @@ public:
 
 private:
     /// Books `occupied` on the port that can start it first; with one or two ports (every
-    /// config so far) this is one or two looks at the newest interval.
-    Booking reserve(Fs arrival, Fs occupied, const void* owner, Fs floor) {
+    /// config so far) this is one or two looks at the newest interval. `unit` is the part
+    /// it may be split at (a train's bursts): booked in time order it is one interval; a
+    /// late one fills earlier idle gaps that hold at least one unit, in order, as bursts
+    /// booked one by one would. `done` is then the last part's end + latency.
+    Booking reserve(Fs arrival, Fs occupied, Fs unit, const void* owner, Fs floor) {
         busy_ += occupied;
         Port* best = &first_;
         Fs start = 0;
-        if (!first_.at_end(arrival, start)) return book_gap(arrival, occupied, owner, floor);
+        if (!first_.at_end(arrival, start)) return book_gap(arrival, occupied, unit, owner, floor);
         for (size_t p = 0; p < more_.size() && start > arrival; ++p) {
             Fs s = 0;
-            if (!more_[p].at_end(arrival, s)) return book_gap(arrival, occupied, owner, floor);
+            if (!more_[p].at_end(arrival, s)) return book_gap(arrival, occupied, unit, owner, floor);
             if (s < start) start = s, best = &more_[p];
         }
         Port& port = *best;
@@ -187,6 +190,9 @@ private:
         size_t upper_bound(Fs t) const;
         /// Earliest start >= arrival where the port is idle for `occupied`.
         Fs fit(Fs arrival, Fs occupied, Fs shortest) const;
+        /// How long the port stays idle from `start`, which fit() just returned (kNever: for
+        /// ever, after the newest interval).
+        Fs room(Fs start) const;
     };
 
     /// A burst size other than the last one's: its occupancy, and the shortest so far.
@@ -197,7 +203,7 @@ private:
     /// Keeps shortest_ (and what the ports know of their short gaps) true for `occupied`.
     void note_occupancy(Fs occupied);
     /// The general case: some port has to search its calendar for a gap.
-    Booking book_gap(Fs arrival, Fs occupied, const void* owner, Fs floor);
+    Booking book_gap(Fs arrival, Fs occupied, Fs unit, const void* owner, Fs floor);
     /// Owner, and the intervals that can no longer matter: older than the horizon behind the
     /// latest arrival, or ended by the floor. The newest interval always stays.
     void finish(Port& port, Fs arrival, const void* owner, Fs floor) {

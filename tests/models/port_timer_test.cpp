@@ -224,8 +224,9 @@ TEST(PortTimer, ATrainFinishesWhenItsBurstsBookedOneByOneWould) {
 }
 
 // A train is one busy interval: a second initiator's train waits behind it (and says it
-// was contended), or fills an idle gap before it that holds it whole.
-TEST(PortTimer, ASecondInitiatorsTrainQueuesBehindOrFillsAGapThatHoldsIt) {
+// was contended), or fills idle gaps before it, as many whole bursts as each gap holds,
+// the rest after (as its bursts booked one by one would).
+TEST(PortTimer, ASecondInitiatorsTrainQueuesBehindOrFillsTheGapsBeforeIt) {
     PortTimer port(1, 8e9, 1e9, 0);  // 64 B occupy 8 ns
     const int a = 0, b = 0;
     // a: 8 bursts arriving from 100 ns on, 8 ns apart: busy [100, 164) ns.
@@ -241,11 +242,16 @@ TEST(PortTimer, ASecondInitiatorsTrainQueuesBehindOrFillsAGapThatHoldsIt) {
     tb = port.book_train(0, 24'000'000, 4, 256, 64, 64, &b);
     EXPECT_FALSE(tb.contended);
     EXPECT_EQ(tb.last_done, 32'000'000u);
-    // 10 bursts from 40 ns need 80 ns; the 60 ns gap before a's train does not hold them.
+    // 10 bursts from 40 ns need 80 ns; the 60 ns gap before a's train holds 7 of them
+    // ([40, 96) ns), the other 3 go after b's first train ([196, 220) ns).
     tb = port.book_train(40'000'000, 112'000'000, 10, 640, 64, 64, &b);
-    EXPECT_EQ(tb.first_done, 204'000'000u);
-    EXPECT_EQ(tb.last_done, 276'000'000u);
+    EXPECT_EQ(tb.first_done, 48'000'000u);
+    EXPECT_EQ(tb.last_done, 220'000'000u);
     EXPECT_EQ(port.busy(), 26u * 8'000'000u);
+    // Now only [32, 40) and [96, 100) ns are idle before 220 ns: one burst fits the first.
+    tb = port.book_train(30'000'000, 38'000'000, 2, 128, 64, 64, &b);
+    EXPECT_EQ(tb.first_done, 40'000'000u);
+    EXPECT_EQ(tb.last_done, 228'000'000u);
 }
 
 }  // namespace
