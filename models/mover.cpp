@@ -173,7 +173,7 @@ bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* d
 }
 
 Mover::Region* Mover::region(uint64_t addr, uint32_t bytes) {
-    if (region_index_.empty()) region_index_.assign(4096, kNoRegion);  // on first use: most movers of a big SKU idle
+    if (region_index_.empty()) region_index_.assign(kIndexSlots, kNoRegion);  // on first use: most movers of a big SKU idle
     if (const uint32_t i = region_index_[region_slot(addr)]; i != kNoRegion) {
         Region& r = regions_[i];
         if (addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr) return &r;
@@ -194,7 +194,7 @@ Mover::Region* Mover::region(uint64_t addr, uint32_t bytes) {
         return nullptr;
     // Grants never overlap (one memory page, or one DRAM interleave block of it).
     constexpr size_t kMaxRegions = 8192;  // about 0.6 MB; then start over
-    if (regions_.size() >= kMaxRegions) forget_regions();
+    if (regions_.size() >= kMaxRegions) forget_regions(), region_index_.assign(kIndexSlots, kNoRegion);
     Region& r = regions_.emplace_back();
     r.lo = dmi.get_start_address();
     r.hi = dmi.get_end_address() + 1;

@@ -24,11 +24,9 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <vector>
 
 #include <systemc>
@@ -218,6 +216,7 @@ private:
     /// each. Found through a direct-mapped index over address granules (no larger than the
     /// smallest region), checked against the region's bounds.
     static constexpr uint32_t kNoRegion = ~0u;
+    static constexpr size_t kIndexSlots = 4096;  ///< a power of two
     std::vector<Region> regions_;
     std::vector<uint32_t> region_index_;
     uint32_t granule_shift_ = 6;  ///< log2 of the granule: at least a burst
