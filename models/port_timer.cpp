@@ -197,7 +197,7 @@ PortTimer::Booking PortTimer::book_gap(Fs arrival, Fs occupied, Fs unit, const v
         }
         // As many whole units as the gap there holds (at least one); the rest goes on after.
         Fs take = left;
-        if (const Fs room = best->room(start); room < left && unit < left) take = std::max(unit, room / unit * unit);
+        if (const Fs room = best->room(start); room < left && unit > 0 && unit < left) take = std::max(unit, room / unit * unit);
         first.contended |= start > at && best->owner != owner;
         best->book(start, start + take, shortest_);
         finish(*best, arrival, owner, floor);
