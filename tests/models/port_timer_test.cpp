@@ -186,6 +186,49 @@ TEST(PortTimer, OutOfOrderBookingsMatchTheReferenceCalendarExactly) {
 }
 
 
+// Trains among bursts, booked out of order (one port): a train of k bursts must book as if
+// its bursts came one after another from its first arrival (the front-compressed train),
+// each filling the first gap that holds it, which is what the reference calendar does
+// burst by burst; its last burst is done no earlier than its own arrival allows.
+TEST(PortTimer, TrainsAmongBurstsBookLikeTheirBurstsOneAfterAnother) {
+    for (Fs quantum : {Fs(50'000'000), Fs(1'000'000'000)}) {
+        PortTimer timer(1, 8e9, 1e9, 7);
+        ReferencePorts reference(1, 100'000'000'000);
+        std::mt19937_64 rng(quantum);
+        constexpr int kInitiators = 4;
+        std::vector<Fs> clock(kInitiators, 0);
+        int owners[kInitiators];
+        const Fs o = timer.occupancy(64), latency = timer.latency();
+        for (int i = 0; i < 40'000; ++i) {
+            const int who = int(rng() % kInitiators);
+            clock[who] += rng() % 2 == 0 ? rng() % (24 * 8'000'000) : 0;
+            const Fs front = *std::max_element(clock.begin(), clock.end());
+            if (front > quantum) clock[who] = std::max(clock[who], front - quantum);
+            const Fs floor = *std::min_element(clock.begin(), clock.end());
+            if (who < 2) {  // a single burst
+                const uint64_t bytes = std::vector<uint64_t>{16, 64, 200}[rng() % 3];
+                const auto got = timer.book(clock[who], bytes, &owners[who], false, floor);
+                const auto want = reference.book(clock[who], timer.occupancy(bytes), latency, &owners[who]);
+                ASSERT_EQ(got.start, want.start) << "booking " << i;
+                ASSERT_EQ(got.done, want.done) << "booking " << i;
+                continue;
+            }
+            const uint32_t k = 2 + uint32_t(rng() % 15);
+            const Fs first = clock[who], last = first + Fs(k - 1) * Fs(rng() % 3) * o / 2;
+            const auto got = timer.book_train(first, last, k, 64ull * k, 64, 64, &owners[who], false, floor);
+            Fs at = first, first_done = 0, end = 0;
+            for (uint32_t j = 0; j < k; ++j) {
+                const auto b = reference.book(at, o, latency, &owners[who]);
+                if (j == 0) first_done = b.done;
+                at = end = b.done - latency;
+            }
+            ASSERT_EQ(got.first_done, first_done) << "train " << i;
+            ASSERT_EQ(got.last_done, std::max(end, last + o) + latency) << "train " << i;
+            clock[who] = last;
+        }
+    }
+}
+
 // A train of one initiator's bursts, booked as one interval: for a lone initiator its first
 // and last burst are done exactly when booking every burst would have them done, whether
 // the port is the bottleneck (bursts queue), faster than the arrivals (each starts on
