@@ -138,8 +138,7 @@ void Mover::execute(const hw::Transfer& t) {
 
 Fs Mover::issue(Job& job, uint32_t bytes) {
     const Fs at = std::max(engine_free_, now_);
-    if (bytes != cached_bytes_) cached_bytes_ = bytes, cached_occupancy_ = Fs(double(bytes) * fs_per_byte_ + 0.5);
-    engine_free_ = at + cached_occupancy_;
+    engine_free_ = at + engine_occupancy(bytes);
     if (!job.started) job.start = at, job.started = true;
     return at;
 }
@@ -243,12 +242,12 @@ void Mover::sync() {
 void Mover::Train::add(Mover& m, uint64_t count, uint32_t n) {
     // The engine issues every burst in turn (issue(), in closed form): the first at the
     // later of its next free time and now, each further one its occupancy later.
-    if (n != m.cached_bytes_) m.cached_bytes_ = n, m.cached_occupancy_ = Fs(double(n) * m.fs_per_byte_ + 0.5);
+    const Fs occupied = m.engine_occupancy(n);
     const Fs at = std::max(m.engine_free_, m.now_);
     if (bursts == 0) first_at = at, first_bytes = n;
-    last_at = at + Fs(count - 1) * m.cached_occupancy_;
+    last_at = at + Fs(count - 1) * occupied;
     last_bytes = n;
-    m.engine_free_ = last_at + m.cached_occupancy_;
+    m.engine_free_ = last_at + occupied;
     bursts += uint32_t(count);
     bytes += count * n;
 }

@@ -136,6 +136,12 @@ private:
     const char* validate(const hw::Transfer& t) const;
     uint32_t burst_of(uint64_t addr) const;
     Fs issue(Job& job, uint32_t bytes);
+    /// The engine's time for a burst of `bytes` (nearly every burst has the same size: the
+    /// last one's is kept, no multiply).
+    Fs engine_occupancy(uint32_t bytes) {
+        if (bytes != cached_bytes_) cached_bytes_ = bytes, cached_occupancy_ = Fs(double(bytes) * fs_per_byte_ + 0.5);
+        return cached_occupancy_;
+    }
     bool access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* data, uint32_t bytes, Fs at, Fs& done);
     /// One timed read or write: through DMI when it can, else b_transport.
     bool timed(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* data, uint32_t bytes, Fs at, Fs& done);
@@ -195,7 +201,7 @@ private:
     Fs quantum_;
     Fs engine_free_ = 0;  ///< when the engine can issue its next burst
     uint32_t train_bytes_ = 0;
-    uint32_t cached_bytes_ = 0;  ///< nearly every burst has the same size: skip the multiply
+    uint32_t cached_bytes_ = 0;  ///< see engine_occupancy()
     Fs cached_occupancy_ = 0;
     Fs now_ = 0;          ///< kernel time, refreshed after every wait of the mover thread
     Fs busy_until_ = 0;
