@@ -23,6 +23,14 @@ public:
         return access(addr, const_cast<void*>(src), bytes, true);
     }
 
+    /// Where [addr, addr + bytes) can be read in place: a pointer when one granted region
+    /// holds it all, else nullptr (then read() copies it).
+    const unsigned char* readable_span(uint64_t addr, uint64_t bytes) {
+        const auto it = find(addr, false);
+        if (it == regions_.end() || bytes == 0 || bytes - 1 > it->second.end - addr) return nullptr;
+        return it->second.ptr + (addr - it->first);
+    }
+
     void invalidate(uint64_t start, uint64_t end);
 
 private:

@@ -13,79 +13,6 @@ namespace {
 
 const char* kMsgType = "kpu/fabric";
 
-/// Four floats in one vector register (SSE on x86-64, NEON on ARM; GCC/Clang vector
-/// extension, so no intrinsics and no target flags beyond the project's).
-typedef float Float4 __attribute__((vector_size(16)));
-
-Float4 load4(const float* p) {
-    Float4 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-
-void store4(float* p, Float4 v) { std::memcpy(p, &v, sizeof v); }
-
-/// C[m x n] += A[m x k] * B[k x n] for an R x 4V block of C held in registers while k
-/// streams: per element the same multiply-then-add in the same p order as a plain i-k-j
-/// loop, so the sums are bit for bit those of that loop (and of the hardware's PE chain).
-template <int R, int V>
-void gemm_block(float* c, uint32_t ldc, const float* a, uint32_t lda, const float* b, uint32_t ldb, uint32_t k) {
-    Float4 acc[R][V];
-    for (int r = 0; r < R; ++r)
-        for (int v = 0; v < V; ++v) acc[r][v] = load4(c + size_t(r) * ldc + 4 * v);
-    for (uint32_t p = 0; p < k; ++p) {
-        Float4 bv[V];
-        for (int v = 0; v < V; ++v) bv[v] = load4(b + size_t(p) * ldb + 4 * v);
-        for (int r = 0; r < R; ++r) {
-            const float x = a[size_t(r) * lda + p];
-            const Float4 av = {x, x, x, x};
-            for (int v = 0; v < V; ++v) acc[r][v] += av * bv[v];
-        }
-    }
-    for (int r = 0; r < R; ++r)
-        for (int v = 0; v < V; ++v) store4(c + size_t(r) * ldc + 4 * v, acc[r][v]);
-}
-
-/// The plain i-k-j loop, for the edges the register blocks do not cover.
-void gemm_edge(float* c, uint32_t ldc, const float* a, uint32_t lda, const float* b, uint32_t ldb, uint32_t m,
-               uint32_t n, uint32_t k) {
-    for (uint32_t i = 0; i < m; ++i) {
-        float* __restrict crow = c + size_t(i) * ldc;
-        const float* arow = a + size_t(i) * lda;
-        for (uint32_t p = 0; p < k; ++p) {
-            const float av = arow[p];
-            const float* __restrict brow = b + size_t(p) * ldb;
-            for (uint32_t j = 0; j < n; ++j) crow[j] += av * brow[j];
-        }
-    }
-}
-
-/// C[m x n] += A[m x k] * B[k x n]: the fabric's arithmetic, not the reference the tests
-/// compare with. Two rows by sixteen columns of C stay in registers while k streams; each
-/// sixteen-column panel of B is packed (k x 64 contiguous bytes, so it sits in the L1 cache
-/// without set conflicts whatever ldb is) and reused by every row pair. About twice the
-/// speed of the i-k-j loop it replaces, with the same bits.
-void gemm_accumulate(float* c, uint32_t ldc, const float* a, uint32_t lda, const float* b, uint32_t ldb, uint32_t m,
-                     uint32_t n, uint32_t k) {
-    const uint32_t m2 = m / 2 * 2;
-    uint32_t j = 0;
-    if (n >= 16) {
-        std::vector<float> panel(size_t(k) * 16);
-        for (; j + 16 <= n; j += 16) {
-            for (uint32_t p = 0; p < k; ++p) std::memcpy(&panel[size_t(p) * 16], b + size_t(p) * ldb + j, 16 * sizeof(float));
-            for (uint32_t i = 0; i < m2; i += 2)
-                gemm_block<2, 4>(c + size_t(i) * ldc + j, ldc, a + size_t(i) * lda, lda, panel.data(), 16, k);
-            if (m2 < m) gemm_block<1, 4>(c + size_t(m2) * ldc + j, ldc, a + size_t(m2) * lda, lda, panel.data(), 16, k);
-        }
-    }
-    for (; j + 4 <= n; j += 4) {
-        for (uint32_t i = 0; i < m2; i += 2)
-            gemm_block<2, 1>(c + size_t(i) * ldc + j, ldc, a + size_t(i) * lda, lda, b + j, ldb, k);
-        if (m2 < m) gemm_block<1, 1>(c + size_t(m2) * ldc + j, ldc, a + size_t(m2) * lda, lda, b + j, ldb, k);
-    }
-    if (j < n) gemm_edge(c + j, ldc, a, lda, b + j, ldb, m, n - j, k);
-}
-
 float gelu(float x) {
     constexpr float kSqrt2OverPi = 0.7978845608028654f;
     return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
@@ -132,13 +59,22 @@ void SystolicFabric::run() {
     }
 }
 
-bool SystolicFabric::load_tile(uint64_t addr, uint32_t rows, uint32_t cols, uint32_t pitch, std::vector<float>& out) {
-    out.resize(size_t(rows) * cols);
+bool SystolicFabric::operand_rows(uint64_t addr, uint32_t rows, uint32_t cols, uint32_t pitch,
+                                  std::vector<float>& staging, std::vector<const float*>& out) {
+    out.resize(rows);
+    if (staging.size() < size_t(rows) * cols) staging.resize(size_t(rows) * cols);
     const uint64_t row_bytes = uint64_t(cols) * sizeof(float);
-    if (pitch == cols) return l1_.read(addr, out.data(), rows * row_bytes);
-    for (uint32_t r = 0; r < rows; ++r)
-        if (!l1_.read(addr + uint64_t(r) * pitch * sizeof(float), out.data() + size_t(r) * cols, row_bytes))
-            return false;
+    for (uint32_t r = 0; r < rows; ++r) {
+        const uint64_t at = addr + uint64_t(r) * pitch * sizeof(float);
+        const unsigned char* in_place = l1_.readable_span(at, row_bytes);
+        if (in_place && reinterpret_cast<uintptr_t>(in_place) % alignof(float) == 0) {
+            out[r] = reinterpret_cast<const float*>(in_place);
+            continue;
+        }
+        float* copy = staging.data() + size_t(r) * cols;
+        if (!l1_.read(at, copy, row_bytes)) return false;
+        out[r] = copy;
+    }
     return true;
 }
 
@@ -157,8 +93,8 @@ bool SystolicFabric::execute_matmul(const hw::MatmulCommand& c) {
         SC_REPORT_WARNING(kMsgType, msg.str().c_str());
         return false;
     }
-    if (!load_tile(c.a, c.m, c.k, c.lda, a_)) return refuse("A", c.a, uint64_t(c.m) * c.lda * 4);
-    if (!load_tile(c.b, c.k, c.n, c.ldb, b_)) return refuse("B", c.b, uint64_t(c.k) * c.ldb * 4);
+    if (!operand_rows(c.a, c.m, c.k, c.lda, a_, a_rows_)) return refuse("A", c.a, uint64_t(c.m) * c.lda * 4);
+    if (!operand_rows(c.b, c.k, c.n, c.ldb, b_, b_rows_)) return refuse("B", c.b, uint64_t(c.k) * c.ldb * 4);
     if (!c.accumulate || acc_rows_ != c.m || acc_cols_ != c.n) {
         if (c.accumulate) {
             std::ostringstream msg;
@@ -171,7 +107,7 @@ bool SystolicFabric::execute_matmul(const hw::MatmulCommand& c) {
         acc_cols_ = c.n;
         acc_.assign(size_t(c.m) * c.n, 0.0f);
     }
-    gemm_accumulate(acc_.data(), c.n, a_.data(), c.k, b_.data(), c.n, c.m, c.n, c.k);
+    gemm_(acc_.data(), c.n, a_rows_.data(), b_rows_.data(), c.m, c.n, c.k);
     macs_ += uint64_t(c.m) * c.n * c.k;
     l1_read_ += (uint64_t(c.m) * c.k + uint64_t(c.k) * c.n) * sizeof(float);
     return true;
@@ -186,8 +122,9 @@ bool SystolicFabric::execute_drain(const hw::DrainCommand& c) {
         return refuse("asks for " + std::to_string(c.m) + "x" + std::to_string(c.n) + " but the accumulators hold " +
                       std::to_string(acc_rows_) + "x" + std::to_string(acc_cols_));
     if (c.ldc < c.n) return refuse("ldc " + std::to_string(c.ldc) + " < n " + std::to_string(c.n));
-    std::vector<float> bias;
-    if (c.has_bias && !load_tile(c.bias, 1, c.n, c.n, bias)) return refuse("cannot read the bias from L1");
+    std::vector<float> bias(c.has_bias ? c.n : 0);
+    if (c.has_bias && !l1_.read(c.bias, bias.data(), uint64_t(c.n) * sizeof(float)))
+        return refuse("cannot read the bias from L1");
     if (c.has_bias) l1_read_ += uint64_t(c.n) * sizeof(float);
     l1_written_ += uint64_t(c.m) * c.n * sizeof(float);
     out_.resize(c.n);

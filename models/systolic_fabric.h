@@ -18,6 +18,7 @@
 #include "hardware/config.h"
 #include "hardware/fabric_command.h"
 #include "models/dmi_cache.h"
+#include "models/fabric_kernel.h"
 
 namespace kpu::model {
 
@@ -53,7 +54,10 @@ private:
     void run();
     bool execute_matmul(const hw::MatmulCommand& c);
     bool execute_drain(const hw::DrainCommand& c);
-    bool load_tile(uint64_t addr, uint32_t rows, uint32_t cols, uint32_t pitch, std::vector<float>& out);
+    /// Row pointers of a rows x cols operand at addr (pitch in floats): in place in L1 where
+    /// DMI grants it, else copied into `staging`. False if a row is not readable.
+    bool operand_rows(uint64_t addr, uint32_t rows, uint32_t cols, uint32_t pitch, std::vector<float>& staging,
+                      std::vector<const float*>& out);
     void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end);
 
     const hw::Config& config_;
@@ -64,7 +68,9 @@ private:
     Completion completion_;
     std::vector<float> acc_;                ///< accumulators, acc_rows_ x acc_cols_
     uint32_t acc_rows_ = 0, acc_cols_ = 0;
+    GemmKernel gemm_;                       ///< the arithmetic, in the host's widest vectors
     std::vector<float> a_, b_, out_;        ///< operand and drain staging, reused
+    std::vector<const float*> a_rows_, b_rows_;
     sc_core::sc_time busy_ = sc_core::SC_ZERO_TIME;
     uint64_t macs_ = 0;
     uint64_t commands_ = 0;
