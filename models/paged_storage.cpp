@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace kpu::model {
 
@@ -21,7 +22,8 @@ PagedStorage::PagedStorage(uint64_t capacity, uint64_t page_bytes)
 uint8_t* PagedStorage::page_at(uint64_t index) {
     auto& p = pages_[index];
     if (!p) {
-        p.reset(new uint8_t[page_bytes()]());  // zeroed: a fresh page reads as zeros
+        p.reset(static_cast<uint8_t*>(std::calloc(1, page_bytes())));  // a fresh page reads as zeros
+        if (!p) throw std::bad_alloc();
         ++allocated_;
     }
     return p.get();

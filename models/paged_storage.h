@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -39,10 +40,16 @@ public:
 private:
     uint8_t* page_at(uint64_t index);
 
+    /// Pages come from calloc: fresh memory from the system is already zero, so a new page
+    /// costs its first-touch faults only, not a memset before them as well.
+    struct Free {
+        void operator()(uint8_t* p) const { std::free(p); }
+    };
+
     uint64_t capacity_;
     uint32_t page_shift_;
     uint64_t allocated_ = 0;
-    std::vector<std::unique_ptr<uint8_t[]>> pages_;  ///< nullptr: never written, reads as zeros
+    std::vector<std::unique_ptr<uint8_t, Free>> pages_;  ///< nullptr: never written, reads as zeros
 };
 
 }  // namespace kpu::model
