@@ -49,6 +49,7 @@ public:
     uint64_t l1_bytes_read() const { return l1_read_; }      ///< operands (and bias) read from L1
     uint64_t l1_bytes_written() const { return l1_written_; }  ///< drained results written to L1
     sc_core::sc_time cycle() const { return cycle_; }
+    const char* kernel_isa() const { return gemm_.isa(); }  ///< the vectors its arithmetic runs in
 
 private:
     void run();
