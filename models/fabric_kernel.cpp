@@ -17,8 +17,7 @@ typedef float V16 __attribute__((vector_size(64)));
 /// An R x (Vn lanes) block of C held in registers while k streams. b: row p of the block's
 /// columns at b + p * ldb. Per element: multiply, then add, in p order.
 template <typename V, int R, int Vn>
-KPU_INLINE void gemm_block(float* c, uint32_t ldc, const float* const* a, uint32_t a_col, const float* b, uint32_t ldb,
-                           uint32_t k) {
+KPU_INLINE void gemm_block(float* c, uint32_t ldc, const float* const* a, const float* b, uint32_t ldb, uint32_t k) {
     constexpr int L = int(sizeof(V) / sizeof(float));
     V acc[R][Vn];
     for (int r = 0; r < R; ++r)
@@ -27,7 +26,7 @@ KPU_INLINE void gemm_block(float* c, uint32_t ldc, const float* const* a, uint32
         V bv[Vn];
         for (int v = 0; v < Vn; ++v) std::memcpy(&bv[v], b + size_t(p) * ldb + L * v, sizeof(V));
         for (int r = 0; r < R; ++r) {
-            const float x = a[r][a_col + p];
+            const float x = a[r][p];
             for (int v = 0; v < Vn; ++v) acc[r][v] += bv[v] * x;  // the scalar is broadcast exactly
         }
     }
@@ -48,8 +47,8 @@ KPU_INLINE void gemm(float* c, uint32_t ldc, const float* const* a, const float*
     for (; j + kPanel <= n; j += kPanel) {
         for (uint32_t p = 0; p < k; ++p) std::memcpy(panel + size_t(p) * kPanel, b[p] + j, kPanel * sizeof(float));
         uint32_t i = 0;
-        for (; i < m_blocks; i += R) gemm_block<V, R, Vn>(c + size_t(i) * ldc + j, ldc, a + i, 0, panel, kPanel, k);
-        for (; i < m; ++i) gemm_block<V, 1, Vn>(c + size_t(i) * ldc + j, ldc, a + i, 0, panel, kPanel, k);
+        for (; i < m_blocks; i += R) gemm_block<V, R, Vn>(c + size_t(i) * ldc + j, ldc, a + i, panel, kPanel, k);
+        for (; i < m; ++i) gemm_block<V, 1, Vn>(c + size_t(i) * ldc + j, ldc, a + i, panel, kPanel, k);
     }
     for (; j < n; ++j)  // the last n % 16 columns, one at a time
         for (uint32_t i = 0; i < m; ++i) {
