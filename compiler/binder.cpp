@@ -134,7 +134,7 @@ public:
         place_tensors();
         for (uint32_t k = 0; k < program_.kernels.size(); ++k) layouts_.push_back(place(program_, k, config_));
         for (uint32_t t = 0; t < program_.tasks.size(); ++t) tiles_.push_back(task_tile(program_, t, config_));
-        recent_loads_.assign(config_.compute_tiles, {});
+        last_big_load_.assign(config_.compute_tiles, {0, 0});
         load_window_ = uint64_t(tile_link_bandwidth(config_) * config_.dram.latency_cycles / config_.clocks.dram_hz);
         for_each_op(program_, [this](const DfxOp& op) { bind_op(op); });
         return std::move(bound_);
@@ -271,22 +271,14 @@ private:
         const std::vector<hw::Transfer> slices =
             split_dram_transfer(op.move, dma_slices(config_), config_.dram.interleave_bytes);
         const uint32_t first = uint32_t(bound_.ops.size());
-        if (d.kind == DfxOpKind::Load) {
-            // A compute tile's LOADs overlap only while together they fit what its link moves
-            // in one DRAM latency; a LOAD waits for the newest earlier one that does not fit
-            // with it (a big LOAD: the previous one). So one big LOAD is in flight per tile, in
-            // stream order: the DMA queues interleave the tiles instead of serving every tile's
-            // prefetches before the next tile's first panel; small LOADs still share a latency.
-            std::vector<RecentLoad>& recent = recent_loads_[tile_];
-            uint64_t together = op.move.bytes();
-            for (auto it = recent.rbegin(); it != recent.rend(); ++it) {
-                together += it->bytes;
-                if (together <= load_window_) continue;
-                for (uint32_t b = it->first; b < it->past; ++b) op.deps.push_back(b);
-                recent.erase(recent.begin(), std::prev(it.base()));  // older ones: behind it already
-                break;
-            }
-            recent.push_back({first, first + uint32_t(slices.size()), op.move.bytes()});
+        if (d.kind == DfxOpKind::Load && op.move.bytes() > load_window_) {
+            // One big LOAD in flight per compute tile, in stream order: a LOAD of more than its
+            // link moves in one DRAM latency waits for the tile's previous such LOAD, so the DMA
+            // queues interleave the tiles instead of serving every tile's prefetches before the
+            // next tile's first panel. Smaller LOADs (a bias, a narrow strip) take little of the
+            // link and mostly wait for DRAM: they wait for no LOAD.
+            for (uint32_t b = last_big_load_[tile_].first; b < last_big_load_[tile_].second; ++b) op.deps.push_back(b);
+            last_big_load_[tile_] = {first, first + uint32_t(slices.size())};
         }
         for (size_t i = 0; i < slices.size(); ++i) {
             BoundOp slice = op;
@@ -313,11 +305,7 @@ private:
     uint32_t tile_ = 0;
     uint32_t dma_next_ = 0;
     std::vector<uint32_t> bound_begin_;  ///< per DFX op: its first bound op
-    struct RecentLoad {
-        uint32_t first, past;  ///< its bound ops (the slices)
-        uint64_t bytes;
-    };
-    std::vector<std::vector<RecentLoad>> recent_loads_;  ///< per compute tile, stream order
+    std::vector<std::pair<uint32_t, uint32_t>> last_big_load_;  ///< per compute tile: its bound ops (slices)
     uint64_t load_window_ = 0;                           ///< bytes: tile link bandwidth x DRAM latency
 };
 
