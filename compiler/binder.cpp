@@ -87,11 +87,12 @@ uint32_t unit_for(const Op& op, uint32_t tensor, uint32_t count) {
     return role % count;
 }
 
-}  // namespace
-
+/// What one compute tile's link from the interconnect into its L3 carries, bytes/s.
 double tile_link_bandwidth(const hw::Config& config) {
     return std::min(config.interconnect.bandwidth_bytes_per_s, config.l3.bandwidth_bytes_per_s * config.l3.ports);
 }
+
+}  // namespace
 
 uint32_t dma_slices(const hw::Config& config) {
     const double n = std::floor(tile_link_bandwidth(config) / config.dma.bandwidth_bytes_per_s);
