@@ -288,11 +288,18 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
     // Bursts whose source and destination stay in the same two DMI regions (rows of a
     // strided transfer included) gather into a train of up to train_bytes_, booked at once.
     const uint64_t train_cap = std::max<uint64_t>(train_bytes_, burst);
+    // A contiguous transfer (both strides are the row) is walked as one row. Its bursts are
+    // the same when the rows are whole bursts and one side starts on a burst boundary: then
+    // every row end is a burst boundary on that side, where a burst is cut anyway.
+    uint64_t rows = t.rows, row_bytes = t.row_bytes;
+    if (t.src_stride == row_bytes && t.dst_stride == row_bytes && row_bytes % burst == 0 &&
+        ((t.src & mask) == 0 || (t.dst & mask) == 0))
+        row_bytes *= rows, rows = 1;
     Train train;
     Region& from = train.from;
     Region& to = train.to;
-    for (uint32_t r = 0; r < t.rows; ++r) {
-        uint64_t src = t.src + r * t.src_stride, dst = t.dst + r * t.dst_stride, left = t.row_bytes;
+    for (uint64_t r = 0; r < rows; ++r) {
+        uint64_t src = t.src + r * t.src_stride, dst = t.dst + r * t.dst_stride, left = row_bytes;
         while (left) {
             const uint32_t n = piece(src, dst, left);
             bool direct = false;
