@@ -241,6 +241,12 @@ private:
                 m.accumulate = d.accumulate;
                 touch(hw::Level::L1, m.a, m.m, uint64_t(m.k) * 4, uint64_t(m.lda) * 4, false, op);
                 touch(hw::Level::L1, m.b, m.k, uint64_t(m.n) * 4, uint64_t(m.ldb) * 4, false, op);
+                if (d.load_c) {
+                    m.load_c = true;
+                    m.c = address(d.c);
+                    m.ldc = layout_->pitch[int(d.c.buffer)];
+                    touch(hw::Level::L1, m.c, m.m, uint64_t(m.n) * 4, uint64_t(m.ldc) * 4, false, op);
+                }
                 touch_acc(true, op);
                 bound_.macs += uint64_t(m.m) * m.n * m.k;
                 break;
@@ -343,6 +349,11 @@ std::string write_bound_program(const BoundProgram& bound) {
             o["matmul"] = {{"a", op.matmul.a},     {"b", op.matmul.b}, {"lda", op.matmul.lda},
                            {"ldb", op.matmul.ldb}, {"m", op.matmul.m}, {"n", op.matmul.n},
                            {"k", op.matmul.k},     {"accumulate", op.matmul.accumulate}};
+        if (op.kind == BoundOp::Kind::Matmul && op.matmul.load_c) {
+            o["matmul"]["load_c"] = true;
+            o["matmul"]["c"] = op.matmul.c;
+            o["matmul"]["ldc"] = op.matmul.ldc;
+        }
         if (op.kind == BoundOp::Kind::Drain)
             o["drain"] = {{"c", op.drain.c},
                           {"ldc", op.drain.ldc},

@@ -76,20 +76,29 @@ std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, T
 }
 
 std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent) {
-    const uint64_t tm = tile.tm, tn = tile.tn, tk = tile.tk;
+    const uint64_t tm = tile.tm, tn = tile.tn, tk = tile.tk, kc = tile.pass_k(k);
     const bool os = dataflow == Dataflow::OutputStationary;
     std::vector<BufferSpec> plan;
     auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
         plan.push_back({buffer, level_of(buffer), slots, rows * pitch * 4, uint32_t(pitch), tensor});
     };
+    // With several K passes, `out` holds the whole task's C: partial sums wait there for the
+    // next pass; with one, two strips' worth alternate.
+    const bool passes = kc < k;
     if (os) {
-        add(Buffer::Panel, 1, extent.rows, k, op.a);
-        add(Buffer::Strip, 2, k, tn, op.b);
-        add(Buffer::Out, 2, extent.rows, tn, op.c);
+        add(Buffer::Panel, 1, extent.rows, kc, op.a);
+        add(Buffer::Strip, 2, kc, tn, op.b);
+        if (passes)
+            add(Buffer::Out, 1, extent.rows, extent.cols, op.c);
+        else
+            add(Buffer::Out, 2, extent.rows, tn, op.c);
     } else {
-        add(Buffer::Panel, 1, k, extent.cols, op.b);
-        add(Buffer::Strip, 2, tm, k, op.a);
-        add(Buffer::Out, 2, tm, extent.cols, op.c);
+        add(Buffer::Panel, 1, kc, extent.cols, op.b);
+        add(Buffer::Strip, 2, tm, kc, op.a);
+        if (passes)
+            add(Buffer::Out, 1, extent.rows, extent.cols, op.c);
+        else
+            add(Buffer::Out, 2, tm, extent.cols, op.c);
     }
     add(Buffer::A2, 2, tm, tk, op.a);
     add(Buffer::B2, 2, tk, tn, op.b);
@@ -252,7 +261,8 @@ private:
         finish();
     }
 
-    void matmul(BufferRef a, BufferRef b, Span1 I, Span1 J, Span1 Q, bool accumulate) {
+    /// `c_in`: the accumulators start from this C tile (a partial sum) instead of zero.
+    void matmul(BufferRef a, BufferRef b, Span1 I, Span1 J, Span1 Q, bool accumulate, const BufferRef* c_in) {
         const uint64_t m = I.count, n = J.count, k = Q.count;
         begin(DfxOpKind::Matmul);
         op_.row = I.first;
@@ -266,6 +276,11 @@ private:
         op_.accumulate = accumulate;
         touch(a, m, k, false);
         touch(b, k, n, false);
+        if (c_in) {
+            op_.load_c = true;
+            op_.c = *c_in;
+            touch(*c_in, m, n, false);
+        }
         tracker_.access(kAcc, 0, 1, true, op_.id, op_.deps);
         finish();
     }
@@ -300,56 +315,78 @@ private:
         const TileShape tile = kernel.tile;
         const bool os = kernel.dataflow == Dataflow::OutputStationary;
         const Extent2 e = task_elements(program_, task);
-        const uint32_t ks = tile_count(K, tile.tk);
-        const uint32_t panel_pitch = pitch(Buffer::Panel);
+        const uint64_t kc = tile.pass_k(K);
+        const uint32_t passes = tile_count(K, uint32_t(kc));
+        const uint32_t panel_pitch = pitch(Buffer::Panel), out_pitch = pitch(Buffer::Out);
 
-        if (os)
-            load(op.a, e.r0, 0, e.r1 - e.r0, K, {Buffer::Panel, 0, 0});
-        else
-            load(op.b, 0, e.c0, K, e.c1 - e.c0, {Buffer::Panel, 0, 0});
-        if (op.bias) {
-            load(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0});
-            move(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0}, {Buffer::Bias2, 0, 0});
-            move(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias2, 0, 0}, {Buffer::Bias1, 0, 0});
-        }
-        uint32_t chunk = 0, fabric_tile = 0;
+        uint32_t chunk = 0, fabric_tile = 0, strips = 0;
         // Outer loop: strips of the streamed operand; inner: fabric tiles along the panel.
         const uint32_t outer0 = os ? task.c0 : task.r0, outer1 = os ? task.c1 : task.r1;
         const uint32_t inner0 = os ? task.r0 : task.c0, inner1 = os ? task.r1 : task.c1;
-        for (uint32_t s = outer0; s < outer1; ++s) {
-            const uint32_t slot = (s - outer0) % 2;
-            const BufferRef strip{Buffer::Strip, slot, 0}, out{Buffer::Out, slot, 0};
-            const Span1 S = tile_span(os ? N : M, os ? tile.tn : tile.tm, s);
+        for (uint32_t p = 0; p < passes; ++p) {
+            const Span1 P = tile_span(K, uint32_t(kc), p);  // this pass's part of K
+            const bool last = p + 1 == passes;
             if (os)
-                load(op.b, 0, S.first, K, S.count, strip);
+                load(op.a, e.r0, P.first, e.r1 - e.r0, P.count, {Buffer::Panel, 0, 0});
             else
-                load(op.a, S.first, 0, S.count, K, strip);
-            for (uint32_t f = inner0; f < inner1; ++f) {
-                const Span1 F = tile_span(os ? M : N, os ? tile.tm : tile.tn, f);
-                const Span1 I = os ? F : S, J = os ? S : F;
-                for (uint32_t q = 0; q < ks; ++q, ++chunk) {
-                    const Span1 Q = tile_span(K, tile.tk, q);
-                    const uint32_t cs = chunk % 2;
-                    const BufferRef a_src = os ? BufferRef{Buffer::Panel, 0, (I.first - e.r0) * K + Q.first}
-                                               : BufferRef{Buffer::Strip, slot, Q.first};
-                    const BufferRef b_src = os ? BufferRef{Buffer::Strip, slot, Q.first * tile.tn}
-                                               : BufferRef{Buffer::Panel, 0, Q.first * panel_pitch + (J.first - e.c0)};
-                    move(op.a, I.first, Q.first, I.count, Q.count, a_src, {Buffer::A2, cs, 0});
-                    move(op.b, Q.first, J.first, Q.count, J.count, b_src, {Buffer::B2, cs, 0});
-                    move(op.a, I.first, Q.first, I.count, Q.count, {Buffer::A2, cs, 0}, {Buffer::A1, cs, 0});
-                    move(op.b, Q.first, J.first, Q.count, J.count, {Buffer::B2, cs, 0}, {Buffer::B1, cs, 0});
-                    matmul({Buffer::A1, cs, 0}, {Buffer::B1, cs, 0}, I, J, Q, q > 0);
-                }
-                const uint32_t fs = fabric_tile++ % 2;
-                drain({Buffer::C1, fs, 0}, op.bias.has_value(), {Buffer::Bias1, 0, J.first - e.c0}, I, J, op.activation);
-                move(op.c, I.first, J.first, I.count, J.count, {Buffer::C1, fs, 0}, {Buffer::C2, fs, 0});
-                const uint64_t out_offset = os ? (I.first - e.r0) * tile.tn : (J.first - e.c0);
-                move(op.c, I.first, J.first, I.count, J.count, {Buffer::C2, fs, 0}, {Buffer::Out, slot, out_offset});
+                load(op.b, P.first, e.c0, P.count, e.c1 - e.c0, {Buffer::Panel, 0, 0});
+            if (p == 0 && op.bias) {
+                load(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0});
+                move(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0}, {Buffer::Bias2, 0, 0});
+                move(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias2, 0, 0}, {Buffer::Bias1, 0, 0});
             }
-            if (os)
-                store(op.c, e.r0, S.first, e.r1 - e.r0, S.count, out);
-            else
-                store(op.c, S.first, e.c0, S.count, e.c1 - e.c0, out);
+            for (uint32_t s = outer0; s < outer1; ++s) {
+                const uint32_t slot = strips++ % 2;
+                const BufferRef strip{Buffer::Strip, slot, 0};
+                const Span1 S = tile_span(os ? N : M, os ? tile.tn : tile.tm, s);
+                if (os)
+                    load(op.b, P.first, S.first, P.count, S.count, strip);
+                else
+                    load(op.a, S.first, P.first, S.count, P.count, strip);
+                for (uint32_t f = inner0; f < inner1; ++f) {
+                    const Span1 F = tile_span(os ? M : N, os ? tile.tm : tile.tn, f);
+                    const Span1 I = os ? F : S, J = os ? S : F;
+                    const uint32_t fs = fabric_tile++ % 2;
+                    const BufferRef c1{Buffer::C1, fs, 0}, c2{Buffer::C2, fs, 0};
+                    // One pass: the C tile goes to this strip's out slot; several: to its place
+                    // in the task's C, where the next pass picks it up again.
+                    const BufferRef out =
+                        passes > 1 ? BufferRef{Buffer::Out, 0, (I.first - e.r0) * out_pitch + (J.first - e.c0)}
+                                   : BufferRef{Buffer::Out, slot, os ? (I.first - e.r0) * tile.tn : (J.first - e.c0)};
+                    if (p > 0) {
+                        move(op.c, I.first, J.first, I.count, J.count, out, c2);
+                        move(op.c, I.first, J.first, I.count, J.count, c2, c1);
+                    }
+                    const uint32_t ks = tile_count(P.count, tile.tk);
+                    for (uint32_t q = 0; q < ks; ++q, ++chunk) {
+                        Span1 Q = tile_span(P.count, tile.tk, q);
+                        const uint64_t in_pass = Q.first;  // offset of the chunk in this pass
+                        Q.first += P.first;
+                        const uint32_t cs = chunk % 2;
+                        const BufferRef a_src = os ? BufferRef{Buffer::Panel, 0, (I.first - e.r0) * panel_pitch + in_pass}
+                                                   : BufferRef{Buffer::Strip, slot, in_pass};
+                        const BufferRef b_src = os ? BufferRef{Buffer::Strip, slot, in_pass * tile.tn}
+                                                   : BufferRef{Buffer::Panel, 0, in_pass * panel_pitch + (J.first - e.c0)};
+                        move(op.a, I.first, Q.first, I.count, Q.count, a_src, {Buffer::A2, cs, 0});
+                        move(op.b, Q.first, J.first, Q.count, J.count, b_src, {Buffer::B2, cs, 0});
+                        move(op.a, I.first, Q.first, I.count, Q.count, {Buffer::A2, cs, 0}, {Buffer::A1, cs, 0});
+                        move(op.b, Q.first, J.first, Q.count, J.count, {Buffer::B2, cs, 0}, {Buffer::B1, cs, 0});
+                        matmul({Buffer::A1, cs, 0}, {Buffer::B1, cs, 0}, I, J, Q, q > 0, q == 0 && p > 0 ? &c1 : nullptr);
+                    }
+                    // The epilogue belongs to the finished sum: the last pass only.
+                    drain(c1, last && op.bias.has_value(), {Buffer::Bias1, 0, J.first - e.c0}, I, J,
+                          last ? op.activation : Activation::None);
+                    move(op.c, I.first, J.first, I.count, J.count, c1, c2);
+                    move(op.c, I.first, J.first, I.count, J.count, c2, out);
+                }
+                if (!last) continue;
+                const uint64_t at = passes > 1 ? (os ? S.first - e.c0 : (S.first - e.r0) * out_pitch) : 0;
+                const BufferRef done{Buffer::Out, passes > 1 ? 0 : slot, at};
+                if (os)
+                    store(op.c, e.r0, S.first, e.r1 - e.r0, S.count, done);
+                else
+                    store(op.c, S.first, e.c0, S.count, e.c1 - e.c0, done);
+            }
         }
     }
 

@@ -19,10 +19,14 @@ enum class Dataflow : uint8_t { OutputStationary, WeightStationary };
 const char* to_string(Dataflow dataflow);
 bool parse_dataflow(const std::string& name, Dataflow& out);
 
-/// The fabric tile: C block tm x tn held in the fabric, K moved in chunks of tk.
+/// The fabric tile: C block tm x tn held in the fabric, K moved in chunks of tk. K is run in
+/// passes of kc elements (a multiple of tk, or all of K): the L3 panel and strips hold one
+/// pass, and a C tile's partial sum goes back to L3 between passes. kc = 0 means all of K.
 struct TileShape {
-    uint32_t tm = 0, tn = 0, tk = 0;
-    bool operator==(const TileShape& o) const { return tm == o.tm && tn == o.tn && tk == o.tk; }
+    uint32_t tm = 0, tn = 0, tk = 0, kc = 0;
+    bool operator==(const TileShape& o) const { return tm == o.tm && tn == o.tn && tk == o.tk && kc == o.kc; }
+    /// Elements of K per pass for a reduction of length k.
+    uint64_t pass_k(uint64_t k) const { return kc && kc < k ? kc : k; }
 };
 
 struct Hints {
@@ -128,12 +132,14 @@ struct DfxOp {
     uint32_t tensor = 0;
     uint64_t row = 0, col = 0, rows = 0, cols = 0;
     BufferRef src, dst;  ///< Load has no src, Store no dst (the tensor region is the address)
-    // Matmul: acc (+)= a[m x k] * b[k x n], the C block at (row, col) and K chunk at k_first.
+    // Matmul: acc (+)= a[m x k] * b[k x n], the C block at (row, col) and K chunk at k_first;
+    // with load_c the accumulators start from c[m x n] (the partial sum of earlier K passes).
     // Drain: the C block at (row, col).
     uint64_t k_first = 0;
     BufferRef a, b;
     uint32_t m = 0, n = 0, k = 0;
     bool accumulate = false;
+    bool load_c = false;
     // Drain: acc (+ bias) (activation) -> c[m x n]
     BufferRef c, bias;
     bool has_bias = false;

@@ -69,14 +69,16 @@ OpCounts count_ops(const Program& program) {
     for (const Task& t : program.tasks) {
         const Kernel& kr = program.kernels[t.kernel];
         const bool bias = program.graph.ops()[kr.op].bias.has_value();
-        const uint64_t ks = tile_count(program.graph.k(kr.op), kr.tile.tk);
+        // K chunks summed over the passes; every pass after the first brings each C tile back.
+        const uint64_t K = program.graph.k(kr.op), kc = kr.tile.pass_k(K), passes = tile_count(K, uint32_t(kc));
+        const uint64_t ks = (passes - 1) * tile_count(kc, kr.tile.tk) + tile_count(K - (passes - 1) * kc, kr.tile.tk);
         const uint64_t fabric_tiles = uint64_t(t.r1 - t.r0) * (t.c1 - t.c0);
         const uint64_t strips = kr.dataflow == Dataflow::OutputStationary ? t.c1 - t.c0 : t.r1 - t.r0;
-        c.by_kind[int(DfxOpKind::Load)] += 1 + (bias ? 1 : 0) + strips;
-        c.by_kind[int(DfxOpKind::Move)] += (bias ? 2 : 0) + fabric_tiles * (4 * ks + 2);
+        c.by_kind[int(DfxOpKind::Load)] += passes * (1 + strips) + (bias ? 1 : 0);
+        c.by_kind[int(DfxOpKind::Move)] += (bias ? 2 : 0) + fabric_tiles * (4 * ks + 2 * passes + 2 * (passes - 1));
         c.by_kind[int(DfxOpKind::Store)] += strips;
         c.by_kind[int(DfxOpKind::Matmul)] += fabric_tiles * ks;
-        c.by_kind[int(DfxOpKind::Drain)] += fabric_tiles;
+        c.by_kind[int(DfxOpKind::Drain)] += fabric_tiles * passes;
     }
     for (uint64_t n : c.by_kind) c.total += n;
     return c;

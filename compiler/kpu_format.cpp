@@ -131,7 +131,8 @@ std::string write_kpu(const Program& program) {
     for (const Kernel& k : program.kernels)
         kernels.push_back({{"op", program.graph.ops()[k.op].name},
                            {"dataflow", to_string(k.dataflow)},
-                           {"tile", {k.tile.tm, k.tile.tn, k.tile.tk}},
+                           {"tile", k.tile.kc ? json{k.tile.tm, k.tile.tn, k.tile.tk, k.tile.kc}
+                                                : json{k.tile.tm, k.tile.tn, k.tile.tk}},
                            {"hints", hints_to_json(k.hints)}});
     json tasks = json::array();
     for (const Task& t : program.tasks)
@@ -193,7 +194,8 @@ Program read_kpu(const std::string& text, const std::string& source) {
         if (!parse_dataflow(dataflow, kernel.dataflow))
             k.fail(k.path_of("dataflow"), "unknown dataflow '" + dataflow + "' (output-stationary, weight-stationary)");
         const json& tile = k.array("tile");
-        if (tile.size() != 3) k.fail(k.path_of("tile"), "expected [tm, tn, tk], got " + show(tile));
+        if (tile.size() != 3 && tile.size() != 4)
+            k.fail(k.path_of("tile"), "expected [tm, tn, tk] or [tm, tn, tk, kc], got " + show(tile));
         const uint64_t dims[3] = {g.m(i), g.n(i), g.k(i)};
         const char* names[3] = {"tm", "tn", "tk"};
         const char* dim_names[3] = {"M", "N", "K"};
@@ -207,7 +209,15 @@ Program read_kpu(const std::string& text, const std::string& source) {
                                  std::to_string(dims[d]));
             sizes[d] = uint32_t(v);
         }
-        kernel.tile = {sizes[0], sizes[1], sizes[2]};
+        kernel.tile = {sizes[0], sizes[1], sizes[2], 0};
+        if (tile.size() == 4) {  // K in passes of kc: a multiple of tk, shorter than K
+            const std::string path = k.path_of("tile") + "[3]";
+            const uint64_t kc = k.as_uint(tile[3], path);
+            if (kc == 0 || kc % sizes[2] != 0 || kc >= dims[2])
+                k.fail(path, "kc " + std::to_string(kc) + " must be a multiple of tk " + std::to_string(sizes[2]) +
+                                 " and less than K " + std::to_string(dims[2]));
+            kernel.tile.kc = uint32_t(kc);
+        }
         if (uint64_t(tile_count(dims[0], sizes[0])) * tile_count(dims[1], sizes[1]) > kMaxTiles)
             k.fail(k.path_of("tile"), "more than " + std::to_string(kMaxTiles) + " C tiles");
         kernel.hints = read_hints(k, "hints");

@@ -67,13 +67,21 @@ bool pick_tk(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow
 }  // namespace
 
 bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow, TileShape tile,
-                     uint32_t task_rows, uint32_t task_cols, TilingChoice& out) {
+                     uint32_t task_rows, uint32_t task_cols, TilingChoice& out, uint32_t passes) {
     const TaskExtent extent = extent_of(graph, op, tile, task_rows, task_cols);
+    tile.kc = 0;
     if (!pick_tk(config, graph, op, dataflow, tile, extent)) return false;
-    const auto plan = plan_buffers(graph.ops()[op], graph.k(op), dataflow, tile, extent);
+    const uint64_t M = graph.m(op), N = graph.n(op), K = graph.k(op);
+    if (passes > 1) {  // K in passes of kc, a multiple of tk
+        const uint64_t kc = ceil_div(ceil_div(K, passes), tile.tk) * tile.tk;
+        if (kc >= K) return false;
+        tile.kc = uint32_t(kc);
+        passes = uint32_t(ceil_div(K, kc));
+    }
+    const uint64_t kc = tile.pass_k(K);
+    const auto plan = plan_buffers(graph.ops()[op], K, dataflow, tile, extent);
     if (overflow(config, plan) != hw::Level::Dram) return false;
 
-    const uint64_t M = graph.m(op), N = graph.n(op), K = graph.k(op);
     const bool bias = graph.ops()[op].bias.has_value();
     const uint64_t R = config.fabric.rows, C = config.fabric.cols, T = config.compute_tiles;
     const uint64_t Mt = ceil_div(M, tile.tm), Nt = ceil_div(N, tile.tn), ks = ceil_div(K, tile.tk);
@@ -93,12 +101,14 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     // One full task on one compute tile: the fabric, the BlockMovers and the Streamers overlap.
     const double fabric_tiles = double(std::min<uint64_t>(task_rows, Mt)) * double(std::min<uint64_t>(task_cols, Nt));
     const double compute = fabric_tiles * (double(ceil_div(tile.tm, R) * ceil_div(tile.tn, C) * K) + double(ks * (R + C)));
-    const double onchip = fabric_tiles * 4.0 * (double(tile.tm + tile.tn) * double(K) + double(tile.tm) * tile.tn);
+    // A and B chunks in, C out after every pass and back in before every pass but the first.
+    const double onchip = fabric_tiles * 4.0 *
+                          (double(tile.tm + tile.tn) * double(K) + double(tile.tm) * tile.tn * double(2 * passes - 1));
     const double task_time = std::max({compute, onchip / bm_per_cycle, onchip / st_per_cycle});
     const uint64_t dram = 4 * (M * K * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
     const double active = double(std::min(tasks, T));
     const double prologue = 4.0 * double(dataflow == Dataflow::OutputStationary ? extent.rows : extent.cols) *
-                            double(K) / (dram_per_cycle / active);
+                            double(kc) / (dram_per_cycle / active);
     const double rounds = double(ceil_div(tasks, T));
     out.tile = tile;
     out.task_rows = task_rows;
@@ -107,7 +117,8 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     out.dram_bytes = dram;
     const uint64_t strips = dataflow == Dataflow::OutputStationary ? std::min<uint64_t>(task_cols, Nt)
                                                                    : std::min<uint64_t>(task_rows, Mt);
-    out.ops = tasks * (1 + (bias ? 3 : 0) + 2 * strips + uint64_t(fabric_tiles) * (5 * ks + 3));
+    out.ops = tasks * (passes * (1 + strips) + strips + (bias ? 3 : 0) +
+                       uint64_t(fabric_tiles) * (5 * ks + 3 * passes + 2 * (passes - 1)));
     return true;
 }
 
@@ -120,25 +131,30 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
     }
     // Two passes: the best estimate, then among candidates within 2% of it the least DRAM
     // traffic and the fewest ops (the estimate is not precise enough to split hairs).
+    // K runs in one pass when its panel fits L3; otherwise in the fewest passes (2, 4, 8, ...)
+    // that fit, each bringing the C tiles back.
     std::vector<TilingChoice> good;
-    double best = INFINITY;
-    for (int pass = 0; pass < 2; ++pass)
-        for (uint32_t tm : tms)
-            for (uint32_t tn : tns) {
-                const TileShape tile{tm, tn, 0};
-                for (uint32_t rows : task_sizes(uint32_t(ceil_div(M, tm))))
-                    for (uint32_t cols : task_sizes(uint32_t(ceil_div(N, tn)))) {
-                        TilingChoice c;
-                        if (!evaluate_tiling(config, graph, op, dataflow, tile, rows, cols, c)) continue;
-                        if (pass == 0)
-                            best = std::min(best, c.cycles);
-                        else if (c.cycles <= best * 1.02)
-                            good.push_back(c);
-                    }
-            }
+    for (uint32_t passes = 1; good.empty() && passes <= std::max<uint64_t>(1, graph.k(op) / 16); passes *= 2) {
+        double best = INFINITY;
+        for (int round = 0; round < 2; ++round)
+            for (uint32_t tm : tms)
+                for (uint32_t tn : tns) {
+                    const TileShape tile{tm, tn, 0, 0};
+                    for (uint32_t rows : task_sizes(uint32_t(ceil_div(M, tm))))
+                        for (uint32_t cols : task_sizes(uint32_t(ceil_div(N, tn)))) {
+                            TilingChoice c;
+                            if (!evaluate_tiling(config, graph, op, dataflow, tile, rows, cols, c, passes)) continue;
+                            if (round == 0)
+                                best = std::min(best, c.cycles);
+                            else if (c.cycles <= best * 1.02)
+                                good.push_back(c);
+                        }
+                }
+    }
     if (good.empty()) {
         // Report the smallest candidate against the level it overflows.
-        const TileShape tile{*tms.begin(), *tns.begin(), uint32_t(std::min<uint64_t>(graph.k(op), 16))};
+        const uint32_t k16 = uint32_t(std::min<uint64_t>(graph.k(op), 16));
+        const TileShape tile{*tms.begin(), *tns.begin(), k16, k16 < graph.k(op) ? k16 : 0};
         const auto plan =
             plan_buffers(graph.ops()[op], graph.k(op), dataflow, tile, extent_of(graph, op, tile, 1, 1));
         hw::Level level = overflow(config, plan);

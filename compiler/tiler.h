@@ -1,6 +1,7 @@
 // The tiler: picks, per matmul, the fabric tile (tm, tn), the K chunk tk and the task grid
 // (how many C tile rows and columns one task covers) for a target config. Every candidate
-// must fit L1, L2 and L3 of one compute tile with its double buffers; among those it minimises
+// must fit L1, L2 and L3 of one compute tile with its double buffers (K split into passes
+// when its panel does not fit L3); among those it minimises
 // the estimated cycles, then DRAM traffic, then the op count. The cost model is in
 // docs/compiler.md.
 #pragma once
@@ -21,9 +22,10 @@ struct TilingChoice {
     uint64_t ops = 0;
 };
 
-/// Evaluates one candidate; false if its buffers do not fit one compute tile of `config`.
+/// Evaluates one candidate with K in about `passes` passes (1: all of K at once); false if
+/// its buffers do not fit one compute tile of `config`.
 bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow, TileShape tile,
-                     uint32_t task_rows, uint32_t task_cols, TilingChoice& out);
+                     uint32_t task_rows, uint32_t task_cols, TilingChoice& out, uint32_t passes = 1);
 
 /// The best candidate; throws CompileError naming the op, the level and the numbers when
 /// nothing fits.

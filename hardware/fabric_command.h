@@ -10,12 +10,16 @@ enum class Activation : uint8_t { None, Relu, Gelu };
 
 /// C[m x n] (+)= A[m x k] * B[k x n] on the fabric of the op's compute tile. fp32, row-major
 /// operands in that tile's L1. The fabric has one accumulator set: a C tile stays in it
-/// across the k steps until a Drain.
+/// across the k steps until a Drain. The accumulators start from zero, from what they hold
+/// (accumulate), or from a C tile in L1 (load_c: the partial sum of an earlier K pass).
 struct MatmulCommand {
     uint64_t a = 0, b = 0;      ///< device addresses in L1
     uint32_t lda = 0, ldb = 0;  ///< row pitch in elements
     uint32_t m = 0, n = 0, k = 0;
-    bool accumulate = false;    ///< false: accumulators start from zero
+    bool accumulate = false;    ///< keep the accumulators (false: zero, or load_c)
+    bool load_c = false;        ///< start from c[m x n] in L1 (not with accumulate)
+    uint64_t c = 0;             ///< device address in L1 when load_c
+    uint32_t ldc = 0;           ///< its row pitch in elements
 };
 
 /// Accumulators -> memory (L1 of the tile) through the epilogue: + bias[n], then activation.

@@ -14,9 +14,12 @@ inline uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 /// An m x n x k command runs ceil(m/R) * ceil(n/C) blocks back to back, one k step per cycle
 /// each, plus one wavefront fill: operands enter skewed, so the last PE in use starts
 /// min(m,R) - 1 + min(n,C) - 1 cycles after the first.
+/// Starting from a C tile in L1 (load_c) first shifts it in, the reverse of a drain: m rows
+/// for each of the ceil(n/C) column blocks.
 inline uint64_t matmul_cycles(const hw::MatmulCommand& c, uint32_t rows, uint32_t cols) {
     if (c.m == 0 || c.n == 0 || c.k == 0) return 0;
-    return ceil_div(c.m, rows) * ceil_div(c.n, cols) * c.k + std::min(c.m, rows) + std::min(c.n, cols) - 2;
+    const uint64_t load = c.load_c ? ceil_div(c.n, cols) * c.m : 0;
+    return load + ceil_div(c.m, rows) * ceil_div(c.n, cols) * c.k + std::min(c.m, rows) + std::min(c.n, cols) - 2;
 }
 
 /// Draining shifts a block's results out one row per cycle, all columns in parallel: m rows

@@ -95,7 +95,26 @@ bool SystolicFabric::execute_matmul(const hw::MatmulCommand& c) {
     }
     if (!operand_rows(c.a, c.m, c.k, c.lda, a_, a_rows_)) return refuse("A", c.a, uint64_t(c.m) * c.lda * 4);
     if (!operand_rows(c.b, c.k, c.n, c.ldb, b_, b_rows_)) return refuse("B", c.b, uint64_t(c.k) * c.ldb * 4);
-    if (!c.accumulate || acc_rows_ != c.m || acc_cols_ != c.n) {
+    if (c.load_c && c.accumulate) {
+        SC_REPORT_WARNING(kMsgType, (std::string(name()) + ": matmul asks for both accumulate and load_c").c_str());
+        return false;
+    }
+    if (c.load_c) {
+        if (c.ldc < c.n) {
+            std::ostringstream msg;
+            msg << name() << ": matmul load_c pitch ldc " << c.ldc << " < n " << c.n;
+            SC_REPORT_WARNING(kMsgType, msg.str().c_str());
+            return false;
+        }
+        acc_rows_ = c.m;
+        acc_cols_ = c.n;
+        acc_.resize(size_t(c.m) * c.n);
+        for (uint32_t i = 0; i < c.m; ++i)
+            if (!l1_.read(c.c + uint64_t(i) * c.ldc * sizeof(float), acc_.data() + size_t(i) * c.n,
+                          uint64_t(c.n) * sizeof(float)))
+                return refuse("C", c.c, uint64_t(c.m) * c.ldc * 4);
+        l1_read_ += uint64_t(c.m) * c.n * sizeof(float);
+    } else if (!c.accumulate || acc_rows_ != c.m || acc_cols_ != c.n) {
         if (c.accumulate) {
             std::ostringstream msg;
             msg << name() << ": accumulate into a " << c.m << "x" << c.n << " tile but the accumulators hold "

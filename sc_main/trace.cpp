@@ -76,6 +76,7 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                 args["k"] = info.k_first;
                 args["m"] = op.matmul.m, args["n"] = op.matmul.n, args["k_len"] = op.matmul.k;
                 args["accumulate"] = op.matmul.accumulate;
+                if (op.matmul.load_c) args["load_c"] = true;
             }
         }
         events.push_back({{"ph", "X"},

@@ -65,7 +65,10 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
         for (const Task& t : p.tasks) tasks += t.kernel == k;
         out << "  dataflow " << to_string(kr.dataflow) << ", tiles " << kr.tile.tm << "x" << kr.tile.tn << "x"
             << kr.tile.tk << ", tile grid " << tile_count(M, kr.tile.tm) << "x" << tile_count(N, kr.tile.tn) << "x"
-            << tile_count(K, kr.tile.tk) << ", " << tasks << " tasks\n";
+            << tile_count(K, kr.tile.tk) << ", " << tasks << " tasks";
+        if (kr.tile.kc)
+            out << ", K in " << tile_count(K, kr.tile.kc) << " passes of " << kr.tile.kc;
+        out << "\n";
         const Hints& h = kr.hints;
         out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
             << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs

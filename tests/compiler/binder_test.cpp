@@ -246,11 +246,13 @@ LoadWindow check_load_window(const hw::Config& config, const Program& p) {
             auto waits_for = [&](const Load* before) {
                 return std::find(deps.begin(), deps.end(), before->slices.front()) != deps.end();
             };
-            for (const Load* before : by_tile[tile])
-                if (big && before == last_big[tile])
+            for (const Load* before : by_tile[tile]) {
+                if (big && before == last_big[tile]) {
                     EXPECT_TRUE(waits_for(before)) << "big LOAD " << s << " does not wait for the previous one";
-                else if (!big)
+                } else if (!big) {
                     EXPECT_FALSE(waits_for(before)) << "small LOAD " << s << " waits for a LOAD";
+                }
+            }
         }
         if (big) {
             result.chained += last_big.count(tile) != 0;

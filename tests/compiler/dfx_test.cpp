@@ -20,28 +20,47 @@ struct Shape {
 const Shape kShapes[] = {{1, 1, 1},    {7, 13, 5},    {17, 31, 29},  {64, 64, 64},   {1, 512, 7},
                          {300, 1, 40}, {100, 100, 1}, {129, 65, 257}, {33, 200, 96}, {256, 24, 1000}};
 
-/// Every (i, j, k) of the iteration space is computed by exactly one MATMUL_TILE, every C
-/// element drained once, accumulate is false exactly on the first K chunk, and every
+/// Every (i, j, k) of the iteration space is computed by exactly one MATMUL_TILE; the
+/// accumulators start from zero exactly on the first K chunk, from the C tile in L1
+/// (load_c) on the first chunk of every later K pass, and carry on otherwise; every C
+/// element is drained once per pass and loaded back once per pass but the first; every
 /// buffer fits its level on the target.
 void check_coverage(const Program& p, const hw::Config& target) {
     const uint64_t M = p.graph.m(0), N = p.graph.n(0), K = p.graph.k(0);
-    std::vector<uint8_t> macs(M * N * K, 0), drained(M * N, 0);
+    const uint64_t kc = p.kernels[0].tile.pass_k(K), passes = tile_count(K, uint32_t(kc));
+    EXPECT_EQ(kc % p.kernels[0].tile.tk == 0 || passes == 1, true) << kc;
+    std::vector<uint8_t> macs(M * N * K, 0), drained(M * N, 0), loaded(M * N, 0);
     for_each_op(p, [&](const DfxOp& op) {
         if (op.kind == DfxOpKind::Matmul) {
-            EXPECT_EQ(op.accumulate, op.k_first != 0);
+            EXPECT_EQ(op.accumulate, op.k_first % kc != 0);
+            EXPECT_EQ(op.load_c, op.k_first != 0 && op.k_first % kc == 0);
             for (uint64_t i = op.row; i < op.row + op.m; ++i)
-                for (uint64_t j = op.col; j < op.col + op.n; ++j)
+                for (uint64_t j = op.col; j < op.col + op.n; ++j) {
+                    loaded[i * N + j] += op.load_c;
                     for (uint64_t k = op.k_first; k < op.k_first + op.k; ++k) ++macs[(i * N + j) * K + k];
+                }
         }
         if (op.kind == DfxOpKind::Drain)
             for (uint64_t i = op.row; i < op.row + op.m; ++i)
                 for (uint64_t j = op.col; j < op.col + op.n; ++j) ++drained[i * N + j];
     });
     EXPECT_EQ(std::count(macs.begin(), macs.end(), 1), int64_t(macs.size()));
-    EXPECT_EQ(std::count(drained.begin(), drained.end(), 1), int64_t(drained.size()));
+    EXPECT_EQ(std::count(drained.begin(), drained.end(), passes), int64_t(drained.size()));
+    EXPECT_EQ(std::count(loaded.begin(), loaded.end(), passes - 1), int64_t(loaded.size()));
     const auto plan = plan_buffers(p.graph, p.kernels[0], max_task_extent(p, 0));
     for (hw::Level level : {hw::Level::L1, hw::Level::L2, hw::Level::L3})
         EXPECT_LE(level_bytes(plan, level), level_capacity(target, level)) << hw::to_string(level);
+}
+
+/// Task grid of kernel 0: the distinct row and column ranges.
+void grid(const Program& p, uint64_t& pm, uint64_t& pn) {
+    std::set<uint32_t> rows, cols;
+    for (const Task& t : p.tasks) {
+        rows.insert(t.r0);
+        cols.insert(t.c0);
+    }
+    pm = rows.size();
+    pn = cols.size();
 }
 
 TEST(Tiler, TilesCoverTheIterationSpaceExactlyOnceAndFitEveryLevel) {
@@ -85,29 +104,46 @@ TEST(Tiler, TheEstimateMovesL3ToL2AtTwoL2BankPortsPerTile) {
 }
 
 TEST(Tiler, AProgramThatCannotFitNamesTheTensorTheLevelAndTheNumbers) {
-    // K so long that one 8-wide strip of B alone overflows the 256 KiB L3 of minimal.
-    const std::string e = test::error_of([] { test::compile_matmul(8, 8, 1 << 16, test::config("minimal")); });
-    EXPECT_NE(e.find("op 'matmul' (matmul 8x8x65536): no tiling fits config 'minimal'"), std::string::npos) << e;
-    EXPECT_NE(e.find("bytes of L3 per compute tile"), std::string::npos) << e;
-    EXPECT_NE(e.find("but L3 has 262144"), std::string::npos) << e;
+    // minimal with 2 KiB of L1 per tile: 8 x 8 x 16 chunks of A, B and C, double-buffered,
+    // need 2.5 KiB, whatever the passes over K.
+    hw::Config small = test::config("minimal");
+    small.l1.count = 2;
+    const std::string e = test::error_of([&] { test::compile_matmul(8, 8, 64, small); });
+    EXPECT_NE(e.find("op 'matmul' (matmul 8x8x64): no tiling fits config 'minimal'"), std::string::npos) << e;
+    EXPECT_NE(e.find("need 2560 bytes of L1 per compute tile"), std::string::npos) << e;
+    EXPECT_NE(e.find("but L1 has 2048"), std::string::npos) << e;
 }
 
-/// Task grid of kernel 0: the distinct row and column ranges.
-void grid(const Program& p, uint64_t& pm, uint64_t& pn) {
-    std::set<uint32_t> rows, cols;
-    for (const Task& t : p.tasks) {
-        rows.insert(t.r0);
-        cols.insert(t.c0);
+TEST(Tiler, AKWhosePanelDoesNotFitL3RunsInPasses) {
+    // One 8-wide strip of B with K = 65536 is 2 MiB, minimal's L3 256 KiB: it used to be
+    // refused. Now K runs in the fewest passes whose panel and strips fit, every pass but
+    // the last a multiple of the chunk.
+    for (Dataflow d : {Dataflow::OutputStationary, Dataflow::WeightStationary}) {
+        SCOPED_TRACE(to_string(d));
+        const hw::Config minimal = test::config("minimal");
+        const Program p = test::compile_matmul(8, 8, 1 << 16, minimal, d, true);
+        const TileShape t = p.kernels[0].tile;
+        ASSERT_GT(t.kc, 0u);
+        EXPECT_LT(t.kc, 1u << 16);
+        EXPECT_EQ(t.kc % t.tk, 0u);
+        const uint64_t passes = tile_count(1 << 16, t.kc);
+        EXPECT_GE(passes, 8u);  // 2 MiB of B strips (two slots) in 256 KiB
+        check_coverage(p, minimal);
+        // The DRAM traffic is that of one pass: every operand byte read once per task.
+        uint64_t pm = 0, pn = 0;
+        grid(p, pm, pn);
+        EXPECT_EQ(p.hints.dram_read_bytes, 4 * (8ull * 65536 * pn + 65536ull * 8 * pm + 8 * pm));
     }
-    pm = rows.size();
-    pn = cols.size();
+    // A K that fits stays one pass.
+    EXPECT_EQ(test::compile_matmul(256, 256, 256, test::config("t64")).kernels[0].tile.kc, 0u);
 }
 
 TEST(Traffic, HintsEqualTheOpStreamAndTheClosedForm) {
     for (const char* name : {"minimal", "edge", "t64"})
         for (Dataflow d : {Dataflow::OutputStationary, Dataflow::WeightStationary})
             for (bool bias : {false, true})
-                for (const Shape& s : {Shape{256, 256, 256}, Shape{129, 65, 257}, Shape{512, 96, 64}}) {
+                for (const Shape& s :
+                     {Shape{256, 256, 256}, Shape{129, 65, 257}, Shape{512, 96, 64}, Shape{40, 24, 20000}}) {
                     SCOPED_TRACE(std::string(name) + " " + to_string(d) + " bias " + std::to_string(bias) + " " +
                                  std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k));
                     const Program p = test::compile_matmul(s.m, s.n, s.k, test::config(name), d, bias);

@@ -24,6 +24,12 @@ TEST(KpuFormat, RoundTripIsLossless) {
         EXPECT_EQ(back, p);
         EXPECT_EQ(write_kpu(back), text);
     }
+    // K in passes: the tile carries kc as a fourth entry.
+    const Program p = test::compile_matmul(8, 8, 1 << 16, test::config("minimal"));
+    ASSERT_GT(p.kernels[0].tile.kc, 0u);
+    const std::string text = write_kpu(p);
+    EXPECT_EQ(json::parse(text)["kernels"][0]["tile"].size(), 4u);
+    EXPECT_EQ(read_kpu(text, "long_k.kpu"), p);
 }
 
 TEST(KpuFormat, SizeDoesNotGrowWithTheTileCount) {
@@ -68,6 +74,12 @@ TEST(KpuFormat, EveryValidationErrorIsPrecise) {
          "bad.kpu: kernels[0].dataflow: unknown dataflow 'row-stationary'"},
         {[](json& j) { j["kernels"][0]["tile"][2] = 0; }, "bad.kpu: kernels[0].tile[2]: tk is 0"},
         {[](json& j) { j["kernels"][0]["tile"][0] = 65; }, "bad.kpu: kernels[0].tile[0]: tm 65 exceeds M 64"},
+        {[](json& j) { j["kernels"][0]["tile"] = {16, 16, 16, 16, 16}; },
+         "bad.kpu: kernels[0].tile: expected [tm, tn, tk] or [tm, tn, tk, kc], got [16,16,16,16,16]"},
+        {[](json& j) { j["kernels"][0]["tile"] = {16, 16, 16, 40}; },
+         "bad.kpu: kernels[0].tile[3]: kc 40 must be a multiple of tk 16 and less than K 96"},
+        {[](json& j) { j["kernels"][0]["tile"] = {16, 16, 16, 96}; },
+         "bad.kpu: kernels[0].tile[3]: kc 96 must be a multiple of tk 16 and less than K 96"},
         // out-of-range tile indices and coverage
         {[](json& j) { j["tasks"][0]["rows"] = {0, 99}; }, "bad.kpu: tasks[0].rows: tile row 98 out of range"},
         {[](json& j) { j["tasks"][0]["cols"] = {3, 3}; }, "bad.kpu: tasks[0].cols: empty or invalid tile range"},

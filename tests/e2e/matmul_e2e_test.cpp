@@ -13,10 +13,39 @@ TEST(MatmulOnMinimal, WeightStationaryMatchesReference) {
     run_and_check(matmul_graph(200, 72, 96), config("minimal"), nullptr, compiler::Dataflow::WeightStationary);
 }
 
+/// A matmul whose K is too long for one pass over L3, with a bias and GELU on the last one.
+std::string long_k_graph(uint64_t m, uint64_t n, uint64_t k) {
+    std::string g = matmul_graph(m, n, k);
+    g.pop_back();
+    return g + R"(, "bias": {"shape": [)" + std::to_string(n) + R"(]}, "activation": "gelu"})";
+}
+
+void expect_passes(const std::string& graph, const hw::Config& target, compiler::Dataflow dataflow) {
+    const compiler::Program p = compile(graph, target, dataflow);
+    EXPECT_GT(p.kernels[0].tile.kc, 0u) << "K fits one pass: the test no longer exercises passes";
+}
+
+TEST(MatmulOnMinimal, LongKInPassesWithBiasAndGeluMatchesReference) {
+    const std::string g = long_k_graph(40, 24, 20000);
+    expect_passes(g, config("minimal"), compiler::Dataflow::OutputStationary);
+    run_and_check(g, config("minimal"));
+}
+TEST(MatmulOnMinimal, LongKInPassesWeightStationaryMatchesReference) {
+    const std::string g = long_k_graph(24, 40, 20000);
+    expect_passes(g, config("minimal"), compiler::Dataflow::WeightStationary);
+    run_and_check(g, config("minimal"), nullptr, compiler::Dataflow::WeightStationary);
+}
+
 TEST(MatmulOnT64, SquareMatchesReference) { run_and_check(matmul_graph(256, 256, 256), config("t64")); }
 TEST(MatmulOnT64, TallSkinnyMatchesReference) { run_and_check(matmul_graph(4096, 16, 128), config("t64")); }
 TEST(MatmulOnT64, LargeRaggedMatchesReference) { run_and_check(matmul_graph(1000, 999, 517), config("t64")); }
 TEST(MatmulOnT64, OneByOneByOneMatchesReference) { run_and_check(matmul_graph(1, 1, 1), config("t64")); }
+TEST(MatmulOnT64, LongKInPassesMatchesReference) {
+    // K = 8192 does not fit t64's 1 MiB of L3 in one pass even for 16 x 16 tiles.
+    const std::string g = matmul_graph(64, 64, 8192);
+    expect_passes(g, config("t64"), compiler::Dataflow::OutputStationary);
+    run_and_check(g, config("t64"));
+}
 
 TEST(MlpOnMinimal, ChainWithBiasReluAndIntermediateInDramMatchesReference) {
     std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");

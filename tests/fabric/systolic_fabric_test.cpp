@@ -1,6 +1,7 @@
 #include "models/systolic_fabric.h"
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -31,6 +32,10 @@ TEST(FabricTiming, MatmulCyclesMatchHandComputedValues) {
     // 64 x 64 x 64 on 16 x 16: 16 blocks of 64 steps
     EXPECT_EQ(matmul_cycles(mm(64, 64, 64), 16, 16), 16u * 64 + 30);
     EXPECT_EQ(matmul_cycles(mm(0, 4, 4), 8, 8), 0u);
+    // starting from a C tile in L1 first shifts it in: m rows per column block
+    hw::MatmulCommand resume = mm(20, 9, 5);
+    resume.load_c = true;
+    EXPECT_EQ(matmul_cycles(resume, 8, 8), 2u * 20 + 30 + 14);
 }
 
 TEST(FabricTiming, DrainCyclesShiftOneRowPerCyclePerColumnBlock) {
@@ -130,6 +135,65 @@ TEST(SystolicFabric, UnreadableOperandCompletesWithErrorNotACrash) {
     ASSERT_EQ(bench.done.size(), 1u);
     EXPECT_EQ(bench.done[0], std::make_pair(uint64_t(42), false));
     EXPECT_EQ(sc_core::sc_report_handler::get_count("kpu/fabric"), 1);
+}
+
+}  // namespace
+}  // namespace kpu::model
+
+namespace kpu::model {
+namespace {
+
+TEST(SystolicFabric, AKPassResumesFromItsPartialSumInL1WithTheSameBits) {
+    // K = 19 as 12 + 7 twice: the accumulators carried across (accumulate), and the partial
+    // sum drained to L1 and loaded back (load_c, as between K passes). Same bits, and the
+    // resumed matmul costs its shift-in on top.
+    Bench bench("bench");
+    const uint32_t m = 13, n = 11, k = 19, k1 = 12;
+    const uint64_t a = Bench::kBase, b = a + 4096, bias = b + 4096, carried = bias + 256, partial = carried + 1024,
+                   resumed = partial + 1024;
+    const std::vector<float> A = random_floats(m * k, 4), B = random_floats(k * n, 5), bias_v = random_floats(n, 6);
+    bench.l1.put(a, A);
+    bench.l1.put(b, B);
+    bench.l1.put(bias, bias_v);
+    auto matmul = [&](uint64_t id, uint32_t k_first, uint32_t steps, bool accumulate) {
+        SystolicFabric::Command c;
+        c.id = id;
+        c.matmul = {a + k_first * 4, b + uint64_t(k_first) * n * 4, k, n, m, n, steps, accumulate};
+        return c;
+    };
+    auto drain = [&](uint64_t id, uint64_t to, bool epilogue) {
+        SystolicFabric::Command c;
+        c.id = id, c.drain = true;
+        c.drain_command = {to, n, m, n, epilogue, bias, epilogue ? hw::Activation::Gelu : hw::Activation::None};
+        return c;
+    };
+    SystolicFabric::Command resume = matmul(6, k1, k - k1, false);
+    resume.matmul.load_c = true, resume.matmul.c = partial, resume.matmul.ldc = n;
+    for (const SystolicFabric::Command& c : {matmul(1, 0, k1, false), matmul(2, k1, k - k1, true),
+                                             drain(3, carried, true), matmul(4, 0, k1, false),
+                                             drain(5, partial, false), resume, drain(7, resumed, true)})
+        bench.fabric.submit(c);
+    sc_core::sc_start();
+
+    ASSERT_EQ(bench.done.size(), 7u);
+    for (auto& [id, ok] : bench.done) EXPECT_TRUE(ok) << id;
+    const std::vector<float> want = bench.l1.get(carried, m * n), got = bench.l1.get(resumed, m * n);
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(std::memcmp(&want[i], &got[i], 4), 0) << i;
+    // 1 GHz: the resumed matmul is 2 x 13 shift-in cycles + 4 blocks x 7 k-steps + 14 fill.
+    const sc_core::sc_time resume_time = bench.done_at[5] - bench.done_at[4];
+    EXPECT_EQ(resume_time, sc_core::sc_time(26 + 4 * 7 + 14, sc_core::SC_NS));
+}
+
+TEST(SystolicFabric, LoadCTogetherWithAccumulateIsRefused) {
+    Bench bench("bench");
+    SystolicFabric::Command c;
+    c.id = 1;
+    c.matmul = {Bench::kBase, Bench::kBase + 4096, 8, 8, 8, 8, 8, true};
+    c.matmul.load_c = true, c.matmul.c = Bench::kBase + 8192, c.matmul.ldc = 8;
+    bench.fabric.submit(c);
+    sc_core::sc_start();
+    ASSERT_EQ(bench.done.size(), 1u);
+    EXPECT_FALSE(bench.done[0].second);
 }
 
 }  // namespace
