@@ -88,18 +88,16 @@ std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow
     if (os) {
         add(Buffer::Panel, 1, extent.rows, kc, op.a);
         add(Buffer::Strip, 2, kc, tn, op.b);
-        if (passes)
-            add(Buffer::Out, 1, extent.rows, extent.cols, op.c);
-        else
-            add(Buffer::Out, 2, extent.rows, tn, op.c);
     } else {
         add(Buffer::Panel, 1, kc, extent.cols, op.b);
         add(Buffer::Strip, 2, tm, kc, op.a);
-        if (passes)
-            add(Buffer::Out, 1, extent.rows, extent.cols, op.c);
-        else
-            add(Buffer::Out, 2, tm, extent.cols, op.c);
     }
+    if (passes)
+        add(Buffer::Out, 1, extent.rows, extent.cols, op.c);
+    else if (os)
+        add(Buffer::Out, 2, extent.rows, tn, op.c);
+    else
+        add(Buffer::Out, 2, tm, extent.cols, op.c);
     add(Buffer::A2, 2, tm, tk, op.a);
     add(Buffer::B2, 2, tk, tn, op.b);
     add(Buffer::C2, 2, tm, tn, op.c);
