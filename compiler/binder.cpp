@@ -287,13 +287,14 @@ private:
             for (uint32_t b = last_big_load_[tile_].first; b < last_big_load_[tile_].second; ++b) op.deps.push_back(b);
             last_big_load_[tile_] = {first, first + uint32_t(slices.size())};
         }
+        // A compute tile's transfers always use the same engines (its DMA channels), so the
+        // tiles share the engines evenly whatever the order of their LOADs in the stream.
         for (size_t i = 0; i < slices.size(); ++i) {
             BoundOp slice = op;
             slice.move = slices[i];
-            slice.unit = uint32_t((dma_next_ + i) % config_.dma.count);
+            slice.unit = uint32_t((uint64_t(tile_) * slices.size() + i) % config_.dma.count);
             push(std::move(slice));
         }
-        dma_next_ += uint32_t(slices.size());
     }
 
     void push(BoundOp op) {
@@ -310,7 +311,6 @@ private:
     HazardTracker tracker_;
     const Layout* layout_ = nullptr;
     uint32_t tile_ = 0;
-    uint32_t dma_next_ = 0;
     std::vector<uint32_t> bound_begin_;  ///< per DFX op: its first bound op
     std::vector<std::pair<uint32_t, uint32_t>> last_big_load_;  ///< per compute tile: its bound ops (slices)
     uint64_t load_window_ = 0;                           ///< bytes: tile link bandwidth x DRAM latency

@@ -85,12 +85,18 @@ std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow
     // With several K passes, `out` holds the whole task's C: partial sums wait there for the
     // next pass; with one, two strips' worth alternate.
     const bool passes = kc < k;
+    // The L3 operands are kept as blocks of one fabric tile by one K chunk (tm x tk of A,
+    // tk x tn of B), chunk by chunk: each block is contiguous, so it can be one LOAD that the
+    // MATMUL_TILEs using it wait for, alone (see the Expander).
+    const uint64_t ks = (kc + tk - 1) / tk;
     if (os) {
-        add(Buffer::Panel, 1, extent.rows, kc, op.a);
-        add(Buffer::Strip, 2, kc, tn, op.b);
+        const uint64_t tiles = (extent.rows + tm - 1) / tm;
+        add(Buffer::Panel, 1, ks * tiles * tm, tk, op.a);
+        add(Buffer::Strip, 2, ks * tk, tn, op.b);
     } else {
-        add(Buffer::Panel, 1, kc, extent.cols, op.b);
-        add(Buffer::Strip, 2, tm, kc, op.a);
+        const uint64_t tiles = (extent.cols + tn - 1) / tn;
+        add(Buffer::Panel, 1, ks * tiles * tk, tn, op.b);
+        add(Buffer::Strip, 2, ks * tm, tk, op.a);
     }
     if (passes)
         add(Buffer::Out, 1, extent.rows, extent.cols, op.c);
@@ -178,8 +184,10 @@ class Expander {
 public:
     Expander(const Program& program, const std::function<void(const DfxOp&)>& visit)
         : program_(program), visit_(visit), stores_(program.tasks.size()) {
-        for (uint32_t k = 0; k < program.kernels.size(); ++k)
-            plans_.push_back(plan_buffers(program.graph, program.kernels[k], max_task_extent(program, k)));
+        for (uint32_t k = 0; k < program.kernels.size(); ++k) {
+            extents_.push_back(max_task_extent(program, k));
+            plans_.push_back(plan_buffers(program.graph, program.kernels[k], extents_.back()));
+        }
         for (const Task& t : program.tasks) needed_.insert(t.deps.begin(), t.deps.end());
     }
 
@@ -315,7 +323,11 @@ private:
         const Extent2 e = task_elements(program_, task);
         const uint64_t kc = tile.pass_k(K);
         const uint32_t passes = tile_count(K, uint32_t(kc));
-        const uint32_t panel_pitch = pitch(Buffer::Panel), out_pitch = pitch(Buffer::Out);
+        const uint32_t out_pitch = pitch(Buffer::Out);
+        // Blocks (plan_buffers): the panel holds `panel_tiles` fabric tiles' blocks per chunk.
+        const uint64_t block = uint64_t(os ? tile.tm : tile.tn) * tile.tk;
+        const uint64_t panel_tiles =
+            os ? tile_count(extents_[task.kernel].rows, tile.tm) : tile_count(extents_[task.kernel].cols, tile.tn);
 
         uint32_t chunk = 0, fabric_tile = 0, strips = 0;
         // Outer loop: strips of the streamed operand; inner: fabric tiles along the panel.
@@ -324,10 +336,7 @@ private:
         for (uint32_t p = 0; p < passes; ++p) {
             const Span1 P = tile_span(K, uint32_t(kc), p);  // this pass's part of K
             const bool last = p + 1 == passes;
-            if (os)
-                load(op.a, e.r0, P.first, e.r1 - e.r0, P.count, {Buffer::Panel, 0, 0});
-            else
-                load(op.b, P.first, e.c0, P.count, e.c1 - e.c0, {Buffer::Panel, 0, 0});
+            const uint32_t ks = tile_count(P.count, tile.tk);
             if (p == 0 && op.bias) {
                 load(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0});
                 move(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0}, {Buffer::Bias2, 0, 0});
@@ -335,12 +344,7 @@ private:
             }
             for (uint32_t s = outer0; s < outer1; ++s) {
                 const uint32_t slot = strips++ % 2;
-                const BufferRef strip{Buffer::Strip, slot, 0};
                 const Span1 S = tile_span(os ? N : M, os ? tile.tn : tile.tm, s);
-                if (os)
-                    load(op.b, P.first, S.first, P.count, S.count, strip);
-                else
-                    load(op.a, S.first, P.first, S.count, P.count, strip);
                 for (uint32_t f = inner0; f < inner1; ++f) {
                     const Span1 F = tile_span(os ? M : N, os ? tile.tm : tile.tn, f);
                     const Span1 I = os ? F : S, J = os ? S : F;
@@ -355,16 +359,29 @@ private:
                         move(op.c, I.first, J.first, I.count, J.count, out, c2);
                         move(op.c, I.first, J.first, I.count, J.count, c2, c1);
                     }
-                    const uint32_t ks = tile_count(P.count, tile.tk);
                     for (uint32_t q = 0; q < ks; ++q, ++chunk) {
                         Span1 Q = tile_span(P.count, tile.tk, q);
-                        const uint64_t in_pass = Q.first;  // offset of the chunk in this pass
                         Q.first += P.first;
                         const uint32_t cs = chunk % 2;
-                        const BufferRef a_src = os ? BufferRef{Buffer::Panel, 0, (I.first - e.r0) * panel_pitch + in_pass}
-                                                   : BufferRef{Buffer::Strip, slot, in_pass};
-                        const BufferRef b_src = os ? BufferRef{Buffer::Strip, slot, in_pass * tile.tn}
-                                                   : BufferRef{Buffer::Panel, 0, in_pass * panel_pitch + (J.first - e.c0)};
+                        // This fabric tile's block of chunk q in the panel and the strip.
+                        const BufferRef panel{Buffer::Panel, 0, (q * panel_tiles + (f - inner0)) * block};
+                        const BufferRef strip{Buffer::Strip, slot, q * uint64_t(os ? tile.tn : tile.tm) * tile.tk};
+                        const BufferRef a_src = os ? panel : strip, b_src = os ? strip : panel;
+                        // Each block comes in just before its first use: the panel's with the
+                        // task's first strip, a strip's with its first fabric tile. The fabric
+                        // starts on the first block while the rest stream in behind it.
+                        if (s == outer0) {
+                            if (os)
+                                load(op.a, I.first, Q.first, I.count, Q.count, panel);
+                            else
+                                load(op.b, Q.first, J.first, Q.count, J.count, panel);
+                        }
+                        if (f == inner0) {
+                            if (os)
+                                load(op.b, Q.first, J.first, Q.count, J.count, strip);
+                            else
+                                load(op.a, I.first, Q.first, I.count, Q.count, strip);
+                        }
                         move(op.a, I.first, Q.first, I.count, Q.count, a_src, {Buffer::A2, cs, 0});
                         move(op.b, Q.first, J.first, Q.count, J.count, b_src, {Buffer::B2, cs, 0});
                         move(op.a, I.first, Q.first, I.count, Q.count, {Buffer::A2, cs, 0}, {Buffer::A1, cs, 0});
@@ -390,6 +407,7 @@ private:
 
     const Program& program_;
     const std::function<void(const DfxOp&)>& visit_;
+    std::vector<TaskExtent> extents_;
     std::vector<std::vector<BufferSpec>> plans_;
     const std::vector<BufferSpec>* plan_ = nullptr;
     std::vector<std::vector<StoreRecord>> stores_;

@@ -74,7 +74,8 @@ OpCounts count_ops(const Program& program) {
         const uint64_t ks = (passes - 1) * tile_count(kc, kr.tile.tk) + tile_count(K - (passes - 1) * kc, kr.tile.tk);
         const uint64_t fabric_tiles = uint64_t(t.r1 - t.r0) * (t.c1 - t.c0);
         const uint64_t strips = kr.dataflow == Dataflow::OutputStationary ? t.c1 - t.c0 : t.r1 - t.r0;
-        c.by_kind[int(DfxOpKind::Load)] += passes * (1 + strips) + (bias ? 1 : 0);
+        // One block per fabric tile along the panel and per strip, per K chunk.
+        c.by_kind[int(DfxOpKind::Load)] += ks * (fabric_tiles / strips + strips) + (bias ? 1 : 0);
         c.by_kind[int(DfxOpKind::Move)] += (bias ? 2 : 0) + fabric_tiles * (4 * ks + 2 * passes + 2 * (passes - 1));
         c.by_kind[int(DfxOpKind::Store)] += strips;
         c.by_kind[int(DfxOpKind::Matmul)] += fabric_tiles * ks;

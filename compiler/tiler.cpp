@@ -117,7 +117,9 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     out.dram_bytes = dram;
     const uint64_t strips = dataflow == Dataflow::OutputStationary ? std::min<uint64_t>(task_cols, Nt)
                                                                    : std::min<uint64_t>(task_rows, Mt);
-    out.ops = tasks * (passes * (1 + strips) + strips + (bias ? 3 : 0) +
+    const uint64_t panel_tiles = dataflow == Dataflow::OutputStationary ? std::min<uint64_t>(task_rows, Mt)
+                                                                        : std::min<uint64_t>(task_cols, Nt);
+    out.ops = tasks * (ks * (panel_tiles + strips) + strips + (bias ? 3 : 0) +
                        uint64_t(fabric_tiles) * (5 * ks + 3 * passes + 2 * (passes - 1)));
     return true;
 }

@@ -64,7 +64,7 @@ Options parse(int argc, const char* const argv[]) {
         ("vcd-scope", po::value(&o.vcd_scope)->value_name("PATTERN"), "only scopes matching this glob in the VCD, e.g. 'kpu.tile_0.*'")
         ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)")
         ("train-bytes", po::value<uint32_t>()->value_name("N"),
-         "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 4096; 0: every burst on its own, slower, finer interleaving of contending movers)");
+         "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 1024; 0: every burst on its own, slower, finer interleaving of contending movers)");
     std::ostringstream help;
     help << desc;
     o.help_text = help.str();

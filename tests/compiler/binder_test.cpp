@@ -187,7 +187,7 @@ TEST(Binder, ADramTransferSplitOverEnginesMovesTheSameBytesExactlyOnce) {
     }
 }
 
-TEST(Binder, LoadsAndStoresRunOnEveryDmaEngineAndEachSliceCarriesTheOpsDeps) {
+TEST(Binder, LoadsAndStoresRunOnTheirTilesDmaEnginesAndEachSliceCarriesTheOpsDeps) {
     const hw::Config config = test::config("roofline-ref");
     const Program p = test::compile_matmul(256, 256, 256, config);
     const BoundProgram b = bind(p, config);
@@ -199,15 +199,18 @@ TEST(Binder, LoadsAndStoresRunOnEveryDmaEngineAndEachSliceCarriesTheOpsDeps) {
         if (ops.size() == 1) continue;
         ++split;
         std::set<uint32_t> units;
-        for (const BoundOp* op : ops) {
-            EXPECT_EQ(op->engine, EngineKind::Dma);
-            EXPECT_EQ(op->deps, ops.front()->deps);  // none of them waits for a sibling
-            units.insert(op->unit);
+        for (size_t i = 0; i < ops.size(); ++i) {
+            EXPECT_EQ(ops[i]->engine, EngineKind::Dma);
+            EXPECT_EQ(ops[i]->deps, ops.front()->deps);  // none of them waits for a sibling
+            // Slice i of a transfer of compute tile t runs on engine (t n + i) mod engines.
+            EXPECT_EQ(ops[i]->unit, (ops[i]->tile * ops.size() + i) % config.dma.count);
+            units.insert(ops[i]->unit);
         }
         EXPECT_EQ(units.size(), ops.size());
     }
     EXPECT_GT(split, 0u);
-    // The A panel (256 x 256, 64 blocks) goes over all four engines.
+    // The first LOAD (an A block of 64 x 256: 64 KiB, 16 interleave blocks) goes over all
+    // four engines.
     EXPECT_EQ(by_dfx[0].size(), config.dma.count);
 }
 

@@ -180,17 +180,72 @@ TEST(Traffic, The1024CubedMatmulMovesWhatItsHintsSay) {
 
 TEST(OpStream, OutputStationaryKeepsTheAPanelAndCInTheFabric) {
     const Program p = test::compile_matmul(64, 64, 64, test::config("minimal"));
-    std::map<std::string, int> loads;
+    std::map<std::string, uint64_t> loaded;
     int accumulate_runs = 0;
     for_each_op(p, [&](const DfxOp& op) {
-        if (op.kind == DfxOpKind::Load) ++loads[p.graph.tensor(op.tensor).name];
+        if (op.kind == DfxOpKind::Load) loaded[p.graph.tensor(op.tensor).name] += op.bytes();
         if (op.kind == DfxOpKind::Matmul && !op.accumulate) ++accumulate_runs;
     });
     uint64_t pm = 0, pn = 0;
     grid(p, pm, pn);
-    EXPECT_EQ(uint64_t(loads["A"]), p.tasks.size());  // one panel per task, reused across j
+    // A's rows come from DRAM once per task (the panel is reused across the task's strips).
+    EXPECT_EQ(loaded["A"], 4 * 64 * 64 * pn);
     const uint32_t fabric_tiles = tile_count(64, p.kernels[0].tile.tm) * tile_count(64, p.kernels[0].tile.tn);
     EXPECT_EQ(uint32_t(accumulate_runs), fabric_tiles);  // the accumulators start once per C tile
+}
+
+/// Every LOAD is one fabric tile's block of one K chunk, and the first MATMUL_TILE of a task
+/// waits (through any chain of deps) for exactly the two blocks it reads, not for the rest of
+/// the panel: the fabric starts while the rest of the task's operands stream in. Every
+/// MATMUL_TILE waits for LOADs that cover all it reads.
+TEST(OpStream, EachBlockIsLoadedOnceJustBeforeItsFirstUse) {
+    for (const auto& [name, s] : {std::pair{"minimal", Shape{100, 70, 300}}, std::pair{"t64", Shape{512, 512, 1024}},
+                                  std::pair{"minimal", Shape{24, 40, 20000}}})
+        for (Dataflow d : {Dataflow::OutputStationary, Dataflow::WeightStationary}) {
+            SCOPED_TRACE(std::string(name) + " " + to_string(d) + " " + std::to_string(s.m) + "x" +
+                         std::to_string(s.n) + "x" + std::to_string(s.k));
+            const Program p = test::compile_matmul(s.m, s.n, s.k, test::config(name), d);
+            const TileShape tile = p.kernels[0].tile;
+            ASSERT_GT(tile_count(s.k, tile.tk), 1u);  // several chunks, or the test shows nothing
+            std::vector<std::set<uint32_t>> loads_before;  // per op: the LOADs it waits for, transitively
+            std::map<uint32_t, DfxOp> loads;
+            std::set<uint32_t> started;  // tasks whose first MATMUL_TILE was seen
+            for_each_op(p, [&](const DfxOp& op) {
+                std::set<uint32_t> before;
+                for (uint32_t dep : op.deps) {
+                    before.insert(loads_before[dep].begin(), loads_before[dep].end());
+                    if (loads.count(dep)) before.insert(dep);
+                }
+                if (op.kind == DfxOpKind::Load) {
+                    const bool is_a = p.graph.tensor(op.tensor).name == "A";
+                    EXPECT_LE(op.rows, is_a ? tile.tm : tile.tk);
+                    EXPECT_LE(op.cols, is_a ? tile.tk : tile.tn);
+                    loads[op.id] = op;
+                }
+                if (op.kind == DfxOpKind::Matmul) {
+                    // Elements of A[I, Q] and B[Q, J] that the LOADs waited for cover.
+                    uint64_t a = 0, b = 0;
+                    for (uint32_t id : before) {
+                        const DfxOp& l = loads[id];
+                        const uint64_t r0 = std::max(l.row, op.row), c0 = std::max(l.col, op.k_first);
+                        const uint64_t r1 = std::min(l.row + l.rows, op.row + op.m), c1 = std::min(l.col + l.cols, op.k_first + op.k);
+                        const uint64_t br0 = std::max(l.row, op.k_first), bc0 = std::max(l.col, op.col);
+                        const uint64_t br1 = std::min(l.row + l.rows, op.k_first + op.k), bc1 = std::min(l.col + l.cols, op.col + op.n);
+                        if (p.graph.tensor(l.tensor).name == "A" && r0 < r1 && c0 < c1) a += (r1 - r0) * (c1 - c0);
+                        if (p.graph.tensor(l.tensor).name == "B" && br0 < br1 && bc0 < bc1) b += (br1 - br0) * (bc1 - bc0);
+                    }
+                    EXPECT_EQ(a, uint64_t(op.m) * op.k) << "op " << op.id;
+                    EXPECT_EQ(b, uint64_t(op.k) * op.n) << "op " << op.id;
+                    if (started.insert(op.task).second) {  // the task's first: only its own two blocks
+                        uint64_t elements = 0;
+                        for (uint32_t id : before) elements += loads[id].rows * loads[id].cols;
+                        EXPECT_EQ(elements, uint64_t(op.m) * op.k + uint64_t(op.k) * op.n) << "op " << op.id;
+                    }
+                }
+                loads_before.push_back(std::move(before));
+            });
+            EXPECT_EQ(started.size(), p.tasks.size());
+        }
 }
 
 TEST(OpStream, MlpSecondLayerLoadsWaitForTheFirstLayersStores) {
