@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -210,6 +211,7 @@ TEST(OpStream, EachBlockIsLoadedOnceJustBeforeItsFirstUse) {
             std::vector<std::set<uint32_t>> loads_before;  // per op: the LOADs it waits for, transitively
             std::map<uint32_t, DfxOp> loads;
             std::set<uint32_t> started;  // tasks whose first MATMUL_TILE was seen
+            std::set<std::tuple<uint32_t, uint32_t, uint64_t, uint64_t>> loaded;  // task, tensor, row, col
             for_each_op(p, [&](const DfxOp& op) {
                 std::set<uint32_t> before;
                 for (uint32_t dep : op.deps) {
@@ -220,20 +222,24 @@ TEST(OpStream, EachBlockIsLoadedOnceJustBeforeItsFirstUse) {
                     const bool is_a = p.graph.tensor(op.tensor).name == "A";
                     EXPECT_LE(op.rows, is_a ? tile.tm : tile.tk);
                     EXPECT_LE(op.cols, is_a ? tile.tk : tile.tn);
+                    EXPECT_TRUE(loaded.insert({op.task, op.tensor, op.row, op.col}).second) << "loaded twice: op " << op.id;
                     loads[op.id] = op;
                 }
                 if (op.kind == DfxOpKind::Matmul) {
                     // Elements of A[I, Q] and B[Q, J] that the LOADs waited for cover.
-                    uint64_t a = 0, b = 0;
-                    for (uint32_t id : before) {
-                        const DfxOp& l = loads[id];
-                        const uint64_t r0 = std::max(l.row, op.row), c0 = std::max(l.col, op.k_first);
-                        const uint64_t r1 = std::min(l.row + l.rows, op.row + op.m), c1 = std::min(l.col + l.cols, op.k_first + op.k);
-                        const uint64_t br0 = std::max(l.row, op.k_first), bc0 = std::max(l.col, op.col);
-                        const uint64_t br1 = std::min(l.row + l.rows, op.k_first + op.k), bc1 = std::min(l.col + l.cols, op.col + op.n);
-                        if (p.graph.tensor(l.tensor).name == "A" && r0 < r1 && c0 < c1) a += (r1 - r0) * (c1 - c0);
-                        if (p.graph.tensor(l.tensor).name == "B" && br0 < br1 && bc0 < bc1) b += (br1 - br0) * (bc1 - bc0);
-                    }
+                    auto covered = [&](const char* tensor, uint64_t r0, uint64_t r1, uint64_t c0, uint64_t c1) {
+                        uint64_t n = 0;
+                        for (uint32_t id : before) {
+                            const DfxOp& l = loads[id];
+                            const uint64_t rows = std::min(l.row + l.rows, r1), cols = std::min(l.col + l.cols, c1);
+                            if (p.graph.tensor(l.tensor).name == tensor && std::max(l.row, r0) < rows &&
+                                std::max(l.col, c0) < cols)
+                                n += (rows - std::max(l.row, r0)) * (cols - std::max(l.col, c0));
+                        }
+                        return n;
+                    };
+                    const uint64_t a = covered("A", op.row, op.row + op.m, op.k_first, op.k_first + op.k);
+                    const uint64_t b = covered("B", op.k_first, op.k_first + op.k, op.col, op.col + op.n);
                     EXPECT_EQ(a, uint64_t(op.m) * op.k) << "op " << op.id;
                     EXPECT_EQ(b, uint64_t(op.k) * op.n) << "op " << op.id;
                     if (started.insert(op.task).second) {  // the task's first: only its own two blocks
