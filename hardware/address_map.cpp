@@ -27,6 +27,24 @@ uint64_t AddressMap::l1_base(uint32_t tile, uint32_t buffer) const {
     return kL1Base + (uint64_t(tile) * config_.l1.count + buffer) * config_.l1.capacity_bytes;
 }
 
+uint32_t AddressMap::dram_channel(uint64_t block) const {
+    const uint64_t channels = config_.dram.count;
+    uint64_t rotation = 0;
+    if (config_.dram.channel_select == ChannelSelect::Hashed && channels > 1)
+        for (uint64_t row = block / channels; row; row /= channels) rotation += row % channels;
+    return uint32_t((block + rotation) % channels);
+}
+
+uint64_t AddressMap::dram_address(uint32_t channel, uint64_t offset) const {
+    const uint64_t block = config_.dram.interleave_bytes, channels = config_.dram.count;
+    const uint64_t row = offset / block;
+    // The block of this row that dram_channel() sends to `channel`: undo the row's rotation
+    // (the channel of its first block).
+    const uint64_t rotation = dram_channel(row * channels);
+    const uint64_t column = (channel + channels - rotation) % channels;
+    return (row * channels + column) * block + offset % block;
+}
+
 bool AddressMap::decode(uint64_t addr, uint64_t length, Location& where) const {
     if (length == 0 || addr + length < addr) return false;
     if (addr < kL3Base) {
@@ -34,7 +52,7 @@ bool AddressMap::decode(uint64_t addr, uint64_t length, Location& where) const {
         const uint64_t block = config_.dram.interleave_bytes;
         if (addr / block != (addr + length - 1) / block) return false;
         const uint64_t block_index = addr / block;
-        where = {Level::Dram, 0, uint32_t(block_index % config_.dram.count),
+        where = {Level::Dram, 0, dram_channel(block_index),
                  (block_index / config_.dram.count) * block + addr % block, config_.dram.capacity_bytes};
         return true;
     }

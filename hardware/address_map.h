@@ -49,6 +49,15 @@ public:
     /// boundary (DRAM: the range must stay inside one interleave block).
     bool decode(uint64_t addr, uint64_t length, Location& where) const;
 
+    /// DRAM channel of interleave block `block` (a device address / dram.interleave_bytes):
+    /// `block mod channels`, rotated by the base-`channels` digit sum of `block / channels`
+    /// when dram.channel_select is hashed. Either way each run of `channels` consecutive
+    /// blocks covers every channel once.
+    uint32_t dram_channel(uint64_t block) const;
+
+    /// Device address of byte `offset` of DRAM channel `channel`: the inverse of decode().
+    uint64_t dram_address(uint32_t channel, uint64_t offset) const;
+
     /// One-line description of why decode() refused, for error reports.
     std::string explain(uint64_t addr, uint64_t length) const;
 

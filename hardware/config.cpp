@@ -43,7 +43,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 const std::set<std::string> kFieldNames = {
     "name", "description", "clocks", "fabric_mhz", "sram_mhz", "dram_mhz", "compute_tiles", "fabric", "rows",
     "cols", "element_types", "energy_pj_per_mac", "dram", "channels", "capacity_mib", "bandwidth_gb_per_s",
-    "latency_cycles", "ports", "burst_bytes", "interleave_bytes", "energy_pj_per_byte", "l3", "tiles",
+    "latency_cycles", "ports", "burst_bytes", "interleave_bytes", "channel_select", "energy_pj_per_byte", "l3", "tiles",
     "capacity_kib", "l2", "banks_per_tile", "l1", "buffers_per_tile", "interconnect", "dma", "engines",
     "queue_depth", "block_mover", "per_tile", "streamer", "static_power_w"};
 
@@ -238,6 +238,13 @@ Config read_config(const json& root, const std::string& source) {
             r.fail("dram.capacity_mib", "channel capacity of " + std::to_string(c.dram.capacity_bytes) +
                                             " bytes is not a multiple of dram.interleave_bytes (" +
                                             std::to_string(c.dram.interleave_bytes) + ")");
+        if (r.has("channel_select")) {
+            const std::string select = r.string("channel_select");
+            if (select == "modulo")
+                c.dram.channel_select = ChannelSelect::Modulo;
+            else if (select != "hashed")
+                r.fail("dram.channel_select", "expected \"modulo\" or \"hashed\", got \"" + select + "\"");
+        }
         r.finish();
     }
     {

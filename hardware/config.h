@@ -39,9 +39,16 @@ struct MemoryLevel {
     double energy_pj_per_byte = 0; ///< dynamic energy per byte read or written
 };
 
+/// How a DRAM interleave block picks its channel (docs/config.md, address map).
+enum class ChannelSelect {
+    Modulo,  ///< block b on channel b mod channels
+    Hashed,  ///< the same, rotated by the digit sum of b / channels in base channels
+};
+
 /// DRAM adds address interleaving across channels.
 struct DramLevel : MemoryLevel {
     uint64_t interleave_bytes = 0;  ///< consecutive bytes on one channel (power of 2, >= burst)
+    ChannelSelect channel_select = ChannelSelect::Hashed;
 };
 
 /// A kind of data mover (DMA engine, BlockMover, Streamer).

@@ -1,9 +1,10 @@
 // One external DRAM channel (HBM/DDR/LPDDR). Consecutive device addresses interleave across
-// channels in blocks of dram.interleave_bytes; the interconnect hands this channel offsets
+// channels in blocks of dram.interleave_bytes (which block goes where: AddressMap); the interconnect hands this channel offsets
 // inside its own capacity. Socket: `socket` (target). Time: dram latency in dram_hz cycles
 // plus N / channel bandwidth per burst, per port (MemoryTarget).
 #pragma once
 
+#include "hardware/address_map.h"
 #include "hardware/config.h"
 #include "models/memory_target.h"
 
@@ -11,20 +12,15 @@ namespace kpu::model {
 
 class DramChannel : public MemoryTarget {
 public:
-    DramChannel(sc_core::sc_module_name name, const hw::Config& config, uint32_t channel)
-        : MemoryTarget(name, "DRAM channel", config.dram, config.clocks.dram_hz, 0),
-          channel_(channel),
-          channels_(config.dram.count),
-          interleave_(config.dram.interleave_bytes) {}
+    DramChannel(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map, uint32_t channel)
+        : MemoryTarget(name, "DRAM channel", config.dram, config.clocks.dram_hz, 0), map_(map), channel_(channel) {}
 
-    uint64_t device_address(uint64_t offset) const override {
-        return ((offset / interleave_) * channels_ + channel_) * interleave_ + offset % interleave_;
-    }
+    uint64_t device_address(uint64_t offset) const override { return map_.dram_address(channel_, offset); }
     uint32_t channel() const { return channel_; }
 
 private:
-    uint32_t channel_, channels_;
-    uint64_t interleave_;
+    const hw::AddressMap& map_;
+    uint32_t channel_;
 };
 
 }  // namespace kpu::model

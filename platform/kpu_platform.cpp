@@ -41,7 +41,7 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
     // The interconnect's output ports: DRAM channels first, then one per tile (decoder order).
     for (uint32_t c = 0; c < config_.dram.count; ++c) {
         const std::string n = "dram_" + std::to_string(c);
-        dram_.push_back(std::make_unique<model::DramChannel>(n.c_str(), config_, c));
+        dram_.push_back(std::make_unique<model::DramChannel>(n.c_str(), config_, map_, c));
         wiring_.target(*noc_, dram_.back()->socket, n);
     }
     for (uint32_t t = 0; t < config_.compute_tiles; ++t) {

@@ -124,7 +124,7 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
             for (uint32_t row = 0; row < t.rows; ++row) {
                 for (uint64_t a = base + row * stride, left = t.row_bytes; left;) {
                     const uint64_t piece = std::min(left, block - a % block);
-                    per_channel[(a / block) % config.dram.count] += piece;
+                    per_channel[kpu.address_map().dram_channel(a / block)] += piece;
                     a += piece, left -= piece;
                 }
             }

@@ -1,5 +1,8 @@
 #include "hardware/address_map.h"
 
+#include <set>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace kpu::hw {
@@ -9,6 +12,7 @@ Config minimal() { return load_config(std::string(KPU_SOURCE_DIR) + "/configs/mi
 
 TEST(AddressMap, DramInterleavesAcrossChannelsAtTheConfiguredGranularity) {
     Config c = minimal();  // 2 channels, 1024-byte interleave
+    c.dram.channel_select = ChannelSelect::Modulo;
     AddressMap map(c);
     Location where;
     ASSERT_TRUE(map.decode(0, 64, where));
@@ -23,6 +27,66 @@ TEST(AddressMap, DramInterleavesAcrossChannelsAtTheConfiguredGranularity) {
     EXPECT_EQ(where.offset, 1024u + 16);
     EXPECT_FALSE(map.decode(1000, 64, where)) << "crosses an interleave block";
     EXPECT_FALSE(map.decode(map.dram_size() - 8, 16, where));
+}
+
+// Hashed: block b goes to (b + digit sum of b / channels in base channels) mod channels.
+// minimal: 2 channels, so the rotation is the parity of the set bits of b / 2.
+TEST(AddressMap, HashedDramRotatesEachRowOfBlocksByTheDigitSumOfItsIndex) {
+    Config c = minimal();
+    ASSERT_EQ(c.dram.channel_select, ChannelSelect::Hashed) << "the shipped configs hash";
+    AddressMap map(c);
+    const uint32_t expected[8] = {0, 1,   // row 0: no rotation
+                                  1, 0,   // row 1 (one bit): rotated
+                                  1, 0,   // row 2 (one bit)
+                                  0, 1};  // row 3 (two bits)
+    for (uint64_t b = 0; b < 8; ++b) {
+        EXPECT_EQ(map.dram_channel(b), expected[b]) << "block " << b;
+        Location where;
+        ASSERT_TRUE(map.decode(b * 1024 + 40, 8, where));
+        EXPECT_EQ(where.index, expected[b]);
+        EXPECT_EQ(where.offset, (b / 2) * 1024 + 40) << "a channel keeps a row's blocks in order";
+    }
+}
+
+// Every device byte has exactly one (channel, offset) and back, and every row of `channels`
+// consecutive blocks uses each channel once (so linear streams keep full bandwidth).
+TEST(AddressMap, HashedDramIsABijectionThatCoversEveryChannelPerRow) {
+    for (const char* sku : {"minimal", "edge", "t64"}) {
+        Config c = load_config(std::string(KPU_SOURCE_DIR) + "/configs/" + sku + ".json");
+        AddressMap map(c);
+        const uint64_t block = c.dram.interleave_bytes, channels = c.dram.count;
+        for (uint64_t row = 0; row < 4096; row += (row < 64 ? 1 : 97)) {
+            std::vector<int> seen(channels, 0);
+            for (uint64_t col = 0; col < channels; ++col) {
+                const uint64_t addr = (row * channels + col) * block + 3 * col;
+                Location where;
+                ASSERT_TRUE(map.decode(addr, 1, where)) << sku;
+                ++seen[where.index];
+                EXPECT_EQ(where.offset, row * block + 3 * col) << sku;
+                EXPECT_EQ(map.dram_address(where.index, where.offset), addr) << sku << " row " << row;
+            }
+            for (uint64_t ch = 0; ch < channels; ++ch) EXPECT_EQ(seen[ch], 1) << sku << " row " << row << " channel " << ch;
+        }
+    }
+}
+
+// Rows of a tensor whose pitch is a power of two of at least one interleave block: under
+// modulo, 8 rows 32 KiB apart on t64 (8 channels x 4 KiB) all sit on one channel; hashed,
+// every such pitch up to 2^30 bytes spreads 8 rows over all 8 channels.
+TEST(AddressMap, HashedDramSpreadsPowerOfTwoRowPitchesOverAllChannels) {
+    Config c = load_config(std::string(KPU_SOURCE_DIR) + "/configs/t64.json");
+    AddressMap hashed(c);
+    Config m = c;
+    m.dram.channel_select = ChannelSelect::Modulo;
+    AddressMap modulo(m);
+    auto channels_hit = [&](const AddressMap& map, uint64_t pitch) {
+        std::set<uint32_t> hit;
+        for (uint64_t row = 0; row < 8; ++row) hit.insert(map.dram_channel(row * pitch / c.dram.interleave_bytes));
+        return hit.size();
+    };
+    EXPECT_EQ(channels_hit(modulo, 32 << 10), 1u);
+    EXPECT_EQ(channels_hit(modulo, 16 << 10), 2u);
+    for (uint64_t pitch = 4096; pitch <= (1ull << 30); pitch *= 2) EXPECT_EQ(channels_hit(hashed, pitch), 8u) << pitch;
 }
 
 TEST(AddressMap, OnChipInstancesArePackedPerTile) {

@@ -183,6 +183,21 @@ TEST(ConfigErrors, PowerOfTwoIsEnforced) {
     EXPECT_EQ(error_of(k), "bad.json: dram.interleave_bytes: must be a power of two, got 3000");
 }
 
+TEST(ConfigErrors, ChannelSelectIsHashedOrModulo) {
+    json j = minimal_json();
+    j["dram"]["channel_select"] = "xor";
+    EXPECT_EQ(error_of(j), "bad.json: dram.channel_select: expected \"modulo\" or \"hashed\", got \"xor\"");
+    json k = minimal_json();
+    k["dram"]["channel_select"] = 1;
+    EXPECT_EQ(error_of(k), "bad.json: dram.channel_select: expected a string, got 1");
+    json absent = minimal_json();
+    absent["dram"].erase("channel_select");
+    EXPECT_EQ(parse_config(absent.dump(), "ok.json").dram.channel_select, ChannelSelect::Hashed);
+    json modulo = minimal_json();
+    modulo["dram"]["channel_select"] = "modulo";
+    EXPECT_EQ(parse_config(modulo.dump(), "ok.json").dram.channel_select, ChannelSelect::Modulo);
+}
+
 TEST(ConfigErrors, UnknownElementTypeIsNamed) {
     json j = minimal_json();
     j["fabric"]["element_types"] = json::array({"float32", "fp8"});

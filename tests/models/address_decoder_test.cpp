@@ -18,9 +18,14 @@ TEST(AddressDecoder, ChipRoutesDramByInterleaveAndTilesByTile) {
     Maps m;
     AddressDecoder chip(m.config, m.map, AddressDecoder::kChip);
     Route r;
-    ASSERT_TRUE(chip.route(3 * 2048 + 5, 64, r));  // block 3: channel 1, its block 1
-    EXPECT_EQ(r.port, 1u);
+    ASSERT_TRUE(chip.route(3 * 2048 + 5, 64, r));  // block 3: row 1, rotated by 1: channel 0, its block 1
+    EXPECT_EQ(r.port, 0u);
     EXPECT_EQ(3 * 2048 + 5 - r.delta, 2048u + 5);
+    EXPECT_EQ(r.lo, 3u * 2048);
+    EXPECT_EQ(r.hi, 4u * 2048);
+    ASSERT_TRUE(chip.route(6 * 2048, 64, r));  // block 6: row 3 (two set bits), not rotated: channel 0, block 3
+    EXPECT_EQ(r.port, 0u);
+    EXPECT_EQ(6 * 2048 - r.delta, 3u * 2048);
     ASSERT_TRUE(chip.route(m.map.l2_base(2, 7) + 100, 64, r));
     EXPECT_EQ(r.port, 2u + 2);  // channels, then tiles
     EXPECT_EQ(r.delta, 0u);     // the tile switch decodes again

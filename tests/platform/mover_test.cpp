@@ -159,13 +159,15 @@ TEST(Movers, TwoMoversIntoDifferentL2BanksEachGetFullBandwidth) {
     EXPECT_NEAR(test::bandwidth(b), 16e9, 0.02 * 16e9);
 }
 
-// An engine faster than the DRAM: a transfer over both channels reaches their sum, one
-// that stays on channel 0 (every other interleave block) reaches one channel.
+// An engine faster than the DRAM: a transfer over both channels reaches their sum. With
+// modulo channel selection, one that reads every other interleave block stays on channel 0
+// and reaches one channel's bandwidth; hashed, the same rows spread over both channels.
 TEST(DmaEngine, TransferAcrossAllDramChannelsReachesTheirAggregateBandwidth) {
     const hw::Config cfg = test::config("minimal", {{"dma.bandwidth_gb_per_s", "64"},
                                                     {"l3.bandwidth_gb_per_s", "64"},
                                                     {"l3.capacity_kib", "1024"},
-                                                    {"interconnect.bandwidth_gb_per_s", "64"}});
+                                                    {"interconnect.bandwidth_gb_per_s", "64"},
+                                                    {"dram.channel_select", "modulo"}});
     KpuPlatform kpu("kpu", cfg, checked());
     Completion both, one;
     Driver driver("driver", [&](Driver& d) {
@@ -178,6 +180,24 @@ TEST(DmaEngine, TransferAcrossAllDramChannelsReachesTheirAggregateBandwidth) {
     EXPECT_NEAR(test::bandwidth(one), 8e9, 0.02 * 8e9);
     EXPECT_EQ(kpu.dram_channel(0).stats().bytes_read, 256u * 1024 + 256 * 1024);
     EXPECT_EQ(kpu.dram_channel(1).stats().bytes_read, 256u * 1024);
+}
+
+TEST(DmaEngine, HashedChannelsSpreadAStrideThatAliasesUnderModulo) {
+    const hw::Config cfg = test::config("minimal", {{"dma.bandwidth_gb_per_s", "64"},
+                                                    {"l3.bandwidth_gb_per_s", "64"},
+                                                    {"l3.capacity_kib", "1024"},
+                                                    {"interconnect.bandwidth_gb_per_s", "64"}});
+    KpuPlatform kpu("kpu", cfg, checked());
+    Completion strided;
+    Driver driver("driver", [&](Driver& d) {
+        // Blocks 1024, 1026, ..., 1534: rows 512..767 of 2 blocks. Half of those rows have
+        // an odd number of set bits, so half the blocks are rotated onto channel 1.
+        strided = d.run(kpu.dma(0), transfer(1, 1 << 20, hw::kL3Base, 256, 1024, 2048, 1024));
+    });
+    sc_core::sc_start();
+    EXPECT_EQ(kpu.dram_channel(0).stats().bytes_read, 128u * 1024);
+    EXPECT_EQ(kpu.dram_channel(1).stats().bytes_read, 128u * 1024);
+    EXPECT_NEAR(test::bandwidth(strided), 16e9, 0.03 * 16e9);
 }
 
 // Queue depth 4: the fifth submit from a thread waits for the first completion; completions
