@@ -21,6 +21,9 @@ uint64_t level_capacity(const hw::Config& config, hw::Level level) {
 
 namespace {
 
+/// More K passes than the fewest that fit must beat those by this share of the estimate.
+constexpr double kPassMargin = 0.10;
+
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 /// The distinct values of ceil(count / p) for p = 1..count: every distinct task size.
@@ -78,7 +81,6 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
         tile.kc = uint32_t(kc);
         passes = uint32_t(ceil_div(K, kc));
     }
-    const uint64_t kc = tile.pass_k(K);
     const auto plan = plan_buffers(graph.ops()[op], K, dataflow, tile, extent);
     if (overflow(config, plan) != hw::Level::Dram) return false;
 
@@ -107,13 +109,16 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     const double task_time = std::max({compute, onchip / bm_per_cycle, onchip / st_per_cycle});
     const uint64_t dram = 4 * (M * K * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
     const double active = double(std::min(tasks, T));
+    // The first panel, all of K (also in passes: after each pass the next one's panel waits
+    // for the last read of this one's), loaded by every active task at once.
     const double prologue = 4.0 * double(dataflow == Dataflow::OutputStationary ? extent.rows : extent.cols) *
-                            double(kc) / (dram_per_cycle / active);
+                            double(K) / (dram_per_cycle / active);
     const double rounds = double(ceil_div(tasks, T));
     out.tile = tile;
     out.task_rows = task_rows;
     out.task_cols = task_cols;
     out.cycles = std::max(rounds * task_time, double(dram) / dram_per_cycle) + prologue;
+    out.passes = passes;
     out.dram_bytes = dram;
     const uint64_t strips = dataflow == Dataflow::OutputStationary ? std::min<uint64_t>(task_cols, Nt)
                                                                    : std::min<uint64_t>(task_rows, Mt);
@@ -131,28 +136,35 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
         tms.insert(uint32_t(std::min<uint64_t>(M, f * config.fabric.rows)));
         tns.insert(uint32_t(std::min<uint64_t>(N, f * config.fabric.cols)));
     }
-    // Two passes: the best estimate, then among candidates within 2% of it the least DRAM
-    // traffic and the fewest ops (the estimate is not precise enough to split hairs).
-    // K runs in one pass when its panel fits L3; otherwise in the fewest passes (2, 4, 8, ...)
-    // that fit, each bringing the C tiles back.
-    std::vector<TilingChoice> good;
-    for (uint32_t passes = 1; good.empty() && passes <= std::max<uint64_t>(1, graph.k(op) / 16); passes *= 2) {
-        double best = INFINITY;
-        for (int round = 0; round < 2; ++round)
-            for (uint32_t tm : tms)
-                for (uint32_t tn : tns) {
-                    const TileShape tile{tm, tn, 0, 0};
-                    for (uint32_t rows : task_sizes(uint32_t(ceil_div(M, tm))))
-                        for (uint32_t cols : task_sizes(uint32_t(ceil_div(N, tn)))) {
-                            TilingChoice c;
-                            if (!evaluate_tiling(config, graph, op, dataflow, tile, rows, cols, c, passes)) continue;
-                            if (round == 0)
-                                best = std::min(best, c.cycles);
-                            else if (c.cycles <= best * 1.02)
-                                good.push_back(c);
-                        }
-                }
+    // Every tile shape, task shape and number of K passes (1, 2, 4, ...: each later pass
+    // brings the C tiles back, and a pass's smaller panel leaves L3 room for bigger tiles).
+    // Then the best estimate, and among candidates within 2% of it the least DRAM traffic
+    // and the fewest ops (the estimate is not precise enough to split hairs).
+    std::vector<TilingChoice> all;
+    for (uint32_t passes = 1; passes <= std::max<uint64_t>(1, graph.k(op) / 16); passes *= 2)
+        for (uint32_t tm : tms)
+            for (uint32_t tn : tns) {
+                const TileShape tile{tm, tn, 0, 0};
+                for (uint32_t rows : task_sizes(uint32_t(ceil_div(M, tm))))
+                    for (uint32_t cols : task_sizes(uint32_t(ceil_div(N, tn)))) {
+                        TilingChoice c;
+                        if (evaluate_tiling(config, graph, op, dataflow, tile, rows, cols, c, passes)) all.push_back(c);
+                    }
+            }
+    // More passes than the fewest that fit only for a clear gain: the estimate does not
+    // price a pass boundary's stall.
+    uint32_t fewest = UINT32_MAX;
+    for (const TilingChoice& c : all) fewest = std::min(fewest, c.passes);
+    double best_fewest = INFINITY, best = INFINITY;
+    for (const TilingChoice& c : all) {
+        best = std::min(best, c.cycles);
+        if (c.passes == fewest) best_fewest = std::min(best_fewest, c.cycles);
     }
+    const bool more_passes = best < best_fewest * (1 - kPassMargin);
+    if (!more_passes) best = best_fewest;
+    std::vector<TilingChoice> good;
+    for (const TilingChoice& c : all)
+        if ((more_passes || c.passes == fewest) && c.cycles <= best * 1.02) good.push_back(c);
     if (good.empty()) {
         // Report the smallest candidate against the level it overflows.
         const uint32_t k16 = uint32_t(std::min<uint64_t>(graph.k(op), 16));

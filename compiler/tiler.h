@@ -20,6 +20,7 @@ struct TilingChoice {
     double cycles = 0;                      ///< estimated, fabric cycles, all compute tiles
     uint64_t dram_bytes = 0;
     uint64_t ops = 0;
+    uint32_t passes = 1;                    ///< K passes (1: all of K at once)
 };
 
 /// Evaluates one candidate with K in about `passes` passes (1: all of K at once); false if
