@@ -1,7 +1,8 @@
 // One external DRAM channel (HBM/DDR/LPDDR). Consecutive device addresses interleave across
-// channels in blocks of dram.interleave_bytes (which block goes where: AddressMap); the interconnect hands this channel offsets
-// inside its own capacity. Socket: `socket` (target). Time: dram latency in dram_hz cycles
-// plus N / channel bandwidth per burst, per port (MemoryTarget).
+// channels in blocks of dram.interleave_bytes (which block goes to which channel:
+// AddressMap::dram_channel); the interconnect hands this channel offsets inside its own
+// capacity. Socket: `socket` (target). Time: dram latency in dram_hz cycles plus N / channel
+// bandwidth per burst, per port (MemoryTarget).
 #pragma once
 
 #include "hardware/address_map.h"

@@ -65,7 +65,8 @@ TEST(AddressMap, HashedDramIsABijectionThatCoversEveryChannelPerRow) {
                 EXPECT_EQ(where.offset, row * block + 3 * col) << sku;
                 EXPECT_EQ(map.dram_address(where.index, where.offset), addr) << sku << " row " << row;
             }
-            for (uint64_t ch = 0; ch < channels; ++ch) EXPECT_EQ(seen[ch], 1) << sku << " row " << row << " channel " << ch;
+            for (uint64_t ch = 0; ch < channels; ++ch)
+                EXPECT_EQ(seen[ch], 1) << sku << " row " << row << " channel " << ch;
         }
     }
 }

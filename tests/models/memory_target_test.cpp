@@ -48,7 +48,9 @@ auto l1_buffer(uint32_t buffer) {
     };
 }
 auto dram_channel(uint32_t channel) {
-    return [channel](const hw::Config& c, const hw::AddressMap& m) { return std::make_unique<DramChannel>("mem", c, m, channel); };
+    return [channel](const hw::Config& c, const hw::AddressMap& m) {
+        return std::make_unique<DramChannel>("mem", c, m, channel);
+    };
 }
 
 // minimal.json L2: 16 GB/s at 1 GHz (16 B/cycle), 4 cycles latency, 16 KiB, one port.
