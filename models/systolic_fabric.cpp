@@ -5,7 +5,7 @@
 #include <sstream>
 #include <vector>
 
-#include "models/fabric_timing.h"
+#include "hardware/fabric_timing.h"
 
 namespace kpu::model {
 

@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "models/fabric_timing.h"
+#include "hardware/fabric_timing.h"
 #include "tests/fabric/test_memory.h"
 
 namespace kpu::model {

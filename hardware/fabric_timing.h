@@ -7,7 +7,7 @@
 
 #include "hardware/fabric_command.h"
 
-namespace kpu::model {
+namespace kpu::hw {
 
 inline uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
@@ -28,4 +28,4 @@ inline uint64_t drain_cycles(const hw::DrainCommand& c, uint32_t /*rows*/, uint3
     return ceil_div(c.n, cols) * c.m;
 }
 
-}  // namespace kpu::model
+}  // namespace kpu::hw
