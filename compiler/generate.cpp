@@ -45,13 +45,7 @@ Program compile(const Graph& graph, const hw::Config& target, const CompileOptio
         const TilingChoice choice = choose_tiling(target, graph, op, options.dataflow);
         const uint32_t kernel = uint32_t(program.kernels.size());
         program.kernels.push_back({op, options.dataflow, choice.tile, {}});
-        const uint32_t Mt = tile_count(graph.m(op), choice.tile.tm), Nt = tile_count(graph.n(op), choice.tile.tn);
-        for (uint32_t r = 0; r < Mt; r += choice.task_rows)
-            for (uint32_t c = 0; c < Nt; c += choice.task_cols) {
-                Task task{kernel, r, std::min(Mt, r + choice.task_rows), c, std::min(Nt, c + choice.task_cols), {}};
-                program.tasks.push_back(task);
-                program.tasks.back().deps = producer_tasks(program, uint32_t(program.tasks.size() - 1));
-            }
+        add_tasks(program, kernel, choice.task_rows, choice.task_cols);
         Hints& h = program.kernels.back().hints;
         h = kernel_hints(program, kernel);
         h.estimated_cycles = uint64_t(std::llround(choice.cycles));

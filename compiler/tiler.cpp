@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <sstream>
 
+#include "compiler/binder.h"
 #include "compiler/compile_error.h"
+#include "compiler/generate.h"
+#include "compiler/replay.h"
 
 namespace kpu::compiler {
 
@@ -21,8 +25,13 @@ uint64_t level_capacity(const hw::Config& config, hw::Level level) {
 
 namespace {
 
-/// More K passes than the fewest that fit must beat those by this share of the estimate.
-constexpr double kPassMargin = 0.10;
+/// The closed-form estimate ranks every candidate; the best ones by that rank are then
+/// replayed (replay.h), at most this many, and at most this many DFX ops in all.
+constexpr size_t kMaxReplays = 8;
+constexpr uint64_t kReplayOpBudget = 1'000'000;
+/// Replayed candidates within this share of the fastest are equals: the least DRAM traffic
+/// and then the fewest ops decide.
+constexpr double kEqualShare = 0.01;
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
@@ -138,8 +147,7 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
     }
     // Every tile shape, task shape and number of K passes (1, 2, 4, ...: each later pass
     // brings the C tiles back, and a pass's smaller panel leaves L3 room for bigger tiles).
-    // Then the best estimate, and among candidates within 2% of it the least DRAM traffic
-    // and the fewest ops (the estimate is not precise enough to split hairs).
+    // The closed form ranks them; the best are replayed.
     std::vector<TilingChoice> all;
     for (uint32_t passes = 1; passes <= std::max<uint64_t>(1, graph.k(op) / 16); passes *= 2)
         for (uint32_t tm : tms)
@@ -151,21 +159,7 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
                         if (evaluate_tiling(config, graph, op, dataflow, tile, rows, cols, c, passes)) all.push_back(c);
                     }
             }
-    // More passes than the fewest that fit only for a clear gain: the estimate does not
-    // price a pass boundary's stall.
-    uint32_t fewest = UINT32_MAX;
-    for (const TilingChoice& c : all) fewest = std::min(fewest, c.passes);
-    double best_fewest = INFINITY, best = INFINITY;
-    for (const TilingChoice& c : all) {
-        best = std::min(best, c.cycles);
-        if (c.passes == fewest) best_fewest = std::min(best_fewest, c.cycles);
-    }
-    const bool more_passes = best < best_fewest * (1 - kPassMargin);
-    if (!more_passes) best = best_fewest;
-    std::vector<TilingChoice> good;
-    for (const TilingChoice& c : all)
-        if ((more_passes || c.passes == fewest) && c.cycles <= best * 1.02) good.push_back(c);
-    if (good.empty()) {
+    if (all.empty()) {
         // Report the smallest candidate against the level it overflows.
         const uint32_t k16 = uint32_t(std::min<uint64_t>(graph.k(op), 16));
         const TileShape tile{*tms.begin(), *tns.begin(), k16, k16 < graph.k(op) ? k16 : 0};
@@ -188,11 +182,68 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
             << " bytes) but " << hw::to_string(level) << " has " << level_capacity(config, level);
         throw CompileError(msg.str());
     }
-    return *std::min_element(good.begin(), good.end(), [](const TilingChoice& a, const TilingChoice& b) {
+    // Distinct candidates (several pass counts can give the same kc), best closed form first.
+    std::sort(all.begin(), all.end(), [](const TilingChoice& a, const TilingChoice& b) {
+        if (a.cycles != b.cycles) return a.cycles < b.cycles;
+        if (a.dram_bytes != b.dram_bytes) return a.dram_bytes < b.dram_bytes;
+        return a.ops < b.ops;
+    });
+    std::vector<TilingChoice> replayed;
+    uint64_t ops = 0;
+    for (const TilingChoice& c : all) {
+        if (replayed.size() == kMaxReplays || (!replayed.empty() && ops + c.ops > kReplayOpBudget)) break;
+        const auto same = [&](const TilingChoice& r) {
+            return r.tile == c.tile && r.task_rows == c.task_rows && r.task_cols == c.task_cols;
+        };
+        if (std::any_of(replayed.begin(), replayed.end(), same)) continue;
+        TilingChoice r = c;
+        r.cycles = replay_tiling(config, graph, op, dataflow, c);
+        replayed.push_back(r);
+        ops += c.ops;
+    }
+    double fastest = INFINITY;
+    for (const TilingChoice& c : replayed) fastest = std::min(fastest, c.cycles);
+    std::vector<TilingChoice> equals;
+    for (const TilingChoice& c : replayed)
+        if (c.cycles <= fastest * (1 + kEqualShare)) equals.push_back(c);
+    return *std::min_element(equals.begin(), equals.end(), [](const TilingChoice& a, const TilingChoice& b) {
         if (a.dram_bytes != b.dram_bytes) return a.dram_bytes < b.dram_bytes;
         if (a.ops != b.ops) return a.ops < b.ops;
         return a.cycles < b.cycles;
     });
+}
+
+Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
+                       const TilingChoice& choice) {
+    Program p;
+    p.target = {config.name, config.fabric.rows, config.fabric.cols, config.compute_tiles};
+    Op single = graph.ops()[op];
+    std::map<uint32_t, uint32_t> copied;  // graph tensor -> p.graph tensor (A and B may be one)
+    const auto copy = [&](uint32_t t, TensorRole role) {
+        if (!copied.count(t)) {
+            Tensor x = graph.tensor(t);
+            x.role = role;
+            copied[t] = p.graph.add_tensor(x);
+        }
+        return copied[t];
+    };
+    single.a = copy(single.a, TensorRole::Input);
+    single.b = copy(single.b, TensorRole::Input);
+    if (single.bias) single.bias = copy(*single.bias, TensorRole::Input);
+    single.c = copy(single.c, TensorRole::Output);
+    p.graph.add_op(single);
+    p.kernels.push_back({0, dataflow, choice.tile, {}});
+    add_tasks(p, 0, choice.task_rows, choice.task_cols);
+    Hints& h = p.kernels[0].hints;
+    h = kernel_hints(p, 0);
+    h.estimated_cycles = uint64_t(std::llround(choice.cycles));
+    p.hints = h;
+    return p;
+}
+
+double replay_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
+                     const TilingChoice& choice) {
+    return replay_cycles(bind(tiling_program(config, graph, op, dataflow, choice), config), config);
 }
 
 }  // namespace kpu::compiler

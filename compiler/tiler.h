@@ -1,9 +1,9 @@
 // The tiler: picks, per matmul, the fabric tile (tm, tn), the K chunk tk and the task grid
 // (how many C tile rows and columns one task covers) for a target config. Every candidate
 // must fit L1, L2 and L3 of one compute tile with its double buffers (K split into passes
-// when its panel does not fit L3); among those it minimises
-// the estimated cycles, then DRAM traffic, then the op count. The cost model is in
-// docs/compiler.md.
+// when its panel does not fit L3). A closed-form estimate ranks every candidate; the best
+// ones are bound and replayed (replay.h), and the fastest replay wins, then the least DRAM
+// traffic, then the fewest ops. The cost models are in docs/compiler.md.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,7 @@ namespace kpu::compiler {
 struct TilingChoice {
     TileShape tile;
     uint32_t task_rows = 0, task_cols = 0;  ///< C tiles per task (rows x columns)
-    double cycles = 0;                      ///< estimated, fabric cycles, all compute tiles
+    double cycles = 0;                      ///< estimated fabric cycles, all compute tiles (replayed once chosen)
     uint64_t dram_bytes = 0;
     uint64_t ops = 0;
     uint32_t passes = 1;                    ///< K passes (1: all of K at once)
@@ -31,6 +31,15 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
 /// The best candidate; throws CompileError naming the op, the level and the numbers when
 /// nothing fits.
 TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow);
+
+/// The candidate as a program of its own: op `op` alone, its operands and result in DRAM,
+/// with its hints (a valid .kpu).
+Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
+                       const TilingChoice& choice);
+
+/// Fabric cycles of that program, bound to `config` and replayed (replay.h).
+double replay_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
+                     const TilingChoice& choice);
 
 /// Per compute tile capacity of a level.
 uint64_t level_capacity(const hw::Config& config, hw::Level level);

@@ -11,6 +11,7 @@
 #include <boost/program_options.hpp>
 
 #include "compiler/binder.h"
+#include "compiler/replay.h"
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
@@ -99,7 +100,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
     }
 }
 
-void summarize_bound(std::ostream& out, const BoundProgram& b) {
+void summarize_bound(std::ostream& out, const BoundProgram& b, const kpu::hw::Config& config) {
     uint64_t by_engine[4] = {0, 0, 0, 0};
     std::set<uint32_t> tiles;
     uint64_t deps = 0;
@@ -112,6 +113,7 @@ void summarize_bound(std::ostream& out, const BoundProgram& b) {
         << by_engine[1] << ", streamer " << by_engine[2] << ", fabric " << by_engine[3] << "), " << deps
         << " dependencies, " << tiles.size() << " compute tiles used\n";
     out << "DRAM read " << b.dram_read_bytes << " B, write " << b.dram_write_bytes << " B, " << b.macs << " MACs\n";
+    out << "replayed on '" << config.name << "': " << std::llround(replay_cycles(b, config)) << " cycles\n";
     for (const BoundTensor& t : b.tensors)
         out << "  " << t.role << " " << t.name << shape_string(t.shape) << " at DRAM 0x" << std::hex << t.dram_addr
             << std::dec << " (" << t.bytes << " B)\n";
@@ -150,7 +152,7 @@ int run(int argc, char** argv) {
         const kpu::hw::Config config = kpu::hw::load_config(config_path);
         const Program program = read_kpu_file(input);
         const BoundProgram bound = bind(program, config);
-        summarize_bound(std::cout, bound);
+        summarize_bound(std::cout, bound, config);
         if (!output.empty()) {
             std::ofstream out(output, std::ios::binary);
             if (!out) throw CompileError(output + ": cannot create file");

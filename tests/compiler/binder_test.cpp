@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "compiler/kpu_format.h"
+#include "compiler/tiler.h"
 #include "hardware/address_map.h"
 #include "test_util.h"
 
@@ -279,11 +280,15 @@ TEST(Binder, ATileHasOneBigLoadInFlight) {
 }
 
 TEST(Binder, SmallLoadsWaitForNoLoad) {
-    // 77 x 33 x 129 + bias on t64: the bias LOADs (a few hundred bytes) and the 16-column
-    // B strips (8.3 KB) are under the window and go at once; the A panels still chain.
+    // 77 x 33 x 129 + bias on t64 in 64 x 16 tiles: the bias LOADs (a few hundred bytes) and
+    // the 16-column B strips (8.3 KB) are under the window and go at once; the 64-row A
+    // panel blocks (33 KB) still chain.
     const hw::Config config = test::config("t64");
-    const LoadWindow w = check_load_window(
-        config, test::compile_matmul(77, 33, 129, config, Dataflow::OutputStationary, /*bias=*/true));
+    const Program p = test::compile_matmul(77, 33, 129, config, Dataflow::OutputStationary, /*bias=*/true);
+    TilingChoice tall;
+    ASSERT_TRUE(evaluate_tiling(config, p.graph, 0, Dataflow::OutputStationary, {64, 16, 0}, 2, 1, tall));
+    const LoadWindow w =
+        check_load_window(config, tiling_program(config, p.graph, 0, Dataflow::OutputStationary, tall));
     EXPECT_GT(w.small, 0u);
     EXPECT_GT(w.big, 0u);
 }

@@ -5,6 +5,8 @@
 #include <tlm_utils/simple_initiator_socket.h>
 
 #include "compiler/kpu_format.h"
+#include "compiler/replay.h"
+#include "compiler/tiler.h"
 
 #include "tests/e2e/e2e_support.h"
 
@@ -41,6 +43,38 @@ TEST(SameProgram, RunsOnTwoConfigsWithIdenticalOutputsAndCyclesInTheConfigsDirec
                                sessions[2]->host->result().cycles};
     EXPECT_GT(cycles[1], cycles[0]) << "a quarter of the DRAM bandwidth costs cycles";
     EXPECT_LT(cycles[2], cycles[0]) << "edge has 4 tiles of 16x16 against 1 of 8x8";
+}
+
+// The compiler's cost model against the platform: datacenter 512^3 as the tiler compiles it
+// (one pass) and as the closed form ranked first (64 x 128 tiles, K in 2 passes), side by
+// side in one simulation. The replay must be close to each, and its choice faster.
+TEST(Replay, TracksTheSimulatorAndItsChoiceRunsFaster) {
+    using namespace compiler;
+    const hw::Config dc = config("datacenter");
+    const Program chosen = compile(matmul_graph(512, 512, 512), dc);
+    TilingChoice two;
+    ASSERT_TRUE(evaluate_tiling(dc, chosen.graph, 0, Dataflow::OutputStationary, {64, 128, 0}, 1, 1, two, 2));
+    const Program passes = tiling_program(dc, chosen.graph, 0, Dataflow::OutputStationary, two);
+    ASSERT_EQ(chosen.kernels[0].tile.kc, 0u);
+    ASSERT_GT(passes.kernels[0].tile.kc, 0u);
+    const Program* programs[] = {&chosen, &passes};
+    std::vector<cli::Prepared> prepared;
+    std::vector<cli::Session*> sessions;
+    for (int i = 0; i < 2; ++i) {
+        prepared.push_back(cli::prepare(dc, *programs[i], "", 5));
+        sessions.push_back(new cli::Session);
+        sessions.back()->job = prepared.back().job;
+        sessions.back()->build(dc, "kpu" + std::to_string(i));
+    }
+    sc_core::sc_start();
+    double simulated[2];
+    for (int i = 0; i < 2; ++i) {
+        expect_outputs_match_reference(*programs[i], prepared[i], *sessions[i]);
+        simulated[i] = double(sessions[i]->host->result().cycles);
+        const double replayed = replay_cycles(prepared[i].bound, dc);
+        EXPECT_NEAR(replayed, simulated[i], 0.1 * simulated[i]) << "program " << i;
+    }
+    EXPECT_LT(simulated[0] * 1.2, simulated[1]) << "the replay's choice runs faster than the closed form's";
 }
 
 // The movers' timing granularity (PlatformOptions::train_bytes) is a simulation choice,
