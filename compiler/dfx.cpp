@@ -161,7 +161,8 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
 
 void add_tasks(Program& program, uint32_t kernel, uint32_t task_rows, uint32_t task_cols) {
     const Kernel& kr = program.kernels[kernel];
-    const uint32_t Mt = tile_count(program.graph.m(kr.op), kr.tile.tm), Nt = tile_count(program.graph.n(kr.op), kr.tile.tn);
+    const uint32_t Mt = tile_count(program.graph.m(kr.op), kr.tile.tm);
+    const uint32_t Nt = tile_count(program.graph.n(kr.op), kr.tile.tn);
     for (uint32_t r = 0; r < Mt; r += task_rows)
         for (uint32_t c = 0; c < Nt; c += task_cols) {
             program.tasks.push_back({kernel, r, std::min(Mt, r + task_rows), c, std::min(Nt, c + task_cols), {}});

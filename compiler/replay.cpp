@@ -138,8 +138,10 @@ private:
     Span span(uint64_t addr, uint64_t last) const {
         Span s;
         hw::Location end;
-        if (!map_.decode(addr, 1, s.first) || s.first.level == hw::Level::Dram || !map_.decode(last, 1, end)) return s;
-        s.count = end.index - s.first.index + 1;
+        if (!map_.decode(addr, 1, s.first) || s.first.level == hw::Level::Dram) return s;
+        const bool in_one_tile = map_.decode(last, 1, end) && end.level == s.first.level &&
+                                 end.tile == s.first.tile && end.index >= s.first.index;
+        s.count = in_one_tile ? end.index - s.first.index + 1 : 1;  // the platform refuses the others
         return s;
     }
 
@@ -176,10 +178,12 @@ private:
         }
         const hw::Transfer& x = op.move;
         const double bytes = double(x.bytes());
-        const uint64_t dst_last = x.transform == hw::Transform::Transpose
-                                      ? x.dst + (x.row_bytes / x.elem_bytes - 1) * x.dst_stride + x.rows * x.elem_bytes - 1
-                                      : x.dst + (x.rows - 1) * x.dst_stride + x.row_bytes - 1;
-        const Span src = span(x.src, x.src + (x.rows - 1) * x.src_stride + x.row_bytes - 1), dst = span(x.dst, dst_last);
+        const uint64_t src_last = x.src + (x.rows - 1) * x.src_stride + x.row_bytes - 1;
+        const uint64_t dst_last =
+            x.transform == hw::Transform::Transpose
+                ? x.dst + (x.row_bytes / x.elem_bytes - 1) * x.dst_stride + uint64_t(x.rows) * x.elem_bytes - 1
+                : x.dst + (x.rows - 1) * x.dst_stride + x.row_bytes - 1;
+        const Span src = span(x.src, src_last), dst = span(x.dst, dst_last);
         const Path& path = op.engine == EngineKind::Dma          ? dma_
                            : op.engine == EngineKind::BlockMover ? block_mover_
                                                                  : streamer_;
