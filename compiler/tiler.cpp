@@ -30,8 +30,24 @@ namespace {
 constexpr size_t kMaxReplays = 8;
 constexpr uint64_t kReplayOpBudget = 1'000'000;
 /// Replayed candidates within this share of the fastest are equals: the least DRAM traffic
-/// and then the fewest ops decide.
+/// and then the fewest ops decide. The closed form, less precise, gets a wider band.
 constexpr double kEqualShare = 0.01;
+constexpr double kClosedFormEqualShare = 0.02;
+
+/// The fastest candidate, or among those within `share` of it the least DRAM traffic, then
+/// the fewest ops.
+TilingChoice pick(const std::vector<TilingChoice>& candidates, double share) {
+    double fastest = INFINITY;
+    for (const TilingChoice& c : candidates) fastest = std::min(fastest, c.cycles);
+    std::vector<TilingChoice> equals;
+    for (const TilingChoice& c : candidates)
+        if (c.cycles <= fastest * (1 + share)) equals.push_back(c);
+    return *std::min_element(equals.begin(), equals.end(), [](const TilingChoice& a, const TilingChoice& b) {
+        if (a.dram_bytes != b.dram_bytes) return a.dram_bytes < b.dram_bytes;
+        if (a.ops != b.ops) return a.ops < b.ops;
+        return a.cycles < b.cycles;
+    });
+}
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
@@ -188,10 +204,12 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
         if (a.dram_bytes != b.dram_bytes) return a.dram_bytes < b.dram_bytes;
         return a.ops < b.ops;
     });
+    // A program too big to replay twice within the budget is chosen by the closed form.
+    if (2 * all.front().ops > kReplayOpBudget) return pick(all, kClosedFormEqualShare);
     std::vector<TilingChoice> replayed;
     uint64_t ops = 0;
     for (const TilingChoice& c : all) {
-        if (replayed.size() == kMaxReplays || (!replayed.empty() && ops + c.ops > kReplayOpBudget)) break;
+        if (replayed.size() == kMaxReplays || ops + c.ops > kReplayOpBudget) break;
         const auto same = [&](const TilingChoice& r) {
             return r.tile == c.tile && r.task_rows == c.task_rows && r.task_cols == c.task_cols;
         };
@@ -201,16 +219,7 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
         replayed.push_back(r);
         ops += c.ops;
     }
-    double fastest = INFINITY;
-    for (const TilingChoice& c : replayed) fastest = std::min(fastest, c.cycles);
-    std::vector<TilingChoice> equals;
-    for (const TilingChoice& c : replayed)
-        if (c.cycles <= fastest * (1 + kEqualShare)) equals.push_back(c);
-    return *std::min_element(equals.begin(), equals.end(), [](const TilingChoice& a, const TilingChoice& b) {
-        if (a.dram_bytes != b.dram_bytes) return a.dram_bytes < b.dram_bytes;
-        if (a.ops != b.ops) return a.ops < b.ops;
-        return a.cycles < b.cycles;
-    });
+    return pick(replayed, kEqualShare);
 }
 
 Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
