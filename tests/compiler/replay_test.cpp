@@ -116,5 +116,26 @@ TEST(Tiler, TheFastestReplayWinsNotTheClosedForm) {
     EXPECT_LT(pick.cycles, 0.95 * replay_tiling(t64, mid.graph, 0, Dataflow::OutputStationary, wide));
 }
 
+TEST(Tiler, AMatmulTooBigToReplayIsChosenByTheClosedForm) {
+    // t64 4096^3: every candidate has hundreds of thousands of ops; the estimate is the
+    // closed form's, where 1024^3's is a replay.
+    const hw::Config t64 = test::config("t64");
+    const Program big = test::compile_matmul(4096, 4096, 4096, t64);
+    const TilingChoice c = choose_tiling(t64, big.graph, 0, Dataflow::OutputStationary);
+    EXPECT_GT(c.ops, 500'000u);
+    TilingChoice closed;
+    ASSERT_TRUE(evaluate_tiling(t64, big.graph, 0, Dataflow::OutputStationary, {c.tile.tm, c.tile.tn, 0, 0},
+                                c.task_rows, c.task_cols, closed, c.passes));
+    EXPECT_EQ(closed.tile, c.tile);
+    EXPECT_DOUBLE_EQ(c.cycles, closed.cycles);
+    const Program mid = test::compile_matmul(1024, 1024, 1024, t64);
+    const TilingChoice m = choose_tiling(t64, mid.graph, 0, Dataflow::OutputStationary);
+    ASSERT_TRUE(evaluate_tiling(t64, mid.graph, 0, Dataflow::OutputStationary, {m.tile.tm, m.tile.tn, 0, 0},
+                                m.task_rows, m.task_cols, closed, m.passes));
+    EXPECT_EQ(closed.tile, m.tile);
+    EXPECT_NE(m.cycles, closed.cycles);
+    EXPECT_DOUBLE_EQ(m.cycles, replay_tiling(t64, mid.graph, 0, Dataflow::OutputStationary, m));
+}
+
 }  // namespace
 }  // namespace kpu::compiler
