@@ -159,17 +159,6 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
     write = 4 * rows * cols;
 }
 
-void add_tasks(Program& program, uint32_t kernel, uint32_t task_rows, uint32_t task_cols) {
-    const Kernel& kr = program.kernels[kernel];
-    const uint32_t Mt = tile_count(program.graph.m(kr.op), kr.tile.tm);
-    const uint32_t Nt = tile_count(program.graph.n(kr.op), kr.tile.tn);
-    for (uint32_t r = 0; r < Mt; r += task_rows)
-        for (uint32_t c = 0; c < Nt; c += task_cols) {
-            program.tasks.push_back({kernel, r, std::min(Mt, r + task_rows), c, std::min(Nt, c + task_cols), {}});
-            program.tasks.back().deps = producer_tasks(program, uint32_t(program.tasks.size() - 1));
-        }
-}
-
 std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
     const Task& task = program.tasks[index];
     const Op& op = program.graph.ops()[program.kernels[task.kernel].op];

@@ -158,10 +158,6 @@ void for_each_op(const Program& program, const std::function<void(const DfxOp&)>
 /// Level of a logical buffer.
 hw::Level level_of(Buffer buffer);
 
-/// Appends the tasks of `kernel`: its C tile grid cut into rectangles of `task_rows` x
-/// `task_cols` tiles, row by row, each with the earlier tasks it reads from.
-void add_tasks(Program& program, uint32_t kernel, uint32_t task_rows, uint32_t task_cols);
-
 /// The tasks (earlier than `task`) that write a region of a tensor that `task` loads.
 std::vector<uint32_t> producer_tasks(const Program& program, uint32_t task);
 

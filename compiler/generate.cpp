@@ -37,19 +37,29 @@ Hints kernel_hints(const Program& program, uint32_t kernel) {
     return h;
 }
 
+uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice) {
+    const uint32_t kernel = uint32_t(program.kernels.size());
+    program.kernels.push_back({op, dataflow, choice.tile, {}});
+    const uint32_t Mt = tile_count(program.graph.m(op), choice.tile.tm);
+    const uint32_t Nt = tile_count(program.graph.n(op), choice.tile.tn);
+    for (uint32_t r = 0; r < Mt; r += choice.task_rows)
+        for (uint32_t c = 0; c < Nt; c += choice.task_cols) {
+            program.tasks.push_back(
+                {kernel, r, std::min(Mt, r + choice.task_rows), c, std::min(Nt, c + choice.task_cols), {}});
+            program.tasks.back().deps = producer_tasks(program, uint32_t(program.tasks.size() - 1));
+        }
+    Hints& h = program.kernels.back().hints;
+    h = kernel_hints(program, kernel);
+    h.estimated_cycles = uint64_t(std::llround(choice.cycles));
+    return kernel;
+}
+
 Program compile(const Graph& graph, const hw::Config& target, const CompileOptions& options) {
     Program program;
     program.graph = graph;
     program.target = {target.name, target.fabric.rows, target.fabric.cols, target.compute_tiles};
-    for (uint32_t op = 0; op < graph.ops().size(); ++op) {
-        const TilingChoice choice = choose_tiling(target, graph, op, options.dataflow);
-        const uint32_t kernel = uint32_t(program.kernels.size());
-        program.kernels.push_back({op, options.dataflow, choice.tile, {}});
-        add_tasks(program, kernel, choice.task_rows, choice.task_cols);
-        Hints& h = program.kernels.back().hints;
-        h = kernel_hints(program, kernel);
-        h.estimated_cycles = uint64_t(std::llround(choice.cycles));
-    }
+    for (uint32_t op = 0; op < graph.ops().size(); ++op)
+        add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow));
     for (const Kernel& k : program.kernels) program.hints.add(k.hints);
     return program;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "compiler/dfx.h"
+#include "compiler/tiler.h"
 #include "hardware/config.h"
 
 namespace kpu::compiler {
@@ -13,6 +14,11 @@ struct CompileOptions {
 };
 
 Program compile(const Graph& graph, const hw::Config& target, const CompileOptions& options = {});
+
+/// Appends the kernel of matmul `op` as `choice` tiles it: its C tile grid cut into tasks of
+/// choice.task_rows x task_cols tiles, row by row (each with the earlier tasks it reads
+/// from), and its hints. Returns the kernel's index.
+uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice);
 
 /// Hints of one kernel from its tasks and the target fabric (estimated_cycles is left 0).
 Hints kernel_hints(const Program& program, uint32_t kernel);

@@ -241,12 +241,7 @@ Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op
     if (single.bias) single.bias = copy(*single.bias, TensorRole::Input);
     single.c = copy(single.c, TensorRole::Output);
     p.graph.add_op(single);
-    p.kernels.push_back({0, dataflow, choice.tile, {}});
-    add_tasks(p, 0, choice.task_rows, choice.task_cols);
-    Hints& h = p.kernels[0].hints;
-    h = kernel_hints(p, 0);
-    h.estimated_cycles = uint64_t(std::llround(choice.cycles));
-    p.hints = h;
+    p.hints = p.kernels[add_kernel(p, 0, dataflow, choice)].hints;
     return p;
 }
 

@@ -11,11 +11,11 @@
 #include <boost/program_options.hpp>
 
 #include "compiler/binder.h"
-#include "compiler/replay.h"
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
+#include "compiler/replay.h"
 #include "hardware/config.h"
 
 namespace po = boost::program_options;
