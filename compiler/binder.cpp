@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -185,8 +186,9 @@ private:
     // Dependencies are found per DFX op (the tracker records DFX ids: the slices of one LOAD or
     // STORE write disjoint bytes and share the op's deps) and then expanded to bound ops.
     void bind_op(const DfxOp& d) {
-        if (d.id != bound_begin_.size()) throw CompileError("binder: DFX op ids are not consecutive");
-        bound_begin_.push_back(uint32_t(bound_.ops.size()));
+        if (d.id != bound_range_.size()) throw CompileError("binder: DFX op ids are not consecutive");
+        const uint32_t first = uint32_t(bound_.ops.size());
+        bound_range_.push_back({first, first});
         tile_ = tiles_[d.task];
         const Kernel& kernel = program_.kernels[program_.tasks[d.task].kernel];
         layout_ = &layouts_[program_.tasks[d.task].kernel];
@@ -213,6 +215,7 @@ private:
                 x.src_stride = src == hw::Level::Dram ? tensor_pitch : stride(d.src);
                 x.dst = dst == hw::Level::Dram ? tensor_addr : address(d.dst);
                 x.dst_stride = dst == hw::Level::Dram ? tensor_pitch : stride(d.dst);
+                if (src != hw::Level::Dram && dst != hw::Level::Dram && elide(d.id, x, src, dst)) return;
                 if (src != hw::Level::Dram) touch(src, x.src, x.rows, x.row_bytes, x.src_stride, false, op);
                 if (dst != hw::Level::Dram) touch(dst, x.dst, x.rows, x.row_bytes, x.dst_stride, true, op);
                 if (src == hw::Level::Dram || dst == hw::Level::Dram) {
@@ -271,13 +274,18 @@ private:
         normalize_deps(op.deps, d.id);
         std::vector<uint32_t> deps;
         for (uint32_t dep : op.deps)
-            for (uint32_t b = bound_begin_[dep]; b < bound_begin_[dep + 1]; ++b) deps.push_back(b);
+            for (uint32_t b = bound_range_[dep].first; b < bound_range_[dep].second; ++b) deps.push_back(b);
+        std::sort(deps.begin(), deps.end());  // an elided op's range is an earlier op's
+        deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
         op.deps = std::move(deps);
-        if (op.engine != EngineKind::Dma) return push(std::move(op));
+        if (op.engine != EngineKind::Dma) {
+            push(std::move(op));
+            bound_range_.back().second = first + 1;
+            return;
+        }
         // A LOAD or STORE runs as slices on several DMA engines (same bytes, interleaved units).
         const std::vector<hw::Transfer> slices =
             split_dram_transfer(op.move, dma_slices(config_), config_.dram.interleave_bytes);
-        const uint32_t first = uint32_t(bound_.ops.size());
         if (d.kind == DfxOpKind::Load && op.move.bytes() > load_window_) {
             // One big LOAD in flight per compute tile, in stream order: a LOAD of more than its
             // link moves in one DRAM latency waits for the tile's previous such LOAD, so the DMA
@@ -295,6 +303,30 @@ private:
             slice.unit = uint32_t((uint64_t(tile_) * slices.size() + i) % config_.dma.count);
             push(std::move(slice));
         }
+        bound_range_.back().second = uint32_t(bound_.ops.size());
+    }
+
+    /// An on-chip move that would copy bytes already in place: the same transfer as an earlier
+    /// move M, with no byte of its source written since M and every byte of its destination
+    /// last written by M. It is dropped, and whoever depends on it depends on M instead.
+    /// (Double-buffered slots make this common: an A block lands in the same slot for every
+    /// strip when the chunk parity repeats.) Otherwise it becomes the latest such move.
+    bool elide(uint32_t dfx_id, const hw::Transfer& x, hw::Level src, hw::Level dst) {
+        const MoveKey key{x.src, x.dst, x.rows, x.row_bytes, x.src_stride, x.dst_stride};
+        const auto [it, fresh] = last_move_.try_emplace(key, dfx_id);
+        if (fresh) return false;
+        const uint32_t m = it->second;
+        const uint64_t src_space = (uint64_t(src) << 32) | tile_, dst_space = (uint64_t(dst) << 32) | tile_;
+        const uint64_t src_end = x.src + (x.rows - 1) * x.src_stride + x.row_bytes;
+        const uint64_t dst_end = x.dst + (x.rows - 1) * x.dst_stride + x.row_bytes;
+        if (tracker_.written_after(src_space, x.src, src_end, m) || !tracker_.written_by(dst_space, x.dst, dst_end, m)) {
+            it->second = dfx_id;
+            return false;
+        }
+        bound_range_.back() = bound_range_[m];
+        ++bound_.elided_moves;
+        bound_.elided_bytes += x.bytes();
+        return true;
     }
 
     void push(BoundOp op) {
@@ -311,7 +343,26 @@ private:
     HazardTracker tracker_;
     const Layout* layout_ = nullptr;
     uint32_t tile_ = 0;
-    std::vector<uint32_t> bound_begin_;  ///< per DFX op: its first bound op
+    /// Per DFX op: its bound ops [first, second) (an elided move's are the earlier move's).
+    std::vector<std::pair<uint32_t, uint32_t>> bound_range_;
+    struct MoveKey {
+        uint64_t src, dst;
+        uint32_t rows, row_bytes;
+        uint64_t src_stride, dst_stride;
+        bool operator==(const MoveKey& o) const {
+            return src == o.src && dst == o.dst && rows == o.rows && row_bytes == o.row_bytes &&
+                   src_stride == o.src_stride && dst_stride == o.dst_stride;
+        }
+    };
+    struct MoveKeyHash {
+        size_t operator()(const MoveKey& k) const {
+            uint64_t h = k.src * 0x9E3779B97F4A7C15ull ^ k.dst;
+            h = h * 0x9E3779B97F4A7C15ull ^ (uint64_t(k.rows) << 32 | k.row_bytes);
+            h = h * 0x9E3779B97F4A7C15ull ^ (k.src_stride << 24 ^ k.dst_stride);
+            return size_t(h ^ h >> 29);
+        }
+    };
+    std::unordered_map<MoveKey, uint32_t, MoveKeyHash> last_move_;  ///< on-chip moves: the latest DFX op of each
     std::vector<std::pair<uint32_t, uint32_t>> last_big_load_;  ///< per compute tile: its bound ops (slices)
     uint64_t load_window_ = 0;                           ///< bytes: tile link bandwidth x DRAM latency
 };
@@ -333,6 +384,7 @@ std::string write_bound_program(const BoundProgram& bound) {
     std::ostringstream out;
     out << "{\n \"config\": " << json(bound.config_name).dump() << ",\n \"dram_read_bytes\": " << bound.dram_read_bytes
         << ",\n \"dram_write_bytes\": " << bound.dram_write_bytes << ",\n \"macs\": " << bound.macs
+        << ",\n \"elided_moves\": " << bound.elided_moves << ",\n \"elided_bytes\": " << bound.elided_bytes
         << ",\n \"tensors\": " << tensors.dump() << ",\n \"ops\": [";
     static const char* const kKinds[] = {"move", "matmul", "drain"};
     static const char* const kActivations[] = {"none", "relu", "gelu"};

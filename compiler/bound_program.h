@@ -50,6 +50,8 @@ struct BoundProgram {
     uint64_t dram_read_bytes = 0;   ///< what the moves read from DRAM
     uint64_t dram_write_bytes = 0;  ///< what the moves write to DRAM
     uint64_t macs = 0;              ///< multiply-accumulates of all Matmul ops
+    uint32_t elided_moves = 0;      ///< on-chip DFX moves dropped: their bytes were already in place
+    uint64_t elided_bytes = 0;      ///< what those would have copied
 };
 
 }  // namespace kpu::compiler

@@ -37,6 +37,26 @@ void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool wr
     spans = std::move(out);
 }
 
+bool HazardTracker::written_by(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const {
+    const auto it = spaces_.find(space);
+    if (it == spaces_.end()) return false;
+    uint64_t covered_to = begin;  // spans are sorted and disjoint
+    for (const Span& s : it->second) {
+        if (s.end <= begin || s.begin >= end) continue;
+        if (s.begin > covered_to || s.writer != int64_t(op)) return false;
+        covered_to = s.end;
+    }
+    return covered_to >= end;
+}
+
+bool HazardTracker::written_after(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const {
+    const auto it = spaces_.find(space);
+    if (it == spaces_.end()) return false;
+    for (const Span& s : it->second)
+        if (s.end > begin && s.begin < end && s.writer > int64_t(op)) return true;
+    return false;
+}
+
 void normalize_deps(std::vector<uint32_t>& deps, uint32_t self) {
     std::sort(deps.begin(), deps.end());
     deps.erase(std::unique(deps.begin(), deps.end()), deps.end());

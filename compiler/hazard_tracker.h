@@ -15,6 +15,11 @@ public:
     /// Records that `op` reads or writes [begin, end) of `space`; appends its deps to `deps`.
     void access(uint64_t space, uint64_t begin, uint64_t end, bool write, uint32_t op, std::vector<uint32_t>& deps);
     void clear() { spaces_.clear(); }
+    /// Every byte of [begin, end) of `space` was last written by `op`.
+    bool written_by(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const;
+    /// Some byte of [begin, end) of `space` was last written by an op later than `op` (ops
+    /// are numbered in program order).
+    bool written_after(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const;
 
 private:
     struct Span {

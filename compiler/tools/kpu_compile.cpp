@@ -113,6 +113,9 @@ void summarize_bound(std::ostream& out, const BoundProgram& b, const kpu::hw::Co
         << by_engine[1] << ", streamer " << by_engine[2] << ", fabric " << by_engine[3] << "), " << deps
         << " dependencies, " << tiles.size() << " compute tiles used\n";
     out << "DRAM read " << b.dram_read_bytes << " B, write " << b.dram_write_bytes << " B, " << b.macs << " MACs\n";
+    if (b.elided_moves)
+        out << b.elided_moves << " on-chip moves elided (their " << b.elided_bytes
+            << " bytes were already in place)\n";
     out << "replayed on '" << config.name << "': " << std::llround(replay_cycles(b, config)) << " cycles\n";
     for (const BoundTensor& t : b.tensors)
         out << "  " << t.role << " " << t.name << shape_string(t.shape) << " at DRAM 0x" << std::hex << t.dram_addr

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "compiler/hazard_tracker.h"
 #include "compiler/kpu_format.h"
 #include "compiler/tiler.h"
 #include "hardware/address_map.h"
@@ -375,7 +376,10 @@ TEST(Binder, EveryConflictingPairIsOrderedIncludingWriteAfterRead) {
         // Large enough that LOADs and STOREs are split over the DMA engines.
         const BoundProgram big = bind(test::compile_matmul(96, 200, 120, config, Dataflow::OutputStationary, true), config);
         ASSERT_LT(big.ops.size(), 4000u);
-        ASSERT_GT(big.ops.size(), big.ops.back().dfx_op + 1);
+        std::map<uint32_t, int> bound_per_dfx;
+        for (const BoundOp& op : big.ops) ++bound_per_dfx[op.dfx_op];
+        ASSERT_GT(std::max_element(bound_per_dfx.begin(), bound_per_dfx.end(),
+                                   [](auto& x, auto& y) { return x.second < y.second; })->second, 1);
         EXPECT_GT(check_no_races(big), 0u);
     }
 }
@@ -483,6 +487,90 @@ TEST(Binder, BoundMlpComputesTheReferenceResultInAnyDependencyOrder) {
             }
         const BoundTensor& out = *std::find_if(b.tensors.begin(), b.tensors.end(), [](auto& t) { return t.name == "y"; });
         for (uint64_t i = 0; i < B * O; ++i) ASSERT_NEAR(mem.at(out.dram_addr + i * 4), y[i], 1e-4) << i;
+    }
+}
+
+TEST(HazardTracker, KnowsWhoLastWroteEveryByte) {
+    HazardTracker t;
+    std::vector<uint32_t> deps;
+    t.access(1, 0, 100, true, 3, deps);
+    t.access(1, 0, 100, false, 4, deps);
+    t.access(1, 50, 60, true, 5, deps);
+    EXPECT_TRUE(t.written_by(1, 0, 50, 3));
+    EXPECT_TRUE(t.written_by(1, 60, 100, 3));
+    EXPECT_FALSE(t.written_by(1, 0, 100, 3));   // [50, 60) is op 5's
+    EXPECT_TRUE(t.written_by(1, 52, 58, 5));
+    EXPECT_FALSE(t.written_by(1, 90, 120, 3));  // [100, 120) was never written
+    EXPECT_FALSE(t.written_by(2, 0, 10, 3));    // nor was space 2
+    EXPECT_FALSE(t.written_after(1, 0, 50, 3));
+    EXPECT_TRUE(t.written_after(1, 40, 55, 3));
+    EXPECT_FALSE(t.written_after(1, 40, 55, 5));
+    EXPECT_FALSE(t.written_after(2, 0, 10, 0));
+}
+
+/// Bytes a bound op writes on chip, as [begin, end) hulls (a drain writes its C block).
+std::pair<uint64_t, uint64_t> written_hull(const BoundOp& op) {
+    if (op.kind == BoundOp::Kind::Move)
+        return {op.move.dst, op.move.dst + uint64_t(op.move.rows - 1) * op.move.dst_stride + op.move.row_bytes};
+    if (op.kind == BoundOp::Kind::Drain)
+        return {op.drain.c, op.drain.c + (uint64_t(op.drain.m - 1) * op.drain.ldc + op.drain.n) * 4};
+    return {0, 0};
+}
+
+// Double-buffered L2/L1 slots often receive the very block they already hold (an A block in
+// the same slot for every strip): the binder drops such a move, and the program must still
+// compute C = A B in any dependency order.
+TEST(Binder, AMoveOfBytesAlreadyInPlaceIsElidedAndTheResultStaysRight) {
+    const uint64_t M = 96, N = 200, K = 120;
+    for (const char* name : {"minimal", "edge"}) {
+        SCOPED_TRACE(name);
+        const hw::Config config = test::config(name);
+        const BoundProgram b = bind(test::compile_matmul(M, N, K, config), config);
+        EXPECT_GT(b.elided_moves, 0u);
+        EXPECT_GT(b.elided_bytes, 0u);
+        // What is left has no such move: between two identical on-chip moves, something
+        // writes the second one's source or destination.
+        for (size_t j = 0; j < b.ops.size(); ++j) {
+            const BoundOp& x = b.ops[j];
+            if (x.kind != BoundOp::Kind::Move || x.engine == EngineKind::Dma) continue;
+            const auto src = std::make_pair(x.move.src, x.move.src + uint64_t(x.move.rows - 1) * x.move.src_stride +
+                                                            x.move.row_bytes);
+            const auto dst = written_hull(x);
+            for (size_t i = j; i-- > 0;) {
+                const BoundOp& y = b.ops[i];
+                const auto w = written_hull(y);
+                const bool same = y.kind == BoundOp::Kind::Move && y.move.src == x.move.src && y.move.dst == x.move.dst &&
+                                  y.move.rows == x.move.rows && y.move.row_bytes == x.move.row_bytes &&
+                                  y.move.src_stride == x.move.src_stride && y.move.dst_stride == x.move.dst_stride;
+                if (same) {
+                    ADD_FAILURE() << "op " << x.id << " repeats op " << y.id << " with nothing written in between";
+                    break;
+                }
+                if ((w.first < src.second && src.first < w.second) || (w.first < dst.second && dst.first < w.second))
+                    break;
+            }
+        }
+        const BoundTensor* tensor[3];
+        for (int t = 0; t < 3; ++t)
+            tensor[t] = &*std::find_if(b.tensors.begin(), b.tensors.end(),
+                                       [&](const BoundTensor& x) { return x.name == std::string(1, "ABC"[t]); });
+        std::vector<float> a(M * K), bm(K * N);
+        std::mt19937 rng(11);
+        std::uniform_real_distribution<float> dist(-1.f, 1.f);
+        for (float& v : a) v = dist(rng);
+        for (float& v : bm) v = dist(rng);
+        for (uint32_t seed : {1u, 2u, 3u}) {
+            Memory mem;
+            for (size_t i = 0; i < a.size(); ++i) mem.at(tensor[0]->dram_addr + i * 4) = a[i];
+            for (size_t i = 0; i < bm.size(); ++i) mem.at(tensor[1]->dram_addr + i * 4) = bm[i];
+            execute(b, mem, seed);
+            for (uint64_t r = 0; r < M; ++r)
+                for (uint64_t c = 0; c < N; ++c) {
+                    double ref = 0;
+                    for (uint64_t k = 0; k < K; ++k) ref += double(a[r * K + k]) * bm[k * N + c];
+                    ASSERT_NEAR(mem.at(tensor[2]->dram_addr + (r * N + c) * 4), ref, 1e-3) << r << "," << c;
+                }
+        }
     }
 }
 
