@@ -1,23 +1,25 @@
 #include "compiler/hazard_tracker.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace kpu::compiler {
 
 void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool write, uint32_t op,
                            std::vector<uint32_t>& deps) {
     std::vector<Span>& spans = spaces_[space];
+    // Spans are sorted and disjoint: only those overlapping [begin, end) change. They are
+    // replaced in place by what covers their bytes afterwards.
+    const auto first = std::partition_point(spans.begin(), spans.end(), [&](const Span& s) { return s.end <= begin; });
+    auto last = first;
+    while (last != spans.end() && last->begin < end) ++last;
     std::vector<Span> out;
-    out.reserve(spans.size() + 3);
-    uint64_t covered_to = begin;  // spans are sorted and disjoint: gaps are found in one pass
+    uint64_t covered_to = begin;  // reads: bytes nobody touched yet get a span of their own
     auto fill_gap = [&](uint64_t upto) {
         if (!write && covered_to < upto) out.push_back({covered_to, upto, -1, {op}});
     };
-    for (Span& s : spans) {
-        if (s.end <= begin || s.begin >= end) {
-            out.push_back(std::move(s));
-            continue;
-        }
+    for (auto it = first; it != last; ++it) {
+        Span& s = *it;
         if (s.writer >= 0) deps.push_back(uint32_t(s.writer));
         if (write) deps.insert(deps.end(), s.readers.begin(), s.readers.end());
         if (s.begin < begin) out.push_back({s.begin, begin, s.writer, s.readers});
@@ -29,12 +31,15 @@ void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool wr
             mid.readers.push_back(op);
             out.push_back(std::move(mid));
         }
-        if (s.end > end) out.push_back({end, s.end, s.writer, std::move(s.readers)});
+        if (s.end > end) {
+            if (write) out.push_back({begin, end, int64_t(op), {}});  // before the part past end
+            out.push_back({end, s.end, s.writer, std::move(s.readers)});
+        }
     }
     fill_gap(end);
-    if (write) out.push_back({begin, end, int64_t(op), {}});
-    std::sort(out.begin(), out.end(), [](const Span& x, const Span& y) { return x.begin < y.begin; });
-    spans = std::move(out);
+    if (write && (first == last || std::prev(last)->end <= end)) out.push_back({begin, end, int64_t(op), {}});
+    const auto at = spans.erase(first, last);
+    spans.insert(at, std::make_move_iterator(out.begin()), std::make_move_iterator(out.end()));
 }
 
 bool HazardTracker::written_by(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const {

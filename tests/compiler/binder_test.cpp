@@ -508,6 +508,39 @@ TEST(HazardTracker, KnowsWhoLastWroteEveryByte) {
     EXPECT_FALSE(t.written_after(2, 0, 10, 0));
 }
 
+// Against a byte-by-byte model: each byte's last writer and its readers since.
+TEST(HazardTracker, DependenciesMatchAByteByByteModel) {
+    HazardTracker t;
+    constexpr uint64_t kBytes = 64;
+    struct Byte {
+        int64_t writer = -1;
+        std::set<uint32_t> readers;
+    };
+    std::vector<Byte> bytes(kBytes);
+    std::mt19937 rng(5);
+    for (uint32_t op = 0; op < 3000; ++op) {
+        const uint64_t begin = rng() % kBytes, end = begin + 1 + rng() % (kBytes - begin);
+        const bool write = rng() % 3 == 0;
+        std::vector<uint32_t> deps;
+        t.access(0, begin, end, write, op, deps);
+        normalize_deps(deps, op);
+        std::set<uint32_t> expected;
+        for (uint64_t i = begin; i < end; ++i) {
+            if (bytes[i].writer >= 0) expected.insert(uint32_t(bytes[i].writer));
+            if (write) expected.insert(bytes[i].readers.begin(), bytes[i].readers.end());
+            if (write)
+                bytes[i] = {int64_t(op), {}};
+            else
+                bytes[i].readers.insert(op);
+        }
+        ASSERT_EQ(deps, std::vector<uint32_t>(expected.begin(), expected.end())) << "op " << op;
+        for (uint64_t i = 0; i < kBytes; ++i)
+            if (bytes[i].writer >= 0) {
+                ASSERT_TRUE(t.written_by(0, i, i + 1, uint32_t(bytes[i].writer))) << "byte " << i;
+            }
+    }
+}
+
 /// Bytes a bound op writes on chip, as [begin, end) hulls (a drain writes its C block).
 std::pair<uint64_t, uint64_t> written_hull(const BoundOp& op) {
     if (op.kind == BoundOp::Kind::Move)
