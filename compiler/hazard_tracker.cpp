@@ -5,14 +5,25 @@
 
 namespace kpu::compiler {
 
+namespace {
+
+/// The spans of a sorted, disjoint list that overlap [begin, end).
+template <typename Spans>
+auto overlapping(Spans& spans, uint64_t begin, uint64_t end) {
+    const auto first = std::partition_point(spans.begin(), spans.end(), [&](const auto& s) { return s.end <= begin; });
+    auto last = first;
+    while (last != spans.end() && last->begin < end) ++last;
+    return std::make_pair(first, last);
+}
+
+}  // namespace
+
 void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool write, uint32_t op,
                            std::vector<uint32_t>& deps) {
     std::vector<Span>& spans = spaces_[space];
-    // Spans are sorted and disjoint: only those overlapping [begin, end) change. They are
-    // replaced in place by what covers their bytes afterwards.
-    const auto first = std::partition_point(spans.begin(), spans.end(), [&](const Span& s) { return s.end <= begin; });
-    auto last = first;
-    while (last != spans.end() && last->begin < end) ++last;
+    // Only the spans overlapping [begin, end) change: they are replaced in place by what
+    // covers their bytes afterwards.
+    const auto [first, last] = overlapping(spans, begin, end);
     std::vector<Span> out;
     uint64_t covered_to = begin;  // reads: bytes nobody touched yet get a span of their own
     auto fill_gap = [&](uint64_t upto) {
@@ -45,11 +56,11 @@ void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool wr
 bool HazardTracker::written_by(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const {
     const auto it = spaces_.find(space);
     if (it == spaces_.end()) return false;
-    uint64_t covered_to = begin;  // spans are sorted and disjoint
-    for (const Span& s : it->second) {
-        if (s.end <= begin || s.begin >= end) continue;
-        if (s.begin > covered_to || s.writer != int64_t(op)) return false;
-        covered_to = s.end;
+    uint64_t covered_to = begin;
+    const auto [first, last] = overlapping(it->second, begin, end);
+    for (auto s = first; s != last; ++s) {
+        if (s->begin > covered_to || s->writer != int64_t(op)) return false;
+        covered_to = s->end;
     }
     return covered_to >= end;
 }
@@ -57,9 +68,8 @@ bool HazardTracker::written_by(uint64_t space, uint64_t begin, uint64_t end, uin
 bool HazardTracker::written_after(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const {
     const auto it = spaces_.find(space);
     if (it == spaces_.end()) return false;
-    for (const Span& s : it->second)
-        if (s.end > begin && s.begin < end && s.writer > int64_t(op)) return true;
-    return false;
+    const auto [first, last] = overlapping(it->second, begin, end);
+    return std::any_of(first, last, [&](const Span& s) { return s.writer > int64_t(op); });
 }
 
 void normalize_deps(std::vector<uint32_t>& deps, uint32_t self) {

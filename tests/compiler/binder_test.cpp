@@ -538,6 +538,10 @@ TEST(HazardTracker, DependenciesMatchAByteByByteModel) {
             if (bytes[i].writer >= 0) {
                 ASSERT_TRUE(t.written_by(0, i, i + 1, uint32_t(bytes[i].writer))) << "byte " << i;
             }
+        const uint32_t since = rng() % (op + 1);
+        bool later = false;
+        for (uint64_t i = begin; i < end; ++i) later |= bytes[i].writer > int64_t(since);
+        ASSERT_EQ(t.written_after(0, begin, end, since), later) << "op " << op << " since " << since;
     }
 }
 
