@@ -175,8 +175,14 @@ private:
     /// Records an access of `rows` rows of `row_bytes` at `addr` with `stride` on chip.
     void touch(hw::Level level, uint64_t addr, uint64_t rows, uint64_t row_bytes, uint64_t pitch, bool write,
                BoundOp& op) {
-        const uint64_t space = (uint64_t(level) << 32) | tile_;
-        tracker_.access(space, addr, addr + (rows - 1) * pitch + row_bytes, write, op.dfx_op, op.deps);
+        tracker_.access(space(level), addr, hull_end(addr, rows, row_bytes, pitch), write, op.dfx_op, op.deps);
+    }
+
+    /// The tracker's space for one level of the current compute tile.
+    uint64_t space(hw::Level level) const { return (uint64_t(level) << 32) | tile_; }
+    /// End of the bytes `rows` rows of `row_bytes` at `addr` with `pitch` span (gaps included).
+    static uint64_t hull_end(uint64_t addr, uint64_t rows, uint64_t row_bytes, uint64_t pitch) {
+        return addr + (rows - 1) * pitch + row_bytes;
     }
 
     void touch_acc(bool write, BoundOp& op) {
@@ -316,10 +322,8 @@ private:
         const auto [it, fresh] = last_move_.try_emplace(key, dfx_id);
         if (fresh) return false;
         const uint32_t m = it->second;
-        const uint64_t src_space = (uint64_t(src) << 32) | tile_, dst_space = (uint64_t(dst) << 32) | tile_;
-        const uint64_t src_end = x.src + (x.rows - 1) * x.src_stride + x.row_bytes;
-        const uint64_t dst_end = x.dst + (x.rows - 1) * x.dst_stride + x.row_bytes;
-        if (tracker_.written_after(src_space, x.src, src_end, m) || !tracker_.written_by(dst_space, x.dst, dst_end, m)) {
+        if (tracker_.written_after(space(src), x.src, hull_end(x.src, x.rows, x.row_bytes, x.src_stride), m) ||
+            !tracker_.written_by(space(dst), x.dst, hull_end(x.dst, x.rows, x.row_bytes, x.dst_stride), m)) {
             it->second = dfx_id;
             return false;
         }
