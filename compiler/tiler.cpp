@@ -27,11 +27,12 @@ namespace {
 
 /// The closed-form estimate ranks every candidate; the best ones by that rank are then
 /// replayed (replay.h), at most this many, and at most this many DFX ops in all.
-constexpr size_t kMaxReplays = 8;
+constexpr size_t kMaxReplays = 16;
 constexpr uint64_t kReplayOpBudget = 1'000'000;
 /// Replayed candidates within this share of the fastest are equals: the least DRAM traffic
-/// and then the fewest ops decide. The closed form, less precise, gets a wider band.
+/// and then the fewest ops decide.
 constexpr double kEqualShare = 0.01;
+/// Candidates within this share of the closed form's best are equals to the closed form.
 constexpr double kClosedFormEqualShare = 0.02;
 
 /// The fastest candidate, or among those within `share` of it the least DRAM traffic, then
@@ -156,11 +157,16 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
 
 TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow) {
     const uint64_t M = graph.m(op), N = graph.n(op);
-    std::set<uint32_t> tms, tns;
-    for (uint64_t f : {1, 2, 4}) {
-        tms.insert(uint32_t(std::min<uint64_t>(M, f * config.fabric.rows)));
-        tns.insert(uint32_t(std::min<uint64_t>(N, f * config.fabric.cols)));
-    }
+    // Tile sides: the fabric's side times 1, 2, 4, ... up to the whole dimension; which of
+    // them fit is L1's (and L2's) to say, in evaluate_tiling.
+    const auto sides = [](uint64_t dim, uint64_t fabric) {
+        std::set<uint32_t> out;
+        for (uint64_t side = fabric;; side *= 2) {
+            out.insert(uint32_t(std::min(dim, side)));
+            if (side >= dim) return out;
+        }
+    };
+    const std::set<uint32_t> tms = sides(M, config.fabric.rows), tns = sides(N, config.fabric.cols);
     // Every tile shape, task shape and number of K passes (1, 2, 4, ...: each later pass
     // brings the C tiles back, and a pass's smaller panel leaves L3 room for bigger tiles).
     // The closed form ranks them; the best are replayed.
@@ -204,8 +210,16 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
         if (a.dram_bytes != b.dram_bytes) return a.dram_bytes < b.dram_bytes;
         return a.ops < b.ops;
     });
-    // A program too big to replay twice within the budget is chosen by the closed form.
-    if (2 * all.front().ops > kReplayOpBudget) return pick(all, kClosedFormEqualShare);
+    // The closed form cannot tell apart candidates within a few per cent of its best (it knows
+    // nothing of the waits between ops), so that band is taken fewest ops first: big tiles,
+    // whose programs have the least per-op overhead, come before the many small-tile
+    // candidates that crowd the top of the closed form's order.
+    const uint64_t best_ops = all.front().ops;
+    const double band = all.front().cycles * (1 + kClosedFormEqualShare);
+    const auto band_end = std::find_if(all.begin(), all.end(), [&](const TilingChoice& c) { return c.cycles > band; });
+    std::stable_sort(all.begin(), band_end, [](const TilingChoice& a, const TilingChoice& b) { return a.ops < b.ops; });
+    // A program too big to replay twice within the budget is chosen by the closed form alone.
+    if (2 * best_ops > kReplayOpBudget) return all.front();
     std::vector<TilingChoice> replayed;
     uint64_t ops = 0;
     for (const TilingChoice& c : all) {

@@ -37,7 +37,7 @@ TEST(KpuFormat, SizeDoesNotGrowWithTheTileCount) {
     const size_t small = write_kpu(test::compile_matmul(256, 256, 256, t64)).size();
     const size_t big = write_kpu(test::compile_matmul(4096, 4096, 4096, t64)).size();
     const OpCounts ops = count_ops(test::compile_matmul(4096, 4096, 4096, t64));
-    EXPECT_GT(ops.total, 500000u);
+    EXPECT_GT(ops.total, 400000u);
     EXPECT_LT(big, 64u * 1024) << "4096^3 .kpu is " << big << " bytes";
     EXPECT_LT(small, 8u * 1024);
 }
@@ -90,6 +90,7 @@ TEST(KpuFormat, EveryValidationErrorIsPrecise) {
         {[](json& j) {
              const size_t last = j["tasks"].size() - 1;
              j["tasks"][0]["deps"] = {last};
+             j["tasks"][last]["deps"] = {0};
          },
          "bad.kpu: tasks: dependency cycle: 0 -> "},
         {[](json& j) { j["tasks"][0]["deps"] = {1}; }, "bad.kpu: tasks[0].deps[0]: depends on later task 1"},

@@ -122,7 +122,7 @@ TEST(Tiler, AMatmulTooBigToReplayIsChosenByTheClosedForm) {
     const hw::Config t64 = test::config("t64");
     const Program big = test::compile_matmul(4096, 4096, 4096, t64);
     const TilingChoice c = choose_tiling(t64, big.graph, 0, Dataflow::OutputStationary);
-    EXPECT_GT(c.ops, 500'000u);
+    EXPECT_GT(c.ops, 400'000u);
     TilingChoice closed;
     ASSERT_TRUE(evaluate_tiling(t64, big.graph, 0, Dataflow::OutputStationary, {c.tile.tm, c.tile.tn, 0, 0},
                                 c.task_rows, c.task_cols, closed, c.passes));
