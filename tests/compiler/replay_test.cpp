@@ -116,6 +116,19 @@ TEST(Tiler, TheFastestReplayWinsNotTheClosedForm) {
     EXPECT_LT(pick.cycles, 0.95 * replay_tiling(t64, mid.graph, 0, Dataflow::OutputStationary, wide));
 }
 
+TEST(Tiler, TileSidesGoPastFourFabricTilesWhereL1HoldsThem) {
+    // roofline-ref: one compute tile, 512 KiB of L1, 16x16 fabric. At 1024x1024x512 a wider
+    // output tile reads each A block once per more columns; the tiler takes one past 64 x 64
+    // and it replays faster than the 64 x 64 tiling of the same task layout.
+    const hw::Config rr = test::config("roofline-ref");
+    const Program p = test::compile_matmul(1024, 1024, 512, rr);
+    const TilingChoice c = choose_tiling(rr, p.graph, 0, Dataflow::OutputStationary);
+    EXPECT_GT(std::max(c.tile.tm, c.tile.tn), 4 * rr.fabric.rows);
+    TilingChoice small;
+    ASSERT_TRUE(evaluate_tiling(rr, p.graph, 0, Dataflow::OutputStationary, {64, 64, 0}, 1, 1, small));
+    EXPECT_LT(c.cycles, replay_tiling(rr, p.graph, 0, Dataflow::OutputStationary, small));
+}
+
 TEST(Tiler, AMatmulTooBigToReplayIsChosenByTheClosedForm) {
     // t64 4096^3: every candidate has hundreds of thousands of ops; the estimate is the
     // closed form's, where 1024^3's is a replay.
