@@ -25,24 +25,25 @@ uint64_t level_capacity(const hw::Config& config, hw::Level level) {
 
 namespace {
 
-/// The closed-form estimate ranks every candidate; the best ones by that rank are then
-/// replayed (replay.h), at most this many, and at most this many DFX ops in all.
+/// The closed-form estimate ranks every candidate (its band of equals fewest ops first); the
+/// first ones in that order are replayed (replay.h), at most this many, and at most this
+/// many DFX ops in all.
 constexpr size_t kMaxReplays = 16;
 constexpr uint64_t kReplayOpBudget = 1'000'000;
 /// Replayed candidates within this share of the fastest are equals: the least DRAM traffic
 /// and then the fewest ops decide.
 constexpr double kEqualShare = 0.01;
-/// Candidates within this share of the closed form's best are equals to the closed form.
+/// The closed form cannot tell apart candidates within this share of its best.
 constexpr double kClosedFormEqualShare = 0.02;
 
-/// The fastest candidate, or among those within `share` of it the least DRAM traffic, then
-/// the fewest ops.
-TilingChoice pick(const std::vector<TilingChoice>& candidates, double share) {
+/// The fastest replayed candidate, or among those within kEqualShare of it the least DRAM
+/// traffic, then the fewest ops.
+TilingChoice pick(const std::vector<TilingChoice>& candidates) {
     double fastest = INFINITY;
     for (const TilingChoice& c : candidates) fastest = std::min(fastest, c.cycles);
     std::vector<TilingChoice> equals;
     for (const TilingChoice& c : candidates)
-        if (c.cycles <= fastest * (1 + share)) equals.push_back(c);
+        if (c.cycles <= fastest * (1 + kEqualShare)) equals.push_back(c);
     return *std::min_element(equals.begin(), equals.end(), [](const TilingChoice& a, const TilingChoice& b) {
         if (a.dram_bytes != b.dram_bytes) return a.dram_bytes < b.dram_bytes;
         if (a.ops != b.ops) return a.ops < b.ops;
@@ -233,7 +234,7 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
         replayed.push_back(r);
         ops += c.ops;
     }
-    return pick(replayed, kEqualShare);
+    return pick(replayed);
 }
 
 Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,

@@ -118,8 +118,8 @@ TEST(Tiler, TheFastestReplayWinsNotTheClosedForm) {
 
 TEST(Tiler, TileSidesGoPastFourFabricTilesWhereL1HoldsThem) {
     // roofline-ref: one compute tile, 512 KiB of L1, 16x16 fabric. At 1024x1024x512 a wider
-    // output tile reads each A block once per more columns; the tiler takes one past 64 x 64
-    // and it replays faster than the 64 x 64 tiling of the same task layout.
+    // output tile reads each A block once per more columns; the tiler takes one past 64 x 64,
+    // and it replays faster than 64 x 64 tiles.
     const hw::Config rr = test::config("roofline-ref");
     const Program p = test::compile_matmul(1024, 1024, 512, rr);
     const TilingChoice c = choose_tiling(rr, p.graph, 0, Dataflow::OutputStationary);
