@@ -263,5 +263,62 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
     EXPECT_EQ(empty_error, uint64_t(HostError::BadImage));
 }
 
+// A virtual platform's driver runs job after job on one device: each program's results are
+// right, and a program's cycles do not depend on what ran before it (the device returns to
+// idle: no queue, port calendar or accumulator state leaks into the next run).
+TEST(RegisterLevel, ProgramsRunBackToBackOnOneDeviceWithTheirOwnResultsAndCycles) {
+    const hw::Config minimal = config("minimal");
+    const compiler::Program matmul = compile(matmul_graph(40, 24, 56), minimal);
+    std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");
+    const compiler::Program mlp =
+        compile(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), minimal);
+    const compiler::Program* order[] = {&matmul, &mlp, &matmul};
+    std::vector<cli::Prepared> prepared;
+    for (int i = 0; i < 3; ++i) prepared.push_back(cli::prepare(minimal, *order[i], "", uint64_t(11 + i)));
+    platform::KpuPlatform kpu("kpu", minimal);
+    sc_core::sc_signal<bool> irq("irq");
+    std::vector<std::vector<float>> results(3);
+    uint64_t cycles[3] = {}, status[3] = {};
+    TestBench bench("bench", [&](TestBench& tb) {
+        for (int i = 0; i < 3; ++i) {
+            const platform::HostJob& job = prepared[size_t(i)].job;
+            for (const auto& input : job.inputs) {
+                std::vector<uint8_t> bytes = input.bytes;
+                tb.copy(input.device_addr, bytes.data(), bytes.size(), true);
+            }
+            std::vector<uint8_t> image(job.image.begin(), job.image.end());
+            tb.copy(job.image_addr, image.data(), image.size(), true);
+            tb.start_and_wait(job.image_addr, image.size());
+            status[i] = tb.read32(HostRegister::Status);
+            cycles[i] = tb.read32(HostRegister::Cycles);
+            ASSERT_EQ(job.outputs.size(), 1u);
+            results[size_t(i)].resize(job.outputs[0].bytes.size() / 4);
+            tb.copy(job.outputs[0].device_addr, reinterpret_cast<uint8_t*>(results[size_t(i)].data()),
+                    job.outputs[0].bytes.size(), false);
+            tb.write32(HostRegister::Control, platform::kControlIrqAck);
+            sc_core::wait(sc_core::SC_ZERO_TIME);
+        }
+    });
+    bench.socket.bind(kpu.host_socket);
+    kpu.irq(irq);
+    bench.irq(irq);
+    sc_core::sc_start();
+
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(status[i], uint64_t(HostStatus::Done)) << "run " << i;
+        const compiler::BoundProgram& bound = prepared[size_t(i)].bound;
+        const auto out = std::find_if(bound.tensors.begin(), bound.tensors.end(),
+                                      [](const auto& t) { return t.role == "output"; });
+        ASSERT_NE(out, bound.tensors.end());
+        const auto reference = cli::run_reference(order[i]->graph, prepared[size_t(i)].inputs);
+        const cli::CheckResult r = cli::check_tensor(results[size_t(i)], reference.at(out->name), out->shape);
+        EXPECT_TRUE(r.ok) << "run " << i << ": " << r.mismatches << " mismatches, worst " << r.got << " vs "
+                          << r.expected;
+    }
+    EXPECT_GT(cycles[0], 0u);
+    EXPECT_NE(cycles[1], cycles[0]) << "a different program";
+    EXPECT_EQ(cycles[2], cycles[0]) << "the same program again, after another one";
+}
+
 }  // namespace
 }  // namespace kpu::test
