@@ -50,19 +50,33 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
         c.value.assign(m * n, 0.0);
         c.magnitude.assign(m * n, 0.0);
         c.k_total = k + std::max(a.k_total, b.k_total);
-        // i-p-j: rows of B and C stream; double accumulation is what makes this a reference.
+        // Every element sums its products in p order, in double: what makes this a reference.
+        // The loops are blocked so that a block of B (value and magnitude) stays in the host's
+        // cache while every row of A passes over it; within each element the order of the
+        // additions is that of the plain i-p-j loop, so the results are the same bits
+        // (Reference.BlockedLoopsGiveThePlainLoopsBits).
+        for (uint64_t j0 = 0; j0 < n; j0 += kReferenceBlock) {
+            const uint64_t j1 = std::min(n, j0 + kReferenceBlock);
+            for (uint64_t p0 = 0; p0 < k; p0 += kReferenceBlock) {
+                const uint64_t p1 = std::min(k, p0 + kReferenceBlock);
+                for (uint64_t i = 0; i < m; ++i) {
+                    double* value = &c.value[i * n];
+                    double* magnitude = &c.magnitude[i * n];
+                    for (uint64_t p = p0; p < p1; ++p) {
+                        const double av = a.value[i * k + p], am = a.magnitude[i * k + p];
+                        const double* bv = &b.value[p * n];
+                        const double* bm = &b.magnitude[p * n];
+                        for (uint64_t j = j0; j < j1; ++j) {
+                            value[j] += av * bv[j];
+                            magnitude[j] += am * bm[j];
+                        }
+                    }
+                }
+            }
+        }
         for (uint64_t i = 0; i < m; ++i) {
             double* value = &c.value[i * n];
             double* magnitude = &c.magnitude[i * n];
-            for (uint64_t p = 0; p < k; ++p) {
-                const double av = a.value[i * k + p], am = a.magnitude[i * k + p];
-                const double* bv = &b.value[p * n];
-                const double* bm = &b.magnitude[p * n];
-                for (uint64_t j = 0; j < n; ++j) {
-                    value[j] += av * bv[j];
-                    magnitude[j] += am * bm[j];
-                }
-            }
             for (uint64_t j = 0; j < n; ++j) {
                 if (bias) value[j] += bias->value[j], magnitude[j] += bias->magnitude[j];
                 value[j] = activate(value[j], op.activation);

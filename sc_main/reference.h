@@ -24,6 +24,10 @@ struct ReferenceTensor {
     uint64_t k_total = 0;           ///< accumulation length along the producing chain
 };
 
+/// Side of the blocks the reference's loops take B in: 256 x 256 values and magnitudes
+/// (1 MiB) stay in a host core's L2 while every row of A passes over them.
+constexpr uint64_t kReferenceBlock = 256;
+
 /// Evaluates every op of `graph` (checked) from `inputs` (fp32, by tensor name: every input
 /// and constant). Returns every tensor, inputs included.
 std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& graph,

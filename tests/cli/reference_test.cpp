@@ -1,6 +1,9 @@
 #include "sc_main/reference.h"
 
+#include <algorithm>
 #include <cmath>
+#include <random>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -62,6 +65,45 @@ TEST(Reference, CheckFindsTheWorstElementAndItsCoordinates) {
     EXPECT_NEAR(bad.tolerance, 4 * 8 * 5 * std::ldexp(1.0, -24), 1e-12);
     got[0] = NAN;
     EXPECT_EQ(check_tensor(got, ref, shape).worst_index, 0u) << "NaN is the worst";
+}
+
+// The reference's loops are blocked for the host's cache; each element must still be the
+// plain i-p-j loop's sum, bit for bit. The shape crosses block edges in K and N (and has a
+// ragged last block in both), with a bias and relu on the result.
+TEST(Reference, BlockedLoopsGiveThePlainLoopsBits) {
+    const uint64_t m = 5, k = kReferenceBlock * 2 + 37, n = kReferenceBlock + 19;
+    const std::string text = R"({"tensors": [
+        {"name": "A", "shape": [)" + std::to_string(m) + ", " + std::to_string(k) + R"(], "dtype": "float32", "role": "input"},
+        {"name": "B", "shape": [)" + std::to_string(k) + ", " + std::to_string(n) + R"(], "dtype": "float32", "role": "constant"},
+        {"name": "bias", "shape": [)" + std::to_string(n) + R"(], "dtype": "float32", "role": "constant"},
+        {"name": "C", "dtype": "float32", "role": "output"}],
+      "ops": [{"name": "mm", "op": "matmul", "A": "A", "B": "B", "C": "C", "bias": "bias", "activation": "relu"}]})";
+    std::mt19937_64 gen(3);
+    auto random = [&](uint64_t count) {
+        std::vector<float> v(count);
+        for (auto& x : v) x = float(double(gen() >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+        return v;
+    };
+    const std::vector<float> a = random(m * k), b = random(k * n), bias = random(n);
+    auto t = run_reference(compiler::parse_graph(text, "blocked.json"), {{"A", a}, {"B", b}, {"bias", bias}});
+    const ReferenceTensor& c = t.at("C");
+    ASSERT_EQ(c.value.size(), m * n);
+    uint64_t differ = 0;
+    for (uint64_t i = 0; i < m; ++i) {
+        std::vector<double> value(n, 0.0), magnitude(n, 0.0);
+        for (uint64_t p = 0; p < k; ++p)
+            for (uint64_t j = 0; j < n; ++j) {
+                value[j] += double(a[i * k + p]) * double(b[p * n + j]);
+                magnitude[j] += std::fabs(double(a[i * k + p])) * std::fabs(double(b[p * n + j]));
+            }
+        for (uint64_t j = 0; j < n; ++j) {
+            value[j] += double(bias[j]), magnitude[j] += std::fabs(double(bias[j]));
+            value[j] = value[j] > 0 ? value[j] : 0;
+            differ += value[j] != c.value[i * n + j] || magnitude[j] != c.magnitude[i * n + j];
+        }
+    }
+    EXPECT_EQ(differ, 0u) << "of " << m * n << " elements";
+    EXPECT_GT(std::count(c.value.begin(), c.value.end(), 0.0), 0) << "relu clipped some";
 }
 
 }  // namespace
