@@ -28,41 +28,30 @@ ReferenceTensor from_input(const std::vector<float>& data) {
     return t;
 }
 
-/// One row of C (`width` values and magnitudes) += one row of A (`depth` values and
-/// magnitudes) times a block of B (`depth` rows of `width`). Four products per load and store
-/// of C, added one by one in p order. A function of its own, so that the compiler sees the
-/// restrict pointers and vectorizes the j loop (inlined into the blocking loops, GCC 12 does not).
-void add_products(double* __restrict value, double* __restrict magnitude, const double* __restrict av,
-                  const double* __restrict am, const double* __restrict bv, const double* __restrict bm,
-                  uint64_t depth, uint64_t width) {
+/// One row of C (`width` elements) += one row of A (`depth` elements) times a block of B
+/// (`depth` rows of `width`): run once for the values, once for the magnitudes. Four products
+/// per load and store of C, added one by one in p order. A function of its own, so that the
+/// compiler sees the restrict pointers and vectorizes the j loop (inlined into the blocking
+/// loops, GCC 12 does not).
+void add_products(double* __restrict c, const double* __restrict a, const double* __restrict b, uint64_t depth,
+                  uint64_t width) {
     uint64_t p = 0;
     for (; p + 4 <= depth; p += 4) {
-        const double a0 = av[p], a1 = av[p + 1], a2 = av[p + 2], a3 = av[p + 3];
-        const double g0 = am[p], g1 = am[p + 1], g2 = am[p + 2], g3 = am[p + 3];
-        const double *v0 = bv + p * width, *v1 = v0 + width, *v2 = v1 + width, *v3 = v2 + width;
-        const double *m0 = bm + p * width, *m1 = m0 + width, *m2 = m1 + width, *m3 = m2 + width;
+        const double a0 = a[p], a1 = a[p + 1], a2 = a[p + 2], a3 = a[p + 3];
+        const double *b0 = b + p * width, *b1 = b0 + width, *b2 = b1 + width, *b3 = b2 + width;
         for (uint64_t j = 0; j < width; ++j) {
-            double v = value[j];
-            v += a0 * v0[j];
-            v += a1 * v1[j];
-            v += a2 * v2[j];
-            v += a3 * v3[j];
-            value[j] = v;
-            double g = magnitude[j];
-            g += g0 * m0[j];
-            g += g1 * m1[j];
-            g += g2 * m2[j];
-            g += g3 * m3[j];
-            magnitude[j] = g;
+            double sum = c[j];
+            sum += a0 * b0[j];
+            sum += a1 * b1[j];
+            sum += a2 * b2[j];
+            sum += a3 * b3[j];
+            c[j] = sum;
         }
     }
     for (; p < depth; ++p) {
-        const double a0 = av[p], g0 = am[p];
-        const double *v0 = bv + p * width, *m0 = bm + p * width;
-        for (uint64_t j = 0; j < width; ++j) {
-            value[j] += a0 * v0[j];
-            magnitude[j] += g0 * m0[j];
-        }
+        const double a0 = a[p];
+        const double* b0 = b + p * width;
+        for (uint64_t j = 0; j < width; ++j) c[j] += a0 * b0[j];
     }
 }
 
@@ -93,8 +82,9 @@ void accumulate(const ReferenceTensor& a, const ReferenceTensor& b, ReferenceTen
                 std::copy_n(&a.magnitude[i * k + p0], depth, row_a.data() + kReferenceBlock);
                 std::copy_n(&c.value[i * n + j0], width, row_c.data());
                 std::copy_n(&c.magnitude[i * n + j0], width, row_c.data() + kReferenceBlock);
-                add_products(row_c.data(), row_c.data() + kReferenceBlock, row_a.data(),
-                             row_a.data() + kReferenceBlock, block_value.data(), block_magnitude.data(), depth, width);
+                add_products(row_c.data(), row_a.data(), block_value.data(), depth, width);
+                add_products(row_c.data() + kReferenceBlock, row_a.data() + kReferenceBlock, block_magnitude.data(),
+                             depth, width);
                 std::copy_n(row_c.data(), width, &c.value[i * n + j0]);
                 std::copy_n(row_c.data() + kReferenceBlock, width, &c.magnitude[i * n + j0]);
             }

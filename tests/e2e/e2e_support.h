@@ -19,6 +19,12 @@ inline hw::Config config(const std::string& name, const std::vector<hw::Override
     return hw::load_config(std::string(KPU_SOURCE_DIR) + "/configs/" + name + ".json", overrides);
 }
 
+/// The text of a file of the repository's examples/ (e.g. "mlp.json").
+inline std::string example(const std::string& file) {
+    std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/" + file);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 inline std::string matmul_graph(uint64_t m, uint64_t n, uint64_t k) {
     auto dims = [](uint64_t a, uint64_t b) { return "[" + std::to_string(a) + ", " + std::to_string(b) + "]"; };
     return R"({"op": "matmul", "A": {"shape": )" + dims(m, k) + R"(, "dtype": "float32"}, "B": {"shape": )" +

@@ -48,9 +48,7 @@ TEST(MatmulOnT64, LongKInPassesMatchesReference) {
 }
 
 TEST(MlpOnMinimal, ChainWithBiasReluAndIntermediateInDramMatchesReference) {
-    std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    run_and_check(text, config("minimal"));
+    run_and_check(example("mlp.json"), config("minimal"));
 }
 
 TEST(MlpOnT64, GeluChainMatchesReference) {

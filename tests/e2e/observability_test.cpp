@@ -30,8 +30,7 @@ struct MlpRun {
     cli::RunReport report;
 
     MlpRun() {
-        std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");
-        program = compile(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), config);
+        program = compile(example("mlp.json"), config);
         prepared = cli::prepare(config, program, "", 11);
         session->job = prepared.job;
         session->build(config);

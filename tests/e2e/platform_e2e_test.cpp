@@ -1,5 +1,6 @@
 // The KPU as a virtual platform sees it: one .kpu on two configs, two KPUs in one
 // simulation, and a register-level test bench that drives the device without HostDriver.
+#include <algorithm>
 #include <cstring>
 
 #include <tlm_utils/simple_initiator_socket.h>
@@ -105,9 +106,7 @@ TEST(TrainBytes, TrainsAndPerBurstBookingGiveTheSameOutputsAndCloseCycles) {
 TEST(TwoPlatforms, RunIndependentProgramsInOneSimulation) {
     const hw::Config minimal = config("minimal");
     const compiler::Program first = compile(matmul_graph(64, 48, 80), minimal);
-    std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");
-    const compiler::Program second =
-        compile(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), minimal);
+    const compiler::Program second = compile(example("mlp.json"), minimal);
     cli::Prepared a = cli::prepare(minimal, first, "", 1), b = cli::prepare(minimal, second, "", 2);
     auto* sa = new cli::Session;
     auto* sb = new cli::Session;
@@ -269,9 +268,7 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
 TEST(RegisterLevel, ProgramsRunBackToBackOnOneDeviceWithTheirOwnResultsAndCycles) {
     const hw::Config minimal = config("minimal");
     const compiler::Program matmul = compile(matmul_graph(40, 24, 56), minimal);
-    std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");
-    const compiler::Program mlp =
-        compile(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), minimal);
+    const compiler::Program mlp = compile(example("mlp.json"), minimal);
     const compiler::Program* order[] = {&matmul, &mlp, &matmul};
     std::vector<cli::Prepared> prepared;
     for (int i = 0; i < 3; ++i) prepared.push_back(cli::prepare(minimal, *order[i], "", uint64_t(11 + i)));
