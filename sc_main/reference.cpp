@@ -59,9 +59,9 @@ void add_products(double* __restrict c, const double* __restrict a, const double
 /// one rounding per multiply and one per add, which is what makes this a reference. The
 /// loops are blocked for the host's cache: a kReferenceBlock-square block of B is copied to
 /// contiguous buffers (B's own rows lie n apart, which would crowd a block onto a few cache
-/// sets) that stay in L2 while every row of A passes over it (add_products). None of this changes
-/// the order of any element's additions, so the results are the plain i-p-j loop's bits
-/// (Reference.BlockedLoopsGiveThePlainLoopsBits).
+/// sets) that stay in L2 while every row of A passes over it (add_products). None of this
+/// changes the order of any element's additions, so the results are the plain i-p-j loop's
+/// bits (Reference.BlockedLoopsGiveThePlainLoopsBits).
 void accumulate(const ReferenceTensor& a, const ReferenceTensor& b, ReferenceTensor& c, uint64_t m, uint64_t n,
                 uint64_t k) {
     std::vector<double> block_value(kReferenceBlock * kReferenceBlock), block_magnitude(block_value.size());
