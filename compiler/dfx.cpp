@@ -83,7 +83,11 @@ std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow
         plan.push_back({buffer, level_of(buffer), slots, rows * pitch * 4, uint32_t(pitch), tensor});
     };
     // With several K passes, `out` holds the whole task's C: partial sums wait there for the
-    // next pass; with one, two strips' worth alternate.
+    // next pass. It is laid out band by band (the task's rows of tn columns, one band after
+    // the other, pitch tn), so every C tile is contiguous in L3 and the dependencies found
+    // from byte ranges are exact; laid out as rows of the whole task, side-by-side tiles would
+    // share a byte hull and each would wait for its neighbour's round trip. With one pass,
+    // two strips' worth alternate.
     const bool passes = kc < k;
     // The L3 operands are kept as blocks of one fabric tile by one K chunk (tm x tk of A,
     // tk x tn of B), chunk by chunk: each block is contiguous, so it can be one LOAD that the
@@ -99,7 +103,7 @@ std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow
         add(Buffer::Strip, 2, ks * tm, tk, op.a);
     }
     if (passes)
-        add(Buffer::Out, 1, extent.rows, extent.cols, op.c);
+        add(Buffer::Out, 1, (extent.cols + tn - 1) / tn * extent.rows, tn, op.c);
     else if (os)
         add(Buffer::Out, 2, extent.rows, tn, op.c);
     else
@@ -323,7 +327,9 @@ private:
         const Extent2 e = task_elements(program_, task);
         const uint64_t kc = tile.pass_k(K);
         const uint32_t passes = tile_count(K, uint32_t(kc));
-        const uint32_t out_pitch = pitch(Buffer::Out);
+        // Where C tile column J starts in `out` when it holds the task's C (plan_buffers).
+        const uint64_t band_rows = extents_[task.kernel].rows;
+        auto band = [&](const Span1& J) { return (J.first - e.c0) / tile.tn * band_rows * tile.tn; };
         // Blocks (plan_buffers): the panel holds `panel_tiles` fabric tiles' blocks per chunk.
         const uint64_t block = uint64_t(os ? tile.tm : tile.tn) * tile.tk;
         const uint64_t panel_tiles =
@@ -353,7 +359,7 @@ private:
                     // One pass: the C tile goes to this strip's out slot; several: to its place
                     // in the task's C, where the next pass picks it up again.
                     const BufferRef out =
-                        passes > 1 ? BufferRef{Buffer::Out, 0, (I.first - e.r0) * out_pitch + (J.first - e.c0)}
+                        passes > 1 ? BufferRef{Buffer::Out, 0, band(J) + (I.first - e.r0) * tile.tn}
                                    : BufferRef{Buffer::Out, slot, os ? (I.first - e.r0) * tile.tn : (J.first - e.c0)};
                     if (p > 0) {
                         move(op.c, I.first, J.first, I.count, J.count, out, c2);
@@ -395,12 +401,18 @@ private:
                     move(op.c, I.first, J.first, I.count, J.count, c2, out);
                 }
                 if (!last) continue;
-                const uint64_t at = passes > 1 ? (os ? S.first - e.c0 : (S.first - e.r0) * out_pitch) : 0;
-                const BufferRef done{Buffer::Out, passes > 1 ? 0 : slot, at};
-                if (os)
+                if (os) {
+                    const BufferRef done{Buffer::Out, passes > 1 ? 0 : slot, passes > 1 ? band(S) : 0};
                     store(op.c, e.r0, S.first, e.r1 - e.r0, S.count, done);
-                else
-                    store(op.c, S.first, e.c0, S.count, e.c1 - e.c0, done);
+                } else if (passes == 1) {
+                    store(op.c, S.first, e.c0, S.count, e.c1 - e.c0, {Buffer::Out, slot, 0});
+                } else {  // a row strip crosses every band: one STORE per C tile
+                    for (uint32_t f = inner0; f < inner1; ++f) {
+                        const Span1 J = tile_span(N, tile.tn, f);
+                        store(op.c, S.first, J.first, S.count, J.count,
+                              {Buffer::Out, 0, band(J) + (S.first - e.r0) * tile.tn});
+                    }
+                }
             }
         }
     }
