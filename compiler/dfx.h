@@ -108,6 +108,11 @@ std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, T
 /// Same, for matmul `op` with reduction length `k` (what the tiler evaluates).
 std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent);
 TaskExtent max_task_extent(const Program& program, uint32_t kernel);
+/// STOREs of one task with `strips` strips of `fabric_tiles` C tiles in all: one per strip;
+/// weight-stationary in K passes, one per C tile (its `out` is laid out in column bands).
+inline uint64_t task_stores(Dataflow dataflow, uint64_t passes, uint64_t strips, uint64_t fabric_tiles) {
+    return dataflow == Dataflow::WeightStationary && passes > 1 ? fabric_tiles : strips;
+}
 
 /// Bytes a level needs per compute tile: every slot rounded up to kAlign.
 constexpr uint64_t kAlign = 64;

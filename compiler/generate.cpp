@@ -81,10 +81,7 @@ OpCounts count_ops(const Program& program) {
         // One block per fabric tile along the panel and per strip, per K chunk.
         c.by_kind[int(DfxOpKind::Load)] += ks * (fabric_tiles / strips + strips) + (bias ? 1 : 0);
         c.by_kind[int(DfxOpKind::Move)] += (bias ? 2 : 0) + fabric_tiles * (4 * ks + 2 * passes + 2 * (passes - 1));
-        // One STORE per strip; weight-stationary in passes stores each C tile on its own (its
-        // `out` is laid out in column bands, plan_buffers).
-        const bool per_tile = kr.dataflow == Dataflow::WeightStationary && passes > 1;
-        c.by_kind[int(DfxOpKind::Store)] += per_tile ? fabric_tiles : strips;
+        c.by_kind[int(DfxOpKind::Store)] += task_stores(kr.dataflow, passes, strips, fabric_tiles);
         c.by_kind[int(DfxOpKind::Matmul)] += fabric_tiles * ks;
         c.by_kind[int(DfxOpKind::Drain)] += fabric_tiles * passes;
     }

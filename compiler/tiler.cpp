@@ -151,10 +151,8 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
                                                                    : std::min<uint64_t>(task_rows, Mt);
     const uint64_t panel_tiles = dataflow == Dataflow::OutputStationary ? std::min<uint64_t>(task_rows, Mt)
                                                                         : std::min<uint64_t>(task_cols, Nt);
-    // One STORE per strip; weight-stationary in passes stores each C tile of the strip on
-    // its own (its `out` is laid out in column bands, plan_buffers).
-    const uint64_t stores = dataflow == Dataflow::WeightStationary && passes > 1 ? strips * panel_tiles : strips;
-    out.ops = tasks * (ks * (panel_tiles + strips) + stores + (bias ? 3 : 0) +
+    out.ops = tasks * (ks * (panel_tiles + strips) + task_stores(dataflow, passes, strips, strips * panel_tiles) +
+                       (bias ? 3 : 0) +
                        uint64_t(fabric_tiles) * (5 * ks + 3 * passes + 2 * (passes - 1)));
     return true;
 }

@@ -256,8 +256,8 @@ TEST(OpStream, EachBlockIsLoadedOnceJustBeforeItsFirstUse) {
 
 /// With K in passes, a C tile coming back from `out` for the next pass waits for its own
 /// writeback (and for the one that last read its L2 slot), not for its neighbours': every
-/// C tile is contiguous in `out` (column bands),
-/// so the byte ranges of side-by-side tiles do not overlap. Laid out as rows of the whole
+/// C tile is contiguous in `out` (column bands), so the byte ranges of side-by-side tiles do
+/// not overlap. Laid out as rows of the whole
 /// task, weight-stationary (whose strips are rows of tiles) made each tile wait for the
 /// round trip of the one before it: 17 % more cycles at t64 4096^3.
 TEST(OpStream, ACTileComingBackForTheNextPassWaitsOnlyForItsOwnWriteback) {
@@ -273,7 +273,7 @@ TEST(OpStream, ACTileComingBackForTheNextPassWaitsOnlyForItsOwnWriteback) {
         const Program p = tiling_program(t64, source.graph, 0, d, choice);
         ASSERT_GT(p.kernels[0].tile.kc, 0u);
         std::map<uint32_t, DfxOp> writebacks;  // MOVEs into `out`, by id
-        uint64_t reloads = 0, neighbours = 0;
+        uint64_t reloads = 0;
         for_each_op(p, [&](const DfxOp& op) {
             if (op.kind != DfxOpKind::Move) return;
             if (op.dst.buffer == Buffer::Out) writebacks[op.id] = op;
@@ -287,11 +287,9 @@ TEST(OpStream, ACTileComingBackForTheNextPassWaitsOnlyForItsOwnWriteback) {
                 const bool slot = w->second.src.buffer == op.dst.buffer && w->second.src.slot == op.dst.slot;
                 EXPECT_TRUE(own || slot) << "C tile (" << op.row << ", " << op.col << ") waits for the writeback of ("
                                          << w->second.row << ", " << w->second.col << ")";
-                neighbours += !own && !slot;
             }
         });
         EXPECT_GT(reloads, 0u);
-        EXPECT_EQ(neighbours, 0u);
     }
 }
 
