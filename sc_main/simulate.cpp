@@ -180,7 +180,7 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     // The device binds the image itself at START (KpuPlatform::program()); the host keeps
     // only the tensors' layout, not a second copy of the ops (at 8192^3, 3.4 M of them).
     std::vector<compiler::BoundOp>().swap(prepared.bound.ops);
-    const compiler::BoundProgram& bound = prepared.bound;
+    const std::vector<compiler::BoundTensor>& tensors = prepared.bound.tensors;
 
     // ---- the simulation: the host drives the KPU through its socket and interrupt ----
     const auto wall_start = std::chrono::steady_clock::now();
@@ -209,7 +209,7 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     std::vector<platform::HostBuffer>().swap(session->job.outputs);
     if (!options.outputs_dir.empty()) {
         fs::create_directories(options.outputs_dir);
-        for (const auto& tensor : bound.tensors)
+        for (const auto& tensor : tensors)
             if (tensor.role == "output")
                 write_npy((fs::path(options.outputs_dir) / (tensor.name + ".npy")).string(), tensor.shape,
                           outputs[tensor.name].data());
@@ -219,7 +219,7 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     std::vector<std::string> check_lines;
     if (options.check) {
         const auto reference = run_reference(program.graph, inputs);
-        for (const auto& tensor : bound.tensors) {
+        for (const auto& tensor : tensors) {
             if (tensor.role != "output") continue;
             const CheckResult r = check_tensor(outputs[tensor.name], reference.at(tensor.name), tensor.shape);
             std::ostringstream line;
