@@ -7,7 +7,7 @@ AddressDecoder::AddressDecoder(const hw::Config& config, const hw::AddressMap& m
 
 uint32_t AddressDecoder::port_count() const {
     if (tile_ == kChip) return config_.dram.count + config_.compute_tiles;
-    return 1 + config_.l2.count + config_.l1.count;
+    return 1 + config_.l2.count + 1;
 }
 
 bool AddressDecoder::decode(uint64_t addr, uint64_t len, Route& out) const {
@@ -29,11 +29,12 @@ bool AddressDecoder::decode(uint64_t addr, uint64_t len, Route& out) const {
     } else if (where.tile != tile_) {
         out.delta = 0;
         out.port = kUplink;
+    } else if (where.level == hw::Level::L1) {
+        out.delta = map_.l1_base(tile_, 0);  // the fanout's offsets: from the tile's first buffer
+        out.port = 1 + config_.l2.count;
     } else {
         out.delta = out.lo;
-        out.port = where.level == hw::Level::L3   ? 0
-                   : where.level == hw::Level::L2 ? 1 + where.index
-                                                  : 1 + config_.l2.count + where.index;
+        out.port = where.level == hw::Level::L3 ? 0 : 1 + where.index;
     }
     return true;
 }

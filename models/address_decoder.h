@@ -26,8 +26,9 @@ public:
 
     /// Chip scope (tile == kChip): ports are DRAM channel c -> c, compute tile t -> channels + t;
     /// addresses to a tile pass unchanged (the tile switch decodes them again).
-    /// Tile scope: L3 -> 0, L2 bank b -> 1 + b, L1 buffer l -> 1 + banks + l, with local
-    /// offsets; anything else -> kUplink, unchanged.
+    /// Tile scope: L3 -> 0, L2 bank b -> 1 + b, with local offsets; every L1 buffer -> 1 +
+    /// banks (the tile's L1Fanout), with offsets from the tile's first buffer; anything
+    /// else -> kUplink, unchanged.
     AddressDecoder(const hw::Config& config, const hw::AddressMap& map, uint32_t tile);
 
     /// False when AddressMap::decode refuses [addr, addr + len).

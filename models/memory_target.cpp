@@ -9,23 +9,20 @@ namespace kpu::model {
 
 using tlm::tlm_generic_payload;
 
-MemoryTarget::MemoryTarget(sc_core::sc_module_name name, const char* kind, const hw::MemoryLevel& level,
-                           double clock_hz, uint64_t base, uint64_t page_bytes)
+Memory::Memory(sc_core::sc_module_name name, const char* kind, const hw::MemoryLevel& level, double clock_hz,
+               uint64_t base, uint64_t page_bytes)
     : sc_core::sc_module(name),
-      socket("socket"),
       kind_(kind),
       base_(base),
       storage_(level.capacity_bytes, page_bytes),
-      timer_(level.ports, level.bandwidth_bytes_per_s, clock_hz, level.latency_cycles) {
-    socket.bind(*this);
-}
+      timer_(level.ports, level.bandwidth_bytes_per_s, clock_hz, level.latency_cycles) {}
 
-MemoryStats MemoryTarget::stats() const {
+MemoryStats Memory::stats() const {
     const PortTimer::Traffic& t = timer_.traffic();
     return {t.reads, t.writes, t.bytes_read, t.bytes_written, errors_};
 }
 
-void MemoryTarget::report(const tlm_generic_payload& trans, const char* problem) {
+void Memory::report(const tlm_generic_payload& trans, const char* problem) {
     ++errors_;
     std::ostringstream msg;
     msg << name() << ": " << problem << ": " << (trans.is_read() ? "read" : trans.is_write() ? "write" : "access")
@@ -35,7 +32,7 @@ void MemoryTarget::report(const tlm_generic_payload& trans, const char* problem)
     SC_REPORT_WARNING("kpu/memory", msg.str().c_str());
 }
 
-bool MemoryTarget::check(tlm_generic_payload& trans) {
+bool Memory::check(tlm_generic_payload& trans) {
     const uint64_t addr = trans.get_address();
     const uint64_t len = trans.get_data_length();
     if (len == 0 || addr >= capacity() || len > capacity() - addr) {
@@ -56,7 +53,7 @@ bool MemoryTarget::check(tlm_generic_payload& trans) {
     return true;
 }
 
-void MemoryTarget::b_transport(tlm_generic_payload& trans, sc_core::sc_time& delay) {
+void Memory::b_transport(tlm_generic_payload& trans, sc_core::sc_time& delay) {
     if (trans.get_command() == tlm::TLM_IGNORE_COMMAND) {
         trans.set_response_status(tlm::TLM_OK_RESPONSE);
         return;
@@ -76,7 +73,7 @@ void MemoryTarget::b_transport(tlm_generic_payload& trans, sc_core::sc_time& del
     trans.set_response_status(tlm::TLM_OK_RESPONSE);
 }
 
-tlm::tlm_sync_enum MemoryTarget::nb_transport_fw(tlm_generic_payload& trans, tlm::tlm_phase& phase,
+tlm::tlm_sync_enum Memory::nb_transport_fw(tlm_generic_payload& trans, tlm::tlm_phase& phase,
                                                  sc_core::sc_time& delay) {
     // Base protocol allows a target to complete on BEGIN_REQ: the whole access is then one
     // call with the same timing as b_transport, so AT initiators see the same numbers.
@@ -87,7 +84,7 @@ tlm::tlm_sync_enum MemoryTarget::nb_transport_fw(tlm_generic_payload& trans, tlm
     return tlm::TLM_COMPLETED;
 }
 
-bool MemoryTarget::get_direct_mem_ptr(tlm_generic_payload& trans, tlm::tlm_dmi& dmi) {
+bool Memory::get_direct_mem_ptr(tlm_generic_payload& trans, tlm::tlm_dmi& dmi) {
     const uint64_t addr = trans.get_address();
     if (addr >= capacity()) {
         dmi.set_start_address(capacity());  // the denied range: everything past the end
@@ -106,7 +103,7 @@ bool MemoryTarget::get_direct_mem_ptr(tlm_generic_payload& trans, tlm::tlm_dmi& 
     return true;
 }
 
-unsigned int MemoryTarget::transport_dbg(tlm_generic_payload& trans) {
+unsigned int Memory::transport_dbg(tlm_generic_payload& trans) {
     if (trans.get_command() == tlm::TLM_IGNORE_COMMAND) return 0;
     const uint64_t addr = trans.get_address();
     const uint64_t len = trans.get_data_length();
@@ -122,7 +119,7 @@ unsigned int MemoryTarget::transport_dbg(tlm_generic_payload& trans) {
     return unsigned(len);
 }
 
-uint8_t* MemoryTarget::direct_pointer(uint64_t offset, uint64_t len) {
+uint8_t* Memory::direct_pointer(uint64_t offset, uint64_t len) {
     if (len == 0 || offset >= capacity() || len > capacity() - offset) return nullptr;
     uint64_t start = 0, page_len = 0;
     uint8_t* page = storage_.page(offset, start, page_len);

@@ -2,10 +2,14 @@
 // buffer): a TLM-2.0 target with real, lazily paged bytes and a PortTimer. Each level is a
 // thin subclass that picks its config level and clock domain; this is where the work is.
 //
-// Socket: `socket` (tlm_target_socket), addressed with offsets 0..capacity-1 (the
-// interconnect translates device addresses). Answers b_transport (data + timing),
+// `Memory` is the target interface itself, addressed with offsets 0..capacity-1 (the
+// interconnect translates device addresses). It answers b_transport (data + timing),
 // nb_transport_fw (completes at once, same timing), transport_dbg (data, no time) and
 // get_direct_mem_ptr (one page per grant, allocated on request, read/write).
+// `MemoryTarget` is a Memory with its own `socket` (tlm_target_socket): DRAM channels, L3
+// tiles and L2 banks. L1 buffers are Memories without one: a tile's 128 of them sit behind
+// one socket of their L1Fanout (models/l1_fanout.h), because a TLM socket per buffer made
+// up most of the platform's elaboration.
 // Time: per burst, start = max(arrival, port_free), done = start + latency + N / bandwidth.
 #pragma once
 
@@ -30,17 +34,15 @@ struct MemoryStats {
     uint64_t errors = 0;  ///< accesses answered with an error response
 };
 
-class MemoryTarget : public sc_core::sc_module, public tlm::tlm_fw_transport_if<> {
+class Memory : public sc_core::sc_module, public tlm::tlm_fw_transport_if<> {
 public:
-    tlm::tlm_target_socket<> socket;
-
     /// `kind` names the level in reports ("L2 bank"); `base` is the device address of offset 0
     /// (reports show both); page_bytes as PagedStorage.
-    MemoryTarget(sc_core::sc_module_name name, const char* kind, const hw::MemoryLevel& level, double clock_hz,
-                 uint64_t base, uint64_t page_bytes = 0);
+    Memory(sc_core::sc_module_name name, const char* kind, const hw::MemoryLevel& level, double clock_hz,
+           uint64_t base, uint64_t page_bytes = 0);
 
-    MemoryTarget(const MemoryTarget&) = delete;
-    MemoryTarget& operator=(const MemoryTarget&) = delete;
+    Memory(const Memory&) = delete;
+    Memory& operator=(const Memory&) = delete;
 
     void b_transport(tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) override;
     tlm::tlm_sync_enum nb_transport_fw(tlm::tlm_generic_payload& trans, tlm::tlm_phase& phase,
@@ -73,6 +75,18 @@ private:
     PortTimer timer_;
     TimeBase time_;
     uint64_t errors_ = 0;
+};
+
+/// A Memory with its own target socket, bound to itself.
+class MemoryTarget : public Memory {
+public:
+    tlm::tlm_target_socket<> socket;
+
+    MemoryTarget(sc_core::sc_module_name name, const char* kind, const hw::MemoryLevel& level, double clock_hz,
+                 uint64_t base, uint64_t page_bytes = 0)
+        : Memory(name, kind, level, clock_hz, base, page_bytes), socket("socket") {
+        socket.bind(*this);
+    }
 };
 
 }  // namespace kpu::model

@@ -6,7 +6,8 @@
 // against all previous ones, so one flat switch with 70000 memories would bind in O(n^2)).
 //
 // Sockets (Router): target_socket <- tile movers, fabric, the interconnect's downlink;
-// initiator_socket -> L3, L2 bank 0..B-1, L1 buffer 0..L-1, then the uplink (in that order).
+// initiator_socket -> L3, L2 bank 0..B-1, the L1Fanout (all L1 buffers), then the uplink
+// (in that order).
 #pragma once
 
 #include "models/router.h"

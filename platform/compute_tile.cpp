@@ -25,11 +25,14 @@ ComputeTile::ComputeTile(sc_core::sc_module_name name, const hw::Config& config,
         wiring_.target(*switch_, l2_.back()->socket, n);
     }
     l1_.reserve(config.l1.count);
+    std::vector<model::Memory*> buffers;
     for (uint32_t l = 0; l < config.l1.count; ++l) {
         const std::string n = "l1_" + std::to_string(l);
         l1_.push_back(std::make_unique<model::L1Buffer>(n.c_str(), config, map, index, l));
-        wiring_.target(*switch_, l1_.back()->socket, n);
+        buffers.push_back(l1_.back().get());
     }
+    l1_fanout_ = std::make_unique<model::L1Fanout>("l1_fanout", std::move(buffers), config.l1.capacity_bytes);
+    wiring_.target(*switch_, l1_fanout_->socket, "l1_fanout");
     for (uint32_t u = 0; u < config.block_mover.count; ++u) {
         const std::string n = "bm_" + std::to_string(u);
         block_movers_.push_back(std::make_unique<model::BlockMover>(n.c_str(), config, map, options.quantum));
@@ -52,6 +55,7 @@ ComputeTile::~ComputeTile() {
     fabric_.reset();
     destroy_backwards(streamers_);
     destroy_backwards(block_movers_);
+    l1_fanout_.reset();
     destroy_backwards(l1_);
     destroy_backwards(l2_);
 }

@@ -14,6 +14,7 @@
 #include "hardware/config.h"
 #include "models/block_mover.h"
 #include "models/l1_buffer.h"
+#include "models/l1_fanout.h"
 #include "models/l2_bank.h"
 #include "models/l3_tile.h"
 #include "models/streamer.h"
@@ -57,6 +58,7 @@ private:
     std::unique_ptr<model::L3Tile> l3_;
     std::vector<std::unique_ptr<model::L2Bank>> l2_;
     std::vector<std::unique_ptr<model::L1Buffer>> l1_;
+    std::unique_ptr<model::L1Fanout> l1_fanout_;  ///< the switch's one port onto l1_
     std::vector<std::unique_ptr<model::BlockMover>> block_movers_;
     std::vector<std::unique_ptr<model::Streamer>> streamers_;
     std::unique_ptr<model::SystolicFabric> fabric_;

@@ -12,15 +12,15 @@ namespace kpu::platform {
 
 uint64_t ModuleCounts::total() const {
     return dram_channels + dma_engines + interconnects + compute_tiles + tile_switches + l3_tiles + l2_banks +
-           l1_buffers + block_movers + streamers + protocol_checkers;
+           l1_buffers + l1_fanouts + block_movers + streamers + protocol_checkers;
 }
 
 std::string format_counts(const ModuleCounts& c) {
     const std::pair<const char*, uint64_t> rows[] = {
         {"dram_channel", c.dram_channels}, {"dma_engine", c.dma_engines},     {"interconnect", c.interconnects},
         {"compute_tile", c.compute_tiles}, {"tile_switch", c.tile_switches},  {"l3_tile", c.l3_tiles},
-        {"l2_bank", c.l2_banks},           {"l1_buffer", c.l1_buffers},       {"block_mover", c.block_movers},
-        {"streamer", c.streamers},         {"protocol_checker", c.protocol_checkers},
+        {"l2_bank", c.l2_banks},           {"l1_buffer", c.l1_buffers},       {"l1_fanout", c.l1_fanouts},
+        {"block_mover", c.block_movers},   {"streamer", c.streamers},         {"protocol_checker", c.protocol_checkers},
     };
     std::ostringstream out;
     for (const auto& [kind, n] : rows)
@@ -152,7 +152,7 @@ ModuleCounts KpuPlatform::counts() const {
     c.dram_channels = dram_.size();
     c.dma_engines = dma_.size();
     c.interconnects = 1;
-    c.compute_tiles = c.tile_switches = c.l3_tiles = tiles_.size();
+    c.compute_tiles = c.tile_switches = c.l3_tiles = c.l1_fanouts = tiles_.size();
     c.protocol_checkers = wiring_.checkers().size();
     for (const auto& t : tiles_) {
         c.l2_banks += t->l2_count();
@@ -185,7 +185,7 @@ model::DramChannel& KpuPlatform::dram_channel(uint32_t channel) {
     return *dram_[channel];
 }
 
-model::MemoryTarget& KpuPlatform::memory(const hw::Location& where) {
+model::Memory& KpuPlatform::memory(const hw::Location& where) {
     switch (where.level) {
         case hw::Level::Dram: return *dram_[where.index];
         case hw::Level::L3: return tiles_[where.tile]->l3();

@@ -42,7 +42,7 @@ namespace kpu::platform {
 /// How many modules of each kind a platform holds (what kpu-sim --elaborate-only prints).
 struct ModuleCounts {
     uint64_t dram_channels = 0, dma_engines = 0, interconnects = 0, compute_tiles = 0, tile_switches = 0;
-    uint64_t l3_tiles = 0, l2_banks = 0, l1_buffers = 0, block_movers = 0, streamers = 0;
+    uint64_t l3_tiles = 0, l2_banks = 0, l1_buffers = 0, l1_fanouts = 0, block_movers = 0, streamers = 0;
     uint64_t protocol_checkers = 0;
     uint64_t total() const;
 };
@@ -105,7 +105,7 @@ private:
     bool dispatch(const compiler::BoundOp& op);
     void program_ended();
     bool debug_access(tlm::tlm_command command, uint64_t addr, uint8_t* data, size_t len);
-    model::MemoryTarget& memory(const hw::Location& where);
+    model::Memory& memory(const hw::Location& where);
 
     hw::Config config_;
     hw::AddressMap map_;  ///< refers to config_: declared after it

@@ -37,8 +37,11 @@ TEST(AddressDecoder, TileRoutesItsOwnMemoriesLocallyAndTheRestUp) {
     AddressDecoder tile(m.config, m.map, 1);
     Route r;
     ASSERT_TRUE(tile.route(m.map.l1_base(1, 3) + 10, 32, r));
-    EXPECT_EQ(r.port, 1u + 8 + 3);  // L3, 8 L2 banks, then L1 buffers
-    EXPECT_EQ(m.map.l1_base(1, 3) + 10 - r.delta, 10u);
+    EXPECT_EQ(r.port, 1u + 8);  // L3, 8 L2 banks, then the L1 fanout for every buffer
+    EXPECT_EQ(m.map.l1_base(1, 3) + 10 - r.delta, 3 * m.config.l1.capacity_bytes + 10);  // from the tile's first buffer
+    EXPECT_EQ(r.lo, m.map.l1_base(1, 3));  // the route still covers one buffer
+    EXPECT_EQ(r.hi, m.map.l1_base(1, 4));
+    EXPECT_EQ(tile.port_count(), 1u + 8 + 1);
     ASSERT_TRUE(tile.route(m.map.l3_base(1), 64, r));
     EXPECT_EQ(r.port, 0u);
     ASSERT_TRUE(tile.route(m.map.l3_base(2), 64, r));  // another tile's L3

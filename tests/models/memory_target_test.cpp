@@ -9,7 +9,6 @@
 #include "hardware/address_map.h"
 #include "hardware/config.h"
 #include "models/dram_channel.h"
-#include "models/l1_buffer.h"
 #include "models/l2_bank.h"
 #include "models/protocol_checker.h"
 #include "tests/models/test_support.h"
@@ -41,11 +40,6 @@ struct Bench {
 
 auto l2_bank(uint32_t bank) {
     return [bank](const hw::Config& c, const hw::AddressMap& m) { return std::make_unique<L2Bank>("mem", c, m, 0u, bank); };
-}
-auto l1_buffer(uint32_t buffer) {
-    return [buffer](const hw::Config& c, const hw::AddressMap& m) {
-        return std::make_unique<L1Buffer>("mem", c, m, 0u, buffer);
-    };
 }
 auto dram_channel(uint32_t channel) {
     return [channel](const hw::Config& c, const hw::AddressMap& m) {
@@ -158,7 +152,7 @@ TEST(MemoryTarget, DebugTransportMovesBytesWithoutTimeAndRefusesOutOfRange) {
     sc_time after;
     uint8_t data[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
     test::ReportCatcher catcher;
-    Bench bench(l1_buffer(0),
+    Bench bench(l2_bank(0),
         [&](ScriptedInitiator& i) {
             tlm::tlm_generic_payload t;
             t.set_write();
@@ -166,7 +160,7 @@ TEST(MemoryTarget, DebugTransportMovesBytesWithoutTimeAndRefusesOutOfRange) {
             t.set_data_ptr(data);
             t.set_data_length(16);
             ok_count = i.socket->transport_dbg(t);
-            t.set_address(1020);  // L1 in minimal is 1 KiB
+            t.set_address(16380);  // L2 in minimal is 16 KiB
             bad_count = i.socket->transport_dbg(t);
             after = sc_core::sc_time_stamp();
         });
@@ -175,7 +169,7 @@ TEST(MemoryTarget, DebugTransportMovesBytesWithoutTimeAndRefusesOutOfRange) {
     EXPECT_EQ(bad_count, 0u);
     EXPECT_EQ(after, sc_core::SC_ZERO_TIME);
     EXPECT_EQ(bench.memory->direct_pointer(1000, 16)[15], 16);
-    EXPECT_EQ(test::ReportCatcher::count({"debug access out of range", "16 bytes at offset 0x3fc"}), 1);
+    EXPECT_EQ(test::ReportCatcher::count({"debug access out of range", "16 bytes at offset 0x3ffc"}), 1);
 }
 
 TEST(MemoryTarget, DramChannelReportsTheInterleavedDeviceAddress) {

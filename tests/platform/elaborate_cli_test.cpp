@@ -30,8 +30,9 @@ TEST(KpuSimElaborateOnly, PrintsModuleCountsPerKind) {
     EXPECT_NE(out.find("  dram_channel      2\n"), std::string::npos) << out;
     EXPECT_NE(out.find("  l2_bank           32\n"), std::string::npos) << out;
     EXPECT_NE(out.find("  l1_buffer         512\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("  l1_fanout         4\n"), std::string::npos) << out;
     EXPECT_NE(out.find("  streamer          16\n"), std::string::npos) << out;
-    EXPECT_NE(out.find("  total             585\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("  total             589\n"), std::string::npos) << out;
 }
 
 TEST(KpuSimElaborateOnly, OverridesReachThePlatform) {

@@ -26,10 +26,11 @@ TEST(KpuPlatform, ModuleTreeFollowsTheConfigAndNamesMirrorTheHardware) {
     EXPECT_EQ(c.l3_tiles, 64u);
     EXPECT_EQ(c.l2_banks, 64u * 8);
     EXPECT_EQ(c.l1_buffers, 64u * 128);
+    EXPECT_EQ(c.l1_fanouts, 64u);
     EXPECT_EQ(c.block_movers, 64u * 2);
     EXPECT_EQ(c.streamers, 64u * 4);
     EXPECT_EQ(c.protocol_checkers, 0u);
-    EXPECT_EQ(c.total(), 8 + 16 + 1 + 64 + 64 + 64 + 512 + 8192 + 128 + 256u);
+    EXPECT_EQ(c.total(), 8 + 16 + 1 + 64 + 64 + 64 + 512 + 8192 + 64 + 128 + 256u);
     EXPECT_EQ(&kpu.tile(3).l2(5), sc_core::sc_find_object("kpu.tile_3.l2_5"));
     EXPECT_STREQ(kpu.block_mover(63, 1).name(), "kpu.tile_63.bm_1");
     EXPECT_STREQ(kpu.streamer(2, 3).name(), "kpu.tile_2.streamer_3");
