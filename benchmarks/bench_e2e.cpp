@@ -2,7 +2,7 @@
 // kpu-compile + kpu-sim --program do it (graph -> compile -> .kpu image -> HostDriver writes
 // inputs and image through the host socket -> START -> bind -> sequencer -> engines ->
 // irq -> outputs), then the same product computed natively, for the ratio.
-//   bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N]
+//   bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N] [--no-compute-thread]
 // One shape per process: SystemC elaborates once per process. Prints "key value" lines that
 // benchmarks/run_e2e.sh turns into a table.
 //
@@ -114,10 +114,11 @@ struct Args {
     uint32_t m = 0, n = 0, k = 0;
     int native_runs = 3;
     std::optional<uint32_t> train_bytes;
+    bool compute_thread = true;
 };
 
 Args parse(int argc, char* argv[]) {
-    if (argc < 5) throw std::runtime_error("usage: bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N]");
+    if (argc < 5) throw std::runtime_error("usage: bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N] [--no-compute-thread]");
     Args args;
     args.config = argv[1];
     args.m = uint32_t(std::stoul(argv[2]));
@@ -129,6 +130,8 @@ Args parse(int argc, char* argv[]) {
             args.native_runs = std::max(1, std::atoi(argv[++i]));
         else if (flag == "--train-bytes" && i + 1 < argc)
             args.train_bytes = uint32_t(std::stoul(argv[++i]));
+        else if (flag == "--no-compute-thread")
+            args.compute_thread = false;
         else if (flag == "--no-native")
             args.native_runs = 0;
         else
@@ -185,6 +188,7 @@ int run(const Args& args) {
     // Released, not destroyed: SystemC 2.3 tears large module trees down slowly.
     platform::PlatformOptions options;
     if (args.train_bytes) options.train_bytes = *args.train_bytes;
+    options.compute_thread = args.compute_thread;
     auto* kpu = new platform::KpuPlatform("kpu", config, options);
     auto* host = new platform::HostDriver("host", job);
     auto* irq = new sc_core::sc_signal<bool>("irq");

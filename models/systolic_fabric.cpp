@@ -46,13 +46,15 @@ void SystolicFabric::run() {
         queue_.pop_front();
         const uint64_t cycles = command.drain ? drain_cycles(command.drain_command, config_.fabric.rows, config_.fabric.cols)
                                               : matmul_cycles(command.matmul, config_.fabric.rows, config_.fabric.cols);
-        // The data is read when the command starts; its dependencies guarantee it is there.
+        // The data is read when the command starts; its dependencies guarantee it is there
+        // until the command completes.
         const sc_core::sc_time started = sc_core::sc_time_stamp();
         const bool ok = command.drain ? execute_drain(command.drain_command) : execute_matmul(command.matmul);
         // Duration from the cycle count in one step, so long programs do not accumulate the
         // rounding of a per-cycle sc_time.
         const sc_core::sc_time duration(double(cycles) * period_s, sc_core::SC_SEC);
         wait(duration);
+        if (pending_) worker_->wait(*pending_), pending_.reset();
         busy_ += duration;
         ++commands_;
         if (completion_) completion_(command.id, ok, started);
@@ -126,7 +128,13 @@ bool SystolicFabric::execute_matmul(const hw::MatmulCommand& c) {
         acc_cols_ = c.n;
         acc_.assign(size_t(c.m) * c.n, 0.0f);
     }
-    gemm_(acc_.data(), c.n, a_rows_.data(), b_rows_.data(), c.m, c.n, c.k);
+    if (worker_) {
+        // Nothing the job reads or writes changes before run() waits for it.
+        pending_ = worker_->submit([this, acc = acc_.data(), a = a_rows_.data(), b = b_rows_.data(), m = c.m, n = c.n,
+                                    k = c.k] { gemm_(acc, n, a, b, m, n, k); });
+    } else {
+        gemm_(acc_.data(), c.n, a_rows_.data(), b_rows_.data(), c.m, c.n, c.k);
+    }
     macs_ += uint64_t(c.m) * c.n * c.k;
     l1_read_ += (uint64_t(c.m) * c.k + uint64_t(c.k) * c.n) * sizeof(float);
     return true;

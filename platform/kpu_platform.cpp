@@ -68,7 +68,9 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
         std::make_unique<model::Sequencer>("sequencer", [this](const compiler::BoundOp& op) { return dispatch(op); });
     auto report = [this](const model::Completion& c) { sequencer_->complete(uint32_t(c.id), c.ok(), &c.start); };
     for (auto& d : dma_) d->set_completion_callback(report);
+    if (options_.compute_thread) compute_ = std::make_unique<model::ComputeWorker>();
     for (auto& t : tiles_) {
+        t->fabric().set_worker(compute_.get());
         for (uint32_t u = 0; u < t->block_mover_count(); ++u) t->block_mover(u).set_completion_callback(report);
         for (uint32_t u = 0; u < t->streamer_count(); ++u) t->streamer(u).set_completion_callback(report);
         t->fabric().on_complete([this](uint64_t id, bool ok, const sc_core::sc_time& started) {
@@ -140,6 +142,7 @@ KpuPlatform::~KpuPlatform() {
     // removed from their back, so this keeps their part O(1) per socket. Its module registry
     // looks from the front, so teardown of a datacenter config still costs about 1 s inside
     // SystemC (kpu-sim does not tear down at exit; see docs/benchmarks.md).
+    compute_.reset();  // first: a job still running (the simulation stopped mid-MATMUL) uses a fabric
     sequencer_.reset();
     host_.reset();
     destroy_backwards(dma_);

@@ -117,6 +117,7 @@ private:
     std::vector<std::unique_ptr<ComputeTile>> tiles_;
     std::unique_ptr<HostInterface> host_;
     std::unique_ptr<model::Sequencer> sequencer_;
+    std::unique_ptr<model::ComputeWorker> compute_;  ///< the fabrics' helper thread (PlatformOptions::compute_thread)
     compiler::BoundProgram program_;
     sc_core::sc_time started_at_, finished_at_;
 };

@@ -80,11 +80,43 @@ TEST(KpuSimCli, TrainBytesNeedsAProgramAndANumber) {
     Result alone = run("--config configs/minimal.json --describe --train-bytes 0");
     EXPECT_NE(alone.exit_code, 0);
     EXPECT_EQ(lines(alone.err), 1) << alone.err;
-    EXPECT_NE(alone.err.find("--train-bytes need --program"), std::string::npos) << alone.err;
+    EXPECT_NE(alone.err.find("--train-bytes and --no-compute-thread need --program"), std::string::npos) << alone.err;
     Result word = run("--config configs/minimal.json --program x.kpu --train-bytes many");
     EXPECT_NE(word.exit_code, 0);
     EXPECT_EQ(lines(word.err), 1) << word.err;
     EXPECT_NE(word.err.find("train-bytes"), std::string::npos) << word.err;
+}
+
+// The fabrics' arithmetic on the helper thread (the default) or inline (--no-compute-thread):
+// two processes, the same bytes in every output and the same cycles, and --check passes in
+// both. A t64 matmul with K in two passes: its 20 fabrics overlap and carry their
+// accumulators from one MATMUL to the next.
+TEST(KpuSimCli, ComputeThreadGivesTheInlineOutputsAndCycles) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_compute_thread/";
+    ASSERT_EQ(std::system(("mkdir -p " + dir + "on " + dir + "off").c_str()), 0);
+    std::ofstream(dir + "mm.json") << R"({"op": "matmul", "A": {"shape": [512, 1024], "dtype": "float32"},)"
+                                      R"( "B": {"shape": [1024, 640], "dtype": "float32"},)"
+                                      R"( "C": {"shape": [512, 640], "dtype": "float32"}})";
+    const std::string compile = "cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + dir +
+                                "mm.json -o " + dir + "mm.kpu --config configs/t64.json >" + dir + "compile.out";
+    ASSERT_EQ(std::system(compile.c_str()), 0) << slurp(dir + "compile.out");
+    ASSERT_NE(slurp(dir + "compile.out").find("K in 2 passes"), std::string::npos) << slurp(dir + "compile.out");
+    for (const char* mode : {"on", "off"}) {
+        Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --check --outputs " + dir + mode +
+                       " --stats " + dir + mode + "/stats.json" +
+                       (std::string(mode) == "off" ? " --no-compute-thread" : ""));
+        ASSERT_EQ(r.exit_code, 0) << mode << ": " << r.err;
+        EXPECT_NE(r.out.find("check             PASS"), std::string::npos) << mode << ": " << r.out;
+    }
+    const std::string on = slurp(dir + "on/C.npy"), off = slurp(dir + "off/C.npy");
+    EXPECT_GT(on.size(), 512u * 640 * 4);
+    EXPECT_TRUE(on == off) << "C differs between the helper thread and inline";
+    auto cycles = [](const std::string& stats) {
+        const size_t at = stats.find("\"total_cycles\":");
+        return at == std::string::npos ? std::string("missing") : stats.substr(at, stats.find_first_of(",}", at) - at);
+    };
+    EXPECT_NE(cycles(slurp(dir + "on/stats.json")), "missing");
+    EXPECT_EQ(cycles(slurp(dir + "on/stats.json")), cycles(slurp(dir + "off/stats.json")));
 }
 
 }  // namespace
