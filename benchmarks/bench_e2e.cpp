@@ -2,7 +2,7 @@
 // kpu-compile + kpu-sim --program do it (graph -> compile -> .kpu image -> HostDriver writes
 // inputs and image through the host socket -> START -> bind -> sequencer -> engines ->
 // irq -> outputs), then the same product computed natively, for the ratio.
-//   bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N] [--no-compute-thread]
+//   bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N] [--single-thread]
 // One shape per process: SystemC elaborates once per process. Prints "key value" lines that
 // benchmarks/run_e2e.sh turns into a table.
 //
@@ -118,7 +118,7 @@ struct Args {
 };
 
 Args parse(int argc, char* argv[]) {
-    if (argc < 5) throw std::runtime_error("usage: bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N] [--no-compute-thread]");
+    if (argc < 5) throw std::runtime_error("usage: bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N] [--single-thread]");
     Args args;
     args.config = argv[1];
     args.m = uint32_t(std::stoul(argv[2]));
@@ -130,7 +130,7 @@ Args parse(int argc, char* argv[]) {
             args.native_runs = std::max(1, std::atoi(argv[++i]));
         else if (flag == "--train-bytes" && i + 1 < argc)
             args.train_bytes = uint32_t(std::stoul(argv[++i]));
-        else if (flag == "--no-compute-thread")
+        else if (flag == "--single-thread")
             args.compute_thread = false;
         else if (flag == "--no-native")
             args.native_runs = 0;

@@ -41,7 +41,7 @@ Options parse(int argc, const char* const argv[]) {
     Options o;
     std::vector<std::string> sets;
     std::string window;
-    bool no_compute_thread = false;
+    bool single_thread = false;
     po::options_description desc(
         "Usage: kpu-sim --config FILE [--set PATH=VALUE ...] ACTION\n"
         "       kpu-sim --config FILE --program X.kpu [--inputs DIR] [--outputs DIR] [--check] [--stats FILE]\n"
@@ -66,8 +66,8 @@ Options parse(int argc, const char* const argv[]) {
         ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)")
         ("train-bytes", po::value<uint32_t>()->value_name("N"),
          "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 1024; 0: every burst on its own, slower, finer interleaving of contending movers)")
-        ("no-compute-thread", po::bool_switch(&no_compute_thread),
-         "run the fabrics' arithmetic on the simulation thread instead of a helper thread (same results and cycles; for hosts with one free core, e.g. many runs side by side)");
+        ("single-thread", po::bool_switch(&single_thread),
+         "no helper threads: the fabrics' arithmetic and the --check reference run on the simulation thread (same results and cycles, less CPU time; for hosts whose cores are all busy, e.g. many runs side by side)");
     std::ostringstream help;
     help << desc;
     o.help_text = help.str();
@@ -89,10 +89,10 @@ Options parse(int argc, const char* const argv[]) {
     if (actions > 1) throw std::runtime_error("--program, --describe and --elaborate-only exclude each other");
     if (o.program_path.empty() && (o.check || !o.inputs_dir.empty() || !o.outputs_dir.empty() || !o.stats_path.empty() ||
                                    !o.vcd_path.empty() || !o.trace_path.empty() || vm.count("train-bytes") ||
-                                   no_compute_thread))
+                                   single_thread))
         throw std::runtime_error(
-            "--inputs, --outputs, --check, --stats, --vcd, --trace, --train-bytes and --no-compute-thread need --program");
-    o.compute_thread = !no_compute_thread;
+            "--inputs, --outputs, --check, --stats, --vcd, --trace, --train-bytes and --single-thread need --program");
+    o.single_thread = single_thread;
     if (vm.count("train-bytes")) o.train_bytes = vm["train-bytes"].as<uint32_t>();
     if (!window.empty()) std::tie(o.vcd_from_ps, o.vcd_to_ps) = parse_time_window(window);
     if ((!window.empty() || !o.vcd_scope.empty()) && o.vcd_path.empty())

@@ -30,7 +30,7 @@ struct Options {
     std::string vcd_scope;                  ///< --vcd-scope PATTERN: only scopes matching the glob
     std::string trace_path;                 ///< --trace FILE: Chrome trace-event JSON (Perfetto)
     std::optional<uint32_t> train_bytes;    ///< --train-bytes N: movers' timing granularity (0: every burst); unset: the platform's default
-    bool compute_thread = true;             ///< false with --no-compute-thread: GEMMs inline on the simulation thread
+    bool single_thread = false;             ///< --single-thread: the fabrics' GEMMs and the --check reference on the simulation thread
     bool help = false;
     std::string help_text;
 };

@@ -85,12 +85,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void add_products(
 /// time (add_products), through small buffers of their own as are the rows of C; values
 /// first, then magnitudes. None of this changes the order of any element's additions, so
 /// the results are the plain i-p-j loop's bits (Reference.BlockedLoopsGiveThePlainLoopsBits).
-void accumulate(const Operand& a, const Operand& b, ReferenceTensor& c, uint64_t m, uint64_t n, uint64_t k) {
+void accumulate(const Operand& a, const Operand& b, ReferenceTensor& c, uint64_t m, uint64_t n, uint64_t k,
+                const std::atomic<bool>* cancel) {
     std::vector<double> block(kReferenceBlock * kReferenceBlock);
     std::vector<double> rows_a(kKernelRows * kReferenceBlock), rows_c(kKernelRows * kReferenceBlock);
     for (uint64_t j0 = 0; j0 < n; j0 += kReferenceBlock) {
         const uint64_t width = std::min(n - j0, kReferenceBlock);
         for (uint64_t p0 = 0; p0 < k; p0 += kReferenceBlock) {
+            if (cancel && cancel->load(std::memory_order_relaxed)) throw ReferenceCancelled();
             const uint64_t depth = std::min(k - p0, kReferenceBlock);
             for (const bool magnitudes : {false, true}) {
                 std::vector<double>& sums = magnitudes ? c.magnitude : c.value;
@@ -115,7 +117,8 @@ void accumulate(const Operand& a, const Operand& b, ReferenceTensor& c, uint64_t
 }  // namespace
 
 std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& graph,
-                                                     const std::map<std::string, std::vector<float>>& inputs) {
+                                                     const std::map<std::string, std::vector<float>>& inputs,
+                                                     const std::atomic<bool>* cancel) {
     std::map<std::string, ReferenceTensor> tensors;
     auto get = [&](uint32_t index) {
         const auto& name = graph.tensor(index).name;
@@ -131,7 +134,7 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
         c.value.assign(m * n, 0.0);
         c.magnitude.assign(m * n, 0.0);
         c.k_total = k + std::max(a.k_total(), b.k_total());
-        accumulate(a, b, c, m, n, k);
+        accumulate(a, b, c, m, n, k, cancel);
         std::vector<double> bias_value(n, 0.0), bias_magnitude(n, 0.0);
         if (op.bias) {
             const Operand bias = get(*op.bias);

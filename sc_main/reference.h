@@ -9,8 +9,10 @@
 // + 1e-30. The factor 4 covers the epilogue's rounding and the propagation through chains.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -29,11 +31,19 @@ struct ReferenceTensor {
 /// pass over it, four at a time.
 constexpr uint64_t kReferenceBlock = 256;
 
+/// What run_reference throws once `*cancel` is set (checked every block of B it takes).
+struct ReferenceCancelled : std::runtime_error {
+    ReferenceCancelled() : std::runtime_error("reference evaluation cancelled") {}
+};
+
 /// Evaluates every op of `graph` (checked) from `inputs` (fp32, by tensor name: every input
 /// and constant). Returns every tensor the ops compute. Inputs are read in place (value v,
-/// magnitude |v|), never copied to double: at 8192^3 that saves 2 GiB.
+/// magnitude |v|), never copied to double: at 8192^3 that saves 2 GiB. Touches nothing but
+/// its arguments, so it may run on another thread while the simulation runs (kpu-sim does).
+/// `cancel` (optional): set it from another thread to stop the evaluation early.
 std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& graph,
-                                                     const std::map<std::string, std::vector<float>>& inputs);
+                                                     const std::map<std::string, std::vector<float>>& inputs,
+                                                     const std::atomic<bool>* cancel = nullptr);
 
 struct CheckResult {
     bool ok = true;

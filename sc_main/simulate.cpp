@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -168,6 +170,30 @@ void Session::build(const hw::Config& config, const std::string& name, const pla
     host->irq(*irq);
 }
 
+namespace {
+
+/// The --check reference, evaluated on its own thread while the simulation runs (it reads
+/// only the graph and the host's inputs, never the platform), or with --single-thread when
+/// get() asks for it. Destroyed without get() (the run failed): cancelled, and joined.
+class BackgroundReference {
+public:
+    BackgroundReference(const compiler::Graph& graph, const std::map<std::string, std::vector<float>>& inputs,
+                        bool own_thread)
+        : result_(std::async(own_thread ? std::launch::async : std::launch::deferred,
+                             [&graph, &inputs, this] { return run_reference(graph, inputs, &cancel_); })) {}
+    ~BackgroundReference() { cancel_ = true; }  // then result_'s destructor waits for the thread
+    BackgroundReference(const BackgroundReference&) = delete;
+    BackgroundReference& operator=(const BackgroundReference&) = delete;
+
+    std::map<std::string, ReferenceTensor> get() { return result_.get(); }
+
+private:
+    std::atomic<bool> cancel_{false};  ///< before result_: outlives the thread
+    std::future<std::map<std::string, ReferenceTensor>> result_;
+};
+
+}  // namespace
+
 int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
     // ---- everything that can be wrong with the input is found before the simulation ----
     const compiler::Program program = compiler::read_kpu(read_text(options.program_path), options.program_path);
@@ -181,6 +207,8 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     // only the tensors' layout, not a second copy of the ops (at 8192^3, 3.4 M of them).
     std::vector<compiler::BoundOp>().swap(prepared.bound.ops);
     const std::vector<compiler::BoundTensor>& tensors = prepared.bound.tensors;
+    std::optional<BackgroundReference> reference;
+    if (options.check) reference.emplace(program.graph, prepared.inputs, !options.single_thread);
 
     // ---- the simulation: the host drives the KPU through its socket and interrupt ----
     const auto wall_start = std::chrono::steady_clock::now();
@@ -190,7 +218,7 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     session->job = std::move(prepared.job);
     platform::PlatformOptions platform_options;
     if (options.train_bytes) platform_options.train_bytes = *options.train_bytes;
-    platform_options.compute_thread = options.compute_thread;
+    platform_options.compute_thread = !options.single_thread;
     session->build(config, "kpu", platform_options);
     sc_core::sc_start();
     const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
@@ -200,11 +228,8 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
         std::cerr << "kpu-sim: error: " << failure << "\n";
         return kExitRunFailed;
     }
-    const std::map<std::string, std::vector<float>>& inputs = prepared.inputs;
-
     // ---- outputs, check, report ----
-    // The host's copies of the tensors are done with: their memory goes back before the
-    // reference needs its own (at 8192^3, 768 MiB).
+    // The host's copies of the tensors are done with (at 8192^3, 768 MiB).
     std::map<std::string, std::vector<float>> outputs = session->outputs();
     std::vector<platform::HostBuffer>().swap(session->job.inputs);
     std::vector<platform::HostBuffer>().swap(session->job.outputs);
@@ -219,10 +244,10 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     bool check_ok = true;
     std::vector<std::string> check_lines;
     if (options.check) {
-        const auto reference = run_reference(program.graph, inputs);
+        const auto expected = reference->get();
         for (const auto& tensor : tensors) {
             if (tensor.role != "output") continue;
-            const CheckResult r = check_tensor(outputs[tensor.name], reference.at(tensor.name), tensor.shape);
+            const CheckResult r = check_tensor(outputs[tensor.name], expected.at(tensor.name), tensor.shape);
             std::ostringstream line;
             line << std::setprecision(9) << tensor.name << " " << shape_text(tensor.shape) << ": ";
             if (r.ok) {

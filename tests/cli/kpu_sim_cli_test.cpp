@@ -80,19 +80,20 @@ TEST(KpuSimCli, TrainBytesNeedsAProgramAndANumber) {
     Result alone = run("--config configs/minimal.json --describe --train-bytes 0");
     EXPECT_NE(alone.exit_code, 0);
     EXPECT_EQ(lines(alone.err), 1) << alone.err;
-    EXPECT_NE(alone.err.find("--train-bytes and --no-compute-thread need --program"), std::string::npos) << alone.err;
+    EXPECT_NE(alone.err.find("--train-bytes and --single-thread need --program"), std::string::npos) << alone.err;
     Result word = run("--config configs/minimal.json --program x.kpu --train-bytes many");
     EXPECT_NE(word.exit_code, 0);
     EXPECT_EQ(lines(word.err), 1) << word.err;
     EXPECT_NE(word.err.find("train-bytes"), std::string::npos) << word.err;
 }
 
-// The fabrics' arithmetic on the helper thread (the default) or inline (--no-compute-thread):
+// Helper threads (the default: the fabrics' arithmetic and the reference beside the
+// simulation) or none (--single-thread):
 // two processes, the same bytes in every output and the same cycles, and --check passes in
 // both. A t64 matmul with K in two passes: its 20 fabrics overlap and carry their
 // accumulators from one MATMUL to the next.
-TEST(KpuSimCli, ComputeThreadGivesTheInlineOutputsAndCycles) {
-    const std::string dir = ::testing::TempDir() + "kpu_cli_compute_thread/";
+TEST(KpuSimCli, HelperThreadsGiveTheSingleThreadOutputsAndCycles) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_helper_threads/";
     ASSERT_EQ(std::system(("mkdir -p " + dir + "on " + dir + "off").c_str()), 0);
     std::ofstream(dir + "mm.json") << R"({"op": "matmul", "A": {"shape": [512, 1024], "dtype": "float32"},)"
                                       R"( "B": {"shape": [1024, 640], "dtype": "float32"},)"
@@ -104,13 +105,13 @@ TEST(KpuSimCli, ComputeThreadGivesTheInlineOutputsAndCycles) {
     for (const char* mode : {"on", "off"}) {
         Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --check --outputs " + dir + mode +
                        " --stats " + dir + mode + "/stats.json" +
-                       (std::string(mode) == "off" ? " --no-compute-thread" : ""));
+                       (std::string(mode) == "off" ? " --single-thread" : ""));
         ASSERT_EQ(r.exit_code, 0) << mode << ": " << r.err;
         EXPECT_NE(r.out.find("check             PASS"), std::string::npos) << mode << ": " << r.out;
     }
     const std::string on = slurp(dir + "on/C.npy"), off = slurp(dir + "off/C.npy");
     EXPECT_GT(on.size(), 512u * 640 * 4);
-    EXPECT_TRUE(on == off) << "C differs between the helper thread and inline";
+    EXPECT_TRUE(on == off) << "C differs between helper threads and --single-thread";
     auto cycles = [](const std::string& stats) {
         const size_t at = stats.find("\"total_cycles\":");
         return at == std::string::npos ? std::string("missing") : stats.substr(at, stats.find_first_of(",}", at) - at);

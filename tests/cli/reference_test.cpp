@@ -1,6 +1,7 @@
 #include "sc_main/reference.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <random>
 #include <string>
@@ -40,6 +41,15 @@ TEST(Reference, EvaluatesAChainWithBiasAndReluByHand) {
     EXPECT_EQ(t["h"].magnitude[1], 15.0);
     EXPECT_EQ(t["h"].k_total, 3u);
     EXPECT_EQ(t["y"].k_total, 5u);
+}
+
+TEST(Reference, StopsWhenCancelledAndRunsToTheEndOtherwise) {
+    const std::map<std::string, std::vector<float>> inputs{
+        {"x", {1, 2, 3, -1, 0, 1}}, {"W1", {1, 0, 0, 1, 1, -1}}, {"b1", {0.5f, -10}}, {"W2", {2, 3}}};
+    std::atomic<bool> cancel{true};
+    EXPECT_THROW(run_reference(mlp_graph(), inputs, &cancel), ReferenceCancelled);
+    cancel = false;
+    EXPECT_EQ(run_reference(mlp_graph(), inputs, &cancel)["y"].value, (std::vector<double>{9, 1}));
 }
 
 TEST(Reference, CheckFindsTheWorstElementAndItsCoordinates) {
