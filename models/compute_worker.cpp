@@ -1,5 +1,8 @@
 #include "models/compute_worker.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace kpu::model {
 
 ComputeWorker::ComputeWorker() : thread_([this] { loop(); }) {}
@@ -26,8 +29,20 @@ ComputeWorker::Ticket ComputeWorker::submit(std::function<void()> job) {
 
 void ComputeWorker::wait(Ticket ticket) {
     std::unique_lock<std::mutex> lock(mutex_);
+    if (ticket == 0 || ticket > submitted_)
+        throw std::logic_error("ComputeWorker::wait: ticket " + std::to_string(ticket) + " was never handed out (" +
+                               std::to_string(submitted_) + " so far)");
     done_.wait(lock, [&] { return finished_ >= ticket; });
-    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    if (const auto it = errors_.find(ticket); it != errors_.end()) {
+        const std::exception_ptr error = it->second;
+        errors_.erase(it);
+        std::rethrow_exception(error);
+    }
+}
+
+uint64_t ComputeWorker::jobs_run() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return finished_;
 }
 
 void ComputeWorker::loop() {
@@ -45,8 +60,8 @@ void ComputeWorker::loop() {
             error = std::current_exception();
         }
         lock.lock();
-        if (error && !error_) error_ = error;
         ++finished_;
+        if (error) errors_[finished_] = error;  // jobs finish in ticket order
         done_.notify_all();
     }
 }

@@ -9,8 +9,8 @@
 // operands, same order of additions: the results are the bits of the inline path.
 //
 // One thread per platform (no global pool: two platforms in one simulation each have their
-// own), jobs run first in, first out. wait() blocks the simulation thread until a job is
-// done; an exception a job throws is rethrown there.
+// own), jobs run first in, first out. wait(ticket) blocks the simulation thread until that
+// job is done, and rethrows the exception that job threw, if any.
 #pragma once
 
 #include <condition_variable>
@@ -21,6 +21,7 @@
 #include <mutex>
 #include <utility>
 #include <thread>
+#include <unordered_map>
 
 namespace kpu::model {
 
@@ -36,8 +37,11 @@ public:
 
     /// Queues `job`; the ticket names it for wait().
     Ticket submit(std::function<void()> job);
-    /// Returns once the job `ticket` (and every job before it) has run.
+    /// Returns once the job `ticket` (and every job before it) has run; rethrows what that
+    /// job threw. A ticket submit() has not handed out is a std::logic_error.
     void wait(Ticket ticket);
+    /// Jobs run so far.
+    uint64_t jobs_run();
 
 private:
     void loop();
@@ -46,7 +50,7 @@ private:
     std::condition_variable work_, done_;
     std::deque<std::function<void()>> jobs_;
     Ticket submitted_ = 0, finished_ = 0;
-    std::exception_ptr error_;
+    std::unordered_map<Ticket, std::exception_ptr> errors_;  ///< jobs that threw, until waited for
     bool stop_ = false;
     std::thread thread_;  ///< last: starts once everything above exists
 };

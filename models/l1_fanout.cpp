@@ -23,6 +23,10 @@ size_t L1Fanout::select(const tlm_generic_payload& trans, const char* what) cons
 }
 
 void L1Fanout::b_transport(tlm_generic_payload& trans, sc_core::sc_time& delay) {
+    if (trans.get_command() == tlm::TLM_IGNORE_COMMAND) {  // as every Memory answers it
+        trans.set_response_status(tlm::TLM_OK_RESPONSE);
+        return;
+    }
     if (!forward(trans, trans.is_read() ? "read" : "write", [&](Memory& m) { m.b_transport(trans, delay); }))
         trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
 }
@@ -44,13 +48,13 @@ bool L1Fanout::get_direct_mem_ptr(tlm_generic_payload& trans, tlm::tlm_dmi& dmi)
         dmi.set_end_address(~uint64_t(0));
         return false;
     }
-    const uint64_t addr = trans.get_address(), base = b * buffer_bytes_;
-    trans.set_address(addr - base);
-    const bool granted = buffers_[b]->get_direct_mem_ptr(trans, dmi);
-    trans.set_address(addr);
-    // Back to the fanout's offsets, within this buffer.
-    dmi.set_start_address(dmi.get_start_address() + base);
-    dmi.set_end_address(std::min<uint64_t>(dmi.get_end_address(), buffer_bytes_ - 1) + base);
+    bool granted = false;
+    forward(trans, "DMI request", [&](Memory& m) { granted = m.get_direct_mem_ptr(trans, dmi); });
+    // Back to the fanout's offsets, within this buffer (a refusal: the whole buffer).
+    const uint64_t base = b * buffer_bytes_;
+    dmi.set_start_address(granted ? dmi.get_start_address() + base : base);
+    dmi.set_end_address(granted ? std::min<uint64_t>(dmi.get_end_address(), buffer_bytes_ - 1) + base
+                                : base + buffer_bytes_ - 1);
     return granted;
 }
 

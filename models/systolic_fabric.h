@@ -46,7 +46,9 @@ public:
     void on_complete(Completion completion) { completion_ = std::move(completion); }
     /// Runs the GEMM of each MATMUL on `worker` while the simulation goes on, and waits for
     /// it before the MATMUL completes (compute_worker.h says why that is exact); nullptr
-    /// (the default): inline, when the MATMUL starts.
+    /// (the default): inline, when the MATMUL starts. A job may still be queued when the
+    /// simulation stops mid-MATMUL: destroy the worker (which runs it) before the fabric, as
+    /// KpuPlatform does.
     void set_worker(ComputeWorker* worker) { worker_ = worker; }
 
     sc_core::sc_time busy_time() const { return busy_; }  ///< sum of command durations

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
 #include <cmath>
 #include <random>
 #include <string>
@@ -50,6 +53,20 @@ TEST(Reference, StopsWhenCancelledAndRunsToTheEndOtherwise) {
     EXPECT_THROW(run_reference(mlp_graph(), inputs, &cancel), ReferenceCancelled);
     cancel = false;
     EXPECT_EQ(run_reference(mlp_graph(), inputs, &cancel)["y"].value, (std::vector<double>{9, 1}));
+    // Cancelled while it runs (what kpu-sim does when the simulation fails): a 1024^3
+    // product takes about 0.2 s here (much longer in a sanitizer build); 30 ms in, it is
+    // between blocks, not done.
+    const std::string text = R"({"op": "matmul", "A": {"shape": [1024, 1024], "dtype": "float32"},)"
+                             R"( "B": {"shape": [1024, 1024], "dtype": "float32"},)"
+                             R"( "C": {"shape": [1024, 1024], "dtype": "float32"}})";
+    const compiler::Graph big = compiler::parse_graph(text, "big.json");
+    const std::map<std::string, std::vector<float>> ones{{"A", std::vector<float>(1024 * 1024, 1.0f)},
+                                                         {"B", std::vector<float>(1024 * 1024, 1.0f)}};
+    std::atomic<bool> stop{false};
+    auto running = std::async(std::launch::async, [&] { return run_reference(big, ones, &stop); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    stop = true;
+    EXPECT_THROW(running.get(), ReferenceCancelled);
 }
 
 TEST(Reference, CheckFindsTheWorstElementAndItsCoordinates) {

@@ -34,14 +34,19 @@ TEST(ComputeWorker, RunsJobsInOrderAndWaitSeesTheirEffects) {
     for (int i = 0; i < 50; ++i) EXPECT_EQ(order[size_t(i)], i);
 }
 
-TEST(ComputeWorker, AJobsExceptionComesBackAtWaitAndLaterJobsStillRun) {
+TEST(ComputeWorker, AJobsExceptionComesBackAtItsOwnWaitOnly) {
     ComputeWorker worker;
     int after = 0;
+    const auto before = worker.submit([] {});
     const auto bad = worker.submit([] { throw std::runtime_error("kernel failed"); });
     const auto good = worker.submit([&] { after = 7; });
-    EXPECT_THROW(worker.wait(bad), std::runtime_error);
-    worker.wait(good);
+    worker.wait(good);  // a later job: its wait does not see the earlier one's exception
     EXPECT_EQ(after, 7);
+    EXPECT_NO_THROW(worker.wait(before));
+    EXPECT_THROW(worker.wait(bad), std::runtime_error);
+    EXPECT_NO_THROW(worker.wait(bad)) << "rethrown once";
+    EXPECT_EQ(worker.jobs_run(), 3u);
+    EXPECT_THROW(worker.wait(4), std::logic_error);
 }
 
 TEST(ComputeWorker, DestructionRunsTheJobsStillQueued) {
