@@ -42,16 +42,14 @@ tlm::tlm_sync_enum L1Fanout::nb_transport_fw(tlm_generic_payload& trans, tlm::tl
 }
 
 bool L1Fanout::get_direct_mem_ptr(tlm_generic_payload& trans, tlm::tlm_dmi& dmi) {
-    const size_t b = select(trans, "DMI request");
-    if (b == buffers_.size()) {
-        dmi.set_start_address(buffers_.size() * buffer_bytes_);  // the denied range: everything past the end
+    bool granted = false;
+    if (!forward(trans, "DMI request", [&](Memory& m) { granted = m.get_direct_mem_ptr(trans, dmi); })) {
+        dmi.set_start_address(buffers_.size() * buffer_bytes_);  // refused: everything past the last buffer
         dmi.set_end_address(~uint64_t(0));
         return false;
     }
-    bool granted = false;
-    forward(trans, "DMI request", [&](Memory& m) { granted = m.get_direct_mem_ptr(trans, dmi); });
-    // Back to the fanout's offsets, within this buffer (a refusal: the whole buffer).
-    const uint64_t base = b * buffer_bytes_;
+    // Back to the fanout's offsets, within the selected buffer (a refusal: all of it).
+    const uint64_t base = trans.get_address() / buffer_bytes_ * buffer_bytes_;
     dmi.set_start_address(granted ? dmi.get_start_address() + base : base);
     dmi.set_end_address(granted ? std::min<uint64_t>(dmi.get_end_address(), buffer_bytes_ - 1) + base
                                 : base + buffer_bytes_ - 1);
