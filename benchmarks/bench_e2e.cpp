@@ -114,7 +114,7 @@ struct Args {
     uint32_t m = 0, n = 0, k = 0;
     int native_runs = 3;
     std::optional<uint32_t> train_bytes;
-    bool compute_thread = true;
+    bool helper_threads = true;
 };
 
 Args parse(int argc, char* argv[]) {
@@ -131,7 +131,7 @@ Args parse(int argc, char* argv[]) {
         else if (flag == "--train-bytes" && i + 1 < argc)
             args.train_bytes = uint32_t(std::stoul(argv[++i]));
         else if (flag == "--single-thread")
-            args.compute_thread = false;
+            args.helper_threads = false;
         else if (flag == "--no-native")
             args.native_runs = 0;
         else
@@ -188,7 +188,7 @@ int run(const Args& args) {
     // Released, not destroyed: SystemC 2.3 tears large module trees down slowly.
     platform::PlatformOptions options;
     if (args.train_bytes) options.train_bytes = *args.train_bytes;
-    options.compute_thread = args.compute_thread;
+    options.helper_threads = args.helper_threads;
     auto* kpu = new platform::KpuPlatform("kpu", config, options);
     auto* host = new platform::HostDriver("host", job);
     auto* irq = new sc_core::sc_signal<bool>("irq");

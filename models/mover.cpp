@@ -143,8 +143,23 @@ Fs Mover::issue(Job& job, uint32_t bytes) {
     return at;
 }
 
+void Mover::hand_over(Job& job) {
+    if (job.copies.empty()) return;
+    handed_ = worker_->submit([copies = std::move(job.copies)] {
+        for (const Copy& c : copies) std::memmove(c.dst, c.src, c.bytes);
+    });
+    job.copies.clear();
+}
+
+void Mover::settle(Job& job) {
+    if (!worker_) return;
+    hand_over(job);
+    if (handed_) worker_->wait(handed_), handed_ = 0;
+}
+
 bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* data, uint32_t bytes, Fs at,
                    Fs& done) {
+    settle(job);
     const Fs now = time_.now();
     trans_.set_command(command);
     trans_.set_address(addr);
@@ -224,6 +239,7 @@ bool Mover::timed(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* da
     if (!r) return access(job, command, addr, data, bytes, at, done);
     if (command == tlm::TLM_READ_COMMAND) contention_->contended = false;
     done = book(r->path, at, bytes, command == tlm::TLM_WRITE_COMMAND);
+    settle(job);
     uint8_t* mem = r->data + (addr - r->lo);
     if (command == tlm::TLM_READ_COMMAND)
         std::memcpy(data, mem, bytes);
@@ -317,7 +333,12 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
                 // The bytes of the whole stretch move with one memmove; its bursts are issued
                 // and timed as trains.
                 const uint64_t stretch = std::min({left, from.hi - src, to.hi - dst});
-                std::memmove(to.data + (dst - to.lo), from.data + (src - from.lo), stretch);
+                uint8_t* into = to.data + (dst - to.lo);
+                const uint8_t* out_of = from.data + (src - from.lo);
+                if (worker_)
+                    job.copies.push_back({into, out_of, stretch});
+                else
+                    std::memmove(into, out_of, stretch);
                 for (uint64_t done = 0; done < stretch;) {
                     const uint32_t m = piece(src + done, dst + done, stretch - done);
                     // Whole bursts when both ends are aligned (the common case): in one step.
@@ -403,7 +424,9 @@ void Mover::finish(Job& job, TransferStatus status) {
     c.start = time_.to_time(job.start);
     c.end = time_.to_time(job.done);
     c.bytes = job.bytes;
-    due_.push_back({job.done, seq_++, c});
+    HelperThread::Ticket copies = 0;
+    if (!job.copies.empty()) hand_over(job), copies = handed_;
+    due_.push_back({job.done, seq_++, c, copies});
     std::push_heap(due_.begin(), due_.end(), after);
     due_event_.notify(time_.until(due_.front().done, now));
 }
@@ -413,6 +436,7 @@ void Mover::deliver() {
     while (!due_.empty() && due_.front().done <= now) {
         std::pop_heap(due_.begin(), due_.end(), after);
         const Completion c = due_.back().completion;
+        if (const HelperThread::Ticket copies = due_.back().copies) worker_->wait(copies);
         due_.pop_back();
         --in_flight_;
         if (callback_) callback_(c);

@@ -4,6 +4,9 @@
 #include <cstring>
 #include <new>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 namespace kpu::model {
 
 namespace {
@@ -17,16 +20,32 @@ uint32_t log2_ceil(uint64_t v) {
 PagedStorage::PagedStorage(uint64_t capacity, uint64_t page_bytes)
     : capacity_(capacity),
       page_shift_(log2_ceil(page_bytes ? page_bytes : std::min(kMaxPageBytes, std::max<uint64_t>(capacity, 1)))),
-      pages_((capacity + (uint64_t(1) << page_shift_) - 1) >> page_shift_) {}
+      mapped_((uint64_t(1) << page_shift_) % uint64_t(::sysconf(_SC_PAGESIZE)) == 0),
+      pages_((capacity + (uint64_t(1) << page_shift_) - 1) >> page_shift_, nullptr) {}
+
+PagedStorage::~PagedStorage() {
+    for (uint8_t* p : pages_) {
+        if (!p) continue;
+        if (mapped_)
+            ::munmap(p, page_bytes());
+        else
+            std::free(p);
+    }
+}
 
 uint8_t* PagedStorage::page_at(uint64_t index) {
-    auto& p = pages_[index];
+    uint8_t*& p = pages_[index];
     if (!p) {
-        p.reset(static_cast<uint8_t*>(std::calloc(1, page_bytes())));  // a fresh page reads as zeros
+        if (mapped_) {
+            void* m = ::mmap(nullptr, page_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            p = m == MAP_FAILED ? nullptr : static_cast<uint8_t*>(m);
+        } else {
+            p = static_cast<uint8_t*>(std::calloc(1, page_bytes()));
+        }
         if (!p) throw std::bad_alloc();
         ++allocated_;
     }
-    return p.get();
+    return p;
 }
 
 void PagedStorage::read(uint64_t offset, uint8_t* out, uint64_t len) const {
@@ -34,9 +53,8 @@ void PagedStorage::read(uint64_t offset, uint8_t* out, uint64_t len) const {
     while (len) {
         const uint64_t in_page = offset & mask;
         const uint64_t n = std::min(len, page_bytes() - in_page);
-        const auto& p = pages_[offset >> page_shift_];
-        if (p)
-            std::memcpy(out, p.get() + in_page, n);
+        if (const uint8_t* p = pages_[offset >> page_shift_])
+            std::memcpy(out, p + in_page, n);
         else
             std::memset(out, 0, n);
         out += n, offset += n, len -= n;

@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <memory>
 #include <vector>
 
 namespace kpu::model {
@@ -20,6 +19,7 @@ public:
     /// page_bytes == 0 picks min(kMaxPageBytes, capacity rounded up to a power of two);
     /// otherwise it must be a power of two.
     explicit PagedStorage(uint64_t capacity, uint64_t page_bytes = 0);
+    ~PagedStorage();
 
     PagedStorage(const PagedStorage&) = delete;
     PagedStorage& operator=(const PagedStorage&) = delete;
@@ -40,16 +40,15 @@ public:
 private:
     uint8_t* page_at(uint64_t index);
 
-    /// Pages come from calloc: fresh memory from the system is already zero, so a new page
-    /// costs its first-touch faults only, not a memset before them as well.
-    struct Free {
-        void operator()(uint8_t* p) const { std::free(p); }
-    };
-
     uint64_t capacity_;
     uint32_t page_shift_;
+    /// Pages of whole OS pages are anonymous mappings: they read as zeros and are faulted in
+    /// only where, and when, they are first written (by a mover's helper thread, say).
+    /// calloc would clear a page it carves from reused heap memory, faulting all of it in
+    /// at once on the thread that asked. Smaller pages come from calloc.
+    bool mapped_;
     uint64_t allocated_ = 0;
-    std::vector<std::unique_ptr<uint8_t, Free>> pages_;  ///< nullptr: never written, reads as zeros
+    std::vector<uint8_t*> pages_;  ///< nullptr: never written, reads as zeros
 };
 
 }  // namespace kpu::model

@@ -18,7 +18,7 @@
 
 #include "hardware/config.h"
 #include "hardware/fabric_command.h"
-#include "models/compute_worker.h"
+#include "models/helper_thread.h"
 #include "models/dmi_cache.h"
 #include "models/fabric_kernel.h"
 
@@ -45,11 +45,11 @@ public:
     void submit(const Command& command);
     void on_complete(Completion completion) { completion_ = std::move(completion); }
     /// Runs the GEMM of each MATMUL on `worker` while the simulation goes on, and waits for
-    /// it before the MATMUL completes (compute_worker.h says why that is exact); nullptr
+    /// it before the MATMUL completes (helper_thread.h says why that is exact); nullptr
     /// (the default): inline, when the MATMUL starts. A job may still be queued when the
     /// simulation stops mid-MATMUL: destroy the worker (which runs it) before the fabric, as
     /// KpuPlatform does.
-    void set_worker(ComputeWorker* worker) { worker_ = worker; }
+    void set_worker(HelperThread* worker) { worker_ = worker; }
 
     sc_core::sc_time busy_time() const { return busy_; }  ///< sum of command durations
     uint64_t macs() const { return macs_; }               ///< useful multiply-accumulates
@@ -78,8 +78,8 @@ private:
     std::vector<float> acc_;                ///< accumulators, acc_rows_ x acc_cols_
     uint32_t acc_rows_ = 0, acc_cols_ = 0;
     GemmKernel gemm_;                       ///< the arithmetic, in the host's widest vectors
-    ComputeWorker* worker_ = nullptr;
-    std::optional<ComputeWorker::Ticket> pending_;  ///< the running MATMUL's GEMM on worker_
+    HelperThread* worker_ = nullptr;
+    std::optional<HelperThread::Ticket> pending_;  ///< the running MATMUL's GEMM on worker_
     std::vector<float> a_, b_, out_;        ///< operand and drain staging, reused
     std::vector<const float*> a_rows_, b_rows_;
     sc_core::sc_time busy_ = sc_core::SC_ZERO_TIME;

@@ -34,6 +34,7 @@ bool HostInterface::to_device(tlm::tlm_generic_payload& trans) const {
     if (addr < kMemoryWindow || addr - kMemoryWindow >= dram_size_) return false;
     if (addr - kMemoryWindow + trans.get_data_length() > dram_size_) return false;
     trans.set_address(addr - kMemoryWindow);
+    if (helper_) helper_->wait_all();
     return true;
 }
 

@@ -24,6 +24,8 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "models/helper_thread.h"
+
 namespace kpu::platform {
 
 enum class HostRegister : uint64_t {
@@ -73,6 +75,11 @@ public:
     /// The running program ended: sets STATUS/ERROR/CYCLES and raises irq.
     void finish(HostError error, const std::string& message, uint64_t cycles);
 
+    /// Window accesses by b_transport and transport_dbg (and DMI grants) first wait until
+    /// `helper` has moved every transfer's bytes handed to it, so they see device memory as
+    /// the simulated time has it. nullptr: the movers move their bytes inline.
+    void set_helper(model::HelperThread* helper) { helper_ = helper; }
+
     HostStatus status() const { return status_; }
     const std::string& error_message() const { return message_; }  ///< of the last run
 
@@ -88,6 +95,7 @@ private:
 
     uint64_t dram_size_;
     Start start_;
+    model::HelperThread* helper_ = nullptr;
     uint64_t program_addr_ = 0, program_size_ = 0, cycles_ = 0;
     HostStatus status_ = HostStatus::Idle;
     HostError error_ = HostError::None;

@@ -80,7 +80,8 @@ public:
     model::DramChannel& dram_channel(uint32_t channel);
     model::Interconnect& interconnect() { return *noc_; }
 
-    /// Untimed copies to / from device memory by the memories' TLM debug transport (any range; split
+    /// Untimed copies to / from device memory by the memories' TLM debug transport, after
+    /// the bytes of every transfer handed to the movers' helper are in place (any range; split
     /// at DRAM interleave blocks and memory instances). False, with a report naming the
     /// address, when part of the range is not mapped; the bytes before it were copied.
     bool write(uint64_t addr, const void* data, size_t len);
@@ -117,7 +118,8 @@ private:
     std::vector<std::unique_ptr<ComputeTile>> tiles_;
     std::unique_ptr<HostInterface> host_;
     std::unique_ptr<model::Sequencer> sequencer_;
-    std::unique_ptr<model::ComputeWorker> compute_;  ///< the fabrics' helper thread (PlatformOptions::compute_thread)
+    std::unique_ptr<model::HelperThread> compute_;  ///< the fabrics' arithmetic (PlatformOptions::helper_threads)
+    std::unique_ptr<model::HelperThread> copies_;   ///< the movers' bytes
     compiler::BoundProgram program_;
     sc_core::sc_time started_at_, finished_at_;
 };

@@ -19,10 +19,11 @@ struct PlatformOptions {
     /// contending movers take turns train by train. 0: every burst on its own, exactly as
     /// b_transport times it (slower; what the DMI-equals-TLM tests use).
     uint32_t train_bytes = 1024;
-    /// Run the fabrics' arithmetic on a helper thread (model::ComputeWorker, one per
-    /// platform) while the simulation goes on: same results and cycles, less wall time
-    /// where a second core is free. false: each GEMM runs inline on the simulation thread.
-    bool compute_thread = true;
+    /// Run the fabrics' arithmetic and the movers' bytes on two helper threads
+    /// (model::HelperThread, per platform) while the simulation goes on: same results and
+    /// cycles, less wall time where a second core is free. false: everything runs inline on
+    /// the simulation thread.
+    bool helper_threads = true;
     /// Put a ProtocolChecker on every initiator->router and router->memory link (tests).
     bool check_protocol = false;
 };

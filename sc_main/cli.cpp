@@ -67,7 +67,7 @@ Options parse(int argc, const char* const argv[]) {
         ("train-bytes", po::value<uint32_t>()->value_name("N"),
          "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 1024; 0: every burst on its own, slower, finer interleaving of contending movers)")
         ("single-thread", po::bool_switch(&single_thread),
-         "no helper threads: the fabrics' arithmetic and the --check reference run on the simulation thread (same results and cycles, less CPU time; for hosts whose cores are all busy, e.g. many runs side by side)");
+         "no helper threads: the fabrics' arithmetic, the movers' bytes and the --check reference run on the simulation thread (same results and cycles, less CPU time; for hosts whose cores are all busy, e.g. many runs side by side)");
     std::ostringstream help;
     help << desc;
     o.help_text = help.str();

@@ -218,7 +218,7 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     session->job = std::move(prepared.job);
     platform::PlatformOptions platform_options;
     if (options.train_bytes) platform_options.train_bytes = *options.train_bytes;
-    platform_options.compute_thread = !options.single_thread;
+    platform_options.helper_threads = !options.single_thread;
     session->build(config, "kpu", platform_options);
     sc_core::sc_start();
     const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();

@@ -110,13 +110,13 @@ TEST(SystolicFabric, SplitKMatmulWithBiasReluMatchesReferenceAndAnalyticTime) {
     EXPECT_EQ(bench.fabric.macs(), uint64_t(m) * n * k);
 }
 
-// With a helper thread (ComputeWorker) the GEMM runs off the simulation thread, and the
+// With a helper thread (HelperThread) the GEMM runs off the simulation thread, and the
 // fabric must wait for it before the MATMUL completes. The test holds the worker with a job
 // of its own for 200 ms of host time: if the fabric did not wait, the DRAIN (microseconds
 // of host time later) would read accumulators the GEMM has not filled yet.
 TEST(SystolicFabric, WaitsForItsGemmOnTheHelperThreadBeforeTheMatmulCompletes) {
     Bench bench("bench");
-    ComputeWorker worker;
+    HelperThread worker;
     bench.fabric.set_worker(&worker);
     worker.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
     const uint32_t m = 13, n = 11, k = 19;

@@ -7,7 +7,9 @@
 // bursts; DMA 8 GB/s (queue 4), BlockMover 32 GB/s, Streamer 32 GB/s.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "tests/models/test_support.h"
 #include "tests/platform/platform_test_support.h"
@@ -332,6 +334,61 @@ TEST(Movers, DmiFastPathGivesTheSameTimesAndBytesAsOneTransactionPerBurst) {
     EXPECT_EQ(tlm.tile(1).l2(5).stats().writes, dmi.tile(1).l2(5).stats().writes);
     EXPECT_EQ(tlm.tile(1).l3().stats().bytes_read, dmi.tile(1).l3().stats().bytes_read);
     EXPECT_EQ(test::checker_violations(tlm), "");
+}
+
+// With a helper thread (PlatformOptions::helper_threads, the default) a transfer's bytes move
+// on the helper, and its completion is delivered once they have. The helper is held by a
+// 200 ms job here, so were the completion not to wait, the driver would read the old bytes.
+TEST(Movers, WithAHelperTheCompletionWaitsUntilTheBytesHaveMoved) {
+    PlatformOptions own_helper;
+    own_helper.helper_threads = false;  // the test's helper instead, to hold it
+    KpuPlatform kpu("kpu", test::config("minimal"), own_helper);
+    model::HelperThread helper;
+    kpu.dma(0).set_worker(&helper);
+    helper.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
+    std::mt19937 rng(11);
+    std::vector<uint8_t> data(256), seen(256);
+    for (auto& b : data) b = uint8_t(rng());
+    kpu.write(0, data.data(), data.size());
+    Completion c;
+    Driver driver("driver", [&](Driver& d) {
+        c = d.run(kpu.dma(0), linear(1, 0, hw::kL3Base, 256));
+        kpu.read(hw::kL3Base, seen.data(), seen.size());
+    });
+    sc_core::sc_start();
+    EXPECT_EQ(seen, data);
+    EXPECT_EQ(helper.jobs_run(), 2u) << "the test's job and the transfer's bytes";
+    EXPECT_EQ(kpu.dma(0).stats().transactions, 0u);
+    EXPECT_EQ(c.end, sc_time(110, SC_NS)) << "the inline time (ShortTransferPipelinesBurstsAtTheSlowestStage)";
+}
+
+// A mover that reads bytes itself on the simulation thread (a transpose, or b_transport)
+// first waits for what it handed over: here a transpose queued right behind the copy that
+// fills its source, on the same engine, with no completion between them.
+TEST(Movers, WithAHelperAMoverWaitsForItsHandedOverBytesBeforeItTouchesBytesItself) {
+    PlatformOptions own_helper;
+    own_helper.helper_threads = false;
+    KpuPlatform kpu("kpu", test::config("minimal"), own_helper);
+    model::HelperThread helper;
+    kpu.dma(0).set_worker(&helper);
+    helper.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
+    const uint32_t rows = 32, cols = 8;  // 32 rows of 8 floats
+    std::vector<float> a(rows * cols);
+    for (uint32_t i = 0; i < a.size(); ++i) a[i] = float(i) + 0.5f;
+    kpu.write(0, a.data(), a.size() * sizeof(float));
+    const uint64_t staged = hw::kL3Base, transposed = hw::kL3Base + 4096;
+    Driver driver("driver", [&](Driver& d) {
+        d.watch(kpu.dma(0));
+        kpu.dma(0).submit(linear(1, 0, staged, rows * cols * 4));
+        kpu.dma(0).submit(transfer(2, staged, transposed, rows, cols * 4, cols * 4, rows * 4, hw::Transform::Transpose));
+        d.wait_all(kpu.dma(0), {1, 2});
+    });
+    sc_core::sc_start();
+    std::vector<float> t(rows * cols);
+    kpu.read(transposed, t.data(), t.size() * sizeof(float));
+    for (uint32_t r = 0; r < rows; ++r)
+        for (uint32_t c = 0; c < cols; ++c) EXPECT_EQ(t[c * rows + r], a[r * cols + c]) << r << "," << c;
+    EXPECT_EQ(helper.jobs_run(), 2u) << "the test's job and the first transfer's bytes";
 }
 
 }  // namespace

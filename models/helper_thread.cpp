@@ -1,13 +1,13 @@
-#include "models/compute_worker.h"
+#include "models/helper_thread.h"
 
 #include <stdexcept>
 #include <string>
 
 namespace kpu::model {
 
-ComputeWorker::ComputeWorker() : thread_([this] { loop(); }) {}
+HelperThread::HelperThread() : thread_([this] { loop(); }) {}
 
-ComputeWorker::~ComputeWorker() {
+HelperThread::~HelperThread() {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         stop_ = true;
@@ -16,7 +16,7 @@ ComputeWorker::~ComputeWorker() {
     thread_.join();
 }
 
-ComputeWorker::Ticket ComputeWorker::submit(std::function<void()> job) {
+HelperThread::Ticket HelperThread::submit(std::function<void()> job) {
     Ticket ticket;
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -27,10 +27,10 @@ ComputeWorker::Ticket ComputeWorker::submit(std::function<void()> job) {
     return ticket;
 }
 
-void ComputeWorker::wait(Ticket ticket) {
+void HelperThread::wait(Ticket ticket) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (ticket == 0 || ticket > submitted_)
-        throw std::logic_error("ComputeWorker::wait: ticket " + std::to_string(ticket) + " was never handed out (" +
+        throw std::logic_error("HelperThread::wait: ticket " + std::to_string(ticket) + " was never handed out (" +
                                std::to_string(submitted_) + " so far)");
     done_.wait(lock, [&] { return finished_ >= ticket; });
     if (const auto it = errors_.find(ticket); it != errors_.end()) {
@@ -40,12 +40,17 @@ void ComputeWorker::wait(Ticket ticket) {
     }
 }
 
-uint64_t ComputeWorker::jobs_run() {
+void HelperThread::wait_all() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return finished_ >= submitted_; });
+}
+
+uint64_t HelperThread::jobs_run() {
     std::lock_guard<std::mutex> lock(mutex_);
     return finished_;
 }
 
-void ComputeWorker::loop() {
+void HelperThread::loop() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
         work_.wait(lock, [&] { return stop_ || !jobs_.empty(); });

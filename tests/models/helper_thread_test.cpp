@@ -9,13 +9,13 @@
 #include <thread>
 #include <vector>
 
-#include "models/compute_worker.h"
+#include "models/helper_thread.h"
 
 namespace kpu::model {
 namespace {
 
-TEST(ComputeWorker, RunsJobsInOrderAndWaitSeesTheirEffects) {
-    ComputeWorker worker;
+TEST(HelperThread, RunsJobsInOrderAndWaitSeesTheirEffects) {
+    HelperThread worker;
     std::vector<int> order;  // written by the worker only, read after wait()
     std::atomic<bool> release{false};
     // The first job holds the worker until released, so the others queue behind it.
@@ -23,7 +23,7 @@ TEST(ComputeWorker, RunsJobsInOrderAndWaitSeesTheirEffects) {
         while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         order.push_back(0);
     });
-    std::vector<ComputeWorker::Ticket> tickets{first};
+    std::vector<HelperThread::Ticket> tickets{first};
     for (int i = 1; i < 50; ++i) tickets.push_back(worker.submit([&order, i] { order.push_back(i); }));
     release = true;
     worker.wait(tickets[10]);
@@ -34,8 +34,8 @@ TEST(ComputeWorker, RunsJobsInOrderAndWaitSeesTheirEffects) {
     for (int i = 0; i < 50; ++i) EXPECT_EQ(order[size_t(i)], i);
 }
 
-TEST(ComputeWorker, AJobsExceptionComesBackAtItsOwnWaitOnly) {
-    ComputeWorker worker;
+TEST(HelperThread, AJobsExceptionComesBackAtItsOwnWaitOnly) {
+    HelperThread worker;
     int after = 0;
     const auto before = worker.submit([] {});
     const auto bad = worker.submit([] { throw std::runtime_error("kernel failed"); });
@@ -49,10 +49,10 @@ TEST(ComputeWorker, AJobsExceptionComesBackAtItsOwnWaitOnly) {
     EXPECT_THROW(worker.wait(4), std::logic_error);
 }
 
-TEST(ComputeWorker, DestructionRunsTheJobsStillQueued) {
+TEST(HelperThread, DestructionRunsTheJobsStillQueued) {
     std::atomic<int> ran{0};
     {
-        ComputeWorker worker;
+        HelperThread worker;
         for (int i = 0; i < 20; ++i) worker.submit([&] {
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
                 ++ran;

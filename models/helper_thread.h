@@ -1,0 +1,64 @@
+// A helper thread that does a platform's host work while the simulation goes on: the fabrics'
+// arithmetic and the movers' bytes. Plain C++, no SystemC: the helper never touches the
+// kernel, only the memory a job was given.
+//
+// Why it is exact. A fabric submits its GEMM when a MATMUL starts; a mover hands over the
+// bytes of a transfer once it has booked its bursts. Each waits for its job before its op's
+// completion is delivered, so the job runs inside the op's simulated interval. Nothing reads
+// what such a job writes before that completion, and nothing overwrites what it reads: every
+// op that does depends on the completion (the binder's read-after-write and
+// write-after-read dependencies, the ones the hardware needs). Jobs on one helper run in
+// submission order, so two transfers of one mover (or any two) move their bytes in the order
+// they were executed. Same kernel, same bytes, same order: the results are the bits of the
+// inline path, and the cycles are untouched (no job decides a time).
+//
+// One helper per kind of work per platform (no global pool: two platforms in one simulation
+// each have their own). wait(ticket) blocks the simulation thread until that job is done,
+// and rethrows the exception that job threw, if any.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <utility>
+#include <thread>
+#include <unordered_map>
+
+namespace kpu::model {
+
+class HelperThread {
+public:
+    using Ticket = uint64_t;
+
+    HelperThread();
+    /// Runs every job already submitted, then joins the thread.
+    ~HelperThread();
+    HelperThread(const HelperThread&) = delete;
+    HelperThread& operator=(const HelperThread&) = delete;
+
+    /// Queues `job`; the ticket names it for wait().
+    Ticket submit(std::function<void()> job);
+    /// Returns once the job `ticket` (and every job before it) has run; rethrows what that
+    /// job threw. A ticket submit() has not handed out is a std::logic_error.
+    void wait(Ticket ticket);
+    /// Returns once every job submitted so far has run (exceptions stay for their wait()).
+    void wait_all();
+    /// Jobs run so far.
+    uint64_t jobs_run();
+
+private:
+    void loop();
+
+    std::mutex mutex_;
+    std::condition_variable work_, done_;
+    std::deque<std::function<void()>> jobs_;
+    Ticket submitted_ = 0, finished_ = 0;
+    std::unordered_map<Ticket, std::exception_ptr> errors_;  ///< jobs that threw, until waited for
+    bool stop_ = false;
+    std::thread thread_;  ///< last: starts once everything above exists
+};
+
+}  // namespace kpu::model
