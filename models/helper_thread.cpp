@@ -1,5 +1,6 @@
 #include "models/helper_thread.h"
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -27,12 +28,47 @@ HelperThread::Ticket HelperThread::submit(std::function<void()> job) {
     return ticket;
 }
 
+void HelperThread::run_next(std::unique_lock<std::mutex>& lock) {
+    std::function<void()> job = std::move(jobs_.front());
+    jobs_.pop_front();
+    running_ = true;
+    lock.unlock();
+    std::exception_ptr error;
+    try {
+        job();
+    } catch (...) {
+        error = std::current_exception();
+    }
+    lock.lock();
+    running_ = false;
+    ++finished_;
+    finished_now_.store(finished_, std::memory_order_release);
+    if (error) errors_[finished_] = error;  // jobs finish in ticket order
+    done_.notify_all();
+    work_.notify_one();  // the helper may be waiting for this job to end
+}
+
 void HelperThread::wait(Ticket ticket) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (ticket == 0 || ticket > submitted_)
         throw std::logic_error("HelperThread::wait: ticket " + std::to_string(ticket) + " was never handed out (" +
                                std::to_string(submitted_) + " so far)");
-    done_.wait(lock, [&] { return finished_ >= ticket; });
+    while (finished_ < ticket) {
+        if (!running_) {  // the next job is not started: run it here
+            ++run_by_waiters_;
+            run_next(lock);
+            continue;
+        }
+        // The helper runs a job before this one: look for its end a little (a transfer's
+        // bytes take microseconds), then sleep.
+        const Ticket seen = finished_;
+        lock.unlock();
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+        while (finished_now_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until)
+            std::this_thread::yield();
+        lock.lock();
+        done_.wait(lock, [&] { return finished_ >= ticket || !running_; });
+    }
     if (const auto it = errors_.find(ticket); it != errors_.end()) {
         const std::exception_ptr error = it->second;
         errors_.erase(it);
@@ -42,7 +78,12 @@ void HelperThread::wait(Ticket ticket) {
 
 void HelperThread::wait_all() {
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return finished_ >= submitted_; });
+    while (finished_ < submitted_) {
+        if (!running_)
+            ++run_by_waiters_, run_next(lock);
+        else
+            done_.wait(lock, [&] { return finished_ >= submitted_ || !running_; });
+    }
 }
 
 uint64_t HelperThread::jobs_run() {
@@ -50,24 +91,17 @@ uint64_t HelperThread::jobs_run() {
     return finished_;
 }
 
+uint64_t HelperThread::jobs_run_by_waiters() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return run_by_waiters_;
+}
+
 void HelperThread::loop() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-        work_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+        work_.wait(lock, [&] { return !running_ && (stop_ || !jobs_.empty()); });
         if (jobs_.empty()) return;  // stopping, and every job has run
-        std::function<void()> job = std::move(jobs_.front());
-        jobs_.pop_front();
-        lock.unlock();
-        std::exception_ptr error;
-        try {
-            job();
-        } catch (...) {
-            error = std::current_exception();
-        }
-        lock.lock();
-        ++finished_;
-        if (error) errors_[finished_] = error;  // jobs finish in ticket order
-        done_.notify_all();
+        run_next(lock);
     }
 }
 

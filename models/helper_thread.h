@@ -13,10 +13,14 @@
 // inline path, and the cycles are untouched (no job decides a time).
 //
 // One helper per kind of work per platform (no global pool: two platforms in one simulation
-// each have their own). wait(ticket) blocks the simulation thread until that job is done,
-// and rethrows the exception that job threw, if any.
+// each have their own). Jobs run one at a time, in submission order, each by whichever
+// thread gets to it first: the helper, or a thread in wait() that finds the next job not
+// started (it runs it rather than sleep while the helper wakes up, which can take tens of
+// microseconds on a loaded machine). wait(ticket) returns once that job is done, and
+// rethrows the exception it threw, if any.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -41,22 +45,29 @@ public:
 
     /// Queues `job`; the ticket names it for wait().
     Ticket submit(std::function<void()> job);
-    /// Returns once the job `ticket` (and every job before it) has run; rethrows what that
-    /// job threw. A ticket submit() has not handed out is a std::logic_error.
+    /// Returns once the job `ticket` (and every job before it) has run, running those not yet
+    /// started on the calling thread; rethrows what that job threw. A ticket submit() has not
+    /// handed out is a std::logic_error.
     void wait(Ticket ticket);
     /// Returns once every job submitted so far has run (exceptions stay for their wait()).
     void wait_all();
-    /// Jobs run so far.
+    /// Jobs run so far, and those of them that a waiting thread ran.
     uint64_t jobs_run();
+    uint64_t jobs_run_by_waiters();
 
 private:
     void loop();
+    /// Runs the next job; `lock` is held on entry and exit, released while the job runs.
+    void run_next(std::unique_lock<std::mutex>& lock);
 
     std::mutex mutex_;
     std::condition_variable work_, done_;
     std::deque<std::function<void()>> jobs_;
     Ticket submitted_ = 0, finished_ = 0;
+    std::atomic<Ticket> finished_now_{0};  ///< finished_, for waiters that spin without the lock
+    uint64_t run_by_waiters_ = 0;
     std::unordered_map<Ticket, std::exception_ptr> errors_;  ///< jobs that threw, until waited for
+    bool running_ = false;  ///< a job is running (on some thread): nobody starts the next one
     bool stop_ = false;
     std::thread thread_;  ///< last: starts once everything above exists
 };

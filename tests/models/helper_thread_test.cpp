@@ -1,6 +1,7 @@
-// The fabrics' helper thread: jobs run in submission order, wait() returns only once its job
-// (and every earlier one) has run, a job's exception comes back at wait(), and destruction
-// runs what is still queued.
+// The platform's helper threads: jobs run one at a time in submission order (on the helper,
+// or on a waiting thread that finds the next one not started), wait() returns only once its
+// job (and every earlier one) has run, a job's exception comes back at wait(), and
+// destruction runs what is still queued.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -47,6 +48,37 @@ TEST(HelperThread, AJobsExceptionComesBackAtItsOwnWaitOnly) {
     EXPECT_NO_THROW(worker.wait(bad)) << "rethrown once";
     EXPECT_EQ(worker.jobs_run(), 3u);
     EXPECT_THROW(worker.wait(4), std::logic_error);
+}
+
+// Submit-then-wait in quick succession, as the movers do: the helper and the waiting thread
+// both run jobs, and still never two at once nor out of order.
+TEST(HelperThread, JobsNeverOverlapAndRunInOrderWhicheverThreadRunsThem) {
+    HelperThread helper;
+    std::atomic<int> inside{0};
+    std::atomic<bool> overlapped{false};
+    std::vector<int> order;  // appended by one job at a time (what this test checks)
+    int next = 0;
+    auto job = [&](int i) {
+        return [&, i] {
+            if (inside.fetch_add(1) != 0) overlapped = true;
+            order.push_back(i);
+            const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(5);
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            inside.fetch_sub(1);
+        };
+    };
+    for (int round = 0; round < 3000; ++round) {
+        std::vector<HelperThread::Ticket> tickets;
+        for (int j = 0; j <= round % 3; ++j) tickets.push_back(helper.submit(job(next++)));
+        helper.wait(round % 2 ? tickets.front() : tickets.back());
+    }
+    helper.wait_all();
+    EXPECT_FALSE(overlapped);
+    ASSERT_EQ(order.size(), size_t(next));
+    for (int i = 0; i < next; ++i) ASSERT_EQ(order[size_t(i)], i);
+    EXPECT_EQ(helper.jobs_run(), uint64_t(next));
+    EXPECT_LE(helper.jobs_run_by_waiters(), helper.jobs_run());
 }
 
 TEST(HelperThread, DestructionRunsTheJobsStillQueued) {
