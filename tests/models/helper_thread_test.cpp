@@ -17,21 +17,24 @@ namespace {
 
 TEST(HelperThread, RunsJobsInOrderAndWaitSeesTheirEffects) {
     HelperThread worker;
-    std::vector<int> order;  // written by the worker only, read after wait()
+    // Job i writes slot order[n++]: the jobs after the one waited for go on writing other
+    // slots while the test reads the first ones.
+    std::vector<int> order(50, -1);
+    std::atomic<int> n{0};
     std::atomic<bool> release{false};
     // The first job holds the worker until released, so the others queue behind it.
     const auto first = worker.submit([&] {
         while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        order.push_back(0);
+        order[size_t(n++)] = 0;
     });
     std::vector<HelperThread::Ticket> tickets{first};
-    for (int i = 1; i < 50; ++i) tickets.push_back(worker.submit([&order, i] { order.push_back(i); }));
+    for (int i = 1; i < 50; ++i) tickets.push_back(worker.submit([&order, &n, i] { order[size_t(n++)] = i; }));
     release = true;
     worker.wait(tickets[10]);
-    ASSERT_GE(order.size(), 11u);
+    ASSERT_GE(n.load(), 11);
     for (int i = 0; i <= 10; ++i) EXPECT_EQ(order[size_t(i)], i);
     worker.wait(tickets.back());
-    ASSERT_EQ(order.size(), 50u);
+    ASSERT_EQ(n.load(), 50);
     for (int i = 0; i < 50; ++i) EXPECT_EQ(order[size_t(i)], i);
 }
 
