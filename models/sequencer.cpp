@@ -40,6 +40,7 @@ void Sequencer::start(const compiler::BoundProgram& program) {
     done_ = false;
     error_.clear();
     started_at_ = sc_core::sc_time_stamp();
+    progress_completed_ = 0, progress_total_ = n, progress_simulated_s_ = 0;
     for (const auto& op : program.ops) {
         missing_deps_[op.id] = uint32_t(op.deps.size());
         for (uint32_t dep : op.deps) dependents_[dep].push_back(op.id);
@@ -82,6 +83,8 @@ void Sequencer::complete(uint32_t op_id, bool ok, const sc_core::sc_time* starte
     record.state = ok ? OpRecord::State::Done : OpRecord::State::Failed;
     --in_flight_;
     ++completed_;
+    progress_completed_.store(completed_, std::memory_order_relaxed);
+    progress_simulated_s_.store((sc_core::sc_time_stamp() - started_at_).to_seconds(), std::memory_order_relaxed);
     const compiler::BoundOp& op = program_->ops[op_id];
     if (!ok && error_.empty()) {
         // Stop issuing; let what is in flight finish so the platform is quiet afterwards.

@@ -6,6 +6,7 @@
 // hears back through complete().
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -50,6 +51,18 @@ public:
     sc_core::sc_time finished_at() const { return finished_at_; }
     const std::vector<OpRecord>& records() const { return records_; }
 
+    /// How far the running (or last) program got, for a display on another host thread (the
+    /// one thing here that thread may call): ops completed and in all, and the simulated
+    /// time from START to the latest completion.
+    struct Progress {
+        uint64_t completed = 0, total = 0;
+        double simulated_s = 0;
+    };
+    Progress progress() const {
+        return {progress_completed_.load(std::memory_order_relaxed), progress_total_.load(std::memory_order_relaxed),
+                progress_simulated_s_.load(std::memory_order_relaxed)};
+    }
+
     /// When the simulation ran out of events while ops remain: which ops are stuck and what
     /// each waits for (an op in an engine, or the deps it still misses). Empty when none.
     std::string stuck_report(size_t max_ops = 10) const;
@@ -73,6 +86,8 @@ private:
     std::string error_;
     sc_core::sc_event finished_;
     sc_core::sc_time started_at_, finished_at_;
+    std::atomic<uint64_t> progress_completed_{0}, progress_total_{0};  ///< see progress()
+    std::atomic<double> progress_simulated_s_{0};
 };
 
 }  // namespace kpu::model

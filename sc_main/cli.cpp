@@ -66,6 +66,8 @@ Options parse(int argc, const char* const argv[]) {
         ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)")
         ("train-bytes", po::value<uint32_t>()->value_name("N"),
          "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 1024; 0: every burst on its own, slower, finer interleaving of contending movers)")
+        ("progress", po::value<double>()->implicit_value(1.0, "1")->value_name("SECONDS"),
+         "while the program runs, print how far it got on stderr every SECONDS of wall time (default 1): ops done, simulated time, wall time, an estimate of the time left")
         ("single-thread", po::bool_switch(&single_thread),
          "no helper threads: the fabrics' arithmetic, the movers' bytes and the --check reference run on the simulation thread (same results and cycles, less CPU time; for hosts whose cores are all busy, e.g. many runs side by side)");
     std::ostringstream help;
@@ -89,10 +91,20 @@ Options parse(int argc, const char* const argv[]) {
     if (actions > 1) throw std::runtime_error("--program, --describe and --elaborate-only exclude each other");
     if (o.program_path.empty() && (o.check || !o.inputs_dir.empty() || !o.outputs_dir.empty() || !o.stats_path.empty() ||
                                    !o.vcd_path.empty() || !o.trace_path.empty() || vm.count("train-bytes") ||
-                                   single_thread))
+                                   single_thread || vm.count("progress")))
         throw std::runtime_error(
-            "--inputs, --outputs, --check, --stats, --vcd, --trace, --train-bytes and --single-thread need --program");
+            "--inputs, --outputs, --check, --stats, --vcd, --trace, --train-bytes, --progress and --single-thread need "
+            "--program");
     o.single_thread = single_thread;
+    if (vm.count("progress")) {
+        const double seconds = vm["progress"].as<double>();
+        if (!(seconds >= 0.001 && seconds <= 86400)) {
+            std::ostringstream msg;
+            msg << "--progress " << seconds << ": the interval must be between 0.001 and 86400 seconds";
+            throw std::runtime_error(msg.str());
+        }
+        o.progress_s = seconds;
+    }
     if (vm.count("train-bytes")) o.train_bytes = vm["train-bytes"].as<uint32_t>();
     if (!window.empty()) std::tie(o.vcd_from_ps, o.vcd_to_ps) = parse_time_window(window);
     if ((!window.empty() || !o.vcd_scope.empty()) && o.vcd_path.empty())

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <optional>
 #include <utility>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,7 +29,8 @@ struct Options {
     std::string vcd_scope;                  ///< --vcd-scope PATTERN: only scopes matching the glob
     std::string trace_path;                 ///< --trace FILE: Chrome trace-event JSON (Perfetto)
     std::optional<uint32_t> train_bytes;    ///< --train-bytes N: movers' timing granularity (0: every burst); unset: the platform's default
-    bool single_thread = false;             ///< --single-thread: the fabrics' GEMMs and the --check reference on the simulation thread
+    std::optional<double> progress_s;       ///< --progress [SECONDS]: a progress line on stderr every SECONDS
+    bool single_thread = false;             ///< --single-thread: no helper threads (GEMMs, movers' bytes, --check reference)
     bool help = false;
     std::string help_text;
 };

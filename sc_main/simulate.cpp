@@ -21,6 +21,7 @@
 #include "platform/host_driver.h"
 #include "platform/kpu_platform.h"
 #include "sc_main/npy.h"
+#include "sc_main/progress.h"
 #include "sc_main/reference.h"
 #include "sc_main/report.h"
 #include "sc_main/trace.h"
@@ -220,7 +221,18 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     if (options.train_bytes) platform_options.train_bytes = *options.train_bytes;
     platform_options.helper_threads = !options.single_thread;
     session->build(config, "kpu", platform_options);
+    std::optional<ProgressReporter> progress;
+    if (options.progress_s) {
+        const model::Sequencer& sequencer = session->kpu->sequencer();
+        progress.emplace(
+            [&sequencer] {
+                const model::Sequencer::Progress p = sequencer.progress();
+                return Progress{p.completed, p.total, p.simulated_s};
+            },
+            *options.progress_s, std::cerr);
+    }
     sc_core::sc_start();
+    progress.reset();
     const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     platform::KpuPlatform* kpu = session->kpu.get();
     const platform::HostResult& result = session->host->result();

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -33,6 +34,20 @@ Result run(const std::string& args) {
 }
 
 int lines(const std::string& text) { return int(std::count(text.begin(), text.end(), '\n')); }
+
+/// Compiles C[m x n] = A[m x k] B[k x n] for t64 into dir/mm.kpu (dir is created); returns
+/// kpu-compile's stdout.
+std::string compile_matmul(const std::string& dir, int m, int k, int n) {
+    if (std::system(("mkdir -p " + dir).c_str()) != 0) return "mkdir failed";
+    std::ofstream(dir + "mm.json") << "{\"op\": \"matmul\", \"A\": {\"shape\": [" << m << ", " << k
+                                   << "], \"dtype\": \"float32\"}, \"B\": {\"shape\": [" << k << ", " << n
+                                   << "], \"dtype\": \"float32\"}, \"C\": {\"shape\": [" << m << ", " << n
+                                   << "], \"dtype\": \"float32\"}}";
+    const std::string compile = "cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + dir +
+                                "mm.json -o " + dir + "mm.kpu --config configs/t64.json >" + dir + "compile.out";
+    const int status = std::system(compile.c_str());
+    return (status == 0 ? "" : "kpu-compile failed: ") + slurp(dir + "compile.out");
+}
 
 TEST(KpuSimCli, DescribePrintsDerivedFigures) {
     Result r = run("--config configs/roofline-ref.json --describe");
@@ -80,7 +95,7 @@ TEST(KpuSimCli, TrainBytesNeedsAProgramAndANumber) {
     Result alone = run("--config configs/minimal.json --describe --train-bytes 0");
     EXPECT_NE(alone.exit_code, 0);
     EXPECT_EQ(lines(alone.err), 1) << alone.err;
-    EXPECT_NE(alone.err.find("--train-bytes and --single-thread need --program"), std::string::npos) << alone.err;
+    EXPECT_NE(alone.err.find("--train-bytes, --progress and --single-thread need --program"), std::string::npos) << alone.err;
     Result word = run("--config configs/minimal.json --program x.kpu --train-bytes many");
     EXPECT_NE(word.exit_code, 0);
     EXPECT_EQ(lines(word.err), 1) << word.err;
@@ -95,13 +110,8 @@ TEST(KpuSimCli, TrainBytesNeedsAProgramAndANumber) {
 TEST(KpuSimCli, HelperThreadsGiveTheSingleThreadOutputsAndCycles) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_helper_threads/";
     ASSERT_EQ(std::system(("mkdir -p " + dir + "on " + dir + "off").c_str()), 0);
-    std::ofstream(dir + "mm.json") << R"({"op": "matmul", "A": {"shape": [512, 1024], "dtype": "float32"},)"
-                                      R"( "B": {"shape": [1024, 640], "dtype": "float32"},)"
-                                      R"( "C": {"shape": [512, 640], "dtype": "float32"}})";
-    const std::string compile = "cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + dir +
-                                "mm.json -o " + dir + "mm.kpu --config configs/t64.json >" + dir + "compile.out";
-    ASSERT_EQ(std::system(compile.c_str()), 0) << slurp(dir + "compile.out");
-    ASSERT_NE(slurp(dir + "compile.out").find("K in 2 passes"), std::string::npos) << slurp(dir + "compile.out");
+    const std::string compiled = compile_matmul(dir, 512, 1024, 640);
+    ASSERT_NE(compiled.find("K in 2 passes"), std::string::npos) << compiled;
     for (const char* mode : {"on", "off"}) {
         Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --check --outputs " + dir + mode +
                        " --stats " + dir + mode + "/stats.json" +
@@ -118,6 +128,34 @@ TEST(KpuSimCli, HelperThreadsGiveTheSingleThreadOutputsAndCycles) {
     };
     EXPECT_NE(cycles(slurp(dir + "on/stats.json")), "missing");
     EXPECT_EQ(cycles(slurp(dir + "on/stats.json")), cycles(slurp(dir + "off/stats.json")));
+}
+
+TEST(KpuSimCli, ProgressPrintsLinesOnStderrWhileTheProgramRuns) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_progress/";
+    const std::string compiled = compile_matmul(dir, 512, 512, 512);
+    ASSERT_EQ(compiled.find("failed"), std::string::npos) << compiled;
+    Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --progress 0.001");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // The run takes tens of milliseconds: many lines, every one of them well formed; the
+    // summary on stdout is as without --progress.
+    EXPECT_GE(lines(r.err), 1) << r.err;
+    std::istringstream err(r.err);
+    std::string line;
+    while (std::getline(err, line))
+        EXPECT_TRUE(line.rfind("kpu-sim: starting the program, ", 0) == 0 ||
+                    (line.rfind("kpu-sim: ", 0) == 0 && line.find(" % of 1760 ops, ") != std::string::npos))
+            << line;
+    EXPECT_NE(r.out.find("ops               1760"), std::string::npos) << r.out;
+
+    for (const char* bad : {"--progress 0", "--progress=-1", "--progress soon"}) {
+        Result e = run("--config configs/t64.json --program " + dir + "mm.kpu " + bad);
+        EXPECT_NE(e.exit_code, 0) << bad;
+        EXPECT_EQ(lines(e.err), 1) << bad << ": " << e.err;
+        EXPECT_NE(e.err.find("progress"), std::string::npos) << bad << ": " << e.err;
+    }
+    Result alone = run("--config configs/t64.json --describe --progress");
+    EXPECT_NE(alone.exit_code, 0);
+    EXPECT_NE(alone.err.find("--progress and --single-thread need --program"), std::string::npos) << alone.err;
 }
 
 }  // namespace
