@@ -8,9 +8,11 @@
 // what such a job writes before that completion, and nothing overwrites what it reads: every
 // op that does depends on the completion (the binder's read-after-write and
 // write-after-read dependencies, the ones the hardware needs). Jobs on one helper run in
-// submission order, so two transfers of one mover (or any two) move their bytes in the order
-// they were executed. Same kernel, same bytes, same order: the results are the bits of the
-// inline path, and the cycles are untouched (no job decides a time).
+// submission order, so the transfers of one mover move their bytes in the order it executed
+// them, and any two transfers in the order they finished executing; two that touch the same
+// bytes are ordered by their dependencies anyway. Same kernel, same bytes, same order: the
+// results are the bits of the inline path, and the cycles are untouched (no job decides a
+// time).
 //
 // One helper per kind of work per platform (no global pool: two platforms in one simulation
 // each have their own). Jobs run one at a time, in submission order, each by whichever
@@ -38,7 +40,8 @@ public:
     using Ticket = uint64_t;
 
     HelperThread();
-    /// Runs every job already submitted, then joins the thread.
+    /// Runs every job already submitted, then joins the thread. No other thread may be in
+    /// wait() or wait_all() by then.
     ~HelperThread();
     HelperThread(const HelperThread&) = delete;
     HelperThread& operator=(const HelperThread&) = delete;

@@ -144,17 +144,17 @@ Fs Mover::issue(Job& job, uint32_t bytes) {
 }
 
 void Mover::hand_over(Job& job) {
-    if (job.copies.empty()) return;
-    handed_ = worker_->submit([copies = std::move(job.copies)] {
-        for (const Copy& c : copies) std::memmove(c.dst, c.src, c.bytes);
+    if (job.stretches.empty()) return;
+    handed_ = helper_->submit([stretches = std::move(job.stretches)] {
+        for (const Stretch& s : stretches) std::memmove(s.dst, s.src, s.bytes);
     });
-    job.copies.clear();
+    job.stretches.clear();
 }
 
 void Mover::settle(Job& job) {
-    if (!worker_) return;
+    if (!helper_) return;
     hand_over(job);
-    if (handed_) worker_->wait(handed_), handed_ = 0;
+    if (handed_) helper_->wait(handed_), handed_ = 0;
 }
 
 bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* data, uint32_t bytes, Fs at,
@@ -335,8 +335,8 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
                 const uint64_t stretch = std::min({left, from.hi - src, to.hi - dst});
                 uint8_t* into = to.data + (dst - to.lo);
                 const uint8_t* out_of = from.data + (src - from.lo);
-                if (worker_)
-                    job.copies.push_back({into, out_of, stretch});
+                if (helper_)
+                    job.stretches.push_back({into, out_of, stretch});
                 else
                     std::memmove(into, out_of, stretch);
                 for (uint64_t done = 0; done < stretch;) {
@@ -424,9 +424,9 @@ void Mover::finish(Job& job, TransferStatus status) {
     c.start = time_.to_time(job.start);
     c.end = time_.to_time(job.done);
     c.bytes = job.bytes;
-    HelperThread::Ticket copies = 0;
-    if (!job.copies.empty()) hand_over(job), copies = handed_;
-    due_.push_back({job.done, seq_++, c, copies});
+    HelperThread::Ticket ticket = 0;
+    if (!job.stretches.empty()) hand_over(job), ticket = handed_;
+    due_.push_back({job.done, seq_++, c, ticket});
     std::push_heap(due_.begin(), due_.end(), after);
     due_event_.notify(time_.until(due_.front().done, now));
 }
@@ -436,7 +436,7 @@ void Mover::deliver() {
     while (!due_.empty() && due_.front().done <= now) {
         std::pop_heap(due_.begin(), due_.end(), after);
         const Completion c = due_.back().completion;
-        if (const HelperThread::Ticket copies = due_.back().copies) worker_->wait(copies);
+        if (const HelperThread::Ticket ticket = due_.back().ticket) helper_->wait(ticket);
         due_.pop_back();
         --in_flight_;
         if (callback_) callback_(c);

@@ -109,20 +109,21 @@ public:
     /// per-burst booking up to rounding; contending movers interleave train by train. 0 (or
     /// anything up to a burst): every burst booked on its own, exactly as b_transport would.
     void set_train_bytes(uint32_t bytes) { train_bytes_ = bytes; }
-    /// Moves the bytes of DMI stretches on `worker` while the simulation goes on: a transfer
+    /// Moves the bytes of DMI stretches on `helper` while the simulation goes on: a transfer
     /// hands its stretches over when it has booked them all, and its completion waits for
     /// them before it is delivered (helper_thread.h says why that is exact). Anything this
     /// mover reads or writes on the simulation thread (b_transport, transposes) first waits
-    /// for what it handed over. nullptr (the default): every byte moves inline.
-    void set_worker(HelperThread* worker) { worker_ = worker; }
+    /// for what it handed over. nullptr (the default): every byte moves inline. Destroy the
+    /// helper (which runs what is queued) before the memories its jobs write.
+    void set_helper(HelperThread* helper) { helper_ = helper; }
 
 protected:
     Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& engine, const hw::Config& config,
           const hw::AddressMap& map, const sc_core::sc_time& quantum);
 
 private:
-    /// One DMI stretch whose bytes move on the worker (memmove semantics).
-    struct Copy {
+    /// One DMI stretch whose bytes move on the helper (memmove semantics).
+    struct Stretch {
         uint8_t* dst;
         const uint8_t* src;
         uint64_t bytes;
@@ -132,13 +133,13 @@ private:
         Fs start = 0, done = 0;
         uint64_t bytes = 0;
         bool started = false;
-        std::vector<Copy> copies;  ///< stretches not yet handed to worker_
+        std::vector<Stretch> stretches;  ///< not yet handed to helper_
     };
     struct Due {
         Fs done;
         uint64_t seq;
         Completion completion;
-        HelperThread::Ticket copies = 0;  ///< the transfer's bytes on worker_; 0: none
+        HelperThread::Ticket ticket = 0;  ///< the transfer's stretches on helper_; 0: none
     };
     /// Heap order of due_: earliest completion first, ties in submit order.
     static bool after(const Due& a, const Due& b) { return a.done != b.done ? a.done > b.done : a.seq > b.seq; }
@@ -198,7 +199,7 @@ private:
     }
     /// Waits for the kernel: until engine_free_, or a delta while contended.
     void sync();
-    /// Hands the job's stretches to worker_ (in order, after everything handed over before).
+    /// Hands the job's stretches to helper_ (in order, after everything handed over before).
     void hand_over(Job& job);
     /// Before this mover touches bytes on the simulation thread: hands over the job's
     /// stretches and waits until every stretch handed over so far has moved.
@@ -236,8 +237,8 @@ private:
     tlm::tlm_generic_payload trans_;
     ContentionExtension* contention_;  ///< owned by trans_ (freed with it)
     bool dmi_enabled_ = true;
-    HelperThread* worker_ = nullptr;
-    HelperThread::Ticket handed_ = 0;  ///< the last job handed to worker_ (0: none)
+    HelperThread* helper_ = nullptr;
+    HelperThread::Ticket handed_ = 0;  ///< the last job handed to helper_ (0: none)
     /// Every DMI grant so far: memories never move or free their pages, so a grant stays
     /// valid until invalidate_direct_mem_ptr, and a mover that cycles through many regions
     /// (L1 buffers, DRAM interleave blocks, rows of a strided tile) asks the router once

@@ -54,7 +54,7 @@ void SystolicFabric::run() {
         // rounding of a per-cycle sc_time.
         const sc_core::sc_time duration(double(cycles) * period_s, sc_core::SC_SEC);
         wait(duration);
-        if (pending_) worker_->wait(*pending_), pending_.reset();
+        if (pending_) helper_->wait(*pending_), pending_.reset();
         busy_ += duration;
         ++commands_;
         if (completion_) completion_(command.id, ok, started);
@@ -128,9 +128,9 @@ bool SystolicFabric::execute_matmul(const hw::MatmulCommand& c) {
         acc_cols_ = c.n;
         acc_.assign(size_t(c.m) * c.n, 0.0f);
     }
-    if (worker_) {
+    if (helper_) {
         // Nothing the job reads or writes changes before run() waits for it.
-        pending_ = worker_->submit([this, acc = acc_.data(), a = a_rows_.data(), b = b_rows_.data(), m = c.m, n = c.n,
+        pending_ = helper_->submit([this, acc = acc_.data(), a = a_rows_.data(), b = b_rows_.data(), m = c.m, n = c.n,
                                     k = c.k] { gemm_(acc, n, a, b, m, n, k); });
     } else {
         gemm_(acc_.data(), c.n, a_rows_.data(), b_rows_.data(), c.m, c.n, c.k);

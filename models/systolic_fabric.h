@@ -44,12 +44,12 @@ public:
     /// Queues a command; the fabric runs its queue in order.
     void submit(const Command& command);
     void on_complete(Completion completion) { completion_ = std::move(completion); }
-    /// Runs the GEMM of each MATMUL on `worker` while the simulation goes on, and waits for
+    /// Runs the GEMM of each MATMUL on `helper` while the simulation goes on, and waits for
     /// it before the MATMUL completes (helper_thread.h says why that is exact); nullptr
     /// (the default): inline, when the MATMUL starts. A job may still be queued when the
-    /// simulation stops mid-MATMUL: destroy the worker (which runs it) before the fabric, as
+    /// simulation stops mid-MATMUL: destroy the helper (which runs it) before the fabric, as
     /// KpuPlatform does.
-    void set_worker(HelperThread* worker) { worker_ = worker; }
+    void set_helper(HelperThread* helper) { helper_ = helper; }
 
     sc_core::sc_time busy_time() const { return busy_; }  ///< sum of command durations
     uint64_t macs() const { return macs_; }               ///< useful multiply-accumulates
@@ -78,8 +78,8 @@ private:
     std::vector<float> acc_;                ///< accumulators, acc_rows_ x acc_cols_
     uint32_t acc_rows_ = 0, acc_cols_ = 0;
     GemmKernel gemm_;                       ///< the arithmetic, in the host's widest vectors
-    HelperThread* worker_ = nullptr;
-    std::optional<HelperThread::Ticket> pending_;  ///< the running MATMUL's GEMM on worker_
+    HelperThread* helper_ = nullptr;
+    std::optional<HelperThread::Ticket> pending_;  ///< the running MATMUL's GEMM on helper_
     std::vector<float> a_, b_, out_;        ///< operand and drain staging, reused
     std::vector<const float*> a_rows_, b_rows_;
     sc_core::sc_time busy_ = sc_core::SC_ZERO_TIME;

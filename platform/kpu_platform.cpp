@@ -69,15 +69,15 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
     auto report = [this](const model::Completion& c) { sequencer_->complete(uint32_t(c.id), c.ok(), &c.start); };
     for (auto& d : dma_) d->set_completion_callback(report);
     if (options_.helper_threads) {
-        compute_ = std::make_unique<model::HelperThread>();
-        copies_ = std::make_unique<model::HelperThread>();
-        host_->set_helper(copies_.get());
+        compute_helper_ = std::make_unique<model::HelperThread>();
+        copy_helper_ = std::make_unique<model::HelperThread>();
+        host_->set_helper(copy_helper_.get());
     }
-    for (auto& d : dma_) d->set_worker(copies_.get());
+    for (auto& d : dma_) d->set_helper(copy_helper_.get());
     for (auto& t : tiles_) {
-        t->fabric().set_worker(compute_.get());
-        for (uint32_t u = 0; u < t->block_mover_count(); ++u) t->block_mover(u).set_worker(copies_.get());
-        for (uint32_t u = 0; u < t->streamer_count(); ++u) t->streamer(u).set_worker(copies_.get());
+        t->fabric().set_helper(compute_helper_.get());
+        for (uint32_t u = 0; u < t->block_mover_count(); ++u) t->block_mover(u).set_helper(copy_helper_.get());
+        for (uint32_t u = 0; u < t->streamer_count(); ++u) t->streamer(u).set_helper(copy_helper_.get());
         for (uint32_t u = 0; u < t->block_mover_count(); ++u) t->block_mover(u).set_completion_callback(report);
         for (uint32_t u = 0; u < t->streamer_count(); ++u) t->streamer(u).set_completion_callback(report);
         t->fabric().on_complete([this](uint64_t id, bool ok, const sc_core::sc_time& started) {
@@ -135,7 +135,7 @@ bool KpuPlatform::dispatch(const compiler::BoundOp& op) {
 
 void KpuPlatform::program_ended() {
     finished_at_ = sc_core::sc_time_stamp();
-    if (copies_) copies_->wait_all();  // what the host reads after the interrupt is in place
+    if (copy_helper_) copy_helper_->wait_all();  // what the host reads after the interrupt is in place
     const auto cycles = uint64_t(std::llround((finished_at_ - started_at_).to_seconds() * config_.clocks.fabric_hz));
     if (sequencer_->succeeded())
         host_->finish(HostError::None, "", cycles);
@@ -152,8 +152,8 @@ KpuPlatform::~KpuPlatform() {
     // SystemC (kpu-sim does not tear down at exit; see docs/benchmarks.md).
     // The helpers first: a job still queued (the simulation stopped mid-op) uses a fabric or
     // a memory page.
-    copies_.reset();
-    compute_.reset();
+    copy_helper_.reset();
+    compute_helper_.reset();
     sequencer_.reset();
     host_.reset();
     destroy_backwards(dma_);
@@ -210,7 +210,7 @@ model::Memory& KpuPlatform::memory(const hw::Location& where) {
 }
 
 bool KpuPlatform::debug_access(tlm::tlm_command command, uint64_t addr, uint8_t* data, size_t len) {
-    if (copies_) copies_->wait_all();  // the bytes of transfers handed over, in place
+    if (copy_helper_) copy_helper_->wait_all();  // the bytes of transfers handed over, in place
     // Straight to the memory's transport_dbg, not through the interconnect's sockets: SystemC
     // resolves port bindings only at the end of elaboration, and the host and the tests load
     // device memory before sc_start.

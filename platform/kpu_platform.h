@@ -118,8 +118,8 @@ private:
     std::vector<std::unique_ptr<ComputeTile>> tiles_;
     std::unique_ptr<HostInterface> host_;
     std::unique_ptr<model::Sequencer> sequencer_;
-    std::unique_ptr<model::HelperThread> compute_;  ///< the fabrics' arithmetic (PlatformOptions::helper_threads)
-    std::unique_ptr<model::HelperThread> copies_;   ///< the movers' bytes
+    std::unique_ptr<model::HelperThread> compute_helper_;  ///< the fabrics' arithmetic (PlatformOptions::helper_threads)
+    std::unique_ptr<model::HelperThread> copy_helper_;   ///< the movers' bytes
     compiler::BoundProgram program_;
     sc_core::sc_time started_at_, finished_at_;
 };

@@ -1,7 +1,6 @@
 #include "sc_main/progress.h"
 
 #include <chrono>
-#include <cmath>
 #include <iomanip>
 #include <sstream>
 
@@ -29,18 +28,22 @@ std::string progress_line(const Progress& p, double wall_s) {
         line << "kpu-sim: starting the program, " << std::fixed << std::setprecision(1) << wall_s << " s wall";
         return line.str();
     }
-    const double share = p.total ? 100.0 * double(p.completed) / double(p.total) : 0;
+    const double share = 100.0 * double(p.completed) / double(p.total);
     line << "kpu-sim: " << std::fixed << std::setprecision(1) << share << " % of " << p.total << " ops, "
          << seconds_text(p.simulated_s) << " simulated, " << std::setprecision(1) << wall_s << " s wall";
     if (p.completed > 0 && p.completed < p.total) {
         const double left = wall_s * double(p.total - p.completed) / double(p.completed);
-        line << ", about " << std::setprecision(0) << std::ceil(left) << " s left";
+        if (left < 0.5)
+            line << ", less than a second left";
+        else
+            line << ", about " << std::setprecision(0) << left << " s left";
     }
     return line.str();
 }
 
-ProgressReporter::ProgressReporter(std::function<Progress()> source, double interval_s, std::ostream& out)
-    : source_(std::move(source)), interval_s_(interval_s), out_(out), thread_([this] { loop(); }) {}
+ProgressReporter::ProgressReporter(std::function<Progress()> source, double interval_s, std::ostream& out,
+                                   std::chrono::steady_clock::time_point start)
+    : source_(std::move(source)), interval_s_(interval_s), out_(out), start_(start), thread_([this] { loop(); }) {}
 
 ProgressReporter::~ProgressReporter() {
     {
@@ -52,14 +55,15 @@ ProgressReporter::~ProgressReporter() {
 }
 
 void ProgressReporter::loop() {
-    const auto start = std::chrono::steady_clock::now();
-    const auto interval = std::chrono::duration<double>(interval_s_);
+    const auto interval =
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(interval_s_));
     std::unique_lock<std::mutex> lock(mutex_);
-    for (auto next = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval);;
-         next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval)) {
+    for (auto next = std::chrono::steady_clock::now() + interval;; next += interval) {
         if (stop_cv_.wait_until(lock, next, [&] { return stop_; })) return;
-        const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        lock.unlock();  // a slow stderr must not hold up the destructor's stop
+        const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
         out_ << progress_line(source_(), wall_s) << std::endl;
+        lock.lock();
     }
 }
 

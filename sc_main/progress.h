@@ -3,6 +3,7 @@
 // Plain C++: the source of the figures is a function, so tests drive it without a platform.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -25,9 +26,10 @@ std::string progress_line(const Progress& p, double wall_s);
 
 class ProgressReporter {
 public:
-    /// Writes progress_line(source(), wall time since construction) to `out` every
-    /// `interval_s` seconds until destroyed; `out` and `source` must outlive it.
-    ProgressReporter(std::function<Progress()> source, double interval_s, std::ostream& out);
+    /// Writes progress_line(source(), wall time since `start`) to `out` every `interval_s`
+    /// seconds until destroyed; `out` and `source` must outlive it.
+    ProgressReporter(std::function<Progress()> source, double interval_s, std::ostream& out,
+                     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now());
     ~ProgressReporter();
     ProgressReporter(const ProgressReporter&) = delete;
     ProgressReporter& operator=(const ProgressReporter&) = delete;
@@ -38,6 +40,7 @@ private:
     std::function<Progress()> source_;
     double interval_s_;
     std::ostream& out_;
+    std::chrono::steady_clock::time_point start_;
     std::mutex mutex_;
     std::condition_variable stop_cv_;
     bool stop_ = false;

@@ -223,13 +223,13 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     session->build(config, "kpu", platform_options);
     std::optional<ProgressReporter> progress;
     if (options.progress_s) {
-        const model::Sequencer& sequencer = session->kpu->sequencer();
+        const model::Sequencer* sequencer = &session->kpu->sequencer();
         progress.emplace(
-            [&sequencer] {
-                const model::Sequencer::Progress p = sequencer.progress();
+            [sequencer] {
+                const model::Sequencer::Progress p = sequencer->progress();
                 return Progress{p.completed, p.total, p.simulated_s};
             },
-            *options.progress_s, std::cerr);
+            *options.progress_s, std::cerr, wall_start);  // the summary's wall time: from before elaboration
     }
     sc_core::sc_start();
     progress.reset();

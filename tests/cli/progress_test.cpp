@@ -13,7 +13,10 @@ namespace {
 
 TEST(Progress, LineGivesTheShareTheTimesAndAnEstimateOfWhatIsLeft) {
     EXPECT_EQ(progress_line({25, 100, 2e-6}, 1.0), "kpu-sim: 25.0 % of 100 ops, 2 us simulated, 1.0 s wall, about 3 s left");
-    EXPECT_EQ(progress_line({1, 3, 0.00213}, 4.2), "kpu-sim: 33.3 % of 3 ops, 2.13 ms simulated, 4.2 s wall, about 9 s left");
+    EXPECT_EQ(progress_line({1, 3, 0.00213}, 4.2), "kpu-sim: 33.3 % of 3 ops, 2.13 ms simulated, 4.2 s wall, about 8 s left");
+    EXPECT_EQ(progress_line({188052, 506880, 0.00213}, 4.2),
+              "kpu-sim: 37.1 % of 506880 ops, 2.13 ms simulated, 4.2 s wall, about 7 s left");
+    EXPECT_EQ(progress_line({99, 100, 1e-3}, 20.0), "kpu-sim: 99.0 % of 100 ops, 1 ms simulated, 20.0 s wall, less than a second left");
     EXPECT_EQ(progress_line({0, 506880, 0}, 0.5), "kpu-sim: 0.0 % of 506880 ops, 0 ns simulated, 0.5 s wall");
     EXPECT_EQ(progress_line({7, 7, 1.5}, 12.0), "kpu-sim: 100.0 % of 7 ops, 1.5 s simulated, 12.0 s wall");
     EXPECT_EQ(progress_line({0, 0, 0}, 0.3), "kpu-sim: starting the program, 0.3 s wall");

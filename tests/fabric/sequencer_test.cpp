@@ -1,6 +1,7 @@
 #include "models/sequencer.h"
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -89,6 +90,43 @@ TEST(Sequencer, DispatchesEachOpWhenItsDependenciesComplete) {
     EXPECT_EQ(r[3].completed, sc_time(20, SC_NS));
     EXPECT_EQ(bench.sequencer.finished_at(), sc_time(20, SC_NS));
     EXPECT_EQ(bench.sequencer.stuck_report(), "");
+    const Sequencer::Progress done = bench.sequencer.progress();  // what kpu-sim --progress prints
+    EXPECT_EQ(done.completed, 5u);
+    EXPECT_EQ(done.total, 5u);
+    EXPECT_DOUBLE_EQ(done.simulated_s, 20e-9);
+}
+
+// The progress counters while a program runs: every op's completion counts at once, with
+// the simulated time since START (the sequencer starts at 5 ns here).
+TEST(Sequencer, ProgressCountsCompletionsAsTheyHappen) {
+    Bench bench("bench", 4);
+    BoundProgram p;
+    for (uint32_t i = 0; i < 3; ++i) p.ops.push_back(op(i, EngineKind::Dma, {}));  // 10 ns each, in turn
+    std::vector<Sequencer::Progress> seen;
+    struct Probe : sc_core::sc_module {
+        Probe(sc_core::sc_module_name n, std::function<void()> body) : sc_module(n), body_(std::move(body)) {
+            SC_HAS_PROCESS(Probe);
+            SC_THREAD(run);
+        }
+        void run() { body_(); }
+        std::function<void()> body_;
+    } probe("probe", [&] {
+        seen.push_back(bench.sequencer.progress());  // before START
+        wait(5, SC_NS);
+        bench.sequencer.start(p);
+        for (int t : {1, 10, 10, 10}) {  // at 6, 16, 26, 36 ns: 0, 1, 2, 3 done
+            wait(t, SC_NS);
+            seen.push_back(bench.sequencer.progress());
+        }
+    });
+    sc_core::sc_start();
+    ASSERT_EQ(seen.size(), 5u);
+    EXPECT_EQ(seen[0].total, 0u);
+    for (uint64_t i = 1; i < 5; ++i) {
+        EXPECT_EQ(seen[i].total, 3u);
+        EXPECT_EQ(seen[i].completed, i - 1) << i;
+        EXPECT_DOUBLE_EQ(seen[i].simulated_s, double(i - 1) * 10e-9) << i;
+    }
 }
 
 TEST(Sequencer, RetriesOpsAFullEngineRefused) {

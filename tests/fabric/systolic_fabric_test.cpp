@@ -111,14 +111,14 @@ TEST(SystolicFabric, SplitKMatmulWithBiasReluMatchesReferenceAndAnalyticTime) {
 }
 
 // With a helper thread (HelperThread) the GEMM runs off the simulation thread, and the
-// fabric must wait for it before the MATMUL completes. The test holds the worker with a job
+// fabric must wait for it before the MATMUL completes. The test holds the helper with a job
 // of its own for 200 ms of host time: if the fabric did not wait, the DRAIN (microseconds
 // of host time later) would read accumulators the GEMM has not filled yet.
 TEST(SystolicFabric, WaitsForItsGemmOnTheHelperThreadBeforeTheMatmulCompletes) {
     Bench bench("bench");
-    HelperThread worker;
-    bench.fabric.set_worker(&worker);
-    worker.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
+    HelperThread helper;
+    bench.fabric.set_helper(&helper);
+    helper.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
     const uint32_t m = 13, n = 11, k = 19;
     const uint64_t a = Bench::kBase, b = a + 4096, c = b + 4096;
     std::vector<float> A = random_floats(m * k, 4), B = random_floats(k * n, 5);
@@ -131,7 +131,7 @@ TEST(SystolicFabric, WaitsForItsGemmOnTheHelperThreadBeforeTheMatmulCompletes) {
     bench.fabric.submit(drain);
     sc_core::sc_start();
     ASSERT_EQ(bench.done.size(), 2u);
-    EXPECT_EQ(worker.jobs_run(), 2u) << "the test's job and the fabric's GEMM";
+    EXPECT_EQ(helper.jobs_run(), 2u) << "the test's job and the fabric's GEMM";
     std::vector<float> C = bench.l1.get(c, m * n);
     for (uint32_t i = 0; i < m; ++i)
         for (uint32_t j = 0; j < n; ++j) {

@@ -16,41 +16,41 @@ namespace kpu::model {
 namespace {
 
 TEST(HelperThread, RunsJobsInOrderAndWaitSeesTheirEffects) {
-    HelperThread worker;
+    HelperThread helper;
     // Job i writes slot order[n++]: the jobs after the one waited for go on writing other
     // slots while the test reads the first ones.
     std::vector<int> order(50, -1);
     std::atomic<int> n{0};
     std::atomic<bool> release{false};
-    // The first job holds the worker until released, so the others queue behind it.
-    const auto first = worker.submit([&] {
+    // The first job holds the helper until released, so the others queue behind it.
+    const auto first = helper.submit([&] {
         while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         order[size_t(n++)] = 0;
     });
     std::vector<HelperThread::Ticket> tickets{first};
-    for (int i = 1; i < 50; ++i) tickets.push_back(worker.submit([&order, &n, i] { order[size_t(n++)] = i; }));
+    for (int i = 1; i < 50; ++i) tickets.push_back(helper.submit([&order, &n, i] { order[size_t(n++)] = i; }));
     release = true;
-    worker.wait(tickets[10]);
+    helper.wait(tickets[10]);
     ASSERT_GE(n.load(), 11);
     for (int i = 0; i <= 10; ++i) EXPECT_EQ(order[size_t(i)], i);
-    worker.wait(tickets.back());
+    helper.wait(tickets.back());
     ASSERT_EQ(n.load(), 50);
     for (int i = 0; i < 50; ++i) EXPECT_EQ(order[size_t(i)], i);
 }
 
 TEST(HelperThread, AJobsExceptionComesBackAtItsOwnWaitOnly) {
-    HelperThread worker;
+    HelperThread helper;
     int after = 0;
-    const auto before = worker.submit([] {});
-    const auto bad = worker.submit([] { throw std::runtime_error("kernel failed"); });
-    const auto good = worker.submit([&] { after = 7; });
-    worker.wait(good);  // a later job: its wait does not see the earlier one's exception
+    const auto before = helper.submit([] {});
+    const auto bad = helper.submit([] { throw std::runtime_error("kernel failed"); });
+    const auto good = helper.submit([&] { after = 7; });
+    helper.wait(good);  // a later job: its wait does not see the earlier one's exception
     EXPECT_EQ(after, 7);
-    EXPECT_NO_THROW(worker.wait(before));
-    EXPECT_THROW(worker.wait(bad), std::runtime_error);
-    EXPECT_NO_THROW(worker.wait(bad)) << "rethrown once";
-    EXPECT_EQ(worker.jobs_run(), 3u);
-    EXPECT_THROW(worker.wait(4), std::logic_error);
+    EXPECT_NO_THROW(helper.wait(before));
+    EXPECT_THROW(helper.wait(bad), std::runtime_error);
+    EXPECT_NO_THROW(helper.wait(bad)) << "rethrown once";
+    EXPECT_EQ(helper.jobs_run(), 3u);
+    EXPECT_THROW(helper.wait(4), std::logic_error);
 }
 
 // Submit-then-wait in quick succession, as the movers do: the helper and the waiting thread
@@ -81,14 +81,16 @@ TEST(HelperThread, JobsNeverOverlapAndRunInOrderWhicheverThreadRunsThem) {
     ASSERT_EQ(order.size(), size_t(next));
     for (int i = 0; i < next; ++i) ASSERT_EQ(order[size_t(i)], i);
     EXPECT_EQ(helper.jobs_run(), uint64_t(next));
-    EXPECT_LE(helper.jobs_run_by_waiters(), helper.jobs_run());
+    // The waiting thread finds the next job not started in nearly every round (the helper
+    // takes microseconds to wake); one round in 3000 is all this asks.
+    EXPECT_GT(helper.jobs_run_by_waiters(), 0u);
 }
 
 TEST(HelperThread, DestructionRunsTheJobsStillQueued) {
     std::atomic<int> ran{0};
     {
-        HelperThread worker;
-        for (int i = 0; i < 20; ++i) worker.submit([&] {
+        HelperThread helper;
+        for (int i = 0; i < 20; ++i) helper.submit([&] {
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
                 ++ran;
             });

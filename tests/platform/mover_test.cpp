@@ -337,19 +337,36 @@ TEST(Movers, DmiFastPathGivesTheSameTimesAndBytesAsOneTransactionPerBurst) {
 }
 
 // With a helper thread (PlatformOptions::helper_threads, the default) a transfer's bytes move
-// on the helper, and its completion is delivered once they have. The helper is held by a
-// 200 ms job here, so were the completion not to wait, the driver would read the old bytes.
+// on the helper. These tests give DMA engine 0 a helper of their own and hold it with a
+// 200 ms job first, so any byte read before the helper ran would be the old one.
+PlatformOptions no_helpers() {
+    PlatformOptions o;
+    o.helper_threads = false;
+    return o;
+}
+struct HeldHelper {
+    KpuPlatform kpu{"kpu", test::config("minimal"), no_helpers()};
+    model::HelperThread helper;  // after kpu: destroyed first, running what is queued
+    HeldHelper() {
+        kpu.dma(0).set_helper(&helper);
+        helper.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
+    }
+    /// `n` random bytes, also written at DRAM address 0.
+    std::vector<uint8_t> source(size_t n, unsigned seed) {
+        std::mt19937 rng(seed);
+        std::vector<uint8_t> data(n);
+        for (auto& b : data) b = uint8_t(rng());
+        kpu.write(0, data.data(), data.size());
+        return data;
+    }
+};
+
+// The completion is delivered once the bytes have moved.
 TEST(Movers, WithAHelperTheCompletionWaitsUntilTheBytesHaveMoved) {
-    PlatformOptions own_helper;
-    own_helper.helper_threads = false;  // the test's helper instead, to hold it
-    KpuPlatform kpu("kpu", test::config("minimal"), own_helper);
-    model::HelperThread helper;
-    kpu.dma(0).set_worker(&helper);
-    helper.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
-    std::mt19937 rng(11);
-    std::vector<uint8_t> data(256), seen(256);
-    for (auto& b : data) b = uint8_t(rng());
-    kpu.write(0, data.data(), data.size());
+    HeldHelper bench;
+    KpuPlatform& kpu = bench.kpu;
+    const std::vector<uint8_t> data = bench.source(256, 11);
+    std::vector<uint8_t> seen(256);
     Completion c;
     Driver driver("driver", [&](Driver& d) {
         c = d.run(kpu.dma(0), linear(1, 0, hw::kL3Base, 256));
@@ -357,21 +374,17 @@ TEST(Movers, WithAHelperTheCompletionWaitsUntilTheBytesHaveMoved) {
     });
     sc_core::sc_start();
     EXPECT_EQ(seen, data);
-    EXPECT_EQ(helper.jobs_run(), 2u) << "the test's job and the transfer's bytes";
+    EXPECT_EQ(bench.helper.jobs_run(), 2u) << "the test's job and the transfer's bytes";
     EXPECT_EQ(kpu.dma(0).stats().transactions, 0u);
     EXPECT_EQ(c.end, sc_time(110, SC_NS)) << "the inline time (ShortTransferPipelinesBurstsAtTheSlowestStage)";
 }
 
-// A mover that reads bytes itself on the simulation thread (a transpose, or b_transport)
-// first waits for what it handed over: here a transpose queued right behind the copy that
-// fills its source, on the same engine, with no completion between them.
+// A mover that reads bytes itself on the simulation thread first waits for what it handed
+// over: here a transpose queued right behind the copy that fills its source, on the same
+// engine, with no completion between them.
 TEST(Movers, WithAHelperAMoverWaitsForItsHandedOverBytesBeforeItTouchesBytesItself) {
-    PlatformOptions own_helper;
-    own_helper.helper_threads = false;
-    KpuPlatform kpu("kpu", test::config("minimal"), own_helper);
-    model::HelperThread helper;
-    kpu.dma(0).set_worker(&helper);
-    helper.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
+    HeldHelper bench;
+    KpuPlatform& kpu = bench.kpu;
     const uint32_t rows = 32, cols = 8;  // 32 rows of 8 floats
     std::vector<float> a(rows * cols);
     for (uint32_t i = 0; i < a.size(); ++i) a[i] = float(i) + 0.5f;
@@ -388,7 +401,33 @@ TEST(Movers, WithAHelperAMoverWaitsForItsHandedOverBytesBeforeItTouchesBytesItse
     kpu.read(transposed, t.data(), t.size() * sizeof(float));
     for (uint32_t r = 0; r < rows; ++r)
         for (uint32_t c = 0; c < cols; ++c) EXPECT_EQ(t[c * rows + r], a[r * cols + c]) << r << "," << c;
-    EXPECT_EQ(helper.jobs_run(), 2u) << "the test's job and the first transfer's bytes";
+    EXPECT_EQ(bench.helper.jobs_run(), 2u) << "the test's job and the first transfer's bytes";
+}
+
+// The same through b_transport: a second transfer on the same engine, with DMI off, reads
+// the first one's destination before the first one's completion is due.
+TEST(Movers, WithAHelperAMoverWaitsForItsHandedOverBytesBeforeItsOwnTransactions) {
+    HeldHelper bench;
+    KpuPlatform& kpu = bench.kpu;
+    const std::vector<uint8_t> data = bench.source(256, 12);
+    const uint64_t staged = hw::kL3Base, copied = hw::kL3Base + 4096;
+    sc_time second_start;
+    Driver driver("driver", [&](Driver& d) {
+        d.watch(kpu.dma(0));
+        kpu.dma(0).submit(linear(1, 0, staged, 256));  // through DMI: its bytes go to the helper
+        sc_core::wait(1, SC_NS);                       // it has executed; it completes at 110 ns
+        kpu.dma(0).set_dmi(false);
+        kpu.dma(0).submit(linear(2, staged, copied, 256));
+        d.wait_all(kpu.dma(0), {1, 2});
+        second_start = d.done[2].start;
+    });
+    sc_core::sc_start();
+    EXPECT_LT(second_start, sc_time(110, SC_NS)) << "the second transfer read before the first completed";
+    EXPECT_GT(kpu.dma(0).stats().transactions, 0u);
+    std::vector<uint8_t> seen(256);
+    kpu.read(copied, seen.data(), seen.size());
+    EXPECT_EQ(seen, data);
+    EXPECT_EQ(bench.helper.jobs_run(), 2u) << "the test's job and the first transfer's bytes";
 }
 
 }  // namespace
