@@ -13,8 +13,9 @@ namespace kpu::model {
 
 class DramChannel : public MemoryTarget {
 public:
-    DramChannel(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map, uint32_t channel)
-        : MemoryTarget(name, "DRAM channel", config.dram, config.clocks.dram_hz, 0), map_(map), channel_(channel) {}
+    DramChannel(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map, uint32_t channel,
+                PageArena* arena = nullptr)
+        : MemoryTarget(name, "DRAM channel", config.dram, config.clocks.dram_hz, 0, 0, arena), map_(map), channel_(channel) {}
 
     uint64_t device_address(uint64_t offset) const override { return map_.dram_address(channel_, offset); }
     uint32_t channel() const { return channel_; }

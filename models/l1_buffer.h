@@ -15,9 +15,9 @@ namespace kpu::model {
 class L1Buffer : public Memory {
 public:
     L1Buffer(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map, uint32_t tile,
-             uint32_t buffer)
+             uint32_t buffer, PageArena* arena = nullptr)
         : Memory(name, "L1 buffer", config.l1, config.clocks.sram_hz, map.l1_base(tile, buffer),
-                 whole_buffer_page(config.l1.capacity_bytes)) {}
+                 whole_buffer_page(config.l1.capacity_bytes), arena) {}
 
 private:
     static uint64_t whole_buffer_page(uint64_t capacity) {

@@ -11,8 +11,8 @@ namespace kpu::model {
 class L2Bank : public MemoryTarget {
 public:
     L2Bank(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map, uint32_t tile,
-           uint32_t bank)
-        : MemoryTarget(name, "L2 bank", config.l2, config.clocks.sram_hz, map.l2_base(tile, bank)) {}
+           uint32_t bank, PageArena* arena = nullptr)
+        : MemoryTarget(name, "L2 bank", config.l2, config.clocks.sram_hz, map.l2_base(tile, bank), 0, arena) {}
 };
 
 }  // namespace kpu::model

@@ -10,8 +10,9 @@ namespace kpu::model {
 
 class L3Tile : public MemoryTarget {
 public:
-    L3Tile(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map, uint32_t tile)
-        : MemoryTarget(name, "L3 tile", config.l3, config.clocks.sram_hz, map.l3_base(tile)) {}
+    L3Tile(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map, uint32_t tile,
+           PageArena* arena = nullptr)
+        : MemoryTarget(name, "L3 tile", config.l3, config.clocks.sram_hz, map.l3_base(tile), 0, arena) {}
 };
 
 }  // namespace kpu::model

@@ -10,11 +10,11 @@ namespace kpu::model {
 using tlm::tlm_generic_payload;
 
 Memory::Memory(sc_core::sc_module_name name, const char* kind, const hw::MemoryLevel& level, double clock_hz,
-               uint64_t base, uint64_t page_bytes)
+               uint64_t base, uint64_t page_bytes, PageArena* arena)
     : sc_core::sc_module(name),
       kind_(kind),
       base_(base),
-      storage_(level.capacity_bytes, page_bytes),
+      storage_(level.capacity_bytes, page_bytes, arena),
       timer_(level.ports, level.bandwidth_bytes_per_s, clock_hz, level.latency_cycles) {}
 
 MemoryStats Memory::stats() const {

@@ -37,9 +37,9 @@ struct MemoryStats {
 class Memory : public sc_core::sc_module, public tlm::tlm_fw_transport_if<> {
 public:
     /// `kind` names the level in reports ("L2 bank"); `base` is the device address of offset 0
-    /// (reports show both); page_bytes as PagedStorage.
+    /// (reports show both); page_bytes and arena as PagedStorage.
     Memory(sc_core::sc_module_name name, const char* kind, const hw::MemoryLevel& level, double clock_hz,
-           uint64_t base, uint64_t page_bytes = 0);
+           uint64_t base, uint64_t page_bytes = 0, PageArena* arena = nullptr);
 
     Memory(const Memory&) = delete;
     Memory& operator=(const Memory&) = delete;
@@ -83,8 +83,8 @@ public:
     tlm::tlm_target_socket<> socket;
 
     MemoryTarget(sc_core::sc_module_name name, const char* kind, const hw::MemoryLevel& level, double clock_hz,
-                 uint64_t base, uint64_t page_bytes = 0)
-        : Memory(name, kind, level, clock_hz, base, page_bytes), socket("socket") {
+                 uint64_t base, uint64_t page_bytes = 0, PageArena* arena = nullptr)
+        : Memory(name, kind, level, clock_hz, base, page_bytes, arena), socket("socket") {
         socket.bind(*this);
     }
 };

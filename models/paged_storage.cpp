@@ -17,13 +17,34 @@ uint32_t log2_ceil(uint64_t v) {
 }
 }  // namespace
 
-PagedStorage::PagedStorage(uint64_t capacity, uint64_t page_bytes)
+PageArena::~PageArena() {
+    for (const Mapping& m : mappings_) ::munmap(m.data, m.bytes);
+}
+
+uint8_t* PageArena::allocate(uint64_t bytes) {
+    const uint64_t align = std::min<uint64_t>(bytes, 4096);
+    uint64_t at = mappings_.empty() ? 0 : (used_ + align - 1) / align * align;
+    if (mappings_.empty() || at + bytes > mappings_.back().bytes) {
+        const uint64_t size = std::max(kChunkBytes, (bytes + 4095) / 4096 * 4096);
+        void* m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) throw std::bad_alloc();
+        mappings_.push_back({static_cast<uint8_t*>(m), size});
+        mapped_ += size;
+        at = 0;
+    }
+    used_ = at + bytes;
+    return mappings_.back().data + at;
+}
+
+PagedStorage::PagedStorage(uint64_t capacity, uint64_t page_bytes, PageArena* arena)
     : capacity_(capacity),
       page_shift_(log2_ceil(page_bytes ? page_bytes : std::min(kMaxPageBytes, std::max<uint64_t>(capacity, 1)))),
+      arena_(arena),
       mapped_((uint64_t(1) << page_shift_) % uint64_t(::sysconf(_SC_PAGESIZE)) == 0),
       pages_((capacity + (uint64_t(1) << page_shift_) - 1) >> page_shift_, nullptr) {}
 
 PagedStorage::~PagedStorage() {
+    if (arena_) return;  // its pages are the arena's
     for (uint8_t* p : pages_) {
         if (!p) continue;
         if (mapped_)
@@ -36,7 +57,9 @@ PagedStorage::~PagedStorage() {
 uint8_t* PagedStorage::page_at(uint64_t index) {
     uint8_t*& p = pages_[index];
     if (!p) {
-        if (mapped_) {
+        if (arena_) {
+            p = arena_->allocate(page_bytes());
+        } else if (mapped_) {
             void* m = ::mmap(nullptr, page_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             p = m == MAP_FAILED ? nullptr : static_cast<uint8_t*>(m);
         } else {

@@ -10,6 +10,35 @@
 
 namespace kpu::model {
 
+/// Zeroed memory for the pages of a platform's memories, carved one after the other from
+/// large anonymous mappings: a page costs a few instructions, not a system call or a calloc
+/// that clears it, and its memory is faulted in only where, and when, it is first written
+/// (often by a mover's helper thread). Pages are never given back one by one: the arena
+/// unmaps everything when it goes, after the memories that use it. One per platform (no
+/// global state); only the simulation thread allocates.
+class PageArena {
+public:
+    static constexpr uint64_t kChunkBytes = 64ull << 20;  ///< address space per mapping
+
+    PageArena() = default;
+    ~PageArena();
+    PageArena(const PageArena&) = delete;
+    PageArena& operator=(const PageArena&) = delete;
+
+    /// `bytes` of zeros, aligned to min(bytes, 4096) (pages are powers of two).
+    uint8_t* allocate(uint64_t bytes);
+    uint64_t mapped_bytes() const { return mapped_; }
+
+private:
+    struct Mapping {
+        uint8_t* data;
+        uint64_t bytes;
+    };
+    std::vector<Mapping> mappings_;
+    uint64_t used_ = 0;  ///< of the newest mapping
+    uint64_t mapped_ = 0;
+};
+
 class PagedStorage {
 public:
     /// Largest page: big enough that a 64-byte burst rarely straddles two pages, small
@@ -17,8 +46,9 @@ public:
     static constexpr uint64_t kMaxPageBytes = 64 * 1024;
 
     /// page_bytes == 0 picks min(kMaxPageBytes, capacity rounded up to a power of two);
-    /// otherwise it must be a power of two.
-    explicit PagedStorage(uint64_t capacity, uint64_t page_bytes = 0);
+    /// otherwise it must be a power of two. Pages come from `arena` (which must outlive the
+    /// storage) when given, else each from the system on its own.
+    explicit PagedStorage(uint64_t capacity, uint64_t page_bytes = 0, PageArena* arena = nullptr);
     ~PagedStorage();
 
     PagedStorage(const PagedStorage&) = delete;
@@ -42,7 +72,8 @@ private:
 
     uint64_t capacity_;
     uint32_t page_shift_;
-    /// Pages of whole OS pages are anonymous mappings: they read as zeros and are faulted in
+    PageArena* arena_;  ///< owns the pages when set
+    /// Without an arena, pages of whole OS pages are anonymous mappings: they read as zeros and are faulted in
     /// only where, and when, they are first written (by a mover's helper thread, say).
     /// calloc would clear a page it carves from reused heap memory, faulting all of it in
     /// at once on the thread that asked. Smaller pages come from calloc.

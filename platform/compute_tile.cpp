@@ -13,22 +13,22 @@ void check_index(const sc_core::sc_object& owner, const char* what, uint32_t ind
 }
 
 ComputeTile::ComputeTile(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map,
-                         uint32_t index, const PlatformOptions& options)
+                         uint32_t index, const PlatformOptions& options, model::PageArena& pages)
     : sc_core::sc_module(name), index_(index), wiring_(options.check_protocol) {
     switch_ = std::make_unique<model::TileSwitch>("switch", config, map, index);
-    l3_ = std::make_unique<model::L3Tile>("l3", config, map, index);
+    l3_ = std::make_unique<model::L3Tile>("l3", config, map, index, &pages);
     wiring_.target(*switch_, l3_->socket, "l3");
     l2_.reserve(config.l2.count);
     for (uint32_t b = 0; b < config.l2.count; ++b) {
         const std::string n = "l2_" + std::to_string(b);
-        l2_.push_back(std::make_unique<model::L2Bank>(n.c_str(), config, map, index, b));
+        l2_.push_back(std::make_unique<model::L2Bank>(n.c_str(), config, map, index, b, &pages));
         wiring_.target(*switch_, l2_.back()->socket, n);
     }
     l1_.reserve(config.l1.count);
     std::vector<model::Memory*> buffers;
     for (uint32_t l = 0; l < config.l1.count; ++l) {
         const std::string n = "l1_" + std::to_string(l);
-        l1_.push_back(std::make_unique<model::L1Buffer>(n.c_str(), config, map, index, l));
+        l1_.push_back(std::make_unique<model::L1Buffer>(n.c_str(), config, map, index, l, &pages));
         buffers.push_back(l1_.back().get());
     }
     l1_fanout_ = std::make_unique<model::L1Fanout>("l1_fanout", std::move(buffers), config.l1.capacity_bytes);

@@ -27,8 +27,9 @@ namespace kpu::platform {
 
 class ComputeTile : public sc_core::sc_module {
 public:
+    /// The tile's memories take their pages from `pages` (the platform's; it outlives them).
     ComputeTile(sc_core::sc_module_name name, const hw::Config& config, const hw::AddressMap& map, uint32_t index,
-                const PlatformOptions& options);
+                const PlatformOptions& options, model::PageArena& pages);
     ~ComputeTile() override;
 
     uint32_t index() const { return index_; }

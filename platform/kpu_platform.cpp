@@ -41,12 +41,12 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
     // The interconnect's output ports: DRAM channels first, then one per tile (decoder order).
     for (uint32_t c = 0; c < config_.dram.count; ++c) {
         const std::string n = "dram_" + std::to_string(c);
-        dram_.push_back(std::make_unique<model::DramChannel>(n.c_str(), config_, map_, c));
+        dram_.push_back(std::make_unique<model::DramChannel>(n.c_str(), config_, map_, c, &pages_));
         wiring_.target(*noc_, dram_.back()->socket, n);
     }
     for (uint32_t t = 0; t < config_.compute_tiles; ++t) {
         const std::string n = "tile_" + std::to_string(t);
-        tiles_.push_back(std::make_unique<ComputeTile>(n.c_str(), config_, map_, t, options_));
+        tiles_.push_back(std::make_unique<ComputeTile>(n.c_str(), config_, map_, t, options_, pages_));
         model::TileSwitch& sw = tiles_.back()->tile_switch();
         wiring_.initiator(noc_->initiator_socket, sw, model::AddressDecoder::kChip, n + "_downlink");
         wiring_.initiator(sw.initiator_socket, *noc_, t, n + "_uplink");

@@ -112,6 +112,7 @@ private:
     hw::AddressMap map_;  ///< refers to config_: declared after it
     PlatformOptions options_;
     Wiring wiring_;
+    model::PageArena pages_;  ///< every memory's pages: declared before the memories, so it outlives them
     std::unique_ptr<model::Interconnect> noc_;
     std::vector<std::unique_ptr<model::DramChannel>> dram_;
     std::vector<std::unique_ptr<model::DmaEngine>> dma_;

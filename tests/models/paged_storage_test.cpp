@@ -63,5 +63,41 @@ TEST(PagedStorage, FreshPagesOfEitherKindReadAsZerosAroundWhatWasWritten) {
         }
 }
 
+// A platform's arena: zeroed pages, aligned, never overlapping, across mappings, and pages
+// larger than a mapping get their own.
+TEST(PageArena, PagesAreZeroAlignedDisjointAndOutliveTheStoragesThatUseThem) {
+    PageArena arena;
+    std::vector<std::pair<uint8_t*, uint64_t>> pages;
+    uint64_t total = 0;
+    for (int i = 0; total < 2 * PageArena::kChunkBytes; ++i) {  // 2 KiB and 64 KiB pages, interleaved
+        const uint64_t bytes = i % 3 ? 2048 : 65536;
+        uint8_t* p = arena.allocate(bytes);
+        ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % std::min<uint64_t>(bytes, 4096), 0u) << i;
+        pages.push_back({p, bytes});
+        total += bytes;
+    }
+    uint8_t* huge = arena.allocate(PageArena::kChunkBytes + 4096);
+    pages.push_back({huge, PageArena::kChunkBytes + 4096});
+    EXPECT_GE(arena.mapped_bytes(), 4 * PageArena::kChunkBytes);
+    std::sort(pages.begin(), pages.end());
+    for (size_t i = 1; i < pages.size(); ++i) ASSERT_LE(pages[i - 1].first + pages[i - 1].second, pages[i].first) << i;
+    for (const auto& [p, bytes] : pages) {  // zero at both ends, then marked
+        ASSERT_EQ(p[0], 0);
+        ASSERT_EQ(p[bytes - 1], 0);
+        p[0] = p[bytes - 1] = 0xA5;
+    }
+    {
+        PagedStorage s(1 << 20, 0, &arena);
+        const uint8_t one = 1;
+        s.write(70000, &one, 1);
+        std::vector<uint8_t> out(65536);
+        s.read(65536, out.data(), out.size());
+        EXPECT_EQ(std::count(out.begin(), out.end(), 0), 65535);
+        EXPECT_EQ(out[70000 - 65536], 1);
+        EXPECT_EQ(s.pages_allocated(), 1u);
+    }  // the storage goes first; its page stays the arena's
+    EXPECT_EQ(huge[0], 0xA5);
+}
+
 }  // namespace
 }  // namespace kpu::model
