@@ -5,7 +5,6 @@
 #include <new>
 
 #include <sys/mman.h>
-#include <unistd.h>
 
 namespace kpu::model {
 
@@ -40,31 +39,17 @@ PagedStorage::PagedStorage(uint64_t capacity, uint64_t page_bytes, PageArena* ar
     : capacity_(capacity),
       page_shift_(log2_ceil(page_bytes ? page_bytes : std::min(kMaxPageBytes, std::max<uint64_t>(capacity, 1)))),
       arena_(arena),
-      mapped_((uint64_t(1) << page_shift_) % uint64_t(::sysconf(_SC_PAGESIZE)) == 0),
       pages_((capacity + (uint64_t(1) << page_shift_) - 1) >> page_shift_, nullptr) {}
 
 PagedStorage::~PagedStorage() {
     if (arena_) return;  // its pages are the arena's
-    for (uint8_t* p : pages_) {
-        if (!p) continue;
-        if (mapped_)
-            ::munmap(p, page_bytes());
-        else
-            std::free(p);
-    }
+    for (uint8_t* p : pages_) std::free(p);
 }
 
 uint8_t* PagedStorage::page_at(uint64_t index) {
     uint8_t*& p = pages_[index];
     if (!p) {
-        if (arena_) {
-            p = arena_->allocate(page_bytes());
-        } else if (mapped_) {
-            void* m = ::mmap(nullptr, page_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            p = m == MAP_FAILED ? nullptr : static_cast<uint8_t*>(m);
-        } else {
-            p = static_cast<uint8_t*>(std::calloc(1, page_bytes()));
-        }
+        p = arena_ ? arena_->allocate(page_bytes()) : static_cast<uint8_t*>(std::calloc(1, page_bytes()));
         if (!p) throw std::bad_alloc();
         ++allocated_;
     }

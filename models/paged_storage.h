@@ -47,7 +47,7 @@ public:
 
     /// page_bytes == 0 picks min(kMaxPageBytes, capacity rounded up to a power of two);
     /// otherwise it must be a power of two. Pages come from `arena` (which must outlive the
-    /// storage) when given, else each from the system on its own.
+    /// storage) when given, else each from calloc.
     explicit PagedStorage(uint64_t capacity, uint64_t page_bytes = 0, PageArena* arena = nullptr);
     ~PagedStorage();
 
@@ -72,12 +72,7 @@ private:
 
     uint64_t capacity_;
     uint32_t page_shift_;
-    PageArena* arena_;  ///< owns the pages when set
-    /// Without an arena, pages of whole OS pages are anonymous mappings: they read as zeros and are faulted in
-    /// only where, and when, they are first written (by a mover's helper thread, say).
-    /// calloc would clear a page it carves from reused heap memory, faulting all of it in
-    /// at once on the thread that asked. Smaller pages come from calloc.
-    bool mapped_;
+    PageArena* arena_;  ///< owns the pages when set; else each page is calloc'd
     uint64_t allocated_ = 0;
     std::vector<uint8_t*> pages_;  ///< nullptr: never written, reads as zeros
 };

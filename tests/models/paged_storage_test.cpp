@@ -41,26 +41,30 @@ TEST(PagedStorage, SmallMemoryIsOnePageAndItsPointerCoversIt) {
     EXPECT_EQ(b, 7);
 }
 
-// Whole-OS-page pages are mapped, smaller ones come from calloc: both read as zeros around
-// what was written, even after other storages were freed (reused heap or address space).
-TEST(PagedStorage, FreshPagesOfEitherKindReadAsZerosAroundWhatWasWritten) {
-    for (int round = 0; round < 3; ++round)
+// Fresh pages read as zeros around what was written, from calloc or from an arena, even
+// after other storages dirtied and freed theirs (reused heap).
+TEST(PagedStorage, FreshPagesReadAsZerosAroundWhatWasWritten) {
+    PageArena arena;
+    for (int round = 0; round < 3; ++round) {
         for (const uint64_t page : {uint64_t(64 * 1024), uint64_t(2048)}) {
-            PagedStorage s(4 * page, page);
-            uint64_t start = 0, len = 0;
-            uint8_t* p = s.page(page + 5, start, len);
-            ASSERT_EQ(start, page);
-            ASSERT_EQ(len, page);
-            EXPECT_EQ(size_t(std::count(p, p + len, 0)), len) << page << " round " << round;
-            std::fill(p, p + len, uint8_t(0xA5));  // dirty it before it is freed
-            const uint8_t one = 1;
-            s.write(3 * page + 1, &one, 1);
-            std::vector<uint8_t> out(page);
-            s.read(3 * page, out.data(), out.size());
-            EXPECT_EQ(std::count(out.begin(), out.end(), 0), std::ptrdiff_t(page - 1)) << page;
-            EXPECT_EQ(out[1], 1);
-            EXPECT_EQ(s.pages_allocated(), 2u);
+            for (PageArena* pages : {static_cast<PageArena*>(nullptr), &arena}) {
+                PagedStorage s(4 * page, page, pages);
+                uint64_t start = 0, len = 0;
+                uint8_t* p = s.page(page + 5, start, len);
+                ASSERT_EQ(start, page);
+                ASSERT_EQ(len, page);
+                EXPECT_EQ(size_t(std::count(p, p + len, 0)), len) << page << " round " << round;
+                std::fill(p, p + len, uint8_t(0xA5));  // dirty it before it is freed
+                const uint8_t one = 1;
+                s.write(3 * page + 1, &one, 1);
+                std::vector<uint8_t> out(page);
+                s.read(3 * page, out.data(), out.size());
+                EXPECT_EQ(std::count(out.begin(), out.end(), 0), std::ptrdiff_t(page - 1)) << page;
+                EXPECT_EQ(out[1], 1);
+                EXPECT_EQ(s.pages_allocated(), 2u);
+            }
         }
+    }
 }
 
 // A platform's arena: zeroed pages, aligned, never overlapping, across mappings, and pages
