@@ -232,6 +232,7 @@ int run(const Args& args) {
     struct Kind {
         double busy_s = 0, max_s = 0;
         int used = 0, count = 0;
+        uint64_t syncs = 0, trains = 0, bytes = 0;
     };
     std::map<std::string, Kind> kinds;
     uint64_t accesses = 0, transactions = 0, syncs = 0, trains = 0;
@@ -246,6 +247,8 @@ int run(const Args& args) {
         transactions += mover.stats().transactions;
         syncs += mover.stats().syncs;
         trains += mover.stats().trains;
+        Kind& k = kinds[kind];
+        k.syncs += mover.stats().syncs, k.trains += mover.stats().trains, k.bytes += mover.stats().bytes;
     };
     for (uint32_t d = 0; d < config.dma.count; ++d) add_mover("dma", kpu->dma(d));
     for (uint32_t t = 0; t < config.compute_tiles; ++t) {
@@ -273,6 +276,11 @@ int run(const Args& args) {
     for (const auto& [name, k] : kinds)
         std::cout << "busy_" << name << " " << (k.used ? k.busy_s / k.used / sim_s : 0) << " "
                   << (sim_s > 0 ? k.max_s / sim_s : 0) << " " << k.used << "/" << k.count << "\n";
+    // Where the movers' simulation work goes: bytes, trains booked, kernel syncs, by kind.
+    for (const auto& [name, k] : kinds)
+        if (k.bytes)
+            std::cout << "moves_" << name << " " << k.bytes << " bytes " << k.trains << " trains " << k.syncs
+                      << " syncs\n";
     return 0;
 }
 
