@@ -5,6 +5,7 @@
 
 #include "compiler/compile_error.h"
 #include "compiler/json_fields.h"
+#include "hardware/input_file.h"
 
 namespace kpu::compiler {
 namespace {
@@ -135,15 +136,13 @@ Graph parse_graph(const std::string& json_text, const std::string& source) {
     return graph_from_json(root, "", source);
 }
 
-std::string read_text_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw CompileError(path + ": cannot open file");
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
+std::string read_text_file(const std::string& path, const std::string& kind) {
+    std::string text, problem;
+    if (!hw::read_input_file(path, kind, text, problem)) throw CompileError(path + ": " + problem);
+    return text;
 }
 
-Graph load_graph(const std::string& path) { return parse_graph(read_text_file(path), path); }
+Graph load_graph(const std::string& path) { return parse_graph(read_text_file(path, "graph"), path); }
 
 json graph_to_json(const Graph& graph) {
     json tensors = json::array();

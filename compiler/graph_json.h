@@ -23,7 +23,8 @@ Graph graph_from_json(const nlohmann::json& value, const std::string& path, cons
 
 nlohmann::json graph_to_json(const Graph& graph);
 
-/// Reads a whole file; throws CompileError "<path>: cannot open file".
-std::string read_text_file(const std::string& path);
+/// Reads a whole input file (hw::read_input_file: bounded); throws CompileError
+/// "<path>: cannot open <kind> file" and the like.
+std::string read_text_file(const std::string& path, const std::string& kind);
 
 }  // namespace kpu::compiler

@@ -1,6 +1,7 @@
 #include "compiler/json_fields.h"
 
 #include "compiler/compile_error.h"
+#include "hardware/input_file.h"
 
 namespace kpu::compiler {
 
@@ -10,11 +11,10 @@ std::string show(const nlohmann::json& value) {
 }
 
 nlohmann::json parse_json(const std::string& text, const std::string& source) {
-    try {
-        return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw CompileError(source + ": malformed JSON at byte " + std::to_string(e.byte));
-    }
+    nlohmann::json value;
+    std::string problem;
+    if (!hw::parse_json_text(text, value, problem)) throw CompileError(source + ": " + problem);
+    return value;
 }
 
 JsonFields::JsonFields(const json& object, std::string path, const std::string& source)

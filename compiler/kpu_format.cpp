@@ -280,6 +280,6 @@ void write_kpu_file(const Program& program, const std::string& path) {
     if (!out) throw CompileError(path + ": write failed");
 }
 
-Program read_kpu_file(const std::string& path) { return read_kpu(read_text_file(path), path); }
+Program read_kpu_file(const std::string& path) { return read_kpu(read_text_file(path, "program"), path); }
 
 }  // namespace kpu::compiler

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hardware/input_file.h"
+
 namespace kpu::hw {
 namespace {
 
@@ -191,8 +193,9 @@ void apply_override(json& root, const Override& o, const std::string& source) {
             throw ConfigError(where + "no field '" + walked + "' in the config");
         node = &(*node)[part];
     }
-    json value = json::parse(o.value, nullptr, false);
-    *node = value.is_discarded() ? json(o.value) : value;
+    json value;
+    std::string not_json;  // then the value is taken as a string
+    *node = parse_json_text(o.value, value, not_json) ? value : json(o.value);
 }
 
 Config read_config(const json& root, const std::string& source) {
@@ -323,24 +326,16 @@ Override parse_override(const std::string& text) {
 
 Config parse_config(const std::string& json_text, const std::string& source, const std::vector<Override>& overrides) {
     json root;
-    try {
-        root = json::parse(json_text);
-    } catch (const json::parse_error& e) {
-        // nlohmann's message starts with "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
-        std::string what = e.what();
-        auto at = what.find("parse error");
-        throw ConfigError(source + ": malformed JSON: " + (at == std::string::npos ? what : what.substr(at)));
-    }
+    std::string problem;
+    if (!parse_json_text(json_text, root, problem)) throw ConfigError(source + ": " + problem);
     for (const auto& o : overrides) apply_override(root, o, source);
     return read_config(root, source);
 }
 
 Config load_config(const std::string& path, const std::vector<Override>& overrides) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw ConfigError(path + ": cannot open config file");
-    std::stringstream text;
-    text << in.rdbuf();
-    return parse_config(text.str(), path, overrides);
+    std::string text, problem;
+    if (!read_input_file(path, "config", text, problem)) throw ConfigError(path + ": " + problem);
+    return parse_config(text, path, overrides);
 }
 
 Derived derive(const Config& c) {

@@ -33,14 +33,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error(path + ": cannot open program file");
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 /// Uniform [-1, 1) data, the same for a given seed and tensor name on every machine.
 std::vector<float> random_tensor(uint64_t elements, uint64_t seed, const std::string& name) {
     uint64_t h = 1469598103934665603ull ^ seed;  // FNV-1a over the name: independent of std::hash
@@ -197,7 +189,7 @@ private:
 
 int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
     // ---- everything that can be wrong with the input is found before the simulation ----
-    const compiler::Program program = compiler::read_kpu(read_text(options.program_path), options.program_path);
+    const compiler::Program program = compiler::read_kpu_file(options.program_path);
     Prepared prepared;
     try {
         prepared = prepare(config, program, options.inputs_dir, options.seed);

@@ -82,7 +82,7 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         const char* expected;
     };
     const Case cases[] = {
-        {"{\"op\": ", "bad.json: malformed JSON at byte"},
+        {"{\"op\": ", "bad.json: malformed JSON: parse error at line 1, column 8"},
         {R"({"op": "conv2d", "A": {"shape": [1, 1]}})", "bad.json: op: unknown op 'conv2d'"},
         {R"({"op": "matmul", "A": {"shape": [2, 2], "strides": [1]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
          "bad.json: A.strides: unknown field"},

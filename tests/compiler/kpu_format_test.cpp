@@ -121,9 +121,9 @@ TEST(KpuFormat, UncoveredTileIsReported) {
 }
 
 TEST(KpuFormat, MalformedJsonAndMissingFile) {
-    EXPECT_NE(test::error_of([] { read_kpu("{\"format\": ", "x.kpu"); }).find("x.kpu: malformed JSON at byte"),
+    EXPECT_NE(test::error_of([] { read_kpu("{\"format\": ", "x.kpu"); }).find("x.kpu: malformed JSON: parse error at line 1, column 12"),
               std::string::npos);
-    EXPECT_NE(test::error_of([] { read_kpu_file("/nonexistent/y.kpu"); }).find("/nonexistent/y.kpu: cannot open file"),
+    EXPECT_NE(test::error_of([] { read_kpu_file("/nonexistent/y.kpu"); }).find("/nonexistent/y.kpu: cannot open program file"),
               std::string::npos);
 }
 
