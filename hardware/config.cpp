@@ -25,6 +25,13 @@ std::string show(const json& value) {
     return text.size() > 60 ? text.substr(0, 57) + "..." : text;
 }
 
+/// 0.001, 1, 100000: a limit as a person writes it.
+std::string plain(double value) {
+    std::ostringstream out;
+    out << std::setprecision(15) << value;
+    return out.str();
+}
+
 size_t edit_distance(const std::string& a, const std::string& b) {
     std::vector<size_t> row(b.size() + 1);
     for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -100,20 +107,20 @@ public:
         return value;
     }
 
-    uint64_t power_of_two(const std::string& key) {
-        uint64_t value = count(key);
+    uint64_t power_of_two(const std::string& key, uint64_t max = std::numeric_limits<uint32_t>::max()) {
+        uint64_t value = count(key, max);
         if (!is_power_of_two(value))
             fail(path_of(key), "must be a power of two, got " + std::to_string(value));
         return value;
     }
 
-    /// A finite number > 0 (or >= 0 when zero_allowed).
-    double number(const std::string& key, bool zero_allowed = false) {
+    /// A number in [min, max] (the ranges are in docs/config.md, "Limits").
+    double number(const std::string& key, double min, double max) {
         const json& v = field(key);
         if (!v.is_number()) fail(path_of(key), "expected a number, got " + show(v));
         double value = v.get<double>();
-        if (!std::isfinite(value) || value < 0 || (!zero_allowed && value == 0))
-            fail(path_of(key), std::string("must be ") + (zero_allowed ? ">= 0" : "> 0") + ", got " + show(v));
+        if (!(value >= min && value <= max))
+            fail(path_of(key), "must be between " + plain(min) + " and " + plain(max) + ", got " + show(v));
         return value;
     }
 
@@ -154,17 +161,31 @@ private:
 constexpr double kGB = 1e9;
 constexpr double kMHz = 1e6;
 
+// Limits (docs/config.md, "Limits"): far beyond any real SKU, and small enough that every
+// derived time fits the simulator's femtosecond clock and the platform elaborates in seconds.
+constexpr double kMinMHz = 1, kMaxMHz = 100'000;             ///< 1 MHz .. 100 GHz
+constexpr double kMinGBps = 0.001, kMaxGBps = 1'000'000;     ///< 1 MB/s .. 1 PB/s
+constexpr double kMaxEnergyPj = 1'000'000, kMaxPowerW = 1'000'000;
+constexpr uint64_t kMaxLatencyCycles = 1'000'000, kMaxPorts = 64, kMaxBurstBytes = 65536, kMaxQueueDepth = 65536;
+constexpr uint64_t kMaxComputeTiles = 1024, kMaxDramChannels = 64, kMaxL2Banks = 256, kMaxL1Buffers = 4096;
+constexpr uint64_t kMaxDmaEngines = 1024, kMaxMoversPerTile = 64;
+/// L2 banks and L1 buffers over all tiles (each is a module with its own timing and pages).
+constexpr uint64_t kMaxMemoryInstances = 1u << 18;
+/// DMA engines, block movers and streamers over all tiles: each is a SystemC thread with its
+/// own stack, and the OS bounds how many mappings a process may hold.
+constexpr uint64_t kMaxMovers = 16384;
+
 /// The fields every memory level shares. `count_key` is how the level names its count.
-MemoryLevel read_level(ObjectReader& r, const std::string& count_key, const std::string& capacity_key,
-                       uint64_t capacity_unit) {
+MemoryLevel read_level(ObjectReader& r, const std::string& count_key, uint64_t max_count,
+                       const std::string& capacity_key, uint64_t capacity_unit) {
     MemoryLevel level;
-    level.count = static_cast<uint32_t>(r.count(count_key));
+    level.count = static_cast<uint32_t>(r.count(count_key, max_count));
     level.capacity_bytes = r.count(capacity_key, std::numeric_limits<uint64_t>::max() / capacity_unit) * capacity_unit;
-    level.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s") * kGB;
-    level.latency_cycles = static_cast<uint32_t>(r.count("latency_cycles"));
-    level.ports = static_cast<uint32_t>(r.count("ports"));
-    level.burst_bytes = static_cast<uint32_t>(r.power_of_two("burst_bytes"));
-    level.energy_pj_per_byte = r.number("energy_pj_per_byte", true);
+    level.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s", kMinGBps, kMaxGBps) * kGB;
+    level.latency_cycles = static_cast<uint32_t>(r.count("latency_cycles", kMaxLatencyCycles));
+    level.ports = static_cast<uint32_t>(r.count("ports", kMaxPorts));
+    level.burst_bytes = static_cast<uint32_t>(r.power_of_two("burst_bytes", kMaxBurstBytes));
+    level.energy_pj_per_byte = r.number("energy_pj_per_byte", 0, kMaxEnergyPj);
     if (level.capacity_bytes % level.burst_bytes != 0)
         r.fail(r.path_of(capacity_key), "capacity of " + std::to_string(level.capacity_bytes) +
                                             " bytes is not a multiple of burst_bytes (" +
@@ -172,11 +193,11 @@ MemoryLevel read_level(ObjectReader& r, const std::string& count_key, const std:
     return level;
 }
 
-Engine read_engine(ObjectReader& r, const std::string& count_key) {
+Engine read_engine(ObjectReader& r, const std::string& count_key, uint64_t max_count) {
     Engine engine;
-    engine.count = static_cast<uint32_t>(r.count(count_key));
-    engine.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s") * kGB;
-    engine.queue_depth = static_cast<uint32_t>(r.count("queue_depth"));
+    engine.count = static_cast<uint32_t>(r.count(count_key, max_count));
+    engine.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s", kMinGBps, kMaxGBps) * kGB;
+    engine.queue_depth = static_cast<uint32_t>(r.count("queue_depth", kMaxQueueDepth));
     r.finish();
     return engine;
 }
@@ -208,12 +229,12 @@ Config read_config(const json& root, const std::string& source) {
 
     {
         ObjectReader r = top.object("clocks");
-        c.clocks.fabric_hz = r.number("fabric_mhz") * kMHz;
-        c.clocks.sram_hz = r.number("sram_mhz") * kMHz;
-        c.clocks.dram_hz = r.number("dram_mhz") * kMHz;
+        c.clocks.fabric_hz = r.number("fabric_mhz", kMinMHz, kMaxMHz) * kMHz;
+        c.clocks.sram_hz = r.number("sram_mhz", kMinMHz, kMaxMHz) * kMHz;
+        c.clocks.dram_hz = r.number("dram_mhz", kMinMHz, kMaxMHz) * kMHz;
         r.finish();
     }
-    c.compute_tiles = static_cast<uint32_t>(top.count("compute_tiles"));
+    c.compute_tiles = static_cast<uint32_t>(top.count("compute_tiles", kMaxComputeTiles));
     {
         ObjectReader r = top.object("fabric");
         c.fabric.rows = static_cast<uint32_t>(r.count("rows", 4096));
@@ -227,12 +248,12 @@ Config read_config(const json& root, const std::string& source) {
         if (std::find(c.fabric.element_types.begin(), c.fabric.element_types.end(), "float32") ==
             c.fabric.element_types.end())
             r.fail("fabric.element_types", "must include \"float32\"");
-        c.fabric.energy_pj_per_mac = r.number("energy_pj_per_mac", true);
+        c.fabric.energy_pj_per_mac = r.number("energy_pj_per_mac", 0, kMaxEnergyPj);
         r.finish();
     }
     {
         ObjectReader r = top.object("dram");
-        static_cast<MemoryLevel&>(c.dram) = read_level(r, "channels", "capacity_mib", 1ull << 20);
+        static_cast<MemoryLevel&>(c.dram) = read_level(r, "channels", kMaxDramChannels, "capacity_mib", 1ull << 20);
         c.dram.interleave_bytes = r.power_of_two("interleave_bytes");
         if (c.dram.interleave_bytes < c.dram.burst_bytes)
             r.fail("dram.interleave_bytes", "must be >= dram.burst_bytes (" + std::to_string(c.dram.burst_bytes) +
@@ -252,7 +273,7 @@ Config read_config(const json& root, const std::string& source) {
     }
     {
         ObjectReader r = top.object("l3");
-        c.l3 = read_level(r, "tiles", "capacity_kib", 1024);
+        c.l3 = read_level(r, "tiles", kMaxComputeTiles, "capacity_kib", 1024);
         r.finish();
         if (c.l3.count != c.compute_tiles)
             r.fail("l3.tiles", "must equal compute_tiles (" + std::to_string(c.compute_tiles) +
@@ -260,41 +281,41 @@ Config read_config(const json& root, const std::string& source) {
     }
     {
         ObjectReader r = top.object("l2");
-        c.l2 = read_level(r, "banks_per_tile", "capacity_kib", 1024);
+        c.l2 = read_level(r, "banks_per_tile", kMaxL2Banks, "capacity_kib", 1024);
         r.finish();
     }
     {
         ObjectReader r = top.object("l1");
-        c.l1 = read_level(r, "buffers_per_tile", "capacity_kib", 1024);
+        c.l1 = read_level(r, "buffers_per_tile", kMaxL1Buffers, "capacity_kib", 1024);
         r.finish();
         if (c.l1.count < 2)
             r.fail("l1.buffers_per_tile", "must be >= 2 (one for A, one for B), got " + std::to_string(c.l1.count));
     }
     {
         ObjectReader r = top.object("interconnect");
-        c.interconnect.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s") * kGB;
-        c.interconnect.latency_cycles = static_cast<uint32_t>(r.count("latency_cycles"));
+        c.interconnect.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s", kMinGBps, kMaxGBps) * kGB;
+        c.interconnect.latency_cycles = static_cast<uint32_t>(r.count("latency_cycles", kMaxLatencyCycles));
         r.finish();
     }
     {
         ObjectReader r = top.object("dma");
-        c.dma = read_engine(r, "engines");
+        c.dma = read_engine(r, "engines", kMaxDmaEngines);
     }
     {
         ObjectReader r = top.object("block_mover");
-        c.block_mover = read_engine(r, "per_tile");
+        c.block_mover = read_engine(r, "per_tile", kMaxMoversPerTile);
         if (c.block_mover.count > c.l2.count)
             r.fail("block_mover.per_tile", "must be <= l2.banks_per_tile (" + std::to_string(c.l2.count) +
                                                "), got " + std::to_string(c.block_mover.count));
     }
     {
         ObjectReader r = top.object("streamer");
-        c.streamer = read_engine(r, "per_tile");
+        c.streamer = read_engine(r, "per_tile", kMaxMoversPerTile);
         if (c.streamer.count > c.l1.count)
             r.fail("streamer.per_tile", "must be <= l1.buffers_per_tile (" + std::to_string(c.l1.count) +
                                             "), got " + std::to_string(c.streamer.count));
     }
-    c.static_power_w = top.number("static_power_w", true);
+    c.static_power_w = top.number("static_power_w", 0, kMaxPowerW);
     // Each level's instances must fit the 1 TiB window the address map gives the level.
     auto fits_window = [&](const char* path, const char* level, long double instances, uint64_t capacity) {
         const long double total = instances * capacity;
@@ -306,6 +327,20 @@ Config read_config(const json& root, const std::string& source) {
     fits_window("l3.capacity_kib", "L3", c.l3.count, c.l3.capacity_bytes);
     fits_window("l2.capacity_kib", "L2", (long double)c.compute_tiles * c.l2.count, c.l2.capacity_bytes);
     fits_window("l1.capacity_kib", "L1", (long double)c.compute_tiles * c.l1.count, c.l1.capacity_bytes);
+    const uint64_t memories = uint64_t(c.compute_tiles) * (c.l2.count + c.l1.count);
+    if (memories > kMaxMemoryInstances)
+        top.fail("l1.buffers_per_tile", "compute_tiles x (l2.banks_per_tile + l1.buffers_per_tile) = " +
+                                            std::to_string(c.compute_tiles) + " x (" + std::to_string(c.l2.count) +
+                                            " + " + std::to_string(c.l1.count) + ") = " + std::to_string(memories) +
+                                            " memories, more than the simulator's " +
+                                            std::to_string(kMaxMemoryInstances));
+    const uint64_t movers = c.dma.count + uint64_t(c.compute_tiles) * (c.block_mover.count + c.streamer.count);
+    if (movers > kMaxMovers)
+        top.fail("compute_tiles", "dma.engines + compute_tiles x (block_mover.per_tile + streamer.per_tile) = " +
+                                      std::to_string(c.dma.count) + " + " + std::to_string(c.compute_tiles) + " x (" +
+                                      std::to_string(c.block_mover.count) + " + " + std::to_string(c.streamer.count) +
+                                      ") = " + std::to_string(movers) + " data movers, more than the simulator's " +
+                                      std::to_string(kMaxMovers));
     top.finish({"description"});
     return c;
 }

@@ -152,10 +152,46 @@ TEST(ConfigErrors, ZeroAndNegativeSizesAreRejected) {
     EXPECT_EQ(error_of(k), "bad.json: compute_tiles: must be > 0, got -4");
     json l = minimal_json();
     l["clocks"]["fabric_mhz"] = -1000.0;
-    EXPECT_EQ(error_of(l), "bad.json: clocks.fabric_mhz: must be > 0, got -1000.0");
+    EXPECT_EQ(error_of(l), "bad.json: clocks.fabric_mhz: must be between 1 and 100000, got -1000.0");
     json m = minimal_json();
     m["static_power_w"] = -0.5;
-    EXPECT_EQ(error_of(m), "bad.json: static_power_w: must be >= 0, got -0.5");
+    EXPECT_EQ(error_of(m), "bad.json: static_power_w: must be between 0 and 1000000, got -0.5");
+}
+
+TEST(ConfigErrors, ValuesBeyondTheSimulatorsLimitsNameTheLimit) {
+    // Fuzzing found each of these elaborating for minutes, failing inside SystemC, or
+    // printing nonsense timing (a clock of 1e-300 MHz ran in 0 cycles).
+    auto with = [](const std::string& path, const json& value) {
+        json j = minimal_json();
+        json* node = &j;
+        for (size_t from = 0, dot; from != std::string::npos; from = dot == std::string::npos ? dot : dot + 1) {
+            dot = path.find('.', from);
+            node = &(*node)[path.substr(from, dot == std::string::npos ? dot : dot - from)];
+        }
+        *node = value;
+        return error_of(j);
+    };
+    EXPECT_EQ(with("clocks.sram_mhz", 1e-300), "bad.json: clocks.sram_mhz: must be between 1 and 100000, got 1e-300");
+    EXPECT_EQ(with("clocks.fabric_mhz", 100001), "bad.json: clocks.fabric_mhz: must be between 1 and 100000, got 100001");
+    EXPECT_EQ(with("l2.bandwidth_gb_per_s", 0.0),
+              "bad.json: l2.bandwidth_gb_per_s: must be between 0.001 and 1000000, got 0.0");
+    EXPECT_EQ(with("l2.energy_pj_per_byte", 1e308),
+              "bad.json: l2.energy_pj_per_byte: must be between 0 and 1000000, got 1e+308");
+    EXPECT_EQ(with("dma.engines", 4294967295u), "bad.json: dma.engines: must be <= 1024, got 4294967295");
+    EXPECT_EQ(with("l2.ports", 65), "bad.json: l2.ports: must be <= 64, got 65");
+    EXPECT_EQ(with("dram.latency_cycles", 1000001), "bad.json: dram.latency_cycles: must be <= 1000000, got 1000001");
+    EXPECT_EQ(with("l1.burst_bytes", 131072), "bad.json: l1.burst_bytes: must be <= 65536, got 131072");
+    // Totals: each count within its limit, the platform not.
+    json j = minimal_json();
+    j["compute_tiles"] = j["l3"]["tiles"] = 1000;
+    j["l1"]["buffers_per_tile"] = 4096;
+    EXPECT_EQ(error_of(j), "bad.json: l1.buffers_per_tile: compute_tiles x (l2.banks_per_tile + l1.buffers_per_tile) = "
+                           "1000 x (4 + 4096) = 4100000 memories, more than the simulator's 262144");
+    json k = minimal_json();
+    k["compute_tiles"] = k["l3"]["tiles"] = 1000;
+    k["streamer"]["per_tile"] = 20;
+    EXPECT_EQ(error_of(k), "bad.json: compute_tiles: dma.engines + compute_tiles x (block_mover.per_tile + "
+                           "streamer.per_tile) = 2 + 1000 x (1 + 20) = 21002 data movers, more than the simulator's 16384");
 }
 
 TEST(ConfigErrors, InconsistentCountsAreRejected) {
@@ -163,8 +199,9 @@ TEST(ConfigErrors, InconsistentCountsAreRejected) {
     j["l3"]["tiles"] = 2;
     EXPECT_EQ(error_of(j), "bad.json: l3.tiles: must equal compute_tiles (1: one L3 tile per compute tile), got 2");
     json k = minimal_json();
-    k["streamer"]["per_tile"] = 65;
-    EXPECT_EQ(error_of(k), "bad.json: streamer.per_tile: must be <= l1.buffers_per_tile (64), got 65");
+    k["l1"]["buffers_per_tile"] = 8;
+    k["streamer"]["per_tile"] = 9;
+    EXPECT_EQ(error_of(k), "bad.json: streamer.per_tile: must be <= l1.buffers_per_tile (8), got 9");
     json l = minimal_json();
     l["dram"]["interleave_bytes"] = 32;
     EXPECT_EQ(error_of(l), "bad.json: dram.interleave_bytes: must be >= dram.burst_bytes (64), got 32");
