@@ -176,4 +176,15 @@ struct Span1 {
 Span1 tile_span(uint64_t extent, uint32_t tile, uint32_t index);
 uint32_t tile_count(uint64_t extent, uint32_t tile);
 
+/// C tiles a kernel's grid may have (the .kpu reader's coverage check holds one flag per
+/// tile); within it every tile count fits tile_count's uint32.
+constexpr uint64_t kMaxCTiles = uint64_t(1) << 24;
+/// The longest tile side (tm, tn, tk, kc): far beyond any L1 buffer.
+constexpr uint64_t kMaxTileSide = uint64_t(1) << 24;
+/// Tiles of `tile` along `extent`, or kMaxCTiles + 1 when there are more than kMaxCTiles.
+inline uint64_t tiles_within_limit(uint64_t extent, uint64_t tile) {
+    const uint64_t n = extent / tile + (extent % tile != 0);
+    return n > kMaxCTiles ? kMaxCTiles + 1 : n;
+}
+
 }  // namespace kpu::compiler

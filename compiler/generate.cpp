@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
+#include "compiler/compile_error.h"
 #include "compiler/tiler.h"
 
 namespace kpu::compiler {
@@ -58,6 +60,17 @@ Program compile(const Graph& graph, const hw::Config& target, const CompileOptio
     Program program;
     program.graph = graph;
     program.target = {target.name, target.fabric.rows, target.fabric.cols, target.compute_tiles};
+    // The binder places every tensor in DRAM, each from an interleave boundary: a graph that
+    // cannot fit is refused before any tiling (whose search grows with the dimensions).
+    const uint64_t dram = uint64_t(target.dram.count) * target.dram.capacity_bytes, block = target.dram.interleave_bytes;
+    uint64_t need = 0;
+    for (const Tensor& t : graph.tensors()) need += (t.bytes() + block - 1) / block * block;
+    if (need > dram) {
+        std::ostringstream msg;
+        msg << "the graph's tensors need " << need << " bytes of DRAM (each from a " << block
+            << "-byte interleave boundary) but config '" << target.name << "' has " << dram;
+        throw CompileError(msg.str());
+    }
     for (uint32_t op = 0; op < graph.ops().size(); ++op)
         add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow));
     for (const Kernel& k : program.kernels) program.hints.add(k.hints);

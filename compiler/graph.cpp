@@ -210,6 +210,15 @@ void Graph::check(const std::string& source) {
                      operand("B", op.b) + " dimension 1 is " + std::to_string(b[1]));
         }
     }
+    // Every tensor lives in DRAM, whose address window is 1 TiB on any config; this also keeps
+    // every element count and tile count the compiler derives far from overflowing.
+    for (const Tensor& x : tensors_) {
+        uint64_t bytes = 4;
+        for (uint64_t d : x.shape) bytes = d > kMaxTensorBytes / bytes ? kMaxTensorBytes + 1 : bytes * d;
+        if (bytes > kMaxTensorBytes)
+            fail("tensor '" + x.name + "': shape " + shape_string(x.shape) +
+                 " is more than 1 TiB of float32 (the DRAM address window of any config)");
+    }
 }
 
 }  // namespace kpu::compiler

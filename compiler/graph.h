@@ -85,4 +85,7 @@ private:
 /// "[1024, 512]"
 std::string shape_string(const std::vector<uint64_t>& shape);
 
+/// The largest tensor a graph may have: DRAM's address window on any config (1 TiB).
+constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 40;
+
 }  // namespace kpu::compiler

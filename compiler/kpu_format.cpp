@@ -14,9 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 
-/// Tiles a kernel's grid may have before the coverage check would need too much memory.
-constexpr uint64_t kMaxTiles = uint64_t(1) << 24;
-
 json hints_to_json(const Hints& h) {
     return {{"dram_read_bytes", h.dram_read_bytes},   {"dram_write_bytes", h.dram_write_bytes},
             {"macs", h.macs},                         {"compute_cycles", h.compute_cycles},
@@ -207,19 +204,25 @@ Program read_kpu(const std::string& text, const std::string& source) {
             if (v > dims[d])
                 k.fail(path, std::string(names[d]) + " " + std::to_string(v) + " exceeds " + dim_names[d] + " " +
                                  std::to_string(dims[d]));
+            if (v > kMaxTileSide)
+                k.fail(path, std::string(names[d]) + " " + std::to_string(v) + " exceeds the longest tile side, " +
+                                 std::to_string(kMaxTileSide));
             sizes[d] = uint32_t(v);
         }
         kernel.tile = {sizes[0], sizes[1], sizes[2], 0};
         if (tile.size() == 4) {  // K in passes of kc: a multiple of tk, shorter than K
             const std::string path = k.path_of("tile") + "[3]";
             const uint64_t kc = k.as_uint(tile[3], path);
-            if (kc == 0 || kc % sizes[2] != 0 || kc >= dims[2])
+            if (kc == 0 || kc % sizes[2] != 0 || kc >= dims[2] || kc > kMaxTileSide)
                 k.fail(path, "kc " + std::to_string(kc) + " must be a multiple of tk " + std::to_string(sizes[2]) +
-                                 " and less than K " + std::to_string(dims[2]));
+                                 " and less than K " + std::to_string(dims[2]) + ", at most " +
+                                 std::to_string(kMaxTileSide));
             kernel.tile.kc = uint32_t(kc);
         }
-        if (uint64_t(tile_count(dims[0], sizes[0])) * tile_count(dims[1], sizes[1]) > kMaxTiles)
-            k.fail(k.path_of("tile"), "more than " + std::to_string(kMaxTiles) + " C tiles");
+        // In 64 bits: M of 2^32 + 1 tiles must not count as 1 (fuzzing found it did).
+        const uint64_t grid = tiles_within_limit(dims[0], sizes[0]) * tiles_within_limit(dims[1], sizes[1]);
+        if (grid > kMaxCTiles)
+            k.fail(k.path_of("tile"), "more than " + std::to_string(kMaxCTiles) + " C tiles");
         kernel.hints = read_hints(k, "hints");
         k.finish();
         program.kernels.push_back(kernel);

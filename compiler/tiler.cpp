@@ -53,10 +53,12 @@ TilingChoice pick(const std::vector<TilingChoice>& candidates) {
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
-/// The distinct values of ceil(count / p) for p = 1..count: every distinct task size.
+/// The distinct values of ceil(count / p) for p = 1..count: every distinct task size. In
+/// O(sqrt(count)): ceil(count / p) = (count - 1) / p + 1 stays the same for p up to
+/// (count - 1) / ((count - 1) / p).
 std::vector<uint32_t> task_sizes(uint32_t count) {
-    std::set<uint32_t> sizes;
-    for (uint32_t p = 1; p <= count; ++p) sizes.insert(uint32_t(ceil_div(count, p)));
+    std::set<uint32_t> sizes{1};
+    for (uint64_t p = 1, c = uint64_t(count) - 1; p <= c; p = c / (c / p) + 1) sizes.insert(uint32_t(c / p + 1));
     return {sizes.begin(), sizes.end()};
 }
 
@@ -159,13 +161,21 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
 
 TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow) {
     const uint64_t M = graph.m(op), N = graph.n(op);
-    // Tile sides: the fabric's side times 1, 2, 4, ... up to the whole dimension; which of
-    // them fit is L1's (and L2's) to say, in evaluate_tiling.
+    const uint64_t grid = tiles_within_limit(M, config.fabric.rows) * tiles_within_limit(N, config.fabric.cols);
+    if (grid > kMaxCTiles) {
+        std::ostringstream msg;
+        msg << "op '" << graph.ops()[op].name << "': C [" << M << ", " << N << "] is more than " << kMaxCTiles
+            << " tiles of the " << config.fabric.rows << "x" << config.fabric.cols
+            << " fabric, more than a kernel may have";
+        throw CompileError(msg.str());
+    }
+    // Tile sides: the fabric's side times 1, 2, 4, ... up to the whole dimension (or the
+    // longest tile side); which of them fit is L1's (and L2's) to say, in evaluate_tiling.
     const auto sides = [](uint64_t dim, uint64_t fabric) {
         std::set<uint32_t> out;
         for (uint64_t side = fabric;; side *= 2) {
-            out.insert(uint32_t(std::min(dim, side)));
-            if (side >= dim) return out;
+            out.insert(uint32_t(std::min({dim, side, kMaxTileSide})));
+            if (side >= dim || side >= kMaxTileSide) return out;
         }
     };
     const std::set<uint32_t> tms = sides(M, config.fabric.rows), tns = sides(N, config.fabric.cols);
@@ -173,7 +183,8 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
     // brings the C tiles back, and a pass's smaller panel leaves L3 room for bigger tiles).
     // The closed form ranks them; the best are replayed.
     std::vector<TilingChoice> all;
-    for (uint32_t passes = 1; passes <= std::max<uint64_t>(1, graph.k(op) / 16); passes *= 2)
+    const uint64_t most_passes = std::min<uint64_t>(std::max<uint64_t>(1, graph.k(op) / 16), kMaxTileSide);
+    for (uint32_t passes = 1; passes <= most_passes; passes *= 2)
         for (uint32_t tm : tms)
             for (uint32_t tn : tns) {
                 const TileShape tile{tm, tn, 0, 0};

@@ -122,6 +122,19 @@ void summarize_bound(std::ostream& out, const BoundProgram& b, const kpu::hw::Co
             << std::dec << " (" << t.bytes << " B)\n";
 }
 
+/// Runs `step`; a CompileError it throws gets `what` in front (the file and config it was
+/// about), unless it names the file already.
+template <class Step>
+auto naming(const std::string& what, Step step) {
+    try {
+        return step();
+    } catch (const CompileError& e) {
+        const std::string message = e.what();
+        if (message.rfind(what.substr(0, what.find(' ')), 0) == 0) throw;
+        throw CompileError(what + ": " + message);
+    }
+}
+
 std::string default_config() { return std::string(KPU_SOURCE_DIR) + "/configs/t64.json"; }
 
 int run(int argc, char** argv) {
@@ -152,9 +165,11 @@ int run(int argc, char** argv) {
     if (input.empty()) throw CompileError("no input file (see --help)");
     if (bind_mode) {
         if (config_path.empty()) throw CompileError("--bind needs --config FILE");
+        if (vm.count("dataflow"))
+            throw CompileError("--dataflow has no effect with --bind: the .kpu fixes each kernel's dataflow");
         const kpu::hw::Config config = kpu::hw::load_config(config_path);
         const Program program = read_kpu_file(input);
-        const BoundProgram bound = bind(program, config);
+        const BoundProgram bound = naming(input + " on '" + config.name + "'", [&] { return bind(program, config); });
         summarize_bound(std::cout, bound, config);
         if (!output.empty()) {
             std::ofstream out(output, std::ios::binary);
@@ -172,7 +187,8 @@ int run(int argc, char** argv) {
     if (config_path.empty()) config_path = default_config();
     const kpu::hw::Config config = kpu::hw::load_config(config_path);
     const Graph graph = load_graph(input);
-    const Program program = compile(graph, config, compile_options);
+    const Program program =
+        naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options); });
     const std::string text = write_kpu(program);
     {
         std::ofstream out(output, std::ios::binary);

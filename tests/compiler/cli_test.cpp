@@ -50,6 +50,8 @@ TEST(KpuCompile, ErrorsAreOneLineAndNonZero) {
         kSource + "/examples/mlp.json",
         "--bind " + kOut,
         "--bind --config " + kSource + "/configs/edge.json " + kSource + "/examples/mlp.json",
+        "--bind --config " + kSource + "/configs/edge.json " + kOut + " --dataflow weight-stationary",
+        "/dev/zero -o x.kpu",
     };
     for (const std::string& args : cases) {
         SCOPED_TRACE(args);
@@ -58,6 +60,26 @@ TEST(KpuCompile, ErrorsAreOneLineAndNonZero) {
         EXPECT_EQ(r.output.rfind("kpu-compile: error: ", 0), 0u) << r.output;
         EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << r.output;
     }
+}
+
+TEST(KpuCompile, ErrorsAfterReadingNameTheFileAndTheConfig) {
+    // A graph too big for the config's DRAM is refused before any tiling (fuzzing: a 65536^3
+    // matmul searched tilings for minutes).
+    const std::string big = std::string(KPU_BINARY_DIR) + "/cli_test_big.json";
+    {
+        FILE* f = std::fopen(big.c_str(), "w");
+        std::fputs(R"({"op": "matmul", "A": {"shape": [65536, 65536]}, "B": {"shape": [65536, 65536]}, "C": {"shape": [65536, 65536]}})", f);
+        std::fclose(f);
+    }
+    Result r = run(big + " -o " + kOut + " --config " + kSource + "/configs/t64.json");
+    EXPECT_NE(r.status, 0);
+    EXPECT_EQ(r.output, "kpu-compile: error: " + big + " for 't64': the graph's tensors need 51539607552 bytes of DRAM "
+                        "(each from a 4096-byte interleave boundary) but config 't64' has 34359738368\n");
+    // A program that does not fit the config it is bound to.
+    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + kOut + " --config " + kSource + "/configs/edge.json").status, 0);
+    r = run("--bind --config " + kSource + "/configs/minimal.json " + kOut);
+    EXPECT_NE(r.status, 0);
+    EXPECT_EQ(r.output.rfind("kpu-compile: error: " + kOut + " on 'minimal': cannot bind op", 0), 0u) << r.output;
 }
 
 }  // namespace

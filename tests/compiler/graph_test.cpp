@@ -86,6 +86,11 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         {R"({"op": "conv2d", "A": {"shape": [1, 1]}})", "bad.json: op: unknown op 'conv2d'"},
         {R"({"op": "matmul", "A": {"shape": [2, 2], "strides": [1]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
          "bad.json: A.strides: unknown field"},
+        {R"({"op": "matmul", "A": {"shape": [1e400, 1]}, "B": {"shape": [1, 1]}, "C": {"shape": [1, 1]}})",
+         "bad.json: malformed JSON: number overflow parsing '1e400'"},
+        {R"({"op": "matmul", "A": {"shape": [4294967295, 1]}, "B": {"shape": [1, 4294967295]}, "C": {"shape": [4294967295, 4294967295]}})",
+         "bad.json: tensor 'C': shape [4294967295, 4294967295] is more than 1 TiB of float32 (the DRAM address window of "
+         "any config)"},
         {R"({"op": "matmul", "A": {"shape": [2, 2], "dtype": "int8"}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
          "bad.json: A.dtype: dtype 'int8' is not supported"},
         {R"({"op": "matmul", "A": {"shape": [2, 0]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
@@ -119,6 +124,9 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         EXPECT_NE(e.find(c.expected), std::string::npos) << e;
         EXPECT_EQ(e.find('\n'), std::string::npos);
     }
+    // Nested 100000 deep: the error path used to overflow the stack quoting the value.
+    EXPECT_EQ(error_of([] { parse_graph("{\"op\": " + std::string(100000, '['), "bad.json"); }),
+              "bad.json: malformed JSON: nested deeper than 64 levels at byte 70");
 }
 
 }  // namespace

@@ -77,7 +77,8 @@ TEST(KpuFormat, EveryValidationErrorIsPrecise) {
         {[](json& j) { j["kernels"][0]["tile"] = {16, 16, 16, 16, 16}; },
          "bad.kpu: kernels[0].tile: expected [tm, tn, tk] or [tm, tn, tk, kc], got [16,16,16,16,16]"},
         {[](json& j) { j["kernels"][0]["tile"] = {16, 16, 16, 40}; },
-         "bad.kpu: kernels[0].tile[3]: kc 40 must be a multiple of tk 16 and less than K 96"},
+         "bad.kpu: kernels[0].tile[3]: kc 40 must be a multiple of tk 16 and less than K 96, at most 16777216"},
+
         {[](json& j) { j["kernels"][0]["tile"] = {16, 16, 16, 96}; },
          "bad.kpu: kernels[0].tile[3]: kc 96 must be a multiple of tk 16 and less than K 96"},
         // out-of-range tile indices and coverage
@@ -110,6 +111,23 @@ TEST(KpuFormat, EveryValidationErrorIsPrecise) {
         EXPECT_NE(e.find(cases[i].expected), std::string::npos) << e;
         EXPECT_EQ(e.find('\n'), std::string::npos) << e;
     }
+}
+
+TEST(KpuFormat, TileCountsAreCountedIn64Bits) {
+    // Fuzzing: M = 2^32 + 1 rows in tiles of 1 counted as 1 tile row, so a one-task program
+    // covering one row of 2^32 + 1 was accepted.
+    json j = json::parse(write_kpu(
+        compile(parse_graph(R"({"op": "matmul", "A": {"shape": [1, 1]}, "B": {"shape": [1, 1]}, "C": {"shape": [1, 1]}})",
+                            "one.json"),
+                test::config("minimal"))));
+    const uint64_t rows = (uint64_t(1) << 32) + 1;
+    j["graph"]["tensors"][0]["shape"][0] = rows;  // A
+    j["graph"]["tensors"][2]["shape"][0] = rows;  // C
+    j["kernels"][0]["tile"] = {1, 1, 1};
+    EXPECT_EQ(test::error_of([&] { read_kpu(j.dump(), "big.kpu"); }), "big.kpu: kernels[0].tile: more than 16777216 C tiles");
+    j["kernels"][0]["tile"] = {rows, 1, 1};  // a side no uint32 holds
+    EXPECT_EQ(test::error_of([&] { read_kpu(j.dump(), "big.kpu"); }),
+              "big.kpu: kernels[0].tile[0]: tm 4294967297 exceeds the longest tile side, 16777216");
 }
 
 TEST(KpuFormat, UncoveredTileIsReported) {
