@@ -1,6 +1,9 @@
 #include "sc_main/cli.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <limits>
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -12,6 +15,21 @@
 namespace kpu::cli {
 
 namespace po = boost::program_options;
+
+namespace {
+
+/// A whole number of an option: digits only (Boost would read "-1" as 2^32 - 1), at most `max`.
+uint64_t parse_whole(const std::string& option, const std::string& text, uint64_t max) {
+    const bool digits = !text.empty() && text.size() <= 20 &&
+                        std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+    errno = 0;
+    const unsigned long long value = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+    if (!digits || errno == ERANGE || value > max)
+        throw std::runtime_error(option + " " + text + ": expected a whole number from 0 to " + std::to_string(max));
+    return value;
+}
+
+}  // namespace
 
 std::pair<uint64_t, uint64_t> parse_time_window(const std::string& text) {
     // A number and an optional unit; parsed by hand (std::regex recurses deeply, which
@@ -59,12 +77,12 @@ Options parse(int argc, const char* const argv[]) {
         ("outputs", po::value(&o.outputs_dir)->value_name("DIR"), "write every output tensor as <tensor>.npy")
         ("check", po::bool_switch(&o.check), "compare every output with an independent reference evaluation of the graph")
         ("stats", po::value(&o.stats_path)->value_name("FILE"), "write the run's statistics as JSON")
-        ("seed", po::value(&o.seed)->value_name("N"), "seed of the random input data (default 1)")
+        ("seed", po::value<std::string>()->value_name("N"), "seed of the random input data (default 1)")
         ("vcd", po::value(&o.vcd_path)->value_name("FILE"), "write waveforms (engine busy, queue depth, bytes, fabric active, ops in flight) as VCD")
         ("vcd-window", po::value(&window)->value_name("START:END"), "only this time window in the VCD, e.g. 10us:25us (units ps, ns, us, ms; none: ns)")
         ("vcd-scope", po::value(&o.vcd_scope)->value_name("PATTERN"), "only scopes matching this glob in the VCD, e.g. 'kpu.tile_0.*'")
         ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)")
-        ("train-bytes", po::value<uint32_t>()->value_name("N"),
+        ("train-bytes", po::value<std::string>()->value_name("N"),
          "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 1024; 0: every burst on its own, slower, finer interleaving of contending movers)")
         ("progress", po::value<double>()->implicit_value(1.0, "1")->value_name("SECONDS"),
          "while the program runs, print how far it got on stderr every SECONDS of wall time (default 1): ops done, simulated time, wall time, an estimate of the time left")
@@ -76,7 +94,8 @@ Options parse(int argc, const char* const argv[]) {
 
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+        // No positional arguments: a stray word is an error, not silently ignored.
+        po::store(po::command_line_parser(argc, argv).options(desc).positional({}).run(), vm);
         po::notify(vm);
     } catch (const po::error& e) {
         throw std::runtime_error(std::string(e.what()) + " (see kpu-sim --help)");
@@ -105,7 +124,10 @@ Options parse(int argc, const char* const argv[]) {
         }
         o.progress_s = seconds;
     }
-    if (vm.count("train-bytes")) o.train_bytes = vm["train-bytes"].as<uint32_t>();
+    if (vm.count("train-bytes"))
+        o.train_bytes = uint32_t(parse_whole("--train-bytes", vm["train-bytes"].as<std::string>(), 1u << 30));
+    if (vm.count("seed"))
+        o.seed = parse_whole("--seed", vm["seed"].as<std::string>(), std::numeric_limits<uint64_t>::max());
     if (!window.empty()) std::tie(o.vcd_from_ps, o.vcd_to_ps) = parse_time_window(window);
     if ((!window.empty() || !o.vcd_scope.empty()) && o.vcd_path.empty())
         throw std::runtime_error("--vcd-window and --vcd-scope need --vcd FILE");

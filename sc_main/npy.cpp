@@ -12,7 +12,7 @@ std::string shape_text(const std::vector<uint64_t>& shape) {
     return text + "]";
 }
 
-NpyArray read_npy(const std::string& path) {
+NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw NpyError(path + ": cannot open .npy file");
     auto fail = [&](const std::string& problem) -> NpyError { return NpyError(path + ": " + problem); };
@@ -50,16 +50,31 @@ NpyArray read_npy(const std::string& path) {
     NpyArray array;
     const std::string dims = m[1];
     std::regex number(R"(\d+)");
+    constexpr uint64_t kMaxElements = uint64_t(1) << 38;  // 1 TiB of float32: the largest tensor a graph may have
     uint64_t count = 1;
     for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator(); ++it) {
-        array.shape.push_back(std::stoull(it->str()));
-        count *= array.shape.back();
+        const std::string digits = it->str();
+        if (digits.size() > 12) throw fail("shape dimension " + digits + " is too large");
+        array.shape.push_back(std::stoull(digits));
+        const uint64_t d = array.shape.back();
+        count = d != 0 && count > kMaxElements / d ? kMaxElements + 1 : count * d;
     }
-    if (count > (1ull << 34)) throw fail("array of shape " + shape_text(array.shape) + " is too large");
+    if (count > kMaxElements) throw fail("shape (" + dims + ") is more than 1 TiB of float32");
+    if (check_shape) check_shape(array.shape);
+    // The file must hold exactly the data the shape says, checked before anything is
+    // allocated: a short header must not make kpu-sim allocate gigabytes.
+    const std::streamoff data_at = in.tellg();
+    in.seekg(0, std::ios::end);
+    const uint64_t have = uint64_t(in.tellg() - data_at), need = count * sizeof(float);
+    if (have < need)
+        throw fail("data ends early: shape " + shape_text(array.shape) + " needs " + std::to_string(need) +
+                   " bytes, the file has " + std::to_string(have));
+    if (have > need)
+        throw fail(std::to_string(have - need) + " bytes after the data: shape " + shape_text(array.shape) + " needs " +
+                   std::to_string(need));
+    in.seekg(data_at);
     array.data.resize(count);
-    if (!in.read(reinterpret_cast<char*>(array.data.data()), std::streamsize(count * sizeof(float))))
-        throw fail("data ends early: shape " + shape_text(array.shape) + " needs " + std::to_string(count * 4) +
-                   " bytes");
+    if (!in.read(reinterpret_cast<char*>(array.data.data()), std::streamsize(need))) throw fail("read failed");
     return array;
 }
 

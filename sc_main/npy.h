@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,8 +20,12 @@ struct NpyArray {
     std::vector<float> data;  ///< row-major
 };
 
-/// Reads a float32 array; throws NpyError ("<path>: <problem>") on any other content.
-NpyArray read_npy(const std::string& path);
+/// Called with the header's shape before any data is read (it throws to refuse it).
+using ShapeCheck = std::function<void(const std::vector<uint64_t>&)>;
+
+/// Reads a float32 array; throws NpyError ("<path>: <problem>") on any other content,
+/// including a file longer or shorter than its shape says.
+NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape = {});
 
 /// Writes `data` with `shape` as a version 1.0 '<f4' array; throws NpyError on I/O failure.
 void write_npy(const std::string& path, const std::vector<uint64_t>& shape, const float* data);

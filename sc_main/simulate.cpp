@@ -107,10 +107,11 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
             std::vector<float> data;
             const fs::path file = fs::path(inputs_dir) / (tensor.name + ".npy");
             if (!inputs_dir.empty() && fs::exists(file)) {
-                NpyArray array = read_npy(file.string());
-                if (array.shape != tensor.shape)
-                    throw std::runtime_error(file.string() + ": shape " + shape_text(array.shape) +
-                                             " does not match tensor '" + tensor.name + "' " + shape_text(tensor.shape));
+                NpyArray array = read_npy(file.string(), [&](const std::vector<uint64_t>& shape) {
+                    if (shape != tensor.shape)
+                        throw NpyError(file.string() + ": shape " + shape_text(shape) + " does not match tensor '" +
+                                       tensor.name + "' " + shape_text(tensor.shape));
+                });
                 data = std::move(array.data);
             } else {
                 data = random_tensor(elements, seed, tensor.name);
@@ -190,6 +191,8 @@ private:
 int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
     // ---- everything that can be wrong with the input is found before the simulation ----
     const compiler::Program program = compiler::read_kpu_file(options.program_path);
+    if (!options.inputs_dir.empty() && !fs::is_directory(options.inputs_dir))
+        throw std::runtime_error("--inputs " + options.inputs_dir + ": no such directory");
     Prepared prepared;
     try {
         prepared = prepare(config, program, options.inputs_dir, options.seed);

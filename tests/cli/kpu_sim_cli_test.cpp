@@ -102,6 +102,28 @@ TEST(KpuSimCli, TrainBytesNeedsAProgramAndANumber) {
     EXPECT_NE(word.err.find("train-bytes"), std::string::npos) << word.err;
 }
 
+TEST(KpuSimCli, NonsenseArgumentsAreRefusedNotIgnored) {
+    // Fuzzing: each of these ran with exit 0 (-1 read as 2^64 - 1, stray words dropped,
+    // random data instead of the missing directory's files).
+    const std::pair<std::string, std::string> cases[] = {
+        {"--program x.kpu --seed -1", "kpu-sim: error: --seed -1: expected a whole number from 0 to 18446744073709551615\n"},
+        {"--program x.kpu --train-bytes -1",
+         "kpu-sim: error: --train-bytes -1: expected a whole number from 0 to 1073741824\n"},
+        {"--program x.kpu stray words",
+         "kpu-sim: error: too many positional options have been specified on the command line (see kpu-sim --help)\n"},
+    };
+    for (const auto& [args, expected] : cases) {
+        Result r = run("--config configs/minimal.json " + args);
+        EXPECT_NE(r.exit_code, 0) << args;
+        EXPECT_EQ(r.err, expected) << args;
+    }
+    const std::string dir = ::testing::TempDir() + "kpu_cli_nonsense/";
+    ASSERT_EQ(compile_matmul(dir, 8, 8, 8).rfind("compiled", 0), 0u);
+    Result r = run("--config configs/minimal.json --program " + dir + "mm.kpu --inputs /no/such/dir");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(r.err, "kpu-sim: error: --inputs /no/such/dir: no such directory\n");
+}
+
 // Helper threads (the default: the fabrics' arithmetic and the reference beside the
 // simulation) or none (--single-thread):
 // two processes, the same bytes in every output and the same cycles, and --check passes in

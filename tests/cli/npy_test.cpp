@@ -62,7 +62,37 @@ TEST(Npy, BadFilesAreRefusedWithTheReason) {
     std::ifstream in(temp("short.npy"), std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), {});
     std::ofstream(temp("short.npy"), std::ios::binary) << bytes.substr(0, bytes.size() - 4);
-    expect_error(temp("short.npy"), "data ends early: shape [2, 3] needs 24 bytes");
+    expect_error(temp("short.npy"), "data ends early: shape [2, 3] needs 24 bytes, the file has 20");
+    std::ofstream(temp("long.npy"), std::ios::binary) << bytes << "xyz";
+    expect_error(temp("long.npy"), "3 bytes after the data: shape [2, 3] needs 24");
+}
+
+/// A version 1.0 header saying `shape`, followed by `data_bytes` zero bytes.
+void write_header(const std::string& path, const std::string& shape, size_t data_bytes) {
+    const std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+    std::ofstream out(path, std::ios::binary);
+    out << std::string("\x93NUMPY\x01\x00", 8) << char(header.size()) << char(0) << header << std::string(data_bytes, '\0');
+}
+
+TEST(Npy, HeadersThatLieAboutTheSizeAreRefusedBeforeAnythingIsAllocated) {
+    // Fuzzing: a 128-byte file saying (32768, 32768) made kpu-sim allocate and clear 4 GiB
+    // before noticing; a 23-digit dimension escaped as "stoull"; 2^33 elements as bad_alloc.
+    write_header(temp("huge.npy"), "32768, 32768", 16);
+    expect_error(temp("huge.npy"), "data ends early: shape [32768, 32768] needs 4294967296 bytes, the file has 16");
+    write_header(temp("digits.npy"), "99999999999999999999999, 33", 16);
+    expect_error(temp("digits.npy"), "shape dimension 99999999999999999999999 is too large");
+    write_header(temp("tib.npy"), "16384, 16384, 1025", 16);
+    expect_error(temp("tib.npy"), "shape (16384, 16384, 1025) is more than 1 TiB of float32");
+    // The caller's shape check runs on the header, before the data is read.
+    write_header(temp("wrong.npy"), "4, 4", 64);
+    try {
+        read_npy(temp("wrong.npy"), [](const std::vector<uint64_t>& shape) {
+            if (shape != std::vector<uint64_t>{2, 8}) throw NpyError("not [2, 8]");
+        });
+        ADD_FAILURE() << "accepted the wrong shape";
+    } catch (const NpyError& e) {
+        EXPECT_STREQ(e.what(), "not [2, 8]");
+    }
 }
 
 }  // namespace
