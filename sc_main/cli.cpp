@@ -43,7 +43,7 @@ std::pair<uint64_t, uint64_t> parse_time_window(const std::string& text) {
         const std::pair<const char*, double> units[] = {{"", 1e3}, {"ps", 1}, {"ns", 1e3}, {"us", 1e6}, {"ms", 1e9}, {"s", 1e12}};
         for (const auto& [name, scale] : units)
             if (end != begin && unit == name && !std::isspace(static_cast<unsigned char>(*begin)) && value >= 0 &&
-                std::isfinite(value))
+                value * scale < 9e18)  // picoseconds a uint64 (and llround) holds: about 100 days
                 return uint64_t(std::llround(value * scale));
         throw std::runtime_error("--vcd-window " + text + ": '" + part + "' is not a time such as 12.5us");
     };

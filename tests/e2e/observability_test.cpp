@@ -203,6 +203,9 @@ TEST(Vcd, WindowAndScopeLimitWhatIsWritten) {
     EXPECT_EQ(cli::parse_time_window("10us:25.5us"), std::make_pair(uint64_t(10'000'000), uint64_t(25'500'000)));
     EXPECT_EQ(cli::parse_time_window("500:"), std::make_pair(uint64_t(500'000), UINT64_MAX));
     EXPECT_THROW(cli::parse_time_window("5us:2us"), std::runtime_error);
+    // Fuzzing: 1e300s overflowed llround and was accepted as some window.
+    EXPECT_THROW(cli::parse_time_window("1e300s:"), std::runtime_error);
+    EXPECT_EQ(cli::parse_time_window(":8000000s").second, uint64_t(8'000'000'000'000'000'000));
     EXPECT_THROW(cli::parse_time_window("soon:later"), std::runtime_error);
 }
 
