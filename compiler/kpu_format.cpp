@@ -1,6 +1,8 @@
 #include "compiler/kpu_format.h"
 
 #include <fstream>
+#include <iomanip>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -44,9 +46,13 @@ void check_hints(const JsonFields& f, const std::string& path, const Hints& stor
     same("dram_write_bytes", stored.dram_write_bytes, actual.dram_write_bytes);
     same("macs", stored.macs, actual.macs);
     same("compute_cycles", stored.compute_cycles, actual.compute_cycles);
-    if (stored.arithmetic_intensity != actual.arithmetic_intensity)
-        f.fail(path + ".arithmetic_intensity", "does not match the op stream (" +
-                                                   std::to_string(actual.arithmetic_intensity) + ")");
+    if (stored.arithmetic_intensity != actual.arithmetic_intensity) {
+        // Every digit: the two must be equal as doubles, so 6 decimals could print the same number.
+        std::ostringstream msg;
+        msg << std::setprecision(17) << stored.arithmetic_intensity << " but the op stream gives "
+            << actual.arithmetic_intensity;
+        f.fail(path + ".arithmetic_intensity", msg.str());
+    }
 }
 
 std::pair<uint32_t, uint32_t> read_range(JsonFields& f, const std::string& key) {

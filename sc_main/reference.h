@@ -51,9 +51,14 @@ struct CheckResult {
     std::vector<uint64_t> worst_at;  ///< the same as coordinates
     double got = 0, expected = 0, error = 0, tolerance = 0;
     uint64_t mismatches = 0;       ///< elements outside the tolerance
+    uint64_t non_finite = 0;       ///< elements NaN (or the same infinity) in both, counted as matching
 };
 
 /// Compares simulated `got` with the reference; the worst element is reported even on success.
+/// Where the reference is NaN or an infinity (the inputs held one), the simulated element
+/// matches when it is NaN too, or the same infinity (numpy's equal_nan); those elements are
+/// counted in `non_finite` and have no error. Anywhere else a NaN or an infinity is a
+/// mismatch, and the worst one.
 CheckResult check_tensor(const std::vector<float>& got, const ReferenceTensor& expected,
                          const std::vector<uint64_t>& shape);
 

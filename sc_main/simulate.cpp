@@ -257,14 +257,18 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
             const CheckResult r = check_tensor(outputs[tensor.name], expected.at(tensor.name), tensor.shape);
             std::ostringstream line;
             line << std::setprecision(9) << tensor.name << " " << shape_text(tensor.shape) << ": ";
-            if (r.ok) {
+            if (r.ok && r.non_finite == outputs[tensor.name].size()) {
+                line << "ok (all " << r.non_finite << " elements NaN or Inf in both)";
+            } else if (r.ok) {
                 line << "ok (worst error " << std::setprecision(3) << r.error << " at " << shape_text(r.worst_at)
                      << ", tolerance " << r.tolerance << ")";
+                if (r.non_finite > 0) line << "; " << r.non_finite << " elements NaN or Inf in both";
             } else {
                 check_ok = false;
                 line << "MISMATCH in " << r.mismatches << " elements; worst at " << shape_text(r.worst_at)
                      << ": simulated " << r.got << ", reference " << r.expected << ", error " << r.error
                      << " > tolerance " << r.tolerance;
+                if (r.non_finite > 0) line << "; " << r.non_finite << " more elements NaN or Inf in both";
             }
             check_lines.push_back(line.str());
         }

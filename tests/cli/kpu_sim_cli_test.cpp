@@ -7,8 +7,13 @@
 #include <sstream>
 #include <string>
 
+#include <cmath>
+#include <vector>
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+
+#include "sc_main/npy.h"
 
 namespace {
 
@@ -122,6 +127,32 @@ TEST(KpuSimCli, NonsenseArgumentsAreRefusedNotIgnored) {
     Result r = run("--config configs/minimal.json --program " + dir + "mm.kpu --inputs /no/such/dir");
     EXPECT_NE(r.exit_code, 0);
     EXPECT_EQ(r.err, "kpu-sim: error: --inputs /no/such/dir: no such directory\n");
+}
+
+// NaN and Inf in the inputs propagate through the fabric as IEEE arithmetic says; --check
+// counts an element NaN in both (or the same infinity in both) as matching, and a NaN where
+// the reference is finite as a mismatch. Fuzzing found the first case reported as a MISMATCH.
+TEST(KpuSimCli, NaNAndInfInTheInputsAreCheckedLikeNumpysEqualNan) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_nan/";
+    ASSERT_EQ(compile_matmul(dir, 8, 8, 8).rfind("compiled", 0), 0u);
+    std::vector<float> a(64), b(64);
+    for (int i = 0; i < 64; ++i) a[size_t(i)] = float(i % 7) - 3.0f, b[size_t(i)] = 0.5f + float(i % 5);
+    a[2 * 8 + 3] = NAN;       // row 2 of C: NaN in all 8 columns
+    a[5 * 8 + 0] = INFINITY;  // row 5: B is positive, so +Inf in all 8
+    kpu::cli::write_npy(dir + "A.npy", {8, 8}, a.data());
+    kpu::cli::write_npy(dir + "B.npy", {8, 8}, b.data());
+    Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --inputs " + dir + " --outputs " + dir +
+                   "out --check");
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("check             PASS"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("; 16 elements NaN or Inf in both"), std::string::npos) << r.out;
+    const kpu::cli::NpyArray c = kpu::cli::read_npy(dir + "out/C.npy");
+    ASSERT_EQ(c.data.size(), 64u);
+    for (int j = 0; j < 8; ++j) {
+        EXPECT_TRUE(std::isnan(c.data[size_t(2 * 8 + j)])) << j;
+        EXPECT_EQ(c.data[size_t(5 * 8 + j)], INFINITY) << j;
+        EXPECT_TRUE(std::isfinite(c.data[size_t(j)])) << j;
+    }
 }
 
 // Helper threads (the default: the fabrics' arithmetic and the reference beside the

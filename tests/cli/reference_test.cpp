@@ -94,6 +94,30 @@ TEST(Reference, CheckFindsTheWorstElementAndItsCoordinates) {
     EXPECT_EQ(check_tensor(got, ref, shape).worst_index, 0u) << "NaN is the worst";
 }
 
+TEST(Reference, NonFiniteElementsMatchOnlyTheSameClass) {
+    ReferenceTensor ref;
+    ref.value = {NAN, INFINITY, -INFINITY, 1};
+    ref.magnitude = {NAN, INFINITY, INFINITY, 1};
+    ref.k_total = 4;
+    const std::vector<uint64_t> shape = {4};
+    CheckResult same = check_tensor({NAN, INFINITY, -INFINITY, 1}, ref, shape);
+    EXPECT_TRUE(same.ok);
+    EXPECT_EQ(same.non_finite, 3u);
+    EXPECT_EQ(same.worst_index, 3u);
+    const std::vector<float> wrong[] = {{1, INFINITY, -INFINITY, 1},
+                                        {NAN, -INFINITY, -INFINITY, 1},
+                                        {NAN, INFINITY, NAN, 1},
+                                        {NAN, INFINITY, -INFINITY, NAN},
+                                        {NAN, INFINITY, -INFINITY, -INFINITY}};
+    for (size_t w = 0; w < std::size(wrong); ++w) {
+        CheckResult r = check_tensor(wrong[w], ref, shape);
+        EXPECT_FALSE(r.ok) << w;
+        EXPECT_EQ(r.mismatches, 1u) << w;
+        EXPECT_EQ(r.non_finite, w < 3 ? 2u : 3u) << w;
+        EXPECT_EQ(r.worst_index, std::min<size_t>(w, 3)) << w;
+    }
+}
+
 // The reference's loops are blocked for the host's cache; each element must still be the
 // plain i-p-j loop's sum, bit for bit. The shape crosses block edges in K and N (and has a
 // ragged last block in both), with a bias and relu on the result.

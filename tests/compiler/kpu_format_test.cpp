@@ -1,6 +1,9 @@
 #include "compiler/kpu_format.h"
 
+#include <cmath>
 #include <functional>
+#include <iomanip>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -111,6 +114,21 @@ TEST(KpuFormat, EveryValidationErrorIsPrecise) {
         EXPECT_NE(e.find(cases[i].expected), std::string::npos) << e;
         EXPECT_EQ(e.find('\n'), std::string::npos) << e;
     }
+}
+
+TEST(KpuFormat, AnArithmeticIntensityOneUlpOffIsShownInFull) {
+    // The reader wants the double exactly; 6 decimals printed the same number twice.
+    double stored = 0, actual = 0;
+    const std::string e = read_error([&](json& j) {
+        actual = j["hints"]["arithmetic_intensity"].get<double>();
+        stored = std::nextafter(actual, 1e300);
+        j["hints"]["arithmetic_intensity"] = stored;
+    });
+    std::ostringstream expected;
+    expected << std::setprecision(17) << "bad.kpu: hints.arithmetic_intensity: " << stored
+             << " but the op stream gives " << actual;
+    EXPECT_NE(e.find(expected.str()), std::string::npos) << e;
+    EXPECT_NE(stored, actual);
 }
 
 TEST(KpuFormat, TileCountsAreCountedIn64Bits) {
