@@ -9,6 +9,7 @@
 #include <future>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -268,6 +269,8 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
                 line << "MISMATCH in " << r.mismatches << " elements; worst at " << shape_text(r.worst_at)
                      << ": simulated " << r.got << ", reference " << r.expected << ", error " << r.error
                      << " > tolerance " << r.tolerance;
+                if (std::isinf(r.got) && std::fabs(r.expected) > double(std::numeric_limits<float>::max()))
+                    line << " (the reference is beyond fp32's range: the fp32 hardware overflowed)";
                 if (r.non_finite > 0) line << "; " << r.non_finite << " more elements NaN or Inf in both";
             }
             check_lines.push_back(line.str());

@@ -155,6 +155,25 @@ TEST(KpuSimCli, NaNAndInfInTheInputsAreCheckedLikeNumpysEqualNan) {
     }
 }
 
+// Finite inputs whose products exceed fp32's range: the fabric's result is infinite, the
+// double-precision reference's is not. That is a real mismatch, and the line says why.
+TEST(KpuSimCli, AnFp32OverflowIsAMismatchThatSaysSo) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_overflow/";
+    ASSERT_EQ(compile_matmul(dir, 8, 8, 8).rfind("compiled", 0), 0u);
+    std::vector<float> a(64, 1.0f), b(64, 1.0f);
+    a[3 * 8 + 1] = 3e38f, b[1 * 8 + 6] = 2.0f;  // C[3][6] = 6e38 + 7: beyond 3.4e38
+    kpu::cli::write_npy(dir + "A.npy", {8, 8}, a.data());
+    kpu::cli::write_npy(dir + "B.npy", {8, 8}, b.data());
+    Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --inputs " + dir + " --check");
+    EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+    EXPECT_NE(r.err.find("kpu-sim: check failed: C [8, 8]: MISMATCH in 1 elements; worst at [3, 6]: simulated inf, "
+                         "reference 6.00000001e+38"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("(the reference is beyond fp32's range: the fp32 hardware overflowed)"), std::string::npos)
+        << r.err;
+}
+
 // Helper threads (the default: the fabrics' arithmetic and the reference beside the
 // simulation) or none (--single-thread):
 // two processes, the same bytes in every output and the same cycles, and --check passes in
