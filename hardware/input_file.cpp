@@ -1,7 +1,9 @@
 #include "hardware/input_file.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <vector>
 #include <sys/stat.h>
 
 namespace kpu::hw {
@@ -50,6 +52,31 @@ size_t too_deep_at(const std::string& text) {
     return std::string::npos;
 }
 
+/// Thrown by the parser callback below when an object names a key twice; nlohmann keeps the
+/// last silently, so a config with a leftover field would simulate another machine.
+struct DuplicateKey {
+    std::string path;
+};
+
+/// Where the parser is: one frame per open object (its current key) or array (its index).
+struct Frame {
+    bool object;
+    std::string key;
+    size_t index = 0;
+    std::vector<std::string> keys;  ///< seen in this object (objects are small: linear search)
+};
+
+std::string path_of(const std::vector<Frame>& frames) {
+    std::string path;
+    for (const Frame& f : frames) {
+        if (f.object)
+            path += (path.empty() ? "" : ".") + f.key;
+        else
+            path += "[" + std::to_string(f.index) + "]";
+    }
+    return path;
+}
+
 }  // namespace
 
 bool parse_json_text(const std::string& text, nlohmann::json& value, std::string& problem) {
@@ -57,9 +84,37 @@ bool parse_json_text(const std::string& text, nlohmann::json& value, std::string
         return problem = "malformed JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels at byte " +
                          std::to_string(at),
                false;
-    try {
-        value = nlohmann::json::parse(text);
+    std::vector<Frame> frames;
+    using Event = nlohmann::json::parse_event_t;
+    auto track = [&frames](int, Event event, nlohmann::json& parsed) {
+        auto element_done = [&frames] {
+            if (!frames.empty() && !frames.back().object) ++frames.back().index;
+        };
+        switch (event) {
+            case Event::object_start: frames.push_back({true, {}, 0, {}}); break;
+            case Event::array_start: frames.push_back({false, {}, 0, {}}); break;
+            case Event::key: {
+                Frame& f = frames.back();
+                f.key = parsed.get<std::string>();
+                if (std::find(f.keys.begin(), f.keys.end(), f.key) != f.keys.end()) throw DuplicateKey{path_of(frames)};
+                f.keys.push_back(f.key);
+                break;
+            }
+            case Event::object_end:
+            case Event::array_end:
+                frames.pop_back();
+                element_done();
+                break;
+            case Event::value: element_done(); break;
+        }
         return true;
+    };
+    try {
+        value = nlohmann::json::parse(text, track);
+        return true;
+    } catch (const DuplicateKey& d) {
+        problem = d.path + ": named twice in one object (JSON would keep only the last)";
+        return false;
     } catch (const nlohmann::json::exception& e) {
         // nlohmann's message starts with "[json.exception.parse_error.101] ": keep what follows.
         const std::string what = e.what();

@@ -23,7 +23,7 @@ bool read_input_file(const std::string& path, const std::string& kind, std::stri
 
 /// Parses `text`; false with `problem` ("malformed JSON: parse error at line 3, column 5:
 /// ...", "malformed JSON: number overflow parsing '1e400'", "malformed JSON: nested deeper
-/// than 64 levels at byte N") otherwise.
+/// than 64 levels at byte N", "fabric.rows: named twice in one object (...)") otherwise.
 bool parse_json_text(const std::string& text, nlohmann::json& value, std::string& problem);
 
 }  // namespace kpu::hw

@@ -37,6 +37,21 @@ TEST(InputFile, NumbersNoDoubleHoldsAndSyntaxErrorsSayWhere) {
     EXPECT_EQ(parse_problem("{\"rows\": }").rfind("malformed JSON: parse error at line 1, column 10: ", 0), 0u);
 }
 
+TEST(InputFile, AKeyNamedTwiceInOneObjectIsRefusedWithItsPath) {
+    // nlohmann keeps the last of two equal keys silently: a config with a leftover
+    // "rows": 32 after "rows": 16 simulated a 32-row fabric (user review).
+    EXPECT_EQ(parse_problem(R"({"fabric": {"rows": 16, "rows": 32}})"),
+              "fabric.rows: named twice in one object (JSON would keep only the last)");
+    EXPECT_EQ(parse_problem(R"({"tensors": [{"name": "x"}, [1, 2], {"name": "y", "shape": [1], "name": "z"}]})"),
+              "tensors[2].name: named twice in one object (JSON would keep only the last)");
+    EXPECT_EQ(parse_problem(R"({"a": 1, "a": 1})"), "a: named twice in one object (JSON would keep only the last)");
+    // The same key in different objects, and in nested ones, is fine.
+    nlohmann::json value;
+    std::string problem;
+    EXPECT_TRUE(parse_json_text(R"({"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a": 2}]})", value, problem)) << problem;
+    EXPECT_EQ(value["b"][1]["a"], 2);
+}
+
 TEST(InputFile, DirectoriesDevicesAndHugeFilesGetOneLineNotAHang) {
     std::string text, problem;
     EXPECT_FALSE(read_input_file("/nonexistent/x.json", "config", text, problem));
