@@ -77,7 +77,20 @@ bool Op::operator==(const Op& o) const {
            activation == o.activation;
 }
 
+std::string tensor_name_problem(const std::string& name) {
+    if (name.empty()) return "empty tensor name";
+    if (name.size() > 200) return "tensor name longer than 200 bytes (" + std::to_string(name.size()) + ")";
+    if (name == "." || name == "..")
+        return "tensor name '" + name + "' is not a file name (outputs are written as <name>.npy)";
+    for (const char c : name)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "tensor name has a control character";
+    if (name.find_first_of("/\\") != std::string::npos)
+        return "tensor name '" + name + "' has a '/' or '\\' (outputs are written as <name>.npy)";
+    return "";
+}
+
 uint32_t Graph::add_tensor(Tensor tensor) {
+    if (const std::string problem = tensor_name_problem(tensor.name); !problem.empty()) throw CompileError(problem);
     if (find_tensor(tensor.name)) throw CompileError("tensor '" + tensor.name + "' is declared twice");
     tensors_.push_back(std::move(tensor));
     return uint32_t(tensors_.size() - 1);

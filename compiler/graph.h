@@ -51,7 +51,7 @@ struct Op {
 
 class Graph {
 public:
-    /// Adds a tensor; throws CompileError if the name is taken.
+    /// Adds a tensor; throws CompileError if the name is taken or not a valid name.
     uint32_t add_tensor(Tensor tensor);
     uint32_t add_op(Op op);
 
@@ -84,6 +84,12 @@ private:
 
 /// "[1024, 512]"
 std::string shape_string(const std::vector<uint64_t>& shape);
+
+/// What is wrong with `name` as a tensor name, or "" if nothing. kpu-sim reads and writes
+/// tensors as <name>.npy, so a name must be one file name: not empty, not "." or "..", no
+/// '/', '\\' or control characters, at most 200 bytes (an ONNX name like "/fc1/MatMul"
+/// needs its slashes replaced).
+std::string tensor_name_problem(const std::string& name);
 
 /// The largest tensor a graph may have: DRAM's address window on any config (1 TiB).
 constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 40;

@@ -90,7 +90,7 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
         JsonFields t(tensors[i], fields.path_of("tensors") + "[" + std::to_string(i) + "]", source);
         Tensor x;
         x.name = t.string("name");
-        if (x.name.empty()) t.fail(t.path_of("name"), "empty tensor name");
+        if (const std::string problem = tensor_name_problem(x.name); !problem.empty()) t.fail(t.path_of("name"), problem);
         if (graph.find_tensor(x.name)) t.fail(t.path_of("name"), "tensor '" + x.name + "' is declared twice");
         if (t.has("shape")) x.shape = read_shape(t);
         x.dtype = read_dtype(t);

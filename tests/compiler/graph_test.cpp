@@ -102,6 +102,12 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         {R"({"op": "matmul", "A": {"shape": [2, 2]}, "B": {"shape": [2, 2]}})", "bad.json: C: missing required field"},
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}], "ops": [{"op": "matmul", "A": "x", "B": "w", "C": "y"}]})",
          "bad.json: ops[0].B: unknown tensor 'w'"},
+        // Names become file names (<name>.npy): a review wrote "../escaped.npy" outside --outputs.
+        {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "../escaped"}], "ops": []})",
+         "bad.json: tensors[1].name: tensor name '../escaped' has a '/' or '\\' (outputs are written as <name>.npy)"},
+        {R"({"tensors": [{"name": ".."}], "ops": []})",
+         "bad.json: tensors[0].name: tensor name '..' is not a file name (outputs are written as <name>.npy)"},
+        {R"({"tensors": [{"name": "a\nb"}], "ops": []})", "bad.json: tensors[0].name: tensor name has a control character"},
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y"}, {"name": "z"}],
              "ops": [{"op": "matmul", "name": "p", "A": "z", "B": "x", "C": "y"},
                      {"op": "matmul", "name": "q", "A": "y", "B": "x", "C": "z"}]})",
