@@ -79,7 +79,7 @@ Options parse(int argc, const char* const argv[]) {
         ("stats", po::value(&o.stats_path)->value_name("FILE"), "write the run's statistics as JSON")
         ("seed", po::value<std::string>()->value_name("N"), "seed of the random input data (default 1)")
         ("vcd", po::value(&o.vcd_path)->value_name("FILE"), "write waveforms (engine busy, queue depth, bytes, fabric active, ops in flight) as VCD")
-        ("vcd-window", po::value(&window)->value_name("START:END"), "only this time window in the VCD, e.g. 10us:25us (units ps, ns, us, ms; none: ns)")
+        ("vcd-window", po::value(&window)->value_name("START:END"), "only this time window in the VCD, e.g. 10us:25us (units ps, ns, us, ms, s; none: ns)")
         ("vcd-scope", po::value(&o.vcd_scope)->value_name("PATTERN"), "only scopes matching this glob in the VCD, e.g. 'kpu.tile_0.*'")
         ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)")
         ("train-bytes", po::value<std::string>()->value_name("N"),

@@ -1,4 +1,6 @@
-# Runs the MLP with --stats and --trace, then scripts/plot; checks both PNGs are real PNGs.
+# Runs the MLP with --stats and --trace, then scripts/plot; checks both PNGs are real PNGs, and
+# that scripts/plot refuses, with a message naming the file, a stats file of another SKU and a
+# file of the wrong kind (instead of plotting a wrong roofline or printing a bare KeyError).
 file(MAKE_DIRECTORY ${WORK})
 execute_process(COMMAND ${BIN}/kpu-compile ${SRC}/examples/mlp.json -o ${WORK}/mlp.kpu --config ${SRC}/configs/edge.json
                 OUTPUT_QUIET RESULT_VARIABLE rc)
@@ -27,3 +29,35 @@ foreach(png roofline gantt)
     message(FATAL_ERROR "${png}.png is only ${size} bytes")
   endif()
 endforeach()
+
+# Refusals: exit code non-zero, one line saying which file is wrong and why, no PNG written.
+function(expect_refusal expected)
+  file(REMOVE ${WORK}/refused.png)
+  execute_process(COMMAND /usr/bin/python3 ${SRC}/scripts/plot ${ARGN} -o ${WORK}/refused.png
+                  RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_VARIABLE out)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "scripts/plot ${ARGN} should have refused but exited 0: ${out}")
+  endif()
+  if(NOT err MATCHES "^scripts/plot: error: [^\n]*${expected}[^\n]*\n$")
+    message(FATAL_ERROR "scripts/plot ${ARGN}: expected one line matching '${expected}', got: ${err}")
+  endif()
+  if(EXISTS ${WORK}/refused.png)
+    message(FATAL_ERROR "scripts/plot ${ARGN} refused but still wrote refused.png")
+  endif()
+endfunction()
+# A run on edge is not plotted on t64's roofline.
+expect_refusal("stats.json is a run on 'edge', not on --config [^ ]*t64.json \\('t64'\\)"
+               roofline --config ${SRC}/configs/t64.json ${WORK}/stats.json)
+# Nor one whose peak differs from the config's (--set), under the same SKU name.
+execute_process(COMMAND ${BIN}/kpu-sim --config ${SRC}/configs/edge.json --set fabric.rows=32 --program ${WORK}/mlp.kpu
+                        --stats ${WORK}/stats-rows32.json OUTPUT_QUIET RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "kpu-sim --set fabric.rows=32 failed: ${rc}")
+endif()
+expect_refusal("stats-rows32.json is a run on 'edge' with a peak of .* but --config [^ ]*edge.json \\('edge'\\) peaks at"
+               roofline --config ${SRC}/configs/edge.json ${WORK}/stats-rows32.json)
+# The wrong kind of file says which file and what kind was expected.
+expect_refusal("trace.json is not a kpu-sim --stats file \\(it has no 'arithmetic_intensity'\\)"
+               roofline --config ${SRC}/configs/edge.json ${WORK}/trace.json)
+expect_refusal("stats.json is not a kpu-sim --trace file \\(it has no 'traceEvents'\\)"
+               gantt ${WORK}/stats.json)
