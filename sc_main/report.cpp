@@ -39,7 +39,9 @@ Kind kind_of(compiler::EngineKind engine) {
 
 const char* kKindNames[kKinds] = {"fabric", "streamer", "block_mover", "dma"};
 
-std::string scope_of(const compiler::BoundOp& op) {
+}  // namespace
+
+std::string engine_scope(const compiler::BoundOp& op) {
     switch (op.engine) {
         case compiler::EngineKind::Dma: return "dma_" + std::to_string(op.unit);
         case compiler::EngineKind::BlockMover: return "tile_" + std::to_string(op.tile) + ".bm_" + std::to_string(op.unit);
@@ -49,8 +51,6 @@ std::string scope_of(const compiler::BoundOp& op) {
     }
     return "?";
 }
-
-}  // namespace
 
 double RunReport::dynamic_pj() const {
     double sum = 0;
@@ -80,7 +80,7 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     for (const auto& op : program.ops) {
         const auto& rec = records.at(op.id);
         if (rec.state != model::Sequencer::OpRecord::State::Done) continue;
-        const std::string scope = scope_of(op);
+        const std::string scope = engine_scope(op);
         auto [it, added] = engine_index.emplace(scope, uint32_t(r.engines.size()));
         if (added) {
             r.engines.push_back({scope, kKindNames[kind_of(op.engine)], 0, 0, 0});
@@ -103,7 +103,7 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     // Re-point ops at the sorted engines.
     std::map<std::string, uint32_t> sorted;
     for (size_t i = 0; i < r.engines.size(); ++i) sorted[r.engines[i].scope] = uint32_t(i);
-    for (auto& a : r.ops) a.engine = sorted.at(scope_of(program.ops[a.id]));
+    for (auto& a : r.ops) a.engine = sorted.at(engine_scope(program.ops[a.id]));
 
     // ---- which DRAM channels each op's bytes went through (the address interleave) ----
     r.dram_channels = config.dram.count;

@@ -80,6 +80,9 @@ struct RunReport {
     double total_pj() const { return dynamic_pj() + mac_pj + static_pj; }
 };
 
+/// The scope of the engine that runs `op`, under kpu: "dma_3", "tile_2.bm_1", "tile_0.fabric".
+std::string engine_scope(const compiler::BoundOp& op);
+
 RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, const std::string& program_path,
                       double wall_s);
 

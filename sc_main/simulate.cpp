@@ -1,5 +1,7 @@
 #include "sc_main/simulate.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -13,9 +15,11 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "compiler/binder.h"
 #include "compiler/kpu_format.h"
@@ -116,6 +120,7 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
                 data = std::move(array.data);
             } else {
                 data = random_tensor(elements, seed, tensor.name);
+                p.seeded.push_back(tensor.name);
             }
             platform::HostBuffer buffer{tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)};
             std::memcpy(buffer.bytes.data(), data.data(), tensor.bytes);
@@ -189,19 +194,85 @@ private:
 
 }  // namespace
 
+/// What the run writes at its end is checked before it starts: a long run is not lost to a
+/// path typed wrong. The files themselves are only created at the end.
+void check_outputs_can_be_written(const Options& options) {
+    const std::pair<const char*, const std::string*> files[] = {
+        {"--stats", &options.stats_path}, {"--vcd", &options.vcd_path}, {"--trace", &options.trace_path}};
+    for (const auto& [option, path] : files) {
+        if (path->empty()) continue;
+        if (fs::is_directory(*path)) throw std::runtime_error(std::string(option) + " " + *path + ": is a directory");
+        const fs::path dir = fs::path(*path).parent_path().empty() ? fs::path(".") : fs::path(*path).parent_path();
+        if (!fs::is_directory(dir))
+            throw std::runtime_error(std::string(option) + " " + *path + ": no such directory " + dir.string());
+        if (::access(dir.c_str(), W_OK) != 0)
+            throw std::runtime_error(std::string(option) + " " + *path + ": directory " + dir.string() + " is not writable");
+    }
+    if (!options.outputs_dir.empty()) {
+        std::error_code error;
+        fs::create_directories(options.outputs_dir, error);
+        if (error || !fs::is_directory(options.outputs_dir))
+            throw std::runtime_error("--outputs " + options.outputs_dir + ": cannot create the directory" +
+                                     (fs::exists(options.outputs_dir) ? " (a file of that name exists)" : ""));
+    }
+}
+
+/// With --inputs, a file name typed wrong would silently give random data: say which
+/// tensors got random data, and which .npy files fed nothing (with the tensor a file
+/// differing only in case was probably meant for).
+void warn_about_inputs(const std::string& dir, const Prepared& prepared, uint64_t seed) {
+    auto lower = [](std::string s) {
+        for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+        return s;
+    };
+    std::map<std::string, const compiler::BoundTensor*> by_name;
+    for (const auto& tensor : prepared.bound.tensors) by_name[tensor.name] = &tensor;
+    std::vector<std::string> unused;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        if (entry.path().extension() != ".npy") continue;
+        const std::string stem = entry.path().stem().string();
+        const auto it = by_name.find(stem);
+        if (it != by_name.end() && prepared.inputs.count(stem)) continue;
+        std::string why = "matches no input or constant";
+        if (it != by_name.end()) {
+            why = "is tensor '" + stem + "', an " + it->second->role + " (only inputs and constants are read)";
+        } else {
+            for (const auto& tensor : prepared.bound.tensors)
+                if (prepared.inputs.count(tensor.name) && lower(tensor.name) == lower(stem))
+                    why += " (did you mean " + tensor.name + ".npy?)";
+        }
+        unused.push_back(entry.path().filename().string() + " " + why);
+    }
+    std::sort(unused.begin(), unused.end());
+    for (const std::string& line : unused) std::cerr << "kpu-sim: warning: --inputs " << dir << ": " << line << "\n";
+    if (!prepared.seeded.empty()) {
+        std::cerr << "kpu-sim: warning: --inputs " << dir << ": no file for";
+        for (const std::string& name : prepared.seeded) std::cerr << " " << name;
+        std::cerr << ": seeded random data (--seed " << seed << ")\n";
+    }
+}
+
 int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
     // ---- everything that can be wrong with the input is found before the simulation ----
     const compiler::Program program = compiler::read_kpu_file(options.program_path);
     if (!options.inputs_dir.empty() && !fs::is_directory(options.inputs_dir))
-        throw std::runtime_error("--inputs " + options.inputs_dir + ": no such directory");
+        throw std::runtime_error("--inputs " + options.inputs_dir +
+                                 (fs::exists(options.inputs_dir) ? ": not a directory" : ": no such directory"));
+    check_outputs_can_be_written(options);
     Prepared prepared;
     try {
         prepared = prepare(config, program, options.inputs_dir, options.seed);
     } catch (const std::exception& e) {
         throw std::runtime_error(options.program_path + " on " + config.name + ": " + e.what());
     }
+    if (!options.inputs_dir.empty()) warn_about_inputs(options.inputs_dir, prepared, options.seed);
     // The device binds the image itself at START (KpuPlatform::program()); the host keeps
     // only the tensors' layout, not a second copy of the ops (at 8192^3, 3.4 M of them).
+    if (!options.vcd_scope.empty()) {  // the engines the program uses, as the device binds it
+        std::set<std::string> engines;
+        for (const compiler::BoundOp& op : prepared.bound.ops) engines.insert(engine_scope(op));
+        check_vcd_scope({engines.begin(), engines.end()}, config.dram.count, options.vcd_scope);
+    }
     std::vector<compiler::BoundOp>().swap(prepared.bound.ops);
     const std::vector<compiler::BoundTensor>& tensors = prepared.bound.tensors;
     std::optional<BackgroundReference> reference;
@@ -242,7 +313,6 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     std::vector<platform::HostBuffer>().swap(session->job.inputs);
     std::vector<platform::HostBuffer>().swap(session->job.outputs);
     if (!options.outputs_dir.empty()) {
-        fs::create_directories(options.outputs_dir);
         for (const auto& tensor : tensors)
             if (tensor.role == "output")
                 write_npy((fs::path(options.outputs_dir) / (tensor.name + ".npy")).string(), tensor.shape,

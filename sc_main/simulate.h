@@ -28,6 +28,7 @@ struct Prepared {
     compiler::BoundProgram bound;
     platform::HostJob job;
     std::map<std::string, std::vector<float>> inputs;  ///< what the host writes, by tensor
+    std::vector<std::string> seeded;                   ///< inputs and constants given random data
 };
 
 /// Binds `program` and prepares its data: <inputs_dir>/<tensor>.npy where present, else

@@ -50,14 +50,29 @@ void from_events(Signal& s, std::vector<std::pair<uint64_t, int64_t>>& events) {
     }
 }
 
+bool matches(const std::string& scope_glob, const std::string& scope) {
+    return scope_glob.empty() || fnmatch(scope_glob.c_str(), ("kpu." + scope).c_str(), 0) == 0;
+}
+
 }  // namespace
+
+void check_vcd_scope(const std::vector<std::string>& engine_scopes, uint32_t dram_channels,
+                     const std::string& scope_glob) {
+    if (matches(scope_glob, "sequencer")) return;
+    for (const std::string& scope : engine_scopes)
+        if (matches(scope_glob, scope)) return;
+    for (uint32_t c = 0; c < dram_channels; ++c)
+        if (matches(scope_glob, "dram_" + std::to_string(c))) return;
+    throw std::runtime_error("--vcd-scope " + scope_glob + ": no scope matches (scopes look like kpu.tile_0.bm_0)");
+}
 
 void write_vcd(const RunReport& report, const std::string& path, uint64_t from_ps, uint64_t to_ps,
                const std::string& scope_glob) {
+    std::vector<std::string> engine_scopes;
+    for (const EngineActivity& engine : report.engines) engine_scopes.push_back(engine.scope);
+    check_vcd_scope(engine_scopes, report.dram_channels, scope_glob);
     std::vector<Signal> signals;
-    auto wanted = [&](const std::string& scope) {
-        return scope_glob.empty() || fnmatch(scope_glob.c_str(), ("kpu." + scope).c_str(), 0) == 0;
-    };
+    auto wanted = [&](const std::string& scope) { return matches(scope_glob, scope); };
     // Per engine: busy, queue, bytes (fabric: active, queue).
     std::vector<std::vector<std::pair<uint64_t, int64_t>>> busy(report.engines.size()), queue(report.engines.size()),
         bytes(report.engines.size());
@@ -132,7 +147,6 @@ void write_vcd(const RunReport& report, const std::string& path, uint64_t from_p
             if (kept.empty() || kept.back().second != c.second) kept.push_back(c);
         s.changes = std::move(kept);
     }
-    if (signals.empty()) throw std::runtime_error("--vcd-scope " + scope_glob + ": no scope matches (scopes look like kpu.tile_0.bm_0)");
     for (size_t i = 0; i < signals.size(); ++i) signals[i].id = vcd_id(i);
 
     std::ofstream out(path);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "sc_main/report.h"
 
@@ -17,5 +18,12 @@ namespace kpu::cli {
 /// line when the file cannot be written or no scope matches.
 void write_vcd(const RunReport& report, const std::string& path, uint64_t from_ps, uint64_t to_ps,
                const std::string& scope_glob);
+
+/// Throws the line write_vcd would ("--vcd-scope P: no scope matches ...") when `scope_glob`
+/// matches none of the VCD's scopes: the engines' (`engine_scope` of each op that runs),
+/// kpu.sequencer and kpu.dram_<c>. kpu-sim calls it with the bound program's engines before
+/// the simulation, so a typo does not cost the whole run.
+void check_vcd_scope(const std::vector<std::string>& engine_scopes, uint32_t dram_channels,
+                     const std::string& scope_glob);
 
 }  // namespace kpu::cli

@@ -129,6 +129,51 @@ TEST(KpuSimCli, NonsenseArgumentsAreRefusedNotIgnored) {
     EXPECT_EQ(r.err, "kpu-sim: error: --inputs /no/such/dir: no such directory\n");
 }
 
+// What a run writes at its end is checked before it starts (user review: a typo in
+// --vcd-scope or --stats was reported after the whole simulation), and nothing is written.
+TEST(KpuSimCli, OutputPathsAndScopesAreCheckedBeforeTheRun) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_outputs/";
+    ASSERT_EQ(compile_matmul(dir, 8, 8, 8).rfind("compiled", 0), 0u);
+    std::ofstream(dir + "afile") << "x";
+    const std::string program = "--config configs/t64.json --program " + dir + "mm.kpu ";
+    const std::pair<std::string, std::string> cases[] = {
+        {"--vcd " + dir + "v.vcd --vcd-scope 'tile_0.*'",
+         "kpu-sim: error: --vcd-scope tile_0.*: no scope matches (scopes look like kpu.tile_0.bm_0)\n"},
+        {"--stats /no/such/dir/s.json", "kpu-sim: error: --stats /no/such/dir/s.json: no such directory /no/such/dir\n"},
+        {"--trace " + dir, "kpu-sim: error: --trace " + dir + ": is a directory\n"},
+        {"--outputs " + dir + "afile",
+         "kpu-sim: error: --outputs " + dir + "afile: cannot create the directory (a file of that name exists)\n"},
+        {"--inputs " + dir + "afile", "kpu-sim: error: --inputs " + dir + "afile: not a directory\n"},
+    };
+    for (const auto& [args, expected] : cases) {
+        Result r = run(program + args);
+        EXPECT_EQ(r.exit_code, 1) << args;
+        EXPECT_EQ(r.err, expected) << args;
+        EXPECT_EQ(r.out, "") << args << ": the run started";
+    }
+    std::ifstream vcd(dir + "v.vcd");
+    EXPECT_FALSE(vcd.good()) << "a VCD was written";
+    Result ok = run(program + "--vcd " + dir + "v.vcd --vcd-scope 'kpu.tile_0.*'");
+    EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
+// With --inputs, a file that feeds nothing and a tensor that got random data are named
+// (user review: 'a.npy' for tensor A silently ran on random data).
+TEST(KpuSimCli, InputsThatFeedNothingAndTensorsLeftRandomAreNamed) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_inputs/";
+    ASSERT_EQ(compile_matmul(dir, 8, 8, 8).rfind("compiled", 0), 0u);
+    const std::vector<float> data(64, 1.0f);
+    kpu::cli::write_npy(dir + "a.npy", {8, 8}, data.data());
+    kpu::cli::write_npy(dir + "B.npy", {8, 8}, data.data());
+    kpu::cli::write_npy(dir + "C.npy", {8, 8}, data.data());
+    Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --inputs " + dir + " --seed 5");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "kpu-sim: warning: --inputs " + dir + ": C.npy is tensor 'C', an output (only inputs and "
+                     "constants are read)\n"
+                     "kpu-sim: warning: --inputs " + dir + ": a.npy matches no input or constant (did you mean A.npy?)\n"
+                     "kpu-sim: warning: --inputs " + dir + ": no file for A: seeded random data (--seed 5)\n");
+}
+
 // NaN and Inf in the inputs propagate through the fabric as IEEE arithmetic says; --check
 // counts an element NaN in both (or the same infinity in both) as matching, and a NaN where
 // the reference is finite as a mismatch. Fuzzing found the first case reported as a MISMATCH.
