@@ -10,10 +10,11 @@ std::string show(const nlohmann::json& value) {
     return text.size() > 60 ? text.substr(0, 57) + "..." : text;
 }
 
-nlohmann::json parse_json(const std::string& text, const std::string& source) {
+nlohmann::json parse_json(const std::string& text, const std::string& source, const std::string& kind) {
     nlohmann::json value;
     std::string problem;
     if (!hw::parse_json_text(text, value, problem)) throw CompileError(source + ": " + problem);
+    if (const std::string other = hw::wrong_kind(value, kind); !other.empty()) throw CompileError(source + ": " + other);
     return value;
 }
 

@@ -48,8 +48,9 @@ private:
     std::set<std::string> read_;
 };
 
-/// Parses JSON text; throws CompileError "<source>: malformed JSON at byte N".
-nlohmann::json parse_json(const std::string& text, const std::string& source);
+/// Parses JSON text meant to be of `kind` ("graph", "kpu": hw::input_kind); throws
+/// CompileError "<source>: malformed JSON: ..." or "<source>: is a config, not a graph ...".
+nlohmann::json parse_json(const std::string& text, const std::string& source, const std::string& kind);
 
 /// Short rendering of a JSON value for messages.
 std::string show(const nlohmann::json& value);

@@ -155,7 +155,7 @@ std::string write_kpu(const Program& program) {
 }
 
 Program read_kpu(const std::string& text, const std::string& source) {
-    const json root = parse_json(text, source);
+    const json root = parse_json(text, source, "kpu");
     JsonFields f(root, "", source);
     if (f.string("format") != "kpu") f.fail("format", "expected \"kpu\", got " + show(root["format"]));
     const uint64_t version = f.uint("version");

@@ -363,6 +363,7 @@ Config parse_config(const std::string& json_text, const std::string& source, con
     json root;
     std::string problem;
     if (!parse_json_text(json_text, root, problem)) throw ConfigError(source + ": " + problem);
+    if (const std::string other = wrong_kind(root, "config"); !other.empty()) throw ConfigError(source + ": " + other);
     for (const auto& o : overrides) apply_override(root, o, source);
     return read_config(root, source);
 }

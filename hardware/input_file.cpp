@@ -124,4 +124,29 @@ bool parse_json_text(const std::string& text, nlohmann::json& value, std::string
     }
 }
 
+std::string input_kind(const nlohmann::json& value) {
+    if (!value.is_object()) return "";
+    if (const auto f = value.find("format"); f != value.end() && f->is_string() && *f == "kpu") return "kpu";
+    if (value.contains("compute_tiles")) return "config";
+    if (value.contains("elided_moves")) return "bound";
+    if (value.contains("op") || value.contains("ops")) return "graph";
+    return "";
+}
+
+std::string wrong_kind(const nlohmann::json& value, const std::string& expected) {
+    const std::string kind = input_kind(value);
+    if (kind.empty() || kind == expected) return "";
+    auto name = [](const std::string& k) -> std::string {
+        if (k == "config") return "a config";
+        if (k == "graph") return "a graph";
+        if (k == "kpu") return "a .kpu program";
+        return "a bound program (kpu-compile --bind output)";
+    };
+    std::string hint;
+    if (expected == "kpu" && kind == "graph") hint = " (compile it first: kpu-compile GRAPH.json -o X.kpu --config CFG)";
+    if (expected == "graph" && kind == "kpu") hint = " (it is compiled already: run it with kpu-sim --program)";
+    if (expected == "config") hint = " (a config is configs/<sku>.json)";
+    return "is " + name(kind) + ", not " + name(expected) + hint;
+}
+
 }  // namespace kpu::hw

@@ -26,4 +26,13 @@ bool read_input_file(const std::string& path, const std::string& kind, std::stri
 /// than 64 levels at byte N", "fabric.rows: named twice in one object (...)") otherwise.
 bool parse_json_text(const std::string& text, nlohmann::json& value, std::string& problem);
 
+/// Which of the tools' file kinds `value` looks like: "config", "graph", "kpu" (a .kpu
+/// program), "bound" (kpu-compile --bind's output), or "" for none of them. A loader given
+/// the wrong kind says what it got instead of "format: missing required field".
+std::string input_kind(const nlohmann::json& value);
+
+/// "" when `value` is not of another kind than `expected`, else the one line to report
+/// after the file name, e.g. "is a graph, not a .kpu program (compile it with kpu-compile)".
+std::string wrong_kind(const nlohmann::json& value, const std::string& expected);
+
 }  // namespace kpu::hw

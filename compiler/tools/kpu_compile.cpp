@@ -3,6 +3,7 @@
 //   kpu-compile --bind --config FILE X.kpu [-o BOUND.json]
 // Any error is one line "kpu-compile: error: ..." and exit status 1.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -163,6 +164,9 @@ int run(int argc, char** argv) {
         return 0;
     }
     if (input.empty()) throw CompileError("no input file (see --help)");
+    std::error_code same_error;
+    if (!output.empty() && std::filesystem::equivalent(input, output, same_error))
+        throw CompileError("-o " + output + " is the input file: writing it would destroy " + input);
     if (bind_mode) {
         if (config_path.empty()) throw CompileError("--bind needs --config FILE");
         if (vm.count("dataflow"))

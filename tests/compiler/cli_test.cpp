@@ -1,6 +1,8 @@
 // kpu-compile as a user runs it.
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -60,6 +62,43 @@ TEST(KpuCompile, ErrorsAreOneLineAndNonZero) {
         EXPECT_EQ(r.output.rfind("kpu-compile: error: ", 0), 0u) << r.output;
         EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << r.output;
     }
+}
+
+// User review: each of these said "format: missing required field" or "tensors: missing
+// required field", which reads like a corrupt file; the input was only the wrong kind.
+TEST(KpuCompile, AFileOfTheWrongKindIsNamedForWhatItIs) {
+    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + kOut + " --config " + kSource + "/configs/minimal.json").status, 0);
+    const std::string mlp = kSource + "/examples/mlp.json", t64 = kSource + "/configs/t64.json";
+    const std::pair<std::string, std::string> cases[] = {
+        {kOut + " -o x.kpu",
+         kOut + ": is a .kpu program, not a graph (it is compiled already: run it with kpu-sim --program)"},
+        {t64 + " -o x.kpu", t64 + ": is a config, not a graph"},
+        {"--bind --config " + t64 + " " + mlp,
+         mlp + ": is a graph, not a .kpu program (compile it first: kpu-compile GRAPH.json -o X.kpu --config CFG)"},
+        {mlp + " -o x.kpu --config " + kOut, kOut + ": is a .kpu program, not a config (a config is configs/<sku>.json)"},
+    };
+    for (const auto& [args, expected] : cases) {
+        Result r = run(args);
+        EXPECT_NE(r.status, 0) << args;
+        EXPECT_EQ(r.output, "kpu-compile: error: " + expected + "\n") << args;
+    }
+}
+
+TEST(KpuCompile, RefusesToWriteOverItsInput) {
+    // User review: `kpu-compile g.json -o g.json` replaced the graph with the program.
+    const std::string graph = std::string(KPU_BINARY_DIR) + "/cli_test_self.json";
+    {
+        FILE* f = std::fopen(graph.c_str(), "w");
+        std::fputs(R"({"op": "matmul", "A": {"shape": [8, 8]}, "B": {"shape": [8, 8]}, "C": {"shape": [8, 8]}})", f);
+        std::fclose(f);
+    }
+    Result r = run(graph + " -o " + std::string(KPU_BINARY_DIR) + "/./cli_test_self.json");
+    EXPECT_NE(r.status, 0);
+    EXPECT_EQ(r.output, "kpu-compile: error: -o " + std::string(KPU_BINARY_DIR) + "/./cli_test_self.json is the input "
+                        "file: writing it would destroy " + graph + "\n");
+    std::ifstream in(graph);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(text.rfind("{\"op\": \"matmul\"", 0), 0u) << text;
 }
 
 TEST(KpuCompile, ErrorsAfterReadingNameTheFileAndTheConfig) {
