@@ -72,8 +72,14 @@ const nlohmann::json& JsonFields::as_array(const json& value, const std::string&
 }
 
 void JsonFields::finish() const {
-    for (const auto& [key, value] : object_.items())
-        if (!read_.count(key)) fail(path_of(key), "unknown field");
+    for (const auto& [key, value] : object_.items()) {
+        if (read_.count(key)) continue;
+        std::string best;
+        size_t best_distance = 3;
+        for (const auto& known : read_)
+            if (const size_t d = hw::edit_distance(key, known); d < best_distance) best_distance = d, best = known;
+        fail(path_of(key), "unknown field" + (best.empty() ? std::string() : " (did you mean '" + best + "'?)"));
+    }
 }
 
 }  // namespace kpu::compiler

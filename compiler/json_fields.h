@@ -23,7 +23,7 @@ public:
     const std::string& path() const { return path_; }
     const std::string& source() const { return source_; }
 
-    bool has(const std::string& key) const { return object_.contains(key); }
+    bool has(const std::string& key) const { return read_.insert(key), object_.contains(key); }
     const json& field(const std::string& key);       ///< required
     const json* optional(const std::string& key);    ///< nullptr when absent
 
@@ -38,14 +38,14 @@ public:
     double as_number(const json& value, const std::string& path) const;
     const json& as_array(const json& value, const std::string& path) const;
 
-    /// Rejects every key that was not read.
+    /// Rejects every key that was not read (or asked about), suggesting the nearest that was.
     void finish() const;
 
 private:
     const json& object_;
     std::string path_;
     const std::string& source_;
-    std::set<std::string> read_;
+    mutable std::set<std::string> read_;  ///< keys read or asked about (has): the ones this object may have
 };
 
 /// Parses JSON text meant to be of `kind` ("graph", "kpu": hw::input_kind); throws

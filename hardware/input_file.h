@@ -26,6 +26,9 @@ bool read_input_file(const std::string& path, const std::string& kind, std::stri
 /// than 64 levels at byte N", "fabric.rows: named twice in one object (...)") otherwise.
 bool parse_json_text(const std::string& text, nlohmann::json& value, std::string& problem);
 
+/// Levenshtein distance: how "did you mean 'rows'?" finds the field a typo was meant for.
+size_t edit_distance(const std::string& a, const std::string& b);
+
 /// Which of the tools' file kinds `value` looks like: "config", "graph", "kpu" (a .kpu
 /// program), "bound" (kpu-compile --bind's output), or "" for none of them. A loader given
 /// the wrong kind says what it got instead of "format: missing required field".

@@ -86,6 +86,10 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         {R"({"op": "conv2d", "A": {"shape": [1, 1]}})", "bad.json: op: unknown op 'conv2d'"},
         {R"({"op": "matmul", "A": {"shape": [2, 2], "strides": [1]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
          "bad.json: A.strides: unknown field"},
+        // A typo gets the suggestion the config loader gives (user review).
+        {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y"}],
+             "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y", "activaton": "relu"}]})",
+         "bad.json: ops[0].activaton: unknown field (did you mean 'activation'?)"},
         {R"({"op": "matmul", "A": {"shape": [1e400, 1]}, "B": {"shape": [1, 1]}, "C": {"shape": [1, 1]}})",
          "bad.json: malformed JSON: number overflow parsing '1e400'"},
         {R"({"op": "matmul", "A": {"shape": [4294967295, 1]}, "B": {"shape": [1, 4294967295]}, "C": {"shape": [4294967295, 4294967295]}})",
