@@ -1,30 +1,85 @@
 #include "platform/kpu_platform.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <iomanip>
+#include <map>
 #include <sstream>
+#include <typeindex>
+#include <typeinfo>
+
+#include <cxxabi.h>
 
 #include "compiler/binder.h"
 #include "compiler/kpu_format.h"
 
 namespace kpu::platform {
 
+namespace {
+
+/// "kpu::model::L2Bank" -> "l2_bank": the class without its namespaces, an underscore
+/// before each capital that follows a lower-case letter or a digit, all lower case.
+std::string kind_of(const sc_core::sc_module& module) {
+    const char* mangled = typeid(module).name();
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> demangled(abi::__cxa_demangle(mangled, nullptr, nullptr, &status),
+                                                     std::free);
+    std::string name = status == 0 && demangled ? demangled.get() : mangled;
+    if (const auto colon = name.rfind("::"); colon != std::string::npos) name = name.substr(colon + 2);
+    std::string kind;
+    for (size_t i = 0; i < name.size(); ++i) {
+        const auto c = static_cast<unsigned char>(name[i]);
+        const auto before = i ? static_cast<unsigned char>(name[i - 1]) : '\0';
+        if (std::isupper(c) && (std::islower(before) || std::isdigit(before))) kind += '_';
+        kind += char(std::tolower(c));
+    }
+    return kind;
+}
+
+ModuleCounts count_tree(std::vector<const sc_core::sc_object*> level) {
+    ModuleCounts c;
+    std::map<std::type_index, size_t> row;  // class -> index into c.kinds (demangled once per class)
+    while (!level.empty()) {
+        std::vector<const sc_core::sc_object*> next;
+        for (const sc_core::sc_object* object : level) {
+            if (const auto* module = dynamic_cast<const sc_core::sc_module*>(object)) {
+                auto [it, added] = row.emplace(typeid(*module), c.kinds.size());
+                if (added) c.kinds.push_back({kind_of(*module), 0});
+                ++c.kinds[it->second].second;
+            }
+            for (const sc_core::sc_object* child : object->get_child_objects()) next.push_back(child);
+        }
+        level = std::move(next);
+    }
+    return c;
+}
+
+}  // namespace
+
+uint64_t ModuleCounts::of(const std::string& kind) const {
+    for (const auto& [k, n] : kinds)
+        if (k == kind) return n;
+    return 0;
+}
+
 uint64_t ModuleCounts::total() const {
-    return dram_channels + dma_engines + interconnects + compute_tiles + tile_switches + l3_tiles + l2_banks +
-           l1_buffers + l1_fanouts + block_movers + streamers + protocol_checkers;
+    uint64_t n = 0;
+    for (const auto& [kind, count] : kinds) n += count;
+    return n;
+}
+
+ModuleCounts count_modules(const sc_core::sc_object& root) { return count_tree({&root}); }
+
+ModuleCounts count_modules() {
+    const auto& top = sc_core::sc_get_top_level_objects();
+    return count_tree({top.begin(), top.end()});
 }
 
 std::string format_counts(const ModuleCounts& c) {
-    const std::pair<const char*, uint64_t> rows[] = {
-        {"dram_channel", c.dram_channels}, {"dma_engine", c.dma_engines},     {"interconnect", c.interconnects},
-        {"compute_tile", c.compute_tiles}, {"tile_switch", c.tile_switches},  {"l3_tile", c.l3_tiles},
-        {"l2_bank", c.l2_banks},           {"l1_buffer", c.l1_buffers},       {"l1_fanout", c.l1_fanouts},
-        {"block_mover", c.block_movers},   {"streamer", c.streamers},         {"protocol_checker", c.protocol_checkers},
-    };
     std::ostringstream out;
-    for (const auto& [kind, n] : rows)
-        if (n || std::string(kind) != "protocol_checker") out << "  " << std::left << std::setw(18) << kind << n << "\n";
+    for (const auto& [kind, n] : c.kinds) out << "  " << std::left << std::setw(18) << kind << n << "\n";
     out << "  " << std::left << std::setw(18) << "total" << c.total() << "\n";
     return out.str();
 }
@@ -161,22 +216,7 @@ KpuPlatform::~KpuPlatform() {
     destroy_backwards(dram_);
 }
 
-ModuleCounts KpuPlatform::counts() const {
-    ModuleCounts c;
-    c.dram_channels = dram_.size();
-    c.dma_engines = dma_.size();
-    c.interconnects = 1;
-    c.compute_tiles = c.tile_switches = c.l3_tiles = c.l1_fanouts = tiles_.size();
-    c.protocol_checkers = wiring_.checkers().size();
-    for (const auto& t : tiles_) {
-        c.l2_banks += t->l2_count();
-        c.l1_buffers += t->l1_count();
-        c.block_movers += t->block_mover_count();
-        c.streamers += t->streamer_count();
-        c.protocol_checkers += t->wiring().checkers().size();
-    }
-    return c;
-}
+ModuleCounts KpuPlatform::counts() const { return count_modules(*this); }
 
 model::DmaEngine& KpuPlatform::dma(uint32_t unit) {
     check_index(*this, "DMA engine", unit, dma_.size());

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <systemc>
@@ -39,15 +40,22 @@
 
 namespace kpu::platform {
 
-/// How many modules of each kind a platform holds (what kpu-sim --elaborate-only prints).
+/// How many SC_MODULEs of each kind a module tree holds (what kpu-sim --elaborate-only
+/// prints). Counted by walking the tree, so a new kind of module cannot be left out: a kind
+/// is the module's C++ class in snake_case (DramChannel -> "dram_channel", L2Bank ->
+/// "l2_bank"), in the order a breadth-first walk first meets it.
 struct ModuleCounts {
-    uint64_t dram_channels = 0, dma_engines = 0, interconnects = 0, compute_tiles = 0, tile_switches = 0;
-    uint64_t l3_tiles = 0, l2_banks = 0, l1_buffers = 0, l1_fanouts = 0, block_movers = 0, streamers = 0;
-    uint64_t protocol_checkers = 0;
+    std::vector<std::pair<std::string, uint64_t>> kinds;
+    uint64_t of(const std::string& kind) const;  ///< 0 for a kind the tree does not hold
     uint64_t total() const;
 };
 
-/// One line per kind, "  l2_bank      4096", for the CLI.
+/// The modules of `root`'s tree, `root` included.
+ModuleCounts count_modules(const sc_core::sc_object& root);
+/// The modules of every top-level object of the simulation.
+ModuleCounts count_modules();
+
+/// One line per kind, "  l2_bank           4096", and the total, for the CLI.
 std::string format_counts(const ModuleCounts& counts);
 
 class KpuPlatform : public sc_core::sc_module {
@@ -69,7 +77,7 @@ public:
 
     const hw::Config& config() const { return config_; }
     const hw::AddressMap& address_map() const { return map_; }
-    ModuleCounts counts() const;
+    ModuleCounts counts() const;  ///< this platform's tree, itself included
 
     // Engines, as the bound program names them (BoundOp::unit, BoundOp::tile).
     model::DmaEngine& dma(uint32_t unit);

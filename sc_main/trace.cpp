@@ -1,8 +1,11 @@
 #include "sc_main/trace.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <stdexcept>
+#include <tuple>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -39,26 +42,65 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
         if (it != dfx.end()) it->second = {d.kind, d.task, d.tensor, d.row, d.col, d.k_first};
     });
 
+    // Lanes: an engine pipelines (a DMA engine or block mover has several ops in flight), but
+    // complete ("X") slices on one thread must nest. So each engine gets as many threads
+    // (lanes) as it has ops in flight at once: ops by start time, each on the first lane free
+    // by then (interval partitioning: the fewest lanes, and no two slices on one overlap).
+    std::vector<uint32_t> lane(report.ops.size());
+    std::vector<uint32_t> lanes(report.engines.size());  // per engine
+    {
+        std::vector<std::vector<size_t>> by_engine(report.engines.size());
+        for (size_t i = 0; i < report.ops.size(); ++i) by_engine[report.ops[i].engine].push_back(i);
+        for (size_t e = 0; e < by_engine.size(); ++e) {
+            auto& ops = by_engine[e];
+            std::sort(ops.begin(), ops.end(), [&](size_t a, size_t b) {
+                const OpActivity &x = report.ops[a], &y = report.ops[b];
+                return std::tie(x.start, x.id) < std::tie(y.start, y.id);
+            });
+            std::vector<uint64_t> free_at;  // per lane: the end of its last op
+            for (size_t i : ops) {
+                const OpActivity& a = report.ops[i];
+                uint32_t l = 0;
+                while (l < free_at.size() && free_at[l] > a.start) ++l;
+                if (l == free_at.size()) free_at.push_back(0);
+                free_at[l] = a.end;
+                lane[i] = l;
+            }
+            lanes[e] = uint32_t(std::max<size_t>(free_at.size(), 1));
+        }
+    }
+
     json events = json::array();
-    // Processes: pid 0 the chip (DMA engines), pid 1 + t compute tile t; one thread per engine.
-    std::map<std::string, std::pair<int, int>> track;  // scope -> (pid, tid)
+    // Processes: pid 0 the chip (DMA engines), pid 1 + t compute tile t; one thread per engine
+    // lane, named after the engine ("tile_0.bm_0", then "tile_0.bm_0 #2", ...) and sorted
+    // next to each other.
+    std::vector<std::pair<int, int>> track(report.engines.size());  // engine -> (pid, tid of its lane 0)
     std::map<int, int> threads;
-    for (const auto& e : report.engines) {
+    for (size_t i = 0; i < report.engines.size(); ++i) {
+        const EngineActivity& e = report.engines[i];
         const bool on_tile = e.scope.rfind("tile_", 0) == 0;
         const int pid = on_tile ? 1 + std::stoi(e.scope.substr(5)) : 0;
-        const int tid = threads[pid]++;
-        track[e.scope] = {pid, tid};
-        if (tid == 0)
+        const int first = threads[pid];
+        threads[pid] += int(lanes[i]);
+        track[i] = {pid, first};
+        if (first == 0)
             events.push_back({{"ph", "M"}, {"name", "process_name"}, {"pid", pid}, {"tid", 0},
                               {"args", {{"name", on_tile ? "kpu." + e.scope.substr(0, e.scope.find('.')) : "kpu"}}}});
-        events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", pid}, {"tid", tid}, {"args", {{"name", e.scope}}}});
-        events.push_back({{"ph", "M"}, {"name", "process_sort_index"}, {"pid", pid}, {"tid", tid}, {"args", {{"sort_index", pid}}}});
+        for (uint32_t l = 0; l < lanes[i]; ++l) {
+            const int tid = first + int(l);
+            const std::string name = l == 0 ? e.scope : e.scope + " #" + std::to_string(l + 1);
+            events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", pid}, {"tid", tid}, {"args", {{"name", name}}}});
+            events.push_back({{"ph", "M"}, {"name", "thread_sort_index"}, {"pid", pid}, {"tid", tid}, {"args", {{"sort_index", tid}}}});
+        }
+        events.push_back({{"ph", "M"}, {"name", "process_sort_index"}, {"pid", pid}, {"tid", first}, {"args", {{"sort_index", pid}}}});
     }
     const auto& tensors = program.graph.tensors();
-    for (const auto& a : report.ops) {
+    for (size_t i = 0; i < report.ops.size(); ++i) {
+        const OpActivity& a = report.ops[i];
         const compiler::BoundOp& op = bound.ops[a.id];
         const Info& info = dfx.at(op.dfx_op);
-        const auto [pid, tid] = track.at(report.engines[a.engine].scope);
+        const auto [pid, first] = track.at(a.engine);
+        const int tid = first + int(lane[i]);
         json args = {{"op", a.id}, {"dfx_op", op.dfx_op}, {"task", info.task},
                      {"queued_us", double(a.start - a.dispatched) * 1e-6}};
         std::string name = kind_name(info.kind);

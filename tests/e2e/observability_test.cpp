@@ -1,8 +1,11 @@
 // Stats, VCD and trace of a real run agree with each other and with the op records, and
 // obey the conservation laws they claim.
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -226,7 +229,10 @@ TEST(Trace, HasOneSlicePerOpMatchingTheRecords) {
         const json& s = slices.at(a.id);
         EXPECT_NEAR(s["ts"].get<double>(), double(a.start) * 1e-6, 1e-6);
         EXPECT_NEAR(s["dur"].get<double>(), double(a.end - a.start) * 1e-6, 1e-6);
-        EXPECT_EQ(threads.at({s["pid"].get<int>(), s["tid"].get<int>()}), run.report.engines[a.engine].scope);
+        // The engine's track, or one of its lanes ("tile_0.bm_0 #2"; see the next test).
+        const std::string& thread = threads.at({s["pid"].get<int>(), s["tid"].get<int>()});
+        const std::string& scope = run.report.engines[a.engine].scope;
+        EXPECT_TRUE(thread == scope || thread.rfind(scope + " #", 0) == 0) << thread << " for " << scope;
         if (a.bytes) {
             EXPECT_EQ(s["args"]["bytes"].get<uint64_t>(), a.bytes);
         }
@@ -235,6 +241,104 @@ TEST(Trace, HasOneSlicePerOpMatchingTheRecords) {
     std::map<std::string, int> kinds;
     for (const auto& [id, s] : slices) kinds[s["name"].get<std::string>().substr(0, s["name"].get<std::string>().find(' '))]++;
     for (const char* k : {"LOAD", "MOVE", "STORE", "MATMUL_TILE", "DRAIN"}) EXPECT_GT(kinds[k], 0) << k;
+}
+
+
+TEST(Trace, PipelinedEnginesGetLanesSoSlicesOnOneThreadNest) {
+    // DMA engines and block movers have several ops in flight at once. The trace-event format
+    // wants the complete ("X") slices of one thread to nest; overlapping ones are drawn wrong
+    // (Perfetto, chrome://tracing). So an engine gets as many threads (lanes) as it needs.
+    MlpRun run;
+    ASSERT_EQ(run.session->failure(), "");
+    const cli::RunReport& r = run.report;
+    // The run pipelines, or this test proves nothing: ops of one engine overlap in time.
+    uint64_t overlapping = 0;
+    std::map<uint32_t, std::vector<std::pair<uint64_t, uint64_t>>> by_engine;
+    for (const auto& a : r.ops) by_engine[a.engine].push_back({a.start, a.end});
+    std::map<std::string, uint64_t> lanes_needed;  // engine scope -> most ops in flight at once
+    for (auto& [engine, ops] : by_engine) {
+        std::vector<std::pair<uint64_t, int>> edges;  // (time, -1 end / +1 start): ends first
+        for (const auto& [start, end] : ops) edges.push_back({start, 1}), edges.push_back({end, -1});
+        std::sort(edges.begin(), edges.end());
+        int64_t in_flight = 0, most = 0;
+        for (const auto& [t, d] : edges) most = std::max(most, in_flight += d);
+        lanes_needed[r.engines[engine].scope] = uint64_t(std::max<int64_t>(most, 1));
+        if (most > 1) ++overlapping;
+    }
+    ASSERT_GT(overlapping, 0u) << "no engine pipelined on this run";
+
+    const std::string path = temp("trace.json");
+    cli::write_trace(r, run.session->kpu->program(), run.program, path);
+    std::ifstream in(path);
+    const json trace = json::parse(in);
+    struct Slice {
+        uint64_t start, end, op;
+    };
+    std::map<std::pair<int, int>, std::vector<Slice>> slices;  // per (pid, tid)
+    std::map<std::pair<int, int>, std::string> names;
+    std::map<std::pair<int, int>, int> sort_index;
+    std::map<uint64_t, int> seen;  // op -> slices
+    for (const auto& e : trace["traceEvents"]) {
+        const std::pair<int, int> thread{e["pid"].get<int>(), e["tid"].get<int>()};
+        if (e["ph"] == "X") {
+            const auto start = uint64_t(std::llround(e["ts"].get<double>() * 1e6));  // us -> ps
+            const auto dur = uint64_t(std::llround(e["dur"].get<double>() * 1e6));
+            slices[thread].push_back({start, start + dur, e["args"]["op"].get<uint64_t>()});
+            ++seen[e["args"]["op"].get<uint64_t>()];
+        } else if (e["ph"] == "M" && e["name"] == "thread_name") {
+            names[thread] = e["args"]["name"];
+        } else if (e["ph"] == "M" && e["name"] == "thread_sort_index") {
+            sort_index[thread] = e["args"]["sort_index"].get<int>();
+        }
+    }
+    // Every op exactly once.
+    EXPECT_EQ(seen.size(), r.ops.size());
+    for (const auto& [op, n] : seen) EXPECT_EQ(n, 1) << "op " << op;
+
+    // No two slices of one thread overlap partially (a starts, b starts, a ends, b ends).
+    uint64_t partial = 0;
+    std::string example;
+    for (auto& [thread, list] : slices) {
+        std::sort(list.begin(), list.end(), [](const Slice& a, const Slice& b) {
+            return a.start != b.start ? a.start < b.start : a.end > b.end;  // parents before children
+        });
+        std::vector<const Slice*> open;
+        for (const Slice& s : list) {
+            while (!open.empty() && open.back()->end <= s.start) open.pop_back();
+            if (!open.empty() && s.end > open.back()->end) {
+                if (!partial++)
+                    example = names[thread] + ": op " + std::to_string(open.back()->op) + " [" +
+                              std::to_string(open.back()->start) + ", " + std::to_string(open.back()->end) +
+                              ") and op " + std::to_string(s.op) + " [" + std::to_string(s.start) + ", " +
+                              std::to_string(s.end) + ") ps";
+            }
+            open.push_back(&s);
+        }
+    }
+    EXPECT_EQ(partial, 0u) << "slices overlapping partially on one thread, e.g. " << example;
+
+    // An engine's lanes: named after it ("dma_0", "dma_0 #2", ...), as many as it had ops in
+    // flight at once, sorted next to each other.
+    std::map<std::string, uint64_t> lanes;  // engine scope -> threads
+    std::map<int, std::vector<std::pair<int, std::string>>> order;  // pid -> (sort index, engine)
+    for (const auto& [thread, name] : names) {
+        const std::string engine = name.substr(0, name.find(" #"));
+        ++lanes[engine];
+        if (name != engine) {
+            EXPECT_EQ(name, engine + " #" + std::to_string(lanes[engine])) << "lanes numbered from #2 in tid order";
+        }
+        ASSERT_TRUE(sort_index.count(thread)) << name;
+        order[thread.first].push_back({sort_index[thread], engine});
+    }
+    EXPECT_EQ(lanes, lanes_needed) << "one lane per op in flight at once, no more";
+    for (auto& [pid, list] : order) {
+        std::sort(list.begin(), list.end());
+        std::set<std::string> done;
+        for (size_t i = 0; i < list.size(); ++i)
+            if (i == 0 || list[i].second != list[i - 1].second) {
+                EXPECT_TRUE(done.insert(list[i].second).second) << list[i].second << "'s lanes are not together";
+            }
+    }
 }
 
 }  // namespace

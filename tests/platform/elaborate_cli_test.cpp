@@ -3,9 +3,13 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 
 #include <sys/wait.h>
+
+#include "hardware/config.h"
 
 namespace {
 
@@ -23,6 +27,46 @@ int run(const std::string& args, std::string& out) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/// "  kind   n" lines of the output, by kind (the total included).
+std::map<std::string, uint64_t> counts(const std::string& out) {
+    std::map<std::string, uint64_t> c;
+    std::istringstream lines(out);
+    std::string line;
+    while (std::getline(lines, line)) {
+        std::istringstream words(line);
+        std::string kind;
+        uint64_t n = 0;
+        if (line.rfind("  ", 0) == 0 && words >> kind >> n) c[kind] = n;
+    }
+    return c;
+}
+
+TEST(KpuSimElaborateOnly, PrintsEveryModuleOfTheTreePerKind) {
+    // Every SC_MODULE the platform builds, from the config: chip level, then per tile.
+    const kpu::hw::Config cfg = kpu::hw::load_config(KPU_SOURCE_DIR "/configs/minimal.json");
+    const uint64_t tiles = cfg.compute_tiles;
+    const std::map<std::string, uint64_t> per_chip = {
+        {"kpu_platform", 1}, {"host_interface", 1},         {"sequencer", 1},
+        {"interconnect", 1}, {"dram_channel", cfg.dram.count}, {"dma_engine", cfg.dma.count},
+    };
+    const std::map<std::string, uint64_t> per_tile = {
+        {"compute_tile", 1},        {"tile_switch", 1},  {"l3_tile", 1},
+        {"l2_bank", cfg.l2.count},  {"l1_buffer", cfg.l1.count}, {"l1_fanout", 1},
+        {"block_mover", cfg.block_mover.count}, {"streamer", cfg.streamer.count}, {"systolic_fabric", 1},
+    };
+    std::map<std::string, uint64_t> expected = per_chip;
+    uint64_t total = 0;
+    for (const auto& [kind, n] : per_tile) expected[kind] = n * tiles;
+    for (const auto& [kind, n] : expected) total += n;
+    expected["total"] = total;
+
+    std::string out;
+    ASSERT_EQ(run("--config configs/minimal.json --elaborate-only", out), 0) << out;
+    EXPECT_NE(out.find("platform kpu (minimal) elaborated:"), std::string::npos) << out;
+    EXPECT_EQ(counts(out), expected) << out;
+    EXPECT_EQ(total, 4 + 2 + 2 + 1 * (5 + 4 + 64 + 1 + 2u)) << "minimal.json changed: update docs/benchmarks.md";
+}
+
 TEST(KpuSimElaborateOnly, PrintsModuleCountsPerKind) {
     std::string out;
     ASSERT_EQ(run("--config configs/edge.json --elaborate-only", out), 0) << out;
@@ -32,7 +76,10 @@ TEST(KpuSimElaborateOnly, PrintsModuleCountsPerKind) {
     EXPECT_NE(out.find("  l1_buffer         512\n"), std::string::npos) << out;
     EXPECT_NE(out.find("  l1_fanout         4\n"), std::string::npos) << out;
     EXPECT_NE(out.find("  streamer          16\n"), std::string::npos) << out;
-    EXPECT_NE(out.find("  total             589\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("  systolic_fabric   4\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("  sequencer         1\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("  host_interface    1\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("  total             596\n"), std::string::npos) << out;
 }
 
 TEST(KpuSimElaborateOnly, OverridesReachThePlatform) {

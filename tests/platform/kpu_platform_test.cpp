@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 #include <random>
 
 #include "tests/models/test_support.h"
@@ -19,18 +20,19 @@ using test::transfer;
 
 TEST(KpuPlatform, ModuleTreeFollowsTheConfigAndNamesMirrorTheHardware) {
     KpuPlatform kpu("kpu", test::config("t64"));
+    // Every module of the tree, counted by walking it: chip level, then per tile.
     const ModuleCounts c = kpu.counts();
-    EXPECT_EQ(c.dram_channels, 8u);
-    EXPECT_EQ(c.dma_engines, 16u);
-    EXPECT_EQ(c.compute_tiles, 64u);
-    EXPECT_EQ(c.l3_tiles, 64u);
-    EXPECT_EQ(c.l2_banks, 64u * 8);
-    EXPECT_EQ(c.l1_buffers, 64u * 128);
-    EXPECT_EQ(c.l1_fanouts, 64u);
-    EXPECT_EQ(c.block_movers, 64u * 2);
-    EXPECT_EQ(c.streamers, 64u * 4);
-    EXPECT_EQ(c.protocol_checkers, 0u);
-    EXPECT_EQ(c.total(), 8 + 16 + 1 + 64 + 64 + 64 + 512 + 8192 + 64 + 128 + 256u);
+    const std::map<std::string, uint64_t> expected = {
+        {"kpu_platform", 1},     {"host_interface", 1},   {"sequencer", 1},       {"dram_channel", 8},
+        {"dma_engine", 16},      {"interconnect", 1},     {"compute_tile", 64},   {"tile_switch", 64},
+        {"l3_tile", 64},         {"l2_bank", 64 * 8},     {"l1_buffer", 64 * 128}, {"l1_fanout", 64},
+        {"block_mover", 64 * 2}, {"streamer", 64 * 4},    {"systolic_fabric", 64},
+    };
+    const std::map<std::string, uint64_t> counted(c.kinds.begin(), c.kinds.end());
+    EXPECT_EQ(counted, expected);
+    EXPECT_EQ(c.of("protocol_checker"), 0u);
+    EXPECT_EQ(c.total(), 1 + 1 + 1 + 8 + 16 + 1 + 64 * (1 + 1 + 1 + 8 + 128 + 1 + 2 + 4 + 1u));
+    EXPECT_EQ(c.kinds.front().first, "kpu_platform") << "breadth-first: the top first";
     EXPECT_EQ(&kpu.tile(3).l2(5), sc_core::sc_find_object("kpu.tile_3.l2_5"));
     EXPECT_STREQ(kpu.block_mover(63, 1).name(), "kpu.tile_63.bm_1");
     EXPECT_STREQ(kpu.streamer(2, 3).name(), "kpu.tile_2.streamer_3");
@@ -70,6 +72,7 @@ TEST(KpuPlatform, RoundTripThroughEveryLevelIsByteExactIncludingTranspose) {
         return o;
     }());
     const hw::AddressMap& map = kpu.address_map();
+    EXPECT_EQ(kpu.counts().of("protocol_checker"), kpu.checkers().size()) << "checkers are modules of the tree too";
     constexpr uint32_t kRows = 48, kCols = 80, kTileRows = 24, kTileCols = 20, kR0 = 5, kC0 = 7;
     const uint64_t matrix = 0x10000, back = 0x300000;  // DRAM
     const std::vector<uint8_t> data = random_bytes(kRows * kCols * 4, 42);
@@ -194,6 +197,7 @@ TEST(KpuPlatform, DmiThroughTheInterconnectIsInDeviceAddresses) {
 TEST(KpuPlatform, TwoPlatformsLiveInOneSimulation) {
     KpuPlatform a("kpu_a", test::config("minimal"));
     KpuPlatform b("kpu_b", test::config("edge"));
+    EXPECT_EQ(count_modules().total(), a.counts().total() + b.counts().total()) << "each counts its own tree";
     const std::vector<uint8_t> da = random_bytes(4096, 1), db = random_bytes(4096, 2);
     a.write(0, da.data(), da.size());
     b.write(0, db.data(), db.size());
