@@ -183,6 +183,7 @@ CheckResult check_tensor(const std::vector<float>& got, const ReferenceTensor& e
         }
     }
     r.ok = r.mismatches == 0;
+    r.k_total = expected.k_total;
     r.worst_at.resize(shape.size());
     uint64_t rest = r.worst_index;
     for (size_t d = shape.size(); d-- > 0;) r.worst_at[d] = rest % shape[d], rest /= shape[d];

@@ -52,7 +52,12 @@ struct CheckResult {
     double got = 0, expected = 0, error = 0, tolerance = 0;
     uint64_t mismatches = 0;       ///< elements outside the tolerance
     uint64_t non_finite = 0;       ///< elements NaN (or the same infinity) in both, counted as matching
+    uint64_t k_total = 0;          ///< the tensor's accumulation length (see kWeakCheckK)
 };
+
+/// Above this accumulation length the tolerance, 4 K 2^-24 sum|a||b|, exceeds an average
+/// single product |a||b| (4 K^2 2^-24 > 1): one missing product could pass the check.
+constexpr uint64_t kWeakCheckK = 2048;
 
 /// Compares simulated `got` with the reference; the worst element is reported even on success.
 /// Where the reference is NaN or an infinity (the inputs held one), the simulated element

@@ -334,6 +334,9 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
                 line << "ok (worst error " << std::setprecision(3) << r.error << " at " << shape_text(r.worst_at)
                      << ", tolerance " << r.tolerance << ")";
                 if (r.non_finite > 0) line << "; " << r.non_finite << " elements NaN or Inf in both";
+                if (r.k_total > kWeakCheckK)
+                    line << "; K_total " << r.k_total << " > " << kWeakCheckK
+                         << ": the tolerance exceeds one product, so a single missing product could pass";
             } else {
                 check_ok = false;
                 line << "MISMATCH in " << r.mismatches << " elements; worst at " << shape_text(r.worst_at)

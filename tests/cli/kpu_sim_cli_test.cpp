@@ -175,6 +175,24 @@ TEST(KpuSimCli, InputsThatFeedNothingAndTensorsLeftRandomAreNamed) {
                      "kpu-sim: warning: --inputs " + dir + ": no file for A: seeded random data (--seed 5)\n");
 }
 
+// User review: at long K the tolerance exceeds a single product, and the check line did not
+// say that its verdict is weaker there. K = 4096 is over the line; the 8x8x8 runs above are not.
+TEST(KpuSimCli, TheCheckSaysWhenKIsTooLongToSeeOneMissingProduct) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_longk/";
+    ASSERT_EQ(compile_matmul(dir, 1, 4096, 1).rfind("compiled", 0), 0u);
+    Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --check");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("; K_total 4096 > 2048: the tolerance exceeds one product, so a single missing product could "
+                         "pass\n"),
+              std::string::npos)
+        << r.out;
+    const std::string short_dir = ::testing::TempDir() + "kpu_cli_shortk/";
+    ASSERT_EQ(compile_matmul(short_dir, 1, 2048, 1).rfind("compiled", 0), 0u);
+    Result s = run("--config configs/t64.json --program " + short_dir + "mm.kpu --check");
+    EXPECT_EQ(s.exit_code, 0) << s.err;
+    EXPECT_EQ(s.out.find("K_total"), std::string::npos) << s.out;
+}
+
 // NaN and Inf in the inputs propagate through the fabric as IEEE arithmetic says; --check
 // counts an element NaN in both (or the same infinity in both) as matching, and a NaN where
 // the reference is finite as a mismatch. Fuzzing found the first case reported as a MISMATCH.
