@@ -363,7 +363,13 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
                     .dump(2)
              << "\n";
     }
-    if (!options.vcd_path.empty()) write_vcd(report, options.vcd_path, options.vcd_from_ps, options.vcd_to_ps, options.vcd_scope);
+    if (!options.vcd_path.empty()) {
+        write_vcd(report, options.vcd_path, options.vcd_from_ps, options.vcd_to_ps, options.vcd_scope);
+        if (options.vcd_from_ps >= report.end)  // the end is known only now: say it, the file is written
+            std::cerr << "kpu-sim: warning: --vcd-window starts at " << options.vcd_from_ps / 1e6
+                      << " us, after the run ended (" << report.end / 1e6 << " us): " << options.vcd_path
+                      << " holds only the values at the end\n";
+    }
     if (!options.trace_path.empty()) write_trace(report, kpu->program(), program, options.trace_path);
     if (!check_ok) {
         for (const auto& line : check_lines)

@@ -156,6 +156,12 @@ TEST(KpuSimCli, OutputPathsAndScopesAreCheckedBeforeTheRun) {
     EXPECT_FALSE(vcd.good()) << "a VCD was written";
     Result ok = run(program + "--vcd " + dir + "v.vcd --vcd-scope 'kpu.tile_0.*'");
     EXPECT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_EQ(ok.err, "");
+    // A window after the run's end can only be known afterwards: a warning, not silence.
+    Result late = run(program + "--vcd " + dir + "late.vcd --vcd-window 1s:");
+    EXPECT_EQ(late.exit_code, 0) << late.err;
+    EXPECT_EQ(late.err.rfind("kpu-sim: warning: --vcd-window starts at 1e+06 us, after the run ended (", 0), 0u)
+        << late.err;
 }
 
 // With --inputs, a file that feeds nothing and a tensor that got random data are named
