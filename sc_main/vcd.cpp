@@ -50,8 +50,11 @@ void from_events(Signal& s, std::vector<std::pair<uint64_t, int64_t>>& events) {
     }
 }
 
+/// The glob matches the scope under kpu ("kpu.tile_0.bm_0") or as the stats name it
+/// ("tile_0.bm_0"): a name copied from the stats works too.
 bool matches(const std::string& scope_glob, const std::string& scope) {
-    return scope_glob.empty() || fnmatch(scope_glob.c_str(), ("kpu." + scope).c_str(), 0) == 0;
+    return scope_glob.empty() || fnmatch(scope_glob.c_str(), ("kpu." + scope).c_str(), 0) == 0 ||
+           fnmatch(scope_glob.c_str(), scope.c_str(), 0) == 0;
 }
 
 }  // namespace

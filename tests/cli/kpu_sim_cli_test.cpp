@@ -138,8 +138,8 @@ TEST(KpuSimCli, OutputPathsAndScopesAreCheckedBeforeTheRun) {
     std::remove((dir + "v.vcd").c_str());  // from an earlier run of this test
     const std::string program = "--config configs/t64.json --program " + dir + "mm.kpu ";
     const std::pair<std::string, std::string> cases[] = {
-        {"--vcd " + dir + "v.vcd --vcd-scope 'tile_0.*'",
-         "kpu-sim: error: --vcd-scope tile_0.*: no scope matches (scopes look like kpu.tile_0.bm_0)\n"},
+        {"--vcd " + dir + "v.vcd --vcd-scope 'kpu.tile_63.*'",  // the program uses tile 0 only
+         "kpu-sim: error: --vcd-scope kpu.tile_63.*: no scope matches (scopes look like kpu.tile_0.bm_0)\n"},
         {"--stats /no/such/dir/s.json", "kpu-sim: error: --stats /no/such/dir/s.json: no such directory /no/such/dir\n"},
         {"--trace " + dir, "kpu-sim: error: --trace " + dir + ": is a directory\n"},
         {"--outputs " + dir + "afile",
@@ -157,6 +157,9 @@ TEST(KpuSimCli, OutputPathsAndScopesAreCheckedBeforeTheRun) {
     Result ok = run(program + "--vcd " + dir + "v.vcd --vcd-scope 'kpu.tile_0.*'");
     EXPECT_EQ(ok.exit_code, 0) << ok.err;
     EXPECT_EQ(ok.err, "");
+    // The stats name engines without "kpu." (tile_0.bm_0): a glob copied from there works too.
+    Result stats_name = run(program + "--vcd " + dir + "v2.vcd --vcd-scope 'tile_0.*'");
+    EXPECT_EQ(stats_name.exit_code, 0) << stats_name.err;
     // A window after the run's end can only be known afterwards: a warning, not silence.
     Result late = run(program + "--vcd " + dir + "late.vcd --vcd-window 1s:");
     EXPECT_EQ(late.exit_code, 0) << late.err;
