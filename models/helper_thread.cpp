@@ -6,7 +6,7 @@
 
 namespace kpu::model {
 
-HelperThread::HelperThread() : thread_([this] { loop(); }) {}
+HelperThread::HelperThread(uint64_t wake_weight) : wake_weight_(wake_weight), thread_([this] { loop(); }) {}
 
 HelperThread::~HelperThread() {
     {
@@ -17,19 +17,23 @@ HelperThread::~HelperThread() {
     thread_.join();
 }
 
-HelperThread::Ticket HelperThread::submit(std::function<void()> job) {
+HelperThread::Ticket HelperThread::submit(std::function<void()> job, uint64_t weight) {
     Ticket ticket;
+    bool wake;
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        jobs_.push_back(std::move(job));
+        jobs_.push_back({std::move(job), weight});
         ticket = ++submitted_;
+        queued_weight_ += weight;
+        wake = worth_waking();
     }
-    work_.notify_one();
+    if (wake) work_.notify_one();
     return ticket;
 }
 
 void HelperThread::run_next(std::unique_lock<std::mutex>& lock) {
-    std::function<void()> job = std::move(jobs_.front());
+    std::function<void()> job = std::move(jobs_.front().job);
+    queued_weight_ -= jobs_.front().weight;
     jobs_.pop_front();
     running_ = true;
     lock.unlock();
@@ -45,7 +49,7 @@ void HelperThread::run_next(std::unique_lock<std::mutex>& lock) {
     finished_now_.store(finished_, std::memory_order_release);
     if (error) errors_[finished_] = error;  // jobs finish in ticket order
     done_.notify_all();
-    work_.notify_one();  // the helper may be waiting for this job to end
+    if (worth_waking()) work_.notify_one();  // it woke while a waiter ran this job, and slept again
 }
 
 void HelperThread::wait(Ticket ticket) {
@@ -96,10 +100,17 @@ uint64_t HelperThread::jobs_run_by_waiters() {
     return run_by_waiters_;
 }
 
+bool HelperThread::asleep() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return asleep_ && !running_;
+}
+
 void HelperThread::loop() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
+        asleep_ = true;
         work_.wait(lock, [&] { return !running_ && (stop_ || !jobs_.empty()); });
+        asleep_ = false;
         if (jobs_.empty()) return;  // stopping, and every job has run
         run_next(lock);
     }

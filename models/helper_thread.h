@@ -39,15 +39,21 @@ class HelperThread {
 public:
     using Ticket = uint64_t;
 
-    HelperThread();
+    /// `wake_weight`: a sleeping helper is woken once the jobs queued for it weigh at least
+    /// this much (see submit); 0 wakes it for every job.
+    explicit HelperThread(uint64_t wake_weight = 0);
     /// Runs every job already submitted, then joins the thread. No other thread may be in
     /// wait() or wait_all() by then.
     ~HelperThread();
     HelperThread(const HelperThread&) = delete;
     HelperThread& operator=(const HelperThread&) = delete;
 
-    /// Queues `job`; the ticket names it for wait().
-    Ticket submit(std::function<void()> job);
+    /// Queues `job`; the ticket names it for wait(). `weight` (a copy's bytes, say) counts
+    /// towards waking a sleeping helper: waking a thread costs the submitter a system call of
+    /// microseconds, as much as copying tens of KiB, so small jobs wait in the queue until
+    /// enough has gathered, or until a thread waits for them and runs them itself. An awake
+    /// helper takes every queued job, whatever its weight.
+    Ticket submit(std::function<void()> job, uint64_t weight = 0);
     /// Returns once the job `ticket` (and every job before it) has run, running those not yet
     /// started on the calling thread; rethrows what that job threw. A ticket submit() has not
     /// handed out is a std::logic_error.
@@ -57,6 +63,8 @@ public:
     /// Jobs run so far, and those of them that a waiting thread ran.
     uint64_t jobs_run();
     uint64_t jobs_run_by_waiters();
+    /// Whether the helper thread sleeps, waiting for work (it is woken as submit says).
+    bool asleep();
 
 private:
     void loop();
@@ -65,7 +73,16 @@ private:
 
     std::mutex mutex_;
     std::condition_variable work_, done_;
-    std::deque<std::function<void()>> jobs_;
+    struct Queued {
+        std::function<void()> job;
+        uint64_t weight;
+    };
+    std::deque<Queued> jobs_;
+    const uint64_t wake_weight_;
+    uint64_t queued_weight_ = 0;  ///< of the jobs in jobs_
+    bool asleep_ = false;         ///< the helper waits on work_
+    /// Whether to wake the helper: it sleeps, nobody runs a job, and the queue weighs enough.
+    bool worth_waking() const { return asleep_ && !running_ && !jobs_.empty() && queued_weight_ >= wake_weight_; }
     Ticket submitted_ = 0, finished_ = 0;
     std::atomic<Ticket> finished_now_{0};  ///< finished_, for waiters that spin without the lock
     uint64_t run_by_waiters_ = 0;

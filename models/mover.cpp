@@ -145,9 +145,11 @@ Fs Mover::issue(Job& job, uint32_t bytes) {
 
 void Mover::hand_over(Job& job) {
     if (job.stretches.empty()) return;
+    uint64_t bytes = 0;
+    for (const Stretch& s : job.stretches) bytes += s.bytes;
     handed_ = helper_->submit([stretches = std::move(job.stretches)] {
         for (const Stretch& s : stretches) std::memmove(s.dst, s.src, s.bytes);
-    });
+    }, bytes);
     job.stretches.clear();
 }
 

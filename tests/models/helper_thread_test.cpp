@@ -86,6 +86,36 @@ TEST(HelperThread, JobsNeverOverlapAndRunInOrderWhicheverThreadRunsThem) {
     EXPECT_GT(helper.jobs_run_by_waiters(), 0u);
 }
 
+/// Waits (up to 20 s) until `done` holds; false if it never did.
+template <typename Done>
+bool eventually(Done done) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!done() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return done();
+}
+
+// A sleeping helper is woken only once the queued jobs weigh enough; lighter ones are run by
+// the thread that waits for them.
+TEST(HelperThread, ASleepingHelperIsWokenOnlyForEnoughWeight) {
+    HelperThread helper(100);
+    ASSERT_TRUE(eventually([&] { return helper.asleep(); }));
+    int light = 0;
+    const auto first = helper.submit([&] { light = 1; }, 60);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(helper.jobs_run(), 0u) << "woken for 60 of 100";
+    EXPECT_TRUE(helper.asleep());
+    helper.wait(first);
+    EXPECT_EQ(light, 1);
+    EXPECT_EQ(helper.jobs_run_by_waiters(), 1u);
+    ASSERT_TRUE(eventually([&] { return helper.asleep(); }));
+    std::atomic<int> heavy{0};
+    helper.submit([&] { heavy = 1; }, 40);
+    helper.submit([&] { heavy = 2; }, 60);  // 100 queued: wake
+    EXPECT_TRUE(eventually([&] { return helper.jobs_run() == 3; })) << "the helper ran the jobs nobody waited for";
+    EXPECT_EQ(heavy, 2);
+    EXPECT_EQ(helper.jobs_run_by_waiters(), 1u);
+}
+
 TEST(HelperThread, DestructionRunsTheJobsStillQueued) {
     std::atomic<int> ran{0};
     {
