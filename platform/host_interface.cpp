@@ -1,5 +1,6 @@
 #include "platform/host_interface.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -9,12 +10,13 @@ namespace {
 const char* kMsgType = "kpu/host";
 }
 
-HostInterface::HostInterface(sc_core::sc_module_name name, uint64_t dram_size, Start start)
+HostInterface::HostInterface(sc_core::sc_module_name name, uint64_t dram_size, uint64_t block_bytes, Start start)
     : sc_core::sc_module(name),
       socket("socket"),
       device_socket("device_socket"),
       irq("irq"),
       dram_size_(dram_size),
+      block_bytes_(block_bytes),
       start_(std::move(start)) {
     socket.register_b_transport(this, &HostInterface::b_transport);
     socket.register_transport_dbg(this, &HostInterface::transport_dbg);
@@ -49,14 +51,59 @@ void HostInterface::b_transport(tlm::tlm_generic_payload& trans, sc_core::sc_tim
         trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
     }
-    device_socket->b_transport(trans, delay);
+    // A CPU's memcpy, a loader's block write or an unaligned store may cross a DRAM block:
+    // split it there, so that any access inside the window works.
+    for_each_block(trans, [&](tlm::tlm_generic_payload& piece) {
+        device_socket->b_transport(piece, delay);
+        return piece.is_response_ok();
+    });
     trans.set_address(host_addr);
+}
+
+template <typename Access>
+bool HostInterface::for_each_block(tlm::tlm_generic_payload& trans, Access access) {
+    const uint64_t addr = trans.get_address();
+    const unsigned len = trans.get_data_length();
+    const unsigned width = trans.get_streaming_width();
+    // The usual case; and streaming or byte-enabled accesses, which device memory refuses
+    // whole (docs/models.md), go as they are.
+    if ((addr % block_bytes_) + len <= block_bytes_ || width < len || trans.get_byte_enable_ptr())
+        return access(trans);
+    unsigned char* const data = trans.get_data_ptr();
+    bool ok = true;
+    for (unsigned done = 0; done < len && ok;) {
+        const uint64_t at = addr + done;
+        const unsigned n = unsigned(std::min<uint64_t>(len - done, block_bytes_ - at % block_bytes_));
+        trans.set_address(at);
+        trans.set_data_ptr(data + done);
+        trans.set_data_length(n);
+        trans.set_streaming_width(n);
+        ok = access(trans);
+        done += n;
+    }
+    trans.set_address(addr);
+    trans.set_data_ptr(data);
+    trans.set_data_length(len);
+    trans.set_streaming_width(width);
+    return ok;
 }
 
 unsigned HostInterface::transport_dbg(tlm::tlm_generic_payload& trans) {
     const uint64_t host_addr = trans.get_address();
+    if (host_addr < kRegisterSpace) {
+        // A debugger or memory viewer may read the registers (no side effects); writes, which
+        // could START a program, are not debug accesses.
+        if (!trans.is_read()) return 0;
+        access_register(trans);
+        return trans.is_response_ok() ? trans.get_data_length() : 0;
+    }
     if (!to_device(trans)) return 0;
-    const unsigned served = device_socket->transport_dbg(trans);
+    unsigned served = 0;
+    for_each_block(trans, [&](tlm::tlm_generic_payload& piece) {
+        const unsigned n = device_socket->transport_dbg(piece);
+        served += n;
+        return n == piece.get_data_length();
+    });
     trans.set_address(host_addr);
     return served;
 }
@@ -82,10 +129,11 @@ void HostInterface::invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64
 void HostInterface::access_register(tlm::tlm_generic_payload& trans) {
     const uint64_t offset = trans.get_address();
     const unsigned len = trans.get_data_length();
-    if ((len != 4 && len != 8) || offset % len != 0 || trans.get_byte_enable_ptr() != nullptr) {
-        trans.set_response_status(tlm::TLM_BURST_ERROR_RESPONSE);
-        return;
-    }
+    if (trans.get_byte_enable_ptr() != nullptr)
+        return refuse_register_access(trans, tlm::TLM_BYTE_ENABLE_ERROR_RESPONSE, "registers take no byte enables");
+    if ((len != 4 && len != 8) || offset % len != 0)
+        return refuse_register_access(trans, tlm::TLM_BURST_ERROR_RESPONSE,
+                                      "registers take aligned 4- or 8-byte accesses");
     const uint64_t reg = offset & ~uint64_t(7);
     const unsigned shift = unsigned(offset - reg) * 8;  // the upper half of a 64-bit register
     const auto id = static_cast<HostRegister>(reg);
@@ -99,7 +147,7 @@ void HostInterface::access_register(tlm::tlm_generic_payload& trans) {
             case HostRegister::Error: value = uint64_t(error_); break;
             case HostRegister::Cycles: value = cycles_; break;
             case HostRegister::Control: value = 0; break;
-            default: trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); return;
+            default: return refuse_register_access(trans, tlm::TLM_ADDRESS_ERROR_RESPONSE, "no register there");
         }
         value >>= shift;
         std::memcpy(trans.get_data_ptr(), &value, len);
@@ -133,8 +181,19 @@ void HostInterface::access_register(tlm::tlm_generic_payload& trans) {
                 start_(program_addr_, program_size_);
             }
             return;
-        default: trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); return;
+        default:
+            return refuse_register_access(trans, tlm::TLM_ADDRESS_ERROR_RESPONSE,
+                                          "not a writable register (ID, STATUS, ERROR and CYCLES are read-only)");
     }
+}
+
+void HostInterface::refuse_register_access(tlm::tlm_generic_payload& trans, tlm::tlm_response_status status,
+                                           const char* why) {
+    std::ostringstream msg;
+    msg << name() << ": register " << (trans.is_read() ? "read" : "write") << " at 0x" << std::hex
+        << trans.get_address() << std::dec << " (" << trans.get_data_length() << " bytes) refused: " << why;
+    SC_REPORT_WARNING(kMsgType, msg.str().c_str());
+    trans.set_response_status(status);
 }
 
 void HostInterface::finish(HostError error, const std::string& message, uint64_t cycles) {

@@ -70,7 +70,9 @@ public:
     tlm_utils::simple_initiator_socket<HostInterface> device_socket;  ///< into device memory
     IrqPort irq;
 
-    HostInterface(sc_core::sc_module_name name, uint64_t dram_size, Start start);
+    /// `block_bytes`: the DRAM interleave; a window access that crosses one is split there
+    /// (each block is served by one channel, which takes no access across its own edge).
+    HostInterface(sc_core::sc_module_name name, uint64_t dram_size, uint64_t block_bytes, Start start);
 
     /// The running program ended: sets STATUS/ERROR/CYCLES and raises irq.
     void finish(HostError error, const std::string& message, uint64_t cycles);
@@ -93,7 +95,15 @@ private:
     void access_register(tlm::tlm_generic_payload& trans);
     void drive_irq();
 
+    /// Runs `access` on each piece of a window access [addr, addr + len) that stays inside
+    /// one DRAM block (address, data pointer and length set); stops at the first piece
+    /// `access` returns false for. Restores the transaction. False if some piece failed.
+    template <typename Access>
+    bool for_each_block(tlm::tlm_generic_payload& trans, Access access);
+    void refuse_register_access(tlm::tlm_generic_payload& trans, tlm::tlm_response_status status, const char* why);
+
     uint64_t dram_size_;
+    uint64_t block_bytes_;
     Start start_;
     model::HelperThread* helper_ = nullptr;
     uint64_t program_addr_ = 0, program_size_ = 0, cycles_ = 0;

@@ -121,7 +121,7 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
         wiring_.initiator(dma_.back()->socket, *noc_, model::AddressDecoder::kChip, n);
     }
 
-    host_ = std::make_unique<HostInterface>("host", map_.dram_size(),
+    host_ = std::make_unique<HostInterface>("host", map_.dram_size(), config.dram.interleave_bytes,
                                             [this](uint64_t addr, uint64_t size) { start_program(addr, size); });
     host_socket.bind(host_->socket);
     host_->irq(irq);

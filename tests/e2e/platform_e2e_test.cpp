@@ -172,6 +172,47 @@ struct TestBench : sc_core::sc_module {
     }
 };
 
+// User review: a CPU's memcpy through the window that crossed a DRAM interleave block got an
+// address error, and a debugger could not read the registers. Any access inside the window
+// now works (split at the blocks), and registers read by debug.
+TEST(RegisterLevel, WindowAccessesOfAnyLengthAndAlignmentWork) {
+    const hw::Config minimal = config("minimal");
+    const uint64_t block = minimal.dram.interleave_bytes;
+    platform::KpuPlatform kpu("kpu", minimal);
+    std::vector<uint8_t> written(3 * block + 100), read_back(written.size()), debug(written.size());
+    for (size_t i = 0; i < written.size(); ++i) written[i] = uint8_t(i * 7 + 3);
+    const uint64_t at = 5 * block - 13;  // unaligned, across four blocks
+    tlm::tlm_response_status write_status{}, read_status{};
+    unsigned debug_served = 0, id_served = 0;
+    uint64_t id = 0;
+    TestBench bench("bench", [&](TestBench& tb) {
+        write_status = tb.access(tlm::TLM_WRITE_COMMAND, platform::kMemoryWindow + at, written.data(),
+                                 unsigned(written.size()));
+        read_status = tb.access(tlm::TLM_READ_COMMAND, platform::kMemoryWindow + at, read_back.data(),
+                                unsigned(read_back.size()));
+        tlm::tlm_generic_payload t;
+        t.set_command(tlm::TLM_READ_COMMAND), t.set_address(platform::kMemoryWindow + at);
+        t.set_data_ptr(debug.data()), t.set_data_length(unsigned(debug.size())), t.set_streaming_width(unsigned(debug.size()));
+        debug_served = tb.socket->transport_dbg(t);
+        tlm::tlm_generic_payload r;
+        r.set_command(tlm::TLM_READ_COMMAND), r.set_address(uint64_t(HostRegister::Id));
+        r.set_data_ptr(reinterpret_cast<unsigned char*>(&id)), r.set_data_length(8), r.set_streaming_width(8);
+        id_served = tb.socket->transport_dbg(r);
+    });
+    sc_core::sc_signal<bool> irq("irq");
+    bench.socket.bind(kpu.host_socket);
+    kpu.irq(irq);
+    bench.irq(irq);
+    sc_core::sc_start();
+    EXPECT_EQ(write_status, tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(read_status, tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(read_back, written);
+    EXPECT_EQ(debug_served, unsigned(debug.size()));
+    EXPECT_EQ(debug, written);
+    EXPECT_EQ(id_served, 8u);
+    EXPECT_EQ(id, platform::kKpuId);
+}
+
 TEST(RegisterLevel, TestBenchProgramsTheDeviceGetsTheInterruptAndReadsCorrectResults) {
     const hw::Config minimal = config("minimal");
     const compiler::Program program = compile(matmul_graph(40, 24, 56), minimal);

@@ -18,7 +18,7 @@ using sc_core::sc_time;
 struct Bench : sc_core::sc_module {
     HostJob job;
     test::TestMemory dram{"dram", 0, 1 << 20};
-    HostInterface host{"host", 1 << 20, [this](uint64_t addr, uint64_t size) { on_start(addr, size); }};
+    HostInterface host{"host", 1 << 20, 4096, [this](uint64_t addr, uint64_t size) { on_start(addr, size); }};
     HostDriver driver;
     sc_core::sc_signal<bool> irq{"irq"};
     sc_core::sc_event go;
