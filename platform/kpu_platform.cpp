@@ -160,9 +160,16 @@ void KpuPlatform::start_program(uint64_t addr, uint64_t size) {
     };
     std::string image(size, '\0');
     hw::Location where;
-    if (size == 0 || !map_.decode(addr, 1, where) || where.level != hw::Level::Dram || addr + size > map_.dram_size() ||
-        !read(addr, image.data(), size))
-        return fail(HostError::BadImage, "program image " + map_.explain(addr, size) + " is not readable DRAM");
+    if (size == 0) return fail(HostError::BadImage, "PROGRAM_SIZE is 0: no program image");
+    if (!map_.decode(addr, 1, where) || where.level != hw::Level::Dram || addr + size > map_.dram_size() ||
+        addr + size < addr || !read(addr, image.data(), size)) {
+        std::ostringstream msg;
+        msg << std::hex << "program image [0x" << addr << ", 0x" << addr + size << ")" << std::dec << " (" << size
+            << " bytes) is not inside device DRAM [0, 0x" << std::hex << map_.dram_size()
+            << ") (PROGRAM_ADDR is a device address; the host writes that address at 0x" << kMemoryWindow
+            << " + it)";
+        return fail(HostError::BadImage, msg.str());
+    }
     compiler::Program program;
     try {
         program = compiler::read_kpu(image, "program image");

@@ -261,8 +261,8 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
     sc_core::sc_report_handler::set_actions("kpu/host", sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
     platform::KpuPlatform kpu("kpu", minimal);
     sc_core::sc_signal<bool> irq("irq");
-    uint64_t garbage_status = 0, garbage_error = 0, big_status = 0, big_error = 0, empty_error = 0;
-    std::string garbage_message, big_message;
+    uint64_t garbage_status = 0, garbage_error = 0, big_status = 0, big_error = 0, empty_error = 0, outside_error = 0;
+    std::string garbage_message, big_message, outside_message;
     // K = 4096 fits t64's 1 MiB L3 tiles but not minimal's 256 KiB.
     const compiler::Program big = compile(matmul_graph(512, 512, 4096), config("t64"));
     const std::string big_image = compiler::write_kpu(big);
@@ -288,6 +288,14 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
 
         tb.start_and_wait(0x1000, 0);  // an empty image
         empty_error = tb.read32(HostRegister::Error);
+        tb.write32(HostRegister::Control, platform::kControlIrqAck);
+        sc_core::wait(sc_core::SC_ZERO_TIME);
+
+        // The host's address of the image instead of the device's (review: the message read
+        // "... is outside DRAM (...) is not readable DRAM").
+        tb.start_and_wait(platform::kMemoryWindow + 0x1000, 64);
+        outside_error = tb.read32(HostRegister::Error);
+        outside_message = kpu.host_error_message();
     });
     bench.socket.bind(kpu.host_socket);
     kpu.irq(irq);
@@ -301,6 +309,10 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
     EXPECT_EQ(big_error, uint64_t(HostError::DoesNotFit)) << big_message;
     EXPECT_NE(big_message.find("L3"), std::string::npos) << big_message;
     EXPECT_EQ(empty_error, uint64_t(HostError::BadImage));
+    EXPECT_EQ(outside_error, uint64_t(HostError::BadImage));
+    EXPECT_EQ(outside_message, "program image [0x10000001000, 0x10000001040) (64 bytes) is not inside device DRAM "
+                               "[0, 0x8000000) (PROGRAM_ADDR is a device address; the host writes that address at "
+                               "0x10000000000 + it)");
 }
 
 // A virtual platform's driver runs job after job on one device: each program's results are
