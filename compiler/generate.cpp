@@ -56,9 +56,14 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
     return kernel;
 }
 
-Program compile(const Graph& graph, const hw::Config& target, const CompileOptions& options) {
+Program compile(const Graph& source_graph, const hw::Config& target, const CompileOptions& options) {
     Program program;
-    program.graph = graph;
+    program.graph = source_graph;
+    // check() again on a copy: parse_graph has checked it already (checking is idempotent), but
+    // a graph built in C++ may not have been, and tiling an unchecked one reads shapes and
+    // roles that are not there.
+    program.graph.check("graph");
+    const Graph& graph = program.graph;
     program.target = {target.name, target.fabric.rows, target.fabric.cols, target.compute_tiles};
     // The binder places every tensor in DRAM, each from an interleave boundary: a graph that
     // cannot fit is refused before any tiling (whose search grows with the dimensions).

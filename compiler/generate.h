@@ -13,6 +13,8 @@ struct CompileOptions {
     Dataflow dataflow = Dataflow::OutputStationary;
 };
 
+/// Compiles `graph` (checked here on a copy: Graph::check, so a graph built in C++ needs no
+/// separate call) for `target`. Throws CompileError with one precise line.
 Program compile(const Graph& graph, const hw::Config& target, const CompileOptions& options = {});
 
 /// Appends the kernel of matmul `op` as `choice` tiles it: its C tile grid cut into tasks of

@@ -98,6 +98,13 @@ uint32_t Graph::add_tensor(Tensor tensor) {
 
 uint32_t Graph::add_op(Op op) {
     if (find_op(op.name)) throw CompileError("op '" + op.name + "' is declared twice");
+    auto need = [&](const char* role, uint32_t t) {
+        if (t >= tensors_.size())
+            throw CompileError("op '" + op.name + "': " + role + " is tensor " + std::to_string(t) + " but the graph has " +
+                               std::to_string(tensors_.size()) + " tensors");
+    };
+    need("A", op.a), need("B", op.b), need("C", op.c);
+    if (op.bias) need("bias", *op.bias);
     ops_.push_back(std::move(op));
     return uint32_t(ops_.size() - 1);
 }

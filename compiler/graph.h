@@ -53,6 +53,7 @@ class Graph {
 public:
     /// Adds a tensor; throws CompileError if the name is taken or not a valid name.
     uint32_t add_tensor(Tensor tensor);
+    /// Adds an op; throws CompileError if the name is taken or a tensor index is out of range.
     uint32_t add_op(Op op);
 
     const std::vector<Tensor>& tensors() const { return tensors_; }

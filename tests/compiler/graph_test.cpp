@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "compiler/binder.h"
+#include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "test_util.h"
 
@@ -137,6 +139,46 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
     // Nested 100000 deep: the error path used to overflow the stack quoting the value.
     EXPECT_EQ(error_of([] { parse_graph("{\"op\": " + std::string(100000, '['), "bad.json"); }),
               "bad.json: malformed JSON: nested deeper than 64 levels at byte 70");
+}
+
+// User review: a graph built in C++ and given to compile() without check() crashed in the
+// tiler (shapes left to inference, ops consumer-first, roles unset), and an op naming a
+// tensor index that does not exist crashed check(). compile() checks a copy itself, and
+// add_op refuses the index.
+TEST(GraphApi, CompileChecksAGraphBuiltInCppItself) {
+    Graph g;
+    const uint32_t x = g.add_tensor({"x", {64, 32}, DType::Float32, std::nullopt});
+    const uint32_t w1 = g.add_tensor({"w1", {32, 48}, DType::Float32, std::nullopt});
+    const uint32_t h = g.add_tensor({"h", {}, DType::Float32, std::nullopt});
+    const uint32_t w2 = g.add_tensor({"w2", {48, 16}, DType::Float32, std::nullopt});
+    const uint32_t y = g.add_tensor({"y", {}, DType::Float32, std::nullopt});
+    Op second;
+    second.name = "fc2", second.a = h, second.b = w2, second.c = y;
+    g.add_op(second);  // consumer first
+    Op first;
+    first.name = "fc1", first.a = x, first.b = w1, first.c = h;
+    g.add_op(first);
+    const Program program = compile(g, test::config("minimal"));
+    EXPECT_EQ(program.graph.ops()[0].name, "fc1");
+    EXPECT_EQ(program.graph.tensor(4).shape, (std::vector<uint64_t>{64, 16}));
+    EXPECT_EQ(program.graph.tensor(4).role, TensorRole::Output);
+    EXPECT_EQ(bind(program, test::config("edge")).tensors.size(), 5u);
+
+    Graph bad;
+    const uint32_t a = bad.add_tensor({"a", {8, 8}, DType::Float32, std::nullopt});
+    Op op;
+    op.name = "mm", op.a = a, op.b = 7, op.c = 9;
+    EXPECT_EQ(test::error_of([&] { bad.add_op(op); }), "op 'mm': B is tensor 7 but the graph has 1 tensors");
+    Graph mismatch;
+    Op mm;
+    mm.name = "mm";
+    mm.a = mismatch.add_tensor({"A", {64, 32}, DType::Float32, std::nullopt});
+    mm.b = mismatch.add_tensor({"B", {48, 64}, DType::Float32, std::nullopt});
+    mm.c = mismatch.add_tensor({"C", {}, DType::Float32, std::nullopt});
+    mismatch.add_op(mm);
+    EXPECT_EQ(test::error_of([&] { compile(mismatch, test::config("minimal")); })
+                  .rfind("graph: op 'mm' (matmul): A 'A' dimension 1 is 32 but B 'B' dimension 0 is 48", 0),
+              0u);
 }
 
 }  // namespace
