@@ -137,6 +137,10 @@ def load_suite(path):
     if unknown:
         raise SuiteError("%s: unknown key '%s' (known: %s)" % (path, unknown[0], ", ".join(sorted(SUITE_KEYS))))
     suite.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    for key in ("tolerance_pct", "timeout_s"):  # the cases' defaults, checked like the cases' own
+        if key in suite and (isinstance(suite[key], bool) or not isinstance(suite[key], (int, float))
+                             or not suite[key] > 0):
+            raise SuiteError("%s: %s must be a positive number" % (path, key))
     if not isinstance(suite.get("cases"), list) or not suite["cases"]:
         raise SuiteError("%s: 'cases' must be a non-empty list" % path)
     cases, seen = [], {}

@@ -180,6 +180,35 @@ class BaselineGate(RegressTestCase):
         self.assertIn("+-2%", r.stdout)
         self.assertEqual(r.returncode, 1)
 
+    def assert_usage_error(self, r, *fragments):
+        """Exit 2, nothing on stdout, one line on stderr holding every fragment."""
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+
+    def test_tolerance_must_be_a_number_of_percent_at_least_zero(self):
+        suite = self.write_suite([matmul("a", 32, 32, 32)])
+        self.record(suite)
+        # -3 used to make every case fail with "(+0.00%) is beyond +--3%"; nan would pass every one.
+        for bad in ("-3", "-0.5", "abc", "nan", "inf", ""):
+            self.assert_usage_error(self.regress(suite, "--tolerance", bad), "--tolerance %s:" % bad, ">= 0")
+        self.assert_usage_error(self.regress(suite, "--tolerance=-3"), "--tolerance -3: must be a percentage >= 0")
+        # 0 is allowed: the metrics must not move at all.
+        self.assertEqual(self.regress(suite, "--tolerance", "0").returncode, 0)
+        self.edit_baseline("a", "total_cycles", 4097 / 4096)
+        r = self.regress(suite, "--tolerance", "0")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("FAIL a: total_cycles 4097 -> 4096 (-0.02%) is beyond +-0% of the baseline", r.stdout)
+
+    def test_suite_tolerance_and_timeout_must_be_positive(self):
+        for key in ("tolerance_pct", "timeout_s"):
+            for bad in (-3, 0, "5"):
+                suite = self.write_suite([matmul("a", 32, 32, 32)], **{key: bad})
+                self.assert_usage_error(self.regress(suite, "--list"), "%s must be a positive number" % key)
+
     def test_case_and_suite_tolerance(self):
         suite = self.write_suite([matmul("loose", 32, 32, 32, tolerance_pct=15), matmul("strict", 64, 32, 32)],
                                  tolerance_pct=1)
