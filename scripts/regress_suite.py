@@ -407,11 +407,13 @@ def parse_tiling(compile_log):
 
 def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
     """Runs one design point in OUT/cases/ID/ and writes result.json there. Returns the result.
-    status: "ok" (ran, check passed or not asked), "check-fail", "error" (did not produce stats)."""
+    status: "ok" (ran, check passed or not asked), "check-fail", "error" (did not produce stats).
+    timeout_s (None: the case's timeout_s) bounds kpu-compile and kpu-sim together: kpu-sim
+    gets what kpu-compile left of it, exactly, however small."""
     compile_bin, sim_bin = binaries
     work = os.path.join(out_dir, "cases", case["id"])
     os.makedirs(work, exist_ok=True)
-    timeout = timeout_s or case["timeout_s"]
+    timeout = timeout_s if timeout_s is not None else case["timeout_s"]
     result = {"schema": RESULT_SCHEMA, "suite": suite["name"], "case": case["id"], "case_hash": case_hash(case),
               "group": case["group"], "host": socket.gethostname(), "status": "error", "message": "", "stats": {},
               "tiling": [], "compile": {}, "sim": {}}
@@ -445,7 +447,11 @@ def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
         if "seed" in case:
             sim_cmd += ["--seed", str(case["seed"])]
         sim_cmd += case["sim_args"]
-        remaining = max(1.0, timeout - (time.monotonic() - started))
+        remaining = timeout - (time.monotonic() - started)
+        if remaining <= 0:
+            result["message"] = ("timed out after %g s: kpu-compile took %.2f s of it, none was left for kpu-sim"
+                                 % (timeout, result["compile"]["wall_s"]))
+            return result
         code, wall, rss = run_process(sim_cmd, os.path.join(work, "sim.log"), remaining)
         result["sim"] = {"cmd": sim_cmd, "exit": code, "wall_s": round(wall, 4), "peak_rss_mib": round(rss, 1)}
         if code is None:

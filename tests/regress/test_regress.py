@@ -358,6 +358,35 @@ class Reports(RegressTestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("ERROR hang: kpu-sim timed out after 1 s", r.stdout)
 
+    def test_a_timeout_under_a_second_is_applied_as_given(self):
+        # kpu-sim used to get at least 1 s whatever --timeout said.
+        suite = self.write_suite([matmul("hang", 19, 8, 8)])
+        r = self.regress(suite, "--timeout", "0.6", "--allow-new")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("ERROR hang: kpu-sim timed out after 0.6 s", r.stdout)
+        with open(os.path.join(self.out, "cases", "hang", "result.json")) as f:
+            result = json.load(f)
+        self.assertLess(result["compile"]["wall_s"] + result["sim"]["wall_s"], 0.95, result)
+
+    def test_timeout_must_be_a_positive_number_of_seconds(self):
+        suite = self.write_suite([matmul("a", 8, 8, 8)])
+        for bad in ("0", "-1", "abc", "nan", "inf"):
+            r = self.regress(suite, "--timeout", bad)
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertEqual(r.stdout, "")
+            self.assertEqual(r.stderr.strip().splitlines(),
+                             ["regress: error: --timeout %s: must be a number of seconds > 0" % bad])
+
+    def test_an_explicit_timeout_of_zero_is_not_taken_for_unset(self):
+        # run_case's own contract (the command line refuses 0): None means the case's timeout_s,
+        # any number is applied; 0 used to fall back to the suite's 3600 s.
+        suite = regress_suite.load_suite(self.write_suite([matmul("hang", 19, 8, 8, timeout_s=30)]))
+        binaries = regress_suite.find_binaries(self.build)
+        r = regress_suite.run_case(suite["cases"][0], suite, REPO, binaries, self.out, 0)
+        self.assertEqual(r["status"], "error")
+        self.assertEqual(r["message"], "kpu-compile timed out after 0 s")
+        self.assertLess(r["wall_s"], 5)
+
 
 class Setup(RegressTestCase):
     def test_missing_binaries_fail_with_one_clear_line(self):
@@ -530,6 +559,7 @@ class Cluster(RegressTestCase):
         self.assertEqual(words[words.index("--sshlogin") + 1], "4/node1,node2,:")
         self.assertEqual(words[words.index("--jobs") + 1], "3")
         self.assertEqual(words[-2:], ["::::", os.path.join(emit, "cases.txt")])
+        self.assertNotIn("--timeout", words)
         self.assertIn("--run-case", words)
         self.assertEqual(words[words.index("--run-case") + 1], "{}")
         with open(os.path.join(emit, "cases.txt")) as f:
@@ -556,6 +586,13 @@ class Cluster(RegressTestCase):
         _, ref_rows = self.local_reference(suite)
         with open(os.path.join(emit, "results.csv"), newline="") as f:
             self.assertEqual(self.comparable(list(csv.DictReader(f))), self.comparable(ref_rows))
+
+    def test_a_sub_second_timeout_reaches_the_cluster_jobs(self):
+        suite = self.write_suite(self.CASES[:1])
+        emit = os.path.join(self.tmp, "par")
+        self.assertEqual(self.regress(suite, "--emit-parallel", emit, "--timeout", "0.5").returncode, 0)
+        with open(os.path.join(emit, "parallel.sh")) as f:
+            self.assertIn(" --run-case '{}' --timeout 0.5 ", f.read())
 
     def test_parallel_defaults_to_this_machine(self):
         suite = self.write_suite(self.CASES[:1])
