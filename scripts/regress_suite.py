@@ -157,6 +157,34 @@ def load_suite(path):
     return suite
 
 
+def is_shipped(suite, repo):
+    """True when the suite file is regress/suites/STEM.json of this repository (given by name,
+    or by a path to that very file). Any other file is a suite given by a path."""
+    stem = os.path.splitext(os.path.basename(suite["path"]))[0]
+    return os.path.realpath(suite["path"]) == os.path.realpath(os.path.join(repo, "regress", "suites", stem + ".json"))
+
+
+def default_baselines(suite, repo):
+    """Where the baselines live unless --baselines says: regress/baselines/NAME.json for a
+    shipped suite; beside the file for a suite given by a path (DIR/STEM.json ->
+    DIR/STEM.baseline.json), so a copy of a shipped suite never writes the shipped baselines."""
+    if is_shipped(suite, repo):
+        return os.path.join(repo, "regress", "baselines", suite["name"] + ".json")
+    return os.path.splitext(os.path.abspath(suite["path"]))[0] + ".baseline.json"
+
+
+def default_results(suite, repo, build_dir):
+    """The results directory unless --out says: BUILD/regress/NAME for a shipped suite;
+    BUILD/regress/files/STEM-HASH for a suite given by a path (HASH: 8 hex digits of the file's
+    absolute path), apart from every shipped suite's and every other suite file's."""
+    if is_shipped(suite, repo):
+        return os.path.abspath(os.path.join(build_dir, "regress", suite["name"]))
+    path = os.path.abspath(suite["path"])
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.abspath(os.path.join(build_dir, "regress", "files",
+                                        "%s-%s" % (stem, hashlib.sha256(path.encode()).hexdigest()[:8])))
+
+
 def case_hash(case):
     """Identifies a case's definition, so results made from an older suite are not mixed in."""
     text = json.dumps({k: v for k, v in case.items() if k not in ("description",)}, sort_keys=True)
