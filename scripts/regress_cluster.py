@@ -28,7 +28,7 @@ def _cmd(words):
 def worker_words(ctx, case_id):
     words = ['"$PYTHON"', ctx["script"], "--suite", ctx["suite_path"], "--build-dir", ctx["build_dir"],
              "--out", ctx["results"], "--run-case", case_id]
-    if ctx.get("timeout"):
+    if ctx.get("timeout") is not None:
         words += ["--timeout", str(ctx["timeout"])]
     return words
 

@@ -137,6 +137,10 @@ def load_suite(path):
     if unknown:
         raise SuiteError("%s: unknown key '%s' (known: %s)" % (path, unknown[0], ", ".join(sorted(SUITE_KEYS))))
     suite.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    for key in ("tolerance_pct", "timeout_s"):  # the cases' defaults, checked like the cases' own
+        if key in suite and (isinstance(suite[key], bool) or not isinstance(suite[key], (int, float))
+                             or not suite[key] > 0):
+            raise SuiteError("%s: %s must be a positive number" % (path, key))
     if not isinstance(suite.get("cases"), list) or not suite["cases"]:
         raise SuiteError("%s: 'cases' must be a non-empty list" % path)
     cases, seen = [], {}
@@ -151,6 +155,34 @@ def load_suite(path):
     suite["cases"] = cases
     suite["path"] = os.path.abspath(path)
     return suite
+
+
+def is_shipped(suite, repo):
+    """True when the suite file is regress/suites/STEM.json of this repository (given by name,
+    or by a path to that very file). Any other file is a suite given by a path."""
+    stem = os.path.splitext(os.path.basename(suite["path"]))[0]
+    return os.path.realpath(suite["path"]) == os.path.realpath(os.path.join(repo, "regress", "suites", stem + ".json"))
+
+
+def default_baselines(suite, repo):
+    """Where the baselines live unless --baselines says: regress/baselines/NAME.json for a
+    shipped suite; beside the file for a suite given by a path (DIR/STEM.json ->
+    DIR/STEM.baseline.json), so a copy of a shipped suite never writes the shipped baselines."""
+    if is_shipped(suite, repo):
+        return os.path.join(repo, "regress", "baselines", suite["name"] + ".json")
+    return os.path.splitext(os.path.abspath(suite["path"]))[0] + ".baseline.json"
+
+
+def default_results(suite, repo, build_dir):
+    """The results directory unless --out says: BUILD/regress/NAME for a shipped suite;
+    BUILD/regress/files/STEM-HASH for a suite given by a path (HASH: 8 hex digits of the file's
+    absolute path), apart from every shipped suite's and every other suite file's."""
+    if is_shipped(suite, repo):
+        return os.path.abspath(os.path.join(build_dir, "regress", suite["name"]))
+    path = os.path.abspath(suite["path"])
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.abspath(os.path.join(build_dir, "regress", "files",
+                                        "%s-%s" % (stem, hashlib.sha256(path.encode()).hexdigest()[:8])))
 
 
 def case_hash(case):
@@ -403,11 +435,13 @@ def parse_tiling(compile_log):
 
 def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
     """Runs one design point in OUT/cases/ID/ and writes result.json there. Returns the result.
-    status: "ok" (ran, check passed or not asked), "check-fail", "error" (did not produce stats)."""
+    status: "ok" (ran, check passed or not asked), "check-fail", "error" (did not produce stats).
+    timeout_s (None: the case's timeout_s) bounds kpu-compile and kpu-sim together: kpu-sim
+    gets what kpu-compile left of it, exactly, however small."""
     compile_bin, sim_bin = binaries
     work = os.path.join(out_dir, "cases", case["id"])
     os.makedirs(work, exist_ok=True)
-    timeout = timeout_s or case["timeout_s"]
+    timeout = timeout_s if timeout_s is not None else case["timeout_s"]
     result = {"schema": RESULT_SCHEMA, "suite": suite["name"], "case": case["id"], "case_hash": case_hash(case),
               "group": case["group"], "host": socket.gethostname(), "status": "error", "message": "", "stats": {},
               "tiling": [], "compile": {}, "sim": {}}
@@ -441,7 +475,11 @@ def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
         if "seed" in case:
             sim_cmd += ["--seed", str(case["seed"])]
         sim_cmd += case["sim_args"]
-        remaining = max(1.0, timeout - (time.monotonic() - started))
+        remaining = timeout - (time.monotonic() - started)
+        if remaining <= 0:
+            result["message"] = ("timed out after %g s: kpu-compile took %.2f s of it, none was left for kpu-sim"
+                                 % (timeout, result["compile"]["wall_s"]))
+            return result
         code, wall, rss = run_process(sim_cmd, os.path.join(work, "sim.log"), remaining)
         result["sim"] = {"cmd": sim_cmd, "exit": code, "wall_s": round(wall, 4), "peak_rss_mib": round(rss, 1)}
         if code is None:

@@ -105,8 +105,10 @@ class RegressTestCase(unittest.TestCase):
             json.dump(suite, f)
         return path
 
-    def regress(self, suite, *args, out=None, baselines=True, env=None):
-        cmd = [sys.executable, REGRESS, "--suite", suite, "--build-dir", self.build, "--out", out or self.out]
+    def regress(self, suite, *args, out=None, baselines=True, env=None, default_out=False):
+        cmd = [sys.executable, REGRESS, "--suite", suite, "--build-dir", self.build]
+        if not default_out:
+            cmd += ["--out", out or self.out]
         if baselines:
             cmd += ["--baselines", self.baselines]
         full_env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
@@ -179,6 +181,35 @@ class BaselineGate(RegressTestCase):
         r = self.regress(suite, "--tolerance", "2")
         self.assertIn("+-2%", r.stdout)
         self.assertEqual(r.returncode, 1)
+
+    def assert_usage_error(self, r, *fragments):
+        """Exit 2, nothing on stdout, one line on stderr holding every fragment."""
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+
+    def test_tolerance_must_be_a_number_of_percent_at_least_zero(self):
+        suite = self.write_suite([matmul("a", 32, 32, 32)])
+        self.record(suite)
+        # -3 used to make every case fail with "(+0.00%) is beyond +--3%"; nan would pass every one.
+        for bad in ("-3", "-0.5", "abc", "nan", "inf", ""):
+            self.assert_usage_error(self.regress(suite, "--tolerance", bad), "--tolerance %s:" % bad, ">= 0")
+        self.assert_usage_error(self.regress(suite, "--tolerance=-3"), "--tolerance -3: must be a percentage >= 0")
+        # 0 is allowed: the metrics must not move at all.
+        self.assertEqual(self.regress(suite, "--tolerance", "0").returncode, 0)
+        self.edit_baseline("a", "total_cycles", 4097 / 4096)
+        r = self.regress(suite, "--tolerance", "0")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("FAIL a: total_cycles 4097 -> 4096 (-0.02%) is beyond +-0% of the baseline", r.stdout)
+
+    def test_suite_tolerance_and_timeout_must_be_positive(self):
+        for key in ("tolerance_pct", "timeout_s"):
+            for bad in (-3, 0, "5"):
+                suite = self.write_suite([matmul("a", 32, 32, 32)], **{key: bad})
+                self.assert_usage_error(self.regress(suite, "--list"), "%s must be a positive number" % key)
 
     def test_case_and_suite_tolerance(self):
         suite = self.write_suite([matmul("loose", 32, 32, 32, tolerance_pct=15), matmul("strict", 64, 32, 32)],
@@ -329,6 +360,35 @@ class Reports(RegressTestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("ERROR hang: kpu-sim timed out after 1 s", r.stdout)
 
+    def test_a_timeout_under_a_second_is_applied_as_given(self):
+        # kpu-sim used to get at least 1 s whatever --timeout said.
+        suite = self.write_suite([matmul("hang", 19, 8, 8)])
+        r = self.regress(suite, "--timeout", "0.6", "--allow-new")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("ERROR hang: kpu-sim timed out after 0.6 s", r.stdout)
+        with open(os.path.join(self.out, "cases", "hang", "result.json")) as f:
+            result = json.load(f)
+        self.assertLess(result["compile"]["wall_s"] + result["sim"]["wall_s"], 0.95, result)
+
+    def test_timeout_must_be_a_positive_number_of_seconds(self):
+        suite = self.write_suite([matmul("a", 8, 8, 8)])
+        for bad in ("0", "-1", "abc", "nan", "inf"):
+            r = self.regress(suite, "--timeout", bad)
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertEqual(r.stdout, "")
+            self.assertEqual(r.stderr.strip().splitlines(),
+                             ["regress: error: --timeout %s: must be a number of seconds > 0" % bad])
+
+    def test_an_explicit_timeout_of_zero_is_not_taken_for_unset(self):
+        # run_case's own contract (the command line refuses 0): None means the case's timeout_s,
+        # any number is applied; 0 used to fall back to the suite's 3600 s.
+        suite = regress_suite.load_suite(self.write_suite([matmul("hang", 19, 8, 8, timeout_s=30)]))
+        binaries = regress_suite.find_binaries(self.build)
+        r = regress_suite.run_case(suite["cases"][0], suite, REPO, binaries, self.out, 0)
+        self.assertEqual(r["status"], "error")
+        self.assertEqual(r["message"], "kpu-compile timed out after 0 s")
+        self.assertLess(r["wall_s"], 5)
+
 
 class Setup(RegressTestCase):
     def test_missing_binaries_fail_with_one_clear_line(self):
@@ -391,6 +451,110 @@ class Setup(RegressTestCase):
         r = self.regress(changed, "--collect", self.out)
         self.assertEqual(r.returncode, 1)
         self.assertIn("stale result", r.stdout)
+
+
+class SuiteFiles(RegressTestCase):
+    """Where baselines and results go: a shipped suite (regress/suites/NAME.json) keeps
+    regress/baselines/NAME.json and BUILD/regress/NAME; a suite given by a path keeps its
+    baselines beside its file and its results apart, whatever its "name" says."""
+
+    SHIPPED_BASELINES = os.path.join(REPO, "regress", "baselines", "smoke.json")
+
+    def setUp(self):
+        super().setUp()
+        with open(self.SHIPPED_BASELINES, "rb") as f:
+            self.shipped_bytes = f.read()
+        self.addCleanup(self.restore_shipped_baselines)
+
+    def restore_shipped_baselines(self):
+        """Should the fix regress, leave the repository as it was (the test fails anyway)."""
+        with open(self.SHIPPED_BASELINES, "rb") as f:
+            if f.read() != self.shipped_bytes:
+                with open(self.SHIPPED_BASELINES, "wb") as g:
+                    g.write(self.shipped_bytes)
+
+    def assert_shipped_baselines_untouched(self):
+        with open(self.SHIPPED_BASELINES, "rb") as f:
+            self.assertEqual(f.read(), self.shipped_bytes, "the shipped smoke baselines were rewritten")
+
+    def shipped_smoke_copy(self):
+        """A copy of the shipped smoke suite elsewhere, still named "smoke", with one case edited."""
+        with open(os.path.join(REPO, "regress", "suites", "smoke.json")) as f:
+            suite = json.load(f)
+        self.assertEqual(suite["name"], "smoke")
+        suite["cases"] = [matmul("mine", 32, 32, 32)]
+        path = os.path.join(self.tmp, "mine", "smoke.json")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            json.dump(suite, f)
+        return path
+
+    def test_default_paths_of_shipped_and_path_suites(self):
+        build = os.path.join(self.tmp, "b")
+        for given in ("smoke", os.path.join(REPO, "regress", "suites", "smoke.json"),
+                      os.path.relpath(os.path.join(REPO, "regress", "suites", "smoke.json"))):
+            suite = regress_suite.load_suite(regress_suite.resolve_suite_path(given, REPO))
+            self.assertTrue(regress_suite.is_shipped(suite, REPO), given)
+            self.assertEqual(regress_suite.default_baselines(suite, REPO),
+                             os.path.join(REPO, "regress", "baselines", "smoke.json"))
+            self.assertEqual(regress_suite.default_results(suite, REPO, build), os.path.join(build, "regress", "smoke"))
+        copy = regress_suite.load_suite(self.shipped_smoke_copy())
+        self.assertEqual(copy["name"], "smoke")
+        self.assertFalse(regress_suite.is_shipped(copy, REPO))
+        self.assertEqual(regress_suite.default_baselines(copy, REPO),
+                         os.path.join(self.tmp, "mine", "smoke.baseline.json"))
+        results = regress_suite.default_results(copy, REPO, build)
+        self.assertRegex(results, "^%s-[0-9a-f]{8}$" % re.escape(os.path.join(build, "regress", "files", "smoke")))
+        # Another file with the same stem elsewhere gets a directory of its own.
+        other = os.path.join(self.tmp, "other", "smoke.json")
+        os.makedirs(os.path.dirname(other))
+        shutil.copy(copy["path"], other)
+        self.assertNotEqual(regress_suite.default_results(regress_suite.load_suite(other), REPO, build), results)
+
+    def test_a_copied_suite_keeps_the_shipped_baselines_and_results_untouched(self):
+        listing = sorted(os.listdir(os.path.dirname(self.SHIPPED_BASELINES)))
+        # A results directory of the shipped smoke suite in this build, to be left alone.
+        smoke_results = os.path.join(self.build, "regress", "smoke")
+        os.makedirs(smoke_results)
+        with open(os.path.join(smoke_results, "summary.md"), "w") as f:
+            f.write("the real smoke run\n")
+
+        path = self.shipped_smoke_copy()
+        r = self.regress(path, "--update-baselines", baselines=False, default_out=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        beside = os.path.join(self.tmp, "mine", "smoke.baseline.json")
+        self.assertIn("baselines %s: 0 changed, 1 added, 0 removed, 0 unchanged, 0 not recorded" % beside, r.stdout)
+        with open(beside) as f:
+            self.assertEqual(list(json.load(f)["cases"]), ["mine"])
+        self.assert_shipped_baselines_untouched()
+        self.assertEqual(sorted(os.listdir(os.path.dirname(self.SHIPPED_BASELINES))), listing)
+        self.assertEqual(os.listdir(smoke_results), ["summary.md"])
+        with open(os.path.join(smoke_results, "summary.md")) as f:
+            self.assertEqual(f.read(), "the real smoke run\n")
+        header = r.stdout.splitlines()[0]
+        self.assertIn("suite 'smoke' (%s)" % path, header)
+        results = regress_suite.default_results(regress_suite.load_suite(path), REPO, self.build)
+        self.assertTrue(header.endswith("results in %s" % results), header)
+        self.assertTrue(os.path.isfile(os.path.join(results, "cases", "mine", "result.json")))
+        # Later runs are judged against the baselines beside the file.
+        r = self.regress(path, baselines=False, default_out=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("regress: 1 passed, 0 failed", r.stdout)
+
+    def test_cluster_collection_uses_the_baselines_beside_a_suite_file(self):
+        path = self.shipped_smoke_copy()
+        self.assertEqual(self.regress(path, "--update-baselines", baselines=False, default_out=True).returncode, 0)
+        emit = os.path.join(self.tmp, "slurm")
+        r = self.regress(path, "--emit-slurm", emit, baselines=False, out=os.path.join(emit, "results"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        env = dict(os.environ, PYTHON=sys.executable, SLURM_ARRAY_TASK_ID="0", PYTHONDONTWRITEBYTECODE="1")
+        subprocess.run(["bash", os.path.join(emit, "regress-smoke.sbatch")], env=env, check=True,
+                       capture_output=True, timeout=60)
+        collect = subprocess.run(["bash", os.path.join(emit, "collect-smoke.sbatch")], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        self.assertEqual(collect.returncode, 0, collect.stdout + collect.stderr)
+        self.assertIn("regress: 1 passed, 0 failed", collect.stdout)
+        self.assert_shipped_baselines_untouched()
 
 
 class Cluster(RegressTestCase):
@@ -501,6 +665,7 @@ class Cluster(RegressTestCase):
         self.assertEqual(words[words.index("--sshlogin") + 1], "4/node1,node2,:")
         self.assertEqual(words[words.index("--jobs") + 1], "3")
         self.assertEqual(words[-2:], ["::::", os.path.join(emit, "cases.txt")])
+        self.assertNotIn("--timeout", words)
         self.assertIn("--run-case", words)
         self.assertEqual(words[words.index("--run-case") + 1], "{}")
         with open(os.path.join(emit, "cases.txt")) as f:
@@ -528,6 +693,13 @@ class Cluster(RegressTestCase):
         with open(os.path.join(emit, "results.csv"), newline="") as f:
             self.assertEqual(self.comparable(list(csv.DictReader(f))), self.comparable(ref_rows))
 
+    def test_a_sub_second_timeout_reaches_the_cluster_jobs(self):
+        suite = self.write_suite(self.CASES[:1])
+        emit = os.path.join(self.tmp, "par")
+        self.assertEqual(self.regress(suite, "--emit-parallel", emit, "--timeout", "0.5").returncode, 0)
+        with open(os.path.join(emit, "parallel.sh")) as f:
+            self.assertIn(" --run-case '{}' --timeout 0.5 ", f.read())
+
     def test_parallel_defaults_to_this_machine(self):
         suite = self.write_suite(self.CASES[:1])
         emit = os.path.join(self.tmp, "par")
@@ -539,6 +711,14 @@ class Cluster(RegressTestCase):
 class ShippedSuites(unittest.TestCase):
     """The shipped suites load, and every case has a recorded baseline or is a declared
     cluster-sized point (the smoke suite must be fully gated)."""
+
+    def test_shipped_suites_are_named_after_their_files(self):
+        # Their baselines and results are found by name (regress/baselines/NAME.json,
+        # BUILD/regress/NAME); "files" holds the results of suites given by a path.
+        for entry in sorted(os.listdir(os.path.join(REPO, "regress", "suites"))):
+            suite = regress_suite.load_suite(os.path.join(REPO, "regress", "suites", entry))
+            self.assertEqual(suite["name"] + ".json", entry)
+            self.assertNotEqual(suite["name"], "files")
 
     def test_shipped_suites_load_and_smoke_is_fully_gated(self):
         for name in ("smoke", "full"):
