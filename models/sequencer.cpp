@@ -37,7 +37,7 @@ void Sequencer::start(const compiler::BoundProgram& program) {
     dependents_.assign(n, {});
     pending_.clear();
     completed_ = in_flight_ = 0;
-    done_ = false;
+    done_ = stuck_ = false;
     error_.clear();
     started_at_ = sc_core::sc_time_stamp();
     progress_completed_ = 0, progress_total_ = n, progress_simulated_s_ = 0;
@@ -48,6 +48,18 @@ void Sequencer::start(const compiler::BoundProgram& program) {
     if (n == 0) return finish("");
     for (const auto& op : program.ops)
         if (missing_deps_[op.id] == 0) make_ready(op.id);
+    check_progress();
+}
+
+void Sequencer::check_progress() {
+    // Nothing in flight, nothing ready, ops left: no completion can ever come. (An op that an
+    // engine holds and never completes is not seen here; stuck_report() names it once the
+    // simulation has run out of events.)
+    if (done_ || !error_.empty() || in_flight_ > 0 || completed_ == program_->ops.size()) return;
+    for (const auto& [engine, queue] : pending_)
+        if (!queue.empty()) return;
+    stuck_ = true;
+    finish("stuck: " + stuck_report());
 }
 
 void Sequencer::make_ready(uint32_t id) {
@@ -96,7 +108,10 @@ void Sequencer::complete(uint32_t op_id, bool ok, const sc_core::sc_time* starte
             if (--missing_deps_[next] == 0) make_ready(next);
         pump(key_of(op));
     }
-    if (completed_ == program_->ops.size() || (!error_.empty() && in_flight_ == 0)) finish(error_);
+    if (completed_ == program_->ops.size() || (!error_.empty() && in_flight_ == 0))
+        finish(error_);
+    else
+        check_progress();
 }
 
 void Sequencer::finish(const std::string& error) {

@@ -46,6 +46,9 @@ public:
     bool running() const { return program_ != nullptr && !done_; }
     bool succeeded() const { return done_ && error_.empty(); }
     const std::string& error() const { return error_; }  ///< first failure, empty if none
+    /// The program ended because ops were left that could never run: none in flight, none
+    /// ready (error() starts "stuck: " and names them).
+    bool stuck() const { return stuck_; }
     const sc_core::sc_event& finished() const { return finished_; }
     sc_core::sc_time started_at() const { return started_at_; }
     sc_core::sc_time finished_at() const { return finished_at_; }
@@ -73,6 +76,8 @@ private:
     void make_ready(uint32_t id);
     void pump(const EngineKey& engine);
     void finish(const std::string& error);
+    /// Ends the program as stuck when nothing is in flight or ready and ops are left.
+    void check_progress();
 
     Dispatch dispatch_;
     const compiler::BoundProgram* program_ = nullptr;
@@ -83,6 +88,7 @@ private:
     size_t completed_ = 0;
     size_t in_flight_ = 0;
     bool done_ = false;
+    bool stuck_ = false;
     std::string error_;
     sc_core::sc_event finished_;
     sc_core::sc_time started_at_, finished_at_;

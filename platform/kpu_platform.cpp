@@ -209,7 +209,7 @@ void KpuPlatform::program_ended() {
     if (sequencer_->succeeded())
         host_->finish(HostError::None, "", cycles);
     else
-        host_->finish(HostError::OpFailed, sequencer_->error(), cycles);
+        host_->finish(sequencer_->stuck() ? HostError::Stuck : HostError::OpFailed, sequencer_->error(), cycles);
 }
 
 std::string KpuPlatform::stuck_report() const { return sequencer_->stuck_report(); }

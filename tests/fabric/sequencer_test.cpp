@@ -165,6 +165,23 @@ TEST(Sequencer, ReportsStuckOpsAndWhatTheyWaitFor) {
               "op 2 on tile_0.fabric waits for op 1");
 }
 
+// Nothing in flight, nothing ready, ops left: the program ends at once as stuck, with the
+// report, instead of leaving a virtual platform whose other processes keep the simulation
+// going waiting for an interrupt that never comes (review: ERROR 4 was never produced).
+TEST(Sequencer, OpsThatCanNeverRunEndTheProgramAsStuck) {
+    Bench bench("bench", 4);
+    BoundProgram p;
+    p.ops = {op(0, EngineKind::Dma, {}), op(1, EngineKind::Fabric, {0, 2}), op(2, EngineKind::Streamer, {1})};
+    bench.sequencer.start(p);
+    sc_core::sc_start();
+    EXPECT_FALSE(bench.sequencer.running());
+    EXPECT_FALSE(bench.sequencer.succeeded());
+    EXPECT_TRUE(bench.sequencer.stuck());
+    EXPECT_EQ(bench.sequencer.error(), "stuck: 2 of 3 ops did not complete; op 1 on tile_0.fabric waits for op 2; "
+                                       "op 2 on tile_0.streamer_0 waits for op 1");
+    EXPECT_EQ(bench.sequencer.finished_at(), sc_time(10, SC_NS)) << "right after op 0, the last that could run";
+}
+
 TEST(Sequencer, EmptyProgramFinishesAtOnce) {
     Bench bench("bench", 4);
     BoundProgram p;
