@@ -86,8 +86,8 @@ struct Cpu : sc_core::sc_module {
         write32(uint64_t(reg) + 4, uint32_t(value >> 32));
     }
     /// Device DRAM through the window (host offset kMemoryWindow + device address), one
-    /// 64-byte line at a time. The buffers start on interleave boundaries, so no line
-    /// crosses one.
+    /// 64-byte line at a time, as a CPU's caches would write it back (the buffers start on
+    /// interleave boundaries, so the lines are aligned).
     bool copy(Buffer& buffer, bool to_device) {
         for (size_t off = 0; off < buffer.bytes.size(); off += 64) {
             const unsigned n = unsigned(std::min<size_t>(64, buffer.bytes.size() - off));
