@@ -164,6 +164,7 @@ void HostInterface::access_register(tlm::tlm_generic_payload& trans) {
         case HostRegister::ProgramAddr: store(program_addr_); return;
         case HostRegister::ProgramSize: store(program_size_); return;
         case HostRegister::Control:
+            if (shift != 0) return;  // the upper half of CONTROL has no bits
             if (value & kControlIrqAck) {
                 irq_level_ = false;
                 irq_changed_.notify(sc_core::SC_ZERO_TIME);
@@ -176,6 +177,12 @@ void HostInterface::access_register(tlm::tlm_generic_payload& trans) {
                 }
                 status_ = HostStatus::Running;
                 error_ = HostError::None;
+                // A new run supersedes the last one's interrupt: a driver that starts again
+                // without IRQ_ACK still sees irq rise at this run's end.
+                if (irq_level_) {
+                    irq_level_ = false;
+                    irq_changed_.notify(sc_core::SC_ZERO_TIME);
+                }
                 message_.clear();
                 cycles_ = 0;
                 start_(program_addr_, program_size_);

@@ -315,6 +315,42 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
                                "0x10000000000 + it)");
 }
 
+// A driver that STARTs again without IRQ_ACK: the new START lowers irq (review: it stayed
+// high, so waiting for its rising edge waited for ever), and the second run ends as usual.
+TEST(RegisterLevel, AStartWithoutIrqAckLowersIrqUntilTheNewRunEnds) {
+    const hw::Config minimal = config("minimal");
+    const compiler::Program program = compile(matmul_graph(40, 24, 56), minimal);
+    cli::Prepared prepared = cli::prepare(minimal, program, "", 5);
+    platform::KpuPlatform kpu("kpu", minimal);
+    sc_core::sc_signal<bool> irq("irq");
+    bool low_after_second_start = false, high_at_second_end = false;
+    uint64_t first_cycles = 0, second_cycles = 0, second_status = 0;
+    TestBench bench("bench", [&](TestBench& tb) {
+        for (auto& input : prepared.job.inputs) tb.copy(input.device_addr, input.bytes.data(), input.bytes.size(), true);
+        std::vector<uint8_t> image(prepared.job.image.begin(), prepared.job.image.end());
+        tb.copy(prepared.job.image_addr, image.data(), image.size(), true);
+        tb.start_and_wait(prepared.job.image_addr, image.size());
+        first_cycles = tb.read32(HostRegister::Cycles);
+        tb.write32(HostRegister::Control, platform::kControlStart);  // no IRQ_ACK before
+        sc_core::wait(sc_core::SC_ZERO_TIME);
+        sc_core::wait(sc_core::SC_ZERO_TIME);
+        low_after_second_start = !tb.irq.read();
+        if (!tb.irq.read()) sc_core::wait(tb.irq.posedge_event());
+        high_at_second_end = tb.irq.read();
+        second_status = tb.read32(HostRegister::Status);
+        second_cycles = tb.read32(HostRegister::Cycles);
+    });
+    bench.socket.bind(kpu.host_socket);
+    kpu.irq(irq);
+    bench.irq(irq);
+    sc_core::sc_start();
+    EXPECT_TRUE(low_after_second_start);
+    EXPECT_TRUE(high_at_second_end);
+    EXPECT_EQ(second_status, uint64_t(HostStatus::Done));
+    EXPECT_EQ(second_cycles, first_cycles);
+    EXPECT_GT(first_cycles, 0u);
+}
+
 // A virtual platform's driver runs job after job on one device: each program's results are
 // right, and a program's cycles do not depend on what ran before it (the device returns to
 // idle: no queue, port calendar or accumulator state leaks into the next run).
