@@ -163,6 +163,13 @@ struct TestBench : sc_core::sc_module {
                       tlm::TLM_OK_RESPONSE);
         }
     }
+    /// Writes a job's inputs and image through the window, STARTs it and waits for irq.
+    void run(platform::HostJob& job) {
+        for (auto& input : job.inputs) copy(input.device_addr, input.bytes.data(), input.bytes.size(), true);
+        std::vector<uint8_t> image(job.image.begin(), job.image.end());
+        copy(job.image_addr, image.data(), image.size(), true);
+        start_and_wait(job.image_addr, image.size());
+    }
     void start_and_wait(uint64_t image_addr, uint64_t image_size) {
         write32(HostRegister::ProgramAddr, image_addr);
         write32(HostRegister::ProgramSize, image_size);
@@ -170,6 +177,13 @@ struct TestBench : sc_core::sc_module {
         status_after_start = read32(HostRegister::Status);
         if (!irq.read()) wait(irq.posedge_event());
     }
+};
+
+/// The register-level tests' job: a 40 x 24 x 56 matmul prepared for minimal.
+struct SmallMatmul {
+    hw::Config minimal = config("minimal");
+    compiler::Program program = compile(matmul_graph(40, 24, 56), minimal);
+    cli::Prepared prepared = cli::prepare(minimal, program, "", 5);
 };
 
 // User review: a CPU's memcpy through the window that crossed a DRAM interleave block got an
@@ -214,9 +228,10 @@ TEST(RegisterLevel, WindowAccessesOfAnyLengthAndAlignmentWork) {
 }
 
 TEST(RegisterLevel, TestBenchProgramsTheDeviceGetsTheInterruptAndReadsCorrectResults) {
-    const hw::Config minimal = config("minimal");
-    const compiler::Program program = compile(matmul_graph(40, 24, 56), minimal);
-    cli::Prepared prepared = cli::prepare(minimal, program, "", 5);
+    SmallMatmul job;
+    const hw::Config& minimal = job.minimal;
+    const compiler::Program& program = job.program;
+    cli::Prepared& prepared = job.prepared;
     platform::KpuPlatform kpu("kpu", minimal);
     sc_core::sc_signal<bool> irq("irq");
     std::vector<float> result;
@@ -224,10 +239,7 @@ TEST(RegisterLevel, TestBenchProgramsTheDeviceGetsTheInterruptAndReadsCorrectRes
     bool irq_low_after_ack = false;
     TestBench bench("bench", [&](TestBench& tb) {
         EXPECT_EQ(tb.read32(HostRegister::Id), platform::kKpuId);
-        for (auto& input : prepared.job.inputs) tb.copy(input.device_addr, input.bytes.data(), input.bytes.size(), true);
-        std::vector<uint8_t> image(prepared.job.image.begin(), prepared.job.image.end());
-        tb.copy(prepared.job.image_addr, image.data(), image.size(), true);
-        tb.start_and_wait(prepared.job.image_addr, image.size());
+        tb.run(prepared.job);
         status = tb.read32(HostRegister::Status);
         error = tb.read32(HostRegister::Error);
         cycles = tb.read32(HostRegister::Cycles);
@@ -318,18 +330,13 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
 // A driver that STARTs again without IRQ_ACK: the new START lowers irq (review: it stayed
 // high, so waiting for its rising edge waited for ever), and the second run ends as usual.
 TEST(RegisterLevel, AStartWithoutIrqAckLowersIrqUntilTheNewRunEnds) {
-    const hw::Config minimal = config("minimal");
-    const compiler::Program program = compile(matmul_graph(40, 24, 56), minimal);
-    cli::Prepared prepared = cli::prepare(minimal, program, "", 5);
-    platform::KpuPlatform kpu("kpu", minimal);
+    SmallMatmul small;
+    platform::KpuPlatform kpu("kpu", small.minimal);
     sc_core::sc_signal<bool> irq("irq");
     bool low_after_second_start = false, high_at_second_end = false;
     uint64_t first_cycles = 0, second_cycles = 0, second_status = 0;
     TestBench bench("bench", [&](TestBench& tb) {
-        for (auto& input : prepared.job.inputs) tb.copy(input.device_addr, input.bytes.data(), input.bytes.size(), true);
-        std::vector<uint8_t> image(prepared.job.image.begin(), prepared.job.image.end());
-        tb.copy(prepared.job.image_addr, image.data(), image.size(), true);
-        tb.start_and_wait(prepared.job.image_addr, image.size());
+        tb.run(small.prepared.job);
         first_cycles = tb.read32(HostRegister::Cycles);
         tb.write32(HostRegister::Control, platform::kControlStart);  // no IRQ_ACK before
         sc_core::wait(sc_core::SC_ZERO_TIME);
@@ -367,14 +374,8 @@ TEST(RegisterLevel, ProgramsRunBackToBackOnOneDeviceWithTheirOwnResultsAndCycles
     uint64_t cycles[3] = {}, status[3] = {};
     TestBench bench("bench", [&](TestBench& tb) {
         for (int i = 0; i < 3; ++i) {
-            const platform::HostJob& job = prepared[size_t(i)].job;
-            for (const auto& input : job.inputs) {
-                std::vector<uint8_t> bytes = input.bytes;
-                tb.copy(input.device_addr, bytes.data(), bytes.size(), true);
-            }
-            std::vector<uint8_t> image(job.image.begin(), job.image.end());
-            tb.copy(job.image_addr, image.data(), image.size(), true);
-            tb.start_and_wait(job.image_addr, image.size());
+            platform::HostJob& job = prepared[size_t(i)].job;
+            tb.run(job);
             status[i] = tb.read32(HostRegister::Status);
             cycles[i] = tb.read32(HostRegister::Cycles);
             ASSERT_EQ(job.outputs.size(), 1u);
