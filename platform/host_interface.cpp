@@ -29,6 +29,27 @@ HostInterface::HostInterface(sc_core::sc_module_name name, uint64_t dram_size, u
 
 void HostInterface::drive_irq() {
     if (irq.size() > 0) irq->write(irq_level_);
+    lowering_ = false;
+    if (raise_next_) {  // a run ended in the delta that lowered irq: rise one delta later
+        raise_next_ = false;
+        irq_level_ = true;
+        irq_changed_.notify(sc_core::SC_ZERO_TIME);
+    }
+}
+
+void HostInterface::set_irq(bool level) {
+    if (!level) {
+        if (irq_level_) lowering_ = true;
+        irq_level_ = raise_next_ = false;
+    } else if (lowering_) {
+        // irq was high and is being lowered in this delta (IRQ_ACK or START), not yet driven:
+        // raising it now would leave the wire high with no edge to wait for.
+        raise_next_ = true;
+        return;
+    } else {
+        irq_level_ = true;
+    }
+    irq_changed_.notify(sc_core::SC_ZERO_TIME);
 }
 
 bool HostInterface::to_device(tlm::tlm_generic_payload& trans) const {
@@ -166,8 +187,7 @@ void HostInterface::access_register(tlm::tlm_generic_payload& trans) {
         case HostRegister::Control:
             if (shift != 0) return;  // the upper half of CONTROL has no bits
             if (value & kControlIrqAck) {
-                irq_level_ = false;
-                irq_changed_.notify(sc_core::SC_ZERO_TIME);
+                set_irq(false);
             }
             if (value & kControlStart) {
                 if (status_ == HostStatus::Running) {
@@ -179,10 +199,7 @@ void HostInterface::access_register(tlm::tlm_generic_payload& trans) {
                 error_ = HostError::None;
                 // A new run supersedes the last one's interrupt: a driver that starts again
                 // without IRQ_ACK still sees irq rise at this run's end.
-                if (irq_level_) {
-                    irq_level_ = false;
-                    irq_changed_.notify(sc_core::SC_ZERO_TIME);
-                }
+                set_irq(false);
                 message_.clear();
                 cycles_ = 0;
                 start_(program_addr_, program_size_);
@@ -209,8 +226,7 @@ void HostInterface::finish(HostError error, const std::string& message, uint64_t
     message_ = message;
     cycles_ = cycles;
     if (error != HostError::None) SC_REPORT_WARNING(kMsgType, (std::string(name()) + ": " + message).c_str());
-    irq_level_ = true;
-    irq_changed_.notify(sc_core::SC_ZERO_TIME);
+    set_irq(true);
 }
 
 }  // namespace kpu::platform

@@ -94,6 +94,9 @@ private:
     bool to_device(tlm::tlm_generic_payload& trans) const;
     void access_register(tlm::tlm_generic_payload& trans);
     void drive_irq();
+    /// Sets the level drive_irq writes next; a raise right after a lowering in the same delta
+    /// is held for one delta, so that the wire falls and rises (a waiter sees the edge).
+    void set_irq(bool level);
 
     /// Runs `access` on each piece of a window access [addr, addr + len) that stays inside
     /// one DRAM block (address, data pointer and length set); stops at the first piece
@@ -111,6 +114,8 @@ private:
     HostError error_ = HostError::None;
     std::string message_;
     bool irq_level_ = false;
+    bool lowering_ = false;    ///< irq_level_ went high -> low and drive_irq has not run since
+    bool raise_next_ = false;  ///< raise irq once the lowering has been driven
     sc_core::sc_event irq_changed_;
 };
 

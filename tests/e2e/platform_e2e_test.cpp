@@ -275,6 +275,7 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
     sc_core::sc_signal<bool> irq("irq");
     uint64_t garbage_status = 0, garbage_error = 0, big_status = 0, big_error = 0, empty_error = 0, outside_error = 0;
     std::string garbage_message, big_message, outside_message;
+    bool empty_edge = false;
     // K = 4096 fits t64's 1 MiB L3 tiles but not minimal's 256 KiB.
     const compiler::Program big = compile(matmul_graph(512, 512, 4096), config("t64"));
     const std::string big_image = compiler::write_kpu(big);
@@ -295,10 +296,15 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
         big_status = tb.read32(HostRegister::Status);
         big_error = tb.read32(HostRegister::Error);
         big_message = kpu.host_error_message();
-        tb.write32(HostRegister::Control, platform::kControlIrqAck);
-        sc_core::wait(sc_core::SC_ZERO_TIME);
 
-        tb.start_and_wait(0x1000, 0);  // an empty image
+        const sc_core::sc_time started = sc_core::sc_time_stamp();
+        // An empty image, STARTed without acknowledging the last run: it fails inside the
+        // START write, in the delta that lowers irq; irq must still fall and rise again
+        // (review: it stayed high with no edge, and a driver waiting for one hung).
+        tb.write32(HostRegister::ProgramSize, 0);
+        tb.write32(HostRegister::Control, platform::kControlStart);
+        sc_core::wait(sc_core::sc_time(1, sc_core::SC_US), tb.irq.posedge_event());
+        empty_edge = tb.irq.read() && sc_core::sc_time_stamp() < started + sc_core::sc_time(1, sc_core::SC_US);
         empty_error = tb.read32(HostRegister::Error);
         tb.write32(HostRegister::Control, platform::kControlIrqAck);
         sc_core::wait(sc_core::SC_ZERO_TIME);
@@ -321,6 +327,7 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
     EXPECT_EQ(big_error, uint64_t(HostError::DoesNotFit)) << big_message;
     EXPECT_NE(big_message.find("L3"), std::string::npos) << big_message;
     EXPECT_EQ(empty_error, uint64_t(HostError::BadImage));
+    EXPECT_TRUE(empty_edge) << "no rising edge of irq after a START that failed at once";
     EXPECT_EQ(outside_error, uint64_t(HostError::BadImage));
     EXPECT_EQ(outside_message, "program image [0x10000001000, 0x10000001040) (64 bytes) is not inside device DRAM "
                                "[0, 0x8000000) (PROGRAM_ADDR is a device address; the host writes that address at "
