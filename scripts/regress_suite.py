@@ -11,6 +11,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import signal
@@ -103,9 +104,7 @@ def _check_case(case, where, suite):
         raise SuiteError("%s: set must map config paths to values, e.g. {\"fabric.rows\": 8}" % where)
     if not isinstance(case.get("sim_args", []), list) or not all(isinstance(a, str) for a in case.get("sim_args", [])):
         raise SuiteError("%s: sim_args must be a list of strings" % where)
-    for key in ("tolerance_pct", "timeout_s"):
-        if key in case and (not isinstance(case[key], (int, float)) or case[key] <= 0):
-            raise SuiteError("%s: %s must be a positive number" % (where, key))
+    _check_positive_numbers(case, where)
     case.setdefault("group", "default")
     case.setdefault("dataflow", DATAFLOWS[0])
     case.setdefault("set", {})
@@ -113,6 +112,16 @@ def _check_case(case, where, suite):
     case.setdefault("check", True)
     case.setdefault("tolerance_pct", suite.get("tolerance_pct", DEFAULT_TOLERANCE_PCT))
     case.setdefault("timeout_s", suite.get("timeout_s", DEFAULT_TIMEOUT_S))
+
+
+def _check_positive_numbers(entry, where):
+    """tolerance_pct and timeout_s, where given, must be finite numbers > 0 (not true, not NaN,
+    which Python's json reads)."""
+    for key in ("tolerance_pct", "timeout_s"):
+        value = entry.get(key)
+        if key in entry and (isinstance(value, bool) or not isinstance(value, (int, float))
+                             or not math.isfinite(value) or value <= 0):
+            raise SuiteError("%s: %s must be a positive number" % (where, key))
 
 
 def resolve_suite_path(name_or_path, repo):
@@ -137,10 +146,7 @@ def load_suite(path):
     if unknown:
         raise SuiteError("%s: unknown key '%s' (known: %s)" % (path, unknown[0], ", ".join(sorted(SUITE_KEYS))))
     suite.setdefault("name", os.path.splitext(os.path.basename(path))[0])
-    for key in ("tolerance_pct", "timeout_s"):  # the cases' defaults, checked like the cases' own
-        if key in suite and (isinstance(suite[key], bool) or not isinstance(suite[key], (int, float))
-                             or not suite[key] > 0):
-            raise SuiteError("%s: %s must be a positive number" % (path, key))
+    _check_positive_numbers(suite, path)  # the cases' defaults, checked like the cases' own
     if not isinstance(suite.get("cases"), list) or not suite["cases"]:
         raise SuiteError("%s: 'cases' must be a non-empty list" % path)
     cases, seen = [], {}
@@ -460,7 +466,9 @@ def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
         config_path = derived_config(case, repo, os.path.join(work, "config.json"))
         program = os.path.join(work, "program.kpu")
         compile_cmd = [compile_bin, graph_path, "-o", program, "--config", config_path, "--dataflow", case["dataflow"]]
-        code, wall, rss = run_process(compile_cmd, os.path.join(work, "compile.log"), timeout)
+        # The timeout bounds the whole case: set-up, kpu-compile and kpu-sim together.
+        code, wall, rss = run_process(compile_cmd, os.path.join(work, "compile.log"),
+                                      timeout - (time.monotonic() - started))
         result["compile"] = {"cmd": compile_cmd, "exit": code, "wall_s": round(wall, 4), "peak_rss_mib": round(rss, 1)}
         result["tiling"] = parse_tiling(os.path.join(work, "compile.log"))
         if code is None:

@@ -87,6 +87,16 @@ def matmul(cid, m, k, n, **extra):
 
 
 class RegressTestCase(unittest.TestCase):
+    def assert_usage_error(self, r, *fragments):
+        """Exit 2, nothing on stdout, one line on stderr holding every fragment."""
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+        return lines[0]
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="regress-test-")
         self.addCleanup(shutil.rmtree, self.tmp)
@@ -182,15 +192,6 @@ class BaselineGate(RegressTestCase):
         self.assertIn("+-2%", r.stdout)
         self.assertEqual(r.returncode, 1)
 
-    def assert_usage_error(self, r, *fragments):
-        """Exit 2, nothing on stdout, one line on stderr holding every fragment."""
-        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
-        self.assertEqual(r.stdout, "")
-        lines = r.stderr.strip().splitlines()
-        self.assertEqual(len(lines), 1, r.stderr)
-        for fragment in fragments:
-            self.assertIn(fragment, lines[0])
-
     def test_tolerance_must_be_a_number_of_percent_at_least_zero(self):
         suite = self.write_suite([matmul("a", 32, 32, 32)])
         self.record(suite)
@@ -206,10 +207,14 @@ class BaselineGate(RegressTestCase):
         self.assertIn("FAIL a: total_cycles 4097 -> 4096 (-0.02%) is beyond +-0% of the baseline", r.stdout)
 
     def test_suite_tolerance_and_timeout_must_be_positive(self):
+        # The suite's and each case's: the same check (NaN, which Python's json reads, passed
+        # a case's and would have passed every metric).
         for key in ("tolerance_pct", "timeout_s"):
-            for bad in (-3, 0, "5"):
+            for bad in (-3, 0, "5", True, float("nan"), float("inf")):
                 suite = self.write_suite([matmul("a", 32, 32, 32)], **{key: bad})
                 self.assert_usage_error(self.regress(suite, "--list"), "%s must be a positive number" % key)
+                suite = self.write_suite([matmul("a", 32, 32, 32, **{key: bad})])
+                self.assert_usage_error(self.regress(suite, "--list"), "cases[0]", "%s must be a positive number" % key)
 
     def test_case_and_suite_tolerance(self):
         suite = self.write_suite([matmul("loose", 32, 32, 32, tolerance_pct=15), matmul("strict", 64, 32, 32)],
@@ -373,11 +378,8 @@ class Reports(RegressTestCase):
     def test_timeout_must_be_a_positive_number_of_seconds(self):
         suite = self.write_suite([matmul("a", 8, 8, 8)])
         for bad in ("0", "-1", "abc", "nan", "inf"):
-            r = self.regress(suite, "--timeout", bad)
-            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
-            self.assertEqual(r.stdout, "")
-            self.assertEqual(r.stderr.strip().splitlines(),
-                             ["regress: error: --timeout %s: must be a number of seconds > 0" % bad])
+            self.assertEqual(self.assert_usage_error(self.regress(suite, "--timeout", bad)),
+                             "regress: error: --timeout %s: must be a number of seconds > 0" % bad)
 
     def test_an_explicit_timeout_of_zero_is_not_taken_for_unset(self):
         # run_case's own contract (the command line refuses 0): None means the case's timeout_s,
@@ -394,12 +396,7 @@ class Setup(RegressTestCase):
     def test_missing_binaries_fail_with_one_clear_line(self):
         suite = self.write_suite([matmul("a", 8, 8, 8)])
         os.remove(os.path.join(self.build, "bin", "kpu-sim"))
-        r = self.regress(suite)
-        self.assertEqual(r.returncode, 2)
-        self.assertEqual(r.stdout, "")
-        lines = r.stderr.strip().splitlines()
-        self.assertEqual(len(lines), 1, r.stderr)
-        self.assertIn("kpu-sim not found in %s" % os.path.join(self.build, "bin"), lines[0])
+        self.assert_usage_error(self.regress(suite), "kpu-sim not found in %s" % os.path.join(self.build, "bin"))
 
     def test_unknown_suite_and_unknown_key_are_one_line_errors(self):
         r = self.regress("no-such-suite")
