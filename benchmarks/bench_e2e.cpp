@@ -164,9 +164,7 @@ int run(const Args& args) {
     // ---- inputs: A [M, K] and B [K, N], random; C is the output ----
     const std::vector<float> a = random_matrix(size_t(M) * K, 1), b = random_matrix(size_t(K) * N, 2);
     platform::HostJob job;
-    uint64_t top = 0;
     for (const auto& tensor : bound.tensors) {
-        top = std::max(top, tensor.dram_addr + tensor.bytes);
         if (tensor.role == "output") {
             job.outputs.push_back({tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)});
             continue;
@@ -180,7 +178,7 @@ int run(const Args& args) {
     }
     if (job.outputs.size() != 1) throw std::runtime_error("bench-e2e: expected one output");
     job.image = image;
-    job.image_addr = (top + config.dram.interleave_bytes - 1) / config.dram.interleave_bytes * config.dram.interleave_bytes;
+    job.image_addr = compiler::image_address(bound, config, image.size());
 
     // ---- the simulation, timed as kpu-sim times it: elaboration + sc_start ----
     const double cpu0 = cpu_seconds();

@@ -375,6 +375,18 @@ private:
 
 BoundProgram bind(const Program& program, const hw::Config& config) { return Binder(program, config).run(); }
 
+uint64_t image_address(const BoundProgram& bound, const hw::Config& config, uint64_t image_bytes) {
+    uint64_t top = 0;
+    for (const BoundTensor& t : bound.tensors) top = std::max(top, t.dram_addr + t.bytes);
+    const uint64_t align = config.dram.interleave_bytes, at = (top + align - 1) / align * align;
+    const uint64_t dram = hw::AddressMap(config).dram_size();
+    if (at + image_bytes > dram)
+        throw CompileError("tensors (" + std::to_string(top) + " bytes) and the program image (" +
+                           std::to_string(image_bytes) + " bytes) do not fit the " + std::to_string(dram) +
+                           " bytes of DRAM of " + config.name);
+    return at;
+}
+
 std::string write_bound_program(const BoundProgram& bound) {
     using json = nlohmann::json;
     json tensors = json::array();

@@ -18,6 +18,11 @@ namespace kpu::compiler {
 /// Throws CompileError naming the tensor, the level and the numbers when something does not fit.
 BoundProgram bind(const Program& program, const hw::Config& config);
 
+/// Where a host puts a program image of `image_bytes` for `bound`: the first DRAM interleave
+/// boundary after its last tensor (kpu-sim's choice; any DRAM the inputs do not use until
+/// START would do). Throws CompileError with the numbers when the image does not fit.
+uint64_t image_address(const BoundProgram& bound, const hw::Config& config, uint64_t image_bytes);
+
 /// How the binder runs one DRAM transfer (LOAD or STORE) on the DMA engines: cut into units
 /// (interleave blocks of `block` bytes when source and destination are both contiguous and the
 /// transfer is whole blocks, rows otherwise), unit u in slice u mod n, n = min(engines, units,

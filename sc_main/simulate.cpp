@@ -104,9 +104,7 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
                  uint64_t seed) {
     Prepared p;
     p.bound = compiler::bind(program, config);
-    uint64_t top = 0;
     for (const auto& tensor : p.bound.tensors) {
-        top = std::max(top, tensor.dram_addr + tensor.bytes);
         const uint64_t elements = tensor.bytes / sizeof(float);
         if (is_fed(tensor.role)) {
             std::vector<float> data;
@@ -131,13 +129,7 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
         }
     }
     p.job.image = compiler::write_kpu(program);
-    const uint64_t align = config.dram.interleave_bytes;
-    p.job.image_addr = (top + align - 1) / align * align;
-    const hw::AddressMap map(config);
-    if (p.job.image_addr + p.job.image.size() > map.dram_size())
-        throw std::runtime_error("tensors (" + std::to_string(top) + " bytes) and the program image (" +
-                                 std::to_string(p.job.image.size()) + " bytes) do not fit the " +
-                                 std::to_string(map.dram_size()) + " bytes of DRAM of " + config.name);
+    p.job.image_addr = compiler::image_address(p.bound, config, p.job.image.size());
     return p;
 }
 

@@ -178,9 +178,8 @@ int sc_main(int argc, char* argv[]) {
 
         Cpu cpu("cpu");
         std::map<std::string, std::vector<float>> fed;
-        uint64_t end = 0, seed = 1;
+        uint64_t seed = 1;
         for (const auto& tensor : bound.tensors) {
-            end = std::max(end, tensor.dram_addr + tensor.bytes);
             if (tensor.role == "input" || tensor.role == "constant") {
                 std::vector<float> values = pseudo_random(tensor.bytes / 4, seed++);
                 Cpu::Buffer b{tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)};
@@ -192,8 +191,7 @@ int sc_main(int argc, char* argv[]) {
             }
         }
         // The image after the last tensor, on an interleave boundary (where kpu-sim puts it).
-        const uint64_t interleave = config.dram.interleave_bytes;
-        cpu.image_addr = (end + interleave - 1) / interleave * interleave;
+        cpu.image_addr = kpu::compiler::image_address(bound, config, image.size());
         cpu.image_size = image.size();
         cpu.inputs.push_back({"the program image", cpu.image_addr, std::vector<uint8_t>(image.begin(), image.end())});
 

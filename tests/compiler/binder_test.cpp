@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
 #include <cmath>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <random>
 #include <set>
 #include <unordered_map>
@@ -113,6 +115,22 @@ TEST(Binder, TheSameKpuBindsOnEveryShippedConfig) {
         const hw::Config config = test::config(name);
         check_invariants(p, bind(p, config), config);
     }
+}
+
+// Where a host puts the image (kpu-sim, bench-e2e and the VP example share it): the first
+// interleave boundary after the last tensor. examples/mlp.json on edge (2 KiB blocks) ends
+// with y[64, 128] at 0xf1000, 32 KiB: the image goes at 0xf9000 (docs/integration.md).
+TEST(Binder, TheImageGoesAfterTheLastTensorAndMustFit) {
+    std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const hw::Config edge = test::config("edge");
+    const BoundProgram b = bind(compile(parse_graph(text, "mlp.json"), edge), edge);
+    EXPECT_EQ(image_address(b, edge, 4096), 0xf9000u);
+    const uint64_t dram = uint64_t(edge.dram.count) * edge.dram.capacity_bytes;
+    EXPECT_EQ(image_address(b, edge, dram - 0xf9000), 0xf9000u) << "exactly to the end of DRAM";
+    EXPECT_EQ(test::error_of([&] { image_address(b, edge, dram - 0xf9000 + 1); }),
+              "tensors (1019904 bytes) and the program image (" + std::to_string(dram - 0xf9000 + 1) +
+                  " bytes) do not fit the " + std::to_string(dram) + " bytes of DRAM of edge");
 }
 
 TEST(Binder, IsDeterministic) {
