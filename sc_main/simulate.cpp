@@ -184,8 +184,6 @@ private:
     std::future<std::map<std::string, ReferenceTensor>> result_;
 };
 
-}  // namespace
-
 /// What the run writes at its end is checked before it starts: a long run is not lost to a
 /// path typed wrong. The files themselves are only created at the end.
 void check_outputs_can_be_written(const Options& options) {
@@ -244,6 +242,8 @@ void warn_about_inputs(const std::string& dir, const Prepared& prepared, uint64_
     }
 }
 
+}  // namespace
+
 int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
     // ---- everything that can be wrong with the input is found before the simulation ----
     const compiler::Program program = compiler::read_kpu_file(options.program_path);
@@ -258,13 +258,13 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
         throw std::runtime_error(options.program_path + " on " + config.name + ": " + e.what());
     }
     if (!options.inputs_dir.empty()) warn_about_inputs(options.inputs_dir, prepared, options.seed);
-    // The device binds the image itself at START (KpuPlatform::program()); the host keeps
-    // only the tensors' layout, not a second copy of the ops (at 8192^3, 3.4 M of them).
     if (!options.vcd_scope.empty()) {  // the engines the program uses, as the device binds it
         std::set<std::string> engines;
         for (const compiler::BoundOp& op : prepared.bound.ops) engines.insert(engine_scope(op));
         check_vcd_scope({engines.begin(), engines.end()}, config.dram.count, options.vcd_scope);
     }
+    // The device binds the image itself at START (KpuPlatform::program()); the host keeps
+    // only the tensors' layout, not a second copy of the ops (at 8192^3, 3.4 M of them).
     std::vector<compiler::BoundOp>().swap(prepared.bound.ops);
     const std::vector<compiler::BoundTensor>& tensors = prepared.bound.tensors;
     std::optional<BackgroundReference> reference;
