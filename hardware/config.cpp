@@ -16,6 +16,8 @@
 namespace kpu::hw {
 namespace {
 
+std::string rate_text(double per_s, const char* unit);  // below, with describe()
+
 using json = nlohmann::json;
 
 const std::set<std::string> kElementTypes = {"float32", "bfloat16", "float16", "int8"};
@@ -204,6 +206,39 @@ void apply_override(json& root, const Override& o, const std::string& source) {
     *node = parse_json_text(o.value, value, not_json) ? value : json(o.value);
 }
 
+/// Refuses a config whose movers would need to run further ahead of their completions than
+/// the simulator supports (Derived::mover_window_s), naming the field that contributes most.
+void check_mover_window(const Config& c, const ObjectReader& top) {
+    const Derived d = derive(c);
+    if (d.mover_window_s <= kMaxMoverWindowS) return;
+    auto us = [](double s) {
+        std::ostringstream out;
+        out << std::setprecision(3) << s * 1e6 << " us";
+        return out.str();
+    };
+    const std::pair<const char*, double> parts[] = {
+        {"dram.latency_cycles", c.dram.latency_cycles / c.clocks.dram_hz},
+        {"l3.latency_cycles", c.l3.latency_cycles / c.clocks.sram_hz},
+        {"l2.latency_cycles", c.l2.latency_cycles / c.clocks.sram_hz},
+        {"l1.latency_cycles", c.l1.latency_cycles / c.clocks.sram_hz},
+        {"interconnect.latency_cycles", 2.0 * c.interconnect.latency_cycles / c.clocks.sram_hz},
+    };
+    const char* field = "dram.interleave_bytes";
+    std::string why = "dram.channels x interleave_bytes / channel bandwidth = " + std::to_string(c.dram.count) +
+                      " x " + std::to_string(c.dram.interleave_bytes) + " B / " +
+                      rate_text(c.dram.bandwidth_bytes_per_s * c.dram.ports, "B/s") + " = " +
+                      us(d.dram_interleave_span_s);
+    if (d.burst_path_s >= d.dram_interleave_span_s) {
+        const auto* most = std::max_element(std::begin(parts), std::end(parts),
+                                            [](const auto& a, const auto& b) { return a.second < b.second; });
+        field = most->first;
+        why = "a burst's unloaded path takes up to " + us(d.burst_path_s) + ", " + us(most->second) + " of it " +
+              most->first;
+    }
+    top.fail(field, why + "; movers would have to run that far ahead of their completions, more than the "
+                          "simulator's " + us(kMaxMoverWindowS) + " (docs/models.md, Temporal decoupling)");
+}
+
 Config read_config(const json& root, const std::string& source) {
     ObjectReader top(root, "", source);
     Config c;
@@ -326,6 +361,7 @@ Config read_config(const json& root, const std::string& source) {
                                       std::to_string(c.block_mover.count) + " + " + std::to_string(c.streamer.count) +
                                       ") = " + std::to_string(movers) + " data movers, more than the simulator's " +
                                       std::to_string(kMaxMovers));
+    check_mover_window(c, top);
     top.finish({"description"});
     return c;
 }
@@ -380,6 +416,15 @@ Derived derive(const Config& c) {
     d.l1_buffers = uint64_t(c.compute_tiles) * c.l1.count;
     d.l2_capacity = d.l2_banks * c.l2.capacity_bytes;
     d.l1_capacity = d.l1_buffers * c.l1.capacity_bytes;
+    auto stage_s = [](const MemoryLevel& l, double hz) {
+        return double(l.latency_cycles) / hz + double(l.burst_bytes) / l.bandwidth_bytes_per_s;
+    };
+    const double link_s = double(c.interconnect.latency_cycles) / c.clocks.sram_hz +
+                          double(c.dram.burst_bytes) / c.interconnect.bandwidth_bytes_per_s;
+    d.burst_path_s = stage_s(c.dram, c.clocks.dram_hz) + stage_s(c.l3, c.clocks.sram_hz) +
+                     stage_s(c.l2, c.clocks.sram_hz) + stage_s(c.l1, c.clocks.sram_hz) + 2 * link_s;
+    d.dram_interleave_span_s = double(c.dram.count) * double(c.dram.interleave_bytes) / one_bw(c.dram);
+    d.mover_window_s = std::max(d.burst_path_s, d.dram_interleave_span_s);
     return d;
 }
 
@@ -435,6 +480,14 @@ std::string describe(const Config& c) {
                   bytes_text(double(c.l2.capacity_bytes)) + ")");
     row("L1", bytes_text(double(d.l1_capacity)) + "  (" + std::to_string(d.l1_buffers) + " buffers x " +
                   bytes_text(double(c.l1.capacity_bytes)) + ")");
+    out << "latency (one burst, unloaded)\n";
+    auto ns = [](double s) {
+        std::ostringstream text;
+        text << std::setprecision(4) << s * 1e9 << " ns";
+        return text.str();
+    };
+    row("longest mover path", ns(d.burst_path_s));
+    row("DRAM interleave span", ns(d.dram_interleave_span_s) + "  (one pass over every channel)");
     return out.str();
 }
 

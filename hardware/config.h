@@ -124,7 +124,22 @@ struct Derived {
     uint64_t l1_capacity = 0;          ///< bytes, whole chip
     uint64_t l2_banks = 0;             ///< whole chip
     uint64_t l1_buffers = 0;           ///< whole chip
+    /// Seconds: an upper bound on one burst's unloaded trip along any mover's path (every
+    /// level's and two network links' latency plus each one's burst time).
+    double burst_path_s = 0;
+    /// Seconds: channels x interleave_bytes / channel bandwidth, the time one pass over every
+    /// DRAM channel takes; a transfer keeps all channels busy only if its mover may run that
+    /// far ahead of its completions.
+    double dram_interleave_span_s = 0;
+    /// Seconds: how far ahead of its completions a mover must be able to run so that neither
+    /// term above limits its throughput: max(burst_path_s, dram_interleave_span_s). The
+    /// platform's quantum is at least 1.25 times this (docs/models.md, Temporal decoupling).
+    double mover_window_s = 0;
 };
+
+/// The largest mover window (Derived::mover_window_s) the simulator supports: configs that
+/// need more are refused (a PortTimer remembers 100 us behind the latest arrival).
+constexpr double kMaxMoverWindowS = 20e-6;
 
 Derived derive(const Config& config);
 

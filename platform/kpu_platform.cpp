@@ -63,6 +63,15 @@ ModuleCounts count_tree(std::vector<const sc_core::sc_object*> level) {
     return c;
 }
 
+/// The options with the quantum raised to 1.25 x the config's mover window where 1 us is too
+/// short: a mover's finite buffer is a quantum ahead of its completions, and it must not be
+/// what limits a transfer's throughput (docs/models.md, Temporal decoupling).
+PlatformOptions with_mover_window(PlatformOptions options, const hw::Config& config) {
+    const sc_core::sc_time window(1.25 * hw::derive(config).mover_window_s, sc_core::SC_SEC);
+    if (window > options.quantum) options.quantum = window;
+    return options;
+}
+
 }  // namespace
 
 uint64_t ModuleCounts::of(const std::string& kind) const {
@@ -97,7 +106,7 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
       irq("irq"),
       config_(config),
       map_(config_),
-      options_(options),
+      options_(with_mover_window(options, config)),
       wiring_(options.check_protocol) {
     noc_ = std::make_unique<model::Interconnect>("noc", config_, map_);
     // The interconnect's output ports: DRAM channels first, then one per tile (decoder order).

@@ -66,6 +66,9 @@ public:
     KpuPlatform(sc_core::sc_module_name name, const hw::Config& config, const PlatformOptions& options = {});
     ~KpuPlatform() override;
 
+    /// As given, with the quantum raised where the config needs more (docs/models.md).
+    const PlatformOptions& options() const { return options_; }
+
     // The last program run through the host interface.
     model::Sequencer& sequencer() { return *sequencer_; }
     const compiler::BoundProgram& program() const { return program_; }  ///< as bound at START

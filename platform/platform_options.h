@@ -7,9 +7,9 @@ namespace kpu::platform {
 
 struct PlatformOptions {
     /// How far a mover may run ahead of the kernel before it syncs. Larger is faster to
-    /// simulate; smaller interleaves contending movers more finely. It must exceed the
-    /// DRAM interleave time (channels x interleave_bytes / channel bandwidth) for a transfer
-    /// to keep all channels busy, which 1 us does for every shipped config.
+    /// simulate; smaller interleaves contending movers more finely. KpuPlatform raises it to
+    /// 1.25 x the config's mover window (hw::Derived::mover_window_s) where it is less, so
+    /// that it never limits a transfer's throughput (docs/models.md, Temporal decoupling).
     sc_core::sc_time quantum{1, sc_core::SC_US};
     /// Movers copy through DMI and book the same ports themselves (identical timing, several
     /// times faster); false: one b_transport per read and per write of every burst.

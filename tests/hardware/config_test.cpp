@@ -192,6 +192,23 @@ TEST(ConfigErrors, ValuesBeyondTheSimulatorsLimitsNameTheLimit) {
     k["streamer"]["per_tile"] = 20;
     EXPECT_EQ(error_of(k), "bad.json: compute_tiles: dma.engines + compute_tiles x (block_mover.per_tile + "
                            "streamer.per_tile) = 2 + 1000 x (1 + 20) = 21002 data movers, more than the simulator's 16384");
+    // How far movers must run ahead of their completions (Derived::mover_window_s): the
+    // largest contributor is named. 19 us of DRAM latency is allowed; 25 us is not.
+    json fine = minimal_json();
+    fine["dram"]["latency_cycles"] = 19000;
+    EXPECT_NEAR(derive(parse_config(fine.dump(), "fine.json")).mover_window_s, 19.1e-6, 0.1e-6);
+    EXPECT_EQ(with("dram.latency_cycles", 25000),
+              "bad.json: dram.latency_cycles: a burst's unloaded path takes up to 25 us, 25 us of it "
+              "dram.latency_cycles; movers would have to run that far ahead of their completions, more than the "
+              "simulator's 20 us (docs/models.md, Temporal decoupling)");
+    EXPECT_EQ(with("interconnect.latency_cycles", 12000),
+              "bad.json: interconnect.latency_cycles: a burst's unloaded path takes up to 24.1 us, 24 us of it "
+              "interconnect.latency_cycles; movers would have to run that far ahead of their completions, more than "
+              "the simulator's 20 us (docs/models.md, Temporal decoupling)");
+    EXPECT_EQ(with("dram.interleave_bytes", 131072),
+              "bad.json: dram.interleave_bytes: dram.channels x interleave_bytes / channel bandwidth = 2 x 131072 B "
+              "/ 8 GB/s = 32.8 us; movers would have to run that far ahead of their completions, more than the "
+              "simulator's 20 us (docs/models.md, Temporal decoupling)");
 }
 
 TEST(ConfigErrors, InconsistentCountsAreRejected) {

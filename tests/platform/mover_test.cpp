@@ -121,6 +121,30 @@ TEST(Movers, LongTransfersRunAtTheMinimumOfSourceDestinationAndEngineBandwidth) 
     EXPECT_EQ(test::checker_violations(kpu), "");
 }
 
+// A DRAM latency beyond the default 1 us quantum: the platform raises the quantum to 1.25x
+// the config's mover window, so a mover's finite buffer (a quantum ahead of its completions)
+// does not throttle the transfer. With the quantum left at 1 us the same LOAD took 23x longer
+// (each burst waited until its predecessor was within a quantum of completing).
+TEST(Movers, ALatencyBeyondTheDefaultQuantumDoesNotThrottleALongTransfer) {
+    hw::Config config = roomy();
+    config.dram.latency_cycles = 4000;  // 4 us at minimal's 1 GHz DRAM clock
+    const hw::Derived derived = hw::derive(config);
+    KpuPlatform kpu("kpu", config, checked());
+    EXPECT_GT(derived.mover_window_s, 4e-6);
+    EXPECT_EQ(kpu.options().quantum, sc_time(1.25 * derived.mover_window_s, sc_core::SC_SEC));
+    const uint32_t bytes = 512 * 1024;
+    std::vector<Completion> got;
+    Driver driver("driver", [&](Driver& d) {
+        got.push_back(d.run(kpu.dma(0), linear(1, 0, kpu.address_map().l3_base(0), bytes)));
+    });
+    sc_core::sc_start();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_TRUE(got[0].ok());
+    // The engine's 8 GB/s, plus one burst's trip: 4 us + 8 ns of DRAM, link 4 + 2, L3 10 + 2.
+    const double expected_s = bytes / 8e9 + (4000 + 8 + 4 + 2 + 10 + 2) * 1e-9;
+    EXPECT_NEAR((got[0].end - got[0].start).to_seconds(), expected_s, 0.02 * expected_s);
+}
+
 // Two Streamers drain two L1 buffers (made 32 GB/s so the L2 port is the bottleneck).
 hw::Config fast_l1() {
     return test::config("minimal", {{"l2.capacity_kib", "1024"}, {"l1.capacity_kib", "512"},
