@@ -189,7 +189,9 @@ void Graph::check(const std::string& source) {
             if (!x.role) x.role = TensorRole::Input;
         } else {
             if (x.role && (*x.role == TensorRole::Input || *x.role == TensorRole::Constant))
-                fail(name + " has role '" + to_string(*x.role) + "' but op produces it");
+                fail(name + " has role '" + to_string(*x.role) + "' but an op produces it");
+            if (x.role && *x.role == TensorRole::Intermediate && !consumed[t])
+                fail(name + " has role 'intermediate' but no op reads it (a result no op reads is an output)");
             if (!x.role) x.role = consumed[t] ? TensorRole::Intermediate : TensorRole::Output;
         }
     }

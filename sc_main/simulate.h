@@ -23,7 +23,8 @@ constexpr int kExitRunFailed = 3;    ///< the device reported an error or the pr
 constexpr int kExitCheckFailed = 4;  ///< outputs differ from the reference
 
 /// A program made ready for one config: bound, its input data chosen and laid out for the
-/// host, its outputs sized.
+/// host, what it reads back sized (`job.outputs`: every computed tensor, outputs and
+/// intermediates, so that --check can verify each op on the operands the hardware used).
 struct Prepared {
     compiler::BoundProgram bound;
     platform::HostJob job;
@@ -49,7 +50,7 @@ struct Session {
     void build(const hw::Config& config, const std::string& name = "kpu", const platform::PlatformOptions& options = {});
     /// After the simulation: empty, or one line on what went wrong (host, stuck, device).
     std::string failure() const;
-    std::map<std::string, std::vector<float>> outputs() const;  ///< by tensor, read by the host
+    std::map<std::string, std::vector<float>> outputs() const;  ///< computed tensors, by name, read by the host
 };
 
 /// Runs the program; prints the summary to `out`. Throws std::exception (one line) on bad

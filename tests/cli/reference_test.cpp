@@ -39,11 +39,71 @@ TEST(Reference, EvaluatesAChainWithBiasAndReluByHand) {
     // h = relu([[4, -1], [0, 1]] + [0.5, -10]) = [[4.5, 0], [0.5, 0]]; y = h @ [2, 3] = [9, 1]
     EXPECT_EQ(t["h"].value, (std::vector<double>{4.5, 0, 0.5, 0}));
     EXPECT_EQ(t["y"].value, (std::vector<double>{9, 1}));
-    // magnitudes: |x||W1| row 0 = [1+3, 2+3] + |b1| = [4.5, 15]
-    EXPECT_EQ(t["h"].magnitude[0], 4.5);
-    EXPECT_EQ(t["h"].magnitude[1], 15.0);
-    EXPECT_EQ(t["h"].k_total, 3u);
-    EXPECT_EQ(t["y"].k_total, 5u);
+    // bounds, in u = 2^-24: 2 K u M + u |x W1 + b1| + u |relu(.)| with K = 3. h[0][0]: M =
+    // |1||1| + |3||1| = 4, x = 4.5: 24 + 4.5 + 4.5 = 33. h[0][1]: M = |2||1| + |3||1| = 5,
+    // x = -11, relu 0: 30 + 11 = 41.
+    const double u = std::ldexp(1.0, -24);
+    EXPECT_DOUBLE_EQ(t["h"].bound[0], 33 * u);
+    EXPECT_DOUBLE_EQ(t["h"].bound[1], 41 * u);
+    // y[0] = h[0] W2 with h's bounds carried: M = 4.5 x 2 = 9, P = (4.5 + 33u) 2 + (0 + 41u) 3
+    // = 9 + 189u; 2 K u P + (P - M) + u 9 + u 9, K = 2.
+    EXPECT_NEAR(t["y"].bound[0], 4 * u * (9 + 189 * u) + 189 * u + 18 * u, 1e-3 * u);
+    // Given h as the hardware computed it, y is one op on exact operands: 4 u 9 + u 9 + u 9.
+    auto given = run_reference(mlp_graph(), {{"x", {1, 2, 3, -1, 0, 1}},
+                                             {"W1", {1, 0, 0, 1, 1, -1}},
+                                             {"b1", {0.5f, -10}},
+                                             {"W2", {2, 3}},
+                                             {"h", {4.5f, 0, 0.5f, 0}}});
+    EXPECT_EQ(given["y"].value, (std::vector<double>{9, 1}));
+    EXPECT_DOUBLE_EQ(given["y"].bound[0], 54 * u);
+}
+
+// Bounds carried from op to op grow with depth far faster than the values: on a chain of 12
+// random 32x32 layers the last one's bound passes an all-zero output. Given the intermediates
+// (as kpu-sim gives the hardware's), each op gets one op's tolerance and zeros fail.
+TEST(Reference, GivenTheIntermediatesEachOpIsCheckedWithItsOwnTolerance) {
+    const int layers = 12, n = 32;
+    std::string tensors = R"({"name": "t0", "shape": [4, 32], "dtype": "float32", "role": "input"})";
+    std::string ops;
+    for (int l = 0; l < layers; ++l) {
+        const std::string w = "w" + std::to_string(l), out = "t" + std::to_string(l + 1);
+        tensors += R"(, {"name": ")" + w + R"(", "shape": [32, 32], "dtype": "float32", "role": "constant"})";
+        tensors += R"(, {"name": ")" + out + R"(", "dtype": "float32"})";
+        ops += std::string(l ? ", " : "") + R"({"name": "l)" + std::to_string(l) + R"(", "op": "matmul", "A": "t)" +
+               std::to_string(l) + R"(", "B": ")" + w + R"(", "C": ")" + out + R"("})";
+    }
+    const compiler::Graph graph =
+        compiler::parse_graph(R"({"tensors": [)" + tensors + R"(], "ops": [)" + ops + "]}", "chain.json");
+    std::mt19937_64 gen(11);
+    std::map<std::string, std::vector<float>> inputs;
+    auto random = [&](size_t count, double scale) {
+        std::vector<float> v(count);
+        for (auto& x : v) x = float(scale * (double(gen() >> 11) * 0x1.0p-53 * 2.0 - 1.0));
+        return v;
+    };
+    inputs["t0"] = random(4 * n, 1.0);
+    for (int l = 0; l < layers; ++l) inputs["w" + std::to_string(l)] = random(n * n, 0.3);  // values stay O(1)
+    const std::string last = "t" + std::to_string(layers);
+    const std::vector<uint64_t> shape{4, uint64_t(n)};
+    const std::vector<float> zeros(4 * n, 0.0f);
+
+    const auto carried = run_reference(graph, inputs);
+    EXPECT_TRUE(check_tensor(zeros, carried.at(last), shape).ok) << "carried bounds are too loose to see zeros";
+    EXPECT_GT(carried.at(last).bound_in_products, 1.0);
+
+    // The "hardware": each layer's value rounded to fp32, fed to the next.
+    std::map<std::string, std::vector<float>> given = inputs;
+    for (int l = 1; l <= layers; ++l) {
+        const auto step = run_reference(graph, given);
+        const std::vector<double>& v = step.at("t" + std::to_string(l)).value;
+        given["t" + std::to_string(l)] = std::vector<float>(v.begin(), v.end());
+    }
+    given.erase(last);
+    const auto each = run_reference(graph, given);
+    std::vector<float> hardware(each.at(last).value.begin(), each.at(last).value.end());
+    EXPECT_TRUE(check_tensor(hardware, each.at(last), shape).ok);
+    EXPECT_FALSE(check_tensor(zeros, each.at(last), shape).ok);
+    EXPECT_LT(each.at(last).bound_in_products, 0.01);
 }
 
 TEST(Reference, StopsWhenCancelledAndRunsToTheEndOtherwise) {
@@ -72,8 +132,7 @@ TEST(Reference, StopsWhenCancelledAndRunsToTheEndOtherwise) {
 TEST(Reference, CheckFindsTheWorstElementAndItsCoordinates) {
     ReferenceTensor ref;
     ref.value = {1, 2, 3, 4, 5, 6};
-    ref.magnitude = {1, 2, 3, 4, 5, 6};
-    ref.k_total = 8;
+    for (double v : ref.value) ref.bound.push_back(4 * 8 * std::ldexp(1.0, -24) * v);
     const std::vector<uint64_t> shape = {2, 3};
     std::vector<float> got = {1, 2, 3, 4, 5, 6};
     CheckResult exact = check_tensor(got, ref, shape);
@@ -97,8 +156,7 @@ TEST(Reference, CheckFindsTheWorstElementAndItsCoordinates) {
 TEST(Reference, NonFiniteElementsMatchOnlyTheSameClass) {
     ReferenceTensor ref;
     ref.value = {NAN, INFINITY, -INFINITY, 1};
-    ref.magnitude = {NAN, INFINITY, INFINITY, 1};
-    ref.k_total = 4;
+    ref.bound = {NAN, INFINITY, INFINITY, 1e-6};
     const std::vector<uint64_t> shape = {4};
     CheckResult same = check_tensor({NAN, INFINITY, -INFINITY, 1}, ref, shape);
     EXPECT_TRUE(same.ok);
@@ -141,16 +199,19 @@ TEST(Reference, BlockedLoopsGiveThePlainLoopsBits) {
     ASSERT_EQ(c.value.size(), m * n);
     uint64_t differ = 0;
     for (uint64_t i = 0; i < m; ++i) {
-        std::vector<double> value(n, 0.0), magnitude(n, 0.0);
+        std::vector<double> value(n, 0.0), magnitude(n, 0.0), bound(n);
         for (uint64_t p = 0; p < k; ++p)
             for (uint64_t j = 0; j < n; ++j) {
                 value[j] += double(a[i * k + p]) * double(b[p * n + j]);
                 magnitude[j] += std::fabs(double(a[i * k + p])) * std::fabs(double(b[p * n + j]));
             }
         for (uint64_t j = 0; j < n; ++j) {
-            value[j] += double(bias[j]), magnitude[j] += std::fabs(double(bias[j]));
+            const double u = std::ldexp(1.0, -24);
+            value[j] += double(bias[j]);
+            bound[j] = 2.0 * double(k) * u * magnitude[j] + 0.0 + u * std::fabs(value[j]);
             value[j] = value[j] > 0 ? value[j] : 0;
-            differ += value[j] != c.value[i * n + j] || magnitude[j] != c.magnitude[i * n + j];
+            bound[j] += u * std::fabs(value[j]);
+            differ += value[j] != c.value[i * n + j] || bound[j] != c.bound[i * n + j];
         }
     }
     EXPECT_EQ(differ, 0u) << "of " << m * n << " elements";

@@ -120,7 +120,11 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
          "bad.json: the graph has a cycle: 'p' -> 'q' -> 'p'"},
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y", "role": "input"}],
              "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
-         "tensor 'y' has role 'input' but op produces it"},
+         "tensor 'y' has role 'input' but an op produces it"},
+        // User review: a final result declared intermediate compiled, and --check checked nothing.
+        {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y", "role": "intermediate"}],
+             "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
+         "tensor 'y' has role 'intermediate' but no op reads it (a result no op reads is an output)"},
         {R"({"tensors": [{"name": "x"}, {"name": "y"}], "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
          "tensor 'x': no shape given and no op produces it"},
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y"}, {"name": "u", "shape": [3]}],
