@@ -186,8 +186,9 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     const hw::Derived derived = hw::derive(config);
     r.peak_flops = derived.peak_flops;
     r.dram_bandwidth = derived.dram_bandwidth;
+    r.roofline_bandwidth = derived.dma_bandwidth;
     const double dram_bytes = double(r.levels[0].read_bytes + r.levels[0].write_bytes);
-    r.roofline_s = std::max(2.0 * double(r.macs) / r.peak_flops, dram_bytes / r.dram_bandwidth);
+    r.roofline_s = std::max(2.0 * double(r.macs) / r.peak_flops, dram_bytes / r.roofline_bandwidth);
     return r;
 }
 
@@ -252,12 +253,14 @@ nlohmann::json stats_json(const RunReport& r, const nlohmann::json& check) {
         // beyond seed 4
         {"program", r.program},
         {"config", r.config},
+        {"config_overrides", r.config_overrides},
         {"fabric_clock_hz", r.fabric_hz},
         {"macs", r.macs},
         {"ops", r.ops.size()},
         {"achieved_flops", total_s > 0 ? 2.0 * double(r.macs) / total_s : 0},
         {"peak_flops", r.peak_flops},
         {"arithmetic_intensity", dram_bytes > 0 ? 2.0 * double(r.macs) / dram_bytes : 0},
+        {"roofline_bandwidth", r.roofline_bandwidth},
         {"roofline_time_us", r.roofline_s * 1e6},
         {"roofline_efficiency", total_s > 0 ? r.roofline_s / total_s : 0},
         {"stall_breakdown_cycles",

@@ -72,8 +72,13 @@ struct RunReport {
     // Energy (pJ): per level (LevelTraffic::energy_pj), MACs, static power over the run.
     double mac_pj = 0, static_pj = 0;
 
-    // Roofline of the run on this config.
-    double peak_flops = 0, dram_bandwidth = 0, roofline_s = 0;
+    // Roofline of the run on this config: the compute roof (peak FLOP/s) and the memory roof,
+    // the bandwidth the program's DRAM bytes can move at (hw::Derived::dma_bandwidth: DRAM,
+    // the DMA engines and the tiles' links, the least of them). dram_bandwidth is DRAM's alone.
+    double peak_flops = 0, dram_bandwidth = 0, roofline_bandwidth = 0, roofline_s = 0;
+    /// The config's --set overrides, as given ("dram.bandwidth_gb_per_s=32"): the config's
+    /// name alone does not say which hardware ran.
+    std::vector<std::string> config_overrides;
 
     double total_s() const { return double(end - start) * 1e-12; }
     double dynamic_pj() const;

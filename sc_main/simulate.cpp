@@ -73,9 +73,11 @@ void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundPro
         << (sim_s > 0 ? 100 * 2.0 * double(r.macs) / sim_s / r.peak_flops : 0) << " %)\n";
     out << "  DRAM traffic      " << si(double(r.levels[0].read_bytes), "B") << " read, "
         << si(double(r.levels[0].write_bytes), "B") << " written (" << si(dram_bytes / sim_s, "B/s") << ")\n";
-    out << "  roofline bound    " << si(r.roofline_s, "s") << "  (efficiency " << std::setprecision(1)
-        << (sim_s > 0 ? 100 * r.roofline_s / sim_s : 0) << " %)\n";
-    out << "  time              compute " << percent(r.compute) << " %, waiting on streamer "
+    const bool memory_bound = dram_bytes / r.roofline_bandwidth > 2.0 * double(r.macs) / r.peak_flops;
+    out << "  roofline bound    " << si(r.roofline_s, "s") << "  ("
+        << (memory_bound ? "memory: DRAM bytes at " + si(r.roofline_bandwidth, "B/s") : std::string("compute: at peak"))
+        << "; efficiency " << std::setprecision(1) << (sim_s > 0 ? 100 * r.roofline_s / sim_s : 0) << " %)\n";
+    out << "  time              some fabric computing " << percent(r.compute) << " %, else waiting on streamer "
         << percent(r.stall_streamer) << " %, block mover " << percent(r.stall_block_mover) << " %, DMA "
         << percent(r.stall_dma) << " %, dependencies " << percent(r.stall_other) << " %\n";
     out << "  energy            " << si(r.total_pj() * 1e-12, "J") << " (" << si(r.total_pj() * 1e-12 / sim_s, "W")
@@ -94,6 +96,16 @@ void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundPro
         if (bytes) out << "   " << si(double(bytes), "B");
         out << "\n";
     }
+    // What limits the run: each used engine kind's mean busy share and DRAM's bandwidth share,
+    // the largest first (the time line above only says what the fabrics waited on).
+    std::vector<std::pair<double, std::string>> loads{
+        {sim_s > 0 ? 100 * dram_bytes / (r.dram_bandwidth * sim_s) : 0, "DRAM bandwidth"}};
+    for (const auto& [kind, k] : kinds) loads.push_back({percent(std::get<0>(k) / uint64_t(std::get<3>(k))), kind + " busy"});
+    std::stable_sort(loads.begin(), loads.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    out << "  busiest          ";
+    for (size_t i = 0; i < loads.size() && i < 3; ++i)
+        out << (i ? ", " : " ") << loads[i].second << " " << std::setprecision(1) << loads[i].first << " %";
+    out << "\n";
     out << "  wall time         " << std::setprecision(2) << r.wall_s << " s\n";
     out << std::defaultfloat;
 }
@@ -361,7 +373,8 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
         }
     }
 
-    const RunReport report = make_report(config, *kpu, options.program_path, wall_s);
+    RunReport report = make_report(config, *kpu, options.program_path, wall_s);
+    for (const hw::Override& o : options.overrides) report.config_overrides.push_back(o.path + "=" + o.value);
     print_summary(report, result.cycles, kpu->program(), out);
     if (options.check) {
         out << "  check             " << (check_ok ? "PASS" : "FAIL") << "\n";

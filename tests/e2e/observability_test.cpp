@@ -26,13 +26,13 @@ std::string temp(const std::string& name) {
 
 /// Runs the MLP on edge (4 tiles, two kernels, bias and relu) and returns the session.
 struct MlpRun {
-    hw::Config config = test::config("edge");
+    hw::Config config;
     compiler::Program program;
     cli::Prepared prepared;
     cli::Session* session = new cli::Session;  // lives until the process ends
     cli::RunReport report;
 
-    MlpRun() {
+    explicit MlpRun(hw::Config on = test::config("edge")) : config(std::move(on)) {
         program = compile(example("mlp.json"), config);
         prepared = cli::prepare(config, program, "", 11);
         session->job = prepared.job;
@@ -100,6 +100,21 @@ TEST(Stats, TimeEnergyAndBusyAddUp) {
                   s["other_cycles"].get<uint64_t>(),
               s["total_cycles"].get<uint64_t>());
     EXPECT_EQ(s["ops"].get<uint64_t>(), run.prepared.bound.ops.size());
+}
+
+// An architect's sweep: with 1 of edge's 2 DMA engines the run moved its DRAM bytes at half
+// DRAM's bandwidth, and the roofline, on DRAM alone, called it 35 % efficient. The memory roof
+// is the bandwidth DRAM bytes can move at: DRAM, the DMA engines and the tiles' links, the least.
+TEST(Stats, TheMemoryRoofIsTheSlowestOfDramDmaEnginesAndTileLinks) {
+    MlpRun run(test::config("edge", {{"dma.engines", "1"}}));
+    const cli::RunReport& r = run.report;
+    EXPECT_DOUBLE_EQ(r.dram_bandwidth, 51.2e9);
+    EXPECT_DOUBLE_EQ(r.roofline_bandwidth, 25.6e9);
+    const double bytes = double(r.levels[0].read_bytes + r.levels[0].write_bytes);
+    EXPECT_DOUBLE_EQ(r.roofline_s, std::max(2.0 * double(r.macs) / r.peak_flops, bytes / 25.6e9));
+    const json s = cli::stats_json(r, nullptr);
+    EXPECT_DOUBLE_EQ(s["roofline_bandwidth"].get<double>(), 25.6e9);
+    EXPECT_GT(s["roofline_efficiency"].get<double>(), 0.5) << "DMA-bound, near its roof";
 }
 
 /// Integral over time (value x ps, up to `end`) of every 1-bit and real signal of a VCD, by

@@ -54,8 +54,16 @@ execute_process(COMMAND ${BIN}/kpu-sim --config ${SRC}/configs/edge.json --set f
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "kpu-sim --set fabric.rows=32 failed: ${rc}")
 endif()
-expect_refusal("stats-rows32.json is a run on 'edge' with a peak of .* but --config [^ ]*edge.json \\('edge'\\) peaks at"
+expect_refusal("stats-rows32.json is a run on 'edge' with a peak_flops of 4.096 TFLOP/s, but --config [^ ]*edge.json \\('edge'\\) has 2.048 TFLOP/s \\(made with --set fabric.rows=32\\)"
                roofline --config ${SRC}/configs/edge.json ${WORK}/stats-rows32.json)
+# Nor one whose memory roof differs (an architect's sweep plotted a 256 GB/s run on the 512 GB/s roof).
+execute_process(COMMAND ${BIN}/kpu-sim --config ${SRC}/configs/edge.json --set dram.bandwidth_gb_per_s=12.8
+                        --program ${WORK}/mlp.kpu --stats ${WORK}/stats-bw.json OUTPUT_QUIET RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "kpu-sim --set dram.bandwidth_gb_per_s=12.8 failed: ${rc}")
+endif()
+expect_refusal("stats-bw.json is a run on 'edge' with a roofline_bandwidth of 25.6 GB/s, but --config [^ ]*edge.json \\('edge'\\) has 51.2 GB/s \\(made with --set dram.bandwidth_gb_per_s=12.8\\)"
+               roofline --config ${SRC}/configs/edge.json ${WORK}/stats-bw.json)
 # The wrong kind of file says which file and what kind was expected.
 expect_refusal("trace.json is not a kpu-sim --stats file \\(it has no 'arithmetic_intensity'\\)"
                roofline --config ${SRC}/configs/edge.json ${WORK}/trace.json)
