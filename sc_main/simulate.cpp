@@ -263,6 +263,24 @@ void warn_about_inputs(const std::string& dir, const Prepared& prepared, uint64_
     }
 }
 
+/// A program runs on any config it fits, but its tiling was chosen for the one it was
+/// compiled for: say so when that is another (an architect's sweep ran t64's program on edge,
+/// and on 4 of t64's 64 tiles, without a word).
+void warn_about_target(const std::string& path, const compiler::Target& target, const hw::Config& config) {
+    if (target.config == config.name && target.fabric_rows == config.fabric.rows &&
+        target.fabric_cols == config.fabric.cols && target.compute_tiles == config.compute_tiles)
+        return;
+    auto machine = [](uint32_t tiles, uint32_t rows, uint32_t cols) {
+        return std::to_string(tiles) + (tiles == 1 ? " tile of " : " tiles of ") + std::to_string(rows) + "x" +
+               std::to_string(cols);
+    };
+    std::cerr << "kpu-sim: note: " << path << " was compiled for '" << target.config << "' ("
+              << machine(target.compute_tiles, target.fabric_rows, target.fabric_cols) << "), not for '" << config.name
+              << "' (" << machine(config.compute_tiles, config.fabric.rows, config.fabric.cols)
+              << "): it runs, with the tiling chosen for '" << target.config
+              << "'; recompile for this config to compare configs\n";
+}
+
 }  // namespace
 
 int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
@@ -278,6 +296,7 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     } catch (const std::exception& e) {
         throw std::runtime_error(options.program_path + " on " + config.name + ": " + e.what());
     }
+    warn_about_target(options.program_path, program.target, config);
     if (!options.inputs_dir.empty()) warn_about_inputs(options.inputs_dir, prepared, options.seed);
     if (!options.vcd_scope.empty()) {  // the engines the program uses, as the device binds it
         std::set<std::string> engines;

@@ -140,11 +140,14 @@ std::string default_config() { return std::string(KPU_SOURCE_DIR) + "/configs/t6
 
 int run(int argc, char** argv) {
     std::string input, output, config_path, dataflow_name = "output-stationary";
+    std::vector<std::string> sets;
     bool bind_mode = false, verbose = false, help = false;
     po::options_description options("kpu-compile options");
     options.add_options()("help,h", po::bool_switch(&help), "show this help")(
         "output,o", po::value(&output), "output file (.kpu, or bound program JSON with --bind)")(
         "config", po::value(&config_path), "hardware config JSON (default: configs/t64.json)")(
+        "set", po::value(&sets)->composing()->value_name("PATH=VALUE"),
+        "override one config field before validation, as kpu-sim --set (repeatable)")(
         "dataflow", po::value(&dataflow_name), "output-stationary (default) or weight-stationary")(
         "bind", po::bool_switch(&bind_mode), "bind a .kpu to --config and show the bound program")(
         "verbose,v", po::bool_switch(&verbose), "list tasks and the first ops of the stream");
@@ -158,12 +161,14 @@ int run(int argc, char** argv) {
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
     if (help) {
-        std::cout << "usage: kpu-compile GRAPH.json -o OUT.kpu [--config FILE] [--dataflow D] [-v]\n"
-                     "       kpu-compile --bind --config FILE X.kpu [-o BOUND.json]\n"
+        std::cout << "usage: kpu-compile GRAPH.json -o OUT.kpu [--config FILE] [--set PATH=VALUE ...] [--dataflow D] [-v]\n"
+                     "       kpu-compile --bind --config FILE [--set PATH=VALUE ...] X.kpu [-o BOUND.json]\n"
                   << options;
         return 0;
     }
     if (input.empty()) throw CompileError("no input file (see --help)");
+    std::vector<kpu::hw::Override> overrides;
+    for (const auto& text : sets) overrides.push_back(kpu::hw::parse_override(text));
     std::error_code same_error;
     if (!output.empty() && std::filesystem::equivalent(input, output, same_error))
         throw CompileError("-o " + output + " is the input file: writing it would destroy " + input);
@@ -171,7 +176,7 @@ int run(int argc, char** argv) {
         if (config_path.empty()) throw CompileError("--bind needs --config FILE");
         if (vm.count("dataflow"))
             throw CompileError("--dataflow has no effect with --bind: the .kpu fixes each kernel's dataflow");
-        const kpu::hw::Config config = kpu::hw::load_config(config_path);
+        const kpu::hw::Config config = kpu::hw::load_config(config_path, overrides);
         const Program program = read_kpu_file(input);
         const BoundProgram bound = naming(input + " on '" + config.name + "'", [&] { return bind(program, config); });
         summarize_bound(std::cout, bound, config);
@@ -189,7 +194,7 @@ int run(int argc, char** argv) {
         throw CompileError("--dataflow: unknown dataflow '" + dataflow_name +
                            "' (output-stationary, weight-stationary)");
     if (config_path.empty()) config_path = default_config();
-    const kpu::hw::Config config = kpu::hw::load_config(config_path);
+    const kpu::hw::Config config = kpu::hw::load_config(config_path, overrides);
     const Graph graph = load_graph(input);
     const Program program =
         naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options); });
@@ -199,8 +204,10 @@ int run(int argc, char** argv) {
         if (!out) throw CompileError(output + ": cannot create file");
         out << text;
     }
+    std::string with;
+    for (const auto& text : sets) with += " --set " + text;
     std::cout << "compiled " << input << " -> " << output << " (" << text.size() << " bytes) for '" << config.name
-              << "': " << config.compute_tiles << " compute tiles, " << config.fabric.rows << "x" << config.fabric.cols
+              << "'" << with << ": " << config.compute_tiles << " compute tiles, " << config.fabric.rows << "x" << config.fabric.cols
               << " fabric\n";
     summarize(std::cout, program, verbose);
     return 0;

@@ -239,6 +239,21 @@ TEST(KpuSimCli, EachOpOfAChainIsCheckedOnTheOperandsTheHardwareUsed) {
     }
 }
 
+// An architect's sweep ran a program compiled for t64 on edge (and one for edge on 4 of
+// t64's 64 tiles) without a word. It still runs; a note says whose tiling it carries.
+TEST(KpuSimCli, AProgramCompiledForAnotherConfigRunsWithANote) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_target/";
+    ASSERT_EQ(compile_matmul(dir, 64, 64, 64).rfind("compiled", 0), 0u);
+    Result on_edge = run("--config configs/edge.json --program " + dir + "mm.kpu");
+    EXPECT_EQ(on_edge.exit_code, 0) << on_edge.err;
+    EXPECT_EQ(on_edge.err, "kpu-sim: note: " + dir + "mm.kpu was compiled for 't64' (64 tiles of 16x16), not for "
+                           "'edge' (4 tiles of 16x16): it runs, with the tiling chosen for 't64'; recompile for this "
+                           "config to compare configs\n");
+    Result on_t64 = run("--config configs/t64.json --program " + dir + "mm.kpu");
+    EXPECT_EQ(on_t64.exit_code, 0) << on_t64.err;
+    EXPECT_EQ(on_t64.err, "");
+}
+
 // NaN and Inf in the inputs propagate through the fabric as IEEE arithmetic says; --check
 // counts an element NaN in both (or the same infinity in both) as matching, and a NaN where
 // the reference is finite as a mismatch. Fuzzing found the first case reported as a MISMATCH.

@@ -37,6 +37,29 @@ TEST(KpuCompile, CompilesAndPrintsTheSummary) {
         EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
 }
 
+// An architect's sweep needed an edited config copy per point: kpu-compile had no --set.
+// It takes kpu-sim's overrides; the tiler sees the overridden hardware (a quarter of t64's
+// DRAM bandwidth makes the estimate longer), and the summary says what it compiled for.
+TEST(KpuCompile, SetOverridesTheConfigAsKpuSimDoes) {
+    const std::string out = std::string(KPU_BINARY_DIR) + "/cli_test_set.kpu";
+    auto estimate = [](const std::string& text) {
+        const size_t at = text.find("estimated ");
+        return at == std::string::npos ? 0ull : std::stoull(text.substr(at + 10));
+    };
+    Result plain = run(kSource + "/examples/matmul_1024x1024x512.json -o " + out + " --config " + kSource +
+                       "/configs/t64.json");
+    Result slow = run(kSource + "/examples/matmul_1024x1024x512.json -o " + out + " --config " + kSource +
+                      "/configs/t64.json --set dram.bandwidth_gb_per_s=16");
+    ASSERT_EQ(slow.status, 0) << slow.output;
+    EXPECT_NE(slow.output.find("for 't64' --set dram.bandwidth_gb_per_s=16: 64 compute tiles"), std::string::npos)
+        << slow.output;
+    EXPECT_GT(estimate(slow.output), 2 * estimate(plain.output)) << plain.output << slow.output;
+    Result bad = run(kSource + "/examples/mlp.json -o " + out + " --set fabric.rowz=3");
+    EXPECT_NE(bad.status, 0);
+    EXPECT_EQ(bad.output, "kpu-compile: error: " + kSource + "/configs/t64.json: --set fabric.rowz=3: no field "
+                          "'fabric.rowz' in the config\n");
+}
+
 TEST(KpuCompile, BindShowsTheBoundProgram) {
     ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + kOut + " --config " + kSource + "/configs/minimal.json").status, 0);
     const std::string bound = std::string(KPU_BINARY_DIR) + "/cli_test_bound.json";
