@@ -23,10 +23,26 @@ const char* to_string(EngineKind engine) {
     return "?";
 }
 
-uint32_t task_tile(const Program& program, uint32_t task, const hw::Config& config) {
-    uint32_t first = task;  // index of the kernel's first task
-    while (first > 0 && program.tasks[first - 1].kernel == program.tasks[task].kernel) --first;
-    return (task - first) % config.compute_tiles;
+std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& config) {
+    // A kernel that reads the previous kernel's results starts on tile 0, where that one
+    // started (a chain's layers wait for each other anyway); one that does not starts after
+    // the previous kernel's tiles, so that independent ops run side by side.
+    const size_t kernels = program.kernels.size();
+    std::vector<uint32_t> count(kernels, 0), first(kernels, 0);
+    std::vector<bool> follows(kernels, false);
+    for (const Task& task : program.tasks) {
+        ++count[task.kernel];
+        for (uint32_t dep : task.deps)
+            if (dep < program.tasks.size() && program.tasks[dep].kernel + 1 == task.kernel) follows[task.kernel] = true;
+    }
+    for (size_t k = 1; k < kernels; ++k)
+        first[k] = follows[k] ? 0 : uint32_t((uint64_t(first[k - 1]) + count[k - 1]) % config.compute_tiles);
+    std::vector<uint32_t> tiles(program.tasks.size()), seen(kernels, 0);
+    for (size_t t = 0; t < program.tasks.size(); ++t) {
+        const uint32_t k = program.tasks[t].kernel;
+        tiles[t] = uint32_t((uint64_t(first[k]) + seen[k]++) % config.compute_tiles);
+    }
+    return tiles;
 }
 
 namespace {
@@ -135,7 +151,7 @@ public:
         bound_.config_name = config_.name;
         place_tensors();
         for (uint32_t k = 0; k < program_.kernels.size(); ++k) layouts_.push_back(place(program_, k, config_));
-        for (uint32_t t = 0; t < program_.tasks.size(); ++t) tiles_.push_back(task_tile(program_, t, config_));
+        tiles_ = task_tiles(program_, config_);
         last_big_load_.assign(config_.compute_tiles, {0, 0});
         load_window_ = uint64_t(tile_link_bandwidth(config_) * config_.dram.latency_cycles / config_.clocks.dram_hz);
         for_each_op(program_, [this](const DfxOp& op) { bind_op(op); });

@@ -36,8 +36,10 @@ std::vector<hw::Transfer> split_dram_transfer(const hw::Transfer& transfer, uint
 /// transfers wait for an engine.
 uint32_t dma_slices(const hw::Config& config);
 
-/// The compute tile a task runs on.
-uint32_t task_tile(const Program& program, uint32_t task, const hw::Config& config);
+/// The compute tile each task runs on: task i of a kernel on tile (first + i) mod T, where
+/// first is 0 for a kernel that reads the previous kernel's results and, for one that does
+/// not, the tile after the previous kernel's last (independent ops side by side).
+std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& config);
 
 /// JSON rendering of a bound program for inspection (kpu-compile --bind).
 std::string write_bound_program(const BoundProgram& bound);

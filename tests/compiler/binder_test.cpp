@@ -153,6 +153,40 @@ TEST(Binder, SpreadsTasksOverAllComputeTilesWhenThereIsEnoughWork) {
     }
 }
 
+// A compiler-writer review: four independent 48^3 ops all started on tile 0 and ran one after
+// another on 9 of t64's 64 tiles (2719 cycles; 2162 side by side). A kernel that does not
+// read the previous one's results starts after its tiles; a chain's layers start on tile 0.
+TEST(Binder, IndependentOpsRunSideBySideAndAChainsLayersStartOnTileZero) {
+    const hw::Config t64 = test::config("t64");
+    const Program independent = compile(
+        parse_graph(R"({"tensors": [{"name": "x", "shape": [48, 48]}, {"name": "W", "shape": [48, 48]},
+                        {"name": "y0"}, {"name": "y1"}, {"name": "y2"}, {"name": "y3"}],
+                        "ops": [{"op": "matmul", "name": "m0", "A": "x", "B": "W", "C": "y0"},
+                                {"op": "matmul", "name": "m1", "A": "x", "B": "W", "C": "y1"},
+                                {"op": "matmul", "name": "m2", "A": "x", "B": "W", "C": "y2"},
+                                {"op": "matmul", "name": "m3", "A": "x", "B": "W", "C": "y3"}]})",
+                    "indep4.json"),
+        t64);
+    std::vector<uint32_t> first(independent.kernels.size(), ~0u), tasks(independent.kernels.size(), 0);
+    const std::vector<uint32_t> tiles = task_tiles(independent, t64);
+    std::set<uint32_t> used;
+    for (size_t t = 0; t < independent.tasks.size(); ++t) {
+        const uint32_t k = independent.tasks[t].kernel;
+        first[k] = std::min(first[k], tiles[t]);
+        ++tasks[k];
+        used.insert(tiles[t]);
+    }
+    EXPECT_EQ(used.size(), independent.tasks.size()) << "no two tasks share a tile";
+    for (size_t k = 1; k < first.size(); ++k) EXPECT_EQ(first[k], first[k - 1] + tasks[k - 1]) << "kernel " << k;
+
+    const Program chain = mlp_for("t64");
+    const std::vector<uint32_t> chain_tiles = task_tiles(chain, t64);
+    std::vector<uint32_t> chain_first(chain.kernels.size(), ~0u);
+    for (size_t t = 0; t < chain.tasks.size(); ++t)
+        chain_first[chain.tasks[t].kernel] = std::min(chain_first[chain.tasks[t].kernel], chain_tiles[t]);
+    EXPECT_EQ(chain_first, std::vector<uint32_t>(chain.kernels.size(), 0u));
+}
+
 TEST(Binder, AProgramThatDoesNotFitNamesTensorLevelAndNumbers) {
     const Program p = test::compile_matmul(512, 512, 2048, test::config("t64"));
     const std::string e = test::error_of([&] { bind(p, test::config("minimal")); });
