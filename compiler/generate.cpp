@@ -53,6 +53,7 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
     Hints& h = program.kernels.back().hints;
     h = kernel_hints(program, kernel);
     h.estimated_cycles = uint64_t(std::llround(choice.cycles));
+    program.hints.add(h);
     return kernel;
 }
 
@@ -78,7 +79,6 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     }
     for (uint32_t op = 0; op < graph.ops().size(); ++op)
         add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow));
-    for (const Kernel& k : program.kernels) program.hints.add(k.hints);
     return program;
 }
 

@@ -19,7 +19,8 @@ Program compile(const Graph& graph, const hw::Config& target, const CompileOptio
 
 /// Appends the kernel of matmul `op` as `choice` tiles it: its C tile grid cut into tasks of
 /// choice.task_rows x task_cols tiles, row by row (each with the earlier tasks it reads
-/// from), and its hints. Returns the kernel's index.
+/// from), and its hints, which it also adds to program.hints (so a program built kernel by
+/// kernel is consistent: read_kpu(write_kpu(p)) == p). Returns the kernel's index.
 uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice);
 
 /// Hints of one kernel from its tasks and the target fabric (estimated_cycles is left 0).

@@ -97,7 +97,13 @@ uint32_t Graph::add_tensor(Tensor tensor) {
 }
 
 uint32_t Graph::add_op(Op op) {
-    if (find_op(op.name)) throw CompileError("op '" + op.name + "' is declared twice");
+    if (op.name.empty()) op.name = "matmul" + std::to_string(ops_.size());  // as the JSON form names it
+    if (find_op(op.name)) {
+        const bool default_like = op.name.rfind("matmul", 0) == 0 && op.name.size() > 6 &&
+                                  op.name.find_first_not_of("0123456789", 6) == std::string::npos;
+        throw CompileError("op '" + op.name + "' is declared twice" +
+                           (default_like ? std::string(" (an op without a name is called matmul<its index>)") : ""));
+    }
     auto need = [&](const char* role, uint32_t t) {
         if (t >= tensors_.size())
             throw CompileError("op '" + op.name + "': " + role + " is tensor " + std::to_string(t) + " but the graph has " +

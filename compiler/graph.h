@@ -53,7 +53,9 @@ class Graph {
 public:
     /// Adds a tensor; throws CompileError if the name is taken or not a valid name.
     uint32_t add_tensor(Tensor tensor);
-    /// Adds an op; throws CompileError if the name is taken or a tensor index is out of range.
+    /// Adds an op and returns its index in ops() until check() reorders them (find ops by
+    /// name after it). An op without a name is called matmul<that index>, as in the JSON
+    /// form. Throws CompileError if the name is taken or a tensor index is out of range.
     uint32_t add_op(Op op);
 
     const std::vector<Tensor>& tensors() const { return tensors_; }
@@ -67,8 +69,9 @@ public:
     /// given order). Throws on a cycle or a tensor produced twice.
     std::vector<uint32_t> topological_order(const std::string& source) const;
 
-    /// Orders the ops topologically, infers output shapes and roles, and validates shapes,
-    /// dtypes and roles. `source` prefixes every message.
+    /// Orders the ops topologically (the indices add_op returned may no longer hold),
+    /// infers output shapes and roles, and validates shapes, dtypes and roles. `source`
+    /// prefixes every message.
     void check(const std::string& source);
 
     /// Matmul dimensions of op `index` (valid after check()).

@@ -109,8 +109,7 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
         JsonFields o(ops[i], fields.path_of("ops") + "[" + std::to_string(i) + "]", source);
         read_op_kind(o);
         Op op;
-        op.name = o.has("name") ? o.string("name") : "matmul" + std::to_string(i);
-        if (graph.find_op(op.name)) o.fail(o.path_of("name"), "op '" + op.name + "' is declared twice");
+        if (o.has("name")) op.name = o.string("name");  // else Graph::add_op names it matmul<i>
         auto ref = [&](const char* key) {
             std::string name = o.string(key);
             auto index = graph.find_tensor(name);
@@ -123,7 +122,11 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
         if (o.has("bias")) op.bias = ref("bias");
         op.activation = read_activation(o);
         o.finish();
-        graph.add_op(std::move(op));
+        try {
+            graph.add_op(std::move(op));
+        } catch (const CompileError& e) {  // a name declared twice: say where
+            o.fail(o.path_of("name"), e.what());
+        }
     }
     fields.finish();
     graph.check(source);

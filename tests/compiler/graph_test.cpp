@@ -149,6 +149,29 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
 // tiler (shapes left to inference, ops consumer-first, roles unset), and an op naming a
 // tensor index that does not exist crashed check(). compile() checks a copy itself, and
 // add_op refuses the index.
+// A compiler-writer review: in C++ an op without a name was called '' (so a second one was
+// "declared twice"), in JSON matmul<i>; and a JSON name clashing with such a default said only
+// "declared twice". One rule now, in Graph::add_op, and the message says it.
+TEST(GraphApi, OpsWithoutANameAreCalledMatmulAndTheirIndexInBothForms) {
+    Graph g;
+    const uint32_t x = g.add_tensor({"x", {8, 8}, DType::Float32, std::nullopt});
+    const uint32_t y = g.add_tensor({"y", {}, DType::Float32, std::nullopt});
+    const uint32_t z = g.add_tensor({"z", {}, DType::Float32, std::nullopt});
+    Op a, b;
+    a.a = x, a.b = x, a.c = y;
+    b.a = x, b.b = x, b.c = z;
+    g.add_op(a);
+    g.add_op(b);
+    EXPECT_EQ(g.ops()[0].name, "matmul0");
+    EXPECT_EQ(g.ops()[1].name, "matmul1");
+    const std::string clash = R"({"tensors": [{"name": "x", "shape": [4, 4]}, {"name": "a"}, {"name": "b"}],
+        "ops": [{"op": "matmul", "A": "a", "B": "x", "C": "b"},
+                {"op": "matmul", "name": "matmul0", "A": "x", "B": "x", "C": "a"}]})";
+    EXPECT_EQ(test::error_of([&] { parse_graph(clash, "clash.json"); }),
+              "clash.json: ops[1].name: op 'matmul0' is declared twice (an op without a name is called matmul<its "
+              "index>)");
+}
+
 TEST(GraphApi, CompileChecksAGraphBuiltInCppItself) {
     Graph g;
     const uint32_t x = g.add_tensor({"x", {64, 32}, DType::Float32, std::nullopt});
@@ -163,7 +186,8 @@ TEST(GraphApi, CompileChecksAGraphBuiltInCppItself) {
     first.name = "fc1", first.a = x, first.b = w1, first.c = h;
     g.add_op(first);
     const Program program = compile(g, test::config("minimal"));
-    EXPECT_EQ(program.graph.ops()[0].name, "fc1");
+    EXPECT_EQ(program.graph.ops()[0].name, "fc1") << "check() orders the ops: add_op's index 0 was fc2";
+    EXPECT_EQ(*program.graph.find_op("fc2"), 1u);
     EXPECT_EQ(program.graph.tensor(4).shape, (std::vector<uint64_t>{64, 16}));
     EXPECT_EQ(program.graph.tensor(4).role, TensorRole::Output);
     EXPECT_EQ(bind(program, test::config("edge")).tensors.size(), 5u);

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "compiler/generate.h"
+#include "compiler/tiler.h"
 #include "test_util.h"
 
 namespace kpu::compiler {
@@ -17,6 +19,21 @@ using json = nlohmann::json;
 
 Program mlp_program() {
     return compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"));
+}
+
+// A compiler-writer review: a program built with add_kernel (custom tilings) failed to read
+// back ("hints.dram_read_bytes: 0 but the op stream gives ...") unless the writer summed the
+// kernels' hints into program.hints by hand. add_kernel now does.
+TEST(KpuFormat, AProgramBuiltKernelByKernelRoundTrips) {
+    const hw::Config edge = test::config("edge");
+    Program p;
+    p.graph = parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json");
+    p.target = {edge.name, edge.fabric.rows, edge.fabric.cols, edge.compute_tiles};
+    for (uint32_t op = 0; op < p.graph.ops().size(); ++op)
+        add_kernel(p, op, Dataflow::OutputStationary, choose_tiling(edge, p.graph, op, Dataflow::OutputStationary));
+    EXPECT_GT(p.hints.macs, 0u);
+    EXPECT_EQ(read_kpu(write_kpu(p), "custom.kpu"), p);
+    EXPECT_EQ(p, mlp_program()) << "what compile() builds the same way";
 }
 
 TEST(KpuFormat, RoundTripIsLossless) {
