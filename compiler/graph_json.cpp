@@ -135,6 +135,10 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
 
 Graph parse_graph(const std::string& json_text, const std::string& source) {
     const json root = parse_json(json_text, source, "graph");
+    if (root.is_object() && root.contains("op") && (root.contains("tensors") || root.contains("ops")))
+        throw CompileError(source + ": has both \"op\" (the single-op form) and \"" +
+                           (root.contains("tensors") ? "tensors" : "ops") +
+                           "\" (the multi-op form): a graph is one or the other (docs/graph-format.md)");
     if (root.is_object() && root.contains("op")) return single_op(root, source);
     return graph_from_json(root, "", source);
 }

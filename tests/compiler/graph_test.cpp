@@ -121,6 +121,10 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y", "role": "input"}],
              "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
          "tensor 'y' has role 'input' but an op produces it"},
+        // A review: both forms in one file said only "tensors: unknown field".
+        {R"({"op": "matmul", "A": {"shape": [2, 2]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}, "tensors": []})",
+         "bad.json: has both \"op\" (the single-op form) and \"tensors\" (the multi-op form): a graph is one or the "
+         "other (docs/graph-format.md)"},
         // User review: a final result declared intermediate compiled, and --check checked nothing.
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y", "role": "intermediate"}],
              "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
