@@ -119,6 +119,11 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                 args["m"] = op.matmul.m, args["n"] = op.matmul.n, args["k_len"] = op.matmul.k;
                 args["accumulate"] = op.matmul.accumulate;
                 if (op.matmul.load_c) args["load_c"] = true;
+            } else if (op.kind == compiler::BoundOp::Kind::Drain) {
+                args["m"] = op.drain.m, args["n"] = op.drain.n;
+                if (op.drain.has_bias) args["bias"] = true;
+                if (op.drain.activation != compiler::Activation::None)
+                    args["activation"] = op.drain.activation == compiler::Activation::Relu ? "relu" : "gelu";
             }
         }
         events.push_back({{"ph", "X"},

@@ -256,6 +256,28 @@ TEST(Trace, HasOneSlicePerOpMatchingTheRecords) {
     std::map<std::string, int> kinds;
     for (const auto& [id, s] : slices) kinds[s["name"].get<std::string>().substr(0, s["name"].get<std::string>().find(' '))]++;
     for (const char* k : {"LOAD", "MOVE", "STORE", "MATMUL_TILE", "DRAIN"}) EXPECT_GT(kinds[k], 0) << k;
+    // The fabric's slices carry their shapes, enough to check each one against docs/models.md
+    // by hand (an architect's review: DRAIN carried no m, n).
+    const uint64_t R = run.config.fabric.rows, C = run.config.fabric.cols;
+    const double us_per_cycle = 1e6 / run.config.clocks.fabric_hz;
+    int checked = 0;
+    for (const auto& [id, s] : slices) {
+        const std::string name = s["name"];
+        const json& a = s["args"];
+        auto up = [](uint64_t x, uint64_t d) { return (x + d - 1) / d; };
+        uint64_t cycles = 0;
+        if (name == "DRAIN") {
+            cycles = up(a["n"], C) * a["m"].get<uint64_t>();
+        } else if (name == "MATMUL_TILE") {
+            const uint64_t m = a["m"], n = a["n"], k = a["k_len"];
+            cycles = up(m, R) * up(n, C) * k + std::min(m, R) + std::min(n, C) - 2 + (a.contains("load_c") ? up(n, C) * m : 0);
+        } else {
+            continue;
+        }
+        EXPECT_NEAR(s["dur"].get<double>(), double(cycles) * us_per_cycle, 1e-6) << name << " " << a.dump();
+        ++checked;
+    }
+    EXPECT_EQ(checked, kinds["DRAIN"] + kinds["MATMUL_TILE"]);
 }
 
 
