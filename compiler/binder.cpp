@@ -24,9 +24,9 @@ const char* to_string(EngineKind engine) {
 }
 
 std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& config) {
-    // A kernel that reads the previous kernel's results starts on tile 0, where that one
-    // started (a chain's layers wait for each other anyway); one that does not starts after
-    // the previous kernel's tiles, so that independent ops run side by side.
+    // A kernel that reads the previous kernel's results starts where that one started (a
+    // chain's layers wait for each other anyway); one that does not starts after the previous
+    // kernel's tiles, so that independent ops run side by side.
     const size_t kernels = program.kernels.size();
     std::vector<uint32_t> count(kernels, 0), first(kernels, 0);
     std::vector<bool> follows(kernels, false);
@@ -36,7 +36,7 @@ std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& confi
             if (dep < program.tasks.size() && program.tasks[dep].kernel + 1 == task.kernel) follows[task.kernel] = true;
     }
     for (size_t k = 1; k < kernels; ++k)
-        first[k] = follows[k] ? 0 : uint32_t((uint64_t(first[k - 1]) + count[k - 1]) % config.compute_tiles);
+        first[k] = uint32_t((uint64_t(first[k - 1]) + (follows[k] ? 0 : count[k - 1])) % config.compute_tiles);
     std::vector<uint32_t> tiles(program.tasks.size()), seen(kernels, 0);
     for (size_t t = 0; t < program.tasks.size(); ++t) {
         const uint32_t k = program.tasks[t].kernel;

@@ -37,8 +37,9 @@ std::vector<hw::Transfer> split_dram_transfer(const hw::Transfer& transfer, uint
 uint32_t dma_slices(const hw::Config& config);
 
 /// The compute tile each task runs on: task i of a kernel on tile (first + i) mod T, where
-/// first is 0 for a kernel that reads the previous kernel's results and, for one that does
-/// not, the tile after the previous kernel's last (independent ops side by side).
+/// first is 0 for the first kernel, the previous kernel's first for a kernel that reads its
+/// results, and the tile after the previous kernel's last for one that does not
+/// (independent ops side by side).
 std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& config);
 
 /// JSON rendering of a bound program for inspection (kpu-compile --bind).

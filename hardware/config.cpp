@@ -216,12 +216,19 @@ void check_mover_window(const Config& c, const ObjectReader& top) {
         out << std::setprecision(3) << s * 1e6 << " us";
         return out.str();
     };
+    // The terms of Derived::burst_path_s, each under the field that sets it.
+    auto burst = [](const MemoryLevel& l) { return double(l.burst_bytes) / l.bandwidth_bytes_per_s; };
     const std::pair<const char*, double> parts[] = {
         {"dram.latency_cycles", c.dram.latency_cycles / c.clocks.dram_hz},
         {"l3.latency_cycles", c.l3.latency_cycles / c.clocks.sram_hz},
         {"l2.latency_cycles", c.l2.latency_cycles / c.clocks.sram_hz},
         {"l1.latency_cycles", c.l1.latency_cycles / c.clocks.sram_hz},
         {"interconnect.latency_cycles", 2.0 * c.interconnect.latency_cycles / c.clocks.sram_hz},
+        {"dram.bandwidth_gb_per_s", burst(c.dram)},
+        {"l3.bandwidth_gb_per_s", burst(c.l3)},
+        {"l2.bandwidth_gb_per_s", burst(c.l2)},
+        {"l1.bandwidth_gb_per_s", burst(c.l1)},
+        {"interconnect.bandwidth_gb_per_s", 2.0 * double(c.dram.burst_bytes) / c.interconnect.bandwidth_bytes_per_s},
     };
     const char* field = "dram.interleave_bytes";
     std::string why = "dram.channels x interleave_bytes / channel bandwidth = " + std::to_string(c.dram.count) +
@@ -409,7 +416,7 @@ Derived derive(const Config& c) {
     d.l2_l1_bandwidth = tiles * std::min({level_bw(c.l2), engine_bw(c.streamer), level_bw(c.l1)});
     d.dma_bandwidth = std::min({engine_bw(c.dma), d.dram_bandwidth,
                                 tiles * std::min(c.interconnect.bandwidth_bytes_per_s, one_bw(c.l3))});
-    d.ridge_flop_per_byte = d.peak_flops / d.dram_bandwidth;
+    d.ridge_flop_per_byte = d.peak_flops / d.dma_bandwidth;  // the memory roof the roofline uses
     d.dram_capacity = uint64_t(c.dram.count) * c.dram.capacity_bytes;
     d.l3_capacity = uint64_t(c.l3.count) * c.l3.capacity_bytes;
     d.l2_banks = uint64_t(c.compute_tiles) * c.l2.count;
@@ -470,7 +477,7 @@ std::string describe(const Config& c) {
     out << "roofline\n";
     std::ostringstream ridge;
     ridge << std::setprecision(2) << std::fixed << d.ridge_flop_per_byte << " FLOP/byte";
-    row("ridge point (DRAM)", ridge.str());
+    row("ridge point (memory)", ridge.str());
     out << "capacity (whole chip)\n";
     row("DRAM", bytes_text(double(d.dram_capacity)) + "  (" + std::to_string(c.dram.count) + " x " +
                     bytes_text(double(c.dram.capacity_bytes)) + ")");

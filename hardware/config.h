@@ -117,7 +117,7 @@ struct Derived {
     double l3_l2_bandwidth = 0;        ///< bytes/s, all tiles: min(L3 ports, BlockMovers, L2 ports)
     double l2_l1_bandwidth = 0;        ///< bytes/s, all tiles: min(L2 ports, Streamers, L1 ports)
     double dma_bandwidth = 0;          ///< bytes/s, min(DMA engines, DRAM, interconnect)
-    double ridge_flop_per_byte = 0;    ///< peak_flops / dram_bandwidth
+    double ridge_flop_per_byte = 0;    ///< peak_flops / dma_bandwidth (the roofline's memory roof)
     uint64_t dram_capacity = 0;        ///< bytes
     uint64_t l3_capacity = 0;          ///< bytes, whole chip
     uint64_t l2_capacity = 0;          ///< bytes, whole chip

@@ -75,7 +75,7 @@ Options parse(int argc, const char* const argv[]) {
         ("inputs", po::value(&o.inputs_dir)->value_name("DIR"),
          "read <tensor>.npy (float32) for inputs and constants; tensors without a file get seeded random data")
         ("outputs", po::value(&o.outputs_dir)->value_name("DIR"), "write every output tensor as <tensor>.npy")
-        ("check", po::bool_switch(&o.check), "compare every output with an independent reference evaluation of the graph")
+        ("check", po::bool_switch(&o.check), "compare every computed tensor (outputs and intermediates) with an independent reference evaluation of the graph, op by op")
         ("stats", po::value(&o.stats_path)->value_name("FILE"), "write the run's statistics as JSON")
         ("seed", po::value<std::string>()->value_name("N"), "seed of the random input data (default 1)")
         ("vcd", po::value(&o.vcd_path)->value_name("FILE"), "write waveforms (engine busy, queue depth, bytes, fabric active, ops in flight) as VCD")

@@ -163,7 +163,7 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
             for (uint64_t j = 0; j < n; ++j) {
                 const uint64_t e = i * n + j;
                 double x = c.value[e];
-                double bound = gamma * inflated[e] + (inflated[e] - magnitude[e]);
+                double bound = gamma * inflated[e] + (padded.empty() ? 0.0 : inflated[e] - magnitude[e]);
                 if (bias) x += bias->value(j), bound += bias->bound(j);
                 bound += unit * std::fabs(x);
                 double y = activate(x, op.activation);

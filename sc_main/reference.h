@@ -10,7 +10,9 @@
 // (fp32 products and sums in any order: Higham's gamma_K, doubled; the operands' own errors
 // carried through the sum; the bias add's rounding); relu keeps it (it is 1-Lipschitz), gelu
 // multiplies it by 1.2 (|gelu'| <= 1.13) and adds 4 u |x| for its fp32 tanh; storing the
-// result in fp32 adds u |c|. The check allows |sim - ref| <= bound + 1e-30. Carried through
+// result in fp32 adds u |c|. The check allows |sim - ref| <= bound + 1e-30. Assumed: K below
+// 2^23 (where 2 K u still bounds gamma_K) and an fp32 tanh within 2 ulp (glibc's on x86-64)
+// in the fabric's gelu. Carried through
 // a chain, bounds grow with depth much faster than the values (12 random layers: an all-zero
 // output passes), so kpu-sim gives the reference the hardware's intermediates: then every
 // op's operands are exact and every op is checked with one op's tolerance

@@ -188,7 +188,9 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     r.dram_bandwidth = derived.dram_bandwidth;
     r.roofline_bandwidth = derived.dma_bandwidth;
     const double dram_bytes = double(r.levels[0].read_bytes + r.levels[0].write_bytes);
-    r.roofline_s = std::max(2.0 * double(r.macs) / r.peak_flops, dram_bytes / r.roofline_bandwidth);
+    const double compute_s = 2.0 * double(r.macs) / r.peak_flops, memory_s = dram_bytes / r.roofline_bandwidth;
+    r.memory_bound = memory_s > compute_s;
+    r.roofline_s = std::max(compute_s, memory_s);
     return r;
 }
 
@@ -261,6 +263,7 @@ nlohmann::json stats_json(const RunReport& r, const nlohmann::json& check) {
         {"peak_flops", r.peak_flops},
         {"arithmetic_intensity", dram_bytes > 0 ? 2.0 * double(r.macs) / dram_bytes : 0},
         {"roofline_bandwidth", r.roofline_bandwidth},
+        {"roofline_bound", r.memory_bound ? "memory" : "compute"},
         {"roofline_time_us", r.roofline_s * 1e6},
         {"roofline_efficiency", total_s > 0 ? r.roofline_s / total_s : 0},
         {"stall_breakdown_cycles",

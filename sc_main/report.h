@@ -76,6 +76,7 @@ struct RunReport {
     // the bandwidth the program's DRAM bytes can move at (hw::Derived::dma_bandwidth: DRAM,
     // the DMA engines and the tiles' links, the least of them). dram_bandwidth is DRAM's alone.
     double peak_flops = 0, dram_bandwidth = 0, roofline_bandwidth = 0, roofline_s = 0;
+    bool memory_bound = false;  ///< the memory roof is the higher of the two
     /// The config's --set overrides, as given ("dram.bandwidth_gb_per_s=32"): the config's
     /// name alone does not say which hardware ran.
     std::vector<std::string> config_overrides;

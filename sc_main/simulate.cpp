@@ -40,8 +40,9 @@ namespace fs = std::filesystem;
 
 /// Uniform [-1, 1) data, the same for a given seed and tensor name on every machine.
 std::vector<float> random_tensor(uint64_t elements, uint64_t seed, const std::string& name) {
-    uint64_t h = 1469598103934665603ull ^ seed;  // FNV-1a over the name: independent of std::hash
+    uint64_t h = 1469598103934665603ull;  // FNV-1a over the name, then the seed: independent of std::hash
     for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+    for (int byte = 0; byte < 8; ++byte) h = (h ^ ((seed >> (8 * byte)) & 0xff)) * 1099511628211ull;
     std::mt19937_64 gen(h);
     std::vector<float> data(elements);
     for (auto& v : data) v = float(double(gen() >> 11) * 0x1.0p-53 * 2.0 - 1.0);
@@ -73,9 +74,8 @@ void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundPro
         << (sim_s > 0 ? 100 * 2.0 * double(r.macs) / sim_s / r.peak_flops : 0) << " %)\n";
     out << "  DRAM traffic      " << si(double(r.levels[0].read_bytes), "B") << " read, "
         << si(double(r.levels[0].write_bytes), "B") << " written (" << si(dram_bytes / sim_s, "B/s") << ")\n";
-    const bool memory_bound = dram_bytes / r.roofline_bandwidth > 2.0 * double(r.macs) / r.peak_flops;
     out << "  roofline bound    " << si(r.roofline_s, "s") << "  ("
-        << (memory_bound ? "memory: DRAM bytes at " + si(r.roofline_bandwidth, "B/s") : std::string("compute: at peak"))
+        << (r.memory_bound ? "memory: DRAM bytes at " + si(r.roofline_bandwidth, "B/s") : std::string("compute: at peak"))
         << "; efficiency " << std::setprecision(1) << (sim_s > 0 ? 100 * r.roofline_s / sim_s : 0) << " %)\n";
     out << "  time              some fabric computing " << percent(r.compute) << " %, else waiting on streamer "
         << percent(r.stall_streamer) << " %, block mover " << percent(r.stall_block_mover) << " %, DMA "
@@ -113,7 +113,7 @@ void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundPro
 }  // namespace
 
 Prepared prepare(const hw::Config& config, const compiler::Program& program, const std::string& inputs_dir,
-                 uint64_t seed) {
+                 uint64_t seed, bool read_intermediates) {
     Prepared p;
     p.bound = compiler::bind(program, config);
     for (const auto& tensor : p.bound.tensors) {
@@ -136,7 +136,7 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
             std::memcpy(buffer.bytes.data(), data.data(), tensor.bytes);
             p.job.inputs.push_back(std::move(buffer));
             p.inputs[tensor.name] = std::move(data);
-        } else {  // outputs, and intermediates: --check verifies each op on the operands the hardware used
+        } else if (tensor.role == "output" || read_intermediates) {
             p.job.outputs.push_back({tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)});
         }
     }
@@ -292,7 +292,7 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     check_outputs_can_be_written(options);
     Prepared prepared;
     try {
-        prepared = prepare(config, program, options.inputs_dir, options.seed);
+        prepared = prepare(config, program, options.inputs_dir, options.seed, options.check);
     } catch (const std::exception& e) {
         throw std::runtime_error(options.program_path + " on " + config.name + ": " + e.what());
     }
@@ -358,19 +358,22 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     std::vector<std::string> check_lines;
     if (options.check) {
         std::map<std::string, ReferenceTensor> expected;
-        if (chained) {
-            for (const auto& [name, data] : outputs) prepared.inputs[name] = data;
+        if (chained) {  // the simulated tensors join the inputs (moved: the check reads them there)
+            for (auto& [name, data] : outputs) prepared.inputs[name] = std::move(data);
+            outputs.clear();
             expected = run_reference(program.graph, prepared.inputs);
         } else {
             expected = reference->get();
         }
+        const std::map<std::string, std::vector<float>>& simulated = chained ? prepared.inputs : outputs;
         for (const auto& tensor : tensors) {
             if (tensor.role != "output" && tensor.role != "intermediate") continue;
-            const CheckResult r = check_tensor(outputs[tensor.name], expected.at(tensor.name), tensor.shape);
+            const std::vector<float>& got = simulated.at(tensor.name);
+            const CheckResult r = check_tensor(got, expected.at(tensor.name), tensor.shape);
             std::ostringstream line;
             line << std::setprecision(9) << tensor.name << " " << shape_text(tensor.shape)
                  << (tensor.role == "intermediate" ? " (intermediate)" : "") << ": ";
-            if (r.ok && r.non_finite == outputs[tensor.name].size()) {
+            if (r.ok && r.non_finite == got.size()) {
                 line << "ok (all " << r.non_finite << " elements NaN or Inf in both)";
             } else if (r.ok) {
                 line << "ok (worst error " << std::setprecision(3) << r.error << " at " << shape_text(r.worst_at)

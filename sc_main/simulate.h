@@ -23,8 +23,9 @@ constexpr int kExitRunFailed = 3;    ///< the device reported an error or the pr
 constexpr int kExitCheckFailed = 4;  ///< outputs differ from the reference
 
 /// A program made ready for one config: bound, its input data chosen and laid out for the
-/// host, what it reads back sized (`job.outputs`: every computed tensor, outputs and
-/// intermediates, so that --check can verify each op on the operands the hardware used).
+/// host, what it reads back sized (`job.outputs`: the outputs, and with `read_intermediates`
+/// the intermediates too, so that --check can verify each op on the operands the hardware
+/// used).
 struct Prepared {
     compiler::BoundProgram bound;
     platform::HostJob job;
@@ -36,7 +37,7 @@ struct Prepared {
 /// seeded uniform [-1, 1) data (the same for a seed and tensor name everywhere). Throws one
 /// line on a program that does not fit or an input file that does not match.
 Prepared prepare(const hw::Config& config, const compiler::Program& program, const std::string& inputs_dir,
-                 uint64_t seed);
+                 uint64_t seed, bool read_intermediates = false);
 
 /// One KPU and the host that drives it, as kpu-sim builds them; several can share a
 /// simulation (distinct names).

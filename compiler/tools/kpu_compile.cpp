@@ -214,8 +214,16 @@ int run(int argc, char** argv) {
     if (program.kernels.size() > 1) {
         // Ops overlap (independent ones side by side, a layer's loads under the last one's
         // drains): the whole program replayed is the estimate to compare with kpu-sim.
-        const double whole = replay_cycles(bind(program, config), config);
-        std::cout << "whole program replayed on '" << config.name << "': " << std::llround(whole) << " cycles\n";
+        // Binding and replaying costs about 2 s per million ops: beyond this, on request only.
+        constexpr uint64_t kWholeReplayOps = 200'000;
+        const uint64_t ops = count_ops(program).total;
+        if (ops > kWholeReplayOps) {
+            std::cout << "whole program not replayed (" << ops << " ops, more than " << kWholeReplayOps
+                      << "): kpu-compile --bind --config FILE OUT.kpu replays it\n";
+        } else {
+            const double whole = replay_cycles(bind(program, config), config);
+            std::cout << "whole program replayed on '" << config.name << "': " << std::llround(whole) << " cycles\n";
+        }
     }
     return 0;
 }

@@ -155,7 +155,7 @@ TEST(Binder, SpreadsTasksOverAllComputeTilesWhenThereIsEnoughWork) {
 
 // A compiler-writer review: four independent 48^3 ops all started on tile 0 and ran one after
 // another on 9 of t64's 64 tiles (2719 cycles; 2162 side by side). A kernel that does not
-// read the previous one's results starts after its tiles; a chain's layers start on tile 0.
+// read the previous one's results starts after its tiles; one that does starts where it did.
 TEST(Binder, IndependentOpsRunSideBySideAndAChainsLayersStartOnTileZero) {
     const hw::Config t64 = test::config("t64");
     const Program independent = compile(
@@ -178,6 +178,22 @@ TEST(Binder, IndependentOpsRunSideBySideAndAChainsLayersStartOnTileZero) {
     }
     EXPECT_EQ(used.size(), independent.tasks.size()) << "no two tasks share a tile";
     for (size_t k = 1; k < first.size(); ++k) EXPECT_EQ(first[k], first[k - 1] + tasks[k - 1]) << "kernel " << k;
+
+    // Two independent ops, then one reading the second's result: it starts where the second did.
+    const Program mix = compile(
+        parse_graph(R"({"tensors": [{"name": "x", "shape": [48, 48]}, {"name": "W", "shape": [48, 48]},
+                        {"name": "y0"}, {"name": "y1"}, {"name": "z"}],
+                        "ops": [{"op": "matmul", "name": "m0", "A": "x", "B": "W", "C": "y0"},
+                                {"op": "matmul", "name": "m1", "A": "x", "B": "W", "C": "y1"},
+                                {"op": "matmul", "name": "m2", "A": "y1", "B": "W", "C": "z"}]})",
+                    "mix.json"),
+        t64);
+    const std::vector<uint32_t> mix_tiles = task_tiles(mix, t64);
+    std::vector<uint32_t> mix_first(mix.kernels.size(), ~0u);
+    for (size_t t = 0; t < mix.tasks.size(); ++t)
+        mix_first[mix.tasks[t].kernel] = std::min(mix_first[mix.tasks[t].kernel], mix_tiles[t]);
+    EXPECT_GT(mix_first[1], 0u);
+    EXPECT_EQ(mix_first[2], mix_first[1]);
 
     const Program chain = mlp_for("t64");
     const std::vector<uint32_t> chain_tiles = task_tiles(chain, t64);

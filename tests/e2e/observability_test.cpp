@@ -114,6 +114,8 @@ TEST(Stats, TheMemoryRoofIsTheSlowestOfDramDmaEnginesAndTileLinks) {
     EXPECT_DOUBLE_EQ(r.roofline_s, std::max(2.0 * double(r.macs) / r.peak_flops, bytes / 25.6e9));
     const json s = cli::stats_json(r, nullptr);
     EXPECT_DOUBLE_EQ(s["roofline_bandwidth"].get<double>(), 25.6e9);
+    EXPECT_TRUE(r.memory_bound);
+    EXPECT_EQ(s["roofline_bound"], "memory");
     EXPECT_GT(s["roofline_efficiency"].get<double>(), 0.5) << "DMA-bound, near its roof";
 }
 

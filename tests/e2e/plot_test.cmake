@@ -64,6 +64,12 @@ if(NOT rc EQUAL 0)
 endif()
 expect_refusal("stats-bw.json is a run on 'edge' with a roofline_bandwidth of 25.6 GB/s, but --config [^ ]*edge.json \\('edge'\\) has 51.2 GB/s \\(made with --set dram.bandwidth_gb_per_s=12.8\\)"
                roofline --config ${SRC}/configs/edge.json ${WORK}/stats-bw.json)
+# A stats file from before roofline_bandwidth existed says so.
+file(READ ${WORK}/stats.json stats_text)
+string(REPLACE "\"roofline_bandwidth\"" "\"was_roofline_bandwidth\"" old_stats "${stats_text}")
+file(WRITE ${WORK}/stats-old.json "${old_stats}")
+expect_refusal("stats-old.json has no 'roofline_bandwidth': it was written by an older kpu-sim"
+               roofline --config ${SRC}/configs/edge.json ${WORK}/stats-old.json)
 # The wrong kind of file says which file and what kind was expected.
 expect_refusal("trace.json is not a kpu-sim --stats file \\(it has no 'arithmetic_intensity'\\)"
                roofline --config ${SRC}/configs/edge.json ${WORK}/trace.json)

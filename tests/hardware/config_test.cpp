@@ -205,6 +205,12 @@ TEST(ConfigErrors, ValuesBeyondTheSimulatorsLimitsNameTheLimit) {
               "bad.json: interconnect.latency_cycles: a burst's unloaded path takes up to 24.1 us, 24 us of it "
               "interconnect.latency_cycles; movers would have to run that far ahead of their completions, more than "
               "the simulator's 20 us (docs/models.md, Temporal decoupling)");
+    // A review: a slow bandwidth blamed dram.latency_cycles. Minimal's L1 bursts are 32 B:
+    // at 0.001 GB/s one takes 32 us.
+    EXPECT_EQ(with("l1.bandwidth_gb_per_s", 0.001),
+              "bad.json: l1.bandwidth_gb_per_s: a burst's unloaded path takes up to 32.1 us, 32 us of it "
+              "l1.bandwidth_gb_per_s; movers would have to run that far ahead of their completions, more than the "
+              "simulator's 20 us (docs/models.md, Temporal decoupling)");
     EXPECT_EQ(with("dram.interleave_bytes", 131072),
               "bad.json: dram.interleave_bytes: dram.channels x interleave_bytes / channel bandwidth = 2 x 131072 B "
               "/ 8 GB/s = 32.8 us; movers would have to run that far ahead of their completions, more than the "
