@@ -65,9 +65,10 @@ struct Task {
 struct Target {
     std::string config;
     uint32_t fabric_rows = 0, fabric_cols = 0, compute_tiles = 0;
+    std::vector<std::string> overrides;  ///< the config's --set overrides (hw::Config::overrides)
     bool operator==(const Target& o) const {
         return config == o.config && fabric_rows == o.fabric_rows && fabric_cols == o.fabric_cols &&
-               compute_tiles == o.compute_tiles;
+               compute_tiles == o.compute_tiles && overrides == o.overrides;
     }
 };
 

@@ -39,6 +39,10 @@ Hints kernel_hints(const Program& program, uint32_t kernel) {
     return h;
 }
 
+Target target_of(const hw::Config& config) {
+    return {config.name, config.fabric.rows, config.fabric.cols, config.compute_tiles, config.overrides};
+}
+
 uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice) {
     const uint32_t kernel = uint32_t(program.kernels.size());
     program.kernels.push_back({op, dataflow, choice.tile, {}});
@@ -65,7 +69,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     // roles that are not there.
     program.graph.check("graph");
     const Graph& graph = program.graph;
-    program.target = {target.name, target.fabric.rows, target.fabric.cols, target.compute_tiles};
+    program.target = target_of(target);
     // The binder places every tensor in DRAM, each from an interleave boundary: a graph that
     // cannot fit is refused before any tiling (whose search grows with the dimensions).
     const uint64_t dram = uint64_t(target.dram.count) * target.dram.capacity_bytes, block = target.dram.interleave_bytes;

@@ -17,6 +17,9 @@ struct CompileOptions {
 /// separate call) for `target`. Throws CompileError with one precise line.
 Program compile(const Graph& graph, const hw::Config& target, const CompileOptions& options = {});
 
+/// What a program compiled for `config` records as its target.
+Target target_of(const hw::Config& config);
+
 /// Appends the kernel of matmul `op` as `choice` tiles it: its C tile grid cut into tasks of
 /// choice.task_rows x task_cols tiles, row by row (each with the earlier tasks it reads
 /// from), and its hints, which it also adds to program.hints (so a program built kernel by

@@ -144,13 +144,14 @@ std::string write_kpu(const Program& program) {
     json tasks = json::array();
     for (const Task& t : program.tasks)
         tasks.push_back({{"kernel", t.kernel}, {"rows", {t.r0, t.r1}}, {"cols", {t.c0, t.c1}}, {"deps", t.deps}});
-    json root = {{"format", "kpu"},
-                 {"version", Program::kVersion},
-                 {"target",
-                  {{"config", program.target.config},
+    json target = {{"config", program.target.config},
                    {"fabric_rows", program.target.fabric_rows},
                    {"fabric_cols", program.target.fabric_cols},
-                   {"compute_tiles", program.target.compute_tiles}}},
+                   {"compute_tiles", program.target.compute_tiles}};
+    if (!program.target.overrides.empty()) target["overrides"] = program.target.overrides;
+    json root = {{"format", "kpu"},
+                 {"version", Program::kVersion},
+                 {"target", std::move(target)},
                  {"graph", graph_to_json(program.graph)},
                  {"kernels", std::move(kernels)},
                  {"tasks", std::move(tasks)},
@@ -178,6 +179,14 @@ Program read_kpu(const std::string& text, const std::string& source) {
         program.target.fabric_rows = positive("fabric_rows");
         program.target.fabric_cols = positive("fabric_cols");
         program.target.compute_tiles = positive("compute_tiles");
+        if (t.has("overrides")) {
+            const json& overrides = t.array("overrides");
+            for (size_t i = 0; i < overrides.size(); ++i) {
+                if (!overrides[i].is_string())
+                    t.fail(t.path_of("overrides") + "[" + std::to_string(i) + "]", "expected a string, got " + show(overrides[i]));
+                program.target.overrides.push_back(overrides[i].get<std::string>());
+            }
+        }
         t.finish();
     }
     program.graph = graph_from_json(f.field("graph"), "graph", source);

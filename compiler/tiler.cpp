@@ -252,7 +252,7 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
 Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
                        const TilingChoice& choice) {
     Program p;
-    p.target = {config.name, config.fabric.rows, config.fabric.cols, config.compute_tiles};
+    p.target = target_of(config);
     Op single = graph.ops()[op];
     std::map<uint32_t, uint32_t> copied;  // graph tensor -> p.graph tensor (A and B may be one)
     const auto copy = [&](uint32_t t, TensorRole role) {

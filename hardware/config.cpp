@@ -393,7 +393,9 @@ Config parse_config(const std::string& json_text, const std::string& source, con
     if (!parse_json_text(json_text, root, problem)) throw ConfigError(source + ": " + problem);
     if (const std::string other = wrong_kind(root, "config"); !other.empty()) throw ConfigError(source + ": " + other);
     for (const auto& o : overrides) apply_override(root, o, source);
-    return read_config(root, source);
+    Config config = read_config(root, source);
+    for (const auto& o : overrides) config.overrides.push_back(o.path + "=" + o.value);
+    return config;
 }
 
 Config load_config(const std::string& path, const std::vector<Override>& overrides) {

@@ -76,6 +76,9 @@ struct Config {
     std::string name;         ///< SKU name, e.g. "t64"
     std::string description;  ///< free text
     std::string source;       ///< file it was read from (for messages); not a JSON field
+    /// The --set overrides applied to the file, as given ("dram.bandwidth_gb_per_s=32"); not
+    /// a JSON field. With `name`, what hardware this is: tools record it (.kpu target, stats).
+    std::vector<std::string> overrides;
 
     Clocks clocks;
     uint32_t compute_tiles = 0;

@@ -187,6 +187,7 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     r.peak_flops = derived.peak_flops;
     r.dram_bandwidth = derived.dram_bandwidth;
     r.roofline_bandwidth = derived.dma_bandwidth;
+    r.config_overrides = config.overrides;
     const double dram_bytes = double(r.levels[0].read_bytes + r.levels[0].write_bytes);
     const double compute_s = 2.0 * double(r.macs) / r.peak_flops, memory_s = dram_bytes / r.roofline_bandwidth;
     r.memory_bound = memory_s > compute_s;

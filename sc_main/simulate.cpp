@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "compiler/binder.h"
+#include "compiler/generate.h"
 #include "compiler/kpu_format.h"
 #include "platform/host_driver.h"
 #include "platform/kpu_platform.h"
@@ -267,18 +268,17 @@ void warn_about_inputs(const std::string& dir, const Prepared& prepared, uint64_
 /// compiled for: say so when that is another (an architect's sweep ran t64's program on edge,
 /// and on 4 of t64's 64 tiles, without a word).
 void warn_about_target(const std::string& path, const compiler::Target& target, const hw::Config& config) {
-    if (target.config == config.name && target.fabric_rows == config.fabric.rows &&
-        target.fabric_cols == config.fabric.cols && target.compute_tiles == config.compute_tiles)
-        return;
-    auto machine = [](uint32_t tiles, uint32_t rows, uint32_t cols) {
-        return std::to_string(tiles) + (tiles == 1 ? " tile of " : " tiles of ") + std::to_string(rows) + "x" +
-               std::to_string(cols);
+    const compiler::Target here = compiler::target_of(config);
+    if (target == here) return;
+    auto describe = [](const compiler::Target& t) {
+        std::string text = "'" + t.config + "'";
+        for (const std::string& o : t.overrides) text += " --set " + o;
+        return text + " (" + std::to_string(t.compute_tiles) + (t.compute_tiles == 1 ? " tile of " : " tiles of ") +
+               std::to_string(t.fabric_rows) + "x" + std::to_string(t.fabric_cols) + ")";
     };
-    std::cerr << "kpu-sim: note: " << path << " was compiled for '" << target.config << "' ("
-              << machine(target.compute_tiles, target.fabric_rows, target.fabric_cols) << "), not for '" << config.name
-              << "' (" << machine(config.compute_tiles, config.fabric.rows, config.fabric.cols)
-              << "): it runs, with the tiling chosen for '" << target.config
-              << "'; recompile for this config to compare configs\n";
+    std::cerr << "kpu-sim: note: " << path << " was compiled for " << describe(target) << ", not for "
+              << describe(here) << ": it runs, with the tiling chosen for the former; recompile for this config to "
+              << "compare configs\n";
 }
 
 }  // namespace
@@ -396,7 +396,6 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     }
 
     RunReport report = make_report(config, *kpu, options.program_path, wall_s);
-    for (const hw::Override& o : options.overrides) report.config_overrides.push_back(o.path + "=" + o.value);
     print_summary(report, result.cycles, kpu->program(), out);
     if (options.check) {
         out << "  check             " << (check_ok ? "PASS" : "FAIL") << "\n";

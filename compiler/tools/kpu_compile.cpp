@@ -206,7 +206,7 @@ int run(int argc, char** argv) {
         out << text;
     }
     std::string with;
-    for (const auto& text : sets) with += " --set " + text;
+    for (const auto& text : config.overrides) with += " --set " + text;
     std::cout << "compiled " << input << " -> " << output << " (" << text.size() << " bytes) for '" << config.name
               << "'" << with << ": " << config.compute_tiles << " compute tiles, " << config.fabric.rows << "x" << config.fabric.cols
               << " fabric\n";

@@ -246,23 +246,32 @@ TEST(KpuSimCli, EachOpOfAChainIsCheckedOnTheOperandsTheHardwareUsed) {
 }
 
 // An architect's sweep ran a program compiled for t64 on edge (and one for edge on 4 of
-// t64's 64 tiles) without a word. It still runs; a note says whose tiling it carries.
+// t64's 64 tiles) without a word. It still runs; a note says whose tiling it carries. The
+// .kpu records the --set overrides it was compiled with, so a sweep point counts too.
 TEST(KpuSimCli, AProgramCompiledForAnotherConfigRunsWithANote) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_target/";
     ASSERT_EQ(compile_matmul(dir, 64, 64, 64).rfind("compiled", 0), 0u);
     Result on_edge = run("--config configs/edge.json --program " + dir + "mm.kpu");
     EXPECT_EQ(on_edge.exit_code, 0) << on_edge.err;
     EXPECT_EQ(on_edge.err, "kpu-sim: note: " + dir + "mm.kpu was compiled for 't64' (64 tiles of 16x16), not for "
-                           "'edge' (4 tiles of 16x16): it runs, with the tiling chosen for 't64'; recompile for this "
-                           "config to compare configs\n");
+                           "'edge' (4 tiles of 16x16): it runs, with the tiling chosen for the former; recompile for "
+                           "this config to compare configs\n");
     Result on_t64 = run("--config configs/t64.json --program " + dir + "mm.kpu");
     EXPECT_EQ(on_t64.exit_code, 0) << on_t64.err;
     EXPECT_EQ(on_t64.err, "");
+    // Compiled for a sweep point, run on the stock SKU and on the same point.
+    const std::string point = "--set l1.capacity_kib=8";
+    const std::string compile = "cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + dir + "mm.json -o " +
+                                dir + "point.kpu --config configs/t64.json " + point + " >/dev/null";
+    ASSERT_EQ(std::system(compile.c_str()), 0);
+    Result stock = run("--config configs/t64.json --program " + dir + "point.kpu");
+    EXPECT_EQ(stock.err, "kpu-sim: note: " + dir + "point.kpu was compiled for 't64' --set l1.capacity_kib=8 (64 tiles "
+                         "of 16x16), not for 't64' (64 tiles of 16x16): it runs, with the tiling chosen for the "
+                         "former; recompile for this config to compare configs\n");
+    Result same = run("--config configs/t64.json " + point + " --program " + dir + "point.kpu");
+    EXPECT_EQ(same.err, "");
 }
 
-// An architect's sweep: with 2 of t64's 16 DMA engines the run is DMA-bound, yet the summary
-// said "compute 82 %" and a 35 % roofline efficiency. The roofline line now names the roof
-// that binds (2 DMA engines of 48 GB/s here), and "busiest" ranks what limits the run.
 TEST(KpuSimCli, TheSummaryNamesTheBindingRoofAndTheBusiestResources) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_busiest/";
     ASSERT_EQ(compile_matmul(dir, 256, 256, 256).rfind("compiled", 0), 0u);

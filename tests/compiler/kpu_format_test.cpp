@@ -28,12 +28,24 @@ TEST(KpuFormat, AProgramBuiltKernelByKernelRoundTrips) {
     const hw::Config edge = test::config("edge");
     Program p;
     p.graph = parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json");
-    p.target = {edge.name, edge.fabric.rows, edge.fabric.cols, edge.compute_tiles};
+    p.target = target_of(edge);
     for (uint32_t op = 0; op < p.graph.ops().size(); ++op)
         add_kernel(p, op, Dataflow::OutputStationary, choose_tiling(edge, p.graph, op, Dataflow::OutputStationary));
     EXPECT_GT(p.hints.macs, 0u);
     EXPECT_EQ(read_kpu(write_kpu(p), "custom.kpu"), p);
     EXPECT_EQ(p, mlp_program()) << "what compile() builds the same way";
+}
+
+// A program compiled with --set records the overrides in its target (only then: a file
+// compiled without any has no such field, as before), and reads them back.
+TEST(KpuFormat, TheTargetRecordsTheConfigsOverrides) {
+    const hw::Config point = hw::load_config(std::string(KPU_SOURCE_DIR) + "/configs/edge.json", {hw::parse_override("l1.capacity_kib=8")});
+    const Program p = compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), point);
+    EXPECT_EQ(p.target.overrides, std::vector<std::string>{"l1.capacity_kib=8"});
+    const std::string text = write_kpu(p);
+    EXPECT_EQ(json::parse(text)["target"]["overrides"], json::array({"l1.capacity_kib=8"}));
+    EXPECT_EQ(read_kpu(text, "point.kpu"), p);
+    EXPECT_FALSE(json::parse(write_kpu(mlp_program()))["target"].contains("overrides"));
 }
 
 TEST(KpuFormat, RoundTripIsLossless) {
@@ -79,6 +91,7 @@ TEST(KpuFormat, EveryValidationErrorIsPrecise) {
         {[](json& j) { j["version"] = 2; }, "bad.kpu: version: unsupported version 2 (this reader knows 1)"},
         {[](json& j) { j["format"] = "elf"; }, "bad.kpu: format: expected \"kpu\""},
         {[](json& j) { j["extra"] = 1; }, "bad.kpu: extra: unknown field"},
+        {[](json& j) { j["target"]["overrides"] = {1}; }, "bad.kpu: target.overrides[0]: expected a string, got 1"},
         {[](json& j) { j.erase("tasks"); }, "bad.kpu: tasks: missing required field"},
         // bad types
         {[](json& j) { j["tasks"][0]["kernel"] = "zero"; }, "bad.kpu: tasks[0].kernel: expected a non-negative integer"},
