@@ -26,10 +26,14 @@ Result run(const std::string& args) {
 }
 
 const std::string kSource = KPU_SOURCE_DIR;
-const std::string kOut = std::string(KPU_BINARY_DIR) + "/cli_test_mlp.kpu";
+/// Each test's own .kpu: ctest runs tests in parallel, and two writing one file raced.
+std::string out_kpu() {
+    return std::string(KPU_BINARY_DIR) + "/cli_test_" + ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+           ".kpu";
+}
 
 TEST(KpuCompile, CompilesAndPrintsTheSummary) {
-    Result r = run(kSource + "/examples/matmul_1024x1024x512.json -o " + kOut + " --config " + kSource +
+    Result r = run(kSource + "/examples/matmul_1024x1024x512.json -o " + out_kpu() + " --config " + kSource +
                    "/configs/t64.json");
     ASSERT_EQ(r.status, 0) << r.output;
     for (const char* s : {"C[1024, 1024] = A[1024, 512] @ B[512, 1024]", "tile grid", "tasks", "MATMUL_TILE",
@@ -79,9 +83,9 @@ TEST(KpuCompile, AGraphOfSeveralOpsAlsoPrintsTheWholeProgramReplayed) {
 }
 
 TEST(KpuCompile, BindShowsTheBoundProgram) {
-    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + kOut + " --config " + kSource + "/configs/minimal.json").status, 0);
+    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + out_kpu() + " --config " + kSource + "/configs/minimal.json").status, 0);
     const std::string bound = std::string(KPU_BINARY_DIR) + "/cli_test_bound.json";
-    Result r = run("--bind --config " + kSource + "/configs/edge.json " + kOut + " -o " + bound);
+    Result r = run("--bind --config " + kSource + "/configs/edge.json " + out_kpu() + " -o " + bound);
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("bound to 'edge'"), std::string::npos) << r.output;
 }
@@ -89,11 +93,11 @@ TEST(KpuCompile, BindShowsTheBoundProgram) {
 TEST(KpuCompile, ErrorsAreOneLineAndNonZero) {
     const std::string cases[] = {
         "/nonexistent.json -o x.kpu",
-        kSource + "/examples/mlp.json -o " + kOut + " --dataflow diagonal",
+        kSource + "/examples/mlp.json -o " + out_kpu() + " --dataflow diagonal",
         kSource + "/examples/mlp.json",
-        "--bind " + kOut,
+        "--bind " + out_kpu(),
         "--bind --config " + kSource + "/configs/edge.json " + kSource + "/examples/mlp.json",
-        "--bind --config " + kSource + "/configs/edge.json " + kOut + " --dataflow weight-stationary",
+        "--bind --config " + kSource + "/configs/edge.json " + out_kpu() + " --dataflow weight-stationary",
         "/dev/zero -o x.kpu",
     };
     for (const std::string& args : cases) {
@@ -108,15 +112,15 @@ TEST(KpuCompile, ErrorsAreOneLineAndNonZero) {
 // User review: each of these said "format: missing required field" or "tensors: missing
 // required field", which reads like a corrupt file; the input was only the wrong kind.
 TEST(KpuCompile, AFileOfTheWrongKindIsNamedForWhatItIs) {
-    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + kOut + " --config " + kSource + "/configs/minimal.json").status, 0);
+    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + out_kpu() + " --config " + kSource + "/configs/minimal.json").status, 0);
     const std::string mlp = kSource + "/examples/mlp.json", t64 = kSource + "/configs/t64.json";
     const std::pair<std::string, std::string> cases[] = {
-        {kOut + " -o x.kpu",
-         kOut + ": is a .kpu program, not a graph (it is compiled already: run it with kpu-sim --program)"},
+        {out_kpu() + " -o x.kpu",
+         out_kpu() + ": is a .kpu program, not a graph (it is compiled already: run it with kpu-sim --program)"},
         {t64 + " -o x.kpu", t64 + ": is a config, not a graph"},
         {"--bind --config " + t64 + " " + mlp,
          mlp + ": is a graph, not a .kpu program (compile it first: kpu-compile GRAPH.json -o X.kpu --config CFG)"},
-        {mlp + " -o x.kpu --config " + kOut, kOut + ": is a .kpu program, not a config (a config is configs/<sku>.json)"},
+        {mlp + " -o x.kpu --config " + out_kpu(), out_kpu() + ": is a .kpu program, not a config (a config is configs/<sku>.json)"},
     };
     for (const auto& [args, expected] : cases) {
         Result r = run(args);
@@ -151,15 +155,15 @@ TEST(KpuCompile, ErrorsAfterReadingNameTheFileAndTheConfig) {
         std::fputs(R"({"op": "matmul", "A": {"shape": [65536, 65536]}, "B": {"shape": [65536, 65536]}, "C": {"shape": [65536, 65536]}})", f);
         std::fclose(f);
     }
-    Result r = run(big + " -o " + kOut + " --config " + kSource + "/configs/t64.json");
+    Result r = run(big + " -o " + out_kpu() + " --config " + kSource + "/configs/t64.json");
     EXPECT_NE(r.status, 0);
     EXPECT_EQ(r.output, "kpu-compile: error: " + big + " for 't64': the graph's tensors need 51539607552 bytes of DRAM "
                         "(each from a 4096-byte interleave boundary) but config 't64' has 34359738368\n");
     // A program that does not fit the config it is bound to.
-    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + kOut + " --config " + kSource + "/configs/edge.json").status, 0);
-    r = run("--bind --config " + kSource + "/configs/minimal.json " + kOut);
+    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + out_kpu() + " --config " + kSource + "/configs/edge.json").status, 0);
+    r = run("--bind --config " + kSource + "/configs/minimal.json " + out_kpu());
     EXPECT_NE(r.status, 0);
-    EXPECT_EQ(r.output.rfind("kpu-compile: error: " + kOut + " on 'minimal': cannot bind op", 0), 0u) << r.output;
+    EXPECT_EQ(r.output.rfind("kpu-compile: error: " + out_kpu() + " on 'minimal': cannot bind op", 0), 0u) << r.output;
 }
 
 }  // namespace
