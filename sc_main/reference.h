@@ -7,7 +7,8 @@
 // u = 2^-24, M = sum_k |a||b| and P = sum_k (|a| + e_a)(|b| + e_b), where a and b are the
 // reference's values and e_a, e_b their bounds (0 for the graph's inputs, which are exact):
 //   before the activation  2 K u P  +  (P - M)  +  e_bias  +  u |a b + bias|
-// (fp32 products and sums in any order: Higham's gamma_K, doubled; the operands' own errors
+// (fp32 products and sums in any order, the bias added after the sum as the fabric's drain
+// does: Higham's gamma_K, doubled; the operands' own errors
 // carried through the sum; the bias add's rounding); relu keeps it (it is 1-Lipschitz), gelu
 // multiplies it by 1.2 (|gelu'| <= 1.13) and adds 4 u |x| for its fp32 tanh; storing the
 // result in fp32 adds u |c|. The check allows |sim - ref| <= bound + 1e-30. Assumed: K below

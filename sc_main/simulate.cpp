@@ -381,14 +381,19 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
                 if (r.non_finite > 0) line << "; " << r.non_finite << " elements NaN or Inf in both";
                 if (r.bound_in_products >= 1)
                     line << "; weak: the tolerance reaches " << std::setprecision(2) << r.bound_in_products
-                         << " average products of the last op's sums, so a single missing product could pass";
+                         << " x an average product of the op's sums, so a missing product could pass";
             } else {
                 check_ok = false;
                 line << "MISMATCH in " << r.mismatches << " elements; worst at " << shape_text(r.worst_at)
                      << ": simulated " << r.got << ", reference " << r.expected << ", error " << r.error
                      << " > tolerance " << r.tolerance;
-                if (std::isinf(r.got) && std::fabs(r.expected) > double(std::numeric_limits<float>::max()))
-                    line << " (the reference is beyond fp32's range: the fp32 hardware overflowed)";
+                // From finite operands a GEMM's fp32 result is NaN or infinite only where a product
+                // or a partial sum passed fp32's range (an inf - inf is a NaN).
+                if (!std::isfinite(r.got) && std::isfinite(r.expected))
+                    line << (std::fabs(r.expected) > double(std::numeric_limits<float>::max())
+                                 ? " (the reference is beyond fp32's range: the fp32 hardware overflowed)"
+                                 : " (a product or partial sum passed fp32's range, 3.4e38: the fp32 hardware "
+                                   "overflowed, in this order of summation)");
                 if (r.non_finite > 0) line << "; " << r.non_finite << " more elements NaN or Inf in both";
             }
             check_lines.push_back(line.str());
