@@ -154,27 +154,31 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
         std::vector<Pass> passes{{Load::Value, &c.value}, {Load::Magnitude, &magnitude}};
         if (!a.exact() || !b.exact()) padded.assign(m * n, 0.0), passes.push_back({Load::Padded, &padded});
         accumulate(a, b, passes, m, n, k, cancel);
-        const std::vector<double>& inflated = padded.empty() ? magnitude : padded;  // P (= M for exact operands)
+        // The bounds are written over P (= M for exact operands): no third m x n array of
+        // doubles for a single op (at 8192^3, 512 MiB).
+        std::vector<double>& inflated = padded.empty() ? magnitude : padded;
         std::optional<Operand> bias;
         if (op.bias) bias = get(*op.bias);
         const double gamma = 2.0 * double(k) * unit;
-        c.bound.resize(m * n);
         for (uint64_t i = 0; i < m; ++i)
             for (uint64_t j = 0; j < n; ++j) {
                 const uint64_t e = i * n + j;
+                const double sum_of_magnitudes = magnitude[e];
                 double x = c.value[e];
-                double bound = gamma * inflated[e] + (padded.empty() ? 0.0 : inflated[e] - magnitude[e]);
+                double bound = gamma * inflated[e] + (padded.empty() ? 0.0 : inflated[e] - sum_of_magnitudes);
                 if (bias) x += bias->value(j), bound += bias->bound(j);
                 bound += unit * std::fabs(x);
                 double y = activate(x, op.activation);
                 if (op.activation == compiler::Activation::Gelu) bound = 1.2 * bound + 4.0 * unit * std::fabs(x);
                 bound += unit * std::fabs(y);
                 c.value[e] = y;
-                c.bound[e] = bound;
+                inflated[e] = bound;
                 // The bound in average products of this sum (M / K): elements whose sum is 0
                 // have no products to miss.
-                if (magnitude[e] > 0) c.bound_in_products = std::max(c.bound_in_products, bound * double(k) / magnitude[e]);
+                if (sum_of_magnitudes > 0)
+                    c.bound_in_products = std::max(c.bound_in_products, bound * double(k) / sum_of_magnitudes);
             }
+        c.bound = std::move(inflated);
         tensors[graph.tensor(op.c).name] = std::move(c);
     }
     return tensors;

@@ -40,8 +40,9 @@ struct ReferenceTensor {
 };
 
 /// Side of the blocks the reference's loops take B in: a 256 x 256 block (512 KiB of
-/// doubles, the values, then the magnitudes) stays in a host core's L2 while the rows of A
-/// pass over it, four at a time.
+/// doubles: the values, then the magnitudes, then for computed operands the magnitudes
+/// padded with their bounds) stays in a host core's L2 while the rows of A pass over it,
+/// four at a time.
 constexpr uint64_t kReferenceBlock = 256;
 
 /// What run_reference throws once `*cancel` is set (checked every block of B it takes).
