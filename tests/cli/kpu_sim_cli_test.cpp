@@ -321,32 +321,33 @@ TEST(KpuSimCli, NaNAndInfInTheInputsAreCheckedLikeNumpysEqualNan) {
 TEST(KpuSimCli, AnFp32OverflowIsAMismatchThatSaysSo) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_overflow/";
     ASSERT_EQ(compile_matmul(dir, 8, 8, 8).rfind("compiled", 0), 0u);
+    auto check = [&](const std::vector<float>& a, const std::vector<float>& b) {
+        kpu::cli::write_npy(dir + "A.npy", {8, 8}, a.data());
+        kpu::cli::write_npy(dir + "B.npy", {8, 8}, b.data());
+        Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --inputs " + dir + " --check");
+        EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+        return r.err;
+    };
     std::vector<float> a(64, 1.0f), b(64, 1.0f);
     a[3 * 8 + 1] = 3e38f, b[1 * 8 + 6] = 2.0f;  // C[3][6] = 6e38 + 7: beyond 3.4e38
-    kpu::cli::write_npy(dir + "A.npy", {8, 8}, a.data());
-    kpu::cli::write_npy(dir + "B.npy", {8, 8}, b.data());
-    Result r = run("--config configs/t64.json --program " + dir + "mm.kpu --inputs " + dir + " --check");
-    EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
-    EXPECT_NE(r.err.find("kpu-sim: check failed: C [8, 8]: MISMATCH in 1 elements; worst at [3, 6]: simulated inf, "
-                         "reference 6.00000001e+38"),
+    const std::string beyond = check(a, b);
+    EXPECT_NE(beyond.find("kpu-sim: check failed: C [8, 8]: MISMATCH in 1 elements; worst at [3, 6]: simulated inf, "
+                          "reference 6.00000001e+38"),
               std::string::npos)
-        << r.err;
-    EXPECT_NE(r.err.find("(the reference is beyond fp32's range: the fp32 hardware overflowed)"), std::string::npos)
-        << r.err;
+        << beyond;
+    EXPECT_NE(beyond.find("(the reference is beyond fp32's range: the fp32 hardware overflowed)"), std::string::npos)
+        << beyond;
     // A review: partial sums that pass 3.4e38 and come back (3e38 + 3e38 - 3e38 - 3e38, in
     // the fabric's order) are infinite or NaN in fp32 while the reference is 0 or finite:
     // the line says why there too.
-    std::vector<float> a2(64, 0.0f), b2(64, 1.0f);
+    std::vector<float> a2(64, 0.0f);
     const float row[8] = {3e38f, 3e38f, -3e38f, -3e38f, 0, 0, 0, 0};
     std::copy(row, row + 8, a2.begin());
-    kpu::cli::write_npy(dir + "A.npy", {8, 8}, a2.data());
-    kpu::cli::write_npy(dir + "B.npy", {8, 8}, b2.data());
-    Result s = run("--config configs/t64.json --program " + dir + "mm.kpu --inputs " + dir + " --check");
-    EXPECT_EQ(s.exit_code, 4) << s.out << s.err;
-    EXPECT_NE(s.err.find("(a product or partial sum passed fp32's range, 3.4e38: the fp32 hardware overflowed, in "
-                         "this order of summation)"),
+    const std::string partial = check(a2, std::vector<float>(64, 1.0f));
+    EXPECT_NE(partial.find("(a product or partial sum passed fp32's range, 3.4e38: the fp32 hardware overflowed, in "
+                           "this order of summation)"),
               std::string::npos)
-        << s.err;
+        << partial;
 }
 
 // Helper threads (the default: the fabrics' arithmetic and the reference beside the
