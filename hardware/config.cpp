@@ -206,19 +206,11 @@ void apply_override(json& root, const Override& o, const std::string& source) {
     *node = parse_json_text(o.value, value, not_json) ? value : json(o.value);
 }
 
-/// Refuses a config whose movers would need to run further ahead of their completions than
-/// the simulator supports (Derived::mover_window_s), naming the field that contributes most.
-void check_mover_window(const Config& c, const ObjectReader& top) {
-    const Derived d = derive(c);
-    if (d.mover_window_s <= kMaxMoverWindowS) return;
-    auto us = [](double s) {
-        std::ostringstream out;
-        out << std::setprecision(3) << s * 1e6 << " us";
-        return out.str();
-    };
-    // The terms of Derived::burst_path_s, each under the field that sets it.
+/// The terms of Derived::burst_path_s, each under the config field that sets it: every
+/// level's latency and burst time, and two network links' (a tile-to-tile move crosses both).
+std::vector<std::pair<const char*, double>> burst_path_terms(const Config& c) {
     auto burst = [](const MemoryLevel& l) { return double(l.burst_bytes) / l.bandwidth_bytes_per_s; };
-    const std::pair<const char*, double> parts[] = {
+    return {
         {"dram.latency_cycles", c.dram.latency_cycles / c.clocks.dram_hz},
         {"l3.latency_cycles", c.l3.latency_cycles / c.clocks.sram_hz},
         {"l2.latency_cycles", c.l2.latency_cycles / c.clocks.sram_hz},
@@ -230,14 +222,27 @@ void check_mover_window(const Config& c, const ObjectReader& top) {
         {"l1.bandwidth_gb_per_s", burst(c.l1)},
         {"interconnect.bandwidth_gb_per_s", 2.0 * double(c.dram.burst_bytes) / c.interconnect.bandwidth_bytes_per_s},
     };
+}
+
+/// Refuses a config whose movers would need to run further ahead of their completions than
+/// the simulator supports (Derived::mover_window_s), naming the field that contributes most.
+void check_mover_window(const Config& c, const ObjectReader& top) {
+    const Derived d = derive(c);
+    if (d.mover_window_s <= kMaxMoverWindowS) return;
+    auto us = [](double s) {
+        std::ostringstream out;
+        out << std::setprecision(3) << s * 1e6 << " us";
+        return out.str();
+    };
+    const auto parts = burst_path_terms(c);
     const char* field = "dram.interleave_bytes";
     std::string why = "dram.channels x interleave_bytes / channel bandwidth = " + std::to_string(c.dram.count) +
                       " x " + std::to_string(c.dram.interleave_bytes) + " B / " +
                       rate_text(c.dram.bandwidth_bytes_per_s * c.dram.ports, "B/s") + " = " +
                       us(d.dram_interleave_span_s);
     if (d.burst_path_s >= d.dram_interleave_span_s) {
-        const auto* most = std::max_element(std::begin(parts), std::end(parts),
-                                            [](const auto& a, const auto& b) { return a.second < b.second; });
+        const auto most = std::max_element(parts.begin(), parts.end(),
+                                           [](const auto& a, const auto& b) { return a.second < b.second; });
         field = most->first;
         why = "a burst's unloaded path takes up to " + us(d.burst_path_s) + ", " + us(most->second) + " of it " +
               most->first;
@@ -425,13 +430,7 @@ Derived derive(const Config& c) {
     d.l1_buffers = uint64_t(c.compute_tiles) * c.l1.count;
     d.l2_capacity = d.l2_banks * c.l2.capacity_bytes;
     d.l1_capacity = d.l1_buffers * c.l1.capacity_bytes;
-    auto stage_s = [](const MemoryLevel& l, double hz) {
-        return double(l.latency_cycles) / hz + double(l.burst_bytes) / l.bandwidth_bytes_per_s;
-    };
-    const double link_s = double(c.interconnect.latency_cycles) / c.clocks.sram_hz +
-                          double(c.dram.burst_bytes) / c.interconnect.bandwidth_bytes_per_s;
-    d.burst_path_s = stage_s(c.dram, c.clocks.dram_hz) + stage_s(c.l3, c.clocks.sram_hz) +
-                     stage_s(c.l2, c.clocks.sram_hz) + stage_s(c.l1, c.clocks.sram_hz) + 2 * link_s;
+    for (const auto& [field, seconds] : burst_path_terms(c)) d.burst_path_s += seconds;
     d.dram_interleave_span_s = double(c.dram.count) * double(c.dram.interleave_bytes) / one_bw(c.dram);
     d.mover_window_s = std::max(d.burst_path_s, d.dram_interleave_span_s);
     return d;
