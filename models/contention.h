@@ -1,8 +1,9 @@
 // How a mover learns that its burst queued behind another initiator's: an ignorable TLM
 // extension the mover attaches to its payload and every timed stage (memory port, network
 // link) sets. Movers run ahead of the kernel by a quantum; while they contend for a port
-// they sync per burst instead, so contending movers interleave burst by burst and share the
-// port fairly rather than in quantum-sized turns. Ignorable: other initiators need not know it.
+// they sync every train's worth of bytes instead (a burst, with per-burst timing), so
+// contending movers interleave at that grain and share the port fairly rather than in
+// quantum-sized turns. Ignorable: other initiators need not know it.
 #pragma once
 
 #include <tlm>

@@ -74,7 +74,7 @@ bool Mover::submit(const hw::Transfer& transfer) {
 
 void Mover::run() {
     for (;;) {
-        while (queue_.empty()) sc_core::wait(submit_event_);
+        while (queue_.empty()) sc_core::wait(submit_event_), contended_bytes_ = 0;  // idle: in step with the kernel
         const hw::Transfer transfer = queue_.front();
         queue_.pop_front();
         execute(transfer);
@@ -132,6 +132,7 @@ void Mover::execute(const hw::Transfer& t) {
     // Bursts are cut at the smaller of the two levels' burst sizes; every instance and DRAM
     // interleave boundary is a multiple of it, so no burst ever straddles one.
     const uint32_t burst = std::min(burst_of(t.src), burst_of(t.dst));
+    burst_ = burst, train_cap_ = std::max<uint64_t>(train_bytes_, burst);
     const bool ok = t.transform == hw::Transform::Identity ? copy_identity(t, burst, job) : copy_transpose(t, burst, job);
     finish(job, ok ? TransferStatus::Ok : TransferStatus::AccessError);
 }
@@ -254,6 +255,7 @@ bool Mover::timed(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* da
 void Mover::sync() {
     sc_core::wait(time_.until(engine_free_, now_));  // zero while contended: a delta, the other runs
     now_ = time_.now();
+    contended_bytes_ = 0;
     ++stats_.syncs;
 }
 
@@ -289,8 +291,9 @@ void Mover::run_train(Job& job, Train& train) {
     stats_.dmi_accesses += 2 * uint64_t(train.bursts);
     ++stats_.trains;
     job.bytes += train.bytes;
+    const uint64_t booked = train.bytes;
     train.bursts = 0, train.bytes = 0;
-    pace(job, last);
+    pace(job, last, booked);
 }
 
 bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
@@ -305,7 +308,6 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
     };
     // Bursts whose source and destination stay in the same two DMI regions (rows of a
     // strided transfer included) gather into a train of up to train_bytes_, booked at once.
-    const uint64_t train_cap = std::max<uint64_t>(train_bytes_, burst);
     // A contiguous transfer (both strides are the row) is walked as one row. Its bursts are
     // the same when the rows are whole bursts and one side starts on a burst boundary: then
     // every row end is a burst boundary on that side, where a burst is cut anyway.
@@ -345,10 +347,10 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
                     const uint32_t m = piece(src + done, dst + done, stretch - done);
                     // Whole bursts when both ends are aligned (the common case): in one step.
                     uint64_t count = 1;
-                    if (m == burst) count = std::min<uint64_t>((stretch - done) / burst, (train_cap - train.bytes) / burst);
+                    if (m == burst) count = std::min<uint64_t>((stretch - done) / burst, (train_cap_ - train.bytes) / burst);
                     train.add(*this, std::max<uint64_t>(count, 1), m);
                     done += std::max<uint64_t>(count, 1) * m;
-                    if (train.bytes + burst > train_cap) run_train(job, train);
+                    if (train.bytes + burst > train_cap_) run_train(job, train);
                 }
                 src += stretch, dst += stretch, left -= stretch;
                 continue;
@@ -360,7 +362,7 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
                 !access(job, tlm::TLM_WRITE_COMMAND, dst, buffer, n, read_done, write_done))
                 return false;
             job.bytes += n;
-            pace(job, write_done);
+            pace(job, write_done, n);
             src += n, dst += n, left -= n;
         }
     }
@@ -402,7 +404,7 @@ bool Mover::copy_transpose(const hw::Transfer& t, uint32_t burst, Job& job) {
                 Fs write_done = 0;
                 if (!timed(job, tlm::TLM_WRITE_COMMAND, dst, data, n, ready, write_done)) return false;
                 job.bytes += n;
-                pace(job, write_done);
+                pace(job, write_done, n);
                 dst += n, data += n, left -= n;
             }
         }

@@ -9,8 +9,9 @@
 // consecutive bursts overlap and a long transfer runs at min(source, destination, network,
 // engine) bandwidth. Temporal decoupling: the engine runs ahead of the kernel by at most one
 // quantum before it syncs (one wait() per quantum, not per burst); while a burst queues
-// behind another initiator's (ContentionExtension) it syncs per burst, so contending movers
-// interleave burst by burst.
+// behind another initiator's (ContentionExtension) it syncs each time it has moved a train's
+// worth of such bytes (set_train_bytes; a burst at 0), so contending movers interleave at
+// that grain.
 //
 // Command interface (for the sequencer; usable from an SC_THREAD or an SC_METHOD):
 //   if (m.can_accept()) m.try_submit(t);   // SC_METHOD: false when the queue is full
@@ -67,7 +68,7 @@ struct MoverStats {
     uint64_t bytes = 0;         ///< bytes moved
     uint64_t transactions = 0;  ///< b_transport calls (reads + writes)
     uint64_t dmi_accesses = 0;  ///< reads + writes copied through DMI and timed on the same ports
-    uint64_t syncs = 0;         ///< waits for the kernel inside transfers (per quantum, or per train while contended)
+    uint64_t syncs = 0;         ///< waits for the kernel inside transfers (per quantum, or per train_bytes while contended)
     uint64_t trains = 0;        ///< runs of DMI bursts timed as one booking per stage (see set_train_bytes)
     Fs busy = 0;                ///< union over transfers of [start, end], femtoseconds
 };
@@ -105,8 +106,9 @@ public:
     void set_dmi(bool enabled) { dmi_enabled_ = enabled, forget_regions(); }
     /// Timing granularity of the DMI path: consecutive bursts between the same two regions
     /// are booked as one train of up to `bytes` per stage (PortTimer::book_train), and a
-    /// contended mover syncs per train, not per burst. A lone transfer's times are those of
-    /// per-burst booking up to rounding; contending movers interleave train by train. 0 (or
+    /// contended mover syncs once per `bytes` it moved (trains of one strided transfer's short
+    /// rows together), not per burst. A lone transfer's times are those of per-burst booking
+    /// up to rounding; contending movers interleave `bytes` at a time. 0 (or
     /// anything up to a burst): every burst booked on its own, exactly as b_transport would.
     void set_train_bytes(uint32_t bytes) { train_bytes_ = bytes; }
     /// Moves the bytes of DMI stretches on `helper` while the simulation goes on: a transfer
@@ -189,13 +191,17 @@ private:
     }
     /// Books one burst on every stage of a DMI region's path; returns when it is done.
     Fs book(const TimingPath& path, Fs at, uint32_t bytes, bool write);
-    void pace(Job& job, Fs write_done) {
+    /// After `bytes` were booked, done at `write_done`: the engine's buffer, then a sync when
+    /// the mover is a quantum ahead, or has moved a train's worth (train_cap_) of contended
+    /// bytes since its last sync.
+    void pace(Job& job, Fs write_done, uint64_t bytes) {
         job.done = std::max(job.done, write_done);
         // The engine's buffer is finite: it does not issue a burst whose predecessor completes
         // more than one quantum ahead (the quantum exceeds any unloaded path latency, so a lone
         // transfer never stalls on it).
         if (write_done > quantum_) engine_free_ = std::max(engine_free_, write_done - quantum_);
-        if (contention_->contended || engine_free_ >= now_ + quantum_) sync();
+        if (contention_->contended) contended_bytes_ += std::max(bytes, burst_);
+        if (contended_bytes_ >= train_cap_ || engine_free_ >= now_ + quantum_) sync();
     }
     /// Waits for the kernel: until engine_free_, or a delta while contended.
     void sync();
@@ -222,6 +228,9 @@ private:
     Fs quantum_;
     Fs engine_free_ = 0;  ///< when the engine can issue its next burst
     uint32_t train_bytes_ = 0;
+    uint64_t burst_ = 0;            ///< this transfer's burst size
+    uint64_t train_cap_ = 0;        ///< this transfer's train size: max(train_bytes_, its burst)
+    uint64_t contended_bytes_ = 0;  ///< bytes booked while contended since the mover last waited
     uint32_t cached_bytes_ = 0;  ///< see engine_occupancy()
     Fs cached_occupancy_ = 0;
     Fs now_ = 0;          ///< kernel time, refreshed after every wait of the mover thread
