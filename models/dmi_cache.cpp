@@ -5,38 +5,44 @@
 
 namespace kpu::model {
 
-DmiCache::Regions::const_iterator DmiCache::find(uint64_t addr, bool write) {
-    if (last_ != regions_.end() && addr >= last_->first && addr <= last_->second.end &&
-        (write ? last_->second.writable : last_->second.readable))
-        return last_;
+const DmiCache::Slot* DmiCache::find(uint64_t addr, bool write) {
+    Slot& cached = slot(addr);
+    if (cached.holds(addr, write)) return &cached;
+    auto fill = [&](uint64_t start, const Region& r) -> const Slot* {
+        Slot& s = slot(addr);
+        s = Slot{start, r.end, r.ptr, r.readable, r.writable};
+        return &s;
+    };
     auto it = regions_.upper_bound(addr);
     if (it != regions_.begin()) {
         --it;
-        if (addr <= it->second.end && (write ? it->second.writable : it->second.readable)) return last_ = it;
+        if (addr <= it->second.end && (write ? it->second.writable : it->second.readable)) return fill(it->first, it->second);
     }
     tlm::tlm_generic_payload trans;
     tlm::tlm_dmi dmi;
     trans.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
     trans.set_address(addr);
-    if (!socket_->get_direct_mem_ptr(trans, dmi)) return regions_.end();
-    if (addr < dmi.get_start_address() || addr > dmi.get_end_address()) return regions_.end();
+    if (!socket_->get_direct_mem_ptr(trans, dmi)) return nullptr;
+    if (addr < dmi.get_start_address() || addr > dmi.get_end_address()) return nullptr;
     const bool readable = dmi.is_read_allowed(), writable = dmi.is_write_allowed();
-    if (!(write ? writable : readable)) return regions_.end();
+    if (!(write ? writable : readable)) return nullptr;
     invalidate(dmi.get_start_address(), dmi.get_end_address());  // a wider grant replaces narrower ones
-    return last_ = regions_
-                       .emplace(dmi.get_start_address(),
-                                Region{dmi.get_end_address(), dmi.get_dmi_ptr(), readable, writable})
-                       .first;
+    // Granules stay no larger than any grant, so a region covers whole granules' worth of slots.
+    uint32_t shift = 0;
+    while (shift < 63 && (uint64_t(2) << shift) - 1 <= dmi.get_end_address() - dmi.get_start_address()) ++shift;
+    if (shift < granule_shift_) granule_shift_ = shift, index_.fill(Slot{});
+    const Region granted{dmi.get_end_address(), dmi.get_dmi_ptr(), readable, writable};
+    regions_.emplace(dmi.get_start_address(), granted);
+    return fill(dmi.get_start_address(), granted);
 }
 
 bool DmiCache::access(uint64_t addr, void* data, uint64_t bytes, bool write) {
     auto* cursor = static_cast<unsigned char*>(data);
     while (bytes > 0) {
         uint64_t chunk;
-        if (auto it = find(addr, write); it != regions_.end()) {
-            const Region& r = it->second;
-            chunk = std::min<uint64_t>(bytes, r.end - addr + 1);
-            unsigned char* mem = r.ptr + (addr - it->first);
+        if (const Slot* r = find(addr, write)) {
+            chunk = std::min<uint64_t>(bytes, r->end - addr + 1);
+            unsigned char* mem = r->ptr + (addr - r->start);
             write ? std::memcpy(mem, cursor, chunk) : std::memcpy(cursor, mem, chunk);
         } else {
             // No DMI here: one debug transaction. Targets may serve fewer bytes than asked.
@@ -56,7 +62,7 @@ bool DmiCache::access(uint64_t addr, void* data, uint64_t bytes, bool write) {
 }
 
 void DmiCache::invalidate(uint64_t start, uint64_t end) {
-    last_ = regions_.end();
+    index_.fill(Slot{});
     auto it = regions_.upper_bound(start);
     if (it != regions_.begin()) --it;  // the region before start may reach into the range
     while (it != regions_.end() && it->first <= end)

@@ -3,6 +3,8 @@
 // target grants no DMI. A model owns one per socket and forwards invalidate_direct_mem_ptr.
 #pragma once
 
+#include <array>
+
 #include <cstdint>
 #include <map>
 
@@ -26,9 +28,9 @@ public:
     /// Where [addr, addr + bytes) can be read in place: a pointer when one granted region
     /// holds it all, else nullptr (then read() copies it).
     const unsigned char* readable_span(uint64_t addr, uint64_t bytes) {
-        const auto it = find(addr, false);
-        if (it == regions_.end() || bytes == 0 || bytes - 1 > it->second.end - addr) return nullptr;
-        return it->second.ptr + (addr - it->first);
+        const Slot* s = find(addr, false);
+        if (!s || bytes == 0 || bytes - 1 > s->end - addr) return nullptr;
+        return s->ptr + (addr - s->start);
     }
 
     void invalidate(uint64_t start, uint64_t end);
@@ -39,15 +41,30 @@ private:
         unsigned char* ptr;
         bool readable, writable;
     };
+    /// A granted region as the index keeps it (start > end: empty).
+    struct Slot {
+        uint64_t start = ~uint64_t(0), end = 0;  ///< end inclusive
+        unsigned char* ptr = nullptr;
+        bool readable = false, writable = false;
+        bool holds(uint64_t addr, bool write) const {
+            return addr >= start && addr <= end && (write ? writable : readable);
+        }
+    };
     using Regions = std::map<uint64_t, Region>;  ///< by start address; granted regions never overlap
     bool access(uint64_t addr, void* data, uint64_t bytes, bool write);
-    /// The region holding addr with the right permission, asking the target if none is cached.
-    Regions::const_iterator find(uint64_t addr, bool write);
+    /// The region holding addr with the right permission, asking the target if none is
+    /// cached; nullptr if it grants none. Valid until the next find() or invalidate().
+    const Slot* find(uint64_t addr, bool write);
+    Slot& slot(uint64_t addr) { return index_[(addr >> granule_shift_) & (kSlots - 1)]; }
 
     tlm::tlm_initiator_socket<>& socket_;
     Regions regions_;
-    /// The region the last access used (regions_.end(): none): a tile's rows mostly share one.
-    Regions::const_iterator last_ = regions_.end();
+    /// Direct-mapped index in front of regions_, over granules no larger than the smallest
+    /// grant so far: a fabric reads its operands row by row from up to a few hundred L1
+    /// buffers, and a map walk per row was most of its simulation-thread time.
+    static constexpr size_t kSlots = 256;
+    std::array<Slot, kSlots> index_{};
+    uint32_t granule_shift_ = 63;  ///< none granted yet
 };
 
 }  // namespace kpu::model
