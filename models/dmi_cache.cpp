@@ -26,7 +26,7 @@ const DmiCache::Slot* DmiCache::find(uint64_t addr, bool write) {
     if (addr < dmi.get_start_address() || addr > dmi.get_end_address()) return nullptr;
     const bool readable = dmi.is_read_allowed(), writable = dmi.is_write_allowed();
     if (!(write ? writable : readable)) return nullptr;
-    invalidate(dmi.get_start_address(), dmi.get_end_address());  // a wider grant replaces narrower ones
+    if (erase(dmi.get_start_address(), dmi.get_end_address())) index_.fill(Slot{});  // a wider grant replaces narrower ones
     // Granules stay no larger than any grant, so a region covers whole granules' worth of slots.
     uint32_t shift = 0;
     while (shift < 63 && (uint64_t(2) << shift) - 1 <= dmi.get_end_address() - dmi.get_start_address()) ++shift;
@@ -62,11 +62,21 @@ bool DmiCache::access(uint64_t addr, void* data, uint64_t bytes, bool write) {
 }
 
 void DmiCache::invalidate(uint64_t start, uint64_t end) {
+    erase(start, end);
     index_.fill(Slot{});
+}
+
+bool DmiCache::erase(uint64_t start, uint64_t end) {
+    bool erased = false;
     auto it = regions_.upper_bound(start);
     if (it != regions_.begin()) --it;  // the region before start may reach into the range
-    while (it != regions_.end() && it->first <= end)
-        it = it->second.end >= start ? regions_.erase(it) : std::next(it);
+    while (it != regions_.end() && it->first <= end) {
+        if (it->second.end >= start)
+            it = regions_.erase(it), erased = true;
+        else
+            ++it;
+    }
+    return erased;
 }
 
 }  // namespace kpu::model

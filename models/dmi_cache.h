@@ -55,6 +55,8 @@ private:
     /// The region holding addr with the right permission, asking the target if none is
     /// cached; nullptr if it grants none. Valid until the next find() or invalidate().
     const Slot* find(uint64_t addr, bool write);
+    /// Forgets the granted regions that overlap [start, end]; true if there were any.
+    bool erase(uint64_t start, uint64_t end);
     Slot& slot(uint64_t addr) { return index_[(addr >> granule_shift_) & (kSlots - 1)]; }
 
     tlm::tlm_initiator_socket<>& socket_;

@@ -133,6 +133,7 @@ void Mover::execute(const hw::Transfer& t) {
     // interleave boundary is a multiple of it, so no burst ever straddles one.
     const uint32_t burst = std::min(burst_of(t.src), burst_of(t.dst));
     burst_ = burst, train_cap_ = std::max<uint64_t>(train_bytes_, burst);
+    if (helper_) job.stretches.reserve(std::min<uint32_t>(t.rows, 1024));  // about one per row
     const bool ok = t.transform == hw::Transform::Identity ? copy_identity(t, burst, job) : copy_transpose(t, burst, job);
     finish(job, ok ? TransferStatus::Ok : TransferStatus::AccessError);
 }
@@ -324,12 +325,19 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
             const uint32_t n = piece(src, dst, left);
             bool direct = false;
             if (dmi_enabled_) {
-                if (!holds(from, src, n) || !holds(to, dst, n)) {
+                const bool same_from = holds(from, src, n), same_to = holds(to, dst, n);
+                if (!same_from || !same_to) {
                     run_train(job, train);  // other regions, other stages
-                    const Region* r1 = region(src, n);
-                    from = r1 ? *r1 : Region{};  // a copy: the cache may reuse the slot
-                    const Region* r2 = from.data ? region(dst, n) : nullptr;
-                    to = r2 ? *r2 : Region{};
+                    // Copies: regions_ may reallocate. A strided transfer's rows mostly change
+                    // one side only (the DRAM interleave block, not the L3 page).
+                    if (!same_from) {
+                        const Region* r1 = region(src, n);
+                        from = r1 ? *r1 : Region{};
+                    }
+                    if (!same_to && from.data) {
+                        const Region* r2 = region(dst, n);
+                        to = r2 ? *r2 : Region{};
+                    }
                 }
                 direct = from.data && to.data;
             }
