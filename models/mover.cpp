@@ -1,5 +1,7 @@
 #include "models/mover.h"
 
+#include <sysc/kernel/sc_dynamic_processes.h>
+
 #include <algorithm>
 #include <cstring>
 #include <iterator>
@@ -42,7 +44,6 @@ Mover::Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& e
     contention_ = new ContentionExtension;
     trans_.set_extension(contention_);
     SC_HAS_PROCESS(Mover);
-    SC_THREAD(run);
     SC_METHOD(deliver);
     sensitive << due_event_;
     dont_initialize();
@@ -51,6 +52,17 @@ Mover::Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& e
 void Mover::enqueue(const hw::Transfer& transfer) {
     queue_.push_back(transfer);
     ++in_flight_;
+    if (!running_) {
+        // Named after the mover (a thread spawned while the simulation runs belongs to the
+        // process that spawned it, not to this module). It starts in the next delta cycle,
+        // as a waiting thread woken by submit_event_ would.
+        sc_core::sc_spawn_options options;
+        options.dont_initialize();
+        options.set_sensitivity(&submit_event_);
+        sc_core::sc_spawn([this] { run(); }, sc_core::sc_gen_unique_name((std::string(basename()) + "_run").c_str()),
+                          &options);
+        running_ = true;
+    }
     submit_event_.notify(sc_core::SC_ZERO_TIME);
 }
 
@@ -63,7 +75,7 @@ bool Mover::try_submit(const hw::Transfer& transfer) {
 bool Mover::submit(const hw::Transfer& transfer) {
     const bool in_thread = sc_core::sc_get_current_process_handle().proc_kind() == sc_core::SC_THREAD_PROC_ ||
                            sc_core::sc_get_current_process_handle().proc_kind() == sc_core::SC_CTHREAD_PROC_;
-    while (in_thread && !can_accept()) sc_core::wait(accept_event_);
+    while (in_thread && !can_accept()) sc_core::wait(completion_event_);
     if (try_submit(transfer)) return true;
     std::ostringstream msg;
     msg << name() << ": queue full (" << queue_depth_ << " descriptors), transfer " << transfer.id
@@ -453,7 +465,6 @@ void Mover::deliver() {
         --in_flight_;
         if (callback_) callback_(c);
         completion_event_.notify();
-        accept_event_.notify();
     }
     if (!due_.empty()) due_event_.notify(time_.until(due_.front().done, now));
 }

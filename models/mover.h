@@ -80,8 +80,8 @@ public:
     using CompletionCallback = std::function<void(const Completion&)>;
 
     bool can_accept() const { return in_flight_ < queue_depth_; }
-    /// Notified whenever a slot frees (a completion was delivered).
-    const sc_core::sc_event& accept_event() const { return accept_event_; }
+    /// Notified whenever a slot frees (a completion was delivered): completion_event().
+    const sc_core::sc_event& accept_event() const { return completion_event_; }
     /// Queues the descriptor if a slot is free; false (nothing queued) otherwise.
     bool try_submit(const hw::Transfer& transfer);
     /// From an SC_THREAD: waits for a free slot, then queues (always true). Elsewhere: as
@@ -241,7 +241,10 @@ private:
     std::deque<hw::Transfer> queue_;
     std::vector<Due> due_;  ///< min-heap on (done, seq)
     CompletionCallback callback_;
-    sc_core::sc_event submit_event_, accept_event_, due_event_, completion_event_;
+    sc_core::sc_event submit_event_, due_event_, completion_event_;
+    /// The thread that executes descriptors (run()) is spawned with the first one: most
+    /// movers of a large SKU never get one, and each thread costs a coroutine stack.
+    bool running_ = false;
 
     tlm::tlm_generic_payload trans_;
     ContentionExtension* contention_;  ///< owned by trans_ (freed with it)
