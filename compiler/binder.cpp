@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/compile_error.h"
+#include "compiler/generate.h"
 #include "compiler/hazard_tracker.h"
 #include "compiler/tiler.h"
 
@@ -154,6 +155,11 @@ public:
         tiles_ = task_tiles(program_, config_);
         last_big_load_.assign(config_.compute_tiles, {0, 0});
         load_window_ = uint64_t(tile_link_bandwidth(config_) * config_.dram.latency_cycles / config_.clocks.dram_hz);
+        // Every DFX op binds to one op, a LOAD or STORE to one per DMA slice (fewer if elided).
+        const OpCounts counts = count_ops(program_);
+        bound_range_.reserve(counts.total);
+        bound_.ops.reserve(counts.total + (counts.by_kind[int(DfxOpKind::Load)] + counts.by_kind[int(DfxOpKind::Store)]) *
+                                              (dma_slices(config_) - 1));
         for_each_op(program_, [this](const DfxOp& op) { bind_op(op); });
         return std::move(bound_);
     }

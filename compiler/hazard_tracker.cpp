@@ -20,11 +20,13 @@ auto overlapping(Spans& spans, uint64_t begin, uint64_t end) {
 
 void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool write, uint32_t op,
                            std::vector<uint32_t>& deps) {
-    std::vector<Span>& spans = spaces_[space];
+    if (!last_spans_ || space != last_space_) last_spans_ = &spaces_[space], last_space_ = space;
+    std::vector<Span>& spans = *last_spans_;
     // Only the spans overlapping [begin, end) change: they are replaced in place by what
     // covers their bytes afterwards.
     const auto [first, last] = overlapping(spans, begin, end);
-    std::vector<Span> out;
+    std::vector<Span>& out = out_;
+    out.clear();
     uint64_t covered_to = begin;  // reads: bytes nobody touched yet get a span of their own
     auto fill_gap = [&](uint64_t upto) {
         if (!write && covered_to < upto) out.push_back({covered_to, upto, -1, {op}});
@@ -37,20 +39,27 @@ void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool wr
         const uint64_t lo = std::max(s.begin, begin), hi = std::min(s.end, end);
         fill_gap(lo);
         covered_to = hi;
+        const bool past_end = s.end > end;  // then the part past end keeps the readers
         if (!write) {
-            Span mid{lo, hi, s.writer, s.readers};
+            Span mid{lo, hi, s.writer, past_end ? s.readers : std::move(s.readers)};
             mid.readers.push_back(op);
             out.push_back(std::move(mid));
         }
-        if (s.end > end) {
+        if (past_end) {
             if (write) out.push_back({begin, end, int64_t(op), {}});  // before the part past end
             out.push_back({end, s.end, s.writer, std::move(s.readers)});
         }
     }
     fill_gap(end);
     if (write && (first == last || std::prev(last)->end <= end)) out.push_back({begin, end, int64_t(op), {}});
-    const auto at = spans.erase(first, last);
-    spans.insert(at, std::make_move_iterator(out.begin()), std::make_move_iterator(out.end()));
+    // Overwrite the overlapping spans in place, then erase or insert only the difference.
+    auto at = first;
+    const size_t replaced = size_t(last - first), common = std::min(replaced, out.size());
+    for (size_t i = 0; i < common; ++i, ++at) *at = std::move(out[i]);
+    if (replaced > common)
+        spans.erase(at, last);
+    else
+        spans.insert(at, std::make_move_iterator(out.begin() + std::ptrdiff_t(common)), std::make_move_iterator(out.end()));
 }
 
 bool HazardTracker::written_by(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const {

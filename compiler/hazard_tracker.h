@@ -14,7 +14,7 @@ class HazardTracker {
 public:
     /// Records that `op` reads or writes [begin, end) of `space`; appends its deps to `deps`.
     void access(uint64_t space, uint64_t begin, uint64_t end, bool write, uint32_t op, std::vector<uint32_t>& deps);
-    void clear() { spaces_.clear(); }
+    void clear() { spaces_.clear(), last_spans_ = nullptr; }
     /// Every byte of [begin, end) of `space` was last written by `op`.
     bool written_by(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const;
     /// Some byte of [begin, end) of `space` was last written by an op later than `op` (ops
@@ -28,6 +28,11 @@ private:
         std::vector<uint32_t> readers;
     };
     std::unordered_map<uint64_t, std::vector<Span>> spaces_;
+    /// The space the last access went to (an op's accesses mostly share one), and the
+    /// spans one access replaces the overlapping ones with (kept for its capacity).
+    uint64_t last_space_ = 0;
+    std::vector<Span>* last_spans_ = nullptr;
+    std::vector<Span> out_;
 };
 
 /// Sorts, removes duplicates and `self`.

@@ -576,21 +576,25 @@ TEST(HazardTracker, KnowsWhoLastWroteEveryByte) {
     EXPECT_FALSE(t.written_after(2, 0, 10, 0));
 }
 
-// Against a byte-by-byte model: each byte's last writer and its readers since.
+// Against a byte-by-byte model: each byte's last writer and its readers since, in three
+// spaces visited in random order (runs in one space, then switches, as a binder's ops do).
 TEST(HazardTracker, DependenciesMatchAByteByByteModel) {
     HazardTracker t;
-    constexpr uint64_t kBytes = 64;
+    constexpr uint64_t kBytes = 64, kSpaces = 3;
     struct Byte {
         int64_t writer = -1;
         std::set<uint32_t> readers;
     };
-    std::vector<Byte> bytes(kBytes);
+    std::vector<std::vector<Byte>> spaces(kSpaces, std::vector<Byte>(kBytes));
     std::mt19937 rng(5);
-    for (uint32_t op = 0; op < 3000; ++op) {
+    uint64_t space = 0;
+    for (uint32_t op = 0; op < 6000; ++op) {
+        if (rng() % 4 == 0) space = rng() % kSpaces;
+        std::vector<Byte>& bytes = spaces[space];
         const uint64_t begin = rng() % kBytes, end = begin + 1 + rng() % (kBytes - begin);
         const bool write = rng() % 3 == 0;
         std::vector<uint32_t> deps;
-        t.access(0, begin, end, write, op, deps);
+        t.access(space, begin, end, write, op, deps);
         normalize_deps(deps, op);
         std::set<uint32_t> expected;
         for (uint64_t i = begin; i < end; ++i) {
@@ -604,12 +608,12 @@ TEST(HazardTracker, DependenciesMatchAByteByByteModel) {
         ASSERT_EQ(deps, std::vector<uint32_t>(expected.begin(), expected.end())) << "op " << op;
         for (uint64_t i = 0; i < kBytes; ++i)
             if (bytes[i].writer >= 0) {
-                ASSERT_TRUE(t.written_by(0, i, i + 1, uint32_t(bytes[i].writer))) << "byte " << i;
+                ASSERT_TRUE(t.written_by(space, i, i + 1, uint32_t(bytes[i].writer))) << "byte " << i;
             }
         const uint32_t since = rng() % (op + 1);
         bool later = false;
         for (uint64_t i = begin; i < end; ++i) later |= bytes[i].writer > int64_t(since);
-        ASSERT_EQ(t.written_after(0, begin, end, since), later) << "op " << op << " since " << since;
+        ASSERT_EQ(t.written_after(space, begin, end, since), later) << "op " << op << " since " << since;
     }
 }
 
