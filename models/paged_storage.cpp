@@ -39,11 +39,17 @@ PagedStorage::PagedStorage(uint64_t capacity, uint64_t page_bytes, PageArena* ar
     : capacity_(capacity),
       page_shift_(log2_ceil(page_bytes ? page_bytes : std::min(kMaxPageBytes, std::max<uint64_t>(capacity, 1)))),
       arena_(arena),
-      pages_((capacity + (uint64_t(1) << page_shift_) - 1) >> page_shift_, nullptr) {}
+      page_count_((capacity + (uint64_t(1) << page_shift_) - 1) >> page_shift_),
+      // calloc, not a vector: a DRAM channel's table (65536 pages of 64 KiB per 4 GiB) comes
+      // zeroed from the kernel and costs memory only where pages are used.
+      pages_(static_cast<uint8_t**>(std::calloc(std::max<uint64_t>(page_count_, 1), sizeof(uint8_t*)))) {
+    if (!pages_) throw std::bad_alloc();
+}
 
 PagedStorage::~PagedStorage() {
-    if (arena_) return;  // its pages are the arena's
-    for (uint8_t* p : pages_) std::free(p);
+    if (!arena_)  // else its pages are the arena's
+        for (uint64_t i = 0; i < page_count_; ++i) std::free(pages_[i]);
+    std::free(pages_);
 }
 
 uint8_t* PagedStorage::page_at(uint64_t index) {

@@ -74,7 +74,8 @@ private:
     uint32_t page_shift_;
     PageArena* arena_;  ///< owns the pages when set; else each page is calloc'd
     uint64_t allocated_ = 0;
-    std::vector<uint8_t*> pages_;  ///< nullptr: never written, reads as zeros
+    uint64_t page_count_;
+    uint8_t** pages_;  ///< page_count_ of them; nullptr: never written, reads as zeros
 };
 
 }  // namespace kpu::model
