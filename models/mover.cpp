@@ -43,27 +43,30 @@ Mover::Mover(sc_core::sc_module_name name, const char* kind, const hw::Engine& e
     while ((uint64_t(2) << granule_shift_) <= smallest) ++granule_shift_;
     contention_ = new ContentionExtension;
     trans_.set_extension(contention_);
-    SC_HAS_PROCESS(Mover);
-    SC_METHOD(deliver);
-    sensitive << due_event_;
-    dont_initialize();
 }
 
 void Mover::enqueue(const hw::Transfer& transfer) {
     queue_.push_back(transfer);
     ++in_flight_;
+    Events& e = events();
     if (!running_) {
-        // Named after the mover (a thread spawned while the simulation runs belongs to the
-        // process that spawned it, not to this module). It starts in the next delta cycle,
-        // as a waiting thread woken by submit_event_ would.
-        sc_core::sc_spawn_options options;
-        options.dont_initialize();
-        options.set_sensitivity(&submit_event_);
+        // Named after the mover (a process spawned while the simulation runs belongs to the
+        // process that spawned it, not to this module). run() starts in the next delta
+        // cycle, as a thread waiting for the submit event would.
+        sc_core::sc_spawn_options thread;
+        thread.dont_initialize();
+        thread.set_sensitivity(&e.submit);
         sc_core::sc_spawn([this] { run(); }, sc_core::sc_gen_unique_name((std::string(basename()) + "_run").c_str()),
-                          &options);
+                          &thread);
+        sc_core::sc_spawn_options method;
+        method.spawn_method();
+        method.dont_initialize();
+        method.set_sensitivity(&e.due);
+        sc_core::sc_spawn([this] { deliver(); },
+                          sc_core::sc_gen_unique_name((std::string(basename()) + "_deliver").c_str()), &method);
         running_ = true;
     }
-    submit_event_.notify(sc_core::SC_ZERO_TIME);
+    e.submit.notify(sc_core::SC_ZERO_TIME);
 }
 
 bool Mover::try_submit(const hw::Transfer& transfer) {
@@ -75,7 +78,7 @@ bool Mover::try_submit(const hw::Transfer& transfer) {
 bool Mover::submit(const hw::Transfer& transfer) {
     const bool in_thread = sc_core::sc_get_current_process_handle().proc_kind() == sc_core::SC_THREAD_PROC_ ||
                            sc_core::sc_get_current_process_handle().proc_kind() == sc_core::SC_CTHREAD_PROC_;
-    while (in_thread && !can_accept()) sc_core::wait(completion_event_);
+    while (in_thread && !can_accept()) sc_core::wait(events().completion);
     if (try_submit(transfer)) return true;
     std::ostringstream msg;
     msg << name() << ": queue full (" << queue_depth_ << " descriptors), transfer " << transfer.id
@@ -86,7 +89,7 @@ bool Mover::submit(const hw::Transfer& transfer) {
 
 void Mover::run() {
     for (;;) {
-        while (queue_.empty()) sc_core::wait(submit_event_), contended_bytes_ = 0;  // idle: in step with the kernel
+        while (queue_.empty()) sc_core::wait(events_->submit), contended_bytes_ = 0;  // idle: in step with the kernel
         const hw::Transfer transfer = queue_.front();
         queue_.pop_front();
         execute(transfer);
@@ -452,7 +455,7 @@ void Mover::finish(Job& job, TransferStatus status) {
     if (!job.stretches.empty()) hand_over(job), ticket = handed_;
     due_.push_back({job.done, seq_++, c, ticket});
     std::push_heap(due_.begin(), due_.end(), after);
-    due_event_.notify(time_.until(due_.front().done, now));
+    events_->due.notify(time_.until(due_.front().done, now));
 }
 
 void Mover::deliver() {
@@ -464,9 +467,9 @@ void Mover::deliver() {
         due_.pop_back();
         --in_flight_;
         if (callback_) callback_(c);
-        completion_event_.notify();
+        events_->completion.notify();
     }
-    if (!due_.empty()) due_event_.notify(time_.until(due_.front().done, now));
+    if (!due_.empty()) events_->due.notify(time_.until(due_.front().done, now));
 }
 
 }  // namespace kpu::model

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include <systemc>
@@ -81,7 +82,7 @@ public:
 
     bool can_accept() const { return in_flight_ < queue_depth_; }
     /// Notified whenever a slot frees (a completion was delivered): completion_event().
-    const sc_core::sc_event& accept_event() const { return completion_event_; }
+    const sc_core::sc_event& accept_event() const { return events().completion; }
     /// Queues the descriptor if a slot is free; false (nothing queued) otherwise.
     bool try_submit(const hw::Transfer& transfer);
     /// From an SC_THREAD: waits for a free slot, then queues (always true). Elsewhere: as
@@ -89,7 +90,7 @@ public:
     bool submit(const hw::Transfer& transfer);
     void set_completion_callback(CompletionCallback callback) { callback_ = std::move(callback); }
     /// Notified (immediately, from the completion method) after each completion callback.
-    const sc_core::sc_event& completion_event() const { return completion_event_; }
+    const sc_core::sc_event& completion_event() const { return events().completion; }
 
     uint32_t queue_depth() const { return queue_depth_; }
     uint32_t in_flight() const { return in_flight_; }  ///< submitted, not yet completed
@@ -241,10 +242,18 @@ private:
     std::deque<hw::Transfer> queue_;
     std::vector<Due> due_;  ///< min-heap on (done, seq)
     CompletionCallback callback_;
-    sc_core::sc_event submit_event_, due_event_, completion_event_;
-    /// The thread that executes descriptors (run()) is spawned with the first one: most
-    /// movers of a large SKU never get one, and each thread costs a coroutine stack.
-    bool running_ = false;
+    /// The mover's events and processes (run() and deliver()) come with its first descriptor:
+    /// most movers of a large SKU never get one, a thread costs a coroutine stack, and an
+    /// event made while the platform elaborates a named entry in SystemC's object registry.
+    struct Events {
+        sc_core::sc_event submit, due, completion;
+    };
+    mutable std::unique_ptr<Events> events_;
+    Events& events() const {
+        if (!events_) events_ = std::make_unique<Events>();
+        return *events_;
+    }
+    bool running_ = false;  ///< run() and deliver() spawned
 
     tlm::tlm_generic_payload trans_;
     ContentionExtension* contention_;  ///< owned by trans_ (freed with it)
