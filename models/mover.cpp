@@ -147,7 +147,7 @@ void Mover::execute(const hw::Transfer& t) {
     // Bursts are cut at the smaller of the two levels' burst sizes; every instance and DRAM
     // interleave boundary is a multiple of it, so no burst ever straddles one.
     const uint32_t burst = std::min(burst_of(t.src), burst_of(t.dst));
-    burst_ = burst, train_cap_ = std::max<uint64_t>(train_bytes_, burst);
+    burst_ = burst;
     if (helper_) job.stretches.reserve(std::min<uint32_t>(t.rows, 1024));  // about one per row
     const bool ok = t.transform == hw::Transform::Identity ? copy_identity(t, burst, job) : copy_transpose(t, burst, job);
     finish(job, ok ? TransferStatus::Ok : TransferStatus::AccessError);
@@ -370,10 +370,10 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
                     const uint32_t m = piece(src + done, dst + done, stretch - done);
                     // Whole bursts when both ends are aligned (the common case): in one step.
                     uint64_t count = 1;
-                    if (m == burst) count = std::min<uint64_t>((stretch - done) / burst, (train_cap_ - train.bytes) / burst);
+                    if (m == burst) count = std::min<uint64_t>((stretch - done) / burst, (train_cap() - train.bytes) / burst);
                     train.add(*this, std::max<uint64_t>(count, 1), m);
                     done += std::max<uint64_t>(count, 1) * m;
-                    if (train.bytes + burst > train_cap_) run_train(job, train);
+                    if (train.bytes + burst > train_cap()) run_train(job, train);
                 }
                 src += stretch, dst += stretch, left -= stretch;
                 continue;

@@ -192,9 +192,11 @@ private:
     }
     /// Books one burst on every stage of a DMI region's path; returns when it is done.
     Fs book(const TimingPath& path, Fs at, uint32_t bytes, bool write);
+    /// The current transfer's train size: train_bytes_, at least a burst.
+    uint64_t train_cap() const { return std::max<uint64_t>(train_bytes_, burst_); }
     /// After `bytes` were booked, done at `write_done`: the engine's buffer, then a sync when
-    /// the mover is a quantum ahead, or has moved a train's worth (train_cap_) of contended
-    /// bytes since its last sync.
+    /// the mover is a quantum ahead, or has moved a train's worth of contended bytes since
+    /// its last sync.
     void pace(Job& job, Fs write_done, uint64_t bytes) {
         job.done = std::max(job.done, write_done);
         // The engine's buffer is finite: it does not issue a burst whose predecessor completes
@@ -202,7 +204,7 @@ private:
         // transfer never stalls on it).
         if (write_done > quantum_) engine_free_ = std::max(engine_free_, write_done - quantum_);
         if (contention_->contended) contended_bytes_ += std::max(bytes, burst_);
-        if (contended_bytes_ >= train_cap_ || engine_free_ >= now_ + quantum_) sync();
+        if (contended_bytes_ >= train_cap() || engine_free_ >= now_ + quantum_) sync();
     }
     /// Waits for the kernel: until engine_free_, or a delta while contended.
     void sync();
@@ -229,8 +231,7 @@ private:
     Fs quantum_;
     Fs engine_free_ = 0;  ///< when the engine can issue its next burst
     uint32_t train_bytes_ = 0;
-    uint64_t burst_ = 0;            ///< this transfer's burst size
-    uint64_t train_cap_ = 0;        ///< this transfer's train size: max(train_bytes_, its burst)
+    uint64_t burst_ = 1;            ///< the current transfer's burst size
     uint64_t contended_bytes_ = 0;  ///< bytes booked while contended since the mover last waited
     uint32_t cached_bytes_ = 0;  ///< see engine_occupancy()
     Fs cached_occupancy_ = 0;
