@@ -410,7 +410,7 @@ std::vector<Access> accesses(const BoundOp& op) {
 /// writing, is ordered by the transitive closure of the deps. Returns how many such pairs
 /// were write-after-read.
 size_t check_no_races(const BoundProgram& b) {
-    const size_t n = b.ops.size(), words = (n + 63) / 64;
+    const size_t n = b.ops.size(), words = n / 64 + 1;
     std::vector<std::vector<uint64_t>> reach(n, std::vector<uint64_t>(words, 0));
     for (size_t j = 0; j < n; ++j)
         for (uint32_t d : b.ops[j].deps) {
