@@ -4,7 +4,7 @@
 // irq -> outputs), then the same product computed natively, for the ratio.
 //   bench-e2e CONFIG M N K [--native-runs R] [--no-native] [--train-bytes N] [--single-thread]
 // One shape per process: SystemC elaborates once per process. Prints "key value" lines that
-// benchmarks/run_e2e.sh turns into a table.
+// scripts/bench-e2e turns into a table.
 //
 // The native baseline is a plain fp32 GEMM: C = A B with the cache-friendly i-k-j loop
 // (rows of B and C streamed, inner loop vectorised by the compiler), built with the
