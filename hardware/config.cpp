@@ -385,6 +385,12 @@ bool Config::supports(const std::string& element_type) const {
            fabric.element_types.end();
 }
 
+std::string set_flags(const std::vector<std::string>& overrides) {
+    std::string flags;
+    for (const std::string& o : overrides) flags += " --set " + o;
+    return flags;
+}
+
 Override parse_override(const std::string& text) {
     auto eq = text.find('=');
     if (eq == std::string::npos || eq == 0)

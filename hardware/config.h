@@ -105,6 +105,9 @@ struct Override {
 /// Parses "fabric.rows=32"; throws ConfigError naming the text if there is no '='.
 Override parse_override(const std::string& text);
 
+/// Config::overrides as the command line gave them: " --set a=1 --set b=2" ("" for none).
+std::string set_flags(const std::vector<std::string>& overrides);
+
 /// Reads, overrides and validates a config file. Throws ConfigError on any problem.
 Config load_config(const std::string& path, const std::vector<Override>& overrides = {});
 

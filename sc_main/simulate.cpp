@@ -271,9 +271,7 @@ void warn_about_target(const std::string& path, const compiler::Target& target, 
     const compiler::Target here = compiler::target_of(config);
     if (target == here) return;
     auto describe = [](const compiler::Target& t) {
-        std::string text = "'" + t.config + "'";
-        for (const std::string& o : t.overrides) text += " --set " + o;
-        return text + " (" + std::to_string(t.compute_tiles) + (t.compute_tiles == 1 ? " tile of " : " tiles of ") +
+        return "'" + t.config + "'" + hw::set_flags(t.overrides) + " (" + std::to_string(t.compute_tiles) + (t.compute_tiles == 1 ? " tile of " : " tiles of ") +
                std::to_string(t.fabric_rows) + "x" + std::to_string(t.fabric_cols) + ")";
     };
     std::cerr << "kpu-sim: note: " << path << " was compiled for " << describe(target) << ", not for "

@@ -205,10 +205,8 @@ int run(int argc, char** argv) {
         if (!out) throw CompileError(output + ": cannot create file");
         out << text;
     }
-    std::string with;
-    for (const auto& text : config.overrides) with += " --set " + text;
     std::cout << "compiled " << input << " -> " << output << " (" << text.size() << " bytes) for '" << config.name
-              << "'" << with << ": " << config.compute_tiles << " compute tiles, " << config.fabric.rows << "x" << config.fabric.cols
+              << "'" << kpu::hw::set_flags(config.overrides) << ": " << config.compute_tiles << " compute tiles, " << config.fabric.rows << "x" << config.fabric.cols
               << " fabric\n";
     summarize(std::cout, program, verbose);
     if (program.kernels.size() > 1) {
