@@ -197,7 +197,7 @@ private:
     /// Records an access of `rows` rows of `row_bytes` at `addr` with `stride` on chip.
     void touch(hw::Level level, uint64_t addr, uint64_t rows, uint64_t row_bytes, uint64_t pitch, bool write,
                BoundOp& op) {
-        tracker_.access(space(level), addr, hull_end(addr, rows, row_bytes, pitch), write, op.dfx_op, op.deps);
+        tracker_.access(space(level), addr, hull_end(addr, rows, row_bytes, pitch), write, op.dfx_op, dfx_deps_);
     }
 
     /// The tracker's space for one level of the current compute tile.
@@ -208,7 +208,7 @@ private:
     }
 
     void touch_acc(bool write, BoundOp& op) {
-        tracker_.access(uint64_t(7) << 32 | tile_, 0, 1, write, op.dfx_op, op.deps);
+        tracker_.access(uint64_t(7) << 32 | tile_, 0, 1, write, op.dfx_op, dfx_deps_);
     }
 
     // Dependencies are found per DFX op (the tracker records DFX ids: the slices of one LOAD or
@@ -225,7 +225,7 @@ private:
         op.id = uint32_t(bound_.ops.size());
         op.dfx_op = d.id;
         op.tile = tile_;
-        op.deps = d.deps;
+        dfx_deps_.assign(d.deps.begin(), d.deps.end());  // the tracker adds the hazards' ops
         switch (d.kind) {
             case DfxOpKind::Load:
             case DfxOpKind::Store:
@@ -299,13 +299,14 @@ private:
                 break;
             }
         }
-        normalize_deps(op.deps, d.id);
-        std::vector<uint32_t> deps;
-        for (uint32_t dep : op.deps)
+        normalize_deps(dfx_deps_, d.id);
+        std::vector<uint32_t>& deps = bound_deps_;
+        deps.clear();
+        for (uint32_t dep : dfx_deps_)
             for (uint32_t b = bound_range_[dep].first; b < bound_range_[dep].second; ++b) deps.push_back(b);
         std::sort(deps.begin(), deps.end());  // an elided op's range is an earlier op's
         deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
-        op.deps = std::move(deps);
+        op.deps.assign(deps.begin(), deps.end());
         if (op.engine != EngineKind::Dma) {
             push(std::move(op));
             bound_range_.back().second = first + 1;
@@ -367,6 +368,8 @@ private:
     std::vector<Layout> layouts_;
     std::vector<uint32_t> tiles_;
     HazardTracker tracker_;
+    /// The current op's dependencies as DFX ops, then as bound ops (kept for their capacity).
+    std::vector<uint32_t> dfx_deps_, bound_deps_;
     const Layout* layout_ = nullptr;
     uint32_t tile_ = 0;
     /// Per DFX op: its bound ops [first, second) (an elided move's are the earlier move's).

@@ -1,6 +1,7 @@
 #include "compiler/hazard_tracker.h"
 
 #include <algorithm>
+#include <cstring>
 #include <iterator>
 
 namespace kpu::compiler {
@@ -18,6 +19,38 @@ auto overlapping(Spans& spans, uint64_t begin, uint64_t end) {
 
 }  // namespace
 
+void HazardTracker::Readers::push_back(uint32_t op) {
+    if (size_ == capacity_) {
+        const uint32_t size = size_, capacity = capacity_ * 2;
+        auto* grown = new uint32_t[capacity];
+        std::memcpy(grown, begin(), size * sizeof(uint32_t));
+        release();
+        heap_ = grown, size_ = size, capacity_ = capacity;
+    }
+    (capacity_ > kInline ? heap_ : inline_)[size_++] = op;
+}
+
+void HazardTracker::Readers::copy(const Readers& other) {
+    size_ = other.size_;
+    capacity_ = std::max(kInline, size_);
+    if (capacity_ > kInline) heap_ = new uint32_t[capacity_];
+    std::memcpy(capacity_ > kInline ? heap_ : inline_, other.begin(), size_ * sizeof(uint32_t));
+}
+
+void HazardTracker::Readers::take(Readers& other) {
+    size_ = other.size_, capacity_ = other.capacity_;
+    if (capacity_ > kInline)
+        heap_ = other.heap_;
+    else
+        std::memcpy(inline_, other.inline_, size_ * sizeof(uint32_t));
+    other.size_ = 0, other.capacity_ = kInline;
+}
+
+void HazardTracker::Readers::release() {
+    if (capacity_ > kInline) delete[] heap_;
+    size_ = 0, capacity_ = kInline;
+}
+
 void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool write, uint32_t op,
                            std::vector<uint32_t>& deps) {
     if (!last_spans_ || space != last_space_) last_spans_ = &spaces_[space], last_space_ = space;
@@ -29,7 +62,7 @@ void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool wr
     out.clear();
     uint64_t covered_to = begin;  // reads: bytes nobody touched yet get a span of their own
     auto fill_gap = [&](uint64_t upto) {
-        if (!write && covered_to < upto) out.push_back({covered_to, upto, -1, {op}});
+        if (!write && covered_to < upto) out.push_back({covered_to, upto, -1, Readers(op)});
     };
     for (auto it = first; it != last; ++it) {
         Span& s = *it;
@@ -46,12 +79,12 @@ void HazardTracker::access(uint64_t space, uint64_t begin, uint64_t end, bool wr
             out.push_back(std::move(mid));
         }
         if (past_end) {
-            if (write) out.push_back({begin, end, int64_t(op), {}});  // before the part past end
+            if (write) out.push_back({begin, end, int64_t(op), Readers()});  // before the part past end
             out.push_back({end, s.end, s.writer, std::move(s.readers)});
         }
     }
     fill_gap(end);
-    if (write && (first == last || std::prev(last)->end <= end)) out.push_back({begin, end, int64_t(op), {}});
+    if (write && (first == last || std::prev(last)->end <= end)) out.push_back({begin, end, int64_t(op), Readers()});
     // Overwrite the overlapping spans in place, then erase or insert only the difference.
     auto at = first;
     const size_t replaced = size_t(last - first), common = std::min(replaced, out.size());

@@ -22,10 +22,42 @@ public:
     bool written_after(uint64_t space, uint64_t begin, uint64_t end, uint32_t op) const;
 
 private:
+    /// The ops that read a span since its last write: up to kInline of them in place (most
+    /// spans: a copy or a split then costs no allocation), more on the heap.
+    class Readers {
+    public:
+        Readers() = default;
+        explicit Readers(uint32_t op) { push_back(op); }
+        Readers(const Readers& other) { copy(other); }
+        Readers(Readers&& other) noexcept { take(other); }
+        Readers& operator=(const Readers& other) {
+            if (this != &other) release(), copy(other);
+            return *this;
+        }
+        Readers& operator=(Readers&& other) noexcept {
+            if (this != &other) release(), take(other);
+            return *this;
+        }
+        ~Readers() { release(); }
+        void push_back(uint32_t op);
+        const uint32_t* begin() const { return capacity_ > kInline ? heap_ : inline_; }
+        const uint32_t* end() const { return begin() + size_; }
+
+    private:
+        static constexpr uint32_t kInline = 6;
+        void copy(const Readers& other);
+        void take(Readers& other);
+        void release();
+        uint32_t size_ = 0, capacity_ = kInline;
+        union {
+            uint32_t inline_[kInline];
+            uint32_t* heap_;
+        };
+    };
     struct Span {
         uint64_t begin = 0, end = 0;
         int64_t writer = -1;
-        std::vector<uint32_t> readers;
+        Readers readers;
     };
     std::unordered_map<uint64_t, std::vector<Span>> spaces_;
     /// The space the last access went to (an op's accesses mostly share one), and the

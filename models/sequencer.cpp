@@ -34,17 +34,23 @@ void Sequencer::start(const compiler::BoundProgram& program) {
     const size_t n = program.ops.size();
     records_.assign(n, OpRecord{});
     missing_deps_.assign(n, 0);
-    dependents_.assign(n, {});
     pending_.clear();
     completed_ = in_flight_ = 0;
     done_ = stuck_ = false;
     error_.clear();
     started_at_ = sc_core::sc_time_stamp();
     progress_completed_ = 0, progress_total_ = n, progress_simulated_s_ = 0;
+    // Each op's dependents, flat: dependents_[first_dependent_[id], first_dependent_[id + 1]).
+    first_dependent_.assign(n + 1, 0);
     for (const auto& op : program.ops) {
         missing_deps_[op.id] = uint32_t(op.deps.size());
-        for (uint32_t dep : op.deps) dependents_[dep].push_back(op.id);
+        for (uint32_t dep : op.deps) ++first_dependent_[dep + 1];
     }
+    for (size_t i = 0; i < n; ++i) first_dependent_[i + 1] += first_dependent_[i];
+    dependents_.resize(first_dependent_[n]);
+    std::vector<uint32_t> filled(first_dependent_.begin(), first_dependent_.end() - 1);
+    for (const auto& op : program.ops)
+        for (uint32_t dep : op.deps) dependents_[filled[dep]++] = op.id;
     if (n == 0) return finish("");
     for (const auto& op : program.ops)
         if (missing_deps_[op.id] == 0) make_ready(op.id);
@@ -104,8 +110,8 @@ void Sequencer::complete(uint32_t op_id, bool ok, const sc_core::sc_time* starte
         pending_.clear();
     }
     if (error_.empty()) {
-        for (uint32_t next : dependents_[op_id])
-            if (--missing_deps_[next] == 0) make_ready(next);
+        for (uint32_t i = first_dependent_[op_id]; i < first_dependent_[op_id + 1]; ++i)
+            if (--missing_deps_[dependents_[i]] == 0) make_ready(dependents_[i]);
         pump(key_of(op));
     }
     if (completed_ == program_->ops.size() || (!error_.empty() && in_flight_ == 0))
