@@ -25,10 +25,12 @@ public:
     }
 
     /// Where [addr, addr + bytes) can be read in place: a pointer when one granted region
-    /// holds it all, else nullptr (then read() copies it).
-    const unsigned char* readable_span(uint64_t addr, uint64_t bytes) {
+    /// holds it all, else nullptr (then read() copies it). `room`, when given, gets how many
+    /// bytes from addr on the region holds (the pointer stays good for all of them).
+    const unsigned char* readable_span(uint64_t addr, uint64_t bytes, uint64_t* room = nullptr) {
         const Slot* s = find(addr, false);
         if (!s || bytes == 0 || bytes - 1 > s->end - addr) return nullptr;
+        if (room) *room = s->end - addr + 1;
         return s->ptr + (addr - s->start);
     }
 

@@ -1,5 +1,6 @@
 #include "models/systolic_fabric.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -66,9 +67,17 @@ bool SystolicFabric::operand_rows(uint64_t addr, uint32_t rows, uint32_t cols, u
     out.resize(rows);
     if (staging.size() < size_t(rows) * cols) staging.resize(size_t(rows) * cols);
     const uint64_t row_bytes = uint64_t(cols) * sizeof(float);
+    // The region the last row was read in place from: the next rows are mostly in it too.
+    const unsigned char* region = nullptr;
+    uint64_t region_addr = 0, region_room = 0;
     for (uint32_t r = 0; r < rows; ++r) {
         const uint64_t at = addr + uint64_t(r) * pitch * sizeof(float);
-        const unsigned char* in_place = l1_.readable_span(at, row_bytes);
+        const unsigned char* in_place = nullptr;
+        if (region && at - region_addr < region_room && row_bytes <= region_room - (at - region_addr)) {
+            in_place = region + (at - region_addr);
+        } else if ((in_place = l1_.readable_span(at, row_bytes, &region_room))) {
+            region = in_place, region_addr = at;
+        }
         if (in_place && reinterpret_cast<uintptr_t>(in_place) % alignof(float) == 0) {
             out[r] = reinterpret_cast<const float*>(in_place);
             continue;
@@ -101,6 +110,7 @@ bool SystolicFabric::execute_matmul(const hw::MatmulCommand& c) {
         SC_REPORT_WARNING(kMsgType, (std::string(name()) + ": matmul asks for both accumulate and load_c").c_str());
         return false;
     }
+    bool clear = false;  // the accumulators start from zero (cleared with the GEMM, on its thread)
     if (c.load_c) {
         if (c.ldc < c.n) {
             std::ostringstream msg;
@@ -126,15 +136,17 @@ bool SystolicFabric::execute_matmul(const hw::MatmulCommand& c) {
         }
         acc_rows_ = c.m;
         acc_cols_ = c.n;
-        acc_.assign(size_t(c.m) * c.n, 0.0f);
+        acc_.resize(size_t(c.m) * c.n);
+        clear = true;
     }
-    if (helper_) {
-        // Nothing the job reads or writes changes before run() waits for it.
-        pending_ = helper_->submit([this, acc = acc_.data(), a = a_rows_.data(), b = b_rows_.data(), m = c.m, n = c.n,
-                                    k = c.k] { gemm_(acc, n, a, b, m, n, k); });
-    } else {
-        gemm_(acc_.data(), c.n, a_rows_.data(), b_rows_.data(), c.m, c.n, c.k);
-    }
+    auto job = [this, acc = acc_.data(), a = a_rows_.data(), b = b_rows_.data(), m = c.m, n = c.n, k = c.k, clear] {
+        if (clear) std::fill(acc, acc + size_t(m) * n, 0.0f);
+        gemm_(acc, n, a, b, m, n, k);
+    };
+    if (helper_)
+        pending_ = helper_->submit(job);  // nothing the job reads or writes changes before run() waits for it
+    else
+        job();
     macs_ += uint64_t(c.m) * c.n * c.k;
     l1_read_ += (uint64_t(c.m) * c.k + uint64_t(c.k) * c.n) * sizeof(float);
     return true;
