@@ -70,8 +70,17 @@ void Sequencer::check_progress() {
 
 void Sequencer::make_ready(uint32_t id) {
     const EngineKey engine = key_of(program_->ops[id]);
+    // No op waits for this engine (nearly always): offer it this one without making a queue.
+    if (error_.empty() && pending_.find(engine) == pending_.end() && dispatch_(program_->ops[id]))
+        return dispatched(id);
     pending_[engine].push_back(id);
     pump(engine);
+}
+
+void Sequencer::dispatched(uint32_t id) {
+    records_[id].state = OpRecord::State::Dispatched;
+    records_[id].dispatched = sc_core::sc_time_stamp();
+    ++in_flight_;
 }
 
 void Sequencer::pump(const EngineKey& engine) {
@@ -82,9 +91,7 @@ void Sequencer::pump(const EngineKey& engine) {
         const uint32_t id = queue.front();
         if (!dispatch_(program_->ops[id])) break;  // engine full: retried on its next completion
         queue.pop_front();
-        records_[id].state = OpRecord::State::Dispatched;
-        records_[id].dispatched = sc_core::sc_time_stamp();
-        ++in_flight_;
+        dispatched(id);
     }
     if (queue.empty()) pending_.erase(it);
 }

@@ -75,6 +75,7 @@ private:
     static EngineKey key_of(const compiler::BoundOp& op);
     void make_ready(uint32_t id);
     void pump(const EngineKey& engine);
+    void dispatched(uint32_t id);  ///< the engine took op `id`
     void finish(const std::string& error);
     /// Ends the program as stuck when nothing is in flight or ready and ops are left.
     void check_progress();
