@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <tlm_utils/simple_target_socket.h>
 
 #include "hardware/fabric_timing.h"
 #include "tests/fabric/test_memory.h"
@@ -108,6 +109,86 @@ TEST(SystolicFabric, SplitKMatmulWithBiasReluMatchesReferenceAndAnalyticTime) {
     EXPECT_EQ(bench.done_at[2], sc_core::sc_time(104 + 26, sc_core::SC_NS));
     EXPECT_EQ(bench.fabric.busy_time(), sc_core::sc_time(130, sc_core::SC_NS));
     EXPECT_EQ(bench.fabric.macs(), uint64_t(m) * n * k);
+}
+
+/// L1 that grants DMI in 256-byte regions, each in its own allocation with poison after it:
+/// a pointer used past its region's end reads the poison, not the next region's bytes.
+struct RegionedL1 : sc_core::sc_module {
+    static constexpr uint64_t kBase = 0x1000, kRegion = 256, kBytes = 16 * 1024;
+    tlm_utils::simple_target_socket<RegionedL1> socket;
+    std::vector<std::vector<unsigned char>> regions;
+    int grants = 0;
+    explicit RegionedL1(sc_core::sc_module_name name) : sc_module(name), socket("socket") {
+        socket.register_b_transport(this, &RegionedL1::b_transport);
+        socket.register_transport_dbg(this, &RegionedL1::transport_dbg);
+        socket.register_get_direct_mem_ptr(this, &RegionedL1::get_direct_mem_ptr);
+        regions.assign(kBytes / kRegion, std::vector<unsigned char>(kRegion + 64, 0xff));  // 0xff..: NaN
+    }
+    unsigned char& byte(uint64_t addr) { return regions[(addr - kBase) / kRegion][(addr - kBase) % kRegion]; }
+    void put(uint64_t addr, const std::vector<float>& v) {
+        for (size_t i = 0; i < v.size() * 4; ++i) byte(addr + i) = reinterpret_cast<const unsigned char*>(v.data())[i];
+    }
+    std::vector<float> get(uint64_t addr, size_t n) {
+        std::vector<float> v(n);
+        for (size_t i = 0; i < n * 4; ++i) reinterpret_cast<unsigned char*>(v.data())[i] = byte(addr + i);
+        return v;
+    }
+    unsigned transport_dbg(tlm::tlm_generic_payload& t) {
+        const uint64_t addr = t.get_address();
+        if (addr < kBase || addr + t.get_data_length() > kBase + kBytes) return 0;
+        for (unsigned i = 0; i < t.get_data_length(); ++i)
+            t.is_read() ? void(t.get_data_ptr()[i] = byte(addr + i)) : void(byte(addr + i) = t.get_data_ptr()[i]);
+        return t.get_data_length();
+    }
+    void b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time&) {
+        t.set_response_status(transport_dbg(t) ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    }
+    bool get_direct_mem_ptr(tlm::tlm_generic_payload& t, tlm::tlm_dmi& dmi) {
+        const uint64_t addr = t.get_address();
+        if (addr < kBase || addr >= kBase + kBytes) return false;
+        const uint64_t start = kBase + (addr - kBase) / kRegion * kRegion;
+        ++grants;
+        dmi.set_dmi_ptr(&byte(start));
+        dmi.set_start_address(start);
+        dmi.set_end_address(start + kRegion - 1);
+        dmi.allow_read_write();
+        return true;
+    }
+};
+
+// Operand rows in small DMI regions: most rows lie in the region of the row before (read in
+// place without a lookup), some in the next one, some across two (copied). A row read past
+// its region would pick up the NaN poison.
+TEST(SystolicFabric, OperandRowsAcrossSmallDmiRegionsGiveExactProducts) {
+    const hw::Config config = minimal();
+    SystolicFabric fabric("fabric", config);
+    RegionedL1 l1("l1");
+    fabric.l1_socket.bind(l1.socket);
+    std::vector<bool> ok;
+    fabric.on_complete([&](uint64_t, bool good, const sc_core::sc_time&) { ok.push_back(good); });
+    const uint32_t m = 13, n = 11, k = 19;  // rows of 76 and 44 bytes: some straddle 256-byte regions
+    const uint64_t a = RegionedL1::kBase + 40, b = a + 4096, c = b + 4096;
+    const std::vector<float> A = random_floats(m * k, 4), B = random_floats(k * n, 5);
+    l1.put(a, A);
+    l1.put(b, B);
+    SystolicFabric::Command matmul, drain;
+    matmul.id = 1, matmul.matmul = {a, b, k, n, m, n, k, false};
+    drain.id = 2, drain.drain = true;
+    drain.drain_command = {c, n, m, n, false, 0, hw::Activation::None};
+    fabric.submit(matmul);
+    fabric.submit(drain);
+    sc_core::sc_start();
+    ASSERT_EQ(ok, (std::vector<bool>{true, true}));
+    const std::vector<float> C = l1.get(c, m * n);
+    for (uint32_t i = 0; i < m; ++i)
+        for (uint32_t j = 0; j < n; ++j) {
+            float ref = 0;  // the fabric's order: k ascending, multiply then add
+            for (uint32_t p = 0; p < k; ++p) ref += A[i * k + p] * B[p * n + j];
+            EXPECT_EQ(C[i * n + j], ref) << i << "," << j;
+        }
+    // Operands span [a, b + k * n * 4) and C [c, c + m * n * 4): each region granted once.
+    const auto regions = [](uint64_t lo, uint64_t hi) { return (hi - 1 - RegionedL1::kBase) / 256 - (lo - RegionedL1::kBase) / 256 + 1; };
+    EXPECT_EQ(uint64_t(l1.grants), regions(a, a + m * k * 4) + regions(b, b + k * n * 4) + regions(c, c + m * n * 4));
 }
 
 // With a helper thread (HelperThread) the GEMM runs off the simulation thread, and the

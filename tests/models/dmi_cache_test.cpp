@@ -104,6 +104,9 @@ TEST(DmiCache, CopiesExactlyAcrossRegionsOfEverySizeAndAsksForEachOnce) {
 
     // Row by row, as a fabric reads an operand: in place where one region holds the row.
     EXPECT_EQ(cache.readable_span(20000, 24), &memory.byte(20000));
+    uint64_t room = 0;  // how far the pointer stays good: to the end of its 1 KiB region
+    EXPECT_EQ(cache.readable_span(20000, 24, &room), &memory.byte(20000));
+    EXPECT_EQ(room, 20480u - 20000u);
     EXPECT_EQ(cache.readable_span(20480 - 8, 16), nullptr);  // crosses two 1 KiB regions
     EXPECT_EQ(cache.readable_span(50000, 4), nullptr);       // no DMI there
 
