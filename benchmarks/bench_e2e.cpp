@@ -44,6 +44,7 @@ namespace {
 
 using kpu::bench::Clock;
 using kpu::bench::cpu_seconds;
+using kpu::bench::page_faults;
 using kpu::bench::peak_rss_mib;
 using kpu::bench::seconds_since;
 using kpu::bench::thread_cpu_seconds;
@@ -194,6 +195,7 @@ int run(const Args& args) {
 
     // ---- the simulation, timed as kpu-sim times it: elaboration + sc_start ----
     const double cpu0 = cpu_seconds(), thread0 = thread_cpu_seconds();
+    const long faults0 = page_faults();
     const auto t_sim = Clock::now();
     // Released, not destroyed: SystemC 2.3 tears large module trees down slowly.
     platform::PlatformOptions options;
@@ -210,6 +212,7 @@ int run(const Args& args) {
     sc_core::sc_start();
     const double sim_wall_s = seconds_since(t_sim);
     const double sim_cpu_s = cpu_seconds() - cpu0, sim_thread_s = thread_cpu_seconds() - thread0;
+    const long sim_faults = page_faults() - faults0;
     const platform::HostResult& result = host->result();
     if (!result.failure.empty() || !result.interrupted || result.status != platform::HostStatus::Done)
         throw std::runtime_error("bench-e2e: the run failed: " + result.failure + kpu->stuck_report() +
@@ -275,7 +278,7 @@ int run(const Args& args) {
               << uint64_t(std::llround(compute_s * hz)) << "\ndram_cycles " << uint64_t(std::llround(memory_s * hz))
               << "\nbound " << (compute_s >= memory_s ? "compute" : "memory") << "\nefficiency "
               << (sim_s > 0 ? roofline_s / sim_s : 0) << "\nelaborate_s " << elaborate_s << "\nwall_s " << sim_wall_s
-              << "\ncpu_s " << sim_cpu_s << "\nsim_thread_cpu_s " << sim_thread_s << "\nnative_s " << native_s << "\nratio "
+              << "\ncpu_s " << sim_cpu_s << "\nsim_thread_cpu_s " << sim_thread_s << "\npage_faults " << sim_faults << "\nnative_s " << native_s << "\nratio "
               << (native_s > 0 ? sim_wall_s / native_s : 0) << "\nfabric_isa " << fabric_isa << "\nnative_wide_s "
               << native_wide_s << "\nratio_wide " << (native_wide_s > 0 ? sim_wall_s / native_wide_s : 0)
               << "\ncycles_per_wall_s " << double(result.cycles) / sim_wall_s

@@ -28,6 +28,14 @@ inline double thread_cpu_seconds() {
     return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
+/// Page faults this process has taken so far (minor: memory first touched; major: read
+/// from disk).
+inline long page_faults() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_minflt + usage.ru_majflt;
+}
+
 /// Peak resident set size of this process so far.
 inline double peak_rss_mib() {
     rusage usage{};
