@@ -83,10 +83,10 @@ private:
     Dispatch dispatch_;
     const compiler::BoundProgram* program_ = nullptr;
     std::vector<OpRecord> records_;
-    std::vector<uint32_t> missing_deps_;                  ///< per op: deps not yet completed
-    std::vector<uint32_t> dependents_;        ///< ops that wait for another, grouped by the op they wait for
-    std::vector<uint32_t> first_dependent_;   ///< per op (and one past the last): its group in dependents_
-    std::map<EngineKey, std::deque<uint32_t>> pending_;   ///< ready, refused by a full engine
+    std::vector<uint32_t> missing_deps_;                 ///< per op: deps not yet completed
+    std::vector<uint32_t> dependents_;                   ///< ops that wait for others, grouped by the op waited for
+    std::vector<uint32_t> first_dependent_;              ///< per op, and one past the last: its group in dependents_
+    std::map<EngineKey, std::deque<uint32_t>> pending_;  ///< ready, refused by a full engine
     size_t completed_ = 0;
     size_t in_flight_ = 0;
     bool done_ = false;
