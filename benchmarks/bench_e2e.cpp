@@ -195,7 +195,7 @@ int run(const Args& args) {
 
     // ---- the simulation, timed as kpu-sim times it: elaboration + sc_start ----
     const double cpu0 = cpu_seconds(), thread0 = thread_cpu_seconds();
-    const long faults0 = page_faults();
+    const long faults0 = page_faults(), thread_faults0 = page_faults(RUSAGE_THREAD);
     const auto t_sim = Clock::now();
     // Released, not destroyed: SystemC 2.3 tears large module trees down slowly.
     platform::PlatformOptions options;
@@ -212,7 +212,7 @@ int run(const Args& args) {
     sc_core::sc_start();
     const double sim_wall_s = seconds_since(t_sim);
     const double sim_cpu_s = cpu_seconds() - cpu0, sim_thread_s = thread_cpu_seconds() - thread0;
-    const long sim_faults = page_faults() - faults0;
+    const long sim_faults = page_faults() - faults0, sim_thread_faults = page_faults(RUSAGE_THREAD) - thread_faults0;
     const platform::HostResult& result = host->result();
     if (!result.failure.empty() || !result.interrupted || result.status != platform::HostStatus::Done)
         throw std::runtime_error("bench-e2e: the run failed: " + result.failure + kpu->stuck_report() +
@@ -245,7 +245,7 @@ int run(const Args& args) {
     struct Kind {
         double busy_s = 0, max_s = 0;
         int used = 0, count = 0;
-        uint64_t syncs = 0, trains = 0, bytes = 0;
+        uint64_t syncs = 0, trains = 0, bytes = 0, grants = 0;
     };
     std::map<std::string, Kind> kinds;
     uint64_t accesses = 0, transactions = 0, syncs = 0, trains = 0;
@@ -262,6 +262,7 @@ int run(const Args& args) {
         trains += mover.stats().trains;
         Kind& k = kinds[kind];
         k.syncs += mover.stats().syncs, k.trains += mover.stats().trains, k.bytes += mover.stats().bytes;
+        k.grants += mover.stats().dmi_grants;
     };
     for (uint32_t d = 0; d < config.dma.count; ++d) add_mover("dma", kpu->dma(d));
     for (uint32_t t = 0; t < config.compute_tiles; ++t) {
@@ -278,7 +279,8 @@ int run(const Args& args) {
               << uint64_t(std::llround(compute_s * hz)) << "\ndram_cycles " << uint64_t(std::llround(memory_s * hz))
               << "\nbound " << (compute_s >= memory_s ? "compute" : "memory") << "\nefficiency "
               << (sim_s > 0 ? roofline_s / sim_s : 0) << "\nelaborate_s " << elaborate_s << "\nwall_s " << sim_wall_s
-              << "\ncpu_s " << sim_cpu_s << "\nsim_thread_cpu_s " << sim_thread_s << "\npage_faults " << sim_faults << "\nnative_s " << native_s << "\nratio "
+              << "\ncpu_s " << sim_cpu_s << "\nsim_thread_cpu_s " << sim_thread_s << "\npage_faults " << sim_faults
+              << "\nsim_thread_page_faults " << sim_thread_faults << "\nnative_s " << native_s << "\nratio "
               << (native_s > 0 ? sim_wall_s / native_s : 0) << "\nfabric_isa " << fabric_isa << "\nnative_wide_s "
               << native_wide_s << "\nratio_wide " << (native_wide_s > 0 ? sim_wall_s / native_wide_s : 0)
               << "\ncycles_per_wall_s " << double(result.cycles) / sim_wall_s
@@ -289,11 +291,12 @@ int run(const Args& args) {
     for (const auto& [name, k] : kinds)
         std::cout << "busy_" << name << " " << (k.used ? k.busy_s / k.used / sim_s : 0) << " "
                   << (sim_s > 0 ? k.max_s / sim_s : 0) << " " << k.used << "/" << k.count << "\n";
-    // Where the movers' simulation work goes: bytes, trains booked, kernel syncs, by kind.
+    // Where the movers' simulation work goes: bytes, trains booked, kernel syncs, DMI regions
+    // asked for, by kind.
     for (const auto& [name, k] : kinds)
         if (k.bytes)
             std::cout << "moves_" << name << " " << k.bytes << " bytes " << k.trains << " trains " << k.syncs
-                      << " syncs\n";
+                      << " syncs " << k.grants << " grants\n";
     return 0;
 }
 

@@ -30,9 +30,10 @@ inline double thread_cpu_seconds() {
 
 /// Page faults this process has taken so far (minor: memory first touched; major: read
 /// from disk).
-inline long page_faults() {
+/// `who`: RUSAGE_SELF (every thread) or RUSAGE_THREAD (the calling one).
+inline long page_faults(int who = RUSAGE_SELF) {
     rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
+    getrusage(who, &usage);
     return usage.ru_minflt + usage.ru_majflt;
 }
 

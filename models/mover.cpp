@@ -206,11 +206,11 @@ bool Mover::access(Job& job, tlm::tlm_command command, uint64_t addr, uint8_t* d
 }
 
 Mover::Region* Mover::region(uint64_t addr, uint32_t bytes) {
-    if (region_index_.empty()) region_index_.assign(kIndexSlots, kNoRegion);  // on first use: most movers of a big SKU idle
-    if (const uint32_t i = region_index_[region_slot(addr)]; i != kNoRegion) {
-        Region& r = regions_[i];
-        if (addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr) return &r;
-    }
+    if (!region_index_.empty())
+        if (const uint32_t i = region_index_[region_slot(addr)]; i != kNoRegion) {
+            Region& r = regions_[i];
+            if (addr - r.lo < r.hi - r.lo && bytes <= r.hi - addr) return &r;
+        }
     hw::Location where;
     if (!map_.decode(addr, bytes, where)) return nullptr;  // b_transport reports it
     tlm::tlm_generic_payload request;
@@ -227,16 +227,36 @@ Mover::Region* Mover::region(uint64_t addr, uint32_t bytes) {
         return nullptr;
     // Grants never overlap (one memory page, or one DRAM interleave block of it).
     constexpr size_t kMaxRegions = 8192;  // about 0.6 MB; then start over
-    if (regions_.size() >= kMaxRegions) forget_regions(), region_index_.assign(kIndexSlots, kNoRegion);
+    if (regions_.size() >= kMaxRegions) forget_regions();
+    ++stats_.dmi_grants;
     Region& r = regions_.emplace_back();
     r.lo = dmi.get_start_address();
     r.hi = dmi.get_end_address() + 1;
     r.data = dmi.get_dmi_ptr();
     r.path = path;
-    const uint64_t granule = uint64_t(1) << granule_shift_;
-    for (uint64_t g = r.lo & ~(granule - 1), n = 0; g < r.hi && n < region_index_.size(); g += granule, ++n)
-        region_index_[region_slot(g)] = uint32_t(regions_.size() - 1);
+    index_region(uint32_t(regions_.size() - 1));
     return &r;
+}
+
+void Mover::index_region(uint32_t i) {
+    const uint64_t granule = uint64_t(1) << granule_shift_;
+    auto granules = [&](const Region& r) { return ((r.hi - 1) >> granule_shift_) - (r.lo >> granule_shift_) + 1; };
+    auto enter = [&](uint32_t j) {
+        const Region& r = regions_[j];
+        for (uint64_t g = r.lo & ~(granule - 1), n = 0; g < r.hi && n < region_index_.size(); g += granule, ++n)
+            region_index_[region_slot(g)] = j;
+    };
+    indexed_ += granules(regions_[i]);
+    if (region_index_.empty() || (2 * indexed_ > region_index_.size() && region_index_.size() < kMaxIndexSlots)) {
+        size_t slots = std::max(kMinIndexSlots, region_index_.size());
+        while (slots < 2 * indexed_ && slots < kMaxIndexSlots) slots *= 2;
+        region_index_.assign(slots, kNoRegion);
+        index_shift_ = 64;
+        for (size_t n = slots; n > 1; n >>= 1) --index_shift_;
+        for (uint32_t j = 0; j <= i; ++j) enter(j);  // in grant order: the newest wins a slot
+        return;
+    }
+    enter(i);
 }
 
 Fs Mover::book(const TimingPath& path, Fs at, uint32_t bytes, bool write) {

@@ -71,6 +71,7 @@ struct MoverStats {
     uint64_t dmi_accesses = 0;  ///< reads + writes copied through DMI and timed on the same ports
     uint64_t syncs = 0;         ///< waits for the kernel inside transfers (per quantum, or per train_bytes while contended)
     uint64_t trains = 0;        ///< runs of DMI bursts timed as one booking per stage (see set_train_bytes)
+    uint64_t dmi_grants = 0;    ///< DMI regions asked for (each once while the mover's index keeps it)
     Fs busy = 0;                ///< union over transfers of [start, end], femtoseconds
 };
 
@@ -184,11 +185,16 @@ private:
     void run_train(Job& job, Train& train);
 
     Region* region(uint64_t addr, uint32_t bytes);
-    void forget_regions() { regions_.clear(), region_index_.clear(); }
-    /// Slot of region_index_ for the granule holding `addr`.
+    void forget_regions() { regions_.clear(), region_index_.clear(), indexed_ = 0; }
+    /// Enters regions_[i] in the index, growing the index first when it holds more granules
+    /// than half its slots.
+    void index_region(uint32_t i);
+    /// Slot of region_index_ for the granule holding `addr`: Fibonacci hashing (the top
+    /// bits of granule x 2^64 / golden ratio), which gives a run of granules well-spread
+    /// slots and mixes the high address bits in, so that DRAM, L3, L2 and L1 addresses with
+    /// the same low bits (a transfer between matching layouts) do not take the same slots.
     size_t region_slot(uint64_t addr) const {
-        const uint64_t g = addr >> granule_shift_;
-        return size_t(g ^ (g >> 13) ^ (g >> 26)) & (region_index_.size() - 1);
+        return size_t(((addr >> granule_shift_) * 0x9E3779B97F4A7C15ull) >> index_shift_);
     }
     /// Books one burst on every stage of a DMI region's path; returns when it is done.
     Fs book(const TimingPath& path, Fs at, uint32_t bytes, bool write);
@@ -265,11 +271,17 @@ private:
     /// valid until invalidate_direct_mem_ptr, and a mover that cycles through many regions
     /// (L1 buffers, DRAM interleave blocks, rows of a strided tile) asks the router once
     /// each. Found through a direct-mapped index over address granules (no larger than the
-    /// smallest region), checked against the region's bounds.
+    /// smallest region), checked against the region's bounds. The index starts small and
+    /// doubles while it holds more granules than half its slots: a Streamer that reaches a
+    /// few L1 buffers and L2 banks keeps a few hundred slots (its lookups stay in cache, and
+    /// the simulation thread does not fault in 16 KiB for it), a DMA engine sweeping DRAM
+    /// the most.
     static constexpr uint32_t kNoRegion = ~0u;
-    static constexpr size_t kIndexSlots = 4096;  ///< a power of two
+    static constexpr size_t kMinIndexSlots = 256, kMaxIndexSlots = 4096;  ///< powers of two
     std::vector<Region> regions_;
     std::vector<uint32_t> region_index_;
+    uint64_t indexed_ = 0;       ///< granules entered in the index since it was last built
+    uint32_t index_shift_ = 64;  ///< 64 - log2(region_index_.size())
     uint32_t granule_shift_ = 6;  ///< log2 of the granule: at least a burst
     std::vector<uint8_t> staging_, column_;
     MoverStats stats_;

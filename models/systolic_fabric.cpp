@@ -65,7 +65,6 @@ void SystolicFabric::run() {
 bool SystolicFabric::operand_rows(uint64_t addr, uint32_t rows, uint32_t cols, uint32_t pitch,
                                   std::vector<float>& staging, std::vector<const float*>& out) {
     out.resize(rows);
-    if (staging.size() < size_t(rows) * cols) staging.resize(size_t(rows) * cols);
     const uint64_t row_bytes = uint64_t(cols) * sizeof(float);
     // The region the last row was read in place from: the next rows are mostly in it too.
     const unsigned char* region = nullptr;
@@ -82,6 +81,9 @@ bool SystolicFabric::operand_rows(uint64_t addr, uint32_t rows, uint32_t cols, u
             out[r] = reinterpret_cast<const float*>(in_place);
             continue;
         }
+        // Staged only where a row cannot be read in place (no earlier row of this call is
+        // staged when it grows): fabrics whose rows are all in place never fault it in.
+        if (staging.size() < size_t(rows) * cols) staging.resize(size_t(rows) * cols);
         float* copy = staging.data() + size_t(r) * cols;
         if (!l1_.read(at, copy, row_bytes)) return false;
         out[r] = copy;
