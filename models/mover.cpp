@@ -89,7 +89,8 @@ bool Mover::submit(const hw::Transfer& transfer) {
 
 void Mover::run() {
     for (;;) {
-        while (queue_.empty()) sc_core::wait(events_->submit), contended_bytes_ = 0;  // idle: in step with the kernel
+        // Idle: in step with the kernel, and what it knew of the ports is stale.
+        while (queue_.empty()) sc_core::wait(events_->submit), contended_bytes_ = 0, alone_trains_ = 0;
         const hw::Transfer transfer = queue_.front();
         queue_.pop_front();
         execute(transfer);
@@ -324,6 +325,7 @@ void Mover::run_train(Job& job, Train& train) {
             first = time_.ceil(b.first_done), last = time_.ceil(b.last_done);
         }
     }
+    alone_trains_ = contention_->contended ? 0 : std::min(alone_trains_ + 1, kAloneTrains);
     stats_.dmi_accesses += 2 * uint64_t(train.bursts);
     ++stats_.trains;
     job.bytes += train.bytes;
@@ -390,10 +392,11 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
                     const uint32_t m = piece(src + done, dst + done, stretch - done);
                     // Whole bursts when both ends are aligned (the common case): in one step.
                     uint64_t count = 1;
-                    if (m == burst) count = std::min<uint64_t>((stretch - done) / burst, (train_cap() - train.bytes) / burst);
+                    if (train.bursts == 0) train.cap = next_train_cap();
+                    if (m == burst) count = std::min<uint64_t>((stretch - done) / burst, (train.cap - train.bytes) / burst);
                     train.add(*this, std::max<uint64_t>(count, 1), m);
                     done += std::max<uint64_t>(count, 1) * m;
-                    if (train.bytes + burst > train_cap()) run_train(job, train);
+                    if (train.bytes + burst > train.cap) run_train(job, train);
                 }
                 src += stretch, dst += stretch, left -= stretch;
                 continue;

@@ -16,8 +16,9 @@ struct PlatformOptions {
     bool mover_dmi = true;
     /// Timing granularity of the DMI path (Mover::set_train_bytes): runs of bursts between
     /// the same two regions are booked as one train of up to this many bytes per stage, and
-    /// contending movers take turns this many bytes at a time. 0: every burst on its own, exactly as
-    /// b_transport times it (slower; what the DMI-equals-TLM tests use).
+    /// contending movers take turns this many bytes at a time; a mover streaming alone books 4x
+    /// that (Mover::set_train_bytes). 0: every burst on its own, exactly as b_transport times
+    /// it (slower; what the DMI-equals-TLM tests use).
     uint32_t train_bytes = 1024;
     /// Run the fabrics' arithmetic and the movers' bytes on two helper threads
     /// (model::HelperThread, per platform) while the simulation goes on: same results and

@@ -226,6 +226,50 @@ TEST(DmaEngine, HashedChannelsSpreadAStrideThatAliasesUnderModulo) {
     EXPECT_NEAR(test::bandwidth(strided), 16e9, 0.03 * 16e9);
 }
 
+// Trains grow for a mover that streams alone, and a train that queues behind another
+// mover's bursts puts it back to the grain. Streamers copy 16 KiB from an L2 bank to an L1
+// buffer (16 KiB here; one DMI region each). Alone, after two 1 KiB trains that queued
+// behind nobody a Streamer books 4 KiB ones (1 + 1 + 4 + 4 + 4 + 2 KiB: six trains), and its
+// times are those of per-burst booking within rounding. Two Streamers reading the one bank
+// at once: the one that books second (a quantum ahead, each books its whole copy in one go)
+// finds the bank's port taken by the other's bursts, so its first train queues behind them
+// and it needs two more 1 KiB trains before it streams alone again (1 + 1 + 1 + 4 + 4 + 4 +
+// 1 KiB: seven); the first runs as if alone.
+TEST(Movers, AMoverStreamingAloneBooksLongerTrainsAndOneThatQueuesBehindAnotherDropsBack) {
+    const hw::Config cfg = test::config("minimal", {{"l1.capacity_kib", "16"}});
+    PlatformOptions per_burst = checked();
+    per_burst.train_bytes = 0;
+    KpuPlatform alone("alone", cfg, checked()), exact("exact", cfg, per_burst), shared("shared", cfg, checked());
+    auto copy = [](KpuPlatform& kpu, uint64_t id, uint32_t buffer) {
+        return linear(id, kpu.address_map().l2_base(0, 0), kpu.address_map().l1_base(0, buffer), 16 * 1024);
+    };
+    Completion a, e;
+    Driver da("driver_alone", [&](Driver& d) { a = d.run(alone.streamer(0, 0), copy(alone, 1, 0)); });
+    Driver de("driver_exact", [&](Driver& d) { e = d.run(exact.streamer(0, 0), copy(exact, 1, 0)); });
+    Driver ds("driver_shared", [&](Driver& d) {
+        d.watch(shared.streamer(0, 0));
+        d.watch(shared.streamer(0, 1));
+        shared.streamer(0, 0).submit(copy(shared, 1, 0));
+        shared.streamer(0, 1).submit(copy(shared, 2, 1));
+        d.wait_all(shared.streamer(0, 0), {1});
+        d.wait_all(shared.streamer(0, 1), {2});
+    });
+    sc_core::sc_start();
+    ASSERT_TRUE(a.ok() && e.ok() && ds.done[1].ok() && ds.done[2].ok());
+    EXPECT_EQ(alone.streamer(0, 0).stats().trains, 6u);
+    EXPECT_EQ(exact.streamer(0, 0).stats().trains, 16u * 1024 / 32);  // per burst (32 B into L1): one each
+    const double duration = (e.end - e.start).to_seconds();
+    EXPECT_NEAR((a.end - a.start).to_seconds(), duration, 0.005 * duration);
+    const Completion& first = ds.done[1].end < ds.done[2].end ? ds.done[1] : ds.done[2];
+    const Completion& second = ds.done[1].end < ds.done[2].end ? ds.done[2] : ds.done[1];
+    const model::Streamer& later = shared.streamer(0, second.id == 1 ? 0 : 1);
+    const model::Streamer& earlier = shared.streamer(0, second.id == 1 ? 1 : 0);
+    EXPECT_EQ(earlier.stats().trains, 6u);
+    EXPECT_EQ(later.stats().trains, 7u);
+    EXPECT_NEAR((first.end - first.start).to_seconds(), duration, 0.005 * duration);  // as if alone
+    EXPECT_EQ(test::checker_violations(alone), "");
+}
+
 // A mover asks the router for each DMI region once and finds it in its index afterwards:
 // 512 DRAM interleave blocks of 1 KiB and 8 L3 pages of 64 KiB, swept twice. The index
 // starts small and grows with what it holds; a lookup that misses costs a grant (a
