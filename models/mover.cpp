@@ -252,8 +252,8 @@ void Mover::index_region(uint32_t i) {
         size_t slots = std::max(kMinIndexSlots, region_index_.size());
         while (slots < 2 * indexed_ && slots < kMaxIndexSlots) slots *= 2;
         region_index_.assign(slots, kNoRegion);
-        index_shift_ = 64;
-        for (size_t n = slots; n > 1; n >>= 1) --index_shift_;
+        run_shift_ = 64;
+        for (size_t n = slots / kRunGranules; n > 1; n >>= 1) --run_shift_;
         for (uint32_t j = 0; j <= i; ++j) enter(j);  // in grant order: the newest wins a slot
         return;
     }

@@ -192,12 +192,16 @@ private:
     /// Enters regions_[i] in the index, growing the index first when it holds more granules
     /// than half its slots.
     void index_region(uint32_t i);
-    /// Slot of region_index_ for the granule holding `addr`: Fibonacci hashing (the top
-    /// bits of granule x 2^64 / golden ratio), which gives a run of granules well-spread
-    /// slots and mixes the high address bits in, so that DRAM, L3, L2 and L1 addresses with
-    /// the same low bits (a transfer between matching layouts) do not take the same slots.
+    /// Slot of region_index_ for the granule holding `addr`. Runs of kRunGranules granules
+    /// keep their order in one cache line of slots (a mover sweeping consecutive regions
+    /// finds them side by side); the runs are spread by Fibonacci hashing (the top bits of
+    /// run x 2^64 / golden ratio), which places consecutive runs far apart without
+    /// collisions and mixes the high address bits in, so that DRAM, L3, L2 and L1 addresses
+    /// with the same low bits (a transfer between matching layouts) do not take the same
+    /// slots.
     size_t region_slot(uint64_t addr) const {
-        return size_t(((addr >> granule_shift_) * 0x9E3779B97F4A7C15ull) >> index_shift_);
+        const uint64_t g = addr >> granule_shift_;
+        return size_t((((g / kRunGranules) * 0x9E3779B97F4A7C15ull) >> run_shift_) * kRunGranules + g % kRunGranules);
     }
     /// Books one burst on every stage of a DMI region's path; returns when it is done.
     Fs book(const TimingPath& path, Fs at, uint32_t bytes, bool write);
@@ -297,7 +301,8 @@ private:
     std::vector<Region> regions_;
     std::vector<uint32_t> region_index_;
     uint64_t indexed_ = 0;       ///< granules entered in the index since it was last built
-    uint32_t index_shift_ = 64;  ///< 64 - log2(region_index_.size())
+    static constexpr uint64_t kRunGranules = 16;  ///< a 64-byte line of uint32_t slots
+    uint32_t run_shift_ = 64;                     ///< 64 - log2(region_index_.size() / kRunGranules)
     uint32_t granule_shift_ = 6;  ///< log2 of the granule: at least a burst
     std::vector<uint8_t> staging_, column_;
     MoverStats stats_;
