@@ -83,7 +83,7 @@ Options parse(int argc, const char* const argv[]) {
         ("vcd-scope", po::value(&o.vcd_scope)->value_name("PATTERN"), "only scopes matching this glob in the VCD, e.g. 'kpu.tile_0.*'")
         ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)")
         ("train-bytes", po::value<std::string>()->value_name("N"),
-         "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 1024; 0: every burst on its own, slower, finer interleaving of contending movers)")
+         "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 1024; 4 N for a mover that has been streaming alone; 0: every burst on its own, slower, finer interleaving of contending movers)")
         ("progress", po::value<double>()->implicit_value(1.0, "1")->value_name("SECONDS"),
          "while the program runs, print how far it got on stderr every SECONDS of wall time (default 1): ops done, simulated time, wall time, an estimate of the time left")
         ("single-thread", po::bool_switch(&single_thread),
