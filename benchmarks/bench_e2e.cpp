@@ -8,10 +8,11 @@
 //
 // The native baseline is a plain fp32 GEMM: C = A B with the cache-friendly i-k-j loop
 // (rows of B and C streamed, inner loop vectorised by the compiler), built with the
-// project's flags (Release: -O3, no -march), single-threaded, best of R runs. It sums every
-// C element in the same order as the fabric (k ascending, one multiply then one add), so
-// when the compiler keeps k chunks in order the simulated C equals it bit for bit, which the
-// benchmark reports (`native_bit_exact`) along with the largest difference.
+// project's flags (Release: -O3, no -march), single-threaded, best of R runs in each of
+// three output buffers (time_gemm). It sums every C element in the same order as the fabric
+// (k ascending, one multiply then one add), so when the compiler keeps k chunks in order the
+// simulated C equals it bit for bit, which the benchmark reports (`native_bit_exact`) along
+// with the largest difference.
 // The fabric's kernel runs in the host's widest vectors (`fabric_isa`); so that the ratio is
 // not flattered by that alone, the same plain loop is also timed built for that instruction
 // set (`native_wide_s`, `ratio_wide`). This file is built with -ffp-contract=off: neither
@@ -21,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <random>
 #include <optional>
@@ -101,9 +103,10 @@ Gemm wide_gemm(const std::string& isa) {
 /// and the pages it got did.
 double time_gemm(Gemm gemm, std::vector<float>& c, const std::vector<float>& a, const std::vector<float>& b,
                  uint32_t m, uint32_t n, uint32_t k, int runs) {
+    if (runs <= 0) return 0;  // --no-native
     constexpr size_t kPage = 4096;
     constexpr int kBuffers = 3;
-    double best = 0;
+    double best = std::numeric_limits<double>::infinity();
     for (int buffer = 0; buffer < kBuffers; ++buffer) {
         std::vector<float> room(c.size() + kPage / sizeof(float));
         const uintptr_t want = (reinterpret_cast<uintptr_t>(b.data()) + kPage / 2) % kPage;
@@ -114,7 +117,7 @@ double time_gemm(Gemm gemm, std::vector<float>& c, const std::vector<float>& a, 
             const auto t0 = Clock::now();
             gemm(out, a.data(), b.data(), m, n, k);
             const double s = seconds_since(t0);
-            best = best == 0 ? s : std::min(best, s);
+            best = std::min(best, s);
         }
         if (buffer + 1 == kBuffers) std::copy(out, out + c.size(), c.begin());
     }
