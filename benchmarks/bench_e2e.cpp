@@ -8,16 +8,17 @@
 //
 // The native baseline is a plain fp32 GEMM: C = A B with the cache-friendly i-k-j loop
 // (rows of B and C streamed, inner loop vectorised by the compiler), built with the
-// project's flags (Release: -O3, no -march), single-threaded, best of R runs in each of
-// three output buffers (time_gemm). It sums every C element in the same order as the fabric
-// (k ascending, one multiply then one add), so when the compiler keeps k chunks in order the
-// simulated C equals it bit for bit, which the benchmark reports (`native_bit_exact`) along
-// with the largest difference.
+// project's flags (Release: -O3, no -march), single-threaded, best of R runs of each of
+// three copies of the loop, each in its own output buffer (time_gemm). It sums every C
+// element in the same order as the fabric (k ascending, one multiply then one add), so when
+// the compiler keeps k chunks in order the simulated C equals it bit for bit, which the
+// benchmark reports (`native_bit_exact`) along with the largest difference.
 // The fabric's kernel runs in the host's widest vectors (`fabric_isa`); so that the ratio is
 // not flattered by that alone, the same plain loop is also timed built for that instruction
 // set (`native_wide_s`, `ratio_wide`). This file is built with -ffp-contract=off: neither
 // loop is fused, as the fabric's is not.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -67,47 +68,60 @@ inline __attribute__((always_inline)) void plain_gemm(float* c, const float* a, 
 
 using Gemm = void (*)(float*, const float*, const float*, uint32_t, uint32_t, uint32_t);
 
-void native_gemm(float* c, const float* a, const float* b, uint32_t m, uint32_t n, uint32_t k) {
+/// Three copies of a loop, each at its own address (the empty asm keeps the linker from
+/// folding them into one): where the linker places the loop changes its speed. One build
+/// ran the plain loop in 0.15 s in every process and the next, with an unrelated change
+/// elsewhere in this file, in 0.09 s; the baseline takes the best copy.
+using Copies = std::array<Gemm, 3>;
+
+template <int Copy>
+__attribute__((noinline)) void native_gemm(float* c, const float* a, const float* b, uint32_t m, uint32_t n,
+                                           uint32_t k) {
+    asm volatile("" ::"i"(Copy));
     plain_gemm(c, a, b, m, n, k);
 }
+constexpr Copies kNative = {native_gemm<0>, native_gemm<1>, native_gemm<2>};
 
 #if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2"))) void native_gemm_avx2(float* c, const float* a, const float* b, uint32_t m,
-                                                      uint32_t n, uint32_t k) {
+template <int Copy>
+__attribute__((target("avx2"), noinline)) void native_gemm_avx2(float* c, const float* a, const float* b,
+                                                                uint32_t m, uint32_t n, uint32_t k) {
+    asm volatile("" ::"i"(Copy));
     plain_gemm(c, a, b, m, n, k);
 }
-__attribute__((target("avx512f"))) void native_gemm_avx512(float* c, const float* a, const float* b, uint32_t m,
-                                                           uint32_t n, uint32_t k) {
+template <int Copy>
+__attribute__((target("avx512f"), noinline)) void native_gemm_avx512(float* c, const float* a, const float* b,
+                                                                     uint32_t m, uint32_t n, uint32_t k) {
+    asm volatile("" ::"i"(Copy));
     plain_gemm(c, a, b, m, n, k);
 }
 #endif
 
 /// The same loop built for the instruction set the fabric's kernel uses.
-Gemm wide_gemm(const std::string& isa) {
+Copies wide_gemm(const std::string& isa) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (isa == "avx512") return native_gemm_avx512;
-    if (isa == "avx2") return native_gemm_avx2;
+    if (isa == "avx512") return {native_gemm_avx512<0>, native_gemm_avx512<1>, native_gemm_avx512<2>};
+    if (isa == "avx2") return {native_gemm_avx2<0>, native_gemm_avx2<1>, native_gemm_avx2<2>};
 #endif
     (void)isa;
-    return native_gemm;
+    return kNative;
 }
 
-/// Best of `runs` timings of `gemm` into c (zeroed before each run), in each of three fresh
-/// output buffers. The loop stores rows of C while it loads rows of B; where the two lie a
-/// multiple of 4 KiB apart, the core takes the loads for reloads of the stores ("4K
+/// Best of `runs` timings of each copy of the loop into c (zeroed before each run), each copy
+/// in a fresh output buffer. The loop stores rows of C while it loads rows of B; where the two
+/// lie a multiple of 4 KiB apart, the core takes the loads for reloads of the stores ("4K
 /// aliasing") and the loop runs up to 1.7x slower (1024^3: 0.083 s with C half a page from
 /// B, 0.14 s at 64 bytes, same binary). Where malloc put the vectors decided which, so each
-/// buffer is placed half a page from B. Even so one buffer can stay slow for all its runs
-/// (0.15-0.17 s against 0.09 s in the next buffer, same process, same code), so the
-/// baseline is the best over three buffers: the loop at its best, whatever the allocator
-/// and the pages it got did.
-double time_gemm(Gemm gemm, std::vector<float>& c, const std::vector<float>& a, const std::vector<float>& b,
+/// buffer is placed half a page from B. Even so one buffer could stay slow for all its runs
+/// (0.15-0.17 s against 0.09 s in the next, same process), and where the linker put the loop
+/// mattered as much (Copies): the baseline is the loop at its best, whatever the allocator,
+/// the pages it got and the linker did.
+double time_gemm(const Copies& copies, std::vector<float>& c, const std::vector<float>& a, const std::vector<float>& b,
                  uint32_t m, uint32_t n, uint32_t k, int runs) {
     if (runs <= 0) return 0;  // --no-native
     constexpr size_t kPage = 4096;
-    constexpr int kBuffers = 3;
     double best = std::numeric_limits<double>::infinity();
-    for (int buffer = 0; buffer < kBuffers; ++buffer) {
+    for (const Gemm gemm : copies) {
         std::vector<float> room(c.size() + kPage / sizeof(float));
         const uintptr_t want = (reinterpret_cast<uintptr_t>(b.data()) + kPage / 2) % kPage;
         const uintptr_t have = reinterpret_cast<uintptr_t>(room.data()) % kPage;
@@ -119,7 +133,7 @@ double time_gemm(Gemm gemm, std::vector<float>& c, const std::vector<float>& a, 
             const double s = seconds_since(t0);
             best = std::min(best, s);
         }
-        if (buffer + 1 == kBuffers) std::copy(out, out + c.size(), c.begin());
+        if (gemm == copies.back()) std::copy(out, out + c.size(), c.begin());
     }
     return best;
 }
@@ -230,7 +244,7 @@ int run(const Args& args) {
     // ---- native GEMM of the same shape and data ----
     const std::string fabric_isa = kpu->tile(0).fabric().kernel_isa();
     std::vector<float> c_native(size_t(M) * N), c_wide(size_t(M) * N);
-    const double native_s = time_gemm(native_gemm, c_native, a, b, M, N, K, args.native_runs);
+    const double native_s = time_gemm(kNative, c_native, a, b, M, N, K, args.native_runs);
     const double native_wide_s = time_gemm(wide_gemm(fabric_isa), c_wide, a, b, M, N, K, args.native_runs);
     std::vector<float> c_sim(size_t(M) * N);
     std::memcpy(c_sim.data(), job.outputs[0].bytes.data(), c_sim.size() * sizeof(float));
