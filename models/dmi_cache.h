@@ -1,21 +1,29 @@
-// DmiCache: the initiator side of TLM-2.0 DMI for untimed accesses. It remembers the regions
-// targets granted, copies through them with memcpy, and falls back to transport_dbg where a
-// target grants no DMI. A model owns one per socket and forwards invalidate_direct_mem_ptr.
+// DmiCache: the initiator side of TLM-2.0 DMI, one per initiator socket. It asks the targets
+// for regions once each (DmiRegions keeps them) and serves two kinds of initiator:
+// - untimed accesses (a fabric's operand rows, the host's copies): read(), write() and
+//   readable_span() copy through the granted regions with memcpy, and fall back to
+//   transport_dbg where a target grants no DMI;
+// - timed ones (the movers): known() and ask_timed() give the region with the timing path
+//   the routers and the memory filled in on the grant (TimingPath), so that the initiator
+//   can copy through DMI and book those stages itself.
+// The owner forwards invalidate_direct_mem_ptr to invalidate().
 #pragma once
 
-#include <array>
 #include <cstdint>
-#include <map>
 
 #include <tlm>
+
+#include "models/dmi_regions.h"
 
 namespace kpu::model {
 
 class DmiCache {
 public:
     /// The socket may still be unbound when the cache is made; it is used on first access.
-    explicit DmiCache(tlm::tlm_initiator_socket<>& socket) : socket_(socket) {}
-    DmiCache(const DmiCache&) = delete;  // last_ points into regions_
+    /// `max_granule_bytes`: the smallest region the owner expects (DmiRegions).
+    explicit DmiCache(tlm::tlm_initiator_socket<>& socket, uint64_t max_granule_bytes = uint64_t(1) << 62)
+        : socket_(socket), regions_(max_granule_bytes) {}
+    DmiCache(const DmiCache&) = delete;
     DmiCache& operator=(const DmiCache&) = delete;
 
     /// Untimed copy; false if any byte of the range is not accessible.
@@ -28,46 +36,45 @@ public:
     /// holds it all, else nullptr (then read() copies it). `room`, when given, gets how many
     /// bytes from addr on the region holds (the pointer stays good for all of them).
     const unsigned char* readable_span(uint64_t addr, uint64_t bytes, uint64_t* room = nullptr) {
-        const Slot* s = find(addr, false);
-        if (!s || bytes == 0 || bytes - 1 > s->end - addr) return nullptr;
-        if (room) *room = s->end - addr + 1;
-        return s->ptr + (addr - s->start);
+        const DmiRegion* r = find(addr, false);
+        if (!r || bytes == 0 || bytes > r->hi - addr) return nullptr;
+        if (room) *room = r->hi - addr;
+        return r->data + (addr - r->lo);
     }
 
-    void invalidate(uint64_t start, uint64_t end);
+    /// The granted region holding all of [addr, addr + bytes), if one is known (timed or
+    /// not: DmiRegion::timed). Valid until the next call of any method.
+    const DmiRegion* known(uint64_t addr, uint64_t bytes) { return regions_.find(addr, bytes); }
+    /// Asks the target for a region holding all of [addr, addr + bytes) that a timed
+    /// initiator may copy through and book itself (DmiRegion::timed: read and write, every
+    /// stage of its timing path filled in); nullptr when it grants none such (the initiator
+    /// then uses b_transport). Valid until the next call of any method.
+    const DmiRegion* ask_timed(uint64_t addr, uint64_t bytes) {
+        const DmiRegion* r = grant(addr, bytes, tlm::TLM_READ_COMMAND);
+        return r && r->timed() && r->holds(addr, bytes) ? r : nullptr;
+    }
+
+    void invalidate(uint64_t start, uint64_t end) { regions_.forget(start, end); }
+    void clear() { regions_.clear(); }
+    uint64_t grants() const { return grants_; }  ///< regions the targets granted so far
 
 private:
-    struct Region {
-        uint64_t end;  ///< inclusive, as tlm_dmi
-        unsigned char* ptr;
-        bool readable, writable;
-    };
-    /// A granted region as the index keeps it (start > end: empty).
-    struct Slot {
-        uint64_t start = ~uint64_t(0), end = 0;  ///< end inclusive
-        unsigned char* ptr = nullptr;
-        bool readable = false, writable = false;
-        bool holds(uint64_t addr, bool write) const {
-            return addr >= start && addr <= end && (write ? writable : readable);
-        }
-    };
-    using Regions = std::map<uint64_t, Region>;  ///< by start address; granted regions never overlap
     bool access(uint64_t addr, void* data, uint64_t bytes, bool write);
     /// The region holding addr with the right permission, asking the target if none is
-    /// cached; nullptr if it grants none. Valid until the next find() or invalidate().
-    const Slot* find(uint64_t addr, bool write);
-    /// Forgets the granted regions that overlap [start, end]; true if there were any.
-    bool erase(uint64_t start, uint64_t end);
-    Slot& slot(uint64_t addr) { return index_[(addr >> granule_shift_) & (kSlots - 1)]; }
+    /// known; nullptr if it grants none.
+    const DmiRegion* find(uint64_t addr, bool write) {
+        const DmiRegion* r = regions_.find(addr, 1);
+        if (r && (write ? r->writable : r->readable)) return r;
+        r = grant(addr, 1, write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+        return r && (write ? r->writable : r->readable) ? r : nullptr;
+    }
+    /// Asks the target for the region holding addr (with its timing path) and keeps it;
+    /// nullptr when none holds addr.
+    const DmiRegion* grant(uint64_t addr, uint64_t bytes, tlm::tlm_command command);
 
     tlm::tlm_initiator_socket<>& socket_;
-    Regions regions_;
-    /// Direct-mapped index in front of regions_, over granules no larger than the smallest
-    /// grant so far: a fabric reads its operands row by row from up to a few hundred L1
-    /// buffers, and a map walk per row was most of its simulation-thread time.
-    static constexpr size_t kSlots = 256;
-    std::array<Slot, kSlots> index_{};
-    uint32_t granule_shift_ = 63;  ///< none granted yet
+    DmiRegions regions_;
+    uint64_t grants_ = 0;
 };
 
 }  // namespace kpu::model

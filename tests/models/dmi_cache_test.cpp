@@ -118,4 +118,21 @@ TEST(DmiCache, CopiesExactlyAcrossRegionsOfEverySizeAndAsksForEachOnce) {
     EXPECT_EQ(memory.grants, 1 + 16 + 256 + 1);
 }
 
+// PatchyMemory grants DMI but puts no stage of its own on the grant's timing path: an
+// untimed copy may use the region, a timed initiator (a mover) may not, or its bursts would
+// cost nothing. It gets nullptr and falls back to b_transport.
+TEST(DmiCache, ATimedInitiatorIsRefusedAGrantWhoseTimingPathNoMemoryFilledIn) {
+    PatchyMemory memory("memory");
+    Initiator initiator("initiator");
+    initiator.socket.bind(memory.socket);
+    kpu::model::DmiCache cache(initiator.socket);
+    EXPECT_EQ(cache.ask_timed(100, 64), nullptr);
+    EXPECT_EQ(memory.grants, 1);
+    const kpu::model::DmiRegion* known = cache.known(100, 64);  // kept, but not for timing
+    ASSERT_NE(known, nullptr);
+    EXPECT_FALSE(known->timed());
+    EXPECT_EQ(cache.readable_span(100, 64), &memory.byte(100));  // the same grant, untimed
+    EXPECT_EQ(memory.grants, 1);
+}
+
 }  // namespace
