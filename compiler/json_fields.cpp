@@ -2,6 +2,7 @@
 
 #include "compiler/compile_error.h"
 #include "hardware/input_file.h"
+#include "hardware/json_reader.h"
 
 namespace kpu::compiler {
 
