@@ -4,19 +4,20 @@
 #include <sstream>
 
 #include "compiler/compile_error.h"
-#include "compiler/json_fields.h"
 #include "hardware/input_file.h"
+#include "hardware/json_reader.h"
 
 namespace kpu::compiler {
 namespace {
 
 using json = nlohmann::json;
+using hw::JsonReader;
 
-std::vector<uint64_t> read_shape(JsonFields& fields) {
+std::vector<uint64_t> read_shape(JsonReader& fields) {
     const json& shape = fields.array("shape");
     std::vector<uint64_t> out;
     for (size_t i = 0; i < shape.size(); ++i) {
-        std::string path = fields.path_of("shape") + "[" + std::to_string(i) + "]";
+        std::string path = fields.path_of("shape", i);
         out.push_back(fields.as_uint(shape[i], path));
         if (out.back() == 0) fields.fail(path, "dimension is 0");
     }
@@ -26,7 +27,7 @@ std::vector<uint64_t> read_shape(JsonFields& fields) {
 
 /// An optional enumerated field: `fallback` when absent, `problem(name)` when unknown.
 template <typename T, typename Parse, typename Problem>
-T read_choice(JsonFields& fields, const std::string& key, T fallback, Parse parse, Problem problem) {
+T read_choice(JsonReader& fields, const std::string& key, T fallback, Parse parse, Problem problem) {
     T out = fallback;
     if (const json* value = fields.optional(key)) {
         const std::string name = fields.as_string(*value, fields.path_of(key));
@@ -35,32 +36,32 @@ T read_choice(JsonFields& fields, const std::string& key, T fallback, Parse pars
     return out;
 }
 
-DType read_dtype(JsonFields& fields) {
+DType read_dtype(JsonReader& fields) {
     return read_choice(fields, "dtype", DType::Float32, parse_dtype, [](const std::string& name) {
         return "dtype '" + name + "' is not supported (only float32 for now)";
     });
 }
 
-Activation read_activation(JsonFields& fields) {
+Activation read_activation(JsonReader& fields) {
     return read_choice(fields, "activation", Activation::None, parse_activation, [](const std::string& name) {
         return "unknown activation '" + name + "' (none, relu, gelu)";
     });
 }
 
-void read_op_kind(JsonFields& fields) {
+void read_op_kind(JsonReader& fields) {
     std::string kind = fields.string("op");
     if (kind != "matmul") fields.fail(fields.path_of("op"), "unknown op '" + kind + "' (supported: matmul)");
 }
 
 /// {"op": "matmul", "A": {...}, "B": {...}, "C": {...}, "bias": {...}, "activation": ...}
 Graph single_op(const json& root, const std::string& source) {
-    JsonFields fields(root, "", source);
+    JsonReader fields(root, "", source, hw::throw_as<CompileError>);
     read_op_kind(fields);
     Graph graph;
     Op op;
     op.name = fields.has("name") ? fields.string("name") : "matmul";
     auto tensor = [&](const char* key, TensorRole role) {
-        JsonFields t(fields.object(key), fields.path_of(key), source);
+        JsonReader t = fields.object(key);
         Tensor x;
         x.name = key;
         x.shape = read_shape(t);
@@ -83,11 +84,11 @@ Graph single_op(const json& root, const std::string& source) {
 }  // namespace
 
 Graph graph_from_json(const json& value, const std::string& path, const std::string& source) {
-    JsonFields fields(value, path, source);
+    JsonReader fields(value, path, source, hw::throw_as<CompileError>);
     Graph graph;
     const json& tensors = fields.array("tensors");
     for (size_t i = 0; i < tensors.size(); ++i) {
-        JsonFields t(tensors[i], fields.path_of("tensors") + "[" + std::to_string(i) + "]", source);
+        JsonReader t = fields.child(tensors[i], fields.path_of("tensors", i));
         Tensor x;
         x.name = t.string("name");
         if (const std::string problem = tensor_name_problem(x.name); !problem.empty()) t.fail(t.path_of("name"), problem);
@@ -106,7 +107,7 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
     }
     const json& ops = fields.array("ops");
     for (size_t i = 0; i < ops.size(); ++i) {
-        JsonFields o(ops[i], fields.path_of("ops") + "[" + std::to_string(i) + "]", source);
+        JsonReader o = fields.child(ops[i], fields.path_of("ops", i));
         read_op_kind(o);
         Op op;
         if (o.has("name")) op.name = o.string("name");  // else Graph::add_op names it matmul<i>
@@ -134,7 +135,7 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
 }
 
 Graph parse_graph(const std::string& json_text, const std::string& source) {
-    const json root = parse_json(json_text, source, "graph");
+    const json root = hw::parse_document(json_text, source, "graph", hw::throw_as<CompileError>);
     if (root.is_object() && root.contains("op") && (root.contains("tensors") || root.contains("ops")))
         throw CompileError(source + ": has both \"op\" (the single-op form) and \"" +
                            (root.contains("tensors") ? "tensors" : "ops") +

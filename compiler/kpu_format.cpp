@@ -10,12 +10,14 @@
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
-#include "compiler/json_fields.h"
+#include "hardware/json_reader.h"
 
 namespace kpu::compiler {
 namespace {
 
 using json = nlohmann::json;
+using hw::JsonReader;
+using hw::show;
 
 json hints_to_json(const Hints& h) {
     return {{"dram_read_bytes", h.dram_read_bytes},   {"dram_write_bytes", h.dram_write_bytes},
@@ -23,8 +25,8 @@ json hints_to_json(const Hints& h) {
             {"estimated_cycles", h.estimated_cycles}, {"arithmetic_intensity", h.arithmetic_intensity}};
 }
 
-Hints read_hints(JsonFields& parent, const std::string& key) {
-    JsonFields f(parent.object(key), parent.path_of(key), parent.source());
+Hints read_hints(JsonReader& parent, const std::string& key) {
+    JsonReader f = parent.object(key);
     Hints h;
     h.dram_read_bytes = f.uint("dram_read_bytes");
     h.dram_write_bytes = f.uint("dram_write_bytes");
@@ -40,7 +42,7 @@ Hints read_hints(JsonFields& parent, const std::string& key) {
 /// tiler's and cannot be recomputed without the config). arithmetic_intensity, a quotient,
 /// need only agree to 1e-9 relative (another language's division may differ in the last
 /// digit); it is then set to the op stream's value, so that reading is canonical.
-void check_hints(const JsonFields& f, const std::string& path, Hints& stored, const Hints& actual) {
+void check_hints(const JsonReader& f, const std::string& path, Hints& stored, const Hints& actual) {
     auto same = [&](const char* name, uint64_t s, uint64_t a) {
         if (s != a)
             f.fail(path + "." + name, std::to_string(s) + " but the op stream gives " + std::to_string(a));
@@ -59,7 +61,7 @@ void check_hints(const JsonFields& f, const std::string& path, Hints& stored, co
     stored.arithmetic_intensity = actual.arithmetic_intensity;
 }
 
-std::pair<uint32_t, uint32_t> read_range(JsonFields& f, const std::string& key) {
+std::pair<uint32_t, uint32_t> read_range(JsonReader& f, const std::string& key) {
     const json& range = f.array(key);
     if (range.size() != 2) f.fail(f.path_of(key), "expected [first, end], got " + show(range));
     const uint64_t a = f.as_uint(range[0], f.path_of(key) + "[0]"), b = f.as_uint(range[1], f.path_of(key) + "[1]");
@@ -67,7 +69,7 @@ std::pair<uint32_t, uint32_t> read_range(JsonFields& f, const std::string& key) 
     return {uint32_t(a), uint32_t(b)};
 }
 
-void check_tasks(const JsonFields& root, Program& program) {
+void check_tasks(const JsonReader& root, Program& program) {
     const auto& tasks = program.tasks;
     // Cycles first (they make "later task" meaningless), found by depth-first search.
     std::vector<uint8_t> state(tasks.size(), 0);
@@ -160,8 +162,8 @@ std::string write_kpu(const Program& program) {
 }
 
 Program read_kpu(const std::string& text, const std::string& source) {
-    const json root = parse_json(text, source, "kpu");
-    JsonFields f(root, "", source);
+    const json root = hw::parse_document(text, source, "kpu", hw::throw_as<CompileError>);
+    JsonReader f(root, "", source, hw::throw_as<CompileError>);
     if (f.string("format") != "kpu") f.fail("format", "expected \"kpu\", got " + show(root["format"]));
     const uint64_t version = f.uint("version");
     if (version != Program::kVersion)
@@ -169,7 +171,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
                               std::to_string(Program::kVersion) + ")");
     Program program;
     {
-        JsonFields t(f.object("target"), "target", source);
+        JsonReader t = f.object("target");
         program.target.config = t.string("config");
         auto positive = [&](const char* key) {
             const uint64_t v = t.uint(key);
@@ -181,11 +183,8 @@ Program read_kpu(const std::string& text, const std::string& source) {
         program.target.compute_tiles = positive("compute_tiles");
         if (t.has("overrides")) {
             const json& overrides = t.array("overrides");
-            for (size_t i = 0; i < overrides.size(); ++i) {
-                if (!overrides[i].is_string())
-                    t.fail(t.path_of("overrides") + "[" + std::to_string(i) + "]", "expected a string, got " + show(overrides[i]));
-                program.target.overrides.push_back(overrides[i].get<std::string>());
-            }
+            for (size_t i = 0; i < overrides.size(); ++i)
+                program.target.overrides.push_back(t.as_string(overrides[i], t.path_of("overrides", i)));
         }
         t.finish();
     }
@@ -197,7 +196,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
         f.fail("kernels", std::to_string(kernels.size()) + " kernels for " + std::to_string(g.ops().size()) +
                               " graph ops (one per op expected)");
     for (uint32_t i = 0; i < kernels.size(); ++i) {
-        JsonFields k(kernels[i], f.path_of("kernels") + "[" + std::to_string(i) + "]", source);
+        JsonReader k = f.child(kernels[i], f.path_of("kernels", i));
         Kernel kernel;
         const std::string name = k.string("op");
         auto index = g.find_op(name);
@@ -217,7 +216,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
         const char* dim_names[3] = {"M", "N", "K"};
         uint32_t sizes[3];
         for (int d = 0; d < 3; ++d) {
-            const std::string path = k.path_of("tile") + "[" + std::to_string(d) + "]";
+            const std::string path = k.path_of("tile", d);
             const uint64_t v = k.as_uint(tile[d], path);
             if (v == 0) k.fail(path, std::string(names[d]) + " is 0");
             if (v > dims[d])
@@ -249,7 +248,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
 
     const json& tasks = f.array("tasks");
     for (uint32_t i = 0; i < tasks.size(); ++i) {
-        JsonFields t(tasks[i], f.path_of("tasks") + "[" + std::to_string(i) + "]", source);
+        JsonReader t = f.child(tasks[i], f.path_of("tasks", i));
         Task task;
         const uint64_t kernel = t.uint("kernel");
         if (kernel >= program.kernels.size())
@@ -268,7 +267,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
                                           std::to_string(kernel) + " has " + std::to_string(Nt) + " tile columns)");
         const json& deps = t.array("deps");
         for (size_t d = 0; d < deps.size(); ++d) {
-            const std::string path = t.path_of("deps") + "[" + std::to_string(d) + "]";
+            const std::string path = t.path_of("deps", d);
             const uint64_t dep = t.as_uint(deps[d], path);
             if (dep >= tasks.size())
                 t.fail(path, "task " + std::to_string(dep) + " does not exist (" + std::to_string(tasks.size()) +

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hardware/input_file.h"
+#include "hardware/json_reader.h"
 
 namespace kpu::hw {
 namespace {
@@ -22,18 +23,6 @@ using json = nlohmann::json;
 
 const std::set<std::string> kElementTypes = {"float32", "bfloat16", "float16", "int8"};
 
-std::string show(const json& value) {
-    std::string text = value.dump();
-    return text.size() > 60 ? text.substr(0, 57) + "..." : text;
-}
-
-/// 0.001, 1, 100000: a limit as a person writes it.
-std::string plain(double value) {
-    std::ostringstream out;
-    out << std::setprecision(15) << value;
-    return out.str();
-}
-
 /// Every field name the schema has, at any depth: a missing field whose near-namesake is
 /// present and not one of these is reported as that typo.
 const std::set<std::string> kFieldNames = {
@@ -42,108 +31,6 @@ const std::set<std::string> kFieldNames = {
     "latency_cycles", "ports", "burst_bytes", "interleave_bytes", "channel_select", "energy_pj_per_byte", "l3", "tiles",
     "capacity_kib", "l2", "banks_per_tile", "l1", "buffers_per_tile", "interconnect", "dma", "engines",
     "queue_depth", "block_mover", "per_tile", "streamer", "static_power_w"};
-
-bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
-
-/// Walks one JSON object, remembering which keys were read so that finish() can reject
-/// the rest. Every error names the source file and the dotted path of the field.
-class ObjectReader {
-public:
-    ObjectReader(const json& object, std::string path, const std::string& source)
-        : object_(object), path_(std::move(path)), source_(source) {
-        if (!object_.is_object()) fail(path_, "expected an object, got " + show(object_));
-    }
-
-    [[noreturn]] void fail(const std::string& path, const std::string& problem) const {
-        throw ConfigError(source_ + ": " + (path.empty() ? "(top level)" : path) + ": " + problem);
-    }
-
-    std::string path_of(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-
-    const json& field(const std::string& key) {
-        read_.insert(key);
-        auto it = object_.find(key);
-        if (it == object_.end()) {
-            // A typo of this key reads better as "unknown field" with the suggestion.
-            for (const auto& [present, value] : object_.items())
-                if (!kFieldNames.count(present) && edit_distance(present, key) <= 2)
-                    fail(path_of(present), "unknown field (did you mean '" + key + "'?)");
-            fail(path_of(key), "missing required field");
-        }
-        return *it;
-    }
-
-    bool has(const std::string& key) const { return object_.contains(key); }
-
-    ObjectReader object(const std::string& key) { return ObjectReader(field(key), path_of(key), source_); }
-
-    std::string string(const std::string& key) {
-        const json& v = field(key);
-        if (!v.is_string()) fail(path_of(key), "expected a string, got " + show(v));
-        return v.get<std::string>();
-    }
-
-    /// A positive integer (>= 1) that fits in `max`.
-    uint64_t count(const std::string& key, uint64_t max = std::numeric_limits<uint32_t>::max()) {
-        const json& v = field(key);
-        if (!v.is_number_integer()) fail(path_of(key), "expected a positive integer, got " + show(v));
-        if (v.is_number_unsigned() ? v.get<uint64_t>() == 0 : v.get<int64_t>() <= 0)
-            fail(path_of(key), "must be > 0, got " + show(v));
-        uint64_t value = v.get<uint64_t>();
-        if (value > max) fail(path_of(key), "must be <= " + std::to_string(max) + ", got " + show(v));
-        return value;
-    }
-
-    uint64_t power_of_two(const std::string& key, uint64_t max = std::numeric_limits<uint32_t>::max()) {
-        uint64_t value = count(key, max);
-        if (!is_power_of_two(value))
-            fail(path_of(key), "must be a power of two, got " + std::to_string(value));
-        return value;
-    }
-
-    /// A number in [min, max] (the ranges are in docs/config.md, "Limits").
-    double number(const std::string& key, double min, double max) {
-        const json& v = field(key);
-        if (!v.is_number()) fail(path_of(key), "expected a number, got " + show(v));
-        double value = v.get<double>();
-        if (!(value >= min && value <= max))
-            fail(path_of(key), "must be between " + plain(min) + " and " + plain(max) + ", got " + show(v));
-        return value;
-    }
-
-    std::vector<std::string> strings(const std::string& key) {
-        const json& v = field(key);
-        if (!v.is_array() || v.empty()) fail(path_of(key), "expected a non-empty array of strings, got " + show(v));
-        std::vector<std::string> out;
-        for (size_t i = 0; i < v.size(); ++i) {
-            if (!v[i].is_string())
-                fail(path_of(key) + "[" + std::to_string(i) + "]", "expected a string, got " + show(v[i]));
-            out.push_back(v[i].get<std::string>());
-        }
-        return out;
-    }
-
-    /// Rejects every key that was not read, suggesting the closest known one.
-    void finish(const std::vector<std::string>& optional = {}) const {
-        for (const auto& [key, value] : object_.items()) {
-            if (read_.count(key) || std::find(optional.begin(), optional.end(), key) != optional.end())
-                continue;
-            std::string best;
-            size_t best_distance = 3;
-            for (const auto& known : read_) {
-                size_t d = edit_distance(key, known);
-                if (d < best_distance) best_distance = d, best = known;
-            }
-            fail(path_of(key), "unknown field" + (best.empty() ? std::string() : " (did you mean '" + best + "'?)"));
-        }
-    }
-
-private:
-    const json& object_;
-    std::string path_;
-    const std::string& source_;
-    std::set<std::string> read_;
-};
 
 constexpr double kGB = 1e9;
 constexpr double kMHz = 1e6;
@@ -163,7 +50,7 @@ constexpr uint64_t kMaxMemoryInstances = 1u << 18;
 constexpr uint64_t kMaxMovers = 16384;
 
 /// The fields every memory level shares. `count_key` is how the level names its count.
-MemoryLevel read_level(ObjectReader& r, const std::string& count_key, uint64_t max_count,
+MemoryLevel read_level(JsonReader& r, const std::string& count_key, uint64_t max_count,
                        const std::string& capacity_key, uint64_t capacity_unit) {
     MemoryLevel level;
     level.count = static_cast<uint32_t>(r.count(count_key, max_count));
@@ -180,7 +67,7 @@ MemoryLevel read_level(ObjectReader& r, const std::string& count_key, uint64_t m
     return level;
 }
 
-Engine read_engine(ObjectReader& r, const std::string& count_key, uint64_t max_count) {
+Engine read_engine(JsonReader& r, const std::string& count_key, uint64_t max_count) {
     Engine engine;
     engine.count = static_cast<uint32_t>(r.count(count_key, max_count));
     engine.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s", kMinGBps, kMaxGBps) * kGB;
@@ -226,7 +113,7 @@ std::vector<std::pair<const char*, double>> burst_path_terms(const Config& c) {
 
 /// Refuses a config whose movers would need to run further ahead of their completions than
 /// the simulator supports (Derived::mover_window_s), naming the field that contributes most.
-void check_mover_window(const Config& c, const ObjectReader& top) {
+void check_mover_window(const Config& c, const JsonReader& top) {
     const Derived d = derive(c);
     if (d.mover_window_s <= kMaxMoverWindowS) return;
     auto us = [](double s) {
@@ -252,15 +139,15 @@ void check_mover_window(const Config& c, const ObjectReader& top) {
 }
 
 Config read_config(const json& root, const std::string& source) {
-    ObjectReader top(root, "", source);
+    JsonReader top(root, "", source, throw_as<ConfigError>, &kFieldNames);
     Config c;
     c.source = source;
     c.name = top.string("name");
     if (c.name.empty()) top.fail("name", "must not be empty");
-    if (top.has("description")) c.description = top.string("description");
+    if (top.contains("description")) c.description = top.string("description");
 
     {
-        ObjectReader r = top.object("clocks");
+        JsonReader r = top.object("clocks");
         c.clocks.fabric_hz = r.number("fabric_mhz", kMinMHz, kMaxMHz) * kMHz;
         c.clocks.sram_hz = r.number("sram_mhz", kMinMHz, kMaxMHz) * kMHz;
         c.clocks.dram_hz = r.number("dram_mhz", kMinMHz, kMaxMHz) * kMHz;
@@ -268,7 +155,7 @@ Config read_config(const json& root, const std::string& source) {
     }
     c.compute_tiles = static_cast<uint32_t>(top.count("compute_tiles", kMaxComputeTiles));
     {
-        ObjectReader r = top.object("fabric");
+        JsonReader r = top.object("fabric");
         c.fabric.rows = static_cast<uint32_t>(r.count("rows", 4096));
         c.fabric.cols = static_cast<uint32_t>(r.count("cols", 4096));
         c.fabric.element_types = r.strings("element_types");
@@ -284,7 +171,7 @@ Config read_config(const json& root, const std::string& source) {
         r.finish();
     }
     {
-        ObjectReader r = top.object("dram");
+        JsonReader r = top.object("dram");
         static_cast<MemoryLevel&>(c.dram) = read_level(r, "channels", kMaxDramChannels, "capacity_mib", 1ull << 20);
         c.dram.interleave_bytes = r.power_of_two("interleave_bytes");
         if (c.dram.interleave_bytes < c.dram.burst_bytes)
@@ -294,7 +181,7 @@ Config read_config(const json& root, const std::string& source) {
             r.fail("dram.capacity_mib", "channel capacity of " + std::to_string(c.dram.capacity_bytes) +
                                             " bytes is not a multiple of dram.interleave_bytes (" +
                                             std::to_string(c.dram.interleave_bytes) + ")");
-        if (r.has("channel_select")) {
+        if (r.contains("channel_select")) {
             const std::string select = r.string("channel_select");
             if (select == "modulo")
                 c.dram.channel_select = ChannelSelect::Modulo;
@@ -304,7 +191,7 @@ Config read_config(const json& root, const std::string& source) {
         r.finish();
     }
     {
-        ObjectReader r = top.object("l3");
+        JsonReader r = top.object("l3");
         c.l3 = read_level(r, "tiles", kMaxComputeTiles, "capacity_kib", 1024);
         r.finish();
         if (c.l3.count != c.compute_tiles)
@@ -312,36 +199,36 @@ Config read_config(const json& root, const std::string& source) {
                                    ": one L3 tile per compute tile), got " + std::to_string(c.l3.count));
     }
     {
-        ObjectReader r = top.object("l2");
+        JsonReader r = top.object("l2");
         c.l2 = read_level(r, "banks_per_tile", kMaxL2Banks, "capacity_kib", 1024);
         r.finish();
     }
     {
-        ObjectReader r = top.object("l1");
+        JsonReader r = top.object("l1");
         c.l1 = read_level(r, "buffers_per_tile", kMaxL1Buffers, "capacity_kib", 1024);
         r.finish();
         if (c.l1.count < 2)
             r.fail("l1.buffers_per_tile", "must be >= 2 (one for A, one for B), got " + std::to_string(c.l1.count));
     }
     {
-        ObjectReader r = top.object("interconnect");
+        JsonReader r = top.object("interconnect");
         c.interconnect.bandwidth_bytes_per_s = r.number("bandwidth_gb_per_s", kMinGBps, kMaxGBps) * kGB;
         c.interconnect.latency_cycles = static_cast<uint32_t>(r.count("latency_cycles", kMaxLatencyCycles));
         r.finish();
     }
     {
-        ObjectReader r = top.object("dma");
+        JsonReader r = top.object("dma");
         c.dma = read_engine(r, "engines", kMaxDmaEngines);
     }
     {
-        ObjectReader r = top.object("block_mover");
+        JsonReader r = top.object("block_mover");
         c.block_mover = read_engine(r, "per_tile", kMaxMoversPerTile);
         if (c.block_mover.count > c.l2.count)
             r.fail("block_mover.per_tile", "must be <= l2.banks_per_tile (" + std::to_string(c.l2.count) +
                                                "), got " + std::to_string(c.block_mover.count));
     }
     {
-        ObjectReader r = top.object("streamer");
+        JsonReader r = top.object("streamer");
         c.streamer = read_engine(r, "per_tile", kMaxMoversPerTile);
         if (c.streamer.count > c.l1.count)
             r.fail("streamer.per_tile", "must be <= l1.buffers_per_tile (" + std::to_string(c.l1.count) +
@@ -374,7 +261,7 @@ Config read_config(const json& root, const std::string& source) {
                                       ") = " + std::to_string(movers) + " data movers, more than the simulator's " +
                                       std::to_string(kMaxMovers));
     check_mover_window(c, top);
-    top.finish({"description"});
+    top.finish();
     return c;
 }
 
@@ -399,10 +286,7 @@ Override parse_override(const std::string& text) {
 }
 
 Config parse_config(const std::string& json_text, const std::string& source, const std::vector<Override>& overrides) {
-    json root;
-    std::string problem;
-    if (!parse_json_text(json_text, root, problem)) throw ConfigError(source + ": " + problem);
-    if (const std::string other = wrong_kind(root, "config"); !other.empty()) throw ConfigError(source + ": " + other);
+    json root = parse_document(json_text, source, "config", throw_as<ConfigError>);
     for (const auto& o : overrides) apply_override(root, o, source);
     Config config = read_config(root, source);
     for (const auto& o : overrides) config.overrides.push_back(o.path + "=" + o.value);

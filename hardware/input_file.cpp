@@ -124,21 +124,6 @@ bool parse_json_text(const std::string& text, nlohmann::json& value, std::string
     }
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
-
 std::string input_kind(const nlohmann::json& value) {
     if (!value.is_object()) return "";
     if (const auto f = value.find("format"); f != value.end() && f->is_string() && *f == "kpu") return "kpu";

@@ -1,8 +1,8 @@
 // Reading the tools' text inputs (configs, graphs, .kpu programs) with bounds, so that a wrong
 // file gets one line naming it instead of a hang or a crash: /dev/zero or a multi-gigabyte
 // file as a config, JSON nested so deep that walking it would overflow the stack, a number
-// no double holds. Both return the problem as text; the caller prefixes the file name and
-// throws its own error type (ConfigError, CompileError, ...).
+// no double holds. They return the problem as text; the caller prefixes the file name and
+// throws its own error type (ConfigError, CompileError, ...), as hw::parse_document does.
 #pragma once
 
 #include <cstdint>
@@ -25,9 +25,6 @@ bool read_input_file(const std::string& path, const std::string& kind, std::stri
 /// ...", "malformed JSON: number overflow parsing '1e400'", "malformed JSON: nested deeper
 /// than 64 levels at byte N", "fabric.rows: named twice in one object (...)") otherwise.
 bool parse_json_text(const std::string& text, nlohmann::json& value, std::string& problem);
-
-/// Levenshtein distance: how "did you mean 'rows'?" finds the field a typo was meant for.
-size_t edit_distance(const std::string& a, const std::string& b);
 
 /// Which of the tools' file kinds `value` looks like: "config", "graph", "kpu" (a .kpu
 /// program), "bound" (kpu-compile --bind's output), or "" for none of them. A loader given
