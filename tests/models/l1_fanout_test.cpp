@@ -12,7 +12,7 @@
 #include "models/l1_buffer.h"
 #include "models/l1_fanout.h"
 #include "models/protocol_checker.h"
-#include "tests/models/test_support.h"
+#include "tests/support/test_support.h"
 
 namespace kpu::model {
 namespace {

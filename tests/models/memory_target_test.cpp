@@ -11,7 +11,7 @@
 #include "models/dram_channel.h"
 #include "models/l2_bank.h"
 #include "models/protocol_checker.h"
-#include "tests/models/test_support.h"
+#include "tests/support/test_support.h"
 
 namespace kpu::model {
 namespace {

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "models/protocol_checker.h"
-#include "tests/models/test_support.h"
+#include "tests/support/test_support.h"
 
 namespace kpu::model {
 namespace {

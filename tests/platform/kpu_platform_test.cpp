@@ -7,8 +7,8 @@
 #include <map>
 #include <random>
 
-#include "tests/models/test_support.h"
-#include "tests/platform/platform_test_support.h"
+#include "tests/support/test_support.h"
+#include "tests/support/platform_driver.h"
 
 namespace kpu::platform {
 namespace {

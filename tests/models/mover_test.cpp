@@ -11,8 +11,8 @@
 #include <random>
 #include <thread>
 
-#include "tests/models/test_support.h"
-#include "tests/platform/platform_test_support.h"
+#include "tests/support/test_support.h"
+#include "tests/support/platform_driver.h"
 
 namespace kpu::platform {
 namespace {

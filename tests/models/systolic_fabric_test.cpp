@@ -10,7 +10,7 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "hardware/fabric_timing.h"
-#include "tests/fabric/test_memory.h"
+#include "tests/support/test_memory.h"
 
 namespace kpu::model {
 namespace {
