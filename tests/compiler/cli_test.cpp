@@ -1,5 +1,4 @@
 // kpu-compile as a user runs it.
-#include <array>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -7,22 +6,19 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/run_tool.h"
+
 namespace {
 
 struct Result {
-    int status = 0;
-    std::string output;
+    int status = 0;      ///< kpu-compile's exit status
+    std::string output;  ///< its stdout and stderr as one text
 };
 
 Result run(const std::string& args) {
-    const std::string command = std::string(KPU_BINARY_DIR) + "/bin/kpu-compile " + args + " 2>&1";
-    Result r;
-    FILE* pipe = popen(command.c_str(), "r");
-    std::array<char, 4096> buffer;
-    size_t n;
-    while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-    r.status = pclose(pipe);
-    return r;
+    const kpu::test::ToolRun r =
+        kpu::test::run_command(std::string(KPU_BINARY_DIR) + "/bin/kpu-compile " + args + " 2>&1", "kpu_compile_");
+    return {r.exit_code, r.out};
 }
 
 const std::string kSource = KPU_SOURCE_DIR;

@@ -6,12 +6,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/config.h"
+
 namespace kpu::hw {
 namespace {
 
 using json = nlohmann::json;
 
-std::string config_path(const std::string& name) { return std::string(KPU_SOURCE_DIR) + "/configs/" + name + ".json"; }
+using test::config_path;
 
 json minimal_json() {
     std::ifstream in(config_path("minimal"));

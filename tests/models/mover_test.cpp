@@ -11,8 +11,9 @@
 #include <random>
 #include <thread>
 
-#include "tests/support/test_support.h"
+#include "tests/support/config.h"
 #include "tests/support/platform_driver.h"
+#include "tests/support/report_catcher.h"
 
 namespace kpu::platform {
 namespace {

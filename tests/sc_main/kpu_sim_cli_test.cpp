@@ -11,31 +11,21 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include "sc_main/npy.h"
+#include "tests/support/config.h"
+#include "tests/support/files.h"
+#include "tests/support/graphs.h"
+#include "tests/support/run_tool.h"
 
 namespace {
 
-struct Result {
-    int exit_code;
-    std::string out;
-    std::string err;
-};
+using kpu::test::slurp;
+using Result = kpu::test::ToolRun;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
+/// kpu-sim ARGS from the source root (relative paths are the repository's files).
 Result run(const std::string& args) {
-    // ctest runs tests in parallel: each test gets its own output files.
-    const std::string stem = ::testing::TempDir() + "kpu_cli_" +
-                             ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    const std::string out = stem + ".out", err = stem + ".err";
-    const std::string cmd = "cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-sim " + args + " >" + out + " 2>" + err;
-    int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+    return kpu::test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-sim " + args, "kpu_cli_");
 }
 
 int lines(const std::string& text) { return int(std::count(text.begin(), text.end(), '\n')); }
@@ -44,14 +34,11 @@ int lines(const std::string& text) { return int(std::count(text.begin(), text.en
 /// kpu-compile's stdout.
 std::string compile_matmul(const std::string& dir, int m, int k, int n) {
     if (std::system(("mkdir -p " + dir).c_str()) != 0) return "mkdir failed";
-    std::ofstream(dir + "mm.json") << "{\"op\": \"matmul\", \"A\": {\"shape\": [" << m << ", " << k
-                                   << "], \"dtype\": \"float32\"}, \"B\": {\"shape\": [" << k << ", " << n
-                                   << "], \"dtype\": \"float32\"}, \"C\": {\"shape\": [" << m << ", " << n
-                                   << "], \"dtype\": \"float32\"}}";
-    const std::string compile = "cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + dir +
-                                "mm.json -o " + dir + "mm.kpu --config configs/t64.json >" + dir + "compile.out";
-    const int status = std::system(compile.c_str());
-    return (status == 0 ? "" : "kpu-compile failed: ") + slurp(dir + "compile.out");
+    std::ofstream(dir + "mm.json") << kpu::test::matmul_json(m, n, k);
+    const Result r = kpu::test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + dir +
+                                                "mm.json -o " + dir + "mm.kpu --config configs/t64.json",
+                                            "kpu_cli_compile_");
+    return (r.exit_code == 0 ? "" : "kpu-compile failed: ") + r.out;
 }
 
 TEST(KpuSimCli, DescribePrintsDerivedFigures) {
@@ -75,7 +62,7 @@ TEST(KpuSimCli, MissingConfigFileIsOneLine) {
 
 TEST(KpuSimCli, TypoInAKeyIsOneLine) {
     const std::string path = ::testing::TempDir() + "typo.json";
-    std::string text = slurp(KPU_SOURCE_DIR "/configs/minimal.json");
+    std::string text = slurp(kpu::test::config_path("minimal"));
     text.replace(text.find("\"latency_cycles\""), 16, "\"latency_cylces\"");
     std::ofstream(path) << text;
     Result r = run("--config " + path + " --describe");
