@@ -30,6 +30,15 @@ Result run(const std::string& args) {
 
 int lines(const std::string& text) { return int(std::count(text.begin(), text.end(), '\n')); }
 
+/// kpu-sim ARGS is refused with one line on stderr that contains `part`.
+void expect_one_line_error(const std::string& args, const std::string& part) {
+    SCOPED_TRACE(args);
+    Result r = run(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
+}
+
 /// Compiles C[m x n] = A[m x k] B[k x n] for t64 into dir/mm.kpu (dir is created); returns
 /// kpu-compile's stdout.
 std::string compile_matmul(const std::string& dir, int m, int k, int n) {
@@ -83,21 +92,15 @@ TEST(KpuSimCli, SetOverrideReachesTheModel) {
 }
 
 TEST(KpuSimCli, UnknownOptionIsOneLine) {
-    Result r = run("--config configs/minimal.json --frobnicate");
-    EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(lines(r.err), 1) << r.err;
-    EXPECT_NE(r.err.find("frobnicate"), std::string::npos) << r.err;
+    expect_one_line_error("--config configs/minimal.json --frobnicate", "frobnicate");
 }
 
 TEST(KpuSimCli, TrainBytesNeedsAProgramAndANumber) {
-    Result alone = run("--config configs/minimal.json --describe --train-bytes 0");
-    EXPECT_NE(alone.exit_code, 0);
-    EXPECT_EQ(lines(alone.err), 1) << alone.err;
-    EXPECT_NE(alone.err.find("--train-bytes, --progress and --single-thread need --program"), std::string::npos) << alone.err;
-    Result word = run("--config configs/minimal.json --program x.kpu --train-bytes many");
-    EXPECT_NE(word.exit_code, 0);
-    EXPECT_EQ(lines(word.err), 1) << word.err;
-    EXPECT_NE(word.err.find("train-bytes"), std::string::npos) << word.err;
+    const std::pair<std::string, std::string> cases[] = {
+        {"--describe --train-bytes 0", "--train-bytes, --progress and --single-thread need --program"},
+        {"--program x.kpu --train-bytes many", "train-bytes"},
+    };
+    for (const auto& [args, part] : cases) expect_one_line_error("--config configs/minimal.json " + args, part);
 }
 
 TEST(KpuSimCli, NonsenseArgumentsAreRefusedNotIgnored) {
@@ -397,12 +400,8 @@ TEST(KpuSimCli, ProgressPrintsLinesOnStderrWhileTheProgramRuns) {
     EXPECT_GE(running, 1) << r.err;
     EXPECT_NE(r.out.find("ops               1760"), std::string::npos) << r.out;
 
-    for (const char* bad : {"--progress 0", "--progress=-1", "--progress soon"}) {
-        Result e = run("--config configs/t64.json --program " + dir + "mm.kpu " + bad);
-        EXPECT_NE(e.exit_code, 0) << bad;
-        EXPECT_EQ(lines(e.err), 1) << bad << ": " << e.err;
-        EXPECT_NE(e.err.find("progress"), std::string::npos) << bad << ": " << e.err;
-    }
+    for (const char* bad : {"--progress 0", "--progress=-1", "--progress soon"})
+        expect_one_line_error("--config configs/t64.json --program " + dir + "mm.kpu " + bad, "progress");
     Result alone = run("--config configs/t64.json --describe --progress");
     EXPECT_NE(alone.exit_code, 0);
     EXPECT_NE(alone.err.find("--progress and --single-thread need --program"), std::string::npos) << alone.err;
