@@ -1,11 +1,10 @@
 // kpu-compile as a user runs it.
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "tests/support/files.h"
 #include "tests/support/run_tool.h"
 
 namespace {
@@ -137,8 +136,7 @@ TEST(KpuCompile, RefusesToWriteOverItsInput) {
     EXPECT_NE(r.status, 0);
     EXPECT_EQ(r.output, "kpu-compile: error: -o " + std::string(KPU_BINARY_DIR) + "/./cli_test_self.json is the input "
                         "file: writing it would destroy " + graph + "\n");
-    std::ifstream in(graph);
-    std::string text((std::istreambuf_iterator<char>(in)), {});
+    const std::string text = kpu::test::slurp(graph);
     EXPECT_EQ(text.rfind("{\"op\": \"matmul\"", 0), 0u) << text;
 }
 
