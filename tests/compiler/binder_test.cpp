@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <random>
 #include <set>
@@ -16,7 +14,7 @@
 #include "compiler/kpu_format.h"
 #include "compiler/tiler.h"
 #include "hardware/address_map.h"
-#include "test_util.h"
+#include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
 namespace {
@@ -121,8 +119,7 @@ TEST(Binder, TheSameKpuBindsOnEveryShippedConfig) {
 // interleave boundary after the last tensor. examples/mlp.json on edge (2 KiB blocks) ends
 // with y[64, 128] at 0xf1000, 32 KiB: the image goes at 0xf9000 (docs/integration.md).
 TEST(Binder, TheImageGoesAfterTheLastTensorAndMustFit) {
-    std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/mlp.json");
-    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const std::string text = test::example("mlp.json");
     const hw::Config edge = test::config("edge");
     const BoundProgram b = bind(compile(parse_graph(text, "mlp.json"), edge), edge);
     EXPECT_EQ(image_address(b, edge, 4096), 0xf9000u);

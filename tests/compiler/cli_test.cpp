@@ -1,28 +1,23 @@
 // kpu-compile as a user runs it.
-#include <array>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "tests/support/files.h"
+#include "tests/support/run_tool.h"
+
 namespace {
 
 struct Result {
-    int status = 0;
-    std::string output;
+    int status = 0;      ///< kpu-compile's exit status
+    std::string output;  ///< its stdout and stderr as one text
 };
 
 Result run(const std::string& args) {
-    const std::string command = std::string(KPU_BINARY_DIR) + "/bin/kpu-compile " + args + " 2>&1";
-    Result r;
-    FILE* pipe = popen(command.c_str(), "r");
-    std::array<char, 4096> buffer;
-    size_t n;
-    while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-    r.status = pclose(pipe);
-    return r;
+    const kpu::test::ToolRun r =
+        kpu::test::run_command(std::string(KPU_BINARY_DIR) + "/bin/kpu-compile " + args + " 2>&1", "kpu_compile_");
+    return {r.exit_code, r.out};
 }
 
 const std::string kSource = KPU_SOURCE_DIR;
@@ -141,8 +136,7 @@ TEST(KpuCompile, RefusesToWriteOverItsInput) {
     EXPECT_NE(r.status, 0);
     EXPECT_EQ(r.output, "kpu-compile: error: -o " + std::string(KPU_BINARY_DIR) + "/./cli_test_self.json is the input "
                         "file: writing it would destroy " + graph + "\n");
-    std::ifstream in(graph);
-    std::string text((std::istreambuf_iterator<char>(in)), {});
+    const std::string text = kpu::test::slurp(graph);
     EXPECT_EQ(text.rfind("{\"op\": \"matmul\"", 0), 0u) << text;
 }
 

@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "compiler/tiler.h"
-#include "test_util.h"
+#include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
 namespace {

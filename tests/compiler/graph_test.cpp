@@ -5,7 +5,7 @@
 #include "compiler/binder.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
-#include "test_util.h"
+#include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
 namespace {

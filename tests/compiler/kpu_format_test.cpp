@@ -10,7 +10,7 @@
 
 #include "compiler/generate.h"
 #include "compiler/tiler.h"
-#include "test_util.h"
+#include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
 namespace {
@@ -39,7 +39,7 @@ TEST(KpuFormat, AProgramBuiltKernelByKernelRoundTrips) {
 // A program compiled with --set records the overrides in its target (only then: a file
 // compiled without any has no such field, as before), and reads them back.
 TEST(KpuFormat, TheTargetRecordsTheConfigsOverrides) {
-    const hw::Config point = hw::load_config(std::string(KPU_SOURCE_DIR) + "/configs/edge.json", {hw::parse_override("l1.capacity_kib=8")});
+    const hw::Config point = test::config("edge", {hw::parse_override("l1.capacity_kib=8")});
     const Program p = compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), point);
     EXPECT_EQ(p.target.overrides, std::vector<std::string>{"l1.capacity_kib=8"});
     const std::string text = write_kpu(p);

@@ -9,7 +9,7 @@
 
 #include "compiler/tiler.h"
 #include "hardware/address_map.h"
-#include "test_util.h"
+#include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
 namespace {

@@ -1,4 +1,4 @@
-// Helpers shared by the compiler tests.
+// Helpers shared by the compiler tests (those of every layer are in tests/support/).
 #pragma once
 
 #include <string>
@@ -7,23 +7,14 @@
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "hardware/config.h"
+#include "tests/support/config.h"
+#include "tests/support/graphs.h"
 
 namespace kpu::compiler::test {
 
-inline hw::Config config(const std::string& name) {
-    return hw::load_config(std::string(KPU_SOURCE_DIR) + "/configs/" + name + ".json");
-}
-
-inline std::string matmul_json(uint64_t m, uint64_t n, uint64_t k, bool bias = false,
-                               const std::string& activation = "") {
-    std::string text = "{\"op\": \"matmul\", \"A\": {\"shape\": [" + std::to_string(m) + ", " + std::to_string(k) +
-                       "], \"dtype\": \"float32\"}, \"B\": {\"shape\": [" + std::to_string(k) + ", " +
-                       std::to_string(n) + "], \"dtype\": \"float32\"}, \"C\": {\"shape\": [" + std::to_string(m) +
-                       ", " + std::to_string(n) + "], \"dtype\": \"float32\"}";
-    if (bias) text += ", \"bias\": {\"shape\": [" + std::to_string(n) + "]}";
-    if (!activation.empty()) text += ", \"activation\": \"" + activation + "\"";
-    return text + "}";
-}
+using kpu::test::config;
+using kpu::test::example;
+using kpu::test::matmul_json;
 
 inline Program compile_matmul(uint64_t m, uint64_t n, uint64_t k, const hw::Config& target,
                               Dataflow dataflow = Dataflow::OutputStationary, bool bias = false) {

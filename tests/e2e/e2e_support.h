@@ -2,8 +2,6 @@
 // driven by the HostDriver (the kpu-sim path), and compare with the independent reference.
 #pragma once
 
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -12,24 +10,10 @@
 #include "compiler/graph_json.h"
 #include "sc_main/reference.h"
 #include "sc_main/simulate.h"
+#include "tests/support/config.h"
+#include "tests/support/graphs.h"
 
 namespace kpu::test {
-
-inline hw::Config config(const std::string& name, const std::vector<hw::Override>& overrides = {}) {
-    return hw::load_config(std::string(KPU_SOURCE_DIR) + "/configs/" + name + ".json", overrides);
-}
-
-/// The text of a file of the repository's examples/ (e.g. "mlp.json").
-inline std::string example(const std::string& file) {
-    std::ifstream in(std::string(KPU_SOURCE_DIR) + "/examples/" + file);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-inline std::string matmul_graph(uint64_t m, uint64_t n, uint64_t k) {
-    auto dims = [](uint64_t a, uint64_t b) { return "[" + std::to_string(a) + ", " + std::to_string(b) + "]"; };
-    return R"({"op": "matmul", "A": {"shape": )" + dims(m, k) + R"(, "dtype": "float32"}, "B": {"shape": )" +
-           dims(k, n) + R"(, "dtype": "float32"}, "C": {"shape": )" + dims(m, n) + R"(, "dtype": "float32"}})";
-}
 
 inline compiler::Program compile(const std::string& graph_json, const hw::Config& target,
                                   compiler::Dataflow dataflow = compiler::Dataflow::OutputStationary) {

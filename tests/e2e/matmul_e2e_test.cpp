@@ -5,20 +5,16 @@
 namespace kpu::test {
 namespace {
 
-TEST(MatmulOnMinimal, SquareMatchesReference) { run_and_check(matmul_graph(128, 128, 128), config("minimal")); }
-TEST(MatmulOnMinimal, TallSkinnyMatchesReference) { run_and_check(matmul_graph(1024, 8, 64), config("minimal")); }
-TEST(MatmulOnMinimal, RaggedMatchesReference) { run_and_check(matmul_graph(333, 257, 129), config("minimal")); }
-TEST(MatmulOnMinimal, OneByOneByOneMatchesReference) { run_and_check(matmul_graph(1, 1, 1), config("minimal")); }
+TEST(MatmulOnMinimal, SquareMatchesReference) { run_and_check(matmul_json(128, 128, 128), config("minimal")); }
+TEST(MatmulOnMinimal, TallSkinnyMatchesReference) { run_and_check(matmul_json(1024, 8, 64), config("minimal")); }
+TEST(MatmulOnMinimal, RaggedMatchesReference) { run_and_check(matmul_json(333, 257, 129), config("minimal")); }
+TEST(MatmulOnMinimal, OneByOneByOneMatchesReference) { run_and_check(matmul_json(1, 1, 1), config("minimal")); }
 TEST(MatmulOnMinimal, WeightStationaryMatchesReference) {
-    run_and_check(matmul_graph(200, 72, 96), config("minimal"), nullptr, compiler::Dataflow::WeightStationary);
+    run_and_check(matmul_json(200, 72, 96), config("minimal"), nullptr, compiler::Dataflow::WeightStationary);
 }
 
 /// A matmul whose K is too long for one pass over L3, with a bias and GELU on the last one.
-std::string long_k_graph(uint64_t m, uint64_t n, uint64_t k) {
-    std::string g = matmul_graph(m, n, k);
-    g.pop_back();
-    return g + R"(, "bias": {"shape": [)" + std::to_string(n) + R"(]}, "activation": "gelu"})";
-}
+std::string long_k_graph(uint64_t m, uint64_t n, uint64_t k) { return matmul_json(m, n, k, true, "gelu"); }
 
 void expect_passes(const std::string& graph, const hw::Config& target, compiler::Dataflow dataflow) {
     const compiler::Program p = compile(graph, target, dataflow);
@@ -36,13 +32,13 @@ TEST(MatmulOnMinimal, LongKInPassesWeightStationaryMatchesReference) {
     run_and_check(g, config("minimal"), nullptr, compiler::Dataflow::WeightStationary);
 }
 
-TEST(MatmulOnT64, SquareMatchesReference) { run_and_check(matmul_graph(256, 256, 256), config("t64")); }
-TEST(MatmulOnT64, TallSkinnyMatchesReference) { run_and_check(matmul_graph(4096, 16, 128), config("t64")); }
-TEST(MatmulOnT64, LargeRaggedMatchesReference) { run_and_check(matmul_graph(1000, 999, 517), config("t64")); }
-TEST(MatmulOnT64, OneByOneByOneMatchesReference) { run_and_check(matmul_graph(1, 1, 1), config("t64")); }
+TEST(MatmulOnT64, SquareMatchesReference) { run_and_check(matmul_json(256, 256, 256), config("t64")); }
+TEST(MatmulOnT64, TallSkinnyMatchesReference) { run_and_check(matmul_json(4096, 16, 128), config("t64")); }
+TEST(MatmulOnT64, LargeRaggedMatchesReference) { run_and_check(matmul_json(1000, 999, 517), config("t64")); }
+TEST(MatmulOnT64, OneByOneByOneMatchesReference) { run_and_check(matmul_json(1, 1, 1), config("t64")); }
 TEST(MatmulOnT64, LongKInPassesMatchesReference) {
     // K = 8192 does not fit t64's 1 MiB of L3 in one pass even for 16 x 16 tiles.
-    const std::string g = matmul_graph(64, 64, 8192);
+    const std::string g = matmul_json(64, 64, 8192);
     expect_passes(g, config("t64"), compiler::Dataflow::OutputStationary);
     run_and_check(g, config("t64"));
 }

@@ -14,15 +14,12 @@
 #include "sc_main/trace.h"
 #include "sc_main/vcd.h"
 #include "tests/e2e/e2e_support.h"
+#include "tests/support/files.h"
 
 namespace kpu::test {
 namespace {
 
 using nlohmann::json;
-
-std::string temp(const std::string& name) {
-    return ::testing::TempDir() + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + name;
-}
 
 /// Runs the MLP on edge (4 tiles, two kernels, bias and relu) and returns the session.
 struct MlpRun {

@@ -25,7 +25,7 @@ TEST(SameProgram, RunsOnTwoConfigsWithIdenticalOutputsAndCyclesInTheConfigsDirec
     const hw::Config minimal = config("minimal");
     const hw::Config slow_dram = config("minimal", {hw::parse_override("dram.bandwidth_gb_per_s=2")});
     const hw::Config edge = config("edge");
-    const compiler::Program program = compile(matmul_graph(192, 160, 96), minimal);
+    const compiler::Program program = compile(matmul_json(192, 160, 96), minimal);
     const hw::Config* configs[] = {&minimal, &slow_dram, &edge};
     std::vector<cli::Prepared> prepared;
     std::vector<cli::Session*> sessions;
@@ -52,7 +52,7 @@ TEST(SameProgram, RunsOnTwoConfigsWithIdenticalOutputsAndCyclesInTheConfigsDirec
 TEST(Replay, TracksTheSimulatorAndItsChoiceRunsFaster) {
     using namespace compiler;
     const hw::Config dc = config("datacenter");
-    const Program chosen = compile(matmul_graph(512, 512, 512), dc);
+    const Program chosen = compile(matmul_json(512, 512, 512), dc);
     TilingChoice two;
     ASSERT_TRUE(evaluate_tiling(dc, chosen.graph, 0, Dataflow::OutputStationary, {64, 128, 0}, 1, 1, two, 2));
     const Program passes = tiling_program(dc, chosen.graph, 0, Dataflow::OutputStationary, two);
@@ -83,7 +83,7 @@ TEST(Replay, TracksTheSimulatorAndItsChoiceRunsFaster) {
 // within 3 % of each other on a program where 176 movers contend (t64).
 TEST(TrainBytes, TrainsAndPerBurstBookingGiveTheSameOutputsAndCloseCycles) {
     const hw::Config t64 = config("t64");
-    const compiler::Program program = compile(matmul_graph(256, 384, 320), t64);
+    const compiler::Program program = compile(matmul_json(256, 384, 320), t64);
     std::vector<cli::Prepared> prepared;
     std::vector<cli::Session*> sessions;
     for (uint32_t train_bytes : {0u, 1024u}) {
@@ -105,7 +105,7 @@ TEST(TrainBytes, TrainsAndPerBurstBookingGiveTheSameOutputsAndCloseCycles) {
 
 TEST(TwoPlatforms, RunIndependentProgramsInOneSimulation) {
     const hw::Config minimal = config("minimal");
-    const compiler::Program first = compile(matmul_graph(64, 48, 80), minimal);
+    const compiler::Program first = compile(matmul_json(64, 48, 80), minimal);
     const compiler::Program second = compile(example("mlp.json"), minimal);
     cli::Prepared a = cli::prepare(minimal, first, "", 1), b = cli::prepare(minimal, second, "", 2);
     auto* sa = new cli::Session;
@@ -182,7 +182,7 @@ struct TestBench : sc_core::sc_module {
 /// The register-level tests' job: a 40 x 24 x 56 matmul prepared for minimal.
 struct SmallMatmul {
     hw::Config minimal = config("minimal");
-    compiler::Program program = compile(matmul_graph(40, 24, 56), minimal);
+    compiler::Program program = compile(matmul_json(40, 24, 56), minimal);
     cli::Prepared prepared = cli::prepare(minimal, program, "", 5);
 };
 
@@ -277,7 +277,7 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
     std::string garbage_message, big_message, outside_message;
     bool empty_edge = false;
     // K = 4096 fits t64's 1 MiB L3 tiles but not minimal's 256 KiB.
-    const compiler::Program big = compile(matmul_graph(512, 512, 4096), config("t64"));
+    const compiler::Program big = compile(matmul_json(512, 512, 4096), config("t64"));
     const std::string big_image = compiler::write_kpu(big);
     TestBench bench("bench", [&](TestBench& tb) {
         std::string text = "{\"format\": \"kpu\", \"version\": 99}";
@@ -370,7 +370,7 @@ TEST(RegisterLevel, AStartWithoutIrqAckLowersIrqUntilTheNewRunEnds) {
 // idle: no queue, port calendar or accumulator state leaks into the next run).
 TEST(RegisterLevel, ProgramsRunBackToBackOnOneDeviceWithTheirOwnResultsAndCycles) {
     const hw::Config minimal = config("minimal");
-    const compiler::Program matmul = compile(matmul_graph(40, 24, 56), minimal);
+    const compiler::Program matmul = compile(matmul_json(40, 24, 56), minimal);
     const compiler::Program mlp = compile(example("mlp.json"), minimal);
     const compiler::Program* order[] = {&matmul, &mlp, &matmul};
     std::vector<cli::Prepared> prepared;

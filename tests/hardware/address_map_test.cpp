@@ -5,13 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/config.h"
+
 namespace kpu::hw {
 namespace {
 
-Config minimal() { return load_config(std::string(KPU_SOURCE_DIR) + "/configs/minimal.json"); }
-
 TEST(AddressMap, DramInterleavesAcrossChannelsAtTheConfiguredGranularity) {
-    Config c = minimal();  // 2 channels, 1024-byte interleave
+    Config c = test::config("minimal");  // 2 channels, 1024-byte interleave
     c.dram.channel_select = ChannelSelect::Modulo;
     AddressMap map(c);
     Location where;
@@ -32,7 +32,7 @@ TEST(AddressMap, DramInterleavesAcrossChannelsAtTheConfiguredGranularity) {
 // Hashed: block b goes to (b + digit sum of b / channels in base channels) mod channels.
 // minimal: 2 channels, so the rotation is the parity of the set bits of b / 2.
 TEST(AddressMap, HashedDramRotatesEachRowOfBlocksByTheDigitSumOfItsIndex) {
-    Config c = minimal();
+    Config c = test::config("minimal");
     ASSERT_EQ(c.dram.channel_select, ChannelSelect::Hashed) << "the shipped configs hash";
     AddressMap map(c);
     const uint32_t expected[8] = {0, 1,   // row 0: no rotation
@@ -52,7 +52,7 @@ TEST(AddressMap, HashedDramRotatesEachRowOfBlocksByTheDigitSumOfItsIndex) {
 // consecutive blocks uses each channel once (so linear streams keep full bandwidth).
 TEST(AddressMap, HashedDramIsABijectionThatCoversEveryChannelPerRow) {
     for (const char* sku : {"minimal", "edge", "t64"}) {
-        Config c = load_config(std::string(KPU_SOURCE_DIR) + "/configs/" + sku + ".json");
+        Config c = test::config(sku);
         AddressMap map(c);
         const uint64_t block = c.dram.interleave_bytes, channels = c.dram.count;
         for (uint64_t row = 0; row < 4096; row += (row < 64 ? 1 : 97)) {
@@ -75,7 +75,7 @@ TEST(AddressMap, HashedDramIsABijectionThatCoversEveryChannelPerRow) {
 // modulo, 8 rows 32 KiB apart on t64 (8 channels x 4 KiB) all sit on one channel; hashed,
 // every such pitch up to 2^30 bytes spreads 8 rows over all 8 channels.
 TEST(AddressMap, HashedDramSpreadsPowerOfTwoRowPitchesOverAllChannels) {
-    Config c = load_config(std::string(KPU_SOURCE_DIR) + "/configs/t64.json");
+    Config c = test::config("t64");
     AddressMap hashed(c);
     Config m = c;
     m.dram.channel_select = ChannelSelect::Modulo;
@@ -91,7 +91,7 @@ TEST(AddressMap, HashedDramSpreadsPowerOfTwoRowPitchesOverAllChannels) {
 }
 
 TEST(AddressMap, OnChipInstancesArePackedPerTile) {
-    Config c = load_config(std::string(KPU_SOURCE_DIR) + "/configs/edge.json");  // 4 tiles, 8 banks, 128 buffers
+    Config c = test::config("edge");  // 4 tiles, 8 banks, 128 buffers
     AddressMap map(c);
     Location where;
     ASSERT_TRUE(map.decode(map.l2_base(2, 5) + 100, 4, where));
@@ -107,7 +107,7 @@ TEST(AddressMap, OnChipInstancesArePackedPerTile) {
 }
 
 TEST(AddressMap, RefusesUnmappedAndBoundaryCrossingRanges) {
-    Config c = minimal();
+    Config c = test::config("minimal");
     AddressMap map(c);
     Location where;
     EXPECT_FALSE(map.decode(map.l3_base(1), 4, where)) << "only one L3 tile";

@@ -6,12 +6,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/config.h"
+
 namespace kpu::hw {
 namespace {
 
 using json = nlohmann::json;
-
-std::string config_path(const std::string& name) { return std::string(KPU_SOURCE_DIR) + "/configs/" + name + ".json"; }
+using test::config_path;
 
 json minimal_json() {
     std::ifstream in(config_path("minimal"));
@@ -29,6 +30,37 @@ std::string error_of(const json& j, const std::vector<Override>& overrides = {})
     }
     ADD_FAILURE() << "config was accepted";
     return "";
+}
+
+/// A change to minimal.json and the message it must give. The change is a JSON merge patch
+/// (RFC 7386): objects merge key by key, any other value replaces, null removes the key.
+struct BadConfig {
+    const char* patch;     ///< e.g. {"fabric": {"rows": 0}}
+    std::string expected;  ///< the whole one-line message
+};
+
+/// Each case's patch of minimal.json is refused with exactly its message.
+void expect_errors(const std::vector<BadConfig>& cases) {
+    for (const BadConfig& c : cases) {
+        SCOPED_TRACE(c.patch);
+        json j = minimal_json();
+        j.merge_patch(json::parse(c.patch));
+        EXPECT_EQ(error_of(j), c.expected);
+    }
+}
+
+/// A --set on minimal.json and the message it must give.
+struct BadOverride {
+    const char* set;       ///< PATH=VALUE, as kpu-sim --set takes it
+    std::string expected;  ///< the whole one-line message
+};
+
+/// Each case's override of minimal.json is refused with exactly its message.
+void expect_override_errors(const std::vector<BadOverride>& cases) {
+    for (const BadOverride& c : cases) {
+        SCOPED_TRACE(c.set);
+        EXPECT_EQ(error_of(minimal_json(), {parse_override(c.set)}), c.expected);
+    }
 }
 
 TEST(Config, EveryShippedConfigLoads) {
@@ -104,12 +136,10 @@ TEST(ConfigErrors, MalformedJsonGivesLineAndColumn) {
 }
 
 TEST(ConfigErrors, UnknownKeyIsRejectedWithASuggestion) {
-    json j = minimal_json();
-    j["fabric"]["rowz"] = 8;
-    EXPECT_EQ(error_of(j), "bad.json: fabric.rowz: unknown field (did you mean 'rows'?)");
-    json top = minimal_json();
-    top["turbo"] = true;
-    EXPECT_EQ(error_of(top), "bad.json: turbo: unknown field");
+    expect_errors({
+        {R"({"fabric": {"rowz": 8}})", "bad.json: fabric.rowz: unknown field (did you mean 'rows'?)"},
+        {R"({"turbo": true})", "bad.json: turbo: unknown field"},
+    });
 }
 
 TEST(ConfigErrors, TypoOfARequiredFieldIsReportedAsTheTypo) {
@@ -120,133 +150,104 @@ TEST(ConfigErrors, TypoOfARequiredFieldIsReportedAsTheTypo) {
 }
 
 TEST(ConfigErrors, MissingFieldIsNamed) {
-    json j = minimal_json();
-    j["l2"].erase("latency_cycles");
-    EXPECT_EQ(error_of(j), "bad.json: l2.latency_cycles: missing required field");
-    json k = minimal_json();
-    k.erase("dma");
-    EXPECT_EQ(error_of(k), "bad.json: dma: missing required field");
+    expect_errors({
+        {R"({"l2": {"latency_cycles": null}})", "bad.json: l2.latency_cycles: missing required field"},
+        {R"({"dma": null})", "bad.json: dma: missing required field"},
+    });
 }
 
 TEST(ConfigErrors, WrongTypeShowsTheValue) {
-    json j = minimal_json();
-    j["fabric"]["rows"] = "eight";
-    EXPECT_EQ(error_of(j), "bad.json: fabric.rows: expected a positive integer, got \"eight\"");
-    json k = minimal_json();
-    k["dram"]["bandwidth_gb_per_s"] = json::array({1, 2});
-    EXPECT_EQ(error_of(k), "bad.json: dram.bandwidth_gb_per_s: expected a number, got [1,2]");
-    json l = minimal_json();
-    l["fabric"]["rows"] = 8.5;
-    EXPECT_EQ(error_of(l), "bad.json: fabric.rows: expected a positive integer, got 8.5");
-    json m = minimal_json();
-    m["clocks"] = 5;
-    EXPECT_EQ(error_of(m), "bad.json: clocks: expected an object, got 5");
+    expect_errors({
+        {R"({"fabric": {"rows": "eight"}})", "bad.json: fabric.rows: expected a positive integer, got \"eight\""},
+        {R"({"dram": {"bandwidth_gb_per_s": [1, 2]}})",
+         "bad.json: dram.bandwidth_gb_per_s: expected a number, got [1,2]"},
+        {R"({"fabric": {"rows": 8.5}})", "bad.json: fabric.rows: expected a positive integer, got 8.5"},
+        {R"({"clocks": 5})", "bad.json: clocks: expected an object, got 5"},
+    });
 }
 
 TEST(ConfigErrors, ZeroAndNegativeSizesAreRejected) {
-    json j = minimal_json();
-    j["l1"]["capacity_kib"] = 0;
-    EXPECT_EQ(error_of(j), "bad.json: l1.capacity_kib: must be > 0, got 0");
-    json k = minimal_json();
-    k["compute_tiles"] = -4;
-    EXPECT_EQ(error_of(k), "bad.json: compute_tiles: must be > 0, got -4");
-    json l = minimal_json();
-    l["clocks"]["fabric_mhz"] = -1000.0;
-    EXPECT_EQ(error_of(l), "bad.json: clocks.fabric_mhz: must be between 1 and 100000, got -1000.0");
-    json m = minimal_json();
-    m["static_power_w"] = -0.5;
-    EXPECT_EQ(error_of(m), "bad.json: static_power_w: must be between 0 and 1000000, got -0.5");
+    expect_errors({
+        {R"({"l1": {"capacity_kib": 0}})", "bad.json: l1.capacity_kib: must be > 0, got 0"},
+        {R"({"compute_tiles": -4})", "bad.json: compute_tiles: must be > 0, got -4"},
+        {R"({"clocks": {"fabric_mhz": -1000.0}})",
+         "bad.json: clocks.fabric_mhz: must be between 1 and 100000, got -1000.0"},
+        {R"({"static_power_w": -0.5})", "bad.json: static_power_w: must be between 0 and 1000000, got -0.5"},
+    });
 }
 
 TEST(ConfigErrors, ValuesBeyondTheSimulatorsLimitsNameTheLimit) {
     // Fuzzing found each of these elaborating for minutes, failing inside SystemC, or
     // printing nonsense timing (a clock of 1e-300 MHz ran in 0 cycles).
-    auto with = [](const std::string& path, const json& value) {
-        json j = minimal_json();
-        json* node = &j;
-        for (size_t from = 0, dot; from != std::string::npos; from = dot == std::string::npos ? dot : dot + 1) {
-            dot = path.find('.', from);
-            node = &(*node)[path.substr(from, dot == std::string::npos ? dot : dot - from)];
-        }
-        *node = value;
-        return error_of(j);
-    };
-    EXPECT_EQ(with("clocks.sram_mhz", 1e-300), "bad.json: clocks.sram_mhz: must be between 1 and 100000, got 1e-300");
-    EXPECT_EQ(with("clocks.fabric_mhz", 100001), "bad.json: clocks.fabric_mhz: must be between 1 and 100000, got 100001");
-    EXPECT_EQ(with("l2.bandwidth_gb_per_s", 0.0),
-              "bad.json: l2.bandwidth_gb_per_s: must be between 0.001 and 1000000, got 0.0");
-    EXPECT_EQ(with("l2.energy_pj_per_byte", 1e308),
-              "bad.json: l2.energy_pj_per_byte: must be between 0 and 1000000, got 1e+308");
-    EXPECT_EQ(with("dma.engines", 4294967295u), "bad.json: dma.engines: must be <= 1024, got 4294967295");
-    EXPECT_EQ(with("l2.ports", 65), "bad.json: l2.ports: must be <= 64, got 65");
-    EXPECT_EQ(with("dram.latency_cycles", 1000001), "bad.json: dram.latency_cycles: must be <= 1000000, got 1000001");
-    EXPECT_EQ(with("l1.burst_bytes", 131072), "bad.json: l1.burst_bytes: must be <= 65536, got 131072");
-    // Totals: each count within its limit, the platform not.
-    json j = minimal_json();
-    j["compute_tiles"] = j["l3"]["tiles"] = 1000;
-    j["l1"]["buffers_per_tile"] = 4096;
-    EXPECT_EQ(error_of(j), "bad.json: l1.buffers_per_tile: compute_tiles x (l2.banks_per_tile + l1.buffers_per_tile) = "
-                           "1000 x (4 + 4096) = 4100000 memories, more than the simulator's 262144");
-    json k = minimal_json();
-    k["compute_tiles"] = k["l3"]["tiles"] = 1000;
-    k["streamer"]["per_tile"] = 20;
-    EXPECT_EQ(error_of(k), "bad.json: compute_tiles: dma.engines + compute_tiles x (block_mover.per_tile + "
-                           "streamer.per_tile) = 2 + 1000 x (1 + 20) = 21002 data movers, more than the simulator's 16384");
-    // How far movers must run ahead of their completions (Derived::mover_window_s): the
-    // largest contributor is named. 19 us of DRAM latency is allowed; 25 us is not.
-    json fine = minimal_json();
-    fine["dram"]["latency_cycles"] = 19000;
-    EXPECT_NEAR(derive(parse_config(fine.dump(), "fine.json")).mover_window_s, 19.1e-6, 0.1e-6);
     const std::string tail = "; movers would have to run that far ahead of their completions, more than the "
                              "simulator's 20 us (docs/models.md, Temporal decoupling)";
     auto path_too_long = [&](const std::string& field, const char* total, const char* part) {
         return "bad.json: " + field + ": a burst's unloaded path takes up to " + total + ", " + part + " of it " +
                field + tail;
     };
-    EXPECT_EQ(with("dram.latency_cycles", 25000), path_too_long("dram.latency_cycles", "25 us", "25 us"));
-    EXPECT_EQ(with("interconnect.latency_cycles", 12000),
-              path_too_long("interconnect.latency_cycles", "24.1 us", "24 us"));
-    // A review: a slow bandwidth blamed dram.latency_cycles. Minimal's L1 bursts are 32 B:
-    // at 0.001 GB/s one takes 32 us.
-    EXPECT_EQ(with("l1.bandwidth_gb_per_s", 0.001), path_too_long("l1.bandwidth_gb_per_s", "32.1 us", "32 us"));
-    EXPECT_EQ(with("dram.interleave_bytes", 131072),
-              "bad.json: dram.interleave_bytes: dram.channels x interleave_bytes / channel bandwidth = 2 x 131072 B "
-              "/ 8 GB/s = 32.8 us" + tail);
+    expect_errors({
+        {R"({"clocks": {"sram_mhz": 1e-300}})", "bad.json: clocks.sram_mhz: must be between 1 and 100000, got 1e-300"},
+        {R"({"clocks": {"fabric_mhz": 100001}})",
+         "bad.json: clocks.fabric_mhz: must be between 1 and 100000, got 100001"},
+        {R"({"l2": {"bandwidth_gb_per_s": 0.0}})",
+         "bad.json: l2.bandwidth_gb_per_s: must be between 0.001 and 1000000, got 0.0"},
+        {R"({"l2": {"energy_pj_per_byte": 1e308}})",
+         "bad.json: l2.energy_pj_per_byte: must be between 0 and 1000000, got 1e+308"},
+        {R"({"dma": {"engines": 4294967295}})", "bad.json: dma.engines: must be <= 1024, got 4294967295"},
+        {R"({"l2": {"ports": 65}})", "bad.json: l2.ports: must be <= 64, got 65"},
+        {R"({"dram": {"latency_cycles": 1000001}})", "bad.json: dram.latency_cycles: must be <= 1000000, got 1000001"},
+        {R"({"l1": {"burst_bytes": 131072}})", "bad.json: l1.burst_bytes: must be <= 65536, got 131072"},
+        // Totals: each count within its limit, the platform not.
+        {R"({"compute_tiles": 1000, "l3": {"tiles": 1000}, "l1": {"buffers_per_tile": 4096}})",
+         "bad.json: l1.buffers_per_tile: compute_tiles x (l2.banks_per_tile + l1.buffers_per_tile) = "
+         "1000 x (4 + 4096) = 4100000 memories, more than the simulator's 262144"},
+        {R"({"compute_tiles": 1000, "l3": {"tiles": 1000}, "streamer": {"per_tile": 20}})",
+         "bad.json: compute_tiles: dma.engines + compute_tiles x (block_mover.per_tile + "
+         "streamer.per_tile) = 2 + 1000 x (1 + 20) = 21002 data movers, more than the simulator's 16384"},
+        // How far movers must run ahead of their completions (Derived::mover_window_s): the
+        // largest contributor is named. 19 us of DRAM latency is allowed (below); 25 us is not.
+        {R"({"dram": {"latency_cycles": 25000}})", path_too_long("dram.latency_cycles", "25 us", "25 us")},
+        {R"({"interconnect": {"latency_cycles": 12000}})",
+         path_too_long("interconnect.latency_cycles", "24.1 us", "24 us")},
+        // A review: a slow bandwidth blamed dram.latency_cycles. Minimal's L1 bursts are 32 B:
+        // at 0.001 GB/s one takes 32 us.
+        {R"({"l1": {"bandwidth_gb_per_s": 0.001}})", path_too_long("l1.bandwidth_gb_per_s", "32.1 us", "32 us")},
+        {R"({"dram": {"interleave_bytes": 131072}})",
+         "bad.json: dram.interleave_bytes: dram.channels x interleave_bytes / channel bandwidth = 2 x 131072 B "
+         "/ 8 GB/s = 32.8 us" + tail},
+    });
+    json fine = minimal_json();
+    fine["dram"]["latency_cycles"] = 19000;
+    EXPECT_NEAR(derive(parse_config(fine.dump(), "fine.json")).mover_window_s, 19.1e-6, 0.1e-6);
 }
 
 TEST(ConfigErrors, InconsistentCountsAreRejected) {
-    json j = minimal_json();
-    j["l3"]["tiles"] = 2;
-    EXPECT_EQ(error_of(j), "bad.json: l3.tiles: must equal compute_tiles (1: one L3 tile per compute tile), got 2");
-    json k = minimal_json();
-    k["l1"]["buffers_per_tile"] = 8;
-    k["streamer"]["per_tile"] = 9;
-    EXPECT_EQ(error_of(k), "bad.json: streamer.per_tile: must be <= l1.buffers_per_tile (8), got 9");
-    json l = minimal_json();
-    l["dram"]["interleave_bytes"] = 32;
-    EXPECT_EQ(error_of(l), "bad.json: dram.interleave_bytes: must be >= dram.burst_bytes (64), got 32");
-    json m = minimal_json();
-    m["l1"]["buffers_per_tile"] = 1;
-    m["streamer"]["per_tile"] = 1;
-    EXPECT_EQ(error_of(m), "bad.json: l1.buffers_per_tile: must be >= 2 (one for A, one for B), got 1");
+    expect_errors({
+        {R"({"l3": {"tiles": 2}})",
+         "bad.json: l3.tiles: must equal compute_tiles (1: one L3 tile per compute tile), got 2"},
+        {R"({"l1": {"buffers_per_tile": 8}, "streamer": {"per_tile": 9}})",
+         "bad.json: streamer.per_tile: must be <= l1.buffers_per_tile (8), got 9"},
+        {R"({"dram": {"interleave_bytes": 32}})",
+         "bad.json: dram.interleave_bytes: must be >= dram.burst_bytes (64), got 32"},
+        {R"({"l1": {"buffers_per_tile": 1}, "streamer": {"per_tile": 1}})",
+         "bad.json: l1.buffers_per_tile: must be >= 2 (one for A, one for B), got 1"},
+    });
 }
 
 TEST(ConfigErrors, PowerOfTwoIsEnforced) {
-    json j = minimal_json();
-    j["l2"]["burst_bytes"] = 48;
-    EXPECT_EQ(error_of(j), "bad.json: l2.burst_bytes: must be a power of two, got 48");
-    json k = minimal_json();
-    k["dram"]["interleave_bytes"] = 3000;
-    EXPECT_EQ(error_of(k), "bad.json: dram.interleave_bytes: must be a power of two, got 3000");
+    expect_errors({
+        {R"({"l2": {"burst_bytes": 48}})", "bad.json: l2.burst_bytes: must be a power of two, got 48"},
+        {R"({"dram": {"interleave_bytes": 3000}})",
+         "bad.json: dram.interleave_bytes: must be a power of two, got 3000"},
+    });
 }
 
 TEST(ConfigErrors, ChannelSelectIsHashedOrModulo) {
-    json j = minimal_json();
-    j["dram"]["channel_select"] = "xor";
-    EXPECT_EQ(error_of(j), "bad.json: dram.channel_select: expected \"modulo\" or \"hashed\", got \"xor\"");
-    json k = minimal_json();
-    k["dram"]["channel_select"] = 1;
-    EXPECT_EQ(error_of(k), "bad.json: dram.channel_select: expected a string, got 1");
+    expect_errors({
+        {R"({"dram": {"channel_select": "xor"}})",
+         "bad.json: dram.channel_select: expected \"modulo\" or \"hashed\", got \"xor\""},
+        {R"({"dram": {"channel_select": 1}})", "bad.json: dram.channel_select: expected a string, got 1"},
+    });
     json absent = minimal_json();
     absent["dram"].erase("channel_select");
     EXPECT_EQ(parse_config(absent.dump(), "ok.json").dram.channel_select, ChannelSelect::Hashed);
@@ -256,10 +257,10 @@ TEST(ConfigErrors, ChannelSelectIsHashedOrModulo) {
 }
 
 TEST(ConfigErrors, UnknownElementTypeIsNamed) {
-    json j = minimal_json();
-    j["fabric"]["element_types"] = json::array({"float32", "fp8"});
-    EXPECT_EQ(error_of(j),
-              "bad.json: fabric.element_types[1]: unknown element type \"fp8\" (known: bfloat16, float16, float32, int8)");
+    expect_errors({
+        {R"({"fabric": {"element_types": ["float32", "fp8"]}})",
+         "bad.json: fabric.element_types[1]: unknown element type \"fp8\" (known: bfloat16, float16, float32, int8)"},
+    });
 }
 
 TEST(ConfigOverrides, SetReplacesAFieldBeforeValidation) {
@@ -271,18 +272,18 @@ TEST(ConfigOverrides, SetReplacesAFieldBeforeValidation) {
 }
 
 TEST(ConfigOverrides, OverriddenValuesAreValidatedLikeTheFile) {
-    EXPECT_EQ(error_of(minimal_json(), {parse_override("fabric.rows=0")}), "bad.json: fabric.rows: must be > 0, got 0");
-    EXPECT_EQ(error_of(minimal_json(), {parse_override("l2.burst_bytes=100")}),
-              "bad.json: l2.burst_bytes: must be a power of two, got 100");
-    EXPECT_EQ(error_of(minimal_json(), {parse_override("fabric.rows=many")}),
-              "bad.json: fabric.rows: expected a positive integer, got \"many\"");
+    expect_override_errors({
+        {"fabric.rows=0", "bad.json: fabric.rows: must be > 0, got 0"},
+        {"l2.burst_bytes=100", "bad.json: l2.burst_bytes: must be a power of two, got 100"},
+        {"fabric.rows=many", "bad.json: fabric.rows: expected a positive integer, got \"many\""},
+    });
 }
 
 TEST(ConfigOverrides, UnknownPathIsRejected) {
-    EXPECT_EQ(error_of(minimal_json(), {parse_override("fabric.rowz=4")}),
-              "bad.json: --set fabric.rowz=4: no field 'fabric.rowz' in the config");
-    EXPECT_EQ(error_of(minimal_json(), {parse_override("fabric.rows.x=4")}),
-              "bad.json: --set fabric.rows.x=4: no field 'fabric.rows.x' in the config");
+    expect_override_errors({
+        {"fabric.rowz=4", "bad.json: --set fabric.rowz=4: no field 'fabric.rowz' in the config"},
+        {"fabric.rows.x=4", "bad.json: --set fabric.rows.x=4: no field 'fabric.rows.x' in the config"},
+    });
 }
 
 TEST(ConfigOverrides, MalformedSetIsRejected) {

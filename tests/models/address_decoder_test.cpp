@@ -5,12 +5,13 @@
 #include "hardware/address_map.h"
 #include "hardware/config.h"
 #include "models/address_decoder.h"
+#include "tests/support/config.h"
 
 namespace kpu::model {
 namespace {
 
 struct Maps {
-    hw::Config config = hw::load_config(KPU_SOURCE_DIR "/configs/edge.json");  // 2 channels, 2 KiB interleave, 4 tiles
+    hw::Config config = test::config("edge");  // 2 channels, 2 KiB interleave, 4 tiles
     hw::AddressMap map{config};
 };
 

@@ -12,7 +12,9 @@
 #include "models/l1_buffer.h"
 #include "models/l1_fanout.h"
 #include "models/protocol_checker.h"
-#include "tests/models/test_support.h"
+#include "tests/support/config.h"
+#include "tests/support/report_catcher.h"
+#include "tests/support/scripted_initiator.h"
 
 namespace kpu::model {
 namespace {
@@ -23,7 +25,7 @@ using test::ScriptedInitiator;
 /// initiator -> checker -> fanout -> the first four L1 buffers of tile 0 of minimal.json
 /// (1 KiB each, one port of 8 GB/s).
 struct Bench {
-    hw::Config config = hw::load_config(KPU_SOURCE_DIR "/configs/minimal.json");
+    hw::Config config = test::config("minimal");
     hw::AddressMap map{config};
     std::vector<std::unique_ptr<L1Buffer>> buffers;
     std::unique_ptr<L1Fanout> fanout;

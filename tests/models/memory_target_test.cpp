@@ -11,7 +11,9 @@
 #include "models/dram_channel.h"
 #include "models/l2_bank.h"
 #include "models/protocol_checker.h"
-#include "tests/models/test_support.h"
+#include "tests/support/config.h"
+#include "tests/support/report_catcher.h"
+#include "tests/support/scripted_initiator.h"
 
 namespace kpu::model {
 namespace {
@@ -20,11 +22,9 @@ using sc_core::SC_NS;
 using sc_core::sc_time;
 using test::ScriptedInitiator;
 
-hw::Config minimal() { return hw::load_config(KPU_SOURCE_DIR "/configs/minimal.json"); }
-
 /// initiator -> checker -> memory `kpu_test.mem`.
 struct Bench {
-    hw::Config config = minimal();
+    hw::Config config = test::config("minimal");
     hw::AddressMap map{config};
     std::unique_ptr<MemoryTarget> memory;
     ProtocolChecker checker{"checker"};

@@ -2,7 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "models/protocol_checker.h"
-#include "tests/models/test_support.h"
+#include "tests/support/report_catcher.h"
+#include "tests/support/scripted_initiator.h"
 
 namespace kpu::model {
 namespace {

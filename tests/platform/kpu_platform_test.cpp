@@ -7,8 +7,10 @@
 #include <map>
 #include <random>
 
-#include "tests/models/test_support.h"
-#include "tests/platform/platform_test_support.h"
+#include "tests/support/config.h"
+#include "tests/support/platform_driver.h"
+#include "tests/support/report_catcher.h"
+#include "tests/support/scripted_initiator.h"
 
 namespace kpu::platform {
 namespace {

@@ -11,8 +11,9 @@
 #include <random>
 #include <thread>
 
-#include "tests/models/test_support.h"
-#include "tests/platform/platform_test_support.h"
+#include "tests/support/config.h"
+#include "tests/support/platform_driver.h"
+#include "tests/support/report_catcher.h"
 
 namespace kpu::platform {
 namespace {

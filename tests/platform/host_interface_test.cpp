@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/fabric/test_memory.h"
+#include "tests/support/test_memory.h"
 
 namespace kpu::platform {
 namespace {

@@ -11,47 +11,43 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include "sc_main/npy.h"
+#include "tests/support/config.h"
+#include "tests/support/files.h"
+#include "tests/support/graphs.h"
+#include "tests/support/run_tool.h"
 
 namespace {
 
-struct Result {
-    int exit_code;
-    std::string out;
-    std::string err;
-};
+using kpu::test::slurp;
+using Result = kpu::test::ToolRun;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
+/// kpu-sim ARGS from the source root (relative paths are the repository's files).
 Result run(const std::string& args) {
-    // ctest runs tests in parallel: each test gets its own output files.
-    const std::string stem = ::testing::TempDir() + "kpu_cli_" +
-                             ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    const std::string out = stem + ".out", err = stem + ".err";
-    const std::string cmd = "cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-sim " + args + " >" + out + " 2>" + err;
-    int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+    return kpu::test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-sim " + args, "kpu_cli_");
 }
 
 int lines(const std::string& text) { return int(std::count(text.begin(), text.end(), '\n')); }
+
+/// kpu-sim ARGS is refused with one line on stderr that contains `part`.
+void expect_one_line_error(const std::string& args, const std::string& part) {
+    SCOPED_TRACE(args);
+    Result r = run(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
+}
 
 /// Compiles C[m x n] = A[m x k] B[k x n] for t64 into dir/mm.kpu (dir is created); returns
 /// kpu-compile's stdout.
 std::string compile_matmul(const std::string& dir, int m, int k, int n) {
     if (std::system(("mkdir -p " + dir).c_str()) != 0) return "mkdir failed";
-    std::ofstream(dir + "mm.json") << "{\"op\": \"matmul\", \"A\": {\"shape\": [" << m << ", " << k
-                                   << "], \"dtype\": \"float32\"}, \"B\": {\"shape\": [" << k << ", " << n
-                                   << "], \"dtype\": \"float32\"}, \"C\": {\"shape\": [" << m << ", " << n
-                                   << "], \"dtype\": \"float32\"}}";
-    const std::string compile = "cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + dir +
-                                "mm.json -o " + dir + "mm.kpu --config configs/t64.json >" + dir + "compile.out";
-    const int status = std::system(compile.c_str());
-    return (status == 0 ? "" : "kpu-compile failed: ") + slurp(dir + "compile.out");
+    std::ofstream(dir + "mm.json") << kpu::test::matmul_json(m, n, k);
+    const Result r = kpu::test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + dir +
+                                                "mm.json -o " + dir + "mm.kpu --config configs/t64.json",
+                                            "kpu_cli_compile_");
+    return (r.exit_code == 0 ? "" : "kpu-compile failed: ") + r.out;
 }
 
 TEST(KpuSimCli, DescribePrintsDerivedFigures) {
@@ -75,7 +71,7 @@ TEST(KpuSimCli, MissingConfigFileIsOneLine) {
 
 TEST(KpuSimCli, TypoInAKeyIsOneLine) {
     const std::string path = ::testing::TempDir() + "typo.json";
-    std::string text = slurp(KPU_SOURCE_DIR "/configs/minimal.json");
+    std::string text = slurp(kpu::test::config_path("minimal"));
     text.replace(text.find("\"latency_cycles\""), 16, "\"latency_cylces\"");
     std::ofstream(path) << text;
     Result r = run("--config " + path + " --describe");
@@ -96,21 +92,15 @@ TEST(KpuSimCli, SetOverrideReachesTheModel) {
 }
 
 TEST(KpuSimCli, UnknownOptionIsOneLine) {
-    Result r = run("--config configs/minimal.json --frobnicate");
-    EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(lines(r.err), 1) << r.err;
-    EXPECT_NE(r.err.find("frobnicate"), std::string::npos) << r.err;
+    expect_one_line_error("--config configs/minimal.json --frobnicate", "frobnicate");
 }
 
 TEST(KpuSimCli, TrainBytesNeedsAProgramAndANumber) {
-    Result alone = run("--config configs/minimal.json --describe --train-bytes 0");
-    EXPECT_NE(alone.exit_code, 0);
-    EXPECT_EQ(lines(alone.err), 1) << alone.err;
-    EXPECT_NE(alone.err.find("--train-bytes, --progress and --single-thread need --program"), std::string::npos) << alone.err;
-    Result word = run("--config configs/minimal.json --program x.kpu --train-bytes many");
-    EXPECT_NE(word.exit_code, 0);
-    EXPECT_EQ(lines(word.err), 1) << word.err;
-    EXPECT_NE(word.err.find("train-bytes"), std::string::npos) << word.err;
+    const std::pair<std::string, std::string> cases[] = {
+        {"--describe --train-bytes 0", "--train-bytes, --progress and --single-thread need --program"},
+        {"--program x.kpu --train-bytes many", "train-bytes"},
+    };
+    for (const auto& [args, part] : cases) expect_one_line_error("--config configs/minimal.json " + args, part);
 }
 
 TEST(KpuSimCli, NonsenseArgumentsAreRefusedNotIgnored) {
@@ -410,12 +400,8 @@ TEST(KpuSimCli, ProgressPrintsLinesOnStderrWhileTheProgramRuns) {
     EXPECT_GE(running, 1) << r.err;
     EXPECT_NE(r.out.find("ops               1760"), std::string::npos) << r.out;
 
-    for (const char* bad : {"--progress 0", "--progress=-1", "--progress soon"}) {
-        Result e = run("--config configs/t64.json --program " + dir + "mm.kpu " + bad);
-        EXPECT_NE(e.exit_code, 0) << bad;
-        EXPECT_EQ(lines(e.err), 1) << bad << ": " << e.err;
-        EXPECT_NE(e.err.find("progress"), std::string::npos) << bad << ": " << e.err;
-    }
+    for (const char* bad : {"--progress 0", "--progress=-1", "--progress soon"})
+        expect_one_line_error("--config configs/t64.json --program " + dir + "mm.kpu " + bad, "progress");
     Result alone = run("--config configs/t64.json --describe --progress");
     EXPECT_NE(alone.exit_code, 0);
     EXPECT_NE(alone.err.find("--progress and --single-thread need --program"), std::string::npos) << alone.err;

@@ -6,12 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/files.h"
+
 namespace kpu::cli {
 namespace {
 
-std::string temp(const std::string& name) {
-    return ::testing::TempDir() + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + name;
-}
+using test::temp;
 
 TEST(Npy, RoundTripKeepsShapeAndBytes) {
     std::vector<float> data = {1.5f, -2.0f, 3.25f, 0.0f, 1e-30f, 7.0f};

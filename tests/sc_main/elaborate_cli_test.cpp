@@ -1,30 +1,22 @@
 // kpu-sim --elaborate-only, run as a user would: module counts per kind from the config.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
 
-#include <sys/wait.h>
-
 #include "hardware/config.h"
+#include "tests/support/config.h"
+#include "tests/support/run_tool.h"
 
 namespace {
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
+/// kpu-sim ARGS from the source root; `out` gets stdout and stderr as one text.
 int run(const std::string& args, std::string& out) {
-    const std::string file = ::testing::TempDir() + "kpu_elaborate_" +
-                             ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".out";
-    const std::string cmd = "cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-sim " + args + " >" + file + " 2>&1";
-    const int status = std::system(cmd.c_str());
-    out = slurp(file);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const kpu::test::ToolRun r =
+        kpu::test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-sim " + args + " 2>&1", "kpu_elaborate_");
+    out = r.out;
+    return r.exit_code;
 }
 
 /// "  kind   n" lines of the output, by kind (the total included).
@@ -43,7 +35,7 @@ std::map<std::string, uint64_t> counts(const std::string& out) {
 
 TEST(KpuSimElaborateOnly, PrintsEveryModuleOfTheTreePerKind) {
     // Every SC_MODULE the platform builds, from the config: chip level, then per tile.
-    const kpu::hw::Config cfg = kpu::hw::load_config(KPU_SOURCE_DIR "/configs/minimal.json");
+    const kpu::hw::Config cfg = kpu::test::config("minimal");
     const uint64_t tiles = cfg.compute_tiles;
     const std::map<std::string, uint64_t> per_chip = {
         {"kpu_platform", 1}, {"host_interface", 1},         {"sequencer", 1},

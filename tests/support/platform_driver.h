@@ -1,5 +1,6 @@
-// A driver thread for platform tests: runs a script that submits descriptors and waits for
-// their completions, and records every completion by id.
+// Driving the movers of a KpuPlatform from a test: transfer descriptors, a driver thread that
+// runs a script submitting them and records every completion by id, and the figures the
+// tests check (protocol violations, picoseconds, bandwidth).
 #pragma once
 
 #include <functional>
@@ -10,14 +11,10 @@
 
 #include <systemc>
 
-#include "hardware/config.h"
+#include "hardware/transfer.h"
 #include "platform/kpu_platform.h"
 
 namespace kpu::test {
-
-inline hw::Config config(const std::string& name, const std::vector<hw::Override>& overrides = {}) {
-    return hw::load_config(std::string(KPU_SOURCE_DIR "/configs/") + name + ".json", overrides);
-}
 
 inline hw::Transfer transfer(uint64_t id, uint64_t src, uint64_t dst, uint32_t rows, uint32_t row_bytes,
                              uint64_t src_stride, uint64_t dst_stride,

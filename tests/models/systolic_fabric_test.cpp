@@ -10,12 +10,11 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "hardware/fabric_timing.h"
-#include "tests/fabric/test_memory.h"
+#include "tests/support/config.h"
+#include "tests/support/test_memory.h"
 
 namespace kpu::model {
 namespace {
-
-hw::Config minimal() { return hw::load_config(std::string(KPU_SOURCE_DIR) + "/configs/minimal.json"); }
 
 hw::MatmulCommand mm(uint32_t m, uint32_t n, uint32_t k) {
     hw::MatmulCommand c;
@@ -51,7 +50,7 @@ TEST(FabricTiming, DrainCyclesShiftOneRowPerCyclePerColumnBlock) {
 
 struct Bench : sc_core::sc_module {
     static constexpr uint64_t kBase = 0x1000;
-    hw::Config config = minimal();
+    hw::Config config = test::config("minimal");
     SystolicFabric fabric{"fabric", config};
     test::TestMemory l1{"l1", kBase, 64 * 1024};
     std::vector<std::pair<uint64_t, bool>> done;
@@ -160,7 +159,7 @@ struct RegionedL1 : sc_core::sc_module {
 // place without a lookup), some in the next one, some across two (copied). A row read past
 // its region would pick up the NaN poison.
 TEST(SystolicFabric, OperandRowsAcrossSmallDmiRegionsGiveExactProducts) {
-    const hw::Config config = minimal();
+    const hw::Config config = test::config("minimal");
     SystolicFabric fabric("fabric", config);
     RegionedL1 l1("l1");
     fabric.l1_socket.bind(l1.socket);
