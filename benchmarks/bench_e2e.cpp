@@ -69,9 +69,9 @@ inline __attribute__((always_inline)) void plain_gemm(float* c, const float* a, 
 using Gemm = void (*)(float*, const float*, const float*, uint32_t, uint32_t, uint32_t);
 
 /// Three copies of a loop, each at its own address (the empty asm keeps the linker from
-/// folding them into one): where the linker places the loop changes its speed. One build
-/// ran the plain loop in 0.15 s in every process and the next, with an unrelated change
-/// elsewhere in this file, in 0.09 s; the baseline takes the best copy.
+/// folding them into one): where the linker places the loop can change its speed by more
+/// than half, from one build to the next, with no change to the loop itself; the baseline
+/// takes the best copy.
 using Copies = std::array<Gemm, 3>;
 
 template <int Copy>
@@ -110,12 +110,10 @@ Copies wide_gemm(const std::string& isa) {
 /// Best of `runs` timings of each copy of the loop into c (zeroed before each run), each copy
 /// in a fresh output buffer. The loop stores rows of C while it loads rows of B; where the two
 /// lie a multiple of 4 KiB apart, the core takes the loads for reloads of the stores ("4K
-/// aliasing") and the loop runs up to 1.7x slower (1024^3: 0.083 s with C half a page from
-/// B, 0.14 s at 64 bytes, same binary). Where malloc put the vectors decided which, so each
-/// buffer is placed half a page from B. Even so one buffer could stay slow for all its runs
-/// (0.15-0.17 s against 0.09 s in the next, same process), and where the linker put the loop
-/// mattered as much (Copies): the baseline is the loop at its best, whatever the allocator,
-/// the pages it got and the linker did.
+/// aliasing") and the loop runs much slower, so each buffer is placed half a page from B
+/// rather than where malloc puts it. Even so one buffer can stay slow for all its runs while
+/// the next is fast, and the linker's placement matters as much (Copies): the baseline is the
+/// loop at its best, whatever the allocator, the pages it got and the linker did.
 double time_gemm(const Copies& copies, std::vector<float>& c, const std::vector<float>& a, const std::vector<float>& b,
                  uint32_t m, uint32_t n, uint32_t k, int runs) {
     if (runs <= 0) return 0;  // --no-native

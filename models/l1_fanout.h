@@ -3,8 +3,8 @@
 // with the address made local to that buffer, restoring it afterwards. It charges no time
 // (each buffer keeps its own port timing) and keeps no state.
 //
-// Why it exists: one TLM target socket per buffer (8192 on t64, 65536 on datacenter) was
-// most of the platform's elaboration time (sockets are several named SystemC objects each,
+// Why it exists: one TLM target socket per buffer (8192 on t64, 65536 on datacenter) would
+// be most of the platform's elaboration time (sockets are several named SystemC objects each,
 // plus a multi-socket binding). Buffers stay SC_MODULEs with their own names, timers and
 // bytes; only the socket is shared.
 //

@@ -8,8 +8,8 @@
 // get_direct_mem_ptr (one page per grant, allocated on request, read/write).
 // `MemoryTarget` is a Memory with its own `socket` (tlm_target_socket): DRAM channels, L3
 // tiles and L2 banks. L1 buffers are Memories without one: all of a tile's buffers sit behind
-// one socket of their L1Fanout (models/l1_fanout.h), because a TLM socket per buffer made
-// up most of the platform's elaboration.
+// one socket of their L1Fanout (models/l1_fanout.h), because a TLM socket per buffer would
+// make up most of the platform's elaboration.
 // Time: per burst, start = max(arrival, port_free), done = start + latency + N / bandwidth.
 #pragma once
 

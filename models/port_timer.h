@@ -107,7 +107,7 @@ public:
 
 private:
     /// Books `occupied` on the port that can start it first; with one or two ports (every
-    /// config so far) this is one or two looks at the newest interval. `unit` is the part
+    /// shipped config) this is one or two looks at the newest interval. `unit` is the part
     /// it may be split at (a train's bursts): booked in time order it is one interval; a
     /// late one fills earlier idle gaps that hold at least one unit, in order, as bursts
     /// booked one by one would. `done` is then the last part's end + latency.
