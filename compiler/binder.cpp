@@ -14,16 +14,6 @@
 
 namespace kpu::compiler {
 
-const char* to_string(EngineKind engine) {
-    switch (engine) {
-        case EngineKind::Dma: return "dma";
-        case EngineKind::BlockMover: return "block_mover";
-        case EngineKind::Streamer: return "streamer";
-        case EngineKind::Fabric: return "fabric";
-    }
-    return "?";
-}
-
 std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& config) {
     // A kernel that reads the previous kernel's results starts where that one started (a
     // chain's layers wait for each other anyway); one that does not starts after the previous
@@ -427,11 +417,9 @@ std::string write_bound_program(const BoundProgram& bound) {
         << ",\n \"dram_write_bytes\": " << bound.dram_write_bytes << ",\n \"macs\": " << bound.macs
         << ",\n \"elided_moves\": " << bound.elided_moves << ",\n \"elided_bytes\": " << bound.elided_bytes
         << ",\n \"tensors\": " << tensors.dump() << ",\n \"ops\": [";
-    static const char* const kKinds[] = {"move", "matmul", "drain"};
-    static const char* const kActivations[] = {"none", "relu", "gelu"};
     for (size_t i = 0; i < bound.ops.size(); ++i) {
         const BoundOp& op = bound.ops[i];
-        json o = {{"id", op.id},     {"kind", kKinds[int(op.kind)]}, {"engine", to_string(op.engine)},
+        json o = {{"id", op.id},     {"kind", to_string(op.kind)}, {"engine", to_string(op.engine)},
                   {"tile", op.tile}, {"unit", op.unit},              {"dfx_op", op.dfx_op},
                   {"deps", op.deps}};
         if (op.kind == BoundOp::Kind::Move)
@@ -454,7 +442,7 @@ std::string write_bound_program(const BoundProgram& bound) {
                           {"n", op.drain.n},
                           {"has_bias", op.drain.has_bias},
                           {"bias", op.drain.bias},
-                          {"activation", kActivations[int(op.drain.activation)]}};
+                          {"activation", to_string(op.drain.activation)}};
         out << (i ? ",\n  " : "\n  ") << o.dump();
     }
     out << "\n ]\n}\n";

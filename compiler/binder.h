@@ -45,6 +45,4 @@ std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& confi
 /// JSON rendering of a bound program for inspection (kpu-compile --bind).
 std::string write_bound_program(const BoundProgram& bound);
 
-const char* to_string(EngineKind engine);
-
 }  // namespace kpu::compiler

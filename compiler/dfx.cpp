@@ -7,19 +7,6 @@
 
 namespace kpu::compiler {
 
-const char* to_string(Dataflow dataflow) {
-    return dataflow == Dataflow::OutputStationary ? "output-stationary" : "weight-stationary";
-}
-
-bool parse_dataflow(const std::string& name, Dataflow& out) {
-    for (Dataflow d : {Dataflow::OutputStationary, Dataflow::WeightStationary})
-        if (name == to_string(d)) {
-            out = d;
-            return true;
-        }
-    return false;
-}
-
 void Hints::add(const Hints& o) {
     dram_read_bytes += o.dram_read_bytes;
     dram_write_bytes += o.dram_write_bytes;
@@ -36,29 +23,12 @@ bool Hints::operator==(const Hints& o) const {
            arithmetic_intensity == o.arithmetic_intensity;
 }
 
-const char* to_string(Buffer buffer) {
-    static const char* const kNames[kBufferCount] = {"L3.panel", "L3.strip", "L3.out", "L3.bias", "L2.a", "L2.b",
-                                                     "L2.c",     "L2.bias",  "L1.a",   "L1.b",   "L1.c", "L1.bias"};
-    return kNames[int(buffer)];
-}
-
 hw::Level level_of(Buffer buffer) {
     switch (buffer) {
         case Buffer::Panel: case Buffer::Strip: case Buffer::Out: case Buffer::Bias3: return hw::Level::L3;
         case Buffer::A2: case Buffer::B2: case Buffer::C2: case Buffer::Bias2: return hw::Level::L2;
         default: return hw::Level::L1;
     }
-}
-
-const char* to_string(DfxOpKind kind) {
-    switch (kind) {
-        case DfxOpKind::Load: return "LOAD";
-        case DfxOpKind::Move: return "MOVE";
-        case DfxOpKind::Store: return "STORE";
-        case DfxOpKind::Matmul: return "MATMUL_TILE";
-        case DfxOpKind::Drain: return "DRAIN";
-    }
-    return "?";
 }
 
 hw::Level DfxOp::src_level() const { return kind == DfxOpKind::Load ? hw::Level::Dram : level_of(src.buffer); }

@@ -50,7 +50,14 @@ std::vector<float> random_tensor(uint64_t elements, uint64_t seed, const std::st
     return data;
 }
 
-bool is_fed(const std::string& role) { return role == "input" || role == "constant"; }
+/// Whether a bound tensor has `role` (BoundTensor spells it as the graph does).
+bool has_role(const compiler::BoundTensor& tensor, compiler::TensorRole role) {
+    return tensor.role == compiler::to_string(role);
+}
+
+bool is_fed(const compiler::BoundTensor& tensor) {
+    return has_role(tensor, compiler::TensorRole::Input) || has_role(tensor, compiler::TensorRole::Constant);
+}
 
 std::string si(double value, const char* unit) {
     const char* prefixes[] = {"", "K", "M", "G", "T", "P"};
@@ -119,7 +126,7 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
     p.bound = compiler::bind(program, config);
     for (const auto& tensor : p.bound.tensors) {
         const uint64_t elements = tensor.bytes / sizeof(float);
-        if (is_fed(tensor.role)) {
+        if (is_fed(tensor)) {
             std::vector<float> data;
             const fs::path file = fs::path(inputs_dir) / (tensor.name + ".npy");
             if (!inputs_dir.empty() && fs::exists(file)) {
@@ -137,7 +144,7 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
             std::memcpy(buffer.bytes.data(), data.data(), tensor.bytes);
             p.job.inputs.push_back(std::move(buffer));
             p.inputs[tensor.name] = std::move(data);
-        } else if (tensor.role == "output" || read_intermediates) {
+        } else if (has_role(tensor, compiler::TensorRole::Output) || read_intermediates) {
             p.job.outputs.push_back({tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)});
         }
     }
@@ -347,7 +354,7 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     std::vector<platform::HostBuffer>().swap(session->job.outputs);
     if (!options.outputs_dir.empty()) {
         for (const auto& tensor : tensors)
-            if (tensor.role == "output")
+            if (has_role(tensor, compiler::TensorRole::Output))
                 write_npy((fs::path(options.outputs_dir) / (tensor.name + ".npy")).string(), tensor.shape,
                           outputs[tensor.name].data());
     }
@@ -365,12 +372,13 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
         }
         const std::map<std::string, std::vector<float>>& simulated = chained ? prepared.inputs : outputs;
         for (const auto& tensor : tensors) {
-            if (tensor.role != "output" && tensor.role != "intermediate") continue;
+            const bool intermediate = has_role(tensor, compiler::TensorRole::Intermediate);
+            if (!has_role(tensor, compiler::TensorRole::Output) && !intermediate) continue;
             const std::vector<float>& got = simulated.at(tensor.name);
             const CheckResult r = check_tensor(got, expected.at(tensor.name), tensor.shape);
             std::ostringstream line;
             line << std::setprecision(9) << tensor.name << " " << shape_text(tensor.shape)
-                 << (tensor.role == "intermediate" ? " (intermediate)" : "") << ": ";
+                 << (intermediate ? " (intermediate)" : "") << ": ";
             if (r.ok && r.non_finite == got.size()) {
                 line << "ok (all " << r.non_finite << " elements NaN or Inf in both)";
             } else if (r.ok) {
