@@ -38,12 +38,14 @@ std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& confi
 
 namespace {
 
-uint64_t round_up(uint64_t v, uint64_t g) { return (v + g - 1) / g * g; }
+/// The tracker's region of a compute tile's fabric accumulator set, after every hw::Level's
+/// (a level's region is its hw::Level): one byte at 0 that a Matmul writes and a Drain reads.
+constexpr uint32_t kAccumulatorRegion = uint32_t(hw::Level::L1) + 1;
 
 /// Where each slot of each logical buffer of one kernel sits, relative to its level's
 /// per-tile base.
 struct Layout {
-    uint64_t offset[kBufferCount][2] = {};
+    uint64_t offset[kBufferCount][kMaxSlots] = {};
     uint32_t pitch[kBufferCount] = {};
     uint32_t tensor[kBufferCount] = {};
 };
@@ -76,7 +78,7 @@ Layout place(const Program& program, uint32_t kernel, const hw::Config& config) 
             if (b.level == level) spread += b.slots * round_up(b.slot_bytes, instance);
         const uint64_t granule = (level != hw::Level::L3 && spread <= have) ? instance : kAlign;
         uint64_t next = 0;
-        for (uint32_t slot = 0; slot < 2; ++slot)
+        for (uint32_t slot = 0; slot < kMaxSlots; ++slot)
             for (const BufferSpec& b : plan) {
                 if (b.level != level || slot >= b.slots) continue;
                 layout.offset[int(b.buffer)][slot] = next;
@@ -190,15 +192,11 @@ private:
         tracker_.access(space(level), addr, hull_end(addr, rows, row_bytes, pitch), write, op.dfx_op, dfx_deps_);
     }
 
-    /// The tracker's space for one level of the current compute tile.
-    uint64_t space(hw::Level level) const { return (uint64_t(level) << 32) | tile_; }
-    /// End of the bytes `rows` rows of `row_bytes` at `addr` with `pitch` span (gaps included).
-    static uint64_t hull_end(uint64_t addr, uint64_t rows, uint64_t row_bytes, uint64_t pitch) {
-        return addr + (rows - 1) * pitch + row_bytes;
-    }
+    /// The tracker's space for one level of the current compute tile (device addresses).
+    uint64_t space(hw::Level level) const { return space_id(uint32_t(level), tile_); }
 
-    void touch_acc(bool write, BoundOp& op) {
-        tracker_.access(uint64_t(7) << 32 | tile_, 0, 1, write, op.dfx_op, dfx_deps_);
+    void touch_accumulators(bool write, BoundOp& op) {
+        tracker_.access(space_id(kAccumulatorRegion, tile_), 0, 1, write, op.dfx_op, dfx_deps_);
     }
 
     // Dependencies are found per DFX op (the tracker records DFX ids: the slices of one LOAD or
@@ -268,7 +266,7 @@ private:
                     m.ldc = layout_->pitch[int(d.c.buffer)];
                     touch(hw::Level::L1, m.c, m.m, uint64_t(m.n) * 4, uint64_t(m.ldc) * 4, false, op);
                 }
-                touch_acc(true, op);
+                touch_accumulators(true, op);
                 bound_.macs += uint64_t(m.m) * m.n * m.k;
                 break;
             }
@@ -283,7 +281,7 @@ private:
                 c.has_bias = d.has_bias;
                 c.bias = d.has_bias ? address(d.bias) : 0;
                 c.activation = d.activation;
-                touch_acc(false, op);
+                touch_accumulators(false, op);
                 if (c.has_bias) touch(hw::Level::L1, c.bias, 1, uint64_t(c.n) * 4, uint64_t(c.n) * 4, false, op);
                 touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * 4, uint64_t(c.ldc) * 4, true, op);
                 break;
@@ -393,7 +391,7 @@ BoundProgram bind(const Program& program, const hw::Config& config) { return Bin
 uint64_t image_address(const BoundProgram& bound, const hw::Config& config, uint64_t image_bytes) {
     uint64_t top = 0;
     for (const BoundTensor& t : bound.tensors) top = std::max(top, t.dram_addr + t.bytes);
-    const uint64_t align = config.dram.interleave_bytes, at = (top + align - 1) / align * align;
+    const uint64_t at = round_up(top, config.dram.interleave_bytes);
     const uint64_t dram = hw::AddressMap(config).dram_size();
     if (at + image_bytes > dram)
         throw CompileError("tensors (" + std::to_string(top) + " bytes) and the program image (" +

@@ -92,7 +92,7 @@ std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow
 uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level) {
     uint64_t total = 0;
     for (const BufferSpec& b : plan)
-        if (b.level == level) total += b.slots * ((b.slot_bytes + kAlign - 1) / kAlign * kAlign);
+        if (b.level == level) total += b.slots * round_up(b.slot_bytes, kAlign);
     return total;
 }
 
@@ -181,13 +181,14 @@ private:
         return 0;
     }
 
-    /// Logical space of one slot of one buffer; the accumulators are space kAcc.
-    static uint64_t space(const BufferRef& r) { return uint64_t(r.buffer) * 16 + r.slot; }
-    static constexpr uint64_t kAcc = 1000;
+    /// The tracker's spaces: each slot of each logical buffer (offsets in elements), and the
+    /// fabric's accumulator set, which no buffer holds: one element at 0 that a MATMUL_TILE
+    /// writes and a DRAIN reads, in a region after the buffers'.
+    static uint64_t space(const BufferRef& r) { return space_id(uint32_t(r.buffer), r.slot); }
+    static constexpr uint64_t kAccumulators = space_id(kBufferCount, 0);
 
     void touch(const BufferRef& r, uint64_t rows, uint64_t cols, bool write) {
-        const uint64_t extent = (rows - 1) * pitch(r.buffer) + cols;
-        tracker_.access(space(r), r.offset, r.offset + extent, write, op_.id, op_.deps);
+        tracker_.access(space(r), r.offset, hull_end(r.offset, rows, cols, pitch(r.buffer)), write, op_.id, op_.deps);
     }
 
     void begin(DfxOpKind kind) {
@@ -261,7 +262,7 @@ private:
             op_.c = *c_in;
             touch(*c_in, m, n, false);
         }
-        tracker_.access(kAcc, 0, 1, true, op_.id, op_.deps);
+        tracker_.access(kAccumulators, 0, 1, true, op_.id, op_.deps);
         finish();
     }
 
@@ -277,7 +278,7 @@ private:
         op_.m = uint32_t(m);
         op_.n = uint32_t(n);
         op_.activation = activation;
-        tracker_.access(kAcc, 0, 1, false, op_.id, op_.deps);
+        tracker_.access(kAccumulators, 0, 1, false, op_.id, op_.deps);
         if (has_bias) touch(bias, 1, n, false);
         touch(c, m, n, true);
         finish();

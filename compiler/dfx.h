@@ -98,6 +98,8 @@ inline constexpr EnumName<Buffer> kBufferNames[kBufferCount] = {
     {Buffer::A1, "L1.a"},        {Buffer::B1, "L1.b"},        {Buffer::C1, "L1.c"},    {Buffer::Bias1, "L1.bias"}};
 inline const char* to_string(Buffer buffer) { return hw::name_in(kBufferNames, buffer); }
 inline bool parse_buffer(const std::string& name, Buffer& out) { return hw::value_in(kBufferNames, name, out); }
+/// Slots a logical buffer has at most: one, or two for double buffering (BufferSpec::slots).
+constexpr uint32_t kMaxSlots = 2;
 
 struct BufferSpec {
     Buffer buffer = Buffer::Panel;
@@ -123,6 +125,9 @@ TaskExtent max_task_extent(const Program& program, uint32_t kernel);
 inline uint64_t task_stores(Dataflow dataflow, uint64_t passes, uint64_t strips, uint64_t fabric_tiles) {
     return dataflow == Dataflow::WeightStationary && passes > 1 ? fabric_tiles : strips;
 }
+
+/// `value` rounded up to a multiple of `granule`.
+constexpr uint64_t round_up(uint64_t value, uint64_t granule) { return (value + granule - 1) / granule * granule; }
 
 /// Bytes a level needs per compute tile: every slot rounded up to kAlign.
 constexpr uint64_t kAlign = 64;
