@@ -5,8 +5,6 @@
 #include <sstream>
 #include <unordered_map>
 
-#include <nlohmann/json.hpp>
-
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/hazard_tracker.h"
@@ -398,53 +396,6 @@ uint64_t image_address(const BoundProgram& bound, const hw::Config& config, uint
                            std::to_string(image_bytes) + " bytes) do not fit the " + std::to_string(dram) +
                            " bytes of DRAM of " + config.name);
     return at;
-}
-
-std::string write_bound_program(const BoundProgram& bound) {
-    using json = nlohmann::json;
-    json tensors = json::array();
-    for (const BoundTensor& t : bound.tensors)
-        tensors.push_back({{"name", t.name},
-                           {"shape", t.shape},
-                           {"dtype", t.dtype},
-                           {"role", t.role},
-                           {"dram_addr", t.dram_addr},
-                           {"bytes", t.bytes}});
-    std::ostringstream out;
-    out << "{\n \"config\": " << json(bound.config_name).dump() << ",\n \"dram_read_bytes\": " << bound.dram_read_bytes
-        << ",\n \"dram_write_bytes\": " << bound.dram_write_bytes << ",\n \"macs\": " << bound.macs
-        << ",\n \"elided_moves\": " << bound.elided_moves << ",\n \"elided_bytes\": " << bound.elided_bytes
-        << ",\n \"tensors\": " << tensors.dump() << ",\n \"ops\": [";
-    for (size_t i = 0; i < bound.ops.size(); ++i) {
-        const BoundOp& op = bound.ops[i];
-        json o = {{"id", op.id},     {"kind", to_string(op.kind)}, {"engine", to_string(op.engine)},
-                  {"tile", op.tile}, {"unit", op.unit},              {"dfx_op", op.dfx_op},
-                  {"deps", op.deps}};
-        if (op.kind == BoundOp::Kind::Move)
-            o["move"] = {{"src", op.move.src},         {"dst", op.move.dst},
-                         {"rows", op.move.rows},       {"row_bytes", op.move.row_bytes},
-                         {"src_stride", op.move.src_stride}, {"dst_stride", op.move.dst_stride}};
-        if (op.kind == BoundOp::Kind::Matmul)
-            o["matmul"] = {{"a", op.matmul.a},     {"b", op.matmul.b}, {"lda", op.matmul.lda},
-                           {"ldb", op.matmul.ldb}, {"m", op.matmul.m}, {"n", op.matmul.n},
-                           {"k", op.matmul.k},     {"accumulate", op.matmul.accumulate}};
-        if (op.kind == BoundOp::Kind::Matmul && op.matmul.load_c) {
-            o["matmul"]["load_c"] = true;
-            o["matmul"]["c"] = op.matmul.c;
-            o["matmul"]["ldc"] = op.matmul.ldc;
-        }
-        if (op.kind == BoundOp::Kind::Drain)
-            o["drain"] = {{"c", op.drain.c},
-                          {"ldc", op.drain.ldc},
-                          {"m", op.drain.m},
-                          {"n", op.drain.n},
-                          {"has_bias", op.drain.has_bias},
-                          {"bias", op.drain.bias},
-                          {"activation", to_string(op.drain.activation)}};
-        out << (i ? ",\n  " : "\n  ") << o.dump();
-    }
-    out << "\n ]\n}\n";
-    return out.str();
 }
 
 }  // namespace kpu::compiler

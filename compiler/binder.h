@@ -42,7 +42,5 @@ uint32_t dma_slices(const hw::Config& config);
 /// (independent ops side by side).
 std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& config);
 
-/// JSON rendering of a bound program for inspection (kpu-compile --bind).
-std::string write_bound_program(const BoundProgram& bound);
 
 }  // namespace kpu::compiler

@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 
 #include "compiler/binder.h"
+#include "compiler/bound_program_json.h"
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
