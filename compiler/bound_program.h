@@ -8,20 +8,36 @@
 #include <string>
 #include <vector>
 
+#include "hardware/enum_names.h"
 #include "hardware/fabric_command.h"
 #include "hardware/transfer.h"
 
 namespace kpu::compiler {
 
+using hw::EnumName;
+
 enum class EngineKind : uint8_t { Dma, BlockMover, Streamer, Fabric };
+/// As bound programs, stats, traces and messages spell it.
+inline constexpr EnumName<EngineKind> kEngineKindNames[] = {{EngineKind::Dma, "dma"},
+                                                            {EngineKind::BlockMover, "block_mover"},
+                                                            {EngineKind::Streamer, "streamer"},
+                                                            {EngineKind::Fabric, "fabric"}};
+inline const char* to_string(EngineKind engine) { return hw::name_in(kEngineKindNames, engine); }
+inline bool parse_engine_kind(const std::string& name, EngineKind& out) {
+    return hw::value_in(kEngineKindNames, name, out);
+}
 
 // The fabric's command formats live with the hardware description (models execute them).
 using hw::Activation;
 using hw::DrainCommand;
 using hw::MatmulCommand;
+using hw::parse_activation;
 
 struct BoundOp {
     enum class Kind : uint8_t { Move, Matmul, Drain };
+    /// As bound programs spell it.
+    static constexpr EnumName<Kind> kKindNames[] = {
+        {Kind::Move, "move"}, {Kind::Matmul, "matmul"}, {Kind::Drain, "drain"}};
     uint32_t id = 0;          ///< == index in BoundProgram::ops
     Kind kind = Kind::Move;
     EngineKind engine = EngineKind::Dma;
@@ -33,6 +49,11 @@ struct BoundOp {
     std::vector<uint32_t> deps;  ///< ops that must complete first; every dep < id
     uint32_t dfx_op = 0;      ///< the DFX op it was bound from (for traces and reports)
 };
+
+inline const char* to_string(BoundOp::Kind kind) { return hw::name_in(BoundOp::kKindNames, kind); }
+inline bool parse_bound_op_kind(const std::string& name, BoundOp::Kind& out) {
+    return hw::value_in(BoundOp::kKindNames, name, out);
+}
 
 struct BoundTensor {
     std::string name;

@@ -7,19 +7,6 @@
 
 namespace kpu::compiler {
 
-const char* to_string(Dataflow dataflow) {
-    return dataflow == Dataflow::OutputStationary ? "output-stationary" : "weight-stationary";
-}
-
-bool parse_dataflow(const std::string& name, Dataflow& out) {
-    for (Dataflow d : {Dataflow::OutputStationary, Dataflow::WeightStationary})
-        if (name == to_string(d)) {
-            out = d;
-            return true;
-        }
-    return false;
-}
-
 void Hints::add(const Hints& o) {
     dram_read_bytes += o.dram_read_bytes;
     dram_write_bytes += o.dram_write_bytes;
@@ -36,29 +23,12 @@ bool Hints::operator==(const Hints& o) const {
            arithmetic_intensity == o.arithmetic_intensity;
 }
 
-const char* to_string(Buffer buffer) {
-    static const char* const kNames[kBufferCount] = {"L3.panel", "L3.strip", "L3.out", "L3.bias", "L2.a", "L2.b",
-                                                     "L2.c",     "L2.bias",  "L1.a",   "L1.b",   "L1.c", "L1.bias"};
-    return kNames[int(buffer)];
-}
-
 hw::Level level_of(Buffer buffer) {
     switch (buffer) {
         case Buffer::Panel: case Buffer::Strip: case Buffer::Out: case Buffer::Bias3: return hw::Level::L3;
         case Buffer::A2: case Buffer::B2: case Buffer::C2: case Buffer::Bias2: return hw::Level::L2;
         default: return hw::Level::L1;
     }
-}
-
-const char* to_string(DfxOpKind kind) {
-    switch (kind) {
-        case DfxOpKind::Load: return "LOAD";
-        case DfxOpKind::Move: return "MOVE";
-        case DfxOpKind::Store: return "STORE";
-        case DfxOpKind::Matmul: return "MATMUL_TILE";
-        case DfxOpKind::Drain: return "DRAIN";
-    }
-    return "?";
 }
 
 hw::Level DfxOp::src_level() const { return kind == DfxOpKind::Load ? hw::Level::Dram : level_of(src.buffer); }
@@ -122,7 +92,7 @@ std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow
 uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level) {
     uint64_t total = 0;
     for (const BufferSpec& b : plan)
-        if (b.level == level) total += b.slots * ((b.slot_bytes + kAlign - 1) / kAlign * kAlign);
+        if (b.level == level) total += b.slots * round_up(b.slot_bytes, kAlign);
     return total;
 }
 
@@ -211,13 +181,14 @@ private:
         return 0;
     }
 
-    /// Logical space of one slot of one buffer; the accumulators are space kAcc.
-    static uint64_t space(const BufferRef& r) { return uint64_t(r.buffer) * 16 + r.slot; }
-    static constexpr uint64_t kAcc = 1000;
+    /// The tracker's spaces: each slot of each logical buffer (offsets in elements), and the
+    /// fabric's accumulator set, which no buffer holds: one element at 0 that a MATMUL_TILE
+    /// writes and a DRAIN reads, in a region after the buffers'.
+    static uint64_t space(const BufferRef& r) { return space_id(uint32_t(r.buffer), r.slot); }
+    static constexpr uint64_t kAccumulators = space_id(kBufferCount, 0);
 
     void touch(const BufferRef& r, uint64_t rows, uint64_t cols, bool write) {
-        const uint64_t extent = (rows - 1) * pitch(r.buffer) + cols;
-        tracker_.access(space(r), r.offset, r.offset + extent, write, op_.id, op_.deps);
+        tracker_.access(space(r), r.offset, hull_end(r.offset, rows, cols, pitch(r.buffer)), write, op_.id, op_.deps);
     }
 
     void begin(DfxOpKind kind) {
@@ -291,7 +262,7 @@ private:
             op_.c = *c_in;
             touch(*c_in, m, n, false);
         }
-        tracker_.access(kAcc, 0, 1, true, op_.id, op_.deps);
+        tracker_.access(kAccumulators, 0, 1, true, op_.id, op_.deps);
         finish();
     }
 
@@ -307,7 +278,7 @@ private:
         op_.m = uint32_t(m);
         op_.n = uint32_t(n);
         op_.activation = activation;
-        tracker_.access(kAcc, 0, 1, false, op_.id, op_.deps);
+        tracker_.access(kAccumulators, 0, 1, false, op_.id, op_.deps);
         if (has_bias) touch(bias, 1, n, false);
         touch(c, m, n, true);
         finish();

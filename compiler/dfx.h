@@ -16,8 +16,11 @@
 namespace kpu::compiler {
 
 enum class Dataflow : uint8_t { OutputStationary, WeightStationary };
-const char* to_string(Dataflow dataflow);
-bool parse_dataflow(const std::string& name, Dataflow& out);
+/// As .kpu files and kpu-compile --dataflow spell it.
+inline constexpr EnumName<Dataflow> kDataflowNames[] = {{Dataflow::OutputStationary, "output-stationary"},
+                                                        {Dataflow::WeightStationary, "weight-stationary"}};
+inline const char* to_string(Dataflow dataflow) { return hw::name_in(kDataflowNames, dataflow); }
+inline bool parse_dataflow(const std::string& name, Dataflow& out) { return hw::value_in(kDataflowNames, name, out); }
 
 /// The fabric tile: C block tm x tn held in the fabric, K moved in chunks of tk. K is run in
 /// passes of kc elements (a multiple of tk, or all of K): the L3 panel and strips hold one
@@ -88,7 +91,15 @@ struct Program {
 
 enum class Buffer : uint8_t { Panel, Strip, Out, Bias3, A2, B2, C2, Bias2, A1, B1, C1, Bias1 };
 constexpr int kBufferCount = 12;
-const char* to_string(Buffer buffer);
+/// As messages and kpu-compile -v spell it: the level, then the buffer's role there.
+inline constexpr EnumName<Buffer> kBufferNames[kBufferCount] = {
+    {Buffer::Panel, "L3.panel"}, {Buffer::Strip, "L3.strip"}, {Buffer::Out, "L3.out"}, {Buffer::Bias3, "L3.bias"},
+    {Buffer::A2, "L2.a"},        {Buffer::B2, "L2.b"},        {Buffer::C2, "L2.c"},    {Buffer::Bias2, "L2.bias"},
+    {Buffer::A1, "L1.a"},        {Buffer::B1, "L1.b"},        {Buffer::C1, "L1.c"},    {Buffer::Bias1, "L1.bias"}};
+inline const char* to_string(Buffer buffer) { return hw::name_in(kBufferNames, buffer); }
+inline bool parse_buffer(const std::string& name, Buffer& out) { return hw::value_in(kBufferNames, name, out); }
+/// Slots a logical buffer has at most: one, or two for double buffering (BufferSpec::slots).
+constexpr uint32_t kMaxSlots = 2;
 
 struct BufferSpec {
     Buffer buffer = Buffer::Panel;
@@ -115,6 +126,9 @@ inline uint64_t task_stores(Dataflow dataflow, uint64_t passes, uint64_t strips,
     return dataflow == Dataflow::WeightStationary && passes > 1 ? fabric_tiles : strips;
 }
 
+/// `value` rounded up to a multiple of `granule`.
+constexpr uint64_t round_up(uint64_t value, uint64_t granule) { return (value + granule - 1) / granule * granule; }
+
 /// Bytes a level needs per compute tile: every slot rounded up to kAlign.
 constexpr uint64_t kAlign = 64;
 uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level);
@@ -122,7 +136,16 @@ uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level);
 // ---- the op stream --------------------------------------------------------------------------
 
 enum class DfxOpKind : uint8_t { Load, Move, Store, Matmul, Drain };
-const char* to_string(DfxOpKind kind);
+/// As docs/kpu-format.md, kpu-compile and traces spell it, in stream-summary order.
+inline constexpr EnumName<DfxOpKind> kDfxOpKindNames[] = {{DfxOpKind::Load, "LOAD"},
+                                                          {DfxOpKind::Move, "MOVE"},
+                                                          {DfxOpKind::Store, "STORE"},
+                                                          {DfxOpKind::Matmul, "MATMUL_TILE"},
+                                                          {DfxOpKind::Drain, "DRAIN"}};
+inline const char* to_string(DfxOpKind kind) { return hw::name_in(kDfxOpKindNames, kind); }
+inline bool parse_dfx_op_kind(const std::string& name, DfxOpKind& out) {
+    return hw::value_in(kDfxOpKindNames, name, out);
+}
 
 struct BufferRef {
     Buffer buffer = Buffer::Panel;

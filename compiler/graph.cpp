@@ -7,53 +7,6 @@
 
 namespace kpu::compiler {
 
-const char* to_string(DType) { return "float32"; }
-
-const char* to_string(TensorRole role) {
-    switch (role) {
-        case TensorRole::Input: return "input";
-        case TensorRole::Constant: return "constant";
-        case TensorRole::Intermediate: return "intermediate";
-        case TensorRole::Output: return "output";
-    }
-    return "?";
-}
-
-const char* to_string(OpKind) { return "matmul"; }
-
-const char* to_string(Activation activation) {
-    switch (activation) {
-        case Activation::None: return "none";
-        case Activation::Relu: return "relu";
-        case Activation::Gelu: return "gelu";
-    }
-    return "?";
-}
-
-bool parse_dtype(const std::string& name, DType& out) {
-    if (name != "float32") return false;
-    out = DType::Float32;
-    return true;
-}
-
-bool parse_role(const std::string& name, TensorRole& out) {
-    for (TensorRole r : {TensorRole::Input, TensorRole::Constant, TensorRole::Intermediate, TensorRole::Output})
-        if (name == to_string(r)) {
-            out = r;
-            return true;
-        }
-    return false;
-}
-
-bool parse_activation(const std::string& name, Activation& out) {
-    for (Activation a : {Activation::None, Activation::Relu, Activation::Gelu})
-        if (name == to_string(a)) {
-            out = a;
-            return true;
-        }
-    return false;
-}
-
 std::string shape_string(const std::vector<uint64_t>& shape) {
     std::ostringstream out;
     out << "[";

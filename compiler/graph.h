@@ -13,19 +13,25 @@
 
 namespace kpu::compiler {
 
+// Each enum's names as graphs, .kpu files and bound programs spell them; the parsers return
+// false on an unknown name. (Activation's are with the enum, in hardware/fabric_command.h.)
 enum class DType : uint8_t { Float32 };
+inline constexpr EnumName<DType> kDTypeNames[] = {{DType::Float32, "float32"}};
+inline const char* to_string(DType dtype) { return hw::name_in(kDTypeNames, dtype); }
+inline bool parse_dtype(const std::string& name, DType& out) { return hw::value_in(kDTypeNames, name, out); }
+
 enum class TensorRole : uint8_t { Input, Constant, Intermediate, Output };
+inline constexpr EnumName<TensorRole> kTensorRoleNames[] = {{TensorRole::Input, "input"},
+                                                            {TensorRole::Constant, "constant"},
+                                                            {TensorRole::Intermediate, "intermediate"},
+                                                            {TensorRole::Output, "output"}};
+inline const char* to_string(TensorRole role) { return hw::name_in(kTensorRoleNames, role); }
+inline bool parse_role(const std::string& name, TensorRole& out) { return hw::value_in(kTensorRoleNames, name, out); }
+
 enum class OpKind : uint8_t { Matmul };
-
-const char* to_string(DType dtype);
-const char* to_string(TensorRole role);
-const char* to_string(OpKind kind);
-const char* to_string(Activation activation);
-
-/// Parsers for the names above; return false on an unknown name.
-bool parse_dtype(const std::string& name, DType& out);
-bool parse_role(const std::string& name, TensorRole& out);
-bool parse_activation(const std::string& name, Activation& out);
+inline constexpr EnumName<OpKind> kOpKindNames[] = {{OpKind::Matmul, "matmul"}};
+inline const char* to_string(OpKind kind) { return hw::name_in(kOpKindNames, kind); }
+inline bool parse_op_kind(const std::string& name, OpKind& out) { return hw::value_in(kOpKindNames, name, out); }
 
 struct Tensor {
     std::string name;

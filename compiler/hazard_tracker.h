@@ -70,4 +70,15 @@ private:
 /// Sorts, removes duplicates and `self`.
 void normalize_deps(std::vector<uint32_t>& deps, uint32_t self);
 
+/// A space's id from the two numbers that name it: what is tracked (`region`: each user
+/// numbers its own, e.g. a logical buffer or a memory level) and which copy of it
+/// (`instance`: a buffer's slot, a compute tile).
+constexpr uint64_t space_id(uint32_t region, uint32_t instance) { return uint64_t(region) << 32 | instance; }
+
+/// One past the last unit `rows` rows of `row_units` units at `first`, `pitch` apart, touch
+/// (the gaps between rows included): the end of the range an access records.
+constexpr uint64_t hull_end(uint64_t first, uint64_t rows, uint64_t row_units, uint64_t pitch) {
+    return first + (rows - 1) * pitch + row_units;
+}
+
 }  // namespace kpu::compiler

@@ -207,7 +207,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
         kernel.op = i;
         const std::string dataflow = k.string("dataflow");
         if (!parse_dataflow(dataflow, kernel.dataflow))
-            k.fail(k.path_of("dataflow"), "unknown dataflow '" + dataflow + "' (output-stationary, weight-stationary)");
+            k.fail(k.path_of("dataflow"), "unknown dataflow '" + dataflow + "' (" + hw::names_in(kDataflowNames) + ")");
         const json& tile = k.array("tile");
         if (tile.size() != 3 && tile.size() != 4)
             k.fail(k.path_of("tile"), "expected [tm, tn, tk] or [tm, tn, tk, kc], got " + show(tile));

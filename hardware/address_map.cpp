@@ -4,16 +4,6 @@
 
 namespace kpu::hw {
 
-const char* to_string(Level level) {
-    switch (level) {
-        case Level::Dram: return "DRAM";
-        case Level::L3: return "L3";
-        case Level::L2: return "L2";
-        case Level::L1: return "L1";
-    }
-    return "?";
-}
-
 AddressMap::AddressMap(const Config& config)
     : config_(config), dram_size_(uint64_t(config.dram.count) * config.dram.capacity_bytes) {}
 

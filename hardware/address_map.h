@@ -15,12 +15,16 @@
 #include <string>
 
 #include "hardware/config.h"
+#include "hardware/enum_names.h"
 
 namespace kpu::hw {
 
 enum class Level { Dram, L3, L2, L1 };
-
-const char* to_string(Level level);
+/// As messages spell it.
+inline constexpr EnumName<Level> kLevelNames[] = {
+    {Level::Dram, "DRAM"}, {Level::L3, "L3"}, {Level::L2, "L2"}, {Level::L1, "L1"}};
+inline const char* to_string(Level level) { return name_in(kLevelNames, level); }
+inline bool parse_level(const std::string& name, Level& out) { return value_in(kLevelNames, name, out); }
 
 constexpr uint64_t kL3Base = 1ull << 40;
 constexpr uint64_t kL2Base = 2ull << 40;

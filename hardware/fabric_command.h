@@ -3,10 +3,19 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+
+#include "hardware/enum_names.h"
 
 namespace kpu::hw {
 
+/// The drain's epilogue after the bias: none, relu, or gelu (DrainCommand).
 enum class Activation : uint8_t { None, Relu, Gelu };
+/// As graphs, bound programs and traces spell it.
+inline constexpr EnumName<Activation> kActivationNames[] = {
+    {Activation::None, "none"}, {Activation::Relu, "relu"}, {Activation::Gelu, "gelu"}};
+inline const char* to_string(Activation activation) { return name_in(kActivationNames, activation); }
+inline bool parse_activation(const std::string& name, Activation& out) { return value_in(kActivationNames, name, out); }
 
 /// C[m x n] (+)= A[m x k] * B[k x n] on the fabric of the op's compute tile. fp32, row-major
 /// operands in that tile's L1. The fabric has one accumulator set: a C tile stays in it

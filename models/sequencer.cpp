@@ -5,19 +5,9 @@
 namespace kpu::model {
 
 namespace {
-const char* engine_name(compiler::EngineKind kind) {
-    switch (kind) {
-        case compiler::EngineKind::Dma: return "dma";
-        case compiler::EngineKind::BlockMover: return "block_mover";
-        case compiler::EngineKind::Streamer: return "streamer";
-        case compiler::EngineKind::Fabric: return "fabric";
-    }
-    return "?";
-}
-
 std::string engine_text(const compiler::BoundOp& op) {
     if (op.engine == compiler::EngineKind::Dma) return "dma_" + std::to_string(op.unit);
-    std::string text = "tile_" + std::to_string(op.tile) + "." + engine_name(op.engine);
+    std::string text = "tile_" + std::to_string(op.tile) + "." + to_string(op.engine);
     return op.engine == compiler::EngineKind::Fabric ? text : text + "_" + std::to_string(op.unit);
 }
 }  // namespace

@@ -4,13 +4,9 @@
 #include <fstream>
 #include <regex>
 
-namespace kpu::cli {
+#include "compiler/graph.h"
 
-std::string shape_text(const std::vector<uint64_t>& shape) {
-    std::string text = "[";
-    for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-    return text + "]";
-}
+namespace kpu::cli {
 
 NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape) {
     std::ifstream in(path, std::ios::binary);
@@ -67,11 +63,11 @@ NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape) {
     in.seekg(0, std::ios::end);
     const uint64_t have = uint64_t(in.tellg() - data_at), need = count * sizeof(float);
     if (have < need)
-        throw fail("data ends early: shape " + shape_text(array.shape) + " needs " + std::to_string(need) +
+        throw fail("data ends early: shape " + compiler::shape_string(array.shape) + " needs " + std::to_string(need) +
                    " bytes, the file has " + std::to_string(have));
     if (have > need)
-        throw fail(std::to_string(have - need) + " bytes after the data: shape " + shape_text(array.shape) + " needs " +
-                   std::to_string(need));
+        throw fail(std::to_string(have - need) + " bytes after the data: shape " +
+                   compiler::shape_string(array.shape) + " needs " + std::to_string(need));
     in.seekg(data_at);
     array.data.resize(count);
     if (!in.read(reinterpret_cast<char*>(array.data.data()), std::streamsize(need))) throw fail("read failed");

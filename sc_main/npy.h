@@ -30,6 +30,4 @@ NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape = {});
 /// Writes `data` with `shape` as a version 1.0 '<f4' array; throws NpyError on I/O failure.
 void write_npy(const std::string& path, const std::vector<uint64_t>& shape, const float* data);
 
-std::string shape_text(const std::vector<uint64_t>& shape);  ///< "[2, 3]"
-
 }  // namespace kpu::cli

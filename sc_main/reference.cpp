@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iomanip>
+#include <limits>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 
 namespace kpu::cli {
@@ -217,6 +220,37 @@ CheckResult check_tensor(const std::vector<float>& got, const ReferenceTensor& e
     uint64_t rest = r.worst_index;
     for (size_t d = shape.size(); d-- > 0;) r.worst_at[d] = rest % shape[d], rest /= shape[d];
     return r;
+}
+
+std::string check_message(const std::string& name, const std::vector<uint64_t>& shape, bool intermediate,
+                          const CheckResult& r, uint64_t elements) {
+    using compiler::shape_string;
+    std::ostringstream line;
+    line << std::setprecision(9) << name << " " << shape_string(shape) << (intermediate ? " (intermediate)" : "")
+         << ": ";
+    if (r.ok && r.non_finite == elements) {
+        line << "ok (all " << r.non_finite << " elements NaN or Inf in both)";
+    } else if (r.ok) {
+        line << "ok (worst error " << std::setprecision(3) << r.error << " at " << shape_string(r.worst_at)
+             << ", tolerance " << r.tolerance << ")";
+        if (r.non_finite > 0) line << "; " << r.non_finite << " elements NaN or Inf in both";
+        if (r.bound_in_products >= 1)
+            line << "; weak: the tolerance reaches " << std::setprecision(2) << r.bound_in_products
+                 << " x an average product of the op's sums, so a missing product could pass";
+    } else {
+        line << "MISMATCH in " << r.mismatches << " elements; worst at " << shape_string(r.worst_at)
+             << ": simulated " << r.got << ", reference " << r.expected << ", error " << r.error << " > tolerance "
+             << r.tolerance;
+        // From finite operands a GEMM's fp32 result is NaN or infinite only where a product
+        // or a partial sum passed fp32's range (an inf - inf is a NaN).
+        if (!std::isfinite(r.got) && std::isfinite(r.expected))
+            line << (std::fabs(r.expected) > double(std::numeric_limits<float>::max())
+                         ? " (the reference is beyond fp32's range: the fp32 hardware overflowed)"
+                         : " (a product or partial sum passed fp32's range, 3.4e38: the fp32 hardware "
+                           "overflowed, in this order of summation)");
+        if (r.non_finite > 0) line << "; " << r.non_finite << " more elements NaN or Inf in both";
+    }
+    return line.str();
 }
 
 }  // namespace kpu::cli

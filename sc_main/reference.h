@@ -81,4 +81,12 @@ struct CheckResult {
 CheckResult check_tensor(const std::vector<float>& got, const ReferenceTensor& expected,
                          const std::vector<uint64_t>& shape);
 
+/// What `kpu-sim --check` says of one computed tensor, `name` of `shape` (`intermediate`: it
+/// says so) with `elements` elements, that check_tensor() compared into `r`: "ok (...)" with
+/// the worst error, where it is and the tolerance (and whether the check is weak), or
+/// "MISMATCH in ..." with the worst element and, when the hardware's result is NaN or
+/// infinite, why that happens in fp32.
+std::string check_message(const std::string& name, const std::vector<uint64_t>& shape, bool intermediate,
+                          const CheckResult& r, uint64_t elements);
+
 }  // namespace kpu::cli

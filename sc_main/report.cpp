@@ -25,6 +25,8 @@ uint64_t union_length(std::vector<std::pair<uint64_t, uint64_t>>& intervals) {
     return open ? total + open_end - open_start : total;
 }
 
+/// The engine kinds in the order the time line charges a moment to: the fabric computing,
+/// else the nearest engine kind that is busy (a stall on it).
 enum Kind { kFabric, kStreamer, kBlockMover, kDma, kKinds };
 
 Kind kind_of(compiler::EngineKind engine) {
@@ -36,8 +38,6 @@ Kind kind_of(compiler::EngineKind engine) {
     }
     return kDma;
 }
-
-const char* kKindNames[kKinds] = {"fabric", "streamer", "block_mover", "dma"};
 
 }  // namespace
 
@@ -83,7 +83,7 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
         const std::string scope = engine_scope(op);
         auto [it, added] = engine_index.emplace(scope, uint32_t(r.engines.size()));
         if (added) {
-            r.engines.push_back({scope, kKindNames[kind_of(op.engine)], 0, 0, 0});
+            r.engines.push_back({scope, to_string(op.engine), 0, 0, 0});
             engine_intervals.emplace_back();
         }
         OpActivity a;

@@ -11,7 +11,6 @@
 #include <future>
 #include <iomanip>
 #include <iostream>
-#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -50,7 +49,14 @@ std::vector<float> random_tensor(uint64_t elements, uint64_t seed, const std::st
     return data;
 }
 
-bool is_fed(const std::string& role) { return role == "input" || role == "constant"; }
+/// Whether a bound tensor has `role` (BoundTensor spells it as the graph does).
+bool has_role(const compiler::BoundTensor& tensor, compiler::TensorRole role) {
+    return tensor.role == compiler::to_string(role);
+}
+
+bool is_fed(const compiler::BoundTensor& tensor) {
+    return has_role(tensor, compiler::TensorRole::Input) || has_role(tensor, compiler::TensorRole::Constant);
+}
 
 std::string si(double value, const char* unit) {
     const char* prefixes[] = {"", "K", "M", "G", "T", "P"};
@@ -119,14 +125,15 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
     p.bound = compiler::bind(program, config);
     for (const auto& tensor : p.bound.tensors) {
         const uint64_t elements = tensor.bytes / sizeof(float);
-        if (is_fed(tensor.role)) {
+        if (is_fed(tensor)) {
             std::vector<float> data;
             const fs::path file = fs::path(inputs_dir) / (tensor.name + ".npy");
             if (!inputs_dir.empty() && fs::exists(file)) {
                 NpyArray array = read_npy(file.string(), [&](const std::vector<uint64_t>& shape) {
                     if (shape != tensor.shape)
-                        throw NpyError(file.string() + ": shape " + shape_text(shape) + " does not match tensor '" +
-                                       tensor.name + "' " + shape_text(tensor.shape));
+                        throw NpyError(file.string() + ": shape " + compiler::shape_string(shape) +
+                                       " does not match tensor '" + tensor.name + "' " +
+                                       compiler::shape_string(tensor.shape));
                 });
                 data = std::move(array.data);
             } else {
@@ -137,7 +144,7 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
             std::memcpy(buffer.bytes.data(), data.data(), tensor.bytes);
             p.job.inputs.push_back(std::move(buffer));
             p.inputs[tensor.name] = std::move(data);
-        } else if (tensor.role == "output" || read_intermediates) {
+        } else if (has_role(tensor, compiler::TensorRole::Output) || read_intermediates) {
             p.job.outputs.push_back({tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)});
         }
     }
@@ -279,11 +286,10 @@ void warn_about_target(const std::string& path, const compiler::Target& target, 
               << "compare configs\n";
 }
 
-}  // namespace
-
-int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
-    // ---- everything that can be wrong with the input is found before the simulation ----
-    const compiler::Program program = compiler::read_kpu_file(options.program_path);
+/// Step 1, everything that can be wrong with the input is found before the simulation: the
+/// paths the run reads and writes are checked, `program` is bound and its data prepared, and
+/// what looks like a mistake is said on stderr. Throws one line.
+Prepared prepare_run(const hw::Config& config, const Options& options, const compiler::Program& program) {
     if (!options.inputs_dir.empty() && !fs::is_directory(options.inputs_dir))
         throw std::runtime_error("--inputs " + options.inputs_dir +
                                  (fs::exists(options.inputs_dir) ? ": not a directory" : ": no such directory"));
@@ -304,19 +310,23 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     // The device binds the image itself at START (KpuPlatform::program()); the host keeps
     // only the tensors' layout, not a second copy of the ops (at 8192^3, 3.4 M of them).
     std::vector<compiler::BoundOp>().swap(prepared.bound.ops);
-    const std::vector<compiler::BoundTensor>& tensors = prepared.bound.tensors;
-    // The reference runs beside the simulation unless some op reads another's result: then it
-    // waits for the simulated results, so that each op is checked on its own operands.
-    const bool chained = reads_a_result(program.graph);
-    std::optional<BackgroundReference> reference;
-    if (options.check && !chained) reference.emplace(program.graph, prepared.inputs, !options.single_thread);
+    return prepared;
+}
 
-    // ---- the simulation: the host drives the KPU through its socket and interrupt ----
+/// A finished simulation: the platform and its host, and how long it took.
+struct Simulated {
+    Session& session;
+    double wall_s = 0;  ///< wall time from before the elaboration to the end
+};
+
+/// Step 2, the simulation: elaborates the KPU and the host that drives it through its socket
+/// and interrupt with `job`, and runs until nothing is left to happen.
+Simulated simulate(const hw::Config& config, const Options& options, platform::HostJob job) {
     const auto wall_start = std::chrono::steady_clock::now();
     // Released, not destroyed: the process ends after the report, and SystemC 2.3 tears
     // large module trees down slowly (see --elaborate-only).
     auto* session = new Session;
-    session->job = std::move(prepared.job);
+    session->job = std::move(job);
     platform::PlatformOptions platform_options;
     if (options.train_bytes) platform_options.train_bytes = *options.train_bytes;
     platform_options.helper_threads = !options.single_thread;
@@ -333,82 +343,72 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     }
     sc_core::sc_start();
     progress.reset();
-    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-    platform::KpuPlatform* kpu = session->kpu.get();
-    const platform::HostResult& result = session->host->result();
-    if (const std::string failure = session->failure(); !failure.empty()) {
-        std::cerr << "kpu-sim: error: " << failure << "\n";
-        return kExitRunFailed;
-    }
-    // ---- outputs, check, report ----
-    // The host's copies of the tensors are done with (at 8192^3, 768 MiB).
-    std::map<std::string, std::vector<float>> outputs = session->outputs();
-    std::vector<platform::HostBuffer>().swap(session->job.inputs);
-    std::vector<platform::HostBuffer>().swap(session->job.outputs);
+    return {*session, std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count()};
+}
+
+/// Step 3: the computed tensors the host read back, by name; the host's copies of the
+/// tensors are done with (at 8192^3, 768 MiB). Writes the outputs to --outputs.
+std::map<std::string, std::vector<float>> collect_outputs(Session& session, const Options& options,
+                                                          const std::vector<compiler::BoundTensor>& tensors) {
+    std::map<std::string, std::vector<float>> outputs = session.outputs();
+    std::vector<platform::HostBuffer>().swap(session.job.inputs);
+    std::vector<platform::HostBuffer>().swap(session.job.outputs);
     if (!options.outputs_dir.empty()) {
         for (const auto& tensor : tensors)
-            if (tensor.role == "output")
+            if (has_role(tensor, compiler::TensorRole::Output))
                 write_npy((fs::path(options.outputs_dir) / (tensor.name + ".npy")).string(), tensor.shape,
                           outputs[tensor.name].data());
     }
+    return outputs;
+}
 
-    bool check_ok = true;
-    std::vector<std::string> check_lines;
-    if (options.check) {
-        std::map<std::string, ReferenceTensor> expected;
-        if (chained) {  // the simulated tensors join the inputs (moved: the check reads them there)
-            for (auto& [name, data] : outputs) prepared.inputs[name] = std::move(data);
-            outputs.clear();
-            expected = run_reference(program.graph, prepared.inputs);
-        } else {
-            expected = reference->get();
-        }
-        const std::map<std::string, std::vector<float>>& simulated = chained ? prepared.inputs : outputs;
-        for (const auto& tensor : tensors) {
-            if (tensor.role != "output" && tensor.role != "intermediate") continue;
-            const std::vector<float>& got = simulated.at(tensor.name);
-            const CheckResult r = check_tensor(got, expected.at(tensor.name), tensor.shape);
-            std::ostringstream line;
-            line << std::setprecision(9) << tensor.name << " " << shape_text(tensor.shape)
-                 << (tensor.role == "intermediate" ? " (intermediate)" : "") << ": ";
-            if (r.ok && r.non_finite == got.size()) {
-                line << "ok (all " << r.non_finite << " elements NaN or Inf in both)";
-            } else if (r.ok) {
-                line << "ok (worst error " << std::setprecision(3) << r.error << " at " << shape_text(r.worst_at)
-                     << ", tolerance " << r.tolerance << ")";
-                if (r.non_finite > 0) line << "; " << r.non_finite << " elements NaN or Inf in both";
-                if (r.bound_in_products >= 1)
-                    line << "; weak: the tolerance reaches " << std::setprecision(2) << r.bound_in_products
-                         << " x an average product of the op's sums, so a missing product could pass";
-            } else {
-                check_ok = false;
-                line << "MISMATCH in " << r.mismatches << " elements; worst at " << shape_text(r.worst_at)
-                     << ": simulated " << r.got << ", reference " << r.expected << ", error " << r.error
-                     << " > tolerance " << r.tolerance;
-                // From finite operands a GEMM's fp32 result is NaN or infinite only where a product
-                // or a partial sum passed fp32's range (an inf - inf is a NaN).
-                if (!std::isfinite(r.got) && std::isfinite(r.expected))
-                    line << (std::fabs(r.expected) > double(std::numeric_limits<float>::max())
-                                 ? " (the reference is beyond fp32's range: the fp32 hardware overflowed)"
-                                 : " (a product or partial sum passed fp32's range, 3.4e38: the fp32 hardware "
-                                   "overflowed, in this order of summation)");
-                if (r.non_finite > 0) line << "; " << r.non_finite << " more elements NaN or Inf in both";
-            }
-            check_lines.push_back(line.str());
-        }
+/// What --check found: one line per computed tensor (check_message()).
+struct CheckOutcome {
+    bool ok = true;
+    std::vector<std::string> lines;
+};
+
+/// Step 4, --check: every computed tensor against the reference. With `reference` null (a
+/// chain) the reference is evaluated now, on the simulated tensors, which join `inputs`
+/// (moved there from `outputs`), so that each op is checked on its own operands.
+CheckOutcome check_results(const compiler::Graph& graph, const std::vector<compiler::BoundTensor>& tensors,
+                           BackgroundReference* reference, std::map<std::string, std::vector<float>>& inputs,
+                           std::map<std::string, std::vector<float>>& outputs) {
+    std::map<std::string, ReferenceTensor> expected;
+    if (!reference) {
+        for (auto& [name, data] : outputs) inputs[name] = std::move(data);
+        outputs.clear();
+        expected = run_reference(graph, inputs);
+    } else {
+        expected = reference->get();
     }
+    const std::map<std::string, std::vector<float>>& simulated = reference ? outputs : inputs;
+    CheckOutcome check;
+    for (const auto& tensor : tensors) {
+        const bool intermediate = has_role(tensor, compiler::TensorRole::Intermediate);
+        if (!has_role(tensor, compiler::TensorRole::Output) && !intermediate) continue;
+        const std::vector<float>& got = simulated.at(tensor.name);
+        const CheckResult r = check_tensor(got, expected.at(tensor.name), tensor.shape);
+        check.ok = check.ok && r.ok;
+        check.lines.push_back(check_message(tensor.name, tensor.shape, intermediate, r, got.size()));
+    }
+    return check;
+}
 
-    RunReport report = make_report(config, *kpu, options.program_path, wall_s);
-    print_summary(report, result.cycles, kpu->program(), out);
-    if (options.check) {
-        out << "  check             " << (check_ok ? "PASS" : "FAIL") << "\n";
-        for (const auto& line : check_lines) out << "    " << line << "\n";
+/// Step 5: the summary (and the check's lines) on `out`, then --stats, --vcd and --trace.
+void report_run(const hw::Config& config, const Options& options, const compiler::Program& program,
+                const Simulated& run, const std::optional<CheckOutcome>& check, std::ostream& out) {
+    platform::KpuPlatform& kpu = *run.session.kpu;
+    RunReport report = make_report(config, kpu, options.program_path, run.wall_s);
+    print_summary(report, run.session.host->result().cycles, kpu.program(), out);
+    if (check) {
+        out << "  check             " << (check->ok ? "PASS" : "FAIL") << "\n";
+        for (const auto& line : check->lines) out << "    " << line << "\n";
     }
     if (!options.stats_path.empty()) {
         std::ofstream file(options.stats_path);
         if (!file) throw std::runtime_error(options.stats_path + ": cannot write stats file");
-        file << stats_json(report, options.check ? nlohmann::json(check_ok ? "pass" : "fail") : nlohmann::json())
-                    .dump(2)
+        file << stats_json(report, check ? nlohmann::json(check->ok ? "pass" : "fail") : nlohmann::json()).dump(2)
              << "\n";
     }
     if (!options.vcd_path.empty()) {
@@ -418,9 +418,33 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
                       << " us, after the run ended (" << report.end / 1e6 << " us): " << options.vcd_path
                       << " holds only the values at the end\n";
     }
-    if (!options.trace_path.empty()) write_trace(report, kpu->program(), program, options.trace_path);
-    if (!check_ok) {
-        for (const auto& line : check_lines)
+    if (!options.trace_path.empty()) write_trace(report, kpu.program(), program, options.trace_path);
+}
+
+}  // namespace
+
+int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
+    const compiler::Program program = compiler::read_kpu_file(options.program_path);
+    Prepared prepared = prepare_run(config, options, program);
+    const std::vector<compiler::BoundTensor>& tensors = prepared.bound.tensors;
+    // The reference runs beside the simulation unless some op reads another's result: then it
+    // waits for the simulated results, so that each op is checked on its own operands.
+    const bool chained = reads_a_result(program.graph);
+    std::optional<BackgroundReference> reference;
+    if (options.check && !chained) reference.emplace(program.graph, prepared.inputs, !options.single_thread);
+
+    const Simulated run = simulate(config, options, std::move(prepared.job));
+    if (const std::string failure = run.session.failure(); !failure.empty()) {
+        std::cerr << "kpu-sim: error: " << failure << "\n";
+        return kExitRunFailed;
+    }
+    std::map<std::string, std::vector<float>> outputs = collect_outputs(run.session, options, tensors);
+    std::optional<CheckOutcome> check;
+    if (options.check)
+        check = check_results(program.graph, tensors, chained ? nullptr : &*reference, prepared.inputs, outputs);
+    report_run(config, options, program, run, check, out);
+    if (check && !check->ok) {
+        for (const auto& line : check->lines)
             if (line.find("MISMATCH") != std::string::npos) std::cerr << "kpu-sim: check failed: " << line << "\n";
         return kExitCheckFailed;
     }

@@ -11,21 +11,6 @@
 
 namespace kpu::cli {
 
-namespace {
-
-const char* kind_name(compiler::DfxOpKind kind) {
-    switch (kind) {
-        case compiler::DfxOpKind::Load: return "LOAD";
-        case compiler::DfxOpKind::Move: return "MOVE";
-        case compiler::DfxOpKind::Store: return "STORE";
-        case compiler::DfxOpKind::Matmul: return "MATMUL_TILE";
-        case compiler::DfxOpKind::Drain: return "DRAIN";
-    }
-    return "?";
-}
-
-}  // namespace
-
 void write_trace(const RunReport& report, const compiler::BoundProgram& bound, const compiler::Program& program,
                  const std::string& path) {
     using nlohmann::json;
@@ -103,7 +88,7 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
         const int tid = first + int(lane[i]);
         json args = {{"op", a.id}, {"dfx_op", op.dfx_op}, {"task", info.task},
                      {"queued_us", double(a.start - a.dispatched) * 1e-6}};
-        std::string name = kind_name(info.kind);
+        std::string name = to_string(info.kind);
         if (op.kind == compiler::BoundOp::Kind::Move) {
             const std::string& tensor = tensors.at(info.tensor).name;
             name += " " + tensor;
@@ -123,7 +108,7 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                 args["m"] = op.drain.m, args["n"] = op.drain.n;
                 if (op.drain.has_bias) args["bias"] = true;
                 if (op.drain.activation != compiler::Activation::None)
-                    args["activation"] = op.drain.activation == compiler::Activation::Relu ? "relu" : "gelu";
+                    args["activation"] = to_string(op.drain.activation);
             }
         }
         events.push_back({{"ph", "X"},

@@ -89,7 +89,7 @@ void write_vcd(const RunReport& report, const std::string& path, uint64_t from_p
     for (size_t e = 0; e < report.engines.size(); ++e) {
         const EngineActivity& engine = report.engines[e];
         if (!wanted(engine.scope)) continue;
-        const bool fabric = engine.kind == "fabric";
+        const bool fabric = engine.kind == to_string(compiler::EngineKind::Fabric);
         Signal b{engine.scope, fabric ? "active" : "busy", 1, "", {}};
         from_events(b, busy[e]);
         for (auto& [t, v] : b.changes) v = v > 0;  // overlapping ops of one engine: still one busy line

@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 
 #include "compiler/binder.h"
+#include "compiler/bound_program_json.h"
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
@@ -33,6 +34,12 @@ std::string human(double bytes) {
     return text;
 }
 
+/// Where a move reads or writes: a buffer's slot, or DRAM (the tensor region itself).
+std::string place(kpu::hw::Level level, const BufferRef& ref) {
+    if (level == kpu::hw::Level::Dram) return to_string(level);
+    return std::string(to_string(ref.buffer)) + "[" + std::to_string(ref.slot) + "]";
+}
+
 void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
     out << "    " << op.id << " task " << op.task << " " << to_string(op.kind);
     if (op.kind == DfxOpKind::Matmul)
@@ -44,9 +51,7 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
     else
         out << " " << p.graph.tensor(op.tensor).name << "[" << op.row << ":" << op.row + op.rows << ", " << op.col
             << ":" << op.col + op.cols << "] "
-            << (op.kind == DfxOpKind::Load ? "DRAM" : std::string(to_string(op.src.buffer)) + "[" + std::to_string(op.src.slot) + "]")
-            << " -> "
-            << (op.kind == DfxOpKind::Store ? "DRAM" : std::string(to_string(op.dst.buffer)) + "[" + std::to_string(op.dst.slot) + "]");
+            << place(op.src_level(), op.src) << " -> " << place(op.dst_level(), op.dst);
     out << " deps [";
     for (size_t i = 0; i < op.deps.size(); ++i) out << (i ? " " : "") << op.deps[i];
     out << "]\n";
@@ -80,8 +85,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
     }
     const OpCounts c = count_ops(p);
     out << "ops " << c.total;
-    for (DfxOpKind kind : {DfxOpKind::Load, DfxOpKind::Move, DfxOpKind::Store, DfxOpKind::Matmul, DfxOpKind::Drain})
-        out << ", " << to_string(kind) << " " << c.by_kind[int(kind)];
+    for (const auto& [kind, name] : kDfxOpKindNames) out << ", " << name << " " << c.by_kind[int(kind)];
     out << "\ntotal DRAM traffic " << human(double(p.hints.dram_read_bytes + p.hints.dram_write_bytes)) << ", arithmetic intensity "
         << p.hints.arithmetic_intensity << " FLOP/B, estimated " << p.hints.estimated_cycles << " cycles"
         << (p.kernels.size() > 1 ? " (the ops' estimates, each op alone, added up)" : "") << "\n";
@@ -140,7 +144,9 @@ auto naming(const std::string& what, Step step) {
 std::string default_config() { return std::string(KPU_SOURCE_DIR) + "/configs/t64.json"; }
 
 int run(int argc, char** argv) {
-    std::string input, output, config_path, dataflow_name = "output-stationary";
+    std::string input, output, config_path, dataflow_name = to_string(Dataflow::OutputStationary);
+    const std::string dataflow_help =
+        dataflow_name + " (default) or " + to_string(Dataflow::WeightStationary);
     std::vector<std::string> sets;
     bool bind_mode = false, verbose = false, help = false;
     po::options_description options("kpu-compile options");
@@ -149,7 +155,7 @@ int run(int argc, char** argv) {
         "config", po::value(&config_path), "hardware config JSON (default: configs/t64.json)")(
         "set", po::value(&sets)->composing()->value_name("PATH=VALUE"),
         "override one config field before validation, as kpu-sim --set (repeatable)")(
-        "dataflow", po::value(&dataflow_name), "output-stationary (default) or weight-stationary")(
+        "dataflow", po::value(&dataflow_name), dataflow_help.c_str())(
         "bind", po::bool_switch(&bind_mode), "bind a .kpu to --config and show the bound program")(
         "verbose,v", po::bool_switch(&verbose), "list tasks and the first ops of the stream");
     po::options_description hidden;
@@ -192,8 +198,8 @@ int run(int argc, char** argv) {
     if (output.empty()) throw CompileError("no output file: give -o OUT.kpu");
     CompileOptions compile_options;
     if (!parse_dataflow(dataflow_name, compile_options.dataflow))
-        throw CompileError("--dataflow: unknown dataflow '" + dataflow_name +
-                           "' (output-stationary, weight-stationary)");
+        throw CompileError("--dataflow: unknown dataflow '" + dataflow_name + "' (" +
+                           kpu::hw::names_in(kDataflowNames) + ")");
     if (config_path.empty()) config_path = default_config();
     const kpu::hw::Config config = kpu::hw::load_config(config_path, overrides);
     const Graph graph = load_graph(input);

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "compiler/bound_program_json.h"
 #include "compiler/hazard_tracker.h"
 #include "compiler/kpu_format.h"
 #include "compiler/tiler.h"

@@ -1,0 +1,62 @@
+#include "compiler/bound_program_json.h"
+
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace kpu::compiler {
+
+namespace {
+
+using json = nlohmann::json;
+
+json tensor_json(const BoundTensor& t) {
+    return {{"name", t.name}, {"shape", t.shape},         {"dtype", t.dtype},
+            {"role", t.role}, {"dram_addr", t.dram_addr}, {"bytes", t.bytes}};
+}
+
+json op_json(const BoundOp& op) {
+    json o = {{"id", op.id},     {"kind", to_string(op.kind)}, {"engine", to_string(op.engine)},
+              {"tile", op.tile}, {"unit", op.unit},            {"dfx_op", op.dfx_op},
+              {"deps", op.deps}};
+    if (op.kind == BoundOp::Kind::Move)
+        o["move"] = {{"src", op.move.src},         {"dst", op.move.dst},
+                     {"rows", op.move.rows},       {"row_bytes", op.move.row_bytes},
+                     {"src_stride", op.move.src_stride}, {"dst_stride", op.move.dst_stride}};
+    if (op.kind == BoundOp::Kind::Matmul)
+        o["matmul"] = {{"a", op.matmul.a},     {"b", op.matmul.b}, {"lda", op.matmul.lda},
+                       {"ldb", op.matmul.ldb}, {"m", op.matmul.m}, {"n", op.matmul.n},
+                       {"k", op.matmul.k},     {"accumulate", op.matmul.accumulate}};
+    if (op.kind == BoundOp::Kind::Matmul && op.matmul.load_c) {
+        o["matmul"]["load_c"] = true;
+        o["matmul"]["c"] = op.matmul.c;
+        o["matmul"]["ldc"] = op.matmul.ldc;
+    }
+    if (op.kind == BoundOp::Kind::Drain)
+        o["drain"] = {{"c", op.drain.c},
+                      {"ldc", op.drain.ldc},
+                      {"m", op.drain.m},
+                      {"n", op.drain.n},
+                      {"has_bias", op.drain.has_bias},
+                      {"bias", op.drain.bias},
+                      {"activation", to_string(op.drain.activation)}};
+    return o;
+}
+
+}  // namespace
+
+std::string write_bound_program(const BoundProgram& bound) {
+    json tensors = json::array();
+    for (const BoundTensor& t : bound.tensors) tensors.push_back(tensor_json(t));
+    std::ostringstream out;
+    out << "{\n \"config\": " << json(bound.config_name).dump() << ",\n \"dram_read_bytes\": " << bound.dram_read_bytes
+        << ",\n \"dram_write_bytes\": " << bound.dram_write_bytes << ",\n \"macs\": " << bound.macs
+        << ",\n \"elided_moves\": " << bound.elided_moves << ",\n \"elided_bytes\": " << bound.elided_bytes
+        << ",\n \"tensors\": " << tensors.dump() << ",\n \"ops\": [";
+    // One op per line: the file diffs and greps by op.
+    for (size_t i = 0; i < bound.ops.size(); ++i) out << (i ? ",\n  " : "\n  ") << op_json(bound.ops[i]).dump();
+    out << "\n ]\n}\n";
+    return out.str();
+}
+
+}  // namespace kpu::compiler
