@@ -2,7 +2,7 @@
 // host's widest vectors. Per C element it does what the hardware's PE chain does and what a
 // plain i-k-j loop does: for p = 0..k-1 one multiply, then one add into the running sum, never
 // fused (this file is built with -ffp-contract=off). So the sums are the same bits whichever
-// instruction set runs them (tests/fabric: GemmKernel.*).
+// instruction set runs them (tests/models/fabric_kernel_test.cpp: GemmKernel.*).
 // A and B come as row pointers, so the fabric reads its operands where they lie in L1.
 #pragma once
 
