@@ -1,6 +1,7 @@
 #include "models/dmi_regions.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace kpu::model {
 
@@ -9,30 +10,46 @@ DmiRegions::DmiRegions(uint64_t max_granule_bytes) {
     while (granule_shift_ < 62 && (uint64_t(2) << granule_shift_) <= max_granule_bytes) ++granule_shift_;
 }
 
-const DmiRegion* DmiRegions::find_ordered(uint64_t addr, uint64_t bytes) {
-    auto it = by_start_.upper_bound(addr);
-    if (it == by_start_.begin()) return nullptr;
-    const uint32_t i = std::prev(it)->second;
-    if (!regions_[i].holds(addr, bytes)) return nullptr;
-    index_[slot(addr)] = i;
-    return &regions_[i];
+template <class F>
+void DmiRegions::each_overlapping(uint64_t lo, uint64_t hi, F&& f) const {
+    for (const Bounds& b : recent_)
+        if (b.lo < hi && lo < b.hi) f(b);
+    // Regions never overlap, so only the one starting last at or before lo may reach into
+    // [lo, hi) from the left.
+    auto it = std::upper_bound(sorted_.begin(), sorted_.end(), Bounds{lo, 0, 0});
+    if (it != sorted_.begin()) --it;
+    for (; it != sorted_.end() && it->lo < hi; ++it)
+        if (lo < it->hi) f(*it);
+}
+
+const DmiRegion* DmiRegions::find_behind(uint64_t addr, uint64_t bytes) {
+    uint32_t found = kNone;
+    each_overlapping(addr, addr + 1, [&](const Bounds& b) {
+        if (found == kNone && regions_[b.region].holds(addr, bytes)) found = b.region;
+    });
+    if (found == kNone) return nullptr;
+    index_[slot(addr)] = found;
+    return &regions_[found];
 }
 
 const DmiRegion* DmiRegions::add(const DmiRegion& region) {
     if (region.hi <= region.lo) return nullptr;
     if (regions_.size() >= kMaxRegions) clear();
-    auto next = by_start_.lower_bound(region.lo);  // the first region starting at or after lo
-    if ((next != by_start_.end() && next->first < region.hi) ||
-        (next != by_start_.begin() && regions_[std::prev(next)->second].hi > region.lo)) {
-        forget(region.lo, region.hi - 1);  // a wider grant replaces the narrower ones it covers
-        next = by_start_.lower_bound(region.lo);
-    }
+    bool overlaps = false;
+    each_overlapping(region.lo, region.hi, [&](const Bounds&) { overlaps = true; });
+    if (overlaps) forget(region.lo, region.hi - 1);  // a wider grant replaces the narrower ones it covers
     const uint32_t i = uint32_t(regions_.size());
     regions_.push_back(region);
-    by_start_.emplace_hint(next, region.lo, i);
+    recent_.push_back({region.lo, region.hi, i});
+    if (recent_.size() >= kRecent) {
+        std::sort(recent_.begin(), recent_.end());
+        const size_t middle = sorted_.size();
+        sorted_.insert(sorted_.end(), recent_.begin(), recent_.end());
+        std::inplace_merge(sorted_.begin(), sorted_.begin() + std::ptrdiff_t(middle), sorted_.end());
+        recent_.clear();
+    }
     uint32_t shift = granule_shift_;
     while (shift > 0 && (uint64_t(1) << shift) > region.hi - region.lo) --shift;
-    indexed_ += granules(region);
     if (shift != granule_shift_) {
         // Granules no larger than any region: every region covers whole granules' worth of slots.
         granule_shift_ = shift;
@@ -40,11 +57,13 @@ const DmiRegion* DmiRegions::add(const DmiRegion& region) {
         for (const DmiRegion& r : regions_)
             if (r.hi > r.lo) indexed_ += granules(r);
         rebuild(index_.size());
-    } else if (index_.empty() || (2 * indexed_ > index_.size() && index_.size() < kMaxSlots)) {
-        rebuild(index_.size());
-    } else {
-        enter(i);
+        return &regions_[i];
     }
+    indexed_ += granules(region);
+    if (index_.empty() || (2 * indexed_ > index_.size() && index_.size() < kMaxSlots))
+        rebuild(index_.size());
+    else
+        enter(i);
     return &regions_[i];
 }
 
@@ -66,25 +85,30 @@ void DmiRegions::enter(uint32_t i) {
 }
 
 void DmiRegions::forget(uint64_t lo, uint64_t hi_inclusive) {
-    auto it = by_start_.upper_bound(lo);
-    if (it != by_start_.begin()) --it;  // the region before lo may reach into the range
-    while (it != by_start_.end() && it->first <= hi_inclusive) {
-        DmiRegion& r = regions_[it->second];
-        if (r.hi - 1 >= lo) {
+    bool forgot = false;
+    for (DmiRegion& r : regions_)
+        if (r.hi > r.lo && r.lo <= hi_inclusive && r.hi - 1 >= lo) {
             indexed_ -= granules(r);
             r = DmiRegion{};  // its slots now miss
-            it = by_start_.erase(it);
-        } else {
-            ++it;
+            forgot = true;
         }
-    }
+    if (forgot) resort();
+}
+
+void DmiRegions::resort() {
+    sorted_.clear();
+    recent_.clear();
+    for (uint32_t i = 0; i < regions_.size(); ++i)
+        if (regions_[i].hi > regions_[i].lo) sorted_.push_back({regions_[i].lo, regions_[i].hi, i});
+    std::sort(sorted_.begin(), sorted_.end());
 }
 
 void DmiRegions::clear() {
     regions_.clear();
-    by_start_.clear();
     index_.clear();
     indexed_ = 0;
+    sorted_.clear();
+    recent_.clear();
 }
 
 }  // namespace kpu::model

@@ -6,8 +6,9 @@
 // interleave blocks, rows of a strided tile) is granted each once. Lookups go through a
 // direct-mapped index over address granules no larger than the smallest region held (so a
 // region covers whole granules), checked against the region's bounds; a slot holds the
-// newest region entered on it, and a region a slot no longer names is found in an ordered map
-// of all of them (then entered again), so each region is granted once. Runs of kRunGranules granules keep their order in one cache
+// newest region entered on it. Behind the index, the regions' bounds sorted by address (the
+// newest kRecent unsorted, merged in when there are that many) find a region whose slot
+// another took (then entered again), so each region is granted once. Runs of kRunGranules granules keep their order in one cache
 // line of slots (a sweep over consecutive regions finds them side by side); the runs are
 // spread by Fibonacci hashing (the top bits of run x 2^64 / golden ratio), which places
 // consecutive runs far apart and mixes the high address bits in, so that DRAM, L3, L2 and L1
@@ -18,7 +19,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <vector>
 
 #include "models/timing_path.h"
@@ -44,6 +44,7 @@ public:
     static constexpr size_t kMinSlots = 256, kMaxSlots = 4096;  ///< powers of two
     static constexpr size_t kMaxRegions = 8192;                ///< then start over (about 0.6 MB)
     static constexpr uint64_t kRunGranules = 16;                ///< a 64-byte line of uint32_t slots
+    static constexpr size_t kRecent = 64;                       ///< bounds kept unsorted
 
     /// `max_granule_bytes`: an upper bound for the granule (the smallest region the caller
     /// expects; rounded down to a power of two). The granule shrinks further when a smaller
@@ -56,7 +57,7 @@ public:
         if (index_.empty()) return nullptr;
         const uint32_t i = index_[slot(addr)];
         if (i != kNone && regions_[i].holds(addr, bytes)) return &regions_[i];
-        return find_ordered(addr, bytes);
+        return find_behind(addr, bytes);
     }
     /// Remembers a granted region (a wider grant replaces the regions it overlaps); returns
     /// it as stored. An empty region is not stored (nullptr).
@@ -71,25 +72,39 @@ public:
 
 private:
     static constexpr uint32_t kNone = ~0u;
+    static constexpr uint64_t kHash = 0x9E3779B97F4A7C15ull;  ///< 2^64 / golden ratio
     size_t slot(uint64_t addr) const {
         const uint64_t g = addr >> granule_shift_;
-        return size_t((((g / kRunGranules) * 0x9E3779B97F4A7C15ull) >> run_shift_) * kRunGranules + g % kRunGranules);
+        return size_t((((g / kRunGranules) * kHash) >> run_shift_) * kRunGranules + g % kRunGranules);
     }
     uint64_t granules(const DmiRegion& r) const { return ((r.hi - 1) >> granule_shift_) - (r.lo >> granule_shift_) + 1; }
-    /// find() past the index: the ordered map, and the slot set to what it finds.
-    const DmiRegion* find_ordered(uint64_t addr, uint64_t bytes);
+    /// find() past the index: the sorted bounds, and the slot set to what they find.
+    const DmiRegion* find_behind(uint64_t addr, uint64_t bytes);
     /// Enters regions_[i] on the slots of its granules (at most one pass over the index).
     void enter(uint32_t i);
     /// Sizes the index for `indexed_` granules and enters every region in order (the
     /// newest wins a slot).
     void rebuild(size_t at_least);
 
+    /// A region's bounds, kept apart from it so that a search touches only these.
+    struct Bounds {
+        uint64_t lo, hi;
+        uint32_t region;
+        bool operator<(const Bounds& o) const { return lo < o.lo; }
+    };
+    /// Calls f(bounds) for each region held that overlaps [lo, hi).
+    template <class F>
+    void each_overlapping(uint64_t lo, uint64_t hi, F&& f) const;
+    /// Sorts the regions' bounds anew (after some were forgotten).
+    void resort();
+
     std::vector<DmiRegion> regions_;  ///< in grant order; a forgotten one is left empty
-    std::map<uint64_t, uint32_t> by_start_;  ///< the regions held, by lo (they never overlap)
     std::vector<uint32_t> index_;
     uint64_t indexed_ = 0;         ///< granules entered since the index was last built
     uint32_t granule_shift_ = 62;  ///< log2 of the granule
     uint32_t run_shift_ = 64;      ///< 64 - log2(index_.size() / kRunGranules)
+    std::vector<Bounds> sorted_;   ///< by lo
+    std::vector<Bounds> recent_;   ///< the newest, unsorted (fewer than kRecent)
 };
 
 }  // namespace kpu::model
