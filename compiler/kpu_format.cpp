@@ -237,7 +237,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
                                  std::to_string(kMaxTileSide));
             kernel.tile.kc = uint32_t(kc);
         }
-        // In 64 bits: M of 2^32 + 1 tiles must not count as 1 (fuzzing found it did).
+        // In 64 bits, so that M of 2^32 + 1 tiles does not wrap to 1.
         const uint64_t grid = tiles_within_limit(dims[0], sizes[0]) * tiles_within_limit(dims[1], sizes[1]);
         if (grid > kMaxCTiles)
             k.fail(k.path_of("tile"), "more than " + std::to_string(kMaxCTiles) + " C tiles");

@@ -20,10 +20,9 @@ namespace kpu::platform {
 namespace {
 
 /// The copy helper is woken once this many bytes of copies wait for it. Waking it costs the
-/// simulation thread a system call for every copy job (t64 1024^3: about 7000 of some 30 KiB);
-/// below this, the thread that waits for a copy runs it. Measured (bench-e2e, alternating,
-/// 10 runs): t64 1024^3 wall median 0.240 / 0.211 / 0.221 / 0.268 s at 64 KiB / 256 KiB /
-/// 1 MiB / 4 MiB, against 0.281 s waking for every job.
+/// simulation thread a system call for every copy job, and a program's copy jobs are many and
+/// small (t64 1024^3: thousands of some 30 KiB); below this, the thread that waits for a copy
+/// runs it. 256 KiB is the fastest of the thresholds from 64 KiB to 4 MiB (bench-e2e, t64 1024^3).
 constexpr uint64_t kCopyWakeBytes = 256 << 10;
 
 /// "kpu::model::L2Bank" -> "l2_bank": the class without its namespaces, an underscore

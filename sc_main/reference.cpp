@@ -118,8 +118,8 @@ void accumulate(const Operand& a, const Operand& b, const std::vector<Pass>& pas
                 std::vector<double>& sums = *pass.sums;
                 for (uint64_t p = 0; p < depth; ++p) b.load((p0 + p) * n + j0, width, pass.load, &block[p * width]);
                 for (uint64_t i0 = 0; i0 < m; i0 += kKernelRows) {
-                    // Through small buffers: at 4096^3, where rows lie 32 KiB apart, this made the
-                    // loops 2.4x faster (likely cache-set conflicts between the tensors' rows).
+                    // Through small buffers: at 4096^3 the tensors' rows lie 32 KiB apart and
+                    // would conflict in the same cache sets if read in place.
                     const uint64_t rows = std::min(m - i0, kKernelRows);
                     for (uint64_t r = 0; r < rows; ++r) {
                         a.load((i0 + r) * k + p0, depth, pass.load, &rows_a[r * kReferenceBlock]);

@@ -272,8 +272,8 @@ void warn_about_inputs(const std::string& dir, const Prepared& prepared, uint64_
 }
 
 /// A program runs on any config it fits, but its tiling was chosen for the one it was
-/// compiled for: say so when that is another (an architect's sweep ran t64's program on edge,
-/// and on 4 of t64's 64 tiles, without a word).
+/// compiled for: say so when that is another (else a sweep could run t64's program on edge,
+/// or on 4 of t64's 64 tiles, without a word).
 void warn_about_target(const std::string& path, const compiler::Target& target, const hw::Config& config) {
     const compiler::Target here = compiler::target_of(config);
     if (target == here) return;

@@ -151,9 +151,9 @@ TEST(Binder, SpreadsTasksOverAllComputeTilesWhenThereIsEnoughWork) {
     }
 }
 
-// A compiler-writer review: four independent 48^3 ops all started on tile 0 and ran one after
-// another on 9 of t64's 64 tiles (2719 cycles; 2162 side by side). A kernel that does not
-// read the previous one's results starts after its tiles; one that does starts where it did.
+// Four independent 48^3 ops of 9 tasks each run side by side on t64, not one after another
+// on the same 9 tiles: a kernel that does not read the previous one's results starts after
+// its tiles; one that does starts where it did.
 TEST(Binder, IndependentOpsRunSideBySideAndAChainsLayersStartOnTileZero) {
     const hw::Config t64 = test::config("t64");
     const Program independent = compile(

@@ -36,9 +36,9 @@ TEST(KpuCompile, CompilesAndPrintsTheSummary) {
         EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
 }
 
-// An architect's sweep needed an edited config copy per point: kpu-compile had no --set.
-// It takes kpu-sim's overrides; the tiler sees the overridden hardware (a quarter of t64's
-// DRAM bandwidth makes the estimate longer), and the summary says what it compiled for.
+// kpu-compile takes kpu-sim's --set overrides, so a sweep needs no edited config copy per
+// point; the tiler sees the overridden hardware (a quarter of t64's DRAM bandwidth makes the
+// estimate longer), and the summary says what it compiled for.
 TEST(KpuCompile, SetOverridesTheConfigAsKpuSimDoes) {
     const std::string out = std::string(KPU_BINARY_DIR) + "/cli_test_set.kpu";
     auto estimate = [](const std::string& text) {
@@ -59,9 +59,9 @@ TEST(KpuCompile, SetOverridesTheConfigAsKpuSimDoes) {
                           "'fabric.rowz' in the config\n");
 }
 
-// The program's estimate adds its ops up, each alone; for a graph of several ops kpu-compile
-// also prints the whole program replayed, which is what --bind replays (a review: four
-// independent ops estimated at 4004 cycles ran in 2162).
+// The program's estimate adds its ops up, each alone, which overstates ops that run side by
+// side; for a graph of several ops kpu-compile also prints the whole program replayed, which
+// is what --bind replays.
 TEST(KpuCompile, AGraphOfSeveralOpsAlsoPrintsTheWholeProgramReplayed) {
     const std::string out = std::string(KPU_BINARY_DIR) + "/cli_test_whole.kpu";
     Result r = run(kSource + "/examples/mlp.json -o " + out + " --config " + kSource + "/configs/t64.json");
@@ -104,8 +104,8 @@ TEST(KpuCompile, ErrorsAreOneLineAndNonZero) {
     }
 }
 
-// User review: each of these said "format: missing required field" or "tensors: missing
-// required field", which reads like a corrupt file; the input was only the wrong kind.
+// Each of these is a file of the wrong kind, named as such: "format: missing required field"
+// or "tensors: missing required field" would read like a corrupt file.
 TEST(KpuCompile, AFileOfTheWrongKindIsNamedForWhatItIs) {
     ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + out_kpu() + " --config " + kSource + "/configs/minimal.json").status, 0);
     const std::string mlp = kSource + "/examples/mlp.json", t64 = kSource + "/configs/t64.json";
@@ -125,7 +125,7 @@ TEST(KpuCompile, AFileOfTheWrongKindIsNamedForWhatItIs) {
 }
 
 TEST(KpuCompile, RefusesToWriteOverItsInput) {
-    // User review: `kpu-compile g.json -o g.json` replaced the graph with the program.
+    // `kpu-compile g.json -o g.json` would replace the graph with the program.
     const std::string graph = std::string(KPU_BINARY_DIR) + "/cli_test_self.json";
     {
         FILE* f = std::fopen(graph.c_str(), "w");
@@ -141,8 +141,8 @@ TEST(KpuCompile, RefusesToWriteOverItsInput) {
 }
 
 TEST(KpuCompile, ErrorsAfterReadingNameTheFileAndTheConfig) {
-    // A graph too big for the config's DRAM is refused before any tiling (fuzzing: a 65536^3
-    // matmul searched tilings for minutes).
+    // A graph too big for the config's DRAM is refused before any tiling (a 65536^3 matmul
+    // would search tilings for minutes).
     const std::string big = std::string(KPU_BINARY_DIR) + "/cli_test_big.json";
     {
         FILE* f = std::fopen(big.c_str(), "w");

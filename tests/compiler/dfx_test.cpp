@@ -93,7 +93,7 @@ TEST(Tiler, TheEstimateMovesL3ToL2AtTwoL2BankPortsPerTile) {
     TilingChoice c;
     ASSERT_TRUE(evaluate_tiling(t64, p.graph, 0, Dataflow::OutputStationary, {16, 16, 0}, 5, 128, c));
     EXPECT_EQ(c.tile.tk, 688u);
-    const double tiles = 5.0 * 128, K = 2048;  // the choice before this model: 26 tasks of 5 x 128 tiles
+    const double tiles = 5.0 * 128, K = 2048;  // the tiling evaluated: 26 tasks of 5 x 128 tiles
     const double compute = tiles * (K + 3 * 32), onchip = tiles * 4 * (32 * K + 256);
     const double task = std::max(compute, onchip / 64.0);
     EXPECT_EQ(task, onchip / 64.0);  // bound by the BlockMovers, not the fabric
@@ -116,9 +116,8 @@ TEST(Tiler, AProgramThatCannotFitNamesTheTensorTheLevelAndTheNumbers) {
 }
 
 TEST(Tiler, AKWhosePanelDoesNotFitL3RunsInPasses) {
-    // One 8-wide strip of B with K = 65536 is 2 MiB, minimal's L3 256 KiB: it used to be
-    // refused. Now K runs in passes whose panel and strips fit, every pass but the last a
-    // multiple of the chunk.
+    // One 8-wide strip of B with K = 65536 is 2 MiB, minimal's L3 256 KiB: K runs in passes
+    // whose panel and strips fit, every pass but the last a multiple of the chunk.
     for (Dataflow d : {Dataflow::OutputStationary, Dataflow::WeightStationary}) {
         SCOPED_TRACE(to_string(d));
         const hw::Config minimal = test::config("minimal");
@@ -257,9 +256,8 @@ TEST(OpStream, EachBlockIsLoadedOnceJustBeforeItsFirstUse) {
 /// With K in passes, a C tile coming back from `out` for the next pass waits for its own
 /// writeback (and for the one that last read its L2 slot), not for its neighbours': every
 /// C tile is contiguous in `out` (column bands), so the byte ranges of side-by-side tiles do
-/// not overlap. Laid out as rows of the whole
-/// task, weight-stationary (whose strips are rows of tiles) made each tile wait for the
-/// round trip of the one before it: 17 % more cycles at t64 4096^3.
+/// not overlap. Were C laid out as rows of the whole task, weight-stationary (whose strips
+/// are rows of tiles) would make each tile wait for the round trip of the one before it.
 TEST(OpStream, ACTileComingBackForTheNextPassWaitsOnlyForItsOwnWriteback) {
     const hw::Config t64 = test::config("t64");
     const Program source = test::compile_matmul(128, 256, 2048, t64);

@@ -88,7 +88,7 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         {R"({"op": "conv2d", "A": {"shape": [1, 1]}})", "bad.json: op: unknown op 'conv2d'"},
         {R"({"op": "matmul", "A": {"shape": [2, 2], "strides": [1]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
          "bad.json: A.strides: unknown field"},
-        // A typo gets the suggestion the config loader gives (user review).
+        // A typo gets the suggestion the config loader gives.
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y"}],
              "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y", "activaton": "relu"}]})",
          "bad.json: ops[0].activaton: unknown field (did you mean 'activation'?)"},
@@ -108,7 +108,7 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         {R"({"op": "matmul", "A": {"shape": [2, 2]}, "B": {"shape": [2, 2]}})", "bad.json: C: missing required field"},
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}], "ops": [{"op": "matmul", "A": "x", "B": "w", "C": "y"}]})",
          "bad.json: ops[0].B: unknown tensor 'w'"},
-        // Names become file names (<name>.npy): a review wrote "../escaped.npy" outside --outputs.
+        // Names become file names (<name>.npy): "../escaped" would write outside --outputs.
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "../escaped"}], "ops": []})",
          "bad.json: tensors[1].name: tensor name '../escaped' has a '/' or '\\' (outputs are written as <name>.npy)"},
         {R"({"tensors": [{"name": ".."}], "ops": []})",
@@ -121,11 +121,11 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y", "role": "input"}],
              "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
          "tensor 'y' has role 'input' but an op produces it"},
-        // A review: both forms in one file said only "tensors: unknown field".
+        // Both forms in one file: named as such, not as "tensors: unknown field".
         {R"({"op": "matmul", "A": {"shape": [2, 2]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}, "tensors": []})",
          "bad.json: has both \"op\" (the single-op form) and \"tensors\" (the multi-op form): a graph is one or the "
          "other (docs/graph-format.md)"},
-        // User review: a final result declared intermediate compiled, and --check checked nothing.
+        // A final result declared intermediate is refused: compiled, --check would check nothing.
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y", "role": "intermediate"}],
              "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
          "tensor 'y' has role 'intermediate' but no op reads it (a result no op reads is an output)"},
@@ -144,18 +144,13 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
         EXPECT_NE(e.find(c.expected), std::string::npos) << e;
         EXPECT_EQ(e.find('\n'), std::string::npos);
     }
-    // Nested 100000 deep: the error path used to overflow the stack quoting the value.
+    // Nested 100000 deep: the error path must not overflow the stack quoting the value.
     EXPECT_EQ(error_of([] { parse_graph("{\"op\": " + std::string(100000, '['), "bad.json"); }),
               "bad.json: malformed JSON: nested deeper than 64 levels at byte 70");
 }
 
-// User review: a graph built in C++ and given to compile() without check() crashed in the
-// tiler (shapes left to inference, ops consumer-first, roles unset), and an op naming a
-// tensor index that does not exist crashed check(). compile() checks a copy itself, and
-// add_op refuses the index.
-// A compiler-writer review: in C++ an op without a name was called '' (so a second one was
-// "declared twice"), in JSON matmul<i>; and a JSON name clashing with such a default said only
-// "declared twice". One rule now, in Graph::add_op, and the message says it.
+// An op without a name is called matmul<its index> in C++ as in JSON (one rule, in
+// Graph::add_op), and a JSON name that clashes with such a default gets a message saying it.
 TEST(GraphApi, OpsWithoutANameAreCalledMatmulAndTheirIndexInBothForms) {
     Graph g;
     const uint32_t x = g.add_tensor({"x", {8, 8}, DType::Float32, std::nullopt});
@@ -176,6 +171,9 @@ TEST(GraphApi, OpsWithoutANameAreCalledMatmulAndTheirIndexInBothForms) {
               "index>)");
 }
 
+// A graph built in C++ may reach compile() without check() (shapes left to inference, ops
+// consumer-first, roles unset): compile() checks a copy itself, and add_op refuses an op
+// naming a tensor index that does not exist.
 TEST(GraphApi, CompileChecksAGraphBuiltInCppItself) {
     Graph g;
     const uint32_t x = g.add_tensor({"x", {64, 32}, DType::Float32, std::nullopt});

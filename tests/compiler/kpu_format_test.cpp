@@ -21,9 +21,9 @@ Program mlp_program() {
     return compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"));
 }
 
-// A compiler-writer review: a program built with add_kernel (custom tilings) failed to read
-// back ("hints.dram_read_bytes: 0 but the op stream gives ...") unless the writer summed the
-// kernels' hints into program.hints by hand. add_kernel now does.
+// A program built with add_kernel (custom tilings) reads back: add_kernel sums the kernels'
+// hints into program.hints, so the writer need not (else "hints.dram_read_bytes: 0 but the
+// op stream gives ...").
 TEST(KpuFormat, AProgramBuiltKernelByKernelRoundTrips) {
     const hw::Config edge = test::config("edge");
     Program p;
@@ -146,9 +146,9 @@ TEST(KpuFormat, EveryValidationErrorIsPrecise) {
     }
 }
 
-// A compiler-writer review: a .kpu written by another tool, whose division was one ulp off,
-// was refused, and so was one rounded to 6 digits. The quotient must agree to 1e-9; reading
-// then keeps the op stream's value, so the program read is the same whatever was written.
+// A .kpu written by another tool may divide one ulp off: the quotient must agree to 1e-9
+// (6 digits do not), and reading keeps the op stream's value, so the program read is the
+// same whatever was written.
 TEST(KpuFormat, ArithmeticIntensityAgreesTo1e9AndReadsAsTheOpStreamsValue) {
     const Program original = mlp_program();
     for (const double relative : {0x1p-52, 1e-10}) {
@@ -175,8 +175,8 @@ TEST(KpuFormat, ArithmeticIntensityAgreesTo1e9AndReadsAsTheOpStreamsValue) {
 }
 
 TEST(KpuFormat, TileCountsAreCountedIn64Bits) {
-    // Fuzzing: M = 2^32 + 1 rows in tiles of 1 counted as 1 tile row, so a one-task program
-    // covering one row of 2^32 + 1 was accepted.
+    // M = 2^32 + 1 rows in tiles of 1 are 2^32 + 1 tile rows (not wrapped to 1 in 32 bits):
+    // more C tiles than a program may have, not a one-task program covering one row.
     json j = json::parse(write_kpu(
         compile(parse_graph(R"({"op": "matmul", "A": {"shape": [1, 1]}, "B": {"shape": [1, 1]}, "C": {"shape": [1, 1]}})",
                             "one.json"),

@@ -99,9 +99,9 @@ TEST(Stats, TimeEnergyAndBusyAddUp) {
     EXPECT_EQ(s["ops"].get<uint64_t>(), run.prepared.bound.ops.size());
 }
 
-// An architect's sweep: with 1 of edge's 2 DMA engines the run moved its DRAM bytes at half
-// DRAM's bandwidth, and the roofline, on DRAM alone, called it 35 % efficient. The memory roof
-// is the bandwidth DRAM bytes can move at: DRAM, the DMA engines and the tiles' links, the least.
+// With 1 of edge's 2 DMA engines a run moves its DRAM bytes at half DRAM's bandwidth at most,
+// so a roofline on DRAM alone would call it inefficient. The memory roof is the bandwidth
+// DRAM bytes can move at: DRAM, the DMA engines and the tiles' links, the least.
 TEST(Stats, TheMemoryRoofIsTheSlowestOfDramDmaEnginesAndTileLinks) {
     MlpRun run(test::config("edge", {{"dma.engines", "1"}}));
     const cli::RunReport& r = run.report;
@@ -220,7 +220,7 @@ TEST(Vcd, WindowAndScopeLimitWhatIsWritten) {
     EXPECT_EQ(cli::parse_time_window("10us:25.5us"), std::make_pair(uint64_t(10'000'000), uint64_t(25'500'000)));
     EXPECT_EQ(cli::parse_time_window("500:"), std::make_pair(uint64_t(500'000), UINT64_MAX));
     EXPECT_THROW(cli::parse_time_window("5us:2us"), std::runtime_error);
-    // Fuzzing: 1e300s overflowed llround and was accepted as some window.
+    // 1e300s is refused, not overflowed in llround into some window.
     EXPECT_THROW(cli::parse_time_window("1e300s:"), std::runtime_error);
     EXPECT_EQ(cli::parse_time_window(":8000000s").second, uint64_t(8'000'000'000'000'000'000));
     EXPECT_THROW(cli::parse_time_window("soon:later"), std::runtime_error);
@@ -255,8 +255,8 @@ TEST(Trace, HasOneSlicePerOpMatchingTheRecords) {
     std::map<std::string, int> kinds;
     for (const auto& [id, s] : slices) kinds[s["name"].get<std::string>().substr(0, s["name"].get<std::string>().find(' '))]++;
     for (const char* k : {"LOAD", "MOVE", "STORE", "MATMUL_TILE", "DRAIN"}) EXPECT_GT(kinds[k], 0) << k;
-    // The fabric's slices carry their shapes, enough to check each one against docs/models.md
-    // by hand (an architect's review: DRAIN carried no m, n).
+    // The fabric's slices carry their shapes (DRAIN's m, n too), enough to check each one
+    // against docs/models.md by hand.
     const uint64_t R = run.config.fabric.rows, C = run.config.fabric.cols;
     const double us_per_cycle = 1e6 / run.config.clocks.fabric_hz;
     int checked = 0;

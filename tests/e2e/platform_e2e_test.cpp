@@ -186,9 +186,8 @@ struct SmallMatmul {
     cli::Prepared prepared = cli::prepare(minimal, program, "", 5);
 };
 
-// User review: a CPU's memcpy through the window that crossed a DRAM interleave block got an
-// address error, and a debugger could not read the registers. Any access inside the window
-// now works (split at the blocks), and registers read by debug.
+// Any access inside the window works, split at the DRAM interleave blocks (a CPU's memcpy
+// crosses them), and the registers read by debug transport (a debugger reads them).
 TEST(RegisterLevel, WindowAccessesOfAnyLengthAndAlignmentWork) {
     const hw::Config minimal = config("minimal");
     const uint64_t block = minimal.dram.interleave_bytes;
@@ -299,8 +298,8 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
 
         const sc_core::sc_time started = sc_core::sc_time_stamp();
         // An empty image, STARTed without acknowledging the last run: it fails inside the
-        // START write, in the delta that lowers irq; irq must still fall and rise again
-        // (review: it stayed high with no edge, and a driver waiting for one hung).
+        // START write, in the delta that lowers irq; irq must still fall and rise again (a
+        // driver waits for the edge, and would hang if irq stayed high).
         tb.write32(HostRegister::ProgramSize, 0);
         tb.write32(HostRegister::Control, platform::kControlStart);
         sc_core::wait(sc_core::sc_time(1, sc_core::SC_US), tb.irq.posedge_event());
@@ -309,8 +308,8 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
         tb.write32(HostRegister::Control, platform::kControlIrqAck);
         sc_core::wait(sc_core::SC_ZERO_TIME);
 
-        // The host's address of the image instead of the device's (review: the message read
-        // "... is outside DRAM (...) is not readable DRAM").
+        // The host's address of the image instead of the device's: the message says that
+        // PROGRAM_ADDR is a device address, and where the host sees it.
         tb.start_and_wait(platform::kMemoryWindow + 0x1000, 64);
         outside_error = tb.read32(HostRegister::Error);
         outside_message = kpu.host_error_message();
@@ -334,8 +333,8 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
                                "0x10000000000 + it)");
 }
 
-// A driver that STARTs again without IRQ_ACK: the new START lowers irq (review: it stayed
-// high, so waiting for its rising edge waited for ever), and the second run ends as usual.
+// A driver that STARTs again without IRQ_ACK: the new START lowers irq (else waiting for its
+// rising edge would wait for ever), and the second run ends as usual.
 TEST(RegisterLevel, AStartWithoutIrqAckLowersIrqUntilTheNewRunEnds) {
     SmallMatmul small;
     platform::KpuPlatform kpu("kpu", small.minimal);

@@ -56,7 +56,7 @@ if(NOT rc EQUAL 0)
 endif()
 expect_refusal("stats-rows32.json is a run on 'edge' with a peak_flops of 4.096 TFLOP/s, but --config [^ ]*edge.json \\('edge'\\) has 2.048 TFLOP/s \\(made with --set fabric.rows=32\\)"
                roofline --config ${SRC}/configs/edge.json ${WORK}/stats-rows32.json)
-# Nor one whose memory roof differs (an architect's sweep plotted a 256 GB/s run on the 512 GB/s roof).
+# Nor one whose memory roof differs (a 25.6 GB/s run is not plotted on edge's 51.2 GB/s roof).
 execute_process(COMMAND ${BIN}/kpu-sim --config ${SRC}/configs/edge.json --set dram.bandwidth_gb_per_s=12.8
                         --program ${WORK}/mlp.kpu --stats ${WORK}/stats-bw.json OUTPUT_QUIET RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)

@@ -177,8 +177,8 @@ TEST(ConfigErrors, ZeroAndNegativeSizesAreRejected) {
 }
 
 TEST(ConfigErrors, ValuesBeyondTheSimulatorsLimitsNameTheLimit) {
-    // Fuzzing found each of these elaborating for minutes, failing inside SystemC, or
-    // printing nonsense timing (a clock of 1e-300 MHz ran in 0 cycles).
+    // Past these limits a config would elaborate for minutes, fail inside SystemC, or print
+    // nonsense timing (a clock of 1e-300 MHz would run in 0 cycles): each is refused first.
     const std::string tail = "; movers would have to run that far ahead of their completions, more than the "
                              "simulator's 20 us (docs/models.md, Temporal decoupling)";
     auto path_too_long = [&](const std::string& field, const char* total, const char* part) {
@@ -209,7 +209,7 @@ TEST(ConfigErrors, ValuesBeyondTheSimulatorsLimitsNameTheLimit) {
         {R"({"dram": {"latency_cycles": 25000}})", path_too_long("dram.latency_cycles", "25 us", "25 us")},
         {R"({"interconnect": {"latency_cycles": 12000}})",
          path_too_long("interconnect.latency_cycles", "24.1 us", "24 us")},
-        // A review: a slow bandwidth blamed dram.latency_cycles. Minimal's L1 bursts are 32 B:
+        // A slow bandwidth is blamed, not dram.latency_cycles. Minimal's L1 bursts are 32 B:
         // at 0.001 GB/s one takes 32 us.
         {R"({"l1": {"bandwidth_gb_per_s": 0.001}})", path_too_long("l1.bandwidth_gb_per_s", "32.1 us", "32 us")},
         {R"({"dram": {"interleave_bytes": 131072}})",

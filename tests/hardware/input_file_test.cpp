@@ -39,7 +39,7 @@ TEST(InputFile, NumbersNoDoubleHoldsAndSyntaxErrorsSayWhere) {
 
 TEST(InputFile, AKeyNamedTwiceInOneObjectIsRefusedWithItsPath) {
     // nlohmann keeps the last of two equal keys silently: a config with a leftover
-    // "rows": 32 after "rows": 16 simulated a 32-row fabric (user review).
+    // "rows": 32 after "rows": 16 would simulate a 32-row fabric.
     EXPECT_EQ(parse_problem(R"({"fabric": {"rows": 16, "rows": 32}})"),
               "fabric.rows: named twice in one object (JSON would keep only the last)");
     EXPECT_EQ(parse_problem(R"({"tensors": [{"name": "x"}, [1, 2], {"name": "y", "shape": [1], "name": "z"}]})"),

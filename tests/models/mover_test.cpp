@@ -124,8 +124,8 @@ TEST(Movers, LongTransfersRunAtTheMinimumOfSourceDestinationAndEngineBandwidth) 
 
 // A DRAM latency beyond the default 1 us quantum: the platform raises the quantum to 1.25x
 // the config's mover window, so a mover's finite buffer (a quantum ahead of its completions)
-// does not throttle the transfer. With the quantum left at 1 us the same LOAD took 23x longer
-// (each burst waited until its predecessor was within a quantum of completing).
+// does not throttle the transfer: with a 1 us quantum each burst would wait until its
+// predecessor was within a quantum of completing.
 TEST(Movers, ALatencyBeyondTheDefaultQuantumDoesNotThrottleALongTransfer) {
     hw::Config config = roomy();
     config.dram.latency_cycles = 4000;  // 4 us at minimal's 1 GHz DRAM clock

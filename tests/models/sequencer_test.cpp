@@ -165,9 +165,9 @@ TEST(Sequencer, ReportsStuckOpsAndWhatTheyWaitFor) {
               "op 2 on tile_0.fabric waits for op 1");
 }
 
-// Nothing in flight, nothing ready, ops left: the program ends at once as stuck, with the
-// report, instead of leaving a virtual platform whose other processes keep the simulation
-// going waiting for an interrupt that never comes (review: ERROR 4 was never produced).
+// Nothing in flight, nothing ready, ops left: the program ends at once as stuck (the host's
+// ERROR 4), with the report, instead of leaving a virtual platform whose other processes
+// keep the simulation going waiting for an interrupt that never comes.
 TEST(Sequencer, OpsThatCanNeverRunEndTheProgramAsStuck) {
     Bench bench("bench", 4);
     BoundProgram p;

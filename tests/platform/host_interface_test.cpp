@@ -107,8 +107,8 @@ TEST(HostInterface, RegistersAnswer32And64BitAccessesAndRefuseOthers) {
     EXPECT_EQ(access(tlm::TLM_READ_COMMAND, 0x04 + 8, &addr, 8), tlm::TLM_BURST_ERROR_RESPONSE) << "misaligned";
     sc_core::sc_report_handler::set_actions("kpu/host", sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
     EXPECT_EQ(access(tlm::TLM_READ_COMMAND, 0x800, &addr, 8), tlm::TLM_ADDRESS_ERROR_RESPONSE);
-    // CONTROL's bits are in its low half: 1 written to its high half (0x1C) is no START (it
-    // was, and here, with a run in progress, made ERROR read 5 "busy").
+    // CONTROL's bits are in its low half: 1 written to its high half (0x1C) is no START (as
+    // one, here with a run in progress, it would make ERROR read 5 "busy").
     uint32_t start = 1;
     EXPECT_EQ(access(tlm::TLM_WRITE_COMMAND, 0x1c, &start, 4), tlm::TLM_OK_RESPONSE);
     uint64_t error = 99;

@@ -195,7 +195,7 @@ class BaselineGate(RegressTestCase):
     def test_tolerance_must_be_a_number_of_percent_at_least_zero(self):
         suite = self.write_suite([matmul("a", 32, 32, 32)])
         self.record(suite)
-        # -3 used to make every case fail with "(+0.00%) is beyond +--3%"; nan would pass every one.
+        # -3 would make every case fail with "(+0.00%) is beyond +--3%"; nan would pass every one.
         for bad in ("-3", "-0.5", "abc", "nan", "inf", ""):
             self.assert_usage_error(self.regress(suite, "--tolerance", bad), "--tolerance %s:" % bad, ">= 0")
         self.assert_usage_error(self.regress(suite, "--tolerance=-3"), "--tolerance -3: must be a percentage >= 0")
@@ -366,7 +366,7 @@ class Reports(RegressTestCase):
         self.assertIn("ERROR hang: kpu-sim timed out after 1 s", r.stdout)
 
     def test_a_timeout_under_a_second_is_applied_as_given(self):
-        # kpu-sim used to get at least 1 s whatever --timeout said.
+        # kpu-sim gets what --timeout says, not at least 1 s.
         suite = self.write_suite([matmul("hang", 19, 8, 8)])
         r = self.regress(suite, "--timeout", "0.6", "--allow-new")
         self.assertEqual(r.returncode, 1)
@@ -383,7 +383,7 @@ class Reports(RegressTestCase):
 
     def test_an_explicit_timeout_of_zero_is_not_taken_for_unset(self):
         # run_case's own contract (the command line refuses 0): None means the case's timeout_s,
-        # any number is applied; 0 used to fall back to the suite's 3600 s.
+        # any number is applied; 0 does not fall back to the suite's 3600 s.
         suite = regress_suite.load_suite(self.write_suite([matmul("hang", 19, 8, 8, timeout_s=30)]))
         binaries = regress_suite.find_binaries(self.build)
         r = regress_suite.run_case(suite["cases"][0], suite, REPO, binaries, self.out, 0)

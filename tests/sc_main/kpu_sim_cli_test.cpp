@@ -104,8 +104,8 @@ TEST(KpuSimCli, TrainBytesNeedsAProgramAndANumber) {
 }
 
 TEST(KpuSimCli, NonsenseArgumentsAreRefusedNotIgnored) {
-    // Fuzzing: each of these ran with exit 0 (-1 read as 2^64 - 1, stray words dropped,
-    // random data instead of the missing directory's files).
+    // Each of these is an error, not a run with exit 0: -1 is not read as 2^64 - 1, stray
+    // words are not dropped, a missing --inputs directory does not mean random data.
     const std::pair<std::string, std::string> cases[] = {
         {"--program x.kpu --seed -1", "kpu-sim: error: --seed -1: expected a whole number from 0 to 18446744073709551615\n"},
         {"--program x.kpu --train-bytes -1",
@@ -125,8 +125,8 @@ TEST(KpuSimCli, NonsenseArgumentsAreRefusedNotIgnored) {
     EXPECT_EQ(r.err, "kpu-sim: error: --inputs /no/such/dir: no such directory\n");
 }
 
-// What a run writes at its end is checked before it starts (user review: a typo in
-// --vcd-scope or --stats was reported after the whole simulation), and nothing is written.
+// What a run writes at its end is checked before it starts (a typo in --vcd-scope or
+// --stats is not reported after the whole simulation), and nothing is written.
 TEST(KpuSimCli, OutputPathsAndScopesAreCheckedBeforeTheRun) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_outputs/";
     ASSERT_EQ(compile_matmul(dir, 8, 8, 8).rfind("compiled", 0), 0u);
@@ -164,7 +164,7 @@ TEST(KpuSimCli, OutputPathsAndScopesAreCheckedBeforeTheRun) {
 }
 
 // With --inputs, a file that feeds nothing and a tensor that got random data are named
-// (user review: 'a.npy' for tensor A silently ran on random data).
+// ('a.npy' for tensor A must not leave A silently on random data).
 TEST(KpuSimCli, InputsThatFeedNothingAndTensorsLeftRandomAreNamed) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_inputs/";
     ASSERT_EQ(compile_matmul(dir, 8, 8, 8).rfind("compiled", 0), 0u);
@@ -180,8 +180,8 @@ TEST(KpuSimCli, InputsThatFeedNothingAndTensorsLeftRandomAreNamed) {
                      "kpu-sim: warning: --inputs " + dir + ": no file for A: seeded random data (--seed 5)\n");
 }
 
-// User review: at long K the tolerance exceeds a single product, and the check line did not
-// say that its verdict is weaker there. The tolerance is about 2 K^2 2^-24 average products:
+// At long K the tolerance exceeds a single product, and the check line says that its
+// verdict is weaker there. The tolerance is about 2 K^2 2^-24 average products:
 // K = 4096 is over the line (2.0); K = 2048 (0.5) and the 8x8x8 runs above are not.
 TEST(KpuSimCli, TheCheckSaysWhenKIsTooLongToSeeOneMissingProduct) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_longk/";
@@ -199,9 +199,9 @@ TEST(KpuSimCli, TheCheckSaysWhenKIsTooLongToSeeOneMissingProduct) {
     EXPECT_EQ(s.out.find("weak"), std::string::npos) << s.out;
 }
 
-// User review: on a 5-layer chain the tolerance, carried from layer to layer, reached the
-// output's own size (an all-zero output passed). Every computed tensor is now read back and
-// each op is checked on the operands the hardware used: one line per op, none of them weak.
+// Carried from layer to layer, the tolerance of a 5-layer chain would reach the output's own
+// size (an all-zero output would pass). So every computed tensor is read back and each op is
+// checked on the operands the hardware used: one line per op, none of them weak.
 TEST(KpuSimCli, EachOpOfAChainIsCheckedOnTheOperandsTheHardwareUsed) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_chain/";
     ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
@@ -235,8 +235,8 @@ TEST(KpuSimCli, EachOpOfAChainIsCheckedOnTheOperandsTheHardwareUsed) {
     }
 }
 
-// An architect's sweep ran a program compiled for t64 on edge (and one for edge on 4 of
-// t64's 64 tiles) without a word. It still runs; a note says whose tiling it carries. The
+// A program compiled for t64 runs on edge (and one for edge on 4 of t64's 64 tiles), with a
+// note saying whose tiling it carries, so a sweep does not compare tilings unawares. The
 // .kpu records the --set overrides it was compiled with, so a sweep point counts too.
 TEST(KpuSimCli, AProgramCompiledForAnotherConfigRunsWithANote) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_target/";
@@ -282,7 +282,7 @@ TEST(KpuSimCli, TheSummaryNamesTheBindingRoofAndTheBusiestResources) {
 
 // NaN and Inf in the inputs propagate through the fabric as IEEE arithmetic says; --check
 // counts an element NaN in both (or the same infinity in both) as matching, and a NaN where
-// the reference is finite as a mismatch. Fuzzing found the first case reported as a MISMATCH.
+// the reference is finite as a mismatch.
 TEST(KpuSimCli, NaNAndInfInTheInputsAreCheckedLikeNumpysEqualNan) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_nan/";
     ASSERT_EQ(compile_matmul(dir, 8, 8, 8).rfind("compiled", 0), 0u);
@@ -327,7 +327,7 @@ TEST(KpuSimCli, AnFp32OverflowIsAMismatchThatSaysSo) {
         << beyond;
     EXPECT_NE(beyond.find("(the reference is beyond fp32's range: the fp32 hardware overflowed)"), std::string::npos)
         << beyond;
-    // A review: partial sums that pass 3.4e38 and come back (3e38 + 3e38 - 3e38 - 3e38, in
+    // Partial sums that pass 3.4e38 and come back (3e38 + 3e38 - 3e38 - 3e38, in
     // the fabric's order) are infinite or NaN in fp32 while the reference is 0 or finite:
     // the line says why there too.
     std::vector<float> a2(64, 0.0f);
@@ -340,13 +340,9 @@ TEST(KpuSimCli, AnFp32OverflowIsAMismatchThatSaysSo) {
         << partial;
 }
 
-// Helper threads (the default: the fabrics' arithmetic and the reference beside the
-// simulation) or none (--single-thread):
-// two processes, the same bytes in every output and the same cycles, and --check passes in
-// both. A t64 matmul with K in two passes: its 20 fabrics overlap and carry their
-// accumulators from one MATMUL to the next.
-// A review: the seed was XORed into the hash before the name, so tensors 'A' and 'B' swapped
-// their data between --seed 1 and --seed 2, and a dot product came out bit for bit the same.
+// The seed goes into the hash after the tensor's name: XORed in before it, tensors 'A' and
+// 'B' would swap their data between --seed 1 and --seed 2, and a dot product would come out
+// bit for bit the same.
 TEST(KpuSimCli, EverySeedGivesEveryTensorItsOwnData) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_seeds/";
     ASSERT_EQ(std::system(("mkdir -p " + dir + "s1 " + dir + "s2 " + dir + "s1again").c_str()), 0);
@@ -357,6 +353,10 @@ TEST(KpuSimCli, EverySeedGivesEveryTensorItsOwnData) {
     EXPECT_EQ(slurp(dir + "s1/C.npy"), slurp(dir + "s1again/C.npy"));
 }
 
+// Helper threads (the default: the fabrics' arithmetic and the reference beside the
+// simulation) or none (--single-thread): two processes, the same bytes in every output and
+// the same cycles, and --check passes in both. A t64 matmul with K in two passes: its 20
+// fabrics overlap and carry their accumulators from one MATMUL to the next.
 TEST(KpuSimCli, HelperThreadsGiveTheSingleThreadOutputsAndCycles) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_helper_threads/";
     ASSERT_EQ(std::system(("mkdir -p " + dir + "on " + dir + "off").c_str()), 0);

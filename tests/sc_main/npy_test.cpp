@@ -75,8 +75,9 @@ void write_header(const std::string& path, const std::string& shape, size_t data
 }
 
 TEST(Npy, HeadersThatLieAboutTheSizeAreRefusedBeforeAnythingIsAllocated) {
-    // Fuzzing: a 128-byte file saying (32768, 32768) made kpu-sim allocate and clear 4 GiB
-    // before noticing; a 23-digit dimension escaped as "stoull"; 2^33 elements as bad_alloc.
+    // The header is checked against the file before anything is allocated: a 128-byte file
+    // saying (32768, 32768) must not have kpu-sim allocate and clear 4 GiB first, and a
+    // 23-digit dimension or 2^33 elements get a message, not "stoull" or bad_alloc.
     write_header(temp("huge.npy"), "32768, 32768", 16);
     expect_error(temp("huge.npy"), "data ends early: shape [32768, 32768] needs 4294967296 bytes, the file has 16");
     write_header(temp("digits.npy"), "99999999999999999999999, 33", 16);
