@@ -38,19 +38,21 @@ T read_choice(JsonReader& fields, const std::string& key, T fallback, Parse pars
 
 DType read_dtype(JsonReader& fields) {
     return read_choice(fields, "dtype", DType::Float32, parse_dtype, [](const std::string& name) {
-        return "dtype '" + name + "' is not supported (only float32 for now)";
+        return "dtype '" + name + "' is not supported (only " + hw::names_in(kDTypeNames) + " for now)";
     });
 }
 
 Activation read_activation(JsonReader& fields) {
     return read_choice(fields, "activation", Activation::None, parse_activation, [](const std::string& name) {
-        return "unknown activation '" + name + "' (none, relu, gelu)";
+        return "unknown activation '" + name + "' (" + hw::names_in(hw::kActivationNames) + ")";
     });
 }
 
 void read_op_kind(JsonReader& fields) {
-    std::string kind = fields.string("op");
-    if (kind != "matmul") fields.fail(fields.path_of("op"), "unknown op '" + kind + "' (supported: matmul)");
+    const std::string kind = fields.string("op");
+    OpKind parsed;
+    if (!parse_op_kind(kind, parsed))
+        fields.fail(fields.path_of("op"), "unknown op '" + kind + "' (supported: " + hw::names_in(kOpKindNames) + ")");
 }
 
 /// {"op": "matmul", "A": {...}, "B": {...}, "C": {...}, "bias": {...}, "activation": ...}
@@ -59,7 +61,7 @@ Graph single_op(const json& root, const std::string& source) {
     read_op_kind(fields);
     Graph graph;
     Op op;
-    op.name = fields.has("name") ? fields.string("name") : "matmul";
+    op.name = fields.has("name") ? fields.string("name") : to_string(OpKind::Matmul);
     auto tensor = [&](const char* key, TensorRole role) {
         JsonReader t = fields.object(key);
         Tensor x;

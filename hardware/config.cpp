@@ -183,10 +183,12 @@ Config read_config(const json& root, const std::string& source) {
                                             std::to_string(c.dram.interleave_bytes) + ")");
         if (r.contains("channel_select")) {
             const std::string select = r.string("channel_select");
-            if (select == "modulo")
-                c.dram.channel_select = ChannelSelect::Modulo;
-            else if (select != "hashed")
-                r.fail("dram.channel_select", "expected \"modulo\" or \"hashed\", got \"" + select + "\"");
+            if (!parse_channel_select(select, c.dram.channel_select)) {
+                std::string expected;
+                for (const auto& entry : kChannelSelectNames)
+                    expected += (expected.empty() ? "\"" : " or \"") + std::string(entry.name) + "\"";
+                r.fail("dram.channel_select", "expected " + expected + ", got \"" + select + "\"");
+            }
         }
         r.finish();
     }

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "hardware/enum_names.h"
+
 namespace kpu::hw {
 
 /// Raised for any invalid config; what() is one line: "<file>: <json.path>: <problem>".
@@ -44,6 +46,13 @@ enum class ChannelSelect {
     Modulo,  ///< block b on channel b mod channels
     Hashed,  ///< the same, rotated by the digit sum of b / channels in base channels
 };
+/// As configs spell it (`dram.channel_select`).
+inline constexpr EnumName<ChannelSelect> kChannelSelectNames[] = {{ChannelSelect::Modulo, "modulo"},
+                                                                   {ChannelSelect::Hashed, "hashed"}};
+inline const char* to_string(ChannelSelect select) { return name_in(kChannelSelectNames, select); }
+inline bool parse_channel_select(const std::string& name, ChannelSelect& out) {
+    return value_in(kChannelSelectNames, name, out);
+}
 
 /// DRAM adds address interleaving across channels.
 struct DramLevel : MemoryLevel {

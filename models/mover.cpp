@@ -14,15 +14,6 @@ namespace kpu::model {
 
 using sc_core::sc_time;
 
-const char* to_string(TransferStatus status) {
-    switch (status) {
-        case TransferStatus::Ok: return "ok";
-        case TransferStatus::BadDescriptor: return "bad descriptor";
-        case TransferStatus::AccessError: return "access error";
-    }
-    return "?";
-}
-
 namespace {
 
 /// The smallest DMI region a mover can be granted: a DRAM interleave block, an L1 buffer, an

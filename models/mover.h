@@ -43,6 +43,7 @@
 
 #include "hardware/address_map.h"
 #include "hardware/config.h"
+#include "hardware/enum_names.h"
 #include "hardware/transfer.h"
 #include "models/contention.h"
 #include "models/copy_hand_off.h"
@@ -59,7 +60,9 @@ enum class TransferStatus : uint8_t {
     AccessError,    ///< a burst got an error response (address not mapped, crosses an instance, ...)
 };
 
-const char* to_string(TransferStatus status);
+inline constexpr hw::EnumName<TransferStatus> kTransferStatusNames[] = {
+    {TransferStatus::Ok, "ok"}, {TransferStatus::BadDescriptor, "bad descriptor"}, {TransferStatus::AccessError, "access error"}};
+inline const char* to_string(TransferStatus status) { return hw::name_in(kTransferStatusNames, status); }
 
 struct Completion {
     uint64_t id = 0;
