@@ -20,7 +20,9 @@ constexpr uint32_t kAccumulatorRegion = uint32_t(hw::Level::L1) + 1;
 class Binder {
 public:
     Binder(const Program& program, const hw::Config& config)
-        : program_(program), config_(config), map_(config), large_loads_(config) {}
+        : program_(program), config_(config), map_(config), large_loads_(config) {
+        for (const Kernel& kernel : program.kernels) operands_.push_back(matmul_operands(program.graph, kernel.op));
+    }
 
     BoundProgram run() {
         bound_.config_name = config_.name;
@@ -61,10 +63,10 @@ private:
     }
 
     uint64_t address(const BufferRef& r) const {
-        return level_base(level_of(r.buffer), tile_) + layout_->offset[int(r.buffer)][r.slot] + r.offset * 4;
+        return level_base(level_of(r.buffer), tile_) + layout_->offset[int(r.buffer)][r.slot] + r.offset * kLoweredElementBytes;
     }
 
-    uint64_t stride(const BufferRef& r) const { return uint64_t(layout_->pitch[int(r.buffer)]) * 4; }
+    uint64_t stride(const BufferRef& r) const { return uint64_t(layout_->pitch[int(r.buffer)]) * kLoweredElementBytes; }
 
     /// The tracker's space for one level of the current compute tile (device addresses).
     uint64_t space(hw::Level level) const { return space_id(uint32_t(level), tile_); }
@@ -116,10 +118,11 @@ private:
         hw::Transfer& x = op.move;
         x.id = op.id;
         x.rows = uint32_t(d.rows);
-        x.row_bytes = uint32_t(d.cols * 4);
+        const uint64_t element = dtype_bytes(program_.graph.tensor(d.tensor).dtype);
+        x.row_bytes = uint32_t(d.cols * element);
         const BoundTensor& t = bound_.tensors[d.tensor];
-        const uint64_t tensor_pitch = t.shape.size() == 2 ? t.shape[1] * 4 : x.row_bytes;
-        const uint64_t tensor_addr = t.dram_addr + (d.row * (t.shape.size() == 2 ? t.shape[1] : 0) + d.col) * 4;
+        const uint64_t tensor_pitch = t.shape.size() == 2 ? t.shape[1] * element : x.row_bytes;
+        const uint64_t tensor_addr = t.dram_addr + (d.row * (t.shape.size() == 2 ? t.shape[1] : 0) + d.col) * element;
         const hw::Level src = d.src_level(), dst = d.dst_level();
         x.src = src == hw::Level::Dram ? tensor_addr : address(d.src);
         x.src_stride = src == hw::Level::Dram ? tensor_pitch : stride(d.src);
@@ -135,8 +138,7 @@ private:
         }
         if (src != hw::Level::Dram) touch(src, x.src, x.rows, x.row_bytes, x.src_stride, false, op);
         if (dst != hw::Level::Dram) touch(dst, x.dst, x.rows, x.row_bytes, x.dst_stride, true, op);
-        const Op& gop = program_.graph.ops()[program_.kernels[program_.tasks[d.task].kernel].op];
-        const EngineChoice engine = engine_for_move(src, dst, gop, d.tensor, config_);
+        const EngineChoice engine = engine_for_move(src, dst, operands_[program_.tasks[d.task].kernel], d.tensor, config_);
         op.engine = engine.engine;
         op.unit = engine.unit;
         if (op.engine == EngineKind::Dma)
@@ -156,13 +158,13 @@ private:
         m.n = d.n;
         m.k = d.k;
         m.accumulate = d.accumulate;
-        touch(hw::Level::L1, m.a, m.m, uint64_t(m.k) * 4, uint64_t(m.lda) * 4, false, op);
-        touch(hw::Level::L1, m.b, m.k, uint64_t(m.n) * 4, uint64_t(m.ldb) * 4, false, op);
+        touch(hw::Level::L1, m.a, m.m, uint64_t(m.k) * kLoweredElementBytes, uint64_t(m.lda) * kLoweredElementBytes, false, op);
+        touch(hw::Level::L1, m.b, m.k, uint64_t(m.n) * kLoweredElementBytes, uint64_t(m.ldb) * kLoweredElementBytes, false, op);
         if (d.load_c) {
             m.load_c = true;
             m.c = address(d.c);
             m.ldc = layout_->pitch[int(d.c.buffer)];
-            touch(hw::Level::L1, m.c, m.m, uint64_t(m.n) * 4, uint64_t(m.ldc) * 4, false, op);
+            touch(hw::Level::L1, m.c, m.m, uint64_t(m.n) * kLoweredElementBytes, uint64_t(m.ldc) * kLoweredElementBytes, false, op);
         }
         touch_accumulators(true, op);
         bound_.macs += uint64_t(m.m) * m.n * m.k;
@@ -180,8 +182,8 @@ private:
         c.bias = d.has_bias ? address(d.bias) : 0;
         c.activation = d.activation;
         touch_accumulators(false, op);
-        if (c.has_bias) touch(hw::Level::L1, c.bias, 1, uint64_t(c.n) * 4, uint64_t(c.n) * 4, false, op);
-        touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * 4, uint64_t(c.ldc) * 4, true, op);
+        if (c.has_bias) touch(hw::Level::L1, c.bias, 1, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.n) * kLoweredElementBytes, false, op);
+        touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.ldc) * kLoweredElementBytes, true, op);
     }
 
     /// The current DFX op's dependencies (dfx_deps_) as bound ops: every op each was bound to.
@@ -222,6 +224,7 @@ private:
     hw::AddressMap map_;
     BoundProgram bound_;
     std::vector<BufferLayout> layouts_;  ///< per kernel
+    std::vector<MatmulOperands> operands_;  ///< per kernel: its op's
     std::vector<uint32_t> tiles_;        ///< per task: its compute tile
     HazardTracker tracker_;
     MoveElision elision_;

@@ -42,15 +42,16 @@ Span1 tile_span(uint64_t extent, uint32_t tile, uint32_t index) {
 }
 
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent) {
-    return plan_buffers(graph.ops()[kernel.op], graph.k(kernel.op), kernel.dataflow, kernel.tile, extent);
+    const MatmulOperands op = matmul_operands(graph, kernel.op);
+    return plan_buffers(op, op.k, kernel.dataflow, kernel.tile, extent);
 }
 
-std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent) {
+std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent) {
     const uint64_t tm = tile.tm, tn = tile.tn, tk = tile.tk, kc = tile.pass_k(k);
     const bool os = dataflow == Dataflow::OutputStationary;
     std::vector<BufferSpec> plan;
     auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
-        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * 4, uint32_t(pitch), tensor});
+        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kLoweredElementBytes, uint32_t(pitch), tensor});
     };
     // With several K passes, `out` holds the whole task's C: partial sums wait there for the
     // next pass. It is laid out band by band (the task's rows of tn columns, one band after
@@ -104,7 +105,8 @@ struct Extent2 {
 
 Extent2 task_elements(const Program& program, const Task& task) {
     const Kernel& kernel = program.kernels[task.kernel];
-    const uint64_t m = program.graph.m(kernel.op), n = program.graph.n(kernel.op);
+    const MatmulOperands op = matmul_operands(program.graph, kernel.op);
+    const uint64_t m = op.m, n = op.n;
     const uint64_t tm = kernel.tile.tm, tn = kernel.tile.tn;
     return {task.r0 * tm, std::min(m, task.r1 * tm), task.c0 * tn, std::min(n, task.c1 * tn)};
 }
@@ -127,20 +129,22 @@ TaskExtent max_task_extent(const Program& program, uint32_t kernel) {
 void task_traffic(const Program& program, const Task& task, uint64_t& read, uint64_t& write) {
     const Kernel& kernel = program.kernels[task.kernel];
     const Extent2 e = task_elements(program, task);
-    const uint64_t rows = e.r1 - e.r0, cols = e.c1 - e.c0, k = program.graph.k(kernel.op);
-    const bool bias = program.graph.ops()[kernel.op].bias.has_value();
-    read = 4 * (rows * k + k * cols + (bias ? cols : 0));
-    write = 4 * rows * cols;
+    const MatmulOperands op = matmul_operands(program.graph, kernel.op);
+    const uint64_t rows = e.r1 - e.r0, cols = e.c1 - e.c0, k = op.k;
+    read = kLoweredElementBytes * (rows * k + k * cols + (op.bias ? cols : 0));
+    write = kLoweredElementBytes * rows * cols;
 }
 
 std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
     const Task& task = program.tasks[index];
-    const Op& op = program.graph.ops()[program.kernels[task.kernel].op];
+    const MatmulOperands op = matmul_operands(program.graph, program.kernels[task.kernel].op);
     const Extent2 e = task_elements(program, task);
+    std::vector<uint32_t> written_by(program.kernels.size());  // each kernel's C
+    for (size_t k = 0; k < program.kernels.size(); ++k) written_by[k] = matmul_operands(program.graph, program.kernels[k].op).c;
     std::vector<uint32_t> out;
     for (uint32_t u = 0; u < index; ++u) {
         const Task& other = program.tasks[u];
-        const uint32_t written = program.graph.ops()[program.kernels[other.kernel].op].c;
+        const uint32_t written = written_by[other.kernel];
         if (written != op.a && written != op.b) continue;
         const Extent2 w = task_elements(program, other);
         // A is read as rows [r0, r1) x all K; B as all K x columns [c0, c1).
@@ -291,8 +295,8 @@ private:
         const Kernel& kernel = program_.kernels[task.kernel];
         plan_ = &plans_[task.kernel];
         const Graph& g = program_.graph;
-        const Op& op = g.ops()[kernel.op];
-        const uint64_t M = g.m(kernel.op), N = g.n(kernel.op), K = g.k(kernel.op);
+        const MatmulOperands op = matmul_operands(g, kernel.op);
+        const uint64_t M = op.m, N = op.n, K = op.k;
         const TileShape tile = kernel.tile;
         const bool os = kernel.dataflow == Dataflow::OutputStationary;
         const Extent2 e = task_elements(program_, task);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "compiler/graph.h"
+#include "compiler/ops/matmul.h"
 #include "hardware/address_map.h"
 
 namespace kpu::compiler {
@@ -118,7 +119,7 @@ struct TaskExtent {
 /// The buffers one task of `kernel` needs per compute tile, given its largest task.
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent);
 /// Same, for matmul `op` with reduction length `k` (what the tiler evaluates).
-std::vector<BufferSpec> plan_buffers(const Op& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent);
+std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent);
 TaskExtent max_task_extent(const Program& program, uint32_t kernel);
 /// STOREs of one task with `strips` strips of `fabric_tiles` C tiles in all: one per strip;
 /// weight-stationary in K passes, one per C tile (its `out` is laid out in column bands).
@@ -134,6 +135,10 @@ constexpr uint64_t kAlign = 64;
 uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level);
 
 // ---- the op stream --------------------------------------------------------------------------
+
+/// Bytes of one element of every lowered tensor and buffer: only float32 lowers for now
+/// (require_lowerable() refuses the other dtypes before any lowering).
+constexpr uint64_t kLoweredElementBytes = dtype_bytes(DType::Float32);
 
 enum class DfxOpKind : uint8_t { Load, Move, Store, Matmul, Drain };
 /// As docs/kpu-format.md, kpu-compile and traces spell it, in stream-summary order.
@@ -175,7 +180,7 @@ struct DfxOp {
     Activation activation = Activation::None;
     std::vector<uint32_t> deps;  ///< earlier ops: RAW / WAR / WAW on logical buffers, RAW through DRAM
 
-    uint64_t bytes() const { return rows * cols * 4; }
+    uint64_t bytes() const { return rows * cols * kLoweredElementBytes; }
     hw::Level src_level() const;
     hw::Level dst_level() const;
 };

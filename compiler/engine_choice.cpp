@@ -9,14 +9,14 @@ namespace {
 
 /// Which engine of a kind moves a tensor: A, B, results and bias on different units when the
 /// tile has that many, so their transfers run in parallel.
-uint32_t unit_for(const Op& op, uint32_t tensor, uint32_t count) {
+uint32_t unit_for(const MatmulOperands& op, uint32_t tensor, uint32_t count) {
     const uint32_t role = tensor == op.a ? 0 : tensor == op.b ? 1 : tensor == op.c ? 2 : 3;
     return role % count;
 }
 
 }  // namespace
 
-EngineChoice engine_for_move(hw::Level src, hw::Level dst, const Op& op, uint32_t tensor, const hw::Config& config) {
+EngineChoice engine_for_move(hw::Level src, hw::Level dst, const MatmulOperands& op, uint32_t tensor, const hw::Config& config) {
     if (src == hw::Level::Dram || dst == hw::Level::Dram) return {EngineKind::Dma, 0};
     if (src == hw::Level::L1 || dst == hw::Level::L1)
         return {EngineKind::Streamer, unit_for(op, tensor, config.streamer.count)};

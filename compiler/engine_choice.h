@@ -7,6 +7,7 @@
 
 #include "compiler/bound_program.h"
 #include "compiler/graph.h"
+#include "compiler/ops/matmul.h"
 #include "hardware/address_map.h"
 #include "hardware/config.h"
 
@@ -22,7 +23,7 @@ struct EngineChoice {
 /// engine when either end is DRAM (one per slice, dma_engine()), a Streamer when either end
 /// is L1, a BlockMover between L3 and L2. A, B, results and bias go to units 0, 1, 2, 3
 /// modulo the tile's count, so that their transfers run in parallel.
-EngineChoice engine_for_move(hw::Level src, hw::Level dst, const Op& op, uint32_t tensor, const hw::Config& config);
+EngineChoice engine_for_move(hw::Level src, hw::Level dst, const MatmulOperands& op, uint32_t tensor, const hw::Config& config);
 
 /// What one compute tile's link from the interconnect into its L3 carries, bytes/s.
 double tile_link_bandwidth(const hw::Config& config);

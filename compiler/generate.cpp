@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
 
 namespace kpu::compiler {
@@ -23,7 +24,8 @@ uint64_t fabric_blocks(uint64_t extent, uint32_t tile, uint32_t first, uint32_t 
 
 Hints kernel_hints(const Program& program, uint32_t kernel) {
     const Kernel& kr = program.kernels[kernel];
-    const uint64_t M = program.graph.m(kr.op), N = program.graph.n(kr.op), K = program.graph.k(kr.op);
+    const MatmulOperands mm = matmul_operands(program.graph, kr.op);
+    const uint64_t M = mm.m, N = mm.n, K = mm.k;
     Hints h;
     for (const Task& t : program.tasks) {
         if (t.kernel != kernel) continue;
@@ -46,8 +48,9 @@ Target target_of(const hw::Config& config) {
 uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice) {
     const uint32_t kernel = uint32_t(program.kernels.size());
     program.kernels.push_back({op, dataflow, choice.tile, {}});
-    const uint32_t Mt = tile_count(program.graph.m(op), choice.tile.tm);
-    const uint32_t Nt = tile_count(program.graph.n(op), choice.tile.tn);
+    const MatmulOperands mm = matmul_operands(program.graph, op);
+    const uint32_t Mt = tile_count(mm.m, choice.tile.tm);
+    const uint32_t Nt = tile_count(mm.n, choice.tile.tn);
     for (uint32_t r = 0; r < Mt; r += choice.task_rows)
         for (uint32_t c = 0; c < Nt; c += choice.task_cols) {
             program.tasks.push_back(
@@ -68,6 +71,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     // a graph built in C++ may not have been, and tiling an unchecked one reads shapes and
     // roles that are not there.
     program.graph.check("graph");
+    require_lowerable(program.graph, "graph");
     const Graph& graph = program.graph;
     program.target = target_of(target);
     // The binder places every tensor in DRAM, each from an interleave boundary: a graph that
@@ -94,9 +98,10 @@ OpCounts count_ops(const Program& program) {
     OpCounts c;
     for (const Task& t : program.tasks) {
         const Kernel& kr = program.kernels[t.kernel];
-        const bool bias = program.graph.ops()[kr.op].bias.has_value();
+        const MatmulOperands mm = matmul_operands(program.graph, kr.op);
+        const bool bias = mm.bias.has_value();
         // K chunks summed over the passes; every pass after the first brings each C tile back.
-        const uint64_t K = program.graph.k(kr.op), kc = kr.tile.pass_k(K), passes = tile_count(K, uint32_t(kc));
+        const uint64_t K = mm.k, kc = kr.tile.pass_k(K), passes = tile_count(K, uint32_t(kc));
         const uint64_t ks = (passes - 1) * tile_count(kc, kr.tile.tk) + tile_count(K - (passes - 1) * kc, kr.tile.tk);
         const uint64_t fabric_tiles = uint64_t(t.r1 - t.r0) * (t.c1 - t.c0);
         const uint64_t strips = kr.dataflow == Dataflow::OutputStationary ? t.c1 - t.c0 : t.r1 - t.r0;

@@ -1,9 +1,11 @@
 #include "compiler/graph.h"
 
+#include <cctype>
 #include <map>
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
 
@@ -18,16 +20,17 @@ std::string shape_string(const std::vector<uint64_t>& shape) {
 uint64_t Tensor::elements() const {
     uint64_t n = 1;
     for (uint64_t d : shape) n *= d;
-    return shape.empty() ? 0 : n;
+    return has_shape() ? n : 0;
 }
 
 bool Tensor::operator==(const Tensor& o) const {
-    return name == o.name && shape == o.shape && dtype == o.dtype && role == o.role;
+    return name == o.name && shape == o.shape && dtype == o.dtype && role == o.role && rank0 == o.rank0 &&
+           value == o.value;
 }
 
 bool Op::operator==(const Op& o) const {
-    return name == o.name && kind == o.kind && a == o.a && b == o.b && c == o.c && bias == o.bias &&
-           activation == o.activation;
+    return name == o.name && kind == o.kind && inputs == o.inputs && outputs == o.outputs &&
+           attributes == o.attributes;
 }
 
 std::string tensor_name_problem(const std::string& name) {
@@ -50,20 +53,25 @@ uint32_t Graph::add_tensor(Tensor tensor) {
 }
 
 uint32_t Graph::add_op(Op op) {
-    if (op.name.empty()) op.name = "matmul" + std::to_string(ops_.size());  // as the JSON form names it
+    std::string prefix;  // as the JSON form names an op without a name: matmul0, softmax3
+    for (const char c : op.kind) prefix += char(std::tolower(static_cast<unsigned char>(c)));
+    if (op.name.empty()) op.name = prefix + std::to_string(ops_.size());
     if (find_op(op.name)) {
-        const bool default_like = op.name.rfind("matmul", 0) == 0 && op.name.size() > 6 &&
-                                  op.name.find_first_not_of("0123456789", 6) == std::string::npos;
+        const bool default_like = op.name.rfind(prefix, 0) == 0 && op.name.size() > prefix.size() &&
+                                  op.name.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
         throw CompileError("op '" + op.name + "' is declared twice" +
-                           (default_like ? std::string(" (an op without a name is called matmul<its index>)") : ""));
+                           (default_like ? " (an op without a name is called " + prefix + "<its index>)" : ""));
     }
-    auto need = [&](const char* role, uint32_t t) {
-        if (t >= tensors_.size())
+    const OpSchema* schema = op_registry().find(op.kind);
+    auto need = [&](const std::string& role, uint32_t t) {
+        if (t != kNoTensor && t >= tensors_.size())
             throw CompileError("op '" + op.name + "': " + role + " is tensor " + std::to_string(t) + " but the graph has " +
                                std::to_string(tensors_.size()) + " tensors");
     };
-    need("A", op.a), need("B", op.b), need("C", op.c);
-    if (op.bias) need("bias", *op.bias);
+    for (size_t i = 0; i < op.inputs.size(); ++i)
+        need(schema ? schema->input_name(i) : "input " + std::to_string(i), op.inputs[i]);
+    for (size_t i = 0; i < op.outputs.size(); ++i)
+        need(schema ? schema->output_name(i) : "output " + std::to_string(i), op.outputs[i]);
     ops_.push_back(std::move(op));
     return uint32_t(ops_.size() - 1);
 }
@@ -80,24 +88,16 @@ std::optional<uint32_t> Graph::find_op(const std::string& name) const {
     return std::nullopt;
 }
 
-namespace {
-
-std::vector<uint32_t> op_inputs(const Op& op) {
-    std::vector<uint32_t> in{op.a, op.b};
-    if (op.bias) in.push_back(*op.bias);
-    return in;
-}
-
-}  // namespace
-
 std::vector<uint32_t> Graph::topological_order(const std::string& source) const {
     std::map<uint32_t, uint32_t> producer;  // tensor -> op
-    for (uint32_t i = 0; i < ops_.size(); ++i) {
-        auto [it, fresh] = producer.emplace(ops_[i].c, i);
-        if (!fresh)
-            throw CompileError(source + ": tensor '" + tensors_[ops_[i].c].name + "' is produced by op '" +
-                               ops_[it->second].name + "' and by op '" + ops_[i].name + "'");
-    }
+    for (uint32_t i = 0; i < ops_.size(); ++i)
+        for (uint32_t t : ops_[i].outputs) {
+            if (t == kNoTensor) continue;
+            auto [it, fresh] = producer.emplace(t, i);
+            if (!fresh)
+                throw CompileError(source + ": tensor '" + tensors_[t].name + "' is produced by op '" +
+                                   ops_[it->second].name + "' and by op '" + ops_[i].name + "'");
+        }
     // Depth-first, in the given order, so that the result is stable and a cycle can be named.
     std::vector<uint8_t> state(ops_.size(), 0);  // 0 new, 1 on the path, 2 done
     std::vector<uint32_t> order, path;
@@ -111,7 +111,7 @@ std::vector<uint32_t> Graph::topological_order(const std::string& source) const 
             throw CompileError(source + ": the graph has a cycle: " + cycle);
         }
         state[op] = 1;
-        for (uint32_t t : op_inputs(ops_[op])) {
+        for (uint32_t t : ops_[op].inputs) {
             auto it = producer.find(t);
             if (it != producer.end()) self(self, it->second);
         }
@@ -125,27 +125,37 @@ std::vector<uint32_t> Graph::topological_order(const std::string& source) const 
 
 void Graph::check(const std::string& source) {
     if (ops_.empty()) throw CompileError(source + ": the graph has no ops");
+    std::string unknown;  // every op of an unknown kind at once
+    for (const Op& op : ops_)
+        if (!op_registry().find(op.kind)) unknown += (unknown.empty() ? "" : ", ") + op.kind + " (" + op.name + ")";
+    if (!unknown.empty()) throw CompileError(source + ": unknown operators: " + unknown);
     std::vector<Op> ordered;
     for (uint32_t i : topological_order(source)) ordered.push_back(ops_[i]);
     ops_ = std::move(ordered);
 
     std::vector<bool> produced(tensors_.size()), consumed(tensors_.size());
     for (const Op& op : ops_) {
-        produced[op.c] = true;
-        for (uint32_t t : op_inputs(op)) consumed[t] = true;
+        for (uint32_t t : op.outputs)
+            if (t != kNoTensor) produced[t] = true;
+        for (uint32_t t : op.inputs)
+            if (t != kNoTensor) consumed[t] = true;
     }
     auto fail = [&](const std::string& what) { throw CompileError(source + ": " + what); };
     for (uint32_t t = 0; t < tensors_.size(); ++t) {
         Tensor& x = tensors_[t];
         const std::string name = "tensor '" + x.name + "'";
         if (!produced[t] && !consumed[t]) fail(name + " is not used by any op");
+        if (x.shape.size() > kMaxRank)
+            fail(name + " has rank " + std::to_string(x.shape.size()) + " (shape " + shape_string(x.shape) +
+                 "), more than " + std::to_string(kMaxRank));
         for (size_t d = 0; d < x.shape.size(); ++d)
             if (x.shape[d] == 0) fail(name + ": dimension " + std::to_string(d) + " is 0");
+        if (x.rank0 && !x.shape.empty()) fail(name + " is marked rank 0 but has shape " + shape_string(x.shape));
         if (!produced[t]) {
-            if (x.shape.empty()) fail(name + ": no shape given and no op produces it");
+            if (!x.has_shape()) fail(name + ": no shape given and no op produces it");
             if (x.role && *x.role != TensorRole::Input && *x.role != TensorRole::Constant)
                 fail(name + " has role '" + to_string(*x.role) + "' but no op produces it");
-            if (!x.role) x.role = TensorRole::Input;
+            if (!x.role) x.role = std::holds_alternative<std::monostate>(x.value) ? TensorRole::Input : TensorRole::Constant;
         } else {
             if (x.role && (*x.role == TensorRole::Input || *x.role == TensorRole::Constant))
                 fail(name + " has role '" + to_string(*x.role) + "' but an op produces it");
@@ -153,52 +163,25 @@ void Graph::check(const std::string& source) {
                 fail(name + " has role 'intermediate' but no op reads it (a result no op reads is an output)");
             if (!x.role) x.role = consumed[t] ? TensorRole::Intermediate : TensorRole::Output;
         }
+        const size_t values = std::visit(
+            [](const auto& v) -> size_t {
+                if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::monostate>) return 0;
+                else return v.size();
+            },
+            x.value);
+        if (!std::holds_alternative<std::monostate>(x.value) && values != x.elements())
+            fail(name + " has " + std::to_string(values) + " inline values but shape " + shape_string(x.shape) +
+                 " holds " + std::to_string(x.elements()));
     }
-    for (const Op& op : ops_) {
-        const std::string where = "op '" + op.name + "' (matmul): ";
-        auto operand = [&](const char* role, uint32_t t) {
-            return std::string(role) + " '" + tensors_[t].name + "'";
-        };
-        auto need_rank = [&](const char* role, uint32_t t, size_t rank) {
-            if (tensors_[t].shape.size() != rank)
-                fail(where + operand(role, t) + " has shape " + shape_string(tensors_[t].shape) + ", expected rank " +
-                     std::to_string(rank));
-        };
-        need_rank("A", op.a, 2);
-        need_rank("B", op.b, 2);
-        const auto& a = tensors_[op.a].shape;
-        const auto& b = tensors_[op.b].shape;
-        if (a[1] != b[0])
-            fail(where + operand("A", op.a) + " dimension 1 is " + std::to_string(a[1]) + " but " + operand("B", op.b) +
-                 " dimension 0 is " + std::to_string(b[0]));
-        if (op.bias) {
-            need_rank("bias", *op.bias, 1);
-            uint64_t bn = tensors_[*op.bias].shape[0];
-            if (bn != b[1])
-                fail(where + operand("bias", *op.bias) + " dimension 0 is " + std::to_string(bn) + " but " +
-                     operand("B", op.b) + " dimension 1 is " + std::to_string(b[1]));
-        }
-        auto& c = tensors_[op.c].shape;
-        if (c.empty()) {
-            c = {a[0], b[1]};
-        } else {
-            need_rank("C", op.c, 2);
-            if (c[0] != a[0])
-                fail(where + operand("C", op.c) + " dimension 0 is " + std::to_string(c[0]) + " but " +
-                     operand("A", op.a) + " dimension 0 is " + std::to_string(a[0]));
-            if (c[1] != b[1])
-                fail(where + operand("C", op.c) + " dimension 1 is " + std::to_string(c[1]) + " but " +
-                     operand("B", op.b) + " dimension 1 is " + std::to_string(b[1]));
-        }
-    }
+    for (const Op& op : ops_) check_op(tensors_, op, schema_of(op), source);
     // Every tensor lives in DRAM, whose address window is 1 TiB on any config; this also keeps
     // every element count and tile count the compiler derives far from overflowing.
     for (const Tensor& x : tensors_) {
-        uint64_t bytes = 4;
+        uint64_t bytes = dtype_bytes(x.dtype);
         for (uint64_t d : x.shape) bytes = d > kMaxTensorBytes / bytes ? kMaxTensorBytes + 1 : bytes * d;
         if (bytes > kMaxTensorBytes)
-            fail("tensor '" + x.name + "': shape " + shape_string(x.shape) +
-                 " is more than 1 TiB of float32 (the DRAM address window of any config)");
+            fail("tensor '" + x.name + "': shape " + shape_string(x.shape) + " is more than 1 TiB of " +
+                 to_string(x.dtype) + " (the DRAM address window of any config)");
     }
 }
 

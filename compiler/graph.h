@@ -1,12 +1,15 @@
-// Graph IR: named tensors (shape, dtype, role) and ops with typed attributes. A matmul op
-// carries its epilogue (bias, activation) as attributes, which is exactly what the fabric's
-// drain executes. check() infers missing shapes and roles and validates everything, naming
-// the op, the tensor, the dimension and the two numbers on any mismatch.
+// Graph IR: named tensors (rank 0 to 6, a dtype, a role, optional inline values) and ops of
+// ONNX's vocabulary (a kind, ordered inputs and outputs, typed attributes). What each kind
+// takes and infers is its schema in the op registry (compiler/ops/). check() infers missing
+// shapes and roles and validates everything, naming the op, the tensor, the dimension and
+// the numbers on any mismatch.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "compiler/bound_program.h"
@@ -15,10 +18,26 @@ namespace kpu::compiler {
 
 // Each enum's names as graphs, .kpu files and bound programs spell them; the parsers return
 // false on an unknown name. (Activation's are with the enum, in hardware/fabric_command.h.)
-enum class DType : uint8_t { Float32 };
-inline constexpr EnumName<DType> kDTypeNames[] = {{DType::Float32, "float32"}};
+/// Element types of ONNX's vocabulary: the integers hold shapes, axes and indices as ONNX has
+/// them. Only float32 lowers for now (the others are refused at compile time).
+enum class DType : uint8_t { Float32, Float16, BFloat16, Int8, Int32, Int64 };
+inline constexpr EnumName<DType> kDTypeNames[] = {{DType::Float32, "float32"}, {DType::Float16, "float16"},
+                                                  {DType::BFloat16, "bfloat16"}, {DType::Int8, "int8"},
+                                                  {DType::Int32, "int32"},     {DType::Int64, "int64"}};
 inline const char* to_string(DType dtype) { return hw::name_in(kDTypeNames, dtype); }
 inline bool parse_dtype(const std::string& name, DType& out) { return hw::value_in(kDTypeNames, name, out); }
+/// Bytes of one element.
+constexpr uint64_t dtype_bytes(DType dtype) {
+    switch (dtype) {
+        case DType::Float32: case DType::Int32: return 4;
+        case DType::Float16: case DType::BFloat16: return 2;
+        case DType::Int8: return 1;
+        case DType::Int64: return 8;
+    }
+    return 0;
+}
+/// Whether values of the type are integers (an inline "value" is stored as int64 then).
+constexpr bool is_integer(DType dtype) { return dtype == DType::Int8 || dtype == DType::Int32 || dtype == DType::Int64; }
 
 enum class TensorRole : uint8_t { Input, Constant, Intermediate, Output };
 inline constexpr EnumName<TensorRole> kTensorRoleNames[] = {{TensorRole::Input, "input"},
@@ -28,29 +47,47 @@ inline constexpr EnumName<TensorRole> kTensorRoleNames[] = {{TensorRole::Input, 
 inline const char* to_string(TensorRole role) { return hw::name_in(kTensorRoleNames, role); }
 inline bool parse_role(const std::string& name, TensorRole& out) { return hw::value_in(kTensorRoleNames, name, out); }
 
-enum class OpKind : uint8_t { Matmul };
-inline constexpr EnumName<OpKind> kOpKindNames[] = {{OpKind::Matmul, "matmul"}};
-inline const char* to_string(OpKind kind) { return hw::name_in(kOpKindNames, kind); }
-inline bool parse_op_kind(const std::string& name, OpKind& out) { return hw::value_in(kOpKindNames, name, out); }
+/// The most dimensions a tensor may have (seed 4's max_tensor_dims).
+constexpr size_t kMaxRank = 6;
+
+/// Inline values of a constant tensor, row-major: int64 for integer dtypes, double otherwise
+/// (ONNX's constant inputs: Reshape's shape, Slice's starts, Gather's indices, ...).
+using TensorValue = std::variant<std::monostate, std::vector<int64_t>, std::vector<double>>;
 
 struct Tensor {
+    Tensor() = default;
+    Tensor(std::string name_, std::vector<uint64_t> shape_, DType dtype_ = DType::Float32,
+           std::optional<TensorRole> role_ = std::nullopt)
+        : name(std::move(name_)), shape(std::move(shape_)), dtype(dtype_), role(role_) {}
+
     std::string name;
-    std::vector<uint64_t> shape;   ///< empty until known (inferred for op outputs)
+    std::vector<uint64_t> shape;   ///< empty until known (inferred for op outputs), unless rank0
     DType dtype = DType::Float32;
     std::optional<TensorRole> role;  ///< inferred by Graph::check() when not given
+    bool rank0 = false;            ///< a scalar: its shape [] is known (an empty shape otherwise means unknown)
+    TensorValue value;             ///< inline values, when the graph gives them
 
-    uint64_t elements() const;
-    uint64_t bytes() const { return elements() * 4; }
+    bool has_shape() const { return rank0 || !shape.empty(); }
+    uint64_t elements() const;  ///< 0 while the shape is unknown; 1 for a scalar
+    uint64_t bytes() const { return elements() * dtype_bytes(dtype); }
     bool operator==(const Tensor& other) const;
 };
 
-/// C[M,N] = activation(A[M,K] @ B[K,N] (+ bias[N])), row-major fp32.
+/// Index of an omitted optional input or output (ONNX's empty name).
+constexpr uint32_t kNoTensor = UINT32_MAX;
+
+/// A typed attribute value: ONNX's int, float, string, ints and floats.
+using AttrValue = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
+
+/// An op: its kind names a schema of the op registry (compiler/ops/op_schema.h): ONNX's
+/// operator names ("Softmax", "MatMul", ...) and "matmul", the fused C = act(A @ B + bias)
+/// the fabric executes (inputs A, B, optional bias; output C; attribute "activation").
 struct Op {
     std::string name;
-    OpKind kind = OpKind::Matmul;
-    uint32_t a = 0, b = 0, c = 0;      ///< tensor indices
-    std::optional<uint32_t> bias;      ///< tensor index of bias[N]
-    Activation activation = Activation::None;
+    std::string kind = "matmul";
+    std::vector<uint32_t> inputs;            ///< tensor indices in the schema's order; kNoTensor: omitted
+    std::vector<uint32_t> outputs;           ///< tensor indices; kNoTensor: omitted optional output
+    std::map<std::string, AttrValue> attributes;  ///< those given; the schema has the defaults
 
     bool operator==(const Op& other) const;
 };
@@ -60,8 +97,9 @@ public:
     /// Adds a tensor; throws CompileError if the name is taken or not a valid name.
     uint32_t add_tensor(Tensor tensor);
     /// Adds an op and returns its index in ops() until check() reorders them (find ops by
-    /// name after it). An op without a name is called matmul<that index>, as in the JSON
-    /// form. Throws CompileError if the name is taken or a tensor index is out of range.
+    /// name after it). An op without a name is called <its kind in lower case><that index>
+    /// (matmul0), as in the JSON form. Throws CompileError if the name is taken or a tensor
+    /// index is out of range.
     uint32_t add_op(Op op);
 
     const std::vector<Tensor>& tensors() const { return tensors_; }
@@ -76,14 +114,9 @@ public:
     std::vector<uint32_t> topological_order(const std::string& source) const;
 
     /// Orders the ops topologically (the indices add_op returned may no longer hold),
-    /// infers output shapes and roles, and validates shapes, dtypes and roles. `source`
-    /// prefixes every message.
+    /// infers output shapes, dtypes and roles through each op's schema, and validates
+    /// shapes, ranks, attributes, dtypes and roles. `source` prefixes every message.
     void check(const std::string& source);
-
-    /// Matmul dimensions of op `index` (valid after check()).
-    uint64_t m(uint32_t op) const { return tensors_[ops_[op].a].shape[0]; }
-    uint64_t n(uint32_t op) const { return tensors_[ops_[op].b].shape[1]; }
-    uint64_t k(uint32_t op) const { return tensors_[ops_[op].a].shape[1]; }
 
     bool operator==(const Graph& other) const { return tensors_ == other.tensors_ && ops_ == other.ops_; }
 

@@ -101,8 +101,9 @@ void check_tasks(const JsonReader& root, Program& program) {
     // Every tile of every kernel covered exactly once.
     for (uint32_t k = 0; k < program.kernels.size(); ++k) {
         const Kernel& kr = program.kernels[k];
-        const uint32_t Mt = tile_count(program.graph.m(kr.op), kr.tile.tm);
-        const uint32_t Nt = tile_count(program.graph.n(kr.op), kr.tile.tn);
+        const MatmulOperands mm = matmul_operands(program.graph, kr.op);
+        const uint32_t Mt = tile_count(mm.m, kr.tile.tm);
+        const uint32_t Nt = tile_count(mm.n, kr.tile.tn);
         std::vector<int64_t> owner(uint64_t(Mt) * Nt, -1);
         for (uint32_t t = 0; t < tasks.size(); ++t) {
             if (tasks[t].kernel != k) continue;
@@ -126,7 +127,7 @@ void check_tasks(const JsonReader& root, Program& program) {
     for (uint32_t t = 0; t < tasks.size(); ++t)
         for (uint32_t u : producer_tasks(program, t))
             if (std::find(tasks[t].deps.begin(), tasks[t].deps.end(), u) == tasks[t].deps.end()) {
-                const Op& producer = program.graph.ops()[program.kernels[tasks[u].kernel].op];
+                const MatmulOperands producer = matmul_operands(program.graph, program.kernels[tasks[u].kernel].op);
                 root.fail("tasks[" + std::to_string(t) + "].deps",
                           "missing task " + std::to_string(u) + ", which writes part of tensor '" +
                               program.graph.tensor(producer.c).name + "' that this task reads");
@@ -211,7 +212,8 @@ Program read_kpu(const std::string& text, const std::string& source) {
         const json& tile = k.array("tile");
         if (tile.size() != 3 && tile.size() != 4)
             k.fail(k.path_of("tile"), "expected [tm, tn, tk] or [tm, tn, tk, kc], got " + show(tile));
-        const uint64_t dims[3] = {g.m(i), g.n(i), g.k(i)};
+        const MatmulOperands mm = matmul_operands(g, i);
+        const uint64_t dims[3] = {mm.m, mm.n, mm.k};
         const char* names[3] = {"tm", "tn", "tk"};
         const char* dim_names[3] = {"M", "N", "K"};
         uint32_t sizes[3];
@@ -258,7 +260,8 @@ Program read_kpu(const std::string& text, const std::string& source) {
         const Kernel& kr = program.kernels[kernel];
         std::tie(task.r0, task.r1) = read_range(t, "rows");
         std::tie(task.c0, task.c1) = read_range(t, "cols");
-        const uint32_t Mt = tile_count(g.m(kr.op), kr.tile.tm), Nt = tile_count(g.n(kr.op), kr.tile.tn);
+        const MatmulOperands mm = matmul_operands(g, kr.op);
+        const uint32_t Mt = tile_count(mm.m, kr.tile.tm), Nt = tile_count(mm.n, kr.tile.tn);
         if (task.r1 > Mt)
             t.fail(t.path_of("rows"), "tile row " + std::to_string(task.r1 - 1) + " out of range (kernel " +
                                           std::to_string(kernel) + " has " + std::to_string(Mt) + " tile rows)");

@@ -70,19 +70,20 @@ hw::Level overflow(const hw::Config& config, const std::vector<BufferSpec>& plan
 }
 
 TaskExtent extent_of(const Graph& graph, uint32_t op, TileShape tile, uint32_t task_rows, uint32_t task_cols) {
-    return {std::min<uint64_t>(graph.m(op), uint64_t(task_rows) * tile.tm),
-            std::min<uint64_t>(graph.n(op), uint64_t(task_cols) * tile.tn)};
+    const MatmulOperands mm = matmul_operands(graph, op);
+    return {std::min<uint64_t>(mm.m, uint64_t(task_rows) * tile.tm), std::min<uint64_t>(mm.n, uint64_t(task_cols) * tile.tn)};
 }
 
 /// The largest K chunk (fewest steps, rounded up to 16 elements) whose L1 and L2 buffers fit.
 /// L1 and L2 hold the same staging buffers (a, b, c, bias), so one capacity bound serves both.
 bool pick_tk(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow, TileShape& tile,
              TaskExtent extent) {
-    const uint64_t k = graph.k(op);
+    const MatmulOperands mm = matmul_operands(graph, op);
+    const uint64_t k = mm.k;
     const uint64_t cap = std::min(level_capacity(config, hw::Level::L1), level_capacity(config, hw::Level::L2));
     auto bytes = [&](uint64_t tk) {
         tile.tk = uint32_t(tk);
-        return level_bytes(plan_buffers(graph.ops()[op], k, dataflow, tile, extent), hw::Level::L1);
+        return level_bytes(plan_buffers(mm, k, dataflow, tile, extent), hw::Level::L1);
     };
     const uint64_t smallest = std::min<uint64_t>(k, 16);
     const uint64_t base = bytes(smallest);
@@ -103,17 +104,18 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     const TaskExtent extent = extent_of(graph, op, tile, task_rows, task_cols);
     tile.kc = 0;
     if (!pick_tk(config, graph, op, dataflow, tile, extent)) return false;
-    const uint64_t M = graph.m(op), N = graph.n(op), K = graph.k(op);
+    const MatmulOperands mm = matmul_operands(graph, op);
+    const uint64_t M = mm.m, N = mm.n, K = mm.k;
     if (passes > 1) {  // K in passes of kc, a multiple of tk
         const uint64_t kc = ceil_div(ceil_div(K, passes), tile.tk) * tile.tk;
         if (kc >= K) return false;
         tile.kc = uint32_t(kc);
         passes = uint32_t(ceil_div(K, kc));
     }
-    const auto plan = plan_buffers(graph.ops()[op], K, dataflow, tile, extent);
+    const auto plan = plan_buffers(mm, K, dataflow, tile, extent);
     if (overflow(config, plan) != hw::Level::Dram) return false;
 
-    const bool bias = graph.ops()[op].bias.has_value();
+    const bool bias = mm.bias.has_value();
     const uint64_t R = config.fabric.rows, C = config.fabric.cols, T = config.compute_tiles;
     const uint64_t Mt = ceil_div(M, tile.tm), Nt = ceil_div(N, tile.tn), ks = ceil_div(K, tile.tk);
     const uint64_t Pm = ceil_div(Mt, task_rows), Pn = ceil_div(Nt, task_cols), tasks = Pm * Pn;
@@ -133,14 +135,14 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     const double fabric_tiles = double(std::min<uint64_t>(task_rows, Mt)) * double(std::min<uint64_t>(task_cols, Nt));
     const double compute = fabric_tiles * (double(ceil_div(tile.tm, R) * ceil_div(tile.tn, C) * K) + double(ks * (R + C)));
     // A and B chunks in, C out after every pass and back in before every pass but the first.
-    const double onchip = fabric_tiles * 4.0 *
+    const double onchip = fabric_tiles * double(kLoweredElementBytes) *
                           (double(tile.tm + tile.tn) * double(K) + double(tile.tm) * tile.tn * double(2 * passes - 1));
     const double task_time = std::max({compute, onchip / bm_per_cycle, onchip / st_per_cycle});
-    const uint64_t dram = 4 * (M * K * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
+    const uint64_t dram = kLoweredElementBytes * (M * K * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
     const double active = double(std::min(tasks, T));
     // The first panel, all of K (also in passes: after each pass the next one's panel waits
     // for the last read of this one's), loaded by every active task at once.
-    const double prologue = 4.0 * double(dataflow == Dataflow::OutputStationary ? extent.rows : extent.cols) *
+    const double prologue = double(kLoweredElementBytes) * double(dataflow == Dataflow::OutputStationary ? extent.rows : extent.cols) *
                             double(K) / (dram_per_cycle / active);
     const double rounds = double(ceil_div(tasks, T));
     out.tile = tile;
@@ -160,7 +162,8 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
 }
 
 TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow) {
-    const uint64_t M = graph.m(op), N = graph.n(op);
+    const MatmulOperands mm = matmul_operands(graph, op);
+    const uint64_t M = mm.m, N = mm.n;
     const uint64_t grid = tiles_within_limit(M, config.fabric.rows) * tiles_within_limit(N, config.fabric.cols);
     if (grid > kMaxCTiles) {
         std::ostringstream msg;
@@ -183,7 +186,7 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
     // brings the C tiles back, and a pass's smaller panel leaves L3 room for bigger tiles).
     // The closed form ranks them; the best are replayed.
     std::vector<TilingChoice> all;
-    const uint64_t most_passes = std::min<uint64_t>(std::max<uint64_t>(1, graph.k(op) / 16), kMaxTileSide);
+    const uint64_t most_passes = std::min<uint64_t>(std::max<uint64_t>(1, mm.k / 16), kMaxTileSide);
     for (uint32_t passes = 1; passes <= most_passes; passes *= 2)
         for (uint32_t tm : tms)
             for (uint32_t tn : tns) {
@@ -196,10 +199,10 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
             }
     if (all.empty()) {
         // Report the smallest candidate against the level it overflows.
-        const uint32_t k16 = uint32_t(std::min<uint64_t>(graph.k(op), 16));
-        const TileShape tile{*tms.begin(), *tns.begin(), k16, k16 < graph.k(op) ? k16 : 0};
+        const uint32_t k16 = uint32_t(std::min<uint64_t>(mm.k, 16));
+        const TileShape tile{*tms.begin(), *tns.begin(), k16, k16 < mm.k ? k16 : 0};
         const auto plan =
-            plan_buffers(graph.ops()[op], graph.k(op), dataflow, tile, extent_of(graph, op, tile, 1, 1));
+            plan_buffers(mm, mm.k, dataflow, tile, extent_of(graph, op, tile, 1, 1));
         hw::Level level = overflow(config, plan);
         if (level == hw::Level::Dram) level = hw::Level::L3;
         uint32_t tensor = plan.front().tensor;
@@ -210,7 +213,7 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
                 tensor = b.tensor;
             }
         std::ostringstream msg;
-        msg << "op '" << graph.ops()[op].name << "' (matmul " << M << "x" << N << "x" << graph.k(op)
+        msg << "op '" << graph.ops()[op].name << "' (matmul " << M << "x" << N << "x" << mm.k
             << "): no tiling fits config '" << config.name << "': even tiles of " << tile.tm << "x" << tile.tn << "x"
             << tile.tk << " need " << level_bytes(plan, level) << " bytes of " << hw::to_string(level)
             << " per compute tile (largest: tensor '" << graph.tensor(tensor).name << "', " << biggest
@@ -263,10 +266,10 @@ Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op
         }
         return copied[t];
     };
-    single.a = copy(single.a, TensorRole::Input);
-    single.b = copy(single.b, TensorRole::Input);
-    if (single.bias) single.bias = copy(*single.bias, TensorRole::Input);
-    single.c = copy(single.c, TensorRole::Output);
+    for (uint32_t& t : single.inputs)
+        if (t != kNoTensor) t = copy(t, TensorRole::Input);
+    for (uint32_t& t : single.outputs)
+        if (t != kNoTensor) t = copy(t, TensorRole::Output);
     p.graph.add_op(single);
     p.hints = p.kernels[add_kernel(p, 0, dataflow, choice)].hints;
     return p;

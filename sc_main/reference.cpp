@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "compiler/ops/matmul.h"
+
 namespace kpu::cli {
 
 namespace {
@@ -148,8 +150,8 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
     };
     const double unit = std::ldexp(1.0, -24);
     for (uint32_t id : graph.topological_order("reference")) {
-        const compiler::Op& op = graph.ops()[id];
-        const uint64_t m = graph.m(id), n = graph.n(id), k = graph.k(id);
+        const compiler::MatmulOperands op = compiler::matmul_operands(graph, id);
+        const uint64_t m = op.m, n = op.n, k = op.k;
         const Operand a = get(op.a), b = get(op.b);
         ReferenceTensor c;
         c.value.assign(m * n, 0.0);

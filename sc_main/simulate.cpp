@@ -187,9 +187,10 @@ namespace {
 /// Whether some op reads a tensor another op computes (a chain).
 bool reads_a_result(const compiler::Graph& graph) {
     std::set<uint32_t> computed;
-    for (const compiler::Op& op : graph.ops()) computed.insert(op.c);
+    for (const compiler::Op& op : graph.ops()) computed.insert(op.outputs.begin(), op.outputs.end());
     for (const compiler::Op& op : graph.ops())
-        if (computed.count(op.a) || computed.count(op.b) || (op.bias && computed.count(*op.bias))) return true;
+        for (uint32_t t : op.inputs)
+            if (computed.count(t)) return true;
     return false;
 }
 

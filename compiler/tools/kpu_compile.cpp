@@ -61,9 +61,9 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
     const Graph& g = p.graph;
     for (uint32_t k = 0; k < p.kernels.size(); ++k) {
         const Kernel& kr = p.kernels[k];
-        const Op& op = g.ops()[kr.op];
-        const uint64_t M = g.m(kr.op), N = g.n(kr.op), K = g.k(kr.op);
-        out << "op '" << op.name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape) << " = "
+        const MatmulOperands op = matmul_operands(g, kr.op);
+        const uint64_t M = op.m, N = op.n, K = op.k;
+        out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape) << " = "
             << (op.activation != Activation::None ? std::string(to_string(op.activation)) + "(" : "")
             << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << " @ " << g.tensor(op.b).name
             << shape_string(g.tensor(op.b).shape) << (op.bias ? " + " + g.tensor(*op.bias).name : "")

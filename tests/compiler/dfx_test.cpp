@@ -27,7 +27,8 @@ const Shape kShapes[] = {{1, 1, 1},    {7, 13, 5},    {17, 31, 29},  {64, 64, 64
 /// element is drained once per pass and loaded back once per pass but the first; every
 /// buffer fits its level on the target.
 void check_coverage(const Program& p, const hw::Config& target) {
-    const uint64_t M = p.graph.m(0), N = p.graph.n(0), K = p.graph.k(0);
+    const MatmulOperands mm = matmul_operands(p.graph, 0);
+    const uint64_t M = mm.m, N = mm.n, K = mm.k;
     const uint64_t kc = p.kernels[0].tile.pass_k(K), passes = tile_count(K, uint32_t(kc));
     EXPECT_EQ(kc % p.kernels[0].tile.tk == 0 || passes == 1, true) << kc;
     std::vector<uint8_t> macs(M * N * K, 0), drained(M * N, 0), loaded(M * N, 0);

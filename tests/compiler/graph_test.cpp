@@ -5,6 +5,7 @@
 #include "compiler/binder.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
+#include "compiler/ops/matmul.h"
 #include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
@@ -17,11 +18,12 @@ TEST(GraphImport, AcceptsTheSeedSingleOpFormVerbatim) {
         R"({"op": "matmul", "A": {"shape": [1024, 512], "dtype": "float32"}, "B": {"shape": [512, 1024], "dtype": "float32"}, "C": {"shape": [1024, 1024], "dtype": "float32"}})",
         "seed.json");
     ASSERT_EQ(g.ops().size(), 1u);
-    EXPECT_EQ(g.m(0), 1024u);
-    EXPECT_EQ(g.n(0), 1024u);
-    EXPECT_EQ(g.k(0), 512u);
-    EXPECT_EQ(g.tensor(g.ops()[0].a).role, TensorRole::Input);
-    EXPECT_EQ(g.tensor(g.ops()[0].c).role, TensorRole::Output);
+    const MatmulOperands mm = matmul_operands(g, 0);
+    EXPECT_EQ(mm.m, 1024u);
+    EXPECT_EQ(mm.n, 1024u);
+    EXPECT_EQ(mm.k, 512u);
+    EXPECT_EQ(g.tensor(mm.a).role, TensorRole::Input);
+    EXPECT_EQ(g.tensor(mm.c).role, TensorRole::Output);
 }
 
 TEST(GraphImport, MultiOpMlpInfersShapesAndRoles) {
@@ -32,8 +34,8 @@ TEST(GraphImport, MultiOpMlpInfersShapesAndRoles) {
     EXPECT_EQ(h.role, TensorRole::Intermediate);
     EXPECT_EQ(g.tensor(*g.find_tensor("y")).shape, (std::vector<uint64_t>{64, 128}));
     EXPECT_EQ(g.tensor(*g.find_tensor("y")).role, TensorRole::Output);
-    EXPECT_EQ(g.ops()[0].activation, Activation::Relu);
-    EXPECT_TRUE(g.ops()[1].bias.has_value());
+    EXPECT_EQ(matmul_operands(g, 0).activation, Activation::Relu);
+    EXPECT_TRUE(matmul_operands(g, 1).bias.has_value());
 }
 
 TEST(GraphImport, OrdersOpsTopologically) {
@@ -98,7 +100,9 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
          "bad.json: tensor 'C': shape [4294967295, 4294967295] is more than 1 TiB of float32 (the DRAM address window of "
          "any config)"},
         {R"({"op": "matmul", "A": {"shape": [2, 2], "dtype": "int8"}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
-         "bad.json: A.dtype: dtype 'int8' is not supported"},
+         "bad.json: op 'matmul' (matmul): input 'B' ('B') is float32 but input 'A' ('A') is int8"},
+        {R"({"op": "matmul", "A": {"shape": [2, 2], "dtype": "int4"}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
+         "bad.json: A.dtype: unknown dtype 'int4' (float32, float16, bfloat16, int8, int32, int64)"},
         {R"({"op": "matmul", "A": {"shape": [2, 0]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
          "bad.json: A.shape[1]: dimension is 0"},
         {R"({"op": "matmul", "A": {"shape": [2, "x"]}, "B": {"shape": [2, 2]}, "C": {"shape": [2, 2]}})",
@@ -156,11 +160,8 @@ TEST(GraphApi, OpsWithoutANameAreCalledMatmulAndTheirIndexInBothForms) {
     const uint32_t x = g.add_tensor({"x", {8, 8}, DType::Float32, std::nullopt});
     const uint32_t y = g.add_tensor({"y", {}, DType::Float32, std::nullopt});
     const uint32_t z = g.add_tensor({"z", {}, DType::Float32, std::nullopt});
-    Op a, b;
-    a.a = x, a.b = x, a.c = y;
-    b.a = x, b.b = x, b.c = z;
-    g.add_op(a);
-    g.add_op(b);
+    g.add_op(make_matmul("", x, x, y));
+    g.add_op(make_matmul("", x, x, z));
     EXPECT_EQ(g.ops()[0].name, "matmul0");
     EXPECT_EQ(g.ops()[1].name, "matmul1");
     const std::string clash = R"({"tensors": [{"name": "x", "shape": [4, 4]}, {"name": "a"}, {"name": "b"}],
@@ -181,12 +182,8 @@ TEST(GraphApi, CompileChecksAGraphBuiltInCppItself) {
     const uint32_t h = g.add_tensor({"h", {}, DType::Float32, std::nullopt});
     const uint32_t w2 = g.add_tensor({"w2", {48, 16}, DType::Float32, std::nullopt});
     const uint32_t y = g.add_tensor({"y", {}, DType::Float32, std::nullopt});
-    Op second;
-    second.name = "fc2", second.a = h, second.b = w2, second.c = y;
-    g.add_op(second);  // consumer first
-    Op first;
-    first.name = "fc1", first.a = x, first.b = w1, first.c = h;
-    g.add_op(first);
+    g.add_op(make_matmul("fc2", h, w2, y));  // consumer first
+    g.add_op(make_matmul("fc1", x, w1, h));
     const Program program = compile(g, test::config("minimal"));
     EXPECT_EQ(program.graph.ops()[0].name, "fc1") << "check() orders the ops: add_op's index 0 was fc2";
     EXPECT_EQ(*program.graph.find_op("fc2"), 1u);
@@ -196,16 +193,13 @@ TEST(GraphApi, CompileChecksAGraphBuiltInCppItself) {
 
     Graph bad;
     const uint32_t a = bad.add_tensor({"a", {8, 8}, DType::Float32, std::nullopt});
-    Op op;
-    op.name = "mm", op.a = a, op.b = 7, op.c = 9;
+    const Op op = make_matmul("mm", a, 7, 9);
     EXPECT_EQ(test::error_of([&] { bad.add_op(op); }), "op 'mm': B is tensor 7 but the graph has 1 tensors");
     Graph mismatch;
-    Op mm;
-    mm.name = "mm";
-    mm.a = mismatch.add_tensor({"A", {64, 32}, DType::Float32, std::nullopt});
-    mm.b = mismatch.add_tensor({"B", {48, 64}, DType::Float32, std::nullopt});
-    mm.c = mismatch.add_tensor({"C", {}, DType::Float32, std::nullopt});
-    mismatch.add_op(mm);
+    const uint32_t ma = mismatch.add_tensor({"A", {64, 32}, DType::Float32, std::nullopt});
+    const uint32_t mb = mismatch.add_tensor({"B", {48, 64}, DType::Float32, std::nullopt});
+    const uint32_t mc = mismatch.add_tensor({"C", {}, DType::Float32, std::nullopt});
+    mismatch.add_op(make_matmul("mm", ma, mb, mc));
     EXPECT_EQ(test::error_of([&] { compile(mismatch, test::config("minimal")); })
                   .rfind("graph: op 'mm' (matmul): A 'A' dimension 1 is 32 but B 'B' dimension 0 is 48", 0),
               0u);

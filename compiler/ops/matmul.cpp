@@ -1,0 +1,168 @@
+#include "compiler/ops/matmul.h"
+
+#include <sstream>
+
+#include "compiler/compile_error.h"
+#include "compiler/ops/op_schema.h"
+
+namespace kpu::compiler {
+namespace {
+
+/// C[M,N] = act(A[M,K] @ B[K,N] (+ bias[N])): the messages of the original matmul-only IR.
+void infer_fused(InferContext& c) {
+    auto operand = [&](size_t i) {  // "A 'x'": the role and the tensor (i == 3: the output C)
+        if (i == 3) return "C '" + c.output_tensor(0)->name + "'";
+        return std::string(i == 0 ? "A" : i == 1 ? "B" : "bias") + " '" + c.input(i).name + "'";
+    };
+    auto need_rank = [&](size_t i, const std::vector<uint64_t>& shape, size_t rank) {
+        if (shape.size() != rank)
+            c.fail(operand(i) + " has shape " + shape_string(shape) + ", expected rank " + std::to_string(rank));
+    };
+    need_rank(0, c.shape(0), 2);
+    need_rank(1, c.shape(1), 2);
+    const auto& a = c.shape(0);
+    const auto& b = c.shape(1);
+    if (a[1] != b[0])
+        c.fail(operand(0) + " dimension 1 is " + std::to_string(a[1]) + " but " + operand(1) + " dimension 0 is " +
+               std::to_string(b[0]));
+    if (c.has_input(2)) {
+        need_rank(2, c.shape(2), 1);
+        if (c.shape(2)[0] != b[1])
+            c.fail(operand(2) + " dimension 0 is " + std::to_string(c.shape(2)[0]) + " but " + operand(1) +
+                   " dimension 1 is " + std::to_string(b[1]));
+        c.same_dtype(0, 2);
+    }
+    c.same_dtype(0, 1);
+    Activation activation;
+    if (!parse_activation(c.string_attr("activation"), activation))
+        c.fail("attribute 'activation' is '" + c.string_attr("activation") + "', expected " +
+               hw::names_in(hw::kActivationNames));
+    if (const Tensor* out = c.output_tensor(0); out && out->has_shape()) {
+        need_rank(3, out->shape, 2);
+        if (out->shape[0] != a[0])
+            c.fail(operand(3) + " dimension 0 is " + std::to_string(out->shape[0]) + " but " + operand(0) +
+                   " dimension 0 is " + std::to_string(a[0]));
+        if (out->shape[1] != b[1])
+            c.fail(operand(3) + " dimension 1 is " + std::to_string(out->shape[1]) + " but " + operand(1) +
+                   " dimension 1 is " + std::to_string(b[1]));
+    }
+    c.output(0, {a[0], b[1]}, c.dtype(0));
+}
+
+/// numpy matmul: rank-1 operands get a 1 prepended (A) or appended (B), removed after; the
+/// batch dimensions broadcast.
+void infer_matmul(InferContext& c) {
+    c.need_rank(0, 1, kMaxRank);
+    c.need_rank(1, 1, kMaxRank);
+    c.same_dtype(0, 1);
+    std::vector<uint64_t> a = c.shape(0), b = c.shape(1);
+    const bool a_vector = a.size() == 1, b_vector = b.size() == 1;
+    if (a_vector) a.insert(a.begin(), 1);
+    if (b_vector) b.push_back(1);
+    const uint64_t k_a = a[a.size() - 1], k_b = b[b.size() - 2];
+    if (k_a != k_b)
+        c.fail(c.describe(0) + " dimension " + std::to_string(c.rank(0) - 1) + " is " + std::to_string(k_a) + " but " +
+               c.describe(1) + " dimension " + std::to_string(b_vector ? 0 : c.rank(1) - 2) + " is " +
+               std::to_string(k_b));
+    std::vector<uint64_t> out = c.broadcast({a.begin(), a.end() - 2}, "batch dimensions of input 'A'",
+                                            {b.begin(), b.end() - 2}, "batch dimensions of input 'B'");
+    if (!a_vector) out.push_back(a[a.size() - 2]);
+    if (!b_vector) out.push_back(b.back());
+    c.output(0, out, c.dtype(0));
+}
+
+std::string matmul_lowering(const Graph& g, const Op& op) {
+    for (size_t i = 0; i < 2; ++i)
+        if (g.tensor(op.inputs[i]).shape.size() != 2)
+            return std::string(i ? "B" : "A") + " of rank " + std::to_string(g.tensor(op.inputs[i]).shape.size()) +
+                   " (batched matmul) not yet supported";
+    return "";
+}
+
+void infer_gemm(InferContext& c) {
+    c.need_rank(0, 2, 2);
+    c.need_rank(1, 2, 2);
+    c.same_dtype(0, 1);
+    const bool ta = c.int_attr("transA") != 0, tb = c.int_attr("transB") != 0;
+    const uint64_t m = c.shape(0)[ta ? 1 : 0], k = c.shape(0)[ta ? 0 : 1];
+    const uint64_t kb = c.shape(1)[tb ? 1 : 0], n = c.shape(1)[tb ? 0 : 1];
+    if (k != kb)
+        c.fail(c.describe(0) + " has K = " + std::to_string(k) + " (transA = " + std::to_string(int(ta)) + ") but " +
+               c.describe(1) + " has K = " + std::to_string(kb) + " (transB = " + std::to_string(int(tb)) + ")");
+    if (c.has_input(2)) {
+        c.same_dtype(0, 2);
+        const std::vector<uint64_t> mn{m, n};
+        if (c.broadcast(c.shape(2), "input 'C'", mn, "A' @ B'") != mn)
+            c.fail("input 'C' " + shape_string(c.shape(2)) + " does not broadcast to " + shape_string(mn));
+    }
+    c.output(0, {m, n}, c.dtype(0));
+}
+
+std::string gemm_lowering(const Graph& g, const Op& op) {
+    const OpSchema& schema = schema_of(op);
+    const auto get = [&](const char* name) { return *attribute_of(op, schema, name); };
+    const auto as_double = [](const AttrValue& v) {
+        return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
+    };
+    for (const char* name : {"transA", "transB"})
+        if (std::get<int64_t>(get(name)) != 0)
+            return std::string(name) + " = " + attr_string(get(name)) + " not yet supported";
+    if (as_double(get("alpha")) != 1.0) return "alpha = " + attr_string(get("alpha")) + " not yet supported";
+    const bool has_c = op.inputs.size() > 2 && op.inputs[2] != kNoTensor;
+    if (has_c && as_double(get("beta")) != 1.0) return "beta = " + attr_string(get("beta")) + " not yet supported";
+    if (has_c) {
+        const Tensor& bias = g.tensor(op.inputs[2]);
+        const uint64_t n = g.tensor(op.outputs[0]).shape[1];
+        if (bias.shape != std::vector<uint64_t>{n})
+            return "C of shape " + shape_string(bias.shape) + " not yet supported (only [N] = [" + std::to_string(n) +
+                   "])";
+    }
+    return "";
+}
+
+}  // namespace
+
+MatmulOperands matmul_operands(const Graph& graph, const Op& op) {
+    const bool fused = op.kind == "matmul";
+    if (!fused && op.kind != "MatMul" && op.kind != "Gemm")
+        throw CompileError("op '" + op.name + "' (" + op.kind + ") is not a matmul");
+    MatmulOperands out;
+    out.a = op.inputs.at(0), out.b = op.inputs.at(1), out.c = op.outputs.at(0);
+    if (op.kind != "MatMul" && op.inputs.size() > 2 && op.inputs[2] != kNoTensor) out.bias = op.inputs[2];
+    if (fused)  // validated by check(); read directly: the tiler and binder ask for this often
+        if (const auto it = op.attributes.find("activation"); it != op.attributes.end())
+            parse_activation(std::get<std::string>(it->second), out.activation);
+    out.m = graph.tensor(out.a).shape.at(0);
+    out.k = graph.tensor(out.a).shape.at(1);
+    out.n = graph.tensor(out.b).shape.at(1);
+    return out;
+}
+
+MatmulOperands matmul_operands(const Graph& graph, uint32_t op) { return matmul_operands(graph, graph.ops().at(op)); }
+
+Op make_matmul(std::string name, uint32_t a, uint32_t b, uint32_t c, std::optional<uint32_t> bias,
+               Activation activation) {
+    Op op;
+    op.name = std::move(name);
+    op.kind = "matmul";
+    op.inputs = {a, b};
+    if (bias) op.inputs.push_back(*bias);
+    op.outputs = {c};
+    if (activation != Activation::None) op.attributes["activation"] = std::string(to_string(activation));
+    return op;
+}
+
+void register_matmul(OpRegistry& registry) {
+    registry.add({"matmul", {"A", "B", "bias"}, 2, false, {"C"}, 1, false,
+                  {{"activation", AttrType::String, std::string("none")}}, infer_fused,
+                  [](const Graph&, const Op&) { return std::string(); }});
+    registry.add({"MatMul", {"A", "B"}, 2, false, {"Y"}, 1, false, {}, infer_matmul, matmul_lowering});
+    registry.add({"Gemm", {"A", "B", "C"}, 2, false, {"Y"}, 1, false,
+                  {{"alpha", AttrType::Float, 1.0},
+                   {"beta", AttrType::Float, 1.0},
+                   {"transA", AttrType::Int, int64_t(0)},
+                   {"transB", AttrType::Int, int64_t(0)}},
+                  infer_gemm, gemm_lowering});
+}
+
+}  // namespace kpu::compiler
