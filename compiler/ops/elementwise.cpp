@@ -1,7 +1,71 @@
+// Elementwise ops: the binary arithmetic with multidirectional (numpy) broadcasting and the
+// unary activations. The output has the broadcast shape (binary) or the input's (unary) and
+// the first input's dtype. None lowers yet (the vector engine's lowering comes later).
 #include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
+namespace {
 
-void register_elementwise(OpRegistry&) {}
+constexpr std::initializer_list<DType> kFloats = {DType::Float32, DType::Float16, DType::BFloat16};
+
+void infer_binary(InferContext& c) {
+    if (c.op().kind != "Pow") c.same_dtype(0, 1);  // Pow's exponent may be of another type
+    c.output(0, c.broadcast(c.shape(0), "input 'A' ('" + c.input(0).name + "')", c.shape(1),
+                            "input 'B' ('" + c.input(1).name + "')"),
+             c.dtype(0));
+}
+
+/// Relu, Neg, Abs: any numeric type.
+void infer_unary(InferContext& c) { c.output(0, c.shape(0), c.dtype(0)); }
+
+/// The functions defined on reals only.
+void infer_unary_float(InferContext& c) {
+    c.need_dtype(0, kFloats);
+    c.output(0, c.shape(0), c.dtype(0));
+}
+
+void infer_gelu(InferContext& c) {
+    const std::string approximate = c.string_attr("approximate");
+    if (approximate != "none" && approximate != "tanh")
+        c.fail("attribute 'approximate' is '" + approximate + "', expected 'none' or 'tanh'");
+    infer_unary_float(c);
+}
+
+/// Clip's bounds are optional scalars of the input's type.
+void infer_clip(InferContext& c) {
+    for (size_t i : {size_t(1), size_t(2)})
+        if (c.has_input(i)) {
+            if (c.input(i).elements() != 1 || c.rank(i) > 1)
+                c.fail(c.describe(i) + " must be a scalar");
+            c.same_dtype(0, i);
+        }
+    c.output(0, c.shape(0), c.dtype(0));
+}
+
+OpSchema unary(const std::string& kind, void (*infer)(InferContext&), std::vector<AttrSpec> attributes = {}) {
+    OpSchema s;
+    s.kind = kind, s.inputs = {"X"}, s.outputs = {"Y"}, s.attributes = std::move(attributes), s.infer = infer;
+    return s;
+}
+
+}  // namespace
+
+void register_elementwise(OpRegistry& registry) {
+    for (const char* kind : {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"}) {
+        OpSchema s;
+        s.kind = kind, s.inputs = {"A", "B"}, s.min_inputs = 2, s.outputs = {"C"}, s.infer = infer_binary;
+        registry.add(std::move(s));
+    }
+    for (const char* kind : {"Relu", "Neg", "Abs"}) registry.add(unary(kind, infer_unary));
+    for (const char* kind : {"Sigmoid", "Tanh", "Exp", "Sqrt", "Reciprocal", "Erf", "HardSwish", "Silu"})
+        registry.add(unary(kind, infer_unary_float));
+    registry.add(unary("LeakyRelu", infer_unary_float, {{"alpha", AttrType::Float, 0.01}}));
+    registry.add(unary("HardSigmoid", infer_unary_float,
+                       {{"alpha", AttrType::Float, 0.2}, {"beta", AttrType::Float, 0.5}}));
+    registry.add(unary("Gelu", infer_gelu, {{"approximate", AttrType::String, std::string("none")}}));
+    OpSchema clip = unary("Clip", infer_clip);
+    clip.inputs = {"input", "min", "max"}, clip.outputs = {"output"};
+    registry.add(std::move(clip));
+}
 
 }  // namespace kpu::compiler
