@@ -25,12 +25,17 @@ const std::set<std::string> kElementTypes = {"float32", "bfloat16", "float16", "
 
 /// Every field name the schema has, at any depth: a missing field whose near-namesake is
 /// present and not one of these is reported as that typo.
-const std::set<std::string> kFieldNames = {
-    "name", "description", "clocks", "fabric_mhz", "sram_mhz", "dram_mhz", "compute_tiles", "fabric", "rows",
-    "cols", "element_types", "energy_pj_per_mac", "dram", "channels", "capacity_mib", "bandwidth_gb_per_s",
-    "latency_cycles", "ports", "burst_bytes", "interleave_bytes", "channel_select", "energy_pj_per_byte", "l3", "tiles",
-    "capacity_kib", "l2", "banks_per_tile", "l1", "buffers_per_tile", "interconnect", "dma", "engines",
-    "queue_depth", "block_mover", "per_tile", "streamer", "static_power_w"};
+const std::set<std::string> kFieldNames = [] {
+    std::set<std::string> names = {
+        "name", "description", "clocks", "fabric_mhz", "sram_mhz", "dram_mhz", "compute_tiles", "fabric", "rows",
+        "cols", "element_types", "energy_pj_per_mac", "vector", "lanes", "sfu_cycles", "energy_pj_per_op",
+        "energy_pj_per_sfu_op", "dram", "channels", "capacity_mib", "bandwidth_gb_per_s", "latency_cycles", "ports",
+        "burst_bytes", "interleave_bytes", "channel_select", "energy_pj_per_byte", "l3", "tiles", "capacity_kib", "l2",
+        "banks_per_tile", "l1", "buffers_per_tile", "interconnect", "dma", "engines", "queue_depth", "block_mover",
+        "per_tile", "streamer", "static_power_w"};
+    for (const auto& entry : kSfuFunctionNames) names.insert(entry.name);  // the keys of vector.sfu_cycles
+    return names;
+}();
 
 constexpr double kGB = 1e9;
 constexpr double kMHz = 1e6;
@@ -43,6 +48,9 @@ constexpr double kMaxEnergyPj = 1'000'000, kMaxPowerW = 1'000'000;
 constexpr uint64_t kMaxLatencyCycles = 1'000'000, kMaxPorts = 64, kMaxBurstBytes = 65536, kMaxQueueDepth = 65536;
 constexpr uint64_t kMaxComputeTiles = 1024, kMaxDramChannels = 64, kMaxL2Banks = 256, kMaxL1Buffers = 4096;
 constexpr uint64_t kMaxDmaEngines = 1024, kMaxMoversPerTile = 64;
+constexpr uint64_t kMaxFabricSide = 4096, kMaxVectorLanes = 4096;
+/// Cycles per lane group of one SFU function: a unit slower than this is no SFU.
+constexpr uint64_t kMaxSfuCycles = 1024;
 /// L2 banks and L1 buffers over all tiles (each is a module with its own timing and pages).
 constexpr uint64_t kMaxMemoryInstances = 1u << 18;
 /// DMA engines, block movers and streamers over all tiles: each is a SystemC thread with its
@@ -74,6 +82,22 @@ Engine read_engine(JsonReader& r, const std::string& count_key, uint64_t max_cou
     engine.queue_depth = static_cast<uint32_t>(r.count("queue_depth", kMaxQueueDepth));
     r.finish();
     return engine;
+}
+
+VectorUnit read_vector(JsonReader r) {
+    VectorUnit v;
+    v.lanes = static_cast<uint32_t>(r.count("lanes", kMaxVectorLanes));
+    v.latency_cycles = static_cast<uint32_t>(r.count("latency_cycles", kMaxLatencyCycles));
+    {
+        JsonReader sfu = r.object("sfu_cycles");
+        for (const auto& entry : kSfuFunctionNames)
+            v.sfu_cycles[size_t(entry.value)] = static_cast<uint32_t>(sfu.count(entry.name, kMaxSfuCycles));
+        sfu.finish();
+    }
+    v.energy_pj_per_op = r.number("energy_pj_per_op", 0, kMaxEnergyPj);
+    v.energy_pj_per_sfu_op = r.number("energy_pj_per_sfu_op", 0, kMaxEnergyPj);
+    r.finish();
+    return v;
 }
 
 void apply_override(json& root, const Override& o, const std::string& source) {
@@ -156,8 +180,8 @@ Config read_config(const json& root, const std::string& source) {
     c.compute_tiles = static_cast<uint32_t>(top.count("compute_tiles", kMaxComputeTiles));
     {
         JsonReader r = top.object("fabric");
-        c.fabric.rows = static_cast<uint32_t>(r.count("rows", 4096));
-        c.fabric.cols = static_cast<uint32_t>(r.count("cols", 4096));
+        c.fabric.rows = static_cast<uint32_t>(r.count("rows", kMaxFabricSide));
+        c.fabric.cols = static_cast<uint32_t>(r.count("cols", kMaxFabricSide));
         c.fabric.element_types = r.strings("element_types");
         for (size_t i = 0; i < c.fabric.element_types.size(); ++i)
             if (!kElementTypes.count(c.fabric.element_types[i]))
@@ -170,6 +194,7 @@ Config read_config(const json& root, const std::string& source) {
         c.fabric.energy_pj_per_mac = r.number("energy_pj_per_mac", 0, kMaxEnergyPj);
         r.finish();
     }
+    c.vector = read_vector(top.object("vector"));
     {
         JsonReader r = top.object("dram");
         static_cast<MemoryLevel&>(c.dram) = read_level(r, "channels", kMaxDramChannels, "capacity_mib", 1ull << 20);
@@ -316,6 +341,8 @@ Derived derive(const Config& c) {
     d.dma_bandwidth = std::min({engine_bw(c.dma), d.dram_bandwidth,
                                 tiles * std::min(c.interconnect.bandwidth_bytes_per_s, one_bw(c.l3))});
     d.ridge_flop_per_byte = d.peak_flops / d.dma_bandwidth;  // the memory roof the roofline uses
+    d.vector_elements_per_s = tiles * c.vector.lanes * c.clocks.fabric_hz;
+    d.vector_exp_per_s = d.vector_elements_per_s / c.vector.cycles_of(SfuFunction::Exp);
     d.dram_capacity = uint64_t(c.dram.count) * c.dram.capacity_bytes;
     d.l3_capacity = uint64_t(c.l3.count) * c.l3.capacity_bytes;
     d.l2_banks = uint64_t(c.compute_tiles) * c.l2.count;
@@ -362,6 +389,11 @@ std::string describe(const Config& c) {
                              std::to_string(c.fabric.cols) + " fabric @ " + rate_text(c.clocks.fabric_hz, "Hz"));
     row("peak MAC/s", rate_text(d.peak_macs_per_s, "MAC/s"));
     row("peak FLOP/s", rate_text(d.peak_flops, "FLOP/s"));
+    out << "vector engines (fabric clock)\n";
+    row("vector engines", std::to_string(c.compute_tiles) + " x " + std::to_string(c.vector.lanes) + " lanes");
+    row("peak elements/s (ALU op)", rate_text(d.vector_elements_per_s, "elem/s"));
+    row("peak exp/s", rate_text(d.vector_exp_per_s, "elem/s") + "  (" +
+                          std::to_string(c.vector.cycles_of(SfuFunction::Exp)) + " cycles per lane group)");
     out << "bandwidth (aggregate)\n";
     row("DRAM (external)", rate_text(d.dram_bandwidth, "B/s") + "  (" + std::to_string(c.dram.count) + " channels)");
     row("DMA DRAM<->L3", rate_text(d.dma_bandwidth, "B/s"));

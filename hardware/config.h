@@ -8,7 +8,9 @@
 // bandwidth_gb_per_s, ...); docs/config.md lists every field.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -81,6 +83,35 @@ struct Fabric {
     double energy_pj_per_mac = 0;            ///< fp32 MAC
 };
 
+/// The functions the vector engine's special-function unit (SFU) evaluates; every other
+/// vector operation (add, multiply, max, compare, ...) is an ALU op of one cycle per lane group.
+enum class SfuFunction : uint8_t {
+    Exp,         ///< e^x
+    Tanh,        ///< tanh x
+    Erf,         ///< the error function
+    Sigmoid,     ///< 1 / (1 + e^-x)
+    Rsqrt,       ///< 1 / sqrt x (and sqrt x = x rsqrt x)
+    Reciprocal,  ///< 1 / x (and division)
+};
+/// As configs spell it (the keys of `vector.sfu_cycles`).
+inline constexpr EnumName<SfuFunction> kSfuFunctionNames[] = {
+    {SfuFunction::Exp, "exp"},         {SfuFunction::Tanh, "tanh"},   {SfuFunction::Erf, "erf"},
+    {SfuFunction::Sigmoid, "sigmoid"}, {SfuFunction::Rsqrt, "rsqrt"}, {SfuFunction::Reciprocal, "reciprocal"}};
+inline constexpr size_t kSfuFunctions = std::size(kSfuFunctionNames);
+inline const char* to_string(SfuFunction function) { return name_in(kSfuFunctionNames, function); }
+
+/// The vector engine of one compute tile (docs/models.md, Vector engine). It runs on the
+/// fabric clock (`clocks.fabric_mhz`), so its cycles are the fabric cycles reports count.
+struct VectorUnit {
+    uint32_t lanes = 0;           ///< elements one ALU op processes per cycle (a lane group)
+    uint32_t latency_cycles = 0;  ///< pipeline fill, charged once per command
+    uint32_t sfu_cycles[kSfuFunctions] = {};  ///< cycles per lane group of each SfuFunction
+    double energy_pj_per_op = 0;      ///< one element through one ALU op
+    double energy_pj_per_sfu_op = 0;  ///< one element through one SFU evaluation
+
+    uint32_t cycles_of(SfuFunction function) const { return sfu_cycles[size_t(function)]; }
+};
+
 struct Config {
     std::string name;         ///< SKU name, e.g. "t64"
     std::string description;  ///< free text
@@ -92,6 +123,7 @@ struct Config {
     Clocks clocks;
     uint32_t compute_tiles = 0;
     Fabric fabric;
+    VectorUnit vector;  ///< one vector engine per compute tile
     DramLevel dram;
     MemoryLevel l3;  ///< count == compute_tiles: one L3 tile per compute tile
     MemoryLevel l2;  ///< count per compute tile
@@ -133,6 +165,8 @@ struct Derived {
     double l2_l1_bandwidth = 0;        ///< bytes/s, all tiles: min(L2 ports, Streamers, L1 ports)
     double dma_bandwidth = 0;          ///< bytes/s, min(DMA engines, DRAM, interconnect)
     double ridge_flop_per_byte = 0;    ///< peak_flops / dma_bandwidth (the roofline's memory roof)
+    double vector_elements_per_s = 0;  ///< all tiles' vector engines, a basic (ALU) op
+    double vector_exp_per_s = 0;       ///< all tiles' vector engines, exp
     uint64_t dram_capacity = 0;        ///< bytes
     uint64_t l3_capacity = 0;          ///< bytes, whole chip
     uint64_t l2_capacity = 0;          ///< bytes, whole chip

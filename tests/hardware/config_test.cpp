@@ -108,6 +108,44 @@ TEST(Config, UnitsAreConvertedOnce) {
     EXPECT_EQ(c.dram.interleave_bytes, 1024u);
 }
 
+TEST(Config, VectorSectionIsReadPerFunction) {
+    const Config c = load_config(config_path("minimal"));
+    EXPECT_EQ(c.vector.lanes, 8u);
+    EXPECT_EQ(c.vector.latency_cycles, 8u);
+    EXPECT_EQ(c.vector.cycles_of(SfuFunction::Exp), 4u);
+    EXPECT_EQ(c.vector.cycles_of(SfuFunction::Erf), 8u);
+    EXPECT_EQ(c.vector.cycles_of(SfuFunction::Reciprocal), 4u);
+    EXPECT_DOUBLE_EQ(c.vector.energy_pj_per_op, 0.5);
+    EXPECT_DOUBLE_EQ(c.vector.energy_pj_per_sfu_op, 2.0);
+    // Each SFU function has its own key, spelled as kSfuFunctionNames spells the function.
+    for (const auto& entry : kSfuFunctionNames) {
+        SCOPED_TRACE(entry.name);
+        const Config set = load_config(config_path("minimal"),
+                                       {parse_override(std::string("vector.sfu_cycles.") + entry.name + "=7")});
+        EXPECT_EQ(set.vector.cycles_of(entry.value), 7u);
+    }
+}
+
+TEST(Config, EveryShippedVectorEngineKeepsUpWithADrain) {
+    // A drain hands the vector engine one row of `cols` results per cycle (docs/config.md).
+    for (const char* name : {"minimal", "edge", "t64", "datacenter", "roofline-ref"}) {
+        SCOPED_TRACE(name);
+        const Config c = load_config(config_path(name));
+        EXPECT_GE(c.vector.lanes, c.fabric.cols);
+    }
+}
+
+TEST(Config, DerivedVectorPeaksFollowLanesClockAndExpCost) {
+    const Derived d = derive(load_config(config_path("t64")));
+    EXPECT_DOUBLE_EQ(d.vector_elements_per_s, 64 * 16 * 1.5e9);
+    EXPECT_DOUBLE_EQ(d.vector_exp_per_s, 64 * 16 * 1.5e9 / 4);
+    const std::string text = describe(load_config(config_path("t64")));
+    EXPECT_NE(text.find("vector engines              64 x 16 lanes\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("peak elements/s (ALU op)    1.536 Telem/s\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("peak exp/s                  384 Gelem/s  (4 cycles per lane group)\n"), std::string::npos)
+        << text;
+}
+
 TEST(Config, DescribePrintsTheDerivedFigures) {
     std::string text = describe(load_config(config_path("roofline-ref")));
     EXPECT_NE(text.find("1.024 TFLOP/s"), std::string::npos) << text;
@@ -263,6 +301,36 @@ TEST(ConfigErrors, UnknownElementTypeIsNamed) {
     });
 }
 
+TEST(ConfigErrors, VectorFieldsAreValidatedLikeEveryOther) {
+    expect_errors({
+        {R"({"vector": null})", "bad.json: vector: missing required field"},
+        {R"({"vector": {"lanez": 8}})", "bad.json: vector.lanez: unknown field (did you mean 'lanes'?)"},
+        {R"({"vector": {"lanes": 0}})", "bad.json: vector.lanes: must be > 0, got 0"},
+        {R"({"vector": {"lanes": 8.5}})", "bad.json: vector.lanes: expected a positive integer, got 8.5"},
+        {R"({"vector": {"lanes": 4097}})", "bad.json: vector.lanes: must be <= 4096, got 4097"},
+        {R"({"vector": {"latency_cycles": 1000001}})",
+         "bad.json: vector.latency_cycles: must be <= 1000000, got 1000001"},
+        {R"({"vector": {"sfu_cycles": null}})", "bad.json: vector.sfu_cycles: missing required field"},
+        {R"({"vector": {"sfu_cycles": 4}})", "bad.json: vector.sfu_cycles: expected an object, got 4"},
+        {R"({"vector": {"sfu_cycles": {"tanh": null}}})", "bad.json: vector.sfu_cycles.tanh: missing required field"},
+        {R"({"vector": {"sfu_cycles": {"exp": 0}}})", "bad.json: vector.sfu_cycles.exp: must be > 0, got 0"},
+        {R"({"vector": {"sfu_cycles": {"rsqrt": 1025}}})",
+         "bad.json: vector.sfu_cycles.rsqrt: must be <= 1024, got 1025"},
+        {R"({"vector": {"sfu_cycles": {"exq": 4}}})",
+         "bad.json: vector.sfu_cycles.exq: unknown field (did you mean 'exp'?)"},
+        {R"({"vector": {"sfu_cycles": {"log": 4}}})", "bad.json: vector.sfu_cycles.log: unknown field"},
+        {R"({"vector": {"energy_pj_per_op": -0.1}})",
+         "bad.json: vector.energy_pj_per_op: must be between 0 and 1000000, got -0.1"},
+        {R"({"vector": {"energy_pj_per_sfu_op": "high"}})",
+         "bad.json: vector.energy_pj_per_sfu_op: expected a number, got \"high\""},
+    });
+    // A misspelt SFU function is reported as the typo, not as the function missing.
+    json j = minimal_json();
+    j["vector"]["sfu_cycles"]["sigmiod"] = 4;
+    j["vector"]["sfu_cycles"].erase("sigmoid");
+    EXPECT_EQ(error_of(j), "bad.json: vector.sfu_cycles.sigmiod: unknown field (did you mean 'sigmoid'?)");
+}
+
 TEST(ConfigOverrides, SetReplacesAFieldBeforeValidation) {
     Config c = load_config(config_path("minimal"), {parse_override("fabric.rows=32"), parse_override("name=custom")});
     EXPECT_EQ(c.fabric.rows, 32u);
@@ -276,6 +344,7 @@ TEST(ConfigOverrides, OverriddenValuesAreValidatedLikeTheFile) {
         {"fabric.rows=0", "bad.json: fabric.rows: must be > 0, got 0"},
         {"l2.burst_bytes=100", "bad.json: l2.burst_bytes: must be a power of two, got 100"},
         {"fabric.rows=many", "bad.json: fabric.rows: expected a positive integer, got \"many\""},
+        {"vector.sfu_cycles.erf=0", "bad.json: vector.sfu_cycles.erf: must be > 0, got 0"},
     });
 }
 
