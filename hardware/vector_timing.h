@@ -1,0 +1,117 @@
+// Analytic timing and energy of the vector engine (docs/models.md, Vector engine, derives
+// them). Plain C++ so the compiler's cost model and the tests use the same formula as the
+// VectorEngine model.
+//
+// The engine streams a command's tile through `lanes` ALU lanes and an SFU in passes. A pass
+// over the tile takes each row in ceil(cols / lanes) lane groups (a group never spans two
+// rows: rows may be strided apart, and a row's elements reduce together); a pass over the
+// per-row results (the row statistics of softmax and the norms) takes ceil(rows / lanes)
+// groups. A group costs 1 cycle for an ALU op, the config's cycles for an SFU function; the
+// ALU arithmetic around an SFU evaluation in a pass is pipelined with it. So
+//
+//   cycles = latency_cycles + sum over passes of groups x cost
+#pragma once
+
+#include <cstdint>
+
+#include "hardware/config.h"
+#include "hardware/fabric_timing.h"
+#include "hardware/vector_command.h"
+
+namespace kpu::hw {
+
+/// One sweep of the engine over a tile or over its per-row results.
+struct VectorPass {
+    const char* what = "";      ///< e.g. "exp and sum", as docs/models.md lists the passes
+    uint64_t groups = 0;        ///< lane groups: rows x ceil(cols / lanes), or ceil(rows / lanes)
+    uint64_t elements = 0;      ///< elements it processes: rows x cols, or rows
+    uint32_t cost = 1;          ///< cycles per lane group
+    uint32_t sfu_per_element = 0;  ///< SFU evaluations per element (0: ALU only)
+};
+
+/// The passes of one command: at most four.
+struct VectorPasses {
+    static constexpr int kMax = 4;
+    VectorPass pass[kMax];
+    int count = 0;
+
+    const VectorPass* begin() const { return pass; }
+    const VectorPass* end() const { return pass + count; }
+};
+
+/// The passes `command` takes on `unit` (none for an unknown function or an empty tile).
+inline VectorPasses vector_passes(const VectorCommand& command, const VectorUnit& unit) {
+    VectorPasses out;
+    if (command.rows == 0 || command.cols == 0) return out;
+    const uint64_t rows = command.rows, cols = command.cols, lanes = unit.lanes;
+    const uint64_t tile_groups = rows * ceil_div(cols, lanes), row_groups = ceil_div(rows, lanes);
+    // A pass over the whole tile: an ALU op, or one (or `evals`) evaluations of an SFU function.
+    auto tile_alu = [&](const char* what) { out.pass[out.count++] = {what, tile_groups, rows * cols, 1, 0}; };
+    auto tile_sfu = [&](const char* what, SfuFunction f, uint32_t evals = 1) {
+        out.pass[out.count++] = {what, tile_groups, rows * cols, evals * unit.cycles_of(f), evals};
+    };
+    auto rows_sfu = [&](const char* what, SfuFunction f) {
+        out.pass[out.count++] = {what, row_groups, rows, unit.cycles_of(f), 1};
+    };
+    using F = VectorFunction;
+    switch (command.function) {
+        case F::Copy: case F::Relu: case F::LeakyRelu: case F::Neg: case F::Abs: case F::Clip: case F::HardSigmoid:
+        case F::HardSwish: case F::Add: case F::Sub: case F::Mul: case F::Max: case F::Min:
+            tile_alu(to_string(command.function));
+            break;
+        case F::Gelu: tile_sfu("gelu (erf)", SfuFunction::Erf); break;
+        case F::Erf: tile_sfu("erf", SfuFunction::Erf); break;
+        case F::GeluTanh: tile_sfu("gelu (tanh)", SfuFunction::Tanh); break;
+        case F::Tanh: tile_sfu("tanh", SfuFunction::Tanh); break;
+        case F::Sigmoid: tile_sfu("sigmoid", SfuFunction::Sigmoid); break;
+        case F::Silu: tile_sfu("silu (sigmoid)", SfuFunction::Sigmoid); break;
+        case F::Exp: tile_sfu("exp", SfuFunction::Exp); break;
+        case F::Sqrt: tile_sfu("sqrt (x rsqrt x)", SfuFunction::Rsqrt); break;
+        case F::Reciprocal: tile_sfu("reciprocal", SfuFunction::Reciprocal); break;
+        case F::Div: tile_sfu("divide (a x 1/b)", SfuFunction::Reciprocal); break;
+        // a^b = exp(b ln a): two SFU evaluations, the logarithm charged as exp.
+        case F::Pow: tile_sfu("pow (exp(b ln a))", SfuFunction::Exp, 2); break;
+        // The reductions' final cross-lane tree and ReduceMean's 1/cols ride in the pass.
+        case F::ReduceSum: case F::ReduceMean: tile_alu("sum"); break;
+        case F::ReduceMax: tile_alu("max"); break;
+        case F::Softmax:
+            tile_alu("max");
+            tile_sfu("exp and sum", SfuFunction::Exp);
+            rows_sfu("reciprocal of the sums", SfuFunction::Reciprocal);
+            tile_alu("scale by the reciprocal");
+            break;
+        case F::LayerNorm:
+            tile_alu("sum (mean)");
+            tile_alu("sum of squared deviations (variance)");
+            rows_sfu("rsqrt(variance + epsilon)", SfuFunction::Rsqrt);
+            tile_alu("normalize, weight, bias");
+            break;
+        case F::RmsNorm:
+            tile_alu("sum of squares");
+            rows_sfu("rsqrt(mean square + epsilon)", SfuFunction::Rsqrt);
+            tile_alu("normalize, weight, bias");
+            break;
+    }
+    return out;
+}
+
+/// Vector engine cycles (fabric clock) of `command`: the pipeline fill plus every pass.
+inline uint64_t vector_cycles(const VectorCommand& command, const VectorUnit& unit) {
+    const VectorPasses passes = vector_passes(command, unit);
+    if (passes.count == 0) return 0;
+    uint64_t cycles = unit.latency_cycles;
+    for (const VectorPass& p : passes) cycles += p.groups * p.cost;
+    return cycles;
+}
+
+/// Dynamic energy of `command` in pJ: every element of an ALU pass at energy_pj_per_op, every
+/// SFU evaluation at energy_pj_per_sfu_op (which covers the ALU arithmetic around it).
+inline double vector_energy_pj(const VectorCommand& command, const VectorUnit& unit) {
+    double pj = 0;
+    for (const VectorPass& p : vector_passes(command, unit))
+        pj += double(p.elements) *
+              (p.sfu_per_element ? p.sfu_per_element * unit.energy_pj_per_sfu_op : unit.energy_pj_per_op);
+    return pj;
+}
+
+}  // namespace kpu::hw
