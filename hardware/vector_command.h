@@ -171,7 +171,8 @@ struct VectorCommand {
 namespace detail {
 
 /// Why input `name` cannot feed `function`'s rows x cols tile, "" when it can.
-inline std::string input_problem(const char* name, const VectorOperand& in, const VectorCommand& c, bool may_broadcast) {
+inline std::string input_problem(const char* name, const VectorOperand& in, const VectorCommand& c,
+                                 bool may_broadcast) {
     if (in.broadcast != Broadcast::None && !may_broadcast)
         return std::string(name) + " cannot broadcast for " + to_string(c.function) + " (it is " +
                to_string(in.broadcast) + ")";
@@ -181,7 +182,8 @@ inline std::string input_problem(const char* name, const VectorOperand& in, cons
                 return std::string(name) + ".ld " + std::to_string(in.ld) + " < cols " + std::to_string(c.cols);
             return "";
         case Broadcast::Column:
-            if (in.ld == 0) return std::string(name) + ".ld is 0 for a column vector (1 when its values are contiguous)";
+            if (in.ld == 0)
+                return std::string(name) + ".ld is 0 for a column vector (1 when its values are contiguous)";
             return "";
         case Broadcast::Scalar:
         case Broadcast::Row: return "";

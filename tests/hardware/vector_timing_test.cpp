@@ -90,7 +90,8 @@ TEST(VectorTiming, EnergyChargesEachElementOfEachPass) {
     EXPECT_DOUBLE_EQ(vector_energy_pj(command(F::Add, 5, 20), unit()), 100 * 0.5);
     EXPECT_DOUBLE_EQ(vector_energy_pj(command(F::Exp, 5, 20), unit()), 100 * 2.0);
     EXPECT_DOUBLE_EQ(vector_energy_pj(command(F::Pow, 3, 9), unit()), 27 * 2 * 2.0);
-    EXPECT_DOUBLE_EQ(vector_energy_pj(command(F::Softmax, 10, 20), unit()), 200 * 0.5 + 200 * 2.0 + 10 * 2.0 + 200 * 0.5);
+    EXPECT_DOUBLE_EQ(vector_energy_pj(command(F::Softmax, 10, 20), unit()),
+                     200 * 0.5 + 200 * 2.0 + 10 * 2.0 + 200 * 0.5);
 }
 
 TEST(VectorTiming, EveryFunctionHasPassesAndAnEmptyTileNone) {

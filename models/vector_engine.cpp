@@ -1,0 +1,334 @@
+#include "models/vector_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "hardware/vector_timing.h"
+
+namespace kpu::model {
+
+namespace {
+
+const char* kMsgType = "kpu/vector";
+
+/// An input staged in its compact form: element (r, c) is data[r * row_step + c * col_step].
+struct View {
+    const float* data = nullptr;
+    size_t row_step = 0, col_step = 0;
+    const float* row(uint32_t r) const { return data + r * row_step; }
+};
+
+View view_of(const std::vector<float>& staged, hw::Broadcast broadcast, uint32_t cols) {
+    switch (broadcast) {
+        case hw::Broadcast::None: return {staged.data(), cols, 1};
+        case hw::Broadcast::Row: return {staged.data(), 0, 1};
+        case hw::Broadcast::Column: return {staged.data(), 1, 0};
+        case hw::Broadcast::Scalar: break;
+    }
+    return {staged.data(), 0, 0};
+}
+
+template <class F>
+void unary(const View& a, uint32_t rows, uint32_t cols, float* y, F f) {
+    for (uint32_t r = 0; r < rows; ++r) {
+        const float* in = a.row(r);
+        float* out = y + size_t(r) * cols;
+        for (uint32_t c = 0; c < cols; ++c) out[c] = f(in[c * a.col_step]);
+    }
+}
+
+template <class F>
+void binary(const View& a, const View& b, uint32_t rows, uint32_t cols, float* y, F f) {
+    for (uint32_t r = 0; r < rows; ++r) {
+        const float *in_a = a.row(r), *in_b = b.row(r);
+        float* out = y + size_t(r) * cols;
+        for (uint32_t c = 0; c < cols; ++c) out[c] = f(in_a[c * a.col_step], in_b[c * b.col_step]);
+    }
+}
+
+/// Folds a row as the lanes do: lane j accumulates elements j, j + lanes, j + 2 lanes, ...
+/// in order, then a pairwise tree joins the lanes (lane i with lane i + half, halving).
+/// Deterministic, and its rounding error grows with cols / lanes + log2 lanes, not cols.
+template <class Op>
+float lane_fold(const float* row, uint32_t cols, uint32_t lanes, float identity, Op op, std::vector<float>& acc) {
+    const uint32_t used = std::min(lanes, cols);
+    acc.assign(used, identity);
+    for (uint32_t base = 0; base < cols; base += lanes)
+        for (uint32_t j = 0; j < used && base + j < cols; ++j) acc[j] = op(acc[j], row[base + j]);
+    for (uint32_t n = used; n > 1;) {
+        const uint32_t half = (n + 1) / 2;
+        for (uint32_t i = 0; i + half < n; ++i) acc[i] = op(acc[i], acc[i + half]);
+        n = half;
+    }
+    return acc[0];
+}
+
+float add(float x, float y) { return x + y; }
+/// max and min propagate NaN (numpy's maximum and minimum, ONNX Max and Min).
+float max_nan(float x, float y) { return std::isnan(x) || x > y ? x : y; }
+float min_nan(float x, float y) { return std::isnan(x) || x < y ? x : y; }
+
+float sigmoid(float x) {
+    if (x >= 0) return 1.0f / (1.0f + std::exp(-x));
+    const float e = std::exp(x);  // no overflow for very negative x
+    return e / (1.0f + e);
+}
+
+float gelu_erf(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+
+float gelu_tanh(float x) {
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+/// Softmax of each row of x = scale a (+ b), causally masked if asked.
+void softmax(const hw::VectorCommand& c, uint32_t lanes, const View& a, const View* b, float* y) {
+    std::vector<float> acc;
+    const float kMasked = -std::numeric_limits<float>::infinity();
+    for (uint32_t r = 0; r < c.rows; ++r) {
+        float* out = y + size_t(r) * c.cols;
+        const float* in = a.row(r);
+        const float* mask = b ? b->row(r) : nullptr;
+        for (uint32_t col = 0; col < c.cols; ++col) {
+            const bool masked = c.causal && int64_t(col) > int64_t(r) + c.causal_offset;
+            out[col] = masked ? kMasked : c.scale * in[col] + (mask ? mask[col * b->col_step] : 0.0f);
+        }
+        const float max = lane_fold(out, c.cols, lanes, kMasked, max_nan, acc);
+        if (max == kMasked) {  // every element masked
+            std::fill(out, out + c.cols, 0.0f);
+            continue;
+        }
+        for (uint32_t col = 0; col < c.cols; ++col) out[col] = std::exp(out[col] - max);
+        const float inverse = 1.0f / lane_fold(out, c.cols, lanes, 0.0f, add, acc);
+        for (uint32_t col = 0; col < c.cols; ++col) out[col] *= inverse;
+    }
+}
+
+/// LayerNorm (two-pass variance) and RmsNorm of each row, then weight and bias per column.
+void normalize(const hw::VectorCommand& c, uint32_t lanes, const View& a, const float* weight, const float* bias,
+               float* y) {
+    std::vector<float> acc;
+    const float inverse_cols = 1.0f / float(c.cols);
+    const bool layer = c.function == hw::VectorFunction::LayerNorm;
+    for (uint32_t r = 0; r < c.rows; ++r) {
+        const float* in = a.row(r);
+        float* out = y + size_t(r) * c.cols;
+        const float mean = layer ? lane_fold(in, c.cols, lanes, 0.0f, add, acc) * inverse_cols : 0.0f;
+        for (uint32_t col = 0; col < c.cols; ++col) out[col] = (in[col] - mean) * (in[col] - mean);
+        const float variance = lane_fold(out, c.cols, lanes, 0.0f, add, acc) * inverse_cols;
+        const float rstd = 1.0f / std::sqrt(variance + c.epsilon);
+        for (uint32_t col = 0; col < c.cols; ++col) {
+            float v = (in[col] - mean) * rstd;
+            if (weight) v *= weight[col];
+            if (bias) v += bias[col];
+            out[col] = v;
+        }
+    }
+}
+
+/// y = c.function(a [, b]): rows x cols values, or rows for a reduction.
+void compute(const hw::VectorCommand& c, uint32_t lanes, const View& a, const View& b, const float* weight,
+             const float* bias, float* y) {
+    using F = hw::VectorFunction;
+    const uint32_t rows = c.rows, cols = c.cols;
+    auto one = [&](auto f) { unary(a, rows, cols, y, f); };
+    auto two = [&](auto f) { binary(a, b, rows, cols, y, f); };
+    switch (c.function) {
+        case F::Copy: return one([](float x) { return x; });
+        case F::Relu: return one([](float x) { return x < 0 ? 0.0f : x; });
+        case F::LeakyRelu: return one([alpha = c.alpha](float x) { return x < 0 ? alpha * x : x; });
+        case F::Gelu: return one(gelu_erf);
+        case F::GeluTanh: return one(gelu_tanh);
+        case F::Sigmoid: return one(sigmoid);
+        case F::Silu: return one([](float x) { return x * sigmoid(x); });
+        case F::Tanh: return one([](float x) { return std::tanh(x); });
+        case F::Exp: return one([](float x) { return std::exp(x); });
+        case F::Erf: return one([](float x) { return std::erf(x); });
+        case F::Sqrt: return one([](float x) { return std::sqrt(x); });
+        case F::Reciprocal: return one([](float x) { return 1.0f / x; });
+        case F::Neg: return one([](float x) { return -x; });
+        case F::Abs: return one([](float x) { return std::fabs(x); });
+        case F::Clip:
+            return one([lo = c.clip_min, hi = c.clip_max](float x) { return x < lo ? lo : (x > hi ? hi : x); });
+        case F::HardSigmoid:
+            return one([alpha = c.alpha, beta = c.beta](float x) {
+                return std::min(1.0f, std::max(0.0f, alpha * x + beta));
+            });
+        case F::HardSwish:
+            return one([](float x) { return x * std::min(1.0f, std::max(0.0f, x / 6.0f + 0.5f)); });
+        case F::Add: return two(add);
+        case F::Sub: return two([](float x, float z) { return x - z; });
+        case F::Mul: return two([](float x, float z) { return x * z; });
+        case F::Div: return two([](float x, float z) { return x / z; });
+        case F::Max: return two(max_nan);
+        case F::Min: return two(min_nan);
+        case F::Pow: return two([](float x, float z) { return std::pow(x, z); });
+        case F::ReduceSum:
+        case F::ReduceMean:
+        case F::ReduceMax: {
+            std::vector<float> acc;
+            const bool max = c.function == F::ReduceMax;
+            const float inverse_cols = c.function == F::ReduceMean ? 1.0f / float(cols) : 1.0f;
+            for (uint32_t r = 0; r < rows; ++r)
+                y[r] = max ? lane_fold(a.row(r), cols, lanes, -std::numeric_limits<float>::infinity(), max_nan, acc)
+                           : lane_fold(a.row(r), cols, lanes, 0.0f, add, acc) * inverse_cols;
+            return;
+        }
+        case F::Softmax: return softmax(c, lanes, a, c.has_b ? &b : nullptr, y);
+        case F::LayerNorm:
+        case F::RmsNorm: return normalize(c, lanes, a, weight, bias, y);
+    }
+}
+
+}  // namespace
+
+VectorEngine::VectorEngine(sc_core::sc_module_name name, const hw::Config& config)
+    : sc_core::sc_module(name),
+      socket("socket"),
+      unit_(config.vector),
+      max_tile_bytes_(uint64_t(config.l1.count) * config.l1.capacity_bytes +
+                      uint64_t(config.l2.count) * config.l2.capacity_bytes),
+      period_s_(1.0 / config.clocks.fabric_hz),
+      cycle_(sc_core::sc_time(period_s_, sc_core::SC_SEC)),
+      memory_(socket) {
+    socket.register_invalidate_direct_mem_ptr(this, &VectorEngine::invalidate_direct_mem_ptr);
+    SC_HAS_PROCESS(VectorEngine);
+    SC_METHOD(step);
+    sensitive << queued_;
+    dont_initialize();
+}
+
+void VectorEngine::submit(const Command& command) {
+    queue_.push_back(command);
+    queued_.notify(sc_core::SC_ZERO_TIME);  // ignored while a command runs: step() then waits for its end
+}
+
+void VectorEngine::invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end) {
+    memory_.invalidate(start, end);
+}
+
+void VectorEngine::step() {
+    if (!running_) {
+        if (!queue_.empty()) begin_next();
+        return;
+    }
+    // The running command's time is up.
+    running_ = false;
+    const bool ok = finish(current_.vector);
+    busy_ += duration_;
+    ++commands_;
+    const uint64_t id = current_.id;
+    const sc_core::sc_time started = started_;
+    if (!queue_.empty()) begin_next();  // before the callback, which may submit
+    if (completion_) completion_(id, ok, started);
+}
+
+void VectorEngine::begin_next() {
+    current_ = queue_.front();
+    queue_.pop_front();
+    started_ = sc_core::sc_time_stamp();
+    // Duration from the cycle count in one step, so long programs do not accumulate the
+    // rounding of a per-cycle sc_time.
+    duration_ = sc_core::sc_time(double(hw::vector_cycles(current_.vector, unit_)) * period_s_, sc_core::SC_SEC);
+    // The inputs are read when the command starts; its dependencies guarantee they stay
+    // until it completes, and that nothing reads its results before.
+    ok_ = start(current_.vector);
+    running_ = true;
+    next_trigger(duration_);
+}
+
+bool VectorEngine::refuse(const hw::VectorCommand& c, const std::string& why) {
+    const std::string function = hw::to_string(c.function);
+    const std::string what = function == "?" ? "command" : function;
+    SC_REPORT_WARNING(kMsgType, (std::string(name()) + ": " + what + " refused: " + why).c_str());
+    return false;
+}
+
+bool VectorEngine::read_vector(const char* what, uint64_t addr, uint64_t count, std::vector<float>& out) {
+    out.resize(count);
+    const uint64_t bytes = uint64_t(count) * sizeof(float);
+    if (memory_.read(addr, out.data(), bytes)) {
+        bytes_read_ += bytes;
+        return true;
+    }
+    std::ostringstream msg;
+    msg << name() << ": cannot read " << what << " at 0x" << std::hex << addr << std::dec << " (" << bytes
+        << " bytes)";
+    SC_REPORT_WARNING(kMsgType, msg.str().c_str());
+    return false;
+}
+
+bool VectorEngine::read_input(const char* what, const hw::VectorOperand& in, uint32_t rows, uint32_t cols,
+                              std::vector<float>& out) {
+    switch (in.broadcast) {
+        case hw::Broadcast::Scalar: return read_vector(what, in.addr, 1, out);
+        case hw::Broadcast::Row: return read_vector(what, in.addr, cols, out);
+        case hw::Broadcast::Column:
+            if (in.ld == 1) return read_vector(what, in.addr, rows, out);
+            break;
+        case hw::Broadcast::None:
+            if (in.ld == cols) return read_vector(what, in.addr, uint64_t(rows) * cols, out);
+            break;
+    }
+    // Strided: one row (or one value of a column) at a time.
+    const uint32_t per_row = in.broadcast == hw::Broadcast::Column ? 1 : cols;
+    std::vector<float> row;
+    out.resize(size_t(rows) * per_row);
+    for (uint32_t r = 0; r < rows; ++r) {
+        if (!read_vector(what, in.addr + uint64_t(r) * in.ld * sizeof(float), per_row, row)) return false;
+        std::copy(row.begin(), row.end(), out.begin() + size_t(r) * per_row);
+    }
+    return true;
+}
+
+bool VectorEngine::start(const hw::VectorCommand& c) {
+    if (const std::string why = hw::vector_command_problem(c); !why.empty()) return refuse(c, why);
+    const uint64_t tile_bytes = uint64_t(c.rows) * c.cols * sizeof(float);
+    if (tile_bytes > max_tile_bytes_)
+        return refuse(c, "a " + std::to_string(c.rows) + " x " + std::to_string(c.cols) + " tile (" +
+                             std::to_string(tile_bytes) + " bytes) is larger than a tile's L1 and L2 (" +
+                             std::to_string(max_tile_bytes_) + " bytes)");
+    if (!read_input("input a", c.a, c.rows, c.cols, a_)) return false;
+    if (c.has_b && !read_input("input b", c.b, c.rows, c.cols, b_)) return false;
+    if (c.has_weight && !read_vector("weight", c.weight, c.cols, weight_)) return false;
+    if (c.has_bias && !read_vector("bias", c.bias, c.cols, bias_)) return false;
+    const bool reduction = hw::traits_of(c.function).shape == hw::VectorShape::Reduction;
+    y_.resize(reduction ? c.rows : size_t(c.rows) * c.cols);
+    auto job = [this, c, lanes = unit_.lanes] {
+        compute(c, lanes, view_of(a_, c.a.broadcast, c.cols), view_of(b_, c.b.broadcast, c.cols),
+                c.has_weight ? weight_.data() : nullptr, c.has_bias ? bias_.data() : nullptr, y_.data());
+    };
+    if (helper_)
+        pending_ = helper_->submit(job);  // nothing the job reads or writes changes before finish() waits for it
+    else
+        job();
+    elements_ += uint64_t(c.rows) * c.cols;
+    energy_pj_ += hw::vector_energy_pj(c, unit_);
+    return true;
+}
+
+bool VectorEngine::finish(const hw::VectorCommand& c) {
+    if (pending_) helper_->wait(*pending_), pending_.reset();
+    if (!ok_) return false;
+    const bool reduction = hw::traits_of(c.function).shape == hw::VectorShape::Reduction;
+    const uint32_t per_row = reduction ? 1 : c.cols;
+    const uint64_t row_bytes = uint64_t(per_row) * sizeof(float);
+    const bool dense = c.y.ld == per_row;
+    for (uint32_t r = 0; r < (dense ? 1u : c.rows); ++r) {
+        const uint64_t at = c.y.addr + uint64_t(r) * c.y.ld * sizeof(float);
+        const uint64_t bytes = dense ? y_.size() * sizeof(float) : row_bytes;
+        if (!memory_.write(at, y_.data() + size_t(r) * per_row, bytes)) {
+            std::ostringstream msg;
+            msg << name() << ": cannot write the result at 0x" << std::hex << at << std::dec << " (" << bytes
+                << " bytes)";
+            SC_REPORT_WARNING(kMsgType, msg.str().c_str());
+            return false;
+        }
+        bytes_written_ += bytes;
+    }
+    return true;
+}
+
+}  // namespace kpu::model
