@@ -49,9 +49,12 @@ ComputeTile::ComputeTile(sc_core::sc_module_name name, const hw::Config& config,
     }
     fabric_ = std::make_unique<model::SystolicFabric>("fabric", config);
     wiring_.initiator(fabric_->l1_socket, *switch_, index, "fabric");
+    vector_ = std::make_unique<model::VectorEngine>("vector", config);
+    wiring_.initiator(vector_->socket, *switch_, index, "vector");
 }
 
 ComputeTile::~ComputeTile() {
+    vector_.reset();
     fabric_.reset();
     destroy_backwards(streamers_);
     destroy_backwards(block_movers_);

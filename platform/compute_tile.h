@@ -1,7 +1,7 @@
 // One compute tile of the KPU (kpu.tile_t): its L3 tile, L2 banks, L1 buffers, BlockMovers,
-// Streamers, its SystolicFabric and the switch that connects them. Counts and sizes come from the
-// config. The tile charges no time itself; its memories, movers and the chip
-// interconnect's link do.
+// Streamers, its SystolicFabric, its VectorEngine and the switch that connects them. Counts and
+// sizes come from the config. The tile charges no time itself; its memories, movers and the
+// chip interconnect's link do.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,7 @@
 #include "models/streamer.h"
 #include "models/systolic_fabric.h"
 #include "models/tile_switch.h"
+#include "models/vector_engine.h"
 #include "platform/platform_options.h"
 #include "platform/wiring.h"
 
@@ -40,6 +41,7 @@ public:
     model::Streamer& streamer(uint32_t unit);
     model::TileSwitch& tile_switch() { return *switch_; }
     model::SystolicFabric& fabric() { return *fabric_; }
+    model::VectorEngine& vector() { return *vector_; }
     uint32_t l2_count() const { return uint32_t(l2_.size()); }
     uint32_t l1_count() const { return uint32_t(l1_.size()); }
     uint32_t block_mover_count() const { return uint32_t(block_movers_.size()); }
@@ -63,6 +65,7 @@ private:
     std::vector<std::unique_ptr<model::BlockMover>> block_movers_;
     std::vector<std::unique_ptr<model::Streamer>> streamers_;
     std::unique_ptr<model::SystolicFabric> fabric_;
+    std::unique_ptr<model::VectorEngine> vector_;
 };
 
 /// Destroys the last-built module first. SystemC 2.3's port and export registries look

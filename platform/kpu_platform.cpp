@@ -146,6 +146,7 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
     for (auto& d : dma_) d->set_helper(copy_helper_.get());
     for (auto& t : tiles_) {
         t->fabric().set_helper(compute_helper_.get());
+        t->vector().set_helper(compute_helper_.get());
         for (uint32_t u = 0; u < t->block_mover_count(); ++u) t->block_mover(u).set_helper(copy_helper_.get());
         for (uint32_t u = 0; u < t->streamer_count(); ++u) t->streamer(u).set_helper(copy_helper_.get());
         for (uint32_t u = 0; u < t->block_mover_count(); ++u) t->block_mover(u).set_completion_callback(report);

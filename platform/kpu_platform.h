@@ -13,7 +13,7 @@
 //    |- dma_d           DmaEngine, d < dma.engines      (initiators of noc)
 //    |- noc             Interconnect: DRAM channels, tile links
 //    |- tile_t          ComputeTile, t < compute_tiles
-//        |- switch, l3, l2_b, l1_l, bm_u, streamer_u, fabric
+//        |- switch, l3, l2_b, l1_l, bm_u, streamer_u, fabric, vector
 #pragma once
 
 #include <cstddef>
@@ -130,7 +130,8 @@ private:
     std::vector<std::unique_ptr<ComputeTile>> tiles_;
     std::unique_ptr<HostInterface> host_;
     std::unique_ptr<model::Sequencer> sequencer_;
-    std::unique_ptr<model::HelperThread> compute_helper_;  ///< the fabrics' arithmetic (PlatformOptions::helper_threads)
+    /// The fabrics' and vector engines' arithmetic (PlatformOptions::helper_threads).
+    std::unique_ptr<model::HelperThread> compute_helper_;
     std::unique_ptr<model::HelperThread> copy_helper_;   ///< the movers' bytes
     compiler::BoundProgram program_;
     sc_core::sc_time started_at_, finished_at_;

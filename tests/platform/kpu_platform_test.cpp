@@ -1,12 +1,14 @@
 // The platform as a whole: module tree and names from the config, byte-exact data through
 // every level and back, the backdoor, DMI through the interconnect, L1 pointers for the
-// fabric, and two platforms in one simulation.
+// fabric, the vector engine on its tile's memories, and two platforms in one simulation.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <random>
 
+#include "hardware/vector_timing.h"
 #include "tests/support/config.h"
 #include "tests/support/platform_driver.h"
 #include "tests/support/report_catcher.h"
@@ -28,12 +30,12 @@ TEST(KpuPlatform, ModuleTreeFollowsTheConfigAndNamesMirrorTheHardware) {
         {"kpu_platform", 1},     {"host_interface", 1},   {"sequencer", 1},       {"dram_channel", 8},
         {"dma_engine", 16},      {"interconnect", 1},     {"compute_tile", 64},   {"tile_switch", 64},
         {"l3_tile", 64},         {"l2_bank", 64 * 8},     {"l1_buffer", 64 * 128}, {"l1_fanout", 64},
-        {"block_mover", 64 * 2}, {"streamer", 64 * 4},    {"systolic_fabric", 64},
+        {"block_mover", 64 * 2}, {"streamer", 64 * 4},    {"systolic_fabric", 64}, {"vector_engine", 64},
     };
     const std::map<std::string, uint64_t> counted(c.kinds.begin(), c.kinds.end());
     EXPECT_EQ(counted, expected);
     EXPECT_EQ(c.of("protocol_checker"), 0u);
-    EXPECT_EQ(c.total(), 1 + 1 + 1 + 8 + 16 + 1 + 64 * (1 + 1 + 1 + 8 + 128 + 1 + 2 + 4 + 1u));
+    EXPECT_EQ(c.total(), 1 + 1 + 1 + 8 + 16 + 1 + 64 * (1 + 1 + 1 + 8 + 128 + 1 + 2 + 4 + 1 + 1u));
     EXPECT_EQ(c.kinds.front().first, "kpu_platform") << "breadth-first: the top first";
     EXPECT_EQ(&kpu.tile(3).l2(5), sc_core::sc_find_object("kpu.tile_3.l2_5"));
     EXPECT_STREQ(kpu.block_mover(63, 1).name(), "kpu.tile_63.bm_1");
@@ -41,6 +43,8 @@ TEST(KpuPlatform, ModuleTreeFollowsTheConfigAndNamesMirrorTheHardware) {
     EXPECT_STREQ(kpu.dma(15).name(), "kpu.dma_15");
     EXPECT_STREQ(kpu.dram_channel(7).name(), "kpu.dram_7");
     EXPECT_STREQ(kpu.tile(0).l1(127).name(), "kpu.tile_0.l1_127");
+    EXPECT_STREQ(kpu.tile(5).fabric().name(), "kpu.tile_5.fabric");
+    EXPECT_STREQ(kpu.tile(5).vector().name(), "kpu.tile_5.vector");
     sc_core::sc_start(sc_core::SC_ZERO_TIME);  // binding completes without errors
     EXPECT_EQ(kpu.tile(0).l1(0).storage().pages_allocated(), 0u);
 }
@@ -193,6 +197,99 @@ TEST(KpuPlatform, DmiThroughTheInterconnectIsInDeviceAddresses) {
     EXPECT_EQ(l1.get_start_address(), kpu.address_map().l1_base(0, 5));
     EXPECT_EQ(l1.get_end_address(), kpu.address_map().l1_base(0, 6) - 1);
     EXPECT_EQ(l1.get_dmi_ptr(), kpu.l1_pointer(kpu.address_map().l1_base(0, 5), 1));
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = dist(rng);
+    return v;
+}
+
+// The host writes a tile into L2 (across two banks) and a bias row into L1; the tile's vector
+// engine adds them into L1 and normalizes that back into L2, every link behind a protocol
+// checker, the arithmetic on the platform's compute helper. Each command takes its
+// vector_cycles at the fabric clock.
+TEST(KpuPlatform, VectorEngineReadsAndWritesItsTilesL1AndL2) {
+    KpuPlatform kpu("kpu", test::config("minimal"), [] {
+        PlatformOptions o;
+        o.check_protocol = true;
+        return o;
+    }());
+    const hw::AddressMap& map = kpu.address_map();
+    constexpr uint32_t kRows = 12, kCols = 50;  // ragged on minimal's 8 lanes
+    const uint64_t x_at = map.l2_base(0, 2) - 1000;  // 2400 bytes: banks 1 and 2
+    const uint64_t bias_at = map.l1_base(0, 3) + 8, sum_at = map.l1_base(0, 10), y_at = map.l2_base(0, 0) + 64;
+    const std::vector<float> x = random_floats(kRows * kCols, 1), bias = random_floats(kCols, 2);
+    ASSERT_TRUE(kpu.write(x_at, x.data(), x.size() * 4));
+    ASSERT_TRUE(kpu.write(bias_at, bias.data(), bias.size() * 4));
+
+    model::VectorEngine& engine = kpu.tile(0).vector();
+    std::vector<std::pair<bool, sc_core::sc_time>> done;
+    engine.on_complete(
+        [&](uint64_t, bool ok, const sc_core::sc_time&) { done.emplace_back(ok, sc_core::sc_time_stamp()); });
+    hw::VectorCommand add;
+    add.function = hw::VectorFunction::Add;
+    add.rows = kRows, add.cols = kCols;
+    add.a = {x_at, kCols};
+    add.has_b = true;
+    add.b = {bias_at, 0, hw::Broadcast::Row};
+    add.y = {sum_at, kCols};
+    hw::VectorCommand norm;
+    norm.function = hw::VectorFunction::RmsNorm;
+    norm.rows = kRows, norm.cols = kCols;
+    norm.a = {sum_at, kCols};
+    norm.y = {y_at, kCols};
+    norm.epsilon = 1e-5f;
+    engine.submit({1, add});
+    engine.submit({2, norm});
+    sc_core::sc_start();
+
+    ASSERT_EQ(done.size(), 2u);
+    EXPECT_TRUE(done[0].first);
+    EXPECT_TRUE(done[1].first);
+    const hw::VectorUnit& unit = kpu.config().vector;
+    const sc_core::sc_time ns(1, sc_core::SC_NS);  // minimal's fabric clock: 1 GHz
+    EXPECT_EQ(done[0].second, double(hw::vector_cycles(add, unit)) * ns);
+    EXPECT_EQ(done[1].second, double(hw::vector_cycles(add, unit) + hw::vector_cycles(norm, unit)) * ns);
+    EXPECT_EQ(test::checker_violations(kpu), "");
+
+    std::vector<float> sum(kRows * kCols), y(kRows * kCols);
+    ASSERT_TRUE(kpu.read(sum_at, sum.data(), sum.size() * 4));
+    ASSERT_TRUE(kpu.read(y_at, y.data(), y.size() * 4));
+    for (uint32_t r = 0; r < kRows; ++r) {
+        double square = 0;
+        for (uint32_t c = 0; c < kCols; ++c) {
+            EXPECT_EQ(sum[r * kCols + c], x[r * kCols + c] + bias[c]) << r << "," << c;
+            square += double(sum[r * kCols + c]) * sum[r * kCols + c];
+        }
+        const double rstd = 1 / std::sqrt(square / kCols + 1e-5);
+        for (uint32_t c = 0; c < kCols; ++c)
+            EXPECT_NEAR(y[r * kCols + c], sum[r * kCols + c] * rstd, 1e-5) << r << "," << c;
+    }
+}
+
+// An operand outside every memory is reported by the engine (and the router), not a crash.
+TEST(KpuPlatform, VectorEngineReportsAnOperandOutsideEveryMemory) {
+    test::ReportCatcher catcher;
+    KpuPlatform kpu("kpu", test::config("minimal"));
+    const uint64_t unmapped = kpu.address_map().l2_base(0, 0) + 4 * 16384;  // past the last L2 bank
+    hw::VectorCommand exp;
+    exp.function = hw::VectorFunction::Exp;
+    exp.rows = 2, exp.cols = 3;
+    exp.a = {unmapped, 3};
+    exp.y = {kpu.address_map().l1_base(0, 0), 3};
+    bool ok = true;
+    kpu.tile(0).vector().on_complete([&](uint64_t, bool result, const sc_core::sc_time&) { ok = result; });
+    kpu.tile(0).vector().submit({1, exp});
+    sc_core::sc_start();
+    EXPECT_FALSE(ok);
+    EXPECT_EQ(test::ReportCatcher::count({"kpu/noc", "from kpu.tile_0.vector.socket", "is not mapped"}), 2)
+        << "the DMI request and the debug access";
+    EXPECT_EQ(test::ReportCatcher::count(
+                  {"kpu/vector", "kpu.tile_0.vector: cannot read input a at 0x20000010000 (24 bytes)"}),
+              1);
 }
 
 // Two platforms with their own names, memories and timing in one simulation.

@@ -45,6 +45,7 @@ TEST(KpuSimElaborateOnly, PrintsEveryModuleOfTheTreePerKind) {
         {"compute_tile", 1},        {"tile_switch", 1},  {"l3_tile", 1},
         {"l2_bank", cfg.l2.count},  {"l1_buffer", cfg.l1.count}, {"l1_fanout", 1},
         {"block_mover", cfg.block_mover.count}, {"streamer", cfg.streamer.count}, {"systolic_fabric", 1},
+        {"vector_engine", 1},
     };
     std::map<std::string, uint64_t> expected = per_chip;
     uint64_t total = 0;
@@ -56,7 +57,7 @@ TEST(KpuSimElaborateOnly, PrintsEveryModuleOfTheTreePerKind) {
     ASSERT_EQ(run("--config configs/minimal.json --elaborate-only", out), 0) << out;
     EXPECT_NE(out.find("platform kpu (minimal) elaborated:"), std::string::npos) << out;
     EXPECT_EQ(counts(out), expected) << out;
-    EXPECT_EQ(total, 4 + 2 + 2 + 1 * (5 + 4 + 64 + 1 + 2u)) << "minimal.json changed: update docs/benchmarks.md";
+    EXPECT_EQ(total, 4 + 2 + 2 + 1 * (6 + 4 + 64 + 1 + 2u)) << "minimal.json changed: update docs/benchmarks.md";
 }
 
 TEST(KpuSimElaborateOnly, PrintsModuleCountsPerKind) {
@@ -69,9 +70,10 @@ TEST(KpuSimElaborateOnly, PrintsModuleCountsPerKind) {
     EXPECT_NE(out.find("  l1_fanout         4\n"), std::string::npos) << out;
     EXPECT_NE(out.find("  streamer          16\n"), std::string::npos) << out;
     EXPECT_NE(out.find("  systolic_fabric   4\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("  vector_engine     4\n"), std::string::npos) << out;
     EXPECT_NE(out.find("  sequencer         1\n"), std::string::npos) << out;
     EXPECT_NE(out.find("  host_interface    1\n"), std::string::npos) << out;
-    EXPECT_NE(out.find("  total             596\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("  total             600\n"), std::string::npos) << out;
 }
 
 TEST(KpuSimElaborateOnly, OverridesReachThePlatform) {
