@@ -11,6 +11,7 @@
 
 #include "hardware/fabric_timing.h"
 #include "tests/support/config.h"
+#include "tests/support/random_floats.h"
 #include "tests/support/test_memory.h"
 
 namespace kpu::model {
@@ -65,13 +66,7 @@ struct Bench : sc_core::sc_module {
     }
 };
 
-std::vector<float> random_floats(size_t n, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    std::vector<float> v(n);
-    for (auto& x : v) x = dist(gen);
-    return v;
-}
+using test::random_floats;  // in [-1, 1)
 
 TEST(SystolicFabric, SplitKMatmulWithBiasReluMatchesReferenceAndAnalyticTime) {
     Bench bench("bench");

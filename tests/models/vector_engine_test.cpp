@@ -24,6 +24,7 @@
 
 #include "hardware/vector_timing.h"
 #include "tests/support/config.h"
+#include "tests/support/random_floats.h"
 #include "tests/support/report_catcher.h"
 #include "tests/support/test_memory.h"
 
@@ -32,6 +33,7 @@ namespace {
 
 using F = hw::VectorFunction;
 using hw::Broadcast;
+using test::random_floats;
 constexpr double kEps = std::numeric_limits<float>::epsilon();
 
 struct Bench : sc_core::sc_module {
@@ -46,6 +48,7 @@ struct Bench : sc_core::sc_module {
     };
     std::vector<Done> done;
     uint64_t next_free = kBase;
+    uint64_t issued = 0;  ///< commands submitted by issue()
 
     explicit Bench(sc_core::sc_module_name n) : sc_module(n) {
         engine.socket.bind(mem.socket);
@@ -64,15 +67,20 @@ struct Bench : sc_core::sc_module {
         mem.put(at, v);
         return at;
     }
+    /// Submits `c` (ids 1, 2, ...) with its result in a fresh stretch of `y_floats` values at
+    /// pitch `y_ld`; returns where the result goes.
+    uint64_t issue(hw::VectorCommand c, size_t y_floats, uint32_t y_ld) {
+        c.y = {alloc(y_floats), y_ld};
+        engine.submit({++issued, c});
+        return c.y.addr;
+    }
+    /// Runs the simulation: every command issue() submitted completes, and ok.
+    void run_all() {
+        sc_core::sc_start();
+        ASSERT_EQ(done.size(), issued);
+        for (const Done& d : done) EXPECT_TRUE(d.ok) << "command " << d.id;
+    }
 };
-
-std::vector<float> uniform(size_t n, float lo, float hi, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = dist(gen);
-    return v;
-}
 
 /// A command over a rows x cols tile; operands are filled in by the test.
 hw::VectorCommand tile(F f, uint32_t rows, uint32_t cols) {
@@ -152,25 +160,22 @@ TEST(VectorEngine, ElementwiseFunctionsMatchDoublePrecisionLoops) {
     std::vector<Issued> issued;
     unsigned seed = 1;
     for (const Case& k : cases) {
-        Issued is{k, tile(k.f, kRows, kCols), uniform(kRows * kLda, k.lo, k.hi, seed++), {}};
+        Issued is{k, tile(k.f, kRows, kCols), random_floats(kRows * kLda, seed++, k.lo, k.hi), {}};
         hw::VectorCommand& c = is.c;
         c.alpha = k.f == F::LeakyRelu ? 0.01f : 0.2f, c.beta = 0.5f;
         c.clip_min = -1, c.clip_max = 2.5f;
         c.a = {bench.put(is.a), kLda};
         c.has_b = hw::traits_of(k.f).needs_b;
         if (c.has_b) {
-            is.b = uniform(kRows * kCols, k.b_lo, k.b_hi, seed++);
+            is.b = random_floats(kRows * kCols, seed++, k.b_lo, k.b_hi);
             c.b = {bench.put(is.b), kCols};
         }
-        c.y = {bench.alloc(kRows * kLdy), kLdy};
-        bench.engine.submit({issued.size(), c});
+        c.y.addr = bench.issue(c, kRows * kLdy, kLdy), c.y.ld = kLdy;
         issued.push_back(is);
     }
-    sc_core::sc_start();
-    ASSERT_EQ(bench.done.size(), issued.size());
+    bench.run_all();
     for (const Issued& is : issued) {
         SCOPED_TRACE(to_string(is.c.function));
-        EXPECT_TRUE(bench.done[&is - issued.data()].ok);
         const std::vector<float> y = get_tile(bench, is.c.y.addr, kRows, kCols, kLdy);
         for (uint32_t r = 0; r < kRows; ++r)
             for (uint32_t col = 0; col < kCols; ++col) {
@@ -192,19 +197,16 @@ double sum_tolerance(const float* values, uint32_t n, uint32_t lanes) {
 TEST(VectorEngine, ReductionsWriteOneValuePerRowAtItsPitch) {
     Bench bench("bench");
     constexpr uint32_t kRows = 6, kCols = 37, kLda = 40, kLdy = 2;  // ragged; results every other float
-    const std::vector<float> a = uniform(kRows * kLda, -3, 5, 11);
+    const std::vector<float> a = random_floats(kRows * kLda, 11, -3, 5);
     const uint64_t a_at = bench.put(a);
     std::vector<uint64_t> y_at;
     for (F f : {F::ReduceSum, F::ReduceMean, F::ReduceMax}) {
         hw::VectorCommand c = tile(f, kRows, kCols);
         c.a = {a_at, kLda};
-        y_at.push_back(bench.alloc(kRows * kLdy));
+        y_at.push_back(bench.issue(c, kRows * kLdy, kLdy));
         bench.mem.put(y_at.back(), std::vector<float>(kRows * kLdy, 99.0f));  // between the results: untouched
-        c.y = {y_at.back(), kLdy};
-        bench.engine.submit({y_at.size(), c});
     }
-    sc_core::sc_start();
-    ASSERT_EQ(bench.done.size(), 3u);
+    bench.run_all();
     for (uint32_t r = 0; r < kRows; ++r) {
         const float* row = a.data() + r * kLda;
         double sum = 0, max = row[0];
@@ -234,7 +236,7 @@ std::vector<double> ref_softmax(const std::vector<double>& x, const std::vector<
 TEST(VectorEngine, SoftmaxWithScaleMaskAndCausalityMatchesDoublePrecision) {
     Bench bench("bench");
     constexpr uint32_t kRows = 6, kCols = 37;
-    const std::vector<float> a = uniform(kRows * kCols, -4, 4, 21), mask = uniform(kCols, -1, 1, 22);
+    const std::vector<float> a = random_floats(kRows * kCols, 21, -4, 4), mask = random_floats(kCols, 22, -1, 1);
     const uint64_t a_at = bench.put(a), mask_at = bench.put(mask);
     // Plain; scaled with a row-vector mask; causal from offset 2 (rows 0..5 see 3..8 keys);
     // causal from offset -3, where rows 0..2 see no key at all and give zeros.
@@ -252,16 +254,12 @@ TEST(VectorEngine, SoftmaxWithScaleMaskAndCausalityMatchesDoublePrecision) {
         c.has_b = k.mask;
         c.b = {mask_at, 0, Broadcast::Row};
         c.scale = k.scale, c.causal = k.causal, c.causal_offset = k.offset;
-        y_at.push_back(bench.alloc(kRows * kCols));
-        c.y = {y_at.back(), kCols};
-        bench.engine.submit({y_at.size(), c});
+        y_at.push_back(bench.issue(c, kRows * kCols, kCols));
     }
-    sc_core::sc_start();
-    ASSERT_EQ(bench.done.size(), cases.size());
+    bench.run_all();
     for (size_t i = 0; i < cases.size(); ++i) {
         const Case& k = cases[i];
         SCOPED_TRACE(i);
-        EXPECT_TRUE(bench.done[i].ok);
         const std::vector<float> y = bench.mem.get(y_at[i], kRows * kCols);
         for (uint32_t r = 0; r < kRows; ++r) {
             std::vector<double> x(kCols);
@@ -291,8 +289,8 @@ TEST(VectorEngine, SoftmaxWithScaleMaskAndCausalityMatchesDoublePrecision) {
 TEST(VectorEngine, LayerNormAndRmsNormWithWeightAndBiasMatchDoublePrecision) {
     Bench bench("bench");
     constexpr uint32_t kRows = 6, kCols = 37, kLda = 48;
-    const std::vector<float> a = uniform(kRows * kLda, -2, 6, 31), w = uniform(kCols, -2, 2, 32),
-                             bias = uniform(kCols, -1, 1, 33);
+    const std::vector<float> a = random_floats(kRows * kLda, 31, -2, 6), w = random_floats(kCols, 32, -2, 2),
+                             bias = random_floats(kCols, 33, -1, 1);
     const uint64_t a_at = bench.put(a), w_at = bench.put(w), bias_at = bench.put(bias);
     struct Case {
         F f;
@@ -307,12 +305,9 @@ TEST(VectorEngine, LayerNormAndRmsNormWithWeightAndBiasMatchDoublePrecision) {
         c.has_weight = k.weight, c.weight = w_at;
         c.has_bias = k.bias, c.bias = bias_at;
         c.epsilon = 1e-5f;
-        y_at.push_back(bench.alloc(kRows * kCols));
-        c.y = {y_at.back(), kCols};
-        bench.engine.submit({y_at.size(), c});
+        y_at.push_back(bench.issue(c, kRows * kCols, kCols));
     }
-    sc_core::sc_start();
-    ASSERT_EQ(bench.done.size(), cases.size());
+    bench.run_all();
     const double k_eps = (kCols / 8.0 + 3 + 8) * kEps;
     for (size_t i = 0; i < cases.size(); ++i) {
         const Case& k = cases[i];
@@ -338,8 +333,8 @@ TEST(VectorEngine, LayerNormAndRmsNormWithWeightAndBiasMatchDoublePrecision) {
 TEST(VectorEngine, BroadcastingCornersGiveTheFloatSums) {
     Bench bench("bench");
     constexpr uint32_t kRows = 4, kCols = 6;
-    const std::vector<float> m = uniform(kRows * 8, -4, 4, 41);  // a 4 x 8 matrix: also a strided column
-    const std::vector<float> row = uniform(kCols, -4, 4, 42), column = uniform(kRows, -4, 4, 43);
+    const std::vector<float> m = random_floats(kRows * 8, 41, -4, 4);  // a 4 x 8 matrix: also a strided column
+    const std::vector<float> row = random_floats(kCols, 42, -4, 4), column = random_floats(kRows, 43, -4, 4);
     const uint64_t m_at = bench.put(m), row_at = bench.put(row), column_at = bench.put(column);
     const hw::VectorOperand tile_in{m_at, 8}, scalar{row_at, 0, Broadcast::Scalar}, row_in{row_at, 0, Broadcast::Row},
         column_in{column_at, 1, Broadcast::Column}, strided_column{m_at + 4 * 7, 8, Broadcast::Column};
@@ -373,16 +368,12 @@ TEST(VectorEngine, BroadcastingCornersGiveTheFloatSums) {
         c.a = k.a;
         c.has_b = hw::traits_of(k.f).needs_b;
         c.b = k.b;
-        y_at.push_back(bench.alloc(k.rows * k.cols));
-        c.y = {y_at.back(), k.cols};
-        bench.engine.submit({y_at.size(), c});
+        y_at.push_back(bench.issue(c, k.rows * k.cols, k.cols));
     }
-    sc_core::sc_start();
-    ASSERT_EQ(bench.done.size(), cases.size());
+    bench.run_all();
     for (size_t i = 0; i < cases.size(); ++i) {
         const Case& k = cases[i];
         SCOPED_TRACE(i);
-        EXPECT_TRUE(bench.done[i].ok);
         const std::vector<float> y = bench.mem.get(y_at[i], k.rows * k.cols);
         for (uint32_t r = 0; r < k.rows; ++r)
             for (uint32_t c = 0; c < k.cols; ++c) {
@@ -395,7 +386,7 @@ TEST(VectorEngine, BroadcastingCornersGiveTheFloatSums) {
 
 TEST(VectorEngine, EachCommandTakesExactlyTheFormulasCyclesBackToBack) {
     Bench bench("bench");
-    const std::vector<float> a = uniform(10 * 20, -1, 1, 51);
+    const std::vector<float> a = random_floats(10 * 20, 51, -1, 1);
     const uint64_t a_at = bench.put(a), y_at = bench.alloc(10 * 20);
     std::vector<hw::VectorCommand> commands;
     struct Shape {
@@ -451,7 +442,7 @@ struct Script : sc_core::sc_module {
 
 TEST(VectorEngine, ASubmitWhileRunningOrFromTheCallbackQueuesBehindTheRunningCommand) {
     Bench bench("bench");
-    const uint64_t a_at = bench.put(uniform(64, -1, 1, 61)), y_at = bench.alloc(64);
+    const uint64_t a_at = bench.put(random_floats(64, 61, -1, 1)), y_at = bench.alloc(64);
     hw::VectorCommand c = tile(F::Exp, 8, 8);  // 8 + 8 x 4 = 40 cycles
     c.a = c.y = {a_at, 8};
     c.y.addr = y_at;
@@ -479,7 +470,7 @@ TEST(VectorEngine, ASubmitWhileRunningOrFromTheCallbackQueuesBehindTheRunningCom
 TEST(VectorEngine, RefusedCommandsAndBadAddressesAreReportedAndTheQueueGoesOn) {
     test::ReportCatcher catcher;
     Bench bench("bench");
-    const uint64_t a_at = bench.put(uniform(24, -1, 1, 71)), y_at = bench.alloc(24);
+    const uint64_t a_at = bench.put(random_floats(24, 71, -1, 1)), y_at = bench.alloc(24);
     bench.mem.put(y_at, std::vector<float>(24, 7.0f));
     auto add = [&] {
         hw::VectorCommand c = tile(F::Add, 4, 6);
@@ -522,7 +513,7 @@ TEST(VectorEngine, RefusedCommandsAndBadAddressesAreReportedAndTheQueueGoesOn) {
 TEST(VectorEngine, WorksThroughTransportDbgWhenNoDmiIsGranted) {
     Bench bench("bench");
     bench.mem.grant_dmi = false;
-    const std::vector<float> a = uniform(3 * 5, -2, 2, 81);
+    const std::vector<float> a = random_floats(3 * 5, 81, -2, 2);
     const uint64_t a_at = bench.put(a), y_at = bench.alloc(3);
     hw::VectorCommand c = tile(F::ReduceSum, 3, 5);
     c.a = {a_at, 5};
@@ -546,7 +537,7 @@ TEST(VectorEngine, WaitsForItsArithmeticOnTheHelperThreadAndGivesTheInlineBits) 
     HelperThread helper;
     helper_bench.engine.set_helper(&helper);
     helper.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
-    const std::vector<float> a = uniform(9 * 21, -3, 3, 91);
+    const std::vector<float> a = random_floats(9 * 21, 91, -3, 3);
     for (Bench* b : {&inline_bench, &helper_bench}) {
         hw::VectorCommand c = tile(F::Softmax, 9, 21);
         c.a = {b->put(a), 21};

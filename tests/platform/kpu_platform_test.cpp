@@ -11,6 +11,7 @@
 #include "hardware/vector_timing.h"
 #include "tests/support/config.h"
 #include "tests/support/platform_driver.h"
+#include "tests/support/random_floats.h"
 #include "tests/support/report_catcher.h"
 #include "tests/support/scripted_initiator.h"
 
@@ -199,14 +200,6 @@ TEST(KpuPlatform, DmiThroughTheInterconnectIsInDeviceAddresses) {
     EXPECT_EQ(l1.get_dmi_ptr(), kpu.l1_pointer(kpu.address_map().l1_base(0, 5), 1));
 }
 
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
-    std::vector<float> v(n);
-    for (auto& x : v) x = dist(rng);
-    return v;
-}
-
 // The host writes a tile into L2 (across two banks) and a bias row into L1; the tile's vector
 // engine adds them into L1 and normalizes that back into L2, every link behind a protocol
 // checker, the arithmetic on the platform's compute helper. Each command takes its
@@ -221,7 +214,7 @@ TEST(KpuPlatform, VectorEngineReadsAndWritesItsTilesL1AndL2) {
     constexpr uint32_t kRows = 12, kCols = 50;  // ragged on minimal's 8 lanes
     const uint64_t x_at = map.l2_base(0, 2) - 1000;  // 2400 bytes: banks 1 and 2
     const uint64_t bias_at = map.l1_base(0, 3) + 8, sum_at = map.l1_base(0, 10), y_at = map.l2_base(0, 0) + 64;
-    const std::vector<float> x = random_floats(kRows * kCols, 1), bias = random_floats(kCols, 2);
+    const std::vector<float> x = test::random_floats(kRows * kCols, 1, -2, 2), bias = test::random_floats(kCols, 2, -2, 2);
     ASSERT_TRUE(kpu.write(x_at, x.data(), x.size() * 4));
     ASSERT_TRUE(kpu.write(bias_at, bias.data(), bias.size() * 4));
 
