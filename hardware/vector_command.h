@@ -165,7 +165,7 @@ struct VectorCommand {
     /// with every element masked gives zeros. A causal attention tile starting at query q0
     /// and key k0 has causal_offset = q0 - k0.
     bool causal = false;
-    int64_t causal_offset = 0;
+    int64_t causal_offset = 0;  ///< with causal: the diagonal's column offset
 };
 
 namespace detail {

@@ -12,6 +12,7 @@
 //   cycles = latency_cycles + sum over passes of groups x cost
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 
 #include "hardware/config.h"
@@ -29,11 +30,11 @@ struct VectorPass {
     uint32_t sfu_per_element = 0;  ///< SFU evaluations per element (0: ALU only)
 };
 
-/// The passes of one command: at most four.
+/// The passes of one command: at most four (softmax, layer_norm).
 struct VectorPasses {
     static constexpr int kMax = 4;
-    VectorPass pass[kMax];
-    int count = 0;
+    VectorPass pass[kMax];  ///< the first `count` are the command's, in order
+    int count = 0;          ///< 0 for an unknown function or an empty tile
 
     const VectorPass* begin() const { return pass; }
     const VectorPass* end() const { return pass + count; }
@@ -43,15 +44,19 @@ struct VectorPasses {
 inline VectorPasses vector_passes(const VectorCommand& command, const VectorUnit& unit) {
     VectorPasses out;
     if (command.rows == 0 || command.cols == 0) return out;
+    auto add = [&](const VectorPass& pass) {
+        assert(out.count < VectorPasses::kMax);
+        out.pass[out.count++] = pass;
+    };
     const uint64_t rows = command.rows, cols = command.cols, lanes = unit.lanes;
     const uint64_t tile_groups = rows * ceil_div(cols, lanes), row_groups = ceil_div(rows, lanes);
     // A pass over the whole tile: an ALU op, or one (or `evals`) evaluations of an SFU function.
-    auto tile_alu = [&](const char* what) { out.pass[out.count++] = {what, tile_groups, rows * cols, 1, 0}; };
+    auto tile_alu = [&](const char* what) { add({what, tile_groups, rows * cols, 1, 0}); };
     auto tile_sfu = [&](const char* what, SfuFunction f, uint32_t evals = 1) {
-        out.pass[out.count++] = {what, tile_groups, rows * cols, evals * unit.cycles_of(f), evals};
+        add({what, tile_groups, rows * cols, evals * unit.cycles_of(f), evals});
     };
     auto rows_sfu = [&](const char* what, SfuFunction f) {
-        out.pass[out.count++] = {what, row_groups, rows, unit.cycles_of(f), 1};
+        add({what, row_groups, rows, unit.cycles_of(f), 1});
     };
     using F = VectorFunction;
     switch (command.function) {

@@ -78,9 +78,9 @@ private:
     const uint64_t max_tile_bytes_;  ///< a tile's L1 and L2: no operand can be larger
     const double period_s_;          ///< of the fabric clock, which the engine runs on
     sc_core::sc_time cycle_;
-    DmiCache memory_;
-    std::deque<Command> queue_;
-    sc_core::sc_event queued_;
+    DmiCache memory_;             ///< the socket's DMI regions: where operands and results are copied
+    std::deque<Command> queue_;   ///< submitted, not yet started
+    sc_core::sc_event queued_;    ///< a submit: wakes an idle step()
     Completion completion_;
     HelperThread* helper_ = nullptr;
     std::optional<HelperThread::Ticket> pending_;  ///< the running command's arithmetic on helper_
