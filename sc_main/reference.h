@@ -1,6 +1,9 @@
 // The independent reference that `kpu-sim --check` compares the simulated outputs with: a
 // plain evaluation of the source graph on the host, in double precision, sharing no code
-// with the fabric model or the compiler's tiling.
+// with the fabric model or the compiler's tiling. The matmuls the fabric executes (the fused
+// form, a rank-2 MatMul, a Gemm that is one plus a bias row) take the blocked loops below;
+// every other op kind its function in reference_ops.cpp, whose header gives each kind's
+// tolerance.
 //
 // Tolerance: an element's `bound`, how far an fp32 evaluation of the graph may lie from the
 // reference value, carried from op to op. For C = act(A B + bias) with K products per element,
@@ -51,7 +54,7 @@ struct ReferenceCancelled : std::runtime_error {
 };
 
 /// Evaluates every op of `graph` (checked) from `inputs` (fp32, by tensor name: every input
-/// and constant). Returns every tensor the ops compute. A computed tensor given in `inputs`
+/// and constant; a constant not given is read from its inline values). Returns every tensor the ops compute. A computed tensor given in `inputs`
 /// too is what the ops that read it use, as exact operands, instead of the reference's own
 /// value: kpu-sim passes the simulated intermediates, so that each op is checked on the
 /// operands the hardware used, with one op's tolerance, however deep the chain. Inputs are

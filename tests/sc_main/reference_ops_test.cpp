@@ -77,10 +77,11 @@ std::vector<Case> cases() {
                              "    return d * inv, mean, inv\n";
     const std::string attention =
         std::string(softmax) +
-        "def attention(q, k, v, mask, causal, scale):\n"
+        "def attention(q, k, v, mask, causal, scale, softcap=0):\n"
         "    group = q.shape[1] // k.shape[1]\n"
         "    k = np.repeat(k, group, axis=1); v = np.repeat(v, group, axis=1)\n"
         "    s = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)\n"
+        "    if softcap: s = q.dtype.type(softcap) * np.tanh(s / q.dtype.type(softcap))\n"
         "    if mask is not None: s = s + mask\n"
         "    if causal: s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf).astype(q.dtype)\n"
         "    return softmax(s, -1) @ v\n";
@@ -220,12 +221,18 @@ std::vector<Case> cases() {
                  "\"shape\": [5]}, {\"name\": \"y\"}") +
              op("Gemm", "\"a\", \"b\", \"c\"", "\"y\"") + "]}",
          "out['y'] = a @ b + c"},
-        // attention: grouped heads, causal, sequence 13; the 3-D form with a mask and a scale
+        // attention: grouped heads, causal, sequence 13; softcap and causal with Sq < Skv; the
+        // 3-D form with a mask and a scale
         {"attention_causal",
          tensors("{\"name\": \"q\", \"shape\": [1, 4, 13, 8]}, {\"name\": \"k\", \"shape\": [1, 2, 13, 8]}, "
                  "{\"name\": \"v\", \"shape\": [1, 2, 13, 5]}, {\"name\": \"y\"}") +
              op("Attention", "\"q\", \"k\", \"v\"", "\"y\"", "\"is_causal\": 1") + "]}",
          attention + "out['y'] = attention(q, k, v, None, True, 1 / np.sqrt(8))"},
+        {"attention_softcap_causal_7x11",
+         tensors("{\"name\": \"q\", \"shape\": [2, 1, 7, 3]}, {\"name\": \"k\", \"shape\": [2, 1, 11, 3]}, "
+                 "{\"name\": \"v\", \"shape\": [2, 1, 11, 2]}, {\"name\": \"y\"}") +
+             op("Attention", "\"q\", \"k\", \"v\"", "\"y\"", "\"is_causal\": 1, \"softcap\": 0.5") + "]}",
+         attention + "out['y'] = attention(q, k, v, None, True, 1 / np.sqrt(3), 0.5)"},
         {"attention_3d_mask",
          tensors("{\"name\": \"q\", \"shape\": [2, 7, 6]}, {\"name\": \"k\", \"shape\": [2, 11, 6]}, "
                  "{\"name\": \"v\", \"shape\": [2, 11, 9]}, {\"name\": \"m\", \"shape\": [7, 11]}, {\"name\": \"y\"}") +
