@@ -199,6 +199,7 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
     for (uint32_t id : graph.topological_order("reference")) {
         const compiler::Op& graph_op = graph.ops().at(id);
         if (!on_the_fabric(graph, graph_op)) {
+            if (cancel && cancel->load(std::memory_order_relaxed)) throw ReferenceCancelled();
             evaluate_op(graph, graph_op, inputs, tensors);
             continue;
         }

@@ -48,7 +48,8 @@ struct ReferenceTensor {
 /// four at a time.
 constexpr uint64_t kReferenceBlock = 256;
 
-/// What run_reference throws once `*cancel` is set (checked every block of B it takes).
+/// What run_reference throws once `*cancel` is set (checked every block of B it takes, and
+/// before every op that is not a fabric matmul).
 struct ReferenceCancelled : std::runtime_error {
     ReferenceCancelled() : std::runtime_error("reference evaluation cancelled") {}
 };

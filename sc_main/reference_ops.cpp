@@ -166,7 +166,9 @@ void ref_min(OpEvaluation& e) { binary(e, [](double a, double b) { return std::m
 
 void ref_mul(OpEvaluation& e) {
     binary(e, [](double a, double b) { return a * b; },
-           [](double a, double ea, double b, double eb, double) { return std::fabs(a) * eb + std::fabs(b) * ea + ea * eb; },
+           [](double a, double ea, double b, double eb, double) {
+               return std::fabs(a) * eb + std::fabs(b) * ea + ea * eb;
+           },
            own_rounding);
 }
 
@@ -314,7 +316,8 @@ void normalize(OpEvaluation& e, bool centred) {
     ReferenceTensor& y = output(e);
     const bool stats = centred && e.output_shapes.size() > 1;
     ReferenceTensor* mean_out = stats && !e.output_shapes[1].empty() ? &output(e, 1) : nullptr;
-    ReferenceTensor* inv_out = stats && e.output_shapes.size() > 2 && !e.output_shapes[2].empty() ? &output(e, 2) : nullptr;
+    ReferenceTensor* inv_out =
+        stats && e.output_shapes.size() > 2 && !e.output_shapes[2].empty() ? &output(e, 2) : nullptr;
     const double dn = double(n);
     std::vector<double> d(n), ed(n);
     for (uint64_t r = 0; r < rows; ++r) {
@@ -345,7 +348,8 @@ void normalize(OpEvaluation& e, bool centred) {
             const double normal = d[j] * inv;
             const double normal_error = std::fabs(normal) * rho + inv * ed[j] + kUnit * std::fabs(normal);
             double out = normal * s;
-            double bound = std::fabs(s) * normal_error + (std::fabs(normal) + normal_error) * es + kUnit * std::fabs(out);
+            double bound =
+                std::fabs(s) * normal_error + (std::fabs(normal) + normal_error) * es + kUnit * std::fabs(out);
             if (has_bias) {
                 out += e.inputs[2].value[bias_at[j]];
                 bound += e.inputs[2].bound[bias_at[j]] + kUnit * std::fabs(out);
@@ -416,7 +420,8 @@ void ref_gemm(OpEvaluation& e) {
     const double alpha = e.float_attr("alpha"), beta = e.float_attr("beta");
     const uint64_t m = a.shape[ta ? 1 : 0], k = a.shape[ta ? 0 : 1], n = b.shape[tb ? 0 : 1];
     ReferenceTensor& y = output(e);
-    const std::vector<uint64_t> ic = e.has_input(2) ? broadcast_index(e.inputs[2].shape, {m, n}) : std::vector<uint64_t>();
+    const std::vector<uint64_t> ic =
+        e.has_input(2) ? broadcast_index(e.inputs[2].shape, {m, n}) : std::vector<uint64_t>();
     for (uint64_t i = 0; i < m; ++i)
         for (uint64_t j = 0; j < n; ++j) {
             Dot dot;
@@ -449,9 +454,8 @@ void ref_attention(OpEvaluation& e) {
     const uint64_t sq = q.shape[four ? 2 : 1], skv = kt.shape[four ? 2 : 1];
     const uint64_t width = four ? q.shape[3] : q.shape[2] / hq, vwidth = four ? v.shape[3] : v.shape[2] / hkv;
     // Element (b, h, s, x) of a tensor with `heads` heads of `size`, in either form.
-    const auto at = [four, batch](uint64_t heads, uint64_t seq, uint64_t size, uint64_t b, uint64_t h, uint64_t s,
-                                  uint64_t x) {
-        (void)batch;
+    const auto at = [four](uint64_t heads, uint64_t seq, uint64_t size, uint64_t b, uint64_t h, uint64_t s,
+                           uint64_t x) {
         return four ? ((b * heads + h) * seq + s) * size + x : (b * seq + s) * heads * size + h * size + x;
     };
     const double scale = e.has_attr("scale") ? e.float_attr("scale") : 1 / std::sqrt(double(width));

@@ -6,6 +6,7 @@
 // formula and a result just inside it passing, just outside failing.
 #include "sc_main/reference_ops.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -44,7 +45,12 @@ std::string op(const std::string& kind, const std::string& inputs, const std::st
     return "{\"op\": \"" + kind + "\", \"inputs\": [" + inputs + "], \"outputs\": [" + outputs + "]" +
            (attributes.empty() ? "" : ", \"attributes\": {" + attributes + "}") + "}";
 }
-/// A graph of one op: x (and a) of the given shapes into y.
+/// A graph of the tensors in `list` and one op.
+std::string one_op(const std::string& list, const std::string& kind, const std::string& inputs,
+                   const std::string& outputs, const std::string& attributes = "") {
+    return tensors(list) + op(kind, inputs, outputs, attributes) + "]}";
+}
+/// A graph of one op: x of the given shape into y.
 std::string unary_graph(const std::string& kind, const std::string& shape, const std::string& attributes = "") {
     return tensors("{\"name\": \"x\", \"shape\": " + shape + "}, {\"name\": \"y\"}") +
            op(kind, "\"x\"", "\"y\"", attributes) + "]}";
@@ -54,10 +60,17 @@ std::string binary_graph(const std::string& kind, const std::string& a, const st
                    "}, {\"name\": \"y\"}") +
            op(kind, "\"a\", \"b\"", "\"y\"") + "]}";
 }
+/// A graph of one op: a, b and c of the given shapes into y.
+std::string ternary_graph(const std::string& kind, const std::string& a, const std::string& b, const std::string& c,
+                          const std::string& attributes = "") {
+    return one_op("{\"name\": \"a\", \"shape\": " + a + "}, {\"name\": \"b\", \"shape\": " + b +
+                      "}, {\"name\": \"c\", \"shape\": " + c + "}, {\"name\": \"y\"}",
+                  kind, "\"a\", \"b\", \"c\"", "\"y\"", attributes);
+}
 std::string axes_graph(const std::string& kind, const std::string& shape, const std::string& axes,
                        const std::string& attributes = "") {
-    return tensors("{\"name\": \"x\", \"shape\": " + shape + "}, {\"name\": \"axes\", \"dtype\": \"int64\", \"value\": " +
-                   axes + "}, {\"name\": \"y\"}") +
+    return tensors("{\"name\": \"x\", \"shape\": " + shape +
+                   "}, {\"name\": \"axes\", \"dtype\": \"int64\", \"value\": " + axes + "}, {\"name\": \"y\"}") +
            op(kind, "\"x\", \"axes\"", "\"y\"", attributes) + "]}";
 }
 
@@ -66,15 +79,17 @@ std::vector<Case> cases() {
     const char* gelu_tanh =
         "np.asarray(0.5 * x * (1 + np.tanh(np.sqrt(x.dtype.type(2 / np.pi)) * (x + x.dtype.type(0.044715) * x**3))), "
         "x.dtype)";
-    const char* softmax = "def softmax(s, axis):\n"
-                          "    e = np.exp(s - s.max(axis=axis, keepdims=True))\n"
-                          "    return e / e.sum(axis=axis, keepdims=True)\n";
-    const char* layer_norm = "def norm(x, axis, centred):\n"
-                             "    axes = tuple(range(axis, x.ndim))\n"
-                             "    mean = x.mean(axis=axes, keepdims=True) if centred else x.dtype.type(0)\n"
-                             "    d = x - mean\n"
-                             "    inv = 1 / np.sqrt((d * d).mean(axis=axes, keepdims=True) + x.dtype.type(1e-5))\n"
-                             "    return d * inv, mean, inv\n";
+    const char* softmax =
+        "def softmax(s, axis):\n"
+        "    e = np.exp(s - s.max(axis=axis, keepdims=True))\n"
+        "    return e / e.sum(axis=axis, keepdims=True)\n";
+    const char* layer_norm =
+        "def norm(x, axis, centred):\n"
+        "    axes = tuple(range(axis, x.ndim))\n"
+        "    mean = x.mean(axis=axes, keepdims=True) if centred else x.dtype.type(0)\n"
+        "    d = x - mean\n"
+        "    inv = 1 / np.sqrt((d * d).mean(axis=axes, keepdims=True) + x.dtype.type(1e-5))\n"
+        "    return d * inv, mean, inv\n";
     const std::string attention =
         std::string(softmax) +
         "def attention(q, k, v, mask, causal, scale, softcap=0):\n"
@@ -89,6 +104,8 @@ std::vector<Case> cases() {
         // binary, every broadcasting corner
         {"add_5x1x7_4x1", binary_graph("Add", "[5, 1, 7]", "[4, 1]"), "out['y'] = a + b"},
         {"sub_scalar", binary_graph("Sub", "[3, 2]", "[]"), "out['y'] = a - b"},
+        {"add_scalar_first", binary_graph("Add", "[]", "[2, 1, 3]"), "out['y'] = a + b"},
+        {"mul_scalars", binary_graph("Mul", "[]", "[]"), "out['y'] = a * b"},
         {"mul_1_by_3x1x2", binary_graph("Mul", "[1]", "[3, 1, 2]"), "out['y'] = a * b"},
         {"div_row", binary_graph("Div", "[2, 3]", "[3]"), "out['y'] = a / b", 0.5f, 2},
         {"max_3x1_1x5", binary_graph("Max", "[3, 1]", "[1, 5]"), "out['y'] = np.maximum(a, b)"},
@@ -111,13 +128,13 @@ std::vector<Case> cases() {
         {"abs", unary_graph("Abs", "[7]"), "out['y'] = np.abs(x)"},
         {"erf", unary_graph("Erf", "[11, 13]"), "out['y'] = erf(x)", -3, 3},
         {"clip",
-         tensors("{\"name\": \"x\", \"shape\": [5, 7]}, {\"name\": \"lo\", \"shape\": []}, {\"name\": \"hi\", "
-                 "\"shape\": [1]}, {\"name\": \"y\"}") +
-             op("Clip", "\"x\", \"lo\", \"hi\"", "\"y\"") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [5, 7]}, {\"name\": \"lo\", \"shape\": []}, {\"name\": \"hi\", "
+                "\"shape\": [1]}, {\"name\": \"y\"}",
+                "Clip", "\"x\", \"lo\", \"hi\"", "\"y\""),
          "out['y'] = np.minimum(np.maximum(x, lo), hi)"},
         {"clip_max_only",
-         tensors("{\"name\": \"x\", \"shape\": [5, 7]}, {\"name\": \"hi\", \"shape\": []}, {\"name\": \"y\"}") +
-             op("Clip", "\"x\", \"\", \"hi\"", "\"y\"") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [5, 7]}, {\"name\": \"hi\", \"shape\": []}, {\"name\": \"y\"}", "Clip",
+                "\"x\", \"\", \"hi\"", "\"y\""),
          "out['y'] = np.minimum(x, hi)"},
         {"hard_swish", unary_graph("HardSwish", "[11, 13]"),
          "out['y'] = x * np.clip(x / x.dtype.type(6) + x.dtype.type(0.5), 0, 1)", -5, 5},
@@ -130,19 +147,21 @@ std::vector<Case> cases() {
         {"reduce_sum_0_2_keep", axes_graph("ReduceSum", "[3, 5, 7]", "[0, 2]"),
          "out['y'] = x.sum(axis=(0, 2), keepdims=True)"},
         {"reduce_sum_noop",
-         tensors("{\"name\": \"x\", \"shape\": [3, 5]}, {\"name\": \"y\"}") +
-             op("ReduceSum", "\"x\"", "\"y\"", "\"noop_with_empty_axes\": 1") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [3, 5]}, {\"name\": \"y\"}", "ReduceSum", "\"x\"", "\"y\"",
+                "\"noop_with_empty_axes\": 1"),
          "out['y'] = x"},
         {"reduce_mean_1", axes_graph("ReduceMean", "[3, 5, 7]", "[1]"), "out['y'] = x.mean(axis=1, keepdims=True)"},
         {"reduce_mean_all",
-         tensors("{\"name\": \"x\", \"shape\": [3, 5, 7]}, {\"name\": \"y\"}") +
-             op("ReduceMean", "\"x\"", "\"y\"", "\"keepdims\": 0") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [3, 5, 7]}, {\"name\": \"y\"}", "ReduceMean", "\"x\"", "\"y\"",
+                "\"keepdims\": 0"),
          "out['y'] = x.mean()"},
-        {"reduce_max_minus_2", axes_graph("ReduceMax", "[3, 5, 7]", "[-2]"), "out['y'] = x.max(axis=-2, keepdims=True)"},
+        {"reduce_max_minus_2", axes_graph("ReduceMax", "[3, 5, 7]", "[-2]"),
+         "out['y'] = x.max(axis=-2, keepdims=True)"},
         {"reduce_max_no_keep", axes_graph("ReduceMax", "[3, 5, 7]", "[0]", "\"keepdims\": 0"),
          "out['y'] = x.max(axis=0)"},
         // softmax on every axis
-        {"softmax_last", unary_graph("Softmax", "[2, 3, 13]"), std::string(softmax) + "out['y'] = softmax(x, -1)", -6, 6},
+        {"softmax_last", unary_graph("Softmax", "[2, 3, 13]"), std::string(softmax) + "out['y'] = softmax(x, -1)", -6,
+         6},
         {"softmax_0", unary_graph("Softmax", "[5, 3, 2]", "\"axis\": 0"),
          std::string(softmax) + "out['y'] = softmax(x, 0)", -6, 6},
         {"softmax_minus_2", unary_graph("Softmax", "[5, 3, 2]", "\"axis\": -2"),
@@ -150,29 +169,29 @@ std::vector<Case> cases() {
         {"softmax_one", unary_graph("Softmax", "[1]"), std::string(softmax) + "out['y'] = softmax(x, -1)"},
         // normalization
         {"layer_norm",
-         tensors("{\"name\": \"x\", \"shape\": [3, 11]}, {\"name\": \"s\", \"shape\": [11]}, {\"name\": \"b\", "
-                 "\"shape\": [11]}, {\"name\": \"y\"}") +
-             op("LayerNormalization", "\"x\", \"s\", \"b\"", "\"y\"") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [3, 11]}, {\"name\": \"s\", \"shape\": [11]}, {\"name\": \"b\", "
+                "\"shape\": [11]}, {\"name\": \"y\"}",
+                "LayerNormalization", "\"x\", \"s\", \"b\"", "\"y\""),
          std::string(layer_norm) + "out['y'] = norm(x, 1, True)[0] * s + b", -3, 3},
         {"layer_norm_axis_1_stats",
-         tensors("{\"name\": \"x\", \"shape\": [2, 3, 5]}, {\"name\": \"s\", \"shape\": [3, 5]}, {\"name\": \"b\", "
-                 "\"shape\": [5]}, {\"name\": \"y\"}, {\"name\": \"mean\"}, {\"name\": \"inv\"}") +
-             op("LayerNormalization", "\"x\", \"s\", \"b\"", "\"y\", \"mean\", \"inv\"", "\"axis\": -2") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [2, 3, 5]}, {\"name\": \"s\", \"shape\": [3, 5]}, {\"name\": \"b\", "
+                "\"shape\": [5]}, {\"name\": \"y\"}, {\"name\": \"mean\"}, {\"name\": \"inv\"}",
+                "LayerNormalization", "\"x\", \"s\", \"b\"", "\"y\", \"mean\", \"inv\"", "\"axis\": -2"),
          std::string(layer_norm) + "n, m, i = norm(x, 1, True)\nout['y'] = n * s + b\nout['mean'] = m\nout['inv'] = i",
          -3, 3},
         {"layer_norm_no_bias",
-         tensors("{\"name\": \"x\", \"shape\": [1, 7]}, {\"name\": \"s\", \"shape\": [1]}, {\"name\": \"y\"}") +
-             op("LayerNormalization", "\"x\", \"s\"", "\"y\"") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [1, 7]}, {\"name\": \"s\", \"shape\": [1]}, {\"name\": \"y\"}",
+                "LayerNormalization", "\"x\", \"s\"", "\"y\""),
          std::string(layer_norm) + "out['y'] = norm(x, 1, True)[0] * s"},
         {"rms_norm",
-         tensors("{\"name\": \"x\", \"shape\": [4, 7]}, {\"name\": \"s\", \"shape\": [7]}, {\"name\": \"y\"}") +
-             op("RMSNormalization", "\"x\", \"s\"", "\"y\"") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [4, 7]}, {\"name\": \"s\", \"shape\": [7]}, {\"name\": \"y\"}",
+                "RMSNormalization", "\"x\", \"s\"", "\"y\""),
          std::string(layer_norm) + "out['y'] = norm(x, 1, False)[0] * s"},
         // layout ops
         {"reshape",
-         tensors("{\"name\": \"x\", \"shape\": [2, 3, 5]}, {\"name\": \"s\", \"dtype\": \"int64\", \"value\": [5, -1]}, "
-                 "{\"name\": \"y\"}") +
-             op("Reshape", "\"x\", \"s\"", "\"y\"") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [2, 3, 5]}, {\"name\": \"s\", \"dtype\": \"int64\", \"value\": [5, -1]}, "
+                "{\"name\": \"y\"}",
+                "Reshape", "\"x\", \"s\"", "\"y\""),
          "out['y'] = x.reshape(5, -1)"},
         {"flatten", unary_graph("Flatten", "[2, 3, 5]", "\"axis\": -1"), "out['y'] = x.reshape(6, 5)"},
         {"transpose", unary_graph("Transpose", "[2, 3, 5]", "\"perm\": [2, 0, 1]"), "out['y'] = x.transpose(2, 0, 1)"},
@@ -180,76 +199,69 @@ std::vector<Case> cases() {
         {"squeeze", axes_graph("Squeeze", "[1, 3, 1, 5]", "[-2]"), "out['y'] = x.squeeze(-2)"},
         {"unsqueeze", axes_graph("Unsqueeze", "[3, 5]", "[0, -1]"), "out['y'] = x[None, :, :, None]"},
         {"concat",
-         tensors("{\"name\": \"a\", \"shape\": [2, 1, 3]}, {\"name\": \"b\", \"shape\": [2, 4, 3]}, {\"name\": \"c\", "
-                 "\"shape\": [2, 2, 3]}, {\"name\": \"y\"}") +
-             op("Concat", "\"a\", \"b\", \"c\"", "\"y\"", "\"axis\": -2") + "]}",
+         ternary_graph("Concat", "[2, 1, 3]", "[2, 4, 3]", "[2, 2, 3]", "\"axis\": -2"),
          "out['y'] = np.concatenate([a, b, c], axis=-2)"},
         {"slice",
-         tensors("{\"name\": \"x\", \"shape\": [5, 7, 3]}, {\"name\": \"st\", \"dtype\": \"int64\", \"value\": [-1, 1]}, "
-                 "{\"name\": \"en\", \"dtype\": \"int64\", \"value\": [-100, 100]}, {\"name\": \"ax\", \"dtype\": "
-                 "\"int64\", \"value\": [1, 0]}, {\"name\": \"sp\", \"dtype\": \"int64\", \"value\": [-2, 3]}, "
-                 "{\"name\": \"y\"}") +
-             op("Slice", "\"x\", \"st\", \"en\", \"ax\", \"sp\"", "\"y\"") + "]}",
+         one_op(
+             "{\"name\": \"x\", \"shape\": [5, 7, 3]}, {\"name\": \"st\", \"dtype\": \"int64\", \"value\": [-1, 1]}, "
+             "{\"name\": \"en\", \"dtype\": \"int64\", \"value\": [-100, 100]}, {\"name\": \"ax\", \"dtype\": "
+             "\"int64\", \"value\": [1, 0]}, {\"name\": \"sp\", \"dtype\": \"int64\", \"value\": [-2, 3]}, "
+             "{\"name\": \"y\"}",
+             "Slice", "\"x\", \"st\", \"en\", \"ax\", \"sp\"", "\"y\""),
          "out['y'] = x[1::3, ::-2, :]"},
         {"split",
-         tensors("{\"name\": \"x\", \"shape\": [2, 7]}, {\"name\": \"p\"}, {\"name\": \"q\"}, {\"name\": \"r\"}") +
-             op("Split", "\"x\"", "\"p\", \"q\", \"r\"", "\"axis\": -1") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [2, 7]}, {\"name\": \"p\"}, {\"name\": \"q\"}, {\"name\": \"r\"}",
+                "Split", "\"x\"", "\"p\", \"q\", \"r\"", "\"axis\": -1"),
          "out['p'] = x[:, 0:3]\nout['q'] = x[:, 3:6]\nout['r'] = x[:, 6:]"},
         {"gather_embeddings",
-         tensors("{\"name\": \"x\", \"shape\": [5, 3]}, {\"name\": \"i\", \"dtype\": \"int64\", \"shape\": [2, 2], "
-                 "\"value\": [0, 4, -1, 1]}, {\"name\": \"y\"}") +
-             op("Gather", "\"x\", \"i\"", "\"y\"") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [5, 3]}, {\"name\": \"i\", \"dtype\": \"int64\", \"shape\": [2, 2], "
+                "\"value\": [0, 4, -1, 1]}, {\"name\": \"y\"}",
+                "Gather", "\"x\", \"i\"", "\"y\""),
          "out['y'] = x[np.array([[0, 4], [-1, 1]])]"},
         {"gather_axis_1",
-         tensors("{\"name\": \"x\", \"shape\": [2, 5, 3]}, {\"name\": \"i\", \"dtype\": \"int64\", \"value\": [3, 3, "
-                 "0]}, {\"name\": \"y\"}") +
-             op("Gather", "\"x\", \"i\"", "\"y\"", "\"axis\": 1") + "]}",
+         one_op("{\"name\": \"x\", \"shape\": [2, 5, 3]}, {\"name\": \"i\", \"dtype\": \"int64\", \"value\": [3, 3, "
+                "0]}, {\"name\": \"y\"}",
+                "Gather", "\"x\", \"i\"", "\"y\"", "\"axis\": 1"),
          "out['y'] = x[:, [3, 3, 0], :]"},
         // matmul family
         {"matmul_batched", binary_graph("MatMul", "[2, 1, 3, 4]", "[5, 4, 2]"), "out['y'] = a @ b"},
         {"matmul_vector", binary_graph("MatMul", "[4]", "[3, 4, 5]"), "out['y'] = a @ b"},
         {"matmul_rank2", binary_graph("MatMul", "[3, 7]", "[7, 5]"), "out['y'] = a @ b"},
         {"gemm",
-         tensors("{\"name\": \"a\", \"shape\": [7, 3]}, {\"name\": \"b\", \"shape\": [5, 7]}, {\"name\": \"c\", "
-                 "\"shape\": [3, 1]}, {\"name\": \"y\"}") +
-             op("Gemm", "\"a\", \"b\", \"c\"", "\"y\"",
-                "\"transA\": 1, \"transB\": 1, \"alpha\": 0.5, \"beta\": -2.0") +
-             "]}",
+         ternary_graph("Gemm", "[7, 3]", "[5, 7]", "[3, 1]",
+                       "\"transA\": 1, \"transB\": 1, \"alpha\": 0.5, \"beta\": -2.0"),
          "out['y'] = a.T @ b.T * a.dtype.type(0.5) + c * a.dtype.type(-2)"},
         {"gemm_bias_row",
-         tensors("{\"name\": \"a\", \"shape\": [3, 7]}, {\"name\": \"b\", \"shape\": [7, 5]}, {\"name\": \"c\", "
-                 "\"shape\": [5]}, {\"name\": \"y\"}") +
-             op("Gemm", "\"a\", \"b\", \"c\"", "\"y\"") + "]}",
+         ternary_graph("Gemm", "[3, 7]", "[7, 5]", "[5]"),
          "out['y'] = a @ b + c"},
         // attention: grouped heads, causal, sequence 13; softcap and causal with Sq < Skv; the
         // 3-D form with a mask and a scale
         {"attention_causal",
-         tensors("{\"name\": \"q\", \"shape\": [1, 4, 13, 8]}, {\"name\": \"k\", \"shape\": [1, 2, 13, 8]}, "
-                 "{\"name\": \"v\", \"shape\": [1, 2, 13, 5]}, {\"name\": \"y\"}") +
-             op("Attention", "\"q\", \"k\", \"v\"", "\"y\"", "\"is_causal\": 1") + "]}",
+         one_op("{\"name\": \"q\", \"shape\": [1, 4, 13, 8]}, {\"name\": \"k\", \"shape\": [1, 2, 13, 8]}, "
+                "{\"name\": \"v\", \"shape\": [1, 2, 13, 5]}, {\"name\": \"y\"}",
+                "Attention", "\"q\", \"k\", \"v\"", "\"y\"", "\"is_causal\": 1"),
          attention + "out['y'] = attention(q, k, v, None, True, 1 / np.sqrt(8))"},
         {"attention_softcap_causal_7x11",
-         tensors("{\"name\": \"q\", \"shape\": [2, 1, 7, 3]}, {\"name\": \"k\", \"shape\": [2, 1, 11, 3]}, "
-                 "{\"name\": \"v\", \"shape\": [2, 1, 11, 2]}, {\"name\": \"y\"}") +
-             op("Attention", "\"q\", \"k\", \"v\"", "\"y\"", "\"is_causal\": 1, \"softcap\": 0.5") + "]}",
+         one_op("{\"name\": \"q\", \"shape\": [2, 1, 7, 3]}, {\"name\": \"k\", \"shape\": [2, 1, 11, 3]}, "
+                "{\"name\": \"v\", \"shape\": [2, 1, 11, 2]}, {\"name\": \"y\"}",
+                "Attention", "\"q\", \"k\", \"v\"", "\"y\"", "\"is_causal\": 1, \"softcap\": 0.5"),
          attention + "out['y'] = attention(q, k, v, None, True, 1 / np.sqrt(3), 0.5)"},
         {"attention_3d_mask",
-         tensors("{\"name\": \"q\", \"shape\": [2, 7, 6]}, {\"name\": \"k\", \"shape\": [2, 11, 6]}, "
-                 "{\"name\": \"v\", \"shape\": [2, 11, 9]}, {\"name\": \"m\", \"shape\": [7, 11]}, {\"name\": \"y\"}") +
-             op("Attention", "\"q\", \"k\", \"v\", \"m\"", "\"y\"",
-                "\"q_num_heads\": 3, \"kv_num_heads\": 3, \"scale\": 0.7") +
-             "]}",
-         attention +
-             "def heads(t, h): return t.reshape(t.shape[0], t.shape[1], h, -1).transpose(0, 2, 1, 3)\n"
-             "o = attention(heads(q, 3), heads(k, 3), heads(v, 3), m, False, 0.7)\n"
-             "out['y'] = o.transpose(0, 2, 1, 3).reshape(2, 7, 9)"},
+         one_op("{\"name\": \"q\", \"shape\": [2, 7, 6]}, {\"name\": \"k\", \"shape\": [2, 11, 6]}, "
+                "{\"name\": \"v\", \"shape\": [2, 11, 9]}, {\"name\": \"m\", \"shape\": [7, 11]}, {\"name\": \"y\"}",
+                "Attention", "\"q\", \"k\", \"v\", \"m\"", "\"y\"",
+                "\"q_num_heads\": 3, \"kv_num_heads\": 3, \"scale\": 0.7"),
+         attention + "def heads(t, h): return t.reshape(t.shape[0], t.shape[1], h, -1).transpose(0, 2, 1, 3)\n"
+                     "o = attention(heads(q, 3), heads(k, 3), heads(v, 3), m, False, 0.7)\n"
+                     "out['y'] = o.transpose(0, 2, 1, 3).reshape(2, 7, 9)"},
     };
 }
 
 /// Raw little-endian values, as numpy's tofile/fromfile write and read them.
 template <typename T>
 void write_raw(const std::string& path, const std::vector<T>& v) {
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(T)));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(T)));
 }
 std::vector<double> read_raw(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -273,19 +285,20 @@ TEST(ReferenceOps, EveryOpMatchesNumpyAndNumpysFloat32IsWithinTheTolerance) {
     // One script for every case: each evaluates its statements on the inputs in float64 and
     // in float32 and writes every output as float64.
     std::ostringstream script;
-    script << "import math, numpy as np\n"
-              "_erf = np.vectorize(math.erf)\n"
-              "def erf(x): return _erf(x).astype(x.dtype)\n"
-              "def run(directory, inputs, code):\n"
-              "    for dt, tag in ((np.float64, '64'), (np.float32, '32')):\n"
-              "        env = {'np': np, 'erf': erf, 'out': {}}\n"
-              "        for name, shape in inputs.items():\n"
-              "            env[name] = np.fromfile(directory + name + '.in', dtype=np.float32).reshape(shape).astype(dt)\n"
-              "        exec(code, env)\n"
-              "        for name, value in env['out'].items():\n"
-              "            value = np.asarray(value)\n"
-              "            assert value.dtype == dt, (directory, name, value.dtype)\n"
-              "            value.astype(np.float64).tofile(directory + name + '.' + tag)\n";
+    script
+        << "import math, numpy as np\n"
+           "_erf = np.vectorize(math.erf)\n"
+           "def erf(x): return _erf(x).astype(x.dtype)\n"
+           "def run(directory, inputs, code):\n"
+           "    for dt, tag in ((np.float64, '64'), (np.float32, '32')):\n"
+           "        env = {'np': np, 'erf': erf, 'out': {}}\n"
+           "        for name, shape in inputs.items():\n"
+           "            env[name] = np.fromfile(directory + name + '.in', dtype=np.float32).reshape(shape).astype(dt)\n"
+           "        exec(code, env)\n"
+           "        for name, value in env['out'].items():\n"
+           "            value = np.asarray(value)\n"
+           "            assert value.dtype == dt, (directory, name, value.dtype)\n"
+           "            value.astype(np.float64).tofile(directory + name + '.' + tag)\n";
     for (size_t c = 0; c < all.size(); ++c) {
         graphs.push_back(compiler::parse_graph(all[c].graph, all[c].name + ".json"));
         const std::string directory = temp(all[c].name + "_");
@@ -320,7 +333,9 @@ TEST(ReferenceOps, EveryOpMatchesNumpyAndNumpysFloat32IsWithinTheTolerance) {
                 ASSERT_NEAR(ref.value[i], want[i], 1e-12 * (1 + std::fabs(want[i]))) << "element " << i;
             const CheckResult r = check_tensor(std::vector<float>(fp32.begin(), fp32.end()), ref, t.shape);
             EXPECT_TRUE(r.ok) << check_message(t.name, t.shape, false, r, fp32.size());
-            if (std::getenv("KPU_SHOW_CHECKS")) std::printf("%s: %s\n", all[c].name.c_str(), check_message(t.name, t.shape, false, r, fp32.size()).c_str());
+            if (std::getenv("KPU_SHOW_CHECKS"))
+                std::printf("%s: %s\n", all[c].name.c_str(),
+                            check_message(t.name, t.shape, false, r, fp32.size()).c_str());
             ++checked;
         }
     }
@@ -367,7 +382,8 @@ TEST(ReferenceOps, ToleranceIsTheDocumentedFormulaAndItsBoundary) {
     }
     {  // ReduceSum over 3: 2 n u sum |x|
         const auto t = run_reference(
-            compiler::parse_graph(axes_graph("ReduceSum", "[2, 3]", "[-1]", "\"keepdims\": 0"), "sum.json"), {{"x", x}});
+            compiler::parse_graph(axes_graph("ReduceSum", "[2, 3]", "[-1]", "\"keepdims\": 0"), "sum.json"),
+            {{"x", x}});
         EXPECT_DOUBLE_EQ(t.at("y").bound[1], 6 * kU * (double(0.001f) + 7 + 2.5));
         expect_tolerance_is_the_boundary(t.at("y"), {2});
     }
@@ -380,6 +396,28 @@ TEST(ReferenceOps, ToleranceIsTheDocumentedFormulaAndItsBoundary) {
         for (int j = 0; j < 3; ++j)
             EXPECT_NEAR(t.at("y").bound[size_t(j)], e[j] / sum * kU * (std::fabs(d[j]) + spread + 12), 1e-6 * kU);
         expect_tolerance_is_the_boundary(t.at("y"), {2, 3});
+    }
+    {  // Gelu: 5 u |x| + 2 u |y|
+        const auto t = run_reference(compiler::parse_graph(unary_graph("Gelu", "[2, 3]"), "gelu.json"), {{"x", x}});
+        for (size_t i = 0; i < x.size(); ++i) {
+            const double v = x[i], y = 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+            EXPECT_DOUBLE_EQ(t.at("y").bound[i], 5 * kU * std::fabs(v) + 2 * kU * std::fabs(y));
+        }
+        expect_tolerance_is_the_boundary(t.at("y"), {2, 3});
+    }
+    {  // LayerNormalization over 3, and the attention's output: at their boundaries too
+        const std::string ln = one_op(
+            "{\"name\": \"x\", \"shape\": [2, 3]}, {\"name\": \"s\", \"shape\": [3]}, {\"name\": \"y\"}",
+            "LayerNormalization", "\"x\", \"s\"", "\"y\"");
+        const auto t = run_reference(compiler::parse_graph(ln, "ln.json"), {{"x", x}, {"s", {1, -2, 0.5f}}});
+        expect_tolerance_is_the_boundary(t.at("y"), {2, 3});
+        const std::string at = one_op(
+            "{\"name\": \"q\", \"shape\": [1, 1, 2, 3]}, {\"name\": \"k\", \"shape\": [1, 1, 2, 3]}, "
+            "{\"name\": \"v\", \"shape\": [1, 1, 2, 3]}, {\"name\": \"y\"}",
+            "Attention", "\"q\", \"k\", \"v\"", "\"y\"", "\"is_causal\": 1");
+        const auto a = run_reference(compiler::parse_graph(at, "at.json"), {{"q", x}, {"k", x}, {"v", x}});
+        EXPECT_EQ(a.at("y").value[0], 0.5) << "the first query sees the first key only";
+        expect_tolerance_is_the_boundary(a.at("y"), {1, 1, 2, 3});
     }
     {  // Transpose: exact, only the same bits pass
         const auto t = run_reference(compiler::parse_graph(unary_graph("Transpose", "[2, 3]"), "tr.json"), {{"x", x}});
@@ -402,9 +440,19 @@ TEST(ReferenceOps, OperandsBoundsAreCarriedAndTheHardwaresIntermediatesReplaceTh
     EXPECT_DOUBLE_EQ(given.at("y").bound[0], 4 * kU * std::exp(3.0));
 }
 
+TEST(ReferenceOps, StopsBeforeAnOpWhenCancelled) {
+    std::atomic<bool> cancel{true};
+    const compiler::Graph g = compiler::parse_graph(unary_graph("Exp", "[2]"), "exp.json");
+    EXPECT_THROW(run_reference(g, {{"x", {1, 2}}}, &cancel), ReferenceCancelled);
+    cancel = false;
+    EXPECT_EQ(run_reference(g, {{"x", {0, 0}}}, &cancel).at("y").value, (std::vector<double>{1, 1}));
+}
+
 TEST(ReferenceOps, EveryRegisteredOpKindHasAReference) {
     for (const std::string& kind : compiler::op_registry().kinds())
-        if (kind != "matmul") EXPECT_NE(op_reference(kind), nullptr) << kind;
+        if (kind != "matmul") {
+            EXPECT_NE(op_reference(kind), nullptr) << kind;
+        }
 }
 
 }  // namespace
