@@ -271,6 +271,7 @@ CheckResult check_tensor(const std::vector<float>& got, const ReferenceTensor& e
     }
     r.ok = r.mismatches == 0;
     r.bound_in_products = expected.bound_in_products;
+    r.sums = expected.sums;
     r.worst_at.resize(shape.size());
     uint64_t rest = r.worst_index;
     for (size_t d = shape.size(); d-- > 0;) r.worst_at[d] = rest % shape[d], rest /= shape[d];
@@ -297,12 +298,14 @@ std::string check_message(const std::string& name, const std::vector<uint64_t>& 
              << ": simulated " << r.got << ", reference " << r.expected << ", error " << r.error << " > tolerance "
              << r.tolerance;
         // From finite operands a GEMM's fp32 result is NaN or infinite only where a product
-        // or a partial sum passed fp32's range (an inf - inf is a NaN).
+        // or a partial sum passed fp32's range (an inf - inf is a NaN); another op's where an
+        // intermediate of its evaluation did.
         if (!std::isfinite(r.got) && std::isfinite(r.expected))
             line << (std::fabs(r.expected) > double(std::numeric_limits<float>::max())
                          ? " (the reference is beyond fp32's range: the fp32 hardware overflowed)"
-                         : " (a product or partial sum passed fp32's range, 3.4e38: the fp32 hardware "
-                           "overflowed, in this order of summation)");
+                     : r.sums ? " (a product or partial sum passed fp32's range, 3.4e38: the fp32 hardware "
+                                "overflowed, in this order of summation)"
+                              : " (an intermediate value passed fp32's range, 3.4e38: the fp32 hardware overflowed)");
         if (r.non_finite > 0) line << "; " << r.non_finite << " more elements NaN or Inf in both";
     }
     return line.str();

@@ -40,6 +40,9 @@ struct ReferenceTensor {
     /// The largest bound over elements, in average products of the op's last sum (M / K):
     /// from 1 on, a single missing or doubled product could pass the check.
     double bound_in_products = 0;
+    /// Whether the op sums (a matmul's, a reduction's, an attention's sums): then an fp32
+    /// result beyond range where the reference is within it comes from a partial sum.
+    bool sums = true;
 };
 
 /// Side of the blocks the reference's loops take B in: a 256 x 256 block (512 KiB of
@@ -75,6 +78,7 @@ struct CheckResult {
     uint64_t mismatches = 0;       ///< elements outside the tolerance
     uint64_t non_finite = 0;       ///< elements NaN (or the same infinity) in both, counted as matching
     double bound_in_products = 0;  ///< ReferenceTensor::bound_in_products: >= 1, the check is weak
+    bool sums = true;              ///< ReferenceTensor::sums
 };
 
 /// Compares simulated `got` with the reference; the worst element is reported even on success.

@@ -51,6 +51,7 @@ ReferenceTensor& output(OpEvaluation& e, size_t i = 0) {
     ReferenceTensor& t = e.outputs.at(i);
     t.value.assign(count(e.output_shapes.at(i)), 0.0);
     t.bound.assign(t.value.size(), 0.0);
+    t.sums = false;  // the ops that sum say so
     return t;
 }
 
@@ -257,6 +258,7 @@ void ref_reduce(OpEvaluation& e) {
         }
     }
     if (kind == Reduction::Max) return;
+    y.sums = true;
     for (uint64_t t = 0; t < y.value.size(); ++t) {
         y.bound[t] += 2 * n * kUnit * magnitude[t];
         if (kind == Reduction::Mean) {
@@ -398,6 +400,7 @@ void ref_matmul(OpEvaluation& e) {
     }
     const std::vector<uint64_t> ia = broadcast_index(a_batch, batch), ib = broadcast_index(b_batch, batch);
     ReferenceTensor& c = output(e);
+    c.sums = true;
     for (uint64_t t = 0; t < ia.size(); ++t)
         for (uint64_t i = 0; i < m; ++i)
             for (uint64_t j = 0; j < n; ++j) {
@@ -422,6 +425,7 @@ void ref_gemm(OpEvaluation& e) {
     ReferenceTensor& y = output(e);
     const std::vector<uint64_t> ic =
         e.has_input(2) ? broadcast_index(e.inputs[2].shape, {m, n}) : std::vector<uint64_t>();
+    y.sums = true;
     for (uint64_t i = 0; i < m; ++i)
         for (uint64_t j = 0; j < n; ++j) {
             Dot dot;
@@ -464,6 +468,7 @@ void ref_attention(OpEvaluation& e) {
     std::vector<uint64_t> mask_at;
     if (e.has_input(3)) mask_at = broadcast_index(e.inputs[3].shape, {batch, hq, sq, skv});
     ReferenceTensor& y = output(e);
+    y.sums = true;
     std::vector<double> scores(skv), score_bounds(skv), p(skv), ep(skv);
     for (uint64_t b = 0; b < batch; ++b)
         for (uint64_t h = 0; h < hq; ++h) {

@@ -440,6 +440,21 @@ TEST(ReferenceOps, OperandsBoundsAreCarriedAndTheHardwaresIntermediatesReplaceTh
     EXPECT_DOUBLE_EQ(given.at("y").bound[0], 4 * kU * std::exp(3.0));
 }
 
+TEST(ReferenceOps, AnOverflowIsBlamedOnASumOnlyWhereTheOpSums) {
+    // exp(88.5) is 2.7e38, within fp32's range: an infinite result is the hardware's overflow.
+    const auto exp = run_reference(compiler::parse_graph(unary_graph("Exp", "[1]"), "exp.json"), {{"x", {88.5f}}});
+    const CheckResult r = check_tensor({INFINITY}, exp.at("y"), {1});
+    EXPECT_EQ(check_message("y", {1}, false, r, 1),
+              "y [1]: MISMATCH in 1 elements; worst at [0]: simulated inf, reference 2.72308783e+38, error inf > "
+              "tolerance 6.4923473e+31 (an intermediate value passed fp32's range, 3.4e38: the fp32 hardware "
+              "overflowed)");
+    const auto sum = run_reference(
+        compiler::parse_graph(axes_graph("ReduceSum", "[2]", "[0]", "\"keepdims\": 0"), "sum.json"),
+        {{"x", {3e38f, -3e38f}}});
+    const CheckResult s = check_tensor({NAN}, sum.at("y"), {});
+    EXPECT_NE(check_message("y", {}, false, s, 1).find("a product or partial sum passed"), std::string::npos);
+}
+
 TEST(ReferenceOps, StopsBeforeAnOpWhenCancelled) {
     std::atomic<bool> cancel{true};
     const compiler::Graph g = compiler::parse_graph(unary_graph("Exp", "[2]"), "exp.json");
