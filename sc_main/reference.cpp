@@ -10,6 +10,8 @@
 #include <stdexcept>
 
 #include "compiler/ops/matmul.h"
+#include "compiler/ops/op_schema.h"
+#include "sc_main/reference_ops.h"
 
 namespace kpu::cli {
 
@@ -136,6 +138,51 @@ void accumulate(const Operand& a, const Operand& b, const std::vector<Pass>& pas
     }
 }
 
+/// Whether `op` is a matmul the fabric's drain executes (the fused form, a rank-2 MatMul, a
+/// Gemm that is one plus a bias row): those take the blocked loops above.
+bool on_the_fabric(const compiler::Graph& graph, const compiler::Op& op) {
+    if (op.kind == "matmul") return true;
+    if (op.kind != "MatMul" && op.kind != "Gemm") return false;
+    const compiler::OpSchema& schema = compiler::schema_of(op);
+    return schema.lowering_problem && schema.lowering_problem(graph, op).empty();
+}
+
+/// Any other op: its reference in reference_ops.cpp on copies of its operands, in double.
+void evaluate_op(const compiler::Graph& graph, const compiler::Op& op,
+                 const std::map<std::string, std::vector<float>>& inputs,
+                 std::map<std::string, ReferenceTensor>& tensors) {
+    const OpReference reference = op_reference(op.kind);
+    if (!reference) throw std::runtime_error("reference: no reference for op '" + op.name + "' (" + op.kind + ")");
+    OpEvaluation e{op, compiler::schema_of(op), {}, {}, {}};
+    for (uint32_t index : op.inputs) {
+        RefOperand operand;
+        if (index != compiler::kNoTensor) {
+            const compiler::Tensor& t = graph.tensor(index);
+            operand.present = true;
+            operand.shape = t.shape;
+            if (const auto it = inputs.find(t.name); it != inputs.end()) {
+                operand.value.assign(it->second.begin(), it->second.end());
+            } else if (const auto c = tensors.find(t.name); c != tensors.end()) {
+                operand.value = c->second.value, operand.bound = c->second.bound;
+            } else if (const auto* ints = std::get_if<std::vector<int64_t>>(&t.value)) {
+                operand.value.assign(ints->begin(), ints->end());
+            } else if (const auto* reals = std::get_if<std::vector<double>>(&t.value)) {
+                for (double v : *reals) operand.value.push_back(double(float(v)));  // stored in fp32
+            } else {
+                throw std::runtime_error("reference: no value for tensor '" + t.name + "'");
+            }
+            operand.bound.resize(operand.value.size(), 0.0);
+        }
+        e.inputs.push_back(std::move(operand));
+    }
+    for (uint32_t index : op.outputs)
+        e.output_shapes.push_back(index == compiler::kNoTensor ? std::vector<uint64_t>() : graph.tensor(index).shape);
+    e.outputs.resize(op.outputs.size());
+    reference(e);
+    for (size_t i = 0; i < op.outputs.size(); ++i)
+        if (op.outputs[i] != compiler::kNoTensor) tensors[graph.tensor(op.outputs[i]).name] = std::move(e.outputs[i]);
+}
+
 }  // namespace
 
 std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& graph,
@@ -150,6 +197,12 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
     };
     const double unit = std::ldexp(1.0, -24);
     for (uint32_t id : graph.topological_order("reference")) {
+        const compiler::Op& graph_op = graph.ops().at(id);
+        if (!on_the_fabric(graph, graph_op)) {
+            if (cancel && cancel->load(std::memory_order_relaxed)) throw ReferenceCancelled();
+            evaluate_op(graph, graph_op, inputs, tensors);
+            continue;
+        }
         const compiler::MatmulOperands op = compiler::matmul_operands(graph, id);
         const uint64_t m = op.m, n = op.n, k = op.k;
         const Operand a = get(op.a), b = get(op.b);
@@ -218,6 +271,7 @@ CheckResult check_tensor(const std::vector<float>& got, const ReferenceTensor& e
     }
     r.ok = r.mismatches == 0;
     r.bound_in_products = expected.bound_in_products;
+    r.sums = expected.sums;
     r.worst_at.resize(shape.size());
     uint64_t rest = r.worst_index;
     for (size_t d = shape.size(); d-- > 0;) r.worst_at[d] = rest % shape[d], rest /= shape[d];
@@ -244,12 +298,14 @@ std::string check_message(const std::string& name, const std::vector<uint64_t>& 
              << ": simulated " << r.got << ", reference " << r.expected << ", error " << r.error << " > tolerance "
              << r.tolerance;
         // From finite operands a GEMM's fp32 result is NaN or infinite only where a product
-        // or a partial sum passed fp32's range (an inf - inf is a NaN).
+        // or a partial sum passed fp32's range (an inf - inf is a NaN); another op's where an
+        // intermediate of its evaluation did.
         if (!std::isfinite(r.got) && std::isfinite(r.expected))
             line << (std::fabs(r.expected) > double(std::numeric_limits<float>::max())
                          ? " (the reference is beyond fp32's range: the fp32 hardware overflowed)"
-                         : " (a product or partial sum passed fp32's range, 3.4e38: the fp32 hardware "
-                           "overflowed, in this order of summation)");
+                     : r.sums ? " (a product or partial sum passed fp32's range, 3.4e38: the fp32 hardware "
+                                "overflowed, in this order of summation)"
+                              : " (an intermediate value passed fp32's range, 3.4e38: the fp32 hardware overflowed)");
         if (r.non_finite > 0) line << "; " << r.non_finite << " more elements NaN or Inf in both";
     }
     return line.str();

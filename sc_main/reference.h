@@ -1,6 +1,9 @@
 // The independent reference that `kpu-sim --check` compares the simulated outputs with: a
 // plain evaluation of the source graph on the host, in double precision, sharing no code
-// with the fabric model or the compiler's tiling.
+// with the fabric model or the compiler's tiling. The matmuls the fabric executes (the fused
+// form, a rank-2 MatMul, a Gemm that is one plus a bias row) take the blocked loops below;
+// every other op kind its function in reference_ops.cpp, whose header gives each kind's
+// tolerance.
 //
 // Tolerance: an element's `bound`, how far an fp32 evaluation of the graph may lie from the
 // reference value, carried from op to op. For C = act(A B + bias) with K products per element,
@@ -37,6 +40,9 @@ struct ReferenceTensor {
     /// The largest bound over elements, in average products of the op's last sum (M / K):
     /// from 1 on, a single missing or doubled product could pass the check.
     double bound_in_products = 0;
+    /// Whether the op sums (a matmul's, a reduction's, an attention's sums): then an fp32
+    /// result beyond range where the reference is within it comes from a partial sum.
+    bool sums = true;
 };
 
 /// Side of the blocks the reference's loops take B in: a 256 x 256 block (512 KiB of
@@ -45,13 +51,14 @@ struct ReferenceTensor {
 /// four at a time.
 constexpr uint64_t kReferenceBlock = 256;
 
-/// What run_reference throws once `*cancel` is set (checked every block of B it takes).
+/// What run_reference throws once `*cancel` is set (checked every block of B it takes, and
+/// before every op that is not a fabric matmul).
 struct ReferenceCancelled : std::runtime_error {
     ReferenceCancelled() : std::runtime_error("reference evaluation cancelled") {}
 };
 
 /// Evaluates every op of `graph` (checked) from `inputs` (fp32, by tensor name: every input
-/// and constant). Returns every tensor the ops compute. A computed tensor given in `inputs`
+/// and constant; a constant not given is read from its inline values). Returns every tensor the ops compute. A computed tensor given in `inputs`
 /// too is what the ops that read it use, as exact operands, instead of the reference's own
 /// value: kpu-sim passes the simulated intermediates, so that each op is checked on the
 /// operands the hardware used, with one op's tolerance, however deep the chain. Inputs are
@@ -71,6 +78,7 @@ struct CheckResult {
     uint64_t mismatches = 0;       ///< elements outside the tolerance
     uint64_t non_finite = 0;       ///< elements NaN (or the same infinity) in both, counted as matching
     double bound_in_products = 0;  ///< ReferenceTensor::bound_in_products: >= 1, the check is weak
+    bool sums = true;              ///< ReferenceTensor::sums
 };
 
 /// Compares simulated `got` with the reference; the worst element is reported even on success.

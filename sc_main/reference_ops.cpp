@@ -1,0 +1,698 @@
+#include "sc_main/reference_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+namespace kpu::cli {
+
+namespace {
+
+const double kUnit = std::ldexp(1.0, -24);  ///< u: fp32's unit roundoff
+
+uint64_t count(const std::vector<uint64_t>& shape, size_t from = 0, size_t to = SIZE_MAX) {
+    const size_t end = std::min(to, shape.size());
+    uint64_t n = 1;
+    for (auto it = shape.begin() + long(std::min(from, end)); it != shape.begin() + long(end); ++it) n *= *it;
+    return n;
+}
+
+/// Row-major strides of `shape`.
+std::vector<uint64_t> strides_of(const std::vector<uint64_t>& shape) {
+    std::vector<uint64_t> s(shape.size(), 1);
+    for (size_t d = shape.size(); d-- > 1;) s[d - 1] = s[d] * shape[d];
+    return s;
+}
+
+/// For each element of `out` (row-major), the flat index of the element of `in` that numpy's
+/// broadcasting reads: `in` aligned to the right, its dimensions of 1 repeated.
+std::vector<uint64_t> broadcast_index(const std::vector<uint64_t>& in, const std::vector<uint64_t>& out) {
+    const std::vector<uint64_t> in_strides = strides_of(in);
+    const size_t shift = out.size() - in.size();
+    std::vector<uint64_t> index(count(out)), at(out.size(), 0);
+    for (uint64_t e = 0; e < index.size(); ++e) {
+        uint64_t flat = 0;
+        for (size_t d = 0; d < in.size(); ++d)
+            if (in[d] != 1) flat += at[d + shift] * in_strides[d];
+        index[e] = flat;
+        for (size_t d = out.size(); d-- > 0;) {
+            if (++at[d] < out[d]) break;
+            at[d] = 0;
+        }
+    }
+    return index;
+}
+
+size_t normalize_axis(int64_t axis, size_t rank) { return size_t(axis < 0 ? axis + int64_t(rank) : axis); }
+
+ReferenceTensor& output(OpEvaluation& e, size_t i = 0) {
+    ReferenceTensor& t = e.outputs.at(i);
+    t.value.assign(count(e.output_shapes.at(i)), 0.0);
+    t.bound.assign(t.value.size(), 0.0);
+    t.sums = false;  // the ops that sum say so
+    return t;
+}
+
+// ---- elementwise ----------------------------------------------------------------------
+
+/// y = f(x) elementwise with the op's own error `own(x, y)`; an operand's bound carried
+/// through the endpoints x +- e (f monotone) or, with `lipschitz` > 0, as lipschitz * e.
+template <class F, class Own>
+void unary(OpEvaluation& e, F f, Own own, double lipschitz = 0) {
+    const RefOperand& x = e.inputs.at(0);
+    ReferenceTensor& y = output(e);
+    for (uint64_t i = 0; i < y.value.size(); ++i) {
+        const double v = x.value[i], ex = x.bound[i], r = f(v);
+        double carried = 0;
+        if (ex > 0) {
+            carried = lipschitz > 0 ? lipschitz * ex : std::max(std::fabs(f(v + ex) - r), std::fabs(f(v - ex) - r));
+            if (std::isnan(carried)) carried = INFINITY;
+        }
+        y.value[i] = r;
+        y.bound[i] = carried + own(v, r);
+    }
+}
+
+double exact(double, double) { return 0; }
+double one_rounding(double, double y) { return kUnit * std::fabs(y); }
+double two_ulp(double, double y) { return 4 * kUnit * std::fabs(y); }
+double four_ulp(double, double y) { return 8 * kUnit * std::fabs(y); }
+double gelu_own(double x, double y) { return 5 * kUnit * std::fabs(x) + 2 * kUnit * std::fabs(y); }
+
+void ref_relu(OpEvaluation& e) { unary(e, [](double x) { return x > 0 ? x : 0.0; }, exact); }
+void ref_neg(OpEvaluation& e) { unary(e, [](double x) { return -x; }, exact); }
+void ref_abs(OpEvaluation& e) { unary(e, [](double x) { return std::fabs(x); }, exact, 1.0); }
+void ref_exp(OpEvaluation& e) { unary(e, [](double x) { return std::exp(x); }, two_ulp); }
+void ref_tanh(OpEvaluation& e) { unary(e, [](double x) { return std::tanh(x); }, two_ulp); }
+void ref_erf(OpEvaluation& e) { unary(e, [](double x) { return std::erf(x); }, two_ulp); }
+void ref_sqrt(OpEvaluation& e) { unary(e, [](double x) { return std::sqrt(x); }, one_rounding); }
+void ref_sigmoid(OpEvaluation& e) { unary(e, [](double x) { return 1 / (1 + std::exp(-x)); }, four_ulp); }
+void ref_silu(OpEvaluation& e) { unary(e, [](double x) { return x / (1 + std::exp(-x)); }, four_ulp, 1.1); }
+
+void ref_reciprocal(OpEvaluation& e) {
+    // 1/x is monotone on each side of 0: an interval reaching 0 has no bound.
+    const RefOperand& x = e.inputs.at(0);
+    unary(e, [](double v) { return 1 / v; }, one_rounding);
+    for (uint64_t i = 0; i < x.value.size(); ++i)
+        if (x.bound[i] >= std::fabs(x.value[i]) && x.bound[i] > 0) e.outputs[0].bound[i] = INFINITY;
+}
+
+void ref_leaky_relu(OpEvaluation& e) {
+    const double alpha = e.float_attr("alpha");
+    unary(e, [alpha](double x) { return x >= 0 ? x : alpha * x; },
+          [](double, double y) { return 2 * kUnit * std::fabs(y); }, std::max(1.0, std::fabs(alpha)));
+}
+
+void ref_hard_sigmoid(OpEvaluation& e) {
+    const double alpha = e.float_attr("alpha"), beta = e.float_attr("beta");
+    unary(e, [=](double x) { return std::clamp(alpha * x + beta, 0.0, 1.0); },
+          [=](double x, double y) {
+              return 2 * kUnit * std::fabs(alpha * x) + kUnit * std::fabs(beta) + kUnit * std::fabs(y);
+          },
+          std::fabs(alpha));
+}
+
+void ref_hard_swish(OpEvaluation& e) {
+    unary(e, [](double x) { return x * std::clamp(x / 6 + 0.5, 0.0, 1.0); },
+          [](double x, double y) { return kUnit * std::fabs(x) * (std::fabs(x) / 3 + 1) + 2 * kUnit * std::fabs(y); },
+          1.5);
+}
+
+void ref_gelu(OpEvaluation& e) {
+    if (e.string_attr("approximate") == "tanh") {
+        const double k = std::sqrt(2.0 / M_PI);
+        unary(e, [k](double x) { return 0.5 * x * (1 + std::tanh(k * (x + 0.044715 * x * x * x))); }, gelu_own, 1.2);
+    } else {
+        unary(e, [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }, gelu_own, 1.2);
+    }
+}
+
+void ref_clip(OpEvaluation& e) {
+    const double lo = e.has_input(1) ? e.inputs[1].value.at(0) : -INFINITY;
+    const double hi = e.has_input(2) ? e.inputs[2].value.at(0) : INFINITY;
+    const double bounds = (e.has_input(1) ? e.inputs[1].bound[0] : 0) + (e.has_input(2) ? e.inputs[2].bound[0] : 0);
+    unary(e, [=](double x) { return std::min(std::max(x, lo), hi); }, [=](double, double) { return bounds; }, 1.0);
+}
+
+/// C = f(A, B) with numpy broadcasting; `carry(a, ea, b, eb, c)`: the operands' bounds
+/// through f; `own(c)`: f's own error.
+template <class F, class Carry, class Own>
+void binary(OpEvaluation& e, F f, Carry carry, Own own) {
+    const RefOperand& a = e.inputs.at(0);
+    const RefOperand& b = e.inputs.at(1);
+    ReferenceTensor& c = output(e);
+    const std::vector<uint64_t> ia = broadcast_index(a.shape, e.output_shapes[0]);
+    const std::vector<uint64_t> ib = broadcast_index(b.shape, e.output_shapes[0]);
+    for (uint64_t i = 0; i < c.value.size(); ++i) {
+        const double x = a.value[ia[i]], ex = a.bound[ia[i]], y = b.value[ib[i]], ey = b.bound[ib[i]];
+        const double r = f(x, y);
+        double carried = ex > 0 || ey > 0 ? carry(x, ex, y, ey, r) : 0.0;
+        if (std::isnan(carried)) carried = INFINITY;
+        c.value[i] = r;
+        c.bound[i] = carried + own(r);
+    }
+}
+
+double own_rounding(double c) { return kUnit * std::fabs(c); }
+double own_exact(double) { return 0; }
+double sum_of_bounds(double, double ex, double, double ey, double) { return ex + ey; }
+double larger_bound(double, double ex, double, double ey, double) { return std::max(ex, ey); }
+
+void ref_add(OpEvaluation& e) { binary(e, [](double a, double b) { return a + b; }, sum_of_bounds, own_rounding); }
+void ref_sub(OpEvaluation& e) { binary(e, [](double a, double b) { return a - b; }, sum_of_bounds, own_rounding); }
+void ref_max(OpEvaluation& e) { binary(e, [](double a, double b) { return std::max(a, b); }, larger_bound, own_exact); }
+void ref_min(OpEvaluation& e) { binary(e, [](double a, double b) { return std::min(a, b); }, larger_bound, own_exact); }
+
+void ref_mul(OpEvaluation& e) {
+    binary(e, [](double a, double b) { return a * b; },
+           [](double a, double ea, double b, double eb, double) {
+               return std::fabs(a) * eb + std::fabs(b) * ea + ea * eb;
+           },
+           own_rounding);
+}
+
+void ref_div(OpEvaluation& e) {
+    binary(e, [](double a, double b) { return a / b; },
+           [](double a, double ea, double b, double eb, double) {
+               const double b_low = std::fabs(b) - eb;  // |b'| >= b_low
+               return b_low > 0 ? (std::fabs(a) * eb + std::fabs(b) * ea) / (std::fabs(b) * b_low) : INFINITY;
+           },
+           own_rounding);
+}
+
+void ref_pow(OpEvaluation& e) {
+    // a^b = exp(b ln|a|) (sign aside) is monotone in b ln|a|, bilinear in (b, ln|a|): its
+    // extremes over the box of the operands' errors are at the corners (|a| - ea > 0).
+    binary(e, [](double a, double b) { return std::pow(a, b); },
+           [](double a, double ea, double b, double eb, double c) {
+               if (std::fabs(a) - ea <= 0) return double(INFINITY);
+               double worst = 0;
+               for (double da : {-ea, ea})
+                   for (double db : {-eb, eb})
+                       worst = std::max(worst, std::fabs(std::pow(std::fabs(a) + da, b + db) - std::fabs(c)));
+               return worst;
+           },
+           [](double c) { return 4 * kUnit * std::fabs(c); });
+}
+
+/// The same elements in the same order under another shape (and the no-op reduction).
+void ref_same_elements(OpEvaluation& e) {
+    ReferenceTensor& y = output(e);
+    y.value = e.inputs[0].value, y.bound = e.inputs[0].bound;
+}
+
+// ---- reductions -----------------------------------------------------------------------
+
+/// The reduced axes (ONNX opset 18): input 1's values, none given: all (or none when
+/// noop_with_empty_axes).
+std::set<size_t> reduced_axes(const OpEvaluation& e) {
+    const size_t rank = e.inputs[0].shape.size();
+    std::set<size_t> axes;
+    if (e.has_input(1))
+        for (int64_t a : e.ints(1)) axes.insert(normalize_axis(a, rank));
+    if (axes.empty() && e.int_attr("noop_with_empty_axes") == 0)
+        for (size_t d = 0; d < rank; ++d) axes.insert(d);
+    return axes;
+}
+
+/// For each element of the input, the flat index of the output element it reduces into.
+std::vector<uint64_t> reduce_target(const std::vector<uint64_t>& shape, const std::set<size_t>& axes) {
+    std::vector<uint64_t> kept = shape;
+    for (size_t a : axes) kept[a] = 1;
+    const std::vector<uint64_t> kept_strides = strides_of(kept);
+    std::vector<uint64_t> target(count(shape)), at(shape.size(), 0);
+    for (uint64_t i = 0; i < target.size(); ++i) {
+        uint64_t flat = 0;
+        for (size_t d = 0; d < shape.size(); ++d)
+            if (!axes.count(d)) flat += at[d] * kept_strides[d];
+        target[i] = flat;
+        for (size_t d = shape.size(); d-- > 0;) {
+            if (++at[d] < shape[d]) break;
+            at[d] = 0;
+        }
+    }
+    return target;
+}
+
+enum class Reduction { Sum, Mean, Max };
+
+template <Reduction kind>
+void ref_reduce(OpEvaluation& e) {
+    const RefOperand& x = e.inputs.at(0);
+    const std::set<size_t> axes = reduced_axes(e);
+    if (axes.empty()) return ref_same_elements(e);  // noop_with_empty_axes: the input, exactly
+    ReferenceTensor& y = output(e);
+    const std::vector<uint64_t> target = reduce_target(x.shape, axes);
+    const double n = double(x.value.size()) / double(std::max<size_t>(1, y.value.size()));
+    std::vector<double> magnitude(y.value.size(), 0.0);
+    if (kind == Reduction::Max) y.value.assign(y.value.size(), -INFINITY);
+    for (uint64_t i = 0; i < target.size(); ++i) {
+        const uint64_t t = target[i];
+        if (kind == Reduction::Max) {
+            y.value[t] = std::max(y.value[t], x.value[i]);
+            y.bound[t] = std::max(y.bound[t], x.bound[i]);
+        } else {
+            y.value[t] += x.value[i], y.bound[t] += x.bound[i], magnitude[t] += std::fabs(x.value[i]);
+        }
+    }
+    if (kind == Reduction::Max) return;
+    y.sums = true;
+    for (uint64_t t = 0; t < y.value.size(); ++t) {
+        y.bound[t] += 2 * n * kUnit * magnitude[t];
+        if (kind == Reduction::Mean) {
+            y.value[t] /= n, y.bound[t] /= n;
+            y.bound[t] += 2 * kUnit * std::fabs(y.value[t]);
+        }
+    }
+}
+
+// ---- softmax, normalization -----------------------------------------------------------
+
+/// Softmax of `n` values at x[0], x[stride], ... (bounds e) into y and its bounds.
+void softmax_row(const double* x, const double* ex, uint64_t stride, uint64_t n, double* y, double* ey,
+                 uint64_t out_stride) {
+    double top = -INFINITY, carried = 0;
+    for (uint64_t j = 0; j < n; ++j) top = std::max(top, x[j * stride]);
+    for (uint64_t j = 0; j < n; ++j)
+        if (x[j * stride] > -INFINITY) carried = std::max(carried, ex[j * stride]);
+    double sum = 0;
+    for (uint64_t j = 0; j < n; ++j) sum += std::exp(x[j * stride] - top);
+    double spread = 0;  // sum_j y_j |d_j|
+    for (uint64_t j = 0; j < n; ++j) {
+        const double d = x[j * stride] - top, p = std::exp(d) / sum;
+        y[j * out_stride] = p;
+        if (p > 0) spread += p * std::fabs(d);
+    }
+    const double growth = std::expm1(2 * carried);
+    for (uint64_t j = 0; j < n; ++j) {
+        const double p = y[j * out_stride];
+        const double d = p > 0 ? std::fabs(x[j * stride] - top) : 0.0;
+        ey[j * out_stride] = p * kUnit * (d + spread + 2 * double(n) + 6) + p * growth;
+    }
+}
+
+void ref_softmax(OpEvaluation& e) {
+    const RefOperand& x = e.inputs.at(0);
+    const size_t axis = normalize_axis(e.int_attr("axis"), x.shape.size());
+    const uint64_t outer = count(x.shape, 0, axis), n = x.shape[axis], inner = count(x.shape, axis + 1);
+    ReferenceTensor& y = output(e);
+    for (uint64_t o = 0; o < outer; ++o)
+        for (uint64_t i = 0; i < inner; ++i) {
+            const uint64_t at = o * n * inner + i;
+            softmax_row(&x.value[at], &x.bound[at], inner, n, &y.value[at], &y.bound[at], inner);
+        }
+}
+
+/// LayerNormalization (`centred`) and RMSNormalization over the axes from `axis` on.
+void normalize(OpEvaluation& e, bool centred) {
+    const RefOperand& x = e.inputs.at(0);
+    const size_t axis = normalize_axis(e.int_attr("axis"), x.shape.size());
+    const double epsilon = e.float_attr("epsilon");
+    const std::vector<uint64_t> normalized(x.shape.begin() + long(axis), x.shape.end());
+    const uint64_t rows = count(x.shape, 0, axis), n = count(normalized);
+    const std::vector<uint64_t> scale_at = broadcast_index(e.inputs[1].shape, normalized);
+    const bool has_bias = centred && e.has_input(2);
+    const std::vector<uint64_t> bias_at = has_bias ? broadcast_index(e.inputs[2].shape, normalized) : scale_at;
+    ReferenceTensor& y = output(e);
+    const bool stats = centred && e.output_shapes.size() > 1;
+    ReferenceTensor* mean_out = stats && !e.output_shapes[1].empty() ? &output(e, 1) : nullptr;
+    ReferenceTensor* inv_out =
+        stats && e.output_shapes.size() > 2 && !e.output_shapes[2].empty() ? &output(e, 2) : nullptr;
+    const double dn = double(n);
+    std::vector<double> d(n), ed(n);
+    for (uint64_t r = 0; r < rows; ++r) {
+        const double* xv = &x.value[r * n];
+        const double* xe = &x.bound[r * n];
+        double mean = 0, mean_error = 0, magnitude = 0;
+        if (centred) {
+            for (uint64_t j = 0; j < n; ++j) mean += xv[j], magnitude += std::fabs(xv[j]), mean_error += xe[j];
+            mean /= dn;
+            mean_error = mean_error / dn + (2 * dn + 1) * kUnit * magnitude / dn;
+        }
+        double var = 0, var_error = 0;
+        for (uint64_t j = 0; j < n; ++j) {
+            d[j] = xv[j] - mean;
+            ed[j] = mean_error + xe[j] + (centred ? kUnit * std::fabs(d[j]) : 0.0);
+            var += d[j] * d[j];
+            var_error += 2 * std::fabs(d[j]) * ed[j] + ed[j] * ed[j];
+        }
+        var /= dn;
+        var_error = var_error / dn + (2 * dn + 2) * kUnit * var;
+        const double v = var + epsilon, inv = 1 / std::sqrt(v);
+        // |1/sqrt(v') - 1/sqrt(v)| <= inv (1/sqrt(1 - dv/v) - 1), plus the fp32 rsqrt's 2 ulp.
+        const double rho = var_error < v ? 1 / std::sqrt(1 - var_error / v) - 1 + 4 * kUnit : INFINITY;
+        if (mean_out) mean_out->value[r] = mean, mean_out->bound[r] = mean_error;
+        if (inv_out) inv_out->value[r] = inv, inv_out->bound[r] = inv * rho;
+        for (uint64_t j = 0; j < n; ++j) {
+            const double s = e.inputs[1].value[scale_at[j]], es = e.inputs[1].bound[scale_at[j]];
+            const double normal = d[j] * inv;
+            const double normal_error = std::fabs(normal) * rho + inv * ed[j] + kUnit * std::fabs(normal);
+            double out = normal * s;
+            double bound =
+                std::fabs(s) * normal_error + (std::fabs(normal) + normal_error) * es + kUnit * std::fabs(out);
+            if (has_bias) {
+                out += e.inputs[2].value[bias_at[j]];
+                bound += e.inputs[2].bound[bias_at[j]] + kUnit * std::fabs(out);
+            }
+            y.value[r * n + j] = out;
+            y.bound[r * n + j] = bound;
+        }
+    }
+}
+
+void ref_layer_norm(OpEvaluation& e) { normalize(e, true); }
+void ref_rms_norm(OpEvaluation& e) { normalize(e, false); }
+
+// ---- matmul family, attention ---------------------------------------------------------
+
+/// One dot product's sums: the value, M = sum |a||b| and P = sum (|a| + ea)(|b| + eb).
+struct Dot {
+    double value = 0, magnitude = 0, padded = 0;
+    void add(double a, double ea, double b, double eb) {
+        value += a * b;
+        magnitude += std::fabs(a * b);
+        padded += (std::fabs(a) + ea) * (std::fabs(b) + eb);
+    }
+    /// The fp32 sum's error bound over k products, operands' bounds carried (reference.h).
+    double bound(uint64_t k) const { return 2 * double(k) * kUnit * padded + (padded - magnitude); }
+};
+
+void note_products(ReferenceTensor& t, double bound, double magnitude, uint64_t k) {
+    if (magnitude > 0) t.bound_in_products = std::max(t.bound_in_products, bound * double(k) / magnitude);
+}
+
+void ref_matmul(OpEvaluation& e) {
+    const RefOperand& a = e.inputs.at(0);
+    const RefOperand& b = e.inputs.at(1);
+    std::vector<uint64_t> as = a.shape, bs = b.shape;
+    if (as.size() == 1) as.insert(as.begin(), 1);
+    if (bs.size() == 1) bs.push_back(1);
+    const uint64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
+    const std::vector<uint64_t> a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
+    std::vector<uint64_t> batch(std::max(a_batch.size(), b_batch.size()), 1);
+    for (size_t d = 0; d < batch.size(); ++d) {
+        const size_t da = d + a_batch.size(), db = d + b_batch.size();  // aligned to the right
+        const uint64_t x = da >= batch.size() ? a_batch[da - batch.size()] : 1;
+        const uint64_t y = db >= batch.size() ? b_batch[db - batch.size()] : 1;
+        batch[d] = std::max(x, y);
+    }
+    const std::vector<uint64_t> ia = broadcast_index(a_batch, batch), ib = broadcast_index(b_batch, batch);
+    ReferenceTensor& c = output(e);
+    c.sums = true;
+    for (uint64_t t = 0; t < ia.size(); ++t)
+        for (uint64_t i = 0; i < m; ++i)
+            for (uint64_t j = 0; j < n; ++j) {
+                Dot dot;
+                for (uint64_t p = 0; p < k; ++p) {
+                    const uint64_t x = ia[t] * m * k + i * k + p, y = ib[t] * k * n + p * n + j;
+                    dot.add(a.value[x], a.bound[x], b.value[y], b.bound[y]);
+                }
+                const uint64_t at = t * m * n + i * n + j;
+                c.value[at] = dot.value;
+                c.bound[at] = dot.bound(k) + 2 * kUnit * std::fabs(dot.value);
+                note_products(c, c.bound[at], dot.magnitude, k);
+            }
+}
+
+void ref_gemm(OpEvaluation& e) {
+    const RefOperand& a = e.inputs.at(0);
+    const RefOperand& b = e.inputs.at(1);
+    const bool ta = e.int_attr("transA") != 0, tb = e.int_attr("transB") != 0;
+    const double alpha = e.float_attr("alpha"), beta = e.float_attr("beta");
+    const uint64_t m = a.shape[ta ? 1 : 0], k = a.shape[ta ? 0 : 1], n = b.shape[tb ? 0 : 1];
+    ReferenceTensor& y = output(e);
+    const std::vector<uint64_t> ic =
+        e.has_input(2) ? broadcast_index(e.inputs[2].shape, {m, n}) : std::vector<uint64_t>();
+    y.sums = true;
+    for (uint64_t i = 0; i < m; ++i)
+        for (uint64_t j = 0; j < n; ++j) {
+            Dot dot;
+            for (uint64_t p = 0; p < k; ++p) {
+                const uint64_t x = ta ? p * m + i : i * k + p, z = tb ? j * k + p : p * n + j;
+                dot.add(a.value[x], a.bound[x], b.value[z], b.bound[z]);
+            }
+            double value = alpha * dot.value;
+            double bound = std::fabs(alpha) * dot.bound(k) + kUnit * std::fabs(value);
+            if (!ic.empty()) {
+                const double c = beta * e.inputs[2].value[ic[i * n + j]];
+                bound += std::fabs(beta) * e.inputs[2].bound[ic[i * n + j]] + kUnit * std::fabs(c);
+                value += c;
+            }
+            bound += kUnit * std::fabs(value);
+            y.value[i * n + j] = value;
+            y.bound[i * n + j] = bound;
+            note_products(y, bound, std::fabs(alpha) * dot.magnitude, k);
+        }
+}
+
+void ref_attention(OpEvaluation& e) {
+    const RefOperand& q = e.inputs.at(0);
+    const RefOperand& kt = e.inputs.at(1);
+    const RefOperand& v = e.inputs.at(2);
+    const bool four = q.shape.size() == 4;
+    const uint64_t batch = q.shape[0];
+    const uint64_t hq = four ? q.shape[1] : uint64_t(e.int_attr("q_num_heads"));
+    const uint64_t hkv = four ? kt.shape[1] : uint64_t(e.int_attr("kv_num_heads"));
+    const uint64_t sq = q.shape[four ? 2 : 1], skv = kt.shape[four ? 2 : 1];
+    const uint64_t width = four ? q.shape[3] : q.shape[2] / hq, vwidth = four ? v.shape[3] : v.shape[2] / hkv;
+    // Element (b, h, s, x) of a tensor with `heads` heads of `size`, in either form.
+    const auto at = [four](uint64_t heads, uint64_t seq, uint64_t size, uint64_t b, uint64_t h, uint64_t s,
+                           uint64_t x) {
+        return four ? ((b * heads + h) * seq + s) * size + x : (b * seq + s) * heads * size + h * size + x;
+    };
+    const double scale = e.has_attr("scale") ? e.float_attr("scale") : 1 / std::sqrt(double(width));
+    const double softcap = e.float_attr("softcap");
+    const bool causal = e.int_attr("is_causal") != 0;
+    std::vector<uint64_t> mask_at;
+    if (e.has_input(3)) mask_at = broadcast_index(e.inputs[3].shape, {batch, hq, sq, skv});
+    ReferenceTensor& y = output(e);
+    y.sums = true;
+    std::vector<double> scores(skv), score_bounds(skv), p(skv), ep(skv);
+    for (uint64_t b = 0; b < batch; ++b)
+        for (uint64_t h = 0; h < hq; ++h) {
+            const uint64_t g = h / (hq / hkv);  // the key/value head of query head h
+            for (uint64_t i = 0; i < sq; ++i) {
+                for (uint64_t j = 0; j < skv; ++j) {
+                    Dot dot;
+                    for (uint64_t x = 0; x < width; ++x) {
+                        const uint64_t qa = at(hq, sq, width, b, h, i, x), ka = at(hkv, skv, width, b, g, j, x);
+                        dot.add(q.value[qa], q.bound[qa], kt.value[ka], kt.bound[ka]);
+                    }
+                    double s = dot.value * scale;
+                    double es = std::fabs(scale) * dot.bound(width) + 2 * kUnit * std::fabs(s);
+                    if (softcap > 0) {
+                        s = softcap * std::tanh(s / softcap);  // 1-Lipschitz
+                        es += 2 * kUnit * std::fabs(dot.value * scale) + 6 * kUnit * std::fabs(s);
+                    }
+                    if (!mask_at.empty()) {
+                        const uint64_t ma = mask_at[((b * hq + h) * sq + i) * skv + j];
+                        s += e.inputs[3].value[ma];
+                        es += e.inputs[3].bound[ma] + kUnit * std::fabs(s);
+                    }
+                    if (causal && j > i) s = -INFINITY, es = 0;
+                    scores[j] = s, score_bounds[j] = es;
+                }
+                softmax_row(scores.data(), score_bounds.data(), 1, skv, p.data(), ep.data(), 1);
+                for (uint64_t x = 0; x < vwidth; ++x) {
+                    Dot dot;
+                    for (uint64_t j = 0; j < skv; ++j) {
+                        const uint64_t va = at(hkv, skv, vwidth, b, g, j, x);
+                        dot.add(p[j], ep[j], v.value[va], v.bound[va]);
+                    }
+                    const uint64_t ya = at(hq, sq, vwidth, b, h, i, x);
+                    y.value[ya] = dot.value;
+                    y.bound[ya] = dot.bound(skv) + kUnit * std::fabs(dot.value);
+                }
+            }
+        }
+}
+
+// ---- layout (exact) ---------------------------------------------------------------------
+
+/// Output element i is input element source[i], with its bound.
+void gather_elements(OpEvaluation& e, size_t input, size_t out, const std::vector<uint64_t>& source) {
+    const RefOperand& x = e.inputs.at(input);
+    ReferenceTensor& y = output(e, out);
+    for (uint64_t i = 0; i < source.size(); ++i) y.value[i] = x.value[source[i]], y.bound[i] = x.bound[source[i]];
+}
+
+/// Calls visit(flat index, coordinates) for every element of `shape`, in row-major order.
+template <class Visit>
+void for_each_index(const std::vector<uint64_t>& shape, Visit visit) {
+    const uint64_t total = count(shape);
+    std::vector<uint64_t> at(shape.size(), 0);
+    for (uint64_t i = 0; i < total; ++i) {
+        visit(i, at);
+        for (size_t d = shape.size(); d-- > 0;) {
+            if (++at[d] < shape[d]) break;
+            at[d] = 0;
+        }
+    }
+}
+
+void ref_transpose(OpEvaluation& e) {
+    const std::vector<uint64_t>& in = e.inputs[0].shape;
+    std::vector<int64_t> perm;
+    if (e.has_attr("perm")) perm = e.ints_attr("perm");
+    else
+        for (size_t d = in.size(); d-- > 0;) perm.push_back(int64_t(d));
+    const std::vector<uint64_t> in_strides = strides_of(in);
+    std::vector<uint64_t> source(count(in));
+    for_each_index(e.output_shapes[0], [&](uint64_t i, const std::vector<uint64_t>& at) {
+        uint64_t flat = 0;
+        for (size_t d = 0; d < at.size(); ++d) flat += at[d] * in_strides[size_t(perm[d])];
+        source[i] = flat;
+    });
+    gather_elements(e, 0, 0, source);
+}
+
+void ref_concat(OpEvaluation& e) {
+    const std::vector<uint64_t>& out = e.output_shapes[0];
+    const size_t axis = normalize_axis(e.int_attr("axis"), out.size());
+    const uint64_t outer = count(out, 0, axis), inner = count(out, axis + 1);
+    ReferenceTensor& y = output(e);
+    uint64_t offset = 0;  // along the axis
+    for (const RefOperand& x : e.inputs) {
+        const uint64_t dim = x.shape[axis];
+        for (uint64_t o = 0; o < outer; ++o)
+            for (uint64_t r = 0; r < dim * inner; ++r) {
+                const uint64_t to = (o * out[axis] + offset) * inner + r, from = o * dim * inner + r;
+                y.value[to] = x.value[from], y.bound[to] = x.bound[from];
+            }
+        offset += dim;
+    }
+}
+
+void ref_split(OpEvaluation& e) {
+    const std::vector<uint64_t>& in = e.inputs[0].shape;
+    const size_t axis = normalize_axis(e.int_attr("axis"), in.size());
+    const uint64_t outer = count(in, 0, axis), inner = count(in, axis + 1);
+    uint64_t offset = 0;
+    for (size_t k = 0; k < e.output_shapes.size(); ++k) {
+        if (e.output_shapes[k].empty() && in.size() > 0) continue;
+        const uint64_t dim = e.output_shapes[k][axis];
+        std::vector<uint64_t> source;
+        for (uint64_t o = 0; o < outer; ++o)
+            for (uint64_t r = 0; r < dim * inner; ++r) source.push_back((o * in[axis] + offset) * inner + r);
+        gather_elements(e, 0, k, source);
+        offset += dim;
+    }
+}
+
+void ref_slice(OpEvaluation& e) {
+    const std::vector<uint64_t>& in = e.inputs[0].shape;
+    const std::vector<int64_t> starts = e.ints(1);
+    std::vector<int64_t> axes(starts.size()), steps(starts.size(), 1);
+    for (size_t i = 0; i < axes.size(); ++i) axes[i] = int64_t(i);
+    if (e.has_input(3)) axes = e.ints(3);
+    if (e.has_input(4)) steps = e.ints(4);
+    std::vector<int64_t> first(in.size(), 0), step(in.size(), 1);
+    for (size_t i = 0; i < starts.size(); ++i) {
+        const size_t axis = normalize_axis(axes[i], in.size());
+        const int64_t dim = int64_t(in[axis]), s = starts[i] < 0 ? starts[i] + dim : starts[i];
+        step[axis] = steps[i];
+        first[axis] = steps[i] > 0 ? std::clamp<int64_t>(s, 0, dim) : std::clamp<int64_t>(s, 0, dim - 1);
+    }
+    const std::vector<uint64_t> in_strides = strides_of(in);
+    std::vector<uint64_t> source(count(e.output_shapes[0]));
+    for_each_index(e.output_shapes[0], [&](uint64_t i, const std::vector<uint64_t>& at) {
+        uint64_t flat = 0;
+        for (size_t d = 0; d < at.size(); ++d) flat += uint64_t(first[d] + int64_t(at[d]) * step[d]) * in_strides[d];
+        source[i] = flat;
+    });
+    gather_elements(e, 0, 0, source);
+}
+
+void ref_gather(OpEvaluation& e) {
+    const std::vector<uint64_t>& data = e.inputs[0].shape;
+    const size_t axis = normalize_axis(e.int_attr("axis"), data.size());
+    const std::vector<int64_t> indices = e.ints(1);
+    const uint64_t outer = count(data, 0, axis), inner = count(data, axis + 1), dim = data[axis];
+    std::vector<uint64_t> source;
+    for (uint64_t o = 0; o < outer; ++o)
+        for (int64_t index : indices) {
+            const uint64_t row = uint64_t(index < 0 ? index + int64_t(dim) : index);
+            for (uint64_t r = 0; r < inner; ++r) source.push_back((o * dim + row) * inner + r);
+        }
+    gather_elements(e, 0, 0, source);
+}
+
+/// Every op kind's reference: one line each.
+const std::map<std::string, OpReference> kReferences = {
+    {"Add", ref_add},
+    {"Sub", ref_sub},
+    {"Mul", ref_mul},
+    {"Div", ref_div},
+    {"Max", ref_max},
+    {"Min", ref_min},
+    {"Pow", ref_pow},
+    {"Relu", ref_relu},
+    {"Neg", ref_neg},
+    {"Abs", ref_abs},
+    {"LeakyRelu", ref_leaky_relu},
+    {"Gelu", ref_gelu},
+    {"Sigmoid", ref_sigmoid},
+    {"Tanh", ref_tanh},
+    {"Exp", ref_exp},
+    {"Sqrt", ref_sqrt},
+    {"Reciprocal", ref_reciprocal},
+    {"Erf", ref_erf},
+    {"Clip", ref_clip},
+    {"HardSwish", ref_hard_swish},
+    {"HardSigmoid", ref_hard_sigmoid},
+    {"Silu", ref_silu},
+    {"ReduceSum", ref_reduce<Reduction::Sum>},
+    {"ReduceMean", ref_reduce<Reduction::Mean>},
+    {"ReduceMax", ref_reduce<Reduction::Max>},
+    {"Softmax", ref_softmax},
+    {"LayerNormalization", ref_layer_norm},
+    {"RMSNormalization", ref_rms_norm},
+    {"Reshape", ref_same_elements},
+    {"Flatten", ref_same_elements},
+    {"Squeeze", ref_same_elements},
+    {"Unsqueeze", ref_same_elements},
+    {"Transpose", ref_transpose},
+    {"Concat", ref_concat},
+    {"Slice", ref_slice},
+    {"Split", ref_split},
+    {"Gather", ref_gather},
+    {"MatMul", ref_matmul},
+    {"Gemm", ref_gemm},
+    {"Attention", ref_attention},
+};
+
+double as_double(const compiler::AttrValue& v) {
+    return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
+}
+
+}  // namespace
+
+bool OpEvaluation::has_attr(const std::string& name) const {
+    return compiler::attribute_of(op, schema, name).has_value();
+}
+int64_t OpEvaluation::int_attr(const std::string& name) const {
+    return std::get<int64_t>(*compiler::attribute_of(op, schema, name));
+}
+double OpEvaluation::float_attr(const std::string& name) const {
+    return as_double(*compiler::attribute_of(op, schema, name));
+}
+std::string OpEvaluation::string_attr(const std::string& name) const {
+    return std::get<std::string>(*compiler::attribute_of(op, schema, name));
+}
+std::vector<int64_t> OpEvaluation::ints_attr(const std::string& name) const {
+    return std::get<std::vector<int64_t>>(*compiler::attribute_of(op, schema, name));
+}
+std::vector<int64_t> OpEvaluation::ints(size_t i) const {
+    std::vector<int64_t> out;
+    for (double v : inputs.at(i).value) out.push_back(int64_t(v));
+    return out;
+}
+
+OpReference op_reference(const std::string& kind) {
+    const auto it = kReferences.find(kind);
+    return it == kReferences.end() ? nullptr : it->second;
+}
+
+}  // namespace kpu::cli

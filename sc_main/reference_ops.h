@@ -1,0 +1,85 @@
+// The reference of every op kind but the fused matmul (reference.cpp's blocked loops): plain
+// loops in double over the graph's shapes, sharing no code with the models or the compiler's
+// lowering (attributes are read through the op registry, which only holds ONNX's defaults).
+// Each op kind is one function and one line of the table in reference_ops.cpp.
+//
+// Tolerance. Each function sets, per output element, how far an fp32 evaluation of the op may
+// lie from the reference value: the op's own error (in u = 2^-24, relative to the magnitudes
+// the op involves) plus its operands' bounds carried through it (0 for exact operands, which
+// is what kpu-sim passes: every op is checked with one op's tolerance). An fp32 function is
+// allowed k ulp of its result, 2 k u |y| (one ulp of y is at most 2 u |y|); libm in double is
+// the reference. The budgets (x: the input, y: the output, n: a sum's length):
+//   layout ops (Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Concat, Slice, Split,
+//     Gather), Relu, Neg, Abs, Clip, Max, Min, ReduceMax    exact: 0
+//   Add, Sub, Mul, Div, Sqrt, Reciprocal                     u |y| (one rounding)
+//   LeakyRelu                                                2 u |y| (alpha in fp32, the product)
+//   Exp, Tanh, Erf, Pow                                      4 u |y| (2 ulp)
+//   Sigmoid, Silu                                            8 u |y| (4 ulp: exp, the add, the division)
+//   HardSigmoid                                              2 u |alpha x| + u |beta| + u |y|
+//   HardSwish                                                u |x| (|x| / 3 + 1) + 2 u |y|
+//   Gelu (none and tanh)                                     5 u |x| + 2 u |y| (erf or tanh of an
+//                                                            argument with 3 roundings, 1 + t, 0.5 x ( ))
+//   ReduceSum                                                2 n u sum|x|            (Higham's gamma_n, doubled)
+//   ReduceMean                                               2 n u sum|x| / n + 2 u |y|
+//   Softmax over n                                           y_i u (|d_i| + sum_j y_j |d_j| + 2 n + 6),
+//     d = x - max(x): the subtraction's rounding moves exp's argument by u |d|, exp 2 ulp,
+//     the positive sum 2 n u, the division u
+//   LayerNormalization over n (RMSNormalization: the mean 0)  mean: (2 n + 1) u mean|x|;
+//     d = x - mean carries that and u |d|; variance: 2 mean(|d| e_d) + mean(e_d^2)
+//     + (2 n + 2) u var; 1/sqrt(var + epsilon) 2 ulp; y = d * inv * scale + bias: each
+//     product and the add one rounding (Mean and InvStdDev get their own bounds)
+//   MatMul (batched), Gemm                                   as the fused matmul (reference.h):
+//     2 K u P + (P - M) + 2 u |y|, Gemm's alpha, beta C and the add one rounding each
+//   Attention                                                the scores as a matmul of length E
+//     (times scale, plus the mask: one rounding each), softmax over Skv as above with the
+//     scores' bounds carried, the output as a matmul of length Skv
+// Operands' bounds e are carried: exactly for the linear ops (sums of e weighted by the
+// magnitudes), through the endpoints x +- e for the monotone functions, and through a
+// Lipschitz constant for the others (Gelu 1.2, Silu 1.1, HardSwish 1.5); softmax's outputs
+// move by at most y (exp(2 max e) - 1). Assumed, as for the GEMM: sums shorter than 2^23,
+// softmax computed in two passes after subtracting the row's maximum, fp32 functions within
+// the ulp budgets above (glibc's expf, tanhf, erff, powf are within 1 ulp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compiler/graph.h"
+#include "compiler/ops/op_schema.h"
+#include "sc_main/reference.h"
+
+namespace kpu::cli {
+
+/// One input of an op as its reference reads it (a copy, in double).
+struct RefOperand {
+    bool present = false;         ///< false: an omitted optional input
+    std::vector<uint64_t> shape;
+    std::vector<double> value;
+    std::vector<double> bound;    ///< per element; 0 for the graph's inputs (exact)
+};
+
+/// What an op's reference gets and fills.
+struct OpEvaluation {
+    const compiler::Op& op;
+    const compiler::OpSchema& schema;
+    std::vector<RefOperand> inputs;                   ///< in the schema's order
+    std::vector<std::vector<uint64_t>> output_shapes; ///< the graph's (inferred) shapes; empty: omitted
+    std::vector<ReferenceTensor> outputs;             ///< one per output, to fill
+
+    bool has_input(size_t i) const { return i < inputs.size() && inputs[i].present; }
+    int64_t int_attr(const std::string& name) const;
+    double float_attr(const std::string& name) const;
+    std::string string_attr(const std::string& name) const;
+    bool has_attr(const std::string& name) const;
+    std::vector<int64_t> ints_attr(const std::string& name) const;
+    /// Input i's values as integers (axes, shapes, indices).
+    std::vector<int64_t> ints(size_t i) const;
+};
+
+using OpReference = void (*)(OpEvaluation& evaluation);
+
+/// The reference of op kind `kind` (ONNX's name), nullptr when there is none.
+OpReference op_reference(const std::string& kind);
+
+}  // namespace kpu::cli
