@@ -76,6 +76,7 @@ void check_invariants(const Program& p, const BoundProgram& b, const hw::Config&
                     EXPECT_LT(op.unit, config.streamer.count);
                     break;
                 case EngineKind::Fabric: ADD_FAILURE() << "move on the fabric"; break;
+                case EngineKind::Vector: ADD_FAILURE() << "move on the vector engine"; break;
             }
         } else {
             EXPECT_EQ(op.engine, EngineKind::Fabric);
@@ -398,6 +399,23 @@ std::vector<Access> accesses(const BoundOp& op) {
             const DrainCommand& d = op.drain;
             std::vector<Access> out{acc_read, range(d.c, d.m, d.n * 4, d.ldc * 4, true)};
             if (d.has_bias) out.push_back(range(d.bias, 1, d.n * 4, d.n * 4, false));
+            return out;
+        }
+        case BoundOp::Kind::Vector: {
+            const hw::VectorCommand& v = op.vector;
+            auto input = [&](const hw::VectorOperand& x) {
+                switch (x.broadcast) {
+                    case hw::Broadcast::Scalar: return range(x.addr, 1, 4, 4, false);
+                    case hw::Broadcast::Row: return range(x.addr, 1, v.cols * 4, v.cols * 4, false);
+                    case hw::Broadcast::Column: return range(x.addr, v.rows, 4, x.ld * 4, false);
+                    default: return range(x.addr, v.rows, v.cols * 4, x.ld * 4, false);
+                }
+            };
+            const bool reduction = hw::traits_of(v.function).shape == hw::VectorShape::Reduction;
+            std::vector<Access> out{input(v.a), range(v.y.addr, v.rows, (reduction ? 1 : v.cols) * 4, v.y.ld * 4, true)};
+            if (v.has_b) out.push_back(input(v.b));
+            if (v.has_weight) out.push_back(range(v.weight, 1, v.cols * 4, v.cols * 4, false));
+            if (v.has_bias) out.push_back(range(v.bias, 1, v.cols * 4, v.cols * 4, false));
             return out;
         }
     }

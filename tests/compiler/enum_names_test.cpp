@@ -80,9 +80,11 @@ TEST(EnumNames, EveryValueRoundTripsThroughItsName) {
     const DfxOpKind dfx_kinds[] = {DfxOpKind::Load, DfxOpKind::Move, DfxOpKind::Store, DfxOpKind::Matmul,
                                    DfxOpKind::Drain};
     expect_round_trips("DfxOpKind", dfx_kinds, kDfxOpKindNames, parse_dfx_op_kind);
-    const EngineKind engines[] = {EngineKind::Dma, EngineKind::BlockMover, EngineKind::Streamer, EngineKind::Fabric};
+    const EngineKind engines[] = {EngineKind::Dma, EngineKind::BlockMover, EngineKind::Streamer, EngineKind::Fabric,
+                                  EngineKind::Vector};
     expect_round_trips("EngineKind", engines, kEngineKindNames, parse_engine_kind);
-    const BoundOp::Kind bound_kinds[] = {BoundOp::Kind::Move, BoundOp::Kind::Matmul, BoundOp::Kind::Drain};
+    const BoundOp::Kind bound_kinds[] = {BoundOp::Kind::Move, BoundOp::Kind::Matmul, BoundOp::Kind::Drain,
+                                         BoundOp::Kind::Vector};
     expect_round_trips("BoundOp::Kind", bound_kinds, BoundOp::kKindNames, parse_bound_op_kind);
 }
 
