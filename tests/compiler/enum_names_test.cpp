@@ -78,7 +78,7 @@ TEST(EnumNames, EveryValueRoundTripsThroughItsName) {
     static_assert(std::size(buffers) == kBufferCount);
     expect_round_trips("Buffer", buffers, kBufferNames, parse_buffer);
     const DfxOpKind dfx_kinds[] = {DfxOpKind::Load, DfxOpKind::Move, DfxOpKind::Store, DfxOpKind::Matmul,
-                                   DfxOpKind::Drain};
+                                   DfxOpKind::Drain, DfxOpKind::Vector};
     expect_round_trips("DfxOpKind", dfx_kinds, kDfxOpKindNames, parse_dfx_op_kind);
     const EngineKind engines[] = {EngineKind::Dma, EngineKind::BlockMover, EngineKind::Streamer, EngineKind::Fabric,
                                   EngineKind::Vector};
