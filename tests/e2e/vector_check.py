@@ -6,13 +6,13 @@ Tolerance: max |got - want| / max(|want|, 1) below 1e-5 (float32 arithmetic plus
 exp, tanh and erf at a few ulp, on values of order one; LayerNorm and Softmax stay of order
 one by construction).
 Usage: vector_check.py BUILD_BIN_DIR SOURCE_DIR WORK_DIR"""
-import json
 import math
 import os
-import subprocess
 import sys
 
 import numpy as np
+
+from kpu_run import compile_and_simulate
 
 bin_dir, source_dir, work = sys.argv[1:4]
 os.makedirs(work, exist_ok=True)
@@ -25,19 +25,7 @@ TOLERANCE = 1e-5
 def run(graph, config, inputs, expected_fn, name, output):
     global failures, cases
     cases += 1
-    case = os.path.join(work, name + "_" + config)
-    os.makedirs(os.path.join(case, "in"), exist_ok=True)
-    with open(os.path.join(case, "graph.json"), "w") as f:
-        json.dump(graph, f)
-    for tensor, value in inputs.items():
-        np.save(os.path.join(case, "in", tensor + ".npy"), value.astype(np.float32))
-    cfg = os.path.join(source_dir, "configs", config + ".json")
-    subprocess.run([os.path.join(bin_dir, "kpu-compile"), os.path.join(case, "graph.json"), "-o",
-                    os.path.join(case, "p.kpu"), "--config", cfg], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([os.path.join(bin_dir, "kpu-sim"), "--config", cfg, "--program", os.path.join(case, "p.kpu"),
-                    "--inputs", os.path.join(case, "in"), "--outputs", os.path.join(case, "out")],
-                   check=True, stdout=subprocess.DEVNULL)
-    got = np.load(os.path.join(case, "out", output + ".npy"))
+    got = compile_and_simulate(bin_dir, source_dir, os.path.join(work, name + "_" + config), graph, config, inputs, output)
     want = expected_fn({k: v.astype(np.float32).astype(np.float64) for k, v in inputs.items()})
     err = np.abs(got.astype(np.float64) - want).max() / max(np.abs(want).max(), 1.0)
     ok = got.shape == want.shape and err < TOLERANCE
