@@ -53,6 +53,10 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
     const std::vector<uint64_t>& shape = g.tensor(out.y).shape;
     out.cols = shape.empty() ? 1 : shape.back();
     out.rows = out.cols ? g.tensor(out.y).elements() / out.cols : 0;
+    if (out.rows == 0 || out.cols == 0) {
+        problem = "an empty output " + shape_string(shape) + " not yet supported";
+        return out;
+    }
     const std::string last = "the last axis (" + std::to_string(shape.empty() ? 0 : shape.size() - 1) + ")";
     // Row-wise functions work along the last axis only (for now).
     const auto last_axis_only = [&]() -> bool {

@@ -100,9 +100,27 @@ for config in ("edge", "t64"):
         run(g, config, i, lambda t: softmax(t["x"]), "softmax_" + "x".join(map(str, shape)), "y")
     unary = {"Relu": lambda x: np.maximum(x, 0), "Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "Tanh": np.tanh,
              "Exp": np.exp, "Neg": lambda x: -x, "Abs": np.abs}
+    sigmoid = unary["Sigmoid"]
+    unary.update({
+        "Silu": lambda x: x * sigmoid(x), "Erf": erf, "Sqrt": np.sqrt, "Reciprocal": lambda x: 1 / x,
+        "HardSwish": lambda x: x * np.clip(x / 6 + 0.5, 0, 1)})
     for kind, fn in unary.items():
         g, i = lone(kind, [11, 23])
+        if kind in ("Sqrt", "Reciprocal"):  # away from 0 and its poles
+            i["x"] = np.abs(i["x"]) + 0.25
         run(g, config, i, lambda t, fn=fn: fn(t["x"]), kind.lower() + "_11x23", "y")
+    g, i = lone("LeakyRelu", [2, 3, 17], alpha=0.1)
+    run(g, config, i, lambda t: np.where(t["x"] < 0, 0.1 * t["x"], t["x"]), "leaky_relu_2x3x17", "y")
+    g, i = lone("HardSigmoid", [2, 3, 17], alpha=0.3, beta=0.4)
+    run(g, config, i, lambda t: np.clip(0.3 * t["x"] + 0.4, 0, 1), "hard_sigmoid_2x3x17", "y")
+    g, i = lone("Gelu", [13, 29], approximate="tanh")
+    run(g, config, i,
+        lambda t: 0.5 * t["x"] * (1 + np.tanh(math.sqrt(2 / math.pi) * (t["x"] + 0.044715 * t["x"] ** 3))),
+        "gelu_tanh_13x29", "y")
+    g, i = lone("Pow", [7, 11], [11])
+    i["x"] = np.abs(i["x"]) + 0.5
+    i["b"] = rng.uniform(-2, 2, 11)
+    run(g, config, i, lambda t: t["x"] ** t["b"], "pow_7x11_by_11", "y")
     binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Max": np.maximum,
               "Min": np.minimum}
     for kind, fn in binary.items():
