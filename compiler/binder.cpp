@@ -217,12 +217,11 @@ private:
         touch(hw::Level::L2, c.a.addr, c.rows, row, c.a.ld * e, false, op);
         if (c.has_b) {
             c.b = {address(d.b), layout_->pitch[int(d.b.buffer)], v.b_broadcast};
-            switch (v.b_broadcast) {
-                case hw::Broadcast::None: touch(hw::Level::L2, c.b.addr, c.rows, row, c.b.ld * e, false, op); break;
-                case hw::Broadcast::Column: touch(hw::Level::L2, c.b.addr, c.rows, e, c.b.ld * e, false, op); break;
-                case hw::Broadcast::Row: touch(hw::Level::L2, c.b.addr, 1, row, row, false, op); break;
-                case hw::Broadcast::Scalar: touch(hw::Level::L2, c.b.addr, 1, e, e, false, op); break;
-            }
+            const uint64_t b_row = v.b_width() * e;  // a column's ld is 1: its rows are contiguous
+            if (v.b_per_row())
+                touch(hw::Level::L2, c.b.addr, c.rows, b_row, c.b.ld * e, false, op);
+            else
+                touch(hw::Level::L2, c.b.addr, 1, b_row, b_row, false, op);
         }
         if (c.has_weight) {
             c.weight = address(d.b);

@@ -105,23 +105,12 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm
     add(Buffer::A2, 2, tm, cols, v.a);
     add(Buffer::Out, 2, tm, cols, v.y);
     add(Buffer::C2, 2, tm, cols, v.y);
-    if (v.b) {
-        switch (v.b_broadcast) {
-            case hw::Broadcast::None:
-            case hw::Broadcast::Column: {
-                const uint64_t width = v.b_broadcast == hw::Broadcast::None ? cols : 1;
-                add(Buffer::Strip, 2, tm, width, *v.b);
-                add(Buffer::B2, 2, tm, width, *v.b);
-                break;
-            }
-            case hw::Broadcast::Row:
-            case hw::Broadcast::Scalar: {  // one copy per task
-                const uint64_t width = v.b_broadcast == hw::Broadcast::Row ? cols : 1;
-                add(Buffer::Bias3, 1, 1, width, *v.b);
-                add(Buffer::Bias2, 1, 1, width, *v.b);
-                break;
-            }
-        }
+    if (v.b_per_row()) {
+        add(Buffer::Strip, 2, tm, v.b_width(), *v.b);
+        add(Buffer::B2, 2, tm, v.b_width(), *v.b);
+    } else if (v.b) {  // one copy per task
+        add(Buffer::Bias3, 1, 1, v.b_width(), *v.b);
+        add(Buffer::Bias2, 1, 1, v.b_width(), *v.b);
     }
     if (v.weight) {
         add(Buffer::Strip, 1, 1, cols, *v.weight);
@@ -176,15 +165,7 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
     if (is_vector_op(program.graph.ops()[kernel.op])) {
         const VectorOperands v = vector_operands(program.graph, kernel.op);
         const uint64_t rows = e.r1 - e.r0, cols = v.cols;
-        uint64_t b = 0;
-        if (v.b) {
-            switch (v.b_broadcast) {
-                case hw::Broadcast::None: b = rows * cols; break;
-                case hw::Broadcast::Column: b = rows; break;
-                case hw::Broadcast::Row: b = cols; break;
-                case hw::Broadcast::Scalar: b = 1; break;
-            }
-        }
+        const uint64_t b = v.b ? (v.b_per_row() ? rows : 1) * v.b_width() : 0;
         read = kLoweredElementBytes * (rows * cols + b + (v.weight ? cols : 0) + (v.bias ? cols : 0));
         write = kLoweredElementBytes * rows * cols;
         return;
@@ -210,10 +191,7 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
     if (is_vector_op(program.graph.ops()[op])) {
         const VectorOperands v = vector_operands(program.graph, op);
         std::vector<Read> reads{{v.a, e.r0, e.r1, 0, kAll}};
-        if (v.b) {
-            const bool per_row = v.b_broadcast == hw::Broadcast::None || v.b_broadcast == hw::Broadcast::Column;
-            reads.push_back({*v.b, per_row ? e.r0 : 0, per_row ? e.r1 : kAll, 0, kAll});
-        }
+        if (v.b) reads.push_back({*v.b, v.b_per_row() ? e.r0 : 0, v.b_per_row() ? e.r1 : kAll, 0, kAll});
         for (const auto& vec : {v.weight, v.bias})
             if (vec) reads.push_back({*vec, 0, kAll, 0, kAll});
         return reads;
@@ -393,12 +371,7 @@ private:
         if (v.b) {
             op_.has_b = true;
             op_.b = b;
-            switch (v.b_broadcast) {
-                case hw::Broadcast::None: touch(b, m, n, false); break;
-                case hw::Broadcast::Column: touch(b, m, 1, false); break;
-                case hw::Broadcast::Row: touch(b, 1, n, false); break;
-                case hw::Broadcast::Scalar: touch(b, 1, 1, false); break;
-            }
+            touch(b, v.b_per_row() ? m : 1, v.b_width(), false);
         }
         if (v.weight) {
             op_.b = b;
@@ -420,9 +393,8 @@ private:
         const uint64_t cols = v.cols, tm = kernel.tile.tm;
         const BufferRef b3_row{Buffer::Bias3, 0, 0}, b2_row{Buffer::Bias2, 0, 0};
         const BufferRef w3{Buffer::Strip, 0, 0}, w2{Buffer::B2, 0, 0};
-        const bool b_per_row =
-            v.b && (v.b_broadcast == hw::Broadcast::None || v.b_broadcast == hw::Broadcast::Column);
-        const uint64_t b_cols = v.b_broadcast == hw::Broadcast::None || v.b_broadcast == hw::Broadcast::Row ? cols : 1;
+        const bool b_per_row = v.b_per_row();
+        const uint64_t b_cols = v.b_width();
         if (v.b && !b_per_row) {
             load(*v.b, 0, 0, 1, b_cols, b3_row);
             move(*v.b, 0, 0, 1, b_cols, b3_row, b2_row);

@@ -108,8 +108,7 @@ OpCounts count_ops(const Program& program) {
             // Per task: each row vector in (LOAD, MOVE); per row tile: a (and a per-row b)
             // in (LOAD, MOVE), VECTOR, the result out (MOVE, STORE).
             const VectorOperands v = vector_operands(program.graph, kr.op);
-            const bool b_per_row =
-                v.b && (v.b_broadcast == hw::Broadcast::None || v.b_broadcast == hw::Broadcast::Column);
+            const bool b_per_row = v.b_per_row();
             const uint64_t vectors = (v.b && !b_per_row) + v.weight.has_value() + v.bias.has_value();
             const uint64_t row_tiles = t.r1 - t.r0, inputs = 1 + b_per_row;
             c.by_kind[int(DfxOpKind::Load)] += vectors + row_tiles * inputs;

@@ -20,6 +20,15 @@ struct VectorOperands {
     std::optional<uint32_t> weight, bias;   ///< LayerNormalization, RMSNormalization: [cols] vectors
     uint64_t rows = 0, cols = 0;            ///< the 2D view of the output
     hw::VectorCommand command;              ///< function and parameters (addresses and sizes unset)
+
+    /// b comes row tile by row tile (a tile or a column), not once per task (a row or a scalar).
+    bool b_per_row() const {
+        return b && (b_broadcast == hw::Broadcast::None || b_broadcast == hw::Broadcast::Column);
+    }
+    /// Elements of one row of b: cols for a tile or a row, 1 for a column or a scalar.
+    uint64_t b_width() const {
+        return b_broadcast == hw::Broadcast::None || b_broadcast == hw::Broadcast::Row ? cols : 1;
+    }
 };
 
 /// Whether `op` is of a kind that lowers onto the vector engine (whether this instance does:
