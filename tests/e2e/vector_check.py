@@ -6,6 +6,7 @@ Tolerance: max |got - want| / max(|want|, 1) below 1e-5 (float32 arithmetic plus
 exp, tanh and erf at a few ulp, on values of order one; LayerNorm and Softmax stay of order
 one by construction).
 Usage: vector_check.py BUILD_BIN_DIR SOURCE_DIR WORK_DIR"""
+import json
 import math
 import os
 import sys
@@ -134,5 +135,15 @@ for config in ("edge", "t64"):
     i["s"] = rng.standard_normal(31)
     run(g, config, i, lambda t: t["x"] / np.sqrt((t["x"] ** 2).mean(axis=-1, keepdims=True) + 1e-5) * t["s"],
         "rms_norm_9x31", "y")
+# examples/ffn_block.json: fc1 + bias, gelu, fc2 + bias, a residual, layernorm.
+with open(os.path.join(source_dir, "examples", "ffn_block.json")) as f:
+    block = json.load(f)
+shapes = {t["name"]: t.get("shape") for t in block["tensors"]}
+block_inputs = {n: rng.standard_normal(s) / (math.sqrt(s[0]) if n.startswith("W") else 1)
+                for n, s in shapes.items() if s}
+for config in ("edge", "t64"):
+    run(block, config, block_inputs,
+        lambda t: layer_norm(gelu(t["x"] @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"] + t["x"], t["gamma"], t["beta"]),
+        "ffn_block", "y")
 print(f"{cases - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)
