@@ -10,6 +10,7 @@
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
+#include "compiler/vector_op.h"
 #include "hardware/json_reader.h"
 
 namespace kpu::compiler {
@@ -230,6 +231,9 @@ Program read_kpu(const std::string& text, const std::string& source) {
             sizes[d] = uint32_t(v);
         }
         kernel.tile = {sizes[0], sizes[1], sizes[2], 0};
+        if (is_vector_op(g.ops()[i]) && sizes[1] != dims[1])  // a vector op's row tiles hold whole rows
+            k.fail(k.path_of("tile", 1), "tn " + std::to_string(sizes[1]) + " of a vector op must be its cols " +
+                                             std::to_string(dims[1]) + " (the tile is [tm, cols, 1])");
         if (tile.size() == 4) {  // K in passes of kc: a multiple of tk, shorter than K
             const std::string path = k.path_of("tile") + "[3]";
             const uint64_t kc = k.as_uint(tile[3], path);

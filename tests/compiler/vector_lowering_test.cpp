@@ -120,6 +120,18 @@ TEST(VectorLowering, WhatDoesNotLowerYetIsNamed) {
               "supported (only the same shape, a scalar, a row [6] or a column [2, 4, 1]))");
 }
 
+// A vector kernel's tile in a .kpu holds whole rows: [tm, cols, 1].
+TEST(VectorLowering, AKpuWhoseVectorTileSplitsRowsIsRejected) {
+    const Program p = compile(parse_graph(lone("Tanh", "[9, 21]"), "t.json"), test::config("edge"));
+    std::string text = write_kpu(p);
+    const size_t at = text.find("21", text.find("\"tile\": ["));  // tn, after tm (9 rows: tm < 10)
+    ASSERT_NE(at, std::string::npos) << text;
+    ASSERT_LT(p.kernels[0].tile.tm, 10u);
+    text.replace(at, 2, "7");
+    EXPECT_EQ(test::error_of([&] { read_kpu(text, "t.kpu"); }),
+              "t.kpu: kernels[0].tile[1]: tn 7 of a vector op must be its cols 21 (the tile is [tm, cols, 1])");
+}
+
 TEST(VectorLowering, ARowLongerThanL2IsRefusedWithTheNumbers) {
     const hw::Config minimal = test::config("minimal");
     const std::string message =
