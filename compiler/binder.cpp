@@ -1,6 +1,7 @@
 #include "compiler/binder.h"
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 
 #include "compiler/compile_error.h"
@@ -21,7 +22,21 @@ class Binder {
 public:
     Binder(const Program& program, const hw::Config& config)
         : program_(program), config_(config), map_(config), large_loads_(config) {
-        for (const Kernel& kernel : program.kernels) operands_.push_back(matmul_operands(program.graph, kernel.op));
+        for (const Kernel& kernel : program.kernels) {
+            if (!is_vector_op(program.graph.ops()[kernel.op])) {
+                operands_.push_back(matmul_operands(program.graph, kernel.op));
+                vectors_.emplace_back();
+                continue;
+            }
+            // The movers' roles (engine_for_move): a as A, b or the weight as B, y as C.
+            const VectorOperands v = vector_operands(program.graph, kernel.op);
+            MatmulOperands roles;
+            roles.a = v.a, roles.c = v.y;
+            roles.b = v.b ? *v.b : v.weight ? *v.weight : v.y;
+            roles.bias = v.bias;
+            operands_.push_back(roles);
+            vectors_.push_back(v);
+        }
     }
 
     BoundProgram run() {
@@ -102,6 +117,7 @@ private:
                 break;
             case DfxOpKind::Matmul: bind_matmul(d, op); break;
             case DfxOpKind::Drain: bind_drain(d, op); break;
+            case DfxOpKind::Vector: bind_vector(d, op); break;
         }
         op.deps = bound_deps(d.id);
         if (op.engine != EngineKind::Dma) {
@@ -121,8 +137,10 @@ private:
         const uint64_t element = dtype_bytes(program_.graph.tensor(d.tensor).dtype);
         x.row_bytes = uint32_t(d.cols * element);
         const BoundTensor& t = bound_.tensors[d.tensor];
-        const uint64_t tensor_pitch = t.shape.size() == 2 ? t.shape[1] * element : x.row_bytes;
-        const uint64_t tensor_addr = t.dram_addr + (d.row * (t.shape.size() == 2 ? t.shape[1] : 0) + d.col) * element;
+        // A tensor of rank 2 or more is a matrix of its last dim's columns (a vector op's 2D view).
+        const uint64_t tensor_cols = t.shape.size() >= 2 ? t.shape.back() : 0;
+        const uint64_t tensor_pitch = tensor_cols ? tensor_cols * element : x.row_bytes;
+        const uint64_t tensor_addr = t.dram_addr + (d.row * tensor_cols + d.col) * element;
         const hw::Level src = d.src_level(), dst = d.dst_level();
         x.src = src == hw::Level::Dram ? tensor_addr : address(d.src);
         x.src_stride = src == hw::Level::Dram ? tensor_pitch : stride(d.src);
@@ -186,6 +204,37 @@ private:
         touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.ldc) * kLoweredElementBytes, true, op);
     }
 
+    void bind_vector(const DfxOp& d, BoundOp& op) {
+        op.kind = BoundOp::Kind::Vector;
+        op.engine = EngineKind::Vector;
+        const VectorOperands& v = *vectors_[program_.tasks[d.task].kernel];
+        hw::VectorCommand& c = op.vector;
+        c = v.command;
+        c.rows = d.m;
+        c.cols = d.n;
+        const uint64_t e = kLoweredElementBytes, row = uint64_t(d.n) * e;
+        c.a = {address(d.a), layout_->pitch[int(d.a.buffer)], hw::Broadcast::None};
+        touch(hw::Level::L2, c.a.addr, c.rows, row, c.a.ld * e, false, op);
+        if (c.has_b) {
+            c.b = {address(d.b), layout_->pitch[int(d.b.buffer)], v.b_broadcast};
+            const uint64_t b_row = v.b_width() * e;  // a column's ld is 1: its rows are contiguous
+            if (v.b_per_row())
+                touch(hw::Level::L2, c.b.addr, c.rows, b_row, c.b.ld * e, false, op);
+            else
+                touch(hw::Level::L2, c.b.addr, 1, b_row, b_row, false, op);
+        }
+        if (c.has_weight) {
+            c.weight = address(d.b);
+            touch(hw::Level::L2, c.weight, 1, row, row, false, op);
+        }
+        if (c.has_bias) {
+            c.bias = address(d.bias);
+            touch(hw::Level::L2, c.bias, 1, row, row, false, op);
+        }
+        c.y = {address(d.c), layout_->pitch[int(d.c.buffer)], hw::Broadcast::None};
+        touch(hw::Level::L2, c.y.addr, c.rows, row, c.y.ld * e, true, op);
+    }
+
     /// The current DFX op's dependencies (dfx_deps_) as bound ops: every op each was bound to.
     std::vector<uint32_t> bound_deps(uint32_t dfx_id) {
         normalize_deps(dfx_deps_, dfx_id);
@@ -224,7 +273,8 @@ private:
     hw::AddressMap map_;
     BoundProgram bound_;
     std::vector<BufferLayout> layouts_;  ///< per kernel
-    std::vector<MatmulOperands> operands_;  ///< per kernel: its op's
+    std::vector<MatmulOperands> operands_;  ///< per kernel: its op's (a vector op's movers' roles)
+    std::vector<std::optional<VectorOperands>> vectors_;  ///< per kernel: a vector op's operands
     std::vector<uint32_t> tiles_;        ///< per task: its compute tile
     HazardTracker tracker_;
     MoveElision elision_;

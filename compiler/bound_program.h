@@ -11,17 +11,19 @@
 #include "hardware/enum_names.h"
 #include "hardware/fabric_command.h"
 #include "hardware/transfer.h"
+#include "hardware/vector_command.h"
 
 namespace kpu::compiler {
 
 using hw::EnumName;
 
-enum class EngineKind : uint8_t { Dma, BlockMover, Streamer, Fabric };
+enum class EngineKind : uint8_t { Dma, BlockMover, Streamer, Fabric, Vector };
 /// As bound programs, stats, traces and messages spell it.
 inline constexpr EnumName<EngineKind> kEngineKindNames[] = {{EngineKind::Dma, "dma"},
                                                             {EngineKind::BlockMover, "block_mover"},
                                                             {EngineKind::Streamer, "streamer"},
-                                                            {EngineKind::Fabric, "fabric"}};
+                                                            {EngineKind::Fabric, "fabric"},
+                                                            {EngineKind::Vector, "vector"}};
 inline const char* to_string(EngineKind engine) { return hw::name_in(kEngineKindNames, engine); }
 inline bool parse_engine_kind(const std::string& name, EngineKind& out) {
     return hw::value_in(kEngineKindNames, name, out);
@@ -34,18 +36,19 @@ using hw::MatmulCommand;
 using hw::parse_activation;
 
 struct BoundOp {
-    enum class Kind : uint8_t { Move, Matmul, Drain };
+    enum class Kind : uint8_t { Move, Matmul, Drain, Vector };
     /// As bound programs spell it.
     static constexpr EnumName<Kind> kKindNames[] = {
-        {Kind::Move, "move"}, {Kind::Matmul, "matmul"}, {Kind::Drain, "drain"}};
+        {Kind::Move, "move"}, {Kind::Matmul, "matmul"}, {Kind::Drain, "drain"}, {Kind::Vector, "vector"}};
     uint32_t id = 0;          ///< == index in BoundProgram::ops
     Kind kind = Kind::Move;
     EngineKind engine = EngineKind::Dma;
     uint32_t tile = 0;        ///< compute tile (unused for Dma)
-    uint32_t unit = 0;        ///< engine index: DMA engine of the chip, or BlockMover/Streamer of the tile
+    uint32_t unit = 0;        ///< engine index: DMA engine of the chip, or BlockMover/Streamer of the tile (0 for Fabric, Vector)
     hw::Transfer move;        ///< Kind::Move (move.id == id)
     MatmulCommand matmul;     ///< Kind::Matmul
     DrainCommand drain;       ///< Kind::Drain
+    hw::VectorCommand vector; ///< Kind::Vector (EngineKind::Vector of `tile`)
     std::vector<uint32_t> deps;  ///< ops that must complete first; every dep < id
     uint32_t dfx_op = 0;      ///< the DFX op it was bound from (for traces and reports)
 };

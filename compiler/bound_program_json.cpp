@@ -40,6 +40,17 @@ json op_json(const BoundOp& op) {
                       {"has_bias", op.drain.has_bias},
                       {"bias", op.drain.bias},
                       {"activation", to_string(op.drain.activation)}};
+    if (op.kind == BoundOp::Kind::Vector) {
+        const hw::VectorCommand& v = op.vector;
+        const auto operand = [](const hw::VectorOperand& x) {
+            return json{{"addr", x.addr}, {"ld", x.ld}, {"broadcast", to_string(x.broadcast)}};
+        };
+        o["vector"] = {{"function", to_string(v.function)}, {"rows", v.rows}, {"cols", v.cols},
+                       {"a", operand(v.a)},                 {"y", operand(v.y)}};
+        if (v.has_b) o["vector"]["b"] = operand(v.b);
+        if (v.has_weight) o["vector"]["weight"] = v.weight;
+        if (v.has_bias) o["vector"]["bias"] = v.bias;
+    }
     return o;
 }
 

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "compiler/hazard_tracker.h"
+#include "compiler/vector_op.h"
 
 namespace kpu::compiler {
 
@@ -42,6 +43,8 @@ Span1 tile_span(uint64_t extent, uint32_t tile, uint32_t index) {
 }
 
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent) {
+    if (is_vector_op(graph.ops()[kernel.op]))
+        return plan_vector_buffers(vector_operands(graph, kernel.op), std::min<uint64_t>(kernel.tile.tm, extent.rows));
     const MatmulOperands op = matmul_operands(graph, kernel.op);
     return plan_buffers(op, op.k, kernel.dataflow, kernel.tile, extent);
 }
@@ -90,6 +93,36 @@ std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataf
     return plan;
 }
 
+std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm) {
+    std::vector<BufferSpec> plan;
+    auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
+        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kLoweredElementBytes, uint32_t(pitch), tensor});
+    };
+    const uint64_t cols = v.cols;
+    // Row tiles alternate between two slots at each level: one is computed on while the
+    // next comes in and the previous goes out. The engine reads and writes L2.
+    add(Buffer::Panel, 2, tm, cols, v.a);
+    add(Buffer::A2, 2, tm, cols, v.a);
+    add(Buffer::Out, 2, tm, cols, v.y);
+    add(Buffer::C2, 2, tm, cols, v.y);
+    if (v.b_per_row()) {
+        add(Buffer::Strip, 2, tm, v.b_width(), *v.b);
+        add(Buffer::B2, 2, tm, v.b_width(), *v.b);
+    } else if (v.b) {  // one copy per task
+        add(Buffer::Bias3, 1, 1, v.b_width(), *v.b);
+        add(Buffer::Bias2, 1, 1, v.b_width(), *v.b);
+    }
+    if (v.weight) {
+        add(Buffer::Strip, 1, 1, cols, *v.weight);
+        add(Buffer::B2, 1, 1, cols, *v.weight);
+    }
+    if (v.bias) {
+        add(Buffer::Bias3, 1, 1, cols, *v.bias);
+        add(Buffer::Bias2, 1, 1, cols, *v.bias);
+    }
+    return plan;
+}
+
 uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level) {
     uint64_t total = 0;
     for (const BufferSpec& b : plan)
@@ -105,7 +138,7 @@ struct Extent2 {
 
 Extent2 task_elements(const Program& program, const Task& task) {
     const Kernel& kernel = program.kernels[task.kernel];
-    const MatmulOperands op = matmul_operands(program.graph, kernel.op);
+    const KernelDims op = kernel_dims(program.graph, kernel.op);
     const uint64_t m = op.m, n = op.n;
     const uint64_t tm = kernel.tile.tm, tn = kernel.tile.tn;
     return {task.r0 * tm, std::min(m, task.r1 * tm), task.c0 * tn, std::min(n, task.c1 * tn)};
@@ -129,28 +162,65 @@ TaskExtent max_task_extent(const Program& program, uint32_t kernel) {
 void task_traffic(const Program& program, const Task& task, uint64_t& read, uint64_t& write) {
     const Kernel& kernel = program.kernels[task.kernel];
     const Extent2 e = task_elements(program, task);
+    if (is_vector_op(program.graph.ops()[kernel.op])) {
+        const VectorOperands v = vector_operands(program.graph, kernel.op);
+        const uint64_t rows = e.r1 - e.r0, cols = v.cols;
+        const uint64_t b = v.b ? (v.b_per_row() ? rows : 1) * v.b_width() : 0;
+        read = kLoweredElementBytes * (rows * cols + b + (v.weight ? cols : 0) + (v.bias ? cols : 0));
+        write = kLoweredElementBytes * rows * cols;
+        return;
+    }
     const MatmulOperands op = matmul_operands(program.graph, kernel.op);
     const uint64_t rows = e.r1 - e.r0, cols = e.c1 - e.c0, k = op.k;
     read = kLoweredElementBytes * (rows * k + k * cols + (op.bias ? cols : 0));
     write = kLoweredElementBytes * rows * cols;
 }
 
+namespace {
+
+/// A region of a tensor a task reads, in elements of its 2D view (rows, then columns).
+struct Read {
+    uint32_t tensor;
+    uint64_t r0, r1, c0, c1;
+};
+
+std::vector<Read> task_reads(const Program& program, const Task& task) {
+    const Extent2 e = task_elements(program, task);
+    const uint32_t op = program.kernels[task.kernel].op;
+    constexpr uint64_t kAll = ~uint64_t(0);
+    if (is_vector_op(program.graph.ops()[op])) {
+        const VectorOperands v = vector_operands(program.graph, op);
+        std::vector<Read> reads{{v.a, e.r0, e.r1, 0, kAll}};
+        if (v.b) reads.push_back({*v.b, v.b_per_row() ? e.r0 : 0, v.b_per_row() ? e.r1 : kAll, 0, kAll});
+        for (const auto& vec : {v.weight, v.bias})
+            if (vec) reads.push_back({*vec, 0, kAll, 0, kAll});
+        return reads;
+    }
+    // A is read as rows [r0, r1) x all K; B as all K x columns [c0, c1).
+    const MatmulOperands mm = matmul_operands(program.graph, op);
+    std::vector<Read> reads{{mm.a, e.r0, e.r1, 0, kAll}, {mm.b, 0, kAll, e.c0, e.c1}};
+    if (mm.bias) reads.push_back({*mm.bias, 0, kAll, 0, kAll});
+    return reads;
+}
+
+}  // namespace
+
 std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
     const Task& task = program.tasks[index];
-    const MatmulOperands op = matmul_operands(program.graph, program.kernels[task.kernel].op);
-    const Extent2 e = task_elements(program, task);
-    std::vector<uint32_t> written_by(program.kernels.size());  // each kernel's C
-    for (size_t k = 0; k < program.kernels.size(); ++k) written_by[k] = matmul_operands(program.graph, program.kernels[k].op).c;
+    const std::vector<Read> reads = task_reads(program, task);
+    std::vector<uint32_t> written_by(program.kernels.size());  // each kernel's output
+    for (size_t k = 0; k < program.kernels.size(); ++k)
+        written_by[k] = program.graph.ops()[program.kernels[k].op].outputs.at(0);
     std::vector<uint32_t> out;
     for (uint32_t u = 0; u < index; ++u) {
         const Task& other = program.tasks[u];
         const uint32_t written = written_by[other.kernel];
-        if (written != op.a && written != op.b) continue;
         const Extent2 w = task_elements(program, other);
-        // A is read as rows [r0, r1) x all K; B as all K x columns [c0, c1).
-        const bool hit = (written == op.a && overlaps(e.r0, e.r1, w.r0, w.r1)) ||
-                         (written == op.b && overlaps(e.c0, e.c1, w.c0, w.c1));
-        if (hit) out.push_back(u);
+        for (const Read& r : reads)
+            if (r.tensor == written && overlaps(r.r0, r.r1, w.r0, w.r1) && overlaps(r.c0, r.c1, w.c0, w.c1)) {
+                out.push_back(u);
+                break;
+            }
     }
     return out;
 }
@@ -288,6 +358,74 @@ private:
         finish();
     }
 
+    void vector(const VectorOperands& v, BufferRef a, BufferRef b, BufferRef bias, BufferRef c, Span1 I) {
+        const uint64_t m = I.count, n = v.cols;
+        begin(DfxOpKind::Vector);
+        op_.row = I.first;
+        op_.a = a;
+        op_.c = c;
+        op_.dst = c;
+        op_.m = uint32_t(m);
+        op_.n = uint32_t(n);
+        touch(a, m, n, false);
+        if (v.b) {
+            op_.has_b = true;
+            op_.b = b;
+            touch(b, v.b_per_row() ? m : 1, v.b_width(), false);
+        }
+        if (v.weight) {
+            op_.b = b;
+            touch(b, 1, n, false);
+        }
+        if (v.bias) {
+            op_.has_bias = true;
+            op_.bias = bias;
+            touch(bias, 1, n, false);
+        }
+        touch(c, m, n, true);
+        finish();
+    }
+
+    /// A vector op's task: its row vectors once, then each row tile through L3 and L2, the
+    /// function on L2, and back out (docs/compiler.md, "Vector ops").
+    void expand_vector(const Task& task, const Kernel& kernel) {
+        const VectorOperands v = vector_operands(program_.graph, kernel.op);
+        const uint64_t cols = v.cols, tm = kernel.tile.tm;
+        const BufferRef b3_row{Buffer::Bias3, 0, 0}, b2_row{Buffer::Bias2, 0, 0};
+        const BufferRef w3{Buffer::Strip, 0, 0}, w2{Buffer::B2, 0, 0};
+        const bool b_per_row = v.b_per_row();
+        const uint64_t b_cols = v.b_width();
+        if (v.b && !b_per_row) {
+            load(*v.b, 0, 0, 1, b_cols, b3_row);
+            move(*v.b, 0, 0, 1, b_cols, b3_row, b2_row);
+        }
+        if (v.weight) {
+            load(*v.weight, 0, 0, 1, cols, w3);
+            move(*v.weight, 0, 0, 1, cols, w3, w2);
+        }
+        if (v.bias) {
+            load(*v.bias, 0, 0, 1, cols, b3_row);
+            move(*v.bias, 0, 0, 1, cols, b3_row, b2_row);
+        }
+        for (uint32_t i = task.r0; i < task.r1; ++i) {
+            const Span1 I = tile_span(v.rows, uint32_t(tm), i);
+            const uint32_t s = (i - task.r0) % 2;
+            const BufferRef a3{Buffer::Panel, s, 0}, a2{Buffer::A2, s, 0}, y2{Buffer::C2, s, 0}, y3{Buffer::Out, s, 0};
+            load(v.a, I.first, 0, I.count, cols, a3);
+            move(v.a, I.first, 0, I.count, cols, a3, a2);
+            BufferRef b2 = v.weight ? w2 : b2_row;
+            if (b_per_row) {
+                const BufferRef b3{Buffer::Strip, s, 0};
+                b2 = {Buffer::B2, s, 0};
+                load(*v.b, I.first, 0, I.count, b_cols, b3);
+                move(*v.b, I.first, 0, I.count, b_cols, b3, b2);
+            }
+            vector(v, a2, b2, b2_row, y2, I);
+            move(v.y, I.first, 0, I.count, cols, y2, y3);
+            store(v.y, I.first, 0, I.count, cols, y3);
+        }
+    }
+
     void expand(uint32_t t) {
         task_ = t;
         tracker_.clear();
@@ -295,6 +433,7 @@ private:
         const Kernel& kernel = program_.kernels[task.kernel];
         plan_ = &plans_[task.kernel];
         const Graph& g = program_.graph;
+        if (is_vector_op(g.ops()[kernel.op])) return expand_vector(task, kernel);
         const MatmulOperands op = matmul_operands(g, kernel.op);
         const uint64_t M = op.m, N = op.n, K = op.k;
         const TileShape tile = kernel.tile;

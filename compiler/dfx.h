@@ -12,6 +12,7 @@
 
 #include "compiler/graph.h"
 #include "compiler/ops/matmul.h"
+#include "compiler/vector_op.h"
 #include "hardware/address_map.h"
 
 namespace kpu::compiler {
@@ -120,6 +121,8 @@ struct TaskExtent {
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent);
 /// Same, for matmul `op` with reduction length `k` (what the tiler evaluates).
 std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent);
+/// The buffers of a vector op's task with row tiles of `tm` rows (docs/compiler.md, "Vector ops").
+std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& op, uint64_t tm);
 TaskExtent max_task_extent(const Program& program, uint32_t kernel);
 /// STOREs of one task with `strips` strips of `fabric_tiles` C tiles in all: one per strip;
 /// weight-stationary in K passes, one per C tile (its `out` is laid out in column bands).
@@ -140,13 +143,14 @@ uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level);
 /// (require_lowerable() refuses the other dtypes before any lowering).
 constexpr uint64_t kLoweredElementBytes = dtype_bytes(DType::Float32);
 
-enum class DfxOpKind : uint8_t { Load, Move, Store, Matmul, Drain };
+enum class DfxOpKind : uint8_t { Load, Move, Store, Matmul, Drain, Vector };
 /// As docs/kpu-format.md, kpu-compile and traces spell it, in stream-summary order.
 inline constexpr EnumName<DfxOpKind> kDfxOpKindNames[] = {{DfxOpKind::Load, "LOAD"},
                                                           {DfxOpKind::Move, "MOVE"},
                                                           {DfxOpKind::Store, "STORE"},
                                                           {DfxOpKind::Matmul, "MATMUL_TILE"},
-                                                          {DfxOpKind::Drain, "DRAIN"}};
+                                                          {DfxOpKind::Drain, "DRAIN"},
+                                                          {DfxOpKind::Vector, "VECTOR"}};
 inline const char* to_string(DfxOpKind kind) { return hw::name_in(kDfxOpKindNames, kind); }
 inline bool parse_dfx_op_kind(const std::string& name, DfxOpKind& out) {
     return hw::value_in(kDfxOpKindNames, name, out);
@@ -178,6 +182,10 @@ struct DfxOp {
     BufferRef c, bias;
     bool has_bias = false;
     Activation activation = Activation::None;
+    // Vector: the kernel's function (vector_operands) over the m x n tile at row `row` of a,
+    // with b when has_b (a tile, a column, a row or a scalar), into c; a layer or RMS norm's
+    // weight in b and bias in bias (has_bias). All in L2.
+    bool has_b = false;
     std::vector<uint32_t> deps;  ///< earlier ops: RAW / WAR / WAW on logical buffers, RAW through DRAM
 
     uint64_t bytes() const { return rows * cols * kLoweredElementBytes; }

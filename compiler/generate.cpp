@@ -7,6 +7,7 @@
 #include "compiler/compile_error.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
+#include "compiler/vector_op.h"
 
 namespace kpu::compiler {
 namespace {
@@ -24,8 +25,6 @@ uint64_t fabric_blocks(uint64_t extent, uint32_t tile, uint32_t first, uint32_t 
 
 Hints kernel_hints(const Program& program, uint32_t kernel) {
     const Kernel& kr = program.kernels[kernel];
-    const MatmulOperands mm = matmul_operands(program.graph, kr.op);
-    const uint64_t M = mm.m, N = mm.n, K = mm.k;
     Hints h;
     for (const Task& t : program.tasks) {
         if (t.kernel != kernel) continue;
@@ -34,6 +33,9 @@ Hints kernel_hints(const Program& program, uint32_t kernel) {
         h.dram_read_bytes += read;
         h.dram_write_bytes += write;
     }
+    if (is_vector_op(program.graph.ops()[kr.op])) return h;  // no MACs, no fabric cycles
+    const MatmulOperands mm = matmul_operands(program.graph, kr.op);
+    const uint64_t M = mm.m, N = mm.n, K = mm.k;
     h.macs = M * N * K;
     h.compute_cycles = fabric_blocks(M, kr.tile.tm, 0, tile_count(M, kr.tile.tm), program.target.fabric_rows) *
                        fabric_blocks(N, kr.tile.tn, 0, tile_count(N, kr.tile.tn), program.target.fabric_cols) * K;
@@ -48,7 +50,7 @@ Target target_of(const hw::Config& config) {
 uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice) {
     const uint32_t kernel = uint32_t(program.kernels.size());
     program.kernels.push_back({op, dataflow, choice.tile, {}});
-    const MatmulOperands mm = matmul_operands(program.graph, op);
+    const KernelDims mm = kernel_dims(program.graph, op);
     const uint32_t Mt = tile_count(mm.m, choice.tile.tm);
     const uint32_t Nt = tile_count(mm.n, choice.tile.tn);
     for (uint32_t r = 0; r < Mt; r += choice.task_rows)
@@ -85,19 +87,36 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
             << "-byte interleave boundary) but config '" << target.name << "' has " << dram;
         throw CompileError(msg.str());
     }
-    for (uint32_t op = 0; op < graph.ops().size(); ++op)
-        add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow));
+    for (uint32_t op = 0; op < graph.ops().size(); ++op) {
+        if (is_vector_op(graph.ops()[op]))
+            add_kernel(program, op, Dataflow::OutputStationary, choose_vector_tiling(target, graph, op));
+        else
+            add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow));
+    }
     return program;
 }
 
 bool OpCounts::operator==(const OpCounts& o) const {
-    return total == o.total && std::equal(by_kind, by_kind + 5, o.by_kind);
+    return total == o.total && std::equal(std::begin(by_kind), std::end(by_kind), o.by_kind);
 }
 
 OpCounts count_ops(const Program& program) {
     OpCounts c;
     for (const Task& t : program.tasks) {
         const Kernel& kr = program.kernels[t.kernel];
+        if (is_vector_op(program.graph.ops()[kr.op])) {
+            // Per task: each row vector in (LOAD, MOVE); per row tile: a (and a per-row b)
+            // in (LOAD, MOVE), VECTOR, the result out (MOVE, STORE).
+            const VectorOperands v = vector_operands(program.graph, kr.op);
+            const bool b_per_row = v.b_per_row();
+            const uint64_t vectors = (v.b && !b_per_row) + v.weight.has_value() + v.bias.has_value();
+            const uint64_t row_tiles = t.r1 - t.r0, inputs = 1 + b_per_row;
+            c.by_kind[int(DfxOpKind::Load)] += vectors + row_tiles * inputs;
+            c.by_kind[int(DfxOpKind::Move)] += vectors + row_tiles * (inputs + 1);
+            c.by_kind[int(DfxOpKind::Store)] += row_tiles;
+            c.by_kind[int(DfxOpKind::Vector)] += row_tiles;
+            continue;
+        }
         const MatmulOperands mm = matmul_operands(program.graph, kr.op);
         const bool bias = mm.bias.has_value();
         // K chunks summed over the passes; every pass after the first brings each C tile back.

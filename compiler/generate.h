@@ -31,7 +31,7 @@ Hints kernel_hints(const Program& program, uint32_t kernel);
 
 /// Op counts of the op stream, indexed by DfxOpKind.
 struct OpCounts {
-    uint64_t by_kind[5] = {0, 0, 0, 0, 0};
+    uint64_t by_kind[6] = {0, 0, 0, 0, 0, 0};
     uint64_t total = 0;
     bool operator==(const OpCounts& o) const;
 };

@@ -10,6 +10,7 @@
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
+#include "compiler/vector_op.h"
 #include "hardware/json_reader.h"
 
 namespace kpu::compiler {
@@ -101,7 +102,7 @@ void check_tasks(const JsonReader& root, Program& program) {
     // Every tile of every kernel covered exactly once.
     for (uint32_t k = 0; k < program.kernels.size(); ++k) {
         const Kernel& kr = program.kernels[k];
-        const MatmulOperands mm = matmul_operands(program.graph, kr.op);
+        const KernelDims mm = kernel_dims(program.graph, kr.op);
         const uint32_t Mt = tile_count(mm.m, kr.tile.tm);
         const uint32_t Nt = tile_count(mm.n, kr.tile.tn);
         std::vector<int64_t> owner(uint64_t(Mt) * Nt, -1);
@@ -127,10 +128,10 @@ void check_tasks(const JsonReader& root, Program& program) {
     for (uint32_t t = 0; t < tasks.size(); ++t)
         for (uint32_t u : producer_tasks(program, t))
             if (std::find(tasks[t].deps.begin(), tasks[t].deps.end(), u) == tasks[t].deps.end()) {
-                const MatmulOperands producer = matmul_operands(program.graph, program.kernels[tasks[u].kernel].op);
+                const uint32_t written = program.graph.ops()[program.kernels[tasks[u].kernel].op].outputs.at(0);
                 root.fail("tasks[" + std::to_string(t) + "].deps",
                           "missing task " + std::to_string(u) + ", which writes part of tensor '" +
-                              program.graph.tensor(producer.c).name + "' that this task reads");
+                              program.graph.tensor(written).name + "' that this task reads");
             }
 }
 
@@ -212,7 +213,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
         const json& tile = k.array("tile");
         if (tile.size() != 3 && tile.size() != 4)
             k.fail(k.path_of("tile"), "expected [tm, tn, tk] or [tm, tn, tk, kc], got " + show(tile));
-        const MatmulOperands mm = matmul_operands(g, i);
+        const KernelDims mm = kernel_dims(g, i);
         const uint64_t dims[3] = {mm.m, mm.n, mm.k};
         const char* names[3] = {"tm", "tn", "tk"};
         const char* dim_names[3] = {"M", "N", "K"};
@@ -230,6 +231,9 @@ Program read_kpu(const std::string& text, const std::string& source) {
             sizes[d] = uint32_t(v);
         }
         kernel.tile = {sizes[0], sizes[1], sizes[2], 0};
+        if (is_vector_op(g.ops()[i]) && sizes[1] != dims[1])  // a vector op's row tiles hold whole rows
+            k.fail(k.path_of("tile", 1), "tn " + std::to_string(sizes[1]) + " of a vector op must be its cols " +
+                                             std::to_string(dims[1]) + " (the tile is [tm, cols, 1])");
         if (tile.size() == 4) {  // K in passes of kc: a multiple of tk, shorter than K
             const std::string path = k.path_of("tile") + "[3]";
             const uint64_t kc = k.as_uint(tile[3], path);
@@ -260,7 +264,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
         const Kernel& kr = program.kernels[kernel];
         std::tie(task.r0, task.r1) = read_range(t, "rows");
         std::tie(task.c0, task.c1) = read_range(t, "cols");
-        const MatmulOperands mm = matmul_operands(g, kr.op);
+        const KernelDims mm = kernel_dims(g, kr.op);
         const uint32_t Mt = tile_count(mm.m, kr.tile.tm), Nt = tile_count(mm.n, kr.tile.tn);
         if (task.r1 > Mt)
             t.fail(t.path_of("rows"), "tile row " + std::to_string(task.r1 - 1) + " out of range (kernel " +

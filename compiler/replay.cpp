@@ -9,6 +9,7 @@
 
 #include "hardware/address_map.h"
 #include "hardware/fabric_timing.h"
+#include "hardware/vector_timing.h"
 
 namespace kpu::compiler {
 namespace {
@@ -92,7 +93,7 @@ private:
 
     uint32_t engine_count() const {
         return config_.dma.count +
-               config_.compute_tiles * (config_.block_mover.count + config_.streamer.count + 1);
+               config_.compute_tiles * (config_.block_mover.count + config_.streamer.count + 2);
     }
 
     uint32_t engine_of(const BoundOp& op) const {
@@ -105,6 +106,8 @@ private:
                        op.unit;
             case EngineKind::Fabric:
                 return config_.dma.count + tiles * (config_.block_mover.count + config_.streamer.count) + op.tile;
+            case EngineKind::Vector:
+                return config_.dma.count + tiles * (config_.block_mover.count + config_.streamer.count + 1) + op.tile;
         }
         return 0;
     }
@@ -171,6 +174,10 @@ private:
 
     Timing timing(const BoundOp& op, double now) {
         const uint32_t R = config_.fabric.rows, C = config_.fabric.cols;
+        if (op.kind == BoundOp::Kind::Vector) {
+            const double cycles = double(hw::vector_cycles(op.vector, config_.vector));
+            return {cycles, cycles};
+        }
         if (op.kind != BoundOp::Kind::Move) {
             const double cycles = double(op.kind == BoundOp::Kind::Matmul ? hw::matmul_cycles(op.matmul, R, C)
                                                                           : hw::drain_cycles(op.drain, R, C));

@@ -10,6 +10,8 @@
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/replay.h"
+#include "compiler/vector_op.h"
+#include "hardware/vector_timing.h"
 
 namespace kpu::compiler {
 
@@ -278,6 +280,54 @@ Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op
 double replay_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
                      const TilingChoice& choice) {
     return replay_cycles(bind(tiling_program(config, graph, op, dataflow, choice), config), config);
+}
+
+TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, uint32_t op) {
+    const VectorOperands v = vector_operands(graph, op);
+    const auto fits = [&](uint64_t tm) {
+        const std::vector<BufferSpec> plan = plan_vector_buffers(v, tm);
+        return level_bytes(plan, hw::Level::L2) <= level_capacity(config, hw::Level::L2) &&
+               level_bytes(plan, hw::Level::L3) <= level_capacity(config, hw::Level::L3);
+    };
+    if (!fits(1)) {
+        const std::vector<BufferSpec> plan = plan_vector_buffers(v, 1);
+        std::ostringstream msg;
+        msg << "op '" << graph.ops()[op].name << "' (" << graph.ops()[op].kind << "): a row of " << v.cols
+            << " elements needs " << level_bytes(plan, hw::Level::L2) << " bytes of L2 and "
+            << level_bytes(plan, hw::Level::L3) << " bytes of L3 per compute tile with its double buffers, but config '"
+            << config.name << "' has " << level_capacity(config, hw::Level::L2) << " and "
+            << level_capacity(config, hw::Level::L3) << " (rows that long are not yet supported)";
+        throw CompileError(msg.str());
+    }
+    // Every compute tile gets work, two row tiles each where there are rows enough (one in
+    // flight while the other moves); the largest that fits below that.
+    const uint64_t tiles = config.compute_tiles;
+    uint64_t tm = std::max<uint64_t>(1, (v.rows + 2 * tiles - 1) / (2 * tiles));
+    tm = std::min<uint64_t>(tm, kMaxTileSide);
+    if (!fits(tm)) {
+        uint64_t lo = 1, hi = tm;  // fits(lo), !fits(hi)
+        while (hi - lo > 1) {
+            const uint64_t mid = lo + (hi - lo) / 2;
+            (fits(mid) ? lo : hi) = mid;
+        }
+        tm = lo;
+    }
+    TilingChoice choice;
+    choice.tile = {uint32_t(tm), uint32_t(v.cols), 1, 0};
+    const uint64_t row_tiles = (v.rows + tm - 1) / tm;
+    choice.task_rows = uint32_t((row_tiles + tiles - 1) / tiles);
+    choice.task_cols = 1;
+    // The engine's cycles on the busiest compute tile (its row tiles one after the other).
+    hw::VectorCommand command = v.command;
+    command.cols = uint32_t(v.cols);
+    command.rows = uint32_t(tm);
+    const uint64_t full = hw::vector_cycles(command, config.vector);
+    const uint64_t last_rows = v.rows - (row_tiles - 1) * tm;
+    command.rows = uint32_t(last_rows);
+    const uint64_t ragged = hw::vector_cycles(command, config.vector);
+    choice.cycles = double(row_tiles <= choice.task_rows ? (row_tiles - 1) * full + ragged : choice.task_rows * full);
+    choice.passes = 1;
+    return choice;
 }
 
 }  // namespace kpu::compiler

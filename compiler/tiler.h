@@ -32,6 +32,11 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
 /// nothing fits.
 TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow);
 
+/// The row tiles of vector op `op` (tile [rows per tile, cols, 1], one task per compute tile
+/// in turn); throws CompileError naming the op and the numbers when a single row does not fit
+/// L2 and L3 with its double buffers (multi-pass rows are not yet supported).
+TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, uint32_t op);
+
 /// The candidate as a program of its own: op `op` alone, its operands and result in DRAM,
 /// with its hints (a valid .kpu).
 Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,

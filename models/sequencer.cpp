@@ -8,7 +8,8 @@ namespace {
 std::string engine_text(const compiler::BoundOp& op) {
     if (op.engine == compiler::EngineKind::Dma) return "dma_" + std::to_string(op.unit);
     std::string text = "tile_" + std::to_string(op.tile) + "." + to_string(op.engine);
-    return op.engine == compiler::EngineKind::Fabric ? text : text + "_" + std::to_string(op.unit);
+    const bool one_per_tile = op.engine == compiler::EngineKind::Fabric || op.engine == compiler::EngineKind::Vector;
+    return one_per_tile ? text : text + "_" + std::to_string(op.unit);
 }
 }  // namespace
 

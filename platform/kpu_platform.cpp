@@ -151,9 +151,12 @@ KpuPlatform::KpuPlatform(sc_core::sc_module_name name, const hw::Config& config,
         for (uint32_t u = 0; u < t->streamer_count(); ++u) t->streamer(u).set_helper(copy_helper_.get());
         for (uint32_t u = 0; u < t->block_mover_count(); ++u) t->block_mover(u).set_completion_callback(report);
         for (uint32_t u = 0; u < t->streamer_count(); ++u) t->streamer(u).set_completion_callback(report);
-        t->fabric().on_complete([this](uint64_t id, bool ok, const sc_core::sc_time& started) {
+        // The compute engines report with the time they began the op.
+        const auto compute_done = [this](uint64_t id, bool ok, const sc_core::sc_time& started) {
             sequencer_->complete(uint32_t(id), ok, &started);
-        });
+        };
+        t->fabric().on_complete(compute_done);
+        t->vector().on_complete(compute_done);
     }
     SC_HAS_PROCESS(KpuPlatform);
     SC_METHOD(program_ended);
@@ -207,6 +210,9 @@ bool KpuPlatform::dispatch(const compiler::BoundOp& op) {
             tile(op.tile).fabric().submit(command);
             return true;
         }
+        case compiler::EngineKind::Vector:
+            tile(op.tile).vector().submit({op.id, op.vector});
+            return true;
     }
     return false;
 }

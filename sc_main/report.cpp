@@ -31,7 +31,8 @@ enum Kind { kFabric, kStreamer, kBlockMover, kDma, kKinds };
 
 Kind kind_of(compiler::EngineKind engine) {
     switch (engine) {
-        case compiler::EngineKind::Fabric: return kFabric;
+        case compiler::EngineKind::Fabric:
+        case compiler::EngineKind::Vector: return kFabric;  // computing, like the fabric
         case compiler::EngineKind::Streamer: return kStreamer;
         case compiler::EngineKind::BlockMover: return kBlockMover;
         case compiler::EngineKind::Dma: return kDma;
@@ -48,6 +49,7 @@ std::string engine_scope(const compiler::BoundOp& op) {
         case compiler::EngineKind::Streamer:
             return "tile_" + std::to_string(op.tile) + ".streamer_" + std::to_string(op.unit);
         case compiler::EngineKind::Fabric: return "tile_" + std::to_string(op.tile) + ".fabric";
+        case compiler::EngineKind::Vector: return "tile_" + std::to_string(op.tile) + ".vector";
     }
     return "?";
 }

@@ -1,7 +1,8 @@
 // Elementwise ops: the binary arithmetic with multidirectional (numpy) broadcasting and the
 // unary activations. The output has the broadcast shape (binary) or the input's (unary) and
-// the first input's dtype. None lowers yet (the vector engine's lowering comes later).
+// the first input's dtype. All but Clip lower onto the vector engine (compiler/vector_op.h).
 #include "compiler/ops/op_schema.h"
+#include "compiler/vector_op.h"
 
 namespace kpu::compiler {
 namespace {
@@ -45,6 +46,7 @@ void infer_clip(InferContext& c) {
 OpSchema unary(const std::string& kind, void (*infer)(InferContext&), std::vector<AttrSpec> attributes = {}) {
     OpSchema s;
     s.kind = kind, s.inputs = {"X"}, s.outputs = {"Y"}, s.attributes = std::move(attributes), s.infer = infer;
+    s.lowering_problem = vector_lowering_problem;
     return s;
 }
 
@@ -54,6 +56,7 @@ void register_elementwise(OpRegistry& registry) {
     for (const char* kind : {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"}) {
         OpSchema s;
         s.kind = kind, s.inputs = {"A", "B"}, s.min_inputs = 2, s.outputs = {"C"}, s.infer = infer_binary;
+        s.lowering_problem = vector_lowering_problem;
         registry.add(std::move(s));
     }
     for (const char* kind : {"Relu", "Neg", "Abs"}) registry.add(unary(kind, infer_unary));
@@ -65,6 +68,7 @@ void register_elementwise(OpRegistry& registry) {
     registry.add(unary("Gelu", infer_gelu, {{"approximate", AttrType::String, std::string("none")}}));
     OpSchema clip = unary("Clip", infer_clip);
     clip.inputs = {"input", "min", "max"}, clip.outputs = {"output"};
+    clip.lowering_problem = nullptr;  // its bounds are tensors: not yet lowered
     registry.add(std::move(clip));
 }
 

@@ -2,6 +2,7 @@
 // (opset 23): normalize over the axes from `axis` to the last; the scale (and bias) broadcast
 // to those axes' shape.
 #include "compiler/ops/op_schema.h"
+#include "compiler/vector_op.h"
 
 namespace kpu::compiler {
 namespace {
@@ -44,6 +45,7 @@ void register_normalization(OpRegistry& registry) {
     OpSchema softmax;
     softmax.kind = "Softmax", softmax.inputs = {"input"}, softmax.outputs = {"output"};
     softmax.attributes = {{"axis", AttrType::Int, int64_t(-1)}};
+    softmax.lowering_problem = vector_lowering_problem;
     softmax.infer = infer_softmax;
     registry.add(std::move(softmax));
     const std::vector<AttrSpec> common = {{"axis", AttrType::Int, int64_t(-1)},
@@ -52,11 +54,13 @@ void register_normalization(OpRegistry& registry) {
     OpSchema layer_norm;
     layer_norm.kind = "LayerNormalization", layer_norm.inputs = {"X", "Scale", "B"}, layer_norm.min_inputs = 2;
     layer_norm.outputs = {"Y", "Mean", "InvStdDev"}, layer_norm.attributes = common;
+    layer_norm.lowering_problem = vector_lowering_problem;
     layer_norm.infer = infer_normalization;
     registry.add(std::move(layer_norm));
     OpSchema rms_norm;
     rms_norm.kind = "RMSNormalization", rms_norm.inputs = {"X", "scale"}, rms_norm.min_inputs = 2;
     rms_norm.outputs = {"Y"}, rms_norm.attributes = common;
+    rms_norm.lowering_problem = vector_lowering_problem;
     rms_norm.infer = infer_normalization;
     registry.add(std::move(rms_norm));
 }

@@ -48,6 +48,10 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
     else if (op.kind == DfxOpKind::Drain)
         out << " -> " << to_string(op.c.buffer) << "[" << op.c.slot << "] m=" << op.m << " n=" << op.n
             << (op.has_bias ? " +bias" : "") << " " << to_string(op.activation);
+    else if (op.kind == DfxOpKind::Vector)
+        out << " " << to_string(op.a.buffer) << "[" << op.a.slot << "]"
+            << (op.has_b ? std::string(" ") + to_string(op.b.buffer) + "[" + std::to_string(op.b.slot) + "]" : "")
+            << " -> " << to_string(op.c.buffer) << "[" << op.c.slot << "] m=" << op.m << " n=" << op.n;
     else
         out << " " << p.graph.tensor(op.tensor).name << "[" << op.row << ":" << op.row + op.rows << ", " << op.col
             << ":" << op.col + op.cols << "] "
@@ -61,6 +65,21 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
     const Graph& g = p.graph;
     for (uint32_t k = 0; k < p.kernels.size(); ++k) {
         const Kernel& kr = p.kernels[k];
+        if (is_vector_op(g.ops()[kr.op])) {
+            const VectorOperands v = vector_operands(g, kr.op);
+            uint32_t tasks = 0;
+            for (const Task& t : p.tasks) tasks += t.kernel == k;
+            out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(v.y).name << shape_string(g.tensor(v.y).shape)
+                << " = " << kpu::hw::to_string(v.command.function) << "(" << g.tensor(v.a).name
+                << shape_string(g.tensor(v.a).shape)
+                << (v.b ? ", " + g.tensor(*v.b).name + shape_string(g.tensor(*v.b).shape) : "") << ") on the vector engine\n";
+            out << "  as " << v.rows << " x " << v.cols << ", row tiles of " << kr.tile.tm << ", "
+                << tile_count(v.rows, kr.tile.tm) << " row tiles, " << tasks << " tasks\n";
+            out << "  DRAM read " << kr.hints.dram_read_bytes << " B (" << human(double(kr.hints.dram_read_bytes))
+                << "), write " << kr.hints.dram_write_bytes << " B (" << human(double(kr.hints.dram_write_bytes))
+                << "), estimated " << kr.hints.estimated_cycles << " vector engine cycles on " << p.target.config << "\n";
+            continue;
+        }
         const MatmulOperands op = matmul_operands(g, kr.op);
         const uint64_t M = op.m, N = op.n, K = op.k;
         out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape) << " = "
@@ -85,7 +104,9 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
     }
     const OpCounts c = count_ops(p);
     out << "ops " << c.total;
-    for (const auto& [kind, name] : kDfxOpKindNames) out << ", " << name << " " << c.by_kind[int(kind)];
+    for (const auto& [kind, name] : kDfxOpKindNames)
+        if (kind != DfxOpKind::Vector || c.by_kind[int(kind)])  // matmul-only programs print as before
+            out << ", " << name << " " << c.by_kind[int(kind)];
     out << "\ntotal DRAM traffic " << human(double(p.hints.dram_read_bytes + p.hints.dram_write_bytes)) << ", arithmetic intensity "
         << p.hints.arithmetic_intensity << " FLOP/B, estimated " << p.hints.estimated_cycles << " cycles"
         << (p.kernels.size() > 1 ? " (the ops' estimates, each op alone, added up)" : "") << "\n";
@@ -107,16 +128,17 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
 }
 
 void summarize_bound(std::ostream& out, const BoundProgram& b, const kpu::hw::Config& config) {
-    uint64_t by_engine[4] = {0, 0, 0, 0};
+    uint64_t by_engine[5] = {0, 0, 0, 0, 0};
     std::set<uint32_t> tiles;
     uint64_t deps = 0;
     for (const BoundOp& op : b.ops) {
         ++by_engine[int(op.engine)];
-        if (op.kind == BoundOp::Kind::Matmul) tiles.insert(op.tile);
+        if (op.kind == BoundOp::Kind::Matmul || op.kind == BoundOp::Kind::Vector) tiles.insert(op.tile);
         deps += op.deps.size();
     }
     out << "bound to '" << b.config_name << "': " << b.ops.size() << " ops (dma " << by_engine[0] << ", block_mover "
-        << by_engine[1] << ", streamer " << by_engine[2] << ", fabric " << by_engine[3] << "), " << deps
+        << by_engine[1] << ", streamer " << by_engine[2] << ", fabric " << by_engine[3]
+        << (by_engine[4] ? ", vector " + std::to_string(by_engine[4]) : "") << "), " << deps
         << " dependencies, " << tiles.size() << " compute tiles used\n";
     out << "DRAM read " << b.dram_read_bytes << " B, write " << b.dram_write_bytes << " B, " << b.macs << " MACs\n";
     if (b.elided_moves)

@@ -15,6 +15,7 @@
 #include "compiler/kpu_format.h"
 #include "compiler/tiler.h"
 #include "hardware/address_map.h"
+#include "hardware/vector_command.h"
 #include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
@@ -76,6 +77,21 @@ void check_invariants(const Program& p, const BoundProgram& b, const hw::Config&
                     EXPECT_LT(op.unit, config.streamer.count);
                     break;
                 case EngineKind::Fabric: ADD_FAILURE() << "move on the fabric"; break;
+                case EngineKind::Vector: ADD_FAILURE() << "move on the vector engine"; break;
+            }
+        } else if (op.kind == BoundOp::Kind::Vector) {
+            // The engine of the tile whose L2 holds every operand.
+            EXPECT_EQ(op.engine, EngineKind::Vector);
+            const hw::VectorCommand& v = op.vector;
+            EXPECT_EQ(hw::vector_command_problem(v), "");
+            for (auto loc : {span(map, v.a.addr, v.rows, v.cols * 4, v.a.ld * 4),
+                             span(map, v.y.addr, v.rows, v.cols * 4, v.y.ld * 4)}) {
+                EXPECT_EQ(loc.level, hw::Level::L2);
+                EXPECT_EQ(loc.tile, op.tile);
+            }
+            if (v.has_b) {
+                EXPECT_EQ(where(map, v.b.addr).level, hw::Level::L2);
+                EXPECT_EQ(where(map, v.b.addr).tile, op.tile);
             }
         } else {
             EXPECT_EQ(op.engine, EngineKind::Fabric);
@@ -400,6 +416,23 @@ std::vector<Access> accesses(const BoundOp& op) {
             if (d.has_bias) out.push_back(range(d.bias, 1, d.n * 4, d.n * 4, false));
             return out;
         }
+        case BoundOp::Kind::Vector: {
+            const hw::VectorCommand& v = op.vector;
+            auto input = [&](const hw::VectorOperand& x) {
+                switch (x.broadcast) {
+                    case hw::Broadcast::Scalar: return range(x.addr, 1, 4, 4, false);
+                    case hw::Broadcast::Row: return range(x.addr, 1, v.cols * 4, v.cols * 4, false);
+                    case hw::Broadcast::Column: return range(x.addr, v.rows, 4, x.ld * 4, false);
+                    default: return range(x.addr, v.rows, v.cols * 4, x.ld * 4, false);
+                }
+            };
+            const bool reduction = hw::traits_of(v.function).shape == hw::VectorShape::Reduction;
+            std::vector<Access> out{input(v.a), range(v.y.addr, v.rows, (reduction ? 1 : v.cols) * 4, v.y.ld * 4, true)};
+            if (v.has_b) out.push_back(input(v.b));
+            if (v.has_weight) out.push_back(range(v.weight, 1, v.cols * 4, v.cols * 4, false));
+            if (v.has_bias) out.push_back(range(v.bias, 1, v.cols * 4, v.cols * 4, false));
+            return out;
+        }
     }
     return {};
 }
@@ -688,6 +721,40 @@ TEST(Binder, AMoveOfBytesAlreadyInPlaceIsElidedAndTheResultStaysRight) {
                     for (uint64_t k = 0; k < K; ++k) ref += double(a[r * K + k]) * bm[k * N + c];
                     ASSERT_NEAR(mem.at(tensor[2]->dram_addr + (r * N + c) * 4), ref, 1e-3) << r << "," << c;
                 }
+        }
+    }
+}
+
+// Vector ops bind to the vector engine of the tile whose L2 holds their row tiles, move
+// every DRAM byte their hints say, and every conflicting pair of ops is ordered, on every
+// shipped config (examples/ffn_block.json: matmuls, bias rows, gelu, a residual, layernorm).
+TEST(Binder, VectorOpsBindToTheirTilesEngineOnEveryShippedConfig) {
+    const Graph g = parse_graph(test::example("ffn_block.json"), "ffn_block.json");
+    for (const char* name : kShipped) {
+        SCOPED_TRACE(name);
+        const hw::Config config = test::config(name);
+        const Program p = read_kpu(write_kpu(compile(g, config)), "ffn_block.kpu");
+        const BoundProgram b = bind(p, config);
+        check_invariants(p, b, config);
+        std::set<uint32_t> tiles;
+        for (const BoundOp& op : b.ops)
+            if (op.kind == BoundOp::Kind::Vector) tiles.insert(op.tile);
+        EXPECT_EQ(tiles.size(), std::min<uint32_t>(config.compute_tiles, 128)) << "128 rows over every tile";
+    }
+    for (const char* name : {"minimal", "edge"}) {
+        SCOPED_TRACE(name);
+        const hw::Config config = test::config(name);
+        // Each broadcast of b, on rows that do not divide into the row tiles.
+        for (const char* b : {"[3, 7, 29]", "[29]", "[1]", "[3, 7, 1]"}) {
+            SCOPED_TRACE(b);
+            const std::string text = std::string(R"({"tensors": [{"name": "x", "shape": [3, 7, 29], "role": "input"},
+                {"name": "b", "shape": )") + b + R"(, "role": "input"}, {"name": "s"}, {"name": "y"}],
+                "ops": [{"op": "Mul", "name": "mul", "inputs": ["x", "b"], "outputs": ["s"]},
+                        {"op": "Softmax", "name": "sm", "inputs": ["s"], "outputs": ["y"]}]})";
+            const Program p = compile(parse_graph(text, "t.json"), config);
+            const BoundProgram bound = bind(p, config);
+            check_invariants(p, bound, config);
+            EXPECT_GT(check_no_races(bound), 0u);
         }
     }
 }

@@ -78,11 +78,13 @@ TEST(EnumNames, EveryValueRoundTripsThroughItsName) {
     static_assert(std::size(buffers) == kBufferCount);
     expect_round_trips("Buffer", buffers, kBufferNames, parse_buffer);
     const DfxOpKind dfx_kinds[] = {DfxOpKind::Load, DfxOpKind::Move, DfxOpKind::Store, DfxOpKind::Matmul,
-                                   DfxOpKind::Drain};
+                                   DfxOpKind::Drain, DfxOpKind::Vector};
     expect_round_trips("DfxOpKind", dfx_kinds, kDfxOpKindNames, parse_dfx_op_kind);
-    const EngineKind engines[] = {EngineKind::Dma, EngineKind::BlockMover, EngineKind::Streamer, EngineKind::Fabric};
+    const EngineKind engines[] = {EngineKind::Dma, EngineKind::BlockMover, EngineKind::Streamer, EngineKind::Fabric,
+                                  EngineKind::Vector};
     expect_round_trips("EngineKind", engines, kEngineKindNames, parse_engine_kind);
-    const BoundOp::Kind bound_kinds[] = {BoundOp::Kind::Move, BoundOp::Kind::Matmul, BoundOp::Kind::Drain};
+    const BoundOp::Kind bound_kinds[] = {BoundOp::Kind::Move, BoundOp::Kind::Matmul, BoundOp::Kind::Drain,
+                                         BoundOp::Kind::Vector};
     expect_round_trips("BoundOp::Kind", bound_kinds, BoundOp::kKindNames, parse_bound_op_kind);
 }
 

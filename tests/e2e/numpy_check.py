@@ -4,10 +4,11 @@ computes the expected result. Independent of the C++ reference used by --check.
 Usage: numpy_check.py BUILD_BIN_DIR SOURCE_DIR WORK_DIR"""
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
+
+from kpu_run import compile_and_simulate
 
 bin_dir, source_dir, work = sys.argv[1:4]
 os.makedirs(work, exist_ok=True)
@@ -17,19 +18,7 @@ failures = 0
 
 def run(graph, config, inputs, expected_fn, name, output="C"):
     global failures
-    case = os.path.join(work, name)
-    os.makedirs(os.path.join(case, "in"), exist_ok=True)
-    with open(os.path.join(case, "graph.json"), "w") as f:
-        json.dump(graph, f)
-    for tensor, value in inputs.items():
-        np.save(os.path.join(case, "in", tensor + ".npy"), value.astype(np.float32))
-    cfg = os.path.join(source_dir, "configs", config + ".json")
-    subprocess.run([os.path.join(bin_dir, "kpu-compile"), os.path.join(case, "graph.json"), "-o",
-                    os.path.join(case, "p.kpu"), "--config", cfg], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([os.path.join(bin_dir, "kpu-sim"), "--config", cfg, "--program", os.path.join(case, "p.kpu"),
-                    "--inputs", os.path.join(case, "in"), "--outputs", os.path.join(case, "out")],
-                   check=True, stdout=subprocess.DEVNULL)
-    got = np.load(os.path.join(case, "out", output + ".npy"))
+    got = compile_and_simulate(bin_dir, source_dir, os.path.join(work, name), graph, config, inputs, output)
     want = expected_fn({k: v.astype(np.float32).astype(np.float64) for k, v in inputs.items()})
     scale = np.abs(want).max() + 1e-30
     err = np.abs(got.astype(np.float64) - want).max() / scale

@@ -62,7 +62,8 @@ struct Bench : sc_core::sc_module {
         : sc_module(n),
           sequencer("sequencer", [this](const BoundOp& o) { return engines.at(o.engine)->submit(o.id); }) {
         const std::pair<EngineKind, int> latencies[] = {
-            {EngineKind::Dma, 10}, {EngineKind::BlockMover, 5}, {EngineKind::Streamer, 7}, {EngineKind::Fabric, 3}};
+            {EngineKind::Dma, 10}, {EngineKind::BlockMover, 5}, {EngineKind::Streamer, 7}, {EngineKind::Fabric, 3},
+            {EngineKind::Vector, 4}};
         for (auto [kind, ns] : latencies) {
             engines[kind] = std::make_unique<FakeEngine>(("engine_" + std::to_string(int(kind))).c_str(), depth,
                                                          sc_time(ns, SC_NS));
@@ -180,6 +181,22 @@ TEST(Sequencer, OpsThatCanNeverRunEndTheProgramAsStuck) {
     EXPECT_EQ(bench.sequencer.error(), "stuck: 2 of 3 ops did not complete; op 1 on tile_0.fabric waits for op 2; "
                                        "op 2 on tile_0.streamer_0 waits for op 1");
     EXPECT_EQ(bench.sequencer.finished_at(), sc_time(10, SC_NS)) << "right after op 0, the last that could run";
+}
+
+// The vector engine of a tile is an engine of its own: it runs beside the fabric of the same
+// tile, and messages name it like the fabric (one per tile, no unit).
+TEST(Sequencer, VectorOpsRunBesideTheFabricOfTheirTile) {
+    Bench bench("bench", 4);
+    bench.engines[EngineKind::Vector]->fail_next = true;
+    BoundProgram p;
+    p.ops = {op(0, EngineKind::Fabric, {}, 2), op(1, EngineKind::Vector, {}, 2), op(2, EngineKind::Dma, {0, 1})};
+    bench.sequencer.start(p);
+    sc_core::sc_start();
+    const auto& r = bench.sequencer.records();
+    EXPECT_EQ(r[0].dispatched, sc_time(0, SC_NS));
+    EXPECT_EQ(r[1].dispatched, sc_time(0, SC_NS)) << "not queued behind the fabric";
+    EXPECT_EQ(r[1].completed, sc_time(4, SC_NS));
+    EXPECT_EQ(bench.sequencer.error(), "op 1 on tile_2.vector failed");
 }
 
 TEST(Sequencer, EmptyProgramFinishesAtOnce) {

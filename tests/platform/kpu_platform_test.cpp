@@ -263,6 +263,40 @@ TEST(KpuPlatform, VectorEngineReadsAndWritesItsTilesL1AndL2) {
     }
 }
 
+// The sequencer dispatches a bound vector op to its tile's engine and hears its completion:
+// a block mover brings the input into L2, the vector engine works on it there.
+TEST(KpuPlatform, SequencerPlaysVectorOpsOnTheirTile) {
+    KpuPlatform kpu("kpu", test::config("minimal"));
+    const hw::AddressMap& map = kpu.address_map();
+    constexpr uint32_t kRows = 3, kCols = 11;
+    const uint64_t x3 = map.l3_base(0), x2 = map.l2_base(0, 0), y2 = map.l2_base(0, 1);
+    const std::vector<float> x = test::random_floats(kRows * kCols, 3, -2, 2);
+    ASSERT_TRUE(kpu.write(x3, x.data(), x.size() * 4));
+    compiler::BoundProgram program;
+    compiler::BoundOp move;
+    move.engine = compiler::EngineKind::BlockMover;
+    move.move = linear(0, x3, x2, kRows * kCols * 4);
+    compiler::BoundOp relu;
+    relu.id = 1;
+    relu.kind = compiler::BoundOp::Kind::Vector;
+    relu.engine = compiler::EngineKind::Vector;
+    relu.vector.function = hw::VectorFunction::Relu;
+    relu.vector.rows = kRows, relu.vector.cols = kCols;
+    relu.vector.a = {x2, kCols};
+    relu.vector.y = {y2, kCols};
+    relu.deps = {0};
+    program.ops = {move, relu};
+    kpu.sequencer().start(program);
+    sc_core::sc_start();
+    ASSERT_TRUE(kpu.sequencer().succeeded()) << kpu.sequencer().error();
+    const auto& records = kpu.sequencer().records();
+    EXPECT_EQ(records[1].completed - records[1].started,
+              double(hw::vector_cycles(relu.vector, kpu.config().vector)) * sc_core::sc_time(1, sc_core::SC_NS));
+    std::vector<float> y(kRows * kCols);
+    ASSERT_TRUE(kpu.read(y2, y.data(), y.size() * 4));
+    for (size_t i = 0; i < y.size(); ++i) EXPECT_EQ(y[i], std::max(x[i], 0.0f)) << i;
+}
+
 // An operand outside every memory is reported by the engine (and the router), not a crash.
 TEST(KpuPlatform, VectorEngineReportsAnOperandOutsideEveryMemory) {
     test::ReportCatcher catcher;

@@ -1,0 +1,162 @@
+#include "compiler/vector_op.h"
+
+#include <map>
+
+#include "compiler/compile_error.h"
+#include "compiler/ops/matmul.h"
+#include "compiler/ops/op_schema.h"
+
+namespace kpu::compiler {
+namespace {
+
+using hw::VectorFunction;
+
+/// ONNX kinds that map one to one onto a vector function.
+const std::map<std::string, VectorFunction>& functions() {
+    static const std::map<std::string, VectorFunction> map = {
+        {"Relu", VectorFunction::Relu},         {"LeakyRelu", VectorFunction::LeakyRelu},
+        {"Sigmoid", VectorFunction::Sigmoid},   {"Silu", VectorFunction::Silu},
+        {"Tanh", VectorFunction::Tanh},         {"Exp", VectorFunction::Exp},
+        {"Erf", VectorFunction::Erf},           {"Sqrt", VectorFunction::Sqrt},
+        {"Reciprocal", VectorFunction::Reciprocal}, {"Neg", VectorFunction::Neg},
+        {"Abs", VectorFunction::Abs},           {"HardSigmoid", VectorFunction::HardSigmoid},
+        {"HardSwish", VectorFunction::HardSwish}, {"Gelu", VectorFunction::Gelu},
+        {"Add", VectorFunction::Add},           {"Sub", VectorFunction::Sub},
+        {"Mul", VectorFunction::Mul},           {"Div", VectorFunction::Div},
+        {"Max", VectorFunction::Max},           {"Min", VectorFunction::Min},
+        {"Pow", VectorFunction::Pow},           {"Softmax", VectorFunction::Softmax},
+        {"LayerNormalization", VectorFunction::LayerNorm}, {"RMSNormalization", VectorFunction::RmsNorm},
+    };
+    return map;
+}
+
+bool present(const Op& op, size_t i) { return i < op.inputs.size() && op.inputs[i] != kNoTensor; }
+
+double number(const AttrValue& v) {
+    return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
+}
+
+/// The operands, or why there are none (`problem` set).
+VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
+    VectorOperands out;
+    const auto it = functions().find(op.kind);
+    if (it == functions().end()) {
+        problem = "not yet lowered";
+        return out;
+    }
+    const OpSchema& schema = schema_of(op);
+    const auto attr = [&](const char* name) { return *attribute_of(op, schema, name); };
+    hw::VectorCommand& c = out.command;
+    c.function = it->second;
+    out.a = op.inputs.at(0);
+    out.y = op.outputs.at(0);
+    const std::vector<uint64_t>& shape = g.tensor(out.y).shape;
+    out.cols = shape.empty() ? 1 : shape.back();
+    out.rows = out.cols ? g.tensor(out.y).elements() / out.cols : 0;
+    if (out.rows == 0 || out.cols == 0) {
+        problem = "an empty output " + shape_string(shape) + " not yet supported";
+        return out;
+    }
+    const std::string last = "the last axis (" + std::to_string(shape.empty() ? 0 : shape.size() - 1) + ")";
+    // Row-wise functions work along the last axis only (for now).
+    const auto last_axis_only = [&]() -> bool {
+        const int64_t axis = std::get<int64_t>(attr("axis"));
+        const int64_t rank = int64_t(g.tensor(out.a).shape.size());
+        if (axis == -1 || axis == rank - 1) return true;
+        problem = "axis = " + std::to_string(axis) + " not yet supported (only " + last + ")";
+        return false;
+    };
+    switch (c.function) {
+        case VectorFunction::LeakyRelu: c.alpha = float(number(attr("alpha"))); break;
+        case VectorFunction::HardSigmoid:
+            c.alpha = float(number(attr("alpha")));
+            c.beta = float(number(attr("beta")));
+            break;
+        case VectorFunction::Gelu:
+            if (std::get<std::string>(attr("approximate")) == "tanh") c.function = VectorFunction::GeluTanh;
+            break;
+        case VectorFunction::Softmax:
+            if (!last_axis_only()) return out;
+            break;
+        case VectorFunction::LayerNorm:
+        case VectorFunction::RmsNorm: {
+            if (!last_axis_only()) return out;
+            for (size_t i = 1; i < op.outputs.size(); ++i)
+                if (op.outputs[i] != kNoTensor) {
+                    problem = "output '" + schema.output_name(i) + "' not yet supported";
+                    return out;
+                }
+            c.epsilon = float(number(attr("epsilon")));
+            for (size_t i : {size_t(1), size_t(2)}) {
+                if (!present(op, i)) continue;
+                const Tensor& v = g.tensor(op.inputs[i]);
+                if (v.elements() != out.cols) {
+                    problem = "input '" + schema.input_name(i) + "' of shape " + shape_string(v.shape) +
+                              " not yet supported (only [" + std::to_string(out.cols) + "], over " + last + ")";
+                    return out;
+                }
+                (i == 1 ? out.weight : out.bias) = op.inputs[i];
+            }
+            c.has_weight = out.weight.has_value();
+            c.has_bias = out.bias.has_value();
+            break;
+        }
+        default: break;
+    }
+    if (g.tensor(out.a).shape != shape) {
+        problem = "input '" + schema.input_name(0) + "' of shape " + shape_string(g.tensor(out.a).shape) +
+                  " broadcast to " + shape_string(shape) + " not yet supported";
+        return out;
+    }
+    if (hw::traits_of(c.function).needs_b) {
+        out.b = op.inputs.at(1);
+        c.has_b = true;
+        const std::vector<uint64_t>& bs = g.tensor(*out.b).shape;
+        std::vector<uint64_t> column = shape;
+        if (!column.empty()) column.back() = 1;
+        size_t lead = 0;  // leading 1s of b
+        while (lead < bs.size() && bs[lead] == 1) ++lead;
+        if (bs == shape)
+            out.b_broadcast = hw::Broadcast::None;
+        else if (g.tensor(*out.b).elements() == 1)
+            out.b_broadcast = hw::Broadcast::Scalar;
+        else if (bs.size() - lead == 1 && bs.back() == out.cols)
+            out.b_broadcast = hw::Broadcast::Row;
+        else if (bs == column)
+            out.b_broadcast = hw::Broadcast::Column;
+        else
+            problem = "input '" + schema.input_name(1) + "' of shape " + shape_string(bs) + " broadcast to " +
+                      shape_string(shape) + " not yet supported (only the same shape, a scalar, a row [" +
+                      std::to_string(out.cols) + "] or a column " + shape_string(column) + ")";
+    }
+    return out;
+}
+
+}  // namespace
+
+bool is_vector_op(const Op& op) { return functions().count(op.kind) != 0; }
+
+std::string vector_lowering_problem(const Graph& graph, const Op& op) {
+    std::string problem;
+    operands(graph, op, problem);
+    return problem;
+}
+
+VectorOperands vector_operands(const Graph& graph, uint32_t index) {
+    const Op& op = graph.ops().at(index);
+    std::string problem;
+    VectorOperands out = operands(graph, op, problem);
+    if (!problem.empty()) throw CompileError("op '" + op.name + "' (" + op.kind + "): " + problem);
+    return out;
+}
+
+KernelDims kernel_dims(const Graph& graph, uint32_t op) {
+    if (is_vector_op(graph.ops().at(op))) {
+        const VectorOperands v = vector_operands(graph, op);
+        return {v.rows, v.cols, 1};
+    }
+    const MatmulOperands mm = matmul_operands(graph, op);
+    return {mm.m, mm.n, mm.k};
+}
+
+}  // namespace kpu::compiler

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Vector-engine ops end to end: kpu-compile + kpu-sim (no --check: the C++ reference does
+not cover these ops yet) against NumPy in float64 on odd shapes (one row, primes, rows
+ragged against the lanes), on edge and t64.
+Tolerance: max |got - want| / max(|want|, 1) below 1e-5 (float32 arithmetic plus the engine's
+exp, tanh and erf at a few ulp, on values of order one; LayerNorm and Softmax stay of order
+one by construction).
+Usage: vector_check.py BUILD_BIN_DIR SOURCE_DIR WORK_DIR"""
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+from kpu_run import compile_and_simulate
+
+bin_dir, source_dir, work = sys.argv[1:4]
+os.makedirs(work, exist_ok=True)
+rng = np.random.default_rng(29)
+failures = 0
+cases = 0
+TOLERANCE = 1e-5
+
+
+def run(graph, config, inputs, expected_fn, name, output):
+    global failures, cases
+    cases += 1
+    got = compile_and_simulate(bin_dir, source_dir, os.path.join(work, name + "_" + config), graph, config, inputs, output)
+    want = expected_fn({k: v.astype(np.float32).astype(np.float64) for k, v in inputs.items()})
+    err = np.abs(got.astype(np.float64) - want).max() / max(np.abs(want).max(), 1.0)
+    ok = got.shape == want.shape and err < TOLERANCE
+    print(f"{name} on {config}: shape {got.shape}, max error / max(|ref|, 1) = {err:.3g} -> {'ok' if ok else 'FAIL'}")
+    failures += 0 if ok else 1
+
+
+def tensor(name, shape, role):
+    t = {"name": name, "dtype": "float32", "role": role}
+    if shape is not None:
+        t["shape"] = shape
+    return t
+
+
+def op(kind, name, inputs, outputs, **attributes):
+    o = {"op": kind, "name": name, "inputs": inputs, "outputs": outputs}
+    if attributes:
+        o["attributes"] = attributes
+    return o
+
+
+erf = np.vectorize(math.erf)
+
+
+def gelu(x):
+    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
+
+
+def layer_norm(x, w, b, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * w + b
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# MatMul -> Add(bias row) -> Gelu -> LayerNormalization: a transformer's FFN output.
+def ffn(m, k, n):
+    graph = {"tensors": [tensor("x", [m, k], "input"), tensor("W", [k, n], "constant"),
+                         tensor("b", [n], "constant"), tensor("h", None, "intermediate"),
+                         tensor("hb", None, "intermediate"), tensor("g", None, "intermediate"),
+                         tensor("gamma", [n], "constant"), tensor("beta", [n], "constant"),
+                         tensor("y", None, "output")],
+             "ops": [op("MatMul", "mm", ["x", "W"], ["h"]), op("Add", "bias", ["h", "b"], ["hb"]),
+                     op("Gelu", "act", ["hb"], ["g"]),
+                     op("LayerNormalization", "ln", ["g", "gamma", "beta"], ["y"], axis=-1, epsilon=1e-5)]}
+    inputs = {"x": rng.standard_normal((m, k)) / math.sqrt(k), "W": rng.standard_normal((k, n)),
+              "b": rng.standard_normal(n), "gamma": rng.standard_normal(n), "beta": rng.standard_normal(n)}
+    return graph, inputs, lambda t: layer_norm(gelu(t["x"] @ t["W"] + t["b"]), t["gamma"], t["beta"])
+
+
+def lone(kind, shape, b_shape=None, **attributes):
+    tensors = [tensor("x", shape, "input"), tensor("y", None, "output")]
+    inputs = {"x": rng.standard_normal(shape) * 2}
+    names = ["x"]
+    if b_shape is not None:
+        tensors.insert(1, tensor("b", b_shape, "input"))
+        inputs["b"] = rng.standard_normal(b_shape) + (3 if kind == "Div" else 0)
+        names.append("b")
+    return {"tensors": tensors, "ops": [op(kind, "v", names, ["y"], **attributes)]}, inputs
+
+
+for config in ("edge", "t64"):
+    for m, k, n in ((37, 64, 96), (1, 16, 17)):
+        g, i, f = ffn(m, k, n)
+        run(g, config, i, f, f"ffn_{m}x{k}x{n}", "y")
+    for shape in ((1, 1), (1, 131), (7, 13), (67, 129), (3, 5, 37)):
+        g, i = lone("Softmax", list(shape), axis=-1)
+        run(g, config, i, lambda t: softmax(t["x"]), "softmax_" + "x".join(map(str, shape)), "y")
+    unary = {"Relu": lambda x: np.maximum(x, 0), "Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "Tanh": np.tanh,
+             "Exp": np.exp, "Neg": lambda x: -x, "Abs": np.abs}
+    sigmoid = unary["Sigmoid"]
+    unary.update({
+        "Silu": lambda x: x * sigmoid(x), "Erf": erf, "Sqrt": np.sqrt, "Reciprocal": lambda x: 1 / x,
+        "HardSwish": lambda x: x * np.clip(x / 6 + 0.5, 0, 1)})
+    for kind, fn in unary.items():
+        g, i = lone(kind, [11, 23])
+        if kind in ("Sqrt", "Reciprocal"):  # away from 0 and its poles
+            i["x"] = np.abs(i["x"]) + 0.25
+        run(g, config, i, lambda t, fn=fn: fn(t["x"]), kind.lower() + "_11x23", "y")
+    g, i = lone("LeakyRelu", [2, 3, 17], alpha=0.1)
+    run(g, config, i, lambda t: np.where(t["x"] < 0, 0.1 * t["x"], t["x"]), "leaky_relu_2x3x17", "y")
+    g, i = lone("HardSigmoid", [2, 3, 17], alpha=0.3, beta=0.4)
+    run(g, config, i, lambda t: np.clip(0.3 * t["x"] + 0.4, 0, 1), "hard_sigmoid_2x3x17", "y")
+    g, i = lone("Gelu", [13, 29], approximate="tanh")
+    run(g, config, i,
+        lambda t: 0.5 * t["x"] * (1 + np.tanh(math.sqrt(2 / math.pi) * (t["x"] + 0.044715 * t["x"] ** 3))),
+        "gelu_tanh_13x29", "y")
+    g, i = lone("Pow", [7, 11], [11])
+    i["x"] = np.abs(i["x"]) + 0.5
+    i["b"] = rng.uniform(-2, 2, 11)
+    run(g, config, i, lambda t: t["x"] ** t["b"], "pow_7x11_by_11", "y")
+    binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Max": np.maximum,
+              "Min": np.minimum}
+    for kind, fn in binary.items():
+        for b_shape in ([5, 3, 19], [19], [1], [5, 3, 1]):
+            g, i = lone(kind, [5, 3, 19], b_shape)
+            run(g, config, i, lambda t, fn=fn: fn(t["x"], t["b"]),
+                f"{kind.lower()}_5x3x19_by_" + "x".join(map(str, b_shape)), "y")
+    g, i = lone("RMSNormalization", [9, 31], None, axis=-1, epsilon=1e-5)
+    g["tensors"].insert(1, tensor("s", [31], "constant"))
+    g["ops"][0]["inputs"].append("s")
+    i["s"] = rng.standard_normal(31)
+    run(g, config, i, lambda t: t["x"] / np.sqrt((t["x"] ** 2).mean(axis=-1, keepdims=True) + 1e-5) * t["s"],
+        "rms_norm_9x31", "y")
+# examples/ffn_block.json: fc1 + bias, gelu, fc2 + bias, a residual, layernorm.
+with open(os.path.join(source_dir, "examples", "ffn_block.json")) as f:
+    block = json.load(f)
+shapes = {t["name"]: t.get("shape") for t in block["tensors"]}
+block_inputs = {n: rng.standard_normal(s) / (math.sqrt(s[0]) if n.startswith("W") else 1)
+                for n, s in shapes.items() if s}
+for config in ("edge", "t64"):
+    run(block, config, block_inputs,
+        lambda t: layer_norm(gelu(t["x"] @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"] + t["x"], t["gamma"], t["beta"]),
+        "ffn_block", "y")
+print(f"{cases - failures} passed, {failures} failed")
+sys.exit(1 if failures else 0)
