@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Vector-engine ops end to end: kpu-compile + kpu-sim (no --check: the C++ reference does
-not cover these ops yet) against NumPy in float64 on odd shapes (one row, primes, rows
-ragged against the lanes), on edge and t64.
+"""Vector-engine ops end to end: kpu-compile + kpu-sim --check (the C++ reference, each tensor
+within its op's tolerance) and, independently, against NumPy in float64 on odd shapes (one
+row, primes, rows ragged against the lanes), on edge and t64.
 Tolerance: max |got - want| / max(|want|, 1) below 1e-5 (float32 arithmetic plus the engine's
 exp, tanh and erf at a few ulp, on values of order one; LayerNorm and Softmax stay of order
 one by construction).
@@ -26,7 +26,8 @@ TOLERANCE = 1e-5
 def run(graph, config, inputs, expected_fn, name, output):
     global failures, cases
     cases += 1
-    got = compile_and_simulate(bin_dir, source_dir, os.path.join(work, name + "_" + config), graph, config, inputs, output)
+    got = compile_and_simulate(bin_dir, source_dir, os.path.join(work, name + "_" + config), graph, config, inputs, output,
+                               check=True)
     want = expected_fn({k: v.astype(np.float32).astype(np.float64) for k, v in inputs.items()})
     err = np.abs(got.astype(np.float64) - want).max() / max(np.abs(want).max(), 1.0)
     ok = got.shape == want.shape and err < TOLERANCE
