@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
+#include <map>
+#include <sstream>
 
 namespace kpu::cli {
 
@@ -52,6 +55,27 @@ std::string engine_scope(const compiler::BoundOp& op) {
         case compiler::EngineKind::Vector: return "tile_" + std::to_string(op.tile) + ".vector";
     }
     return "?";
+}
+
+uint64_t RunReport::vector_elements() const {
+    uint64_t sum = 0;
+    for (const auto& v : vectors) sum += v.elements;
+    return sum;
+}
+
+std::string vector_summary(const RunReport& r) {
+    uint64_t commands = 0;
+    for (const auto& v : r.vectors) commands += v.commands;
+    if (commands == 0) return "";
+    const double sim_s = r.total_s();
+    const double rate = sim_s > 0 ? double(r.vector_elements()) / sim_s : 0;
+    std::ostringstream out;
+    out << "  vector engines    " << r.vectors.size() << ": " << commands << " commands, " << r.vector_elements()
+        << " elements, " << std::setprecision(4) << rate * 1e-9 << " Gelem/s of "
+        << r.vector_peak_elements_per_s * 1e-9 << " Gelem/s peak (" << std::fixed << std::setprecision(1)
+        << (r.vector_peak_elements_per_s > 0 ? 100 * rate / r.vector_peak_elements_per_s : 0) << " %), "
+        << std::defaultfloat << std::setprecision(4) << r.vector_pj * 1e-6 << " uJ\n";
+    return out.str();
 }
 
 double RunReport::dynamic_pj() const {
@@ -180,13 +204,21 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
         for (uint32_t l = 0; l < tile.l1_count(); ++l) add(r.levels[3], tile.l1(l).stats());
         r.levels[3].read_bytes += tile.fabric().l1_bytes_read();
         r.levels[3].write_bytes += tile.fabric().l1_bytes_written();
+        const model::VectorEngine& vector = tile.vector();
+        if (vector.commands() == 0) continue;
+        r.vectors.push_back({"tile_" + std::to_string(i) + ".vector", vector.commands(), vector.elements(),
+                             ps(vector.busy_time()), vector.bytes_read(), vector.bytes_written(), vector.energy_pj()});
+        r.vector_pj += vector.energy_pj();
     }
+    std::sort(r.vectors.begin(), r.vectors.end(),
+              [](const VectorActivity& a, const VectorActivity& b) { return a.scope < b.scope; });
 
     // ---- energy and roofline ----
     r.mac_pj = double(r.macs) * config.fabric.energy_pj_per_mac;
     r.static_pj = config.static_power_w * r.total_s() * 1e12;
     const hw::Derived derived = hw::derive(config);
     r.peak_flops = derived.peak_flops;
+    r.vector_peak_elements_per_s = derived.vector_elements_per_s;
     r.dram_bandwidth = derived.dram_bandwidth;
     r.roofline_bandwidth = derived.dma_bandwidth;
     r.config_overrides = config.overrides;
@@ -210,14 +242,44 @@ nlohmann::json stats_json(const RunReport& r, const nlohmann::json& check) {
         cycles(r.compute + r.stall_streamer + r.stall_block_mover + r.stall_dma) - compute_cycles;
     const double total_pj = r.total_pj();
 
+    std::map<std::string, const VectorActivity*> vector_of;
+    for (const auto& v : r.vectors) vector_of[v.scope] = &v;
     json engines = json::array();
-    for (const auto& e : r.engines)
+    for (const auto& e : r.engines) {
         engines.push_back({{"name", e.scope},
                            {"kind", e.kind},
                            {"busy_time_us", double(e.busy) * 1e-6},
                            {"utilization", total_s > 0 ? double(e.busy) * 1e-12 / total_s : 0},
                            {"bytes", e.bytes},
                            {"ops", e.ops}});
+        if (auto it = vector_of.find(e.scope); it != vector_of.end()) {
+            const VectorActivity& v = *it->second;
+            json& entry = engines.back();
+            entry["commands"] = v.commands;
+            entry["elements"] = v.elements;
+            entry["bytes_read"] = v.bytes_read;
+            entry["bytes_written"] = v.bytes_written;
+            entry["energy_uj"] = v.energy_pj * 1e-6;
+        }
+    }
+    json vector;
+    {
+        uint64_t commands = 0, busy = 0, bytes_read = 0, bytes_written = 0;
+        for (const auto& v : r.vectors)
+            commands += v.commands, busy += v.busy, bytes_read += v.bytes_read, bytes_written += v.bytes_written;
+        const double elements = double(r.vector_elements());
+        const double engines_s = double(r.vectors.size()) * total_s;
+        vector = {{"engines", r.vectors.size()},
+                  {"commands", commands},
+                  {"elements", r.vector_elements()},
+                  {"busy_time_us", double(busy) * 1e-6},
+                  {"utilization", engines_s > 0 ? double(busy) * 1e-12 / engines_s : 0},
+                  {"bytes_read", bytes_read},
+                  {"bytes_written", bytes_written},
+                  {"energy_uj", r.vector_pj * 1e-6},
+                  {"achieved_elements_per_s", total_s > 0 ? elements / total_s : 0},
+                  {"peak_elements_per_s", r.vector_peak_elements_per_s}};
+    }
     json levels = json::object();
     for (const auto& l : r.levels)
         levels[l.level] = {{"read_bytes", l.read_bytes}, {"write_bytes", l.write_bytes}, {"energy_uj", l.energy_pj() * 1e-6}};
@@ -280,9 +342,11 @@ nlohmann::json stats_json(const RunReport& r, const nlohmann::json& check) {
           {"l2", r.levels[2].energy_pj() * 1e-6},
           {"l1", r.levels[3].energy_pj() * 1e-6},
           {"mac", r.mac_pj * 1e-6},
+          {"vector", r.vector_pj * 1e-6},
           {"static", r.static_pj * 1e-6}}},
         {"levels", levels},
         {"engines", engines},
+        {"vector", vector},
         {"wall_time_s", r.wall_s},
         {"check", check},
     };

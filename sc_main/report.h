@@ -42,6 +42,18 @@ struct EngineActivity {
     uint64_t ops = 0;
 };
 
+/// One compute tile's vector engine, from its own counters (models/vector_engine.h): what it
+/// computed, beyond the busy time and op count its EngineActivity has from the op records.
+struct VectorActivity {
+    std::string scope;           ///< "tile_2.vector", as EngineActivity::scope
+    uint64_t commands = 0;       ///< commands it completed
+    uint64_t elements = 0;       ///< rows x cols of its commands
+    uint64_t busy = 0;           ///< ps: sum of its commands' durations
+    uint64_t bytes_read = 0;     ///< inputs, weights and biases
+    uint64_t bytes_written = 0;  ///< results
+    double energy_pj = 0;        ///< hw::vector_energy_pj of its commands
+};
+
 /// Bytes through one memory level, counted by its ports (plus the fabric's L1 accesses).
 struct LevelTraffic {
     std::string level;  ///< "dram", "l3", "l2", "l1"
@@ -61,6 +73,8 @@ struct RunReport {
     std::vector<EngineActivity> engines;
     std::vector<LevelTraffic> levels;  ///< dram, l3, l2, l1
     std::vector<DramShare> dram_shares;  ///< per op with a DRAM side, per channel it touched
+    std::vector<VectorActivity> vectors;  ///< the vector engines that ran a command, by scope
+    double vector_peak_elements_per_s = 0;  ///< all tiles' vector engines, an ALU op (hw::Derived)
     uint32_t dram_channels = 0;
     double dram_channel_bandwidth = 0;   ///< bytes/s of one channel (all its ports)
 
@@ -69,8 +83,9 @@ struct RunReport {
     // nothing runs (waiting on dependencies or the host).
     uint64_t compute = 0, stall_streamer = 0, stall_block_mover = 0, stall_dma = 0, stall_other = 0;
 
-    // Energy (pJ): per level (LevelTraffic::energy_pj), MACs, static power over the run.
-    double mac_pj = 0, static_pj = 0;
+    // Energy (pJ): per level (LevelTraffic::energy_pj), MACs, the vector engines' commands,
+    // static power over the run.
+    double mac_pj = 0, vector_pj = 0, static_pj = 0;
 
     // Roofline of the run on this config: the compute roof (peak FLOP/s) and the memory roof,
     // the bandwidth the program's DRAM bytes can move at (hw::Derived::dma_bandwidth: DRAM,
@@ -83,8 +98,13 @@ struct RunReport {
 
     double total_s() const { return double(end - start) * 1e-12; }
     double dynamic_pj() const;
-    double total_pj() const { return dynamic_pj() + mac_pj + static_pj; }
+    double total_pj() const { return dynamic_pj() + mac_pj + vector_pj + static_pj; }
+    uint64_t vector_elements() const;  ///< summed over `vectors`
 };
+
+/// The summary's vector engine line ("  vector engines    ...\n": commands, elements, their
+/// rate against the peak, energy), or "" when no vector engine ran.
+std::string vector_summary(const RunReport& report);
 
 /// The scope of the engine that runs `op`, under kpu: "dma_3", "tile_2.bm_1", "tile_0.fabric".
 std::string engine_scope(const compiler::BoundOp& op);

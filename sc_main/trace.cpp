@@ -109,6 +109,14 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                 if (op.drain.has_bias) args["bias"] = true;
                 if (op.drain.activation != compiler::Activation::None)
                     args["activation"] = to_string(op.drain.activation);
+            } else if (op.kind == compiler::BoundOp::Kind::Vector) {
+                // The function and its tile, so the slice's duration can be checked against
+                // hw::vector_cycles.
+                const hw::VectorCommand& v = op.vector;
+                name += std::string(" ") + to_string(v.function);
+                args["function"] = to_string(v.function);
+                args["rows"] = v.rows, args["cols"] = v.cols;
+                if (v.causal) args["causal_offset"] = v.causal_offset;
             }
         }
         events.push_back({{"ph", "X"},

@@ -1,6 +1,6 @@
 // A Chrome trace-event JSON timeline of a finished run (opens in Perfetto or
 // chrome://tracing): one track per engine and fabric, grouped per compute tile, one slice per
-// op with what it did as args (DFX op, kind, tensor and tile indices, bytes). An engine with
+// op with what it did as args (DFX op, kind, tensor and tile indices, bytes; a vector op's function and rows x cols). An engine with
 // several ops in flight at once gets that many tracks (lanes), so slices on a track nest.
 #pragma once
 

@@ -90,6 +90,8 @@ void write_vcd(const RunReport& report, const std::string& path, uint64_t from_p
         const EngineActivity& engine = report.engines[e];
         if (!wanted(engine.scope)) continue;
         const bool fabric = engine.kind == to_string(compiler::EngineKind::Fabric);
+        // The compute engines move no bytes themselves: no bytes signal.
+        const bool computes = fabric || engine.kind == to_string(compiler::EngineKind::Vector);
         Signal b{engine.scope, fabric ? "active" : "busy", 1, "", {}};
         from_events(b, busy[e]);
         for (auto& [t, v] : b.changes) v = v > 0;  // overlapping ops of one engine: still one busy line
@@ -97,7 +99,7 @@ void write_vcd(const RunReport& report, const std::string& path, uint64_t from_p
         Signal q{engine.scope, "queue", 32, "", {}};
         from_events(q, queue[e]);
         signals.push_back(std::move(q));
-        if (!fabric) {
+        if (!computes) {
             Signal m{engine.scope, "bytes", 64, "", {}};
             from_events(m, bytes[e]);
             signals.push_back(std::move(m));

@@ -1,8 +1,8 @@
 // VCD waveforms of a finished run, from its RunReport (so the waveforms and the stats are
 // the same numbers, and a run without --vcd pays nothing). Scopes follow the module tree
 // (kpu.tile_3.bm_1); per engine: busy (1 bit), queue (ops given to it, not yet finished) and
-// bytes (moved so far); per fabric: active; kpu.sequencer: in_flight (ops dispatched, not yet
-// finished). Opens in GTKWave.
+// bytes (moved so far); per fabric: active; per vector engine: busy and queue;
+// kpu.sequencer: in_flight (ops dispatched, not yet finished). Opens in GTKWave.
 #pragma once
 
 #include <cstdint>

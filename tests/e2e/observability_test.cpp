@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hardware/vector_timing.h"
 #include "sc_main/report.h"
 #include "sc_main/trace.h"
 #include "sc_main/vcd.h"
@@ -21,21 +22,49 @@ namespace {
 
 using nlohmann::json;
 
-/// Runs the MLP on edge (4 tiles, two kernels, bias and relu) and returns the session.
-struct MlpRun {
+/// Compiles `graph` (JSON) for `on`, runs it and keeps the session and its report.
+struct Run {
     hw::Config config;
     compiler::Program program;
     cli::Prepared prepared;
     cli::Session* session = new cli::Session;  // lives until the process ends
     cli::RunReport report;
 
-    explicit MlpRun(hw::Config on = test::config("edge")) : config(std::move(on)) {
-        program = compile(example("mlp.json"), config);
+    Run(const std::string& graph, hw::Config on, const std::string& name) : config(std::move(on)) {
+        program = compile(graph, config);
         prepared = cli::prepare(config, program, "", 11);
         session->job = prepared.job;
         session->build(config);
         sc_core::sc_start();
-        report = cli::make_report(config, *session->kpu, "mlp.kpu", 0.0);
+        report = cli::make_report(config, *session->kpu, name, 0.0);
+    }
+};
+
+/// Runs the MLP on edge (4 tiles, two kernels, bias and relu) and returns the session.
+struct MlpRun : Run {
+    explicit MlpRun(hw::Config on = test::config("edge")) : Run(example("mlp.json"), std::move(on), "mlp.kpu") {}
+};
+
+/// Vector ops only, on edge, odd shapes: a bias Add, Gelu, Softmax and LayerNormalization.
+struct VectorRun : Run {
+    VectorRun()
+        : Run(R"({"tensors": [{"name": "x", "shape": [67, 131], "role": "input"},
+                  {"name": "b", "shape": [131], "role": "constant"}, {"name": "xb"}, {"name": "g"}, {"name": "s"},
+                  {"name": "gamma", "shape": [131], "role": "constant"},
+                  {"name": "beta", "shape": [131], "role": "constant"}, {"name": "y", "role": "output"}],
+                "ops": [{"op": "Add", "name": "bias", "inputs": ["x", "b"], "outputs": ["xb"]},
+                        {"op": "Gelu", "name": "act", "inputs": ["xb"], "outputs": ["g"]},
+                        {"op": "Softmax", "name": "sm", "inputs": ["g"], "outputs": ["s"]},
+                        {"op": "LayerNormalization", "name": "ln", "inputs": ["s", "gamma", "beta"],
+                         "outputs": ["y"]}]})",
+              test::config("edge"), "vector.kpu") {}
+
+    /// The bound program's vector ops.
+    std::vector<const compiler::BoundOp*> vector_ops() const {
+        std::vector<const compiler::BoundOp*> ops;
+        for (const auto& op : prepared.bound.ops)
+            if (op.kind == compiler::BoundOp::Kind::Vector) ops.push_back(&op);
+        return ops;
     }
 };
 
@@ -117,8 +146,10 @@ TEST(Stats, TheMemoryRoofIsTheSlowestOfDramDmaEnginesAndTileLinks) {
 }
 
 /// Integral over time (value x ps, up to `end`) of every 1-bit and real signal of a VCD, by
-/// "scope.signal": for a busy wire, its high time.
-std::map<std::string, double> integrals(const std::string& path, uint64_t end) {
+/// "scope.signal": for a busy wire, its high time. `rises`, when given: per 1-bit signal, how
+/// often it went from 0 to 1.
+std::map<std::string, double> integrals(const std::string& path, uint64_t end,
+                                        std::map<std::string, int>* rises = nullptr) {
     std::ifstream in(path);
     std::map<std::string, std::string> names;  // id -> scope.name, wires and reals only
     std::vector<std::string> scopes;
@@ -127,6 +158,7 @@ std::map<std::string, double> integrals(const std::string& path, uint64_t end) {
     auto change = [&](const std::string& id, double value, uint64_t now) {
         if (!names.count(id)) return;
         auto& [v, since] = state[id];
+        if (rises && v == 0 && value == 1) ++(*rises)[names[id]];
         integral[names[id]] += v * double(now - since);
         v = value, since = now;
     };
@@ -160,12 +192,18 @@ std::map<std::string, double> integrals(const std::string& path, uint64_t end) {
     return integral;
 }
 
+/// Writes the whole run's VCD to `name`.vcd and returns its path, or "" when GTKWave's vcd2fst
+/// refuses it.
+std::string gtkwave_readable_vcd(const Run& run, const std::string& name) {
+    const std::string vcd = temp(name + ".vcd");
+    cli::write_vcd(run.report, vcd, 0, UINT64_MAX, "");
+    return std::system(("vcd2fst " + vcd + " " + temp(name + ".fst") + " >/dev/null 2>&1").c_str()) == 0 ? vcd : "";
+}
+
 TEST(Vcd, GtkwaveReadsItAndBusyTimesEqualTheStats) {
     MlpRun run;
-    const std::string vcd = temp("run.vcd");
-    cli::write_vcd(run.report, vcd, 0, UINT64_MAX, "");
-    ASSERT_EQ(std::system(("vcd2fst " + vcd + " " + temp("run.fst") + " >/dev/null 2>&1").c_str()), 0)
-        << "GTKWave's vcd2fst refused the file";
+    const std::string vcd = gtkwave_readable_vcd(run, "run");
+    ASSERT_NE(vcd, "") << "GTKWave's vcd2fst refused the file";
     const auto high = integrals(vcd, run.report.end);
     size_t busy_lines = 0;
     for (const auto& [name, area] : high)
@@ -226,18 +264,28 @@ TEST(Vcd, WindowAndScopeLimitWhatIsWritten) {
     EXPECT_THROW(cli::parse_time_window("soon:later"), std::runtime_error);
 }
 
-TEST(Trace, HasOneSlicePerOpMatchingTheRecords) {
-    MlpRun run;
-    const std::string path = temp("trace.json");
-    cli::write_trace(run.report, run.session->kpu->program(), run.program, path);
-    std::ifstream in(path);
-    const json trace = json::parse(in);
+/// A run's trace, written to `file` and read back: its slices (of category `category`, all
+/// when empty) by op id, and its threads' names by (pid, tid).
+struct TraceSlices {
     std::map<uint64_t, json> slices;
     std::map<std::pair<int, int>, std::string> threads;
-    for (const auto& e : trace["traceEvents"]) {
-        if (e["ph"] == "X") slices[e["args"]["op"].get<uint64_t>()] = e;
-        if (e["ph"] == "M" && e["name"] == "thread_name") threads[{e["pid"], e["tid"]}] = e["args"]["name"];
+
+    TraceSlices(const Run& run, const std::string& file, const std::string& category = "") {
+        const std::string path = temp(file);
+        cli::write_trace(run.report, run.session->kpu->program(), run.program, path);
+        std::ifstream in(path);
+        const json trace = json::parse(in);
+        for (const auto& e : trace["traceEvents"]) {
+            if (e["ph"] == "X" && (category.empty() || e["cat"] == category))
+                slices[e["args"]["op"].get<uint64_t>()] = e;
+            if (e["ph"] == "M" && e["name"] == "thread_name") threads[{e["pid"], e["tid"]}] = e["args"]["name"];
+        }
     }
+};
+
+TEST(Trace, HasOneSlicePerOpMatchingTheRecords) {
+    MlpRun run;
+    const auto [slices, threads] = TraceSlices(run, "trace.json");
     ASSERT_EQ(slices.size(), run.report.ops.size());
     for (const auto& a : run.report.ops) {
         const json& s = slices.at(a.id);
@@ -374,6 +422,143 @@ TEST(Trace, PipelinedEnginesGetLanesSoSlicesOnOneThreadNest) {
             if (i == 0 || list[i].second != list[i - 1].second) {
                 EXPECT_TRUE(done.insert(list[i].second).second) << list[i].second << "'s lanes are not together";
             }
+    }
+}
+
+// The vector engines in the stats: per engine its commands, elements and energy from the
+// engine's counters, each the sum of the formulas (hw::vector_cycles, hw::vector_energy_pj)
+// over the program's VECTOR ops; their energy is a part of the total.
+TEST(Stats, VectorEnginesCountTheirCommandsElementsAndEnergyByTheFormulas) {
+    VectorRun run;
+    ASSERT_EQ(run.session->failure(), "");
+    const cli::RunReport& r = run.report;
+    const hw::VectorUnit& unit = run.config.vector;
+    const double cycle_ps = 1e12 / run.config.clocks.fabric_hz;
+    struct Expected {
+        uint64_t commands = 0, elements = 0, cycles = 0;
+        double pj = 0;
+    };
+    std::map<std::string, Expected> expected;  // by engine scope
+    Expected all;
+    for (const compiler::BoundOp* op : run.vector_ops()) {
+        for (Expected* e : {&expected[cli::engine_scope(*op)], &all}) {
+            ++e->commands;
+            e->elements += uint64_t(op->vector.rows) * op->vector.cols;
+            e->cycles += hw::vector_cycles(op->vector, unit);
+            e->pj += hw::vector_energy_pj(op->vector, unit);
+        }
+    }
+    ASSERT_GE(all.commands, 4u) << "one command per op at least";
+    EXPECT_EQ(all.elements, 4u * 67 * 131) << "four ops over the whole 67 x 131 tensor";
+    ASSERT_EQ(r.vectors.size(), expected.size());
+    const json s = cli::stats_json(r, nullptr);
+    const double total_s = r.total_s();
+    for (const cli::VectorActivity& v : r.vectors) {
+        const Expected& e = expected.at(v.scope);
+        EXPECT_EQ(v.commands, e.commands) << v.scope;
+        EXPECT_EQ(v.elements, e.elements) << v.scope;
+        EXPECT_NEAR(double(v.busy), double(e.cycles) * cycle_ps, 1.0) << v.scope;
+        EXPECT_NEAR(v.energy_pj, e.pj, 1e-9 * e.pj) << v.scope;
+        // Its engine entry: busy from the op records (the engine runs one command at a time,
+        // so the union of its ops is their sum), and the engine's counters.
+        const json* entry = nullptr;
+        for (const auto& engine : s["engines"])
+            if (engine["name"] == v.scope) entry = &engine;
+        ASSERT_NE(entry, nullptr) << v.scope;
+        EXPECT_EQ((*entry)["kind"], "vector");
+        EXPECT_EQ((*entry)["ops"].get<uint64_t>(), e.commands);
+        EXPECT_EQ((*entry)["commands"].get<uint64_t>(), e.commands);
+        EXPECT_EQ((*entry)["elements"].get<uint64_t>(), e.elements);
+        EXPECT_NEAR((*entry)["busy_time_us"].get<double>(), double(e.cycles) * cycle_ps * 1e-6, 1e-6);
+        EXPECT_NEAR((*entry)["utilization"].get<double>(), double(e.cycles) * cycle_ps * 1e-12 / total_s, 1e-9);
+        EXPECT_NEAR((*entry)["energy_uj"].get<double>(), e.pj * 1e-6, 1e-9 * e.pj);
+        EXPECT_GT((*entry)["bytes_read"].get<uint64_t>(), 0u);
+        EXPECT_GT((*entry)["bytes_written"].get<uint64_t>(), 0u);
+    }
+    const json& vector = s["vector"];
+    EXPECT_EQ(vector["engines"].get<uint64_t>(), expected.size());
+    EXPECT_EQ(vector["commands"].get<uint64_t>(), all.commands);
+    EXPECT_EQ(vector["elements"].get<uint64_t>(), all.elements);
+    EXPECT_NEAR(vector["busy_time_us"].get<double>(), double(all.cycles) * cycle_ps * 1e-6, 1e-6);
+    EXPECT_NEAR(vector["energy_uj"].get<double>(), all.pj * 1e-6, 1e-9 * all.pj);
+    EXPECT_NEAR(vector["achieved_elements_per_s"].get<double>(), double(all.elements) / total_s,
+                1e-9 * double(all.elements) / total_s);
+    EXPECT_DOUBLE_EQ(vector["peak_elements_per_s"].get<double>(),
+                     double(run.config.compute_tiles) * unit.lanes * run.config.clocks.fabric_hz);
+    // The energy breakdown has the vector engines' part, and the total includes it.
+    const json& parts = s["energy_uj"];
+    EXPECT_NEAR(parts["vector"].get<double>(), all.pj * 1e-6, 1e-9 * all.pj);
+    double sum = 0;
+    for (const auto& [k, v] : parts.items()) sum += v.get<double>();
+    EXPECT_NEAR(s["total_energy_uj"].get<double>(), sum, 1e-9 * sum);
+    EXPECT_EQ(s["macs"].get<uint64_t>(), 0u);
+    // The vector engines compute: their time is compute time, not a stall.
+    EXPECT_GE(r.compute, uint64_t(double(all.cycles) * cycle_ps / double(expected.size())));
+    // The summary's line says the same.
+    const std::string line = cli::vector_summary(r);
+    EXPECT_NE(line.find(std::to_string(all.commands) + " commands, " + std::to_string(all.elements) + " elements"),
+              std::string::npos)
+        << line;
+}
+
+TEST(Stats, AMatmulOnlyRunHasNoVectorWork) {
+    MlpRun run;
+    const json s = cli::stats_json(run.report, nullptr);
+    EXPECT_TRUE(run.report.vectors.empty());
+    EXPECT_EQ(s["vector"]["commands"].get<uint64_t>(), 0u);
+    EXPECT_EQ(s["vector"]["elements"].get<uint64_t>(), 0u);
+    EXPECT_EQ(s["energy_uj"]["vector"].get<double>(), 0.0);
+    EXPECT_EQ(cli::vector_summary(run.report), "");
+    for (const auto& engine : s["engines"]) EXPECT_FALSE(engine.contains("elements")) << engine.dump();
+}
+
+// A slice per vector op on its tile's vector engine track, named VECTOR and its function, with
+// the function and the tile's rows x cols as args, lasting hw::vector_cycles.
+TEST(Trace, VectorOpsAreSlicesWithTheirFunctionAndShape) {
+    VectorRun run;
+    const auto [slices, threads] = TraceSlices(run, "vector_trace.json", "vector");
+    const auto ops = run.vector_ops();
+    ASSERT_EQ(slices.size(), ops.size());
+    const double us_per_cycle = 1e6 / run.config.clocks.fabric_hz;
+    std::map<std::string, int> functions;
+    for (const compiler::BoundOp* op : ops) {
+        const json& s = slices.at(op->id);
+        const std::string function = hw::to_string(op->vector.function);
+        ++functions[function];
+        EXPECT_EQ(s["name"], "VECTOR " + function);
+        EXPECT_EQ(s["args"]["function"], function);
+        EXPECT_EQ(s["args"]["rows"].get<uint32_t>(), op->vector.rows);
+        EXPECT_EQ(s["args"]["cols"].get<uint32_t>(), op->vector.cols);
+        EXPECT_NEAR(s["dur"].get<double>(), double(hw::vector_cycles(op->vector, run.config.vector)) * us_per_cycle,
+                    1e-6)
+            << s.dump();
+        EXPECT_EQ(threads.at({s["pid"].get<int>(), s["tid"].get<int>()}), cli::engine_scope(*op));
+    }
+    for (const char* f : {"add", "gelu", "softmax", "layer_norm"}) EXPECT_GT(functions[f], 0) << f;
+}
+
+// Each vector engine that ran has a busy wire that rises per command run back to back at
+// most, whose high time is the engine's busy time; GTKWave reads the file.
+TEST(Vcd, VectorEnginesHaveABusyLineHighForTheirCommands) {
+    VectorRun run;
+    const std::string vcd = gtkwave_readable_vcd(run, "vector");
+    ASSERT_NE(vcd, "") << "GTKWave's vcd2fst refused the file";
+    std::map<std::string, int> rises;
+    const auto high = integrals(vcd, run.report.end, &rises);
+    ASSERT_FALSE(run.report.vectors.empty());
+    for (const cli::VectorActivity& v : run.report.vectors) {
+        const std::string key = "kpu." + v.scope + ".busy";
+        ASSERT_TRUE(high.count(key)) << key;
+        EXPECT_NEAR(high.at(key), double(v.busy), 1.0) << key;
+        EXPECT_GE(rises[key], 1) << key;
+        EXPECT_LE(uint64_t(rises[key]), v.commands) << key;
+    }
+    // Busy and queue only: a vector engine moves no bytes of its own (like the fabric).
+    const std::string text = slurp(vcd);
+    for (size_t at = 0; (at = text.find("$scope module vector $end", at)) != std::string::npos; ++at) {
+        const std::string scope = text.substr(at, text.find("$upscope", at) - at);
+        EXPECT_NE(scope.find(" busy $end"), std::string::npos) << scope;
+        EXPECT_EQ(scope.find(" bytes $end"), std::string::npos) << scope;
     }
 }
 
