@@ -75,3 +75,28 @@ expect_refusal("trace.json is not a kpu-sim --stats file \\(it has no 'arithmeti
                roofline --config ${SRC}/configs/edge.json ${WORK}/trace.json)
 expect_refusal("stats.json is not a kpu-sim --trace file \\(it has no 'traceEvents'\\)"
                gantt ${WORK}/stats.json)
+
+# A run with vector ops: its roofline legend gives the vector engines' rate, and a gantt of a
+# few rows keeps a vector engine's row (it takes the row of a kind with several).
+execute_process(COMMAND ${BIN}/kpu-compile ${SRC}/examples/ffn_block.json -o ${WORK}/ffn.kpu --config ${SRC}/configs/edge.json
+                OUTPUT_QUIET RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "kpu-compile ffn_block failed: ${rc}")
+endif()
+execute_process(COMMAND ${BIN}/kpu-sim --config ${SRC}/configs/edge.json --program ${WORK}/ffn.kpu
+                        --stats ${WORK}/ffn-stats.json --trace ${WORK}/ffn-trace.json OUTPUT_QUIET RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "kpu-sim ffn_block failed: ${rc}")
+endif()
+foreach(cmd "roofline;--config;${SRC}/configs/edge.json;${WORK}/ffn-stats.json;-o;${WORK}/ffn-roofline.png"
+            "gantt;${WORK}/ffn-trace.json;--max-tracks;6;-o;${WORK}/ffn-gantt.png")
+  execute_process(COMMAND /usr/bin/python3 ${SRC}/scripts/plot ${cmd} RESULT_VARIABLE rc ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "scripts/plot ${cmd} failed: ${err}")
+  endif()
+  list(GET cmd 0 what)
+  file(READ ${WORK}/ffn-${what}.png head LIMIT 8 HEX)
+  if(NOT head STREQUAL "89504e470d0a1a0a")
+    message(FATAL_ERROR "ffn-${what}.png is not a PNG (starts with ${head})")
+  endif()
+endforeach()
