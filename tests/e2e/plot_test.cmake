@@ -1,34 +1,44 @@
-# Runs the MLP with --stats and --trace, then scripts/plot; checks both PNGs are real PNGs, and
-# that scripts/plot refuses, with a message naming the file, a stats file of another SKU and a
-# file of the wrong kind (instead of plotting a wrong roofline or printing a bare KeyError).
+# Runs the MLP and the FFN block (vector ops) with --stats and --trace, then scripts/plot; checks
+# the PNGs are real PNGs, and that scripts/plot refuses, with a message naming the file, a stats
+# file of another SKU and a file of the wrong kind (instead of a wrong roofline or a bare KeyError).
 file(MAKE_DIRECTORY ${WORK})
-execute_process(COMMAND ${BIN}/kpu-compile ${SRC}/examples/mlp.json -o ${WORK}/mlp.kpu --config ${SRC}/configs/edge.json
-                OUTPUT_QUIET RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "kpu-compile failed: ${rc}")
-endif()
-execute_process(COMMAND ${BIN}/kpu-sim --config ${SRC}/configs/edge.json --program ${WORK}/mlp.kpu
-                        --stats ${WORK}/stats.json --trace ${WORK}/trace.json OUTPUT_QUIET RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "kpu-sim failed: ${rc}")
-endif()
-foreach(cmd "roofline;--config;${SRC}/configs/edge.json;${WORK}/stats.json;-o;${WORK}/roofline.png"
-            "gantt;${WORK}/trace.json;-o;${WORK}/gantt.png")
-  execute_process(COMMAND /usr/bin/python3 ${SRC}/scripts/plot ${cmd} RESULT_VARIABLE rc ERROR_VARIABLE err)
+# Compiles examples/<graph>.json for edge, runs it with --stats and --trace into
+# ${WORK}/<prefix>stats.json and <prefix>trace.json (the program: <graph>.kpu), plots both
+# (the gantt with the extra arguments given) and checks they are real PNGs.
+function(plot_run graph prefix)
+  execute_process(COMMAND ${BIN}/kpu-compile ${SRC}/examples/${graph}.json -o ${WORK}/${graph}.kpu
+                          --config ${SRC}/configs/edge.json OUTPUT_QUIET RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "scripts/plot ${cmd} failed: ${err}")
+    message(FATAL_ERROR "kpu-compile ${graph} failed: ${rc}")
   endif()
-endforeach()
-foreach(png roofline gantt)
-  file(READ ${WORK}/${png}.png head LIMIT 8 HEX)
-  if(NOT head STREQUAL "89504e470d0a1a0a")
-    message(FATAL_ERROR "${png}.png is not a PNG (starts with ${head})")
+  execute_process(COMMAND ${BIN}/kpu-sim --config ${SRC}/configs/edge.json --program ${WORK}/${graph}.kpu
+                          --stats ${WORK}/${prefix}stats.json --trace ${WORK}/${prefix}trace.json
+                  OUTPUT_QUIET RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "kpu-sim ${graph} failed: ${rc}")
   endif()
-  file(SIZE ${WORK}/${png}.png size)
-  if(size LESS 10000)
-    message(FATAL_ERROR "${png}.png is only ${size} bytes")
-  endif()
-endforeach()
+  foreach(cmd "roofline;--config;${SRC}/configs/edge.json;${WORK}/${prefix}stats.json;-o;${WORK}/${prefix}roofline.png"
+              "gantt;${WORK}/${prefix}trace.json;${ARGN};-o;${WORK}/${prefix}gantt.png")
+    execute_process(COMMAND /usr/bin/python3 ${SRC}/scripts/plot ${cmd} RESULT_VARIABLE rc ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "scripts/plot ${cmd} failed: ${err}")
+    endif()
+  endforeach()
+  foreach(png roofline gantt)
+    file(READ ${WORK}/${prefix}${png}.png head LIMIT 8 HEX)
+    if(NOT head STREQUAL "89504e470d0a1a0a")
+      message(FATAL_ERROR "${prefix}${png}.png is not a PNG (starts with ${head})")
+    endif()
+    file(SIZE ${WORK}/${prefix}${png}.png size)
+    if(size LESS 10000)
+      message(FATAL_ERROR "${prefix}${png}.png is only ${size} bytes")
+    endif()
+  endforeach()
+endfunction()
+plot_run(mlp "")
+# A run with vector ops: its roofline legend gives the vector engines' rate, and a gantt of a
+# few rows keeps a vector engine's row (it takes the row of a kind with several).
+plot_run(ffn_block ffn- --max-tracks 6)
 
 # Refusals: exit code non-zero, one line saying which file is wrong and why, no PNG written.
 function(expect_refusal expected)
@@ -76,27 +86,3 @@ expect_refusal("trace.json is not a kpu-sim --stats file \\(it has no 'arithmeti
 expect_refusal("stats.json is not a kpu-sim --trace file \\(it has no 'traceEvents'\\)"
                gantt ${WORK}/stats.json)
 
-# A run with vector ops: its roofline legend gives the vector engines' rate, and a gantt of a
-# few rows keeps a vector engine's row (it takes the row of a kind with several).
-execute_process(COMMAND ${BIN}/kpu-compile ${SRC}/examples/ffn_block.json -o ${WORK}/ffn.kpu --config ${SRC}/configs/edge.json
-                OUTPUT_QUIET RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "kpu-compile ffn_block failed: ${rc}")
-endif()
-execute_process(COMMAND ${BIN}/kpu-sim --config ${SRC}/configs/edge.json --program ${WORK}/ffn.kpu
-                        --stats ${WORK}/ffn-stats.json --trace ${WORK}/ffn-trace.json OUTPUT_QUIET RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "kpu-sim ffn_block failed: ${rc}")
-endif()
-foreach(cmd "roofline;--config;${SRC}/configs/edge.json;${WORK}/ffn-stats.json;-o;${WORK}/ffn-roofline.png"
-            "gantt;${WORK}/ffn-trace.json;--max-tracks;6;-o;${WORK}/ffn-gantt.png")
-  execute_process(COMMAND /usr/bin/python3 ${SRC}/scripts/plot ${cmd} RESULT_VARIABLE rc ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "scripts/plot ${cmd} failed: ${err}")
-  endif()
-  list(GET cmd 0 what)
-  file(READ ${WORK}/ffn-${what}.png head LIMIT 8 HEX)
-  if(NOT head STREQUAL "89504e470d0a1a0a")
-    message(FATAL_ERROR "ffn-${what}.png is not a PNG (starts with ${head})")
-  endif()
-endforeach()
