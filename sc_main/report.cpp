@@ -28,7 +28,8 @@ uint64_t union_length(std::vector<std::pair<uint64_t, uint64_t>>& intervals) {
     return open ? total + open_end - open_start : total;
 }
 
-/// The engine kinds in the order the time line charges a moment to: the fabric computing,
+/// The engine kinds in the order the time line charges a moment to: a fabric or vector engine
+/// computing (kFabric),
 /// else the nearest engine kind that is busy (a stall on it).
 enum Kind { kFabric, kStreamer, kBlockMover, kDma, kKinds };
 

@@ -78,7 +78,7 @@ struct RunReport {
     uint32_t dram_channels = 0;
     double dram_channel_bandwidth = 0;   ///< bytes/s of one channel (all its ports)
 
-    // Where the time went (ps, they add up to end - start): some fabric computing; else the
+    // Where the time went (ps, they add up to end - start): some fabric or vector engine computing; else the
     // engine nearest the fabric that is busy (Streamer, then BlockMover, then DMA); else
     // nothing runs (waiting on dependencies or the host).
     uint64_t compute = 0, stall_streamer = 0, stall_block_mover = 0, stall_dma = 0, stall_other = 0;

@@ -84,7 +84,7 @@ void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundPro
     out << "  roofline bound    " << si(r.roofline_s, "s") << "  ("
         << (r.memory_bound ? "memory: DRAM bytes at " + si(r.roofline_bandwidth, "B/s") : std::string("compute: at peak"))
         << "; efficiency " << std::setprecision(1) << (sim_s > 0 ? 100 * r.roofline_s / sim_s : 0) << " %)\n";
-    out << "  time              some fabric computing " << percent(r.compute) << " %, else waiting on streamer "
+    out << "  time              some fabric or vector engine computing " << percent(r.compute) << " %, else waiting on streamer "
         << percent(r.stall_streamer) << " %, block mover " << percent(r.stall_block_mover) << " %, DMA "
         << percent(r.stall_dma) << " %, dependencies " << percent(r.stall_other) << " %\n";
     out << "  energy            " << si(r.total_pj() * 1e-12, "J") << " (" << si(r.total_pj() * 1e-12 / sim_s, "W")
