@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "compiler/binder.h"
 #include "compiler/kpu_format.h"
@@ -24,6 +25,16 @@ std::string lone(const std::string& kind, const std::string& shape, const std::s
            (has_b ? R"({"name": "b", "shape": )" + b_shape + R"(, "role": "input"},)" : std::string()) +
            R"({"name": "y"}], "ops": [{"op": ")" + kind + R"(", "name": "v", "inputs": ["x")" +
            (has_b ? R"(, "b")" : "") + R"(], "outputs": ["y"], "attributes": )" + attributes + "}]}";
+}
+
+/// y = kind(x, axes) with x of `shape`, the int64 axes inline (`axes` "" for none).
+std::string reduce(const std::string& kind, const std::string& shape, const std::string& axes,
+                   const std::string& attributes = "{}") {
+    const bool has_axes = !axes.empty();
+    return R"({"tensors": [{"name": "x", "shape": )" + shape + R"(, "role": "input"},)" +
+           (has_axes ? R"({"name": "axes", "dtype": "int64", "role": "constant", "value": )" + axes + "}," : "") +
+           R"({"name": "y"}], "ops": [{"op": ")" + kind + R"(", "name": "r", "inputs": ["x")" +
+           (has_axes ? R"(, "axes")" : "") + R"(], "outputs": ["y"], "attributes": )" + attributes + "}]}";
 }
 
 // The DRAM bytes of the hints are what the bound stream moves and the closed form: x and y
@@ -119,16 +130,21 @@ TEST(VectorLowering, WhatDoesNotLowerYetIsNamed) {
     EXPECT_EQ(error(lone("Add", "[2, 4, 6]", "[4, 6]")),
               "graph: Unsupported operators: Add (v: input 'B' of shape [4, 6] broadcast to [2, 4, 6] not yet "
               "supported (only the same shape, a scalar, a row [6] or a column [2, 4, 1]))");
-}
-
-/// y = kind(x, axes) with x of `shape`, the int64 axes inline (`axes` "" for none).
-std::string reduce(const std::string& kind, const std::string& shape, const std::string& axes,
-                   const std::string& attributes = "{}") {
-    const bool has_axes = !axes.empty();
-    return R"({"tensors": [{"name": "x", "shape": )" + shape + R"(, "role": "input"},)" +
-           (has_axes ? R"({"name": "axes", "dtype": "int64", "role": "constant", "value": )" + axes + "}," : "") +
-           R"({"name": "y"}], "ops": [{"op": ")" + kind + R"(", "name": "r", "inputs": ["x")" +
-           (has_axes ? R"(, "axes")" : "") + R"(], "outputs": ["y"], "attributes": )" + attributes + "}]}";
+    const std::pair<std::string, std::string> reductions_and_clip[] = {
+        {reduce("ReduceSum", "[4, 6]", "[0]"), "ReduceSum (r: axes = [0] not yet supported (only the last axis (1)))"},
+        {reduce("ReduceMax", "[2, 4, 6]", "[1, 2]"),
+         "ReduceMax (r: axes = [1, 2] not yet supported (only the last axis (2)))"},
+        {reduce("ReduceMean", "[4, 6]", ""),
+         "ReduceMean (r: axes omitted (every axis) not yet supported (only the last axis (1)))"},
+        {lone("Clip", "[4, 6]", "[]"),
+         "Clip (v: input 'min' ('b') without an inline value not yet supported (only a constant bound))"},
+    };
+    for (const auto& [text, why] : reductions_and_clip) EXPECT_EQ(error(text), "graph: Unsupported operators: " + why);
+    // The int64 axes pass; an int64 data tensor does not.
+    const std::string int_data = R"({"tensors": [{"name": "x", "shape": [4, 6], "dtype": "int64", "role": "input"},
+        {"name": "axes", "dtype": "int64", "role": "constant", "value": [-1]}, {"name": "y"}],
+        "ops": [{"op": "ReduceSum", "name": "r", "inputs": ["x", "axes"], "outputs": ["y"]}]})";
+    EXPECT_EQ(error(int_data), "graph: Unsupported operators: ReduceSum (r: tensor 'x' is int64, not yet supported)");
 }
 
 // A reduction over the last axis reads x once and writes one value per row; its int64 axes
@@ -192,29 +208,6 @@ TEST(VectorLowering, ClipTakesItsConstantBoundsIntoTheCommand) {
             EXPECT_EQ(op.vector.clip_min, -std::numeric_limits<float>::infinity());
             EXPECT_EQ(op.vector.clip_max, 0.75f);
         }
-}
-
-TEST(VectorLowering, WhatReductionsAndClipDoNotLowerYetIsNamed) {
-    const hw::Config edge = test::config("edge");
-    const auto error = [&](const std::string& text) {
-        return test::error_of([&] { compile(parse_graph(text, "t.json"), edge); });
-    };
-    EXPECT_EQ(error(reduce("ReduceSum", "[4, 6]", "[0]")),
-              "graph: Unsupported operators: ReduceSum (r: axes = [0] not yet supported (only the last axis (1)))");
-    EXPECT_EQ(error(reduce("ReduceMax", "[2, 4, 6]", "[1, 2]")),
-              "graph: Unsupported operators: ReduceMax (r: axes = [1, 2] not yet supported (only the last axis "
-              "(2)))");
-    EXPECT_EQ(error(reduce("ReduceMean", "[4, 6]", "")),
-              "graph: Unsupported operators: ReduceMean (r: axes omitted (every axis) not yet supported (only the "
-              "last axis (1)))");
-    EXPECT_EQ(error(lone("Clip", "[4, 6]", "[]")),
-              "graph: Unsupported operators: Clip (v: input 'min' ('b') without an inline value not yet supported "
-              "(only a constant bound))");
-    // The int64 axes pass; an int64 data tensor does not.
-    const std::string int_data = R"({"tensors": [{"name": "x", "shape": [4, 6], "dtype": "int64", "role": "input"},
-        {"name": "axes", "dtype": "int64", "role": "constant", "value": [-1]}, {"name": "y"}],
-        "ops": [{"op": "ReduceSum", "name": "r", "inputs": ["x", "axes"], "outputs": ["y"]}]})";
-    EXPECT_EQ(error(int_data), "graph: Unsupported operators: ReduceSum (r: tensor 'x' is int64, not yet supported)");
 }
 
 // A vector kernel's tile in a .kpu holds whole rows: [tm, cols, 1].
