@@ -161,6 +161,7 @@ TEST(VectorLowering, ReductionsOverTheLastAxisMoveXOnceAndOneValuePerRow) {
         {"ReduceMax", "[131]", "", R"({"keepdims": 0})", 1, 131, hw::VectorFunction::ReduceMax},
         {"ReduceMax", "[1, 1]", "[-1]", "{}", 1, 1, hw::VectorFunction::ReduceMax},
         {"ReduceSum", "[2, 3, 1]", "[-1]", R"({"keepdims": 0})", 6, 1, hw::VectorFunction::ReduceSum},
+        {"ReduceMean", "[]", "", "{}", 1, 1, hw::VectorFunction::ReduceMean},
         {"ReduceSum", "[7, 13]", "", R"({"noop_with_empty_axes": 1})", 7, 13, hw::VectorFunction::Copy},
     };
     for (const char* name : {"minimal", "edge", "t64"}) {
