@@ -9,6 +9,7 @@
 #include "compiler/hazard_tracker.h"
 #include "compiler/large_load_limit.h"
 #include "compiler/move_elision.h"
+#include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
 
@@ -56,7 +57,15 @@ public:
 private:
     void place_tensors() {
         uint64_t next = 0;
-        for (const Tensor& t : program_.graph.tensors()) {
+        const Graph& g = program_.graph;
+        for (uint32_t i = 0; i < g.tensors().size(); ++i) {
+            const Tensor& t = g.tensor(i);
+            // A compile-time value (an axes list) is in the commands, not in DRAM.
+            if (is_compile_time_value(g, i)) {
+                slot_.push_back(kNoTensor);
+                continue;
+            }
+            slot_.push_back(uint32_t(bound_.tensors.size()));
             BoundTensor b{t.name, t.shape, to_string(t.dtype), to_string(*t.role), next, t.bytes()};
             next += round_up(t.bytes(), config_.dram.interleave_bytes);
             if (next > map_.dram_size()) {
@@ -136,7 +145,7 @@ private:
         x.rows = uint32_t(d.rows);
         const uint64_t element = dtype_bytes(program_.graph.tensor(d.tensor).dtype);
         x.row_bytes = uint32_t(d.cols * element);
-        const BoundTensor& t = bound_.tensors[d.tensor];
+        const BoundTensor& t = bound_.tensors.at(slot_.at(d.tensor));
         // A tensor of rank 2 or more is a matrix of its last dim's columns (a vector op's 2D view).
         const uint64_t tensor_cols = t.shape.size() >= 2 ? t.shape.back() : 0;
         const uint64_t tensor_pitch = tensor_cols ? tensor_cols * element : x.row_bytes;
@@ -232,7 +241,7 @@ private:
             touch(hw::Level::L2, c.bias, 1, row, row, false, op);
         }
         c.y = {address(d.c), layout_->pitch[int(d.c.buffer)], hw::Broadcast::None};
-        touch(hw::Level::L2, c.y.addr, c.rows, row, c.y.ld * e, true, op);
+        touch(hw::Level::L2, c.y.addr, c.rows, v.y_width() * e, c.y.ld * e, true, op);
     }
 
     /// The current DFX op's dependencies (dfx_deps_) as bound ops: every op each was bound to.
@@ -274,6 +283,7 @@ private:
     BoundProgram bound_;
     std::vector<BufferLayout> layouts_;  ///< per kernel
     std::vector<MatmulOperands> operands_;  ///< per kernel: its op's (a vector op's movers' roles)
+    std::vector<uint32_t> slot_;  ///< per graph tensor: its index in bound_.tensors (kNoTensor: none)
     std::vector<std::optional<VectorOperands>> vectors_;  ///< per kernel: a vector op's operands
     std::vector<uint32_t> tiles_;        ///< per task: its compute tile
     HazardTracker tracker_;

@@ -69,7 +69,7 @@ struct BoundTensor {
 
 struct BoundProgram {
     std::string config_name;
-    std::vector<BoundTensor> tensors;
+    std::vector<BoundTensor> tensors;  ///< the DRAM tensors: the graph's, less its compile-time values
     std::vector<BoundOp> ops;       ///< topological order
     uint64_t dram_read_bytes = 0;   ///< what the moves read from DRAM
     uint64_t dram_write_bytes = 0;  ///< what the moves write to DRAM

@@ -103,8 +103,8 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm
     // next comes in and the previous goes out. The engine reads and writes L2.
     add(Buffer::Panel, 2, tm, cols, v.a);
     add(Buffer::A2, 2, tm, cols, v.a);
-    add(Buffer::Out, 2, tm, cols, v.y);
-    add(Buffer::C2, 2, tm, cols, v.y);
+    add(Buffer::Out, 2, tm, v.y_width(), v.y);
+    add(Buffer::C2, 2, tm, v.y_width(), v.y);
     if (v.b_per_row()) {
         add(Buffer::Strip, 2, tm, v.b_width(), *v.b);
         add(Buffer::B2, 2, tm, v.b_width(), *v.b);
@@ -146,6 +146,30 @@ Extent2 task_elements(const Program& program, const Task& task) {
 
 bool overlaps(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) { return a0 < b1 && b0 < a1; }
 
+/// Where elements [first, first + count) of `tensor`, contiguous in DRAM, lie in its 2D view
+/// (the binder's: a tensor of rank 2 or more is rows of its last dim, a smaller one a row).
+struct FlatRegion {
+    uint64_t row, col;  ///< the first element's place
+    Extent2 bounds;     ///< the rows and columns that hold them all
+};
+FlatRegion flat_region(const Tensor& tensor, uint64_t first, uint64_t count) {
+    const uint64_t cols = tensor.shape.size() >= 2 ? tensor.shape.back() : std::max<uint64_t>(1, tensor.elements());
+    const uint64_t row = first / cols, col = first % cols, last_row = (first + count - 1) / cols;
+    if (row == last_row) return {row, col, {row, row + 1, col, col + count}};
+    return {row, col, {row, last_row + 1, 0, cols}};
+}
+
+/// The region of its output a task writes, in the output's 2D view: a reduction's rows
+/// [r0, r1) are its output's elements [r0, r1).
+Extent2 task_writes(const Program& program, const Task& task) {
+    const Extent2 e = task_elements(program, task);
+    const uint32_t op = program.kernels[task.kernel].op;
+    if (!is_vector_op(program.graph.ops()[op])) return e;
+    const VectorOperands v = vector_operands(program.graph, op);
+    if (!v.reduces()) return e;
+    return flat_region(program.graph.tensor(v.y), e.r0, e.r1 - e.r0).bounds;
+}
+
 }  // namespace
 
 TaskExtent max_task_extent(const Program& program, uint32_t kernel) {
@@ -167,7 +191,7 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
         const uint64_t rows = e.r1 - e.r0, cols = v.cols;
         const uint64_t b = v.b ? (v.b_per_row() ? rows : 1) * v.b_width() : 0;
         read = kLoweredElementBytes * (rows * cols + b + (v.weight ? cols : 0) + (v.bias ? cols : 0));
-        write = kLoweredElementBytes * rows * cols;
+        write = kLoweredElementBytes * rows * v.y_width();
         return;
     }
     const MatmulOperands op = matmul_operands(program.graph, kernel.op);
@@ -215,7 +239,7 @@ std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
     for (uint32_t u = 0; u < index; ++u) {
         const Task& other = program.tasks[u];
         const uint32_t written = written_by[other.kernel];
-        const Extent2 w = task_elements(program, other);
+        const Extent2 w = task_writes(program, other);
         for (const Read& r : reads)
             if (r.tensor == written && overlaps(r.r0, r.r1, w.r0, w.r1) && overlaps(r.c0, r.c1, w.c0, w.c1)) {
                 out.push_back(u);
@@ -307,12 +331,16 @@ private:
         finish();
     }
 
-    void store(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src) {
+    /// `bounds`: the region of the tensor's 2D view it writes, when not rows x cols at (row,
+    /// col) (a row of contiguous values that wraps onto the view's next rows).
+    void store(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src,
+               const Extent2* bounds = nullptr) {
         begin(DfxOpKind::Store);
         region(tensor, row, col, rows, cols);
         op_.src = src;
         touch(src, rows, cols, false);
-        if (needed_.count(task_)) stores_[task_].push_back({op_.id, tensor, row, row + rows, col, col + cols});
+        const Extent2 w = bounds ? *bounds : Extent2{row, row + rows, col, col + cols};
+        if (needed_.count(task_)) stores_[task_].push_back({op_.id, tensor, w.r0, w.r1, w.c0, w.c1});
         finish();
     }
 
@@ -382,7 +410,7 @@ private:
             op_.bias = bias;
             touch(bias, 1, n, false);
         }
-        touch(c, m, n, true);
+        touch(c, m, v.y_width(), true);
         finish();
     }
 
@@ -421,8 +449,16 @@ private:
                 move(*v.b, I.first, 0, I.count, b_cols, b3, b2);
             }
             vector(v, a2, b2, b2_row, y2, I);
-            move(v.y, I.first, 0, I.count, cols, y2, y3);
-            store(v.y, I.first, 0, I.count, cols, y3);
+            if (!v.reduces()) {
+                move(v.y, I.first, 0, I.count, cols, y2, y3);
+                store(v.y, I.first, 0, I.count, cols, y3);
+                continue;
+            }
+            // A reduction's rows x 1 tile is I.count contiguous values, on chip and in DRAM:
+            // one row of them, at the first's place in y's 2D view.
+            const FlatRegion r = flat_region(program_.graph.tensor(v.y), I.first, I.count);
+            move(v.y, r.row, r.col, 1, I.count, y2, y3);
+            store(v.y, r.row, r.col, 1, I.count, y3, &r.bounds);
         }
     }
 

@@ -26,6 +26,8 @@ const std::map<std::string, VectorFunction>& functions() {
         {"Max", VectorFunction::Max},           {"Min", VectorFunction::Min},
         {"Pow", VectorFunction::Pow},           {"Softmax", VectorFunction::Softmax},
         {"LayerNormalization", VectorFunction::LayerNorm}, {"RMSNormalization", VectorFunction::RmsNorm},
+        {"ReduceSum", VectorFunction::ReduceSum}, {"ReduceMean", VectorFunction::ReduceMean},
+        {"ReduceMax", VectorFunction::ReduceMax}, {"Clip", VectorFunction::Clip},
     };
     return map;
 }
@@ -34,6 +36,26 @@ bool present(const Op& op, size_t i) { return i < op.inputs.size() && op.inputs[
 
 double number(const AttrValue& v) {
     return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
+}
+
+/// Whether reduction `op` reduces over its input's last axis only (ONNX: the axes input,
+/// none meaning every axis unless noop_with_empty_axes); else false with `problem` set. With
+/// no axis reduced the op is the identity: `c` becomes a copy.
+template <typename Attr>
+bool reduces_last_axis(const Graph& g, const Op& op, const Attr& attr, hw::VectorCommand& c, std::string& problem) {
+    const int64_t rank = int64_t(g.tensor(op.inputs.at(0)).shape.size());
+    std::vector<int64_t> axes;
+    if (present(op, 1)) axes = std::get<std::vector<int64_t>>(g.tensor(op.inputs[1]).value);  // inference needs it
+    if (axes.empty() && std::get<int64_t>(attr("noop_with_empty_axes")) != 0) {
+        c.function = VectorFunction::Copy;
+        return true;
+    }
+    if (axes.empty() ? rank <= 1 : axes.size() == 1 && (axes[0] == -1 || axes[0] == rank - 1)) return true;
+    std::string list;
+    for (int64_t a : axes) list += (list.empty() ? "" : ", ") + std::to_string(a);
+    problem = (axes.empty() ? std::string("axes omitted (every axis)") : "axes = [" + list + "]") +
+              " not yet supported (only the last axis (" + std::to_string(rank - 1) + "))";
+    return false;
 }
 
 /// The operands, or why there are none (`problem` set).
@@ -50,9 +72,13 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
     c.function = it->second;
     out.a = op.inputs.at(0);
     out.y = op.outputs.at(0);
-    const std::vector<uint64_t>& shape = g.tensor(out.y).shape;
+    const bool reduction = hw::traits_of(c.function).shape == hw::VectorShape::Reduction;
+    if (reduction && !reduces_last_axis(g, op, attr, c, problem)) return out;
+    // A reduction's rows x cols are its input's; y holds one value per row.
+    const Tensor& viewed = g.tensor(reduction ? out.a : out.y);
+    const std::vector<uint64_t>& shape = viewed.shape;
     out.cols = shape.empty() ? 1 : shape.back();
-    out.rows = out.cols ? g.tensor(out.y).elements() / out.cols : 0;
+    out.rows = out.cols ? viewed.elements() / out.cols : 0;
     if (out.rows == 0 || out.cols == 0) {
         problem = "an empty output " + shape_string(shape) + " not yet supported";
         return out;
@@ -101,6 +127,19 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
             c.has_bias = out.bias.has_value();
             break;
         }
+        case VectorFunction::Clip:
+            for (size_t i : {size_t(1), size_t(2)}) {
+                if (!present(op, i)) continue;
+                const Tensor& bound = g.tensor(op.inputs[i]);
+                const auto* values = std::get_if<std::vector<double>>(&bound.value);
+                if (!values || values->size() != 1) {
+                    problem = "input '" + schema.input_name(i) + "' ('" + bound.name +
+                              "') without an inline value not yet supported (only a constant bound)";
+                    return out;
+                }
+                (i == 1 ? c.clip_min : c.clip_max) = float(values->front());
+            }
+            break;
         default: break;
     }
     if (g.tensor(out.a).shape != shape) {

@@ -18,9 +18,13 @@ struct VectorOperands {
     std::optional<uint32_t> b;              ///< second input (Add .. Pow)
     hw::Broadcast b_broadcast = hw::Broadcast::None;
     std::optional<uint32_t> weight, bias;   ///< LayerNormalization, RMSNormalization: [cols] vectors
-    uint64_t rows = 0, cols = 0;            ///< the 2D view of the output
+    uint64_t rows = 0, cols = 0;            ///< the 2D view of the input a (of the output but for reductions)
     hw::VectorCommand command;              ///< function and parameters (addresses and sizes unset)
 
+    /// One value per row: y is rows x 1, its values contiguous whatever y's shape.
+    bool reduces() const { return hw::traits_of(command.function).shape == hw::VectorShape::Reduction; }
+    /// Elements of one row of y: 1 for a reduction, else cols.
+    uint64_t y_width() const { return reduces() ? 1 : cols; }
     /// b comes row tile by row tile (a tile or a column), not once per task (a row or a scalar).
     bool b_per_row() const {
         return b && (b_broadcast == hw::Broadcast::None || b_broadcast == hw::Broadcast::Column);

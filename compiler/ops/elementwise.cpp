@@ -1,6 +1,7 @@
 // Elementwise ops: the binary arithmetic with multidirectional (numpy) broadcasting and the
 // unary activations. The output has the broadcast shape (binary) or the input's (unary) and
-// the first input's dtype. All but Clip lower onto the vector engine (compiler/vector_op.h).
+// the first input's dtype. They lower onto the vector engine (compiler/vector_op.h), Clip
+// with constant bounds.
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 
@@ -68,7 +69,7 @@ void register_elementwise(OpRegistry& registry) {
     registry.add(unary("Gelu", infer_gelu, {{"approximate", AttrType::String, std::string("none")}}));
     OpSchema clip = unary("Clip", infer_clip);
     clip.inputs = {"input", "min", "max"}, clip.outputs = {"output"};
-    clip.lowering_problem = nullptr;  // its bounds are tensors: not yet lowered
+    clip.compile_time_inputs = {1, 2};  // constant bounds become the command's clip_min, clip_max
     registry.add(std::move(clip));
 }
 

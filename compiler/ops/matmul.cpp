@@ -155,14 +155,14 @@ Op make_matmul(std::string name, uint32_t a, uint32_t b, uint32_t c, std::option
 void register_matmul(OpRegistry& registry) {
     registry.add({"matmul", {"A", "B", "bias"}, 2, false, {"C"}, 1, false,
                   {{"activation", AttrType::String, std::string("none")}}, infer_fused,
-                  [](const Graph&, const Op&) { return std::string(); }});
-    registry.add({"MatMul", {"A", "B"}, 2, false, {"Y"}, 1, false, {}, infer_matmul, matmul_lowering});
+                  [](const Graph&, const Op&) { return std::string(); }, {}});
+    registry.add({"MatMul", {"A", "B"}, 2, false, {"Y"}, 1, false, {}, infer_matmul, matmul_lowering, {}});
     registry.add({"Gemm", {"A", "B", "C"}, 2, false, {"Y"}, 1, false,
                   {{"alpha", AttrType::Float, 1.0},
                    {"beta", AttrType::Float, 1.0},
                    {"transA", AttrType::Int, int64_t(0)},
                    {"transB", AttrType::Int, int64_t(0)}},
-                  infer_gemm, gemm_lowering});
+                  infer_gemm, gemm_lowering, {}});
 }
 
 }  // namespace kpu::compiler

@@ -148,18 +148,42 @@ void require_lowerable(const Graph& graph, const std::string& source) {
         const OpSchema& schema = schema_of(op);
         std::string problem = schema.lowering_problem ? schema.lowering_problem(graph, op) : "not yet lowered";
         if (problem.empty()) {
-            // Only float32 lowers until the quantization issue.
+            // Only float32 lowers until the quantization issue; a compile-time input (an
+            // int64 axes list) is read by the compiler, not computed on.
+            const auto compile_time = [&](size_t i) {
+                const std::vector<size_t>& c = schema.compile_time_inputs;
+                return std::find(c.begin(), c.end(), i) != c.end();
+            };
             for (const std::vector<uint32_t>* list_of : {&op.inputs, &op.outputs})
-                for (uint32_t t : *list_of)
+                for (size_t i = 0; i < list_of->size(); ++i) {
+                    const uint32_t t = (*list_of)[i];
+                    if (list_of == &op.inputs && compile_time(i)) continue;
                     if (t != kNoTensor && graph.tensor(t).dtype != DType::Float32 && problem.empty())
                         problem = "tensor '" + graph.tensor(t).name + "' is " + to_string(graph.tensor(t).dtype) +
                                   ", not yet supported";
+                }
         }
         if (problem.empty()) continue;
         list += (list.empty() ? "" : ", ") + op.kind + " (" + op.name +
                 (problem == "not yet lowered" ? "" : ": " + problem) + ")";
     }
     if (!list.empty()) throw CompileError(source + ": Unsupported operators: " + list);
+}
+
+bool is_compile_time_value(const Graph& graph, uint32_t t) {
+    if (std::holds_alternative<std::monostate>(graph.tensor(t).value)) return false;
+    bool read = false;
+    for (const Op& op : graph.ops()) {
+        for (uint32_t out : op.outputs)
+            if (out == t) return false;
+        const std::vector<size_t>& c = schema_of(op).compile_time_inputs;
+        for (size_t i = 0; i < op.inputs.size(); ++i) {
+            if (op.inputs[i] != t) continue;
+            if (std::find(c.begin(), c.end(), i) == c.end()) return false;
+            read = true;
+        }
+    }
+    return read;
 }
 
 InferContext::InferContext(std::vector<Tensor>& tensors, const Op& op, const OpSchema& schema, std::string source)

@@ -49,6 +49,9 @@ struct OpSchema {
     void (*infer)(InferContext& context) = nullptr;
     /// Why the op does not lower yet ("" when it does); nullptr: the kind does not lower yet.
     std::string (*lowering_problem)(const Graph& graph, const Op& op) = nullptr;
+    /// Inputs the compiler reads as values at compile time (ReduceSum's axes, Clip's min and
+    /// max), never moved to the device: their lowering hook refuses them without inline values.
+    std::vector<size_t> compile_time_inputs;
 
     const AttrSpec* attribute(const std::string& name) const;
     std::string input_name(size_t i) const;  ///< the schema's name, or the variadic one's with its index
@@ -92,6 +95,11 @@ std::string unknown_attribute(const OpSchema& schema, const std::string& name);
 /// with its name and why ("graph: Unsupported operators: Softmax (sm1), matmul (mm: tensor
 /// 'A' is int8, not yet supported)"). Only float32 lowers for now.
 void require_lowerable(const Graph& graph, const std::string& source);
+
+/// Whether tensor `t` of the checked graph is only a compile-time value: it carries inline
+/// values and every op that reads it takes it as one of its schema's compile_time_inputs.
+/// Such a tensor is no DRAM tensor of the program (the binder gives it no buffer).
+bool is_compile_time_value(const Graph& graph, uint32_t t);
 
 /// The view an op's infer() works through: its inputs, attributes (defaults applied) and
 /// the outputs it sets, with messages prefixed "<source>: op '<name>' (<kind>): ".

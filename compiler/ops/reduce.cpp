@@ -1,9 +1,12 @@
 // ReduceSum, ReduceMean, ReduceMax as ONNX opset 18 has them: the axes are an optional int64
 // input (given inline, "value"), negative axes count from the end, keepdims (1) keeps the
 // reduced axes as 1, and without axes every axis is reduced unless noop_with_empty_axes.
+// Over the last axis they lower onto the vector engine (compiler/vector_op.h), the axes read
+// at compile time.
 #include <set>
 
 #include "compiler/ops/op_schema.h"
+#include "compiler/vector_op.h"
 
 namespace kpu::compiler {
 namespace {
@@ -37,6 +40,8 @@ void register_reduce(OpRegistry& registry) {
         s.kind = kind, s.inputs = {"data", "axes"}, s.outputs = {"reduced"};
         s.attributes = {{"keepdims", AttrType::Int, int64_t(1)}, {"noop_with_empty_axes", AttrType::Int, int64_t(0)}};
         s.infer = infer_reduce;
+        s.lowering_problem = vector_lowering_problem;
+        s.compile_time_inputs = {1};
         registry.add(std::move(s));
     }
 }

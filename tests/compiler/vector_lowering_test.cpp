@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
+#include <utility>
 
 #include "compiler/binder.h"
 #include "compiler/kpu_format.h"
@@ -23,6 +25,16 @@ std::string lone(const std::string& kind, const std::string& shape, const std::s
            (has_b ? R"({"name": "b", "shape": )" + b_shape + R"(, "role": "input"},)" : std::string()) +
            R"({"name": "y"}], "ops": [{"op": ")" + kind + R"(", "name": "v", "inputs": ["x")" +
            (has_b ? R"(, "b")" : "") + R"(], "outputs": ["y"], "attributes": )" + attributes + "}]}";
+}
+
+/// y = kind(x, axes) with x of `shape`, the int64 axes inline (`axes` "" for none).
+std::string reduce(const std::string& kind, const std::string& shape, const std::string& axes,
+                   const std::string& attributes = "{}") {
+    const bool has_axes = !axes.empty();
+    return R"({"tensors": [{"name": "x", "shape": )" + shape + R"(, "role": "input"},)" +
+           (has_axes ? R"({"name": "axes", "dtype": "int64", "role": "constant", "value": )" + axes + "}," : "") +
+           R"({"name": "y"}], "ops": [{"op": ")" + kind + R"(", "name": "r", "inputs": ["x")" +
+           (has_axes ? R"(, "axes")" : "") + R"(], "outputs": ["y"], "attributes": )" + attributes + "}]}";
 }
 
 // The DRAM bytes of the hints are what the bound stream moves and the closed form: x and y
@@ -118,6 +130,85 @@ TEST(VectorLowering, WhatDoesNotLowerYetIsNamed) {
     EXPECT_EQ(error(lone("Add", "[2, 4, 6]", "[4, 6]")),
               "graph: Unsupported operators: Add (v: input 'B' of shape [4, 6] broadcast to [2, 4, 6] not yet "
               "supported (only the same shape, a scalar, a row [6] or a column [2, 4, 1]))");
+    const std::pair<std::string, std::string> reductions_and_clip[] = {
+        {reduce("ReduceSum", "[4, 6]", "[0]"), "ReduceSum (r: axes = [0] not yet supported (only the last axis (1)))"},
+        {reduce("ReduceMax", "[2, 4, 6]", "[1, 2]"),
+         "ReduceMax (r: axes = [1, 2] not yet supported (only the last axis (2)))"},
+        {reduce("ReduceMean", "[4, 6]", ""),
+         "ReduceMean (r: axes omitted (every axis) not yet supported (only the last axis (1)))"},
+        {lone("Clip", "[4, 6]", "[]"),
+         "Clip (v: input 'min' ('b') without an inline value not yet supported (only a constant bound))"},
+    };
+    for (const auto& [text, why] : reductions_and_clip) EXPECT_EQ(error(text), "graph: Unsupported operators: " + why);
+    // The int64 axes pass; an int64 data tensor does not.
+    const std::string int_data = R"({"tensors": [{"name": "x", "shape": [4, 6], "dtype": "int64", "role": "input"},
+        {"name": "axes", "dtype": "int64", "role": "constant", "value": [-1]}, {"name": "y"}],
+        "ops": [{"op": "ReduceSum", "name": "r", "inputs": ["x", "axes"], "outputs": ["y"]}]})";
+    EXPECT_EQ(error(int_data), "graph: Unsupported operators: ReduceSum (r: tensor 'x' is int64, not yet supported)");
+}
+
+// A reduction over the last axis reads x once and writes one value per row; its int64 axes
+// are read by the compiler and get no DRAM buffer.
+TEST(VectorLowering, ReductionsOverTheLastAxisMoveXOnceAndOneValuePerRow) {
+    struct Case {
+        std::string kind, shape, axes, attributes;
+        uint64_t rows, cols;
+        hw::VectorFunction function;
+    };
+    const Case cases[] = {
+        {"ReduceSum", "[3, 41, 37]", "[-1]", "{}", 3 * 41, 37, hw::VectorFunction::ReduceSum},
+        {"ReduceMean", "[3, 41, 37]", "[2]", R"({"keepdims": 0})", 3 * 41, 37, hw::VectorFunction::ReduceMean},
+        {"ReduceMax", "[131]", "", R"({"keepdims": 0})", 1, 131, hw::VectorFunction::ReduceMax},
+        {"ReduceMax", "[1, 1]", "[-1]", "{}", 1, 1, hw::VectorFunction::ReduceMax},
+        {"ReduceSum", "[2, 3, 1]", "[-1]", R"({"keepdims": 0})", 6, 1, hw::VectorFunction::ReduceSum},
+        {"ReduceMean", "[]", "", "{}", 1, 1, hw::VectorFunction::ReduceMean},
+        {"ReduceSum", "[7, 13]", "", R"({"noop_with_empty_axes": 1})", 7, 13, hw::VectorFunction::Copy},
+    };
+    for (const char* name : {"minimal", "edge", "t64"}) {
+        const hw::Config config = test::config(name);
+        for (const Case& c : cases) {
+            SCOPED_TRACE(std::string(name) + " " + c.kind + " " + c.shape + " axes " + c.axes + " " + c.attributes);
+            const Program p = compile(parse_graph(reduce(c.kind, c.shape, c.axes, c.attributes), "t.json"), config);
+            const uint64_t y_cols = c.function == hw::VectorFunction::Copy ? c.cols : 1;
+            EXPECT_EQ(p.hints.dram_read_bytes, 4 * c.rows * c.cols);
+            EXPECT_EQ(p.hints.dram_write_bytes, 4 * c.rows * y_cols);
+            const BoundProgram b = bind(p, config);
+            EXPECT_EQ(b.dram_read_bytes, p.hints.dram_read_bytes);
+            EXPECT_EQ(b.dram_write_bytes, p.hints.dram_write_bytes);
+            EXPECT_EQ(b.tensors.size(), 2u) << "x and y; the axes are no DRAM tensor";
+            uint64_t rows = 0;
+            for (const BoundOp& op : b.ops)
+                if (op.kind == BoundOp::Kind::Vector) {
+                    EXPECT_EQ(op.vector.function, c.function);
+                    EXPECT_EQ(op.vector.cols, c.cols);
+                    EXPECT_EQ(op.vector.y.ld, y_cols);
+                    rows += op.vector.rows;
+                }
+            EXPECT_EQ(rows, c.rows);
+            EXPECT_EQ(count_ops(p), count_expanded_ops(p));
+            EXPECT_EQ(read_kpu(write_kpu(p), "t.kpu"), p);
+        }
+    }
+}
+
+// Clip's constant bounds are the command's; an omitted one is no bound.
+TEST(VectorLowering, ClipTakesItsConstantBoundsIntoTheCommand) {
+    const std::string text = R"({"tensors": [{"name": "x", "shape": [5, 3, 19], "role": "input"},
+        {"name": "hi", "role": "constant", "value": 0.75}, {"name": "y"}],
+        "ops": [{"op": "Clip", "name": "c", "inputs": ["x", "", "hi"], "outputs": ["y"]}]})";
+    const hw::Config edge = test::config("edge");
+    const Program p = compile(parse_graph(text, "t.json"), edge);
+    EXPECT_EQ(p.hints.dram_read_bytes, 4u * 5 * 3 * 19);
+    EXPECT_EQ(p.hints.dram_write_bytes, 4u * 5 * 3 * 19);
+    const BoundProgram b = bind(p, edge);
+    EXPECT_EQ(b.dram_read_bytes, p.hints.dram_read_bytes);
+    EXPECT_EQ(b.tensors.size(), 2u) << "x and y; the bound is no DRAM tensor";
+    for (const BoundOp& op : b.ops)
+        if (op.kind == BoundOp::Kind::Vector) {
+            EXPECT_EQ(op.vector.function, hw::VectorFunction::Clip);
+            EXPECT_EQ(op.vector.clip_min, -std::numeric_limits<float>::infinity());
+            EXPECT_EQ(op.vector.clip_max, 0.75f);
+        }
 }
 
 // A vector kernel's tile in a .kpu holds whole rows: [tm, cols, 1].

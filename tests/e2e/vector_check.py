@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Vector-engine ops end to end: kpu-compile + kpu-sim --check (the C++ reference, each tensor
 within its op's tolerance) and, independently, against NumPy in float64 on odd shapes (one
-row, primes, rows ragged against the lanes), on edge and t64.
+row, primes, rows ragged against the lanes, reductions with keepdims both ways), on edge and
+t64.
 Tolerance: max |got - want| / max(|want|, 1) below 1e-5 (float32 arithmetic plus the engine's
 exp, tanh and erf at a few ulp, on values of order one; LayerNorm and Softmax stay of order
 one by construction).
@@ -136,6 +137,46 @@ for config in ("edge", "t64"):
     i["s"] = rng.standard_normal(31)
     run(g, config, i, lambda t: t["x"] / np.sqrt((t["x"] ** 2).mean(axis=-1, keepdims=True) + 1e-5) * t["s"],
         "rms_norm_9x31", "y")
+
+
+def reduce_graph(kind, shape, axes, **attributes):
+    """y = kind(x, axes) with the int64 axes inline (a compile-time value, no DRAM tensor)."""
+    tensors = [tensor("x", list(shape), "input"), tensor("y", None, "output")]
+    names = ["x"]
+    if axes is not None:
+        tensors.insert(1, {"name": "axes", "dtype": "int64", "role": "constant", "value": axes})
+        names.append("axes")
+    return {"tensors": tensors, "ops": [op(kind, "r", names, ["y"], **attributes)]}, {"x": rng.standard_normal(shape)}
+
+
+reductions = {"ReduceSum": np.sum, "ReduceMean": np.mean, "ReduceMax": np.max}
+for config in ("edge", "t64"):
+    # One element, one row, primes, 3-D with keepdims both ways, rows ragged against the lanes.
+    for shape, axes, keepdims in (((1, 1), [-1], 1), ((1, 131), [1], 0), ((67, 129), [-1], 1), ((5, 65), [1], 0),
+                                  ((3, 5, 37), [-1], 1), ((3, 5, 37), [2], 0), ((13,), None, 0), ((2, 3, 1), [-1], 0)):
+        for kind, fn in reductions.items():
+            g, i = reduce_graph(kind, shape, axes, keepdims=keepdims)
+            run(g, config, i, lambda t, fn=fn, k=keepdims: fn(t["x"], axis=-1, keepdims=bool(k)),
+                f"{kind.lower()}_" + "x".join(map(str, shape)) + f"_keepdims{keepdims}", "y")
+    g, i = reduce_graph("ReduceSum", (7, 13), None, noop_with_empty_axes=1)
+    run(g, config, i, lambda t: t["x"], "reduce_sum_7x13_noop", "y")
+    # A reduction's rows feed another op's rows of a different 2D view: [6, 7, 33] -> [6, 7].
+    g, i = reduce_graph("ReduceMean", (6, 7, 33), [-1], keepdims=0)
+    g["tensors"][2]["role"] = "intermediate"
+    g["tensors"].append(tensor("z", None, "output"))
+    g["ops"].append(op("Exp", "e", ["y"], ["z"]))
+    run(g, config, i, lambda t: np.exp(t["x"].mean(axis=-1)), "reduce_mean_6x7x33_then_exp", "z")
+    for lo, hi in ((-0.5, 0.75), (None, 0.75), (-0.5, None), (None, None)):
+        g, i = lone("Clip", [5, 3, 19])
+        names = ["x", "", ""]
+        for slot, (bound, value) in enumerate((("lo", lo), ("hi", hi)), start=1):
+            if value is not None:
+                g["tensors"].insert(1, {"name": bound, "dtype": "float32", "role": "constant", "value": value})
+                names[slot] = bound
+        g["ops"][0]["inputs"] = names[:3 if hi is not None else 2 if lo is not None else 1]
+        run(g, config, i, lambda t, lo=lo, hi=hi: np.clip(t["x"], -np.inf if lo is None else lo,
+                                                          np.inf if hi is None else hi),
+            f"clip_5x3x19_{lo}_{hi}", "y")
 # examples/ffn_block.json: fc1 + bias, gelu, fc2 + bias, a residual, layernorm.
 with open(os.path.join(source_dir, "examples", "ffn_block.json")) as f:
     block = json.load(f)
