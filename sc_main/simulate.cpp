@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <variant>
 #include <random>
 #include <set>
 #include <sstream>
@@ -129,7 +130,16 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
         if (is_fed(tensor)) {
             std::vector<float> data;
             const fs::path file = fs::path(inputs_dir) / (tensor.name + ".npy");
-            if (!inputs_dir.empty() && fs::exists(file)) {
+            const std::optional<uint32_t> index = program.graph.find_tensor(tensor.name);
+            const auto* inline_value =
+                index ? std::get_if<std::vector<double>>(&program.graph.tensor(*index).value) : nullptr;
+            if (inline_value) {
+                // The program's own constant: what the compiler and the reference use.
+                if (!inputs_dir.empty() && fs::exists(file))
+                    throw std::runtime_error(file.string() + ": tensor '" + tensor.name +
+                                             "' has its value in the program (an inline constant); remove the file");
+                data.assign(inline_value->begin(), inline_value->end());
+            } else if (!inputs_dir.empty() && fs::exists(file)) {
                 NpyArray array = read_npy(file.string(), [&](const std::vector<uint64_t>& shape) {
                     if (shape != tensor.shape)
                         throw NpyError(file.string() + ": shape " + compiler::shape_string(shape) +

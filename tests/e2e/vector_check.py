@@ -137,6 +137,14 @@ for config in ("edge", "t64"):
     i["s"] = rng.standard_normal(31)
     run(g, config, i, lambda t: t["x"] / np.sqrt((t["x"] ** 2).mean(axis=-1, keepdims=True) + 1e-5) * t["s"],
         "rms_norm_9x31", "y")
+    # A constant with its value inline in the graph (no .npy): kpu-sim feeds the program's value.
+    g, i = lone("Mul", [6, 23])
+    scale = [round(0.25 * (j - 11), 2) for j in range(23)]
+    c = tensor("c", [23], "constant")
+    c["value"] = scale
+    g["tensors"].insert(1, c)
+    g["ops"][0]["inputs"].append("c")
+    run(g, config, i, lambda t: t["x"] * np.array(scale), "mul_6x23_by_inline_23", "y")
 
 
 def reduce_graph(kind, shape, axes, **attributes):
