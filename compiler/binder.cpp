@@ -67,6 +67,11 @@ private:
             }
             slot_.push_back(uint32_t(bound_.tensors.size()));
             BoundTensor b{t.name, t.shape, to_string(t.dtype), to_string(*t.role), next, t.bytes()};
+            // A view's output is an alias: its root's address (placed in the second pass).
+            if (alias_root(g, i) != i) {
+                bound_.tensors.push_back(std::move(b));
+                continue;
+            }
             next += round_up(t.bytes(), config_.dram.interleave_bytes);
             if (next > map_.dram_size()) {
                 std::ostringstream msg;
@@ -76,6 +81,9 @@ private:
             }
             bound_.tensors.push_back(std::move(b));
         }
+        for (uint32_t i = 0; i < g.tensors().size(); ++i)
+            if (const uint32_t root = alias_root(g, i); root != i)
+                bound_.tensors[slot_[i]].dram_addr = bound_.tensors.at(slot_.at(root)).dram_addr;
     }
 
     uint64_t level_base(hw::Level level, uint32_t tile) const {

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "compiler/hazard_tracker.h"
+#include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 
 namespace kpu::compiler {
@@ -235,16 +236,23 @@ std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
     std::vector<uint32_t> written_by(program.kernels.size());  // each kernel's output
     for (size_t k = 0; k < program.kernels.size(); ++k)
         written_by[k] = program.graph.ops()[program.kernels[k].op].outputs.at(0);
+    // A read of a view's output reads its aliased tensor's bytes: in another 2D shape, so
+    // every task writing that tensor is a producer.
+    std::vector<uint32_t> root(reads.size());
+    for (size_t i = 0; i < reads.size(); ++i) root[i] = alias_root(program.graph, reads[i].tensor);
     std::vector<uint32_t> out;
     for (uint32_t u = 0; u < index; ++u) {
         const Task& other = program.tasks[u];
         const uint32_t written = written_by[other.kernel];
         const Extent2 w = task_writes(program, other);
-        for (const Read& r : reads)
-            if (r.tensor == written && overlaps(r.r0, r.r1, w.r0, w.r1) && overlaps(r.c0, r.c1, w.c0, w.c1)) {
+        for (size_t i = 0; i < reads.size(); ++i) {
+            const Read& r = reads[i];
+            const bool aliased = r.tensor != written && root[i] == written;
+            if (aliased || (r.tensor == written && overlaps(r.r0, r.r1, w.r0, w.r1) && overlaps(r.c0, r.c1, w.c0, w.c1))) {
                 out.push_back(u);
                 break;
             }
+        }
     }
     return out;
 }
@@ -261,6 +269,7 @@ public:
             plans_.push_back(plan_buffers(program.graph, program.kernels[k], extents_.back()));
         }
         for (const Task& t : program.tasks) needed_.insert(t.deps.begin(), t.deps.end());
+        for (uint32_t t = 0; t < program.graph.tensors().size(); ++t) roots_.push_back(alias_root(program.graph, t));
     }
 
     void run() {
@@ -315,7 +324,8 @@ private:
         op_.dst = dst;
         for (uint32_t u : program_.tasks[task_].deps)
             for (const StoreRecord& s : stores_[u])
-                if (s.tensor == tensor && overlaps(row, row + rows, s.r0, s.r1) && overlaps(col, col + cols, s.c0, s.c1))
+                if ((s.tensor == tensor && overlaps(row, row + rows, s.r0, s.r1) && overlaps(col, col + cols, s.c0, s.c1)) ||
+                    (s.tensor != tensor && s.tensor == roots_[tensor]))  // a view: its bytes in another 2D shape
                     op_.deps.push_back(s.op);
         touch(dst, rows, cols, true);
         finish();
@@ -573,6 +583,7 @@ private:
     std::vector<std::vector<BufferSpec>> plans_;
     const std::vector<BufferSpec>* plan_ = nullptr;
     std::vector<std::vector<StoreRecord>> stores_;
+    std::vector<uint32_t> roots_;  ///< per graph tensor: alias_root() (a view's reads wait for its root's stores)
     std::set<uint32_t> needed_;
     HazardTracker tracker_;
     DfxOp op_;

@@ -80,7 +80,8 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     // cannot fit is refused before any tiling (whose search grows with the dimensions).
     const uint64_t dram = uint64_t(target.dram.count) * target.dram.capacity_bytes, block = target.dram.interleave_bytes;
     uint64_t need = 0;
-    for (const Tensor& t : graph.tensors()) need += (t.bytes() + block - 1) / block * block;
+    for (uint32_t t = 0; t < graph.tensors().size(); ++t)  // a view's output shares its input's
+        if (alias_root(graph, t) == t) need += (graph.tensor(t).bytes() + block - 1) / block * block;
     if (need > dram) {
         std::ostringstream msg;
         msg << "the graph's tensors need " << need << " bytes of DRAM (each from a " << block
@@ -88,6 +89,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         throw CompileError(msg.str());
     }
     for (uint32_t op = 0; op < graph.ops().size(); ++op) {
+        if (is_view_op(graph.ops()[op])) continue;  // an alias: no kernel, no DFX ops
         if (is_vector_op(graph.ops()[op]))
             add_kernel(program, op, Dataflow::OutputStationary, choose_vector_tiling(target, graph, op));
         else

@@ -10,6 +10,7 @@
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
+#include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 #include "hardware/json_reader.h"
 
@@ -194,11 +195,17 @@ Program read_kpu(const std::string& text, const std::string& source) {
     const Graph& g = program.graph;
 
     const json& kernels = f.array("kernels");
-    if (kernels.size() != g.ops().size())
-        f.fail("kernels", std::to_string(kernels.size()) + " kernels for " + std::to_string(g.ops().size()) +
-                              " graph ops (one per op expected)");
-    for (uint32_t i = 0; i < kernels.size(); ++i) {
-        JsonReader k = f.child(kernels[i], f.path_of("kernels", i));
+    // One kernel per op in graph order, except views (aliases, no kernel).
+    std::vector<uint32_t> lowered;
+    for (uint32_t op = 0; op < g.ops().size(); ++op)
+        if (!is_view_op(g.ops()[op])) lowered.push_back(op);
+    if (kernels.size() != lowered.size())
+        f.fail("kernels", std::to_string(kernels.size()) + " kernels for " + std::to_string(lowered.size()) +
+                              " graph ops" + (lowered.size() == g.ops().size() ? "" : " that are not views") +
+                              " (one per op expected)");
+    for (uint32_t n = 0; n < kernels.size(); ++n) {
+        const uint32_t i = lowered[n];
+        JsonReader k = f.child(kernels[n], f.path_of("kernels", n));
         Kernel kernel;
         const std::string name = k.string("op");
         auto index = g.find_op(name);

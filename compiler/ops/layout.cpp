@@ -213,22 +213,31 @@ OpSchema schema(const std::string& kind, std::vector<std::string> inputs, size_t
     return s;
 }
 
+/// A view lowers as an alias of its input (its constant input is read at compile time).
+std::string view_lowering_problem(const Graph&, const Op&) { return ""; }
+
+OpSchema view_schema(OpSchema s) {
+    s.view = true, s.lowering_problem = view_lowering_problem;
+    if (s.inputs.size() > 1) s.compile_time_inputs = {1};  // shape or axes
+    return s;
+}
+
 }  // namespace
 
 void register_layout(OpRegistry& registry) {
     OpSchema reshape = schema("Reshape", {"data", "shape"}, 2, infer_reshape, {{"allowzero", AttrType::Int, int64_t(0)}});
     reshape.outputs = {"reshaped"};
-    registry.add(std::move(reshape));
-    registry.add(schema("Flatten", {"input"}, 1, infer_flatten, {{"axis", AttrType::Int, int64_t(1)}}));
+    registry.add(view_schema(std::move(reshape)));
+    registry.add(view_schema(schema("Flatten", {"input"}, 1, infer_flatten, {{"axis", AttrType::Int, int64_t(1)}})));
     OpSchema transpose = schema("Transpose", {"data"}, 1, infer_transpose, {{"perm", AttrType::Ints, std::nullopt}});
     transpose.outputs = {"transposed"};
     registry.add(std::move(transpose));
     OpSchema squeeze = schema("Squeeze", {"data", "axes"}, 1, infer_squeeze);
     squeeze.outputs = {"squeezed"};
-    registry.add(std::move(squeeze));
+    registry.add(view_schema(std::move(squeeze)));
     OpSchema unsqueeze = schema("Unsqueeze", {"data", "axes"}, 2, infer_unsqueeze);
     unsqueeze.outputs = {"expanded"};
-    registry.add(std::move(unsqueeze));
+    registry.add(view_schema(std::move(unsqueeze)));
     OpSchema concat = schema("Concat", {"inputs"}, 1, infer_concat, {{"axis", AttrType::Int, std::nullopt}});
     concat.variadic = true, concat.outputs = {"concat_result"};
     registry.add(std::move(concat));

@@ -186,6 +186,20 @@ bool is_compile_time_value(const Graph& graph, uint32_t t) {
     return read;
 }
 
+bool is_view_op(const Op& op) { return schema_of(op).view; }
+
+uint32_t alias_root(const Graph& graph, uint32_t t) {
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (const Op& op : graph.ops())
+            if (!op.outputs.empty() && op.outputs[0] == t && is_view_op(op)) {
+                t = op.inputs.at(0), moved = true;
+                break;
+            }
+    }
+    return t;
+}
+
 InferContext::InferContext(std::vector<Tensor>& tensors, const Op& op, const OpSchema& schema, std::string source)
     : tensors_(tensors), op_(op), schema_(schema), prefix_(source + ": op '" + op.name + "' (" + op.kind + "): ") {}
 

@@ -52,6 +52,10 @@ struct OpSchema {
     /// Inputs the compiler reads as values at compile time (ReduceSum's axes, Clip's min and
     /// max), never moved to the device: their lowering hook refuses them without inline values.
     std::vector<size_t> compile_time_inputs;
+    /// A view (Reshape, Flatten, Squeeze, Unsqueeze): output 0 has input 0's row-major bytes
+    /// in the same order, so it lowers as an alias of input 0's DRAM buffer (no kernel, no
+    /// DFX ops, no DRAM traffic; docs/compiler.md, "Views").
+    bool view = false;
 
     const AttrSpec* attribute(const std::string& name) const;
     std::string input_name(size_t i) const;  ///< the schema's name, or the variadic one's with its index
@@ -100,6 +104,13 @@ void require_lowerable(const Graph& graph, const std::string& source);
 /// values and every op that reads it takes it as one of its schema's compile_time_inputs.
 /// Such a tensor is no DRAM tensor of the program (the binder gives it no buffer).
 bool is_compile_time_value(const Graph& graph, uint32_t t);
+
+/// Whether the op is a view (OpSchema::view): it lowers as an alias, with no kernel.
+bool is_view_op(const Op& op);
+
+/// The tensor whose DRAM buffer tensor `t` of the checked graph uses: `t` itself, or, when a
+/// chain of views produces `t`, the input of the chain's first view.
+uint32_t alias_root(const Graph& graph, uint32_t t);
 
 /// The view an op's infer() works through: its inputs, attributes (defaults applied) and
 /// the outputs it sets, with messages prefixed "<source>: op '<name>' (<kind>): ".

@@ -185,6 +185,36 @@ for config in ("edge", "t64"):
         run(g, config, i, lambda t, lo=lo, hi=hi: np.clip(t["x"], -np.inf if lo is None else lo,
                                                           np.inf if hi is None else hi),
             f"clip_5x3x19_{lo}_{hi}", "y")
+
+
+def int64(name, values):
+    """A compile-time int64 tensor (a view's shape or axes): inline, no DRAM tensor."""
+    return {"name": name, "dtype": "int64", "role": "constant", "value": values}
+
+
+# Views lower as aliases (no data movement): their readers read the aliased bytes.
+for config in ("edge", "t64"):
+    # MatMul -> Reshape (0 copies a dim, -1 infers one) -> Softmax over the new last axis.
+    g = {"tensors": [tensor("a", [6, 10], "input"), tensor("w", [10, 12], "constant"), tensor("p", None, "intermediate"),
+                     int64("shape", [0, -1, 4]), tensor("r", None, "intermediate"), tensor("y", None, "output")],
+         "ops": [op("MatMul", "mm", ["a", "w"], ["p"]), op("Reshape", "view", ["p", "shape"], ["r"]),
+                 op("Softmax", "sm", ["r"], ["y"], axis=-1)]}
+    i = {"a": rng.standard_normal((6, 10)), "w": rng.standard_normal((10, 12)) / math.sqrt(10)}
+    run(g, config, i, lambda t: softmax((t["a"] @ t["w"]).reshape(6, 3, 4)), "matmul_reshape_softmax", "y")
+    # Unsqueeze -> Tanh -> Squeeze: the elementwise op reads and writes through views.
+    g = {"tensors": [tensor("x", [5, 7], "input"), int64("ax0", [0, -1]), tensor("u", None, "intermediate"),
+                     tensor("t", None, "intermediate"), int64("ax1", [0, 3]), tensor("y", None, "output")],
+         "ops": [op("Unsqueeze", "up", ["x", "ax0"], ["u"]), op("Tanh", "th", ["u"], ["t"]),
+                 op("Squeeze", "down", ["t", "ax1"], ["y"])]}
+    i = {"x": rng.standard_normal((5, 7))}
+    run(g, config, i, lambda t: np.tanh(t["x"]), "unsqueeze_tanh_squeeze", "y")
+    # Flatten of a 3-D tensor (computed, then viewed) feeding a MatMul.
+    g = {"tensors": [tensor("x", [3, 4, 5], "input"), tensor("e", None, "intermediate"), tensor("f", None, "intermediate"),
+                     tensor("w", [5, 9], "constant"), tensor("y", None, "output")],
+         "ops": [op("Exp", "ex", ["x"], ["e"]), op("Flatten", "flat", ["e"], ["f"], axis=2),
+                 op("MatMul", "mm", ["f", "w"], ["y"])]}
+    i = {"x": rng.standard_normal((3, 4, 5)), "w": rng.standard_normal((5, 9)) / math.sqrt(5)}
+    run(g, config, i, lambda t: np.exp(t["x"]).reshape(12, 5) @ t["w"], "exp_flatten_matmul", "y")
 # examples/ffn_block.json: fc1 + bias, gelu, fc2 + bias, a residual, layernorm.
 with open(os.path.join(source_dir, "examples", "ffn_block.json")) as f:
     block = json.load(f)
