@@ -215,6 +215,15 @@ for config in ("edge", "t64"):
                  op("MatMul", "mm", ["f", "w"], ["y"])]}
     i = {"x": rng.standard_normal((3, 4, 5)), "w": rng.standard_normal((5, 9)) / math.sqrt(5)}
     run(g, config, i, lambda t: np.exp(t["x"]).reshape(12, 5) @ t["w"], "exp_flatten_matmul", "y")
+    # Outputs that are views of the graph's input and of another output: kpu-sim reads them at
+    # the shared address.
+    g = {"tensors": [tensor("x", [2, 6], "input"), tensor("v", None, "output"), tensor("y", None, "output"),
+                     tensor("z", None, "output")],
+         "ops": [op("Flatten", "fx", ["x"], ["v"], axis=0), op("Relu", "re", ["x"], ["y"]),
+                 op("Flatten", "fy", ["y"], ["z"], axis=0)]}
+    i = {"x": rng.standard_normal((2, 6))}
+    run(g, config, i, lambda t: t["x"].reshape(1, 12), "output_view_of_input", "v")
+    run(g, config, i, lambda t: np.maximum(t["x"], 0).reshape(1, 12), "output_view_of_output", "z")
 # examples/ffn_block.json: fc1 + bias, gelu, fc2 + bias, a residual, layernorm.
 with open(os.path.join(source_dir, "examples", "ffn_block.json")) as f:
     block = json.load(f)
