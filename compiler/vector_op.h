@@ -20,6 +20,10 @@ struct VectorOperands {
     std::optional<uint32_t> weight, bias;   ///< LayerNormalization, RMSNormalization: [cols] vectors
     uint64_t rows = 0, cols = 0;            ///< the 2D view of the input a (of the output but for reductions)
     hw::VectorCommand command;              ///< function and parameters (addresses and sizes unset)
+    /// Transpose (the last two axes swapped): no VECTOR op, the movers transpose each matrix of
+    /// matrix_rows x cols (rows = batch * matrix_rows); a row tile holds whole matrices.
+    bool transpose = false;
+    uint64_t matrix_rows = 1;               ///< Transpose: rows of one input matrix (1 otherwise)
 
     /// One value per row: y is rows x 1, its values contiguous whatever y's shape.
     bool reduces() const { return hw::traits_of(command.function).shape == hw::VectorShape::Reduction; }

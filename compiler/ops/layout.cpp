@@ -5,6 +5,7 @@
 #include <set>
 
 #include "compiler/ops/op_schema.h"
+#include "compiler/vector_op.h"
 
 namespace kpu::compiler {
 namespace {
@@ -213,26 +214,6 @@ OpSchema schema(const std::string& kind, std::vector<std::string> inputs, size_t
     return s;
 }
 
-/// Transpose's perm, ONNX's default (the axes reversed) when the attribute is absent.
-std::vector<int64_t> transpose_perm(const Graph& graph, const Op& op) {
-    if (const std::optional<AttrValue> perm = attribute_of(op, schema_of(op), "perm"))
-        return std::get<std::vector<int64_t>>(*perm);
-    std::vector<int64_t> perm;
-    for (size_t d = graph.tensor(op.inputs.at(0)).shape.size(); d-- > 0;) perm.push_back(int64_t(d));
-    return perm;
-}
-
-/// Only a batch of 2D transposes (the last two axes swapped, the leading ones fixed) is meant
-/// to lower, as data movement by the movers; it is not lowered yet either.
-std::string transpose_lowering_problem(const Graph& graph, const Op& op) {
-    const std::vector<int64_t> perm = transpose_perm(graph, op);
-    const size_t rank = perm.size();
-    bool swaps_last_two = rank >= 2 && perm[rank - 1] == int64_t(rank - 2) && perm[rank - 2] == int64_t(rank - 1);
-    for (size_t d = 0; d + 2 < rank; ++d) swaps_last_two = swaps_last_two && perm[d] == int64_t(d);
-    if (!swaps_last_two) return "perm = " + attr_string(perm) + " not yet supported (only swapping the last two axes)";
-    return "not yet lowered";
-}
-
 /// A view lowers as an alias of its input (its constant input is read at compile time).
 std::string view_lowering_problem(const Graph&, const Op&) { return ""; }
 
@@ -251,7 +232,7 @@ void register_layout(OpRegistry& registry) {
     registry.add(view_schema(schema("Flatten", {"input"}, 1, infer_flatten, {{"axis", AttrType::Int, int64_t(1)}})));
     OpSchema transpose = schema("Transpose", {"data"}, 1, infer_transpose, {{"perm", AttrType::Ints, std::nullopt}});
     transpose.outputs = {"transposed"};
-    transpose.lowering_problem = transpose_lowering_problem;
+    transpose.lowering_problem = vector_lowering_problem;  // the movers transpose (vector_op.h)
     registry.add(std::move(transpose));
     OpSchema squeeze = schema("Squeeze", {"data", "axes"}, 1, infer_squeeze);
     squeeze.outputs = {"squeezed"};

@@ -1,8 +1,13 @@
-// Transpose: which perms are meant to lower (a batch of 2D transposes, the last two axes
-// swapped) and the reason given for every other perm.
+// Transpose of the last two axes lowered as data movement: its DRAM traffic (every byte read
+// once and written once, the hints equal to the bound stream's), the transposing moves, and
+// the reason given for every other perm.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "compiler/binder.h"
 #include "compiler/dfx.h"
+#include "compiler/generate.h"
 #include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
@@ -29,6 +34,46 @@ TEST(TransposeLowering, OtherPermsAreRefusedWithTheReason) {
               head + "Transpose (t1: perm = [1, 0, 3, 2] not yet supported (only swapping the last two axes))");
     EXPECT_EQ(error(transpose("[7]", "[0]")),
               head + "Transpose (t1: perm = [0] not yet supported (only swapping the last two axes))");
+}
+
+/// The perm that swaps the last two axes of `shape`.
+std::string perm_of(const std::string& shape) {
+    const size_t rank = size_t(std::count(shape.begin(), shape.end(), ',')) + 1;
+    std::string perm;
+    for (size_t d = 0; d < rank; ++d) {
+        const size_t axis = d + 2 < rank ? d : d + 2 == rank ? rank - 1 : rank - 2;
+        perm += (d ? ", " : "") + std::to_string(axis);
+    }
+    return "[" + perm + "]";
+}
+
+TEST(TransposeLowering, EveryDramByteIsReadOnceAndWrittenOnceByTheMovers) {
+    for (const char* name : {"edge", "t64"})
+        for (const char* shape : {"[7, 13]", "[3, 5, 37]", "[2, 3, 64, 48]", "[1, 1]"}) {
+            SCOPED_TRACE(std::string(name) + " " + shape);
+            const hw::Config config = test::config(name);
+            const Program p = compile(parse_graph(transpose(shape, perm_of(shape)), "t.json"), config);
+            const Graph& g = p.graph;
+            const uint64_t bytes = g.tensor(*g.find_tensor("x")).bytes();
+            ASSERT_EQ(p.kernels.size(), 1u);
+            EXPECT_EQ(p.hints.dram_read_bytes, bytes);
+            EXPECT_EQ(p.hints.dram_write_bytes, bytes);
+            EXPECT_EQ(p.hints.macs, 0u);
+            EXPECT_EQ(count_ops(p), count_expanded_ops(p));
+            EXPECT_EQ(count_ops(p).by_kind[int(DfxOpKind::Vector)], 0u) << "no compute";
+            const BoundProgram b = bind(p, config);
+            EXPECT_EQ(b.dram_read_bytes, p.hints.dram_read_bytes);
+            EXPECT_EQ(b.dram_write_bytes, p.hints.dram_write_bytes);
+            uint64_t transposed = 0;
+            for (const BoundOp& op : b.ops) {
+                EXPECT_NE(op.kind, BoundOp::Kind::Vector);
+                if (op.kind == BoundOp::Kind::Move && op.move.transform == hw::Transform::Transpose) {
+                    EXPECT_EQ(op.engine, EngineKind::BlockMover);
+                    transposed += op.move.bytes();
+                }
+            }
+            EXPECT_EQ(transposed, bytes) << "each matrix transposed once, L3 to L2";
+        }
 }
 
 }  // namespace
