@@ -289,12 +289,14 @@ template <typename Fits>
 TilingChoice choose_transpose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, const VectorOperands& v,
                                      const Fits& fits) {
     const uint64_t r = v.matrix_rows, matrices = v.rows / r, tiles = config.compute_tiles;
-    if (!fits(r) || r > kMaxTileSide) {
+    if (!fits(r)) {
+        const std::vector<BufferSpec> plan = plan_vector_buffers(v, r);
         std::ostringstream msg;
         msg << "op '" << graph.ops()[op].name << "' (" << graph.ops()[op].kind << "): a matrix of " << r << " x "
-            << v.cols << " needs " << level_bytes(plan_vector_buffers(v, r), hw::Level::L2)
-            << " bytes of L2 per compute tile with its double buffers, but config '" << config.name << "' has "
-            << level_capacity(config, hw::Level::L2) << " (matrices that large are not yet supported)";
+            << v.cols << " needs " << level_bytes(plan, hw::Level::L2) << " bytes of L2 and "
+            << level_bytes(plan, hw::Level::L3) << " bytes of L3 per compute tile with its double buffers, but config '"
+            << config.name << "' has " << level_capacity(config, hw::Level::L2) << " and "
+            << level_capacity(config, hw::Level::L3) << " (matrices that large are not yet supported)";
         throw CompileError(msg.str());
     }
     uint64_t per_tile = std::max<uint64_t>(1, (matrices + 2 * tiles - 1) / (2 * tiles));

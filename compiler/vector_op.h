@@ -2,6 +2,7 @@
 // op's tensors viewed as 2D [product of the leading dims, last dim], the function and its
 // parameters, and how a second input broadcasts over the rows x cols tile. The op files'
 // lowering_problem hooks call vector_lowering_problem() (docs/compiler.md, "Vector ops").
+// A last-two-axes Transpose takes the same path with no VECTOR op: the movers transpose.
 #pragma once
 
 #include <cstdint>

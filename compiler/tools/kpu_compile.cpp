@@ -55,7 +55,7 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
     else
         out << " " << p.graph.tensor(op.tensor).name << "[" << op.row << ":" << op.row + op.rows << ", " << op.col
             << ":" << op.col + op.cols << "] "
-            << place(op.src_level(), op.src) << " -> " << place(op.dst_level(), op.dst);
+            << place(op.src_level(), op.src) << " -> " << place(op.dst_level(), op.dst) << (op.transpose ? " transposed" : "");
     out << " deps [";
     for (size_t i = 0; i < op.deps.size(); ++i) out << (i ? " " : "") << op.deps[i];
     out << "]\n";

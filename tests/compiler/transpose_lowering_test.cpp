@@ -1,6 +1,6 @@
 // Transpose of the last two axes lowered as data movement: its DRAM traffic (every byte read
 // once and written once, the hints equal to the bound stream's), the transposing moves, and
-// the reason given for every other perm.
+// the reason given for every other perm and for a matrix too large for a compute tile.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -32,6 +32,11 @@ TEST(TransposeLowering, OtherPermsAreRefusedWithTheReason) {
               head + "Transpose (t1: perm = [2, 1, 0] not yet supported (only swapping the last two axes))");
     EXPECT_EQ(error(transpose("[2, 3, 5, 7]", "[1, 0, 3, 2]")),
               head + "Transpose (t1: perm = [1, 0, 3, 2] not yet supported (only swapping the last two axes))");
+    // 2 slots of 512 x 512 x 4 B in L2; 2 in L3.panel and 2 in L3.out.
+    EXPECT_EQ(error(transpose("[512, 512]", "[1, 0]")),
+              "op 't1' (Transpose): a matrix of 512 x 512 needs 2097152 bytes of L2 and 4194304 bytes of L3 per "
+              "compute tile with its double buffers, but config 'edge' has 262144 and 524288 (matrices that large "
+              "are not yet supported)");
     EXPECT_EQ(error(transpose("[7]", "[0]")),
               head + "Transpose (t1: perm = [0] not yet supported (only swapping the last two axes))");
 }
