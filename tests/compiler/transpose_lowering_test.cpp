@@ -8,6 +8,7 @@
 #include "compiler/binder.h"
 #include "compiler/dfx.h"
 #include "compiler/generate.h"
+#include "compiler/kpu_format.h"
 #include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
@@ -79,6 +80,18 @@ TEST(TransposeLowering, EveryDramByteIsReadOnceAndWrittenOnceByTheMovers) {
             }
             EXPECT_EQ(transposed, bytes) << "each matrix transposed once, L3 to L2";
         }
+}
+
+// A Transpose's tile in a .kpu holds whole matrices: tm a multiple of the matrix rows.
+TEST(TransposeLowering, AKpuWhoseTileSplitsAMatrixIsRejected) {
+    const Program p = compile(parse_graph(transpose("[3, 5, 37]", "[0, 2, 1]"), "t.json"), test::config("edge"));
+    ASSERT_EQ(p.kernels[0].tile.tm, 5u);  // one matrix per row tile (3 matrices, 4 compute tiles)
+    std::string text = write_kpu(p);
+    const size_t at = text.find("5", text.find("\"tile\": ["));
+    ASSERT_NE(at, std::string::npos) << text;
+    text.replace(at, 1, "4");
+    EXPECT_EQ(test::error_of([&] { read_kpu(text, "t.kpu"); }),
+              "t.kpu: kernels[0].tile[0]: tm 4 of a Transpose must be a multiple of 5 (whole matrices)");
 }
 
 }  // namespace
