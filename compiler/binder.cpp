@@ -163,7 +163,11 @@ private:
         x.src_stride = src == hw::Level::Dram ? tensor_pitch : stride(d.src);
         x.dst = dst == hw::Level::Dram ? tensor_addr : address(d.dst);
         x.dst_stride = dst == hw::Level::Dram ? tensor_pitch : stride(d.dst);
-        if (src != hw::Level::Dram && dst != hw::Level::Dram) {
+        if (d.transpose) {  // on chip to on chip: dst holds cols x rows, a row per source column
+            x.transform = hw::Transform::Transpose;
+            x.elem_bytes = uint32_t(element);
+        }
+        if (src != hw::Level::Dram && dst != hw::Level::Dram && !d.transpose) {
             if (const auto m = elision_.earlier_copy(d.id, x, tracker_, space(src), space(dst))) {
                 bound_range_.back() = bound_range_[*m];  // who depends on it depends on M's ops
                 ++bound_.elided_moves;
@@ -172,7 +176,10 @@ private:
             }
         }
         if (src != hw::Level::Dram) touch(src, x.src, x.rows, x.row_bytes, x.src_stride, false, op);
-        if (dst != hw::Level::Dram) touch(dst, x.dst, x.rows, x.row_bytes, x.dst_stride, true, op);
+        if (dst != hw::Level::Dram && d.transpose)
+            touch(dst, x.dst, d.cols, d.rows * element, x.dst_stride, true, op);
+        else if (dst != hw::Level::Dram)
+            touch(dst, x.dst, x.rows, x.row_bytes, x.dst_stride, true, op);
         const EngineChoice engine = engine_for_move(src, dst, operands_[program_.tasks[d.task].kernel], d.tensor, config_);
         op.engine = engine.engine;
         op.unit = engine.unit;

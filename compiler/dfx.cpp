@@ -100,6 +100,13 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm
         plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kLoweredElementBytes, uint32_t(pitch), tensor});
     };
     const uint64_t cols = v.cols;
+    if (v.transpose) {  // tm input rows (whole matrices) in, their transposes in L2, out via L3
+        const uint64_t out_rows = tm / v.matrix_rows * cols;
+        add(Buffer::Panel, 2, tm, cols, v.a);
+        add(Buffer::A2, 2, out_rows, v.matrix_rows, v.y);
+        add(Buffer::Out, 2, out_rows, v.matrix_rows, v.y);
+        return plan;
+    }
     // Row tiles alternate between two slots at each level: one is computed on while the
     // next comes in and the previous goes out. The engine reads and writes L2.
     add(Buffer::Panel, 2, tm, cols, v.a);
@@ -167,6 +174,7 @@ Extent2 task_writes(const Program& program, const Task& task) {
     const uint32_t op = program.kernels[task.kernel].op;
     if (!is_vector_op(program.graph.ops()[op])) return e;
     const VectorOperands v = vector_operands(program.graph, op);
+    if (v.transpose) return {e.r0 / v.matrix_rows * v.cols, e.r1 / v.matrix_rows * v.cols, 0, v.matrix_rows};
     if (!v.reduces()) return e;
     return flat_region(program.graph.tensor(v.y), e.r0, e.r1 - e.r0).bounds;
 }
@@ -331,13 +339,19 @@ private:
         finish();
     }
 
-    void move(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src, BufferRef dst) {
+    /// `transpose`: dst receives the region's transpose (cols x rows).
+    void move(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src, BufferRef dst,
+              bool transpose = false) {
         begin(DfxOpKind::Move);
         region(tensor, row, col, rows, cols);
         op_.src = src;
         op_.dst = dst;
+        op_.transpose = transpose;
         touch(src, rows, cols, false);
-        touch(dst, rows, cols, true);
+        if (transpose)
+            touch(dst, cols, rows, true);
+        else
+            touch(dst, rows, cols, true);
         finish();
     }
 
@@ -429,6 +443,7 @@ private:
     void expand_vector(const Task& task, const Kernel& kernel) {
         const VectorOperands v = vector_operands(program_.graph, kernel.op);
         const uint64_t cols = v.cols, tm = kernel.tile.tm;
+        if (v.transpose) return expand_transpose(task, v, tm);
         const BufferRef b3_row{Buffer::Bias3, 0, 0}, b2_row{Buffer::Bias2, 0, 0};
         const BufferRef w3{Buffer::Strip, 0, 0}, w2{Buffer::B2, 0, 0};
         const bool b_per_row = v.b_per_row();
@@ -469,6 +484,24 @@ private:
             const FlatRegion r = flat_region(program_.graph.tensor(v.y), I.first, I.count);
             move(v.y, r.row, r.col, 1, I.count, y2, y3);
             store(v.y, r.row, r.col, 1, I.count, y3, &r.bounds);
+        }
+    }
+
+    /// A Transpose's task: per row tile (whole matrices) a LOAD into L3, per matrix a
+    /// transposing MOVE into L2, the tile's transposes back to L3 and out (docs/compiler.md,
+    /// "Transpose"). No compute: every DRAM byte is read once and written once.
+    void expand_transpose(const Task& task, const VectorOperands& v, uint64_t tm) {
+        const uint64_t r = v.matrix_rows, c = v.cols;
+        for (uint32_t i = task.r0; i < task.r1; ++i) {
+            const Span1 I = tile_span(v.rows, uint32_t(tm), i);
+            const uint32_t s = (i - task.r0) % 2;
+            const BufferRef a3{Buffer::Panel, s, 0}, y3{Buffer::Out, s, 0};
+            load(v.a, I.first, 0, I.count, c, a3);
+            const uint64_t matrices = I.count / r, y_row = I.first / r * c;
+            for (uint64_t m = 0; m < matrices; ++m)
+                move(v.a, I.first + m * r, 0, r, c, {Buffer::Panel, s, m * r * c}, {Buffer::A2, s, m * c * r}, true);
+            move(v.y, y_row, 0, matrices * c, r, {Buffer::A2, s, 0}, y3);
+            store(v.y, y_row, 0, matrices * c, r, y3);
         }
     }
 

@@ -170,6 +170,7 @@ struct DfxOp {
     uint32_t tensor = 0;
     uint64_t row = 0, col = 0, rows = 0, cols = 0;
     BufferRef src, dst;  ///< Load has no src, Store no dst (the tensor region is the address)
+    bool transpose = false;  ///< Move: element (r, c) of the source lands at (c, r) of dst
     // Matmul: acc (+)= a[m x k] * b[k x n], the C block at (row, col) and K chunk at k_first;
     // with load_c the accumulators start from c[m x n] (the partial sum of earlier K passes).
     // Drain: the C block at (row, col).

@@ -110,6 +110,14 @@ OpCounts count_ops(const Program& program) {
             // Per task: each row vector in (LOAD, MOVE); per row tile: a (and a per-row b)
             // in (LOAD, MOVE), VECTOR, the result out (MOVE, STORE).
             const VectorOperands v = vector_operands(program.graph, kr.op);
+            if (v.transpose) {  // per row tile: LOAD, a MOVE per matrix, MOVE, STORE
+                const uint64_t tm = kr.tile.tm, row_tiles = t.r1 - t.r0;
+                const uint64_t matrices = (std::min(v.rows, t.r1 * tm) - t.r0 * tm) / v.matrix_rows;
+                c.by_kind[int(DfxOpKind::Load)] += row_tiles;
+                c.by_kind[int(DfxOpKind::Move)] += matrices + row_tiles;
+                c.by_kind[int(DfxOpKind::Store)] += row_tiles;
+                continue;
+            }
             const bool b_per_row = v.b_per_row();
             const uint64_t vectors = (v.b && !b_per_row) + v.weight.has_value() + v.bias.has_value();
             const uint64_t row_tiles = t.r1 - t.r0, inputs = 1 + b_per_row;

@@ -241,6 +241,12 @@ Program read_kpu(const std::string& text, const std::string& source) {
         if (is_vector_op(g.ops()[i]) && sizes[1] != dims[1])  // a vector op's row tiles hold whole rows
             k.fail(k.path_of("tile", 1), "tn " + std::to_string(sizes[1]) + " of a vector op must be its cols " +
                                              std::to_string(dims[1]) + " (the tile is [tm, cols, 1])");
+        if (is_vector_op(g.ops()[i])) {
+            const VectorOperands v = vector_operands(g, i);
+            if (v.transpose && sizes[0] % v.matrix_rows != 0)  // the movers transpose whole matrices
+                k.fail(k.path_of("tile", 0), "tm " + std::to_string(sizes[0]) + " of a Transpose must be a multiple of " +
+                                                 std::to_string(v.matrix_rows) + " (whole matrices)");
+        }
         if (tile.size() == 4) {  // K in passes of kc: a multiple of tk, shorter than K
             const std::string path = k.path_of("tile") + "[3]";
             const uint64_t kc = k.as_uint(tile[3], path);

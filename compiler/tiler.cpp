@@ -282,6 +282,34 @@ double replay_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     return replay_cycles(bind(tiling_program(config, graph, op, dataflow, choice), config), config);
 }
 
+/// A Transpose: row tiles of whole matrices (the movers transpose each), as many per tile as
+/// spread them over the compute tiles, two per tile where there are enough; its estimate is
+/// the replay of its op stream (it has no engine formula: the movers do all the work).
+template <typename Fits>
+TilingChoice choose_transpose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, const VectorOperands& v,
+                                     const Fits& fits) {
+    const uint64_t r = v.matrix_rows, matrices = v.rows / r, tiles = config.compute_tiles;
+    if (!fits(r)) {
+        const std::vector<BufferSpec> plan = plan_vector_buffers(v, r);
+        std::ostringstream msg;
+        msg << "op '" << graph.ops()[op].name << "' (" << graph.ops()[op].kind << "): a matrix of " << r << " x "
+            << v.cols << " needs " << level_bytes(plan, hw::Level::L2) << " bytes of L2 and "
+            << level_bytes(plan, hw::Level::L3) << " bytes of L3 per compute tile with its double buffers, but config '"
+            << config.name << "' has " << level_capacity(config, hw::Level::L2) << " and "
+            << level_capacity(config, hw::Level::L3) << " (matrices that large are not yet supported)";
+        throw CompileError(msg.str());
+    }
+    uint64_t per_tile = std::max<uint64_t>(1, (matrices + 2 * tiles - 1) / (2 * tiles));
+    while (per_tile > 1 && (!fits(per_tile * r) || per_tile * r > kMaxTileSide)) --per_tile;
+    TilingChoice choice;
+    choice.tile = {uint32_t(per_tile * r), uint32_t(v.cols), 1, 0};
+    choice.task_rows = uint32_t((tile_count(v.rows, choice.tile.tm) + tiles - 1) / tiles);
+    choice.task_cols = 1;
+    choice.passes = 1;
+    choice.cycles = replay_tiling(config, graph, op, Dataflow::OutputStationary, choice);
+    return choice;
+}
+
 TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, uint32_t op) {
     const VectorOperands v = vector_operands(graph, op);
     const auto fits = [&](uint64_t tm) {
@@ -302,6 +330,7 @@ TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, 
     // Every compute tile gets work, two row tiles each where there are rows enough (one in
     // flight while the other moves); the largest that fits below that.
     const uint64_t tiles = config.compute_tiles;
+    if (v.transpose) return choose_transpose_tiling(config, graph, op, v, fits);
     uint64_t tm = std::max<uint64_t>(1, (v.rows + 2 * tiles - 1) / (2 * tiles));
     tm = std::min<uint64_t>(tm, kMaxTileSide);
     if (!fits(tm)) {

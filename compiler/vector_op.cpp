@@ -58,9 +58,37 @@ bool reduces_last_axis(const Graph& g, const Op& op, const Attr& attr, hw::Vecto
     return false;
 }
 
+/// Transpose of the last two axes: the input's 2D view, a matrix every matrix_rows rows.
+VectorOperands transpose_operands(const Graph& g, const Op& op, std::string& problem) {
+    VectorOperands out;
+    out.transpose = true;
+    out.command.function = VectorFunction::Copy;  // unused: no VECTOR op
+    out.a = op.inputs.at(0);
+    out.y = op.outputs.at(0);
+    const std::vector<uint64_t>& shape = g.tensor(out.a).shape;
+    std::vector<int64_t> perm;
+    if (const std::optional<AttrValue> p = attribute_of(op, schema_of(op), "perm"))
+        perm = std::get<std::vector<int64_t>>(*p);
+    else
+        for (size_t d = shape.size(); d-- > 0;) perm.push_back(int64_t(d));
+    const size_t rank = perm.size();
+    bool swaps_last_two = rank >= 2 && perm[rank - 1] == int64_t(rank - 2) && perm[rank - 2] == int64_t(rank - 1);
+    for (size_t d = 0; d + 2 < rank; ++d) swaps_last_two = swaps_last_two && perm[d] == int64_t(d);
+    if (!swaps_last_two) {
+        problem = "perm = " + attr_string(perm) + " not yet supported (only swapping the last two axes)";
+        return out;
+    }
+    out.cols = shape.back();
+    out.matrix_rows = shape[rank - 2];
+    out.rows = out.cols ? g.tensor(out.a).elements() / out.cols : 0;
+    if (out.rows == 0 || out.cols == 0) problem = "an empty output " + shape_string(g.tensor(out.y).shape) + " not yet supported";
+    return out;
+}
+
 /// The operands, or why there are none (`problem` set).
 VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
     VectorOperands out;
+    if (op.kind == "Transpose") return transpose_operands(g, op, problem);
     const auto it = functions().find(op.kind);
     if (it == functions().end()) {
         problem = "not yet lowered";
@@ -173,7 +201,7 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
 
 }  // namespace
 
-bool is_vector_op(const Op& op) { return functions().count(op.kind) != 0; }
+bool is_vector_op(const Op& op) { return functions().count(op.kind) != 0 || op.kind == "Transpose"; }
 
 std::string vector_lowering_problem(const Graph& graph, const Op& op) {
     std::string problem;

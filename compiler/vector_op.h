@@ -2,6 +2,7 @@
 // op's tensors viewed as 2D [product of the leading dims, last dim], the function and its
 // parameters, and how a second input broadcasts over the rows x cols tile. The op files'
 // lowering_problem hooks call vector_lowering_problem() (docs/compiler.md, "Vector ops").
+// A last-two-axes Transpose takes the same path with no VECTOR op: the movers transpose.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,10 @@ struct VectorOperands {
     std::optional<uint32_t> weight, bias;   ///< LayerNormalization, RMSNormalization: [cols] vectors
     uint64_t rows = 0, cols = 0;            ///< the 2D view of the input a (of the output but for reductions)
     hw::VectorCommand command;              ///< function and parameters (addresses and sizes unset)
+    /// Transpose (the last two axes swapped): no VECTOR op, the movers transpose each matrix of
+    /// matrix_rows x cols (rows = batch * matrix_rows); a row tile holds whole matrices.
+    bool transpose = false;
+    uint64_t matrix_rows = 1;               ///< Transpose: rows of one input matrix (1 otherwise)
 
     /// One value per row: y is rows x 1, its values contiguous whatever y's shape.
     bool reduces() const { return hw::traits_of(command.function).shape == hw::VectorShape::Reduction; }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "compiler/ops/op_schema.h"
+#include "compiler/vector_op.h"
 
 namespace kpu::compiler {
 namespace {
@@ -231,6 +232,7 @@ void register_layout(OpRegistry& registry) {
     registry.add(view_schema(schema("Flatten", {"input"}, 1, infer_flatten, {{"axis", AttrType::Int, int64_t(1)}})));
     OpSchema transpose = schema("Transpose", {"data"}, 1, infer_transpose, {{"perm", AttrType::Ints, std::nullopt}});
     transpose.outputs = {"transposed"};
+    transpose.lowering_problem = vector_lowering_problem;  // the movers transpose (vector_op.h)
     registry.add(std::move(transpose));
     OpSchema squeeze = schema("Squeeze", {"data", "axes"}, 1, infer_squeeze);
     squeeze.outputs = {"squeezed"};

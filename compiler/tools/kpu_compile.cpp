@@ -55,7 +55,7 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
     else
         out << " " << p.graph.tensor(op.tensor).name << "[" << op.row << ":" << op.row + op.rows << ", " << op.col
             << ":" << op.col + op.cols << "] "
-            << place(op.src_level(), op.src) << " -> " << place(op.dst_level(), op.dst);
+            << place(op.src_level(), op.src) << " -> " << place(op.dst_level(), op.dst) << (op.transpose ? " transposed" : "");
     out << " deps [";
     for (size_t i = 0; i < op.deps.size(); ++i) out << (i ? " " : "") << op.deps[i];
     out << "]\n";
@@ -70,14 +70,15 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
             uint32_t tasks = 0;
             for (const Task& t : p.tasks) tasks += t.kernel == k;
             out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(v.y).name << shape_string(g.tensor(v.y).shape)
-                << " = " << kpu::hw::to_string(v.command.function) << "(" << g.tensor(v.a).name
+                << " = " << (v.transpose ? "Transpose" : kpu::hw::to_string(v.command.function)) << "(" << g.tensor(v.a).name
                 << shape_string(g.tensor(v.a).shape)
-                << (v.b ? ", " + g.tensor(*v.b).name + shape_string(g.tensor(*v.b).shape) : "") << ") on the vector engine\n";
+                << (v.b ? ", " + g.tensor(*v.b).name + shape_string(g.tensor(*v.b).shape) : "")
+                << (v.transpose ? ") by the movers (a transposing move per matrix)\n" : ") on the vector engine\n");
             out << "  as " << v.rows << " x " << v.cols << ", row tiles of " << kr.tile.tm << ", "
                 << tile_count(v.rows, kr.tile.tm) << " row tiles, " << tasks << " tasks\n";
             out << "  DRAM read " << kr.hints.dram_read_bytes << " B (" << human(double(kr.hints.dram_read_bytes))
                 << "), write " << kr.hints.dram_write_bytes << " B (" << human(double(kr.hints.dram_write_bytes))
-                << "), estimated " << kr.hints.estimated_cycles << " vector engine cycles on " << p.target.config << "\n";
+                << "), estimated " << kr.hints.estimated_cycles << (v.transpose ? " cycles on " : " vector engine cycles on ") << p.target.config << "\n";
             continue;
         }
         const MatmulOperands op = matmul_operands(g, kr.op);

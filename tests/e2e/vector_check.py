@@ -224,6 +224,19 @@ for config in ("edge", "t64"):
     i = {"x": rng.standard_normal((2, 6))}
     run(g, config, i, lambda t: t["x"].reshape(1, 12), "output_view_of_input", "v")
     run(g, config, i, lambda t: np.maximum(t["x"], 0).reshape(1, 12), "output_view_of_output", "z")
+# Transpose of the last two axes: data movement by the movers (no compute), exact.
+for config in ("edge", "t64"):
+    for shape in ((7, 13), (3, 5, 37)):
+        perm = list(range(len(shape) - 2)) + [len(shape) - 1, len(shape) - 2]
+        g, i = lone("Transpose", list(shape), perm=perm)
+        run(g, config, i, lambda t, perm=perm: t["x"].transpose(perm), "transpose_" + "x".join(map(str, shape)), "y")
+    # MatMul -> Transpose -> Softmax over the transposed rows.
+    g = {"tensors": [tensor("a", [11, 6], "input"), tensor("w", [6, 9], "constant"), tensor("p", None, "intermediate"),
+                     tensor("t", None, "intermediate"), tensor("y", None, "output")],
+         "ops": [op("MatMul", "mm", ["a", "w"], ["p"]), op("Transpose", "tr", ["p"], ["t"], perm=[1, 0]),
+                 op("Softmax", "sm", ["t"], ["y"], axis=-1)]}
+    i = {"a": rng.standard_normal((11, 6)), "w": rng.standard_normal((6, 9)) / math.sqrt(6)}
+    run(g, config, i, lambda t: softmax((t["a"] @ t["w"]).T), "matmul_transpose_softmax", "y")
 # examples/ffn_block.json: fc1 + bias, gelu, fc2 + bias, a residual, layernorm.
 with open(os.path.join(source_dir, "examples", "ffn_block.json")) as f:
     block = json.load(f)
