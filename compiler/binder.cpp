@@ -58,6 +58,7 @@ private:
     void place_tensors() {
         uint64_t next = 0;
         const Graph& g = program_.graph;
+        const std::vector<uint32_t> roots = alias_roots(g);
         for (uint32_t i = 0; i < g.tensors().size(); ++i) {
             const Tensor& t = g.tensor(i);
             // A compile-time value (an axes list) is in the commands, not in DRAM.
@@ -68,7 +69,7 @@ private:
             slot_.push_back(uint32_t(bound_.tensors.size()));
             BoundTensor b{t.name, t.shape, to_string(t.dtype), to_string(*t.role), next, t.bytes()};
             // A view's output is an alias: its root's address (placed in the second pass).
-            if (alias_root(g, i) != i) {
+            if (roots[i] != i) {
                 bound_.tensors.push_back(std::move(b));
                 continue;
             }
@@ -82,8 +83,7 @@ private:
             bound_.tensors.push_back(std::move(b));
         }
         for (uint32_t i = 0; i < g.tensors().size(); ++i)
-            if (const uint32_t root = alias_root(g, i); root != i)
-                bound_.tensors[slot_[i]].dram_addr = bound_.tensors.at(slot_.at(root)).dram_addr;
+            if (roots[i] != i) bound_.tensors[slot_[i]].dram_addr = bound_.tensors.at(slot_.at(roots[i])).dram_addr;
     }
 
     uint64_t level_base(hw::Level level, uint32_t tile) const {

@@ -246,8 +246,9 @@ std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
         written_by[k] = program.graph.ops()[program.kernels[k].op].outputs.at(0);
     // A read of a view's output reads its aliased tensor's bytes: in another 2D shape, so
     // every task writing that tensor is a producer.
+    const std::vector<uint32_t> roots = alias_roots(program.graph);
     std::vector<uint32_t> root(reads.size());
-    for (size_t i = 0; i < reads.size(); ++i) root[i] = alias_root(program.graph, reads[i].tensor);
+    for (size_t i = 0; i < reads.size(); ++i) root[i] = roots[reads[i].tensor];
     std::vector<uint32_t> out;
     for (uint32_t u = 0; u < index; ++u) {
         const Task& other = program.tasks[u];
@@ -277,7 +278,7 @@ public:
             plans_.push_back(plan_buffers(program.graph, program.kernels[k], extents_.back()));
         }
         for (const Task& t : program.tasks) needed_.insert(t.deps.begin(), t.deps.end());
-        for (uint32_t t = 0; t < program.graph.tensors().size(); ++t) roots_.push_back(alias_root(program.graph, t));
+        roots_ = alias_roots(program.graph);
     }
 
     void run() {
@@ -616,7 +617,7 @@ private:
     std::vector<std::vector<BufferSpec>> plans_;
     const std::vector<BufferSpec>* plan_ = nullptr;
     std::vector<std::vector<StoreRecord>> stores_;
-    std::vector<uint32_t> roots_;  ///< per graph tensor: alias_root() (a view's reads wait for its root's stores)
+    std::vector<uint32_t> roots_;  ///< per graph tensor: alias_roots() (a view's reads wait for its root's stores)
     std::set<uint32_t> needed_;
     HazardTracker tracker_;
     DfxOp op_;

@@ -80,8 +80,9 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     // cannot fit is refused before any tiling (whose search grows with the dimensions).
     const uint64_t dram = uint64_t(target.dram.count) * target.dram.capacity_bytes, block = target.dram.interleave_bytes;
     uint64_t need = 0;
+    const std::vector<uint32_t> roots = alias_roots(graph);
     for (uint32_t t = 0; t < graph.tensors().size(); ++t)  // a view's output shares its input's
-        if (alias_root(graph, t) == t) need += (graph.tensor(t).bytes() + block - 1) / block * block;
+        if (roots[t] == t) need += (graph.tensor(t).bytes() + block - 1) / block * block;
     if (need > dram) {
         std::ostringstream msg;
         msg << "the graph's tensors need " << need << " bytes of DRAM (each from a " << block

@@ -17,7 +17,6 @@ class CopyHandOff {
 public:
     /// nullptr (the default): every byte moves inline.
     void set_helper(HelperThread* helper) { helper_ = helper; }
-    bool deferred() const { return helper_ != nullptr; }
     void reserve(size_t stretches) {
         if (helper_) stretches_.reserve(stretches);
     }

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iterator>
 #include <sstream>
 
 #include "models/burst_walk.h"

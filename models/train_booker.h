@@ -43,7 +43,6 @@ public:
     Fs now() const { return now_; }
     /// The burst size of the transfer about to run.
     void set_burst(uint64_t burst) { burst_ = burst; }
-    uint64_t burst() const { return burst_; }
     /// When the engine can issue its next burst.
     Fs engine_free() const { return engine_free_; }
     Fs next_issue() const { return std::max(engine_free_, now_); }

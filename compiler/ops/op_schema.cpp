@@ -188,16 +188,21 @@ bool is_compile_time_value(const Graph& graph, uint32_t t) {
 
 bool is_view_op(const Op& op) { return schema_of(op).view; }
 
-uint32_t alias_root(const Graph& graph, uint32_t t) {
-    for (bool moved = true; moved;) {
-        moved = false;
-        for (const Op& op : graph.ops())
-            if (!op.outputs.empty() && op.outputs[0] == t && is_view_op(op)) {
-                t = op.inputs.at(0), moved = true;
-                break;
-            }
+std::vector<uint32_t> alias_roots(const Graph& graph) {
+    std::vector<uint32_t> root(graph.tensors().size());
+    for (uint32_t t = 0; t < root.size(); ++t) root[t] = t;
+    for (const Op& op : graph.ops())
+        if (!op.outputs.empty() && is_view_op(op)) root[op.outputs[0]] = op.inputs.at(0);
+    // Follow each chain to its end, then point every tensor on the way there (the checked
+    // graph has no cycle), so a long chain is walked once.
+    std::vector<uint32_t> path;
+    for (uint32_t t = 0; t < root.size(); ++t) {
+        uint32_t r = t;
+        while (root[r] != r) path.push_back(r), r = root[r];
+        for (uint32_t on : path) root[on] = r;
+        path.clear();
     }
-    return t;
+    return root;
 }
 
 InferContext::InferContext(std::vector<Tensor>& tensors, const Op& op, const OpSchema& schema, std::string source)

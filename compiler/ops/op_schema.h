@@ -108,9 +108,9 @@ bool is_compile_time_value(const Graph& graph, uint32_t t);
 /// Whether the op is a view (OpSchema::view): it lowers as an alias, with no kernel.
 bool is_view_op(const Op& op);
 
-/// The tensor whose DRAM buffer tensor `t` of the checked graph uses: `t` itself, or, when a
-/// chain of views produces `t`, the input of the chain's first view.
-uint32_t alias_root(const Graph& graph, uint32_t t);
+/// Per tensor of the checked graph, the tensor whose DRAM buffer it uses: itself, or, when a
+/// chain of views produces it, the input of the chain's first view. O(ops + tensors).
+std::vector<uint32_t> alias_roots(const Graph& graph);
 
 /// The view an op's infer() works through: its inputs, attributes (defaults applied) and
 /// the outputs it sets, with messages prefixed "<source>: op '<name>' (<kind>): ".

@@ -42,8 +42,9 @@ void expect_round_trips(const char* what, const E (&values)[N], const hw::EnumNa
     }
 }
 
-/// Names that are none of the table's: empty, the placeholder, a name in another case, with
-/// a space, or a prefix. `parse` refuses them and leaves its output alone.
+/// Names that are none of the table's: empty, "?" (what to_string prints for a value the
+/// table lacks), a name in another case, with a space, or a prefix. `parse` refuses them and
+/// leaves its output alone.
 template <typename E, size_t T>
 void expect_unknown_rejected(const char* what, const hw::EnumName<E> (&table)[T],
                              bool (*parse)(const std::string&, E&)) {
