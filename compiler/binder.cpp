@@ -236,13 +236,14 @@ private:
         c = v.command;
         c.rows = d.m;
         c.cols = d.n;
+        if (v.period) c.causal_offset = int64_t(d.row % v.period);  // the piece's first query row
         const uint64_t e = kLoweredElementBytes, row = uint64_t(d.n) * e;
         c.a = {address(d.a), layout_->pitch[int(d.a.buffer)], hw::Broadcast::None};
         touch(hw::Level::L2, c.a.addr, c.rows, row, c.a.ld * e, false, op);
         if (c.has_b) {
             c.b = {address(d.b), layout_->pitch[int(d.b.buffer)], v.b_broadcast};
             const uint64_t b_row = v.b_width() * e;  // a column's ld is 1: its rows are contiguous
-            if (v.b_per_row())
+            if (v.b_per_row() && v.mask_rows(c.rows) > 1)
                 touch(hw::Level::L2, c.b.addr, c.rows, b_row, c.b.ld * e, false, op);
             else
                 touch(hw::Level::L2, c.b.addr, 1, b_row, b_row, false, op);

@@ -198,7 +198,7 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
     if (is_vector_op(program.graph.ops()[kernel.op])) {
         const VectorOperands v = vector_operands(program.graph, kernel.op);
         const uint64_t rows = e.r1 - e.r0, cols = v.cols;
-        const uint64_t b = v.b ? (v.b_per_row() ? rows : 1) * v.b_width() : 0;
+        const uint64_t b = b_elements(v, kernel.tile.tm, e.r0, e.r1);
         read = kLoweredElementBytes * (rows * cols + b + (v.weight ? cols : 0) + (v.bias ? cols : 0));
         write = kLoweredElementBytes * rows * v.y_width();
         return;
@@ -224,7 +224,8 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
     if (is_vector_op(program.graph.ops()[op])) {
         const VectorOperands v = vector_operands(program.graph, op);
         std::vector<Read> reads{{v.a, e.r0, e.r1, 0, kAll}};
-        if (v.b) reads.push_back({*v.b, v.b_per_row() ? e.r0 : 0, v.b_per_row() ? e.r1 : kAll, 0, kAll});
+        const bool rows = v.b_per_row() && !v.period;  // a cut softmax's mask rows: mask_row()
+        if (v.b) reads.push_back({*v.b, rows ? e.r0 : 0, rows ? e.r1 : kAll, 0, kAll});
         for (const auto& vec : {v.weight, v.bias})
             if (vec) reads.push_back({*vec, 0, kAll, 0, kAll});
         return reads;
@@ -468,13 +469,25 @@ private:
             load(v.a, I.first, 0, I.count, cols, a3);
             move(v.a, I.first, 0, I.count, cols, a3, a2);
             BufferRef b2 = v.weight ? w2 : b2_row;
-            if (b_per_row) {
+            if (b_per_row && !v.period) {
                 const BufferRef b3{Buffer::Strip, s, 0};
                 b2 = {Buffer::B2, s, 0};
                 load(*v.b, I.first, 0, I.count, b_cols, b3);
                 move(*v.b, I.first, 0, I.count, b_cols, b3, b2);
             }
-            vector(v, a2, b2, b2_row, y2, I);
+            // A cut softmax: a VECTOR per piece, each with its mask rows at the piece's place.
+            for_each_piece(v, I.first, I.count, [&](uint64_t first, uint64_t count) {
+                const uint64_t at = (first - I.first) * cols;
+                BufferRef piece_b = b2;
+                if (b_per_row && v.period) {
+                    const uint64_t row = v.mask_row(first), rows = v.mask_rows(count);
+                    piece_b = {Buffer::B2, s, at};
+                    load(*v.b, row, 0, rows, cols, {Buffer::Strip, s, at});
+                    move(*v.b, row, 0, rows, cols, {Buffer::Strip, s, at}, piece_b);
+                }
+                vector(v, {a2.buffer, s, at}, piece_b, b2_row, {y2.buffer, s, at * v.y_width() / cols},
+                       {first, count});
+            });
             if (!v.reduces()) {
                 move(v.y, I.first, 0, I.count, cols, y2, y3);
                 store(v.y, I.first, 0, I.count, cols, y3);

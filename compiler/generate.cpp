@@ -119,13 +119,16 @@ OpCounts count_ops(const Program& program) {
                 c.by_kind[int(DfxOpKind::Store)] += row_tiles;
                 continue;
             }
+            // A cut softmax (VectorOperands::period) has a VECTOR per piece, its mask per piece.
             const bool b_per_row = v.b_per_row();
             const uint64_t vectors = (v.b && !b_per_row) + v.weight.has_value() + v.bias.has_value();
-            const uint64_t row_tiles = t.r1 - t.r0, inputs = 1 + b_per_row;
-            c.by_kind[int(DfxOpKind::Load)] += vectors + row_tiles * inputs;
-            c.by_kind[int(DfxOpKind::Move)] += vectors + row_tiles * (inputs + 1);
+            const uint64_t row_tiles = t.r1 - t.r0, tm = kr.tile.tm;
+            const uint64_t pieces = piece_count(v, tm, t.r0 * tm, std::min(v.rows, t.r1 * tm));
+            const uint64_t b_loads = b_per_row ? pieces : 0;
+            c.by_kind[int(DfxOpKind::Load)] += vectors + row_tiles + b_loads;
+            c.by_kind[int(DfxOpKind::Move)] += vectors + 2 * row_tiles + b_loads;
             c.by_kind[int(DfxOpKind::Store)] += row_tiles;
-            c.by_kind[int(DfxOpKind::Vector)] += row_tiles;
+            c.by_kind[int(DfxOpKind::Vector)] += pieces;
             continue;
         }
         const MatmulOperands mm = matmul_operands(program.graph, kr.op);

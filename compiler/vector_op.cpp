@@ -28,6 +28,7 @@ const std::map<std::string, VectorFunction>& functions() {
         {"LayerNormalization", VectorFunction::LayerNorm}, {"RMSNormalization", VectorFunction::RmsNorm},
         {"ReduceSum", VectorFunction::ReduceSum}, {"ReduceMean", VectorFunction::ReduceMean},
         {"ReduceMax", VectorFunction::ReduceMax}, {"Clip", VectorFunction::Clip},
+        {"masked_softmax", VectorFunction::Softmax},
     };
     return map;
 }
@@ -85,6 +86,48 @@ VectorOperands transpose_operands(const Graph& g, const Op& op, std::string& pro
     return out;
 }
 
+/// masked_softmax: scale, causal, and how the mask's rows map onto a's (VectorOperands::period).
+void masked_softmax_operands(const Graph& g, const Op& op, VectorOperands& out, std::string& problem) {
+    const OpSchema& schema = schema_of(op);
+    hw::VectorCommand& c = out.command;
+    c.scale = float(number(*attribute_of(op, schema, "scale")));
+    c.causal = std::get<int64_t>(*attribute_of(op, schema, "is_causal")) != 0;
+    const std::vector<uint64_t>& x = g.tensor(out.a).shape;
+    const size_t rank = x.size();
+    const uint64_t sq = x[rank - 2];
+    out.matrix_dims.assign(x.begin(), x.end() - 2);
+    if (!present(op, 1)) {
+        if (c.causal) out.period = sq;
+        return;
+    }
+    out.b = op.inputs[1];
+    c.has_b = true;
+    const Tensor& mask = g.tensor(*out.b);
+    std::vector<uint64_t> m(rank - std::min(rank, mask.shape.size()), 1);  // aligned to x
+    m.insert(m.end(), mask.shape.begin(), mask.shape.end());
+    if (mask.elements() == 1) {  // loaded once per task
+        out.b_broadcast = hw::Broadcast::Scalar;
+        if (c.causal) out.period = sq;
+        return;
+    }
+    if (m.back() != out.cols) {
+        problem = "input 'mask' of shape " + shape_string(mask.shape) + " broadcast along the last axis (" +
+                  std::to_string(out.cols) + ") not yet supported";
+        return;
+    }
+    if (m == x && !c.causal) return;  // the same shape: row tile by row tile
+    out.period = sq;
+    out.mask_per_query = m[rank - 2] != 1;
+    out.b_broadcast = out.mask_per_query ? hw::Broadcast::None : hw::Broadcast::Row;
+    // The mask's 2D view has a row per index of its dims before the last; step sizes in rows.
+    uint64_t stride = out.mask_per_query ? sq : 1;
+    out.mask_strides.assign(rank - 2, 0);
+    for (size_t d = rank - 2; d-- > 0;) {
+        out.mask_strides[d] = m[d] == 1 ? 0 : stride;
+        stride *= m[d];
+    }
+}
+
 /// The operands, or why there are none (`problem` set).
 VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
     VectorOperands out;
@@ -130,7 +173,12 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
             if (std::get<std::string>(attr("approximate")) == "tanh") c.function = VectorFunction::GeluTanh;
             break;
         case VectorFunction::Softmax:
-            if (!last_axis_only()) return out;
+            if (op.kind == "masked_softmax") {
+                masked_softmax_operands(g, op, out, problem);
+                if (!problem.empty()) return out;
+            } else if (!last_axis_only()) {
+                return out;
+            }
             break;
         case VectorFunction::LayerNorm:
         case VectorFunction::RmsNorm: {
@@ -200,6 +248,30 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
 }
 
 }  // namespace
+
+uint64_t VectorOperands::mask_row(uint64_t row) const {
+    uint64_t matrix = row / period, at = mask_per_query ? row % period : 0;
+    for (size_t d = matrix_dims.size(); d-- > 0;) {
+        at += matrix % matrix_dims[d] * mask_strides[d];
+        matrix /= matrix_dims[d];
+    }
+    return at;
+}
+
+uint64_t piece_count(const VectorOperands& op, uint64_t tm, uint64_t first, uint64_t end) {
+    if (!op.period) return (end - first + tm - 1) / tm;
+    uint64_t pieces = 0;
+    for (uint64_t at = first; at < end; at += tm)
+        for_each_piece(op, at, std::min(tm, end - at), [&](uint64_t, uint64_t) { ++pieces; });
+    return pieces;
+}
+
+uint64_t b_elements(const VectorOperands& op, uint64_t tm, uint64_t first, uint64_t end) {
+    if (!op.b) return 0;
+    if (!op.b_per_row()) return op.b_width();
+    if (!op.period || op.mask_per_query) return (end - first) * op.b_width();
+    return piece_count(op, tm, first, end) * op.cols;
+}
 
 bool is_vector_op(const Op& op) { return functions().count(op.kind) != 0 || op.kind == "Transpose"; }
 

@@ -5,9 +5,11 @@
 // A last-two-axes Transpose takes the same path with no VECTOR op: the movers transpose.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "compiler/graph.h"
 #include "hardware/vector_command.h"
@@ -25,20 +27,51 @@ struct VectorOperands {
     /// matrix_rows x cols (rows = batch * matrix_rows); a row tile holds whole matrices.
     bool transpose = false;
     uint64_t matrix_rows = 1;               ///< Transpose: rows of one input matrix (1 otherwise)
+    /// masked_softmax of matrices [Sq, Skv] that is causal or whose mask repeats per matrix:
+    /// row tiles are cut into pieces at every multiple of `period` (= Sq) rows, one VECTOR
+    /// each, since the causal diagonal and the mask's rows restart with each matrix. 0: no cut.
+    uint64_t period = 0;
+    std::vector<uint64_t> matrix_dims;      ///< with period: a's dims before [Sq, Skv] (which matrix a row is in)
+    std::vector<uint64_t> mask_strides;     ///< with period and b: the mask's rows per step of each of those dims (0: broadcast)
+    bool mask_per_query = false;            ///< with period and b: a mask row per query row (else one per matrix, Row broadcast)
 
     /// One value per row: y is rows x 1, its values contiguous whatever y's shape.
     bool reduces() const { return hw::traits_of(command.function).shape == hw::VectorShape::Reduction; }
     /// Elements of one row of y: 1 for a reduction, else cols.
     uint64_t y_width() const { return reduces() ? 1 : cols; }
-    /// b comes row tile by row tile (a tile or a column), not once per task (a row or a scalar).
+    /// b comes row tile by row tile (a tile or a column, or a cut softmax's mask: piece by
+    /// piece), not once per task (a row or a scalar).
     bool b_per_row() const {
-        return b && (b_broadcast == hw::Broadcast::None || b_broadcast == hw::Broadcast::Column);
+        return b && (b_broadcast == hw::Broadcast::None || b_broadcast == hw::Broadcast::Column ||
+                     (period && b_broadcast == hw::Broadcast::Row));
     }
+    /// With period and b per row: the first mask row of the piece starting at row `row` of a.
+    uint64_t mask_row(uint64_t row) const;
+    /// Rows of b a piece of `count` rows reads: 1 for a cut softmax's Row-broadcast mask.
+    uint64_t mask_rows(uint64_t count) const { return period && !mask_per_query ? 1 : count; }
     /// Elements of one row of b: cols for a tile or a row, 1 for a column or a scalar.
     uint64_t b_width() const {
         return b_broadcast == hw::Broadcast::None || b_broadcast == hw::Broadcast::Row ? cols : 1;
     }
 };
+
+/// Calls visit(piece) for each piece of row tile `rows`: the tile cut at multiples of
+/// op.period, or the whole tile when the op has none.
+template <class Visit>
+void for_each_piece(const VectorOperands& op, uint64_t first, uint64_t count, Visit visit) {
+    for (uint64_t at = first, end = first + count; at < end;) {
+        const uint64_t next = op.period ? std::min(end, (at / op.period + 1) * op.period) : end;
+        visit(at, next - at);
+        at = next;
+    }
+}
+
+/// Pieces (for_each_piece) of the row tiles of `tm` rows in rows [first, end), `first` a
+/// multiple of tm.
+uint64_t piece_count(const VectorOperands& op, uint64_t tm, uint64_t first, uint64_t end);
+
+/// Elements of b that a task over rows [first, end) in row tiles of `tm` reads.
+uint64_t b_elements(const VectorOperands& op, uint64_t tm, uint64_t first, uint64_t end);
 
 /// Whether `op` is of a kind that lowers onto the vector engine (whether this instance does:
 /// vector_lowering_problem()).

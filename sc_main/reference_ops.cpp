@@ -305,6 +305,32 @@ void ref_softmax(OpEvaluation& e) {
         }
 }
 
+/// softmax(scale x (+ mask)) along the last axis, element (i, j) of each matrix [Sq, Skv]
+/// masked out where j > i when causal: the scaling and the mask's add one rounding each.
+void ref_masked_softmax(OpEvaluation& e) {
+    const RefOperand& x = e.inputs.at(0);
+    const uint64_t skv = x.shape.back(), sq = x.shape[x.shape.size() - 2], rows = count(x.shape) / skv;
+    const double scale = e.float_attr("scale");
+    const bool causal = e.int_attr("is_causal") != 0;
+    std::vector<uint64_t> mask_at;
+    if (e.has_input(1)) mask_at = broadcast_index(e.inputs[1].shape, x.shape);
+    ReferenceTensor& y = output(e);
+    std::vector<double> s(skv), es(skv);
+    for (uint64_t r = 0; r < rows; ++r) {
+        for (uint64_t j = 0; j < skv; ++j) {
+            const uint64_t at = r * skv + j;
+            s[j] = scale * x.value[at];
+            es[j] = std::fabs(scale) * x.bound[at] + kUnit * std::fabs(s[j]);
+            if (!mask_at.empty()) {
+                s[j] += e.inputs[1].value[mask_at[at]];
+                es[j] += e.inputs[1].bound[mask_at[at]] + kUnit * std::fabs(s[j]);
+            }
+            if (causal && j > r % sq) s[j] = -INFINITY, es[j] = 0;
+        }
+        softmax_row(s.data(), es.data(), 1, skv, &y.value[r * skv], &y.bound[r * skv], 1);
+    }
+}
+
 /// LayerNormalization (`centred`) and RMSNormalization over the axes from `axis` on.
 void normalize(OpEvaluation& e, bool centred) {
     const RefOperand& x = e.inputs.at(0);
@@ -647,6 +673,7 @@ const std::map<std::string, OpReference> kReferences = {
     {"ReduceMean", ref_reduce<Reduction::Mean>},
     {"ReduceMax", ref_reduce<Reduction::Max>},
     {"Softmax", ref_softmax},
+    {"masked_softmax", ref_masked_softmax},
     {"LayerNormalization", ref_layer_norm},
     {"RMSNormalization", ref_rms_norm},
     {"Reshape", ref_same_elements},

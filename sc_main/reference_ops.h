@@ -21,7 +21,8 @@
 //                                                            argument with 3 roundings, 1 + t, 0.5 x ( ))
 //   ReduceSum                                                2 n u sum|x|            (Higham's gamma_n, doubled)
 //   ReduceMean                                               2 n u sum|x| / n + 2 u |y|
-//   Softmax over n                                           y_i u (|d_i| + sum_j y_j |d_j| + 2 n + 6),
+//   Softmax over n (masked_softmax: scale x and the mask's add one rounding each, carried)
+//                                                            y_i u (|d_i| + sum_j y_j |d_j| + 2 n + 6),
 //     d = x - max(x): the subtraction's rounding moves exp's argument by u |d|, exp 2 ulp,
 //     the positive sum 2 n u, the division u
 //   LayerNormalization over n (RMSNormalization: the mean 0)  mean: (2 n + 1) u mean|x|;

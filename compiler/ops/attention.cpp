@@ -4,7 +4,13 @@
 // V [B, Skv, Hkv*Ev] with q_num_heads and kv_num_heads -> Y [B, Sq, Hq*Ev]. The optional
 // attn_mask (float, added to the scores) broadcasts to [B, Hq, Sq, Skv]. The past key/value
 // inputs and the extra outputs are not taken.
+//
+// masked_softmax (ours, what Attention lowers to around its two matmuls): Y = softmax(scale X
+// (+ mask)) along the last axis of X [.., Sq, Skv], the mask broadcasting to X, with
+// is_causal masking element (i, j) of each Sq x Skv matrix where j > i (ONNX's upper-left
+// alignment).
 #include "compiler/ops/op_schema.h"
+#include "compiler/vector_op.h"
 
 namespace kpu::compiler {
 namespace {
@@ -63,9 +69,27 @@ void infer_attention(InferContext& c) {
     c.output(0, four ? std::vector<uint64_t>{q[0], hq, q[2], ev} : std::vector<uint64_t>{q[0], q[1], hq * ev}, c.dtype(0));
 }
 
+void infer_masked_softmax(InferContext& c) {
+    c.need_dtype(0, kFloats);
+    c.need_rank(0, 2, kMaxRank);
+    if (c.has_input(1)) {
+        c.same_dtype(0, 1);
+        if (c.broadcast(c.shape(1), c.describe(1), c.shape(0), c.describe(0)) != c.shape(0))
+            c.fail(c.describe(1) + " does not broadcast to " + c.describe(0));
+    }
+    c.output(0, c.shape(0), c.dtype(0));
+}
+
 }  // namespace
 
 void register_attention(OpRegistry& registry) {
+    OpSchema m;
+    m.kind = "masked_softmax", m.inputs = {"X", "mask"}, m.min_inputs = 1, m.outputs = {"Y"};
+    m.attributes = {{"is_causal", AttrType::Int, int64_t(0)}, {"scale", AttrType::Float, 1.0}};
+    m.infer = infer_masked_softmax;
+    m.lowering_problem = vector_lowering_problem;
+    registry.add(std::move(m));
+
     OpSchema s;
     s.kind = "Attention", s.inputs = {"Q", "K", "V", "attn_mask"}, s.min_inputs = 3, s.outputs = {"Y"};
     s.attributes = {{"is_causal", AttrType::Int, int64_t(0)},

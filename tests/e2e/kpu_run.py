@@ -23,3 +23,44 @@ def compile_and_simulate(bin_dir, source_dir, case, graph, config, inputs, outpu
                    (["--check"] if check else []),
                    check=True, stdout=subprocess.DEVNULL)
     return np.load(os.path.join(case, "out", output + ".npy"))
+
+
+def tensor(name, shape, role):
+    """A graph tensor declaration; shape None: inferred."""
+    t = {"name": name, "dtype": "float32", "role": role}
+    if shape is not None:
+        t["shape"] = shape
+    return t
+
+
+def op(kind, name, inputs, outputs, **attributes):
+    """A multi-op graph op, ONNX's vocabulary."""
+    o = {"op": kind, "name": name, "inputs": inputs, "outputs": outputs}
+    if attributes:
+        o["attributes"] = attributes
+    return o
+
+
+class Checker:
+    """Runs cases (graph, inputs, an independent NumPy evaluation) on kpu-sim with --check and
+    compares an output with NumPy in float64: max |got - want| / max(|want|, 1) below
+    `tolerance`. Counts cases and failures; finish() prints them and exits non-zero on any."""
+
+    def __init__(self, bin_dir, source_dir, work, tolerance):
+        self.bin_dir, self.source_dir, self.work, self.tolerance = bin_dir, source_dir, work, tolerance
+        self.cases = self.failures = 0
+        os.makedirs(work, exist_ok=True)
+
+    def run(self, graph, config, inputs, expected_fn, name, output):
+        self.cases += 1
+        got = compile_and_simulate(self.bin_dir, self.source_dir, os.path.join(self.work, name + "_" + config), graph,
+                                   config, inputs, output, check=True)
+        want = expected_fn({k: v.astype(np.float32).astype(np.float64) for k, v in inputs.items()})
+        err = np.abs(got.astype(np.float64) - want).max() / max(np.abs(want).max(), 1.0)
+        ok = got.shape == want.shape and err < self.tolerance
+        print(f"{name} on {config}: shape {got.shape}, max error / max(|ref|, 1) = {err:.3g} -> {'ok' if ok else 'FAIL'}")
+        self.failures += 0 if ok else 1
+
+    def finish(self):
+        print(f"{self.cases - self.failures} passed, {self.failures} failed")
+        raise SystemExit(1 if self.failures else 0)
