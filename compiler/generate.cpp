@@ -74,6 +74,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     // roles that are not there.
     program.graph.check("graph");
     require_lowerable(program.graph, "graph");
+    program.graph = expand_composites(program.graph, "graph");  // Attention: its matmuls and softmax
     const Graph& graph = program.graph;
     program.target = target_of(target);
     // The binder places every tensor in DRAM, each from an interleave boundary: a graph that

@@ -35,10 +35,6 @@ const std::map<std::string, VectorFunction>& functions() {
 
 bool present(const Op& op, size_t i) { return i < op.inputs.size() && op.inputs[i] != kNoTensor; }
 
-double number(const AttrValue& v) {
-    return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
-}
-
 /// Whether reduction `op` reduces over its input's last axis only (ONNX: the axes input,
 /// none meaning every axis unless noop_with_empty_axes); else false with `problem` set. With
 /// no axis reduced the op is the identity: `c` becomes a copy.
@@ -90,7 +86,7 @@ VectorOperands transpose_operands(const Graph& g, const Op& op, std::string& pro
 void masked_softmax_operands(const Graph& g, const Op& op, VectorOperands& out, std::string& problem) {
     const OpSchema& schema = schema_of(op);
     hw::VectorCommand& c = out.command;
-    c.scale = float(number(*attribute_of(op, schema, "scale")));
+    c.scale = float(attr_number(*attribute_of(op, schema, "scale")));
     c.causal = std::get<int64_t>(*attribute_of(op, schema, "is_causal")) != 0;
     const std::vector<uint64_t>& x = g.tensor(out.a).shape;
     const size_t rank = x.size();
@@ -164,10 +160,10 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
         return false;
     };
     switch (c.function) {
-        case VectorFunction::LeakyRelu: c.alpha = float(number(attr("alpha"))); break;
+        case VectorFunction::LeakyRelu: c.alpha = float(attr_number(attr("alpha"))); break;
         case VectorFunction::HardSigmoid:
-            c.alpha = float(number(attr("alpha")));
-            c.beta = float(number(attr("beta")));
+            c.alpha = float(attr_number(attr("alpha")));
+            c.beta = float(attr_number(attr("beta")));
             break;
         case VectorFunction::Gelu:
             if (std::get<std::string>(attr("approximate")) == "tanh") c.function = VectorFunction::GeluTanh;
@@ -188,7 +184,7 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
                     problem = "output '" + schema.output_name(i) + "' not yet supported";
                     return out;
                 }
-            c.epsilon = float(number(attr("epsilon")));
+            c.epsilon = float(attr_number(attr("epsilon")));
             for (size_t i : {size_t(1), size_t(2)}) {
                 if (!present(op, i)) continue;
                 const Tensor& v = g.tensor(op.inputs[i]);

@@ -9,6 +9,9 @@
 // (+ mask)) along the last axis of X [.., Sq, Skv], the mask broadcasting to X, with
 // is_causal masking element (i, j) of each Sq x Skv matrix where j > i (ONNX's upper-left
 // alignment).
+#include <cmath>
+#include <map>
+
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 
@@ -80,6 +83,93 @@ void infer_masked_softmax(InferContext& c) {
     c.output(0, c.shape(0), c.dtype(0));
 }
 
+/// Builds an expansion's ops and tensors, each named "<op>.<part>".
+class Expansion {
+public:
+    Expansion(Graph& graph, const Op& op, std::vector<Op>& ops) : graph_(graph), op_(op), ops_(ops) {}
+
+    /// A new intermediate tensor (shape inferred).
+    uint32_t tensor(const std::string& part) { return graph_.add_tensor(Tensor(op_.name + "." + part, {})); }
+    /// An op writing `out` (a new tensor "<op>.<part>" when kNoTensor); returns `out`.
+    uint32_t add(const std::string& kind, const std::string& part, std::vector<uint32_t> inputs, uint32_t out,
+                 std::map<std::string, AttrValue> attributes = {}) {
+        if (out == kNoTensor) out = tensor(part);
+        Op o;
+        o.name = op_.name + "." + part;
+        o.kind = kind;
+        o.inputs = std::move(inputs);
+        o.outputs = {out};
+        o.attributes = std::move(attributes);
+        ops_.push_back(std::move(o));
+        return out;
+    }
+    /// x viewed as `shape` (a Reshape with an inline shape), into `out` or a new tensor.
+    uint32_t reshape(const std::string& part, uint32_t x, const std::vector<uint64_t>& shape, uint32_t out = kNoTensor) {
+        Tensor s(op_.name + "." + part + "_shape", {uint64_t(shape.size())}, DType::Int64, TensorRole::Constant);
+        s.value = std::vector<int64_t>(shape.begin(), shape.end());
+        return add("Reshape", part, {x, graph_.add_tensor(std::move(s))}, out);
+    }
+    uint32_t transpose(const std::string& part, uint32_t x, std::vector<int64_t> perm, uint32_t out = kNoTensor) {
+        return add("Transpose", part, {x}, out, {{"perm", std::move(perm)}});
+    }
+
+private:
+    Graph& graph_;
+    const Op& op_;
+    std::vector<Op>& ops_;
+};
+
+/// Attention as Q' = the queries as [B, Hkv, g Sq, E] (g = Hq / Hkv query heads per key/value
+/// head), K^T by the movers, S = Q' @ K^T (batched on the fabric), P = masked_softmax(S as
+/// [B, Hq, Sq, Skv], scale, mask, causal) on the vector engine, Y = P @ V. The 3-D form
+/// splits the heads first (Reshape, Transpose [0, 2, 1, 3]) and merges them after.
+void expand_attention(Graph& g, const Op& op, std::vector<Op>& ops) {
+    Expansion x(g, op, ops);
+    const OpSchema& schema = schema_of(op);
+    const auto attr = [&](const char* name) { return attribute_of(op, schema, name); };
+    const std::vector<uint64_t> qs = g.tensor(op.inputs[0]).shape, ks = g.tensor(op.inputs[1]).shape,
+                                vs = g.tensor(op.inputs[2]).shape;
+    const bool four = qs.size() == 4;
+    const uint64_t b = qs[0];
+    const uint64_t hq = four ? qs[1] : uint64_t(std::get<int64_t>(*attr("q_num_heads")));
+    const uint64_t hkv = four ? ks[1] : uint64_t(std::get<int64_t>(*attr("kv_num_heads")));
+    const uint64_t sq = qs[four ? 2 : 1], skv = ks[four ? 2 : 1];
+    const uint64_t e = four ? qs[3] : qs[2] / hq, ev = four ? vs[3] : vs[2] / hkv, group = hq / hkv;
+    const uint32_t y = op.outputs[0];
+    uint32_t q = op.inputs[0], kt, v = op.inputs[2];
+    if (four) {
+        kt = x.transpose("kt", op.inputs[1], {0, 1, 3, 2});
+    } else {  // heads out of the hidden axis: [B, S, H*E] -> [B, S, H, E] -> [B, H, S, E]
+        q = x.transpose("q_heads", x.reshape("q_split", q, {b, sq, hq, e}), {0, 2, 1, 3});
+        kt = x.transpose("kt", x.reshape("k_split", op.inputs[1], {b, skv, hkv, e}), {0, 2, 3, 1});
+        v = x.transpose("v_heads", x.reshape("v_split", v, {b, skv, hkv, ev}), {0, 2, 1, 3});
+    }
+    if (group > 1) q = x.reshape("q_grouped", q, {b, hkv, group * sq, e});
+    uint32_t scores = x.add("MatMul", "qk", {q, kt}, kNoTensor);
+    if (group > 1) scores = x.reshape("scores", scores, {b, hq, sq, skv});
+    const double scale = attr("scale") ? attr_number(*attr("scale")) : 1 / std::sqrt(double(e));
+    const bool mask = op.inputs.size() > 3 && op.inputs[3] != kNoTensor;
+    uint32_t probs = x.add("masked_softmax", "softmax", mask ? std::vector<uint32_t>{scores, op.inputs[3]}
+                                                             : std::vector<uint32_t>{scores},
+                           kNoTensor, {{"scale", scale}, {"is_causal", std::get<int64_t>(*attr("is_causal"))}});
+    if (group > 1) probs = x.reshape("probs", probs, {b, hkv, group * sq, skv});
+    const bool direct = four && group == 1;  // P @ V is Y itself
+    uint32_t out = x.add("MatMul", "pv", {probs, v}, direct ? y : kNoTensor);
+    if (direct) return;
+    if (four) {
+        x.reshape("y", out, {b, hq, sq, ev}, y);
+        return;
+    }
+    if (group > 1) out = x.reshape("y_heads", out, {b, hq, sq, ev});
+    x.reshape("y", x.transpose("y_merge", out, {0, 2, 1, 3}), {b, sq, hq * ev}, y);
+}
+
+std::string attention_lowering(const Graph& g, const Op& op) {
+    const std::optional<AttrValue> softcap = attribute_of(op, schema_of(op), "softcap");
+    if (softcap && attr_number(*softcap) != 0) return "softcap = " + attr_string(*softcap) + " not yet supported";
+    return expansion_problem(g, op);
+}
+
 }  // namespace
 
 void register_attention(OpRegistry& registry) {
@@ -100,6 +190,8 @@ void register_attention(OpRegistry& registry) {
                     {"softcap", AttrType::Float, 0.0},
                     {"softmax_precision", AttrType::Int, std::nullopt}};
     s.infer = infer_attention;
+    s.expand = expand_attention;
+    s.lowering_problem = attention_lowering;
     registry.add(std::move(s));
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <sstream>
 
 #include "compiler/compile_error.h"
@@ -168,6 +169,52 @@ void require_lowerable(const Graph& graph, const std::string& source) {
                 (problem == "not yet lowered" ? "" : ": " + problem) + ")";
     }
     if (!list.empty()) throw CompileError(source + ": Unsupported operators: " + list);
+}
+
+Graph expand_composites(const Graph& graph, const std::string& source) {
+    bool any = false;
+    for (const Op& op : graph.ops()) any = any || schema_of(op).expand;
+    if (!any) return graph;
+    Graph out;
+    for (const Tensor& t : graph.tensors()) out.add_tensor(t);
+    std::vector<Op> ops;
+    for (const Op& op : graph.ops()) {
+        if (const OpSchema& schema = schema_of(op); schema.expand)
+            schema.expand(out, op, ops);
+        else
+            ops.push_back(op);
+    }
+    for (Op& op : ops) out.add_op(std::move(op));
+    out.check(source);
+    return out;
+}
+
+std::string expansion_problem(const Graph& graph, const Op& op) {
+    Graph one;  // the op's tensors (roles inferred again) and its expansion
+    Op alone = op;
+    std::map<uint32_t, uint32_t> index;
+    for (std::vector<uint32_t>* list : {&alone.inputs, &alone.outputs})
+        for (uint32_t& t : *list) {
+            if (t == kNoTensor) continue;
+            if (!index.count(t)) {
+                Tensor copy = graph.tensor(t);
+                copy.role.reset();
+                index[t] = one.add_tensor(std::move(copy));
+            }
+            t = index[t];
+        }
+    std::vector<Op> ops;
+    schema_of(op).expand(one, alone, ops);
+    try {
+        for (Op& o : ops) one.add_op(std::move(o));
+        one.check("expansion");
+        require_lowerable(one, "expansion");
+    } catch (const CompileError& e) {
+        const std::string what = e.what(), marker = "Unsupported operators: ";
+        const size_t at = what.find(marker);
+        return at == std::string::npos ? what : what.substr(at + marker.size());
+    }
+    return "";
 }
 
 bool is_compile_time_value(const Graph& graph, uint32_t t) {

@@ -26,6 +26,10 @@ inline const char* to_string(AttrType type) { return hw::name_in(kAttrTypeNames,
 inline AttrType type_of(const AttrValue& value) { return AttrType(value.index()); }
 /// "-1", "0.5", "'tanh'", "[1, 2]": an attribute value as messages and docs show it.
 std::string attr_string(const AttrValue& value);
+/// A float attribute's value: an int is a valid float (JSON's 1 for 1.0).
+inline double attr_number(const AttrValue& value) {
+    return std::holds_alternative<int64_t>(value) ? double(std::get<int64_t>(value)) : std::get<double>(value);
+}
 
 struct AttrSpec {
     std::string name;                    ///< ONNX's name
@@ -56,6 +60,10 @@ struct OpSchema {
     /// in the same order, so it lowers as an alias of input 0's DRAM buffer (no kernel, no
     /// DFX ops, no DRAM traffic; docs/compiler.md, "Views").
     bool view = false;
+    /// A composite (Attention): lowers as the ops this appends to `ops` in an order where
+    /// producers come first, adding to `graph` the tensors between them (named "<op>.<part>",
+    /// their shapes left to inference). nullptr: the op lowers as itself.
+    void (*expand)(Graph& graph, const Op& op, std::vector<Op>& ops) = nullptr;
 
     const AttrSpec* attribute(const std::string& name) const;
     std::string input_name(size_t i) const;  ///< the schema's name, or the variadic one's with its index
@@ -107,6 +115,14 @@ bool is_compile_time_value(const Graph& graph, uint32_t t);
 
 /// Whether the op is a view (OpSchema::view): it lowers as an alias, with no kernel.
 bool is_view_op(const Op& op);
+
+/// The checked graph with each composite op replaced by its expansion (OpSchema::expand), and
+/// checked again (`source` prefixes its messages). What compile() lowers.
+Graph expand_composites(const Graph& graph, const std::string& source);
+
+/// A composite's lowering_problem: why its expansion does not lower ("MatMul (a.qk: ...)",
+/// each op that does not, as require_lowerable lists them), "" when every op of it does.
+std::string expansion_problem(const Graph& graph, const Op& op);
 
 /// Per tensor of the checked graph, the tensor whose DRAM buffer it uses: itself, or, when a
 /// chain of views produces it, the input of the chain's first view. O(ops + tensors).

@@ -3,10 +3,12 @@
 // bound stream and the closed form of docs/compiler.md.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 
 #include "compiler/binder.h"
 #include "compiler/kpu_format.h"
+#include "compiler/ops/op_schema.h"
 #include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
@@ -85,6 +87,59 @@ TEST(AttentionLowering, EachPieceStartsItsCausalDiagonalAtItsRowInTheMatrix) {
     EXPECT_EQ(covered, 21u);
     for (const BoundOp& op : bind(p, config).ops)
         if (op.kind == BoundOp::Kind::Vector) EXPECT_EQ(op.vector.causal_offset, int64_t(row_of.at(op.dfx_op) % 7));
+}
+
+/// The kinds and output shapes of a graph's ops, in order: "Transpose [1, 2, 8, 7]".
+std::vector<std::string> op_list(const Graph& g) {
+    std::vector<std::string> out;
+    for (const Op& op : g.ops()) out.push_back(op.kind + " " + shape_string(g.tensor(op.outputs[0]).shape));
+    return out;
+}
+
+// Grouped heads (4 query heads on 2 key/value heads): the queries viewed as [B, Hkv, g Sq, E]
+// share one K^T per key/value head, the softmax sees the scores as [B, Hq, Sq, Skv] (its mask
+// and causal diagonal per query head), and the result is viewed back.
+TEST(AttentionLowering, AttentionExpandsIntoTransposeMatmulsAndAMaskedSoftmax) {
+    const std::string text = R"({"tensors": [{"name": "q", "shape": [2, 4, 5, 8], "role": "input"},
+        {"name": "k", "shape": [2, 2, 7, 8], "role": "input"}, {"name": "v", "shape": [2, 2, 7, 3], "role": "input"},
+        {"name": "m", "shape": [5, 7], "role": "input"}, {"name": "y"}],
+        "ops": [{"op": "Attention", "name": "att", "inputs": ["q", "k", "v", "m"], "outputs": ["y"],
+                 "attributes": {"is_causal": 1}}]})";
+    const Graph g = expand_composites(parse_graph(text, "t.json"), "t.json");
+    const std::vector<std::string> expected = {
+        "Transpose [2, 2, 8, 7]", "Reshape [2, 2, 10, 8]", "MatMul [2, 2, 10, 7]", "Reshape [2, 4, 5, 7]",
+        "masked_softmax [2, 4, 5, 7]", "Reshape [2, 2, 10, 7]", "MatMul [2, 2, 10, 3]", "Reshape [2, 4, 5, 3]"};
+    EXPECT_EQ(op_list(g), expected);
+    const Op& softmax = g.ops()[4];
+    EXPECT_EQ(g.tensor(softmax.inputs[1]).name, "m");
+    EXPECT_DOUBLE_EQ(std::get<double>(softmax.attributes.at("scale")), 1 / std::sqrt(8.0));
+    EXPECT_EQ(std::get<int64_t>(softmax.attributes.at("is_causal")), 1);
+    EXPECT_EQ(g.tensor(g.ops().back().outputs[0]).name, "y");
+}
+
+// The 3-D form splits the heads out of the hidden axis and merges them back after.
+TEST(AttentionLowering, ThreeDimensionalAttentionSplitsAndMergesHeads) {
+    const std::string text = R"({"tensors": [{"name": "q", "shape": [1, 6, 12], "role": "input"},
+        {"name": "k", "shape": [1, 9, 12], "role": "input"}, {"name": "v", "shape": [1, 9, 6], "role": "input"},
+        {"name": "y"}], "ops": [{"op": "Attention", "name": "a", "inputs": ["q", "k", "v"], "outputs": ["y"],
+        "attributes": {"q_num_heads": 3, "kv_num_heads": 3, "scale": 0.5}}]})";
+    const Graph g = expand_composites(parse_graph(text, "t.json"), "t.json");
+    const std::vector<std::string> expected = {
+        "Reshape [1, 6, 3, 4]", "Transpose [1, 3, 6, 4]", "Reshape [1, 9, 3, 4]", "Transpose [1, 3, 4, 9]",
+        "Reshape [1, 9, 3, 2]", "Transpose [1, 3, 9, 2]", "MatMul [1, 3, 6, 9]", "masked_softmax [1, 3, 6, 9]",
+        "MatMul [1, 3, 6, 2]", "Transpose [1, 6, 3, 2]", "Reshape [1, 6, 6]"};
+    EXPECT_EQ(op_list(g), expected);
+    EXPECT_EQ(g.tensor(g.ops().back().outputs[0]).name, "y");
+}
+
+TEST(AttentionLowering, ASoftcapIsRefusedWithItsValue) {
+    const std::string text = R"({"tensors": [{"name": "q", "shape": [1, 1, 4, 8], "role": "input"},
+        {"name": "k", "shape": [1, 1, 4, 8], "role": "input"}, {"name": "v", "shape": [1, 1, 4, 8], "role": "input"},
+        {"name": "y"}], "ops": [{"op": "Attention", "name": "a", "inputs": ["q", "k", "v"], "outputs": ["y"],
+        "attributes": {"softcap": 30.0}}]})";
+    const std::string error = test::error_of([&] { compile(parse_graph(text, "t.json"), test::config("edge")); });
+    EXPECT_NE(error.find("Unsupported operators: Attention (a: softcap = 30 not yet supported)"), std::string::npos)
+        << error;
 }
 
 TEST(AttentionLowering, AMaskBroadcastAlongTheKeysIsNamed) {
