@@ -12,6 +12,7 @@
 #include <cmath>
 #include <map>
 
+#include "compiler/ops/expansion.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 
@@ -83,47 +84,11 @@ void infer_masked_softmax(InferContext& c) {
     c.output(0, c.shape(0), c.dtype(0));
 }
 
-/// Builds an expansion's ops and tensors, each named "<op>.<part>".
-class Expansion {
-public:
-    Expansion(Graph& graph, const Op& op, std::vector<Op>& ops) : graph_(graph), op_(op), ops_(ops) {}
-
-    /// A new intermediate tensor (shape inferred).
-    uint32_t tensor(const std::string& part) { return graph_.add_tensor(Tensor(op_.name + "." + part, {})); }
-    /// An op writing `out` (a new tensor "<op>.<part>" when kNoTensor); returns `out`.
-    uint32_t add(const std::string& kind, const std::string& part, std::vector<uint32_t> inputs, uint32_t out,
-                 std::map<std::string, AttrValue> attributes = {}) {
-        if (out == kNoTensor) out = tensor(part);
-        Op o;
-        o.name = op_.name + "." + part;
-        o.kind = kind;
-        o.inputs = std::move(inputs);
-        o.outputs = {out};
-        o.attributes = std::move(attributes);
-        ops_.push_back(std::move(o));
-        return out;
-    }
-    /// x viewed as `shape` (a Reshape with an inline shape), into `out` or a new tensor.
-    uint32_t reshape(const std::string& part, uint32_t x, const std::vector<uint64_t>& shape, uint32_t out = kNoTensor) {
-        Tensor s(op_.name + "." + part + "_shape", {uint64_t(shape.size())}, DType::Int64, TensorRole::Constant);
-        s.value = std::vector<int64_t>(shape.begin(), shape.end());
-        return add("Reshape", part, {x, graph_.add_tensor(std::move(s))}, out);
-    }
-    uint32_t transpose(const std::string& part, uint32_t x, std::vector<int64_t> perm, uint32_t out = kNoTensor) {
-        return add("Transpose", part, {x}, out, {{"perm", std::move(perm)}});
-    }
-
-private:
-    Graph& graph_;
-    const Op& op_;
-    std::vector<Op>& ops_;
-};
-
 /// Attention as Q' = the queries as [B, Hkv, g Sq, E] (g = Hq / Hkv query heads per key/value
 /// head), K^T by the movers, S = Q' @ K^T (batched on the fabric), P = masked_softmax(S as
 /// [B, Hq, Sq, Skv], scale, mask, causal) on the vector engine, Y = P @ V. The 3-D form
 /// splits the heads first (Reshape, Transpose [0, 2, 1, 3]) and merges them after.
-void expand_attention(Graph& g, const Op& op, std::vector<Op>& ops) {
+bool expand_attention(Graph& g, const Op& op, std::vector<Op>& ops) {
     Expansion x(g, op, ops);
     const OpSchema& schema = schema_of(op);
     const auto attr = [&](const char* name) { return attribute_of(op, schema, name); };
@@ -155,19 +120,20 @@ void expand_attention(Graph& g, const Op& op, std::vector<Op>& ops) {
     if (group > 1) probs = x.reshape("probs", probs, {b, hkv, group * sq, skv});
     const bool direct = four && group == 1;  // P @ V is Y itself
     uint32_t out = x.add("MatMul", "pv", {probs, v}, direct ? y : kNoTensor);
-    if (direct) return;
+    if (direct) return true;
     if (four) {
         x.reshape("y", out, {b, hq, sq, ev}, y);
-        return;
+        return true;
     }
     if (group > 1) out = x.reshape("y_heads", out, {b, hq, sq, ev});
     x.reshape("y", x.transpose("y_merge", out, {0, 2, 1, 3}), {b, sq, hq * ev}, y);
+    return true;
 }
 
 std::string attention_lowering(const Graph& g, const Op& op) {
     const std::optional<AttrValue> softcap = attribute_of(op, schema_of(op), "softcap");
     if (softcap && attr_number(*softcap) != 0) return "softcap = " + attr_string(*softcap) + " not yet supported";
-    return expansion_problem(g, op);
+    return *expansion_problem(g, op);
 }
 
 }  // namespace

@@ -171,50 +171,63 @@ void require_lowerable(const Graph& graph, const std::string& source) {
     if (!list.empty()) throw CompileError(source + ": Unsupported operators: " + list);
 }
 
-Graph expand_composites(const Graph& graph, const std::string& source) {
-    bool any = false;
-    for (const Op& op : graph.ops()) any = any || schema_of(op).expand;
-    if (!any) return graph;
+namespace {
+
+/// The graph of `ops` over the tensors of `scratch` they use (an expansion leaves a
+/// composite's compile-time inputs unread), in their order, checked; with `alone` their
+/// roles are inferred again (ops taken out of their graph).
+Graph used_part(const Graph& scratch, std::vector<Op> ops, const std::string& source, bool alone = false) {
+    std::vector<uint32_t> index(scratch.tensors().size(), kNoTensor);
+    for (const Op& op : ops)
+        for (const std::vector<uint32_t>* list : {&op.inputs, &op.outputs})
+            for (uint32_t t : *list)
+                if (t != kNoTensor) index[t] = 0;
     Graph out;
-    for (const Tensor& t : graph.tensors()) out.add_tensor(t);
-    std::vector<Op> ops;
-    for (const Op& op : graph.ops()) {
-        if (const OpSchema& schema = schema_of(op); schema.expand)
-            schema.expand(out, op, ops);
-        else
-            ops.push_back(op);
+    for (uint32_t t = 0; t < index.size(); ++t) {
+        if (index[t] != 0) continue;
+        Tensor copy = scratch.tensor(t);
+        if (alone) copy.role.reset();
+        index[t] = out.add_tensor(std::move(copy));
     }
-    for (Op& op : ops) out.add_op(std::move(op));
+    for (Op& op : ops) {
+        for (std::vector<uint32_t>* list : {&op.inputs, &op.outputs})
+            for (uint32_t& t : *list)
+                if (t != kNoTensor) t = index[t];
+        out.add_op(std::move(op));
+    }
     out.check(source);
     return out;
 }
 
-std::string expansion_problem(const Graph& graph, const Op& op) {
-    Graph one;  // the op's tensors (roles inferred again) and its expansion
-    Op alone = op;
-    std::map<uint32_t, uint32_t> index;
-    for (std::vector<uint32_t>* list : {&alone.inputs, &alone.outputs})
-        for (uint32_t& t : *list) {
-            if (t == kNoTensor) continue;
-            if (!index.count(t)) {
-                Tensor copy = graph.tensor(t);
-                copy.role.reset();
-                index[t] = one.add_tensor(std::move(copy));
-            }
-            t = index[t];
-        }
+}  // namespace
+
+Graph expand_composites(const Graph& graph, const std::string& source) {
+    Graph scratch = graph;  // the graph's tensors and the expansions' new ones
     std::vector<Op> ops;
-    schema_of(op).expand(one, alone, ops);
+    bool expanded = false;
+    for (const Op& op : graph.ops()) {
+        const OpSchema& schema = schema_of(op);
+        if (schema.expand && schema.expand(scratch, op, ops))
+            expanded = true;
+        else
+            ops.push_back(op);
+    }
+    return expanded ? used_part(scratch, std::move(ops), source) : graph;
+}
+
+std::optional<std::string> expansion_problem(const Graph& graph, const Op& op) {
+    if (!schema_of(op).expand) return std::nullopt;
+    Graph scratch = graph;
+    std::vector<Op> ops;
+    if (!schema_of(op).expand(scratch, op, ops)) return std::nullopt;
     try {
-        for (Op& o : ops) one.add_op(std::move(o));
-        one.check("expansion");
-        require_lowerable(one, "expansion");
+        require_lowerable(used_part(scratch, std::move(ops), "expansion", true), "expansion");
     } catch (const CompileError& e) {
         const std::string what = e.what(), marker = "Unsupported operators: ";
         const size_t at = what.find(marker);
         return at == std::string::npos ? what : what.substr(at + marker.size());
     }
-    return "";
+    return std::string();
 }
 
 bool is_compile_time_value(const Graph& graph, uint32_t t) {

@@ -60,10 +60,11 @@ struct OpSchema {
     /// in the same order, so it lowers as an alias of input 0's DRAM buffer (no kernel, no
     /// DFX ops, no DRAM traffic; docs/compiler.md, "Views").
     bool view = false;
-    /// A composite (Attention): lowers as the ops this appends to `ops` in an order where
-    /// producers come first, adding to `graph` the tensors between them (named "<op>.<part>",
-    /// their shapes left to inference). nullptr: the op lowers as itself.
-    void (*expand)(Graph& graph, const Op& op, std::vector<Op>& ops) = nullptr;
+    /// A composite (Attention, a Softmax or a reduction over other axes than the last): when
+    /// it returns true the op lowers as the ops it appended to `ops` (producers first), with
+    /// the tensors between them added to `graph` (compiler/ops/expansion.h). nullptr, or
+    /// false (nothing appended): the op lowers as itself.
+    bool (*expand)(Graph& graph, const Op& op, std::vector<Op>& ops) = nullptr;
 
     const AttrSpec* attribute(const std::string& name) const;
     std::string input_name(size_t i) const;  ///< the schema's name, or the variadic one's with its index
@@ -120,9 +121,10 @@ bool is_view_op(const Op& op);
 /// checked again (`source` prefixes its messages). What compile() lowers.
 Graph expand_composites(const Graph& graph, const std::string& source);
 
-/// A composite's lowering_problem: why its expansion does not lower ("MatMul (a.qk: ...)",
-/// each op that does not, as require_lowerable lists them), "" when every op of it does.
-std::string expansion_problem(const Graph& graph, const Op& op);
+/// Why a composite's expansion does not lower ("MatMul (a.qk: ...)", each op that does not, as
+/// require_lowerable lists them), "" when every op of it does; nullopt when `op` does not
+/// expand (it lowers as itself).
+std::optional<std::string> expansion_problem(const Graph& graph, const Op& op);
 
 /// Per tensor of the checked graph, the tensor whose DRAM buffer it uses: itself, or, when a
 /// chain of views produces it, the input of the chain's first view. O(ops + tensors).

@@ -221,15 +221,15 @@ TEST(OpErrors, EachIsOneLineNamingTheOpAndTheNumbers) {
 
 TEST(OpLowering, CompileListsEveryOpThatDoesNotLowerYet) {
     const std::string text = R"({"tensors": [{"name": "x", "shape": [4, 8]}, {"name": "w", "shape": [8, 8]},
-        {"name": "s", "shape": [8]}, {"name": "h"}, {"name": "p"}, {"name": "y"}],
+        {"name": "s", "shape": [8]}, {"name": "lo", "shape": []}, {"name": "h"}, {"name": "p"}, {"name": "y"}],
         "ops": [{"op": "MatMul", "name": "mm", "inputs": ["x", "w"], "outputs": ["h"]},
-                {"op": "Softmax", "name": "sm1", "inputs": ["h"], "outputs": ["p"], "attributes": {"axis": 0}},
+                {"op": "Clip", "name": "c1", "inputs": ["h", "lo"], "outputs": ["p"]},
                 {"op": "LayerNormalization", "name": "ln1", "inputs": ["p", "s"], "outputs": ["y"],
                  "attributes": {"axis": 0}}]})";
     const Graph g = parse_graph(text, "t.json");
     EXPECT_EQ(test::error_of([&] { compile(g, test::config("minimal")); }),
-              "graph: Unsupported operators: Softmax (sm1: axis = 0 not yet supported (only the last axis (1))), "
-              "LayerNormalization (ln1: axis = 0 not yet supported (only the last axis (1)))");
+              "graph: Unsupported operators: Clip (c1: input 'min' ('lo') without an inline value not yet supported "
+              "(only a constant bound)), LayerNormalization (ln1: axis = 0 not yet supported (only the last axis (1)))");
     const std::string gemm = R"({"tensors": [{"name": "a", "shape": [4, 8]}, {"name": "b", "shape": [8, 8]},
         {"name": "y"}], "ops": [{"op": "Gemm", "name": "g", "inputs": ["a", "b"], "outputs": ["y"],
         "attributes": {"transB": 1, "alpha": 0.5}}]})";

@@ -101,6 +101,25 @@ for config in ("edge", "t64"):
     for shape in ((1, 1), (1, 131), (7, 13), (67, 129), (3, 5, 37)):
         g, i = lone("Softmax", list(shape), axis=-1)
         run(g, config, i, lambda t: softmax(t["x"]), "softmax_" + "x".join(map(str, shape)), "y")
+    # Other axes: Softmax between Transposes swapping its axis with the last; the norms over a
+    # [rows, normalized elements] view.
+    for shape, axis in (((7, 13), 0), ((3, 5, 7), 1), ((3, 5, 7), -3), ((2, 3, 4, 5), 1)):
+        g, i = lone("Softmax", list(shape), axis=axis)
+        run(g, config, i, lambda t, a=axis: np.moveaxis(softmax(np.moveaxis(t["x"], a, -1)), -1, a),
+            "softmax_" + "x".join(map(str, shape)) + f"_axis{axis}", "y")
+    for shape, axis in (((3, 5, 7), 1), ((2, 3, 4, 5), -3)):
+        norm = tuple(shape[axis:])
+        g = {"tensors": [tensor("x", list(shape), "input"), tensor("w", list(norm), "constant"),
+                         tensor("c", list(norm), "constant"), tensor("y", None, "output")],
+             "ops": [op("LayerNormalization", "ln", ["x", "w", "c"], ["y"], axis=axis)]}
+        i = {"x": rng.standard_normal(shape), "w": rng.standard_normal(norm), "c": rng.standard_normal(norm)}
+
+        def ln_axes(t, axis=axis):
+            axes = tuple(range(axis % len(t["x"].shape), len(t["x"].shape)))
+            mean = t["x"].mean(axis=axes, keepdims=True)
+            var = ((t["x"] - mean) ** 2).mean(axis=axes, keepdims=True)
+            return (t["x"] - mean) / np.sqrt(var + 1e-5) * t["w"] + t["c"]
+        run(g, config, i, ln_axes, "layer_norm_" + "x".join(map(str, shape)) + f"_axis{axis}", "y")
     unary = {"Relu": lambda x: np.maximum(x, 0), "Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "Tanh": np.tanh,
              "Exp": np.exp, "Neg": lambda x: -x, "Abs": np.abs}
     sigmoid = unary["Sigmoid"]
@@ -166,6 +185,18 @@ for config in ("edge", "t64"):
             g, i = reduce_graph(kind, shape, axes, keepdims=keepdims)
             run(g, config, i, lambda t, fn=fn, k=keepdims: fn(t["x"], axis=-1, keepdims=bool(k)),
                 f"{kind.lower()}_" + "x".join(map(str, shape)) + f"_keepdims{keepdims}", "y")
+    # Other axes: expanded into a Transpose moving them last (none when they already are), a
+    # view, the reduction over the last axis and a view to the output's shape.
+    for shape, axes, keepdims in (((2, 3, 4, 5), [2, 3], 1), ((2, 3, 4, 5), [-2, -1], 0), ((7, 13), None, 0),
+                                  ((7, 13), None, 1), ((7, 13), [0], 1), ((3, 5, 7), [0], 0), ((3, 5, 7), [0, 2], 1),
+                                  ((3, 5, 7), [1], 0)):
+        for kind, fn in reductions.items():
+            g, i = reduce_graph(kind, shape, axes, keepdims=keepdims)
+            run(g, config, i, lambda t, fn=fn, a=axes, k=keepdims: fn(t["x"], axis=None if a is None else tuple(a),
+                                                                        keepdims=bool(k)),
+                f"{kind.lower()}_" + "x".join(map(str, shape)) + "_axes" + ("all" if axes is None else
+                                                                             "_".join(map(str, axes))) +
+                f"_keepdims{keepdims}", "y")
     g, i = reduce_graph("ReduceSum", (7, 13), None, noop_with_empty_axes=1)
     run(g, config, i, lambda t: t["x"], "reduce_sum_7x13_noop", "y")
     # A reduction's rows feed another op's rows of a different 2D view: [6, 7, 33] -> [6, 7].
