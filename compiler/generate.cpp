@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/long_rows.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
 #include "compiler/vector_op.h"
@@ -75,6 +76,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     program.graph.check("graph");
     require_lowerable(program.graph, "graph");
     program.graph = expand_composites(program.graph, "graph");  // Attention: its matmuls and softmax
+    program.graph = split_long_rows(program.graph, target);
     const Graph& graph = program.graph;
     program.target = target_of(target);
     // The binder places every tensor in DRAM, each from an interleave boundary: a graph that

@@ -310,13 +310,15 @@ TilingChoice choose_transpose_tiling(const hw::Config& config, const Graph& grap
     return choice;
 }
 
+bool vector_tile_fits(const hw::Config& config, const VectorOperands& v, uint64_t tm) {
+    const std::vector<BufferSpec> plan = plan_vector_buffers(v, tm);
+    return level_bytes(plan, hw::Level::L2) <= level_capacity(config, hw::Level::L2) &&
+           level_bytes(plan, hw::Level::L3) <= level_capacity(config, hw::Level::L3);
+}
+
 TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, uint32_t op) {
     const VectorOperands v = vector_operands(graph, op);
-    const auto fits = [&](uint64_t tm) {
-        const std::vector<BufferSpec> plan = plan_vector_buffers(v, tm);
-        return level_bytes(plan, hw::Level::L2) <= level_capacity(config, hw::Level::L2) &&
-               level_bytes(plan, hw::Level::L3) <= level_capacity(config, hw::Level::L3);
-    };
+    const auto fits = [&](uint64_t tm) { return vector_tile_fits(config, v, tm); };
     if (!fits(1)) {
         const std::vector<BufferSpec> plan = plan_vector_buffers(v, 1);
         std::ostringstream msg;

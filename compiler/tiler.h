@@ -32,9 +32,13 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
 /// nothing fits.
 TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow);
 
+/// Whether row tiles of `tm` rows of vector op `v` fit L2 and L3 of a compute tile with
+/// their double buffers.
+bool vector_tile_fits(const hw::Config& config, const VectorOperands& v, uint64_t tm);
+
 /// The row tiles of vector op `op` (tile [rows per tile, cols, 1], one task per compute tile
 /// in turn); throws CompileError naming the op and the numbers when a single row does not fit
-/// L2 and L3 with its double buffers (multi-pass rows are not yet supported).
+/// L2 and L3 with its double buffers (long_rows.h has shortened the rows it can).
 TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, uint32_t op);
 
 /// The candidate as a program of its own: op `op` alone, its operands and result in DRAM,

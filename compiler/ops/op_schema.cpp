@@ -201,18 +201,28 @@ Graph used_part(const Graph& scratch, std::vector<Op> ops, const std::string& so
 
 }  // namespace
 
-Graph expand_composites(const Graph& graph, const std::string& source) {
-    Graph scratch = graph;  // the graph's tensors and the expansions' new ones
+Graph rewrite_ops(const Graph& graph, const std::function<bool(Graph&, const Op&, std::vector<Op>&)>& rewrite,
+                  const std::string& source) {
+    Graph scratch = graph;  // the graph's tensors and the rewrites' new ones
     std::vector<Op> ops;
-    bool expanded = false;
+    bool rewritten = false;
     for (const Op& op : graph.ops()) {
-        const OpSchema& schema = schema_of(op);
-        if (schema.expand && schema.expand(scratch, op, ops))
-            expanded = true;
+        if (rewrite(scratch, op, ops))
+            rewritten = true;
         else
             ops.push_back(op);
     }
-    return expanded ? used_part(scratch, std::move(ops), source) : graph;
+    return rewritten ? used_part(scratch, std::move(ops), source) : graph;
+}
+
+Graph expand_composites(const Graph& graph, const std::string& source) {
+    return rewrite_ops(
+        graph,
+        [](Graph& g, const Op& op, std::vector<Op>& ops) {
+            const OpSchema& schema = schema_of(op);
+            return schema.expand && schema.expand(g, op, ops);
+        },
+        source);
 }
 
 std::optional<std::string> expansion_problem(const Graph& graph, const Op& op) {

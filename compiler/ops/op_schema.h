@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -116,6 +117,13 @@ bool is_compile_time_value(const Graph& graph, uint32_t t);
 
 /// Whether the op is a view (OpSchema::view): it lowers as an alias, with no kernel.
 bool is_view_op(const Op& op);
+
+/// The checked graph with the ops for which `rewrite` returns true replaced by those it
+/// appended (and the tensors it added to the graph it is given), less the tensors no op
+/// uses any more, checked again (`source` prefixes its messages); the graph itself when
+/// `rewrite` returns false for every op.
+Graph rewrite_ops(const Graph& graph, const std::function<bool(Graph&, const Op&, std::vector<Op>&)>& rewrite,
+                  const std::string& source);
 
 /// The checked graph with each composite op replaced by its expansion (OpSchema::expand), and
 /// checked again (`source` prefixes its messages). What compile() lowers.

@@ -197,6 +197,14 @@ for config in ("edge", "t64"):
                 f"{kind.lower()}_" + "x".join(map(str, shape)) + "_axes" + ("all" if axes is None else
                                                                              "_".join(map(str, axes))) +
                 f"_keepdims{keepdims}", "y")
+    # Rows longer than edge's L2 holds: reductions in two passes, elementwise ops on shorter rows.
+    for kind, fn in reductions.items():
+        g, i = reduce_graph(kind, (3, 70000), [-1], keepdims=1)
+        run(g, config, i, lambda t, fn=fn: fn(t["x"], axis=-1, keepdims=True), f"{kind.lower()}_3x70000_long_rows", "y")
+    g, i = lone("Add", [2, 100000], [2, 100000])
+    run(g, config, i, lambda t: t["x"] + t["b"], "add_2x100000_long_rows", "y")
+    g, i = lone("Exp", [1, 100000])
+    run(g, config, i, lambda t: np.exp(t["x"]), "exp_1x100000_long_rows", "y")
     g, i = reduce_graph("ReduceSum", (7, 13), None, noop_with_empty_axes=1)
     run(g, config, i, lambda t: t["x"], "reduce_sum_7x13_noop", "y")
     # A reduction's rows feed another op's rows of a different 2D view: [6, 7, 33] -> [6, 7].
