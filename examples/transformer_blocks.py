@@ -11,34 +11,17 @@ Gemm with a bias row, attention is ONNX's Attention in its 3-D form.
 - gpt2_block: pre-LN; r = x + Attn(LN1(x)) causal; y = r + FFN(LN2(r)), tanh GELU, epsilon 1e-5.
 tests/e2e/transformer_check.py checks kpu-sim against reference(); benchmarks/transformer_blocks.py
 times both."""
-import json
 import math
 import os
+import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from graph_json import op, tensor, write  # noqa: E402
+
 SEQ, HIDDEN, HEADS, FFN = 128, 768, 12, 3072
 EXAMPLES = ("bert_base_layer", "gpt2_block")
-
-
-def _tensor(name, shape=None, role=None, dtype="float32", value=None):
-    t = {"name": name}
-    if shape is not None:
-        t["shape"] = shape
-    if dtype != "float32":
-        t["dtype"] = dtype
-    if role:
-        t["role"] = role
-    if value is not None:
-        t["value"] = value
-    return t
-
-
-def _op(kind, name, inputs, outputs, **attributes):
-    o = {"op": kind, "name": name, "inputs": inputs, "outputs": outputs}
-    if attributes:
-        o["attributes"] = attributes
-    return o
 
 
 class _Builder:
@@ -46,35 +29,35 @@ class _Builder:
         self.tensors, self.ops = [], []
 
     def linear(self, name, x, n_in, n_out, out):
-        self.tensors += [_tensor(name + ".W", [n_in, n_out], "constant"), _tensor(name + ".b", [n_out], "constant")]
-        self.ops.append(_op("Gemm", name, [x, name + ".W", name + ".b"], [out]))
+        self.tensors += [tensor(name + ".W", [n_in, n_out], "constant"), tensor(name + ".b", [n_out], "constant")]
+        self.ops.append(op("Gemm", name, [x, name + ".W", name + ".b"], [out]))
 
     def layer_norm(self, name, x, out, epsilon):
-        self.tensors += [_tensor(name + ".gamma", [HIDDEN], "constant"), _tensor(name + ".beta", [HIDDEN], "constant")]
-        self.ops.append(_op("LayerNormalization", name, [x, name + ".gamma", name + ".beta"], [out], axis=-1,
+        self.tensors += [tensor(name + ".gamma", [HIDDEN], "constant"), tensor(name + ".beta", [HIDDEN], "constant")]
+        self.ops.append(op("LayerNormalization", name, [x, name + ".gamma", name + ".beta"], [out], axis=-1,
                             epsilon=epsilon))
 
     def attention(self, x, causal, mask=None):
         """q, k, v projections, Attention (3-D form, 12 heads), the output projection."""
         for p in "qkv":
-            self.tensors.append(_tensor(f"attn.{p}", None, "intermediate"))
+            self.tensors.append(tensor(f"attn.{p}", None, "intermediate"))
             self.linear(f"attn.{p}_proj", x, HIDDEN, HIDDEN, f"attn.{p}")
-        self.tensors.append(_tensor("attn.seq_shape", [3], "constant", "int64", [1, SEQ, HIDDEN]))
+        self.tensors.append(tensor("attn.seq_shape", [3], "constant", "int64", [1, SEQ, HIDDEN]))
         for p in "qkv":
-            self.tensors.append(_tensor(f"attn.{p}3", None, "intermediate"))
-            self.ops.append(_op("Reshape", f"attn.{p}_batch", [f"attn.{p}", "attn.seq_shape"], [f"attn.{p}3"]))
-        self.tensors += [_tensor("attn.ctx3", None, "intermediate"), _tensor("attn.ctx", None, "intermediate"),
-                         _tensor("attn.flat_shape", [2], "constant", "int64", [SEQ, HIDDEN]),
-                         _tensor("attn.out", None, "intermediate")]
+            self.tensors.append(tensor(f"attn.{p}3", None, "intermediate"))
+            self.ops.append(op("Reshape", f"attn.{p}_batch", [f"attn.{p}", "attn.seq_shape"], [f"attn.{p}3"]))
+        self.tensors += [tensor("attn.ctx3", None, "intermediate"), tensor("attn.ctx", None, "intermediate"),
+                         tensor("attn.flat_shape", [2], "constant", "int64", [SEQ, HIDDEN]),
+                         tensor("attn.out", None, "intermediate")]
         inputs = ["attn.q3", "attn.k3", "attn.v3"] + ([mask] if mask else [])
-        self.ops.append(_op("Attention", "attn.sdpa", inputs, ["attn.ctx3"], q_num_heads=HEADS, kv_num_heads=HEADS,
+        self.ops.append(op("Attention", "attn.sdpa", inputs, ["attn.ctx3"], q_num_heads=HEADS, kv_num_heads=HEADS,
                             is_causal=int(causal)))
-        self.ops.append(_op("Reshape", "attn.unbatch", ["attn.ctx3", "attn.flat_shape"], ["attn.ctx"]))
+        self.ops.append(op("Reshape", "attn.unbatch", ["attn.ctx3", "attn.flat_shape"], ["attn.ctx"]))
         self.linear("attn.o_proj", "attn.ctx", HIDDEN, HIDDEN, "attn.out")
         return "attn.out"
 
     def intermediates(self, *names):
-        self.tensors += [_tensor(n, None, "intermediate") for n in names]
+        self.tensors += [tensor(n, None, "intermediate") for n in names]
 
     def graph(self):
         return {"tensors": self.tensors, "ops": self.ops}
@@ -82,30 +65,30 @@ class _Builder:
 
 def graph(name):
     b = _Builder()
-    b.tensors.append(_tensor("x", [SEQ, HIDDEN], "input"))
+    b.tensors.append(tensor("x", [SEQ, HIDDEN], "input"))
     if name == "bert_base_layer":
-        b.tensors.append(_tensor("mask", [1, 1, 1, SEQ], "input"))
+        b.tensors.append(tensor("mask", [1, 1, 1, SEQ], "input"))
         a = b.attention("x", False, "mask")
         b.intermediates("res1", "h1", "ffn.up", "ffn.act", "ffn.down", "res2")
-        b.ops.append(_op("Add", "residual1", ["x", a], ["res1"]))
+        b.ops.append(op("Add", "residual1", ["x", a], ["res1"]))
         b.layer_norm("ln1", "res1", "h1", 1e-12)
         b.linear("ffn.fc1", "h1", HIDDEN, FFN, "ffn.up")
-        b.ops.append(_op("Gelu", "ffn.gelu", ["ffn.up"], ["ffn.act"]))
+        b.ops.append(op("Gelu", "ffn.gelu", ["ffn.up"], ["ffn.act"]))
         b.linear("ffn.fc2", "ffn.act", FFN, HIDDEN, "ffn.down")
-        b.ops.append(_op("Add", "residual2", ["h1", "ffn.down"], ["res2"]))
+        b.ops.append(op("Add", "residual2", ["h1", "ffn.down"], ["res2"]))
         b.layer_norm("ln2", "res2", "y", 1e-12)
     else:
         b.intermediates("h")
         b.layer_norm("ln_1", "x", "h", 1e-5)
         a = b.attention("h", True)
         b.intermediates("res1", "h2", "mlp.up", "mlp.act", "mlp.down")
-        b.ops.append(_op("Add", "residual1", ["x", a], ["res1"]))
+        b.ops.append(op("Add", "residual1", ["x", a], ["res1"]))
         b.layer_norm("ln_2", "res1", "h2", 1e-5)
         b.linear("mlp.c_fc", "h2", HIDDEN, FFN, "mlp.up")
-        b.ops.append(_op("Gelu", "mlp.gelu", ["mlp.up"], ["mlp.act"], approximate="tanh"))
+        b.ops.append(op("Gelu", "mlp.gelu", ["mlp.up"], ["mlp.act"], approximate="tanh"))
         b.linear("mlp.c_proj", "mlp.act", FFN, HIDDEN, "mlp.down")
-        b.ops.append(_op("Add", "residual2", ["res1", "mlp.down"], ["y"]))
-    b.tensors.append(_tensor("y", None, "output"))
+        b.ops.append(op("Add", "residual2", ["res1", "mlp.down"], ["y"]))
+    b.tensors.append(tensor("y", None, "output"))
     return b.graph()
 
 
@@ -168,14 +151,6 @@ def reference(name, t):
     return r + _gelu(h2 @ t["mlp.c_fc.W"] + t["mlp.c_fc.b"], True) @ t["mlp.c_proj.W"] + t["mlp.c_proj.b"]
 
 
-def write(name, path):
-    """The graph as JSON, one tensor or op per line."""
-    g = graph(name)
-    with open(path, "w") as f:
-        f.write('{\n  "tensors": [\n' + ",\n".join("    " + json.dumps(x) for x in g["tensors"]) + '\n  ],\n  "ops": [\n' +
-                ",\n".join("    " + json.dumps(x) for x in g["ops"]) + "\n  ]\n}\n")
-
-
 if __name__ == "__main__":
     for example in EXAMPLES:
-        write(example, os.path.join(os.path.dirname(os.path.abspath(__file__)), example + ".json"))
+        write(graph(example), os.path.join(os.path.dirname(os.path.abspath(__file__)), example + ".json"))

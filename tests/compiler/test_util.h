@@ -3,9 +3,13 @@
 
 #include <string>
 
+#include <gtest/gtest.h>
+
+#include "compiler/binder.h"
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
+#include "compiler/kpu_format.h"
 #include "hardware/config.h"
 #include "tests/support/config.h"
 #include "tests/support/graphs.h"
@@ -35,6 +39,18 @@ inline std::string mlp_json(uint64_t batch, uint64_t in, uint64_t hidden, uint64
      "ops": [
       {"op": "matmul", "name": "fc1", "A": "x", "B": "W1", "bias": "b1", "activation": "relu", "C": "h"},
       {"op": "matmul", "name": "fc2", "A": "h", "B": "W2", "bias": "b2", "C": "y"}]})";
+}
+
+/// What every lowered program must satisfy: the bound stream moves the DRAM bytes of the
+/// hints, the closed-form op counts are the expanded stream's, and the .kpu round trip is
+/// exact. Returns the bound program.
+inline BoundProgram expect_consistent(const Program& p, const hw::Config& target) {
+    BoundProgram b = bind(p, target);
+    EXPECT_EQ(b.dram_read_bytes, p.hints.dram_read_bytes);
+    EXPECT_EQ(b.dram_write_bytes, p.hints.dram_write_bytes);
+    EXPECT_EQ(count_ops(p), count_expanded_ops(p));
+    EXPECT_EQ(read_kpu(write_kpu(p), "t.kpu"), p);
+    return b;
 }
 
 /// Runs `f` and returns the CompileError message; records a failure if nothing is thrown.

@@ -5,8 +5,12 @@ an error here."""
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
+from graph_json import op, tensor  # noqa: E402,F401  (the checks build their graphs with them)
 
 
 def compile_and_simulate(bin_dir, source_dir, case, graph, config, inputs, output, check=False):
@@ -23,22 +27,6 @@ def compile_and_simulate(bin_dir, source_dir, case, graph, config, inputs, outpu
                    (["--check"] if check else []),
                    check=True, stdout=subprocess.DEVNULL)
     return np.load(os.path.join(case, "out", output + ".npy"))
-
-
-def tensor(name, shape, role):
-    """A graph tensor declaration; shape None: inferred."""
-    t = {"name": name, "dtype": "float32", "role": role}
-    if shape is not None:
-        t["shape"] = shape
-    return t
-
-
-def op(kind, name, inputs, outputs, **attributes):
-    """A multi-op graph op, ONNX's vocabulary."""
-    o = {"op": kind, "name": name, "inputs": inputs, "outputs": outputs}
-    if attributes:
-        o["attributes"] = attributes
-    return o
 
 
 class Checker:
