@@ -3,6 +3,7 @@
 #include <map>
 
 #include "compiler/compile_error.h"
+#include "compiler/copy_op.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
 
@@ -218,6 +219,10 @@ VectorOperands vector_operands(const Graph& graph, uint32_t index) {
 }
 
 KernelDims kernel_dims(const Graph& graph, uint32_t op) {
+    if (is_copy_op(graph, graph.ops().at(op))) {  // a grid row per copy, its rows in chunks of tn
+        const CopyOperands c = copy_operands(graph, op);
+        return {c.copies.size(), c.max_rows, c.max_cols};
+    }
     if (is_vector_op(graph.ops().at(op))) {
         const VectorOperands v = vector_operands(graph, op);
         return {v.rows, v.cols, 1};
