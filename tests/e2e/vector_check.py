@@ -268,6 +268,10 @@ for config in ("edge", "t64"):
             g, i = layout("Transpose", {"x": shape}, perm=perm)
             run(g, config, i, lambda t, perm=perm: t["x"].transpose(perm),
                 "transpose_" + "x".join(map(str, shape)) + "_" + "".join(map(str, perm)), "y")
+    for shape, perm in (((300, 2, 400), [2, 1, 0]), ((700, 3, 256), [1, 0, 2])):  # copies larger than a tile
+        g, i = layout("Transpose", {"x": shape}, perm=perm)
+        run(g, config, i, lambda t, perm=perm: t["x"].transpose(perm),
+            "transpose_pieces_" + "x".join(map(str, shape)), "y")
     g, i = layout("Transpose", {"x": (2, 3, 4)})  # ONNX's default: every axis reversed
     run(g, config, i, lambda t: t["x"].transpose(), "transpose_default", "y")
     for axis in (0, 1, 2, -1, -2):
