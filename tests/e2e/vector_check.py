@@ -2,7 +2,8 @@
 """Vector-engine ops end to end: kpu-compile + kpu-sim --check (the C++ reference, each tensor
 within its op's tolerance) and, independently, against NumPy in float64 on odd shapes (one
 row, primes, rows ragged against the lanes, reductions with keepdims both ways), on edge and
-t64.
+t64; and the layout ops the movers copy (Transpose of every perm, Concat, Slice, Split, Gather),
+exactly.
 Tolerance: max |got - want| / max(|want|, 1) below 1e-5 (float32 arithmetic plus the engine's
 exp, tanh and erf at a few ulp, on values of order one; LayerNorm and Softmax stay of order
 one by construction).
@@ -312,6 +313,31 @@ for config in ("edge", "t64"):
                  op("Transpose", "t2", ["s"], ["y"], perm=[2, 1, 0])]}
     i = {"x": rng.standard_normal((6, 5, 7)), "b": rng.standard_normal((5, 6, 7))}
     run(g, config, i, lambda t: (t["x"].transpose(1, 0, 2) + t["b"]).transpose(2, 1, 0), "transpose_add_transpose", "y")
+# Attention heads as BERT and GPT-2 split and merge them: a projection viewed as [1, S, H, E],
+# Transpose [0, 2, 1, 3] to heads, a softmax per head row, back and viewed as [S, H E] for the
+# output projection; K^T per head (Transpose [0, 2, 3, 1]) beside it.
+for config in ("edge", "t64"):
+    s_, h_, e_ = 32, 4, 24
+    g = {"tensors": [tensor("x", [s_, h_ * e_], "input"), tensor("wq", [h_ * e_, h_ * e_], "constant"),
+                     tensor("wo", [h_ * e_, h_ * e_], "constant"), tensor("q", None, "intermediate"),
+                     int64("s4", [1, s_, h_, e_]), tensor("q4", None, "intermediate"), tensor("qh", None, "intermediate"),
+                     tensor("kt", None, "intermediate"), tensor("sm", None, "intermediate"),
+                     tensor("m4", None, "intermediate"), int64("s2", [s_, h_ * e_]), tensor("m", None, "intermediate"),
+                     tensor("y", None, "output"), tensor("z", None, "output")],
+         "ops": [op("MatMul", "proj", ["x", "wq"], ["q"]), op("Reshape", "split_view", ["q", "s4"], ["q4"]),
+                 op("Transpose", "heads", ["q4"], ["qh"], perm=[0, 2, 1, 3]),
+                 op("Transpose", "k_t", ["q4"], ["kt"], perm=[0, 2, 3, 1]),
+                 op("Softmax", "sm", ["qh"], ["sm"], axis=-1),
+                 op("Transpose", "merge", ["sm"], ["m4"], perm=[0, 2, 1, 3]),
+                 op("Reshape", "merge_view", ["m4", "s2"], ["m"]), op("MatMul", "out", ["m", "wo"], ["y"]),
+                 op("Softmax", "smk", ["kt"], ["z"], axis=-1)]}
+    d = h_ * e_
+    i = {"x": rng.standard_normal((s_, d)), "wq": rng.standard_normal((d, d)) / math.sqrt(d),
+         "wo": rng.standard_normal((d, d)) / math.sqrt(d)}
+    heads = lambda t: (t["x"] @ t["wq"]).reshape(1, s_, h_, e_)
+    run(g, config, i, lambda t: softmax(heads(t).transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3).reshape(s_, d) @ t["wo"],
+        "attention_heads_merge", "y")
+    run(g, config, i, lambda t: softmax(heads(t).transpose(0, 2, 3, 1)), "attention_heads_k_t", "z")
 # examples/ffn_block.json: fc1 + bias, gelu, fc2 + bias, a residual, layernorm.
 with open(os.path.join(source_dir, "examples", "ffn_block.json")) as f:
     block = json.load(f)
