@@ -146,13 +146,28 @@ void transpose_copies(const Graph& g, const Op& op, std::vector<Copy>& out) {
     }
 }
 
-/// Concat's inputs, or Split's outputs, as slices of the one tensor along `axis`.
-void concat_copies(const Graph& g, uint32_t whole, const std::vector<uint32_t>& parts, size_t axis, bool into_whole,
-                   std::vector<Copy>& out) {
+/// Each of Split's parts along `axis` (ONNX: the `split` input, else equal parts of
+/// ceil(dim / parts), the last one the rest), an omitted output's too.
+std::vector<uint64_t> split_sizes(const Graph& g, const Op& op, size_t axis) {
+    std::vector<uint64_t> sizes;
+    if (op.inputs.size() > 1 && op.inputs[1] != kNoTensor) {
+        for (int64_t v : std::get<std::vector<int64_t>>(g.tensor(op.inputs[1]).value)) sizes.push_back(uint64_t(v));
+        return sizes;
+    }
+    const uint64_t dim = g.tensor(op.inputs.at(0)).shape[axis], parts = op.outputs.size(), each = (dim + parts - 1) / parts;
+    for (uint64_t i = 0; i < parts; ++i) sizes.push_back(std::min(each, dim - std::min(dim, each * i)));
+    return sizes;
+}
+
+/// Concat's inputs, or Split's outputs, as slices of the one tensor along `axis`, part i
+/// `sizes[i]` long there (an omitted output is skipped).
+void concat_copies(const Graph& g, uint32_t whole, const std::vector<uint32_t>& parts, const std::vector<uint64_t>& sizes,
+                   size_t axis, bool into_whole, std::vector<Copy>& out) {
     const std::vector<uint64_t>& w = g.tensor(whole).shape;
     const size_t last = w.size() - 1;
     uint64_t offset = 0;
-    for (uint32_t t : parts) {
+    for (size_t i = 0; i < parts.size(); offset += sizes[i++]) {
+        const uint32_t t = parts[i];
         if (t == kNoTensor) continue;
         const std::vector<uint64_t>& p = g.tensor(t).shape;
         RowBlock b;
@@ -169,7 +184,6 @@ void concat_copies(const Graph& g, uint32_t whole, const std::vector<uint32_t>& 
             b.dst_base = whole_row, b.dst_col = whole_col;
         else
             b.src_base = int64_t(whole_row), b.src_col = whole_col;
-        offset += p[axis];
         emit(b, out);
     }
 }
@@ -295,8 +309,15 @@ std::vector<Copy> copy_list(const Graph& graph, uint32_t index) {
     if (op.kind == "Transpose") transpose_copies(graph, op, out);
     else if (op.kind == "Slice") slice_copies(graph, op, out);
     else if (op.kind == "Gather") gather_copies(graph, op, out);
-    else if (op.kind == "Concat") concat_copies(graph, op.outputs.at(0), op.inputs, axis(op.outputs[0]), true, out);
-    else concat_copies(graph, op.inputs.at(0), op.outputs, axis(op.inputs[0]), false, out);  // Split
+    else if (op.kind == "Concat") {
+        const size_t a = axis(op.outputs.at(0));
+        std::vector<uint64_t> sizes;
+        for (uint32_t t : op.inputs) sizes.push_back(graph.tensor(t).shape[a]);
+        concat_copies(graph, op.outputs[0], op.inputs, sizes, a, true, out);
+    } else {  // Split
+        const size_t a = axis(op.inputs.at(0));
+        concat_copies(graph, op.inputs[0], op.outputs, split_sizes(graph, op, a), a, false, out);
+    }
     return out;
 }
 

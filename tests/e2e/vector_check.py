@@ -301,6 +301,10 @@ for config in ("edge", "t64"):
     g, i = layout("Split", {"x": (3, 4, 10)}, outputs=outs, axis=-1, num_outputs=3)
     for k, o in enumerate(outs):
         run(g, config, i, lambda t, k=k: np.split(t["x"], [4, 8], axis=-1)[k], f"split_cols_{o}", o)
+    g = {"tensors": [tensor("x", [9, 4], "input"), tensor("y0", None, "output"), tensor("y2", None, "output")],
+         "ops": [op("Split", "l", ["x"], ["y0", "", "y2"], axis=0)]}  # the middle part omitted
+    i = {"x": rng.standard_normal((9, 4))}
+    run(g, config, i, lambda t: t["x"][6:], "split_omitted_y2", "y2")
     for name, shape, idx, axis in (("rows", (11, 6), [3, -1, 0, 3, 10], 0), ("2d", (11, 6), [[1, 2], [-3, 4]], 0),
                                    ("scalar", (11, 6), 7, 0), ("vector", (9,), [[4, -1, 0]], 0),
                                    ("axis1", (4, 7, 5), [6, -7, 2], 1)):
