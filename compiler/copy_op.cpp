@@ -93,27 +93,11 @@ void emit(const RowBlock& b, std::vector<Copy>& out) {
     }
 }
 
-std::vector<int64_t> perm_of(const Graph& g, const Op& op) {
-    if (const std::optional<AttrValue> p = attribute_of(op, schema_of(op), "perm"))
-        return std::get<std::vector<int64_t>>(*p);
-    std::vector<int64_t> perm;
-    for (size_t d = g.tensor(op.inputs.at(0)).shape.size(); d-- > 0;) perm.push_back(int64_t(d));
-    return perm;
-}
-
-/// Whether a Transpose swaps the last two axes and keeps the others (vector_op.h lowers it).
-bool swaps_last_two(const std::vector<int64_t>& perm) {
-    const size_t rank = perm.size();
-    bool swaps = rank >= 2 && perm[rank - 1] == int64_t(rank - 2) && perm[rank - 2] == int64_t(rank - 1);
-    for (size_t d = 0; d + 2 < rank; ++d) swaps = swaps && perm[d] == int64_t(d);
-    return swaps;
-}
-
 void transpose_copies(const Graph& g, const Op& op, std::vector<Copy>& out) {
     const uint32_t x = op.inputs.at(0), y = op.outputs.at(0);
     const std::vector<uint64_t>& s = g.tensor(x).shape;
     const std::vector<uint64_t>& o = g.tensor(y).shape;
-    const std::vector<int64_t> perm = perm_of(g, op);
+    const std::vector<int64_t> perm = transpose_perm(g, op);
     const size_t r = s.size();
     const std::vector<uint64_t> in_rs = row_strides(s), out_rs = row_strides(o);
     if (r <= 1 || perm[r - 1] == int64_t(r - 1)) {  // the last axis stays: rows move whole
@@ -269,8 +253,23 @@ bool Copy::operator==(const Copy& o) const {
            transpose == o.transpose;
 }
 
+std::vector<int64_t> transpose_perm(const Graph& graph, const Op& op) {
+    if (const std::optional<AttrValue> p = attribute_of(op, schema_of(op), "perm"))
+        return std::get<std::vector<int64_t>>(*p);
+    std::vector<int64_t> perm;
+    for (size_t d = graph.tensor(op.inputs.at(0)).shape.size(); d-- > 0;) perm.push_back(int64_t(d));
+    return perm;
+}
+
+bool swaps_last_two_axes(const std::vector<int64_t>& perm) {
+    const size_t rank = perm.size();
+    bool swaps = rank >= 2 && perm[rank - 1] == int64_t(rank - 2) && perm[rank - 2] == int64_t(rank - 1);
+    for (size_t d = 0; d + 2 < rank; ++d) swaps = swaps && perm[d] == int64_t(d);
+    return swaps;
+}
+
 bool is_copy_op(const Graph& graph, const Op& op) {
-    if (op.kind == "Transpose") return !swaps_last_two(perm_of(graph, op));
+    if (op.kind == "Transpose") return !swaps_last_two_axes(transpose_perm(graph, op));
     return op.kind == "Concat" || op.kind == "Slice" || op.kind == "Split" || op.kind == "Gather";
 }
 

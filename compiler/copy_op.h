@@ -34,6 +34,11 @@ struct CopyPiece {
     Copy copy;
 };
 
+/// A Transpose's perm: its attribute, else ONNX's default (every axis reversed).
+std::vector<int64_t> transpose_perm(const Graph& graph, const Op& op);
+/// Whether `perm` swaps the last two axes and keeps the others (vector_op.h lowers that one).
+bool swaps_last_two_axes(const std::vector<int64_t>& perm);
+
 /// Whether `op` lowers as copies (a Transpose that swaps the last two axes lowers through
 /// vector_op.h; call this before is_vector_op()).
 bool is_copy_op(const Graph& graph, const Op& op);
