@@ -363,7 +363,7 @@ TilingChoice choose_copy_tiling(const hw::Config& config, const Graph& graph, ui
     const CopyOperands c = copy_operands(graph, op);
     const uint64_t tiles = config.compute_tiles, copies = c.copies.size();
     const Op& o = graph.ops()[op];
-    if (copies > kMaxCTiles)
+    if (copies > kMaxCTiles)  // before sizing pieces: the grid has a row per copy
         throw CompileError("op '" + o.name + "' (" + o.kind + "): " + std::to_string(copies) + " copies, more than " +
                            std::to_string(kMaxCTiles) + " (not yet supported)");
     const auto fits = [&](uint64_t tn, uint64_t tk) {
@@ -392,6 +392,10 @@ TilingChoice choose_copy_tiling(const hw::Config& config, const Graph& graph, ui
     TilingChoice choice;
     choice.tile = {1, uint32_t(tn), uint32_t(tk), 0};
     const uint64_t chunks = tile_count(c.max_rows, uint32_t(tn));
+    if (copies * chunks > kMaxCTiles)
+        throw CompileError("op '" + o.name + "' (" + o.kind + "): " + std::to_string(copies) + " copies of up to " +
+                           std::to_string(chunks) + " pieces, more than " + std::to_string(kMaxCTiles) +
+                           " tiles (not yet supported)");
     if (copies >= tiles) {  // whole copies per task
         choice.task_rows = uint32_t((copies + tiles - 1) / tiles);
         choice.task_cols = uint32_t(chunks);
