@@ -24,6 +24,14 @@ public:
     Binder(const Program& program, const hw::Config& config)
         : program_(program), config_(config), map_(config), large_loads_(config) {
         for (const Kernel& kernel : program.kernels) {
+            const Op& op = program.graph.ops()[kernel.op];
+            if (is_copy_op(program.graph, op)) {  // the movers' roles: the first input as A, the output as C
+                MatmulOperands roles;
+                roles.a = roles.b = op.inputs.at(0), roles.c = op.outputs.at(0);
+                operands_.push_back(roles);
+                vectors_.emplace_back();
+                continue;
+            }
             if (!is_vector_op(program.graph.ops()[kernel.op])) {
                 operands_.push_back(matmul_operands(program.graph, kernel.op));
                 vectors_.emplace_back();
@@ -160,9 +168,9 @@ private:
         const uint64_t tensor_addr = t.dram_addr + (d.row * tensor_cols + d.col) * element;
         const hw::Level src = d.src_level(), dst = d.dst_level();
         x.src = src == hw::Level::Dram ? tensor_addr : address(d.src);
-        x.src_stride = src == hw::Level::Dram ? tensor_pitch : stride(d.src);
+        x.src_stride = src == hw::Level::Dram ? tensor_pitch * d.row_step : stride(d.src);
         x.dst = dst == hw::Level::Dram ? tensor_addr : address(d.dst);
-        x.dst_stride = dst == hw::Level::Dram ? tensor_pitch : stride(d.dst);
+        x.dst_stride = dst == hw::Level::Dram ? tensor_pitch * d.row_step : stride(d.dst);
         if (d.transpose) {  // on chip to on chip: dst holds cols x rows, a row per source column
             x.transform = hw::Transform::Transpose;
             x.elem_bytes = uint32_t(element);

@@ -1,6 +1,7 @@
 #include "compiler/dfx.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "compiler/hazard_tracker.h"
@@ -44,6 +45,7 @@ Span1 tile_span(uint64_t extent, uint32_t tile, uint32_t index) {
 }
 
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent) {
+    if (is_copy_op(graph, graph.ops()[kernel.op])) return plan_copy_buffers(copy_operands(graph, kernel.op), kernel.tile);
     if (is_vector_op(graph.ops()[kernel.op]))
         return plan_vector_buffers(vector_operands(graph, kernel.op), std::min<uint64_t>(kernel.tile.tm, extent.rows));
     const MatmulOperands op = matmul_operands(graph, kernel.op);
@@ -131,6 +133,19 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm
     return plan;
 }
 
+std::vector<BufferSpec> plan_copy_buffers(const CopyOperands& op, TileShape tile) {
+    // Pieces alternate between two slots: one comes in while the other goes out.
+    std::vector<BufferSpec> plan;
+    const uint32_t src = op.copies.empty() ? 0 : op.copies[0].src, dst = op.copies.empty() ? 0 : op.copies[0].dst;
+    const uint64_t piece = uint64_t(tile.tn) * tile.tk * kLoweredElementBytes;
+    plan.push_back({Buffer::Panel, hw::Level::L3, 2, piece, tile.tk, src});
+    if (op.transposes) {  // transposed into L2 (tk rows of tn), back to L3 and out
+        plan.push_back({Buffer::A2, hw::Level::L2, 2, piece, tile.tn, dst});
+        plan.push_back({Buffer::Out, hw::Level::L3, 2, piece, tile.tn, dst});
+    }
+    return plan;
+}
+
 uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level) {
     uint64_t total = 0;
     for (const BufferSpec& b : plan)
@@ -194,6 +209,14 @@ TaskExtent max_task_extent(const Program& program, uint32_t kernel) {
 
 void task_traffic(const Program& program, const Task& task, uint64_t& read, uint64_t& write) {
     const Kernel& kernel = program.kernels[task.kernel];
+    if (is_copy_op(program.graph, program.graph.ops()[kernel.op])) {  // each element read once, written once
+        uint64_t elements = 0;
+        const TileShape& t = kernel.tile;
+        for_each_piece(copy_operands(program.graph, kernel.op).copies, t.tm, t.tn, t.tk, task.r0, task.r1, task.c0,
+                       task.c1, [&](const CopyPiece& p) { elements += p.copy.rows * p.copy.cols; });
+        read = write = elements * kLoweredElementBytes;
+        return;
+    }
     const Extent2 e = task_elements(program, task);
     if (is_vector_op(program.graph.ops()[kernel.op])) {
         const VectorOperands v = vector_operands(program.graph, kernel.op);
@@ -217,9 +240,32 @@ struct Read {
     uint64_t r0, r1, c0, c1;
 };
 
+/// The regions of its tensors a copy op's task reads (`reads`) or writes: per tensor, the
+/// hull of its pieces' blocks.
+std::vector<Read> copy_regions(const Program& program, const Task& task, const CopyOperands& op, bool reads) {
+    std::vector<Read> out;
+    const TileShape& t = program.kernels[task.kernel].tile;
+    for_each_piece(op.copies, t.tm, t.tn, t.tk, task.r0, task.r1, task.c0, task.c1, [&](const CopyPiece& p) {
+        const Copy& c = p.copy;
+        const bool across = !reads && c.transpose;  // the destination holds cols rows of `rows`
+        const uint64_t rows = across ? c.cols : c.rows, cols = across ? c.rows : c.cols;
+        const Read r = reads ? Read{c.src, c.src_row, c.src_row + row_span(rows, c.src_step), c.src_col, c.src_col + cols}
+                             : Read{c.dst, c.dst_row, c.dst_row + row_span(rows, c.dst_step), c.dst_col, c.dst_col + cols};
+        for (Read& h : out)
+            if (h.tensor == r.tensor) {
+                h = {h.tensor, std::min(h.r0, r.r0), std::max(h.r1, r.r1), std::min(h.c0, r.c0), std::max(h.c1, r.c1)};
+                return;
+            }
+        out.push_back(r);
+    });
+    return out;
+}
+
 std::vector<Read> task_reads(const Program& program, const Task& task) {
-    const Extent2 e = task_elements(program, task);
     const uint32_t op = program.kernels[task.kernel].op;
+    if (is_copy_op(program.graph, program.graph.ops()[op]))
+        return copy_regions(program, task, copy_operands(program.graph, op), true);
+    const Extent2 e = task_elements(program, task);
     constexpr uint64_t kAll = ~uint64_t(0);
     if (is_vector_op(program.graph.ops()[op])) {
         const VectorOperands v = vector_operands(program.graph, op);
@@ -243,8 +289,12 @@ std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
     const Task& task = program.tasks[index];
     const std::vector<Read> reads = task_reads(program, task);
     std::vector<uint32_t> written_by(program.kernels.size());  // each kernel's output
-    for (size_t k = 0; k < program.kernels.size(); ++k)
-        written_by[k] = program.graph.ops()[program.kernels[k].op].outputs.at(0);
+    std::vector<std::optional<CopyOperands>> copies(program.kernels.size());  // a copy op's (several outputs)
+    for (size_t k = 0; k < program.kernels.size(); ++k) {
+        const uint32_t op = program.kernels[k].op;
+        written_by[k] = program.graph.ops()[op].outputs.at(0);
+        if (is_copy_op(program.graph, program.graph.ops()[op])) copies[k] = copy_operands(program.graph, op);
+    }
     // A read of a view's output reads its aliased tensor's bytes: in another 2D shape, so
     // every task writing that tensor is a producer.
     const std::vector<uint32_t> roots = alias_roots(program.graph);
@@ -253,16 +303,22 @@ std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
     std::vector<uint32_t> out;
     for (uint32_t u = 0; u < index; ++u) {
         const Task& other = program.tasks[u];
-        const uint32_t written = written_by[other.kernel];
-        const Extent2 w = task_writes(program, other);
-        for (size_t i = 0; i < reads.size(); ++i) {
-            const Read& r = reads[i];
-            const bool aliased = r.tensor != written && root[i] == written;
-            if (aliased || (r.tensor == written && overlaps(r.r0, r.r1, w.r0, w.r1) && overlaps(r.c0, r.c1, w.c0, w.c1))) {
-                out.push_back(u);
-                break;
-            }
+        std::vector<Read> writes;
+        if (copies[other.kernel]) {
+            writes = copy_regions(program, other, *copies[other.kernel], false);
+        } else {
+            const Extent2 w = task_writes(program, other);
+            writes.push_back({written_by[other.kernel], w.r0, w.r1, w.c0, w.c1});
         }
+        bool reads_it = false;
+        for (const Read& w : writes)
+            for (size_t i = 0; i < reads.size() && !reads_it; ++i) {
+                const Read& r = reads[i];
+                const bool aliased = r.tensor != w.tensor && root[i] == w.tensor;
+                reads_it = aliased || (r.tensor == w.tensor && overlaps(r.r0, r.r1, w.r0, w.r1) &&
+                                       overlaps(r.c0, r.c1, w.c0, w.c1));
+            }
+        if (reads_it) out.push_back(u);
     }
     return out;
 }
@@ -275,6 +331,9 @@ public:
     Expander(const Program& program, const std::function<void(const DfxOp&)>& visit)
         : program_(program), visit_(visit), stores_(program.tasks.size()) {
         for (uint32_t k = 0; k < program.kernels.size(); ++k) {
+            const uint32_t op = program.kernels[k].op;
+            copies_.emplace_back();
+            if (is_copy_op(program.graph, program.graph.ops()[op])) copies_.back() = copy_operands(program.graph, op);
             extents_.push_back(max_task_extent(program, k));
             plans_.push_back(plan_buffers(program.graph, program.kernels[k], extents_.back()));
         }
@@ -328,13 +387,16 @@ private:
         op_.cols = cols;
     }
 
-    void load(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef dst) {
+    /// `step`: the region's rows are that many view rows apart.
+    void load(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef dst, uint64_t step = 1) {
         begin(DfxOpKind::Load);
         region(tensor, row, col, rows, cols);
+        op_.row_step = step;
         op_.dst = dst;
+        const uint64_t span = row_span(rows, step);
         for (uint32_t u : program_.tasks[task_].deps)
             for (const StoreRecord& s : stores_[u])
-                if ((s.tensor == tensor && overlaps(row, row + rows, s.r0, s.r1) && overlaps(col, col + cols, s.c0, s.c1)) ||
+                if ((s.tensor == tensor && overlaps(row, row + span, s.r0, s.r1) && overlaps(col, col + cols, s.c0, s.c1)) ||
                     (s.tensor != tensor && s.tensor == roots_[tensor]))  // a view: its bytes in another 2D shape
                     op_.deps.push_back(s.op);
         touch(dst, rows, cols, true);
@@ -360,12 +422,13 @@ private:
     /// `bounds`: the region of the tensor's 2D view it writes, when not rows x cols at (row,
     /// col) (a row of contiguous values that wraps onto the view's next rows).
     void store(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src,
-               const Extent2* bounds = nullptr) {
+               const Extent2* bounds = nullptr, uint64_t step = 1) {
         begin(DfxOpKind::Store);
         region(tensor, row, col, rows, cols);
+        op_.row_step = step;
         op_.src = src;
         touch(src, rows, cols, false);
-        const Extent2 w = bounds ? *bounds : Extent2{row, row + rows, col, col + cols};
+        const Extent2 w = bounds ? *bounds : Extent2{row, row + row_span(rows, step), col, col + cols};
         if (needed_.count(task_)) stores_[task_].push_back({op_.id, tensor, w.r0, w.r1, w.c0, w.c1});
         finish();
     }
@@ -519,6 +582,24 @@ private:
         }
     }
 
+    /// A copy op's task: each piece DRAM -> L3 -> DRAM, a transposed one through L2 (a
+    /// transposing MOVE there and back to L3); pieces alternate between two slots
+    /// (docs/compiler.md, "Layout ops").
+    void expand_copies(const Task& task, const Kernel& kernel, const CopyOperands& op) {
+        uint32_t n = 0;
+        const TileShape& t = kernel.tile;
+        for_each_piece(op.copies, t.tm, t.tn, t.tk, task.r0, task.r1, task.c0, task.c1, [&](const CopyPiece& p) {
+            const Copy& x = p.copy;
+            const uint32_t s = n++ % 2;
+            const BufferRef l3{Buffer::Panel, s, 0}, l2{Buffer::A2, s, 0}, out{Buffer::Out, s, 0};
+            load(x.src, x.src_row, x.src_col, x.rows, x.cols, l3, x.src_step);
+            if (!x.transpose) return store(x.dst, x.dst_row, x.dst_col, x.rows, x.cols, l3, nullptr, x.dst_step);
+            move(x.src, x.src_row, x.src_col, x.rows, x.cols, l3, l2, true);
+            move(x.dst, x.dst_row, x.dst_col, x.cols, x.rows, l2, out);
+            store(x.dst, x.dst_row, x.dst_col, x.cols, x.rows, out, nullptr, x.dst_step);
+        });
+    }
+
     void expand(uint32_t t) {
         task_ = t;
         tracker_.clear();
@@ -526,6 +607,7 @@ private:
         const Kernel& kernel = program_.kernels[task.kernel];
         plan_ = &plans_[task.kernel];
         const Graph& g = program_.graph;
+        if (copies_[task.kernel]) return expand_copies(task, kernel, *copies_[task.kernel]);
         if (is_vector_op(g.ops()[kernel.op])) return expand_vector(task, kernel);
         const MatmulOperands op = matmul_operands(g, kernel.op);
         const uint64_t M = op.m, N = op.n, K = op.k;
@@ -627,6 +709,7 @@ private:
     const Program& program_;
     const std::function<void(const DfxOp&)>& visit_;
     std::vector<TaskExtent> extents_;
+    std::vector<std::optional<CopyOperands>> copies_;  ///< per kernel: a copy op's
     std::vector<std::vector<BufferSpec>> plans_;
     const std::vector<BufferSpec>* plan_ = nullptr;
     std::vector<std::vector<StoreRecord>> stores_;

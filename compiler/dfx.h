@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/copy_op.h"
 #include "compiler/graph.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/vector_op.h"
@@ -123,6 +124,8 @@ std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, T
 std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent);
 /// The buffers of a vector op's task with row tiles of `tm` rows (docs/compiler.md, "Vector ops").
 std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& op, uint64_t tm);
+/// The buffers of a copy op's task with pieces of at most tn x tk (docs/compiler.md, "Layout ops").
+std::vector<BufferSpec> plan_copy_buffers(const CopyOperands& op, TileShape tile);
 TaskExtent max_task_extent(const Program& program, uint32_t kernel);
 /// STOREs of one task with `strips` strips of `fabric_tiles` C tiles in all: one per strip;
 /// weight-stationary in K passes, one per C tile (its `out` is laid out in column bands).
@@ -169,6 +172,7 @@ struct DfxOp {
     // Load / Move / Store: the tensor region moved (elements; a bias is one row).
     uint32_t tensor = 0;
     uint64_t row = 0, col = 0, rows = 0, cols = 0;
+    uint64_t row_step = 1;  ///< Load / Store: view rows between the region's rows (a copy op's strided block)
     BufferRef src, dst;  ///< Load has no src, Store no dst (the tensor region is the address)
     bool transpose = false;  ///< Move: element (r, c) of the source lands at (c, r) of dst
     // Matmul: acc (+)= a[m x k] * b[k x n], the C block at (row, col) and K chunk at k_first;

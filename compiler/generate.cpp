@@ -34,7 +34,8 @@ Hints kernel_hints(const Program& program, uint32_t kernel) {
         h.dram_read_bytes += read;
         h.dram_write_bytes += write;
     }
-    if (is_vector_op(program.graph.ops()[kr.op])) return h;  // no MACs, no fabric cycles
+    const Op& op = program.graph.ops()[kr.op];
+    if (is_copy_op(program.graph, op) || is_vector_op(op)) return h;  // no MACs, no fabric cycles
     const MatmulOperands mm = matmul_operands(program.graph, kr.op);
     const uint64_t M = mm.m, N = mm.n, K = mm.k;
     h.macs = M * N * K;
@@ -94,7 +95,9 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     }
     for (uint32_t op = 0; op < graph.ops().size(); ++op) {
         if (is_view_op(graph.ops()[op])) continue;  // an alias: no kernel, no DFX ops
-        if (is_vector_op(graph.ops()[op]))
+        if (is_copy_op(graph, graph.ops()[op]))
+            add_kernel(program, op, Dataflow::OutputStationary, choose_copy_tiling(target, graph, op));
+        else if (is_vector_op(graph.ops()[op]))
             add_kernel(program, op, Dataflow::OutputStationary, choose_vector_tiling(target, graph, op));
         else
             add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow));
@@ -110,6 +113,16 @@ OpCounts count_ops(const Program& program) {
     OpCounts c;
     for (const Task& t : program.tasks) {
         const Kernel& kr = program.kernels[t.kernel];
+        if (is_copy_op(program.graph, program.graph.ops()[kr.op])) {  // per piece: LOAD, STORE (+ 2 MOVEs transposed)
+            const TileShape& s = kr.tile;
+            for_each_piece(copy_operands(program.graph, kr.op).copies, s.tm, s.tn, s.tk, t.r0, t.r1, t.c0, t.c1,
+                           [&](const CopyPiece& p) {
+                               ++c.by_kind[int(DfxOpKind::Load)];
+                               ++c.by_kind[int(DfxOpKind::Store)];
+                               c.by_kind[int(DfxOpKind::Move)] += p.copy.transpose ? 2 : 0;
+                           });
+            continue;
+        }
         if (is_vector_op(program.graph.ops()[kr.op])) {
             // Per task: each row vector in (LOAD, MOVE); per row tile: a (and a per-row b)
             // in (LOAD, MOVE), VECTOR, the result out (MOVE, STORE).

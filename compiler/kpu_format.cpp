@@ -238,10 +238,11 @@ Program read_kpu(const std::string& text, const std::string& source) {
             sizes[d] = uint32_t(v);
         }
         kernel.tile = {sizes[0], sizes[1], sizes[2], 0};
-        if (is_vector_op(g.ops()[i]) && sizes[1] != dims[1])  // a vector op's row tiles hold whole rows
+        const bool vector = !is_copy_op(g, g.ops()[i]) && is_vector_op(g.ops()[i]);
+        if (vector && sizes[1] != dims[1])  // a vector op's row tiles hold whole rows
             k.fail(k.path_of("tile", 1), "tn " + std::to_string(sizes[1]) + " of a vector op must be its cols " +
                                              std::to_string(dims[1]) + " (the tile is [tm, cols, 1])");
-        if (is_vector_op(g.ops()[i])) {
+        if (vector) {
             const VectorOperands v = vector_operands(g, i);
             if (v.transpose && sizes[0] % v.matrix_rows != 0)  // the movers transpose whole matrices
                 k.fail(k.path_of("tile", 0), "tm " + std::to_string(sizes[0]) + " of a Transpose must be a multiple of " +

@@ -361,4 +361,54 @@ TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, 
     return choice;
 }
 
+TilingChoice choose_copy_tiling(const hw::Config& config, const Graph& graph, uint32_t op) {
+    const CopyOperands c = copy_operands(graph, op);
+    const uint64_t tiles = config.compute_tiles, copies = c.copies.size();
+    const Op& o = graph.ops()[op];
+    if (copies > kMaxCTiles)  // before sizing pieces: the grid has a row per copy
+        throw CompileError("op '" + o.name + "' (" + o.kind + "): " + std::to_string(copies) + " copies, more than " +
+                           std::to_string(kMaxCTiles) + " (not yet supported)");
+    const auto fits = [&](uint64_t tn, uint64_t tk) {
+        return overflow(config, plan_copy_buffers(c, {1, uint32_t(tn), uint32_t(tk), 0})) == hw::Level::Dram;
+    };
+    if (!fits(1, 1)) {  // no config is that small, but say so rather than loop
+        std::ostringstream msg;
+        msg << "op '" << o.name << "' (" << o.kind << "): one element does not fit config '" << config.name << "'";
+        throw CompileError(msg.str());
+    }
+    /// The largest value in [1, hi] for which `ok` holds (it holds for 1 and is monotone).
+    const auto largest = [](uint64_t hi, const auto& ok) {
+        if (ok(hi)) return hi;
+        uint64_t lo = 1;  // ok(lo), !ok(hi)
+        while (hi - lo > 1) {
+            const uint64_t mid = lo + (hi - lo) / 2;
+            (ok(mid) ? lo : hi) = mid;
+        }
+        return lo;
+    };
+    const uint64_t tk = largest(std::min<uint64_t>(c.max_cols, kMaxTileSide), [&](uint64_t k) { return fits(1, k); });
+    // About two pieces per compute tile: copies split into row chunks when there are few.
+    const uint64_t split = copies >= 2 * tiles ? 1 : (2 * tiles + copies - 1) / copies;
+    const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(1, (c.max_rows + split - 1) / split), kMaxTileSide);
+    const uint64_t tn = largest(want, [&](uint64_t n) { return fits(n, tk); });
+    TilingChoice choice;
+    choice.tile = {1, uint32_t(tn), uint32_t(tk), 0};
+    const uint64_t chunks = tile_count(c.max_rows, uint32_t(tn));
+    if (copies * chunks > kMaxCTiles)
+        throw CompileError("op '" + o.name + "' (" + o.kind + "): " + std::to_string(copies) + " copies of up to " +
+                           std::to_string(chunks) + " pieces, more than " + std::to_string(kMaxCTiles) +
+                           " tiles (not yet supported)");
+    if (copies >= tiles) {  // whole copies per task
+        choice.task_rows = uint32_t((copies + tiles - 1) / tiles);
+        choice.task_cols = uint32_t(chunks);
+    } else {  // each copy's row chunks over tiles / copies tasks
+        const uint64_t per_copy = tiles / copies;
+        choice.task_rows = 1;
+        choice.task_cols = uint32_t((chunks + per_copy - 1) / per_copy);
+    }
+    choice.passes = 1;
+    choice.cycles = replay_tiling(config, graph, op, Dataflow::OutputStationary, choice);
+    return choice;
+}
+
 }  // namespace kpu::compiler

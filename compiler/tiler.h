@@ -41,6 +41,11 @@ bool vector_tile_fits(const hw::Config& config, const VectorOperands& v, uint64_
 /// L2 and L3 with its double buffers (long_rows.h has shortened the rows it can).
 TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, uint32_t op);
 
+/// The pieces of copy op `op` (copy_op.h; tile [1, rows, cols per piece]): a row of the widest
+/// copy if it fits, about two pieces per compute tile, the largest that fit L3 (and L2 when
+/// transposing) with their double buffers; its estimate is the replay of its op stream.
+TilingChoice choose_copy_tiling(const hw::Config& config, const Graph& graph, uint32_t op);
+
 /// The candidate as a program of its own: op `op` alone, its operands and result in DRAM,
 /// with its hints (a valid .kpu).
 Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "compiler/compile_error.h"
+#include "compiler/copy_op.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
 
@@ -63,15 +64,9 @@ VectorOperands transpose_operands(const Graph& g, const Op& op, std::string& pro
     out.a = op.inputs.at(0);
     out.y = op.outputs.at(0);
     const std::vector<uint64_t>& shape = g.tensor(out.a).shape;
-    std::vector<int64_t> perm;
-    if (const std::optional<AttrValue> p = attribute_of(op, schema_of(op), "perm"))
-        perm = std::get<std::vector<int64_t>>(*p);
-    else
-        for (size_t d = shape.size(); d-- > 0;) perm.push_back(int64_t(d));
+    const std::vector<int64_t> perm = transpose_perm(g, op);
     const size_t rank = perm.size();
-    bool swaps_last_two = rank >= 2 && perm[rank - 1] == int64_t(rank - 2) && perm[rank - 2] == int64_t(rank - 1);
-    for (size_t d = 0; d + 2 < rank; ++d) swaps_last_two = swaps_last_two && perm[d] == int64_t(d);
-    if (!swaps_last_two) {
+    if (!swaps_last_two_axes(perm)) {  // the other perms are copies (copy_op.h)
         problem = "perm = " + attr_string(perm) + " not yet supported (only swapping the last two axes)";
         return out;
     }
@@ -286,6 +281,10 @@ VectorOperands vector_operands(const Graph& graph, uint32_t index) {
 }
 
 KernelDims kernel_dims(const Graph& graph, uint32_t op) {
+    if (is_copy_op(graph, graph.ops().at(op))) {  // a grid row per copy, its rows in chunks of tn
+        const CopyOperands c = copy_operands(graph, op);
+        return {c.copies.size(), c.max_rows, c.max_cols};
+    }
     if (is_vector_op(graph.ops().at(op))) {
         const VectorOperands v = vector_operands(graph, op);
         return {v.rows, v.cols, 1};

@@ -84,7 +84,9 @@ std::string vector_lowering_problem(const Graph& graph, const Op& op);
 VectorOperands vector_operands(const Graph& graph, uint32_t op);
 
 /// What a kernel's tile grid spans: a matmul's C is m x n with reduction k; a vector op's
-/// output is rows x cols with k = 1 (its tile is [rows per tile, cols, 1]).
+/// output is rows x cols with k = 1 (its tile is [rows per tile, cols, 1]); a copy op's
+/// grid has a row per copy and its longest copy's rows, k its widest copy's cols
+/// (copy_op.h; its tile is [1, rows per piece, cols per piece]).
 struct KernelDims {
     uint64_t m = 0, n = 0, k = 0;
 };

@@ -595,15 +595,22 @@ void ref_split(OpEvaluation& e) {
     const std::vector<uint64_t>& in = e.inputs[0].shape;
     const size_t axis = normalize_axis(e.int_attr("axis"), in.size());
     const uint64_t outer = count(in, 0, axis), inner = count(in, axis + 1);
+    // Every part's length along the axis, an omitted output's too (it still takes its part):
+    // `split`, else ceil(dim / parts) each and the rest for the last (ONNX opset 18).
+    const uint64_t parts = e.output_shapes.size(), each = (in[axis] + parts - 1) / parts;
+    std::vector<uint64_t> sizes;
+    if (e.has_input(1))
+        for (int64_t v : e.ints(1)) sizes.push_back(uint64_t(v));
+    else
+        for (uint64_t k = 0; k < parts; ++k) sizes.push_back(std::min(each, in[axis] - std::min(in[axis], each * k)));
     uint64_t offset = 0;
-    for (size_t k = 0; k < e.output_shapes.size(); ++k) {
+    for (size_t k = 0; k < parts; offset += sizes[k++]) {
         if (e.output_shapes[k].empty() && in.size() > 0) continue;
-        const uint64_t dim = e.output_shapes[k][axis];
+        const uint64_t dim = sizes[k];
         std::vector<uint64_t> source;
         for (uint64_t o = 0; o < outer; ++o)
             for (uint64_t r = 0; r < dim * inner; ++r) source.push_back((o * in[axis] + offset) * inner + r);
         gather_elements(e, 0, k, source);
-        offset += dim;
     }
 }
 

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <set>
 
+#include "compiler/copy_op.h"
 #include "compiler/ops/op_schema.h"
-#include "compiler/vector_op.h"
 
 namespace kpu::compiler {
 namespace {
@@ -232,7 +232,7 @@ void register_layout(OpRegistry& registry) {
     registry.add(view_schema(schema("Flatten", {"input"}, 1, infer_flatten, {{"axis", AttrType::Int, int64_t(1)}})));
     OpSchema transpose = schema("Transpose", {"data"}, 1, infer_transpose, {{"perm", AttrType::Ints, std::nullopt}});
     transpose.outputs = {"transposed"};
-    transpose.lowering_problem = vector_lowering_problem;  // the movers transpose (vector_op.h)
+    transpose.lowering_problem = copy_lowering_problem;  // the movers copy (copy_op.h) or transpose (vector_op.h)
     registry.add(std::move(transpose));
     OpSchema squeeze = schema("Squeeze", {"data", "axes"}, 1, infer_squeeze);
     squeeze.outputs = {"squeezed"};
@@ -241,14 +241,19 @@ void register_layout(OpRegistry& registry) {
     unsqueeze.outputs = {"expanded"};
     registry.add(view_schema(std::move(unsqueeze)));
     OpSchema concat = schema("Concat", {"inputs"}, 1, infer_concat, {{"axis", AttrType::Int, std::nullopt}});
-    concat.variadic = true, concat.outputs = {"concat_result"};
+    concat.variadic = true, concat.outputs = {"concat_result"}, concat.lowering_problem = copy_lowering_problem;
     registry.add(std::move(concat));
-    registry.add(schema("Slice", {"data", "starts", "ends", "axes", "steps"}, 3, infer_slice));
+    OpSchema slice = schema("Slice", {"data", "starts", "ends", "axes", "steps"}, 3, infer_slice);
+    slice.lowering_problem = copy_lowering_problem, slice.compile_time_inputs = {1, 2, 3, 4};
+    registry.add(std::move(slice));
     OpSchema split = schema("Split", {"input", "split"}, 1, infer_split,
                             {{"axis", AttrType::Int, int64_t(0)}, {"num_outputs", AttrType::Int, std::nullopt}});
     split.outputs = {"outputs"}, split.variadic_outputs = true;
+    split.lowering_problem = copy_lowering_problem, split.compile_time_inputs = {1};
     registry.add(std::move(split));
-    registry.add(schema("Gather", {"data", "indices"}, 2, infer_gather, {{"axis", AttrType::Int, int64_t(0)}}));
+    OpSchema gather = schema("Gather", {"data", "indices"}, 2, infer_gather, {{"axis", AttrType::Int, int64_t(0)}});
+    gather.lowering_problem = copy_lowering_problem, gather.compile_time_inputs = {1};  // inline indices only
+    registry.add(std::move(gather));
 }
 
 }  // namespace kpu::compiler

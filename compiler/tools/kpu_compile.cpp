@@ -17,6 +17,7 @@
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
+#include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
 #include "hardware/config.h"
 
@@ -53,7 +54,8 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
             << (op.has_b ? std::string(" ") + to_string(op.b.buffer) + "[" + std::to_string(op.b.slot) + "]" : "")
             << " -> " << to_string(op.c.buffer) << "[" << op.c.slot << "] m=" << op.m << " n=" << op.n;
     else
-        out << " " << p.graph.tensor(op.tensor).name << "[" << op.row << ":" << op.row + op.rows << ", " << op.col
+        out << " " << p.graph.tensor(op.tensor).name << "[" << op.row << ":" << op.row + row_span(op.rows, op.row_step)
+            << (op.row_step != 1 ? ":" + std::to_string(op.row_step) : "") << ", " << op.col
             << ":" << op.col + op.cols << "] "
             << place(op.src_level(), op.src) << " -> " << place(op.dst_level(), op.dst) << (op.transpose ? " transposed" : "");
     out << " deps [";
@@ -65,6 +67,27 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
     const Graph& g = p.graph;
     for (uint32_t k = 0; k < p.kernels.size(); ++k) {
         const Kernel& kr = p.kernels[k];
+        if (is_copy_op(g, g.ops()[kr.op])) {
+            const Op& op = g.ops()[kr.op];
+            const CopyOperands c = copy_operands(g, kr.op);
+            uint32_t tasks = 0, transposed = 0;
+            for (const Task& t : p.tasks) tasks += t.kernel == k;
+            for (const Copy& x : c.copies) transposed += x.transpose;
+            const auto list = [&](const std::vector<uint32_t>& tensors) {
+                std::string text;
+                for (uint32_t t : tensors)
+                    if (t != kNoTensor && !is_compile_time_value(g, t))
+                        text += (text.empty() ? "" : ", ") + g.tensor(t).name + shape_string(g.tensor(t).shape);
+                return text;
+            };
+            out << "op '" << op.name << "': " << list(op.outputs) << " = " << op.kind << "(" << list(op.inputs)
+                << ") by the movers (" << c.copies.size() << " copies, " << transposed << " transposed)\n";
+            out << "  pieces of up to " << kr.tile.tn << " x " << kr.tile.tk << ", " << tasks << " tasks\n";
+            out << "  DRAM read " << kr.hints.dram_read_bytes << " B (" << human(double(kr.hints.dram_read_bytes))
+                << "), write " << kr.hints.dram_write_bytes << " B (" << human(double(kr.hints.dram_write_bytes))
+                << "), estimated " << kr.hints.estimated_cycles << " cycles on " << p.target.config << "\n";
+            continue;
+        }
         if (is_vector_op(g.ops()[kr.op])) {
             const VectorOperands v = vector_operands(g, kr.op);
             uint32_t tasks = 0;

@@ -2,7 +2,8 @@
 """Vector-engine ops end to end: kpu-compile + kpu-sim --check (the C++ reference, each tensor
 within its op's tolerance) and, independently, against NumPy in float64 on odd shapes (one
 row, primes, rows ragged against the lanes, reductions with keepdims both ways), on edge and
-t64.
+t64; and the layout ops the movers copy (Transpose of every perm, Concat, Slice, Split, Gather),
+exactly.
 Tolerance: max |got - want| / max(|want|, 1) below 1e-5 (float32 arithmetic plus the engine's
 exp, tanh and erf at a few ulp, on values of order one; LayerNorm and Softmax stay of order
 one by construction).
@@ -276,6 +277,111 @@ for config in ("edge", "t64"):
                  op("Softmax", "sm", ["t"], ["y"], axis=-1)]}
     i = {"a": rng.standard_normal((11, 6)), "w": rng.standard_normal((6, 9)) / math.sqrt(6)}
     run(g, config, i, lambda t: softmax((t["a"] @ t["w"]).T), "matmul_transpose_softmax", "y")
+# Layout ops: copies by the movers (strided rows, transposed blocks when the last axis
+# moves), exact. Each float input is random; each int64 input a compile-time constant.
+def layout(kind, shapes, consts=(), outputs=("y",), **attributes):
+    tensors = [tensor(n, list(s), "input") for n, s in shapes.items()]
+    for n, v in consts:  # a nested list: its shape, its values row-major
+        t = int64(n, np.array(v).ravel().tolist() if np.ndim(v) else v)
+        if np.ndim(v) > 1:
+            t["shape"] = list(np.shape(v))
+        tensors.append(t)
+    tensors += [tensor(o, None, "output") for o in outputs]
+    names = list(shapes) + [n for n, _ in consts]
+    inputs = {n: rng.standard_normal(s) for n, s in shapes.items()}
+    return {"tensors": tensors, "ops": [op(kind, "l", names, list(outputs), **attributes)]}, inputs
+
+
+def slice_ref(x, starts, ends, axes, steps):
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[a] = slice(s, e, st)
+    return x[tuple(index)]
+
+
+for config in ("edge", "t64"):
+    perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
+    for shape, perm_list in (((3, 5, 7), perms), ((3, 5, 7, 2), [[0, 2, 1, 3], [1, 0, 2, 3], [3, 2, 1, 0],
+                                                                   [2, 0, 3, 1], [1, 3, 0, 2], [0, 3, 1, 2]]),
+                             ((1, 9, 4, 8), [[0, 2, 1, 3]]), ((1, 4, 9, 8), [[0, 2, 1, 3]]),
+                             ((2, 3, 1, 2, 3, 5), [[5, 3, 1, 0, 4, 2], [0, 2, 4, 1, 3, 5]])):
+        for perm in perm_list:
+            g, i = layout("Transpose", {"x": shape}, perm=perm)
+            run(g, config, i, lambda t, perm=perm: t["x"].transpose(perm),
+                "transpose_" + "x".join(map(str, shape)) + "_" + "".join(map(str, perm)), "y")
+    for shape, perm in (((300, 2, 400), [2, 1, 0]), ((700, 3, 256), [1, 0, 2])):  # copies larger than a tile
+        g, i = layout("Transpose", {"x": shape}, perm=perm)
+        run(g, config, i, lambda t, perm=perm: t["x"].transpose(perm),
+            "transpose_pieces_" + "x".join(map(str, shape)), "y")
+    g, i = layout("Transpose", {"x": (2, 3, 4)})  # ONNX's default: every axis reversed
+    run(g, config, i, lambda t: t["x"].transpose(), "transpose_default", "y")
+    for axis in (0, 1, 2, -1, -2):
+        shapes = {}
+        for n, extra in (("a", 2), ("b", 1), ("c", 3)):
+            s = [3, 4, 5]
+            s[axis] = extra
+            shapes[n] = tuple(s)
+        g, i = layout("Concat", shapes, axis=axis)
+        run(g, config, i, lambda t, axis=axis: np.concatenate([t["a"], t["b"], t["c"]], axis=axis),
+            f"concat3_axis{axis}", "y")
+    g, i = layout("Concat", {"a": (5,), "b": (3,)}, axis=0)
+    run(g, config, i, lambda t: np.concatenate([t["a"], t["b"]]), "concat_rank1", "y")
+    for name, shape, starts, ends, axes, steps in (
+            ("neg_clamped", (7, 9, 11), [-5, 1], [100, -2], [0, 2], [1, 1]),
+            ("steps", (7, 9, 11), [1, 0, 2], [7, 9, 9], [0, 1, 2], [3, 2, 1]),
+            ("backwards", (7, 9, 11), [-1, 8], [-100, 0], [0, 1], [-2, -3]),
+            ("rank1", (13,), [-9], [12], [0], [1]),
+            ("last_one", (6, 10), [1, 4], [5, 5], [0, 1], [2, 3])):
+        g, i = layout("Slice", {"x": shape}, (("starts", starts), ("ends", ends), ("axes", axes), ("steps", steps)))
+        run(g, config, i, lambda t, a=(starts, ends, axes, steps): slice_ref(t["x"], *a), "slice_" + name, "y")
+    outs = ("y0", "y1", "y2")
+    g, i = layout("Split", {"x": (7, 5)}, (("split", [2, 4, 1]),), outputs=outs, axis=0)
+    for k, o in enumerate(outs):
+        run(g, config, i, lambda t, k=k: np.split(t["x"], [2, 6])[k], f"split_rows_{o}", o)
+    g, i = layout("Split", {"x": (3, 4, 10)}, outputs=outs, axis=-1, num_outputs=3)
+    for k, o in enumerate(outs):
+        run(g, config, i, lambda t, k=k: np.split(t["x"], [4, 8], axis=-1)[k], f"split_cols_{o}", o)
+    g = {"tensors": [tensor("x", [9, 4], "input"), tensor("y0", None, "output"), tensor("y2", None, "output")],
+         "ops": [op("Split", "l", ["x"], ["y0", "", "y2"], axis=0)]}  # the middle part omitted
+    i = {"x": rng.standard_normal((9, 4))}
+    run(g, config, i, lambda t: t["x"][6:], "split_omitted_y2", "y2")
+    for name, shape, idx, axis in (("rows", (11, 6), [3, -1, 0, 3, 10], 0), ("2d", (11, 6), [[1, 2], [-3, 4]], 0),
+                                   ("scalar", (11, 6), 7, 0), ("vector", (9,), [[4, -1, 0]], 0),
+                                   ("axis1", (4, 7, 5), [6, -7, 2], 1)):
+        g, i = layout("Gather", {"x": shape}, (("indices", idx),), axis=axis)
+        run(g, config, i, lambda t, idx=idx, axis=axis: np.take(t["x"], np.array(idx), axis=axis), "gather_" + name, "y")
+    # Transpose -> Add -> Transpose: each waits for the stores of the one before.
+    g = {"tensors": [tensor("x", [6, 5, 7], "input"), tensor("b", [5, 6, 7], "input"), tensor("t", None, "intermediate"),
+                     tensor("s", None, "intermediate"), tensor("y", None, "output")],
+         "ops": [op("Transpose", "t1", ["x"], ["t"], perm=[1, 0, 2]), op("Add", "add", ["t", "b"], ["s"]),
+                 op("Transpose", "t2", ["s"], ["y"], perm=[2, 1, 0])]}
+    i = {"x": rng.standard_normal((6, 5, 7)), "b": rng.standard_normal((5, 6, 7))}
+    run(g, config, i, lambda t: (t["x"].transpose(1, 0, 2) + t["b"]).transpose(2, 1, 0), "transpose_add_transpose", "y")
+# Attention heads as BERT and GPT-2 split and merge them: a projection viewed as [1, S, H, E],
+# Transpose [0, 2, 1, 3] to heads, a softmax per head row, back and viewed as [S, H E] for the
+# output projection; K^T per head (Transpose [0, 2, 3, 1]) beside it.
+for config in ("edge", "t64"):
+    s_, h_, e_ = 32, 4, 24
+    g = {"tensors": [tensor("x", [s_, h_ * e_], "input"), tensor("wq", [h_ * e_, h_ * e_], "constant"),
+                     tensor("wo", [h_ * e_, h_ * e_], "constant"), tensor("q", None, "intermediate"),
+                     int64("s4", [1, s_, h_, e_]), tensor("q4", None, "intermediate"), tensor("qh", None, "intermediate"),
+                     tensor("kt", None, "intermediate"), tensor("sm", None, "intermediate"),
+                     tensor("m4", None, "intermediate"), int64("s2", [s_, h_ * e_]), tensor("m", None, "intermediate"),
+                     tensor("y", None, "output"), tensor("z", None, "output")],
+         "ops": [op("MatMul", "proj", ["x", "wq"], ["q"]), op("Reshape", "split_view", ["q", "s4"], ["q4"]),
+                 op("Transpose", "heads", ["q4"], ["qh"], perm=[0, 2, 1, 3]),
+                 op("Transpose", "k_t", ["q4"], ["kt"], perm=[0, 2, 3, 1]),
+                 op("Softmax", "sm", ["qh"], ["sm"], axis=-1),
+                 op("Transpose", "merge", ["sm"], ["m4"], perm=[0, 2, 1, 3]),
+                 op("Reshape", "merge_view", ["m4", "s2"], ["m"]), op("MatMul", "out", ["m", "wo"], ["y"]),
+                 op("Softmax", "smk", ["kt"], ["z"], axis=-1)]}
+    d = h_ * e_
+    i = {"x": rng.standard_normal((s_, d)), "wq": rng.standard_normal((d, d)) / math.sqrt(d),
+         "wo": rng.standard_normal((d, d)) / math.sqrt(d)}
+    heads = lambda t: (t["x"] @ t["wq"]).reshape(1, s_, h_, e_)
+    run(g, config, i, lambda t: softmax(heads(t).transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3).reshape(s_, d) @ t["wo"],
+        "attention_heads_merge", "y")
+    run(g, config, i, lambda t: softmax(heads(t).transpose(0, 2, 3, 1)), "attention_heads_k_t", "z")
 # examples/ffn_block.json: fc1 + bias, gelu, fc2 + bias, a residual, layernorm.
 with open(os.path.join(source_dir, "examples", "ffn_block.json")) as f:
     block = json.load(f)

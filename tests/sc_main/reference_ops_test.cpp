@@ -213,6 +213,10 @@ std::vector<Case> cases() {
          one_op("{\"name\": \"x\", \"shape\": [2, 7]}, {\"name\": \"p\"}, {\"name\": \"q\"}, {\"name\": \"r\"}",
                 "Split", "\"x\"", "\"p\", \"q\", \"r\"", "\"axis\": -1"),
          "out['p'] = x[:, 0:3]\nout['q'] = x[:, 3:6]\nout['r'] = x[:, 6:]"},
+        {"split_omitted",  // the omitted middle output still takes its part
+         one_op("{\"name\": \"x\", \"shape\": [2, 7]}, {\"name\": \"p\"}, {\"name\": \"r\"}",
+                "Split", "\"x\"", "\"p\", \"\", \"r\"", "\"axis\": -1"),
+         "out['p'] = x[:, 0:3]\nout['r'] = x[:, 6:]"},
         {"gather_embeddings",
          one_op("{\"name\": \"x\", \"shape\": [5, 3]}, {\"name\": \"i\", \"dtype\": \"int64\", \"shape\": [2, 2], "
                 "\"value\": [0, 4, -1, 1]}, {\"name\": \"y\"}",
