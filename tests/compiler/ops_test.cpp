@@ -234,7 +234,7 @@ TEST(OpLowering, CompileListsEveryOpThatDoesNotLowerYet) {
         {"name": "y"}], "ops": [{"op": "Gemm", "name": "g", "inputs": ["a", "b"], "outputs": ["y"],
         "attributes": {"transB": 1, "alpha": 0.5}}]})";
     EXPECT_EQ(test::error_of([&] { compile(parse_graph(gemm, "t.json"), test::config("minimal")); }),
-              "graph: Unsupported operators: Gemm (g: transB = 1 not yet supported)");
+              "graph: Unsupported operators: Gemm (g: alpha = 0.5 not yet supported)");
     const std::string int8 = R"({"op": "matmul", "A": {"shape": [2, 2], "dtype": "int8"},
         "B": {"shape": [2, 2], "dtype": "int8"}, "C": {"shape": [2, 2], "dtype": "int8"}})";
     EXPECT_EQ(test::error_of([&] { compile(parse_graph(int8, "t.json"), test::config("minimal")); }),
