@@ -404,7 +404,8 @@ private:
         finish();
     }
 
-    void drain(BufferRef c, bool has_bias, BufferRef bias, Span1 I, Span1 J, Activation activation) {
+    void drain(BufferRef c, bool has_bias, BufferRef bias, Span1 I, Span1 J, Activation activation, float alpha,
+               float beta) {
         const uint64_t m = I.count, n = J.count;
         begin(DfxOpKind::Drain);
         op_.row = I.first;
@@ -416,6 +417,8 @@ private:
         op_.m = uint32_t(m);
         op_.n = uint32_t(n);
         op_.activation = activation;
+        op_.alpha = alpha;
+        op_.beta = beta;
         tracker_.access(kAccumulators, 0, 1, false, op_.id, op_.deps);
         if (has_bias) touch(bias, 1, n, false);
         touch(c, m, n, true);
@@ -621,7 +624,7 @@ private:
                     }
                     // The epilogue belongs to the finished sum: the last pass only.
                     drain(c1, last && op.bias.has_value(), {Buffer::Bias1, 0, J.first - e.c0}, I, J,
-                          last ? op.activation : Activation::None);
+                          last ? op.activation : Activation::None, last ? op.alpha : 1.0f, op.beta);
                     move(op.c, rc + I.first, J.first, I.count, J.count, c1, c2);
                     move(op.c, rc + I.first, J.first, I.count, J.count, c2, out);
                 }

@@ -186,6 +186,7 @@ struct DfxOp {
     BufferRef c, bias;
     bool has_bias = false;
     Activation activation = Activation::None;
+    float alpha = 1.0f, beta = 1.0f;  ///< Drain: scales of the sum and of the bias (Gemm's; last pass)
     // Vector: the kernel's function (vector_operands) over the m x n tile at row `row` of a,
     // with b when has_b (a tile, a column, a row or a scalar), into c; a layer or RMS norm's
     // weight in b and bias in bias (has_bias). All in L2.

@@ -97,15 +97,14 @@ void infer_gemm(InferContext& c) {
     c.output(0, {m, n}, c.dtype(0));
 }
 
+/// A float attribute's value (a JSON integer reads as int64).
+double number(const AttrValue& v) {
+    return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
+}
+
 std::string gemm_lowering(const Graph& g, const Op& op) {
-    const OpSchema& schema = schema_of(op);
-    const auto get = [&](const char* name) { return *attribute_of(op, schema, name); };
-    const auto as_double = [](const AttrValue& v) {
-        return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
-    };
-    if (as_double(get("alpha")) != 1.0) return "alpha = " + attr_string(get("alpha")) + " not yet supported";
+    // alpha and beta scale the sum and the bias row in the drain (MatmulOperands).
     const bool has_c = op.inputs.size() > 2 && op.inputs[2] != kNoTensor;
-    if (has_c && as_double(get("beta")) != 1.0) return "beta = " + attr_string(get("beta")) + " not yet supported";
     if (has_c) {
         const Tensor& bias = g.tensor(op.inputs[2]);
         const uint64_t n = g.tensor(op.outputs[0]).shape[1];
@@ -174,6 +173,8 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op) {
         const OpSchema& schema = schema_of(op);
         const auto flag = [&](const char* name) { return std::get<int64_t>(*attribute_of(op, schema, name)) != 0; };
         out.trans_a = flag("transA"), out.trans_b = flag("transB");
+        out.alpha = float(number(*attribute_of(op, schema, "alpha")));
+        out.beta = float(number(*attribute_of(op, schema, "beta")));
     }
     out.m = a.at(out.trans_a ? 1 : 0);
     out.k = a.at(out.trans_a ? 0 : 1);

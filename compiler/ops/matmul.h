@@ -1,7 +1,7 @@
 // The matmul family: "matmul" (our fused C = activation(A @ B (+ bias)), what the fabric's
 // drain executes and what the tiler, DFX and binder lower), ONNX's MatMul (numpy batch
 // broadcasting: one matmul per C matrix, or one tall one when B is shared) and Gemm (either
-// operand transposed, plus a bias row).
+// operand transposed, alpha and beta, plus a bias row).
 #pragma once
 
 #include <array>
@@ -26,6 +26,8 @@ struct MatmulOperands {
     uint64_t batch = 1;             ///< C matrices (MatMul's batch dims; 1 when B is shared and A's fold into m)
     bool trans_a = false;           ///< A stored as [K, M] (Gemm's transA)
     bool trans_b = false;           ///< B stored as [N, K] (Gemm's transB)
+    float alpha = 1.0f;             ///< Gemm's alpha: C = alpha A @ B + beta bias
+    float beta = 1.0f;              ///< Gemm's beta
     uint32_t batch_rank = 0;        ///< batch dims of C (0: one matrix)
     std::array<uint64_t, kMaxRank> batch_shape{};  ///< C's batch dims, outermost first
     std::array<uint64_t, kMaxRank> a_step{}, b_step{};  ///< matrices of A / B one step along each skips (0: broadcast)

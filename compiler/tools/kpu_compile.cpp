@@ -47,7 +47,9 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
             << op.b.slot << "] m=" << op.m << " n=" << op.n << " k=" << op.k << (op.accumulate ? " accumulate" : "");
     else if (op.kind == DfxOpKind::Drain)
         out << " -> " << to_string(op.c.buffer) << "[" << op.c.slot << "] m=" << op.m << " n=" << op.n
-            << (op.has_bias ? " +bias" : "") << " " << to_string(op.activation);
+            << (op.alpha != 1.0f ? " alpha=" + std::to_string(op.alpha) : "") << (op.has_bias ? " +bias" : "")
+            << (op.has_bias && op.beta != 1.0f ? " beta=" + std::to_string(op.beta) : "") << " "
+            << to_string(op.activation);
     else if (op.kind == DfxOpKind::Vector)
         out << " " << to_string(op.a.buffer) << "[" << op.a.slot << "]"
             << (op.has_b ? std::string(" ") + to_string(op.b.buffer) + "[" + std::to_string(op.b.slot) + "]" : "")

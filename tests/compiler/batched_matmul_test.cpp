@@ -228,16 +228,44 @@ TEST(GemmLowering, TransposedOperandsMoveTheSameDramBytesAndTransposeOnChip) {
                 }
 }
 
+// alpha and beta go to the drain of each C tile's last K pass: alpha acc + beta bias.
+TEST(GemmLowering, AlphaAndBetaScaleTheLastPasssDrain) {
+    // edge: K = 4099 runs in passes (the e2e check's long_k case); t64 in one.
+    for (const char* name : {"edge", "t64"}) {
+        SCOPED_TRACE(name);
+        const hw::Config config = test::config(name);
+        const Program p = compile(
+            parse_graph(lone("Gemm", "[17, 4099]", "[19, 4099]", R"({"alpha": 0.5, "beta": -2, "transB": 1})", "[19]"),
+                        "t.json"),
+            config);
+        const MatmulOperands mm = matmul_operands(p.graph, 0);
+        EXPECT_EQ(mm.alpha, 0.5f);
+        EXPECT_EQ(mm.beta, -2.0f);
+        uint64_t scaled = 0, plain = 0;
+        for_each_op(p, [&](const DfxOp& op) {
+            if (op.kind != DfxOpKind::Drain) return;
+            (op.has_bias ? scaled : plain) += 1;
+            EXPECT_EQ(op.alpha, op.has_bias ? 0.5f : 1.0f) << "only the finished sum is scaled";
+            if (op.has_bias) {
+                EXPECT_EQ(op.beta, -2.0f);
+            }
+        });
+        EXPECT_EQ(scaled, count_ops(p).by_kind[int(DfxOpKind::Drain)] - plain);
+        EXPECT_EQ(plain == 0, p.kernels[0].tile.kc == 0) << "earlier passes drain unscaled";
+        for (const BoundOp& op : bind(p, config).ops)
+            if (op.kind == BoundOp::Kind::Drain && op.drain.has_bias) {
+                EXPECT_EQ(op.drain.alpha, 0.5f);
+                EXPECT_EQ(op.drain.beta, -2.0f);
+            }
+    }
+}
+
 TEST(GemmLowering, WhatDoesNotLowerYetIsNamed) {
     const hw::Config edge = test::config("edge");
     const auto error = [&](const std::string& text) {
         return test::error_of([&] { compile(parse_graph(text, "t.json"), edge); });
     };
     const std::string head = "graph: Unsupported operators: ";
-    EXPECT_EQ(error(lone("Gemm", "[4, 8]", "[8, 6]", R"({"alpha": 0.5})")),
-              head + "Gemm (mm: alpha = 0.5 not yet supported)");
-    EXPECT_EQ(error(lone("Gemm", "[4, 8]", "[8, 6]", R"({"beta": 2.0, "transB": 0})", "[6]")),
-              head + "Gemm (mm: beta = 2 not yet supported)");
     EXPECT_EQ(error(lone("Gemm", "[4, 8]", "[6, 8]", R"({"transB": 1})", "[4, 6]")),
               head + "Gemm (mm: C of shape [4, 6] not yet supported (only [N] = [6]))");
     EXPECT_EQ(error(lone("MatMul", "[3, 4, 8]", "[8]")), head + "MatMul (mm: B of rank 1 not yet supported)");

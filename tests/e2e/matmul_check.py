@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Batched MatMul (numpy batch broadcasting) and Gemm with transposed operands end to end:
+"""Batched MatMul (numpy batch broadcasting) and Gemm (transposed operands, alpha, beta) end to end:
 kpu-compile + kpu-sim --check (the C++ reference) and, independently, against NumPy's matmul
 in float64, on edge and t64: every broadcasting corner, rank-1 A, odd and prime sizes,
 matrices ragged against the 16x16 fabric, K in several passes, a batched chain, and the
@@ -41,10 +41,11 @@ def gemm(a, b, c=None, **attributes):
              "ops": [{"op": "Gemm", "name": "g", "inputs": ["a", "b"] + (["c"] if c else []), "outputs": ["y"],
                       "attributes": attributes}]}
     ta, tb = attributes.get("transA", 0), attributes.get("transB", 0)
+    alpha, beta = attributes.get("alpha", 1.0), attributes.get("beta", 1.0)
 
     def want(t):
-        y = (t["a"].T if ta else t["a"]) @ (t["b"].T if tb else t["b"])
-        return y + t["c"] if c else y
+        y = alpha * ((t["a"].T if ta else t["a"]) @ (t["b"].T if tb else t["b"]))
+        return y + beta * t["c"] if c else y
     return graph, {"a": a, "b": b, **({"c": c} if c else {})}, want, a[0] if ta else a[1]
 
 
@@ -73,6 +74,9 @@ cases = {
     "gemm_transB_linear": gemm((33, 70), (45, 70), (45,), transB=1),
     "gemm_transA": gemm((70, 33), (70, 45), transA=1),
     "gemm_both": gemm((61, 19), (23, 61), (23,), transA=1, transB=1),
+    "gemm_alpha_beta": gemm((29, 53), (31, 53), (31,), transB=1, alpha=0.375, beta=-1.5),
+    "gemm_alpha_no_c": gemm((29, 53), (53, 31), alpha=3.0),
+    "gemm_alpha_k_passes": gemm((17, 4099), (19, 4099), (19,), transB=1, alpha=-0.5, beta=2.0),
 }
 failures = 0
 for config in ("edge", "t64"):
