@@ -2,8 +2,8 @@
 """Batched MatMul (numpy batch broadcasting) and Gemm (transposed operands, alpha, beta) end to end:
 kpu-compile + kpu-sim --check (the C++ reference) and, independently, against NumPy's matmul
 in float64, on edge and t64: every broadcasting corner, rank-1 A, odd and prime sizes,
-matrices ragged against the 16x16 fabric, K in several passes, a batched chain, and the
-attention shapes (Q @ K^T, P @ V with 12 heads).
+matrices ragged against the 16x16 fabric, K in several passes, a batched chain, and
+attention as Transpose, batched Q @ K^T, scale, Softmax and batched P @ V (12 heads of 128).
 Tolerance: max |got - want| / (sqrt(K) max(|want|, 1)) below 1e-5 (a float32 sum of K products
 of values of order one).
 Usage: matmul_check.py BUILD_BIN_DIR SOURCE_DIR WORK_DIR"""
@@ -58,6 +58,26 @@ def chain(x, w, v):
     return graph, {"x": x, "w": w, "v": v}, lambda t: (t["x"] @ t["w"]) @ t["v"], x[-1] * w[-1]
 
 
+def attention(q, k, v):
+    """softmax(Q K^T / sqrt(d)) V per head: Transpose(K), the batched Q @ K^T, a scale, Softmax,
+    the batched P @ V (the form the Attention op decomposes into)."""
+    graph = {"tensors": [declare("q", q, "input"), declare("k", k, "input"), declare("v", v, "input"),
+                         declare("kt"), declare("s"), {**declare("scale", (1,), "constant"), "value": [q[-1] ** -0.5]},
+                         declare("ss"), declare("p"), declare("o", role="output")],
+             "ops": [{"op": "Transpose", "name": "tk", "inputs": ["k"], "outputs": ["kt"],
+                      "attributes": {"perm": list(range(len(k) - 2)) + [len(k) - 1, len(k) - 2]}},
+                     {"op": "MatMul", "name": "qk", "inputs": ["q", "kt"], "outputs": ["s"]},
+                     {"op": "Mul", "name": "sc", "inputs": ["s", "scale"], "outputs": ["ss"]},
+                     {"op": "Softmax", "name": "sm", "inputs": ["ss"], "outputs": ["p"], "attributes": {"axis": -1}},
+                     {"op": "MatMul", "name": "pv", "inputs": ["p", "v"], "outputs": ["o"]}]}
+
+    def want(t):
+        s = t["q"] @ np.swapaxes(t["k"], -1, -2) * q[-1] ** -0.5
+        e = np.exp(s - s.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True) @ t["v"]
+    return graph, {"q": q, "k": k, "v": v}, want, k[-2]
+
+
 cases = {
     "batch_2x3": matmul((2, 3, 5, 7), (2, 3, 7, 4)),
     "broadcast_both": matmul((5, 1, 7, 3), (4, 3, 2)),
@@ -71,6 +91,8 @@ cases = {
     "q_kt_12_heads": matmul((1, 12, 128, 64), (1, 12, 64, 128)),
     "p_v_12_heads": matmul((1, 12, 128, 128), (1, 12, 128, 64)),
     "chain": chain((3, 50, 24), (3, 24, 40), (3, 40, 17)),
+    "attention_12_heads": attention((1, 12, 128, 64), (1, 12, 128, 64), (1, 12, 128, 64)),
+    "attention_ragged": attention((2, 3, 37, 24), (2, 3, 41, 24), (2, 3, 41, 19)),
     "gemm_transB_linear": gemm((33, 70), (45, 70), (45,), transB=1),
     "gemm_transA": gemm((70, 33), (70, 45), transA=1),
     "gemm_both": gemm((61, 19), (23, 61), (23,), transA=1, transB=1),
