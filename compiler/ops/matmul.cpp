@@ -115,14 +115,11 @@ std::string gemm_lowering(const Graph& g, const Op& op) {
     return "";
 }
 
-}  // namespace
-
-namespace {
-
 /// A MatMul's batch: C's batch dims and each operand's matrix steps along them. B with one
 /// matrix (a shared weight) folds A's batch into m: one tall matmul over A's 2D view.
 void batch_operands(const Graph& graph, MatmulOperands& out) {
-    std::vector<uint64_t> a = graph.tensor(out.a).shape, b = graph.tensor(out.b).shape;
+    std::vector<uint64_t> a = graph.tensor(out.a).shape;  // a rank-1 A is [1, K]
+    const std::vector<uint64_t>& b = graph.tensor(out.b).shape;
     if (a.size() == 1) a.insert(a.begin(), 1);
     const std::vector<uint64_t> a_batch(a.begin(), a.end() - 2), b_batch(b.begin(), b.end() - 2);
     uint64_t b_matrices = 1;
