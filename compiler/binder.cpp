@@ -231,6 +231,8 @@ private:
         c.has_bias = d.has_bias;
         c.bias = d.has_bias ? address(d.bias) : 0;
         c.activation = d.activation;
+        c.alpha = d.alpha;
+        c.beta = d.beta;
         touch_accumulators(false, op);
         if (c.has_bias) touch(hw::Level::L1, c.bias, 1, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.n) * kLoweredElementBytes, false, op);
         touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.ldc) * kLoweredElementBytes, true, op);

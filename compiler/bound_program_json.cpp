@@ -40,6 +40,8 @@ json op_json(const BoundOp& op) {
                       {"has_bias", op.drain.has_bias},
                       {"bias", op.drain.bias},
                       {"activation", to_string(op.drain.activation)}};
+    if (op.kind == BoundOp::Kind::Drain && op.drain.alpha != 1.0f) o["drain"]["alpha"] = op.drain.alpha;
+    if (op.kind == BoundOp::Kind::Drain && op.drain.beta != 1.0f) o["drain"]["beta"] = op.drain.beta;
     if (op.kind == BoundOp::Kind::Vector) {
         const hw::VectorCommand& v = op.vector;
         const auto operand = [](const hw::VectorOperand& x) {

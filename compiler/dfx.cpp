@@ -69,15 +69,19 @@ std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataf
     // The L3 operands are kept as blocks of one fabric tile by one K chunk (tm x tk of A,
     // tk x tn of B), chunk by chunk: each block is contiguous, so it can be one LOAD that the
     // MATMUL_TILEs using it wait for, alone (see the Expander).
+    // A transposed operand's blocks are kept as stored (tk x tm of A, tn x tk of B) and
+    // transposed on their way to L2.
     const uint64_t ks = (kc + tk - 1) / tk;
+    const uint64_t a_rows = op.trans_a ? tk : tm, a_pitch = op.trans_a ? tm : tk;
+    const uint64_t b_rows = op.trans_b ? tn : tk, b_pitch = op.trans_b ? tk : tn;
     if (os) {
         const uint64_t tiles = (extent.rows + tm - 1) / tm;
-        add(Buffer::Panel, 1, ks * tiles * tm, tk, op.a);
-        add(Buffer::Strip, 2, ks * tk, tn, op.b);
+        add(Buffer::Panel, 1, ks * tiles * a_rows, a_pitch, op.a);
+        add(Buffer::Strip, 2, ks * b_rows, b_pitch, op.b);
     } else {
         const uint64_t tiles = (extent.cols + tn - 1) / tn;
-        add(Buffer::Panel, 1, ks * tiles * tk, tn, op.b);
-        add(Buffer::Strip, 2, ks * tm, tk, op.a);
+        add(Buffer::Panel, 1, ks * tiles * b_rows, b_pitch, op.b);
+        add(Buffer::Strip, 2, ks * a_rows, a_pitch, op.a);
     }
     if (passes)
         add(Buffer::Out, 1, (extent.cols + tn - 1) / tn * extent.rows, tn, op.c);
@@ -187,7 +191,10 @@ FlatRegion flat_region(const Tensor& tensor, uint64_t first, uint64_t count) {
 Extent2 task_writes(const Program& program, const Task& task) {
     const Extent2 e = task_elements(program, task);
     const uint32_t op = program.kernels[task.kernel].op;
-    if (!is_vector_op(program.graph.ops()[op])) return e;
+    if (!is_vector_op(program.graph.ops()[op])) {
+        const uint64_t row = matmul_operands(program.graph, op).c_row(task.batch);
+        return {row + e.r0, row + e.r1, e.c0, e.c1};
+    }
     const VectorOperands v = vector_operands(program.graph, op);
     if (v.transpose) return {e.r0 / v.matrix_rows * v.cols, e.r1 / v.matrix_rows * v.cols, 0, v.matrix_rows};
     if (!v.reduces()) return e;
@@ -276,9 +283,13 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
             if (vec) reads.push_back({*vec, 0, kAll, 0, kAll});
         return reads;
     }
-    // A is read as rows [r0, r1) x all K; B as all K x columns [c0, c1).
+    // A is read as rows [r0, r1) x all K of its matrix; B as all K x columns [c0, c1) (a
+    // transposed operand the other way round).
     const MatmulOperands mm = matmul_operands(program.graph, op);
-    std::vector<Read> reads{{mm.a, e.r0, e.r1, 0, kAll}, {mm.b, 0, kAll, e.c0, e.c1}};
+    const uint64_t a = mm.a_row(task.batch), b = mm.b_row(task.batch);
+    const Read read_a = mm.trans_a ? Read{mm.a, a, a + mm.k, e.r0, e.r1} : Read{mm.a, a + e.r0, a + e.r1, 0, kAll};
+    const Read read_b = mm.trans_b ? Read{mm.b, b + e.c0, b + e.c1, 0, kAll} : Read{mm.b, b, b + mm.k, e.c0, e.c1};
+    std::vector<Read> reads{read_a, read_b};
     if (mm.bias) reads.push_back({*mm.bias, 0, kAll, 0, kAll});
     return reads;
 }
@@ -457,7 +468,8 @@ private:
         finish();
     }
 
-    void drain(BufferRef c, bool has_bias, BufferRef bias, Span1 I, Span1 J, Activation activation) {
+    void drain(BufferRef c, bool has_bias, BufferRef bias, Span1 I, Span1 J, Activation activation, float alpha,
+               float beta) {
         const uint64_t m = I.count, n = J.count;
         begin(DfxOpKind::Drain);
         op_.row = I.first;
@@ -469,6 +481,8 @@ private:
         op_.m = uint32_t(m);
         op_.n = uint32_t(n);
         op_.activation = activation;
+        op_.alpha = alpha;
+        op_.beta = beta;
         tracker_.access(kAccumulators, 0, 1, false, op_.id, op_.deps);
         if (has_bias) touch(bias, 1, n, false);
         touch(c, m, n, true);
@@ -623,6 +637,26 @@ private:
         const uint64_t block = uint64_t(os ? tile.tm : tile.tn) * tile.tk;
         const uint64_t panel_tiles =
             os ? tile_count(extents_[task.kernel].rows, tile.tm) : tile_count(extents_[task.kernel].cols, tile.tn);
+        // The task's matrices in the operands' 2D views (a batched matmul's; 0 otherwise).
+        const uint64_t ra = op.a_row(task.batch), rb = op.b_row(task.batch), rc = op.c_row(task.batch);
+        // A's block (I, Q) and B's block (Q, J) in and out of L3 as stored: a transposed
+        // operand's region is the other way round, and its move to L2 transposes it.
+        const auto load_a = [&](Span1 I, Span1 Q, BufferRef dst) {
+            if (op.trans_a) return load(op.a, ra + Q.first, I.first, Q.count, I.count, dst);
+            load(op.a, ra + I.first, Q.first, I.count, Q.count, dst);
+        };
+        const auto load_b = [&](Span1 Q, Span1 J, BufferRef dst) {
+            if (op.trans_b) return load(op.b, rb + J.first, Q.first, J.count, Q.count, dst);
+            load(op.b, rb + Q.first, J.first, Q.count, J.count, dst);
+        };
+        const auto move_a = [&](Span1 I, Span1 Q, BufferRef src, BufferRef dst) {
+            if (op.trans_a) return move(op.a, ra + Q.first, I.first, Q.count, I.count, src, dst, true);
+            move(op.a, ra + I.first, Q.first, I.count, Q.count, src, dst);
+        };
+        const auto move_b = [&](Span1 Q, Span1 J, BufferRef src, BufferRef dst) {
+            if (op.trans_b) return move(op.b, rb + J.first, Q.first, J.count, Q.count, src, dst, true);
+            move(op.b, rb + Q.first, J.first, Q.count, J.count, src, dst);
+        };
 
         uint32_t chunk = 0, fabric_tile = 0, strips = 0;
         // Outer loop: strips of the streamed operand; inner: fabric tiles along the panel.
@@ -651,8 +685,8 @@ private:
                         passes > 1 ? BufferRef{Buffer::Out, 0, band(J) + (I.first - e.r0) * tile.tn}
                                    : BufferRef{Buffer::Out, slot, os ? (I.first - e.r0) * tile.tn : (J.first - e.c0)};
                     if (p > 0) {
-                        move(op.c, I.first, J.first, I.count, J.count, out, c2);
-                        move(op.c, I.first, J.first, I.count, J.count, c2, c1);
+                        move(op.c, rc + I.first, J.first, I.count, J.count, out, c2);
+                        move(op.c, rc + I.first, J.first, I.count, J.count, c2, c1);
                     }
                     for (uint32_t q = 0; q < ks; ++q, ++chunk) {
                         Span1 Q = tile_span(P.count, tile.tk, q);
@@ -667,38 +701,38 @@ private:
                         // starts on the first block while the rest stream in behind it.
                         if (s == outer0) {
                             if (os)
-                                load(op.a, I.first, Q.first, I.count, Q.count, panel);
+                                load_a(I, Q, panel);
                             else
-                                load(op.b, Q.first, J.first, Q.count, J.count, panel);
+                                load_b(Q, J, panel);
                         }
                         if (f == inner0) {
                             if (os)
-                                load(op.b, Q.first, J.first, Q.count, J.count, strip);
+                                load_b(Q, J, strip);
                             else
-                                load(op.a, I.first, Q.first, I.count, Q.count, strip);
+                                load_a(I, Q, strip);
                         }
-                        move(op.a, I.first, Q.first, I.count, Q.count, a_src, {Buffer::A2, cs, 0});
-                        move(op.b, Q.first, J.first, Q.count, J.count, b_src, {Buffer::B2, cs, 0});
-                        move(op.a, I.first, Q.first, I.count, Q.count, {Buffer::A2, cs, 0}, {Buffer::A1, cs, 0});
-                        move(op.b, Q.first, J.first, Q.count, J.count, {Buffer::B2, cs, 0}, {Buffer::B1, cs, 0});
+                        move_a(I, Q, a_src, {Buffer::A2, cs, 0});
+                        move_b(Q, J, b_src, {Buffer::B2, cs, 0});
+                        move(op.a, ra + I.first, Q.first, I.count, Q.count, {Buffer::A2, cs, 0}, {Buffer::A1, cs, 0});
+                        move(op.b, rb + Q.first, J.first, Q.count, J.count, {Buffer::B2, cs, 0}, {Buffer::B1, cs, 0});
                         matmul({Buffer::A1, cs, 0}, {Buffer::B1, cs, 0}, I, J, Q, q > 0, q == 0 && p > 0 ? &c1 : nullptr);
                     }
                     // The epilogue belongs to the finished sum: the last pass only.
                     drain(c1, last && op.bias.has_value(), {Buffer::Bias1, 0, J.first - e.c0}, I, J,
-                          last ? op.activation : Activation::None);
-                    move(op.c, I.first, J.first, I.count, J.count, c1, c2);
-                    move(op.c, I.first, J.first, I.count, J.count, c2, out);
+                          last ? op.activation : Activation::None, last ? op.alpha : 1.0f, op.beta);
+                    move(op.c, rc + I.first, J.first, I.count, J.count, c1, c2);
+                    move(op.c, rc + I.first, J.first, I.count, J.count, c2, out);
                 }
                 if (!last) continue;
                 if (os) {
                     const BufferRef done{Buffer::Out, passes > 1 ? 0 : slot, passes > 1 ? band(S) : 0};
-                    store(op.c, e.r0, S.first, e.r1 - e.r0, S.count, done);
+                    store(op.c, rc + e.r0, S.first, e.r1 - e.r0, S.count, done);
                 } else if (passes == 1) {
-                    store(op.c, S.first, e.c0, S.count, e.c1 - e.c0, {Buffer::Out, slot, 0});
+                    store(op.c, rc + S.first, e.c0, S.count, e.c1 - e.c0, {Buffer::Out, slot, 0});
                 } else {  // a row strip crosses every band: one STORE per C tile
                     for (uint32_t f = inner0; f < inner1; ++f) {
                         const Span1 J = tile_span(N, tile.tn, f);
-                        store(op.c, S.first, J.first, S.count, J.count,
+                        store(op.c, rc + S.first, J.first, S.count, J.count,
                               {Buffer::Out, 0, band(J) + (S.first - e.r0) * tile.tn});
                     }
                 }

@@ -57,13 +57,16 @@ struct Kernel {
     }
 };
 
-/// C tile rows [r0, r1) and tile columns [c0, c1) of one kernel, in units of tm / tn.
+/// C tile rows [r0, r1) and tile columns [c0, c1) of one kernel, in units of tm / tn, of its
+/// C matrix `batch` (a batched matmul's; 0 otherwise).
 struct Task {
     uint32_t kernel = 0;
     uint32_t r0 = 0, r1 = 0, c0 = 0, c1 = 0;
     std::vector<uint32_t> deps;  ///< earlier tasks whose DRAM output this task reads
+    uint32_t batch = 0;          ///< C matrix (MatmulOperands::batch) the tiles belong to
     bool operator==(const Task& o) const {
-        return kernel == o.kernel && r0 == o.r0 && r1 == o.r1 && c0 == o.c0 && c1 == o.c1 && deps == o.deps;
+        return kernel == o.kernel && r0 == o.r0 && r1 == o.r1 && c0 == o.c0 && c1 == o.c1 && deps == o.deps &&
+               batch == o.batch;
     }
 };
 
@@ -187,6 +190,7 @@ struct DfxOp {
     BufferRef c, bias;
     bool has_bias = false;
     Activation activation = Activation::None;
+    float alpha = 1.0f, beta = 1.0f;  ///< Drain: scales of the sum and of the bias (Gemm's; last pass)
     // Vector: the kernel's function (vector_operands) over the m x n tile at row `row` of a,
     // with b when has_b (a tile, a column, a row or a scalar), into c; a layer or RMS norm's
     // weight in b and bias in bias (has_bias). All in L2.

@@ -38,8 +38,9 @@ Hints kernel_hints(const Program& program, uint32_t kernel) {
     if (is_copy_op(program.graph, op) || is_vector_op(op)) return h;  // no MACs, no fabric cycles
     const MatmulOperands mm = matmul_operands(program.graph, kr.op);
     const uint64_t M = mm.m, N = mm.n, K = mm.k;
-    h.macs = M * N * K;
-    h.compute_cycles = fabric_blocks(M, kr.tile.tm, 0, tile_count(M, kr.tile.tm), program.target.fabric_rows) *
+    h.macs = mm.batch * M * N * K;
+    h.compute_cycles = mm.batch *
+                       fabric_blocks(M, kr.tile.tm, 0, tile_count(M, kr.tile.tm), program.target.fabric_rows) *
                        fabric_blocks(N, kr.tile.tn, 0, tile_count(N, kr.tile.tn), program.target.fabric_cols) * K;
     h.arithmetic_intensity = 2.0 * double(h.macs) / double(h.dram_read_bytes + h.dram_write_bytes);
     return h;
@@ -55,12 +56,14 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
     const KernelDims mm = kernel_dims(program.graph, op);
     const uint32_t Mt = tile_count(mm.m, choice.tile.tm);
     const uint32_t Nt = tile_count(mm.n, choice.tile.tn);
-    for (uint32_t r = 0; r < Mt; r += choice.task_rows)
-        for (uint32_t c = 0; c < Nt; c += choice.task_cols) {
-            program.tasks.push_back(
-                {kernel, r, std::min(Mt, r + choice.task_rows), c, std::min(Nt, c + choice.task_cols), {}});
-            program.tasks.back().deps = producer_tasks(program, uint32_t(program.tasks.size() - 1));
-        }
+    // A batched matmul: the same task grid over each of its C matrices in turn.
+    for (uint32_t b = 0; b < mm.batch; ++b)
+        for (uint32_t r = 0; r < Mt; r += choice.task_rows)
+            for (uint32_t c = 0; c < Nt; c += choice.task_cols) {
+                program.tasks.push_back(
+                    {kernel, r, std::min(Mt, r + choice.task_rows), c, std::min(Nt, c + choice.task_cols), {}, b});
+                program.tasks.back().deps = producer_tasks(program, uint32_t(program.tasks.size() - 1));
+            }
     Hints& h = program.kernels.back().hints;
     h = kernel_hints(program, kernel);
     h.estimated_cycles = uint64_t(std::llround(choice.cycles));

@@ -106,24 +106,29 @@ void check_tasks(const JsonReader& root, Program& program) {
         const KernelDims mm = kernel_dims(program.graph, kr.op);
         const uint32_t Mt = tile_count(mm.m, kr.tile.tm);
         const uint32_t Nt = tile_count(mm.n, kr.tile.tn);
-        std::vector<int64_t> owner(uint64_t(Mt) * Nt, -1);
+        const uint64_t grid = uint64_t(Mt) * Nt;
+        // A batched matmul's tiles are (row, column) of each C matrix: "of matrix b" names it.
+        const auto matrix = [&](uint64_t b) { return mm.batch > 1 ? " of matrix " + std::to_string(b) : std::string(); };
+        std::vector<int64_t> owner(grid * mm.batch, -1);
         for (uint32_t t = 0; t < tasks.size(); ++t) {
             if (tasks[t].kernel != k) continue;
             for (uint32_t r = tasks[t].r0; r < tasks[t].r1; ++r)
                 for (uint32_t c = tasks[t].c0; c < tasks[t].c1; ++c) {
-                    int64_t& o = owner[uint64_t(r) * Nt + c];
+                    int64_t& o = owner[tasks[t].batch * grid + uint64_t(r) * Nt + c];
                     if (o >= 0)
                         root.fail("tasks[" + std::to_string(t) + "]", "tile (" + std::to_string(r) + ", " +
-                                                                          std::to_string(c) + ") of kernel " +
-                                                                          std::to_string(k) + " is already covered by task " +
+                                                                          std::to_string(c) + ")" + matrix(tasks[t].batch) +
+                                                                          " of kernel " + std::to_string(k) +
+                                                                          " is already covered by task " +
                                                                           std::to_string(o));
                     o = t;
                 }
         }
         for (uint64_t i = 0; i < owner.size(); ++i)
             if (owner[i] < 0)
-                root.fail("kernels[" + std::to_string(k) + "]", "tile (" + std::to_string(i / Nt) + ", " +
-                                                                   std::to_string(i % Nt) + ") is covered by no task");
+                root.fail("kernels[" + std::to_string(k) + "]", "tile (" + std::to_string(i % grid / Nt) + ", " +
+                                                                   std::to_string(i % Nt) + ")" + matrix(i / grid) +
+                                                                   " is covered by no task");
     }
     // Every producer of what a task loads must be a dependency.
     for (uint32_t t = 0; t < tasks.size(); ++t)
@@ -147,8 +152,10 @@ std::string write_kpu(const Program& program) {
                                                 : json{k.tile.tm, k.tile.tn, k.tile.tk}},
                            {"hints", hints_to_json(k.hints)}});
     json tasks = json::array();
-    for (const Task& t : program.tasks)
+    for (const Task& t : program.tasks) {
         tasks.push_back({{"kernel", t.kernel}, {"rows", {t.r0, t.r1}}, {"cols", {t.c0, t.c1}}, {"deps", t.deps}});
+        if (t.batch) tasks.back()["batch"] = t.batch;  // matrix 0 (every unbatched task) is implied
+    }
     json target = {{"config", program.target.config},
                    {"fabric_rows", program.target.fabric_rows},
                    {"fabric_cols", program.target.fabric_cols},
@@ -259,7 +266,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
         }
         // In 64 bits, so that M of 2^32 + 1 tiles does not wrap to 1.
         const uint64_t grid = tiles_within_limit(dims[0], sizes[0]) * tiles_within_limit(dims[1], sizes[1]);
-        if (grid > kMaxCTiles)
+        if (grid * mm.batch > kMaxCTiles)
             k.fail(k.path_of("tile"), "more than " + std::to_string(kMaxCTiles) + " C tiles");
         kernel.hints = read_hints(k, "hints");
         k.finish();
@@ -286,6 +293,14 @@ Program read_kpu(const std::string& text, const std::string& source) {
         if (task.c1 > Nt)
             t.fail(t.path_of("cols"), "tile column " + std::to_string(task.c1 - 1) + " out of range (kernel " +
                                           std::to_string(kernel) + " has " + std::to_string(Nt) + " tile columns)");
+        if (t.has("batch")) {
+            const uint64_t batch = t.uint("batch");
+            if (batch >= mm.batch)
+                t.fail(t.path_of("batch"), "matrix " + std::to_string(batch) + " out of range (kernel " +
+                                               std::to_string(kernel) + " has " + std::to_string(mm.batch) +
+                                               (mm.batch == 1 ? " C matrix)" : " C matrices)"));
+            task.batch = uint32_t(batch);
+        }
         const json& deps = t.array("deps");
         for (size_t d = 0; d < deps.size(); ++d) {
             const std::string path = t.path_of("deps", d);

@@ -120,7 +120,8 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     const bool bias = mm.bias.has_value();
     const uint64_t R = config.fabric.rows, C = config.fabric.cols, T = config.compute_tiles;
     const uint64_t Mt = ceil_div(M, tile.tm), Nt = ceil_div(N, tile.tn), ks = ceil_div(K, tile.tk);
-    const uint64_t Pm = ceil_div(Mt, task_rows), Pn = ceil_div(Nt, task_cols), tasks = Pm * Pn;
+    // A batched matmul has that task grid per C matrix.
+    const uint64_t Pm = ceil_div(Mt, task_rows), Pn = ceil_div(Nt, task_cols), tasks = Pm * Pn * mm.batch;
     const hw::Derived derived = hw::derive(config);
     const double hz = config.clocks.fabric_hz;
     const double dram_per_cycle = derived.dma_bandwidth / hz;
@@ -140,7 +141,8 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     const double onchip = fabric_tiles * double(kLoweredElementBytes) *
                           (double(tile.tm + tile.tn) * double(K) + double(tile.tm) * tile.tn * double(2 * passes - 1));
     const double task_time = std::max({compute, onchip / bm_per_cycle, onchip / st_per_cycle});
-    const uint64_t dram = kLoweredElementBytes * (M * K * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
+    const uint64_t dram =
+        mm.batch * kLoweredElementBytes * (M * K * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
     const double active = double(std::min(tasks, T));
     // The first panel, all of K (also in passes: after each pass the next one's panel waits
     // for the last read of this one's), loaded by every active task at once.
@@ -167,9 +169,10 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
     const MatmulOperands mm = matmul_operands(graph, op);
     const uint64_t M = mm.m, N = mm.n;
     const uint64_t grid = tiles_within_limit(M, config.fabric.rows) * tiles_within_limit(N, config.fabric.cols);
-    if (grid > kMaxCTiles) {
+    if (grid * mm.batch > kMaxCTiles) {
         std::ostringstream msg;
-        msg << "op '" << graph.ops()[op].name << "': C [" << M << ", " << N << "] is more than " << kMaxCTiles
+        msg << "op '" << graph.ops()[op].name << "': C [" << M << ", " << N << "]"
+            << (mm.batch > 1 ? " x " + std::to_string(mm.batch) + " matrices" : "") << " is more than " << kMaxCTiles
             << " tiles of the " << config.fabric.rows << "x" << config.fabric.cols
             << " fabric, more than a kernel may have";
         throw CompileError(msg.str());

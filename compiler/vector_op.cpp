@@ -290,7 +290,7 @@ KernelDims kernel_dims(const Graph& graph, uint32_t op) {
         return {v.rows, v.cols, 1};
     }
     const MatmulOperands mm = matmul_operands(graph, op);
-    return {mm.m, mm.n, mm.k};
+    return {mm.m, mm.n, mm.k, mm.batch};
 }
 
 }  // namespace kpu::compiler

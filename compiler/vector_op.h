@@ -83,12 +83,14 @@ std::string vector_lowering_problem(const Graph& graph, const Op& op);
 /// The op's operands; throws CompileError for an op that does not lower onto the vector engine.
 VectorOperands vector_operands(const Graph& graph, uint32_t op);
 
-/// What a kernel's tile grid spans: a matmul's C is m x n with reduction k; a vector op's
-/// output is rows x cols with k = 1 (its tile is [rows per tile, cols, 1]); a copy op's
-/// grid has a row per copy and its longest copy's rows, k its widest copy's cols
-/// (copy_op.h; its tile is [1, rows per piece, cols per piece]).
+/// What a kernel's tile grid spans: a matmul's C is m x n with reduction k, `batch` times
+/// (a batched matmul's tile grid per C matrix); a vector op's output is rows x cols with
+/// k = 1 (its tile is [rows per tile, cols, 1]); a copy op's grid has a row per copy and its
+/// longest copy's rows, k its widest copy's cols (copy_op.h; its tile is [1, rows per piece,
+/// cols per piece]).
 struct KernelDims {
     uint64_t m = 0, n = 0, k = 0;
+    uint64_t batch = 1;
 };
 KernelDims kernel_dims(const Graph& graph, uint32_t op);
 

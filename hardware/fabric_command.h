@@ -31,7 +31,8 @@ struct MatmulCommand {
     uint32_t ldc = 0;           ///< its row pitch in elements
 };
 
-/// Accumulators -> memory (L1 of the tile) through the epilogue: + bias[n], then activation.
+/// Accumulators -> memory (L1 of the tile) through the epilogue: alpha acc + beta bias[n], then
+/// activation (alpha and beta are Gemm's; 1 leaves the sum and the bias exactly as they are).
 /// GELU is the tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 struct DrainCommand {
     uint64_t c = 0;        ///< device address in L1
@@ -40,6 +41,8 @@ struct DrainCommand {
     bool has_bias = false;
     uint64_t bias = 0;     ///< n fp32 values in L1 when has_bias
     Activation activation = Activation::None;
+    float alpha = 1.0f;    ///< scales the accumulators
+    float beta = 1.0f;     ///< scales the bias
 };
 
 }  // namespace kpu::hw

@@ -172,7 +172,8 @@ bool SystolicFabric::execute_drain(const hw::DrainCommand& c) {
     for (uint32_t i = 0; i < c.m; ++i) {
         const float* row = acc_.data() + size_t(i) * c.n;
         for (uint32_t j = 0; j < c.n; ++j) {
-            float v = row[j] + (c.has_bias ? bias[j] : 0.0f);
+            const float sum = c.alpha == 1.0f ? row[j] : c.alpha * row[j];
+            float v = sum + (!c.has_bias ? 0.0f : c.beta == 1.0f ? bias[j] : c.beta * bias[j]);
             if (c.activation == hw::Activation::Relu) v = v > 0 ? v : 0;
             if (c.activation == hw::Activation::Gelu) v = gelu(v);
             out_[j] = v;

@@ -138,13 +138,17 @@ void accumulate(const Operand& a, const Operand& b, const std::vector<Pass>& pas
     }
 }
 
-/// Whether `op` is a matmul the fabric's drain executes (the fused form, a rank-2 MatMul, a
-/// Gemm that is one plus a bias row): those take the blocked loops above.
+/// Whether `op` is one row-major matmul the fabric's drain executes (the fused form, a MatMul
+/// with one B matrix, an untransposed, unscaled Gemm plus a bias row): those take the blocked
+/// loops above.
 bool on_the_fabric(const compiler::Graph& graph, const compiler::Op& op) {
     if (op.kind == "matmul") return true;
     if (op.kind != "MatMul" && op.kind != "Gemm") return false;
     const compiler::OpSchema& schema = compiler::schema_of(op);
-    return schema.lowering_problem && schema.lowering_problem(graph, op).empty();
+    if (!schema.lowering_problem || !schema.lowering_problem(graph, op).empty()) return false;
+    // Batched and transposed ones are not one row-major m x n x k: reference_ops.cpp's loops.
+    const compiler::MatmulOperands mm = compiler::matmul_operands(graph, op);
+    return mm.batch == 1 && !mm.trans_a && !mm.trans_b && mm.alpha == 1.0f && mm.beta == 1.0f;
 }
 
 /// Any other op: its reference in reference_ops.cpp on copies of its operands, in double.

@@ -1,5 +1,6 @@
 #include "compiler/ops/matmul.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "compiler/compile_error.h"
@@ -72,10 +73,8 @@ void infer_matmul(InferContext& c) {
 }
 
 std::string matmul_lowering(const Graph& g, const Op& op) {
-    for (size_t i = 0; i < 2; ++i)
-        if (g.tensor(op.inputs[i]).shape.size() != 2)
-            return std::string(i ? "B" : "A") + " of rank " + std::to_string(g.tensor(op.inputs[i]).shape.size()) +
-                   " (batched matmul) not yet supported";
+    // B [K] would be a column of C's rows: neither its view nor C's is a matrix of rows.
+    if (g.tensor(op.inputs[1]).shape.size() == 1) return "B of rank 1 not yet supported";
     return "";
 }
 
@@ -98,18 +97,14 @@ void infer_gemm(InferContext& c) {
     c.output(0, {m, n}, c.dtype(0));
 }
 
+/// A float attribute's value (a JSON integer reads as int64).
+double number(const AttrValue& v) {
+    return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
+}
+
 std::string gemm_lowering(const Graph& g, const Op& op) {
-    const OpSchema& schema = schema_of(op);
-    const auto get = [&](const char* name) { return *attribute_of(op, schema, name); };
-    const auto as_double = [](const AttrValue& v) {
-        return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
-    };
-    for (const char* name : {"transA", "transB"})
-        if (std::get<int64_t>(get(name)) != 0)
-            return std::string(name) + " = " + attr_string(get(name)) + " not yet supported";
-    if (as_double(get("alpha")) != 1.0) return "alpha = " + attr_string(get("alpha")) + " not yet supported";
+    // alpha and beta scale the sum and the bias row in the drain (MatmulOperands).
     const bool has_c = op.inputs.size() > 2 && op.inputs[2] != kNoTensor;
-    if (has_c && as_double(get("beta")) != 1.0) return "beta = " + attr_string(get("beta")) + " not yet supported";
     if (has_c) {
         const Tensor& bias = g.tensor(op.inputs[2]);
         const uint64_t n = g.tensor(op.outputs[0]).shape[1];
@@ -118,6 +113,36 @@ std::string gemm_lowering(const Graph& g, const Op& op) {
                    "])";
     }
     return "";
+}
+
+/// A MatMul's batch: C's batch dims and each operand's matrix steps along them. B with one
+/// matrix (a shared weight) folds A's batch into m: one tall matmul over A's 2D view.
+void batch_operands(const Graph& graph, MatmulOperands& out) {
+    std::vector<uint64_t> a = graph.tensor(out.a).shape;  // a rank-1 A is [1, K]
+    const std::vector<uint64_t>& b = graph.tensor(out.b).shape;
+    if (a.size() == 1) a.insert(a.begin(), 1);
+    const std::vector<uint64_t> a_batch(a.begin(), a.end() - 2), b_batch(b.begin(), b.end() - 2);
+    uint64_t b_matrices = 1;
+    for (uint64_t d : b_batch) b_matrices *= d;
+    if (b_matrices == 1) {
+        out.m = graph.tensor(out.a).elements() / out.k;
+        return;
+    }
+    const size_t rank = std::max(a_batch.size(), b_batch.size());
+    out.batch_rank = uint32_t(rank);
+    // Right-aligned; an operand's step along a dim is its matrices per index there.
+    uint64_t a_stride = 1, b_stride = 1;
+    for (size_t d = rank; d-- > 0;) {
+        const size_t from_right = rank - 1 - d;
+        const uint64_t x = from_right < a_batch.size() ? a_batch[a_batch.size() - 1 - from_right] : 1;
+        const uint64_t y = from_right < b_batch.size() ? b_batch[b_batch.size() - 1 - from_right] : 1;
+        out.batch_shape[d] = std::max(x, y);
+        out.a_step[d] = x == 1 ? 0 : a_stride;
+        out.b_step[d] = y == 1 ? 0 : b_stride;
+        a_stride *= x;
+        b_stride *= y;
+        out.batch *= out.batch_shape[d];
+    }
 }
 
 }  // namespace
@@ -132,9 +157,25 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op) {
     if (fused)  // validated by check(); read directly: the tiler and binder ask for this often
         if (const auto it = op.attributes.find("activation"); it != op.attributes.end())
             parse_activation(std::get<std::string>(it->second), out.activation);
-    out.m = graph.tensor(out.a).shape.at(0);
-    out.k = graph.tensor(out.a).shape.at(1);
-    out.n = graph.tensor(out.b).shape.at(1);
+    const std::vector<uint64_t>& a = graph.tensor(out.a).shape;
+    const std::vector<uint64_t>& b = graph.tensor(out.b).shape;
+    if (op.kind == "MatMul") {
+        out.k = a.back();
+        out.m = a.size() == 1 ? 1 : a[a.size() - 2];
+        out.n = b.back();
+        batch_operands(graph, out);
+        return out;
+    }
+    if (op.kind == "Gemm") {
+        const OpSchema& schema = schema_of(op);
+        const auto flag = [&](const char* name) { return std::get<int64_t>(*attribute_of(op, schema, name)) != 0; };
+        out.trans_a = flag("transA"), out.trans_b = flag("transB");
+        out.alpha = float(number(*attribute_of(op, schema, "alpha")));
+        out.beta = float(number(*attribute_of(op, schema, "beta")));
+    }
+    out.m = a.at(out.trans_a ? 1 : 0);
+    out.k = a.at(out.trans_a ? 0 : 1);
+    out.n = b.at(out.trans_b ? 0 : 1);
     return out;
 }
 

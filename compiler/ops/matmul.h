@@ -1,8 +1,10 @@
 // The matmul family: "matmul" (our fused C = activation(A @ B (+ bias)), what the fabric's
 // drain executes and what the tiler, DFX and binder lower), ONNX's MatMul (numpy batch
-// broadcasting; lowers at rank 2) and Gemm (lowers when it is a matmul plus a bias row).
+// broadcasting: one matmul per C matrix, or one tall one when B is shared) and Gemm (either
+// operand transposed, alpha and beta, plus a bias row).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,13 +13,36 @@
 
 namespace kpu::compiler {
 
-/// A lowerable matmul-family op as the tiler sees it: C[M,N] = activation(A[M,K] @ B[K,N]
-/// (+ bias[N])), row-major.
+/// A lowerable matmul-family op as the tiler sees it: `batch` times C[M,N] = activation(A[M,K]
+/// @ B[K,N] (+ bias[N])), row-major. Each operand is seen in its 2D view (a tensor of rank 2 or
+/// more as rows of its last dim, a smaller one as one row); matrix t of an operand starts at
+/// row a_row(t) / b_row(t) / c_row(t) of its view. A transposed operand is stored transposed
+/// (A as [K, M], B as [N, K]): its regions are read in that layout and transposed on chip.
 struct MatmulOperands {
     uint32_t a = 0, b = 0, c = 0;   ///< tensor indices
     std::optional<uint32_t> bias;   ///< tensor index of bias[N]
     Activation activation = Activation::None;
-    uint64_t m = 0, n = 0, k = 0;   ///< the dimensions
+    uint64_t m = 0, n = 0, k = 0;   ///< the dimensions of one matrix
+    uint64_t batch = 1;             ///< C matrices (MatMul's batch dims; 1 when B is shared and A's fold into m)
+    bool trans_a = false;           ///< A stored as [K, M] (Gemm's transA)
+    bool trans_b = false;           ///< B stored as [N, K] (Gemm's transB)
+    float alpha = 1.0f;             ///< Gemm's alpha: C = alpha A @ B + beta bias
+    float beta = 1.0f;              ///< Gemm's beta
+    uint32_t batch_rank = 0;        ///< batch dims of C (0: one matrix)
+    std::array<uint64_t, kMaxRank> batch_shape{};  ///< C's batch dims, outermost first
+    std::array<uint64_t, kMaxRank> a_step{}, b_step{};  ///< matrices of A / B one step along each skips (0: broadcast)
+
+    /// First row of A's / B's / C's matrix for C matrix `t`, in the operand's 2D view.
+    uint64_t a_row(uint64_t t) const { return matrix_index(t, a_step) * (trans_a ? k : m); }
+    uint64_t b_row(uint64_t t) const { return matrix_index(t, b_step) * (trans_b ? n : k); }
+    uint64_t c_row(uint64_t t) const { return t * m; }
+
+private:
+    uint64_t matrix_index(uint64_t t, const std::array<uint64_t, kMaxRank>& step) const {
+        uint64_t index = 0;
+        for (uint32_t d = batch_rank; d-- > 0; t /= batch_shape[d]) index += t % batch_shape[d] * step[d];
+        return index;
+    }
 };
 
 /// Op `op` of a checked graph as a matmul; throws CompileError for an op that does not lower

@@ -48,7 +48,9 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
             << op.b.slot << "] m=" << op.m << " n=" << op.n << " k=" << op.k << (op.accumulate ? " accumulate" : "");
     else if (op.kind == DfxOpKind::Drain)
         out << " -> " << to_string(op.c.buffer) << "[" << op.c.slot << "] m=" << op.m << " n=" << op.n
-            << (op.has_bias ? " +bias" : "") << " " << to_string(op.activation);
+            << (op.alpha != 1.0f ? " alpha=" + std::to_string(op.alpha) : "") << (op.has_bias ? " +bias" : "")
+            << (op.has_bias && op.beta != 1.0f ? " beta=" + std::to_string(op.beta) : "") << " "
+            << to_string(op.activation);
     else if (op.kind == DfxOpKind::Vector)
         out << " " << to_string(op.a.buffer) << "[" << op.a.slot << "]"
             << (op.has_b ? std::string(" ") + to_string(op.b.buffer) + "[" + std::to_string(op.b.slot) + "]" : "")
@@ -108,14 +110,15 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
         const uint64_t M = op.m, N = op.n, K = op.k;
         out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape) << " = "
             << (op.activation != Activation::None ? std::string(to_string(op.activation)) + "(" : "")
-            << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << " @ " << g.tensor(op.b).name
-            << shape_string(g.tensor(op.b).shape) << (op.bias ? " + " + g.tensor(*op.bias).name : "")
+            << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << (op.trans_a ? "^T" : "") << " @ "
+            << g.tensor(op.b).name << shape_string(g.tensor(op.b).shape) << (op.trans_b ? "^T" : "") << (op.bias ? " + " + g.tensor(*op.bias).name : "")
             << (op.activation != Activation::None ? ")" : "") << "\n";
         uint32_t tasks = 0;
         for (const Task& t : p.tasks) tasks += t.kernel == k;
         out << "  dataflow " << to_string(kr.dataflow) << ", tiles " << kr.tile.tm << "x" << kr.tile.tn << "x"
             << kr.tile.tk << ", tile grid " << tile_count(M, kr.tile.tm) << "x" << tile_count(N, kr.tile.tn) << "x"
-            << tile_count(K, kr.tile.tk) << ", " << tasks << " tasks";
+            << tile_count(K, kr.tile.tk) << (op.batch > 1 ? " per matrix, " + std::to_string(op.batch) + " matrices" : "")
+            << ", " << tasks << " tasks";
         if (kr.tile.kc)
             out << ", K in " << tile_count(K, kr.tile.kc) << " passes of " << kr.tile.kc;
         out << "\n";

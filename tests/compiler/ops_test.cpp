@@ -231,10 +231,10 @@ TEST(OpLowering, CompileListsEveryOpThatDoesNotLowerYet) {
               "graph: Unsupported operators: Clip (c1: input 'min' ('lo') without an inline value not yet supported "
               "(only a constant bound)), LayerNormalization (ln1: axis = 0 not yet supported (only the last axis (1)))");
     const std::string gemm = R"({"tensors": [{"name": "a", "shape": [4, 8]}, {"name": "b", "shape": [8, 8]},
-        {"name": "y"}], "ops": [{"op": "Gemm", "name": "g", "inputs": ["a", "b"], "outputs": ["y"],
-        "attributes": {"transB": 1, "alpha": 0.5}}]})";
+        {"name": "c", "shape": [4, 8]}, {"name": "y"}], "ops": [{"op": "Gemm", "name": "g", "inputs": ["a", "b", "c"],
+        "outputs": ["y"], "attributes": {"transB": 1, "alpha": 0.5}}]})";
     EXPECT_EQ(test::error_of([&] { compile(parse_graph(gemm, "t.json"), test::config("minimal")); }),
-              "graph: Unsupported operators: Gemm (g: transB = 1 not yet supported)");
+              "graph: Unsupported operators: Gemm (g: C of shape [4, 8] not yet supported (only [N] = [8]))");
     const std::string int8 = R"({"op": "matmul", "A": {"shape": [2, 2], "dtype": "int8"},
         "B": {"shape": [2, 2], "dtype": "int8"}, "C": {"shape": [2, 2], "dtype": "int8"}})";
     EXPECT_EQ(test::error_of([&] { compile(parse_graph(int8, "t.json"), test::config("minimal")); }),
