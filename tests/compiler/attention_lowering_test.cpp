@@ -81,8 +81,11 @@ TEST(AttentionLowering, EachPieceStartsItsCausalDiagonalAtItsRowInTheMatrix) {
         row_of[op.id] = op.row;
     });
     EXPECT_EQ(covered, 21u);
-    for (const BoundOp& op : bind(p, config).ops)
-        if (op.kind == BoundOp::Kind::Vector) EXPECT_EQ(op.vector.causal_offset, int64_t(row_of.at(op.dfx_op) % 7));
+    for (const BoundOp& op : bind(p, config).ops) {
+        if (op.kind == BoundOp::Kind::Vector) {
+            EXPECT_EQ(op.vector.causal_offset, int64_t(row_of.at(op.dfx_op) % 7));
+        }
+    }
 }
 
 /// The kinds and output shapes of a graph's ops, in order: "Transpose [1, 2, 8, 7]".

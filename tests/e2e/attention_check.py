@@ -53,4 +53,56 @@ for config in ("edge", "t64"):
                                                                  if mask_shape else "") + ("_causal" if causal else "")
         check.run(g, config, i, f, name, "y")
 
+
+
+def attention_case(b, hq, hkv, sq, skv, e, ev, mask_shape, causal, four, scale=None):
+    """ONNX Attention: 4-D Q [B, Hq, Sq, E] or 3-D Q [B, Sq, Hq*E] (K, V alike), query head h
+    on key/value head h / (Hq / Hkv)."""
+    qs, ks, vs = ((b, hq, sq, e), (b, hkv, skv, e), (b, hkv, skv, ev)) if four else \
+        ((b, sq, hq * e), (b, skv, hkv * e), (b, skv, hkv * ev))
+    tensors = [tensor("q", qs, "input"), tensor("k", ks, "input"), tensor("v", vs, "input")]
+    inputs = {"q": rng.standard_normal(qs), "k": rng.standard_normal(ks), "v": rng.standard_normal(vs)}
+    names = ["q", "k", "v"]
+    if mask_shape is not None:
+        tensors.append(tensor("mask", mask_shape, "input"))
+        inputs["mask"] = rng.standard_normal(mask_shape)
+        names.append("mask")
+    tensors.append(tensor("y", None, "output"))
+    attributes = {"is_causal": int(causal)}
+    if not four:
+        attributes.update(q_num_heads=hq, kv_num_heads=hkv)
+    if scale is not None:
+        attributes["scale"] = scale
+    graph = {"tensors": tensors, "ops": [op("Attention", "att", names, ["y"], **attributes)]}
+
+    def want(t):
+        def heads(x, h, size):  # -> [B, H, S, size]
+            return x if four else x.reshape(b, -1, h, size).transpose(0, 2, 1, 3)
+        q, k, v = heads(t["q"], hq, e), heads(t["k"], hkv, e), heads(t["v"], hkv, ev)
+        k, v = np.repeat(k, hq // hkv, axis=1), np.repeat(v, hq // hkv, axis=1)
+        s = q @ k.transpose(0, 1, 3, 2) * (scale if scale is not None else 1 / np.sqrt(e))
+        if mask_shape is not None:
+            s = s + t["mask"]
+        if causal:
+            s = s + causal_mask(sq, skv)
+        y = softmax(s) @ v
+        return y if four else y.transpose(0, 2, 1, 3).reshape(b, sq, hq * ev)
+    return graph, inputs, want
+
+
+for config in ("edge", "t64"):
+    # A causal attention whose sequence (67) is a multiple of no tile; grouped heads; masks
+    # per query, per batch (padding) and per head; the 3-D form with and without groups.
+    for args in ((1, 4, 4, 67, 67, 16, 16, None, True, True), (2, 4, 2, 19, 23, 8, 5, (19, 23), False, True),
+                 (2, 6, 3, 13, 13, 8, 8, (2, 1, 1, 13), True, True), (1, 3, 1, 7, 11, 4, 6, (3, 7, 11), False, True),
+                 (2, 4, 4, 29, 29, 16, 16, None, True, False), (1, 6, 2, 9, 17, 8, 4, (9, 17), False, False),
+                 (1, 2, 2, 1, 31, 8, 8, None, False, True)):
+        g, i, f = attention_case(*args)
+        b, hq, hkv, sq, skv, e, ev, mask, causal, four = args
+        name = (f"attention_{'4d' if four else '3d'}_b{b}_h{hq}x{hkv}_s{sq}x{skv}_e{e}x{ev}" +
+                ("_mask" + "x".join(map(str, mask)) if mask else "") + ("_causal" if causal else ""))
+        check.run(g, config, i, f, name, "y")
+    g, i, f = attention_case(1, 2, 2, 5, 5, 8, 8, None, False, True, scale=0.3)
+    check.run(g, config, i, f, "attention_4d_scale0.3", "y")
+
 check.finish()
