@@ -25,7 +25,7 @@ uint32_t Expansion::add(const std::string& kind, const std::string& part, std::v
     return out;
 }
 
-uint32_t Expansion::reshape(const std::string& part, uint32_t x, const std::vector<uint64_t>& shape, uint32_t out) {
+uint32_t Expansion::reshape(const std::string& part, uint32_t x, std::vector<uint64_t> shape, uint32_t out) {
     return add("Reshape", part, {x, ints(part + "_shape", {shape.begin(), shape.end()})}, out);
 }
 

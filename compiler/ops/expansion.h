@@ -25,7 +25,8 @@ public:
     uint32_t add(const std::string& kind, const std::string& part, std::vector<uint32_t> inputs, uint32_t out,
                  std::map<std::string, AttrValue> attributes = {});
     /// x viewed as `shape` (a Reshape), into `out` or a new tensor.
-    uint32_t reshape(const std::string& part, uint32_t x, const std::vector<uint64_t>& shape, uint32_t out = kNoTensor);
+    /// (`shape` by value: a caller may pass a tensor's shape, which adding tensors moves.)
+    uint32_t reshape(const std::string& part, uint32_t x, std::vector<uint64_t> shape, uint32_t out = kNoTensor);
     /// x's axes permuted (a Transpose), into `out` or a new tensor.
     uint32_t transpose(const std::string& part, uint32_t x, std::vector<int64_t> perm, uint32_t out = kNoTensor);
 
