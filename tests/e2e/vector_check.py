@@ -15,40 +15,12 @@ import sys
 
 import numpy as np
 
-from kpu_run import compile_and_simulate
+from kpu_run import Checker, op, tensor
 
 bin_dir, source_dir, work = sys.argv[1:4]
-os.makedirs(work, exist_ok=True)
 rng = np.random.default_rng(29)
-failures = 0
-cases = 0
-TOLERANCE = 1e-5
-
-
-def run(graph, config, inputs, expected_fn, name, output):
-    global failures, cases
-    cases += 1
-    got = compile_and_simulate(bin_dir, source_dir, os.path.join(work, name + "_" + config), graph, config, inputs, output,
-                               check=True)
-    want = expected_fn({k: v.astype(np.float32).astype(np.float64) for k, v in inputs.items()})
-    err = np.abs(got.astype(np.float64) - want).max() / max(np.abs(want).max(), 1.0)
-    ok = got.shape == want.shape and err < TOLERANCE
-    print(f"{name} on {config}: shape {got.shape}, max error / max(|ref|, 1) = {err:.3g} -> {'ok' if ok else 'FAIL'}")
-    failures += 0 if ok else 1
-
-
-def tensor(name, shape, role):
-    t = {"name": name, "dtype": "float32", "role": role}
-    if shape is not None:
-        t["shape"] = shape
-    return t
-
-
-def op(kind, name, inputs, outputs, **attributes):
-    o = {"op": kind, "name": name, "inputs": inputs, "outputs": outputs}
-    if attributes:
-        o["attributes"] = attributes
-    return o
+check = Checker(bin_dir, source_dir, work, tolerance=1e-5)
+run = check.run
 
 
 erf = np.vectorize(math.erf)
@@ -392,5 +364,4 @@ for config in ("edge", "t64"):
     run(block, config, block_inputs,
         lambda t: layer_norm(gelu(t["x"] @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"] + t["x"], t["gamma"], t["beta"]),
         "ffn_block", "y")
-print(f"{cases - failures} passed, {failures} failed")
-sys.exit(1 if failures else 0)
+check.finish()
