@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/layout_pass.h"
 #include "compiler/long_rows.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
@@ -78,8 +79,12 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     // a graph built in C++ may not have been, and tiling an unchecked one reads shapes and
     // roles that are not there.
     program.graph.check("graph");
+    // Composites (Attention, ops over other axes) become their parts and layout conversions
+    // stay only where needed before the check for what lowers: an op may lower only in the
+    // layout the pass gives it (a per-channel Add between two convolutions, in NHWC).
+    program.graph = expand_composites(program.graph, "graph");
+    program.graph = sink_transposes(program.graph);
     require_lowerable(program.graph, "graph");
-    program.graph = expand_composites(program.graph, "graph");  // Attention: its matmuls and softmax
     program.graph = split_long_rows(program.graph, target);
     const Graph& graph = program.graph;
     program.target = target_of(target);

@@ -264,6 +264,11 @@ uint64_t b_elements(const VectorOperands& op, uint64_t tm, uint64_t first, uint6
     return piece_count(op, tm, first, end) * op.cols;
 }
 
+bool is_elementwise_op(const Op& op) {
+    const auto it = functions().find(op.kind);
+    return it != functions().end() && hw::traits_of(it->second).shape == hw::VectorShape::Elementwise;
+}
+
 bool is_vector_op(const Op& op) { return functions().count(op.kind) != 0 || op.kind == "Transpose"; }
 
 std::string vector_lowering_problem(const Graph& graph, const Op& op) {

@@ -73,6 +73,9 @@ uint64_t piece_count(const VectorOperands& op, uint64_t tm, uint64_t first, uint
 /// Elements of b that a task over rows [first, end) in row tiles of `tm` reads.
 uint64_t b_elements(const VectorOperands& op, uint64_t tm, uint64_t first, uint64_t end);
 
+/// Whether `op` is elementwise (y[i] from the inputs' elements at i, after broadcasting).
+bool is_elementwise_op(const Op& op);
+
 /// Whether `op` is of a kind that lowers onto the vector engine (whether this instance does:
 /// vector_lowering_problem()).
 bool is_vector_op(const Op& op);

@@ -89,9 +89,10 @@ void infer_masked_softmax(InferContext& c) {
 /// [B, Hq, Sq, Skv], scale, mask, causal) on the vector engine, Y = P @ V. The 3-D form
 /// splits the heads first (Reshape, Transpose [0, 2, 1, 3]) and merges them after.
 bool expand_attention(Graph& g, const Op& op, std::vector<Op>& ops) {
-    Expansion x(g, op, ops);
     const OpSchema& schema = schema_of(op);
     const auto attr = [&](const char* name) { return attribute_of(op, schema, name); };
+    if (attr_number(*attr("softcap")) != 0) return false;  // not taken: attention_lowering names it
+    Expansion x(g, op, ops);
     const std::vector<uint64_t> qs = g.tensor(op.inputs[0]).shape, ks = g.tensor(op.inputs[1]).shape,
                                 vs = g.tensor(op.inputs[2]).shape;
     const bool four = qs.size() == 4;

@@ -171,12 +171,7 @@ void require_lowerable(const Graph& graph, const std::string& source) {
     if (!list.empty()) throw CompileError(source + ": Unsupported operators: " + list);
 }
 
-namespace {
-
-/// The graph of `ops` over the tensors of `scratch` they use (an expansion leaves a
-/// composite's compile-time inputs unread), in their order, checked; with `alone` their
-/// roles are inferred again (ops taken out of their graph).
-Graph used_part(const Graph& scratch, std::vector<Op> ops, const std::string& source, bool alone = false) {
+Graph used_part(const Graph& scratch, std::vector<Op> ops, const std::string& source, bool alone) {
     std::vector<uint32_t> index(scratch.tensors().size(), kNoTensor);
     for (const Op& op : ops)
         for (const std::vector<uint32_t>* list : {&op.inputs, &op.outputs})
@@ -198,8 +193,6 @@ Graph used_part(const Graph& scratch, std::vector<Op> ops, const std::string& so
     out.check(source);
     return out;
 }
-
-}  // namespace
 
 Graph rewrite_ops(const Graph& graph, const std::function<bool(Graph&, const Op&, std::vector<Op>&)>& rewrite,
                   const std::string& source) {

@@ -118,6 +118,11 @@ bool is_compile_time_value(const Graph& graph, uint32_t t);
 /// Whether the op is a view (OpSchema::view): it lowers as an alias, with no kernel.
 bool is_view_op(const Op& op);
 
+/// The graph of `ops` over the tensors of `scratch` they use (a rewrite leaves some unread,
+/// such as a composite's compile-time inputs), in their order, checked (`source` prefixes its
+/// messages); with `alone` their roles are inferred again (ops taken out of their graph).
+Graph used_part(const Graph& scratch, std::vector<Op> ops, const std::string& source, bool alone = false);
+
 /// The checked graph with the ops for which `rewrite` returns true replaced by those it
 /// appended (and the tensors it added to the graph it is given), less the tensors no op
 /// uses any more, checked again (`source` prefixes its messages); the graph itself when

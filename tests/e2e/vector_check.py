@@ -329,6 +329,23 @@ for config in ("edge", "t64"):
                  op("Transpose", "t2", ["s"], ["y"], perm=[2, 1, 0])]}
     i = {"x": rng.standard_normal((6, 5, 7)), "b": rng.standard_normal((5, 6, 7))}
     run(g, config, i, lambda t: (t["x"].transpose(1, 0, 2) + t["b"]).transpose(2, 1, 0), "transpose_add_transpose", "y")
+    # Two channel mixes in NHWC with a Relu and a per-channel bias between them in NCHW: the
+    # layout pass (compiler/layout_pass.h) runs those in NHWC and cancels the inner Transposes.
+    g = {"tensors": [tensor("x", [2, 3, 5, 7], "input"), tensor("w1", [3, 4], "constant"), tensor("b", [4, 1, 1], "constant"),
+                     tensor("w2", [4, 2], "constant")] +
+                    [tensor(n, None, "intermediate") for n in ("xt", "m", "mc", "r", "a", "at", "m2")] +
+                    [tensor("y", None, "output")],
+         "ops": [op("Transpose", "in", ["x"], ["xt"], perm=[0, 2, 3, 1]), op("MatMul", "mm1", ["xt", "w1"], ["m"]),
+                 op("Transpose", "out1", ["m"], ["mc"], perm=[0, 3, 1, 2]), op("Relu", "relu", ["mc"], ["r"]),
+                 op("Add", "bias", ["r", "b"], ["a"]), op("Transpose", "in2", ["a"], ["at"], perm=[0, 2, 3, 1]),
+                 op("MatMul", "mm2", ["at", "w2"], ["m2"]), op("Transpose", "out2", ["m2"], ["y"], perm=[0, 3, 1, 2])]}
+    i = {"x": rng.standard_normal((2, 3, 5, 7)), "w1": rng.standard_normal((3, 4)), "b": rng.standard_normal((4, 1, 1)),
+         "w2": rng.standard_normal((4, 2))}
+
+    def nhwc_chain(t):
+        a = np.maximum(np.einsum("nchw,cd->ndhw", t["x"], t["w1"]), 0) + t["b"]
+        return np.einsum("nchw,cd->ndhw", a, t["w2"])
+    run(g, config, i, nhwc_chain, "layout_pass_nhwc_chain", "y")
 # Attention heads as BERT and GPT-2 split and merge them: a projection viewed as [1, S, H, E],
 # Transpose [0, 2, 1, 3] to heads, a softmax per head row, back and viewed as [S, H E] for the
 # output projection; K^T per head (Transpose [0, 2, 3, 1]) beside it.
