@@ -88,8 +88,13 @@ struct Program {
     std::vector<Kernel> kernels;  ///< one per graph op, same order
     std::vector<Task> tasks;      ///< in dependency order
     Hints hints;                  ///< sum over kernels
+    /// The directory of the constants' values (<tensor>.npy), beside the .kpu (a file name,
+    /// relative to the .kpu's directory); "" for none. kpu-compile writes it for an ONNX
+    /// model's weights; kpu-sim reads from it the constants --inputs does not give.
+    std::string weights;
     bool operator==(const Program& o) const {
-        return graph == o.graph && target == o.target && kernels == o.kernels && tasks == o.tasks && hints == o.hints;
+        return graph == o.graph && target == o.target && kernels == o.kernels && tasks == o.tasks && hints == o.hints &&
+               weights == o.weights;
     }
 };
 

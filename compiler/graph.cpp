@@ -185,4 +185,16 @@ void Graph::check(const std::string& source) {
     }
 }
 
+std::string derived_tensor_name(const Graph& graph, const std::string& op, const std::string& part) {
+    std::string base;
+    for (const char c : op + "." + part) {
+        const bool separator = c == '/' || c == '\\';
+        if (!separator) base += c;
+        else if (!base.empty() && base.back() != '.') base += '.';
+    }
+    std::string out = base;
+    for (int i = 1; graph.find_tensor(out); ++i) out = base + "_" + std::to_string(i);
+    return out;
+}
+
 }  // namespace kpu::compiler

@@ -134,6 +134,11 @@ std::string shape_string(const std::vector<uint64_t>& shape);
 /// needs its slashes replaced).
 std::string tensor_name_problem(const std::string& name);
 
+/// The name of a tensor a compiler pass adds to `graph` for op `op`: "<op>.<part>", each '/'
+/// or '\\' of the op's name (an ONNX node name is often a path, "/attn/Softmax") made '.', no
+/// leading '.', and "_<n>" after it if the graph has a tensor of that name already.
+std::string derived_tensor_name(const Graph& graph, const std::string& op, const std::string& part);
+
 /// The largest tensor a graph may have: DRAM's address window on any config (1 TiB).
 constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 40;
 

@@ -168,6 +168,7 @@ std::string write_kpu(const Program& program) {
                  {"kernels", std::move(kernels)},
                  {"tasks", std::move(tasks)},
                  {"hints", hints_to_json(program.hints)}};
+    if (!program.weights.empty()) root["weights"] = program.weights;
     return root.dump(1) + "\n";
 }
 
@@ -314,6 +315,11 @@ Program read_kpu(const std::string& text, const std::string& source) {
         program.tasks.push_back(std::move(task));
     }
     program.hints = read_hints(f, "hints");
+    if (f.has("weights")) {
+        program.weights = f.string("weights");
+        if (const std::string problem = tensor_name_problem(program.weights); !problem.empty())
+            f.fail("weights", "must be a directory name beside the .kpu: " + problem);
+    }
     f.finish();
 
     check_tasks(f, program);

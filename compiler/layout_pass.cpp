@@ -1,6 +1,7 @@
 #include "compiler/layout_pass.h"
 
 #include <map>
+#include <set>
 
 #include "compiler/copy_op.h"
 #include "compiler/ops/op_schema.h"
@@ -21,7 +22,7 @@ Op view(Graph& g, const std::string& name, uint32_t in, uint32_t out) {
     Op op;
     op.name = name;
     op.kind = "Reshape";
-    op.inputs = {in, shape_tensor(g, name + "_shape", g.tensor(out).shape)};
+    op.inputs = {in, shape_tensor(g, derived_tensor_name(g, name, "shape"), g.tensor(out).shape)};
     op.outputs = {out};
     return op;
 }
@@ -104,7 +105,7 @@ private:
 
     bool sink(uint32_t i) {
         const Op& op = g_.ops()[i];
-        if (!is_elementwise_op(op)) return false;
+        if (!is_elementwise_op(op) || kept_.count(op.name)) return false;
         const std::vector<uint64_t>& shape = g_.tensor(op.outputs[0]).shape;
         std::vector<int64_t> perm;
         std::map<uint32_t, uint32_t> reads;  // per transposed input, how often op reads it
@@ -130,12 +131,12 @@ private:
             }
             const std::vector<uint64_t> seen = before_transpose(g_.tensor(t).shape, perm);
             if (seen.empty()) return false;
-            const uint32_t v = scratch.add_tensor(Tensor(g_.tensor(t).name + "." + moved.name, seen));
+            const uint32_t v = scratch.add_tensor(Tensor(derived_tensor_name(scratch, moved.name, g_.tensor(t).name), seen));
             views.push_back(view(scratch, moved.name + "." + g_.tensor(t).name, t, v));
             t = v;
         }
         const uint32_t y = moved.outputs[0];
-        moved.outputs[0] = scratch.add_tensor(Tensor(op.name + ".relaid", {}));
+        moved.outputs[0] = scratch.add_tensor(Tensor(derived_tensor_name(scratch, op.name, "relaid"), {}));
         Op back;
         back.name = op.name + ".transpose";
         back.kind = "Transpose";
@@ -153,13 +154,23 @@ private:
             ops.push_back(moved);
             ops.push_back(back);
         }
+        // Only where the op still lowers in the other layout (a per-channel [C, 1, 1] becomes a
+        // row there, but a [3, 4, 1] column may become a [3, 1, 4] that is neither).
+        const bool lowered = vector_lowering_problem(g_, op).empty();
+        Graph before = g_;
         replace(std::move(ops), scratch);
-        return true;
+        const std::optional<uint32_t> at = g_.find_op(moved.name);
+        if (lowered && at && !vector_lowering_problem(g_, g_.ops()[*at]).empty()) {
+            kept_.insert(before.ops()[i].name);
+            g_ = std::move(before);
+        }
+        return true;  // changed, or the op marked to stay: look again
     }
 
     Graph g_;
     std::map<uint32_t, uint32_t> producer_;  ///< tensor -> the op writing it
     std::map<uint32_t, uint32_t> readers_;   ///< tensor -> how many inputs read it
+    std::set<std::string> kept_;             ///< ops that lower only where they are
 };
 
 }  // namespace

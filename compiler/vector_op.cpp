@@ -209,13 +209,19 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
             break;
         default: break;
     }
+    // A commutative op whose A broadcasts and B does not (torch exports Add(bias, x)) takes
+    // them the other way round.
+    const bool commutative = c.function == VectorFunction::Add || c.function == VectorFunction::Mul ||
+                             c.function == VectorFunction::Max || c.function == VectorFunction::Min;
+    const bool swapped = commutative && g.tensor(out.a).shape != shape && g.tensor(op.inputs.at(1)).shape == shape;
+    if (swapped) out.a = op.inputs.at(1);
     if (g.tensor(out.a).shape != shape) {
         problem = "input '" + schema.input_name(0) + "' of shape " + shape_string(g.tensor(out.a).shape) +
                   " broadcast to " + shape_string(shape) + " not yet supported";
         return out;
     }
     if (hw::traits_of(c.function).needs_b) {
-        out.b = op.inputs.at(1);
+        out.b = op.inputs.at(swapped ? 0 : 1);
         c.has_b = true;
         const std::vector<uint64_t>& bs = g.tensor(*out.b).shape;
         std::vector<uint64_t> column = shape;
@@ -231,7 +237,7 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
         else if (bs == column)
             out.b_broadcast = hw::Broadcast::Column;
         else
-            problem = "input '" + schema.input_name(1) + "' of shape " + shape_string(bs) + " broadcast to " +
+            problem = "input '" + schema.input_name(swapped ? 0 : 1) + "' of shape " + shape_string(bs) + " broadcast to " +
                       shape_string(shape) + " not yet supported (only the same shape, a scalar, a row [" +
                       std::to_string(out.cols) + "] or a column " + shape_string(column) + ")";
     }

@@ -122,14 +122,17 @@ void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundPro
 }  // namespace
 
 Prepared prepare(const hw::Config& config, const compiler::Program& program, const std::string& inputs_dir,
-                 uint64_t seed, bool read_intermediates) {
+                 uint64_t seed, bool read_intermediates, const std::string& weights_dir) {
     Prepared p;
     p.bound = compiler::bind(program, config);
     for (const auto& tensor : p.bound.tensors) {
         const uint64_t elements = tensor.bytes / sizeof(float);
         if (is_fed(tensor)) {
             std::vector<float> data;
-            const fs::path file = fs::path(inputs_dir) / (tensor.name + ".npy");
+            fs::path file = fs::path(inputs_dir) / (tensor.name + ".npy");
+            if ((inputs_dir.empty() || !fs::exists(file)) && !weights_dir.empty() &&
+                has_role(tensor, compiler::TensorRole::Constant) && fs::exists(fs::path(weights_dir) / (tensor.name + ".npy")))
+                file = fs::path(weights_dir) / (tensor.name + ".npy");  // the program's weight
             const std::optional<uint32_t> index = program.graph.find_tensor(tensor.name);
             const auto* inline_value =
                 index ? std::get_if<std::vector<double>>(&program.graph.tensor(*index).value) : nullptr;
@@ -139,7 +142,7 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
                     throw std::runtime_error(file.string() + ": tensor '" + tensor.name +
                                              "' has its value in the program (an inline constant); remove the file");
                 data.assign(inline_value->begin(), inline_value->end());
-            } else if (!inputs_dir.empty() && fs::exists(file)) {
+            } else if (!file.parent_path().empty() && fs::exists(file)) {
                 NpyArray array = read_npy(file.string(), [&](const std::vector<uint64_t>& shape) {
                     if (shape != tensor.shape)
                         throw NpyError(file.string() + ": shape " + compiler::shape_string(shape) +
@@ -308,7 +311,12 @@ Prepared prepare_run(const hw::Config& config, const Options& options, const com
     check_outputs_can_be_written(options);
     Prepared prepared;
     try {
-        prepared = prepare(config, program, options.inputs_dir, options.seed, options.check);
+        const std::string weights =
+            program.weights.empty() ? "" : (fs::path(options.program_path).parent_path() / program.weights).string();
+        if (!weights.empty() && !fs::is_directory(weights))
+            throw std::runtime_error("the program's weights " + weights + ": no such directory (kpu-compile writes it "
+                                     "beside the .kpu: keep them together)");
+        prepared = prepare(config, program, options.inputs_dir, options.seed, options.check, weights);
     } catch (const std::exception& e) {
         throw std::runtime_error(options.program_path + " on " + config.name + ": " + e.what());
     }

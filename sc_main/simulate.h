@@ -33,11 +33,12 @@ struct Prepared {
     std::vector<std::string> seeded;                   ///< inputs and constants given random data
 };
 
-/// Binds `program` and prepares its data: <inputs_dir>/<tensor>.npy where present, else
+/// Binds `program` and prepares its data: <inputs_dir>/<tensor>.npy where present, else a
+/// constant's <weights_dir>/<tensor>.npy (the program's weights, Program::weights), else
 /// seeded uniform [-1, 1) data (the same for a seed and tensor name everywhere). Throws one
 /// line on a program that does not fit or an input file that does not match.
 Prepared prepare(const hw::Config& config, const compiler::Program& program, const std::string& inputs_dir,
-                 uint64_t seed, bool read_intermediates = false);
+                 uint64_t seed, bool read_intermediates = false, const std::string& weights_dir = "");
 
 /// One KPU and the host that drives it, as kpu-sim builds them; several can share a
 /// simulation (distinct names).

@@ -4,10 +4,12 @@
 
 namespace kpu::compiler {
 
-uint32_t Expansion::tensor(const std::string& part) { return graph_.add_tensor(Tensor(op_.name + "." + part, {})); }
+uint32_t Expansion::tensor(const std::string& part) {
+    return graph_.add_tensor(Tensor(derived_tensor_name(graph_, op_.name, part), {}));
+}
 
 uint32_t Expansion::ints(const std::string& part, const std::vector<int64_t>& values) {
-    Tensor t(op_.name + "." + part, {uint64_t(values.size())}, DType::Int64, TensorRole::Constant);
+    Tensor t(derived_tensor_name(graph_, op_.name, part), {uint64_t(values.size())}, DType::Int64, TensorRole::Constant);
     t.value = values;
     return graph_.add_tensor(std::move(t));
 }

@@ -1,5 +1,5 @@
-// kpu-compile: graph JSON -> .kpu (DFX program), and .kpu + config -> bound program.
-//   kpu-compile GRAPH.json -o OUT.kpu [--config FILE] [--dataflow output-stationary|weight-stationary] [-v]
+// kpu-compile: graph JSON or ONNX model -> .kpu (DFX program), and .kpu + config -> bound program.
+//   kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--dataflow output-stationary|weight-stationary] [-v]
 //   kpu-compile --bind --config FILE X.kpu [-o BOUND.json]
 // Any error is one line "kpu-compile: error: ..." and exit status 1.
 #include <cstdio>
@@ -17,9 +17,11 @@
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
+#include "compiler/onnx_import.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
 #include "hardware/config.h"
+#include "sc_main/npy.h"
 
 namespace po = boost::program_options;
 using namespace kpu::compiler;
@@ -217,7 +219,7 @@ int run(int argc, char** argv) {
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
     if (help) {
-        std::cout << "usage: kpu-compile GRAPH.json -o OUT.kpu [--config FILE] [--set PATH=VALUE ...] [--dataflow D] [-v]\n"
+        std::cout << "usage: kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--set PATH=VALUE ...] [--dataflow D] [-v]\n"
                      "       kpu-compile --bind --config FILE [--set PATH=VALUE ...] X.kpu [-o BOUND.json]\n"
                   << options;
         return 0;
@@ -251,9 +253,31 @@ int run(int argc, char** argv) {
                            kpu::hw::names_in(kDataflowNames) + ")");
     if (config_path.empty()) config_path = default_config();
     const kpu::hw::Config config = kpu::hw::load_config(config_path, overrides);
-    const Graph graph = load_graph(input);
-    const Program program =
+    Graph graph;
+    std::map<std::string, Weight> weights;
+    if (is_onnx_path(input)) {
+        ImportedModel model = import_onnx(input);
+        if (!model.renamed.empty()) {
+            std::cout << "ONNX names that are no file names, and the tensors' names for them:\n";
+            for (const auto& [from, to] : model.renamed) std::cout << "  " << from << " -> " << to << "\n";
+        }
+        graph = std::move(model.graph);
+        weights = std::move(model.weights);
+    } else {
+        graph = load_graph(input);
+    }
+    Program program =
         naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options); });
+    if (!weights.empty()) {  // beside the .kpu: <stem>.weights/<tensor>.npy
+        program.weights = std::filesystem::path(output).stem().string() + ".weights";
+        const std::filesystem::path dir = std::filesystem::path(output).parent_path() / program.weights;
+        std::error_code error;
+        std::filesystem::create_directories(dir, error);
+        if (error) throw CompileError(dir.string() + ": cannot create directory: " + error.message());
+        for (const auto& [name, w] : weights)
+            kpu::cli::write_npy((dir / (name + ".npy")).string(), w.shape, w.values.data());
+        std::cout << "wrote " << weights.size() << " weights to " << dir.string() << "\n";
+    }
     const std::string text = write_kpu(program);
     {
         std::ofstream out(output, std::ios::binary);
