@@ -6,6 +6,7 @@
 // rule, which later ONNX opsets adopted). auto_pad SAME_* gives ceil(in / stride).
 #include "compiler/ops/window.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -365,36 +366,30 @@ double depthwise_conv_vector_cycles(const hw::Config& config, const std::vector<
     return choose_vector_tiling(config, g, 0).cycles;
 }
 
+/// A window op's schema: ONNX's auto_pad, kernel_shape, pads, strides and `extra`.
+OpSchema window_schema(const char* kind, std::vector<std::string> inputs, std::vector<std::string> outputs,
+                       std::vector<AttrSpec> extra, void (*infer)(InferContext&)) {
+    OpSchema s;
+    s.kind = kind, s.inputs = std::move(inputs), s.outputs = std::move(outputs);
+    s.min_inputs = std::min<size_t>(2, s.inputs.size());
+    s.attributes = {{"auto_pad", AttrType::String, std::string("NOTSET")},
+                    {"kernel_shape", AttrType::Ints, std::nullopt},
+                    {"pads", AttrType::Ints, std::nullopt},
+                    {"strides", AttrType::Ints, std::nullopt}};
+    s.attributes.insert(s.attributes.end(), extra.begin(), extra.end());
+    s.infer = infer;
+    s.lowering_problem = vector_lowering_problem;
+    return s;
+}
+
 void register_window(OpRegistry& registry) {
-    const std::vector<AttrSpec> window = {{"auto_pad", AttrType::String, std::string("NOTSET")},
-                                          {"kernel_shape", AttrType::Ints, std::nullopt},
-                                          {"pads", AttrType::Ints, std::nullopt},
-                                          {"strides", AttrType::Ints, std::nullopt}};
-    OpSchema max_pool;
-    max_pool.kind = "MaxPool", max_pool.inputs = {"X"}, max_pool.outputs = {"Y", "Indices"};
-    max_pool.attributes = window;
-    max_pool.attributes.push_back({"ceil_mode", AttrType::Int, int64_t(0)});
-    max_pool.attributes.push_back({"dilations", AttrType::Ints, std::nullopt});
-    max_pool.attributes.push_back({"storage_order", AttrType::Int, int64_t(0)});
-    max_pool.infer = infer_pool;
-    max_pool.lowering_problem = vector_lowering_problem;
-    registry.add(std::move(max_pool));
-    OpSchema average_pool;
-    average_pool.kind = "AveragePool", average_pool.inputs = {"X"}, average_pool.outputs = {"Y"};
-    average_pool.attributes = window;
-    average_pool.attributes.push_back({"ceil_mode", AttrType::Int, int64_t(0)});
-    average_pool.attributes.push_back({"count_include_pad", AttrType::Int, int64_t(0)});
-    average_pool.infer = infer_pool;
-    average_pool.lowering_problem = vector_lowering_problem;
-    registry.add(std::move(average_pool));
-    OpSchema depthwise;
-    depthwise.kind = "depthwise_conv", depthwise.inputs = {"X", "W", "B"}, depthwise.min_inputs = 2;
-    depthwise.outputs = {"Y"};
-    depthwise.attributes = window;
-    depthwise.attributes.push_back({"dilations", AttrType::Ints, std::nullopt});
-    depthwise.infer = infer_depthwise;
-    depthwise.lowering_problem = vector_lowering_problem;
-    registry.add(std::move(depthwise));
+    const AttrSpec ceil_mode{"ceil_mode", AttrType::Int, int64_t(0)};
+    const AttrSpec dilations{"dilations", AttrType::Ints, std::nullopt};
+    registry.add(window_schema("MaxPool", {"X"}, {"Y", "Indices"},
+                               {ceil_mode, dilations, {"storage_order", AttrType::Int, int64_t(0)}}, infer_pool));
+    registry.add(window_schema("AveragePool", {"X"}, {"Y"},
+                               {ceil_mode, {"count_include_pad", AttrType::Int, int64_t(0)}}, infer_pool));
+    registry.add(window_schema("depthwise_conv", {"X", "W", "B"}, {"Y"}, {dilations}, infer_depthwise));
     OpSchema global;
     global.kind = "GlobalAveragePool", global.inputs = {"X"}, global.outputs = {"Y"};
     global.infer = infer_global_average_pool;
