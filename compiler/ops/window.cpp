@@ -309,7 +309,9 @@ void infer_resize(InferContext& c) {
     std::vector<uint64_t> out;
     for (size_t d = 0; d < scales.size(); ++d) {
         if (!(scales[d] > 0)) c.fail("scale " + attr_string(scales[d]) + " of axis " + n(int64_t(d)) + " is not positive");
-        out.push_back(uint64_t(std::floor(double(c.shape(0)[d]) * scales[d])));
+        // With sizes the output is sizes exactly; with scales floor(in x scale) (ONNX).
+        out.push_back(c.has_input(3) ? uint64_t(c.int_values(3)[d])
+                                     : uint64_t(std::floor(double(c.shape(0)[d]) * scales[d])));
     }
     c.output(0, out, c.dtype(0));
 }

@@ -76,7 +76,28 @@ def pool_case(kind, shape, kernel, strides, pads, ceil, dilations=(1, 1), includ
     return graph, inputs, lambda t: window(t["x"], kernel, strides, pads, dilations, ceil, mode, include_pad)
 
 
-def depthwise_case(shape, k, stride, pad, bias):
+def same_pads(n, k, s, upper):
+    """auto_pad SAME_UPPER / SAME_LOWER along one axis: output ceil(n / s), the odd pad at the
+    end (upper) or the beginning."""
+    total = max(0, (-(-n // s) - 1) * s + k - n)
+    first = total // 2 if upper else total - total // 2
+    return first, total - first
+
+
+def auto_pad_case(kind, shape, kernel, strides, auto_pad):
+    attrs = {"kernel_shape": list(kernel), "strides": list(strides), "auto_pad": auto_pad}
+    graph = {"tensors": [tensor("x", list(shape), "input"), tensor("y", None, "output")],
+             "ops": [op(kind, "pool", ["x"], ["y"], **attrs)]}
+    if auto_pad == "VALID":
+        pads = [0, 0, 0, 0]
+    else:
+        (t, b), (l, r) = [same_pads(shape[2 + d], kernel[d], strides[d], auto_pad == "SAME_UPPER") for d in (0, 1)]
+        pads = [t, l, b, r]
+    mode = "max" if kind == "MaxPool" else "avg"
+    return graph, {"x": rng.standard_normal(shape)}, lambda t: window(t["x"], kernel, strides, pads, (1, 1), 0, mode)
+
+
+def depthwise_case(shape, k, stride, pad, bias, dilation=1):
     c = shape[1]
     names = ["x", "w"] + (["b"] if bias else [])
     tensors = [tensor("x", list(shape), "input"), tensor("w", [c, 1, k, k], "input")]
@@ -85,10 +106,11 @@ def depthwise_case(shape, k, stride, pad, bias):
         tensors.append(tensor("b", [c], "input"))
         inputs["b"] = rng.standard_normal(c)
     tensors.append(tensor("y", None, "output"))
-    attrs = {"strides": [stride, stride], "pads": [pad] * 4}
+    pads = list(pad) if isinstance(pad, tuple) else [pad] * 4
+    attrs = {"strides": [stride, stride], "pads": pads, "dilations": [dilation, dilation]}
     graph = {"tensors": tensors, "ops": [op("depthwise_conv", "dw", names, ["y"], **attrs)]}
-    return graph, inputs, lambda t: window(t["x"], (k, k), (stride, stride), [pad] * 4, (1, 1), 0, "dw", w=t["w"],
-                                           b=t.get("b"))
+    return graph, inputs, lambda t: window(t["x"], (k, k), (stride, stride), pads, (dilation, dilation), 0, "dw",
+                                           w=t["w"], b=t.get("b"))
 
 
 def batch_norm_case(shape, epsilon):
@@ -180,7 +202,7 @@ for config in ("minimal", "edge", "t64"):
     for shape in ((1, 4, 7, 7), (3, 5, 6, 9)):
         g, i, f = global_average_case(shape)
         check.run(g, config, i, f, name_of("GlobalAveragePool", shape), "y")
-    for shape in ((1, 4, 6, 7), (3, 5, 9, 6), (2, 3, 10)):
+    for shape in ((1, 4, 6, 7), (3, 5, 9, 6), (2, 3, 10), (4, 6)):
         g, i, f = batch_norm_case(shape, 1e-3)
         check.run(g, config, i, f, name_of("BatchNormalization", shape), "y")
     for shape, k, stride, pad, bias in (((1, 4, 9, 9), 3, 1, 1, True), ((3, 3, 10, 7), 3, 2, 1, False),
@@ -194,5 +216,19 @@ for config in ("minimal", "edge", "t64"):
                                                      ((1, 4, 6, 6), 2, True, "asymmetric", "floor")):
         g, i, f = resize_case(shape, scale, sizes, transform, nearest)
         check.run(g, config, i, f, name_of("Resize", shape, "x", scale, "sizes" if sizes else "scales", transform), "y")
+    for kind, shape, kernel, strides, auto_pad in (("MaxPool", (1, 3, 9, 8), (3, 3), (2, 2), "SAME_UPPER"),
+                                                    ("AveragePool", (3, 2, 7, 10), (2, 3), (2, 1), "SAME_LOWER"),
+                                                    ("AveragePool", (1, 2, 9, 9), (3, 3), (2, 2), "VALID")):
+        g, i, f = auto_pad_case(kind, shape, kernel, strides, auto_pad)
+        check.run(g, config, i, f, name_of(kind, shape, "k", kernel, "s", strides, auto_pad), "y")
+    g, i, f = depthwise_case((3, 4, 11, 9), 3, 1, (2, 0, 1, 2), True, dilation=2)
+    check.run(g, config, i, f, name_of("depthwise", "3x4x11x9", "k3_d2_asymmetric"), "y")
+
+# Full-size layers on t64: ResNet-18's stem pool, MobileNetV2's first depthwise and a batch
+# normalization of ResNet's first stage.
+for name, (g, i, f) in (("resnet_stem_maxpool", pool_case("MaxPool", (1, 64, 112, 112), (3, 3), (2, 2), (1, 1, 1, 1), 0)),
+                        ("mobilenet_depthwise", depthwise_case((1, 32, 112, 112), 3, 1, 1, True)),
+                        ("resnet_batch_norm", batch_norm_case((1, 64, 56, 56), 1e-5))):
+    check.run(g, "t64", i, f, name, "y")
 
 check.finish()
