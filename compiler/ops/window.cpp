@@ -257,6 +257,10 @@ void infer_depthwise(InferContext& c) {
     const std::vector<uint64_t>& w = c.shape(1);
     if (w[0] != channels || w[1] != 1)
         c.fail(c.describe(1) + " is not [C, 1, kH, kW] with C = " + n(int64_t(channels)) + " (X's channels)");
+    // ONNX Conv's group may come along (a Conv rewritten as this op): it must be C.
+    if (c.has_attr("group") && c.int_attr("group") != int64_t(channels))
+        c.fail("attribute 'group' = " + n(c.int_attr("group")) + " is not X's channels " + n(int64_t(channels)) +
+               " (depthwise)");
     if (c.has_input(2)) {
         c.same_dtype(0, 2);
         if (c.shape(2) != std::vector<uint64_t>{channels})
@@ -391,7 +395,8 @@ void register_window(OpRegistry& registry) {
                                {ceil_mode, dilations, {"storage_order", AttrType::Int, int64_t(0)}}, infer_pool));
     registry.add(window_schema("AveragePool", {"X"}, {"Y"},
                                {ceil_mode, {"count_include_pad", AttrType::Int, int64_t(0)}}, infer_pool));
-    registry.add(window_schema("depthwise_conv", {"X", "W", "B"}, {"Y"}, {dilations}, infer_depthwise));
+    registry.add(window_schema("depthwise_conv", {"X", "W", "B"}, {"Y"},
+                               {dilations, {"group", AttrType::Int, std::nullopt}}, infer_depthwise));
     OpSchema global;
     global.kind = "GlobalAveragePool", global.inputs = {"X"}, global.outputs = {"Y"};
     global.infer = infer_global_average_pool;

@@ -223,6 +223,8 @@ TEST(WindowLowering, BadInputIsOneLineNamingTheOpTheAttributeAndTheNumbers) {
          "attribute 'kernel_shape' = [5, 5] is not W's [3, 3]"},
         {window_graph("depthwise_conv", x, "{}", R"({"name": "w", "shape": [3, 1, 3, 3], "role": "constant"},)", R"(, "w")"),
          "input 'W' ('w', [3, 1, 3, 3]) is not [C, 1, kH, kW] with C = 2 (X's channels)"},
+        {depthwise_graph({1, 3, 6, 6}, 3, false, R"({"group": 1})"),
+         "attribute 'group' = 1 is not X's channels 3 (depthwise)"},
         {window_graph("BatchNormalization", x, R"({"training_mode": 1})",
                       R"({"name": "s", "shape": [2], "role": "constant"},)", R"(, "s", "s", "s", "s")"),
          "attribute 'training_mode' = 1 not supported (only inference, 0)"},
