@@ -248,7 +248,9 @@ private:
         c.cols = d.n;
         if (v.period) c.causal_offset = int64_t(d.row % v.period);  // the piece's first query row
         const uint64_t e = kLoweredElementBytes, row = uint64_t(d.n) * e;
-        c.a = {address(d.a), layout_->pitch[int(d.a.buffer)], hw::Broadcast::None};
+        // A window op's planes are contiguous in L2 (its buffers' pitch is a plane's width).
+        c.a = {address(d.a), v.windowed() ? d.n : layout_->pitch[int(d.a.buffer)], hw::Broadcast::None};
+        if (v.windowed()) c.window.first_plane = d.row;
         touch(hw::Level::L2, c.a.addr, c.rows, row, c.a.ld * e, false, op);
         if (c.has_b) {
             c.b = {address(d.b), layout_->pitch[int(d.b.buffer)], v.b_broadcast};
@@ -260,13 +262,16 @@ private:
         }
         if (c.has_weight) {
             c.weight = address(d.b);
-            touch(hw::Level::L2, c.weight, 1, row, row, false, op);
+            const uint64_t bytes = v.weight_elements() * e;
+            touch(hw::Level::L2, c.weight, 1, bytes, bytes, false, op);
         }
         if (c.has_bias) {
             c.bias = address(d.bias);
-            touch(hw::Level::L2, c.bias, 1, row, row, false, op);
+            const uint64_t bytes = v.bias_elements() * e;
+            touch(hw::Level::L2, c.bias, 1, bytes, bytes, false, op);
         }
-        c.y = {address(d.c), layout_->pitch[int(d.c.buffer)], hw::Broadcast::None};
+        const uint32_t y_ld = v.windowed() ? uint32_t(v.y_width()) : layout_->pitch[int(d.c.buffer)];
+        c.y = {address(d.c), y_ld, hw::Broadcast::None};
         touch(hw::Level::L2, c.y.addr, c.rows, v.y_width() * e, c.y.ld * e, true, op);
     }
 

@@ -52,6 +52,15 @@ json op_json(const BoundOp& op) {
         if (v.has_b) o["vector"]["b"] = operand(v.b);
         if (v.has_weight) o["vector"]["weight"] = v.weight;
         if (v.has_bias) o["vector"]["bias"] = v.bias;
+        if (hw::traits_of(v.function).shape == hw::VectorShape::Window) {
+            const hw::VectorWindow& w = v.window;
+            o["vector"]["window"] = {{"in", {w.in_h, w.in_w}},          {"out", {w.out_h, w.out_w}},
+                                     {"kernel", {w.kernel_h, w.kernel_w}}, {"strides", {w.stride_h, w.stride_w}},
+                                     {"dilations", {w.dilation_h, w.dilation_w}},
+                                     {"pads", {w.pad_top, w.pad_left, w.pad_bottom, w.pad_right}},
+                                     {"count_include_pad", w.count_include_pad}, {"channels", w.channels},
+                                     {"first_plane", w.first_plane},  {"scales", {w.scale_h, w.scale_w}}};
+        }
     }
     return o;
 }

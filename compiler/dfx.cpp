@@ -115,10 +115,11 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm
     }
     // Row tiles alternate between two slots at each level: one is computed on while the
     // next comes in and the previous goes out. The engine reads and writes L2.
-    add(Buffer::Panel, 2, tm, cols, v.a);
-    add(Buffer::A2, 2, tm, cols, v.a);
-    add(Buffer::Out, 2, tm, v.y_width(), v.y);
-    add(Buffer::C2, 2, tm, v.y_width(), v.y);
+    // A window op's planes are its tensors' view rows: in_h (out_h) rows of in_w (out_w) each.
+    add(Buffer::Panel, 2, tm * v.a_view_rows(), v.a_view_cols(), v.a);
+    add(Buffer::A2, 2, tm * v.a_view_rows(), v.a_view_cols(), v.a);
+    add(Buffer::Out, 2, tm * v.y_view_rows(), v.y_view_cols(), v.y);
+    add(Buffer::C2, 2, tm * v.y_view_rows(), v.y_view_cols(), v.y);
     if (v.b_per_row()) {
         add(Buffer::Strip, 2, tm, v.b_width(), *v.b);
         add(Buffer::B2, 2, tm, v.b_width(), *v.b);
@@ -127,12 +128,12 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm
         add(Buffer::Bias2, 1, 1, v.b_width(), *v.b);
     }
     if (v.weight) {
-        add(Buffer::Strip, 1, 1, cols, *v.weight);
-        add(Buffer::B2, 1, 1, cols, *v.weight);
+        add(Buffer::Strip, 1, v.weight_rows, v.weight_cols, *v.weight);
+        add(Buffer::B2, 1, v.weight_rows, v.weight_cols, *v.weight);
     }
     if (v.bias) {
-        add(Buffer::Bias3, 1, 1, cols, *v.bias);
-        add(Buffer::Bias2, 1, 1, cols, *v.bias);
+        add(Buffer::Bias3, 1, 1, v.bias_cols, *v.bias);
+        add(Buffer::Bias2, 1, 1, v.bias_cols, *v.bias);
     }
     return plan;
 }
@@ -197,6 +198,7 @@ Extent2 task_writes(const Program& program, const Task& task) {
     }
     const VectorOperands v = vector_operands(program.graph, op);
     if (v.transpose) return {e.r0 / v.matrix_rows * v.cols, e.r1 / v.matrix_rows * v.cols, 0, v.matrix_rows};
+    if (v.windowed()) return {e.r0 * v.y_view_rows(), e.r1 * v.y_view_rows(), 0, v.y_view_cols()};
     if (!v.reduces()) return e;
     return flat_region(program.graph.tensor(v.y), e.r0, e.r1 - e.r0).bounds;
 }
@@ -229,7 +231,7 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
         const VectorOperands v = vector_operands(program.graph, kernel.op);
         const uint64_t rows = e.r1 - e.r0, cols = v.cols;
         const uint64_t b = b_elements(v, kernel.tile.tm, e.r0, e.r1);
-        read = kLoweredElementBytes * (rows * cols + b + (v.weight ? cols : 0) + (v.bias ? cols : 0));
+        read = kLoweredElementBytes * (rows * cols + b + v.weight_elements() + v.bias_elements());
         write = kLoweredElementBytes * rows * v.y_width();
         return;
     }
@@ -276,7 +278,7 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
     constexpr uint64_t kAll = ~uint64_t(0);
     if (is_vector_op(program.graph.ops()[op])) {
         const VectorOperands v = vector_operands(program.graph, op);
-        std::vector<Read> reads{{v.a, e.r0, e.r1, 0, kAll}};
+        std::vector<Read> reads{{v.a, e.r0 * v.a_view_rows(), e.r1 * v.a_view_rows(), 0, kAll}};
         const bool rows = v.b_per_row() && !v.period;  // a cut softmax's mask rows: mask_row()
         if (v.b) reads.push_back({*v.b, rows ? e.r0 : 0, rows ? e.r1 : kAll, 0, kAll});
         for (const auto& vec : {v.weight, v.bias})
@@ -498,7 +500,7 @@ private:
         op_.dst = c;
         op_.m = uint32_t(m);
         op_.n = uint32_t(n);
-        touch(a, m, n, false);
+        touch(a, m * v.a_view_rows(), v.a_view_cols(), false);
         if (v.b) {
             op_.has_b = true;
             op_.b = b;
@@ -506,14 +508,14 @@ private:
         }
         if (v.weight) {
             op_.b = b;
-            touch(b, 1, n, false);
+            touch(b, v.weight_rows, v.weight_cols, false);
         }
         if (v.bias) {
             op_.has_bias = true;
             op_.bias = bias;
-            touch(bias, 1, n, false);
+            touch(bias, 1, v.bias_cols, false);
         }
-        touch(c, m, v.y_width(), true);
+        touch(c, m * v.y_view_rows(), v.y_view_cols(), true);
         finish();
     }
 
@@ -532,19 +534,21 @@ private:
             move(*v.b, 0, 0, 1, b_cols, b3_row, b2_row);
         }
         if (v.weight) {
-            load(*v.weight, 0, 0, 1, cols, w3);
-            move(*v.weight, 0, 0, 1, cols, w3, w2);
+            load(*v.weight, 0, 0, v.weight_rows, v.weight_cols, w3);
+            move(*v.weight, 0, 0, v.weight_rows, v.weight_cols, w3, w2);
         }
         if (v.bias) {
-            load(*v.bias, 0, 0, 1, cols, b3_row);
-            move(*v.bias, 0, 0, 1, cols, b3_row, b2_row);
+            load(*v.bias, 0, 0, 1, v.bias_cols, b3_row);
+            move(*v.bias, 0, 0, 1, v.bias_cols, b3_row, b2_row);
         }
         for (uint32_t i = task.r0; i < task.r1; ++i) {
             const Span1 I = tile_span(v.rows, uint32_t(tm), i);
             const uint32_t s = (i - task.r0) % 2;
             const BufferRef a3{Buffer::Panel, s, 0}, a2{Buffer::A2, s, 0}, y2{Buffer::C2, s, 0}, y3{Buffer::Out, s, 0};
-            load(v.a, I.first, 0, I.count, cols, a3);
-            move(v.a, I.first, 0, I.count, cols, a3, a2);
+            // A window op's planes: in_h view rows of in_w each (a_view_rows() is 1 otherwise).
+            const uint64_t a_rows = v.a_view_rows(), y_rows = v.y_view_rows();
+            load(v.a, I.first * a_rows, 0, I.count * a_rows, v.a_view_cols(), a3);
+            move(v.a, I.first * a_rows, 0, I.count * a_rows, v.a_view_cols(), a3, a2);
             BufferRef b2 = v.weight ? w2 : b2_row;
             if (b_per_row && !v.period) {
                 const BufferRef b3{Buffer::Strip, s, 0};
@@ -566,8 +570,8 @@ private:
                        {first, count});
             });
             if (!v.reduces()) {
-                move(v.y, I.first, 0, I.count, cols, y2, y3);
-                store(v.y, I.first, 0, I.count, cols, y3);
+                move(v.y, I.first * y_rows, 0, I.count * y_rows, v.y_view_cols(), y2, y3);
+                store(v.y, I.first * y_rows, 0, I.count * y_rows, v.y_view_cols(), y3);
                 continue;
             }
             // A reduction's rows x 1 tile is I.count contiguous values, on chip and in DRAM:

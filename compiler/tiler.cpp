@@ -325,11 +325,17 @@ TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, 
     if (!fits(1)) {
         const std::vector<BufferSpec> plan = plan_vector_buffers(v, 1);
         std::ostringstream msg;
-        msg << "op '" << graph.ops()[op].name << "' (" << graph.ops()[op].kind << "): a row of " << v.cols
-            << " elements needs " << level_bytes(plan, hw::Level::L2) << " bytes of L2 and "
+        msg << "op '" << graph.ops()[op].name << "' (" << graph.ops()[op].kind << "): ";
+        if (v.windowed())  // a window op's row is a plane in and a plane out
+            msg << "a plane of " << v.command.window.in_h << " x " << v.command.window.in_w << " in and "
+                << v.command.window.out_h << " x " << v.command.window.out_w << " out";
+        else
+            msg << "a row of " << v.cols << " elements";
+        msg << " needs " << level_bytes(plan, hw::Level::L2) << " bytes of L2 and "
             << level_bytes(plan, hw::Level::L3) << " bytes of L3 per compute tile with its double buffers, but config '"
             << config.name << "' has " << level_capacity(config, hw::Level::L2) << " and "
-            << level_capacity(config, hw::Level::L3) << " (rows that long are not yet supported)";
+            << level_capacity(config, hw::Level::L3) << (v.windowed() ? " (planes that large" : " (rows that long")
+            << " are not yet supported)";
         throw CompileError(msg.str());
     }
     // Every compute tile gets work, two row tiles each where there are rows enough (one in

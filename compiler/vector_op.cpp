@@ -6,6 +6,7 @@
 #include "compiler/copy_op.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
+#include "compiler/ops/window.h"
 
 namespace kpu::compiler {
 namespace {
@@ -119,10 +120,36 @@ void masked_softmax_operands(const Graph& g, const Op& op, VectorOperands& out, 
     }
 }
 
+/// A window op: a row per plane of X [N, C, H, W], depthwise_conv's W and B as its weight and bias.
+VectorOperands window_operands(const Graph& g, const Op& op, std::string& problem) {
+    VectorOperands out;
+    hw::VectorCommand& c = out.command;
+    c.function = window_function(op.kind);
+    c.window = window_of(g, op, problem);
+    out.a = op.inputs.at(0);
+    out.y = op.outputs.at(0);
+    if (!problem.empty()) return out;
+    const std::vector<uint64_t>& x = g.tensor(out.a).shape;
+    out.rows = x[0] * x[1];
+    out.cols = x[2] * x[3];
+    if (c.function != VectorFunction::DepthwiseConv) return out;
+    out.weight = op.inputs.at(1);
+    out.weight_rows = x[1] * c.window.kernel_h;
+    out.weight_cols = c.window.kernel_w;
+    c.has_weight = true;
+    if (present(op, 2)) {
+        out.bias = op.inputs[2];
+        out.bias_cols = x[1];
+        c.has_bias = true;
+    }
+    return out;
+}
+
 /// The operands, or why there are none (`problem` set).
 VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
     VectorOperands out;
     if (op.kind == "Transpose") return transpose_operands(g, op, problem);
+    if (is_window_kind(op.kind)) return window_operands(g, op, problem);
     const auto it = functions().find(op.kind);
     if (it == functions().end()) {
         problem = "not yet lowered";
@@ -192,6 +219,7 @@ VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
             }
             c.has_weight = out.weight.has_value();
             c.has_bias = out.bias.has_value();
+            out.weight_cols = out.bias_cols = out.cols;
             break;
         }
         case VectorFunction::Clip:
@@ -275,7 +303,9 @@ bool is_elementwise_op(const Op& op) {
     return it != functions().end() && hw::traits_of(it->second).shape == hw::VectorShape::Elementwise;
 }
 
-bool is_vector_op(const Op& op) { return functions().count(op.kind) != 0 || op.kind == "Transpose"; }
+bool is_vector_op(const Op& op) {
+    return functions().count(op.kind) != 0 || op.kind == "Transpose" || is_window_kind(op.kind);
+}
 
 std::string vector_lowering_problem(const Graph& graph, const Op& op) {
     std::string problem;

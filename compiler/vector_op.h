@@ -20,7 +20,7 @@ struct VectorOperands {
     uint32_t a = 0, y = 0;                  ///< tensor indices: the input and the output
     std::optional<uint32_t> b;              ///< second input (Add .. Pow)
     hw::Broadcast b_broadcast = hw::Broadcast::None;
-    std::optional<uint32_t> weight, bias;   ///< LayerNormalization, RMSNormalization: [cols] vectors
+    std::optional<uint32_t> weight, bias;   ///< the norms: [cols] vectors; depthwise_conv: W and B
     uint64_t rows = 0, cols = 0;            ///< the 2D view of the input a (of the output but for reductions)
     hw::VectorCommand command;              ///< function and parameters (addresses and sizes unset)
     /// Transpose (the last two axes swapped): no VECTOR op, the movers transpose each matrix of
@@ -35,10 +35,29 @@ struct VectorOperands {
     std::vector<uint64_t> mask_strides;     ///< with period and b: the mask's rows per step of each of those dims (0: broadcast)
     bool mask_per_query = false;            ///< with period and b: a mask row per query row (else one per matrix, Row broadcast)
 
+    /// The weight's 2D view as a task loads it (a norm's [cols]: 1 x cols; depthwise_conv's
+    /// W [C, 1, kH, kW]: C kH x kW), and the bias's elements (cols; depthwise_conv's C).
+    uint64_t weight_rows = 1, weight_cols = 0, bias_cols = 0;
+
     /// One value per row: y is rows x 1, its values contiguous whatever y's shape.
     bool reduces() const { return hw::traits_of(command.function).shape == hw::VectorShape::Reduction; }
-    /// Elements of one row of y: 1 for a reduction, else cols.
-    uint64_t y_width() const { return reduces() ? 1 : cols; }
+    /// A window op (MaxPool, AveragePool, depthwise_conv, Resize): a row is a plane of NCHW
+    /// (rows = N C, cols = H W), y's rows are its out_h x out_w planes; both tensors move in
+    /// their own 2D views, in_h (out_h) view rows per plane (command.window).
+    bool windowed() const { return hw::traits_of(command.function).shape == hw::VectorShape::Window; }
+    /// Elements of one row of y: 1 for a reduction, an output plane for a window op, else cols.
+    uint64_t y_width() const {
+        return reduces() ? 1 : windowed() ? uint64_t(command.window.out_h) * command.window.out_w : cols;
+    }
+    /// Rows of a's (y's) 2D view per row of the op: a plane's in_h (out_h) for a window op, else 1.
+    uint64_t a_view_rows() const { return windowed() ? command.window.in_h : 1; }
+    uint64_t y_view_rows() const { return windowed() ? command.window.out_h : 1; }
+    /// Columns of a's (y's) 2D view as the op moves it: a plane's in_w (out_w), else cols (y_width()).
+    uint64_t a_view_cols() const { return windowed() ? command.window.in_w : cols; }
+    uint64_t y_view_cols() const { return windowed() ? command.window.out_w : y_width(); }
+    /// Elements of the weight and of the bias (0 without).
+    uint64_t weight_elements() const { return weight ? weight_rows * weight_cols : 0; }
+    uint64_t bias_elements() const { return bias ? bias_cols : 0; }
     /// b comes row tile by row tile (a tile or a column, or a cut softmax's mask: piece by
     /// piece), not once per task (a row or a scalar).
     bool b_per_row() const {

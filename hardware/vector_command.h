@@ -4,7 +4,9 @@
 //
 // Element-wise functions write y[r][c] = f(a[r][c], b[r][c]). Reductions, softmax and the
 // norms work along each row (over its cols elements): a reduction writes one value per row,
-// softmax and the norms a whole rows x cols tile. docs/models.md (Vector engine) gives each
+// softmax and the norms a whole rows x cols tile. Window functions (pooling, the depthwise
+// convolution, nearest resize) see each row as a plane of in_h x in_w elements and write a
+// plane of out_h x out_w per row (VectorWindow). docs/models.md (Vector engine) gives each
 // function's formula and its timing (hardware/vector_timing.h).
 #pragma once
 
@@ -52,6 +54,11 @@ enum class VectorFunction : uint8_t {
     Softmax,    ///< e^(x - max x) / sum e^(x - max x), x = scale a (+ b) (masked: see causal)
     LayerNorm,  ///< (a - mean) / sqrt(variance + epsilon) (x weight) (+ bias)
     RmsNorm,    ///< a / sqrt(mean(a^2) + epsilon) (x weight) (+ bias)
+    // Over each row seen as a plane (VectorWindow): a plane of out_h x out_w per row.
+    MaxPool,        ///< max of the window's taps inside the plane (ONNX MaxPool)
+    AveragePool,    ///< sum of the taps inside the plane / their count (count_include_pad: / taps inside the padded plane)
+    DepthwiseConv,  ///< sum of tap x the row's channel's kH x kW weight (+ the channel's bias); pads read 0
+    ResizeNearest,  ///< y[oh][ow] = a[oh / scale_h][ow / scale_w] (ONNX Resize, nearest, integer scales)
 };
 /// As bound programs, traces and messages spell it.
 inline constexpr EnumName<VectorFunction> kVectorFunctionNames[] = {
@@ -85,6 +92,10 @@ inline constexpr EnumName<VectorFunction> kVectorFunctionNames[] = {
     {VectorFunction::Softmax, "softmax"},
     {VectorFunction::LayerNorm, "layer_norm"},
     {VectorFunction::RmsNorm, "rms_norm"},
+    {VectorFunction::MaxPool, "max_pool"},
+    {VectorFunction::AveragePool, "average_pool"},
+    {VectorFunction::DepthwiseConv, "depthwise_conv"},
+    {VectorFunction::ResizeNearest, "resize_nearest"},
 };
 inline const char* to_string(VectorFunction function) { return name_in(kVectorFunctionNames, function); }
 inline bool parse_vector_function(const std::string& name, VectorFunction& out) {
@@ -96,6 +107,7 @@ enum class VectorShape : uint8_t {
     Elementwise,  ///< y is rows x cols, y[r][c] from a[r][c] (and b[r][c])
     Reduction,    ///< y is rows x 1: one value per row
     RowWise,      ///< y is rows x cols, each row from the whole row (softmax, the norms)
+    Window,       ///< y is rows x (out_h out_w), each row a plane from the row's plane (VectorWindow)
 };
 
 /// What a function takes and gives.
@@ -115,6 +127,9 @@ inline constexpr VectorFunctionTraits traits_of(VectorFunction f) {
             return {VectorShape::Reduction, false, false, false};
         case VectorFunction::Softmax: return {VectorShape::RowWise, true, false, false};
         case VectorFunction::LayerNorm: case VectorFunction::RmsNorm: return {VectorShape::RowWise, false, false, true};
+        case VectorFunction::MaxPool: case VectorFunction::AveragePool: case VectorFunction::ResizeNearest:
+            return {VectorShape::Window, false, false, false};
+        case VectorFunction::DepthwiseConv: return {VectorShape::Window, false, false, true};
         default: return {VectorShape::Elementwise, false, false, false};
     }
 }
@@ -139,6 +154,26 @@ struct VectorOperand {
     Broadcast broadcast = Broadcast::None;  ///< inputs only; the output is never broadcast
 };
 
+/// The geometry of a window function: row r of the tile is a plane of in_h x in_w elements
+/// (cols = in_h in_w, row-major), row r of y a plane of out_h x out_w. Output (oh, ow) looks
+/// at the taps (oh stride_h - pad_top + i dilation_h, ow stride_w - pad_left + j dilation_w),
+/// i < kernel_h, j < kernel_w; taps outside the plane are padding (ONNX's pads).
+struct VectorWindow {
+    uint32_t in_h = 0, in_w = 0;    ///< the input plane
+    uint32_t out_h = 0, out_w = 0;  ///< the output plane
+    uint32_t kernel_h = 1, kernel_w = 1;
+    uint32_t stride_h = 1, stride_w = 1;
+    uint32_t dilation_h = 1, dilation_w = 1;
+    uint32_t pad_top = 0, pad_left = 0;     ///< padding before the plane (the first tap's offset)
+    uint32_t pad_bottom = 0, pad_right = 0; ///< after it: bounds the padded plane average_pool counts
+    bool count_include_pad = false;  ///< average_pool: divide by the taps inside the padded plane (else inside the plane)
+    /// depthwise_conv: the weight holds `channels` kernel_h x kernel_w planes and the bias
+    /// `channels` values; row r uses channel (first_plane + r) mod channels (planes are N C in order).
+    uint32_t channels = 1;
+    uint32_t first_plane = 0;  ///< depthwise_conv: the plane index of the tile's row 0
+    uint32_t scale_h = 1, scale_w = 1;  ///< resize_nearest: out_h = in_h scale_h, out_w = in_w scale_w
+};
+
 /// y = function(a [, b]) over a rows x cols tile.
 struct VectorCommand {
     VectorFunction function = VectorFunction::Copy;
@@ -150,10 +185,11 @@ struct VectorCommand {
     /// Where the result goes: rows x cols (Elementwise, RowWise) or rows x 1, one value per row
     /// `y.ld` elements apart (Reduction); broadcast must be None.
     VectorOperand y;
-    bool has_weight = false;  ///< LayerNorm, RmsNorm: multiply by a per-column weight
-    uint64_t weight = 0;      ///< cols contiguous values when has_weight
-    bool has_bias = false;    ///< LayerNorm, RmsNorm: add a per-column bias
-    uint64_t bias = 0;        ///< cols contiguous values when has_bias
+    bool has_weight = false;  ///< LayerNorm, RmsNorm: multiply by a per-column weight; DepthwiseConv: required
+    uint64_t weight = 0;      ///< weight_elements() contiguous values when has_weight
+    bool has_bias = false;    ///< LayerNorm, RmsNorm: add a per-column bias; DepthwiseConv: a per-channel bias
+    uint64_t bias = 0;        ///< bias_elements() contiguous values when has_bias
+    VectorWindow window;      ///< window functions (VectorShape::Window): the planes' geometry
     // Parameters: the compiler sets them from the ONNX attributes (defaults in parentheses).
     float alpha = 0;     ///< LeakyRelu's slope, HardSigmoid's alpha (ONNX defaults 0.01, 0.2)
     float beta = 0;      ///< HardSigmoid's beta (ONNX default 0.5)
@@ -168,7 +204,56 @@ struct VectorCommand {
     int64_t causal_offset = 0;  ///< with causal: the diagonal's column offset
 };
 
+/// Elements of one row of y: 1 for a reduction, out_h out_w for a window function, else cols.
+inline uint64_t y_cols(const VectorCommand& c) {
+    switch (traits_of(c.function).shape) {
+        case VectorShape::Reduction: return 1;
+        case VectorShape::Window: return uint64_t(c.window.out_h) * c.window.out_w;
+        default: return c.cols;
+    }
+}
+/// Values of the weight: channels kernel_h kernel_w for depthwise_conv, else cols.
+inline uint64_t weight_elements(const VectorCommand& c) {
+    if (c.function != VectorFunction::DepthwiseConv) return c.cols;
+    return uint64_t(c.window.channels) * c.window.kernel_h * c.window.kernel_w;
+}
+/// Values of the bias: channels for depthwise_conv, else cols.
+inline uint64_t bias_elements(const VectorCommand& c) {
+    return c.function == VectorFunction::DepthwiseConv ? c.window.channels : c.cols;
+}
+
 namespace detail {
+
+/// Why window function `c`'s geometry does not hold, "" when it does.
+inline std::string window_problem(const VectorCommand& c) {
+    const VectorWindow& w = c.window;
+    const auto n = [](uint64_t v) { return std::to_string(v); };
+    if (w.in_h == 0 || w.in_w == 0 || w.out_h == 0 || w.out_w == 0)
+        return "an empty plane (" + n(w.in_h) + " x " + n(w.in_w) + " in, " + n(w.out_h) + " x " + n(w.out_w) + " out)";
+    if (uint64_t(w.in_h) * w.in_w != c.cols)
+        return "cols " + n(c.cols) + " is not the plane's " + n(w.in_h) + " x " + n(w.in_w);
+    if (c.function == VectorFunction::ResizeNearest) {
+        if (w.scale_h == 0 || w.scale_w == 0 || uint64_t(w.in_h) * w.scale_h != w.out_h ||
+            uint64_t(w.in_w) * w.scale_w != w.out_w)
+            return "the output plane " + n(w.out_h) + " x " + n(w.out_w) + " is not the input's " + n(w.in_h) + " x " +
+                   n(w.in_w) + " times the scales " + n(w.scale_h) + " x " + n(w.scale_w);
+        return "";
+    }
+    if (w.kernel_h == 0 || w.kernel_w == 0 || w.stride_h == 0 || w.stride_w == 0 || w.dilation_h == 0 ||
+        w.dilation_w == 0)
+        return "a kernel, stride or dilation of 0 (kernel " + n(w.kernel_h) + " x " + n(w.kernel_w) + ", strides " +
+               n(w.stride_h) + " x " + n(w.stride_w) + ", dilations " + n(w.dilation_h) + " x " + n(w.dilation_w) + ")";
+    // Every output's window starts inside the plane or its leading padding.
+    if (uint64_t(w.out_h - 1) * w.stride_h >= uint64_t(w.in_h) + w.pad_top ||
+        uint64_t(w.out_w - 1) * w.stride_w >= uint64_t(w.in_w) + w.pad_left)
+        return "the output plane " + n(w.out_h) + " x " + n(w.out_w) + " has windows that start past the input's " +
+               n(w.in_h) + " x " + n(w.in_w) + " (pads " + n(w.pad_top) + ", " + n(w.pad_left) + ")";
+    if (c.function == VectorFunction::DepthwiseConv) {
+        if (!c.has_weight) return "depthwise_conv needs a weight (has_weight is not set)";
+        if (w.channels == 0) return "depthwise_conv with 0 channels";
+    }
+    return "";
+}
 
 /// Why input `name` cannot feed `function`'s rows x cols tile, "" when it can.
 inline std::string input_problem(const char* name, const VectorOperand& in, const VectorCommand& c,
@@ -210,10 +295,12 @@ inline std::string vector_command_problem(const VectorCommand& c) {
         if (std::string why = detail::input_problem("b", c.b, c, true); !why.empty()) return why;
     if (c.y.broadcast != Broadcast::None)
         return std::string("y cannot broadcast (it is ") + to_string(c.y.broadcast) + ")";
-    const uint32_t y_cols = traits.shape == VectorShape::Reduction ? 1 : c.cols;
-    if (c.y.ld < y_cols) return "y.ld " + std::to_string(c.y.ld) + " < " + std::to_string(y_cols);
+    const uint64_t out_cols = y_cols(c);
+    if (c.y.ld < out_cols) return "y.ld " + std::to_string(c.y.ld) + " < " + std::to_string(out_cols);
     if ((c.has_weight || c.has_bias) && !traits.takes_weight_bias)
         return std::string("weight and bias are for layer_norm and rms_norm, not ") + function;
+    if (traits.shape == VectorShape::Window)
+        if (std::string why = detail::window_problem(c); !why.empty()) return why;
     if (c.causal && c.function != VectorFunction::Softmax) return std::string("causal is for softmax, not ") + function;
     return "";
 }

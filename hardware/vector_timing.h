@@ -7,7 +7,10 @@
 // rows: rows may be strided apart, and a row's elements reduce together); a pass over the
 // per-row results (the row statistics of softmax and the norms) takes ceil(rows / lanes)
 // groups. A group costs 1 cycle for an ALU op, the config's cycles for an SFU function; the
-// ALU arithmetic around an SFU evaluation in a pass is pipelined with it. So
+// ALU arithmetic around an SFU evaluation in a pass is pipelined with it. A window function
+// takes each row's output plane in ceil(out_h out_w / lanes) groups, a lane per output
+// element; a group costs a cycle per tap of the kernel (one max, add or multiply-add each),
+// the lanes reading their taps from the plane in L2. So
 //
 //   cycles = latency_cycles + sum over passes of groups x cost
 #pragma once
@@ -24,8 +27,8 @@ namespace kpu::hw {
 /// One sweep of the engine over a tile or over its per-row results.
 struct VectorPass {
     const char* what = "";      ///< e.g. "exp and sum", as docs/models.md lists the passes
-    uint64_t groups = 0;        ///< lane groups: rows x ceil(cols / lanes), or ceil(rows / lanes)
-    uint64_t elements = 0;      ///< elements it processes: rows x cols, or rows
+    uint64_t groups = 0;        ///< lane groups: rows x ceil(cols / lanes), ceil(rows / lanes), or rows x ceil(out_h out_w / lanes)
+    uint64_t elements = 0;      ///< ALU operations: rows x cols, rows, or rows x out_h out_w x taps
     uint32_t cost = 1;          ///< cycles per lane group
     uint32_t sfu_per_element = 0;  ///< SFU evaluations per element (0: ALU only)
 };
@@ -58,6 +61,12 @@ inline VectorPasses vector_passes(const VectorCommand& command, const VectorUnit
     auto rows_sfu = [&](const char* what, SfuFunction f) {
         add({what, row_groups, rows, unit.cycles_of(f), 1});
     };
+    // A window function: a lane per output element, `taps` ALU cycles per group.
+    const uint64_t outputs = rows * y_cols(command), window_groups = rows * ceil_div(y_cols(command), lanes);
+    auto window_alu = [&](const char* what, uint64_t taps) {
+        add({what, window_groups, outputs * taps, uint32_t(taps), 0});
+    };
+    const uint64_t taps = uint64_t(command.window.kernel_h) * command.window.kernel_w;
     using F = VectorFunction;
     switch (command.function) {
         case F::Copy: case F::Relu: case F::LeakyRelu: case F::Neg: case F::Abs: case F::Clip: case F::HardSigmoid:
@@ -96,6 +105,14 @@ inline VectorPasses vector_passes(const VectorCommand& command, const VectorUnit
             rows_sfu("rsqrt(mean square + epsilon)", SfuFunction::Rsqrt);
             tile_alu("normalize, weight, bias");
             break;
+        case F::MaxPool: window_alu("window max", taps); break;
+        case F::AveragePool:
+            window_alu("window sum", taps);
+            window_alu("times 1 / count", 1);
+            break;
+        // The accumulator starts at the channel's bias: a multiply-add per tap.
+        case F::DepthwiseConv: window_alu("window multiply-add", taps); break;
+        case F::ResizeNearest: window_alu("nearest copy", 1); break;
     }
     return out;
 }

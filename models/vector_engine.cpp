@@ -128,6 +128,49 @@ void normalize(const hw::VectorCommand& c, uint32_t lanes, const View& a, const 
     }
 }
 
+/// The window functions over each row's plane (hw::VectorWindow): max and average over the
+/// taps inside the plane, the depthwise multiply-add (padding reads 0, the accumulator starts
+/// at the channel's bias), the nearest upsampling. Taps are visited row by row of the kernel.
+void window(const hw::VectorCommand& c, const View& a, const float* weight, const float* bias, float* y) {
+    using F = hw::VectorFunction;
+    const hw::VectorWindow& w = c.window;
+    const int64_t in_h = w.in_h, in_w = w.in_w;
+    const uint64_t plane = uint64_t(w.out_h) * w.out_w;
+    for (uint32_t r = 0; r < c.rows; ++r) {
+        const float* in = a.row(r);
+        float* out = y + r * plane;
+        const uint64_t channel = (uint64_t(w.first_plane) + r) % w.channels;
+        const float* kernel = weight ? weight + channel * w.kernel_h * w.kernel_w : nullptr;
+        for (uint32_t oh = 0; oh < w.out_h; ++oh)
+            for (uint32_t ow = 0; ow < w.out_w; ++ow) {
+                float& result = out[uint64_t(oh) * w.out_w + ow];
+                if (c.function == F::ResizeNearest) {
+                    result = in[uint64_t(oh / w.scale_h) * w.in_w + ow / w.scale_w];
+                    continue;
+                }
+                const int64_t h0 = int64_t(oh) * w.stride_h - w.pad_top, w0 = int64_t(ow) * w.stride_w - w.pad_left;
+                float acc = c.function == F::MaxPool ? -std::numeric_limits<float>::infinity()
+                                                     : (bias ? bias[channel] : 0.0f);
+                uint32_t inside = 0, padded = 0;
+                for (uint32_t i = 0; i < w.kernel_h; ++i) {
+                    const int64_t h = h0 + int64_t(i) * w.dilation_h;
+                    for (uint32_t j = 0; j < w.kernel_w; ++j) {
+                        const int64_t x = w0 + int64_t(j) * w.dilation_w;
+                        padded += h < in_h + w.pad_bottom && x < in_w + w.pad_right;
+                        if (h < 0 || h >= in_h || x < 0 || x >= in_w) continue;
+                        const float v = in[h * in_w + x];
+                        ++inside;
+                        if (c.function == F::MaxPool) acc = max_nan(acc, v);
+                        else if (c.function == F::AveragePool) acc += v;
+                        else acc += v * kernel[i * w.kernel_w + j];
+                    }
+                }
+                if (c.function == F::AveragePool) acc *= 1.0f / float(w.count_include_pad ? padded : inside);
+                result = acc;
+            }
+    }
+}
+
 /// y = c.function(a [, b]): rows x cols values, or rows for a reduction.
 void compute(const hw::VectorCommand& c, uint32_t lanes, const View& a, const View& b, const float* weight,
              const float* bias, float* y) {
@@ -179,6 +222,10 @@ void compute(const hw::VectorCommand& c, uint32_t lanes, const View& a, const Vi
         case F::Softmax: return softmax(c, lanes, a, c.has_b ? &b : nullptr, y);
         case F::LayerNorm:
         case F::RmsNorm: return normalize(c, lanes, a, weight, bias, y);
+        case F::MaxPool:
+        case F::AveragePool:
+        case F::DepthwiseConv:
+        case F::ResizeNearest: return window(c, a, weight, bias, y);
     }
 }
 
@@ -292,10 +339,9 @@ bool VectorEngine::start(const hw::VectorCommand& c) {
                              std::to_string(max_tile_bytes_) + " bytes)");
     if (!read_input("input a", c.a, c.rows, c.cols, a_)) return false;
     if (c.has_b && !read_input("input b", c.b, c.rows, c.cols, b_)) return false;
-    if (c.has_weight && !read_vector("weight", c.weight, c.cols, weight_)) return false;
-    if (c.has_bias && !read_vector("bias", c.bias, c.cols, bias_)) return false;
-    const bool reduction = hw::traits_of(c.function).shape == hw::VectorShape::Reduction;
-    y_.resize(reduction ? c.rows : size_t(c.rows) * c.cols);
+    if (c.has_weight && !read_vector("weight", c.weight, hw::weight_elements(c), weight_)) return false;
+    if (c.has_bias && !read_vector("bias", c.bias, hw::bias_elements(c), bias_)) return false;
+    y_.resize(size_t(c.rows) * hw::y_cols(c));
     auto job = [this, c, lanes = unit_.lanes] {
         compute(c, lanes, view_of(a_, c.a.broadcast, c.cols), view_of(b_, c.b.broadcast, c.cols),
                 c.has_weight ? weight_.data() : nullptr, c.has_bias ? bias_.data() : nullptr, y_.data());
@@ -312,8 +358,7 @@ bool VectorEngine::start(const hw::VectorCommand& c) {
 bool VectorEngine::finish(const hw::VectorCommand& c) {
     if (pending_) helper_->wait(*pending_), pending_.reset();
     if (!ok_) return false;
-    const bool reduction = hw::traits_of(c.function).shape == hw::VectorShape::Reduction;
-    const uint32_t per_row = reduction ? 1 : c.cols;
+    const uint64_t per_row = hw::y_cols(c);
     const uint64_t row_bytes = uint64_t(per_row) * sizeof(float);
     const bool dense = c.y.ld == per_row;
     for (uint32_t r = 0; r < (dense ? 1u : c.rows); ++r) {

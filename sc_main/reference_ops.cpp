@@ -6,6 +6,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "sc_main/reference_window.h"
+
 namespace kpu::cli {
 
 namespace {
@@ -695,6 +697,12 @@ const std::map<std::string, OpReference> kReferences = {
     {"MatMul", ref_matmul},
     {"Gemm", ref_gemm},
     {"Attention", ref_attention},
+    {"MaxPool", ref_max_pool},
+    {"AveragePool", ref_average_pool},
+    {"GlobalAveragePool", ref_global_average_pool},
+    {"BatchNormalization", ref_batch_normalization},
+    {"Resize", ref_resize},
+    {"depthwise_conv", ref_depthwise_conv},
 };
 
 double as_double(const compiler::AttrValue& v) {

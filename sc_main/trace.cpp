@@ -119,6 +119,8 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                 args["function"] = to_string(v.function);
                 args["rows"] = v.rows, args["cols"] = v.cols;
                 if (v.causal) args["causal_offset"] = v.causal_offset;
+                if (hw::traits_of(v.function).shape == hw::VectorShape::Window)  // the window's cost terms
+                    args["out"] = hw::y_cols(v), args["taps"] = v.window.kernel_h * v.window.kernel_w;
             }
         }
         events.push_back({{"ph", "X"},

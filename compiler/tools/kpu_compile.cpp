@@ -103,6 +103,11 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
                 << (v.transpose ? ") by the movers (a transposing move per matrix)\n" : ") on the vector engine\n");
             out << "  as " << v.rows << " x " << v.cols << ", row tiles of " << kr.tile.tm << ", "
                 << tile_count(v.rows, kr.tile.tm) << " row tiles, " << tasks << " tasks\n";
+            if (v.windowed()) {  // a row per plane
+                const kpu::hw::VectorWindow& w = v.command.window;
+                out << "  planes of " << w.in_h << " x " << w.in_w << " -> " << w.out_h << " x " << w.out_w << ", kernel "
+                    << w.kernel_h << " x " << w.kernel_w << ", " << v.rows << " planes\n";
+            }
             out << "  DRAM read " << kr.hints.dram_read_bytes << " B (" << human(double(kr.hints.dram_read_bytes))
                 << "), write " << kr.hints.dram_write_bytes << " B (" << human(double(kr.hints.dram_write_bytes))
                 << "), estimated " << kr.hints.estimated_cycles << (v.transpose ? " cycles on " : " vector engine cycles on ") << p.target.config << "\n";

@@ -108,6 +108,66 @@ TEST(VectorTiming, EveryFunctionHasPassesAndAnEmptyTileNone) {
     EXPECT_EQ(vector_cycles(command(VectorFunction(200), 3, 5), unit()), 0u);
 }
 
+/// A window command over `planes` planes of in_h x in_w, out_h x out_w out, a kh x kw kernel.
+VectorCommand window(VectorFunction f, uint32_t planes, uint32_t in_h, uint32_t in_w, uint32_t out_h, uint32_t out_w,
+                     uint32_t kh, uint32_t kw) {
+    VectorCommand c = command(f, planes, in_h * in_w);
+    c.window.in_h = in_h, c.window.in_w = in_w, c.window.out_h = out_h, c.window.out_w = out_w;
+    c.window.kernel_h = kh, c.window.kernel_w = kw;
+    c.y.ld = out_h * out_w;
+    c.has_weight = f == VectorFunction::DepthwiseConv;
+    return c;
+}
+
+TEST(VectorTiming, WindowFunctionsTakeACyclePerTapPerLaneGroupOfOutputs) {
+    using F = VectorFunction;
+    // 3 planes of 9 x 11 pooled to 4 x 5 (20 outputs: 3 groups of 8 lanes per plane), 3 x 3 taps.
+    EXPECT_EQ(vector_cycles(window(F::MaxPool, 3, 9, 11, 4, 5, 3, 3), unit()), 8u + 3 * 3 * 9);
+    // Average: the same sums, then one pass scaling by 1 / count.
+    EXPECT_EQ(vector_cycles(window(F::AveragePool, 3, 9, 11, 4, 5, 3, 3), unit()), 8u + 3 * 3 * 9 + 3 * 3);
+    // Depthwise 5 x 5 on 2 planes of 7 x 7 to 3 x 3 (9 outputs: 2 groups): a multiply-add per tap.
+    EXPECT_EQ(vector_cycles(window(F::DepthwiseConv, 2, 7, 7, 3, 3, 5, 5), unit()), 8u + 2 * 2 * 25);
+    // Nearest x2 of 2 planes of 3 x 3 (36 outputs: 5 groups), one copy each.
+    EXPECT_EQ(vector_cycles(window(F::ResizeNearest, 2, 3, 3, 6, 6, 1, 1), unit()), 8u + 2 * 5);
+    // t64's engine (16 lanes, 12 of fill): a 56 x 56 plane max-pooled 3 x 3 / 2 to 28 x 28 (49 groups).
+    EXPECT_EQ(vector_cycles(window(F::MaxPool, 64, 56, 56, 28, 28, 3, 3), unit(16, 12)), 12u + 64 * 49 * 9);
+    // Energy: an ALU op per tap per output.
+    EXPECT_DOUBLE_EQ(vector_energy_pj(window(F::MaxPool, 3, 9, 11, 4, 5, 3, 3), unit()), 3 * 20 * 9 * 0.5);
+    EXPECT_DOUBLE_EQ(vector_energy_pj(window(F::AveragePool, 3, 9, 11, 4, 5, 3, 3), unit()), 3 * 20 * 10 * 0.5);
+}
+
+TEST(VectorCommand, WindowProblemsNameTheGeometry) {
+    using F = VectorFunction;
+    const VectorCommand pool = window(F::MaxPool, 2, 5, 6, 3, 3, 3, 3);
+    auto with = [](VectorCommand c, auto change) {
+        change(c);
+        return c;
+    };
+    EXPECT_EQ(vector_command_problem(pool), "");
+    EXPECT_EQ(vector_command_problem(with(pool, [](VectorCommand& c) { c.cols = 29; })),
+              "cols 29 is not the plane's 5 x 6");
+    EXPECT_EQ(vector_command_problem(with(pool, [](VectorCommand& c) { c.window.out_w = 0; })),
+              "an empty plane (5 x 6 in, 3 x 0 out)");
+    EXPECT_EQ(vector_command_problem(with(pool, [](VectorCommand& c) { c.window.stride_h = 0; })),
+              "a kernel, stride or dilation of 0 (kernel 3 x 3, strides 0 x 1, dilations 1 x 1)");
+    EXPECT_EQ(vector_command_problem(with(pool, [](VectorCommand& c) { c.window.stride_h = 3; })),
+              "the output plane 3 x 3 has windows that start past the input's 5 x 6 (pads 0, 0)");
+    EXPECT_EQ(vector_command_problem(with(pool, [](VectorCommand& c) { c.y.ld = 8; })), "y.ld 8 < 9");
+    EXPECT_EQ(vector_command_problem(with(pool, [](VectorCommand& c) { c.has_bias = true; })),
+              "weight and bias are for layer_norm and rms_norm, not max_pool");
+    const VectorCommand dw = window(F::DepthwiseConv, 2, 5, 6, 3, 4, 3, 3);
+    EXPECT_EQ(vector_command_problem(dw), "");
+    EXPECT_EQ(vector_command_problem(with(dw, [](VectorCommand& c) { c.has_weight = false; })),
+              "depthwise_conv needs a weight (has_weight is not set)");
+    EXPECT_EQ(weight_elements(with(dw, [](VectorCommand& c) { c.window.channels = 4; })), 36u);
+    EXPECT_EQ(bias_elements(with(dw, [](VectorCommand& c) { c.window.channels = 4; })), 4u);
+    VectorCommand up = window(F::ResizeNearest, 1, 2, 3, 4, 9, 1, 1);
+    up.window.scale_h = 2, up.window.scale_w = 3;
+    EXPECT_EQ(vector_command_problem(up), "");
+    EXPECT_EQ(vector_command_problem(with(up, [](VectorCommand& c) { c.window.scale_w = 2; })),
+              "the output plane 4 x 9 is not the input's 2 x 3 times the scales 2 x 2");
+}
+
 TEST(VectorCommand, ProblemsNameTheFieldAndTheNumbers) {
     using F = VectorFunction;
     struct Case {

@@ -554,5 +554,101 @@ TEST(VectorEngine, WaitsForItsArithmeticOnTheHelperThreadAndGivesTheInlineBits) 
     EXPECT_EQ(helper_bench.done[0].ended, inline_bench.done[0].ended) << "host time does not show in simulated time";
 }
 
+
+/// A window function's value in double by plain loops over the kernel's taps (padding: the
+/// taps outside the plane; average_pool counts the padded plane's taps when asked).
+struct WindowRef {
+    double value = 0, magnitude = 0;  ///< the result, and the sum of |terms| (for the tolerance)
+};
+WindowRef window_ref(const hw::VectorCommand& c, const float* plane, const float* kernel, double bias, uint32_t oh,
+                     uint32_t ow) {
+    const hw::VectorWindow& w = c.window;
+    WindowRef out;
+    if (c.function == F::ResizeNearest) {
+        out.value = plane[(oh / w.scale_h) * w.in_w + ow / w.scale_w];
+        return out;
+    }
+    double best = -INFINITY, sum = bias;
+    int inside = 0, padded = 0;
+    out.magnitude = std::fabs(bias);
+    for (uint32_t i = 0; i < w.kernel_h; ++i)
+        for (uint32_t j = 0; j < w.kernel_w; ++j) {
+            const long h = long(oh * w.stride_h + i * w.dilation_h) - long(w.pad_top);
+            const long x = long(ow * w.stride_w + j * w.dilation_w) - long(w.pad_left);
+            if (h < long(w.in_h + w.pad_bottom) && x < long(w.in_w + w.pad_right)) ++padded;
+            if (h < 0 || x < 0 || h >= long(w.in_h) || x >= long(w.in_w)) continue;
+            ++inside;
+            const double v = plane[h * w.in_w + x], term = kernel ? v * kernel[i * w.kernel_w + j] : v;
+            best = std::max(best, v);
+            sum += term;
+            out.magnitude += std::fabs(term);
+        }
+    if (c.function == F::MaxPool) out.value = best;
+    else if (c.function == F::AveragePool) out.value = sum / (w.count_include_pad ? padded : inside), out.magnitude /= inside;
+    else out.value = sum;
+    return out;
+}
+
+TEST(VectorEngine, WindowFunctionsMatchPlainLoopsOverEachPlane) {
+    Bench bench("bench");
+    // 5 planes of 7 x 9 at a pitch of 70 (strided rows), 3 channels: plane r of a tile that
+    // starts at plane 4 uses channel (4 + r) mod 3.
+    constexpr uint32_t kPlanes = 5, kH = 7, kW = 9, kLda = 70;
+    const std::vector<float> a = random_floats(kPlanes * kLda, 101, -3, 3), k = random_floats(3 * 25, 102, -1, 1),
+                             b = random_floats(3, 103, -1, 1);
+    const uint64_t a_at = bench.put(a), k_at = bench.put(k), b_at = bench.put(b);
+    auto make = [&](F f, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t dilation, uint32_t out_h,
+                    uint32_t out_w) {
+        hw::VectorCommand c = tile(f, kPlanes, kH * kW);
+        c.a = {a_at, kLda};
+        hw::VectorWindow& w = c.window;
+        w.in_h = kH, w.in_w = kW, w.out_h = out_h, w.out_w = out_w;
+        w.kernel_h = w.kernel_w = kernel, w.stride_h = w.stride_w = stride, w.dilation_h = w.dilation_w = dilation;
+        w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = pad;
+        w.channels = 3, w.first_plane = 4;
+        if (f == F::DepthwiseConv) c.has_weight = true, c.weight = k_at, c.has_bias = true, c.bias = b_at;
+        return c;
+    };
+    std::vector<hw::VectorCommand> cases = {
+        make(F::MaxPool, 3, 2, 1, 1, 4, 5),        // 3 x 3 / 2, pad 1
+        make(F::MaxPool, 3, 1, 0, 2, 3, 5),        // dilation 2
+        make(F::AveragePool, 3, 2, 1, 1, 4, 5),    // padding not counted
+        make(F::AveragePool, 3, 2, 1, 1, 4, 5),    // counted (set below)
+        make(F::AveragePool, 2, 2, 0, 1, 4, 5),    // ceil_mode's extra window past the end
+        make(F::DepthwiseConv, 3, 1, 1, 1, 7, 9),  // 3 x 3, bias, channel per plane
+        make(F::DepthwiseConv, 5, 2, 2, 1, 4, 5),  // 5 x 5 / 2
+        make(F::ResizeNearest, 1, 1, 0, 1, 14, 27),
+    };
+    cases[3].window.count_include_pad = true;
+    cases[4].window.pad_bottom = cases[4].window.pad_right = 1;
+    cases[7].window.scale_h = 2, cases[7].window.scale_w = 3;
+    std::vector<uint64_t> y_at;
+    for (const hw::VectorCommand& c : cases) {
+        const uint32_t out = c.window.out_h * c.window.out_w;
+        y_at.push_back(bench.issue(c, kPlanes * out, out));
+    }
+    bench.run_all();
+    for (size_t i = 0; i < cases.size(); ++i) {
+        SCOPED_TRACE(i);
+        const hw::VectorCommand& c = cases[i];
+        const uint32_t out = c.window.out_h * c.window.out_w;
+        const std::vector<float> y = bench.mem.get(y_at[i], kPlanes * out);
+        for (uint32_t r = 0; r < kPlanes; ++r) {
+            const uint32_t channel = (4 + r) % 3;
+            const bool dw = c.function == F::DepthwiseConv;
+            const float* kernel = dw ? k.data() + channel * c.window.kernel_h * c.window.kernel_w : nullptr;
+            for (uint32_t oh = 0; oh < c.window.out_h; ++oh)
+                for (uint32_t ow = 0; ow < c.window.out_w; ++ow) {
+                    const WindowRef ref = window_ref(c, a.data() + r * kLda, kernel, dw ? b[channel] : 0.0, oh, ow);
+                    const float got = y[r * out + oh * c.window.out_w + ow];
+                    // max and nearest are exact; sums k + 2 roundings of their terms' magnitude.
+                    const double taps = double(c.window.kernel_h * c.window.kernel_w);
+                    EXPECT_NEAR(got, ref.value, (taps + 2) * kEps * ref.magnitude + kEps * std::fabs(ref.value))
+                        << r << ": " << oh << "," << ow;
+                }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace kpu::model

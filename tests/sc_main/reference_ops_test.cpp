@@ -100,6 +100,50 @@ std::vector<Case> cases() {
         "    if mask is not None: s = s + mask\n"
         "    if causal: s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf).astype(q.dtype)\n"
         "    return softmax(s, -1) @ v\n";
+    // The window ops in plain loops over the output plane and the kernel's taps (the padding
+    // explicit, ceil_mode's size rule), and ONNX's nearest resize index by index.
+    const std::string window =
+        "def window(x, k, s, p, d, ceil, kind, include=0, w=None, b=None):\n"
+        "    n, c, h, wd = x.shape\n"
+        "    def size(i, ax):\n"
+        "        span = i + p[ax] + p[ax + 2] - (k[ax] - 1) * d[ax] - 1\n"
+        "        o = (-(-span // s[ax]) if ceil else span // s[ax]) + 1\n"
+        "        return o - 1 if ceil and (o - 1) * s[ax] >= i + p[ax] else o\n"
+        "    y = np.zeros((n, c, size(h, 0), size(wd, 1)), dtype=x.dtype)\n"
+        "    for i in range(y.shape[2]):\n"
+        "        for j in range(y.shape[3]):\n"
+        "            acc, inside, padded = None, 0, 0\n"
+        "            for a in range(k[0]):\n"
+        "                for e in range(k[1]):\n"
+        "                    r, q = i * s[0] - p[0] + a * d[0], j * s[1] - p[1] + e * d[1]\n"
+        "                    padded += r < h + p[2] and q < wd + p[3]\n"
+        "                    if r < 0 or q < 0 or r >= h or q >= wd: continue\n"
+        "                    t = x[:, :, r, q] * (w[:, 0, a, e] if kind == 'dw' else 1)\n"
+        "                    acc = t if acc is None else np.maximum(acc, t) if kind == 'max' else acc + t\n"
+        "                    inside += 1\n"
+        "            if kind == 'avg': acc = acc / x.dtype.type(padded if include else inside)\n"
+        "            if b is not None: acc = acc + b\n"
+        "            y[:, :, i, j] = acc\n"
+        "    return y\n";
+    const std::string resize =
+        "def resize(x, scales, transform, nearest):\n"
+        "    index = []\n"
+        "    for ax in range(x.ndim):\n"
+        "        n, s, sel = x.shape[ax], scales[ax], []\n"
+        "        for i in range(int(np.floor(n * s))):\n"
+        "            v = (i + 0.5) / s - 0.5 if transform == 'half_pixel' else i / s\n"
+        "            f = np.floor(v)\n"
+        "            r = f if nearest == 'floor' else f + 1 if v - f > 0.5 else f\n"
+        "            sel.append(int(min(max(r, 0), n - 1)))\n"
+        "        index.append(sel)\n"
+        "    return x[np.ix_(*index)]\n";
+    const std::string x4 = "{\"name\": \"x\", \"shape\": [2, 3, 7, 9]}, {\"name\": \"y\"}";
+    const std::string depthwise_tensors =
+        "{\"name\": \"x\", \"shape\": [2, 3, 7, 9]}, {\"name\": \"w\", \"shape\": [3, 1, 3, 3]}, "
+        "{\"name\": \"b\", \"shape\": [3]}, {\"name\": \"y\"}";
+    const std::string batch_norm_tensors =
+        "{\"name\": \"x\", \"shape\": [2, 3, 4, 5]}, {\"name\": \"s\", \"shape\": [3]}, {\"name\": \"b\", "
+        "\"shape\": [3]}, {\"name\": \"m\", \"shape\": [3]}, {\"name\": \"v\", \"shape\": [3]}, {\"name\": \"y\"}";
     return {
         // binary, every broadcasting corner
         {"add_5x1x7_4x1", binary_graph("Add", "[5, 1, 7]", "[4, 1]"), "out['y'] = a + b"},
@@ -258,6 +302,44 @@ std::vector<Case> cases() {
          attention + "def heads(t, h): return t.reshape(t.shape[0], t.shape[1], h, -1).transpose(0, 2, 1, 3)\n"
                      "o = attention(heads(q, 3), heads(k, 3), heads(v, 3), m, False, 0.7)\n"
                      "out['y'] = o.transpose(0, 2, 1, 3).reshape(2, 7, 9)"},
+        // window ops: ceil_mode, asymmetric pads, dilation, count_include_pad both ways; batch
+        // normalization (positive variances); nearest resize by scales and by sizes
+        {"max_pool_dilated_ceil",
+         one_op(x4, "MaxPool", "\"x\"", "\"y\"",
+                "\"kernel_shape\": [3, 2], \"strides\": [2, 2], \"pads\": [1, 0, 0, 1], \"dilations\": [2, 1], "
+                "\"ceil_mode\": 1"),
+         window + "out['y'] = window(x, (3, 2), (2, 2), (1, 0, 0, 1), (2, 1), 1, 'max')"},
+        {"average_pool_include_pad",
+         one_op(x4, "AveragePool", "\"x\"", "\"y\"",
+                "\"kernel_shape\": [3, 3], \"strides\": [2, 2], \"pads\": [1, 1, 1, 1], \"ceil_mode\": 1, "
+                "\"count_include_pad\": 1"),
+         window + "out['y'] = window(x, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, 'avg', 1)"},
+        {"average_pool_exclude_pad",
+         one_op(x4, "AveragePool", "\"x\"", "\"y\"", "\"kernel_shape\": [2, 3], \"pads\": [0, 1, 1, 2]"),
+         window + "out['y'] = window(x, (2, 3), (1, 1), (0, 1, 1, 2), (1, 1), 0, 'avg')"},
+        {"global_average_pool", one_op(x4, "GlobalAveragePool", "\"x\"", "\"y\""),
+         "out['y'] = x.mean(axis=(2, 3), keepdims=True)"},
+        {"depthwise_conv",
+         one_op(depthwise_tensors, "depthwise_conv", "\"x\", \"w\", \"b\"", "\"y\"",
+                "\"strides\": [2, 1], \"pads\": [1, 1, 1, 1]"),
+         window + "out['y'] = window(x, (3, 3), (2, 1), (1, 1, 1, 1), (1, 1), 0, 'dw', w=w, b=b[None, :])"},
+        {"batch_normalization",
+         one_op(batch_norm_tensors, "BatchNormalization", "\"x\", \"s\", \"b\", \"m\", \"v\"", "\"y\"",
+                "\"epsilon\": 0.01"),
+         "r = lambda t: t.reshape(1, 3, 1, 1)\n"
+         "out['y'] = (x - r(m)) / np.sqrt(r(v) + x.dtype.type(0.01)) * r(s) + r(b)",
+         0.5, 2},
+        {"resize_scales_half_pixel",
+         one_op("{\"name\": \"x\", \"shape\": [1, 2, 3, 4]}, {\"name\": \"sc\", \"value\": [1, 1, 2, 3]}, "
+                "{\"name\": \"y\"}",
+                "Resize", "\"x\", \"\", \"sc\"", "\"y\""),
+         resize + "out['y'] = resize(x, (1, 1, 2, 3), 'half_pixel', 'round_prefer_floor')"},
+        {"resize_sizes_asymmetric_round",
+         one_op("{\"name\": \"x\", \"shape\": [2, 1, 3, 4]}, {\"name\": \"sz\", \"dtype\": \"int64\", "
+                "\"value\": [2, 1, 9, 8]}, {\"name\": \"y\"}",
+                "Resize", "\"x\", \"\", \"\", \"sz\"", "\"y\"",
+                "\"coordinate_transformation_mode\": \"asymmetric\""),
+         resize + "out['y'] = resize(x, (1, 1, 3, 2), 'asymmetric', 'round_prefer_floor')"},
     };
 }
 
