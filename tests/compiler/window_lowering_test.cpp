@@ -100,8 +100,12 @@ TEST(WindowLowering, ATaskStreamsWholePlanesThroughL2) {
             EXPECT_EQ(op.cols, 7u);
             EXPECT_LE(op.rows, tm * 9);
         }
-        if (op.kind == DfxOpKind::Store) EXPECT_EQ(op.cols, 7u);
-        if (op.kind == DfxOpKind::Vector) EXPECT_EQ(op.n, 63u);
+        if (op.kind == DfxOpKind::Store) {
+            EXPECT_EQ(op.cols, 7u);
+        }
+        if (op.kind == DfxOpKind::Vector) {
+            EXPECT_EQ(op.n, 63u);
+        }
     });
     std::vector<std::string> expected = {"LOAD", "MOVE", "LOAD", "MOVE"};  // weight, bias
     for (uint32_t i = p.tasks[0].r0; i < p.tasks[0].r1; ++i)
@@ -135,7 +139,9 @@ TEST(WindowLowering, AChainOfWindowOpsWaitsForItsProducers) {
         const Program p = compile(parse_graph(text, "t.json"), config);
         ASSERT_EQ(p.kernels.size(), 3u);
         for (uint32_t t = 0; t < p.tasks.size(); ++t)
-            if (p.tasks[t].kernel > 0) EXPECT_FALSE(producer_tasks(p, t).empty()) << t;
+            if (p.tasks[t].kernel > 0) {
+                EXPECT_FALSE(producer_tasks(p, t).empty()) << t;
+            }
         test::expect_consistent(p, config);
     }
 }
