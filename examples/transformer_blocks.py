@@ -9,7 +9,7 @@ Gemm with a bias row, attention is ONNX's Attention in its 3-D form.
 - bert_base_layer: post-LN; y = LN2(h1 + FFN(h1)), h1 = LN1(x + Attn(x, mask)), erf GELU, an
   additive padding mask [1, 1, 1, 128] (0 for the first 100 keys, -10000 after), epsilon 1e-12.
 - gpt2_block: pre-LN; r = x + Attn(LN1(x)) causal; y = r + FFN(LN2(r)), tanh GELU, epsilon 1e-5.
-tests/e2e/transformer_check.py checks kpu-sim against reference(); benchmarks/transformer_blocks.py
+tests/e2e/example_check.py checks kpu-sim against reference(); benchmarks/transformer_blocks.py
 times both."""
 import math
 import os

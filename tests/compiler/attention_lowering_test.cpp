@@ -88,13 +88,6 @@ TEST(AttentionLowering, EachPieceStartsItsCausalDiagonalAtItsRowInTheMatrix) {
     }
 }
 
-/// The kinds and output shapes of a graph's ops, in order: "Transpose [1, 2, 8, 7]".
-std::vector<std::string> op_list(const Graph& g) {
-    std::vector<std::string> out;
-    for (const Op& op : g.ops()) out.push_back(op.kind + " " + shape_string(g.tensor(op.outputs[0]).shape));
-    return out;
-}
-
 // Grouped heads (4 query heads on 2 key/value heads): the queries viewed as [B, Hkv, g Sq, E]
 // share one K^T per key/value head, the softmax sees the scores as [B, Hq, Sq, Skv] (its mask
 // and causal diagonal per query head), and the result is viewed back.
@@ -108,7 +101,7 @@ TEST(AttentionLowering, AttentionExpandsIntoTransposeMatmulsAndAMaskedSoftmax) {
     const std::vector<std::string> expected = {
         "Transpose [2, 2, 8, 7]", "Reshape [2, 2, 10, 8]", "MatMul [2, 2, 10, 7]", "Reshape [2, 4, 5, 7]",
         "masked_softmax [2, 4, 5, 7]", "Reshape [2, 2, 10, 7]", "MatMul [2, 2, 10, 3]", "Reshape [2, 4, 5, 3]"};
-    EXPECT_EQ(op_list(g), expected);
+    EXPECT_EQ(test::op_summary(g), expected);
     const Op& softmax = g.ops()[4];
     EXPECT_EQ(g.tensor(softmax.inputs[1]).name, "m");
     EXPECT_DOUBLE_EQ(std::get<double>(softmax.attributes.at("scale")), 1 / std::sqrt(8.0));
@@ -127,7 +120,7 @@ TEST(AttentionLowering, ThreeDimensionalAttentionSplitsAndMergesHeads) {
         "Reshape [1, 6, 3, 4]", "Transpose [1, 3, 6, 4]", "Reshape [1, 9, 3, 4]", "Transpose [1, 3, 4, 9]",
         "Reshape [1, 9, 3, 2]", "Transpose [1, 3, 9, 2]", "MatMul [1, 3, 6, 9]", "masked_softmax [1, 3, 6, 9]",
         "MatMul [1, 3, 6, 2]", "Transpose [1, 6, 3, 2]", "Reshape [1, 6, 6]"};
-    EXPECT_EQ(op_list(g), expected);
+    EXPECT_EQ(test::op_summary(g), expected);
     EXPECT_EQ(g.tensor(g.ops().back().outputs[0]).name, "y");
 }
 

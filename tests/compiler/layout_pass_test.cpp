@@ -8,12 +8,6 @@
 namespace kpu::compiler {
 namespace {
 
-std::vector<std::string> kinds(const Graph& g) {
-    std::vector<std::string> out;
-    for (const Op& op : g.ops()) out.push_back(op.kind + " " + shape_string(g.tensor(op.outputs[0]).shape));
-    return out;
-}
-
 // Two channel mixes computed in NHWC (MatMul over the last axis) with a Relu and a
 // per-channel bias between them in NCHW, as two convolutions' expansions leave them: the
 // Relu and the Add move to NHWC, the bias is viewed as [1, 1, 1, 4], and only the input's and
@@ -37,7 +31,7 @@ TEST(LayoutPass, ElementwiseOpsBetweenTwoNhwcOpsStayInNhwc) {
     const std::vector<std::string> expected = {"Transpose [1, 5, 7, 3]", "MatMul [1, 5, 7, 4]", "Relu [1, 5, 7, 4]",
                                                "Reshape [1, 1, 1, 4]",   "Add [1, 5, 7, 4]",    "Reshape [1, 5, 7, 4]",
                                                "MatMul [1, 5, 7, 2]",    "Transpose [1, 2, 5, 7]"};
-    EXPECT_EQ(kinds(g), expected);
+    EXPECT_EQ(test::op_summary(g), expected);
     test::expect_consistent(compile(g, test::config("edge")), test::config("edge"));
 }
 

@@ -10,12 +10,6 @@
 namespace kpu::compiler {
 namespace {
 
-std::vector<std::string> kinds(const Graph& g) {
-    std::vector<std::string> out;
-    for (const Op& op : g.ops()) out.push_back(op.kind + " " + shape_string(g.tensor(op.outputs[0]).shape));
-    return out;
-}
-
 TEST(LongRows, AnElementwiseOpRunsOnShorterRowsMovingEachByteOnce) {
     const hw::Config minimal = test::config("minimal");
     const Graph g = parse_graph(R"({"tensors": [{"name": "x", "shape": [2, 1000000], "role": "input"},
@@ -25,7 +19,7 @@ TEST(LongRows, AnElementwiseOpRunsOnShorterRowsMovingEachByteOnce) {
     const std::vector<std::string> expected = {"Reshape [" + std::to_string(2 * 1000000 / p.kernels[0].tile.tn) + ", " +
                                                    std::to_string(p.kernels[0].tile.tn) + "]",
                                                "Reshape", "Add", "Reshape [2, 1000000]"};
-    const std::vector<std::string> got = kinds(p.graph);
+    const std::vector<std::string> got = test::op_summary(p.graph);
     ASSERT_EQ(got.size(), 4u);
     EXPECT_EQ(got[0], expected[0]);
     EXPECT_EQ(got[3], expected[3]);
@@ -49,7 +43,7 @@ TEST(LongRows, AReductionRunsInTwoPassesOverChunksThenTheirResults) {
                                                "ReduceMean [" + std::to_string(3 * c) + "]",
                                                "Reshape [3, " + std::to_string(c) + "]", "ReduceMean [3]",
                                                "Reshape [3, 1]"};
-    EXPECT_EQ(kinds(p.graph), expected);
+    EXPECT_EQ(test::op_summary(p.graph), expected);
     EXPECT_EQ(p.hints.dram_read_bytes, 4u * (3000000 + 3 * c));
     EXPECT_EQ(p.hints.dram_write_bytes, 4u * (3 * c + 3));
     test::expect_consistent(p, minimal);

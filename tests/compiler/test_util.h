@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -51,6 +52,13 @@ inline BoundProgram expect_consistent(const Program& p, const hw::Config& target
     EXPECT_EQ(count_ops(p), count_expanded_ops(p));
     EXPECT_EQ(read_kpu(write_kpu(p), "t.kpu"), p);
     return b;
+}
+
+/// A graph's ops in order as "<kind> <output shape>" ("Transpose [1, 2, 8, 7]").
+inline std::vector<std::string> op_summary(const Graph& g) {
+    std::vector<std::string> out;
+    for (const Op& op : g.ops()) out.push_back(op.kind + " " + shape_string(g.tensor(op.outputs[0]).shape));
+    return out;
 }
 
 /// Runs `f` and returns the CompileError message; records a failure if nothing is thrown.
