@@ -166,6 +166,7 @@ private:
     // ---- checks ----------------------------------------------------------------------------
 
     void check() {
+        if (!model_.has_graph()) fail(source_, "not an ONNX model (it has no graph)");
         for (const auto& o : model_.opset_import())
             if (o.domain().empty() || o.domain() == "ai.onnx") out_.opset = o.version();
         if (out_.opset < kMinOpset || out_.opset > kMaxOpset)

@@ -145,5 +145,18 @@ ok = r.returncode == 1 and expected in r.stderr
 print(f"unsupported ops named: {r.stderr.strip()} -> {'ok' if ok else 'FAIL'}")
 failures += 0 if ok else 1
 
+# Damaged files: one line naming the file, exit status 1, never a crash.
+good = open(os.path.join(work, "mlp_opset17.onnx"), "rb").read()
+for tag, data in (("truncated", good[:len(good) // 2]), ("random", bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8))),
+                  ("empty", b"")):
+    cases += 1
+    path = os.path.join(work, tag + ".onnx")
+    open(path, "wb").write(data)
+    r, _ = compile_model(path, os.path.join(work, tag), "edge")
+    line = r.stderr.strip()
+    ok = r.returncode == 1 and line.startswith("kpu-compile: error: " + path) and "\n" not in line
+    print(f"{tag} file: {line} -> {'ok' if ok else 'FAIL'}")
+    failures += 0 if ok else 1
+
 print(f"{cases - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)
