@@ -10,6 +10,7 @@ void register_reduce(OpRegistry& registry);
 void register_normalization(OpRegistry& registry);
 void register_layout(OpRegistry& registry);
 void register_attention(OpRegistry& registry);
+void register_conv(OpRegistry& registry);
 
 const OpRegistry& op_registry() {
     static const OpRegistry registry = [] {
@@ -20,6 +21,7 @@ const OpRegistry& op_registry() {
         register_normalization(r);
         register_layout(r);
         register_attention(r);
+        register_conv(r);
         return r;
     }();
     return registry;
