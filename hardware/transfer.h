@@ -48,7 +48,7 @@ struct Transfer {
     Transform transform = Transform::Identity;
     uint32_t row_pad_before = 0;  ///< leading rows that read as zeros
     uint32_t row_pad_after = 0;   ///< trailing rows that read as zeros
-    TransferDim outer[2];         ///< outer[0] around the rows, outer[1] around outer[0]
+    TransferDim outer[2]{};       ///< outer[0] around the rows, outer[1] around outer[0]
 
     /// Bytes written to the destination (zero rows included).
     uint64_t bytes() const { return uint64_t(rows) * row_bytes * outer[0].count * outer[1].count; }
