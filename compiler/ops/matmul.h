@@ -26,8 +26,10 @@ struct ConvGeometry {
     uint64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
     uint64_t pad_top = 0, pad_left = 0;
 
+    /// A run of input rows.
     struct Rows {
-        uint64_t first = 0, count = 0;
+        uint64_t first = 0;  ///< the first input row
+        uint64_t count = 0;  ///< rows (0: none)
     };
     /// The input rows (of one image and group) that output pixels [p0, p1) read, clamped to
     /// the image: what the task holding them keeps in L3. count 0: they read only padding.

@@ -47,6 +47,7 @@ const ConvCase kCases[] = {
     {1, 4, 1, 1, 5, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true},    {1, 3, 1, 1, 4, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},
     {1, 32, 28, 28, 64, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true}, {2, 16, 30, 30, 32, 3, 3, 2, 1, 2, {1, 1, 1, 1}, true},
     {1, 4, 5, 5, 4, 1, 1, 3, 1, 1, {3, 3, 3, 3}, false},  // output rows reading padding only
+    {1, 256, 7, 7, 32, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},  // minimal: K in passes
 };
 
 /// The closed form of docs/compiler.md: per task, the input rows its output pixels read
@@ -161,6 +162,28 @@ TEST(ConvLowering, TheGatherBuildsThePatchMatrixOfAPlainIm2colLoop) {
                 }
         }
     }
+}
+
+// Conv lowers as plain Transposes and views around conv_nhwc: NCHW -> NHWC ([0, 2, 3, 1]) in
+// and back ([0, 3, 1, 2]) for one group, so that consecutive convolutions leave inverse
+// Transpose pairs between them; grouped, each group's channels together after the image.
+TEST(ConvLowering, ConvExpandsIntoNhwcTransposesAroundConvNhwc) {
+    const auto kinds = [](const ConvCase& c) {
+        const Graph g = expand_composites(parse_graph(conv_json(c), "t.json"), "t.json");
+        std::string out;
+        for (const Op& op : g.ops()) {
+            out += (out.empty() ? "" : " ") + op.kind;
+            if (op.kind == "Transpose") out += attr_string(op.attributes.at("perm"));
+            if (op.kind == "conv_nhwc") out += shape_string(g.tensor(op.inputs[0]).shape);
+        }
+        return out;
+    };
+    EXPECT_EQ(kinds({1, 4, 7, 9, 6, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true}),
+              "Transpose[0, 2, 3, 1] Reshape Reshape Transpose[0, 3, 4, 2, 1] Reshape conv_nhwc[1, 1, 7, 9, 4] "
+              "Reshape Transpose[0, 3, 1, 2]");
+    EXPECT_EQ(kinds({3, 6, 7, 9, 4, 3, 3, 1, 1, 2, {1, 1, 1, 1}, false}),
+              "Reshape Transpose[0, 1, 3, 4, 2] Reshape Transpose[0, 3, 4, 2, 1] conv_nhwc[3, 2, 7, 9, 3] "
+              "Transpose[0, 1, 4, 2, 3] Reshape");
 }
 
 // One line each, naming the op, the attribute or tensor and the numbers.

@@ -151,6 +151,7 @@ case("k5_depthwise_dilation2", 1, 4, (9, 9), 8, (5, 5), pads=(3, 3, 3, 3), dilat
 case("image1x1_k1", 1, 4, (1, 1), 5, (1, 1))
 case("image1x1_k3_p1", 1, 3, (1, 1), 4, (3, 3), pads=(1, 1, 1, 1))
 case("k3_c16_c32", 1, 16, (14, 14), 32, (3, 3), pads=(1, 1, 1, 1))
+case("k3_c256_k_in_passes", 1, 256, (7, 7), 32, (3, 3), pads=(1, 1, 1, 1))  # minimal: K in passes
 case("same_upper_s2", 1, 4, (7, 9), 6, (3, 3), strides=(2, 2), auto_pad="SAME_UPPER")
 case("same_lower_k4", 1, 4, (7, 9), 6, (4, 4), auto_pad="SAME_LOWER")
 case("valid_k3", 1, 4, (7, 9), 6, (3, 3), auto_pad="VALID")
