@@ -195,7 +195,13 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
             if (side >= dim || side >= kMaxTileSide) return out;
         }
     };
-    const std::set<uint32_t> tms = sides(M, config.fabric.rows), tns = sides(N, config.fabric.cols);
+    std::set<uint32_t> tms = sides(M, config.fabric.rows);
+    const std::set<uint32_t> tns = sides(N, config.fabric.cols);
+    // A convolution also tries tiles of whole output rows (1, 2, 4, ... rows): each tap of
+    // such a tile is one gather transfer, and its input rows are no more than it needs.
+    if (mm.conv)
+        for (uint64_t rows = 1; rows * mm.conv->ow <= std::min<uint64_t>(M, kMaxTileSide); rows *= 2)
+            tms.insert(uint32_t(rows * mm.conv->ow));
     // Every tile shape, task shape and number of K passes (1, 2, 4, ...: each later pass
     // brings the C tiles back, and a pass's smaller panel leaves L3 room for bigger tiles).
     // The closed form ranks them; the best are replayed.
