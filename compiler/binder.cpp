@@ -308,10 +308,12 @@ private:
     /// A convolution's A tile: the gather's transfers (conv_gather.h), one bound op each on the
     /// DFX op's BlockMover, all with its dependencies.
     void push_gather(const DfxOp& d, BoundOp op) {
-        const ConvGeometry& g = *operands_[program_.tasks[d.task].kernel].conv;
+        const Task& task = program_.tasks[d.task];
+        const MatmulOperands& mm = operands_[task.kernel];
+        const uint64_t first_pixel = d.row - mm.a_row(task.batch);  // DfxOp::gather
         const std::vector<hw::Transfer> parts =
-            conv_gather(g, {d.halo_first, d.halo_rows}, d.row - operands_[program_.tasks[d.task].kernel].a_row(program_.tasks[d.task].batch),
-                        d.rows, d.col, d.cols, address(d.src), address(d.dst), stride(d.dst), uint32_t(kLoweredElementBytes));
+            conv_gather(*mm.conv, {d.halo_first, d.halo_rows}, first_pixel, d.rows, d.col, d.cols, address(d.src),
+                        address(d.dst), stride(d.dst), uint32_t(kLoweredElementBytes));
         for (const hw::Transfer& part : parts) {
             BoundOp piece = op;
             piece.move = part;
