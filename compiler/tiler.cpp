@@ -233,11 +233,15 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
                 tensor = b.tensor;
             }
         std::ostringstream msg;
-        msg << "op '" << graph.ops()[op].name << "' (matmul " << M << "x" << N << "x" << mm.k
+        msg << "op '" << graph.ops()[op].name << (mm.conv ? "' (conv_nhwc, implicit GEMM " : "' (matmul ") << M << "x"
+            << N << "x" << mm.k
             << "): no tiling fits config '" << config.name << "': even tiles of " << tile.tm << "x" << tile.tn << "x"
             << tile.tk << " need " << level_bytes(plan, level) << " bytes of " << hw::to_string(level)
             << " per compute tile (largest: tensor '" << graph.tensor(tensor).name << "', " << biggest
-            << " bytes) but " << hw::to_string(level) << " has " << level_capacity(config, level);
+            << " bytes) but " << hw::to_string(level) << " has " << level_capacity(config, level)
+            << (mm.conv ? " (a task's input rows, every channel of its group, stay in L3: input-channel passes are "
+                          "not yet supported)"
+                        : "");
         throw CompileError(msg.str());
     }
     // Distinct candidates (several pass counts can give the same kc), best closed form first.

@@ -268,6 +268,15 @@ TEST(ConvLowering, BadConvolutionsAreRefusedWithTheirNumbers) {
     json.replace(json.find("[6, 4, 3, 3]"), 12, "[6, 4, 3]");
     EXPECT_EQ(test::error_of([&] { parse_graph(json, "t.json"); }),
               op + "input 'X' ('x', [1, 4, 7]): 1-D convolutions are not yet supported (only 2-D: X of rank 4)");
+    // Input rows too wide for L3 (minimal's 256 KiB): refused at compile time with the numbers.
+    EXPECT_EQ(test::error_of([] {
+                  compile(parse_graph(conv_json({1, 512, 64, 64, 64, 3, 3, 1, 1, 1, {1, 1, 1, 1}, false}), "t.json"),
+                          test::config("minimal"));
+              }),
+              "op 'conv.conv' (conv_nhwc, implicit GEMM 4096x64x4608): no tiling fits config 'minimal': even tiles of "
+              "8x8x16 need 525568 bytes of L3 per compute tile (largest: tensor 'conv.x_groups', 524288 bytes) but L3 "
+              "has 262144 (a task's input rows, every channel of its group, stay in L3: input-channel passes are not "
+              "yet supported)");
     EXPECT_EQ(error({1, 4, 7, 9, 6, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true}, R"("auto_pad": "SAME")"),
               op + "attribute 'auto_pad' is 'SAME', expected NOTSET, SAME_UPPER, SAME_LOWER or VALID");
 }
