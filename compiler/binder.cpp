@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/conv_gather.h"
 #include "compiler/generate.h"
 #include "compiler/hazard_tracker.h"
 #include "compiler/large_load_limit.h"
@@ -145,6 +146,7 @@ private:
             case DfxOpKind::Vector: bind_vector(d, op); break;
         }
         op.deps = bound_deps(d.id);
+        if (d.gather) return push_gather(d, std::move(op));
         if (op.engine != EngineKind::Dma) {
             push(std::move(op));
             bound_range_.back().second = first + 1;
@@ -175,7 +177,7 @@ private:
             x.transform = hw::Transform::Transpose;
             x.elem_bytes = uint32_t(element);
         }
-        if (src != hw::Level::Dram && dst != hw::Level::Dram && !d.transpose) {
+        if (src != hw::Level::Dram && dst != hw::Level::Dram && !d.transpose && !d.gather) {
             if (const auto m = elision_.earlier_copy(d.id, x, tracker_, space(src), space(dst))) {
                 bound_range_.back() = bound_range_[*m];  // who depends on it depends on M's ops
                 ++bound_.elided_moves;
@@ -183,7 +185,12 @@ private:
                 return false;
             }
         }
-        if (src != hw::Level::Dram) touch(src, x.src, x.rows, x.row_bytes, x.src_stride, false, op);
+        if (d.gather) {  // reads the task's input rows in L3 (all of them: a hull)
+            const ConvGeometry& g = *operands_[program_.tasks[d.task].kernel].conv;
+            touch(src, x.src, std::max<uint64_t>(1, d.halo_rows * g.w), g.cg * element, x.src_stride, false, op);
+        } else if (src != hw::Level::Dram) {
+            touch(src, x.src, x.rows, x.row_bytes, x.src_stride, false, op);
+        }
         if (dst != hw::Level::Dram && d.transpose)
             touch(dst, x.dst, d.cols, d.rows * element, x.dst_stride, true, op);
         else if (dst != hw::Level::Dram)
@@ -299,6 +306,23 @@ private:
             slice.move = slices[i];
             slice.unit = dma_engine(tile_, uint32_t(i), uint32_t(slices.size()), config_);
             push(std::move(slice));
+        }
+        bound_range_.back().second = uint32_t(bound_.ops.size());
+    }
+
+    /// A convolution's A tile: the gather's transfers (conv_gather.h), one bound op each on the
+    /// DFX op's BlockMover, all with its dependencies.
+    void push_gather(const DfxOp& d, BoundOp op) {
+        const Task& task = program_.tasks[d.task];
+        const MatmulOperands& mm = operands_[task.kernel];
+        const uint64_t first_pixel = d.row - mm.a_row(task.batch);  // DfxOp::gather
+        const std::vector<hw::Transfer> parts =
+            conv_gather(*mm.conv, {d.halo_first, d.halo_rows}, first_pixel, d.rows, d.col, d.cols, address(d.src),
+                        address(d.dst), stride(d.dst), uint32_t(kLoweredElementBytes));
+        for (const hw::Transfer& part : parts) {
+            BoundOp piece = op;
+            piece.move = part;
+            push(std::move(piece));
         }
         bound_range_.back().second = uint32_t(bound_.ops.size());
     }

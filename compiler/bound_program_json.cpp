@@ -23,6 +23,16 @@ json op_json(const BoundOp& op) {
         o["move"] = {{"src", op.move.src},         {"dst", op.move.dst},
                      {"rows", op.move.rows},       {"row_bytes", op.move.row_bytes},
                      {"src_stride", op.move.src_stride}, {"dst_stride", op.move.dst_stride}};
+    if (op.kind == BoundOp::Kind::Move && !op.move.plain()) {  // a gather: its zero fill and outer dimensions
+        o["move"]["row_pad"] = {op.move.row_pad_before, op.move.row_pad_after};
+        json outer = json::array();
+        for (const hw::TransferDim& d : op.move.outer)
+            outer.push_back({{"count", d.count},
+                             {"src_stride", d.src_stride},
+                             {"dst_stride", d.dst_stride},
+                             {"pad", {d.pad_before, d.pad_after}}});
+        o["move"]["outer"] = outer;
+    }
     if (op.kind == BoundOp::Kind::Matmul)
         o["matmul"] = {{"a", op.matmul.a},     {"b", op.matmul.b}, {"lda", op.matmul.lda},
                        {"ldb", op.matmul.ldb}, {"m", op.matmul.m}, {"n", op.matmul.n},

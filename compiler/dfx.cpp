@@ -54,7 +54,7 @@ std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, T
 
 std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent) {
     const uint64_t tm = tile.tm, tn = tile.tn, tk = tile.tk, kc = tile.pass_k(k);
-    const bool os = dataflow == Dataflow::OutputStationary;
+    const bool os = dataflow == Dataflow::OutputStationary || op.conv;  // a convolution is output-stationary
     std::vector<BufferSpec> plan;
     auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
         plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kLoweredElementBytes, uint32_t(pitch), tensor});
@@ -74,7 +74,10 @@ std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataf
     const uint64_t ks = (kc + tk - 1) / tk;
     const uint64_t a_rows = op.trans_a ? tk : tm, a_pitch = op.trans_a ? tm : tk;
     const uint64_t b_rows = op.trans_b ? tn : tk, b_pitch = op.trans_b ? tk : tn;
-    if (os) {
+    if (op.conv) {  // the panel is the input rows the task's pixels read (docs/compiler.md, "Convolution")
+        add(Buffer::Panel, 1, op.conv->max_region_pixels(extent.rows), op.conv->cg, op.a);
+        add(Buffer::Strip, 2, ks * b_rows, b_pitch, op.b);
+    } else if (os) {
         const uint64_t tiles = (extent.rows + tm - 1) / tm;
         add(Buffer::Panel, 1, ks * tiles * a_rows, a_pitch, op.a);
         add(Buffer::Strip, 2, ks * b_rows, b_pitch, op.b);
@@ -237,7 +240,9 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
     }
     const MatmulOperands op = matmul_operands(program.graph, kernel.op);
     const uint64_t rows = e.r1 - e.r0, cols = e.c1 - e.c0, k = op.k;
-    read = kLoweredElementBytes * (rows * k + k * cols + (op.bias ? cols : 0));
+    // A convolution reads its input rows (the halo included) instead of A's rows.
+    const uint64_t a = op.conv ? op.conv->region(e.r0, e.r1).count * op.conv->w * op.conv->cg : rows * k;
+    read = kLoweredElementBytes * (a + k * cols + (op.bias ? cols : 0));
     write = kLoweredElementBytes * rows * cols;
 }
 
@@ -289,7 +294,11 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
     // transposed operand the other way round).
     const MatmulOperands mm = matmul_operands(program.graph, op);
     const uint64_t a = mm.a_row(task.batch), b = mm.b_row(task.batch);
-    const Read read_a = mm.trans_a ? Read{mm.a, a, a + mm.k, e.r0, e.r1} : Read{mm.a, a + e.r0, a + e.r1, 0, kAll};
+    Read read_a = mm.trans_a ? Read{mm.a, a, a + mm.k, e.r0, e.r1} : Read{mm.a, a + e.r0, a + e.r1, 0, kAll};
+    if (mm.conv) {  // the input rows of the task's pixels
+        const ConvGeometry::Rows r = mm.conv->region(e.r0, e.r1);
+        read_a = {mm.a, a + r.first * mm.conv->w, a + (r.first + r.count) * mm.conv->w, 0, kAll};
+    }
     const Read read_b = mm.trans_b ? Read{mm.b, b + e.c0, b + e.c1, 0, kAll} : Read{mm.b, b, b + mm.k, e.c0, e.c1};
     std::vector<Read> reads{read_a, read_b};
     if (mm.bias) reads.push_back({*mm.bias, 0, kAll, 0, kAll});
@@ -429,6 +438,22 @@ private:
             touch(dst, cols, rows, true);
         else
             touch(dst, rows, cols, true);
+        finish();
+    }
+
+    /// A convolution's A tile: pixels I by K chunk Q gathered from the task's input rows
+    /// (`halo`, all of them in `panel`) into `dst` (docs/compiler.md, "Convolution").
+    void gather(uint32_t tensor, uint64_t row, Span1 I, Span1 Q, ConvGeometry::Rows halo, uint64_t width,
+                BufferRef panel, BufferRef dst) {
+        begin(DfxOpKind::Move);
+        region(tensor, row + I.first, Q.first, I.count, Q.count);
+        op_.src = panel;
+        op_.dst = dst;
+        op_.gather = true;
+        op_.halo_first = halo.first;
+        op_.halo_rows = halo.count;
+        touch(panel, std::max<uint64_t>(1, halo.count * width), pitch(panel.buffer), false);
+        touch(dst, I.count, Q.count, true);
         finish();
     }
 
@@ -630,7 +655,7 @@ private:
         const MatmulOperands op = matmul_operands(g, kernel.op);
         const uint64_t M = op.m, N = op.n, K = op.k;
         const TileShape tile = kernel.tile;
-        const bool os = kernel.dataflow == Dataflow::OutputStationary;
+        const bool os = kernel.dataflow == Dataflow::OutputStationary || op.conv;
         const Extent2 e = task_elements(program_, task);
         const uint64_t kc = tile.pass_k(K);
         const uint32_t passes = tile_count(K, uint32_t(kc));
@@ -662,6 +687,13 @@ private:
             move(op.b, rb + Q.first, J.first, Q.count, J.count, src, dst);
         };
 
+        // A convolution: the input rows the task's pixels read, loaded once, whole (the panel).
+        ConvGeometry::Rows halo;
+        if (op.conv) {
+            halo = op.conv->region(e.r0, e.r1);
+            if (halo.count)
+                load(op.a, ra + halo.first * op.conv->w, 0, halo.count * op.conv->w, op.conv->cg, {Buffer::Panel, 0, 0});
+        }
         uint32_t chunk = 0, fabric_tile = 0, strips = 0;
         // Outer loop: strips of the streamed operand; inner: fabric tiles along the panel.
         const uint32_t outer0 = os ? task.c0 : task.r0, outer1 = os ? task.c1 : task.r1;
@@ -671,9 +703,10 @@ private:
             const bool last = p + 1 == passes;
             const uint32_t ks = tile_count(P.count, tile.tk);
             if (p == 0 && op.bias) {
-                load(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0});
-                move(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0}, {Buffer::Bias2, 0, 0});
-                move(*op.bias, 0, e.c0, 1, e.c1 - e.c0, {Buffer::Bias2, 0, 0}, {Buffer::Bias1, 0, 0});
+                const uint64_t br = op.bias_row(task.batch);
+                load(*op.bias, br, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0});
+                move(*op.bias, br, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0}, {Buffer::Bias2, 0, 0});
+                move(*op.bias, br, e.c0, 1, e.c1 - e.c0, {Buffer::Bias2, 0, 0}, {Buffer::Bias1, 0, 0});
             }
             for (uint32_t s = outer0; s < outer1; ++s) {
                 const uint32_t slot = strips++ % 2;
@@ -703,7 +736,7 @@ private:
                         // Each block comes in just before its first use: the panel's with the
                         // task's first strip, a strip's with its first fabric tile. The fabric
                         // starts on the first block while the rest stream in behind it.
-                        if (s == outer0) {
+                        if (s == outer0 && !op.conv) {
                             if (os)
                                 load_a(I, Q, panel);
                             else
@@ -715,7 +748,10 @@ private:
                             else
                                 load_a(I, Q, strip);
                         }
-                        move_a(I, Q, a_src, {Buffer::A2, cs, 0});
+                        if (op.conv)
+                            gather(op.a, ra, I, Q, halo, op.conv->w, {Buffer::Panel, 0, 0}, {Buffer::A2, cs, 0});
+                        else
+                            move_a(I, Q, a_src, {Buffer::A2, cs, 0});
                         move_b(Q, J, b_src, {Buffer::B2, cs, 0});
                         move(op.a, ra + I.first, Q.first, I.count, Q.count, {Buffer::A2, cs, 0}, {Buffer::A1, cs, 0});
                         move(op.b, rb + Q.first, J.first, Q.count, J.count, {Buffer::B2, cs, 0}, {Buffer::B1, cs, 0});

@@ -183,6 +183,12 @@ struct DfxOp {
     uint64_t row_step = 1;  ///< Load / Store: view rows between the region's rows (a copy op's strided block)
     BufferRef src, dst;  ///< Load has no src, Store no dst (the tensor region is the address)
     bool transpose = false;  ///< Move: element (r, c) of the source lands at (c, r) of dst
+    /// Move of a convolution's A tile (L3 -> L2): `rows` output pixels from pixel `row -
+    /// a_row(batch)` of its image and group, by K columns [col, col + cols) of the implicit
+    /// patch matrix, gathered from the L3 panel holding input rows [halo_first, halo_first +
+    /// halo_rows) with zero fill (conv_gather.h).
+    bool gather = false;
+    uint64_t halo_first = 0, halo_rows = 0;
     // Matmul: acc (+)= a[m x k] * b[k x n], the C block at (row, col) and K chunk at k_first;
     // with load_c the accumulators start from c[m x n] (the partial sum of earlier K passes).
     // Drain: the C block at (row, col).

@@ -107,6 +107,8 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
             add_kernel(program, op, Dataflow::OutputStationary, choose_copy_tiling(target, graph, op));
         else if (is_vector_op(graph.ops()[op]))
             add_kernel(program, op, Dataflow::OutputStationary, choose_vector_tiling(target, graph, op));
+        else if (graph.ops()[op].kind == "conv_nhwc")  // output-stationary: the input rows stay in L3
+            add_kernel(program, op, Dataflow::OutputStationary, choose_tiling(target, graph, op, Dataflow::OutputStationary));
         else
             add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow));
     }
@@ -161,11 +163,16 @@ OpCounts count_ops(const Program& program) {
         const uint64_t K = mm.k, kc = kr.tile.pass_k(K), passes = tile_count(K, uint32_t(kc));
         const uint64_t ks = (passes - 1) * tile_count(kc, kr.tile.tk) + tile_count(K - (passes - 1) * kc, kr.tile.tk);
         const uint64_t fabric_tiles = uint64_t(t.r1 - t.r0) * (t.c1 - t.c0);
-        const uint64_t strips = kr.dataflow == Dataflow::OutputStationary ? t.c1 - t.c0 : t.r1 - t.r0;
-        // One block per fabric tile along the panel and per strip, per K chunk.
-        c.by_kind[int(DfxOpKind::Load)] += ks * (fabric_tiles / strips + strips) + (bias ? 1 : 0);
+        const uint64_t strips = kr.dataflow == Dataflow::OutputStationary || mm.conv ? t.c1 - t.c0 : t.r1 - t.r0;
+        // One block per fabric tile along the panel and per strip, per K chunk; a convolution's
+        // panel is one LOAD of its input rows (none when its pixels read only padding).
+        const uint64_t panel_loads =
+            mm.conv ? (mm.conv->region(uint64_t(t.r0) * kr.tile.tm, std::min<uint64_t>(mm.m, uint64_t(t.r1) * kr.tile.tm)).count ? 1 : 0)
+                    : ks * (fabric_tiles / strips);
+        c.by_kind[int(DfxOpKind::Load)] += panel_loads + ks * strips + (bias ? 1 : 0);
         c.by_kind[int(DfxOpKind::Move)] += (bias ? 2 : 0) + fabric_tiles * (4 * ks + 2 * passes + 2 * (passes - 1));
-        c.by_kind[int(DfxOpKind::Store)] += task_stores(kr.dataflow, passes, strips, fabric_tiles);
+        c.by_kind[int(DfxOpKind::Store)] +=
+            task_stores(mm.conv ? Dataflow::OutputStationary : kr.dataflow, passes, strips, fabric_tiles);
         c.by_kind[int(DfxOpKind::Matmul)] += fabric_tiles * ks;
         c.by_kind[int(DfxOpKind::Drain)] += fabric_tiles * passes;
     }

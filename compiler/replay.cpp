@@ -190,14 +190,20 @@ private:
             x.transform == hw::Transform::Transpose
                 ? x.dst + (x.row_bytes / x.elem_bytes - 1) * x.dst_stride + uint64_t(x.rows) * x.elem_bytes - 1
                 : x.dst + (x.rows - 1) * x.dst_stride + x.row_bytes - 1;
-        const Span src = span(x.src, src_last), dst = span(x.dst, dst_last);
+        Span src = span(x.src, src_last), dst = span(x.dst, dst_last);
+        double src_bytes = bytes;
+        if (!x.plain()) {  // zero fill and outer dimensions: the rows read, the block written
+            src_bytes = double(x.valid_rows() * x.row_bytes);
+            src = span(x.src, x.src + std::max<uint64_t>(1, x.src_extent()) - 1);
+            dst = span(x.dst, x.dst + x.dst_extent() - 1);
+        }
         const Path& path = op.engine == EngineKind::Dma          ? dma_
                            : op.engine == EngineKind::BlockMover ? block_mover_
                                                                  : streamer_;
         const double engine = bytes / path.rate;
         double done = now + engine;
         if (op.engine == EngineKind::Dma) done = std::max(done, book(dram_free_, now, bytes, dram_rate_));
-        done = std::max(done, book_memory(src, now, bytes));
+        if (src_bytes > 0) done = std::max(done, book_memory(src, now, src_bytes));
         done = std::max(done, book_memory(dst, now, bytes));
         return {engine, done - now + path.latency};
     }

@@ -141,13 +141,22 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     const double onchip = fabric_tiles * double(kLoweredElementBytes) *
                           (double(tile.tm + tile.tn) * double(K) + double(tile.tm) * tile.tn * double(2 * passes - 1));
     const double task_time = std::max({compute, onchip / bm_per_cycle, onchip / st_per_cycle});
+    // A convolution reads each task row's input rows (halo included) instead of its A rows.
+    uint64_t a_elements = M * K, first_panel = (dataflow == Dataflow::OutputStationary ? extent.rows : extent.cols) * K;
+    if (mm.conv) {
+        a_elements = 0;
+        for (uint64_t r = 0; r < Pm; ++r) {
+            const uint64_t p0 = r * task_rows * tile.tm, p1 = std::min(M, (r + 1) * task_rows * tile.tm);
+            a_elements += mm.conv->region(p0, p1).count * mm.conv->w * mm.conv->cg;
+        }
+        first_panel = mm.conv->max_region_pixels(extent.rows) * mm.conv->cg;
+    }
     const uint64_t dram =
-        mm.batch * kLoweredElementBytes * (M * K * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
+        mm.batch * kLoweredElementBytes * (a_elements * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
     const double active = double(std::min(tasks, T));
     // The first panel, all of K (also in passes: after each pass the next one's panel waits
     // for the last read of this one's), loaded by every active task at once.
-    const double prologue = double(kLoweredElementBytes) * double(dataflow == Dataflow::OutputStationary ? extent.rows : extent.cols) *
-                            double(K) / (dram_per_cycle / active);
+    const double prologue = double(kLoweredElementBytes) * double(first_panel) / (dram_per_cycle / active);
     const double rounds = double(ceil_div(tasks, T));
     out.tile = tile;
     out.task_rows = task_rows;
@@ -159,7 +168,7 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
                                                                    : std::min<uint64_t>(task_rows, Mt);
     const uint64_t panel_tiles = dataflow == Dataflow::OutputStationary ? std::min<uint64_t>(task_rows, Mt)
                                                                         : std::min<uint64_t>(task_cols, Nt);
-    out.ops = tasks * (ks * (panel_tiles + strips) + task_stores(dataflow, passes, strips, strips * panel_tiles) +
+    out.ops = tasks * ((mm.conv ? 1 : ks * panel_tiles) + ks * strips + task_stores(dataflow, passes, strips, strips * panel_tiles) +
                        (bias ? 3 : 0) +
                        uint64_t(fabric_tiles) * (5 * ks + 3 * passes + 2 * (passes - 1)));
     return true;
@@ -186,7 +195,13 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
             if (side >= dim || side >= kMaxTileSide) return out;
         }
     };
-    const std::set<uint32_t> tms = sides(M, config.fabric.rows), tns = sides(N, config.fabric.cols);
+    std::set<uint32_t> tms = sides(M, config.fabric.rows);
+    const std::set<uint32_t> tns = sides(N, config.fabric.cols);
+    // A convolution also tries tiles of whole output rows (1, 2, 4, ... rows): each tap of
+    // such a tile is one gather transfer, and its input rows are no more than it needs.
+    if (mm.conv)
+        for (uint64_t rows = 1; rows * mm.conv->ow <= std::min<uint64_t>(M, kMaxTileSide); rows *= 2)
+            tms.insert(uint32_t(rows * mm.conv->ow));
     // Every tile shape, task shape and number of K passes (1, 2, 4, ...: each later pass
     // brings the C tiles back, and a pass's smaller panel leaves L3 room for bigger tiles).
     // The closed form ranks them; the best are replayed.
@@ -218,11 +233,15 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
                 tensor = b.tensor;
             }
         std::ostringstream msg;
-        msg << "op '" << graph.ops()[op].name << "' (matmul " << M << "x" << N << "x" << mm.k
+        msg << "op '" << graph.ops()[op].name << (mm.conv ? "' (conv_nhwc, implicit GEMM " : "' (matmul ") << M << "x"
+            << N << "x" << mm.k
             << "): no tiling fits config '" << config.name << "': even tiles of " << tile.tm << "x" << tile.tn << "x"
             << tile.tk << " need " << level_bytes(plan, level) << " bytes of " << hw::to_string(level)
             << " per compute tile (largest: tensor '" << graph.tensor(tensor).name << "', " << biggest
-            << " bytes) but " << hw::to_string(level) << " has " << level_capacity(config, level);
+            << " bytes) but " << hw::to_string(level) << " has " << level_capacity(config, level)
+            << (mm.conv ? " (a task's input rows, every channel of its group, stay in L3: input-channel passes are "
+                          "not yet supported)"
+                        : "");
         throw CompileError(msg.str());
     }
     // Distinct candidates (several pass counts can give the same kc), best closed form first.

@@ -17,6 +17,30 @@ namespace kpu::model {
 /// What is wrong with the descriptor (nothing may be moved), or nullptr.
 const char* transfer_problem(const hw::Transfer& t);
 
+/// Each row of a transfer in walk order (outer[1], then outer[0], then the rows), as
+/// `visit(zero, src, dst)`: `zero` when it reads as zeros (src is then meaningless). The
+/// transfer must be legal (transfer_problem).
+template <typename Visit>
+void for_each_row(const hw::Transfer& t, Visit&& visit) {
+    const auto valid = [](uint32_t i, uint32_t count, uint32_t before, uint32_t after) {
+        return i >= before && i < count - after;
+    };
+    const hw::TransferDim &d0 = t.outer[0], &d1 = t.outer[1];
+    for (uint32_t j = 0; j < d1.count; ++j) {
+        const bool vj = valid(j, d1.count, d1.pad_before, d1.pad_after);
+        for (uint32_t i = 0; i < d0.count; ++i) {
+            const bool vi = vj && valid(i, d0.count, d0.pad_before, d0.pad_after);
+            const uint64_t src_ij = t.src + uint64_t(j - d1.pad_before) * d1.src_stride +
+                                    uint64_t(i - d0.pad_before) * d0.src_stride;
+            const uint64_t dst_ij = t.dst + uint64_t(j) * d1.dst_stride + uint64_t(i) * d0.dst_stride;
+            for (uint32_t r = 0; r < t.rows; ++r) {
+                const bool v = vi && valid(r, t.rows, t.row_pad_before, t.row_pad_after);
+                visit(!v, src_ij + uint64_t(r - t.row_pad_before) * t.src_stride, dst_ij + uint64_t(r) * t.dst_stride);
+            }
+        }
+    }
+}
+
 /// The first burst of a copy of `left` bytes from `src` to `dst`.
 inline uint32_t burst_piece(uint64_t src, uint64_t dst, uint64_t left, uint32_t burst) {
     const uint64_t mask = burst - 1;

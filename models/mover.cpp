@@ -124,7 +124,9 @@ void Mover::execute(const hw::Transfer& t) {
     const uint32_t burst = std::min(burst_of(t.src), burst_of(t.dst));
     booker_.set_burst(burst);
     copies_.reserve(std::min<uint32_t>(t.rows, 1024));  // about one stretch per row
-    const bool ok = t.transform == hw::Transform::Identity ? copy_identity(t, burst, job) : copy_transpose(t, burst, job);
+    const bool ok = !t.plain() ? copy_gather(t, burst, job)
+                    : t.transform == hw::Transform::Identity ? copy_identity(t, burst, job)
+                                                             : copy_transpose(t, burst, job);
     finish(job, ok ? TransferStatus::Ok : TransferStatus::AccessError);
 }
 
@@ -256,6 +258,31 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
     }
     run_train(job, from, to);
     return true;
+}
+
+bool Mover::copy_gather(const hw::Transfer& t, uint32_t burst, Job& job) {
+    if (zeros_.size() < burst) zeros_.assign(burst, 0);
+    bool ok = true;
+    for_each_row(t, [&](bool zero, uint64_t src, uint64_t dst) {
+        if (!ok) return;
+        if (!zero) {  // a row read and written as an identity copy does it, bursts and trains
+            hw::Transfer row;
+            row.id = t.id, row.src = src, row.dst = dst, row.rows = 1, row.row_bytes = t.row_bytes;
+            ok = copy_identity(row, burst, job);
+            return;
+        }
+        // Zero fill: the destination's bursts are written, nothing is read.
+        for (uint64_t left = t.row_bytes; left && ok;) {
+            const uint32_t n = burst_piece(dst, left, burst);
+            Fs write_done = 0;
+            ok = timed(job, tlm::TLM_WRITE_COMMAND, dst, zeros_.data(), n, issue(job, n), write_done);
+            if (!ok) return;
+            job.bytes += n;
+            pace(job, write_done, n);
+            dst += n, left -= n;
+        }
+    });
+    return ok;
 }
 
 bool Mover::copy_transpose(const hw::Transfer& t, uint32_t burst, Job& job) {

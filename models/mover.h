@@ -1,5 +1,6 @@
 // What every data mover has in common (DmaEngine, BlockMover, Streamer): a TLM-2.0 initiator
-// that executes hw::Transfer descriptors (2D strided copy, identity or transpose) with real
+// that executes hw::Transfer descriptors (strided copy of up to four dimensions with zero
+// fill, or a 2D transpose) with real
 // bytes, one b_transport per burst. The three kinds differ only in their config numbers and
 // where the platform wires them; any two decodable device addresses are a legal transfer.
 //
@@ -162,6 +163,9 @@ private:
     /// Identity copy: stretches two DMI regions hold move at once and are booked as trains;
     /// anything else goes burst by burst through b_transport.
     bool copy_identity(const hw::Transfer& t, uint32_t burst, Job& job);
+    /// Outer dimensions or zero fill: row by row (burst_walk.h's for_each_row), each valid row
+    /// as an identity copy, each zero row written from zeros with no read.
+    bool copy_gather(const hw::Transfer& t, uint32_t burst, Job& job);
     /// Transpose: bands of source rows read, then written out column by column (burst_walk.h).
     bool copy_transpose(const hw::Transfer& t, uint32_t burst, Job& job);
     uint32_t burst_of(uint64_t addr) const;
@@ -226,6 +230,7 @@ private:
     DmiCache dmi_;
     CopyHandOff copies_;
     std::vector<uint8_t> staging_, column_;
+    std::vector<uint8_t> zeros_;  ///< a burst of zeros: what a zero-filled row writes
     MoverStats stats_;
 };
 

@@ -654,6 +654,108 @@ void ref_gather(OpEvaluation& e) {
     gather_elements(e, 0, 0, source);
 }
 
+// ---- convolution -----------------------------------------------------------------------
+
+/// A direct 2-D convolution in plain loops over the taps: y(n, g, o, oh, ow) = sum over kh,
+/// kw, c of x(n, g, c, ih, iw) w(g, o, c, kh, kw) (+ b(g, o)), ih = oh sh + kh dh - top, iw =
+/// ow sw + kw dw - left, taps outside the image skipped. The `at` functions give each
+/// operand's flat index (the layouts differ); the tolerance is the GEMM's with K = kH kW Cg.
+struct ConvShape {
+    uint64_t n, groups, cg, h, w, cog, kh, kw, oh, ow;
+    int64_t sh, sw, dh, dw, top, left;
+};
+template <typename X, typename W, typename Y>
+void convolve(OpEvaluation& e, const ConvShape& s, X x_at, W w_at, Y y_at) {
+    const RefOperand& x = e.inputs.at(0);
+    const RefOperand& w = e.inputs.at(1);
+    const bool has_bias = e.has_input(2);
+    ReferenceTensor& y = output(e);
+    y.sums = true;
+    const uint64_t k = s.kh * s.kw * s.cg;
+    for (uint64_t n = 0; n < s.n; ++n)
+        for (uint64_t g = 0; g < s.groups; ++g)
+            for (uint64_t o = 0; o < s.cog; ++o)
+                for (uint64_t oh = 0; oh < s.oh; ++oh)
+                    for (uint64_t ow = 0; ow < s.ow; ++ow) {
+                        Dot dot;
+                        for (uint64_t kh = 0; kh < s.kh; ++kh)
+                            for (uint64_t kw = 0; kw < s.kw; ++kw) {
+                                const int64_t ih = int64_t(oh) * s.sh + int64_t(kh) * s.dh - s.top;
+                                const int64_t iw = int64_t(ow) * s.sw + int64_t(kw) * s.dw - s.left;
+                                if (ih < 0 || iw < 0 || ih >= int64_t(s.h) || iw >= int64_t(s.w)) continue;
+                                for (uint64_t c = 0; c < s.cg; ++c) {
+                                    const uint64_t xi = x_at(n, g, c, uint64_t(ih), uint64_t(iw));
+                                    const uint64_t wi = w_at(g, o, c, kh, kw);
+                                    dot.add(x.value[xi], x.bound[xi], w.value[wi], w.bound[wi]);
+                                }
+                            }
+                        double value = dot.value, bound = dot.bound(k) + kUnit * std::fabs(value);
+                        if (has_bias) {
+                            value += e.inputs[2].value[g * s.cog + o];
+                            bound += e.inputs[2].bound[g * s.cog + o];
+                        }
+                        bound += kUnit * std::fabs(value);
+                        const uint64_t at = y_at(n, g, o, oh, ow);
+                        y.value[at] = value;
+                        y.bound[at] = bound;
+                        note_products(y, bound, dot.magnitude, k);
+                    }
+}
+
+/// Conv: X [N, C, H, W], W [C_out, C / group, kH, kW], B [C_out]; auto_pad SAME_* puts the odd
+/// pad at the end (UPPER) or the start (LOWER), VALID none.
+void ref_conv(OpEvaluation& e) {
+    const std::vector<uint64_t>& xs = e.inputs[0].shape;
+    const std::vector<uint64_t>& ws = e.inputs[1].shape;
+    const std::vector<uint64_t>& ys = e.output_shapes.at(0);
+    const uint64_t groups = uint64_t(e.int_attr("group"));
+    ConvShape s{xs[0], groups, xs[1] / groups, xs[2], xs[3], ws[0] / groups, ws[2], ws[3], ys[2], ys[3], 1, 1, 1, 1, 0, 0};
+    if (e.has_attr("strides")) s.sh = e.ints_attr("strides")[0], s.sw = e.ints_attr("strides")[1];
+    if (e.has_attr("dilations")) s.dh = e.ints_attr("dilations")[0], s.dw = e.ints_attr("dilations")[1];
+    const std::string auto_pad = e.string_attr("auto_pad");
+    if (auto_pad == "NOTSET" && e.has_attr("pads")) s.top = e.ints_attr("pads")[0], s.left = e.ints_attr("pads")[1];
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+        const auto before = [&](int64_t in, int64_t out, int64_t k, int64_t stride, int64_t dilation) {
+            const int64_t need = std::max<int64_t>(0, (out - 1) * stride + (k - 1) * dilation + 1 - in);
+            return auto_pad == "SAME_UPPER" ? need / 2 : need - need / 2;
+        };
+        s.top = before(int64_t(s.h), int64_t(s.oh), int64_t(s.kh), s.sh, s.dh);
+        s.left = before(int64_t(s.w), int64_t(s.ow), int64_t(s.kw), s.sw, s.dw);
+    }
+    convolve(
+        e, s,
+        [&](uint64_t n, uint64_t g, uint64_t c, uint64_t ih, uint64_t iw) {
+            return ((n * xs[1] + g * s.cg + c) * s.h + ih) * s.w + iw;
+        },
+        [&](uint64_t g, uint64_t o, uint64_t c, uint64_t kh, uint64_t kw) {
+            return (((g * s.cog + o) * s.cg + c) * s.kh + kh) * s.kw + kw;
+        },
+        [&](uint64_t n, uint64_t g, uint64_t o, uint64_t oh, uint64_t ow) {
+            return ((n * ws[0] + g * s.cog + o) * s.oh + oh) * s.ow + ow;
+        });
+}
+
+/// conv_nhwc: X [N, G, H, W, Cg], W [G, kH, kW, Cg, Cog], B [G, Cog] -> Y [N, G, OH, OW, Cog].
+void ref_conv_nhwc(OpEvaluation& e) {
+    const std::vector<uint64_t>& xs = e.inputs[0].shape;
+    const std::vector<uint64_t>& ws = e.inputs[1].shape;
+    const std::vector<uint64_t>& ys = e.output_shapes.at(0);
+    const std::vector<int64_t> st = e.ints_attr("strides"), di = e.ints_attr("dilations"), pa = e.ints_attr("pads");
+    const ConvShape s{xs[0], xs[1], xs[4], xs[2], xs[3], ws[4], ws[1], ws[2], ys[2], ys[3],
+                      st[0], st[1], di[0], di[1], pa[0], pa[1]};
+    convolve(
+        e, s,
+        [&](uint64_t n, uint64_t g, uint64_t c, uint64_t ih, uint64_t iw) {
+            return (((n * s.groups + g) * s.h + ih) * s.w + iw) * s.cg + c;
+        },
+        [&](uint64_t g, uint64_t o, uint64_t c, uint64_t kh, uint64_t kw) {
+            return (((g * s.kh + kh) * s.kw + kw) * s.cg + c) * s.cog + o;
+        },
+        [&](uint64_t n, uint64_t g, uint64_t o, uint64_t oh, uint64_t ow) {
+            return (((n * s.groups + g) * s.oh + oh) * s.ow + ow) * s.cog + o;
+        });
+}
+
 /// Every op kind's reference: one line each.
 const std::map<std::string, OpReference> kReferences = {
     {"Add", ref_add},
@@ -703,6 +805,8 @@ const std::map<std::string, OpReference> kReferences = {
     {"BatchNormalization", ref_batch_normalization},
     {"Resize", ref_resize},
     {"depthwise_conv", ref_depthwise_conv},
+    {"Conv", ref_conv},
+    {"conv_nhwc", ref_conv_nhwc},
 };
 
 double as_double(const compiler::AttrValue& v) {

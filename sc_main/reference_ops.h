@@ -34,6 +34,8 @@
 //   Attention                                                the scores as a matmul of length E
 //     (times scale, plus the mask: one rounding each), softmax over Skv as above with the
 //     scores' bounds carried, the output as a matmul of length Skv
+//   Conv, conv_nhwc                                          as the GEMM with K = kH kW C_in / group
+//     (taps outside the image add nothing), the bias add one rounding
 // Operands' bounds e are carried: exactly for the linear ops (sums of e weighted by the
 // magnitudes), through the endpoints x +- e for the monotone functions, and through a
 // Lipschitz constant for the others (Gelu 1.2, Silu 1.1, HardSwish 1.5); softmax's outputs

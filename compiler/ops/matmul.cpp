@@ -148,6 +148,7 @@ void batch_operands(const Graph& graph, MatmulOperands& out) {
 }  // namespace
 
 MatmulOperands matmul_operands(const Graph& graph, const Op& op) {
+    if (op.kind == "conv_nhwc") return conv_operands(graph, op);
     const bool fused = op.kind == "matmul";
     if (!fused && op.kind != "MatMul" && op.kind != "Gemm")
         throw CompileError("op '" + op.name + "' (" + op.kind + ") is not a matmul");

@@ -13,6 +13,31 @@
 
 namespace kpu::compiler {
 
+/// A 2-D convolution as the fabric runs it (conv_nhwc, what ONNX's Conv expands into): per
+/// image and group an implicit GEMM [OH OW, kH kW Cg] x [kH kW Cg, Cog] whose A (the im2col
+/// patch matrix) is never stored: A's row for output pixel (oh, ow) and column (kh, kw, c) is
+/// input pixel (oh stride_h + kh dilation_h - pad_top, ow stride_w + kw dilation_w - pad_left),
+/// channel c, or 0 outside the image (docs/compiler.md, "Convolution").
+struct ConvGeometry {
+    uint64_t h = 0, w = 0, cg = 0;   ///< input rows, columns, channels per group
+    uint64_t groups = 1;
+    uint64_t kh = 0, kw = 0;         ///< kernel taps
+    uint64_t oh = 0, ow = 0;         ///< output rows, columns
+    uint64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+    uint64_t pad_top = 0, pad_left = 0;
+
+    /// A run of input rows.
+    struct Rows {
+        uint64_t first = 0;  ///< the first input row
+        uint64_t count = 0;  ///< rows (0: none)
+    };
+    /// The input rows (of one image and group) that output pixels [p0, p1) read, clamped to
+    /// the image: what the task holding them keeps in L3. count 0: they read only padding.
+    Rows region(uint64_t p0, uint64_t p1) const;
+    /// The most input pixels the region of any `pixels` consecutive output pixels holds.
+    uint64_t max_region_pixels(uint64_t pixels) const;
+};
+
 /// A lowerable matmul-family op as the tiler sees it: `batch` times C[M,N] = activation(A[M,K]
 /// @ B[K,N] (+ bias[N])), row-major. Each operand is seen in its 2D view (a tensor of rank 2 or
 /// more as rows of its last dim, a smaller one as one row); matrix t of an operand starts at
@@ -31,9 +56,16 @@ struct MatmulOperands {
     uint32_t batch_rank = 0;        ///< batch dims of C (0: one matrix)
     std::array<uint64_t, kMaxRank> batch_shape{};  ///< C's batch dims, outermost first
     std::array<uint64_t, kMaxRank> a_step{}, b_step{};  ///< matrices of A / B one step along each skips (0: broadcast)
+    /// A convolution (conv_nhwc): A is its input [N, G, H, W, Cg] (matrix t = image t / G,
+    /// group t % G: H W rows of Cg), B its weights [G, kH, kW, Cg, Cog], bias [G, Cog].
+    std::optional<ConvGeometry> conv;
 
     /// First row of A's / B's / C's matrix for C matrix `t`, in the operand's 2D view.
-    uint64_t a_row(uint64_t t) const { return matrix_index(t, a_step) * (trans_a ? k : m); }
+    uint64_t a_row(uint64_t t) const {
+        return conv ? t * conv->h * conv->w : matrix_index(t, a_step) * (trans_a ? k : m);
+    }
+    /// The bias row of C matrix `t` (a convolution's group; 0 otherwise).
+    uint64_t bias_row(uint64_t t) const { return conv ? t % conv->groups : 0; }
     uint64_t b_row(uint64_t t) const { return matrix_index(t, b_step) * (trans_b ? n : k); }
     uint64_t c_row(uint64_t t) const { return t * m; }
 
@@ -49,6 +81,9 @@ private:
 /// onto one (require_lowerable() has refused those before any lowering).
 MatmulOperands matmul_operands(const Graph& graph, uint32_t op);
 MatmulOperands matmul_operands(const Graph& graph, const Op& op);
+
+/// A conv_nhwc as the implicit GEMM the fabric runs (ops/conv.cpp); matmul_operands() gives it too.
+MatmulOperands conv_operands(const Graph& graph, const Op& op);
 
 /// The fused form: C = activation(A @ B (+ bias)).
 Op make_matmul(std::string name, uint32_t a, uint32_t b, uint32_t c, std::optional<uint32_t> bias = std::nullopt,

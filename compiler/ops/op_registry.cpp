@@ -11,6 +11,7 @@ void register_normalization(OpRegistry& registry);
 void register_layout(OpRegistry& registry);
 void register_attention(OpRegistry& registry);
 void register_window(OpRegistry& registry);
+void register_conv(OpRegistry& registry);
 
 const OpRegistry& op_registry() {
     static const OpRegistry registry = [] {
@@ -22,6 +23,7 @@ const OpRegistry& op_registry() {
         register_layout(r);
         register_attention(r);
         register_window(r);
+        register_conv(r);
         return r;
     }();
     return registry;

@@ -61,7 +61,10 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
         out << " " << p.graph.tensor(op.tensor).name << "[" << op.row << ":" << op.row + row_span(op.rows, op.row_step)
             << (op.row_step != 1 ? ":" + std::to_string(op.row_step) : "") << ", " << op.col
             << ":" << op.col + op.cols << "] "
-            << place(op.src_level(), op.src) << " -> " << place(op.dst_level(), op.dst) << (op.transpose ? " transposed" : "");
+            << place(op.src_level(), op.src) << " -> " << place(op.dst_level(), op.dst) << (op.transpose ? " transposed" : "")
+            << (op.gather ? " gathered from input rows " + std::to_string(op.halo_first) + ":" +
+                                std::to_string(op.halo_first + op.halo_rows)
+                          : "");
     out << " deps [";
     for (size_t i = 0; i < op.deps.size(); ++i) out << (i ? " " : "") << op.deps[i];
     out << "]\n";
@@ -115,11 +118,19 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
         }
         const MatmulOperands op = matmul_operands(g, kr.op);
         const uint64_t M = op.m, N = op.n, K = op.k;
-        out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape) << " = "
-            << (op.activation != Activation::None ? std::string(to_string(op.activation)) + "(" : "")
-            << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << (op.trans_a ? "^T" : "") << " @ "
-            << g.tensor(op.b).name << shape_string(g.tensor(op.b).shape) << (op.trans_b ? "^T" : "") << (op.bias ? " + " + g.tensor(*op.bias).name : "")
-            << (op.activation != Activation::None ? ")" : "") << "\n";
+        if (op.conv) {  // an implicit GEMM: the patches of X gathered on chip
+            out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape)
+                << " = conv(" << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << ", " << g.tensor(op.b).name
+                << shape_string(g.tensor(op.b).shape) << ")" << (op.bias ? " + " + g.tensor(*op.bias).name : "")
+                << " on the fabric: implicit GEMM " << M << "x" << N << "x" << K << ", im2col gathered on chip\n";
+        } else {
+            out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape)
+                << " = " << (op.activation != Activation::None ? std::string(to_string(op.activation)) + "(" : "")
+                << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << (op.trans_a ? "^T" : "") << " @ "
+                << g.tensor(op.b).name << shape_string(g.tensor(op.b).shape) << (op.trans_b ? "^T" : "")
+                << (op.bias ? " + " + g.tensor(*op.bias).name : "") << (op.activation != Activation::None ? ")" : "")
+                << "\n";
+        }
         uint32_t tasks = 0;
         for (const Task& t : p.tasks) tasks += t.kernel == k;
         out << "  dataflow " << to_string(kr.dataflow) << ", tiles " << kr.tile.tm << "x" << kr.tile.tn << "x"

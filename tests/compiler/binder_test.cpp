@@ -16,6 +16,7 @@
 #include "compiler/tiler.h"
 #include "hardware/address_map.h"
 #include "hardware/vector_command.h"
+#include "tests/compiler/bound_execution.h"
 #include "tests/compiler/test_util.h"
 
 namespace kpu::compiler {
@@ -499,60 +500,8 @@ TEST(Binder, NextCTileOnAFabricWaitsForThePreviousDrain) {
 
 // ---- functional: execute the bound program in a random dependency order ---------------------
 
-class Memory {
-public:
-    float& at(uint64_t addr) { return pages_[addr >> 12][(addr & 4095) / 4]; }
-
-private:
-    std::unordered_map<uint64_t, std::array<float, 1024>> pages_;
-};
-
-/// Runs the ops in a random order that honours the deps (as an out-of-order sequencer may).
-void execute(const BoundProgram& b, Memory& mem, uint32_t seed) {
-    std::vector<uint32_t> waiting(b.ops.size());
-    std::vector<std::vector<uint32_t>> users(b.ops.size());
-    std::vector<uint32_t> ready;
-    for (const BoundOp& op : b.ops) {
-        waiting[op.id] = uint32_t(op.deps.size());
-        for (uint32_t d : op.deps) users[d].push_back(op.id);
-        if (op.deps.empty()) ready.push_back(op.id);
-    }
-    std::mt19937 rng(seed);
-    std::unordered_map<uint32_t, std::vector<float>> acc;  // per compute tile
-    size_t done = 0;
-    while (!ready.empty()) {
-        std::swap(ready[rng() % ready.size()], ready.back());
-        const BoundOp& op = b.ops[ready.back()];
-        ready.pop_back();
-        ++done;
-        if (op.kind == BoundOp::Kind::Move) {
-            for (uint32_t r = 0; r < op.move.rows; ++r)
-                for (uint32_t c = 0; c < op.move.row_bytes; c += 4)
-                    mem.at(op.move.dst + r * op.move.dst_stride + c) = mem.at(op.move.src + r * op.move.src_stride + c);
-        } else if (op.kind == BoundOp::Kind::Matmul) {
-            const MatmulCommand& m = op.matmul;
-            std::vector<float>& a = acc[op.tile];
-            if (!m.accumulate) a.assign(size_t(m.m) * m.n, 0.f);
-            ASSERT_EQ(a.size(), size_t(m.m) * m.n);
-            for (uint32_t i = 0; i < m.m; ++i)
-                for (uint32_t j = 0; j < m.n; ++j)
-                    for (uint32_t k = 0; k < m.k; ++k)
-                        a[i * m.n + j] += mem.at(m.a + (uint64_t(i) * m.lda + k) * 4) * mem.at(m.b + (uint64_t(k) * m.ldb + j) * 4);
-        } else {
-            const DrainCommand& d = op.drain;
-            const std::vector<float>& a = acc[op.tile];
-            for (uint32_t i = 0; i < d.m; ++i)
-                for (uint32_t j = 0; j < d.n; ++j) {
-                    float v = a[i * d.n + j] + (d.has_bias ? mem.at(d.bias + j * 4) : 0.f);
-                    if (d.activation == Activation::Relu) v = std::max(v, 0.f);
-                    mem.at(d.c + (uint64_t(i) * d.ldc + j) * 4) = v;
-                }
-        }
-        for (uint32_t u : users[op.id])
-            if (--waiting[u] == 0) ready.push_back(u);
-    }
-    EXPECT_EQ(done, b.ops.size());
-}
+using test::execute;  // tests/compiler/bound_execution.h
+using test::Memory;
 
 TEST(Binder, BoundMlpComputesTheReferenceResultInAnyDependencyOrder) {
     const uint64_t B = 48, I = 40, H = 72, O = 24;

@@ -212,10 +212,10 @@ TEST(OpErrors, EachIsOneLineNamingTheOpAndTheNumbers) {
     EXPECT_EQ(error("Softmax", {{"x", "[2]"}, {"z", "[2]"}}),
               "t.json: op 'op1' (Softmax): takes 1 input (input), got 2");
     const std::string unknown = R"({"tensors": [{"name": "x", "shape": [2]}, {"name": "y"}, {"name": "z"}],
-        "ops": [{"op": "Conv", "name": "c1", "inputs": ["x"], "outputs": ["y"]},
+        "ops": [{"op": "LSTM", "name": "c1", "inputs": ["x"], "outputs": ["y"]},
                 {"op": "Sofmax", "name": "s2", "inputs": ["y"], "outputs": ["z"]}]})";
     EXPECT_EQ(test::error_of([&] { parse_graph(unknown, "t.json"); }),
-              "t.json: ops: unknown operators: Conv (c1), Sofmax (s2; did you mean 'Softmax'?) (docs/graph-format.md "
+              "t.json: ops: unknown operators: LSTM (c1), Sofmax (s2; did you mean 'Softmax'?) (docs/graph-format.md "
               "lists every op)");
 }
 

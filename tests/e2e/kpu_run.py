@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from graph_json import op, tensor  # noqa: E402,F401  (the checks build their graphs with them)
 
 
-def compile_and_simulate(bin_dir, source_dir, case, graph, config, inputs, output, check=False):
+def compile_and_simulate(bin_dir, source_dir, case, graph, config, inputs, output, check=False, sim_args=()):
     os.makedirs(os.path.join(case, "in"), exist_ok=True)
     with open(os.path.join(case, "graph.json"), "w") as f:
         json.dump(graph, f)
@@ -24,7 +24,7 @@ def compile_and_simulate(bin_dir, source_dir, case, graph, config, inputs, outpu
                     os.path.join(case, "p.kpu"), "--config", cfg], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([os.path.join(bin_dir, "kpu-sim"), "--config", cfg, "--program", os.path.join(case, "p.kpu"),
                     "--inputs", os.path.join(case, "in"), "--outputs", os.path.join(case, "out")] +
-                   (["--check"] if check else []),
+                   (["--check"] if check else []) + list(sim_args),
                    check=True, stdout=subprocess.DEVNULL)
     return np.load(os.path.join(case, "out", output + ".npy"))
 
@@ -39,15 +39,18 @@ class Checker:
         self.cases = self.failures = 0
         os.makedirs(work, exist_ok=True)
 
-    def run(self, graph, config, inputs, expected_fn, name, output):
+    def run(self, graph, config, inputs, expected_fn, name, output, sim_args=()):
+        """Returns the case's directory (graph.json, p.kpu, in/, out/)."""
         self.cases += 1
-        got = compile_and_simulate(self.bin_dir, self.source_dir, os.path.join(self.work, name + "_" + config), graph,
-                                   config, inputs, output, check=True)
+        case = os.path.join(self.work, name + "_" + config)
+        got = compile_and_simulate(self.bin_dir, self.source_dir, case, graph, config, inputs, output, check=True,
+                                   sim_args=[a.replace("{case}", case) for a in sim_args])
         want = expected_fn({k: v.astype(np.float32).astype(np.float64) for k, v in inputs.items()})
         err = np.abs(got.astype(np.float64) - want).max() / max(np.abs(want).max(), 1.0)
         ok = got.shape == want.shape and err < self.tolerance
         print(f"{name} on {config}: shape {got.shape}, max error / max(|ref|, 1) = {err:.3g} -> {'ok' if ok else 'FAIL'}")
         self.failures += 0 if ok else 1
+        return case
 
     def finish(self):
         print(f"{self.cases - self.failures} passed, {self.failures} failed")

@@ -133,5 +133,65 @@ TEST(BurstWalk, ATransposesBandsAndColumnsPutEveryElementWhereAPlainLoopDoes) {
         }
 }
 
+hw::Transfer gather(uint32_t rows, uint32_t before, uint32_t after, hw::TransferDim o0, hw::TransferDim o1) {
+    hw::Transfer t = copy(1 << 16, 1 << 20, rows, 12, 40, 16);
+    t.row_pad_before = before, t.row_pad_after = after;
+    t.outer[0] = o0, t.outer[1] = o1;
+    return t;
+}
+
+TEST(BurstWalk, AGatherWithZeroFillIsRefusedWithItsReasonWhenItMakesNoSense) {
+    const hw::TransferDim one;
+    const struct {
+        hw::Transfer transfer;
+        const char* problem;
+    } cases[] = {
+        {gather(4, 1, 1, {3, 400, 64, 1, 0}, {2, 4000, 192, 0, 1}), nullptr},
+        {gather(4, 4, 0, one, one), nullptr},  // all zero fill: nothing read
+        {gather(4, 3, 2, one, one), "row padding exceeds the rows"},
+        {gather(4, 0, 0, {0, 400, 64, 0, 0}, one), "empty transfer (an outer count is 0)"},
+        {gather(4, 0, 0, {3, 400, 64, 2, 2}, one), "outer padding exceeds its count"},
+        {gather(4, 0, 0, {3, 400, 50, 1, 0}, one), "destination blocks overlap (outer dst_stride < the block inside)"},
+        {gather(4, 0, 0, {3, 400, 64, 0, 0}, {2, 4000, 100, 0, 0}),
+         "destination blocks overlap (outer dst_stride < the block inside)"},
+        {[&] {
+             hw::Transfer t = gather(4, 0, 0, {2, 1 << 20, 64, 0, 0}, one);
+             t.src = ~uint64_t(0) - 4096;
+             return t;
+         }(),
+         "source range wraps around the address space"},
+    };
+    for (const auto& c : cases) {
+        const char* problem = transfer_problem(c.transfer);
+        EXPECT_EQ(std::string(problem ? problem : "legal"), std::string(c.problem ? c.problem : "legal"));
+    }
+    hw::Transfer t = gather(4, 1, 0, one, one);
+    t.transform = hw::Transform::Transpose;
+    EXPECT_STREQ(transfer_problem(t), "zero fill and outer dimensions need the identity transform");
+}
+
+// for_each_row against a plain loop over the four indices: the order, the zero rows and every
+// valid row's source and destination.
+TEST(BurstWalk, AGathersRowsAreThoseOfAPlainLoopOverItsFourDimensions) {
+    const hw::Transfer t = gather(5, 2, 1, {4, 1000, 5 * 16, 1, 1}, {3, 9000, 4 * 5 * 16, 0, 2});
+    ASSERT_EQ(transfer_problem(t), nullptr);
+    std::vector<std::tuple<bool, uint64_t, uint64_t>> walked, looped;
+    for_each_row(t, [&](bool zero, uint64_t src, uint64_t dst) { walked.emplace_back(zero, zero ? 0 : src, dst); });
+    uint64_t valid = 0;
+    for (uint32_t j = 0; j < 3; ++j)
+        for (uint32_t i = 0; i < 4; ++i)
+            for (uint32_t r = 0; r < 5; ++r) {
+                const bool ok = j < 1 && i >= 1 && i < 3 && r >= 2 && r < 4;
+                const uint64_t src = t.src + (j - 0) * 9000 + (i - 1) * 1000 + (r - 2) * 40;
+                looped.emplace_back(!ok, ok ? src : 0, t.dst + j * 320 + i * 80 + r * 16);
+                valid += ok;
+            }
+    EXPECT_EQ(walked, looped);
+    EXPECT_EQ(t.valid_rows(), valid);
+    EXPECT_EQ(t.bytes(), 60u * 12);
+    EXPECT_EQ(t.dst_extent(), 2 * 320 + 3 * 80 + 4 * 16 + 12u);
+    EXPECT_EQ(t.src_extent(), 1000 + 40 + 12u);
+}
+
 }  // namespace
 }  // namespace kpu::model

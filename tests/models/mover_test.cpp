@@ -524,5 +524,51 @@ TEST(Movers, WithAHelperAMoverWaitsForItsHandedOverBytesBeforeItsOwnTransactions
     EXPECT_EQ(bench.helper.jobs_run(), 2u) << "the test's job and the first transfer's bytes";
 }
 
+// A gather with an outer dimension and zero fill (a convolution's patch rows): every
+// destination row is where a plain loop over the indices puts it, the padded ones zeros
+// (over stale bytes), and only the valid rows are read, through DMI and through b_transport
+// alike, in the same time.
+TEST(Movers, AGatherWithZeroFillPutsEveryRowWhereAPlainLoopDoesAndReadsOnlyTheValidOnes) {
+    hw::Transfer t;
+    t.id = 1;
+    t.rows = 5, t.row_bytes = 24, t.src_stride = 64, t.dst_stride = 32;  // 5 pixels of 6 floats
+    t.row_pad_before = 1, t.row_pad_after = 2;
+    t.outer[0] = {3, 1024, 5 * 32, 1, 0};  // 3 rows, the first one padding
+    KpuPlatform dmi("dmi", test::config("minimal"), checked()), tlm("tlm", test::config("minimal"), checked());
+    const hw::AddressMap& map = dmi.address_map();
+    t.src = map.l3_base(0) + 256, t.dst = map.l2_base(0, 0);
+    std::vector<uint8_t> source(8192), stale(t.dst_extent(), 0xab);
+    std::mt19937 rng(9);
+    for (auto& b : source) b = uint8_t(rng());
+    for (KpuPlatform* kpu : {&dmi, &tlm}) {
+        kpu->write(map.l3_base(0), source.data(), source.size());
+        kpu->write(t.dst, stale.data(), stale.size());
+    }
+    tlm.block_mover(0, 0).set_dmi(false);
+    Completion a, b;
+    Driver da("driver_dmi", [&](Driver& d) { a = d.run(dmi.block_mover(0, 0), t); });
+    Driver db("driver_tlm", [&](Driver& d) { b = d.run(tlm.block_mover(0, 0), t); });
+    sc_core::sc_start();
+    std::vector<uint8_t> want(t.dst_extent(), 0xab);
+    for (uint32_t i = 0; i < 3; ++i)
+        for (uint32_t r = 0; r < 5; ++r) {
+            uint8_t* row = want.data() + i * 5 * 32 + r * 32;
+            const bool valid = i >= 1 && r >= 1 && r < 3;
+            for (uint32_t x = 0; x < 24; ++x) row[x] = valid ? source[256 + (i - 1) * 1024 + (r - 1) * 64 + x] : 0;
+        }
+    for (KpuPlatform* kpu : {&dmi, &tlm}) {
+        std::vector<uint8_t> got(t.dst_extent());
+        kpu->read(t.dst, got.data(), got.size());
+        EXPECT_EQ(got, want) << kpu->name();
+        EXPECT_EQ(kpu->tile(0).l3().stats().bytes_read, 4u * 24) << "2 valid rows x 2 valid pixels";
+        EXPECT_EQ(test::checker_violations(*kpu), "");
+    }
+    EXPECT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a.bytes, t.bytes());
+    EXPECT_EQ(t.bytes(), 15u * 24);
+    EXPECT_EQ(a.end - a.start, b.end - b.start);
+    EXPECT_GT(tlm.block_mover(0, 0).stats().transactions, 0u);
+}
+
 }  // namespace
 }  // namespace kpu::platform

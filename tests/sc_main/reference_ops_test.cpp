@@ -144,6 +144,20 @@ std::vector<Case> cases() {
     const std::string batch_norm_tensors =
         "{\"name\": \"x\", \"shape\": [2, 3, 4, 5]}, {\"name\": \"s\", \"shape\": [3]}, {\"name\": \"b\", "
         "\"shape\": [3]}, {\"name\": \"m\", \"shape\": [3]}, {\"name\": \"v\", \"shape\": [3]}, {\"name\": \"y\"}";
+    const char* conv =
+        "def conv(x, w, b, s, p, d, g):\n"
+        "    n, c, h, wd = x.shape; co, cg, kh, kw = w.shape; cog = co // g\n"
+        "    oh = (h + p[0] + p[2] - (kh - 1) * d[0] - 1) // s[0] + 1\n"
+        "    ow = (wd + p[1] + p[3] - (kw - 1) * d[1] - 1) // s[1] + 1\n"
+        "    xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])))\n"
+        "    y = np.zeros((n, co, oh, ow), x.dtype)\n"
+        "    for gi in range(g):\n"
+        "        for i in range(kh):\n"
+        "            for j in range(kw):\n"
+        "                t = xp[:, gi * cg:(gi + 1) * cg, i * d[0]:i * d[0] + (oh - 1) * s[0] + 1:s[0],\n"
+        "                       j * d[1]:j * d[1] + (ow - 1) * s[1] + 1:s[1]]\n"
+        "                y[:, gi * cog:(gi + 1) * cog] += np.einsum('nchw,oc->nohw', t, w[gi * cog:(gi + 1) * cog, :, i, j])\n"
+        "    return y if b is None else y + b[None, :, None, None]\n";
     return {
         // binary, every broadcasting corner
         {"add_5x1x7_4x1", binary_graph("Add", "[5, 1, 7]", "[4, 1]"), "out['y'] = a + b"},
@@ -282,6 +296,27 @@ std::vector<Case> cases() {
         {"gemm_bias_row",
          ternary_graph("Gemm", "[3, 7]", "[7, 5]", "[5]"),
          "out['y'] = a @ b + c"},
+        // convolution: grouped, strided, dilated, asymmetric pads; auto_pad; our NHWC form
+        {"conv_grouped_strided_dilated",
+         one_op("{\"name\": \"x\", \"shape\": [2, 4, 7, 9]}, {\"name\": \"w\", \"shape\": [6, 2, 3, 3]}, "
+                "{\"name\": \"b\", \"shape\": [6]}, {\"name\": \"y\"}",
+                "Conv", "\"x\", \"w\", \"b\"", "\"y\"",
+                "\"group\": 2, \"strides\": [2, 1], \"pads\": [1, 0, 2, 1], \"dilations\": [1, 2]"),
+         std::string(conv) + "out['y'] = conv(x, w, b, (2, 1), (1, 0, 2, 1), (1, 2), 2)"},
+        {"conv_same_upper",
+         one_op("{\"name\": \"x\", \"shape\": [1, 3, 5, 6]}, {\"name\": \"w\", \"shape\": [4, 3, 4, 4]}, "
+                "{\"name\": \"y\"}",
+                "Conv", "\"x\", \"w\"", "\"y\"", "\"auto_pad\": \"SAME_UPPER\", \"strides\": [2, 2]"),
+         std::string(conv) + "out['y'] = conv(x, w, None, (2, 2), (1, 1, 2, 1), (1, 1), 1)"},
+        {"conv_nhwc",
+         one_op("{\"name\": \"x\", \"shape\": [1, 2, 5, 6, 3]}, {\"name\": \"w\", \"shape\": [2, 3, 3, 3, 4]}, "
+                "{\"name\": \"b\", \"shape\": [2, 4]}, {\"name\": \"y\"}",
+                "conv_nhwc", "\"x\", \"w\", \"b\"", "\"y\"",
+                "\"strides\": [1, 2], \"pads\": [1, 1, 0, 2], \"dilations\": [2, 1]"),
+         std::string(conv) +
+             "o = conv(x.transpose(0, 1, 4, 2, 3).reshape(1, 6, 5, 6), w.transpose(0, 4, 3, 1, 2).reshape(8, 3, 3, 3),\n"
+             "         b.reshape(8), (1, 2), (1, 1, 0, 2), (2, 1), 2)\n"
+             "out['y'] = o.reshape(1, 2, 4, o.shape[2], o.shape[3]).transpose(0, 1, 3, 4, 2)"},
         // attention: grouped heads, causal, sequence 13; softcap and causal with Sq < Skv; the
         // 3-D form with a mask and a scale
         {"attention_causal",
