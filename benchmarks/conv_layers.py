@@ -45,6 +45,8 @@ def main():
     bin_dir, config, work = sys.argv[1:4]
     layers = {"resnet18": RESNET18, "mobilenetv2": MOBILENETV2}[sys.argv[4] if len(sys.argv) == 5 else "resnet18"]
     os.makedirs(work, exist_ok=True)
+    with open(config) as f:
+        tiles = json.load(f)["compute_tiles"]  # busy shares are means over every tile's unit
     print(f"{'layer':<22} {'cycles':>9} {'roofline us':>11} {'bound':>7} {'% roof':>7} {'fabric':>7} {'vector':>7} "
           f"{'DRAM MB':>8} {'closed':>7} {'im2col':>7} {'compile s':>9} {'sim s':>6}")
     for name, c_in, c_out, size, k, stride, group in layers:
@@ -63,9 +65,8 @@ def main():
             s = json.load(f)
         with open(base + ".kpu") as f:
             hints = json.load(f)["hints"]
-        tiles = len([e for e in s["engines"] if e["kind"] == "fabric"]) or 1
         time_us = s["total_time_us"]
-        fabric = s["op_metrics"]["fabric"]["total_time_us"] / (tiles * time_us)
+        fabric = s["op_metrics"].get("fabric", {}).get("total_time_us", 0) / (tiles * time_us)
         vector = s["vector"]["busy_time_us"] / (tiles * time_us)
         dram = s["dram_reads_bytes"] + s["dram_writes_bytes"]
         closed = hints["dram_read_bytes"] + hints["dram_write_bytes"]

@@ -7,6 +7,7 @@
 #include "compiler/compile_error.h"
 #include "compiler/layout_pass.h"
 #include "compiler/long_rows.h"
+#include "compiler/unit_choice.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
 #include "compiler/vector_op.h"
@@ -79,6 +80,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     // a graph built in C++ may not have been, and tiling an unchecked one reads shapes and
     // roles that are not there.
     program.graph.check("graph");
+    program.graph = choose_units(program.graph, target);  // a depthwise Conv's unit, by estimate
     // Composites (Attention, ops over other axes) become their parts and layout conversions
     // stay only where needed before the check for what lowers: an op may lower only in the
     // layout the pass gives it (a per-channel Add between two convolutions, in NHWC).
@@ -103,14 +105,8 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     }
     for (uint32_t op = 0; op < graph.ops().size(); ++op) {
         if (is_view_op(graph.ops()[op])) continue;  // an alias: no kernel, no DFX ops
-        if (is_copy_op(graph, graph.ops()[op]))
-            add_kernel(program, op, Dataflow::OutputStationary, choose_copy_tiling(target, graph, op));
-        else if (is_vector_op(graph.ops()[op]))
-            add_kernel(program, op, Dataflow::OutputStationary, choose_vector_tiling(target, graph, op));
-        else if (graph.ops()[op].kind == "conv_nhwc")  // output-stationary: the input rows stay in L3
-            add_kernel(program, op, Dataflow::OutputStationary, choose_tiling(target, graph, op, Dataflow::OutputStationary));
-        else
-            add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow));
+        const auto [dataflow, choice] = choose_op_tiling(target, graph, op, options.dataflow);
+        add_kernel(program, op, dataflow, choice);
     }
     return program;
 }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "compiler/binder.h"
+#include "compiler/copy_op.h"
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/replay.h"
@@ -437,6 +438,15 @@ TilingChoice choose_copy_tiling(const hw::Config& config, const Graph& graph, ui
     choice.passes = 1;
     choice.cycles = replay_tiling(config, graph, op, Dataflow::OutputStationary, choice);
     return choice;
+}
+
+std::pair<Dataflow, TilingChoice> choose_op_tiling(const hw::Config& config, const Graph& graph, uint32_t op,
+                                                   Dataflow requested) {
+    const Op& o = graph.ops()[op];
+    if (is_copy_op(graph, o)) return {Dataflow::OutputStationary, choose_copy_tiling(config, graph, op)};
+    if (is_vector_op(o)) return {Dataflow::OutputStationary, choose_vector_tiling(config, graph, op)};
+    if (o.kind == "conv_nhwc") return {Dataflow::OutputStationary, choose_tiling(config, graph, op, Dataflow::OutputStationary)};
+    return {requested, choose_tiling(config, graph, op, requested)};
 }
 
 }  // namespace kpu::compiler

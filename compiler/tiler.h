@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "compiler/dfx.h"
 #include "hardware/config.h"
@@ -45,6 +46,12 @@ TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, 
 /// copy if it fits, about two pieces per compute tile, the largest that fit L3 (and L2 when
 /// transposing) with their double buffers; its estimate is the replay of its op stream.
 TilingChoice choose_copy_tiling(const hw::Config& config, const Graph& graph, uint32_t op);
+
+/// The tiling of op `op` (not a view) of an expanded graph by its class (copy_tiling,
+/// vector_tiling, tiling), and the dataflow it runs in: `requested` for a matmul, output-
+/// stationary for the others (a conv_nhwc keeps its input rows in L3 that way).
+std::pair<Dataflow, TilingChoice> choose_op_tiling(const hw::Config& config, const Graph& graph, uint32_t op,
+                                                   Dataflow requested);
 
 /// The candidate as a program of its own: op `op` alone, its operands and result in DRAM,
 /// with its hints (a valid .kpu).

@@ -20,6 +20,7 @@
 #include "compiler/onnx_import.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
+#include "compiler/unit_choice.h"
 #include "hardware/config.h"
 #include "sc_main/npy.h"
 
@@ -282,6 +283,12 @@ int run(int argc, char** argv) {
     } else {
         graph = load_graph(input);
     }
+    std::vector<UnitChoice> choices;  // what compile() decides again: shown here with its estimates
+    naming(input + " for '" + config.name + "'", [&] { return choose_units(graph, config, &choices); });
+    for (const UnitChoice& c : choices)
+        std::cout << "Conv '" << c.op << "' (depthwise) runs on the " << (c.vector ? "vector engine" : "fabric")
+                  << ": estimated " << std::llround(c.vector_cycles) << " cycles on the vector engine, "
+                  << std::llround(c.fabric_cycles) << " on the fabric\n";
     Program program =
         naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options); });
     if (!weights.empty()) {  // beside the .kpu: <stem>.weights/<tensor>.npy

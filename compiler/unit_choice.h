@@ -1,0 +1,30 @@
+// Which unit runs a convolution that two can run (docs/compiler.md, "Depthwise convolution"):
+// a Conv whose groups each have one input and one output channel (group = C_in = C_out, the
+// depthwise layers of MobileNet) runs on the fabric as conv_nhwc (a one-column matmul per
+// channel, between its layout Transposes) or on the vector engine as depthwise_conv (a
+// weighted window over each NCHW plane). Both are estimated on the config by formula, each
+// alone (docs/compiler.md gives both); the cheaper one runs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/graph.h"
+#include "hardware/config.h"
+
+namespace kpu::compiler {
+
+/// One depthwise Conv's estimates and where it runs.
+struct UnitChoice {
+    std::string op;             ///< the Conv's name
+    double fabric_cycles = 0;   ///< max(fabric passes over the tiles, DRAM time with its layout Transposes)
+    double vector_cycles = 0;   ///< max(depthwise_conv_vector_cycles, DRAM time)
+    bool vector = false;        ///< runs on the vector engine
+};
+
+/// The checked graph with each depthwise Conv that is cheaper on the vector engine made a
+/// depthwise_conv (same inputs, outputs and attributes); `choices` (optional) gets every
+/// depthwise Conv's estimates, in graph order.
+Graph choose_units(const Graph& graph, const hw::Config& config, std::vector<UnitChoice>* choices = nullptr);
+
+}  // namespace kpu::compiler
