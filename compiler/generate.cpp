@@ -80,7 +80,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     // a graph built in C++ may not have been, and tiling an unchecked one reads shapes and
     // roles that are not there.
     program.graph.check("graph");
-    program.graph = choose_units(program.graph, target);  // a depthwise Conv's unit, by estimate
+    program.graph = choose_units(program.graph, target, nullptr, options.depthwise);  // a depthwise Conv's unit
     // Composites (Attention, ops over other axes) become their parts and layout conversions
     // stay only where needed before the check for what lowers: an op may lower only in the
     // layout the pass gives it (a per-channel Add between two convolutions, in NHWC).

@@ -5,12 +5,14 @@
 
 #include "compiler/dfx.h"
 #include "compiler/tiler.h"
+#include "compiler/unit_choice.h"
 #include "hardware/config.h"
 
 namespace kpu::compiler {
 
 struct CompileOptions {
     Dataflow dataflow = Dataflow::OutputStationary;
+    DepthwiseUnit depthwise = DepthwiseUnit::Auto;  ///< where depthwise Convs run (unit_choice.h)
 };
 
 /// Compiles `graph` (checked here on a copy: Graph::check, so a graph built in C++ needs no

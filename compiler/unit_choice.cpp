@@ -49,7 +49,8 @@ double fabric_cycles(const hw::Config& config, uint64_t channels, uint64_t m, ui
 
 }  // namespace
 
-Graph choose_units(const Graph& graph, const hw::Config& config, std::vector<UnitChoice>* choices) {
+Graph choose_units(const Graph& graph, const hw::Config& config, std::vector<UnitChoice>* choices,
+                   DepthwiseUnit unit) {
     return rewrite_ops(
         graph,
         [&](Graph& g, const Op& op, std::vector<Op>& ops) {
@@ -69,7 +70,7 @@ Graph choose_units(const Graph& graph, const hw::Config& config, std::vector<Uni
             // The engine's formula against the same DRAM time, without the Transposes.
             c.vector_cycles = std::max(c.vector_cycles, double(bytes) / hw::derive(config).dma_bandwidth *
                                                             config.clocks.fabric_hz);
-            c.vector = c.vector_cycles < c.fabric_cycles;
+            c.vector = unit == DepthwiseUnit::Auto ? c.vector_cycles < c.fabric_cycles : unit == DepthwiseUnit::Vector;
             if (choices) choices->push_back(c);
             if (!c.vector) return false;
             ops.push_back(as_depthwise(op));

@@ -10,9 +10,18 @@
 #include <vector>
 
 #include "compiler/graph.h"
+#include "hardware/enum_names.h"
 #include "hardware/config.h"
 
 namespace kpu::compiler {
+
+/// Where depthwise Convs run: by the estimates, or all on one unit (kpu-compile --depthwise-on).
+enum class DepthwiseUnit : uint8_t { Auto, Fabric, Vector };
+inline constexpr EnumName<DepthwiseUnit> kDepthwiseUnitNames[] = {
+    {DepthwiseUnit::Auto, "auto"}, {DepthwiseUnit::Fabric, "fabric"}, {DepthwiseUnit::Vector, "vector"}};
+inline bool parse_depthwise_unit(const std::string& name, DepthwiseUnit& out) {
+    return hw::value_in(kDepthwiseUnitNames, name, out);
+}
 
 /// One depthwise Conv's estimates and where it runs.
 struct UnitChoice {
@@ -22,9 +31,10 @@ struct UnitChoice {
     bool vector = false;        ///< runs on the vector engine
 };
 
-/// The checked graph with each depthwise Conv that is cheaper on the vector engine made a
-/// depthwise_conv (same inputs, outputs and attributes); `choices` (optional) gets every
-/// depthwise Conv's estimates, in graph order.
-Graph choose_units(const Graph& graph, const hw::Config& config, std::vector<UnitChoice>* choices = nullptr);
+/// The checked graph with each depthwise Conv that is cheaper on the vector engine (or every
+/// one, with `unit` Vector; none with Fabric) made a depthwise_conv (same inputs, outputs and
+/// attributes); `choices` (optional) gets every depthwise Conv's estimates, in graph order.
+Graph choose_units(const Graph& graph, const hw::Config& config, std::vector<UnitChoice>* choices = nullptr,
+                   DepthwiseUnit unit = DepthwiseUnit::Auto);
 
 }  // namespace kpu::compiler

@@ -216,6 +216,7 @@ int run(int argc, char** argv) {
     const std::string dataflow_help =
         dataflow_name + " (default) or " + to_string(Dataflow::WeightStationary);
     std::vector<std::string> sets;
+    std::string depthwise_name = "auto";
     bool bind_mode = false, verbose = false, help = false;
     po::options_description options("kpu-compile options");
     options.add_options()("help,h", po::bool_switch(&help), "show this help")(
@@ -224,6 +225,8 @@ int run(int argc, char** argv) {
         "set", po::value(&sets)->composing()->value_name("PATH=VALUE"),
         "override one config field before validation, as kpu-sim --set (repeatable)")(
         "dataflow", po::value(&dataflow_name), dataflow_help.c_str())(
+        "depthwise-on", po::value(&depthwise_name),
+        "where depthwise Convs run: auto (default: the lower estimate), fabric or vector")(
         "bind", po::bool_switch(&bind_mode), "bind a .kpu to --config and show the bound program")(
         "verbose,v", po::bool_switch(&verbose), "list tasks and the first ops of the stream");
     po::options_description hidden;
@@ -265,6 +268,9 @@ int run(int argc, char** argv) {
     }
     if (output.empty()) throw CompileError("no output file: give -o OUT.kpu");
     CompileOptions compile_options;
+    if (!parse_depthwise_unit(depthwise_name, compile_options.depthwise))
+        throw CompileError("--depthwise-on: unknown unit '" + depthwise_name + "' (" +
+                           kpu::hw::names_in(kDepthwiseUnitNames) + ")");
     if (!parse_dataflow(dataflow_name, compile_options.dataflow))
         throw CompileError("--dataflow: unknown dataflow '" + dataflow_name + "' (" +
                            kpu::hw::names_in(kDataflowNames) + ")");
@@ -284,7 +290,8 @@ int run(int argc, char** argv) {
         graph = load_graph(input);
     }
     std::vector<UnitChoice> choices;  // what compile() decides again: shown here with its estimates
-    naming(input + " for '" + config.name + "'", [&] { return choose_units(graph, config, &choices); });
+    naming(input + " for '" + config.name + "'",
+           [&] { return choose_units(graph, config, &choices, compile_options.depthwise); });
     for (const UnitChoice& c : choices)
         std::cout << "Conv '" << c.op << "' (depthwise) runs on the " << (c.vector ? "vector engine" : "fabric")
                   << ": estimated " << std::llround(c.vector_cycles) << " cycles on the vector engine, "

@@ -16,6 +16,9 @@
 namespace kpu::compiler {
 namespace {
 
+/// Depthwise cases too on the fabric: these test the implicit GEMM (unit_choice.h decides).
+const CompileOptions kFabric{Dataflow::OutputStationary, DepthwiseUnit::Fabric};
+
 struct ConvCase {
     uint64_t n, cin, h, w, cout, kh, kw, stride, dilation, group;
     std::vector<int64_t> pads;  ///< [top, left, bottom, right]
@@ -81,7 +84,7 @@ TEST(ConvLowering, HintsEqualTheClosedFormTheOpStreamAndTheBoundProgram) {
         const hw::Config config = test::config(name);
         for (const ConvCase& c : kCases) {
             SCOPED_TRACE(std::string(name) + " " + conv_json(c));
-            const Program p = compile(parse_graph(conv_json(c), "t.json"), config);
+            const Program p = compile(parse_graph(conv_json(c), "t.json"), config, kFabric);
             uint32_t kernel = 0;
             while (p.graph.ops()[p.kernels[kernel].op].kind != "conv_nhwc") ++kernel;
             uint64_t read = 0, write = 0;
@@ -177,7 +180,7 @@ TEST(ConvLowering, TheBoundProgramComputesADirectConvolutionInAnyDependencyOrder
     for (const ConvCase& c : cases) {
         SCOPED_TRACE(conv_json(c));
         const hw::Config config = test::config("minimal");
-        const BoundProgram b = bind(compile(parse_graph(conv_json(c), "t.json"), config), config);
+        const BoundProgram b = bind(compile(parse_graph(conv_json(c), "t.json"), config, kFabric), config);
         std::map<std::string, std::vector<float>> host;
         std::mt19937 rng(3);
         std::uniform_real_distribution<float> dist(-1.f, 1.f);

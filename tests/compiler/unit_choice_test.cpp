@@ -53,6 +53,10 @@ TEST(UnitChoice, ASlowVectorEngineLeavesItOnTheFabric) {
     bool fabric = false;
     for (const Op& op : p.graph.ops()) fabric = fabric || op.kind == "conv_nhwc";
     EXPECT_TRUE(fabric);
+    // Asked for (kpu-compile --depthwise-on vector), it runs on the engine all the same.
+    const Program forced = compile(parse_graph(depthwise(32, 28), "t.json"), slow,
+                                   {Dataflow::OutputStationary, DepthwiseUnit::Vector});
+    EXPECT_EQ(forced.graph.ops().at(0).kind, "depthwise_conv");
 }
 
 TEST(UnitChoice, AGroupedConvThatIsNotDepthwiseIsNoChoice) {

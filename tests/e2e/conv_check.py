@@ -116,7 +116,9 @@ def case(name, n, cin, hw, cout, kernel, strides=(1, 1), pads=(0, 0, 0, 0), dila
         return direct_conv(t["x"], t["w"], t.get("b"), strides, pads, dilations, group)
 
     for config in configs:
-        where = check.run(graph, config, inputs, want, name, "y", sim_args=["--stats", "{case}/stats.json"])
+        # Depthwise cases on the fabric too: this checks the implicit GEMM (pool_check.py the engine's).
+        where = check.run(graph, config, inputs, want, name, "y", sim_args=["--stats", "{case}/stats.json"],
+                          compile_args=["--depthwise-on", "fabric"])
         with open(os.path.join(where, "p.kpu")) as f:
             program = json.load(f)
         with open(os.path.join(where, "stats.json")) as f:
