@@ -95,10 +95,16 @@ class KPUProgram:
             k = kernels.get(o["name"])
             hints = k["hints"] if k else {}
             tiling = None
-            if k and k.get("tile"):
-                m, n, kk = k["tile"]
-                tiling = TileConfig({"M": m, "N": n, "K": kk}, _LOOP_ORDER.get(k["dataflow"], ["M", "N", "K"]))
+            if k and k.get("tile") and hints.get("macs", 0):  # a matmul: C tile, K step (and K pass)
+                m, n, kk = k["tile"][:3]
+                sizes = {"M": m, "N": n, "K": kk}
+                if len(k["tile"]) > 3:
+                    sizes["K_pass"] = k["tile"][3]
+                tiling = TileConfig(sizes, _LOOP_ORDER.get(k["dataflow"], ["M", "N", "K"]))
                 peak_sram = max(peak_sram, 4 * (m * kk + kk * n + m * n))
+            elif k and k.get("tile"):  # a vector or layout op: row tiles of whole rows (docs/kpu-format.md)
+                tiling = TileConfig({"rows": k["tile"][0], "cols": k["tile"][1]}, ["rows"], double_buffer=False)
+                peak_sram = max(peak_sram, 4 * k["tile"][0] * k["tile"][1])
             read, write, macs = hints.get("dram_read_bytes", 0), hints.get("dram_write_bytes", 0), hints.get("macs", 0)
             ops.append(KPUOp(o["name"], o["op"], list(o["inputs"]), list(o["outputs"]), dict(o.get("attributes", {})),
                              tiling, order, [], int(hints.get("estimated_cycles", 0)),

@@ -95,7 +95,9 @@ def export_onnx(module, example_inputs, path):
     with torch.no_grad():
         outputs = module(*args)
     count = len(outputs) if isinstance(outputs, (tuple, list)) else 1
-    with torch.no_grad():
+    # Exported with gradients on: torch's fused inference kernels (TransformerEncoderLayer's
+    # fast path under no_grad) have no ONNX export, the ops they fuse do.
+    with torch.enable_grad():
         torch.onnx.export(module, args, path, opset_version=17, input_names=_input_names(module, len(args)),
                           output_names=[f"output_{i}" for i in range(count)], do_constant_folding=True)
     module.train(was_training)

@@ -180,3 +180,25 @@ def test_torchvision_models(arch):
             pytest.skip(f"{arch} needs Conv, which does not lower on this tree yet: {e}")
         raise
     agree(compiled(x).numpy(), m(x).detach().numpy())
+
+
+def _bert_encoder():
+    layer = nn.TransformerEncoderLayer(768, 12, 3072, dropout=0.0, activation="gelu", batch_first=True)
+    return nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+
+
+@pytest.mark.parametrize("config", ["edge", "t64"])
+def test_transformer_encoder_bert_base_width(config):
+    """2 layers of nn.TransformerEncoder at BERT-base width (768, 12 heads, 3072), 32 tokens."""
+    m = _bert_encoder()
+    x = torch.randn(1, 32, 768)
+    compiled = kpu.torch.compile(m, (x,), config=config_path(config))
+    agree(compiled(x).numpy(), m(x).detach().numpy())
+
+
+def test_gpt2_small_width_block():
+    """The GPT-2 block at GPT-2 small's width (768, 12 heads), 64 tokens, on t64."""
+    m = GPT2Block(768, 12, 64).eval()
+    x = torch.randn(64, 768)
+    compiled = kpu.torch.compile(m, (x,), config=config_path("t64"))
+    agree(compiled(x).numpy(), m(x).detach().numpy())
