@@ -23,9 +23,10 @@ class SimulationMode(enum.Enum):
 
 
 def _configs_dir():
-    """configs/ of the source tree this package was built from, or of the working directory."""
+    """The shipped configs: installed with the package, else configs/ of the source tree the
+    package was built in (build/python/kpu), else of the working directory."""
     here = os.path.dirname(os.path.abspath(__file__))
-    for base in (os.path.join(here, "..", "..", ".."), os.path.join(here, "..", ".."), os.getcwd()):
+    for base in (here, os.path.join(here, "..", "..", ".."), os.getcwd()):
         candidate = os.path.normpath(os.path.join(base, "configs"))
         if os.path.isdir(candidate):
             return candidate
