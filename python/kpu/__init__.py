@@ -6,8 +6,8 @@ from .errors import (CompilationError, ExecutionError, InputValidationError, KPU
                      UnsupportedOpError)
 from .program import KPUOp, KPUProgram, KPUTensor, TileConfig
 from .compiler import KPUCompiler
-from .runtime import KPUExecutionResult, KPUPerformanceMetrics, KPURuntime
+from .runtime import KPUExecutionResult, KPUPerformanceMetrics, KPURuntime, KPUSimulator
 
 __all__ = ["KPUConfig", "KPUPrecision", "SimulationMode", "KPUError", "CompilationError", "UnsupportedOpError",
            "MemoryError", "InputValidationError", "ExecutionError", "KPUOp", "KPUProgram", "KPUTensor", "TileConfig",
-           "KPUCompiler", "KPUExecutionResult", "KPUPerformanceMetrics", "KPURuntime"]
+           "KPUCompiler", "KPUExecutionResult", "KPUPerformanceMetrics", "KPURuntime", "KPUSimulator"]

@@ -1,7 +1,8 @@
 """The worker process of one config (docs/python.md): elaborates the KPU platform once, then
 serves requests from its parent over stdin/stdout (pickled tuples): ("load", kpu_text,
 weights) makes a program current, ("run", inputs) is one program launch through the host
-interface, and an empty stdin ends it. Every reply is ("ok", value) or ("error", message).
+interface; ("begin", inputs), ("advance", cycles), ("state",), ("memory_trace",) and
+("finish",) run one launch step by step (KPUSimulator). An empty stdin ends it. Every reply is ("ok", value) or ("error", message).
 Usage: python -m kpu._worker CONFIG [OVERRIDE ...]"""
 import os
 import pickle
@@ -29,9 +30,17 @@ def main():
                     program.set_weight(name, value)
                 platform.load(program)
                 reply = ("ok", None)
-            elif request[0] == "run":
-                r = platform.run(request[1])
+            elif request[0] in ("run", "finish"):
+                r = platform.run(request[1]) if request[0] == "run" else platform.finish()
                 reply = ("ok", (dict(r.outputs), r.cycles, r.stats, dict(r.op_metrics), _native.Platform.elaborations()))
+            elif request[0] == "begin":
+                reply = ("ok", platform.begin(request[1]))
+            elif request[0] == "advance":
+                reply = ("ok", platform.advance(request[1]))
+            elif request[0] == "state":
+                reply = ("ok", dict(platform.state()))
+            elif request[0] == "memory_trace":
+                reply = ("ok", platform.memory_trace())
             else:
                 reply = ("error", f"unknown request {request[0]!r}")
         except Exception as e:  # noqa: BLE001 - every failure goes back to the parent as one message

@@ -236,44 +236,115 @@ class KPURuntime:
             if worker.loaded != self._token:
                 worker.call("load", p.native.kpu_text(), p.native.weights())
                 worker.loaded = self._token
-            outputs, cycles, stats_text, op_metrics, elaborations = worker.call("run", arrays)
-            worker.elaborations = elaborations
-        stats = json.loads(stats_text)
-        metrics = KPUPerformanceMetrics(**{name: stats.get(name) for name in _SEED4_FIELDS})
-        metrics.total_cycles = int(cycles)
-        estimated = {op.id: op for op in p.ops}
-        for name, m in op_metrics.items():
-            m = dict(m)
-            if name in estimated:
-                m["estimated_cycles"] = float(estimated[name].estimated_cycles)
-                m["macs"] = float(estimated[name].macs)
-            op_metrics[name] = m
-        metrics.op_metrics = op_metrics
-        metrics.stats = stats
-        result = KPUExecutionResult(True, None, {name: outputs[name] for name in p.output_ids}, metrics, mode)
+            reply = worker.call("run", arrays)
+            worker.elaborations = reply[4]
+        outputs, metrics = _simulated_metrics(p, reply)
+        op_metrics = metrics.op_metrics
+        result = KPUExecutionResult(True, None, outputs, metrics, mode)
         if mode == SimulationMode.POWER_TRACE:
-            result.power_trace = self._power_trace(p, op_metrics, stats)
+            result.power_trace = power_trace(self.config, p, op_metrics, metrics.total_cycles)
         return result
 
-    def _power_trace(self, p, op_metrics, stats):
-        """Power per interval from the energy model: static power throughout, plus each graph
-        op's dynamic energy (its MACs and DRAM bytes, the compiler's counts at the config's pJ
-        figures) spread evenly over the time its engine ops ran. [(cycle, watts)]: the power
-        from that cycle to the next entry's."""
-        hz = self.config.compute["fabric_hz"]
-        energy = self.config.energy
-        events = {0.0: 0.0}
-        for op in p.ops:
-            m = op_metrics.get(op.id)
-            if not m or m["time_us"] <= 0:
-                continue
-            pj = op.macs * energy["pj_per_mac"] + (op.dram_read_bytes + op.dram_write_bytes) * energy["dram_pj_per_byte"]
-            watts = pj * 1e-12 / (m["time_us"] * 1e-6)
-            events[m["start_us"]] = events.get(m["start_us"], 0.0) + watts
-            events[m["end_us"]] = events.get(m["end_us"], 0.0) - watts
-        trace, level = [], energy["static_power_w"]
-        for t in sorted(events):
-            level += events[t]
-            trace.append((int(round(t * 1e-6 * hz)), max(level, 0.0)))
-        trace.append((int(stats["total_cycles"]), 0.0))
-        return trace
+
+def _simulated_metrics(program, reply):
+    """KPUPerformanceMetrics of a worker's "run" or "finish" reply, and the outputs."""
+    outputs, cycles, stats_text, op_metrics, elaborations = reply
+    stats = json.loads(stats_text)
+    metrics = KPUPerformanceMetrics(**{name: stats.get(name) for name in _SEED4_FIELDS})
+    metrics.total_cycles = int(cycles)
+    estimated = {op.id: op for op in program.ops}
+    for name, m in op_metrics.items():
+        m = dict(m)
+        if name in estimated:
+            m["estimated_cycles"] = float(estimated[name].estimated_cycles)
+            m["macs"] = float(estimated[name].macs)
+        op_metrics[name] = m
+    metrics.op_metrics = op_metrics
+    metrics.stats = stats
+    return {name: outputs[name] for name in program.output_ids}, metrics
+
+
+def power_trace(config, program, op_metrics, total_cycles):
+    """Power per interval from the energy model: static power throughout, plus each graph
+    op's dynamic energy (its MACs and DRAM bytes, the compiler's counts at the config's pJ
+    figures) spread evenly over the time its engine ops ran. [(cycle, watts)]: the power
+    from that cycle to the next entry's; the last entry is the end, at 0 W."""
+    p = program
+    hz = config.compute["fabric_hz"]
+    energy = config.energy
+    events = {0.0: 0.0}
+    for op in p.ops:
+        m = op_metrics.get(op.id)
+        if not m or m["time_us"] <= 0:
+            continue
+        pj = op.macs * energy["pj_per_mac"] + (op.dram_read_bytes + op.dram_write_bytes) * energy["dram_pj_per_byte"]
+        watts = pj * 1e-12 / (m["time_us"] * 1e-6)
+        events[m["start_us"]] = events.get(m["start_us"], 0.0) + watts
+        events[m["end_us"]] = events.get(m["end_us"], 0.0) - watts
+    trace, level = [], energy["static_power_w"]
+    for t in sorted(events):
+        level += events[t]
+        trace.append((int(round(t * 1e-6 * hz)), max(level, 0.0)))
+    trace.append((int(total_cycles), 0.0))
+    return trace
+
+
+class KPUSimulator:
+    """Seed 4's optional simulator interface: one program launch on the config's platform
+    (its worker process, shared with the runtimes of that config), run step by step.
+    `reset()` begins a launch with `inputs` (finishing one that runs); `step(cycles)`
+    simulates that many more fabric cycles; `run_until_complete()` simulates to the end and
+    returns the launch's cycles (then `result` holds its KPUExecutionResult);
+    `get_state()`: cycle, done, device ops completed and total; `get_power_trace()` (after
+    completion): [(cycle, watts)] as POWER_TRACE gives it; `get_memory_trace()`: (cycle,
+    level, address, bytes) of each completed move, its source read when it started and its
+    destination write when it completed."""
+
+    def __init__(self, config, program, inputs):
+        self.runtime = KPURuntime(config)
+        self.runtime.load_program(program)
+        self.inputs = self.runtime._validated(inputs)
+        self.result = None
+        self._running = False
+        self.reset()
+
+    def _call(self, *request):
+        worker = _worker_for(self.runtime.config)
+        with worker.lock:
+            if worker.loaded != self.runtime._token:
+                worker.call("load", self.runtime.program.native.kpu_text(), self.runtime.program.native.weights())
+                worker.loaded = self.runtime._token
+            return worker.call(*request)
+
+    def reset(self):
+        if self._running:
+            self._call("finish")
+        self._call("begin", self.inputs)
+        self._running, self.result = True, None
+
+    def step(self, cycles=1):
+        if self._running:
+            self._call("advance", int(cycles))
+
+    def run_until_complete(self):
+        if self._running:
+            reply = self._call("finish")
+            outputs, metrics = _simulated_metrics(self.runtime.program, reply)
+            self.result = KPUExecutionResult(True, None, outputs, metrics, SimulationMode.CYCLE_ACCURATE)
+            self.result.power_trace = power_trace(self.runtime.config, self.runtime.program, metrics.op_metrics,
+                                                  metrics.total_cycles)
+            self._running = False
+        return self.result.metrics.total_cycles
+
+    def get_state(self):
+        state = self._call("state")
+        state["done"] = bool(state["done"]) or not self._running
+        return state
+
+    def get_power_trace(self):
+        if self.result is None:
+            raise KPUError("the power trace is made from the finished launch: run_until_complete() first")
+        return self.result.power_trace
+
+    def get_memory_trace(self):
+        return [tuple(entry) for entry in self._call("memory_trace")]

@@ -12,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <pybind11/numpy.h>
@@ -27,6 +28,7 @@
 #include "compiler/onnx_import.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
+#include "hardware/address_map.h"
 #include "hardware/config.h"
 #include "platform/host_driver.h"
 #include "platform/kpu_platform.h"
@@ -206,7 +208,7 @@ public:
     }
     /// Asks for one launch; the caller then runs the simulation until it has no events left.
     void request() {
-        pending_ = true;
+        pending_ = true, done_ = false;
         requested_.notify(sc_core::SC_ZERO_TIME);
     }
     bool done() const { return done_; }
@@ -215,7 +217,7 @@ private:
     void loop() {
         for (;;) {
             while (!pending_) wait(requested_);
-            pending_ = false, done_ = false;
+            pending_ = false;
             host_.launch();
             done_ = true;
         }
@@ -266,7 +268,14 @@ public:
     }
 
     RunResult run(const std::map<std::string, FloatArray>& inputs) {
+        begin(inputs);
+        return finish();
+    }
+
+    /// Starts a launch with `inputs`; nothing is simulated until advance() or finish().
+    void begin(const std::map<std::string, FloatArray>& inputs) {
         if (!loaded_) throw std::runtime_error("no program loaded");
+        if (launched_ && !launcher_->done()) throw std::runtime_error("a launch is running: finish it first");
         for (auto& buffer : job_.inputs) {
             auto it = inputs.find(buffer.name);
             if (it == inputs.end()) {
@@ -278,13 +287,43 @@ public:
                                          " elements, the program's tensor " + std::to_string(buffer.bytes.size() / 4));
             std::memcpy(buffer.bytes.data(), it->second.data(), buffer.bytes.size());
         }
-        const auto wall_start = std::chrono::steady_clock::now();
+        wall_start_ = std::chrono::steady_clock::now();
+        launch_time_ = sc_core::sc_time_stamp();
+        launcher_->request();
+        launched_ = true;
+    }
+
+    /// Simulates `cycles` more fabric cycles of the launch (less when it ends before).
+    void advance(uint64_t cycles) {
+        if (!launched_) throw std::runtime_error("no launch begun");
+        py::gil_scoped_release release;
+        const sc_core::sc_time step(double(cycles) / config_.clocks.fabric_hz, sc_core::SC_SEC);
+        // To the time exactly (SC_RUN_TO_TIME): the next event may lie beyond it.
+        sc_core::sc_start(step);
+    }
+
+    /// Where the launch is: fabric cycles since it began, whether it is done, device ops done.
+    py::dict state() const {
+        py::dict d;
+        // Before this launch's START the sequencer still counts the previous one.
+        const bool started = launched_ && kpu_->started_at() >= launch_time_;
+        const model::Sequencer::Progress p = started ? kpu_->sequencer().progress() : model::Sequencer::Progress{};
+        d["cycle"] = uint64_t(std::llround((sc_core::sc_time_stamp() - launch_time_).to_seconds() * config_.clocks.fabric_hz));
+        d["done"] = launched_ && launcher_->done();
+        d["ops_completed"] = p.completed;
+        d["ops_total"] = p.total;
+        d["simulated_time_s"] = sc_core::sc_time_stamp().to_seconds();
+        return d;
+    }
+
+    /// Simulates the launch to its end and returns its results.
+    RunResult finish() {
+        if (!launched_) throw std::runtime_error("no launch begun");
         {
             py::gil_scoped_release release;
-            launcher_->request();
             sc_core::sc_start();
         }
-        const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+        const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count();
         const platform::HostResult& r = host_->result();
         std::string failure;
         if (!r.failure.empty()) failure = "host: " + r.failure;
@@ -310,6 +349,30 @@ public:
     }
 
     static int elaboration_count() { return elaborations; }
+
+    /// The memory traffic of the launch so far, by completed move: (cycle, level, address,
+    /// bytes) for the read of its source when it started and the write of its destination when
+    /// it completed, in time order; cycles from the launch's START.
+    std::vector<std::tuple<uint64_t, std::string, uint64_t, uint64_t>> memory_trace() const {
+        std::vector<std::tuple<uint64_t, std::string, uint64_t, uint64_t>> out;
+        const compiler::BoundProgram& bound = kpu_->program();
+        const auto& records = kpu_->sequencer().records();
+        const double start = kpu_->started_at().to_seconds(), hz = config_.clocks.fabric_hz;
+        auto level = [&](uint64_t addr) {
+            hw::Location where;
+            return kpu_->address_map().decode(addr, 1, where) ? std::string(hw::to_string(where.level)) : std::string("?");
+        };
+        for (const compiler::BoundOp& op : bound.ops) {
+            if (op.kind != compiler::BoundOp::Kind::Move || op.id >= records.size()) continue;
+            const auto& rec = records[op.id];
+            if (rec.state != model::Sequencer::OpRecord::State::Done) continue;
+            const uint64_t bytes = op.move.bytes();
+            out.emplace_back(uint64_t(std::llround((rec.started.to_seconds() - start) * hz)), level(op.move.src), op.move.src, bytes);
+            out.emplace_back(uint64_t(std::llround((rec.completed.to_seconds() - start) * hz)), level(op.move.dst), op.move.dst, bytes);
+        }
+        std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+        return out;
+    }
 
 private:
     bool is_inline_constant(const std::string& name) const {
@@ -359,6 +422,9 @@ private:
     std::set<std::string> weights_;
     std::unique_ptr<cli::RunReport> previous_;  ///< cumulative counters after the last launch
     bool loaded_ = false;
+    bool launched_ = false;  ///< a launch has begun (and maybe ended)
+    sc_core::sc_time launch_time_;  ///< when the last launch was requested
+    std::chrono::steady_clock::time_point wall_start_;
 };
 
 }  // namespace
@@ -421,5 +487,10 @@ PYBIND11_MODULE(_native, m) {
              py::arg("overrides") = std::vector<std::string>{})
         .def("load", &Platform::load)
         .def("run", &Platform::run)
+        .def("begin", &Platform::begin)
+        .def("advance", &Platform::advance)
+        .def("finish", &Platform::finish)
+        .def("state", &Platform::state)
+        .def("memory_trace", &Platform::memory_trace)
         .def_static("elaborations", &Platform::elaboration_count);
 }

@@ -96,3 +96,33 @@ def test_power_trace():
     assert all(a[0] <= b[0] for a, b in zip(trace, trace[1:]))
     static = r.config.energy["static_power_w"]
     assert all(w >= static - 1e-9 for _, w in trace[:-1]) and max(w for _, w in trace) > static
+
+
+def test_simulator_steps_to_the_same_result():
+    p = _constants(_program("edge"))
+    x = _inputs(p)
+    r = kpu.KPURuntime(config_path("edge"))
+    r.load_program(p)
+    whole = r.execute(x, kpu.SimulationMode.CYCLE_ACCURATE)
+    sim = kpu.KPUSimulator(config_path("edge"), p, x)
+    state = sim.get_state()
+    assert not state["done"] and state["ops_completed"] == 0
+    sim.step(20000)
+    mid = sim.get_state()
+    assert not mid["done"] and 0 < mid["ops_completed"] < mid["ops_total"]
+    assert mid["cycle"] == 20000
+    early = sim.get_memory_trace()
+    cycles = sim.run_until_complete()
+    assert cycles == whole.metrics.total_cycles
+    np.testing.assert_array_equal(sim.result.outputs["y"], whole.outputs["y"])
+    assert sim.get_state()["done"]
+    trace = sim.get_memory_trace()
+    assert len(early) < len(trace) and all(t[0] <= cycles for t in trace)
+    assert {level for _, level, _, _ in trace} >= {"DRAM", "L3", "L2", "L1"}
+    # Every DRAM byte the run moved is in the trace: reads from DRAM and writes to it.
+    dram = [t for t in trace if t[1] == "DRAM"]
+    assert sum(b for _, _, _, b in dram) == whole.metrics.dram_reads_bytes + whole.metrics.dram_writes_bytes
+    assert sim.get_power_trace()[-1] == (cycles, 0.0)
+    sim.reset()
+    assert sim.run_until_complete() == cycles
+    assert kpu_runtime.worker_elaborations(config_path("edge")) == 1
