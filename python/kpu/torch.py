@@ -29,9 +29,8 @@ F = torch.nn.functional
 #: Module types whose ONNX export the compiler lowers (parts 1 and 2 of the op set).
 SUPPORTED_MODULES = {
     nn.Linear, nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm, nn.ReLU, nn.ReLU6, nn.GELU, nn.Sigmoid,
-    nn.Tanh, nn.SiLU, nn.Softmax, nn.LogSoftmax, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten,
-    nn.Dropout, nn.Identity, nn.Embedding, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.Softplus, nn.Hardsigmoid,
-    nn.Hardswish, nn.Upsample,
+    nn.Tanh, nn.SiLU, nn.Softmax, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout,
+    nn.Identity, nn.Embedding, nn.Hardtanh, nn.LeakyReLU, nn.Hardsigmoid, nn.Hardswish,
 }
 #: Functions and methods with no ONNX op the compiler lowers; anything else not listed is
 #: left to the importer, whose check names what it does not take.

@@ -48,8 +48,28 @@ class PermuteView(nn.Module):
         return x.view(2, 6, 2, 4).permute(0, 2, 1, 3).reshape(2, 2, 24)
 
 
+class Embed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 24)
+        self.register_buffer("idx", torch.tensor([3, 7, 1, 49, 0, 3]))
+
+    def forward(self, x):
+        return self.emb(self.idx) + x
+
+
 # (name, module, input shape)
 OPS = [
+    ("arith", Lambda(lambda x: (x * 2.0 - x / 3.0) * x - x ** 2), (6, 24)),
+    ("mean_sum_max", Lambda(lambda x: x.mean(dim=-1) + x.sum(dim=-1) - x.amax(-1)), (6, 24)),
+    ("clamp", Lambda(lambda x: torch.clamp(x, -0.5, 0.5)), (6, 24)),
+    ("exp_sqrt", Lambda(lambda x: torch.exp(x) + torch.sqrt(torch.abs(x))), (6, 24)),
+    ("silu", nn.SiLU(), (6, 24)),
+    ("leaky_relu", nn.LeakyReLU(0.1), (6, 24)),
+    ("hardswish_hardsigmoid", nn.Sequential(nn.Hardswish(), nn.Hardsigmoid()), (6, 24)),
+    ("transpose_slice", Lambda(lambda x: x.transpose(0, 1)[2:10].contiguous()), (6, 24)),
+    ("split", Lambda(lambda x: torch.cat(x.split(12, -1)[::-1], -1)), (6, 24)),
+    ("embedding", Embed(), (6, 24)),
     ("linear", nn.Linear(24, 40), (6, 24)),
     ("relu", nn.ReLU(), (6, 24)),
     ("gelu", nn.GELU(), (6, 24)),
@@ -158,6 +178,13 @@ def test_gpt2_block(config):
     sim = kpu.torch.compile(m, (x,), config=config_path(config), mode=kpu.SimulationMode.CYCLE_ACCURATE)
     agree(sim(x).numpy(), m(x).detach().numpy())
     assert sim.last_result.metrics.total_cycles > 0
+
+
+def test_fx_check_names_modules_that_do_not_lower():
+    m = nn.Sequential(nn.Linear(8, 8), nn.ELU(), nn.Softplus(), nn.LogSoftmax(-1))
+    with pytest.raises(kpu.UnsupportedOpError) as e:
+        kpu.torch.compile(m, (torch.randn(2, 8),), config=config_path("edge"))
+    assert e.value.ops == ["ELU", "Softplus", "LogSoftmax"]
 
 
 def test_backend_signature_with_an_fx_graph_module():
