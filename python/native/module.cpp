@@ -88,8 +88,8 @@ py::dict config_info(const std::string& path, const std::vector<std::string>& ov
 
 /// A compiled program and the weights that travel with it (an ONNX model's initializers).
 struct NativeProgram {
-    compiler::Program program;
-    std::map<std::string, compiler::Weight> weights;
+    compiler::Program program;                         ///< as the .kpu holds it
+    std::map<std::string, compiler::Weight> weights;   ///< by constant: values not inline in the graph
     std::vector<std::pair<std::string, std::string>> renamed;  ///< ONNX names -> graph names
 };
 
@@ -189,8 +189,8 @@ void subtract_earlier(cli::RunReport& now, const cli::RunReport& before) {
 
 /// One launch's results.
 struct RunResult {
-    std::map<std::string, FloatArray> outputs;
-    uint64_t cycles = 0;
+    std::map<std::string, FloatArray> outputs;  ///< the graph's outputs, by name
+    uint64_t cycles = 0;                        ///< the CYCLES register
     std::string stats;  ///< the stats JSON (docs/stats.md) of this launch alone
     /// Per graph op (by name): first start and last end of its engine ops (us of simulated
     /// time from START), bytes moved, engine ops.
@@ -224,7 +224,8 @@ private:
     }
     platform::HostDriver& host_;
     sc_core::sc_event requested_;
-    bool pending_ = false, done_ = false;
+    bool pending_ = false;  ///< a launch is requested, not yet begun
+    bool done_ = false;     ///< the last requested launch has ended
 };
 
 /// Counts the elaborations in this process (tests check that a second run does not add one).
@@ -259,7 +260,6 @@ public:
             auto it = p.weights.find(buffer.name);
             if (it != p.weights.end()) std::memcpy(buffer.bytes.data(), it->second.values.data(), buffer.bytes.size());
         }
-        tensors_ = prepared.bound.tensors;
         job_ = std::move(prepared.job);
         program_ = p.program;
         weights_.clear();
@@ -412,14 +412,13 @@ private:
     }
 
     hw::Config config_;
-    platform::HostJob job_;
+    platform::HostJob job_;  ///< the loaded program's: image, inputs and weights, outputs read back
     std::unique_ptr<platform::KpuPlatform> kpu_;
     std::unique_ptr<platform::HostDriver> host_;
     std::unique_ptr<sc_core::sc_signal<bool>> irq_;
-    std::unique_ptr<Launcher> launcher_;
-    std::vector<compiler::BoundTensor> tensors_;
-    compiler::Program program_;
-    std::set<std::string> weights_;
+    std::unique_ptr<Launcher> launcher_;  ///< the host CPU's thread that starts each launch
+    compiler::Program program_;           ///< the loaded program
+    std::set<std::string> weights_;       ///< its constants whose values came with it
     std::unique_ptr<cli::RunReport> previous_;  ///< cumulative counters after the last launch
     bool loaded_ = false;
     bool launched_ = false;  ///< a launch has begun (and maybe ended)

@@ -160,20 +160,32 @@ class GPT2Block(nn.Module):
         return x + self.down(F.gelu(self.up(self.ln2(x)), approximate="tanh"))
 
 
+def _through_onnx(module, x, config, tmp_path):
+    """`module` exported by torch.onnx.export (opset 17) and run from the .onnx: the second front end."""
+    path = str(tmp_path / "model.onnx")
+    with torch.enable_grad():
+        torch.onnx.export(module, (x,), path, opset_version=17, input_names=["x"], output_names=["y"])
+    runtime = kpu.KPURuntime(config_path(config))
+    runtime.load_program(kpu.KPUCompiler().compile(path, config_path(config)))
+    return runtime.execute({"x": x.numpy()}).outputs["y"]
+
+
 @pytest.mark.parametrize("config", ["edge", "t64"])
-def test_small_cnn(config):
+def test_small_cnn(config, tmp_path):
     m = _randomize_bn(SmallCNN())
     x = torch.randn(1, 8, 32, 32)
     compiled = kpu.torch.compile(m, (x,), config=config_path(config))
     agree(compiled(x).numpy(), m(x).detach().numpy())
+    agree(_through_onnx(m, x, config, tmp_path), m(x).detach().numpy())
 
 
 @pytest.mark.parametrize("config", ["edge", "t64"])
-def test_gpt2_block(config):
+def test_gpt2_block(config, tmp_path):
     m = GPT2Block().eval()
     x = torch.randn(16, 64)
     compiled = kpu.torch.compile(m, (x,), config=config_path(config))
     agree(compiled(x).numpy(), m(x).detach().numpy())
+    agree(_through_onnx(m, x, config, tmp_path), m(x).detach().numpy())
     # and simulated on the platform
     sim = kpu.torch.compile(m, (x,), config=config_path(config), mode=kpu.SimulationMode.CYCLE_ACCURATE)
     agree(sim(x).numpy(), m(x).detach().numpy())
@@ -215,17 +227,20 @@ def _bert_encoder():
 
 
 @pytest.mark.parametrize("config", ["edge", "t64"])
-def test_transformer_encoder_bert_base_width(config):
+def test_transformer_encoder_bert_base_width(config, tmp_path):
     """2 layers of nn.TransformerEncoder at BERT-base width (768, 12 heads, 3072), 32 tokens."""
     m = _bert_encoder()
     x = torch.randn(1, 32, 768)
     compiled = kpu.torch.compile(m, (x,), config=config_path(config))
     agree(compiled(x).numpy(), m(x).detach().numpy())
+    agree(_through_onnx(m, x, config, tmp_path), m(x).detach().numpy())
 
 
-def test_gpt2_small_width_block():
-    """The GPT-2 block at GPT-2 small's width (768, 12 heads), 64 tokens, on t64."""
+@pytest.mark.parametrize("config", ["edge", "t64"])
+def test_gpt2_small_width_block(config, tmp_path):
+    """The GPT-2 block at GPT-2 small's width (768, 12 heads), 64 tokens."""
     m = GPT2Block(768, 12, 64).eval()
     x = torch.randn(64, 768)
-    compiled = kpu.torch.compile(m, (x,), config=config_path("t64"))
+    compiled = kpu.torch.compile(m, (x,), config=config_path(config))
     agree(compiled(x).numpy(), m(x).detach().numpy())
+    agree(_through_onnx(m, x, config, tmp_path), m(x).detach().numpy())
