@@ -10,7 +10,7 @@ then exported with torch.onnx.export (opset 17) and compiled by the ONNX importe
 (data-dependent control flow) goes straight to the export, and the importer's check names
 what it does not take."""
 import inspect
-import operator
+import json
 import os
 import tempfile
 
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.fx
 
+from . import fx
 from .compiler import KPUCompiler, as_config
 from .config import SimulationMode
 from .errors import UnsupportedOpError
@@ -122,14 +123,44 @@ class KPUModule(torch.nn.Module):
         return tuple(outs) if self.tuple_output else outs[0]
 
 
-def compile(module, example_inputs, config="t64", mode=SimulationMode.FUNCTIONAL):  # noqa: A001 - torch's name
+def _compile_fx(module, args, config, work):
+    """The module through the FX lowering (kpu/fx.py); raises fx.NotLowered."""
+    was_training = module.training
+    module.eval()
+    try:
+        gm = check_module(module, args)
+        if gm is None:
+            raise fx.NotLowered("torch.fx cannot trace the module")
+        graph, weights = fx.lower(gm, args)
+    finally:
+        module.train(was_training)
+    path = os.path.join(work, "model.json")
+    with open(path, "w") as f:
+        json.dump(graph, f)
+    program = KPUCompiler().compile(path, config)
+    for name, value in weights.items():
+        program.set_weight(name, value)
+    return program
+
+
+def compile(module, example_inputs, config="t64", mode=SimulationMode.FUNCTIONAL, frontend="auto"):  # noqa: A001
     """`module` compiled for `config` (a KPUConfig, a config file or a shipped SKU's name) at
-    the shapes of `example_inputs`; returns a KPUModule."""
+    the shapes of `example_inputs`; returns a KPUModule. `frontend`: "fx" (torch.fx's graph
+    lowered node by node, kpu/fx.py), "onnx" (torch.onnx.export and the ONNX importer), or
+    "auto": fx, and onnx when FX has no rule for some node (KPUModule.frontend says which)."""
     config = as_config(config)
     args = _as_tuple(example_inputs)
+    program, used = None, frontend
     with tempfile.TemporaryDirectory(prefix="kpu-") as work:
-        path = export_onnx(module, args, os.path.join(work, "model.onnx"))
-        program = KPUCompiler().compile(path, config)
+        if frontend in ("auto", "fx"):
+            try:
+                program, used = _compile_fx(module, args, config, work), "fx"
+            except fx.NotLowered:
+                if frontend == "fx":
+                    raise
+        if program is None:
+            path = export_onnx(module, args, os.path.join(work, "model.onnx"))
+            program, used = KPUCompiler().compile(path, config), "onnx"
     program.source_model = type(module).__name__
     runtime = KPURuntime(config)
     runtime.load_program(program)
@@ -137,8 +168,10 @@ def compile(module, example_inputs, config="t64", mode=SimulationMode.FUNCTIONAL
         outputs = module(*args)
     tuple_output = isinstance(outputs, (tuple, list))
     count = len(outputs) if tuple_output else 1
-    return KPUModule(program, runtime, _input_names(module, len(args)), [f"output_{i}" for i in range(count)],
-                     tuple_output, mode)
+    compiled = KPUModule(program, runtime, _input_names(module, len(args)), [f"output_{i}" for i in range(count)],
+                         tuple_output, mode)
+    compiled.frontend = used
+    return compiled
 
 
 def backend(gm, example_inputs):
