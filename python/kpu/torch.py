@@ -2,13 +2,13 @@
 on the KPU, and kpu.torch.backend(gm, example_inputs) has torch.compile's backend signature
 (registered as backend "kpu" where torch._dynamo exists, torch >= 2).
 
-How a module gets to the KPU: torch.fx traces it and every call_module, call_function and
-call_method node is checked against the op set the compiler lowers (the unsupported ones, all
-of them, are one UnsupportedOpError naming the torch modules or functions); the module is
-then exported with torch.onnx.export (opset 17) and compiled by the ONNX importer
-(compiler/onnx_import.h), which lowers the ops (docs/python.md). A module FX cannot trace
-(data-dependent control flow) goes straight to the export, and the importer's check names
-what it does not take."""
+How a module gets to the KPU: torch.fx traces it and every call_module and call_function
+node is checked against the op set the compiler lowers (the unsupported ones, all of them,
+are one UnsupportedOpError naming the torch modules or functions); the graph is then lowered
+node by node into the compiler's graph JSON (kpu/fx.py). A node the lowering has no rule for,
+or a module FX cannot trace (data-dependent control flow), is exported with torch.onnx.export
+(opset 17) and compiled by the ONNX importer (compiler/onnx_import.h), whose check names what
+it does not take (docs/python.md)."""
 import inspect
 import json
 import os
@@ -175,8 +175,8 @@ def compile(module, example_inputs, config="t64", mode=SimulationMode.FUNCTIONAL
 
 
 def backend(gm, example_inputs):
-    """torch.compile's backend signature: the GraphModule `gm` compiled for t64, a callable
-    that runs it on the KPU (FUNCTIONAL mode)."""
+    """torch.compile's backend signature: the GraphModule `gm` compiled for t64 (its FX graph
+    lowered as compile() does), a callable that runs it on the KPU (FUNCTIONAL mode)."""
     compiled = compile(gm, example_inputs)
     return lambda *args: compiled(*args)
 

@@ -214,6 +214,11 @@ def test_backend_signature_with_an_fx_graph_module():
     x = torch.randn(3, 16)
     fn = kpu.torch.backend(gm, [x])
     agree(fn(x).numpy(), m(x).detach().numpy())
+    # A GraphModule returning a tuple gets a tuple back.
+    pair = torch.fx.symbolic_trace(Lambda(lambda x: (torch.relu(x), x * 2.0)))
+    a, b = kpu.torch.backend(pair, [x])(x)
+    agree(a.numpy(), torch.relu(x).numpy())
+    agree(b.numpy(), (x * 2.0).numpy())
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
