@@ -4,11 +4,11 @@
 
 namespace kpu::platform {
 
-HostDriver::HostDriver(sc_core::sc_module_name name, HostJob& job)
+HostDriver::HostDriver(sc_core::sc_module_name name, HostJob& job, bool launch_at_start)
     : sc_core::sc_module(name), socket("socket"), irq("irq"), job_(job), memory_(socket) {
     socket.register_invalidate_direct_mem_ptr(this, &HostDriver::invalidate_direct_mem_ptr);
     SC_HAS_PROCESS(HostDriver);
-    SC_THREAD(run);
+    if (launch_at_start) SC_THREAD(launch);
 }
 
 void HostDriver::invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end) { memory_.invalidate(start, end); }
@@ -48,7 +48,8 @@ bool HostDriver::copy(HostBuffer& buffer, bool to_device) {
     return ok;
 }
 
-void HostDriver::run() {
+void HostDriver::launch() {
+    result_ = HostResult{};
     for (auto& input : job_.inputs)
         if (!copy(input, true)) return;
     // A member, not a local: a thread still suspended when the simulation ends never unwinds.

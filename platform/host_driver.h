@@ -47,8 +47,15 @@ public:
     tlm_utils::simple_initiator_socket<HostDriver> socket;
     sc_core::sc_in<bool> irq;
 
-    /// `job` must outlive the simulation; outputs are filled in place.
-    HostDriver(sc_core::sc_module_name name, HostJob& job);
+    /// `job` must outlive the simulation; outputs are filled in place. With `launch_at_start`
+    /// the driver runs `job` once at the start of the simulation (kpu-sim); without, a thread
+    /// of the caller's calls launch() for each program launch (the Python runtime's worker
+    /// runs many launches on one elaborated platform, changing `job` between them).
+    HostDriver(sc_core::sc_module_name name, HostJob& job, bool launch_at_start = true);
+
+    /// One program launch of `job`, as a driver does it (see above); call from an SC_THREAD.
+    /// Resets result() first.
+    void launch();
 
     const HostResult& result() const { return result_; }
 
@@ -56,7 +63,6 @@ public:
     void write_register(HostRegister reg, uint64_t value);
 
 private:
-    void run();
     void access_register(tlm::tlm_command command, HostRegister reg, uint64_t& value);
     bool copy(HostBuffer& buffer, bool to_device);
     void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end);

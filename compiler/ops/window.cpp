@@ -338,7 +338,7 @@ bool expand_batch_norm(Graph& g, const Op& op, std::vector<Op>& ops) {
     const std::vector<uint64_t> x = g.tensor(op.inputs[0]).shape;
     const uint64_t channels = x[1];
     Expansion e(g, op, ops);
-    Tensor eps(op.name + ".epsilon", {1}, DType::Float32, TensorRole::Constant);
+    Tensor eps(derived_tensor_name(g, op.name, "epsilon"), {1}, DType::Float32, TensorRole::Constant);
     eps.value = std::vector<double>{double(float(attr_number(*attribute_of(op, schema_of(op), "epsilon"))))};
     const uint32_t epsilon = g.add_tensor(std::move(eps));
     const uint32_t var = e.add("Add", "var_eps", {op.inputs[4], epsilon}, kNoTensor);

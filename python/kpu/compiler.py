@@ -1,0 +1,77 @@
+"""KPUCompiler (seed 4): a model (an ONNX file, a graph JSON file, or a torch.nn.Module with
+example inputs) compiled for a config into a KPUProgram."""
+import os
+import tempfile
+
+from . import _native
+from .config import KPUConfig, KPUPrecision
+from .errors import CompilationError, KPUError, UnsupportedOpError, translate
+from .program import KPUProgram
+
+
+def as_config(config):
+    """A KPUConfig from a KPUConfig, a config file path or a shipped SKU's name."""
+    return config if isinstance(config, KPUConfig) else KPUConfig.load(config)
+
+
+def _is_torch_module(model):
+    try:
+        import torch
+    except ImportError:
+        return False
+    return isinstance(model, torch.nn.Module)
+
+
+class KPUCompiler:
+    """Compiles models for one of the simulator's configs. Precision: FP32 (the graphs the
+    compiler lowers are float32; any other precision is refused, not approximated)."""
+
+    def compile(self, model, config, precision=KPUPrecision.FP32, calibration_data=None, example_inputs=None):
+        config = as_config(config)
+        if precision != KPUPrecision.FP32:
+            raise CompilationError(f"precision {precision.name}: the KPU compiler lowers float32 graphs only")
+        if _is_torch_module(model):
+            from .torch import export_onnx
+            with tempfile.TemporaryDirectory(prefix="kpu-") as work:
+                path = export_onnx(model, example_inputs, os.path.join(work, "model.onnx"))
+                return self._compile_path(path, config, precision, source=type(model).__name__)
+        return self._compile_path(os.fspath(model), config, precision, source=os.fspath(model))
+
+    def _compile_path(self, path, config, precision, source):
+        if not os.path.exists(path):
+            raise CompilationError(f"{path}: no such file")
+        try:
+            native = _native.Program.compile(path, config.path, list(config.overrides))
+            native.check_fits(config.path, list(config.overrides))
+        except RuntimeError as e:
+            raise translate(e) from None
+        return KPUProgram.from_native(native, config, source_model=source, precision=precision)
+
+    def validate_model(self, model, config, example_inputs=None):
+        """The model's problems without compiling it (an empty list: it imports)."""
+        try:
+            if _is_torch_module(model):
+                from .torch import check_module
+                check_module(model, example_inputs)
+                with tempfile.TemporaryDirectory(prefix="kpu-") as work:
+                    from .torch import export_onnx
+                    _native.check_model(export_onnx(model, example_inputs, os.path.join(work, "model.onnx")))
+            else:
+                _native.check_model(os.fspath(model))
+        except UnsupportedOpError as e:
+            return [f"unsupported operator: {op}" for op in e.ops]
+        except KPUError as e:
+            return [str(e)]
+        except RuntimeError as e:
+            error = translate(e)
+            if isinstance(error, UnsupportedOpError):
+                return [f"unsupported operator: {op}" for op in error.ops]
+            return [str(error)]
+        return []
+
+    def estimate_memory(self, model, config, precision=KPUPrecision.FP32, example_inputs=None):
+        """Bytes: the weights, the activations (inputs, intermediates, outputs), the largest tile
+        working set in SRAM and everything in DRAM."""
+        program = self.compile(model, config, precision, example_inputs=example_inputs)
+        return {"weights": program.weight_bytes, "activations": program.activation_bytes,
+                "peak_sram": program.peak_sram_bytes, "peak_dram": program.peak_dram_bytes}

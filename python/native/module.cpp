@@ -1,0 +1,495 @@
+// kpu._native: the C++ side of the Python package `kpu` (docs/python.md). Configs, the
+// compiler (graph JSON and ONNX in, a Program out), the .kpu format, the reference
+// evaluation (FUNCTIONAL mode) and a platform that stays elaborated and runs one program
+// launch per run() through the host interface, as a driver does (CYCLE_ACCURATE mode).
+// Errors cross into Python as RuntimeError carrying the C++ message; kpu/errors.py turns
+// them into the package's exception types.
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <systemc>
+
+#include "compiler/binder.h"
+#include "compiler/compile_error.h"
+#include "compiler/generate.h"
+#include "compiler/graph_json.h"
+#include "compiler/kpu_format.h"
+#include "compiler/onnx_import.h"
+#include "compiler/ops/op_schema.h"
+#include "compiler/replay.h"
+#include "hardware/address_map.h"
+#include "hardware/config.h"
+#include "platform/host_driver.h"
+#include "platform/kpu_platform.h"
+#include "sc_main/reference.h"
+#include "sc_main/report.h"
+#include "sc_main/simulate.h"
+
+namespace py = pybind11;
+
+namespace kpu::python {
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+std::vector<hw::Override> parse_overrides(const std::vector<std::string>& texts) {
+    std::vector<hw::Override> overrides;
+    for (const auto& text : texts) overrides.push_back(hw::parse_override(text));
+    return overrides;
+}
+
+/// A config as the Python side describes it: what seed 4's KPUConfig holds.
+py::dict config_info(const std::string& path, const std::vector<std::string>& overrides) {
+    const hw::Config c = hw::load_config(path, parse_overrides(overrides));
+    const hw::Derived d = hw::derive(c);
+    py::dict memory, compute, info;
+    memory["dram_bytes"] = d.dram_capacity;
+    memory["l3_bytes"] = d.l3_capacity;
+    memory["l2_bytes"] = d.l2_capacity;
+    memory["l1_bytes"] = d.l1_capacity;
+    memory["sram_bytes"] = d.l3_capacity + d.l2_capacity + d.l1_capacity;
+    memory["dram_bandwidth_bytes_per_s"] = d.dram_bandwidth;
+    compute["compute_tiles"] = c.compute_tiles;
+    compute["fabric_rows"] = c.fabric.rows;
+    compute["fabric_cols"] = c.fabric.cols;
+    compute["fabric_hz"] = c.clocks.fabric_hz;
+    compute["peak_flops"] = d.peak_flops;
+    compute["peak_tops"] = d.peak_flops * 1e-12;
+    compute["vector_lanes"] = c.vector.lanes;
+    info["name"] = c.name;
+    info["description"] = c.description;
+    info["memory"] = memory;
+    info["compute"] = compute;
+    info["static_power_w"] = c.static_power_w;
+    py::dict energy;  // what the compiler's estimates charge (docs/stats.md, Energy model)
+    energy["dram_pj_per_byte"] = c.dram.energy_pj_per_byte;
+    energy["pj_per_mac"] = c.fabric.energy_pj_per_mac;
+    energy["static_power_w"] = c.static_power_w;
+    info["energy"] = energy;
+    std::vector<std::string> precisions;
+    for (const char* type : {"float32", "float16", "bfloat16", "int8"})
+        if (c.supports(type)) precisions.push_back(type);
+    info["precisions"] = precisions;
+    info["describe"] = hw::describe(c);
+    return info;
+}
+
+/// A compiled program and the weights that travel with it (an ONNX model's initializers).
+struct NativeProgram {
+    compiler::Program program;                         ///< as the .kpu holds it
+    std::map<std::string, compiler::Weight> weights;   ///< by constant: values not inline in the graph
+    std::vector<std::pair<std::string, std::string>> renamed;  ///< ONNX names -> graph names
+};
+
+/// The model at `path` (.onnx or graph .json) as a graph and its weights.
+compiler::ImportedModel read_model(const std::string& path) {
+    if (compiler::is_onnx_path(path)) return compiler::import_onnx(path);
+    compiler::ImportedModel model;
+    model.graph = compiler::load_graph(path);
+    return model;
+}
+
+NativeProgram compile_model(const std::string& path, const std::string& config_path,
+                            const std::vector<std::string>& overrides) {
+    const hw::Config config = hw::load_config(config_path, parse_overrides(overrides));
+    compiler::ImportedModel model = read_model(path);
+    NativeProgram p;
+    p.program = compiler::compile(model.graph, config);
+    p.weights = std::move(model.weights);
+    p.renamed = std::move(model.renamed);
+    return p;
+}
+
+/// Only imports (and checks) the model: the quick validation of KPUCompiler.validate_model.
+void check_model(const std::string& path) { read_model(path); }
+
+FloatArray to_array(const std::vector<uint64_t>& shape, const float* data) {
+    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    FloatArray array(dims);
+    std::memcpy(array.mutable_data(), data, size_t(array.size()) * sizeof(float));
+    return array;
+}
+
+std::vector<float> to_vector(const FloatArray& array) { return {array.data(), array.data() + array.size()}; }
+
+/// FUNCTIONAL mode: the reference evaluation of the graph (sc_main/reference.h) on `inputs`
+/// and the program's weights; every computed tensor, by name.
+std::map<std::string, FloatArray> reference(const NativeProgram& p, const std::map<std::string, FloatArray>& inputs) {
+    std::map<std::string, std::vector<float>> given;
+    for (const auto& [name, array] : inputs) given[name] = to_vector(array);
+    for (const auto& [name, w] : p.weights)
+        if (!given.count(name)) given[name] = w.values;
+    std::map<std::string, cli::ReferenceTensor> computed;
+    {
+        py::gil_scoped_release release;
+        computed = cli::run_reference(p.program.graph, given);
+    }
+    std::map<std::string, FloatArray> out;
+    for (const auto& [name, tensor] : computed) {
+        const auto index = p.program.graph.find_tensor(name);
+        std::vector<float> values(tensor.value.begin(), tensor.value.end());
+        out.emplace(name, to_array(p.program.graph.tensor(*index).shape, values.data()));
+    }
+    return out;
+}
+
+/// The compiler's cost model of the whole program on `config` (kpu-compile's "whole program
+/// replayed"), in fabric cycles.
+double replayed_cycles(const NativeProgram& p, const std::string& config_path, const std::vector<std::string>& overrides) {
+    const hw::Config config = hw::load_config(config_path, parse_overrides(overrides));
+    return compiler::replay_cycles(compiler::bind(p.program, config), config);
+}
+
+/// Binds the program on the config: throws the binder's message when it does not fit.
+void check_fits(const NativeProgram& p, const std::string& config_path, const std::vector<std::string>& overrides) {
+    const hw::Config config = hw::load_config(config_path, parse_overrides(overrides));
+    compiler::bind(p.program, config);
+}
+
+/// The counters of a RunReport that keep counting over the platform's life (memory ports,
+/// vector engines) made the run's own by subtracting those after the previous launch; the
+/// figures derived from them follow.
+void subtract_earlier(cli::RunReport& now, const cli::RunReport& before) {
+    for (size_t i = 0; i < now.levels.size() && i < before.levels.size(); ++i) {
+        now.levels[i].read_bytes -= before.levels[i].read_bytes;
+        now.levels[i].write_bytes -= before.levels[i].write_bytes;
+    }
+    std::map<std::string, const cli::VectorActivity*> earlier;
+    for (const auto& v : before.vectors) earlier[v.scope] = &v;
+    std::vector<cli::VectorActivity> kept;
+    now.vector_pj = 0;
+    for (cli::VectorActivity v : now.vectors) {
+        if (auto it = earlier.find(v.scope); it != earlier.end()) {
+            v.commands -= it->second->commands, v.elements -= it->second->elements, v.busy -= it->second->busy;
+            v.bytes_read -= it->second->bytes_read, v.bytes_written -= it->second->bytes_written;
+            v.energy_pj -= it->second->energy_pj;
+        }
+        if (v.commands == 0) continue;
+        now.vector_pj += v.energy_pj;
+        kept.push_back(v);
+    }
+    now.vectors = std::move(kept);
+    const double dram_bytes = double(now.levels[0].read_bytes + now.levels[0].write_bytes);
+    const double compute_s = 2.0 * double(now.macs) / now.peak_flops, memory_s = dram_bytes / now.roofline_bandwidth;
+    now.memory_bound = memory_s > compute_s;
+    now.roofline_s = std::max(compute_s, memory_s);
+}
+
+/// One launch's results.
+struct RunResult {
+    std::map<std::string, FloatArray> outputs;  ///< the graph's outputs, by name
+    uint64_t cycles = 0;                        ///< the CYCLES register
+    std::string stats;  ///< the stats JSON (docs/stats.md) of this launch alone
+    /// Per graph op (by name): first start and last end of its engine ops (us of simulated
+    /// time from START), bytes moved, engine ops.
+    std::map<std::string, std::map<std::string, double>> op_metrics;
+};
+
+class Platform;
+
+/// The host CPU's thread: waits for a launch request, then lets the driver run the job.
+class Launcher : public sc_core::sc_module {
+public:
+    Launcher(sc_core::sc_module_name name, platform::HostDriver& host) : sc_core::sc_module(name), host_(host) {
+        SC_HAS_PROCESS(Launcher);
+        SC_THREAD(loop);
+    }
+    /// Asks for one launch; the caller then runs the simulation until it has no events left.
+    void request() {
+        pending_ = true, done_ = false;
+        requested_.notify(sc_core::SC_ZERO_TIME);
+    }
+    bool done() const { return done_; }
+
+private:
+    void loop() {
+        for (;;) {
+            while (!pending_) wait(requested_);
+            pending_ = false;
+            host_.launch();
+            done_ = true;
+        }
+    }
+    platform::HostDriver& host_;
+    sc_core::sc_event requested_;
+    bool pending_ = false;  ///< a launch is requested, not yet begun
+    bool done_ = false;     ///< the last requested launch has ended
+};
+
+/// Counts the elaborations in this process (tests check that a second run does not add one).
+std::atomic<int> elaborations{0};
+
+/// One KPU of one config and the host that drives it, elaborated once; each run() is one
+/// program launch through the host interface. SystemC allows one module tree per process,
+/// built before the first sc_start: a process holds at most one Platform (kpu/runtime.py
+/// runs each config's in a worker process of its own).
+class Platform {
+public:
+    Platform(const std::string& config_path, const std::vector<std::string>& overrides)
+        : config_(hw::load_config(config_path, parse_overrides(overrides))) {
+        if (elaborations > 0)
+            throw std::runtime_error("this process has elaborated a platform already (SystemC builds one module tree "
+                                     "per process): use a worker process per config");
+        ++elaborations;
+        platform::PlatformOptions options;
+        kpu_ = std::make_unique<platform::KpuPlatform>("kpu", config_, options);
+        host_ = std::make_unique<platform::HostDriver>("kpu_host", job_, false);
+        irq_ = std::make_unique<sc_core::sc_signal<bool>>("kpu_irq");
+        host_->socket.bind(kpu_->host_socket);
+        kpu_->irq(*irq_);
+        host_->irq(*irq_);
+        launcher_ = std::make_unique<Launcher>("kpu_launcher", *host_);
+    }
+
+    /// Prepares `program` (bound, its tensors laid out) with its weights in place.
+    void load(const NativeProgram& p) {
+        cli::Prepared prepared = cli::prepare(config_, p.program, "", 0);
+        for (auto& buffer : prepared.job.inputs) {
+            auto it = p.weights.find(buffer.name);
+            if (it != p.weights.end()) std::memcpy(buffer.bytes.data(), it->second.values.data(), buffer.bytes.size());
+        }
+        job_ = std::move(prepared.job);
+        program_ = p.program;
+        weights_.clear();
+        for (const auto& [name, w] : p.weights) weights_.insert(name);
+        loaded_ = true;
+    }
+
+    RunResult run(const std::map<std::string, FloatArray>& inputs) {
+        begin(inputs);
+        return finish();
+    }
+
+    /// Starts a launch with `inputs`; nothing is simulated until advance() or finish().
+    void begin(const std::map<std::string, FloatArray>& inputs) {
+        if (!loaded_) throw std::runtime_error("no program loaded");
+        if (launched_ && !launcher_->done()) throw std::runtime_error("a launch is running: finish it first");
+        for (auto& buffer : job_.inputs) {
+            auto it = inputs.find(buffer.name);
+            if (it == inputs.end()) {
+                if (weights_.count(buffer.name) || is_inline_constant(buffer.name)) continue;
+                throw std::runtime_error("no data for input '" + buffer.name + "'");
+            }
+            if (size_t(it->second.size()) * sizeof(float) != buffer.bytes.size())
+                throw std::runtime_error("input '" + buffer.name + "' has " + std::to_string(it->second.size()) +
+                                         " elements, the program's tensor " + std::to_string(buffer.bytes.size() / 4));
+            std::memcpy(buffer.bytes.data(), it->second.data(), buffer.bytes.size());
+        }
+        wall_start_ = std::chrono::steady_clock::now();
+        launch_time_ = sc_core::sc_time_stamp();
+        launcher_->request();
+        launched_ = true;
+    }
+
+    /// Simulates `cycles` more fabric cycles of the launch (less when it ends before).
+    void advance(uint64_t cycles) {
+        if (!launched_) throw std::runtime_error("no launch begun");
+        py::gil_scoped_release release;
+        const sc_core::sc_time step(double(cycles) / config_.clocks.fabric_hz, sc_core::SC_SEC);
+        // To the time exactly (SC_RUN_TO_TIME): the next event may lie beyond it.
+        sc_core::sc_start(step);
+    }
+
+    /// Where the launch is: fabric cycles since it began, whether it is done, device ops done.
+    py::dict state() const {
+        py::dict d;
+        // Before this launch's START the sequencer still counts the previous one.
+        const bool started = launched_ && kpu_->started_at() >= launch_time_;
+        const model::Sequencer::Progress p = started ? kpu_->sequencer().progress() : model::Sequencer::Progress{};
+        d["cycle"] = uint64_t(std::llround((sc_core::sc_time_stamp() - launch_time_).to_seconds() * config_.clocks.fabric_hz));
+        d["done"] = launched_ && launcher_->done();
+        d["ops_completed"] = p.completed;
+        d["ops_total"] = p.total;
+        d["simulated_time_s"] = sc_core::sc_time_stamp().to_seconds();
+        return d;
+    }
+
+    /// Simulates the launch to its end and returns its results.
+    RunResult finish() {
+        if (!launched_) throw std::runtime_error("no launch begun");
+        {
+            py::gil_scoped_release release;
+            sc_core::sc_start();
+        }
+        const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count();
+        const platform::HostResult& r = host_->result();
+        std::string failure;
+        if (!r.failure.empty()) failure = "host: " + r.failure;
+        else if (!launcher_->done() || !r.interrupted) failure = "the program got stuck: " + kpu_->stuck_report();
+        else if (r.status != platform::HostStatus::Done)
+            failure = "the device reported error " + std::to_string(uint64_t(r.error)) + ": " + kpu_->host_error_message();
+        if (!failure.empty()) throw std::runtime_error(failure);
+
+        RunResult result;
+        result.cycles = r.cycles;
+        for (const auto& buffer : job_.outputs) {
+            const auto index = program_.graph.find_tensor(buffer.name);
+            result.outputs.emplace(buffer.name, to_array(program_.graph.tensor(*index).shape,
+                                                         reinterpret_cast<const float*>(buffer.bytes.data())));
+        }
+        cli::RunReport report = cli::make_report(config_, *kpu_, "program", wall_s);
+        const cli::RunReport cumulative = report;
+        if (previous_) subtract_earlier(report, *previous_);
+        previous_ = std::make_unique<cli::RunReport>(cumulative);
+        result.stats = cli::stats_json(report, nullptr).dump();
+        result.op_metrics = per_graph_op(report);
+        return result;
+    }
+
+    static int elaboration_count() { return elaborations; }
+
+    /// The memory traffic of the launch so far, by completed move: (cycle, level, address,
+    /// bytes) for the read of its source when it started and the write of its destination when
+    /// it completed, in time order; cycles from the launch's START.
+    std::vector<std::tuple<uint64_t, std::string, uint64_t, uint64_t>> memory_trace() const {
+        std::vector<std::tuple<uint64_t, std::string, uint64_t, uint64_t>> out;
+        const compiler::BoundProgram& bound = kpu_->program();
+        const auto& records = kpu_->sequencer().records();
+        const double start = kpu_->started_at().to_seconds(), hz = config_.clocks.fabric_hz;
+        auto level = [&](uint64_t addr) {
+            hw::Location where;
+            return kpu_->address_map().decode(addr, 1, where) ? std::string(hw::to_string(where.level)) : std::string("?");
+        };
+        for (const compiler::BoundOp& op : bound.ops) {
+            if (op.kind != compiler::BoundOp::Kind::Move || op.id >= records.size()) continue;
+            const auto& rec = records[op.id];
+            if (rec.state != model::Sequencer::OpRecord::State::Done) continue;
+            const uint64_t bytes = op.move.bytes();
+            out.emplace_back(uint64_t(std::llround((rec.started.to_seconds() - start) * hz)), level(op.move.src), op.move.src, bytes);
+            out.emplace_back(uint64_t(std::llround((rec.completed.to_seconds() - start) * hz)), level(op.move.dst), op.move.dst, bytes);
+        }
+        std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+        return out;
+    }
+
+private:
+    bool is_inline_constant(const std::string& name) const {
+        const auto index = program_.graph.find_tensor(name);
+        return index && std::holds_alternative<std::vector<double>>(program_.graph.tensor(*index).value);
+    }
+
+    /// The engine ops' records gathered by the graph op they belong to (bound op -> DFX op ->
+    /// task -> kernel -> graph op).
+    std::map<std::string, std::map<std::string, double>> per_graph_op(const cli::RunReport& report) const {
+        const compiler::BoundProgram& bound = kpu_->program();
+        std::map<uint32_t, uint32_t> task_of;  // DFX op -> task
+        for (const auto& op : bound.ops) task_of[op.dfx_op];
+        compiler::for_each_op(program_, [&](const compiler::DfxOp& d) {
+            auto it = task_of.find(d.id);
+            if (it != task_of.end()) it->second = d.task;
+        });
+        std::map<std::string, std::map<std::string, double>> out;
+        for (const cli::OpActivity& a : report.ops) {
+            const compiler::BoundOp& op = bound.ops[a.id];
+            const uint32_t kernel = program_.tasks.at(task_of.at(op.dfx_op)).kernel;
+            const std::string& name = program_.graph.ops()[program_.kernels[kernel].op].name;
+            auto [it, added] = out.emplace(name, std::map<std::string, double>{});
+            auto& m = it->second;
+            const double start_us = double(a.start - report.start) * 1e-6, end_us = double(a.end - report.start) * 1e-6;
+            if (added) m = {{"start_us", start_us}, {"end_us", end_us}, {"bytes", 0.0}, {"engine_ops", 0.0}};
+            m["start_us"] = std::min(m["start_us"], start_us);
+            m["end_us"] = std::max(m["end_us"], end_us);
+            m["bytes"] += double(a.bytes);
+            m["engine_ops"] += 1;
+        }
+        for (auto& [name, m] : out) {
+            m["time_us"] = m["end_us"] - m["start_us"];
+            m["cycles"] = std::round(m["time_us"] * 1e-6 * config_.clocks.fabric_hz);
+        }
+        return out;
+    }
+
+    hw::Config config_;
+    platform::HostJob job_;  ///< the loaded program's: image, inputs and weights, outputs read back
+    std::unique_ptr<platform::KpuPlatform> kpu_;
+    std::unique_ptr<platform::HostDriver> host_;
+    std::unique_ptr<sc_core::sc_signal<bool>> irq_;
+    std::unique_ptr<Launcher> launcher_;  ///< the host CPU's thread that starts each launch
+    compiler::Program program_;           ///< the loaded program
+    std::set<std::string> weights_;       ///< its constants whose values came with it
+    std::unique_ptr<cli::RunReport> previous_;  ///< cumulative counters after the last launch
+    bool loaded_ = false;
+    bool launched_ = false;  ///< a launch has begun (and maybe ended)
+    sc_core::sc_time launch_time_;  ///< when the last launch was requested
+    std::chrono::steady_clock::time_point wall_start_;
+};
+
+}  // namespace
+
+}  // namespace kpu::python
+
+/// libsystemc refers to the sc_main an executable defines; a Python extension has none, and
+/// never calls it (the platform is built and run by the calls above).
+extern "C" __attribute__((visibility("default"))) int sc_main(int, char**) { return 1; }
+
+using namespace kpu::python;  // NOLINT: the module's definitions below name them
+namespace compiler = kpu::compiler;
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "kpu-sim's compiler, reference and platform for the Python package kpu";
+    m.def("config_info", &config_info, py::arg("path"), py::arg("overrides") = std::vector<std::string>{});
+    m.def("check_model", &check_model, py::arg("path"));
+    m.def("op_kinds", [] { return compiler::op_registry().kinds(); }, "the graph op kinds the compiler takes, sorted");
+
+    py::class_<NativeProgram>(m, "Program")
+        .def_static("compile", &compile_model, py::arg("path"), py::arg("config_path"),
+                    py::arg("overrides") = std::vector<std::string>{})
+        .def_static("from_kpu",
+                    [](const std::string& text, const std::string& source) {
+                        NativeProgram p;
+                        p.program = compiler::read_kpu(text, source);
+                        return p;
+                    })
+        .def("kpu_text", [](const NativeProgram& p) { return compiler::write_kpu(p.program); })
+        .def_property(
+            "weights_dir", [](const NativeProgram& p) { return p.program.weights; },
+            [](NativeProgram& p, const std::string& dir) { p.program.weights = dir; })
+        .def("weights",
+             [](const NativeProgram& p) {
+                 std::map<std::string, FloatArray> out;
+                 for (const auto& [name, w] : p.weights) out.emplace(name, to_array(w.shape, w.values.data()));
+                 return out;
+             })
+        .def("set_weight",
+             [](NativeProgram& p, const std::string& name, const FloatArray& array) {
+                 compiler::Weight w;
+                 w.shape.assign(array.shape(), array.shape() + array.ndim());
+                 w.values = to_vector(array);
+                 p.weights[name] = std::move(w);
+             })
+        .def_readonly("renamed", &NativeProgram::renamed)
+        .def("reference", &reference, py::arg("inputs"))
+        .def("replayed_cycles", &replayed_cycles, py::arg("config_path"),
+             py::arg("overrides") = std::vector<std::string>{})
+        .def("check_fits", &check_fits, py::arg("config_path"), py::arg("overrides") = std::vector<std::string>{});
+
+    py::class_<RunResult>(m, "RunResult")
+        .def_readonly("outputs", &RunResult::outputs)
+        .def_readonly("cycles", &RunResult::cycles)
+        .def_readonly("stats", &RunResult::stats)
+        .def_readonly("op_metrics", &RunResult::op_metrics);
+
+    py::class_<Platform>(m, "Platform")
+        .def(py::init<const std::string&, const std::vector<std::string>&>(), py::arg("config_path"),
+             py::arg("overrides") = std::vector<std::string>{})
+        .def("load", &Platform::load)
+        .def("run", &Platform::run)
+        .def("begin", &Platform::begin)
+        .def("advance", &Platform::advance)
+        .def("finish", &Platform::finish)
+        .def("state", &Platform::state)
+        .def("memory_trace", &Platform::memory_trace)
+        .def_static("elaborations", &Platform::elaboration_count);
+}
