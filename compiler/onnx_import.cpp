@@ -159,6 +159,7 @@ public:
         recognise_tanh_gelu();
         recognise_layer_norm();
         recognise_masked_softmax();
+        recognise_padded_average_pool();
         return build();
     }
 
@@ -443,10 +444,18 @@ private:
             if (evaluate(n)) n.alive = false;
     }
 
-    /// Identity and inference-mode Dropout: their output is their input.
+    /// A Pad that pads nothing (torch exports AvgPool2d's count_include_pad that way).
+    bool pads_nothing(const Node& n) const {
+        if (n.kind != "Pad" || n.inputs.size() < 2 || !consts_.count(n.inputs[1])) return false;
+        for (double v : consts_.at(n.inputs[1]).values)
+            if (v != 0) return false;
+        return true;
+    }
+
+    /// Identity, inference-mode Dropout and a Pad of nothing: their output is their input.
     void forward_identities() {
         for (Node& n : nodes_) {
-            if (!n.alive || (n.kind != "Identity" && n.kind != "Dropout")) continue;
+            if (!n.alive || (n.kind != "Identity" && n.kind != "Dropout" && !pads_nothing(n))) continue;
             if (n.outputs.size() > 1 && !n.outputs[1].empty() && readers(n.outputs[1]) > 0) continue;  // a used mask
             forward_[n.outputs[0]] = resolve(n.inputs[0]);
             n.alive = false;
@@ -675,6 +684,29 @@ private:
             }
             gone.push_back(&softmax);
             replace(gone, "masked_softmax", {scores, mask}, softmax.outputs[0], {{"scale", scale}});
+        }
+    }
+
+    /// Pad (constant zeros, on H and W only) then AveragePool: torch's AvgPool2d with padding and
+    /// count_include_pad, one AveragePool with those pads counting the padding.
+    void recognise_padded_average_pool() {
+        for (Node& pad : nodes_) {
+            if (!pad.alive || pad.kind != "Pad" || pad.inputs.size() < 2 || !consts_.count(pad.inputs[1])) continue;
+            if (const auto it = pad.attributes.find("mode");
+                it != pad.attributes.end() && std::get<std::string>(it->second) != "constant")
+                continue;
+            if (pad.inputs.size() > 2 && !pad.inputs[2].empty() && !scalar_near(pad.inputs[2], 0.0, 0.0)) continue;
+            const std::vector<int64_t> p = consts_.at(pad.inputs[1]).ints();
+            if (p.size() != 8 || p[0] || p[1] || p[4] || p[5]) continue;  // N and C unpadded
+            Node* pool = sole_reader(pad.outputs[0]);
+            if (!pool || pool->kind != "AveragePool") continue;
+            const auto own = pool->attributes.find("pads");
+            const std::vector<int64_t> none(4, 0);
+            if (own != pool->attributes.end() && std::get<std::vector<int64_t>>(own->second) != none) continue;
+            std::map<std::string, AttrValue> attributes = pool->attributes;
+            attributes["pads"] = std::vector<int64_t>{p[2], p[3], p[6], p[7]};
+            attributes["count_include_pad"] = int64_t(1);
+            replace({&pad, pool}, "AveragePool", {resolve(pad.inputs[0])}, pool->outputs[0], attributes);
         }
     }
 

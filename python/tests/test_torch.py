@@ -85,9 +85,9 @@ OPS = [
     ("flatten", nn.Sequential(nn.Flatten(), nn.Linear(48, 10)), (2, 6, 8)),
     ("batchnorm2d", nn.BatchNorm2d(4), (1, 4, 8, 8)),
     ("maxpool2d", nn.MaxPool2d(2), (1, 4, 8, 8)),
-    # count_include_pad=False: with the default torch 1.13 exports a zero Pad before AveragePool,
-    # which the importer does not take yet; the two are the same without padding.
     ("avgpool2d", nn.AvgPool2d(2, count_include_pad=False), (1, 4, 8, 8)),
+    # The default: torch 1.13 exports a Pad of zeros before AveragePool, which imports as nothing.
+    ("avgpool2d_default", nn.AvgPool2d(3, stride=2, padding=1), (1, 4, 9, 9)),
     ("adaptive_avgpool", nn.AdaptiveAvgPool2d(1), (1, 4, 8, 8)),
     ("relu6", nn.ReLU6(), (1, 4, 8, 8)),
 ]
@@ -127,9 +127,8 @@ def test_op_through_onnx_export(name, module, shape, tmp_path):
 
 
 class SmallCNN(nn.Module):
-    """A CNN of what the ONNX importer lowers today: BatchNorm, ReLU6, pooling, flatten, Linear.
-    No Conv: ONNX Conv (dense or grouped as depthwise) does not import on this tree yet;
-    resnet18 and mobilenet_v2 below are skipped until it does."""
+    """A CNN without Conv: BatchNorm, ReLU6, pooling, flatten, Linear (resnet18 and mobilenet_v2
+    below have the convolutions)."""
 
     def __init__(self):
         super().__init__()
@@ -226,12 +225,7 @@ def test_torchvision_models(arch):
     torchvision = pytest.importorskip("torchvision")
     m = _randomize_bn(getattr(torchvision.models, arch)(weights=None))
     x = torch.randn(1, 3, 224, 224)
-    try:
-        compiled = kpu.torch.compile(m, (x,), config=config_path("t64"))
-    except kpu.UnsupportedOpError as e:
-        if "Conv" in e.ops:
-            pytest.skip(f"{arch} needs Conv, which does not lower on this tree yet: {e}")
-        raise
+    compiled = kpu.torch.compile(m, (x,), config=config_path("t64"))
     agree(compiled(x).numpy(), m(x).detach().numpy())
 
 
