@@ -11,7 +11,7 @@ independent NumPy evaluation (a direct convolution over the kernel taps, not im2
 - mobilenetv2_block (an inverted residual of expansion 6, stride 1): x [1, 24, 56, 56] ->
   Conv 1x1 (144) -> BN -> ReLU6 -> depthwise Conv 3x3 (144 groups) -> BN -> ReLU6 -> Conv 1x1
   (24) -> BN, plus x -> y [1, 24, 56, 56]. ReLU6 is Clip(0, 6).
-tests/e2e/example_check.py checks kpu-sim against reference() (once Conv lowers)."""
+tests/e2e/example_check.py checks kpu-sim against reference()."""
 import math
 import os
 import sys
