@@ -139,6 +139,13 @@ class _Lowering:
             axis = -len(m.normalized_shape)
             return self.op("LayerNormalization", [x, self.weight(f"{t}.weight", m.weight), self.weight(f"{t}.bias", m.bias)],
                            node, {"axis": axis, "epsilon": float(m.eps)})
+        if isinstance(m, nn.Conv2d) and m.padding_mode == "zeros" and not isinstance(m.padding, str):
+            inputs = [x, self.weight(f"{t}.weight", m.weight)]
+            if m.bias is not None:
+                inputs.append(self.weight(f"{t}.bias", m.bias))
+            return self.op("Conv", inputs, node, {"kernel_shape": list(m.kernel_size), "strides": list(m.stride),
+                                                  "pads": list(m.padding) * 2, "dilations": list(m.dilation),
+                                                  "group": int(m.groups)})
         if isinstance(m, nn.BatchNorm2d) and not m.training:
             return self.op("BatchNormalization", [x, self.weight(f"{t}.weight", m.weight), self.weight(f"{t}.bias", m.bias),
                                                   self.weight(f"{t}.running_mean", m.running_mean),

@@ -220,12 +220,15 @@ def test_backend_signature_with_an_fx_graph_module():
     agree(b.numpy(), (x * 2.0).numpy())
 
 
+@pytest.mark.parametrize("frontend", ["fx", "onnx"])
+@pytest.mark.parametrize("config", ["edge", "t64"])
 @pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
-def test_torchvision_models(arch):
+def test_torchvision_models(arch, config, frontend):
     torchvision = pytest.importorskip("torchvision")
     m = _randomize_bn(getattr(torchvision.models, arch)(weights=None))
     x = torch.randn(1, 3, 224, 224)
-    compiled = kpu.torch.compile(m, (x,), config=config_path("t64"))
+    compiled = kpu.torch.compile(m, (x,), config=config_path(config), frontend=frontend)
+    assert compiled.frontend == frontend
     agree(compiled(x).numpy(), m(x).detach().numpy())
 
 
