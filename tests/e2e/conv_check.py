@@ -158,6 +158,13 @@ case("same_upper_s2", 1, 4, (7, 9), 6, (3, 3), strides=(2, 2), auto_pad="SAME_UP
 case("same_lower_k4", 1, 4, (7, 9), 6, (4, 4), auto_pad="SAME_LOWER")
 case("valid_k3", 1, 4, (7, 9), 6, (3, 3), auto_pad="VALID")
 case("stem_224_k7_s2_p3", 1, 3, (224, 224), 64, (7, 7), strides=(2, 2), pads=(3, 3, 3, 3))
+case("k7x1_p3x0_s2", 1, 5, (13, 8), 6, (7, 1), strides=(2, 1), pads=(3, 0, 3, 0))
+case("k5_s2_p0_nobias_batch3", 3, 3, (11, 12), 7, (5, 5), strides=(2, 2), bias=False)
+case("k3_s2_dilation2_group3", 1, 6, (13, 11), 9, (3, 3), strides=(2, 2), pads=(2, 2, 2, 2), dilations=(2, 2),
+     group=3)
+case("k1_group4_batch3", 3, 8, (5, 7), 12, (1, 1), group=4)
+case("k7_depthwise_p3", 1, 5, (11, 11), 5, (7, 7), pads=(3, 3, 3, 3), group=5)
+case("k3_s1_p3_asym_kernel_larger_than_image", 1, 2, (2, 3), 3, (3, 3), pads=(3, 1, 2, 3))
 
 print(f"DRAM traffic: {traffic_failures} case(s) off the closed form")
 if traffic_failures:
