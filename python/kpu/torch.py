@@ -131,6 +131,10 @@ def _compile_fx(module, args, config, work):
         gm = check_module(module, args)
         if gm is None:
             raise fx.NotLowered("torch.fx cannot trace the module")
+        # Inference: a BatchNorm2d right after a Conv2d folds into its weights and bias (torch's
+        # own fx pass; torch.onnx.export folds them the same way), one conv instead of conv + BN.
+        from torch.fx.experimental.optimization import fuse
+        gm = fuse(gm, inplace=False)
         graph, weights = fx.lower(gm, args)
     finally:
         module.train(was_training)
