@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include "compiler/compile_error.h"
@@ -51,7 +52,13 @@ Target target_of(const hw::Config& config) {
     return {config.name, config.fabric.rows, config.fabric.cols, config.compute_tiles, config.overrides};
 }
 
-uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice) {
+uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice,
+                    ProducerIndex* producers) {
+    std::optional<ProducerIndex> own;  // without the caller's: one of the tasks so far
+    if (!producers) {
+        producers = &own.emplace(program);
+        for (uint32_t t = 0; t < program.tasks.size(); ++t) producers->add(t);
+    }
     const uint32_t kernel = uint32_t(program.kernels.size());
     program.kernels.push_back({op, dataflow, choice.tile, {}});
     const KernelDims mm = kernel_dims(program.graph, op);
@@ -63,7 +70,9 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
             for (uint32_t c = 0; c < Nt; c += choice.task_cols) {
                 program.tasks.push_back(
                     {kernel, r, std::min(Mt, r + choice.task_rows), c, std::min(Nt, c + choice.task_cols), {}, b});
-                program.tasks.back().deps = producer_tasks(program, uint32_t(program.tasks.size() - 1));
+                const uint32_t task = uint32_t(program.tasks.size() - 1);
+                program.tasks.back().deps = producers->producers(task);
+                producers->add(task);
             }
     Hints& h = program.kernels.back().hints;
     h = kernel_hints(program, kernel);
@@ -101,14 +110,15 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
             << "-byte interleave boundary) but config '" << target.name << "' has " << dram;
         throw CompileError(msg.str());
     }
+    ProducerIndex producers(program);
     for (uint32_t op = 0; op < graph.ops().size(); ++op) {
         if (is_view_op(graph.ops()[op])) continue;  // an alias: no kernel, no DFX ops
         if (is_copy_op(graph, graph.ops()[op]))
-            add_kernel(program, op, Dataflow::OutputStationary, choose_copy_tiling(target, graph, op));
+            add_kernel(program, op, Dataflow::OutputStationary, choose_copy_tiling(target, graph, op), &producers);
         else if (is_vector_op(graph.ops()[op]))
-            add_kernel(program, op, Dataflow::OutputStationary, choose_vector_tiling(target, graph, op));
+            add_kernel(program, op, Dataflow::OutputStationary, choose_vector_tiling(target, graph, op), &producers);
         else
-            add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow));
+            add_kernel(program, op, options.dataflow, choose_tiling(target, graph, op, options.dataflow), &producers);
     }
     return program;
 }

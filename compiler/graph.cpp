@@ -48,6 +48,7 @@ std::string tensor_name_problem(const std::string& name) {
 uint32_t Graph::add_tensor(Tensor tensor) {
     if (const std::string problem = tensor_name_problem(tensor.name); !problem.empty()) throw CompileError(problem);
     if (find_tensor(tensor.name)) throw CompileError("tensor '" + tensor.name + "' is declared twice");
+    tensor_index_.emplace(tensor.name, uint32_t(tensors_.size()));
     tensors_.push_back(std::move(tensor));
     return uint32_t(tensors_.size() - 1);
 }
@@ -72,20 +73,21 @@ uint32_t Graph::add_op(Op op) {
         need(schema ? schema->input_name(i) : "input " + std::to_string(i), op.inputs[i]);
     for (size_t i = 0; i < op.outputs.size(); ++i)
         need(schema ? schema->output_name(i) : "output " + std::to_string(i), op.outputs[i]);
+    op_index_.emplace(op.name, uint32_t(ops_.size()));
     ops_.push_back(std::move(op));
     return uint32_t(ops_.size() - 1);
 }
 
 std::optional<uint32_t> Graph::find_tensor(const std::string& name) const {
-    for (uint32_t i = 0; i < tensors_.size(); ++i)
-        if (tensors_[i].name == name) return i;
-    return std::nullopt;
+    const auto it = tensor_index_.find(name);
+    if (it == tensor_index_.end()) return std::nullopt;
+    return it->second;
 }
 
 std::optional<uint32_t> Graph::find_op(const std::string& name) const {
-    for (uint32_t i = 0; i < ops_.size(); ++i)
-        if (ops_[i].name == name) return i;
-    return std::nullopt;
+    const auto it = op_index_.find(name);
+    if (it == op_index_.end()) return std::nullopt;
+    return it->second;
 }
 
 std::vector<uint32_t> Graph::topological_order(const std::string& source) const {
@@ -98,28 +100,38 @@ std::vector<uint32_t> Graph::topological_order(const std::string& source) const 
                 throw CompileError(source + ": tensor '" + tensors_[t].name + "' is produced by op '" +
                                    ops_[it->second].name + "' and by op '" + ops_[i].name + "'");
         }
-    // Depth-first, in the given order, so that the result is stable and a cycle can be named.
+    // Depth-first, in the given order, so that the result is stable and a cycle can be named;
+    // with an explicit stack (each op and the position of its next input), so that the depth
+    // of a chain is not the depth of the call stack.
     std::vector<uint8_t> state(ops_.size(), 0);  // 0 new, 1 on the path, 2 done
-    std::vector<uint32_t> order, path;
-    auto visit = [&](auto&& self, uint32_t op) -> void {
-        if (state[op] == 2) return;
-        path.push_back(op);
+    std::vector<uint32_t> order;
+    std::vector<std::pair<uint32_t, size_t>> path;
+    auto enter = [&](uint32_t op) {
         if (state[op] == 1) {
             std::string cycle;
-            for (size_t i = 0; i < path.size(); ++i)
-                if (path[i] == op || !cycle.empty()) cycle += (cycle.empty() ? "'" : " -> '") + ops_[path[i]].name + "'";
+            for (const auto& [on_path, next] : path)
+                if (on_path == op || !cycle.empty()) cycle += (cycle.empty() ? "'" : " -> '") + ops_[on_path].name + "'";
+            cycle += " -> '" + ops_[op].name + "'";
             throw CompileError(source + ": the graph has a cycle: " + cycle);
         }
         state[op] = 1;
-        for (uint32_t t : ops_[op].inputs) {
-            auto it = producer.find(t);
-            if (it != producer.end()) self(self, it->second);
-        }
-        state[op] = 2;
-        path.pop_back();
-        order.push_back(op);
+        path.emplace_back(op, 0);
     };
-    for (uint32_t i = 0; i < ops_.size(); ++i) visit(visit, i);
+    for (uint32_t i = 0; i < ops_.size(); ++i) {
+        if (state[i] == 2) continue;
+        enter(i);
+        while (!path.empty()) {
+            auto& [op, next] = path.back();
+            if (next < ops_[op].inputs.size()) {
+                const auto it = producer.find(ops_[op].inputs[next++]);
+                if (it != producer.end() && state[it->second] != 2) enter(it->second);
+                continue;
+            }
+            state[op] = 2;
+            order.push_back(op);
+            path.pop_back();
+        }
+    }
     return order;
 }
 
@@ -130,8 +142,10 @@ void Graph::check(const std::string& source) {
         if (!op_registry().find(op.kind)) unknown += (unknown.empty() ? "" : ", ") + op.kind + " (" + op.name + ")";
     if (!unknown.empty()) throw CompileError(source + ": unknown operators: " + unknown);
     std::vector<Op> ordered;
-    for (uint32_t i : topological_order(source)) ordered.push_back(ops_[i]);
+    for (uint32_t i : topological_order(source)) ordered.push_back(std::move(ops_[i]));
     ops_ = std::move(ordered);
+    op_index_.clear();
+    for (uint32_t i = 0; i < ops_.size(); ++i) op_index_.emplace(ops_[i].name, i);
 
     std::vector<bool> produced(tensors_.size()), consumed(tensors_.size());
     for (const Op& op : ops_) {

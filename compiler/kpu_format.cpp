@@ -1,5 +1,6 @@
 #include "compiler/kpu_format.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iomanip>
@@ -73,27 +74,38 @@ std::pair<uint32_t, uint32_t> read_range(JsonReader& f, const std::string& key) 
 
 void check_tasks(const JsonReader& root, Program& program) {
     const auto& tasks = program.tasks;
-    // Cycles first (they make "later task" meaningless), found by depth-first search.
+    // Cycles first (they make "later task" meaningless), found by depth-first search with an
+    // explicit stack (each task and the position of its next dependency): a chain of a
+    // million tasks takes no call stack.
     std::vector<uint8_t> state(tasks.size(), 0);
-    std::vector<uint32_t> path;
-    auto visit = [&](auto&& self, uint32_t t) -> void {
-        if (state[t] == 2) return;
-        path.push_back(t);
+    std::vector<std::pair<uint32_t, size_t>> path;
+    auto enter = [&](uint32_t t) {
         if (state[t] == 1) {
             std::string cycle;
             bool on = false;
-            for (uint32_t p : path) {
+            for (const auto& [p, next] : path) {
                 on = on || p == t;
                 if (on) cycle += (cycle.empty() ? "" : " -> ") + std::to_string(p);
             }
-            root.fail("tasks", "dependency cycle: " + cycle);
+            root.fail("tasks", "dependency cycle: " + cycle + " -> " + std::to_string(t));
         }
         state[t] = 1;
-        for (uint32_t d : tasks[t].deps) self(self, d);
-        state[t] = 2;
-        path.pop_back();
+        path.emplace_back(t, 0);
     };
-    for (uint32_t t = 0; t < tasks.size(); ++t) visit(visit, t);
+    for (uint32_t start = 0; start < tasks.size(); ++start) {
+        if (state[start] == 2) continue;
+        enter(start);
+        while (!path.empty()) {
+            auto& [t, next] = path.back();
+            if (next < tasks[t].deps.size()) {
+                const uint32_t d = tasks[t].deps[next++];
+                if (state[d] != 2) enter(d);
+                continue;
+            }
+            state[t] = 2;
+            path.pop_back();
+        }
+    }
     for (uint32_t t = 0; t < tasks.size(); ++t)
         for (size_t i = 0; i < tasks[t].deps.size(); ++i)
             if (tasks[t].deps[i] > t)
@@ -101,6 +113,8 @@ void check_tasks(const JsonReader& root, Program& program) {
                           "depends on later task " + std::to_string(tasks[t].deps[i]) +
                               " (tasks must be in dependency order)");
     // Every tile of every kernel covered exactly once.
+    std::vector<std::vector<uint32_t>> tasks_of(program.kernels.size());
+    for (uint32_t t = 0; t < tasks.size(); ++t) tasks_of[tasks[t].kernel].push_back(t);
     for (uint32_t k = 0; k < program.kernels.size(); ++k) {
         const Kernel& kr = program.kernels[k];
         const KernelDims mm = kernel_dims(program.graph, kr.op);
@@ -110,8 +124,7 @@ void check_tasks(const JsonReader& root, Program& program) {
         // A batched matmul's tiles are (row, column) of each C matrix: "of matrix b" names it.
         const auto matrix = [&](uint64_t b) { return mm.batch > 1 ? " of matrix " + std::to_string(b) : std::string(); };
         std::vector<int64_t> owner(grid * mm.batch, -1);
-        for (uint32_t t = 0; t < tasks.size(); ++t) {
-            if (tasks[t].kernel != k) continue;
+        for (const uint32_t t : tasks_of[k]) {
             for (uint32_t r = tasks[t].r0; r < tasks[t].r1; ++r)
                 for (uint32_t c = tasks[t].c0; c < tasks[t].c1; ++c) {
                     int64_t& o = owner[tasks[t].batch * grid + uint64_t(r) * Nt + c];
@@ -131,14 +144,18 @@ void check_tasks(const JsonReader& root, Program& program) {
                                                                    " is covered by no task");
     }
     // Every producer of what a task loads must be a dependency.
-    for (uint32_t t = 0; t < tasks.size(); ++t)
-        for (uint32_t u : producer_tasks(program, t))
-            if (std::find(tasks[t].deps.begin(), tasks[t].deps.end(), u) == tasks[t].deps.end()) {
+    ProducerIndex producers(program);
+    for (uint32_t t = 0; t < tasks.size(); producers.add(t), ++t) {
+        std::vector<uint32_t> deps = tasks[t].deps;
+        std::sort(deps.begin(), deps.end());
+        for (uint32_t u : producers.producers(t))
+            if (!std::binary_search(deps.begin(), deps.end(), u)) {
                 const uint32_t written = program.graph.ops()[program.kernels[tasks[u].kernel].op].outputs.at(0);
                 root.fail("tasks[" + std::to_string(t) + "].deps",
                           "missing task " + std::to_string(u) + ", which writes part of tensor '" +
                               program.graph.tensor(written).name + "' that this task reads");
             }
+    }
 }
 
 }  // namespace

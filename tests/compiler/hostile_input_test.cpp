@@ -1,0 +1,158 @@
+// Inputs as large as a hostile user makes them: a graph that is one chain of 120 000 ops, a
+// .kpu whose tasks form one dependency chain, a program of a million tasks. Each gives a
+// correct result or one clear error, with no recursion on input-controlled depth and in time
+// near-linear in its size (the time goal is a benchmark line, docs/benchmarks.md: these
+// assert behaviour only).
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "compiler/compile_error.h"
+#include "compiler/generate.h"
+#include "compiler/graph_json.h"
+#include "compiler/kpu_format.h"
+#include "tests/compiler/test_util.h"
+#include "tests/support/run_tool.h"
+
+namespace kpu::compiler {
+namespace {
+
+using json = nlohmann::json;
+
+bool ends_with(const std::string& text, const std::string& end) {
+    return text.size() >= end.size() && text.compare(text.size() - end.size(), end.size(), end) == 0;
+}
+
+/// A graph of `ops` Relu ops, t0 -> t1 -> ... -> t<ops>, listed last op first (so that
+/// ordering it topologically walks the whole chain from its first op); with `cycle`, t0 is
+/// also the last op's output.
+std::string relu_chain(uint32_t ops, bool cycle = false) {
+    std::string text = R"({"tensors": [{"name": "t0", "shape": [4, 8]})";
+    for (uint32_t i = 1; i <= ops; ++i) text += R"(, {"name": "t)" + std::to_string(i) + R"("})";
+    text += R"(], "ops": [)";
+    for (uint32_t i = ops; i-- > 0;) {
+        const uint32_t out = cycle && i + 1 == ops ? 0 : i + 1;
+        text += std::string(i + 1 == ops ? "" : ", ") + R"({"op": "Relu", "name": "r)" + std::to_string(i) +
+                R"(", "inputs": ["t)" + std::to_string(i) + R"("], "outputs": ["t)" + std::to_string(out) + R"("]})";
+    }
+    return text + "]}";
+}
+
+TEST(HostileInput, AChainOf120000OpsIsOrderedWithoutRecursion) {
+    constexpr uint32_t kOps = 120000;
+    const Graph g = parse_graph(relu_chain(kOps), "chain.json");
+    ASSERT_EQ(g.ops().size(), kOps);
+    for (uint32_t i = 0; i < kOps; ++i) {  // producer before consumer: r0, r1, ... in chain order
+        ASSERT_EQ(g.ops()[i].name, "r" + std::to_string(i));
+        ASSERT_EQ(g.tensor(g.ops()[i].outputs[0]).name, "t" + std::to_string(i + 1));
+    }
+    EXPECT_EQ(*g.find_op("r119999"), kOps - 1);
+    EXPECT_EQ(g.tensor(*g.find_tensor("t120000")).shape, (std::vector<uint64_t>{4, 8}));
+    EXPECT_EQ(*g.find_tensor("t120000"), kOps);
+}
+
+TEST(HostileInput, ACycleThroughAChainOf50000OpsIsNamedWithoutRecursion) {
+    // t0 has a shape and is the last op's output: the cycle r49999 -> r49998 -> ... -> r0 -> r49999.
+    try {
+        parse_graph(relu_chain(50000, true), "cycle.json");
+        FAIL() << "a cycle was accepted";
+    } catch (const CompileError& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(what.rfind("cycle.json: the graph has a cycle: 'r49999' -> 'r49998' -> 'r49997' -> ", 0), 0u)
+            << what.substr(0, 200);
+        EXPECT_TRUE(ends_with(what, " -> 'r1' -> 'r0' -> 'r49999'")) << what.substr(what.size() - 60);
+    }
+}
+
+/// A program of one Relu over [rows, 8] cut into one task per row (every task one tile).
+Program row_tasks(uint32_t rows) {
+    const std::string graph = R"({"tensors": [{"name": "x", "shape": [)" + std::to_string(rows) +
+                              R"(, 8]}, {"name": "y"}], "ops": [{"op": "Relu", "name": "r", "inputs": ["x"], "outputs": ["y"]}]})";
+    Program p;
+    p.graph = parse_graph(graph, "rows.json");
+    p.target = target_of(test::config("edge"));
+    TilingChoice choice;
+    choice.tile = {1, 8, 1, 0};
+    choice.task_rows = choice.task_cols = 1;
+    add_kernel(p, 0, Dataflow::OutputStationary, choice);
+    return p;
+}
+
+TEST(HostileInput, A50000TaskDependencyChainReadsAndACycleThroughItIsNamed) {
+    constexpr uint32_t kTasks = 50000;
+    Program p = row_tasks(kTasks);
+    ASSERT_EQ(p.tasks.size(), kTasks);
+    for (uint32_t t = 1; t < kTasks; ++t) p.tasks[t].deps = {t - 1};  // more deps than needed: allowed
+    const std::string text = write_kpu(p);
+    EXPECT_EQ(read_kpu(text, "chain.kpu"), p);
+    json cyclic = json::parse(text);
+    cyclic["tasks"][0]["deps"] = {kTasks - 1};
+    try {
+        read_kpu(cyclic.dump(), "cycle.kpu");
+        FAIL() << "a cycle was accepted";
+    } catch (const CompileError& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(what.rfind("cycle.kpu: tasks: dependency cycle: 0 -> 49999 -> 49998 -> ", 0), 0u)
+            << what.substr(0, 200);
+        EXPECT_TRUE(ends_with(what, " -> 2 -> 1 -> 0")) << what.substr(what.size() - 60);
+    }
+}
+
+// A task's producers are found through an index of the regions written, not by looking at
+// every earlier task: a million one-tile tasks read back (and are checked) in seconds.
+TEST(HostileInput, AMillionTaskProgramReadsBack) {
+    constexpr uint32_t kTasks = 1000000;
+    const Program p = row_tasks(kTasks);
+    ASSERT_EQ(p.tasks.size(), kTasks);
+    const std::string text = write_kpu(p);
+    EXPECT_EQ(read_kpu(text, "million.kpu"), p);
+}
+
+// The producers found through the index are those of the definition: in a chain of two
+// matmuls (x @ W1 -> h, h @ W2 -> y) of uneven tiles, a task of the second reads rows
+// [r0 tm, r1 tm) of h, all columns, so its producers are the first's tasks writing any of
+// those rows; a plain loop over the earlier tasks is the reference.
+TEST(HostileInput, TheProducerIndexFindsWhatAPlainScanFinds) {
+    const Program p = compile(parse_graph(test::mlp_json(1000, 96, 136, 40), "mlp.json"), test::config("edge"));
+    auto rows = [&](const Task& t) {
+        const Kernel& k = p.kernels[t.kernel];
+        const uint64_t m = kernel_dims(p.graph, k.op).m;
+        return std::pair<uint64_t, uint64_t>(uint64_t(t.r0) * k.tile.tm, std::min<uint64_t>(m, uint64_t(t.r1) * k.tile.tm));
+    };
+    size_t with_producers = 0;
+    ProducerIndex index(p);
+    for (uint32_t t = 0; t < p.tasks.size(); index.add(t), ++t) {
+        const uint32_t a = p.graph.ops()[p.kernels[p.tasks[t].kernel].op].inputs[0];
+        std::vector<uint32_t> want;
+        for (uint32_t u = 0; u < t; ++u) {
+            const auto [r0, r1] = rows(p.tasks[t]);
+            const auto [w0, w1] = rows(p.tasks[u]);
+            if (p.graph.ops()[p.kernels[p.tasks[u].kernel].op].outputs[0] == a && w0 < r1 && r0 < w1) want.push_back(u);
+        }
+        with_producers += !want.empty();
+        EXPECT_EQ(index.producers(t), want) << t;
+        EXPECT_EQ(p.tasks[t].deps, want) << t;
+    }
+    EXPECT_GT(with_producers, 1u) << "the second matmul has more than one task";
+}
+
+/// kpu-compile ARGS from the source root.
+kpu::test::ToolRun kpu_compile(const std::string& args) {
+    return kpu::test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + args, "kpu_hostile_");
+}
+
+// kpu-compile --bind reads the .kpu through the same checks: a 50 000-task chain binds.
+TEST(HostileInput, KpuCompileBindsA50000TaskChain) {
+    constexpr uint32_t kTasks = 50000;
+    Program p = row_tasks(kTasks);
+    for (uint32_t t = 1; t < kTasks; ++t) p.tasks[t].deps = {t - 1};
+    const std::string path = ::testing::TempDir() + "hostile_chain.kpu";
+    write_kpu_file(p, path);
+    const kpu::test::ToolRun r = kpu_compile("--bind " + path + " --config configs/edge.json");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+}
+
+}  // namespace
+}  // namespace kpu::compiler
