@@ -14,6 +14,7 @@
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 #include "hardware/json_reader.h"
+#include "hardware/output_file.h"
 
 namespace kpu::compiler {
 namespace {
@@ -356,10 +357,8 @@ Program read_kpu(const std::string& text, const std::string& source) {
 }
 
 void write_kpu_file(const Program& program, const std::string& path) {
-    std::ofstream out(path, std::ios::binary);
-    if (!out) throw CompileError(path + ": cannot create file");
-    out << write_kpu(program);
-    if (!out) throw CompileError(path + ": write failed");
+    if (const std::string problem = hw::write_output_file(path, write_kpu(program)); !problem.empty())
+        throw CompileError(path + ": " + problem);
 }
 
 Program read_kpu_file(const std::string& path) { return read_kpu(read_text_file(path, "program"), path); }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "compiler/graph.h"
+#include "hardware/output_file.h"
 
 namespace kpu::cli {
 
@@ -180,15 +181,16 @@ void write_npy(const std::string& path, const std::vector<uint64_t>& shape, cons
     const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
     header.append(total - 10 - header.size() - 1, ' ');
     header += '\n';
-    std::ofstream out(path, std::ios::binary);
-    if (!out) throw NpyError(path + ": cannot write .npy file");
+    hw::OutputFile file(path);
+    if (!file.is_open()) throw NpyError(path + ": cannot write .npy file");
+    std::ostream& out = file.stream();
     const uint16_t len = uint16_t(header.size());
     out.write("\x93NUMPY\x01\x00", 8);
     const char len_bytes[2] = {char(len & 0xff), char(len >> 8)};
     out.write(len_bytes, 2);
     out.write(header.data(), std::streamsize(header.size()));
     out.write(reinterpret_cast<const char*>(data), std::streamsize(count * sizeof(float)));
-    if (!out) throw NpyError(path + ": write failed");
+    if (const std::string problem = file.close(); !problem.empty()) throw NpyError(path + ": " + problem);
 }
 
 }  // namespace kpu::cli

@@ -24,6 +24,7 @@
 #include "compiler/binder.h"
 #include "compiler/generate.h"
 #include "compiler/kpu_format.h"
+#include "hardware/output_file.h"
 #include "platform/host_driver.h"
 #include "platform/kpu_platform.h"
 #include "sc_main/npy.h"
@@ -426,10 +427,12 @@ void report_run(const hw::Config& config, const Options& options, const compiler
         for (const auto& line : check->lines) out << "    " << line << "\n";
     }
     if (!options.stats_path.empty()) {
-        std::ofstream file(options.stats_path);
-        if (!file) throw std::runtime_error(options.stats_path + ": cannot write stats file");
-        file << stats_json(report, check ? nlohmann::json(check->ok ? "pass" : "fail") : nlohmann::json()).dump(2)
-             << "\n";
+        hw::OutputFile file(options.stats_path);
+        if (!file.is_open()) throw std::runtime_error(options.stats_path + ": cannot write stats file");
+        file.stream() << stats_json(report, check ? nlohmann::json(check->ok ? "pass" : "fail") : nlohmann::json()).dump(2)
+                      << "\n";
+        if (const std::string problem = file.close(); !problem.empty())
+            throw std::runtime_error(options.stats_path + ": " + problem);
     }
     if (!options.vcd_path.empty()) {
         write_vcd(report, options.vcd_path, options.vcd_from_ps, options.vcd_to_ps, options.vcd_scope);

@@ -21,6 +21,7 @@
 #include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
 #include "hardware/config.h"
+#include "hardware/output_file.h"
 #include "sc_main/npy.h"
 
 namespace po = boost::program_options;
@@ -244,9 +245,9 @@ int run(int argc, char** argv) {
         const BoundProgram bound = naming(input + " on '" + config.name + "'", [&] { return bind(program, config); });
         summarize_bound(std::cout, bound, config);
         if (!output.empty()) {
-            std::ofstream out(output, std::ios::binary);
-            if (!out) throw CompileError(output + ": cannot create file");
-            out << write_bound_program(bound);
+            if (const std::string problem = kpu::hw::write_output_file(output, write_bound_program(bound));
+                !problem.empty())
+                throw CompileError(output + ": " + problem);
             std::cout << "wrote " << output << "\n";
         }
         return 0;
@@ -284,11 +285,8 @@ int run(int argc, char** argv) {
         std::cout << "wrote " << weights.size() << " weights to " << dir.string() << "\n";
     }
     const std::string text = write_kpu(program);
-    {
-        std::ofstream out(output, std::ios::binary);
-        if (!out) throw CompileError(output + ": cannot create file");
-        out << text;
-    }
+    if (const std::string problem = kpu::hw::write_output_file(output, text); !problem.empty())
+        throw CompileError(output + ": " + problem);
     std::cout << "compiled " << input << " -> " << output << " (" << text.size() << " bytes) for '" << config.name
               << "'" << kpu::hw::set_flags(config.overrides) << ": " << config.compute_tiles << " compute tiles, " << config.fabric.rows << "x" << config.fabric.cols
               << " fabric\n";

@@ -142,6 +142,21 @@ kpu::test::ToolRun kpu_compile(const std::string& args) {
     return kpu::test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + args, "kpu_hostile_");
 }
 
+// Every file kpu-compile writes is checked through its final flush and close: a program, a
+// bound program on a full device fail naming the file (the weights' .npy files go through
+// the same writer: tests/sc_main/hostile_cli_test.cpp).
+TEST(HostileInput, KpuCompileOntoAFullDeviceFailsNamingTheFile) {
+    const kpu::test::ToolRun compiled = kpu_compile("examples/mlp.json -o /dev/full --config configs/t64.json");
+    EXPECT_EQ(compiled.exit_code, 1) << compiled.out;
+    EXPECT_EQ(compiled.err, "kpu-compile: error: /dev/full: write failed (No space left on device)\n");
+    EXPECT_EQ(compiled.out.find("compiled"), std::string::npos) << compiled.out;
+    const std::string kpu = ::testing::TempDir() + "hostile_mlp.kpu";
+    ASSERT_EQ(kpu_compile("examples/mlp.json -o " + kpu + " --config configs/t64.json").exit_code, 0);
+    const kpu::test::ToolRun bound = kpu_compile("--bind " + kpu + " --config configs/t64.json -o /dev/full");
+    EXPECT_EQ(bound.exit_code, 1) << bound.out;
+    EXPECT_EQ(bound.err, "kpu-compile: error: /dev/full: write failed (No space left on device)\n");
+}
+
 // kpu-compile --bind reads the .kpu through the same checks: a 50 000-task chain binds.
 TEST(HostileInput, KpuCompileBindsA50000TaskChain) {
     constexpr uint32_t kTasks = 50000;

@@ -10,6 +10,7 @@
 
 #include "hardware/input_file.h"
 #include "hardware/json_reader.h"
+#include "hardware/output_file.h"
 
 namespace kpu::hw {
 namespace {
@@ -43,6 +44,22 @@ TEST(InputFile, AFifoWithNoWriterIsNamedNotWaitedFor) {
     std::string text, problem;
     EXPECT_FALSE(read_input_file(fifo, "config", text, problem));
     EXPECT_EQ(problem, "is a FIFO with no writer: not a config file");
+}
+
+TEST(OutputFile, AFullDeviceIsAWriteFailureNotASuccess) {
+    // Small enough to sit in the stream's buffer until the final flush.
+    EXPECT_EQ(write_output_file("/dev/full", "{}\n"), "write failed (No space left on device)");
+    EXPECT_EQ(write_output_file("/no/such/dir/x", "{}\n"), "cannot create file");
+    const std::string path = ::testing::TempDir() + "strict_io_out.txt";
+    EXPECT_EQ(write_output_file(path, "hello\n"), "");
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, "hello");
+    OutputFile big("/dev/full");
+    ASSERT_TRUE(big.is_open());
+    big.stream() << std::string(1 << 20, 'x');  // fails before the close: still reported there
+    EXPECT_EQ(big.close(), "write failed (No space left on device)");
 }
 
 }  // namespace

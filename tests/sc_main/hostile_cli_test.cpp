@@ -1,5 +1,7 @@
 // kpu-sim and kpu-sim's .npy files against hostile inputs and a hostile file system: header
-// fields of any length or form, a FIFO or a directory where a file is expected.
+// fields of any length or form, a FIFO or a directory where a file is expected, and every
+// output file on a full device (a symlink to /dev/full), which must fail naming the file,
+// never exit 0 with the result lost.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -104,6 +106,69 @@ TEST(NpyHeader, ADirectoryOrAFifoIsNotReadAsANpyFile) {
     std::remove(fifo.c_str());
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
     EXPECT_EQ(npy_error(fifo), fifo + ": is not a regular file (a FIFO, a device or a socket), not a .npy file");
+}
+
+TEST(NpyWrite, AFullDeviceIsAnErrorNamingTheFile) {
+    const std::vector<float> data(6, 1.0f);
+    try {
+        write_npy("/dev/full", {2, 3}, data.data());
+        FAIL() << "wrote to a full device";
+    } catch (const NpyError& e) {
+        EXPECT_EQ(std::string(e.what()), "/dev/full: write failed (No space left on device)");
+    }
+}
+
+/// kpu-sim ARGS from the source root.
+test::ToolRun kpu_sim(const std::string& args) {
+    return test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-sim " + args, "kpu_hostile_");
+}
+
+/// dir/mm.kpu: an 8x8x8 matmul for t64 (inputs A, B; output C).
+void compile_small_matmul(const std::string& dir) {
+    ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+    std::ofstream(dir + "mm.json") << test::matmul_json(8, 8, 8);
+    const test::ToolRun r = test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + dir +
+                                                  "mm.json -o " + dir + "mm.kpu --config configs/t64.json",
+                                              "kpu_hostile_compile_");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+TEST(KpuSimOutputs, EveryOutputOnAFullDeviceFailsNamingTheFile) {
+    const std::string dir = ::testing::TempDir() + "kpu_hostile_outputs/";
+    compile_small_matmul(dir);
+    const std::string full = dir + "full";  // in a writable directory, unlike /dev/full itself
+    std::remove(full.c_str());
+    ASSERT_EQ(::symlink("/dev/full", full.c_str()), 0);
+    ASSERT_EQ(std::system(("rm -rf " + dir + "out && mkdir " + dir + "out && ln -s /dev/full " + dir + "out/C.npy").c_str()), 0);
+    const std::string program = "--config configs/t64.json --program " + dir + "mm.kpu ";
+    const std::pair<std::string, std::string> cases[] = {
+        {"--stats " + full, full + ": write failed (No space left on device)"},
+        {"--vcd " + full, full + ": write failed (No space left on device)"},
+        {"--trace " + full, full + ": write failed (No space left on device)"},
+        {"--outputs " + dir + "out", dir + "out/C.npy: write failed (No space left on device)"},
+    };
+    for (const auto& [args, message] : cases) {
+        const test::ToolRun r = kpu_sim(program + args);
+        EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.err;
+        EXPECT_EQ(r.err, "kpu-sim: error: " + message + "\n") << args;
+    }
+}
+
+TEST(KpuSimInputs, AFifoOrADirectoryAmongTheInputsIsNamed) {
+    const std::string dir = ::testing::TempDir() + "kpu_hostile_inputs/";
+    compile_small_matmul(dir);
+    ASSERT_EQ(std::system(("rm -rf " + dir + "in && mkdir -p " + dir + "in/A.npy && mkfifo " + dir + "in/B.npy").c_str()), 0);
+    const test::ToolRun r = kpu_sim("--config configs/t64.json --program " + dir + "mm.kpu --inputs " + dir + "in");
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err, "kpu-sim: error: " + dir + "mm.kpu on t64: " + dir + "in/A.npy: is a directory, not a .npy file\n");
+    // A FIFO with no writer would block the run forever: it is named instead.
+    ASSERT_EQ(std::system(("rm -rf " + dir + "in/A.npy").c_str()), 0);
+    const std::vector<float> data(64, 1.0f);
+    write_npy(dir + "in/A.npy", {8, 8}, data.data());
+    const test::ToolRun fifo = kpu_sim("--config configs/t64.json --program " + dir + "mm.kpu --inputs " + dir + "in");
+    EXPECT_EQ(fifo.exit_code, 1) << fifo.err;
+    EXPECT_EQ(fifo.err, "kpu-sim: error: " + dir + "mm.kpu on t64: " + dir + "in/B.npy: is not a regular file (a FIFO, a device or a socket), "
+                        "not a .npy file\n");
 }
 
 }  // namespace
