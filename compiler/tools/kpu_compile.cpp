@@ -21,7 +21,9 @@
 #include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
 #include "hardware/config.h"
+#include "hardware/host_memory.h"
 #include "hardware/output_file.h"
+#include "sc_main/host_budget.h"
 #include "sc_main/npy.h"
 
 namespace po = boost::program_options;
@@ -205,6 +207,7 @@ int run(int argc, char** argv) {
     const std::string dataflow_help =
         dataflow_name + " (default) or " + to_string(Dataflow::WeightStationary);
     std::vector<std::string> sets;
+    std::string max_host_memory;
     bool bind_mode = false, verbose = false, help = false;
     po::options_description options("kpu-compile options");
     options.add_options()("help,h", po::bool_switch(&help), "show this help")(
@@ -214,6 +217,8 @@ int run(int argc, char** argv) {
         "override one config field before validation, as kpu-sim --set (repeatable)")(
         "dataflow", po::value(&dataflow_name), dataflow_help.c_str())(
         "bind", po::bool_switch(&bind_mode), "bind a .kpu to --config and show the bound program")(
+        "max-host-memory", po::value(&max_host_memory)->value_name("GIB"),
+        "the host memory binding may take, in GiB (default: what this host has available)")(
         "verbose,v", po::bool_switch(&verbose), "list tasks and the first ops of the stream");
     po::options_description hidden;
     hidden.add_options()("input", po::value(&input));
@@ -241,8 +246,18 @@ int run(int argc, char** argv) {
         if (vm.count("dataflow"))
             throw CompileError("--dataflow has no effect with --bind: the .kpu fixes each kernel's dataflow");
         const kpu::hw::Config config = kpu::hw::load_config(config_path, overrides);
-        const Program program = read_kpu_file(input);
-        const BoundProgram bound = naming(input + " on '" + config.name + "'", [&] { return bind(program, config); });
+        const Program program = kpu::cli::allocating("reading " + input, [&] { return read_kpu_file(input); });
+        // Binding holds every op (and -o their JSON): refused before it starts if this host
+        // cannot hold them.
+        const uint64_t ops = count_ops(program).total;
+        const uint64_t need = ops * sizeof(BoundOp) * (output.empty() ? 1 : 4);
+        const std::optional<uint64_t> limit =
+            max_host_memory.empty() ? std::nullopt : std::optional<uint64_t>(kpu::hw::parse_host_memory_limit(max_host_memory));
+        if (const std::string problem = kpu::hw::host_memory_problem(need, limit); !problem.empty())
+            throw CompileError(input + " on '" + config.name + "': binding its " + std::to_string(ops) + " ops " + problem);
+        const BoundProgram bound = kpu::cli::allocating("binding " + std::to_string(ops) + " ops of " + input, [&] {
+            return naming(input + " on '" + config.name + "'", [&] { return bind(program, config); });
+        });
         summarize_bound(std::cout, bound, config);
         if (!output.empty()) {
             if (const std::string problem = kpu::hw::write_output_file(output, write_bound_program(bound));
@@ -272,8 +287,9 @@ int run(int argc, char** argv) {
     } else {
         graph = load_graph(input);
     }
-    Program program =
-        naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options); });
+    Program program = kpu::cli::allocating("compiling " + input, [&] {
+        return naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options); });
+    });
     if (!weights.empty()) {  // beside the .kpu: <stem>.weights/<tensor>.npy
         program.weights = std::filesystem::path(output).stem().string() + ".weights";
         const std::filesystem::path dir = std::filesystem::path(output).parent_path() / program.weights;
