@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/depth_first.h"
 #include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
@@ -100,39 +101,20 @@ std::vector<uint32_t> Graph::topological_order(const std::string& source) const 
                 throw CompileError(source + ": tensor '" + tensors_[t].name + "' is produced by op '" +
                                    ops_[it->second].name + "' and by op '" + ops_[i].name + "'");
         }
-    // Depth-first, in the given order, so that the result is stable and a cycle can be named;
-    // with an explicit stack (each op and the position of its next input), so that the depth
-    // of a chain is not the depth of the call stack.
-    std::vector<uint8_t> state(ops_.size(), 0);  // 0 new, 1 on the path, 2 done
-    std::vector<uint32_t> order;
-    std::vector<std::pair<uint32_t, size_t>> path;
-    auto enter = [&](uint32_t op) {
-        if (state[op] == 1) {
-            std::string cycle;
-            for (const auto& [on_path, next] : path)
-                if (on_path == op || !cycle.empty()) cycle += (cycle.empty() ? "'" : " -> '") + ops_[on_path].name + "'";
-            cycle += " -> '" + ops_[op].name + "'";
-            throw CompileError(source + ": the graph has a cycle: " + cycle);
+    // Depth-first, in the given order, so that the result is stable and a cycle can be named.
+    std::vector<std::vector<int64_t>> inputs_from(ops_.size());  // per op, its inputs' producers (-1: none)
+    for (uint32_t i = 0; i < ops_.size(); ++i)
+        for (uint32_t t : ops_[i].inputs) {
+            const auto it = producer.find(t);
+            inputs_from[i].push_back(it == producer.end() ? -1 : int64_t(it->second));
         }
-        state[op] = 1;
-        path.emplace_back(op, 0);
-    };
-    for (uint32_t i = 0; i < ops_.size(); ++i) {
-        if (state[i] == 2) continue;
-        enter(i);
-        while (!path.empty()) {
-            auto& [op, next] = path.back();
-            if (next < ops_[op].inputs.size()) {
-                const auto it = producer.find(ops_[op].inputs[next++]);
-                if (it != producer.end() && state[it->second] != 2) enter(it->second);
-                continue;
-            }
-            state[op] = 2;
-            order.push_back(op);
-            path.pop_back();
-        }
-    }
-    return order;
+    return depth_first_order(
+        uint32_t(ops_.size()), [&](uint32_t op) -> const std::vector<int64_t>& { return inputs_from[op]; },
+        [&](const std::vector<uint32_t>& cycle) {
+            std::string names;
+            for (uint32_t op : cycle) names += (names.empty() ? "'" : " -> '") + ops_[op].name + "'";
+            throw CompileError(source + ": the graph has a cycle: " + names);
+        });
 }
 
 void Graph::check(const std::string& source) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/compile_error.h"
+#include "compiler/depth_first.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/ops/op_schema.h"
@@ -75,38 +76,14 @@ std::pair<uint32_t, uint32_t> read_range(JsonReader& f, const std::string& key) 
 
 void check_tasks(const JsonReader& root, Program& program) {
     const auto& tasks = program.tasks;
-    // Cycles first (they make "later task" meaningless), found by depth-first search with an
-    // explicit stack (each task and the position of its next dependency): a chain of a
-    // million tasks takes no call stack.
-    std::vector<uint8_t> state(tasks.size(), 0);
-    std::vector<std::pair<uint32_t, size_t>> path;
-    auto enter = [&](uint32_t t) {
-        if (state[t] == 1) {
-            std::string cycle;
-            bool on = false;
-            for (const auto& [p, next] : path) {
-                on = on || p == t;
-                if (on) cycle += (cycle.empty() ? "" : " -> ") + std::to_string(p);
-            }
-            root.fail("tasks", "dependency cycle: " + cycle + " -> " + std::to_string(t));
-        }
-        state[t] = 1;
-        path.emplace_back(t, 0);
-    };
-    for (uint32_t start = 0; start < tasks.size(); ++start) {
-        if (state[start] == 2) continue;
-        enter(start);
-        while (!path.empty()) {
-            auto& [t, next] = path.back();
-            if (next < tasks[t].deps.size()) {
-                const uint32_t d = tasks[t].deps[next++];
-                if (state[d] != 2) enter(d);
-                continue;
-            }
-            state[t] = 2;
-            path.pop_back();
-        }
-    }
+    // Cycles first (they make "later task" meaningless), found by depth-first search.
+    depth_first_order(
+        uint32_t(tasks.size()), [&](uint32_t t) -> const std::vector<uint32_t>& { return tasks[t].deps; },
+        [&](const std::vector<uint32_t>& cycle) {
+            std::string text;
+            for (uint32_t t : cycle) text += (text.empty() ? "" : " -> ") + std::to_string(t);
+            root.fail("tasks", "dependency cycle: " + text);
+        });
     for (uint32_t t = 0; t < tasks.size(); ++t)
         for (size_t i = 0; i < tasks[t].deps.size(); ++i)
             if (tasks[t].deps[i] > t)
