@@ -1,6 +1,7 @@
 #include "compiler/graph.h"
 
 #include <cctype>
+#include <cstdio>
 #include <map>
 #include <sstream>
 
@@ -34,8 +35,40 @@ bool Op::operator==(const Op& o) const {
            attributes == o.attributes;
 }
 
+size_t invalid_utf8_at(const std::string& text) {
+    for (size_t i = 0; i < text.size();) {
+        const auto byte = [&](size_t at) { return static_cast<unsigned char>(text[at]); };
+        const unsigned char c = byte(i);
+        // The sequence length a lead byte announces, and the smallest second byte of the
+        // valid ones (no overlong forms, no surrogates, nothing past U+10FFFF).
+        size_t length = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (length == 0 || i + length > text.size()) return i;
+        const unsigned char low = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        const unsigned char high = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        if (length > 1 && (byte(i + 1) < low || byte(i + 1) > high)) return i;
+        for (size_t k = 2; k < length; ++k)
+            if ((byte(i + k) & 0xc0) != 0x80) return i;
+        i += length;
+    }
+    return std::string::npos;
+}
+
+namespace {
+
+/// The problem of a name that is not UTF-8: "is not valid UTF-8 (byte 0x97 at 2)".
+std::string utf8_problem(const std::string& name) {
+    const size_t at = invalid_utf8_at(name);
+    if (at == std::string::npos) return "";
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(name[at]));
+    return "is not valid UTF-8 (byte " + std::string(hex) + " at " + std::to_string(at) + ")";
+}
+
+}  // namespace
+
 std::string tensor_name_problem(const std::string& name) {
     if (name.empty()) return "empty tensor name";
+    if (const std::string utf8 = utf8_problem(name); !utf8.empty()) return "tensor name " + utf8;
     if (name.size() > 200) return "tensor name longer than 200 bytes (" + std::to_string(name.size()) + ")";
     if (name == "." || name == "..")
         return "tensor name '" + name + "' is not a file name (outputs are written as <name>.npy)";
@@ -58,6 +91,15 @@ uint32_t Graph::add_op(Op op) {
     std::string prefix;  // as the JSON form names an op without a name: matmul0, softmax3
     for (const char c : op.kind) prefix += char(std::tolower(static_cast<unsigned char>(c)));
     if (op.name.empty()) op.name = prefix + std::to_string(ops_.size());
+    if (const std::string utf8 = utf8_problem(op.name); !utf8.empty())
+        throw CompileError("op " + std::to_string(ops_.size()) + " (" + op.kind + "): its name " + utf8);
+    for (const auto& [key, value] : op.attributes) {
+        std::string utf8 = utf8_problem(key);
+        if (const auto* text = std::get_if<std::string>(&value); utf8.empty() && text) utf8 = utf8_problem(*text);
+        if (!utf8.empty())
+            throw CompileError("op '" + op.name + "': an attribute's " + (utf8_problem(key).empty() ? "value " : "name ") +
+                               utf8);
+    }
     if (find_op(op.name)) {
         const bool default_like = op.name.rfind(prefix, 0) == 0 && op.name.size() > prefix.size() &&
                                   op.name.find_first_not_of("0123456789", prefix.size()) == std::string::npos;

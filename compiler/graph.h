@@ -135,9 +135,13 @@ private:
 /// "[1024, 512]"
 std::string shape_string(const std::vector<uint64_t>& shape);
 
+/// Where `text` stops being UTF-8 (the index of the first byte that is not), or npos. Names
+/// are JSON strings in graphs and .kpu files, which hold nothing else.
+size_t invalid_utf8_at(const std::string& text);
+
 /// What is wrong with `name` as a tensor name, or "" if nothing. kpu-sim reads and writes
 /// tensors as <name>.npy, so a name must be one file name: not empty, not "." or "..", no
-/// '/', '\\' or control characters, at most 200 bytes (an ONNX name like "/fc1/MatMul"
+/// '/', '\\' or control characters, valid UTF-8, at most 200 bytes (an ONNX name like "/fc1/MatMul"
 /// needs its slashes replaced).
 std::string tensor_name_problem(const std::string& name);
 

@@ -684,8 +684,10 @@ private:
     std::string tensor_name(const std::string& name) {
         if (const auto it = names_.find(name); it != names_.end()) return it->second;
         std::string out;  // each run of '/', '\\', ':' and control characters becomes one '.'
+        const bool utf8 = invalid_utf8_at(name) == std::string::npos;  // else every non-ASCII byte too
         for (const char c : name) {
-            const bool bad = c == '/' || c == '\\' || c == ':' || static_cast<unsigned char>(c) < 32;
+            const unsigned char u = static_cast<unsigned char>(c);
+            const bool bad = c == '/' || c == '\\' || c == ':' || u < 32 || (!utf8 && u >= 0x80);
             if (!bad) out += c;
             else if (!out.empty() && out.back() != '.') out += '.';
         }
@@ -786,6 +788,9 @@ private:
             Op op;
             op.kind = n.kind;
             op.name = n.name;
+            if (invalid_utf8_at(op.name) != std::string::npos)  // a graph's names are JSON text: ASCII of it
+                for (char& c : op.name)
+                    if (static_cast<unsigned char>(c) >= 0x80) c = '.';
             for (const std::string& in : n.inputs) op.inputs.push_back(in.empty() ? kNoTensor : tensor(g, in));
             for (const std::string& o : n.outputs) op.outputs.push_back(o.empty() ? kNoTensor : tensor(g, o));
             op.attributes = n.attributes;

@@ -137,6 +137,43 @@ TEST(HostileInput, TheProducerIndexFindsWhatAPlainScanFinds) {
     EXPECT_GT(with_producers, 1u) << "the second matmul has more than one task";
 }
 
+// Names and string attributes are JSON strings in graphs and .kpu files: bytes that are not
+// UTF-8 (an ONNX model may hold any) are refused where they enter a graph, not found when
+// the writer cannot write them (fuzzing found an ONNX op name with byte 0x97; the importer
+// now replaces such bytes: tests/fuzz/regressions/onnx/op_name_not_utf8.onnx).
+TEST(HostileInput, NamesThatAreNotUtf8AreRefusedWhereTheyEnterAGraph) {
+    EXPECT_EQ(invalid_utf8_at("plain"), std::string::npos);
+    EXPECT_EQ(invalid_utf8_at("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), std::string::npos);
+    EXPECT_EQ(invalid_utf8_at("re\x97u"), 2u);               // a continuation byte alone
+    EXPECT_EQ(invalid_utf8_at("ab\xc3"), 2u);                // cut short
+    EXPECT_EQ(invalid_utf8_at("\xc0\xaf"), 0u);              // overlong '/'
+    EXPECT_EQ(invalid_utf8_at("x\xed\xa0\x80"), 1u);         // a UTF-16 surrogate
+    EXPECT_EQ(invalid_utf8_at("\xf4\x90\x80\x80"), 0u);     // past U+10FFFF
+    Graph g;
+    EXPECT_EQ(tensor_name_problem("t\xff"), "tensor name is not valid UTF-8 (byte 0xff at 1)");
+    const uint32_t x = g.add_tensor({"x", {2, 2}});
+    const uint32_t y = g.add_tensor({"y", {}});
+    Op op;
+    op.kind = "Relu";
+    op.inputs = {x};
+    op.outputs = {y};
+    op.name = "re\x97u";
+    try {
+        g.add_op(op);
+        FAIL() << "accepted";
+    } catch (const CompileError& e) {
+        EXPECT_EQ(std::string(e.what()), "op 0 (Relu): its name is not valid UTF-8 (byte 0x97 at 2)");
+    }
+    op.name = "relu";
+    op.attributes["mode"] = std::string("\xfe");
+    try {
+        g.add_op(op);
+        FAIL() << "accepted";
+    } catch (const CompileError& e) {
+        EXPECT_EQ(std::string(e.what()), "op 'relu': an attribute's value is not valid UTF-8 (byte 0xfe at 0)");
+    }
+}
+
 /// kpu-compile ARGS from the source root.
 kpu::test::ToolRun kpu_compile(const std::string& args) {
     return kpu::test::run_command("cd " KPU_SOURCE_DIR " && " KPU_BINARY_DIR "/bin/kpu-compile " + args, "kpu_hostile_");
