@@ -1,6 +1,7 @@
 #include "compiler/graph.h"
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <sstream>
@@ -207,6 +208,12 @@ void Graph::check(const std::string& source) {
                 else return v.size();
             },
             x.value);
+        if (const auto* doubles = std::get_if<std::vector<double>>(&x.value))
+            for (size_t i = 0; i < doubles->size(); ++i)
+                if (!std::isfinite((*doubles)[i]))
+                    fail(name + ": inline value " + std::to_string(i) + " is " +
+                         (std::isnan((*doubles)[i]) ? "NaN" : "infinite") +
+                         " (inline values are JSON numbers; give the tensor as a weight .npy)");
         if (!std::holds_alternative<std::monostate>(x.value) && values != x.elements())
             fail(name + " has " + std::to_string(values) + " inline values but shape " + shape_string(x.shape) +
                  " holds " + std::to_string(x.elements()));

@@ -712,7 +712,9 @@ private:
             t.role = TensorRole::Constant;
             if (is_integer(t.dtype)) {
                 t.value = c->second.ints();
-            } else if (c->second.elements() <= kInlineFloats) {
+            } else if (c->second.elements() <= kInlineFloats &&  // JSON numbers: no NaN or infinity inline
+                       std::all_of(c->second.values.begin(), c->second.values.end(),
+                                   [](double v) { return std::isfinite(v); })) {
                 t.value = c->second.values;
             } else {
                 Weight& w = out_.weights[name];

@@ -3,6 +3,7 @@
 // correct result or one clear error, with no recursion on input-controlled depth and in time
 // near-linear in its size (the time goal is a benchmark line, docs/benchmarks.md: these
 // assert behaviour only).
+#include <cmath>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -171,6 +172,27 @@ TEST(HostileInput, NamesThatAreNotUtf8AreRefusedWhereTheyEnterAGraph) {
         FAIL() << "accepted";
     } catch (const CompileError& e) {
         EXPECT_EQ(std::string(e.what()), "op 'relu': an attribute's value is not valid UTF-8 (byte 0xfe at 0)");
+    }
+}
+
+// An inline value is a JSON number: a NaN or an infinity would be written as null and the
+// .kpu refused when read (fuzzing found an ONNX constant with a NaN, which the importer now
+// keeps as a weight .npy: tests/fuzz/regressions/onnx/nan_inline_constant.onnx).
+TEST(HostileInput, AnInlineValueThatIsNotANumberIsRefusedByTheCheck) {
+    Graph g;
+    Tensor w("w", {2, 2});
+    w.value = std::vector<double>{1.0, 2.0, std::nan(""), 4.0};
+    const uint32_t a = g.add_tensor({"a", {2, 2}}), wi = g.add_tensor(w), c = g.add_tensor({"c", {}});
+    Op op;
+    op.inputs = {a, wi};
+    op.outputs = {c};
+    g.add_op(op);
+    try {
+        g.check("nan.json");
+        FAIL() << "accepted";
+    } catch (const CompileError& e) {
+        EXPECT_EQ(std::string(e.what()), "nan.json: tensor 'w': inline value 2 is NaN (inline values are JSON numbers; "
+                                         "give the tensor as a weight .npy)");
     }
 }
 
