@@ -687,11 +687,17 @@ private:
         const bool utf8 = invalid_utf8_at(name) == std::string::npos;  // else every non-ASCII byte too
         for (const char c : name) {
             const unsigned char u = static_cast<unsigned char>(c);
-            const bool bad = c == '/' || c == '\\' || c == ':' || u < 32 || (!utf8 && u >= 0x80);
+            const bool bad = c == '/' || c == '\\' || c == ':' || u < 32 || u == 0x7f || (!utf8 && u >= 0x80);
             if (!bad) out += c;
             else if (!out.empty() && out.back() != '.') out += '.';
         }
         if (out.empty() || out == "..") out = "t";
+        // Room for a "_<n>" within a name's 200 bytes, cut where a UTF-8 character starts.
+        if (out.size() > 190) {
+            size_t cut = 190;
+            while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) --cut;
+            out.resize(cut);
+        }
         const std::string base = out;
         for (int i = 1; taken_.count(out) || !tensor_name_problem(out).empty(); ++i) out = base + "_" + std::to_string(i);
         taken_.insert(out);
