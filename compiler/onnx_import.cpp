@@ -772,7 +772,11 @@ private:
         for (const auto& t : proto.initializer()) initializers.insert(t.name());
         for (const auto& v : proto.input()) {
             if (initializers.count(v.name())) continue;
-            const Known& k = known_.at(v.name());
+            const auto known = known_.find(v.name());  // note_shape() notes dense tensors only
+            if (known == known_.end())
+                fail(source_, "input '" + v.name() + "' is not a dense tensor (a sparse tensor, a sequence or a map), "
+                                                     "not imported");
+            const Known& k = known->second;
             if (!k.ranked) fail(source_, "input '" + v.name() + "' has no shape");
             if (!k.symbolic.empty())
                 fail(source_, "input '" + v.name() + "' has a dimension that is not a number ('" + k.symbolic +
