@@ -26,10 +26,12 @@ uint64_t fabric_blocks(uint64_t extent, uint32_t tile, uint32_t first, uint32_t 
 
 }  // namespace
 
-Hints kernel_hints(const Program& program, uint32_t kernel) {
+Hints kernel_hints(const Program& program, uint32_t kernel, uint32_t first_task, uint32_t end_task) {
     const Kernel& kr = program.kernels[kernel];
     Hints h;
-    for (const Task& t : program.tasks) {
+    end_task = uint32_t(std::min<size_t>(end_task, program.tasks.size()));
+    for (uint32_t i = first_task; i < end_task; ++i) {
+        const Task& t = program.tasks[i];
         if (t.kernel != kernel) continue;
         uint64_t read = 0, write = 0;
         task_traffic(program, t, read, write);
@@ -59,7 +61,7 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
         producers = &own.emplace(program);
         for (uint32_t t = 0; t < program.tasks.size(); ++t) producers->add(t);
     }
-    const uint32_t kernel = uint32_t(program.kernels.size());
+    const uint32_t kernel = uint32_t(program.kernels.size()), first_task = uint32_t(program.tasks.size());
     program.kernels.push_back({op, dataflow, choice.tile, {}});
     const KernelDims mm = kernel_dims(program.graph, op);
     const uint32_t Mt = tile_count(mm.m, choice.tile.tm);
@@ -75,7 +77,7 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
                 producers->add(task);
             }
     Hints& h = program.kernels.back().hints;
-    h = kernel_hints(program, kernel);
+    h = kernel_hints(program, kernel, first_task);  // its tasks are the ones just added
     h.estimated_cycles = uint64_t(std::llround(choice.cycles));
     program.hints.add(h);
     return kernel;

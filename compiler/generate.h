@@ -30,7 +30,10 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
                     ProducerIndex* producers = nullptr);
 
 /// Hints of one kernel from its tasks and the target fabric (estimated_cycles is left 0).
-Hints kernel_hints(const Program& program, uint32_t kernel);
+/// Only tasks [first_task, end_task) are looked at (default: all): where the kernel's tasks
+/// are known to lie, a program of many kernels is not scanned once per kernel.
+Hints kernel_hints(const Program& program, uint32_t kernel, uint32_t first_task = 0,
+                   uint32_t end_task = UINT32_MAX);
 
 /// Op counts of the op stream, indexed by DfxOpKind.
 struct OpCounts {

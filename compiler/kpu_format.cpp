@@ -318,9 +318,15 @@ Program read_kpu(const std::string& text, const std::string& source) {
     f.finish();
 
     check_tasks(f, program);
+    // Where each kernel's tasks lie (every task checked once, not once per kernel).
+    std::vector<std::pair<uint32_t, uint32_t>> task_span(program.kernels.size(), {UINT32_MAX, 0});
+    for (uint32_t t = 0; t < program.tasks.size(); ++t) {
+        auto& [first, end] = task_span[program.tasks[t].kernel];
+        first = std::min(first, t), end = t + 1;
+    }
     Hints total;
     for (uint32_t k = 0; k < program.kernels.size(); ++k) {
-        Hints actual = kernel_hints(program, k);
+        Hints actual = kernel_hints(program, k, task_span[k].first, task_span[k].second);
         actual.estimated_cycles = program.kernels[k].hints.estimated_cycles;
         check_hints(f, "kernels[" + std::to_string(k) + "].hints", program.kernels[k].hints, actual);
         total.add(actual);

@@ -22,6 +22,7 @@
 #include "compiler/replay.h"
 #include "hardware/config.h"
 #include "hardware/host_memory.h"
+#include "hardware/input_file.h"
 #include "hardware/output_file.h"
 #include "sc_main/host_budget.h"
 #include "sc_main/npy.h"
@@ -72,13 +73,14 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
 
 void summarize(std::ostream& out, const Program& p, bool verbose) {
     const Graph& g = p.graph;
+    std::vector<uint32_t> tasks_of(p.kernels.size());  // counted once: a program may have 100 000 kernels
+    for (const Task& t : p.tasks) ++tasks_of[t.kernel];
     for (uint32_t k = 0; k < p.kernels.size(); ++k) {
         const Kernel& kr = p.kernels[k];
         if (is_copy_op(g, g.ops()[kr.op])) {
             const Op& op = g.ops()[kr.op];
             const CopyOperands c = copy_operands(g, kr.op);
-            uint32_t tasks = 0, transposed = 0;
-            for (const Task& t : p.tasks) tasks += t.kernel == k;
+            uint32_t tasks = tasks_of[k], transposed = 0;
             for (const Copy& x : c.copies) transposed += x.transpose;
             const auto list = [&](const std::vector<uint32_t>& tensors) {
                 std::string text;
@@ -97,8 +99,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
         }
         if (is_vector_op(g.ops()[kr.op])) {
             const VectorOperands v = vector_operands(g, kr.op);
-            uint32_t tasks = 0;
-            for (const Task& t : p.tasks) tasks += t.kernel == k;
+            const uint32_t tasks = tasks_of[k];
             out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(v.y).name << shape_string(g.tensor(v.y).shape)
                 << " = " << (v.transpose ? "Transpose" : kpu::hw::to_string(v.command.function)) << "(" << g.tensor(v.a).name
                 << shape_string(g.tensor(v.a).shape)
@@ -301,6 +302,10 @@ int run(int argc, char** argv) {
         std::cout << "wrote " << weights.size() << " weights to " << dir.string() << "\n";
     }
     const std::string text = write_kpu(program);
+    if (text.size() > kpu::hw::kMaxInputBytes)  // the readers' bound: a file no tool would read back
+        throw CompileError(input + ": the program's .kpu would be " + std::to_string(text.size() >> 20) + " MiB (" +
+                           std::to_string(program.tasks.size()) + " tasks), more than the " +
+                           std::to_string(kpu::hw::kMaxInputBytes >> 20) + " MiB a .kpu may have");
     if (const std::string problem = kpu::hw::write_output_file(output, text); !problem.empty())
         throw CompileError(output + ": " + problem);
     std::cout << "compiled " << input << " -> " << output << " (" << text.size() << " bytes) for '" << config.name

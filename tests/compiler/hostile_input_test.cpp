@@ -4,6 +4,8 @@
 // near-linear in its size (the time goal is a benchmark line, docs/benchmarks.md: these
 // assert behaviour only).
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -226,6 +228,21 @@ TEST(HostileInput, KpuCompileBindsA50000TaskChain) {
     const kpu::test::ToolRun r = kpu_compile("--bind " + path + " --config configs/edge.json");
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.err, "");
+}
+
+// A chain of 120 000 ops compiles (every per-kernel summary and hint from one pass over the
+// tasks, not one per kernel), but its .kpu of 480 000 tasks would be larger than any reader
+// takes: refused with the size instead of written and then refused by kpu-sim.
+TEST(HostileInput, KpuCompileRefusesAProgramTooLargeToReadBack) {
+    const std::string dir = ::testing::TempDir();
+    std::ofstream(dir + "hostile_chain120k.json") << relu_chain(120000);
+    std::remove((dir + "hostile_chain120k.kpu").c_str());
+    const kpu::test::ToolRun r =
+        kpu_compile(dir + "hostile_chain120k.json -o " + dir + "hostile_chain120k.kpu --config configs/edge.json");
+    EXPECT_EQ(r.exit_code, 1) << r.out;
+    EXPECT_EQ(r.err, "kpu-compile: error: " + dir + "hostile_chain120k.json: the program's .kpu would be 115 MiB "
+                     "(480000 tasks), more than the 64 MiB a .kpu may have\n");
+    EXPECT_FALSE(std::ifstream(dir + "hostile_chain120k.kpu").good()) << "a file was written";
 }
 
 }  // namespace
