@@ -308,40 +308,104 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
 }  // namespace
 
 std::vector<uint32_t> producer_tasks(const Program& program, uint32_t index) {
-    const Task& task = program.tasks[index];
-    const std::vector<Read> reads = task_reads(program, task);
-    std::vector<uint32_t> written_by(program.kernels.size());  // each kernel's output
-    std::vector<std::optional<CopyOperands>> copies(program.kernels.size());  // a copy op's (several outputs)
-    for (size_t k = 0; k < program.kernels.size(); ++k) {
-        const uint32_t op = program.kernels[k].op;
-        written_by[k] = program.graph.ops()[op].outputs.at(0);
-        if (is_copy_op(program.graph, program.graph.ops()[op])) copies[k] = copy_operands(program.graph, op);
+    ProducerIndex producers(program);
+    for (uint32_t u = 0; u < index; ++u) producers.add(u);
+    return producers.producers(index);
+}
+
+ProducerIndex::ProducerIndex(const Program& program) : program_(program), roots_(alias_roots(program.graph)) {}
+
+namespace {
+
+/// The grid cell (row, col) as one key; two cells may share a key (then one cell's writes are
+/// candidates for the other's reads, each checked exactly).
+uint64_t cell_key(uint64_t row, uint64_t col) { return row * 0x9E3779B97F4A7C15ull ^ col; }
+
+/// Cells [first, last] of a grid of `size` along one axis of [begin, end) (nonempty).
+std::pair<uint64_t, uint64_t> cell_span(uint64_t begin, uint64_t end, uint64_t size) {
+    return {begin / size, (end - 1) / size};
+}
+
+}  // namespace
+
+void ProducerIndex::add(uint32_t task) {
+    const Task& t = program_.tasks[task];
+    const uint32_t op = program_.kernels[t.kernel].op;
+    while (copies_.size() <= t.kernel) {
+        const uint32_t k_op = program_.kernels[copies_.size()].op;
+        copies_.push_back(is_copy_op(program_.graph, program_.graph.ops()[k_op])
+                              ? std::optional<CopyOperands>(copy_operands(program_.graph, k_op))
+                              : std::nullopt);
     }
-    // A read of a view's output reads its aliased tensor's bytes: in another 2D shape, so
-    // every task writing that tensor is a producer.
-    const std::vector<uint32_t> roots = alias_roots(program.graph);
-    std::vector<uint32_t> root(reads.size());
-    for (size_t i = 0; i < reads.size(); ++i) root[i] = roots[reads[i].tensor];
-    std::vector<uint32_t> out;
-    for (uint32_t u = 0; u < index; ++u) {
-        const Task& other = program.tasks[u];
-        std::vector<Read> writes;
-        if (copies[other.kernel]) {
-            writes = copy_regions(program, other, *copies[other.kernel], false);
-        } else {
-            const Extent2 w = task_writes(program, other);
-            writes.push_back({written_by[other.kernel], w.r0, w.r1, w.c0, w.c1});
+    std::vector<Read> writes;
+    if (copies_[t.kernel]) {
+        writes = copy_regions(program_, t, *copies_[t.kernel], false);
+    } else {
+        const Extent2 w = task_writes(program_, t);
+        writes.push_back({program_.graph.ops()[op].outputs.at(0), w.r0, w.r1, w.c0, w.c1});
+    }
+    for (const Read& w : writes) {
+        const uint32_t id = uint32_t(regions_.size());
+        regions_.push_back({task, w.r0, w.r1, w.c0, w.c1});
+        Writes& tw = by_tensor_[w.tensor];
+        tw.regions.push_back(id);
+        if (w.r0 >= w.r1 || w.c0 >= w.c1) continue;  // overlaps nothing
+        if (!tw.bucket_rows) tw.bucket_rows = w.r1 - w.r0, tw.bucket_cols = w.c1 - w.c0;
+        tw.end_row = std::max(tw.end_row, w.r1);
+        tw.end_col = std::max(tw.end_col, w.c1);
+        const auto [row0, row1] = cell_span(w.r0, w.r1, tw.bucket_rows);
+        const auto [col0, col1] = cell_span(w.c0, w.c1, tw.bucket_cols);
+        if (row1 - row0 >= kMaxCells || col1 - col0 >= kMaxCells || (row1 - row0 + 1) * (col1 - col0 + 1) > kMaxCells) {
+            tw.wide.push_back(id);
+            continue;
         }
-        bool reads_it = false;
-        for (const Read& w : writes)
-            for (size_t i = 0; i < reads.size() && !reads_it; ++i) {
-                const Read& r = reads[i];
-                const bool aliased = r.tensor != w.tensor && root[i] == w.tensor;
-                reads_it = aliased || (r.tensor == w.tensor && overlaps(r.r0, r.r1, w.r0, w.r1) &&
-                                       overlaps(r.c0, r.c1, w.c0, w.c1));
-            }
-        if (reads_it) out.push_back(u);
+        for (uint64_t r = row0; r <= row1; ++r)
+            for (uint64_t c = col0; c <= col1; ++c) tw.cells[cell_key(r, c)].push_back(id);
     }
+}
+
+const ProducerIndex::Writes* ProducerIndex::writes_of(uint32_t tensor) const {
+    const auto it = by_tensor_.find(tensor);
+    return it == by_tensor_.end() ? nullptr : &it->second;
+}
+
+void ProducerIndex::overlapping(const Writes& w, uint64_t r0, uint64_t r1, uint64_t c0, uint64_t c1,
+                                std::vector<uint32_t>& out) const {
+    // Every write lies within [0, end_row) x [0, end_col): clipping the read keeps its overlaps.
+    r1 = std::min(r1, w.end_row), c1 = std::min(c1, w.end_col);
+    if (r0 >= r1 || c0 >= c1) return;
+    auto check = [&](uint32_t id) {
+        const Region& g = regions_[id];
+        if (overlaps(r0, r1, g.r0, g.r1) && overlaps(c0, c1, g.c0, g.c1)) out.push_back(g.task);
+    };
+    for (uint32_t id : w.wide) check(id);
+    const auto [row0, row1] = cell_span(r0, r1, w.bucket_rows);
+    const auto [col0, col1] = cell_span(c0, c1, w.bucket_cols);
+    // A read over more cells than the tensor has writes looks at each write once instead.
+    const double cells = double(row1 - row0 + 1) * double(col1 - col0 + 1);
+    if (cells > double(w.regions.size())) {
+        for (uint32_t id : w.regions) check(id);  // a wide one twice: the caller removes duplicates
+        return;
+    }
+    for (uint64_t r = row0; r <= row1; ++r)
+        for (uint64_t c = col0; c <= col1; ++c)
+            if (const auto it = w.cells.find(cell_key(r, c)); it != w.cells.end())
+                for (uint32_t id : it->second) check(id);
+}
+
+std::vector<uint32_t> ProducerIndex::producers(uint32_t task) const {
+    std::vector<uint32_t> out;
+    for (const Read& r : task_reads(program_, program_.tasks[task])) {
+        // A read of a view's output reads its aliased tensor's bytes: in another 2D shape, so
+        // every task writing that tensor is a producer.
+        const uint32_t root = roots_[r.tensor];
+        if (root != r.tensor)
+            if (const Writes* w = writes_of(root))
+                for (uint32_t id : w->regions) out.push_back(regions_[id].task);
+        if (const Writes* w = writes_of(r.tensor)) overlapping(*w, r.r0, r.r1, r.c0, r.c1, out);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
 }
 

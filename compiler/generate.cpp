@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include "compiler/compile_error.h"
@@ -26,10 +27,12 @@ uint64_t fabric_blocks(uint64_t extent, uint32_t tile, uint32_t first, uint32_t 
 
 }  // namespace
 
-Hints kernel_hints(const Program& program, uint32_t kernel) {
+Hints kernel_hints(const Program& program, uint32_t kernel, uint32_t first_task, uint32_t end_task) {
     const Kernel& kr = program.kernels[kernel];
     Hints h;
-    for (const Task& t : program.tasks) {
+    end_task = uint32_t(std::min<size_t>(end_task, program.tasks.size()));
+    for (uint32_t i = first_task; i < end_task; ++i) {
+        const Task& t = program.tasks[i];
         if (t.kernel != kernel) continue;
         uint64_t read = 0, write = 0;
         task_traffic(program, t, read, write);
@@ -52,8 +55,14 @@ Target target_of(const hw::Config& config) {
     return {config.name, config.fabric.rows, config.fabric.cols, config.compute_tiles, config.overrides};
 }
 
-uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice) {
-    const uint32_t kernel = uint32_t(program.kernels.size());
+uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice,
+                    ProducerIndex* producers) {
+    std::optional<ProducerIndex> own;  // without the caller's: one of the tasks so far
+    if (!producers) {
+        producers = &own.emplace(program);
+        for (uint32_t t = 0; t < program.tasks.size(); ++t) producers->add(t);
+    }
+    const uint32_t kernel = uint32_t(program.kernels.size()), first_task = uint32_t(program.tasks.size());
     program.kernels.push_back({op, dataflow, choice.tile, {}});
     const KernelDims mm = kernel_dims(program.graph, op);
     const uint32_t Mt = tile_count(mm.m, choice.tile.tm);
@@ -64,10 +73,12 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
             for (uint32_t c = 0; c < Nt; c += choice.task_cols) {
                 program.tasks.push_back(
                     {kernel, r, std::min(Mt, r + choice.task_rows), c, std::min(Nt, c + choice.task_cols), {}, b});
-                program.tasks.back().deps = producer_tasks(program, uint32_t(program.tasks.size() - 1));
+                const uint32_t task = uint32_t(program.tasks.size() - 1);
+                program.tasks.back().deps = producers->producers(task);
+                producers->add(task);
             }
     Hints& h = program.kernels.back().hints;
-    h = kernel_hints(program, kernel);
+    h = kernel_hints(program, kernel, first_task);  // its tasks are the ones just added
     h.estimated_cycles = uint64_t(std::llround(choice.cycles));
     program.hints.add(h);
     return kernel;
@@ -103,10 +114,11 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
             << "-byte interleave boundary) but config '" << target.name << "' has " << dram;
         throw CompileError(msg.str());
     }
+    ProducerIndex producers(program);
     for (uint32_t op = 0; op < graph.ops().size(); ++op) {
         if (is_view_op(graph.ops()[op])) continue;  // an alias: no kernel, no DFX ops
         const auto [dataflow, choice] = choose_op_tiling(target, graph, op, options.dataflow);
-        add_kernel(program, op, dataflow, choice);
+        add_kernel(program, op, dataflow, choice, &producers);
     }
     return program;
 }

@@ -25,11 +25,17 @@ Target target_of(const hw::Config& config);
 /// Appends the kernel of matmul `op` as `choice` tiles it: its C tile grid cut into tasks of
 /// choice.task_rows x task_cols tiles, row by row (each with the earlier tasks it reads
 /// from), and its hints, which it also adds to program.hints (so a program built kernel by
-/// kernel is consistent: read_kpu(write_kpu(p)) == p). Returns the kernel's index.
-uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice);
+/// kernel is consistent: read_kpu(write_kpu(p)) == p). Returns the kernel's index. With
+/// `producers` (an index of every task so far, which gets the new ones), adding kernel after
+/// kernel stays near-linear in tasks; without it, one is built from the program's tasks.
+uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const TilingChoice& choice,
+                    ProducerIndex* producers = nullptr);
 
 /// Hints of one kernel from its tasks and the target fabric (estimated_cycles is left 0).
-Hints kernel_hints(const Program& program, uint32_t kernel);
+/// Only tasks [first_task, end_task) are looked at (default: all): where the kernel's tasks
+/// are known to lie, a program of many kernels is not scanned once per kernel.
+Hints kernel_hints(const Program& program, uint32_t kernel, uint32_t first_task = 0,
+                   uint32_t end_task = UINT32_MAX);
 
 /// Op counts of the op stream, indexed by DfxOpKind.
 struct OpCounts {

@@ -1,10 +1,13 @@
 #include "compiler/graph.h"
 
 #include <cctype>
+#include <cmath>
+#include <cstdio>
 #include <map>
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/depth_first.h"
 #include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
@@ -33,8 +36,40 @@ bool Op::operator==(const Op& o) const {
            attributes == o.attributes;
 }
 
+size_t invalid_utf8_at(const std::string& text) {
+    for (size_t i = 0; i < text.size();) {
+        const auto byte = [&](size_t at) { return static_cast<unsigned char>(text[at]); };
+        const unsigned char c = byte(i);
+        // The sequence length a lead byte announces, and the smallest second byte of the
+        // valid ones (no overlong forms, no surrogates, nothing past U+10FFFF).
+        size_t length = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (length == 0 || i + length > text.size()) return i;
+        const unsigned char low = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        const unsigned char high = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        if (length > 1 && (byte(i + 1) < low || byte(i + 1) > high)) return i;
+        for (size_t k = 2; k < length; ++k)
+            if ((byte(i + k) & 0xc0) != 0x80) return i;
+        i += length;
+    }
+    return std::string::npos;
+}
+
+namespace {
+
+/// The problem of a name that is not UTF-8: "is not valid UTF-8 (byte 0x97 at 2)".
+std::string utf8_problem(const std::string& name) {
+    const size_t at = invalid_utf8_at(name);
+    if (at == std::string::npos) return "";
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(name[at]));
+    return "is not valid UTF-8 (byte " + std::string(hex) + " at " + std::to_string(at) + ")";
+}
+
+}  // namespace
+
 std::string tensor_name_problem(const std::string& name) {
     if (name.empty()) return "empty tensor name";
+    if (const std::string utf8 = utf8_problem(name); !utf8.empty()) return "tensor name " + utf8;
     if (name.size() > 200) return "tensor name longer than 200 bytes (" + std::to_string(name.size()) + ")";
     if (name == "." || name == "..")
         return "tensor name '" + name + "' is not a file name (outputs are written as <name>.npy)";
@@ -48,6 +83,7 @@ std::string tensor_name_problem(const std::string& name) {
 uint32_t Graph::add_tensor(Tensor tensor) {
     if (const std::string problem = tensor_name_problem(tensor.name); !problem.empty()) throw CompileError(problem);
     if (find_tensor(tensor.name)) throw CompileError("tensor '" + tensor.name + "' is declared twice");
+    tensor_index_.emplace(tensor.name, uint32_t(tensors_.size()));
     tensors_.push_back(std::move(tensor));
     return uint32_t(tensors_.size() - 1);
 }
@@ -56,6 +92,15 @@ uint32_t Graph::add_op(Op op) {
     std::string prefix;  // as the JSON form names an op without a name: matmul0, softmax3
     for (const char c : op.kind) prefix += char(std::tolower(static_cast<unsigned char>(c)));
     if (op.name.empty()) op.name = prefix + std::to_string(ops_.size());
+    if (const std::string utf8 = utf8_problem(op.name); !utf8.empty())
+        throw CompileError("op " + std::to_string(ops_.size()) + " (" + op.kind + "): its name " + utf8);
+    for (const auto& [key, value] : op.attributes) {
+        std::string utf8 = utf8_problem(key);
+        if (const auto* text = std::get_if<std::string>(&value); utf8.empty() && text) utf8 = utf8_problem(*text);
+        if (!utf8.empty())
+            throw CompileError("op '" + op.name + "': an attribute's " + (utf8_problem(key).empty() ? "value " : "name ") +
+                               utf8);
+    }
     if (find_op(op.name)) {
         const bool default_like = op.name.rfind(prefix, 0) == 0 && op.name.size() > prefix.size() &&
                                   op.name.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
@@ -72,20 +117,21 @@ uint32_t Graph::add_op(Op op) {
         need(schema ? schema->input_name(i) : "input " + std::to_string(i), op.inputs[i]);
     for (size_t i = 0; i < op.outputs.size(); ++i)
         need(schema ? schema->output_name(i) : "output " + std::to_string(i), op.outputs[i]);
+    op_index_.emplace(op.name, uint32_t(ops_.size()));
     ops_.push_back(std::move(op));
     return uint32_t(ops_.size() - 1);
 }
 
 std::optional<uint32_t> Graph::find_tensor(const std::string& name) const {
-    for (uint32_t i = 0; i < tensors_.size(); ++i)
-        if (tensors_[i].name == name) return i;
-    return std::nullopt;
+    const auto it = tensor_index_.find(name);
+    if (it == tensor_index_.end()) return std::nullopt;
+    return it->second;
 }
 
 std::optional<uint32_t> Graph::find_op(const std::string& name) const {
-    for (uint32_t i = 0; i < ops_.size(); ++i)
-        if (ops_[i].name == name) return i;
-    return std::nullopt;
+    const auto it = op_index_.find(name);
+    if (it == op_index_.end()) return std::nullopt;
+    return it->second;
 }
 
 std::vector<uint32_t> Graph::topological_order(const std::string& source) const {
@@ -99,28 +145,19 @@ std::vector<uint32_t> Graph::topological_order(const std::string& source) const 
                                    ops_[it->second].name + "' and by op '" + ops_[i].name + "'");
         }
     // Depth-first, in the given order, so that the result is stable and a cycle can be named.
-    std::vector<uint8_t> state(ops_.size(), 0);  // 0 new, 1 on the path, 2 done
-    std::vector<uint32_t> order, path;
-    auto visit = [&](auto&& self, uint32_t op) -> void {
-        if (state[op] == 2) return;
-        path.push_back(op);
-        if (state[op] == 1) {
-            std::string cycle;
-            for (size_t i = 0; i < path.size(); ++i)
-                if (path[i] == op || !cycle.empty()) cycle += (cycle.empty() ? "'" : " -> '") + ops_[path[i]].name + "'";
-            throw CompileError(source + ": the graph has a cycle: " + cycle);
+    std::vector<std::vector<int64_t>> inputs_from(ops_.size());  // per op, its inputs' producers (-1: none)
+    for (uint32_t i = 0; i < ops_.size(); ++i)
+        for (uint32_t t : ops_[i].inputs) {
+            const auto it = producer.find(t);
+            inputs_from[i].push_back(it == producer.end() ? -1 : int64_t(it->second));
         }
-        state[op] = 1;
-        for (uint32_t t : ops_[op].inputs) {
-            auto it = producer.find(t);
-            if (it != producer.end()) self(self, it->second);
-        }
-        state[op] = 2;
-        path.pop_back();
-        order.push_back(op);
-    };
-    for (uint32_t i = 0; i < ops_.size(); ++i) visit(visit, i);
-    return order;
+    return depth_first_order(
+        uint32_t(ops_.size()), [&](uint32_t op) -> const std::vector<int64_t>& { return inputs_from[op]; },
+        [&](const std::vector<uint32_t>& cycle) {
+            std::string names;
+            for (uint32_t op : cycle) names += (names.empty() ? "'" : " -> '") + ops_[op].name + "'";
+            throw CompileError(source + ": the graph has a cycle: " + names);
+        });
 }
 
 void Graph::check(const std::string& source) {
@@ -130,8 +167,10 @@ void Graph::check(const std::string& source) {
         if (!op_registry().find(op.kind)) unknown += (unknown.empty() ? "" : ", ") + op.kind + " (" + op.name + ")";
     if (!unknown.empty()) throw CompileError(source + ": unknown operators: " + unknown);
     std::vector<Op> ordered;
-    for (uint32_t i : topological_order(source)) ordered.push_back(ops_[i]);
+    for (uint32_t i : topological_order(source)) ordered.push_back(std::move(ops_[i]));
     ops_ = std::move(ordered);
+    op_index_.clear();
+    for (uint32_t i = 0; i < ops_.size(); ++i) op_index_.emplace(ops_[i].name, i);
 
     std::vector<bool> produced(tensors_.size()), consumed(tensors_.size());
     for (const Op& op : ops_) {
@@ -169,6 +208,12 @@ void Graph::check(const std::string& source) {
                 else return v.size();
             },
             x.value);
+        if (const auto* doubles = std::get_if<std::vector<double>>(&x.value))
+            for (size_t i = 0; i < doubles->size(); ++i)
+                if (!std::isfinite((*doubles)[i]))
+                    fail(name + ": inline value " + std::to_string(i) + " is " +
+                         (std::isnan((*doubles)[i]) ? "NaN" : "infinite") +
+                         " (inline values are JSON numbers; give the tensor as a weight .npy)");
         if (!std::holds_alternative<std::monostate>(x.value) && values != x.elements())
             fail(name + " has " + std::to_string(values) + " inline values but shape " + shape_string(x.shape) +
                  " holds " + std::to_string(x.elements()));

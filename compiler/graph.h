@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -106,11 +107,15 @@ public:
     const std::vector<Op>& ops() const { return ops_; }
     const Tensor& tensor(uint32_t index) const { return tensors_.at(index); }
     Tensor& tensor(uint32_t index) { return tensors_.at(index); }
+    /// By name, through an index (a graph of 100 000 ops is looked up once per name, not
+    /// scanned). A tensor keeps the name it was added with: renaming one through tensor()
+    /// is not supported.
     std::optional<uint32_t> find_tensor(const std::string& name) const;
     std::optional<uint32_t> find_op(const std::string& name) const;
 
     /// Ops in an order where every producer precedes its consumers; stable (ties keep the
-    /// given order). Throws on a cycle or a tensor produced twice.
+    /// given order). Throws on a cycle or a tensor produced twice. Iterative: a chain of any
+    /// length takes no stack.
     std::vector<uint32_t> topological_order(const std::string& source) const;
 
     /// Orders the ops topologically (the indices add_op returned may no longer hold),
@@ -123,14 +128,20 @@ public:
 private:
     std::vector<Tensor> tensors_;
     std::vector<Op> ops_;
+    std::unordered_map<std::string, uint32_t> tensor_index_;  ///< name -> index in tensors_
+    std::unordered_map<std::string, uint32_t> op_index_;      ///< name -> index in ops_ (rebuilt when check() reorders)
 };
 
 /// "[1024, 512]"
 std::string shape_string(const std::vector<uint64_t>& shape);
 
+/// Where `text` stops being UTF-8 (the index of the first byte that is not), or npos. Names
+/// are JSON strings in graphs and .kpu files, which hold nothing else.
+size_t invalid_utf8_at(const std::string& text);
+
 /// What is wrong with `name` as a tensor name, or "" if nothing. kpu-sim reads and writes
 /// tensors as <name>.npy, so a name must be one file name: not empty, not "." or "..", no
-/// '/', '\\' or control characters, at most 200 bytes (an ONNX name like "/fc1/MatMul"
+/// '/', '\\' or control characters, valid UTF-8, at most 200 bytes (an ONNX name like "/fc1/MatMul"
 /// needs its slashes replaced).
 std::string tensor_name_problem(const std::string& name);
 

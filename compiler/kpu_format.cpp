@@ -1,5 +1,6 @@
 #include "compiler/kpu_format.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iomanip>
@@ -8,11 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/compile_error.h"
+#include "compiler/depth_first.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 #include "hardware/json_reader.h"
+#include "hardware/output_file.h"
 
 namespace kpu::compiler {
 namespace {
@@ -74,26 +77,13 @@ std::pair<uint32_t, uint32_t> read_range(JsonReader& f, const std::string& key) 
 void check_tasks(const JsonReader& root, Program& program) {
     const auto& tasks = program.tasks;
     // Cycles first (they make "later task" meaningless), found by depth-first search.
-    std::vector<uint8_t> state(tasks.size(), 0);
-    std::vector<uint32_t> path;
-    auto visit = [&](auto&& self, uint32_t t) -> void {
-        if (state[t] == 2) return;
-        path.push_back(t);
-        if (state[t] == 1) {
-            std::string cycle;
-            bool on = false;
-            for (uint32_t p : path) {
-                on = on || p == t;
-                if (on) cycle += (cycle.empty() ? "" : " -> ") + std::to_string(p);
-            }
-            root.fail("tasks", "dependency cycle: " + cycle);
-        }
-        state[t] = 1;
-        for (uint32_t d : tasks[t].deps) self(self, d);
-        state[t] = 2;
-        path.pop_back();
-    };
-    for (uint32_t t = 0; t < tasks.size(); ++t) visit(visit, t);
+    depth_first_order(
+        uint32_t(tasks.size()), [&](uint32_t t) -> const std::vector<uint32_t>& { return tasks[t].deps; },
+        [&](const std::vector<uint32_t>& cycle) {
+            std::string text;
+            for (uint32_t t : cycle) text += (text.empty() ? "" : " -> ") + std::to_string(t);
+            root.fail("tasks", "dependency cycle: " + text);
+        });
     for (uint32_t t = 0; t < tasks.size(); ++t)
         for (size_t i = 0; i < tasks[t].deps.size(); ++i)
             if (tasks[t].deps[i] > t)
@@ -101,6 +91,8 @@ void check_tasks(const JsonReader& root, Program& program) {
                           "depends on later task " + std::to_string(tasks[t].deps[i]) +
                               " (tasks must be in dependency order)");
     // Every tile of every kernel covered exactly once.
+    std::vector<std::vector<uint32_t>> tasks_of(program.kernels.size());
+    for (uint32_t t = 0; t < tasks.size(); ++t) tasks_of[tasks[t].kernel].push_back(t);
     for (uint32_t k = 0; k < program.kernels.size(); ++k) {
         const Kernel& kr = program.kernels[k];
         const KernelDims mm = kernel_dims(program.graph, kr.op);
@@ -110,8 +102,7 @@ void check_tasks(const JsonReader& root, Program& program) {
         // A batched matmul's tiles are (row, column) of each C matrix: "of matrix b" names it.
         const auto matrix = [&](uint64_t b) { return mm.batch > 1 ? " of matrix " + std::to_string(b) : std::string(); };
         std::vector<int64_t> owner(grid * mm.batch, -1);
-        for (uint32_t t = 0; t < tasks.size(); ++t) {
-            if (tasks[t].kernel != k) continue;
+        for (const uint32_t t : tasks_of[k]) {
             for (uint32_t r = tasks[t].r0; r < tasks[t].r1; ++r)
                 for (uint32_t c = tasks[t].c0; c < tasks[t].c1; ++c) {
                     int64_t& o = owner[tasks[t].batch * grid + uint64_t(r) * Nt + c];
@@ -131,14 +122,18 @@ void check_tasks(const JsonReader& root, Program& program) {
                                                                    " is covered by no task");
     }
     // Every producer of what a task loads must be a dependency.
-    for (uint32_t t = 0; t < tasks.size(); ++t)
-        for (uint32_t u : producer_tasks(program, t))
-            if (std::find(tasks[t].deps.begin(), tasks[t].deps.end(), u) == tasks[t].deps.end()) {
+    ProducerIndex producers(program);
+    for (uint32_t t = 0; t < tasks.size(); producers.add(t), ++t) {
+        std::vector<uint32_t> deps = tasks[t].deps;
+        std::sort(deps.begin(), deps.end());
+        for (uint32_t u : producers.producers(t))
+            if (!std::binary_search(deps.begin(), deps.end(), u)) {
                 const uint32_t written = program.graph.ops()[program.kernels[tasks[u].kernel].op].outputs.at(0);
                 root.fail("tasks[" + std::to_string(t) + "].deps",
                           "missing task " + std::to_string(u) + ", which writes part of tensor '" +
                               program.graph.tensor(written).name + "' that this task reads");
             }
+    }
 }
 
 }  // namespace
@@ -323,9 +318,15 @@ Program read_kpu(const std::string& text, const std::string& source) {
     f.finish();
 
     check_tasks(f, program);
+    // Where each kernel's tasks lie (every task checked once, not once per kernel).
+    std::vector<std::pair<uint32_t, uint32_t>> task_span(program.kernels.size(), {UINT32_MAX, 0});
+    for (uint32_t t = 0; t < program.tasks.size(); ++t) {
+        auto& [first, end] = task_span[program.tasks[t].kernel];
+        first = std::min(first, t), end = t + 1;
+    }
     Hints total;
     for (uint32_t k = 0; k < program.kernels.size(); ++k) {
-        Hints actual = kernel_hints(program, k);
+        Hints actual = kernel_hints(program, k, task_span[k].first, task_span[k].second);
         actual.estimated_cycles = program.kernels[k].hints.estimated_cycles;
         check_hints(f, "kernels[" + std::to_string(k) + "].hints", program.kernels[k].hints, actual);
         total.add(actual);
@@ -339,10 +340,8 @@ Program read_kpu(const std::string& text, const std::string& source) {
 }
 
 void write_kpu_file(const Program& program, const std::string& path) {
-    std::ofstream out(path, std::ios::binary);
-    if (!out) throw CompileError(path + ": cannot create file");
-    out << write_kpu(program);
-    if (!out) throw CompileError(path + ": write failed");
+    if (const std::string problem = hw::write_output_file(path, write_kpu(program)); !problem.empty())
+        throw CompileError(path + ": " + problem);
 }
 
 Program read_kpu_file(const std::string& path) { return read_kpu(read_text_file(path, "program"), path); }

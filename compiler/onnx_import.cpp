@@ -716,12 +716,20 @@ private:
     std::string tensor_name(const std::string& name) {
         if (const auto it = names_.find(name); it != names_.end()) return it->second;
         std::string out;  // each run of '/', '\\', ':' and control characters becomes one '.'
+        const bool utf8 = invalid_utf8_at(name) == std::string::npos;  // else every non-ASCII byte too
         for (const char c : name) {
-            const bool bad = c == '/' || c == '\\' || c == ':' || static_cast<unsigned char>(c) < 32;
+            const unsigned char u = static_cast<unsigned char>(c);
+            const bool bad = c == '/' || c == '\\' || c == ':' || u < 32 || u == 0x7f || (!utf8 && u >= 0x80);
             if (!bad) out += c;
             else if (!out.empty() && out.back() != '.') out += '.';
         }
         if (out.empty() || out == "..") out = "t";
+        // Room for a "_<n>" within a name's 200 bytes, cut where a UTF-8 character starts.
+        if (out.size() > 190) {
+            size_t cut = 190;
+            while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) --cut;
+            out.resize(cut);
+        }
         const std::string base = out;
         for (int i = 1; taken_.count(out) || !tensor_name_problem(out).empty(); ++i) out = base + "_" + std::to_string(i);
         taken_.insert(out);
@@ -742,7 +750,9 @@ private:
             t.role = TensorRole::Constant;
             if (is_integer(t.dtype)) {
                 t.value = c->second.ints();
-            } else if (c->second.elements() <= kInlineFloats) {
+            } else if (c->second.elements() <= kInlineFloats &&  // JSON numbers: no NaN or infinity inline
+                       std::all_of(c->second.values.begin(), c->second.values.end(),
+                                   [](double v) { return std::isfinite(v); })) {
                 t.value = c->second.values;
             } else {
                 Weight& w = out_.weights[name];
@@ -794,7 +804,11 @@ private:
         for (const auto& t : proto.initializer()) initializers.insert(t.name());
         for (const auto& v : proto.input()) {
             if (initializers.count(v.name())) continue;
-            const Known& k = known_.at(v.name());
+            const auto known = known_.find(v.name());  // note_shape() notes dense tensors only
+            if (known == known_.end())
+                fail(source_, "input '" + v.name() + "' is not a dense tensor (a sparse tensor, a sequence or a map), "
+                                                     "not imported");
+            const Known& k = known->second;
             if (!k.ranked) fail(source_, "input '" + v.name() + "' has no shape");
             if (!k.symbolic.empty())
                 fail(source_, "input '" + v.name() + "' has a dimension that is not a number ('" + k.symbolic +
@@ -818,6 +832,9 @@ private:
             Op op;
             op.kind = n.kind;
             op.name = n.name;
+            if (invalid_utf8_at(op.name) != std::string::npos)  // a graph's names are JSON text: ASCII of it
+                for (char& c : op.name)
+                    if (static_cast<unsigned char>(c) >= 0x80) c = '.';
             for (const std::string& in : n.inputs) op.inputs.push_back(in.empty() ? kNoTensor : tensor(g, in));
             for (const std::string& o : n.outputs) op.outputs.push_back(o.empty() ? kNoTensor : tensor(g, o));
             op.attributes = n.attributes;

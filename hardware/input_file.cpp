@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <unordered_set>
 #include <vector>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace kpu::hw {
 
@@ -12,8 +15,14 @@ bool read_input_file(const std::string& path, const std::string& kind, std::stri
     struct stat info {};
     if (::stat(path.c_str(), &info) != 0) return problem = "cannot open " + kind + " file", false;
     if (S_ISDIR(info.st_mode)) return problem = "is a directory, not a " + kind + " file", false;
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-    if (!file) return problem = "cannot open " + kind + " file", false;
+    // A FIFO is opened without waiting for a writer (one with none then reads as empty);
+    // a pipe from a shell's process substitution still reads whole.
+    const bool fifo = S_ISFIFO(info.st_mode);
+    const int fd = ::open(path.c_str(), O_RDONLY | (fifo ? O_NONBLOCK : 0));
+    if (fd < 0) return problem = "cannot open " + kind + " file", false;
+    if (fifo) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(::fdopen(fd, "rb"), &std::fclose);
+    if (!file) return ::close(fd), problem = "cannot open " + kind + " file", false;
     // Read in chunks up to the bound rather than trust st_size: devices and pipes have none.
     text.clear();
     char chunk[1 << 16];
@@ -24,6 +33,7 @@ bool read_input_file(const std::string& path, const std::string& kind, std::stri
         text.append(chunk, n);
     }
     if (std::ferror(file.get())) return problem = "cannot read " + kind + " file", false;
+    if (fifo && text.empty()) return problem = "is a FIFO with no writer: not a " + kind + " file", false;
     return true;
 }
 
@@ -52,8 +62,8 @@ size_t too_deep_at(const std::string& text) {
     return std::string::npos;
 }
 
-/// Thrown by the parser callback below when an object names a key twice; nlohmann keeps the
-/// last silently, so a config with a leftover field would simulate another machine.
+/// Thrown by KeyChecker below when an object names a key twice; nlohmann keeps the last
+/// silently, so a config with a leftover field would simulate another machine.
 struct DuplicateKey {
     std::string path;
 };
@@ -63,7 +73,7 @@ struct Frame {
     bool object;
     std::string key;
     size_t index = 0;
-    std::vector<std::string> keys;  ///< seen in this object (objects are small: linear search)
+    std::unordered_set<std::string> keys;  ///< seen in this object
 };
 
 std::string path_of(const std::vector<Frame>& frames) {
@@ -77,40 +87,54 @@ std::string path_of(const std::vector<Frame>& frames) {
     return path;
 }
 
+/// A SAX pass that builds nothing and throws DuplicateKey at the first key named twice in
+/// one object; stops (false) at a syntax error, which the parse that follows reports. A
+/// separate pass because nlohmann's parser with a callback looks through the whole parent
+/// after every object (a million tasks took minutes).
+struct KeyChecker : nlohmann::json_sax<nlohmann::json> {
+    std::vector<Frame> frames;
+
+    bool element_done() {
+        if (!frames.empty() && !frames.back().object) ++frames.back().index;
+        return true;
+    }
+    bool null() override { return element_done(); }
+    bool boolean(bool) override { return element_done(); }
+    bool number_integer(number_integer_t) override { return element_done(); }
+    bool number_unsigned(number_unsigned_t) override { return element_done(); }
+    bool number_float(number_float_t, const string_t&) override { return element_done(); }
+    bool string(string_t&) override { return element_done(); }
+    bool binary(binary_t&) override { return element_done(); }
+    bool start_object(std::size_t) override { return frames.push_back({true, {}, 0, {}}), true; }
+    bool start_array(std::size_t) override { return frames.push_back({false, {}, 0, {}}), true; }
+    bool key(string_t& key) override {
+        Frame& f = frames.back();
+        f.key = key;
+        if (!f.keys.insert(key).second) throw DuplicateKey{path_of(frames)};
+        return true;
+    }
+    bool end_object() override { return frames.pop_back(), element_done(); }
+    bool end_array() override { return frames.pop_back(), element_done(); }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+};
+
 }  // namespace
 
 bool parse_json_text(const std::string& text, nlohmann::json& value, std::string& problem) {
+    // A JSON text has no raw NUL byte anywhere (a string spells it \u0000); nlohmann's parser
+    // takes one as the end of the input and would ignore whatever follows it.
+    if (const size_t nul = text.find('\0'); nul != std::string::npos)
+        return problem = "malformed JSON: a NUL byte at byte " + std::to_string(nul) +
+                         " (the JSON text must end at the end of the file)",
+               false;
     if (const size_t at = too_deep_at(text); at != std::string::npos)
         return problem = "malformed JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels at byte " +
                          std::to_string(at),
                false;
-    std::vector<Frame> frames;
-    using Event = nlohmann::json::parse_event_t;
-    auto track = [&frames](int, Event event, nlohmann::json& parsed) {
-        auto element_done = [&frames] {
-            if (!frames.empty() && !frames.back().object) ++frames.back().index;
-        };
-        switch (event) {
-            case Event::object_start: frames.push_back({true, {}, 0, {}}); break;
-            case Event::array_start: frames.push_back({false, {}, 0, {}}); break;
-            case Event::key: {
-                Frame& f = frames.back();
-                f.key = parsed.get<std::string>();
-                if (std::find(f.keys.begin(), f.keys.end(), f.key) != f.keys.end()) throw DuplicateKey{path_of(frames)};
-                f.keys.push_back(f.key);
-                break;
-            }
-            case Event::object_end:
-            case Event::array_end:
-                frames.pop_back();
-                element_done();
-                break;
-            case Event::value: element_done(); break;
-        }
-        return true;
-    };
     try {
-        value = nlohmann::json::parse(text, track);
+        KeyChecker keys;
+        nlohmann::json::sax_parse(text, &keys);
+        value = nlohmann::json::parse(text);
         return true;
     } catch (const DuplicateKey& d) {
         problem = d.path + ": named twice in one object (JSON would keep only the last)";

@@ -12,6 +12,8 @@
 
 #include <boost/program_options.hpp>
 
+#include "hardware/host_memory.h"
+
 namespace kpu::cli {
 
 namespace po = boost::program_options;
@@ -86,6 +88,8 @@ Options parse(int argc, const char* const argv[]) {
          "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 1024; 4 N for a mover that has been streaming alone; 0: every burst on its own, slower, finer interleaving of contending movers)")
         ("progress", po::value<double>()->implicit_value(1.0, "1")->value_name("SECONDS"),
          "while the program runs, print how far it got on stderr every SECONDS of wall time (default 1): ops done, simulated time, wall time, an estimate of the time left")
+        ("max-host-memory", po::value<std::string>()->value_name("GIB"),
+         "the host memory the run may take, in GiB (default: what this host has available); a run estimated to need more is refused before it starts")
         ("single-thread", po::bool_switch(&single_thread),
          "no helper threads: the fabrics' arithmetic, the movers' bytes and the --check reference run on the simulation thread (same results and cycles, less CPU time; for hosts whose cores are all busy, e.g. many runs side by side)");
     std::ostringstream help;
@@ -126,6 +130,7 @@ Options parse(int argc, const char* const argv[]) {
     }
     if (vm.count("train-bytes"))
         o.train_bytes = uint32_t(parse_whole("--train-bytes", vm["train-bytes"].as<std::string>(), 1u << 30));
+    if (vm.count("max-host-memory")) o.max_host_bytes = hw::parse_host_memory_limit(vm["max-host-memory"].as<std::string>());
     if (vm.count("seed"))
         o.seed = parse_whole("--seed", vm["seed"].as<std::string>(), std::numeric_limits<uint64_t>::max());
     if (!window.empty()) std::tie(o.vcd_from_ps, o.vcd_to_ps) = parse_time_window(window);

@@ -2,13 +2,117 @@
 
 #include <cstring>
 #include <fstream>
-#include <regex>
+#include <optional>
+#include <sys/stat.h>
 
 #include "compiler/graph.h"
+#include "hardware/output_file.h"
 
 namespace kpu::cli {
 
+namespace {
+
+/// The fields of a .npy header, a Python dict literal such as
+/// {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }: read by hand, in one pass
+/// without recursion, so that a header field of any length costs its length.
+struct NpyHeader {
+    std::optional<std::string> descr;
+    std::optional<bool> fortran_order;
+    std::optional<std::string> shape;  ///< the text between the parentheses, as written
+    std::vector<uint64_t> dims;
+};
+
+/// A value as a message shows it: at most 40 characters.
+std::string shown(const std::string& text) { return text.size() > 40 ? text.substr(0, 37) + "..." : text; }
+
+/// Parses `header`; returns the problem ("" when none).
+std::string parse_header(const std::string& header, NpyHeader& out) {
+    size_t i = 0;
+    auto skip_space = [&] {
+        while (i < header.size() && (header[i] == ' ' || header[i] == '\t' || header[i] == '\n' || header[i] == '\r'))
+            ++i;
+    };
+    auto at = [&](char c) { return i < header.size() && header[i] == c; };
+    auto where = [&] { return " at header byte " + std::to_string(i); };
+    auto quoted = [&](std::string& text) -> bool {  // a Python string in ' or "
+        if (!at('\'') && !at('"')) return false;
+        const char quote = header[i];
+        const size_t end = header.find(quote, i + 1);
+        if (end == std::string::npos) return false;
+        text = header.substr(i + 1, end - i - 1);
+        i = end + 1;
+        return true;
+    };
+    skip_space();
+    if (!at('{')) return "header is not a dict" + where();
+    ++i;
+    for (;;) {
+        skip_space();
+        if (at('}')) break;
+        std::string key;
+        if (!quoted(key)) return "header key expected" + where();
+        skip_space();
+        if (!at(':')) return "header field '" + shown(key) + "': ':' expected" + where();
+        ++i;
+        skip_space();
+        if (key == "descr") {
+            std::string descr;
+            if (!quoted(descr)) return "header field 'descr': a quoted dtype expected" + where();
+            out.descr = descr;
+        } else if (key == "fortran_order") {
+            if (header.compare(i, 4, "True") == 0) out.fortran_order = true, i += 4;
+            else if (header.compare(i, 5, "False") == 0) out.fortran_order = false, i += 5;
+            else return "header field 'fortran_order': True or False expected" + where();
+        } else if (key == "shape") {
+            if (!at('(')) return "header field 'shape': a tuple expected" + where();
+            const size_t end = header.find(')', i);
+            if (end == std::string::npos) return "header field 'shape': no ')'";
+            out.shape = header.substr(i + 1, end - i - 1);
+            // Dimensions: non-negative integers separated by commas, a trailing comma allowed.
+            const std::string& dims = *out.shape;
+            size_t d = 0;
+            for (;;) {
+                while (d < dims.size() && dims[d] == ' ') ++d;
+                if (d == dims.size()) break;
+                const size_t comma = dims.find(',', d);
+                std::string dim = dims.substr(d, comma == std::string::npos ? std::string::npos : comma - d);
+                dim.erase(dim.find_last_not_of(' ') + 1);
+                if (dim.empty() || dim.find_first_not_of("0123456789") != std::string::npos)
+                    return "header field 'shape': dimension '" + shown(dim) +
+                           "' is not a non-negative integer (shape (" + shown(dims) + "))";
+                if (dim.size() > 12) return "shape dimension " + dim + " is too large";
+                out.dims.push_back(std::stoull(dim));
+                if (comma == std::string::npos) break;
+                d = comma + 1;
+            }
+            i = end + 1;
+        } else {
+            return "header field '" + shown(key) + "' is not one of 'descr', 'fortran_order', 'shape'";
+        }
+        skip_space();
+        if (at(',')) {
+            ++i;
+            continue;
+        }
+        skip_space();
+        if (!at('}')) return "header: ',' or '}' expected" + where();
+    }
+    ++i;
+    skip_space();  // numpy pads the header with spaces and a newline
+    if (i != header.size()) return "header: text after the dict" + where();
+    return "";
+}
+
+}  // namespace
+
 NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape) {
+    // Only a regular file: a directory reads as nothing, and opening a FIFO with no writer
+    // would wait for one forever.
+    struct stat info {};
+    if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode))
+        throw NpyError(path + (S_ISDIR(info.st_mode) ? ": is a directory, not a .npy file"
+                                                      : ": is not a regular file (a FIFO, a device or a socket), "
+                                                        "not a .npy file"));
     std::ifstream in(path, std::ios::binary);
     if (!in) throw NpyError(path + ": cannot open .npy file");
     auto fail = [&](const std::string& problem) -> NpyError { return NpyError(path + ": " + problem); };
@@ -32,30 +136,23 @@ NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape) {
     std::string header(header_len, '\0');
     if (!in.read(header.data(), header_len)) throw fail("truncated header");
 
-    std::smatch m;
-    if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([^']*)')")))
-        throw fail("header has no 'descr'");
-    const std::string descr = m[1];
-    if (descr != "<f4")
-        throw fail("dtype '" + descr + "' is not supported; expected float32 ('<f4'), e.g. a.astype(np.float32)");
-    if (!std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*(True|False))")))
-        throw fail("header has no 'fortran_order'");
-    if (m[1] == "True") throw fail("Fortran-ordered arrays are not supported; save np.ascontiguousarray(a)");
-    if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) throw fail("header has no 'shape'");
+    NpyHeader h;
+    if (const std::string problem = parse_header(header, h); !problem.empty()) throw fail(problem);
+    if (!h.descr) throw fail("header has no 'descr'");
+    if (*h.descr != "<f4")
+        throw fail("dtype '" + *h.descr + "' is not supported; expected float32 ('<f4'), e.g. a.astype(np.float32)");
+    if (!h.fortran_order) throw fail("header has no 'fortran_order'");
+    if (*h.fortran_order) throw fail("Fortran-ordered arrays are not supported; save np.ascontiguousarray(a)");
+    if (!h.shape) throw fail("header has no 'shape'");
 
     NpyArray array;
-    const std::string dims = m[1];
-    std::regex number(R"(\d+)");
     constexpr uint64_t kMaxElements = uint64_t(1) << 38;  // 1 TiB of float32: the largest tensor a graph may have
     uint64_t count = 1;
-    for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator(); ++it) {
-        const std::string digits = it->str();
-        if (digits.size() > 12) throw fail("shape dimension " + digits + " is too large");
-        array.shape.push_back(std::stoull(digits));
-        const uint64_t d = array.shape.back();
+    for (const uint64_t d : h.dims) {
+        array.shape.push_back(d);
         count = d != 0 && count > kMaxElements / d ? kMaxElements + 1 : count * d;
     }
-    if (count > kMaxElements) throw fail("shape (" + dims + ") is more than 1 TiB of float32");
+    if (count > kMaxElements) throw fail("shape (" + *h.shape + ") is more than 1 TiB of float32");
     if (check_shape) check_shape(array.shape);
     // The file must hold exactly the data the shape says, checked before anything is
     // allocated: a short header must not make kpu-sim allocate gigabytes.
@@ -84,15 +181,16 @@ void write_npy(const std::string& path, const std::vector<uint64_t>& shape, cons
     const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
     header.append(total - 10 - header.size() - 1, ' ');
     header += '\n';
-    std::ofstream out(path, std::ios::binary);
-    if (!out) throw NpyError(path + ": cannot write .npy file");
+    hw::OutputFile file(path);
+    if (!file.is_open()) throw NpyError(path + ": cannot write .npy file");
+    std::ostream& out = file.stream();
     const uint16_t len = uint16_t(header.size());
     out.write("\x93NUMPY\x01\x00", 8);
     const char len_bytes[2] = {char(len & 0xff), char(len >> 8)};
     out.write(len_bytes, 2);
     out.write(header.data(), std::streamsize(header.size()));
     out.write(reinterpret_cast<const char*>(data), std::streamsize(count * sizeof(float)));
-    if (!out) throw NpyError(path + ": write failed");
+    if (const std::string problem = file.close(); !problem.empty()) throw NpyError(path + ": " + problem);
 }
 
 }  // namespace kpu::cli

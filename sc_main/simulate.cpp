@@ -24,8 +24,11 @@
 #include "compiler/binder.h"
 #include "compiler/generate.h"
 #include "compiler/kpu_format.h"
+#include "hardware/host_memory.h"
+#include "hardware/output_file.h"
 #include "platform/host_driver.h"
 #include "platform/kpu_platform.h"
+#include "sc_main/host_budget.h"
 #include "sc_main/npy.h"
 #include "sc_main/progress.h"
 #include "sc_main/reference.h"
@@ -426,10 +429,12 @@ void report_run(const hw::Config& config, const Options& options, const compiler
         for (const auto& line : check->lines) out << "    " << line << "\n";
     }
     if (!options.stats_path.empty()) {
-        std::ofstream file(options.stats_path);
-        if (!file) throw std::runtime_error(options.stats_path + ": cannot write stats file");
-        file << stats_json(report, check ? nlohmann::json(check->ok ? "pass" : "fail") : nlohmann::json()).dump(2)
-             << "\n";
+        hw::OutputFile file(options.stats_path);
+        if (!file.is_open()) throw std::runtime_error(options.stats_path + ": cannot write stats file");
+        file.stream() << stats_json(report, check ? nlohmann::json(check->ok ? "pass" : "fail") : nlohmann::json()).dump(2)
+                      << "\n";
+        if (const std::string problem = file.close(); !problem.empty())
+            throw std::runtime_error(options.stats_path + ": " + problem);
     }
     if (!options.vcd_path.empty()) {
         write_vcd(report, options.vcd_path, options.vcd_from_ps, options.vcd_to_ps, options.vcd_scope);
@@ -444,8 +449,13 @@ void report_run(const hw::Config& config, const Options& options, const compiler
 }  // namespace
 
 int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
-    const compiler::Program program = compiler::read_kpu_file(options.program_path);
-    Prepared prepared = prepare_run(config, options, program);
+    const compiler::Program program =
+        allocating("reading " + options.program_path, [&] { return compiler::read_kpu_file(options.program_path); });
+    const uint64_t need = run_host_bytes(program, options.check);
+    if (const std::string problem = hw::host_memory_problem(need, options.max_host_bytes); !problem.empty())
+        throw std::runtime_error(options.program_path + " on " + config.name + ": " + problem);
+    Prepared prepared = allocating("preparing the inputs and outputs (about " + hw::gib(need) + " estimated for the run)",
+                                   [&] { return prepare_run(config, options, program); });
     const std::vector<compiler::BoundTensor>& tensors = prepared.bound.tensors;
     // The reference runs beside the simulation unless some op reads another's result: then it
     // waits for the simulated results, so that each op is checked on its own operands.
@@ -453,12 +463,14 @@ int run_program(const hw::Config& config, const Options& options, std::ostream& 
     std::optional<BackgroundReference> reference;
     if (options.check && !chained) reference.emplace(program.graph, prepared.inputs, !options.single_thread);
 
-    const Simulated run = simulate(config, options, std::move(prepared.job));
+    const Simulated run = allocating("simulating (the device's memory and queues)",
+                                     [&] { return simulate(config, options, std::move(prepared.job)); });
     if (const std::string failure = run.session.failure(); !failure.empty()) {
         std::cerr << "kpu-sim: error: " << failure << "\n";
         return kExitRunFailed;
     }
-    std::map<std::string, std::vector<float>> outputs = collect_outputs(run.session, options, tensors);
+    std::map<std::string, std::vector<float>> outputs =
+        allocating("reading the outputs back", [&] { return collect_outputs(run.session, options, tensors); });
     std::optional<CheckOutcome> check;
     if (options.check)
         check = check_results(program.graph, tensors, chained ? nullptr : &*reference, prepared.inputs, outputs);

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hardware/output_file.h"
+
 namespace kpu::cli {
 
 void write_trace(const RunReport& report, const compiler::BoundProgram& bound, const compiler::Program& program,
@@ -132,13 +134,13 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                           {"dur", double(a.end - a.start) * 1e-6},
                           {"args", args}});
     }
-    std::ofstream out(path);
-    if (!out) throw std::runtime_error(path + ": cannot write trace file");
-    out << json{{"traceEvents", events}, {"displayTimeUnit", "ns"},
+    hw::OutputFile file(path);
+    if (!file.is_open()) throw std::runtime_error(path + ": cannot write trace file");
+    file.stream() << json{{"traceEvents", events}, {"displayTimeUnit", "ns"},
                 {"otherData", {{"program", report.program}, {"config", report.config}}}}
                .dump()
         << "\n";
-    if (!out) throw std::runtime_error(path + ": write failed");
+    if (const std::string problem = file.close(); !problem.empty()) throw std::runtime_error(path + ": " + problem);
 }
 
 }  // namespace kpu::cli

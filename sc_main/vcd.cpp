@@ -8,6 +8,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "hardware/output_file.h"
+
 namespace kpu::cli {
 
 namespace {
@@ -154,8 +156,9 @@ void write_vcd(const RunReport& report, const std::string& path, uint64_t from_p
     }
     for (size_t i = 0; i < signals.size(); ++i) signals[i].id = vcd_id(i);
 
-    std::ofstream out(path);
-    if (!out) throw std::runtime_error(path + ": cannot write VCD file");
+    hw::OutputFile file(path);
+    if (!file.is_open()) throw std::runtime_error(path + ": cannot write VCD file");
+    std::ostream& out = file.stream();
     out << "$version kpu-sim $end\n$timescale 1ps $end\n";
     // Declarations, nested by scope (signals are grouped by engine, engines sorted by scope).
     std::vector<std::string> open;
@@ -214,7 +217,7 @@ void write_vcd(const RunReport& report, const std::string& path, uint64_t from_p
     }
     const uint64_t end = std::min(to_ps, report.end);
     if (end > current || current == UINT64_MAX) out << "#" << std::max(end, from_ps) << "\n";
-    if (!out) throw std::runtime_error(path + ": write failed");
+    if (const std::string problem = file.close(); !problem.empty()) throw std::runtime_error(path + ": " + problem);
 }
 
 }  // namespace kpu::cli

@@ -22,6 +22,10 @@
 #include "compiler/replay.h"
 #include "compiler/unit_choice.h"
 #include "hardware/config.h"
+#include "hardware/host_memory.h"
+#include "hardware/input_file.h"
+#include "hardware/output_file.h"
+#include "sc_main/host_budget.h"
 #include "sc_main/npy.h"
 
 namespace po = boost::program_options;
@@ -73,13 +77,14 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
 
 void summarize(std::ostream& out, const Program& p, bool verbose) {
     const Graph& g = p.graph;
+    std::vector<uint32_t> tasks_of(p.kernels.size());  // counted once: a program may have 100 000 kernels
+    for (const Task& t : p.tasks) ++tasks_of[t.kernel];
     for (uint32_t k = 0; k < p.kernels.size(); ++k) {
         const Kernel& kr = p.kernels[k];
         if (is_copy_op(g, g.ops()[kr.op])) {
             const Op& op = g.ops()[kr.op];
             const CopyOperands c = copy_operands(g, kr.op);
-            uint32_t tasks = 0, transposed = 0;
-            for (const Task& t : p.tasks) tasks += t.kernel == k;
+            uint32_t tasks = tasks_of[k], transposed = 0;
             for (const Copy& x : c.copies) transposed += x.transpose;
             const auto list = [&](const std::vector<uint32_t>& tensors) {
                 std::string text;
@@ -98,8 +103,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
         }
         if (is_vector_op(g.ops()[kr.op])) {
             const VectorOperands v = vector_operands(g, kr.op);
-            uint32_t tasks = 0;
-            for (const Task& t : p.tasks) tasks += t.kernel == k;
+            const uint32_t tasks = tasks_of[k];
             out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(v.y).name << shape_string(g.tensor(v.y).shape)
                 << " = " << (v.transpose ? "Transpose" : kpu::hw::to_string(v.command.function)) << "(" << g.tensor(v.a).name
                 << shape_string(g.tensor(v.a).shape)
@@ -217,6 +221,7 @@ int run(int argc, char** argv) {
         dataflow_name + " (default) or " + to_string(Dataflow::WeightStationary);
     std::vector<std::string> sets;
     std::string depthwise_name = "auto";
+    std::string max_host_memory;
     bool bind_mode = false, verbose = false, help = false;
     po::options_description options("kpu-compile options");
     options.add_options()("help,h", po::bool_switch(&help), "show this help")(
@@ -228,6 +233,8 @@ int run(int argc, char** argv) {
         "depthwise-on", po::value(&depthwise_name),
         "where depthwise Convs run: auto (default: the lower estimate), fabric or vector")(
         "bind", po::bool_switch(&bind_mode), "bind a .kpu to --config and show the bound program")(
+        "max-host-memory", po::value(&max_host_memory)->value_name("GIB"),
+        "the host memory binding may take, in GiB (default: what this host has available)")(
         "verbose,v", po::bool_switch(&verbose), "list tasks and the first ops of the stream");
     po::options_description hidden;
     hidden.add_options()("input", po::value(&input));
@@ -255,13 +262,23 @@ int run(int argc, char** argv) {
         if (vm.count("dataflow"))
             throw CompileError("--dataflow has no effect with --bind: the .kpu fixes each kernel's dataflow");
         const kpu::hw::Config config = kpu::hw::load_config(config_path, overrides);
-        const Program program = read_kpu_file(input);
-        const BoundProgram bound = naming(input + " on '" + config.name + "'", [&] { return bind(program, config); });
+        const Program program = kpu::cli::allocating("reading " + input, [&] { return read_kpu_file(input); });
+        // Binding holds every op (and -o their JSON): refused before it starts if this host
+        // cannot hold them.
+        const uint64_t ops = count_ops(program).total;
+        const uint64_t need = ops * sizeof(BoundOp) * (output.empty() ? 1 : 4);
+        const std::optional<uint64_t> limit =
+            max_host_memory.empty() ? std::nullopt : std::optional<uint64_t>(kpu::hw::parse_host_memory_limit(max_host_memory));
+        if (const std::string problem = kpu::hw::host_memory_problem(need, limit); !problem.empty())
+            throw CompileError(input + " on '" + config.name + "': binding its " + std::to_string(ops) + " ops " + problem);
+        const BoundProgram bound = kpu::cli::allocating("binding " + std::to_string(ops) + " ops of " + input, [&] {
+            return naming(input + " on '" + config.name + "'", [&] { return bind(program, config); });
+        });
         summarize_bound(std::cout, bound, config);
         if (!output.empty()) {
-            std::ofstream out(output, std::ios::binary);
-            if (!out) throw CompileError(output + ": cannot create file");
-            out << write_bound_program(bound);
+            if (const std::string problem = kpu::hw::write_output_file(output, write_bound_program(bound));
+                !problem.empty())
+                throw CompileError(output + ": " + problem);
             std::cout << "wrote " << output << "\n";
         }
         return 0;
@@ -296,8 +313,9 @@ int run(int argc, char** argv) {
         std::cout << "Conv '" << c.op << "' (depthwise) runs on the " << (c.vector ? "vector engine" : "fabric")
                   << ": estimated " << std::llround(c.vector_cycles) << " cycles on the vector engine, "
                   << std::llround(c.fabric_cycles) << " on the fabric\n";
-    Program program =
-        naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options); });
+    Program program = kpu::cli::allocating("compiling " + input, [&] {
+        return naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options); });
+    });
     if (!weights.empty()) {  // beside the .kpu: <stem>.weights/<tensor>.npy
         program.weights = std::filesystem::path(output).stem().string() + ".weights";
         const std::filesystem::path dir = std::filesystem::path(output).parent_path() / program.weights;
@@ -309,11 +327,12 @@ int run(int argc, char** argv) {
         std::cout << "wrote " << weights.size() << " weights to " << dir.string() << "\n";
     }
     const std::string text = write_kpu(program);
-    {
-        std::ofstream out(output, std::ios::binary);
-        if (!out) throw CompileError(output + ": cannot create file");
-        out << text;
-    }
+    if (text.size() > kpu::hw::kMaxInputBytes)  // the readers' bound: a file no tool would read back
+        throw CompileError(input + ": the program's .kpu would be " + std::to_string(text.size() >> 20) + " MiB (" +
+                           std::to_string(program.tasks.size()) + " tasks), more than the " +
+                           std::to_string(kpu::hw::kMaxInputBytes >> 20) + " MiB a .kpu may have");
+    if (const std::string problem = kpu::hw::write_output_file(output, text); !problem.empty())
+        throw CompileError(output + ": " + problem);
     std::cout << "compiled " << input << " -> " << output << " (" << text.size() << " bytes) for '" << config.name
               << "'" << kpu::hw::set_flags(config.overrides) << ": " << config.compute_tiles << " compute tiles, " << config.fabric.rows << "x" << config.fabric.cols
               << " fabric\n";
