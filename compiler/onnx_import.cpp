@@ -460,36 +460,47 @@ private:
             forward_[n.outputs[0]] = resolve(n.inputs[0]);
             n.alive = false;
         }
+        stale_ = true;  // (a Dropout's mask, counted above, is never forwarded: once is enough)
     }
-    std::string resolve(const std::string& name) const {
-        const auto it = forward_.find(name);
-        return it == forward_.end() ? name : resolve(it->second);
+    /// The value `name` stands for: an Identity's output is its input (a chain followed to its
+    /// start, without recursion).
+    std::string resolve(std::string name) const {
+        for (auto it = forward_.find(name); it != forward_.end(); it = forward_.find(name)) name = it->second;
+        return name;
     }
 
     // ---- patterns ------------------------------------------------------------------------------
 
-    Node* producer(const std::string& name) {
-        for (Node& n : nodes_)
-            if (n.alive && std::find(n.outputs.begin(), n.outputs.end(), name) != n.outputs.end()) return &n;
-        return nullptr;
+    /// Who writes and reads a value among the alive nodes (rebuilt after a rewrite, so the
+    /// patterns' lookups are by name, not scans of every node).
+    struct Uses {
+        Node* producer = nullptr;
+        std::vector<Node*> readers;  ///< once per input that reads it
+        int graph_outputs = 0;       ///< the model's outputs of this name
+    };
+    const Uses& uses(const std::string& name) {
+        if (stale_) {
+            uses_.clear();
+            for (Node& n : nodes_) {
+                if (!n.alive) continue;
+                for (const std::string& o : n.outputs) uses_[o].producer = &n;
+                for (const std::string& i : n.inputs)
+                    if (!i.empty()) uses_[resolve(i)].readers.push_back(&n);
+            }
+            for (const auto& o : model_.graph().output()) ++uses_[o.name()].graph_outputs;
+            stale_ = false;
+        }
+        static const Uses kNone;
+        const auto it = uses_.find(name);
+        return it == uses_.end() ? kNone : it->second;
     }
-    int readers(const std::string& name) const {
-        int count = 0;
-        for (const Node& n : nodes_)
-            if (n.alive)
-                for (const std::string& i : n.inputs) count += resolve(i) == name;
-        for (const auto& o : model_.graph().output()) count += o.name() == name;
-        return count;
+    Node* producer(const std::string& name) { return uses(name).producer; }
+    int readers(const std::string& name) {
+        const Uses& u = uses(name);
+        return int(u.readers.size()) + u.graph_outputs;
     }
     /// The one alive node reading `name`, nullptr when none or several (or a graph output).
-    Node* sole_reader(const std::string& name) {
-        if (readers(name) != 1) return nullptr;
-        for (Node& n : nodes_)
-            if (n.alive)
-                for (const std::string& i : n.inputs)
-                    if (resolve(i) == name) return &n;
-        return nullptr;
-    }
+    Node* sole_reader(const std::string& name) { return readers(name) == 1 ? uses(name).readers.front() : nullptr; }
     bool scalar_near(const std::string& name, double value, double tolerance = 1e-4) const {
         const auto it = consts_.find(name);
         return it != consts_.end() && it->second.values.size() == 1 &&
@@ -520,6 +531,7 @@ private:
         fused.outputs = {out};
         fused.attributes = std::move(attributes);
         for (Node* n : gone) n->alive = false;
+        stale_ = true;
         // In the last replaced node's place: every input is computed before it.
         Node* last = gone.front();
         for (Node* n : gone)
@@ -625,10 +637,10 @@ private:
             Node* sub = sole_reader(mean.outputs[0]);
             if (!sub || sub->kind != "Sub" || resolve(sub->inputs[0]) != x || readers(sub->outputs[0]) != 2) continue;
             Node *pow = nullptr, *div = nullptr;
-            for (Node& n : nodes_)
-                if (n.alive && !n.inputs.empty() && resolve(n.inputs[0]) == sub->outputs[0]) {
-                    if (n.kind == "Pow" && scalar_near(n.inputs[1], 2.0)) pow = &n;
-                    if (n.kind == "Div") div = &n;
+            for (Node* n : uses(sub->outputs[0]).readers)
+                if (resolve(n->inputs[0]) == sub->outputs[0]) {
+                    if (n->kind == "Pow" && scalar_near(n->inputs[1], 2.0)) pow = n;
+                    if (n->kind == "Div") div = n;
                 }
             if (!pow || !div) continue;
             Node* var = sole_reader(pow->outputs[0]);
@@ -875,6 +887,8 @@ private:
     std::map<std::string, Known> known_;
     std::vector<Node> nodes_;
     std::map<std::string, std::string> forward_;  ///< an Identity's output -> its input
+    std::map<std::string, Uses> uses_;            ///< uses(): by value name
+    bool stale_ = true;                           ///< uses_ must be rebuilt
     std::map<std::string, std::string> names_;    ///< ONNX name -> graph name
     std::set<std::string> taken_;
 };

@@ -15,7 +15,8 @@ except ImportError:  # the package works without torch; FUNCTIONAL then uses the
 
 
 def _ints(a, name, default=None):
-    return list(a.get(name, default)) if a.get(name, default) is not None else None
+    value = a.get(name, default)
+    return None if value is None else list(value)
 
 
 def _axes(t, i, a, name="axes"):
@@ -25,13 +26,8 @@ def _axes(t, i, a, name="axes"):
     return _ints(a, name)
 
 
-def _pads4(a):
-    pads = _ints(a, "pads", [0, 0, 0, 0])
-    return pads  # [top, left, bottom, right]
-
-
 def _conv_nchw(x, w, b, a, groups):
-    top, left, bottom, right = _pads4(a)
+    top, left, bottom, right = _ints(a, "pads", [0, 0, 0, 0])
     x = F.pad(x, (left, right, top, bottom))
     return F.conv2d(x, w, b, stride=_ints(a, "strides", [1, 1]), dilation=_ints(a, "dilations", [1, 1]), groups=groups)
 
@@ -39,7 +35,7 @@ def _conv_nchw(x, w, b, a, groups):
 def _pool(kind, x, a):
     k = _ints(a, "kernel_shape")
     s = _ints(a, "strides", [1, 1])
-    top, left, bottom, right = _pads4(a)
+    top, left, bottom, right = _ints(a, "pads", [0, 0, 0, 0])
     if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or a.get("ceil_mode", 0):
         raise KeyError("pool form")
     d = _ints(a, "dilations", [1, 1])
@@ -72,18 +68,20 @@ def _slices(shape, t, a):
     return tuple(index)
 
 
+if torch is not None:
+    _UNARY = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Exp": torch.exp, "Erf": torch.erf,
+              "Sqrt": torch.sqrt, "Reciprocal": torch.reciprocal, "Neg": torch.neg, "Abs": torch.abs, "Silu": F.silu}
+    _BINARY = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div, "Max": torch.maximum,
+               "Min": torch.minimum, "Pow": torch.pow}
+
+
 def _op(kind, t, a, out_shapes):
     """Outputs of one op from its inputs `t` (torch tensors or None) and attributes `a`."""
     x = t[0] if t else None
-    unary = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Exp": torch.exp, "Erf": torch.erf,
-             "Sqrt": torch.sqrt, "Reciprocal": torch.reciprocal, "Neg": torch.neg, "Abs": torch.abs,
-             "Silu": F.silu}
-    if kind in unary:
-        return [unary[kind](x)]
-    binary = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div, "Max": torch.maximum,
-              "Min": torch.minimum, "Pow": torch.pow}
-    if kind in binary:
-        return [binary[kind](x, t[1])]
+    if kind in _UNARY:
+        return [_UNARY[kind](x)]
+    if kind in _BINARY:
+        return [_BINARY[kind](x, t[1])]
     if kind == "LeakyRelu":
         return [F.leaky_relu(x, a.get("alpha", 0.01))]
     if kind == "Gelu":

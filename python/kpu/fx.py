@@ -1,6 +1,6 @@
 """torch.fx graph -> the compiler's graph JSON (docs/graph-format.md): the FX lowering of
-kpu.torch. Every placeholder becomes an input, every parameter and buffer a constant (its
-values travel with the program as a weight), and every call_module, call_function and
+kpu.torch. Every input node of the FX graph becomes a graph input, every parameter and buffer
+a constant (its values travel with the program as a weight), and every call_module, call_function and
 call_method node of the table below one or a few ONNX-named ops; shapes come from running the
 graph on the example inputs (torch.fx's ShapeProp). A node outside the table raises
 NotLowered naming it: kpu.torch then exports the module through torch.onnx instead."""
@@ -103,7 +103,7 @@ class _Lowering:
         return self.op("Reshape", [x, self.ints(f"{node.name}.shape", self.shape(node))], node)
 
     def lower(self, node):
-        if node.op == "placeholder":
+        if node.op == "placeholder":  # torch.fx's name for an input node
             name = self._fresh(node.target)  # forward()'s parameter name
             self.tensors.append({"name": name, "shape": self.shape(node), "role": "input"})
             return name
