@@ -14,6 +14,7 @@
 
 #include "compiler/copy_op.h"
 #include "compiler/graph.h"
+#include "compiler/passes.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/vector_op.h"
 #include "hardware/address_map.h"
@@ -94,9 +95,10 @@ struct Program {
     /// relative to the .kpu's directory); "" for none. kpu-compile writes it for an ONNX
     /// model's weights; kpu-sim reads from it the constants --inputs does not give.
     std::string weights;
+    std::vector<Pass> passes;  ///< the optimization passes that ran, in order (passes.h)
     bool operator==(const Program& o) const {
         return graph == o.graph && target == o.target && kernels == o.kernels && tasks == o.tasks && hints == o.hints &&
-               weights == o.weights;
+               weights == o.weights && passes == o.passes;
     }
 };
 

@@ -84,7 +84,8 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
     return kernel;
 }
 
-Program compile(const Graph& source_graph, const hw::Config& target, const CompileOptions& options) {
+Program compile(const Graph& source_graph, const hw::Config& target, const CompileOptions& options,
+                [[maybe_unused]] Weights* weights) {
     Program program;
     program.graph = source_graph;
     // check() again on a copy: parse_graph has checked it already (checking is idempotent), but

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "compiler/dfx.h"
+#include "compiler/passes.h"
 #include "compiler/tiler.h"
 #include "compiler/unit_choice.h"
 #include "hardware/config.h"
@@ -11,13 +12,20 @@
 namespace kpu::compiler {
 
 struct CompileOptions {
+    CompileOptions(Dataflow dataflow_ = Dataflow::OutputStationary, DepthwiseUnit depthwise_ = DepthwiseUnit::Auto,
+                   PassSelection passes_ = {})
+        : dataflow(dataflow_), depthwise(depthwise_), passes(std::move(passes_)) {}
     Dataflow dataflow = Dataflow::OutputStationary;
     DepthwiseUnit depthwise = DepthwiseUnit::Auto;  ///< where depthwise Convs run (unit_choice.h)
+    PassSelection passes;                           ///< which optimization passes run (passes.h)
 };
 
 /// Compiles `graph` (checked here on a copy: Graph::check, so a graph built in C++ needs no
-/// separate call) for `target`. Throws CompileError with one precise line.
-Program compile(const Graph& graph, const hw::Config& target, const CompileOptions& options = {});
+/// separate call) for `target`. Throws CompileError with one precise line. `weights` (may be
+/// null) holds the values of the constants that are not inline; a pass that folds constants
+/// reads them and replaces or adds entries (the caller writes them beside the .kpu).
+Program compile(const Graph& graph, const hw::Config& target, const CompileOptions& options = {},
+                Weights* weights = nullptr);
 
 /// What a program compiled for `config` records as its target.
 Target target_of(const hw::Config& config);

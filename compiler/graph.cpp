@@ -33,7 +33,7 @@ bool Tensor::operator==(const Tensor& o) const {
 
 bool Op::operator==(const Op& o) const {
     return name == o.name && kind == o.kind && inputs == o.inputs && outputs == o.outputs &&
-           attributes == o.attributes;
+           attributes == o.attributes && fused_with == o.fused_with;
 }
 
 size_t invalid_utf8_at(const std::string& text) {

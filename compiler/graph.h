@@ -89,6 +89,9 @@ struct Op {
     std::vector<uint32_t> inputs;            ///< tensor indices in the schema's order; kNoTensor: omitted
     std::vector<uint32_t> outputs;           ///< tensor indices; kNoTensor: omitted optional output
     std::map<std::string, AttrValue> attributes;  ///< those given; the schema has the defaults
+    /// The source ops a fusion pass absorbed into this one, in graph order (seed 4's
+    /// fused_with; empty for an op no pass made).
+    std::vector<std::string> fused_with;
 
     bool operator==(const Op& other) const;
 };
@@ -149,6 +152,15 @@ std::string tensor_name_problem(const std::string& name);
 /// or '\\' of the op's name (an ONNX node name is often a path, "/attn/Softmax") made '.', no
 /// leading '.', and "_<n>" after it if the graph has a tensor of that name already.
 std::string derived_tensor_name(const Graph& graph, const std::string& op, const std::string& part);
+
+/// A weight: float32 values of a constant tensor whose values are not inline (an ONNX
+/// model's initializers), row-major. They travel beside the .kpu (Program::weights).
+struct Weight {
+    std::vector<uint64_t> shape;
+    std::vector<float> values;
+};
+/// Weights by tensor name.
+using Weights = std::map<std::string, Weight>;
 
 /// The largest tensor a graph may have: DRAM's address window on any config (1 TiB).
 constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 40;

@@ -227,6 +227,7 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
                 }
             }
         }
+        if (o.has("fused_with")) op.fused_with = o.strings("fused_with");
         o.finish();
         try {
             graph.add_op(std::move(op));
@@ -290,6 +291,7 @@ json graph_to_json(const Graph& graph) {
                 o["attributes"] = std::move(attributes);
             }
         }
+        if (!op.fused_with.empty()) o["fused_with"] = op.fused_with;
         ops.push_back(std::move(o));
     }
     return {{"tensors", std::move(tensors)}, {"ops", std::move(ops)}};

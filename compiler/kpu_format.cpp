@@ -164,6 +164,11 @@ std::string write_kpu(const Program& program) {
                  {"tasks", std::move(tasks)},
                  {"hints", hints_to_json(program.hints)}};
     if (!program.weights.empty()) root["weights"] = program.weights;
+    if (!program.passes.empty()) {
+        json passes = json::array();
+        for (Pass p : program.passes) passes.push_back(to_string(p));
+        root["passes"] = std::move(passes);
+    }
     return root.dump(1) + "\n";
 }
 
@@ -314,6 +319,15 @@ Program read_kpu(const std::string& text, const std::string& source) {
         program.weights = f.string("weights");
         if (const std::string problem = tensor_name_problem(program.weights); !problem.empty())
             f.fail("weights", "must be a directory name beside the .kpu: " + problem);
+    }
+    if (f.has("passes")) {
+        const std::vector<std::string> names = f.strings("passes");
+        for (size_t i = 0; i < names.size(); ++i) {
+            Pass pass;
+            if (!parse_pass(names[i], pass))
+                f.fail(f.path_of("passes", i), "unknown pass '" + names[i] + "' (" + hw::names_in(kPassNames) + ")");
+            program.passes.push_back(pass);
+        }
     }
     f.finish();
 

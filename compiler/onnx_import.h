@@ -17,15 +17,9 @@
 
 namespace kpu::compiler {
 
-/// A weight: float32 values of a constant tensor, row-major.
-struct Weight {
-    std::vector<uint64_t> shape;
-    std::vector<float> values;
-};
-
 struct ImportedModel {
     Graph graph;                              ///< checked
-    std::map<std::string, Weight> weights;    ///< by (graph) tensor name: every constant without an inline value
+    Weights weights;                          ///< by (graph) tensor name: every constant without an inline value
     /// ONNX names that are no file names and the graph's names for them ("/fc1/MatMul_output_0"
     /// -> "fc1.MatMul_output_0"), in the model's order.
     std::vector<std::pair<std::string, std::string>> renamed;

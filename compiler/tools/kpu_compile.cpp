@@ -75,6 +75,14 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
     out << "]\n";
 }
 
+/// "  fused with: bn1, relu1" for an op a fusion pass made (Op::fused_with).
+void print_fused(std::ostream& out, const Op& op) {
+    if (op.fused_with.empty()) return;
+    out << "  fused with:";
+    for (size_t i = 0; i < op.fused_with.size(); ++i) out << (i ? ", " : " ") << op.fused_with[i];
+    out << "\n";
+}
+
 void summarize(std::ostream& out, const Program& p, bool verbose) {
     const Graph& g = p.graph;
     std::vector<uint32_t> tasks_of(p.kernels.size());  // counted once: a program may have 100 000 kernels
@@ -95,6 +103,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
             };
             out << "op '" << op.name << "': " << list(op.outputs) << " = " << op.kind << "(" << list(op.inputs)
                 << ") by the movers (" << c.copies.size() << " copies, " << transposed << " transposed)\n";
+            print_fused(out, g.ops()[kr.op]);
             out << "  pieces of up to " << kr.tile.tn << " x " << kr.tile.tk << ", " << tasks << " tasks\n";
             out << "  DRAM read " << kr.hints.dram_read_bytes << " B (" << human(double(kr.hints.dram_read_bytes))
                 << "), write " << kr.hints.dram_write_bytes << " B (" << human(double(kr.hints.dram_write_bytes))
@@ -109,6 +118,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
                 << shape_string(g.tensor(v.a).shape)
                 << (v.b ? ", " + g.tensor(*v.b).name + shape_string(g.tensor(*v.b).shape) : "")
                 << (v.transpose ? ") by the movers (a transposing move per matrix)\n" : ") on the vector engine\n");
+            print_fused(out, g.ops()[kr.op]);
             out << "  as " << v.rows << " x " << v.cols << ", row tiles of " << kr.tile.tm << ", "
                 << tile_count(v.rows, kr.tile.tm) << " row tiles, " << tasks << " tasks\n";
             if (v.windowed()) {  // a row per plane
@@ -136,6 +146,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
                 << (op.bias ? " + " + g.tensor(*op.bias).name : "") << (op.activation != Activation::None ? ")" : "")
                 << "\n";
         }
+        print_fused(out, g.ops()[kr.op]);
         uint32_t tasks = 0;
         for (const Task& t : p.tasks) tasks += t.kernel == k;
         out << "  dataflow " << to_string(kr.dataflow) << ", tiles " << kr.tile.tm << "x" << kr.tile.tn << "x"
@@ -222,6 +233,8 @@ int run(int argc, char** argv) {
     std::vector<std::string> sets;
     std::string depthwise_name = "auto";
     std::string max_host_memory;
+    int opt_level = kMaxOptLevel;
+    std::vector<std::string> disabled_passes;
     bool bind_mode = false, verbose = false, help = false;
     po::options_description options("kpu-compile options");
     options.add_options()("help,h", po::bool_switch(&help), "show this help")(
@@ -232,6 +245,11 @@ int run(int argc, char** argv) {
         "dataflow", po::value(&dataflow_name), dataflow_help.c_str())(
         "depthwise-on", po::value(&depthwise_name),
         "where depthwise Convs run: auto (default: the lower estimate), fabric or vector")(
+        "opt-level,O", po::value(&opt_level)->value_name("N"),
+        "optimization level: 0 (no optimization pass), 1 (folding, epilogue fusion, memory planning) or 2 "
+        "(default: also FFN and attention fusion); docs/compiler.md, Passes")(
+        "disable-pass", po::value(&disabled_passes)->composing()->value_name("NAME"),
+        ("switch one optimization pass off (repeatable): " + kpu::hw::names_in(kPassNames)).c_str())(
         "bind", po::bool_switch(&bind_mode), "bind a .kpu to --config and show the bound program")(
         "max-host-memory", po::value(&max_host_memory)->value_name("GIB"),
         "the host memory binding may take, in GiB (default: what this host has available)")(
@@ -246,7 +264,7 @@ int run(int argc, char** argv) {
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
     if (help) {
-        std::cout << "usage: kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--set PATH=VALUE ...] [--dataflow D] [-v]\n"
+        std::cout << "usage: kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--set PATH=VALUE ...] [-O0|-O1|-O2] [--disable-pass NAME ...] [--dataflow D] [-v]\n"
                      "       kpu-compile --bind --config FILE [--set PATH=VALUE ...] X.kpu [-o BOUND.json]\n"
                   << options;
         return 0;
@@ -291,6 +309,16 @@ int run(int argc, char** argv) {
     if (!parse_dataflow(dataflow_name, compile_options.dataflow))
         throw CompileError("--dataflow: unknown dataflow '" + dataflow_name + "' (" +
                            kpu::hw::names_in(kDataflowNames) + ")");
+    if (opt_level < 0 || opt_level > kMaxOptLevel)
+        throw CompileError("-O" + std::to_string(opt_level) + ": unknown optimization level (0 to " +
+                           std::to_string(kMaxOptLevel) + ")");
+    compile_options.passes.level = opt_level;
+    for (const std::string& name : disabled_passes) {
+        Pass pass;
+        if (!parse_pass(name, pass))
+            throw CompileError("--disable-pass: unknown pass '" + name + "' (" + kpu::hw::names_in(kPassNames) + ")");
+        compile_options.passes.disabled.push_back(pass);
+    }
     if (config_path.empty()) config_path = default_config();
     const kpu::hw::Config config = kpu::hw::load_config(config_path, overrides);
     Graph graph;
@@ -314,7 +342,7 @@ int run(int argc, char** argv) {
                   << ": estimated " << std::llround(c.vector_cycles) << " cycles on the vector engine, "
                   << std::llround(c.fabric_cycles) << " on the fabric\n";
     Program program = kpu::cli::allocating("compiling " + input, [&] {
-        return naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options); });
+        return naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options, &weights); });
     });
     if (!weights.empty()) {  // beside the .kpu: <stem>.weights/<tensor>.npy
         program.weights = std::filesystem::path(output).stem().string() + ".weights";
@@ -336,6 +364,9 @@ int run(int argc, char** argv) {
     std::cout << "compiled " << input << " -> " << output << " (" << text.size() << " bytes) for '" << config.name
               << "'" << kpu::hw::set_flags(config.overrides) << ": " << config.compute_tiles << " compute tiles, " << config.fabric.rows << "x" << config.fabric.cols
               << " fabric\n";
+    std::cout << "passes (-O" << compile_options.passes.level << "): ";
+    for (size_t i = 0; i < program.passes.size(); ++i) std::cout << (i ? ", " : "") << to_string(program.passes[i]);
+    std::cout << (program.passes.empty() ? "none\n" : "\n");
     summarize(std::cout, program, verbose);
     if (program.kernels.size() > 1) {
         // Ops overlap (independent ones side by side, a layer's loads under the last one's

@@ -26,22 +26,25 @@ class KPUCompiler:
     """Compiles models for one of the simulator's configs. Precision: FP32 (the graphs the
     compiler lowers are float32; any other precision is refused, not approximated)."""
 
-    def compile(self, model, config, precision=KPUPrecision.FP32, calibration_data=None, example_inputs=None):
+    def compile(self, model, config, precision=KPUPrecision.FP32, calibration_data=None, example_inputs=None,
+                opt_level=2, disable_passes=()):
+        """opt_level and disable_passes are kpu-compile's -O and --disable-pass (docs/compiler.md, Passes)."""
         config = as_config(config)
+        passes = (int(opt_level), [str(p) for p in disable_passes])
         if precision != KPUPrecision.FP32:
             raise CompilationError(f"precision {precision.name}: the KPU compiler lowers float32 graphs only")
         if _is_torch_module(model):
             from .torch import export_onnx
             with tempfile.TemporaryDirectory(prefix="kpu-") as work:
                 path = export_onnx(model, example_inputs, os.path.join(work, "model.onnx"))
-                return self._compile_path(path, config, precision, source=type(model).__name__)
-        return self._compile_path(os.fspath(model), config, precision, source=os.fspath(model))
+                return self._compile_path(path, config, precision, passes, source=type(model).__name__)
+        return self._compile_path(os.fspath(model), config, precision, passes, source=os.fspath(model))
 
-    def _compile_path(self, path, config, precision, source):
+    def _compile_path(self, path, config, precision, passes, source):
         if not os.path.exists(path):
             raise CompilationError(f"{path}: no such file")
         try:
-            native = _native.Program.compile(path, config.path, list(config.overrides))
+            native = _native.Program.compile(path, config.path, list(config.overrides), passes[0], passes[1])
             native.check_fits(config.path, list(config.overrides))
         except RuntimeError as e:
             raise translate(e) from None

@@ -102,11 +102,24 @@ compiler::ImportedModel read_model(const std::string& path) {
 }
 
 NativeProgram compile_model(const std::string& path, const std::string& config_path,
-                            const std::vector<std::string>& overrides) {
+                            const std::vector<std::string>& overrides, int opt_level,
+                            const std::vector<std::string>& disabled_passes) {
     const hw::Config config = hw::load_config(config_path, parse_overrides(overrides));
+    compiler::CompileOptions options;
+    if (opt_level < 0 || opt_level > compiler::kMaxOptLevel)
+        throw compiler::CompileError("opt_level " + std::to_string(opt_level) + ": unknown optimization level (0 to " +
+                                     std::to_string(compiler::kMaxOptLevel) + ")");
+    options.passes.level = opt_level;
+    for (const std::string& name : disabled_passes) {
+        compiler::Pass pass;
+        if (!compiler::parse_pass(name, pass))
+            throw compiler::CompileError("disable_passes: unknown pass '" + name + "' (" +
+                                         hw::names_in(compiler::kPassNames) + ")");
+        options.passes.disabled.push_back(pass);
+    }
     compiler::ImportedModel model = read_model(path);
     NativeProgram p;
-    p.program = compiler::compile(model.graph, config);
+    p.program = compiler::compile(model.graph, config, options, &model.weights);
     p.weights = std::move(model.weights);
     p.renamed = std::move(model.renamed);
     return p;
@@ -445,7 +458,14 @@ PYBIND11_MODULE(_native, m) {
 
     py::class_<NativeProgram>(m, "Program")
         .def_static("compile", &compile_model, py::arg("path"), py::arg("config_path"),
-                    py::arg("overrides") = std::vector<std::string>{})
+                    py::arg("overrides") = std::vector<std::string>{}, py::arg("opt_level") = compiler::kMaxOptLevel,
+                    py::arg("disabled_passes") = std::vector<std::string>{})
+        .def_property_readonly("passes",
+                               [](const NativeProgram& p) {
+                                   std::vector<std::string> names;
+                                   for (compiler::Pass pass : p.program.passes) names.push_back(compiler::to_string(pass));
+                                   return names;
+                               })
         .def_static("from_kpu",
                     [](const std::string& text, const std::string& source) {
                         NativeProgram p;

@@ -64,6 +64,35 @@ TEST(KpuFormat, RoundTripIsLossless) {
     EXPECT_EQ(read_kpu(text, "long_k.kpu"), p);
 }
 
+TEST(KpuFormat, ThePassesThatRanAndWhatAnOpAbsorbedRoundTrip) {
+    Program p = compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"));
+    p.passes = {Pass::FoldConstants, Pass::FuseEpilogue};
+    Graph g = p.graph;
+    p.graph = Graph();
+    for (const Tensor& t : g.tensors()) p.graph.add_tensor(t);
+    for (Op op : g.ops()) {
+        if (op.name == "fc1") op.fused_with = {"bias_add", "relu"};
+        p.graph.add_op(op);
+    }
+    const std::string text = write_kpu(p);
+    EXPECT_EQ(json::parse(text)["passes"], json::array({"fold-constants", "fuse-epilogue"}));
+    EXPECT_EQ(json::parse(text)["graph"]["ops"][0]["fused_with"], json::array({"bias_add", "relu"}));
+    EXPECT_EQ(read_kpu(text, "mlp.kpu"), p);
+    // No pass ran, nothing fused: neither key is written (a program of before reads the same).
+    p.passes.clear();
+    EXPECT_FALSE(json::parse(write_kpu(p)).contains("passes"));
+}
+
+TEST(KpuFormat, PassSelectionFollowsTheLevelLessTheDisabled) {
+    PassSelection o0{0, {}}, o1{1, {}}, o2{2, {Pass::FuseAttention}};
+    for (const auto& [pass, name] : kPassNames) {
+        SCOPED_TRACE(name);
+        EXPECT_FALSE(o0.enabled(pass));
+        EXPECT_EQ(o1.enabled(pass), kPassLevel[int(pass)] <= 1);
+        EXPECT_EQ(o2.enabled(pass), pass != Pass::FuseAttention);
+    }
+}
+
 TEST(KpuFormat, SizeDoesNotGrowWithTheTileCount) {
     const hw::Config t64 = test::config("t64");
     const size_t small = write_kpu(test::compile_matmul(256, 256, 256, t64)).size();
@@ -91,6 +120,9 @@ TEST(KpuFormat, EveryValidationErrorIsPrecise) {
         {[](json& j) { j["version"] = 2; }, "bad.kpu: version: unsupported version 2 (this reader knows 1)"},
         {[](json& j) { j["format"] = "elf"; }, "bad.kpu: format: expected \"kpu\""},
         {[](json& j) { j["extra"] = 1; }, "bad.kpu: extra: unknown field"},
+        {[](json& j) { j["passes"] = {"fuse-epilogue", "fuse-everything"}; },
+         "bad.kpu: passes[1]: unknown pass 'fuse-everything' (fold-constants, fold-batchnorm, fuse-epilogue, "
+         "fuse-ffn, fuse-attention, plan-memory)"},
         {[](json& j) { j["target"]["overrides"] = {1}; }, "bad.kpu: target.overrides[0]: expected a string, got 1"},
         {[](json& j) { j.erase("tasks"); }, "bad.kpu: tasks: missing required field"},
         // bad types
