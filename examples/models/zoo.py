@@ -128,7 +128,9 @@ def _build_transformer_classes():
             self.head = nn.Linear(d, classes)
 
         def forward(self, x):
-            p = self.patch(x).flatten(2).transpose(1, 2)
+            # NHWC, then the patches as rows: the compiler cancels this Transpose against its
+            # convolution's own NCHW one, where flatten(2).transpose(1, 2) would be a copy.
+            p = self.patch(x).permute(0, 2, 3, 1).flatten(1, 2)
             h = self.encoder(torch.cat([self.cls, p], dim=1) + self.pos)
             return self.head(h[:, 0])
 
