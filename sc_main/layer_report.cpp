@@ -124,6 +124,7 @@ LayerReport make_layer_report(const RunReport& report, const hw::Config& config,
         auto it = task_of.find(d.id);
         if (it != task_of.end()) it->second = d.task;
     });
+    const uint64_t dram_size = uint64_t(config.dram.count) * config.dram.capacity_bytes;
     std::vector<uint32_t> op_layer(report.ops.size());
     std::vector<bool> seen(out.layers.size());
     for (size_t i = 0; i < report.ops.size(); ++i) {
@@ -145,13 +146,14 @@ LayerReport make_layer_report(const RunReport& report, const hw::Config& config,
                 for (const hw::VectorPass& p : hw::vector_passes(op.vector, config.vector)) row.vector_elements += p.elements;
                 break;
             case compiler::BoundOp::Kind::Move:
+                // DRAM is the device's lowest addresses; a DRAM-to-DRAM copy reads and writes it.
+                row.dram_bytes += (op.move.src < dram_size ? a.bytes : 0) + (op.move.dst < dram_size ? a.bytes : 0);
                 if (op.engine == compiler::EngineKind::BlockMover) row.block_mover_bytes += a.bytes;
                 if (op.engine == compiler::EngineKind::Streamer) row.streamer_bytes += a.bytes;
                 break;
             case compiler::BoundOp::Kind::Drain: break;
         }
     }
-    for (const DramShare& s : report.dram_shares) out.layers[op_layer[s.op]].dram_bytes += s.bytes;
 
     // Each part of the work at the config's peak: the fabric's MACs, every tile's vector
     // engine in parallel, the memory roof (as the stats' roofline), the movers' aggregates.
