@@ -48,66 +48,69 @@ std::vector<uint32_t> kernel_layers(const compiler::Program& program, LayerRepor
     return of;
 }
 
-/// Charges every picosecond of [start, end) to one layer (the header's rule).
-void attribute_time(const RunReport& report, const std::vector<uint32_t>& op_layer, LayerReport& out) {
+}  // namespace
+
+std::vector<uint64_t> attribute_ps(const std::vector<LayerInterval>& ops, size_t layers, uint64_t start,
+                                   uint64_t end) {
+    std::vector<uint64_t> out(layers);
     struct Event {
         uint64_t t;
         int delta;
         uint32_t layer;
     };
     std::vector<Event> events;
-    events.reserve(2 * report.ops.size());
-    for (size_t i = 0; i < report.ops.size(); ++i) {
-        const OpActivity& a = report.ops[i];
-        if (a.end > a.start) events.push_back({a.start, +1, op_layer[i]}), events.push_back({a.end, -1, op_layer[i]});
-    }
+    events.reserve(2 * ops.size());
+    for (const LayerInterval& op : ops)
+        if (op.end > op.start) events.push_back({op.start, +1, op.layer}), events.push_back({op.end, -1, op.layer});
     // Ends before starts at the same time: a layer ending as another begins is not active.
     std::sort(events.begin(), events.end(),
               [](const Event& a, const Event& b) { return a.t != b.t ? a.t < b.t : a.delta < b.delta; });
-    std::vector<uint64_t> active_ops(out.layers.size());
+    std::vector<uint64_t> active_ops(layers);
     std::set<uint32_t> active;  // layers with an op in progress
-    uint64_t t = report.start, idle = 0;
+    uint64_t t = start, idle = 0;
     uint32_t last = 0;
     auto account = [&](uint64_t until) {
-        until = std::min(until, report.end);
+        until = std::min(until, end);
         if (until <= t) return;
         if (active.empty()) {
             idle += until - t;  // to the layer that starts next
         } else {
             last = *active.begin();
-            out.layers[last].time_ps += until - t;
+            out[last] += until - t;
         }
         t = until;
     };
     for (const Event& e : events) {
         account(e.t);
         if (e.delta > 0) {
-            if (idle) out.layers[e.layer].time_ps += idle, idle = 0;
+            if (idle) out[e.layer] += idle, idle = 0;
             if (active_ops[e.layer]++ == 0) active.insert(e.layer);
         } else if (--active_ops[e.layer] == 0) {
             active.erase(e.layer);
         }
     }
-    account(report.end);
-    if (!out.layers.empty()) out.layers[events.empty() ? 0 : last].time_ps += idle;
-
-    // Picoseconds -> cycles by largest remainder: the cycles add up to total_cycles.
-    const uint64_t span = report.end - report.start;
-    if (span == 0) return;
-    std::vector<std::pair<double, size_t>> remainders;
-    uint64_t assigned = 0;
-    for (size_t i = 0; i < out.layers.size(); ++i) {
-        const double exact = double(out.layers[i].time_ps) / double(span) * double(out.total_cycles);
-        out.layers[i].cycles = uint64_t(std::floor(exact));
-        assigned += out.layers[i].cycles;
-        remainders.push_back({exact - std::floor(exact), i});
-    }
-    std::stable_sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (size_t i = 0; assigned < out.total_cycles && !remainders.empty(); ++i, ++assigned)
-        ++out.layers[remainders[i % remainders.size()].second].cycles;
+    account(end);
+    if (layers) out[last] += idle;  // after the last op: the last layer (none ran: the first)
+    return out;
 }
 
-}  // namespace
+std::vector<uint64_t> to_cycles(const std::vector<uint64_t>& ps, uint64_t total_cycles) {
+    uint64_t span = 0;
+    for (uint64_t p : ps) span += p;
+    std::vector<uint64_t> cycles(ps.size());
+    if (span == 0) return cycles;
+    std::vector<std::pair<double, size_t>> remainders;
+    uint64_t assigned = 0;
+    for (size_t i = 0; i < ps.size(); ++i) {
+        const double exact = double(ps[i]) / double(span) * double(total_cycles);
+        cycles[i] = std::min(uint64_t(std::floor(exact)), total_cycles - assigned);
+        assigned += cycles[i];
+        remainders.push_back({exact - double(cycles[i]), i});
+    }
+    std::stable_sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t i = 0; assigned < total_cycles; ++i, ++assigned) ++cycles[remainders[i % remainders.size()].second];
+    return cycles;
+}
 
 LayerReport make_layer_report(const RunReport& report, const hw::Config& config, const compiler::BoundProgram& bound,
                               const compiler::Program& program) {
@@ -168,9 +171,47 @@ LayerReport make_layer_report(const RunReport& report, const hw::Config& config,
         row.bound_s[size_t(LayerBound::Streamer)] = d.l2_l1_bandwidth > 0 ? double(row.streamer_bytes) / d.l2_l1_bandwidth : 0;
         row.bound_by = LayerBound(std::max_element(std::begin(row.bound_s), std::end(row.bound_s)) - std::begin(row.bound_s));
     }
-    attribute_time(report, op_layer, out);
+    std::vector<LayerInterval> intervals(report.ops.size());
+    for (size_t i = 0; i < report.ops.size(); ++i) intervals[i] = {report.ops[i].start, report.ops[i].end, op_layer[i]};
+    const std::vector<uint64_t> ps = attribute_ps(intervals, out.layers.size(), report.start, report.end);
+    const std::vector<uint64_t> cycles = to_cycles(ps, out.total_cycles);
+    for (size_t i = 0; i < out.layers.size(); ++i) out.layers[i].time_ps = ps[i], out.layers[i].cycles = cycles[i];
     return out;
 }
+
+namespace {
+
+std::string joined(const std::vector<std::string>& items, const char* separator) {
+    std::string s;
+    for (const auto& item : items) s += (s.empty() ? "" : separator) + item;
+    return s;
+}
+
+/// One layer's columns, in the CSV's order (docs/stats.md, "Per-layer report").
+nlohmann::ordered_json layer_fields(const LayerReport& layers, const LayerRow& l) {
+    const double hz = layers.fabric_hz, time_s = double(l.cycles) / hz;
+    nlohmann::ordered_json row = {
+        {"layer", l.name},
+        {"kinds", joined(l.kinds, "+")},
+        {"parts", joined(l.parts, " ")},
+        {"cycles", l.cycles},
+        {"share_pct", layers.total_cycles ? 100.0 * double(l.cycles) / double(layers.total_cycles) : 0.0},
+        {"time_us", time_s * 1e6},
+        {"flops", l.flops()},
+        {"macs", l.macs},
+        {"dram_bytes", l.dram_bytes},
+        {"roofline_cycles", l.roofline_s() * hz},
+        {"efficiency", time_s > 0 ? l.roofline_s() / time_s : 0.0},
+        {"bound_by", to_string(l.bound_by)}};
+    for (size_t b = 0; b < std::size(kLayerBoundNames); ++b)
+        row[std::string(kLayerBoundNames[b]) + "_cycles"] = l.bound_s[b] * hz;
+    row["start_us"] = double(l.start_ps) * 1e-6;
+    row["end_us"] = double(l.end_ps) * 1e-6;
+    row["engine_ops"] = l.engine_ops;
+    return row;
+}
+
+}  // namespace
 
 void write_layer_csv(const LayerReport& layers, const std::string& path) {
     hw::OutputFile file(path);
@@ -181,27 +222,30 @@ void write_layer_csv(const LayerReport& layers, const std::string& path) {
         for (char c : text) q += c == '"' ? std::string("\"\"") : std::string(1, c);
         return q + "\"";
     };
-    auto join = [](const std::vector<std::string>& items, const char* sep) {
-        std::string s;
-        for (const auto& item : items) s += (s.empty() ? "" : sep) + item;
-        return s;
-    };
-    const double hz = layers.fabric_hz;
-    out << "layer,kinds,parts,cycles,share_pct,time_us,flops,macs,dram_bytes,roofline_cycles,efficiency,bound_by,"
-           "fabric_cycles,vector_cycles,dram_cycles,block_mover_cycles,streamer_cycles,start_us,end_us,engine_ops\n";
     out << std::setprecision(6);
+    std::vector<std::string> names;
+    const nlohmann::ordered_json columns = layer_fields(layers, LayerRow{});
+    for (const auto& item : columns.items()) names.push_back(item.key());
+    out << joined(names, ",") << "\n";
     for (const LayerRow& l : layers.layers) {
-        const double time_s = double(l.cycles) / hz;
-        out << quoted(l.name) << "," << quoted(join(l.kinds, "+")) << "," << quoted(join(l.parts, " ")) << ","
-            << l.cycles << ","
-            << (layers.total_cycles ? 100.0 * double(l.cycles) / double(layers.total_cycles) : 0.0) << ","
-            << time_s * 1e6 << "," << l.flops() << "," << l.macs << "," << l.dram_bytes << ","
-            << l.roofline_s() * hz << "," << (time_s > 0 ? l.roofline_s() / time_s : 0.0) << ","
-            << to_string(l.bound_by);
-        for (double s : l.bound_s) out << "," << s * hz;
-        out << "," << double(l.start_ps) * 1e-6 << "," << double(l.end_ps) * 1e-6 << "," << l.engine_ops << "\n";
+        const nlohmann::ordered_json row = layer_fields(layers, l);
+        const char* separator = "";
+        for (const auto& item : row.items()) {
+            out << separator, separator = ",";
+            const auto& v = item.value();
+            if (v.is_string()) out << quoted(v.get<std::string>());
+            else if (v.is_number_unsigned()) out << v.get<uint64_t>();
+            else out << v.get<double>();
+        }
+        out << "\n";
     }
     if (const std::string problem = file.close(); !problem.empty()) throw std::runtime_error(path + ": " + problem);
+}
+
+nlohmann::json layer_rows_json(const LayerReport& layers) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const LayerRow& l : layers.layers) rows.push_back(nlohmann::json::parse(layer_fields(layers, l).dump()));
+    return rows;
 }
 
 std::string layer_summary_line(const LayerReport& layers) {

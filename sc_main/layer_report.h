@@ -74,6 +74,19 @@ struct LayerReport {
     double roofline_ratio() const;
 };
 
+/// One engine op's interval (ps) and the layer it belongs to.
+struct LayerInterval {
+    uint64_t start = 0, end = 0;
+    uint32_t layer = 0;  ///< index of the layer, in program order (lower: older)
+};
+
+/// The attribution rule (the header comment) alone: every picosecond of [start, end) charged
+/// to one of `layers` layers; the result adds up to end - start.
+std::vector<uint64_t> attribute_ps(const std::vector<LayerInterval>& ops, size_t layers, uint64_t start, uint64_t end);
+
+/// Picoseconds per layer -> cycles by largest remainder: they add up to total_cycles exactly.
+std::vector<uint64_t> to_cycles(const std::vector<uint64_t>& ps, uint64_t total_cycles);
+
 /// The source layer of a lowered op's name (the header comment's rule).
 std::string source_layer(const std::string& op_name);
 
@@ -85,6 +98,10 @@ void write_layer_csv(const LayerReport& layers, const std::string& path);
 
 /// The summary's line: "  layers            N source layers, roofline sum ... (ratio)\n".
 std::string layer_summary_line(const LayerReport& layers);
+
+/// The layers as JSON objects, one per CSV row with the CSV's columns (the Python package's
+/// KPUPerformanceMetrics.layer_metrics).
+nlohmann::json layer_rows_json(const LayerReport& layers);
 
 /// The whole-model figures for the stats JSON: layers, roofline_sum_us, roofline_ratio.
 nlohmann::json layer_summary_json(const LayerReport& layers);
