@@ -84,6 +84,8 @@ Options parse(int argc, const char* const argv[]) {
         ("vcd-window", po::value(&window)->value_name("START:END"), "only this time window in the VCD, e.g. 10us:25us (units ps, ns, us, ms, s; none: ns)")
         ("vcd-scope", po::value(&o.vcd_scope)->value_name("PATTERN"), "only scopes matching this glob in the VCD, e.g. 'kpu.tile_0.*'")
         ("trace", po::value(&o.trace_path)->value_name("FILE"), "write a Chrome trace-event JSON timeline (open in Perfetto or chrome://tracing)")
+        ("report", po::value(&o.report_path)->value_name("FILE"),
+         "write the per-layer report as CSV: per source layer of the model, its cycles (adding up to the run's), FLOPs, DRAM bytes, roofline bound, efficiency and what bounds it (docs/stats.md)")
         ("train-bytes", po::value<std::string>()->value_name("N"),
          "timing granularity of the data movers: bursts are booked in trains of up to N bytes (default 1024; 4 N for a mover that has been streaming alone; 0: every burst on its own, slower, finer interleaving of contending movers)")
         ("progress", po::value<double>()->implicit_value(1.0, "1")->value_name("SECONDS"),
@@ -118,6 +120,7 @@ Options parse(int argc, const char* const argv[]) {
         throw std::runtime_error(
             "--inputs, --outputs, --check, --stats, --vcd, --trace, --train-bytes, --progress and --single-thread need "
             "--program");
+    if (o.program_path.empty() && !o.report_path.empty()) throw std::runtime_error("--report needs --program");
     o.single_thread = single_thread;
     if (vm.count("progress")) {
         const double seconds = vm["progress"].as<double>();

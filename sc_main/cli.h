@@ -28,6 +28,7 @@ struct Options {
     uint64_t vcd_to_ps = UINT64_MAX;
     std::string vcd_scope;                  ///< --vcd-scope PATTERN: only scopes matching the glob
     std::string trace_path;                 ///< --trace FILE: Chrome trace-event JSON (Perfetto)
+    std::string report_path;                ///< --report FILE: the per-layer report as CSV (layer_report.h)
     std::optional<uint32_t> train_bytes;    ///< --train-bytes N: movers' timing granularity (0: every burst); unset: the platform's default
     std::optional<double> progress_s;       ///< --progress [SECONDS]: a progress line on stderr every SECONDS
     bool single_thread = false;             ///< --single-thread: no helper threads (GEMMs, movers' bytes, --check reference)

@@ -29,6 +29,7 @@
 #include "platform/host_driver.h"
 #include "platform/kpu_platform.h"
 #include "sc_main/host_budget.h"
+#include "sc_main/layer_report.h"
 #include "sc_main/npy.h"
 #include "sc_main/progress.h"
 #include "sc_main/reference.h"
@@ -235,7 +236,8 @@ private:
 /// path typed wrong. The files themselves are only created at the end.
 void check_outputs_can_be_written(const Options& options) {
     const std::pair<const char*, const std::string*> files[] = {
-        {"--stats", &options.stats_path}, {"--vcd", &options.vcd_path}, {"--trace", &options.trace_path}};
+        {"--stats", &options.stats_path}, {"--vcd", &options.vcd_path}, {"--trace", &options.trace_path},
+        {"--report", &options.report_path}};
     for (const auto& [option, path] : files) {
         if (path->empty()) continue;
         if (fs::is_directory(*path)) throw std::runtime_error(std::string(option) + " " + *path + ": is a directory");
@@ -424,6 +426,11 @@ void report_run(const hw::Config& config, const Options& options, const compiler
     platform::KpuPlatform& kpu = *run.session.kpu;
     RunReport report = make_report(config, kpu, options.program_path, run.wall_s);
     print_summary(report, run.session.host->result().cycles, kpu.program(), out);
+    std::optional<LayerReport> layers;
+    if (!options.report_path.empty()) {
+        layers = make_layer_report(report, config, kpu.program(), program);
+        out << layer_summary_line(*layers);
+    }
     if (check) {
         out << "  check             " << (check->ok ? "PASS" : "FAIL") << "\n";
         for (const auto& line : check->lines) out << "    " << line << "\n";
@@ -431,8 +438,9 @@ void report_run(const hw::Config& config, const Options& options, const compiler
     if (!options.stats_path.empty()) {
         hw::OutputFile file(options.stats_path);
         if (!file.is_open()) throw std::runtime_error(options.stats_path + ": cannot write stats file");
-        file.stream() << stats_json(report, check ? nlohmann::json(check->ok ? "pass" : "fail") : nlohmann::json()).dump(2)
-                      << "\n";
+        nlohmann::json stats = stats_json(report, check ? nlohmann::json(check->ok ? "pass" : "fail") : nlohmann::json());
+        if (layers) stats["layer_report"] = layer_summary_json(*layers);
+        file.stream() << stats.dump(2) << "\n";
         if (const std::string problem = file.close(); !problem.empty())
             throw std::runtime_error(options.stats_path + ": " + problem);
     }
@@ -444,6 +452,7 @@ void report_run(const hw::Config& config, const Options& options, const compiler
                       << " holds only the values at the end\n";
     }
     if (!options.trace_path.empty()) write_trace(report, kpu.program(), program, options.trace_path);
+    if (layers) write_layer_csv(*layers, options.report_path);
 }
 
 }  // namespace

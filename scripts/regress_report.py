@@ -150,6 +150,7 @@ CSV_COLUMNS = [
     "dram_writes_bytes", "baseline_dram_writes_bytes", "dram_writes_bytes_delta_pct",
     "macs", "total_time_us", "achieved_flops", "peak_flops", "compute_utilization", "roofline_efficiency",
     "arithmetic_intensity", "wall_time_s", "sim_cycles_per_s", "sim_peak_rss_mib", "case_wall_s", "host",
+    "layer_roofline_ratio",
 ]
 
 
@@ -164,7 +165,7 @@ def make_row(case, judged, suite, repo):
         "workload": describe_workload(case, repo), "M": m or "", "K": k or "", "N": n or "",
         "config": describe_config(case), "dataflow": case["dataflow"],
         "tiles": " ".join(t["tiles"] for t in tiling), "tasks": " ".join(str(t["tasks"]) for t in tiling),
-        "check": stats.get("check") or "", "host": judged.get("host", ""),
+        "check": stats.get("check") or torch_check(judged), "host": judged.get("host", ""),
         "case_wall_s": judged.get("wall_s", ""),
     })
     for key in ("macs", "total_time_us", "achieved_flops", "peak_flops", "compute_utilization",
@@ -184,10 +185,19 @@ def make_row(case, judged, suite, repo):
         row["arithmetic_intensity"] = round(2.0 * stats["macs"] / dram, 3)
     if stats.get("total_cycles") and stats.get("wall_time_s"):
         row["sim_cycles_per_s"] = round(stats["total_cycles"] / stats["wall_time_s"])
+    if isinstance(stats.get("layer_report"), dict):  # kpu-sim --report: time over the layers' roofline sum
+        row["layer_roofline_ratio"] = round(stats["layer_report"].get("roofline_ratio", 0.0), 4)
     rss = (judged.get("sim") or {}).get("peak_rss_mib")
     if rss is not None:
         row["sim_peak_rss_mib"] = rss
     return row
+
+
+def torch_check(judged):
+    """A zoo model case's comparison with PyTorch's outputs: "pytorch pass" / "pytorch fail"."""
+    if judged.get("torch_compare") is None:
+        return ""
+    return "pytorch " + ("fail" if judged.get("status") == "check-fail" else "pass")
 
 
 def counts(rows):

@@ -27,8 +27,13 @@ DEFAULT_TIMEOUT_S = 3600
 DATAFLOWS = ("output-stationary", "weight-stationary")
 
 SUITE_KEYS = {"name", "description", "tolerance_pct", "timeout_s", "slurm", "cases"}
-CASE_KEYS = {"id", "group", "description", "graph", "workload", "config", "set", "dataflow", "seed",
-             "sim_args", "check", "tolerance_pct", "timeout_s", "matrix"}
+CASE_KEYS = {"id", "group", "description", "graph", "workload", "model", "config", "set", "dataflow", "seed",
+             "compile_args", "sim_args", "check", "tolerance_pct", "timeout_s", "matrix"}
+# A "model" case runs a network of the model zoo (examples/models/zoo.py, PyTorch under Debian's
+# python3): exported once per results directory, judged against PyTorch's outputs.
+ZOO_SCRIPT = os.path.join("examples", "models", "zoo.py")
+ZOO_PYTHON = "/usr/bin/python3"
+MODEL_KEYS = {"name", "image_size", "seq", "layers", "seed", "tolerance"}
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -90,9 +95,14 @@ def _check_case(case, where, suite):
         raise SuiteError("%s: case id %r must be letters, digits and . _ + - (not starting with one of those)"
                          % (where, cid))
     where = "%s (case '%s')" % (where, cid)
-    if ("graph" in case) == ("workload" in case):
+    if ("graph" in case) + ("workload" in case) + ("model" in case) != 1:
+        if "model" in case:
+            raise SuiteError("%s: give exactly one of 'graph' (a file), 'workload' (generated) and 'model' (the zoo)"
+                             % where)
         raise SuiteError("%s: give exactly one of 'graph' (a file) and 'workload' (generated)" % where)
-    if "workload" in case:
+    if "model" in case:
+        model_args(case["model"], where)  # validates
+    elif "workload" in case:
         workload_graph(case["workload"], where)  # validates
     elif not isinstance(case["graph"], str):
         raise SuiteError("%s: graph must be a path" % where)
@@ -102,13 +112,16 @@ def _check_case(case, where, suite):
         raise SuiteError("%s: dataflow '%s' is not one of %s" % (where, case["dataflow"], ", ".join(DATAFLOWS)))
     if not isinstance(case.get("set", {}), dict):
         raise SuiteError("%s: set must map config paths to values, e.g. {\"fabric.rows\": 8}" % where)
-    if not isinstance(case.get("sim_args", []), list) or not all(isinstance(a, str) for a in case.get("sim_args", [])):
-        raise SuiteError("%s: sim_args must be a list of strings" % where)
+    for key in ("compile_args", "sim_args"):
+        if not isinstance(case.get(key, []), list) or not all(isinstance(a, str) for a in case.get(key, [])):
+            raise SuiteError("%s: %s must be a list of strings" % (where, key))
     _check_positive_numbers(case, where)
     case.setdefault("group", "default")
     case.setdefault("dataflow", DATAFLOWS[0])
     case.setdefault("set", {})
     case.setdefault("sim_args", [])
+    if "model" in case:
+        case.setdefault("check", False)  # judged against PyTorch's outputs; kpu-sim --check on request
     case.setdefault("check", True)
     case.setdefault("tolerance_pct", suite.get("tolerance_pct", DEFAULT_TOLERANCE_PCT))
     case.setdefault("timeout_s", suite.get("timeout_s", DEFAULT_TIMEOUT_S))
@@ -252,6 +265,61 @@ def workload_graph(workload, where="workload"):
     raise SuiteError("%s: workload needs 'matmul' or 'mlp'" % where)
 
 
+def model_args(model, where="model"):
+    """A zoo model {"name": "resnet18", "image_size": 64, "seq": 32, "layers": 1, "seed": 0,
+    "tolerance": 0.01} -> (the zoo's export arguments, the comparison's tolerance)."""
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        raise SuiteError("%s: model must be {\"name\": \"resnet18\", ...} (examples/models/zoo.py list)" % where)
+    unknown = sorted(set(model) - MODEL_KEYS)
+    if unknown:
+        raise SuiteError("%s: unknown model key '%s' (known: %s)" % (where, unknown[0], ", ".join(sorted(MODEL_KEYS))))
+    args = [model["name"]]
+    for key in ("image_size", "seq", "layers", "seed"):
+        if key in model:
+            value = model[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
+                raise SuiteError("%s: model %s must be a positive integer, got %r" % (where, key, value))
+            args += ["--" + key.replace("_", "-"), str(value)]
+    tolerance = model.get("tolerance", 0.01)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
+        raise SuiteError("%s: model tolerance must be a positive number" % where)
+    return args, float(tolerance)
+
+
+_zoo_locks = {}
+_zoo_locks_guard = threading.Lock()
+
+
+def zoo_model(case, repo, out_dir, timeout_s):
+    """The case's model exported into OUT/models/NAME-HASH/ (once per results directory and
+    version of the zoo script: cases of the same model on other configs reuse it). Returns (directory, tolerance); raises
+    SuiteError with the exporter's last lines when it fails."""
+    args, tolerance = model_args(case["model"])
+    # Keyed by the arguments and the zoo script itself: an edited model is exported again.
+    with open(os.path.join(repo, ZOO_SCRIPT), "rb") as f:
+        script_hash = hashlib.sha256(f.read()).hexdigest()
+    key = "%s-%s" % (case["model"]["name"], hashlib.sha256((" ".join(args) + script_hash).encode()).hexdigest()[:8])
+    target = os.path.join(out_dir, "models", key)
+    with _zoo_locks_guard:
+        lock = _zoo_locks.setdefault(key, threading.Lock())
+    with lock:
+        if os.path.isfile(os.path.join(target, "meta.json")):
+            return target, tolerance
+        log = os.path.join(out_dir, "models", key + ".log")
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        code, _, _ = run_process([ZOO_PYTHON, os.path.join(repo, ZOO_SCRIPT), "export", target] + args + ["--flat"], log,
+                                 timeout_s)
+        if code != 0:
+            raise SuiteError("exporting model %s %s: %s" % (" ".join(args), "timed out" if code is None
+                                                             else "exited %d" % code, _tail(log, "Error")))
+    return target, tolerance
+
+
+def describe_model(model):
+    """'resnet18 image_size=64'."""
+    return " ".join([model["name"]] + ["%s=%s" % (k, v) for k, v in model.items() if k not in ("name", "tolerance")])
+
+
 def graph_matmuls(graph):
     """[(name, M, K, N)] of a graph in either form, or None if the shapes cannot be worked out."""
     try:
@@ -278,7 +346,10 @@ def graph_matmuls(graph):
 
 
 def case_graph(case, repo):
-    """The case's graph as a dict (generated, or read from its file); None if unreadable."""
+    """The case's graph as a dict (generated, or read from its file); None if unreadable or a
+    zoo model (its graph is only known once exported)."""
+    if "model" in case:
+        return None
     if "workload" in case:
         return workload_graph(case["workload"])
     try:
@@ -296,6 +367,8 @@ def case_macs(case, repo):
 
 def describe_workload(case, repo):
     """Short text: 'matmul 64x64x64', 'mlp 64:256-512-128', 'examples/mlp.json (2 matmuls)'."""
+    if "model" in case:
+        return "model " + describe_model(case["model"])
     if "workload" in case:
         w = case["workload"]
         if "matmul" in w:
@@ -457,7 +530,11 @@ def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
         if os.path.exists(stale):
             os.remove(stale)
     try:
-        if "workload" in case:
+        model_dir = None
+        if "model" in case:
+            model_dir, tolerance = zoo_model(case, repo, out_dir, timeout - (time.monotonic() - started))
+            graph_path = os.path.join(model_dir, "model.onnx")
+        elif "workload" in case:
             graph_path = os.path.join(work, "graph.json")
             with open(graph_path, "w") as f:
                 json.dump(workload_graph(case["workload"]), f, indent=1)
@@ -465,7 +542,8 @@ def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
             graph_path = os.path.join(repo, case["graph"])
         config_path = derived_config(case, repo, os.path.join(work, "config.json"))
         program = os.path.join(work, "program.kpu")
-        compile_cmd = [compile_bin, graph_path, "-o", program, "--config", config_path, "--dataflow", case["dataflow"]]
+        compile_cmd = ([compile_bin, graph_path, "-o", program, "--config", config_path, "--dataflow", case["dataflow"]]
+                       + case.get("compile_args", []))
         # The timeout bounds the whole case: set-up, kpu-compile and kpu-sim together.
         code, wall, rss = run_process(compile_cmd, os.path.join(work, "compile.log"),
                                       timeout - (time.monotonic() - started))
@@ -482,6 +560,9 @@ def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
             sim_cmd.append("--check")
         if "seed" in case:
             sim_cmd += ["--seed", str(case["seed"])]
+        if model_dir:
+            sim_cmd += ["--inputs", os.path.join(model_dir, "inputs"), "--outputs", os.path.join(work, "outputs"),
+                        "--report", os.path.join(work, "layers.csv")]
         sim_cmd += case["sim_args"]
         remaining = timeout - (time.monotonic() - started)
         if remaining <= 0:
@@ -513,6 +594,10 @@ def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
             result["message"] = "check failed: " + (_tail(sim_log, "check failed") or "stats say check=%s"
                                                      % result["stats"].get("check"))
             return result
+        if model_dir:
+            if not compare_with_torch(repo, result, model_dir, tolerance, work,
+                                      timeout - (time.monotonic() - started)):
+                return result
         result["status"] = "ok"
         return result
     except SuiteError as e:
@@ -527,6 +612,24 @@ def run_case(case, suite, repo, binaries, out_dir, timeout_s=None):
         with open(tmp, "w") as f:
             json.dump(result, f, indent=1, sort_keys=True)
         os.replace(tmp, os.path.join(work, "result.json"))
+
+
+def compare_with_torch(repo, result, model_dir, tolerance, work, timeout_s):
+    """Compares kpu-sim's outputs with PyTorch's (zoo.py compare); on a difference sets the
+    result's status to check-fail and says which output. Returns whether they agree."""
+    log = os.path.join(work, "compare.log")
+    code, _, _ = run_process([ZOO_PYTHON, os.path.join(repo, ZOO_SCRIPT), "compare", model_dir,
+                              os.path.join(work, "outputs"), "--tolerance", repr(tolerance)], log, max(timeout_s, 1))
+    try:
+        with open(log, errors="replace") as f:
+            result["torch_compare"] = [line.rstrip("\n") for line in f if line.strip()]
+    except OSError:
+        result["torch_compare"] = []
+    if code == 0:
+        return True
+    result["status"] = "check-fail" if code == 1 else "error"
+    result["message"] = "outputs differ from PyTorch's: " + (_tail(log, "FAIL") or _tail(log))
+    return False
 
 
 def read_result(case, suite, out_dir):

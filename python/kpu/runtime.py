@@ -48,7 +48,10 @@ class KPUPerformanceMetrics:
     total_energy_uj: float = 0.0
     compute_utilization: float = 0.0
     memory_bandwidth_utilization: float = 0.0
-    op_metrics: dict = field(default_factory=dict)  # per graph op: cycles, time, bytes, ...
+    op_metrics: dict = field(default_factory=dict)  # per graph op: cycles, time, bytes, ... (and its "layer")
+    # CYCLE_ACCURATE: per source layer of the model (kpu-sim --report's columns, docs/stats.md):
+    # attributed cycles adding up to total_cycles, FLOPs, DRAM bytes, roofline bound, what bounds it.
+    layer_metrics: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)       # CYCLE_ACCURATE: kpu-sim's whole stats JSON (docs/stats.md)
 
 
@@ -267,6 +270,11 @@ def _simulated_metrics(program, reply):
             m["macs"] = float(estimated[name].macs)
         op_metrics[name] = m
     metrics.op_metrics = op_metrics
+    metrics.layer_metrics = {row["layer"]: row for row in stats.get("layers", [])}
+    for layer, row in metrics.layer_metrics.items():
+        for part in row["parts"].split(" "):
+            if part in op_metrics:
+                op_metrics[part]["layer"] = layer
     metrics.stats = stats
     return {name: outputs[name] for name in program.output_ids}, metrics
 

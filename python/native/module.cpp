@@ -32,6 +32,7 @@
 #include "hardware/config.h"
 #include "platform/host_driver.h"
 #include "platform/kpu_platform.h"
+#include "sc_main/layer_report.h"
 #include "sc_main/reference.h"
 #include "sc_main/report.h"
 #include "sc_main/simulate.h"
@@ -356,7 +357,11 @@ public:
         const cli::RunReport cumulative = report;
         if (previous_) subtract_earlier(report, *previous_);
         previous_ = std::make_unique<cli::RunReport>(cumulative);
-        result.stats = cli::stats_json(report, nullptr).dump();
+        nlohmann::json stats = cli::stats_json(report, nullptr);
+        const cli::LayerReport layers = cli::make_layer_report(report, config_, kpu_->program(), program_);
+        stats["layer_report"] = cli::layer_summary_json(layers);
+        stats["layers"] = cli::layer_rows_json(layers);  // KPUPerformanceMetrics.layer_metrics
+        result.stats = stats.dump();
         result.op_metrics = per_graph_op(report);
         return result;
     }

@@ -705,6 +705,51 @@ class Cluster(RegressTestCase):
             self.assertIn("--sshlogin :", f.read())
 
 
+class ModelCases(RegressTestCase):
+    """Cases of the model zoo ("model") and extra kpu-compile arguments ("compile_args"); the
+    zoo's export and the comparison with PyTorch run in tests/e2e/models_check.py."""
+
+    def test_compile_args_reach_kpu_compile_after_the_usual_arguments(self):
+        suite = self.write_suite([matmul("a", 8, 8, 8, compile_args=["-O1", "--verbose"])])
+        r = self.regress(suite, "--allow-new")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(self.out, "cases", "a", "result.json")) as f:
+            cmd = json.load(f)["compile"]["cmd"]
+        self.assertEqual(cmd[-2:], ["-O1", "--verbose"])
+        self.assertIn("--config", cmd[:-2])
+        bad = self.write_suite([matmul("a", 8, 8, 8, compile_args="-O1")])
+        self.assert_usage_error(self.regress(bad), "compile_args must be a list of strings")
+
+    def test_model_cases_are_validated_in_one_line(self):
+        def error(case):
+            with self.assertRaises(regress_suite.SuiteError) as e:
+                regress_suite.load_suite(self.write_suite([case]))
+            return str(e.exception)
+        base = {"id": "m", "config": "configs/edge.json"}
+        self.assertIn("model must be {", error(dict(base, model="resnet18")))
+        self.assertIn("unknown model key 'imagesize'", error(dict(base, model={"name": "resnet18", "imagesize": 64})))
+        self.assertIn("model seq must be a positive integer, got 0", error(dict(base, model={"name": "bert", "seq": 0})))
+        self.assertIn("model tolerance must be a positive number",
+                      error(dict(base, model={"name": "bert", "tolerance": -1})))
+        self.assertIn("exactly one of 'graph' (a file), 'workload' (generated) and 'model' (the zoo)",
+                      error(dict(base, model={"name": "bert"}, workload={"matmul": [8, 8, 8]})))
+        suite = regress_suite.load_suite(self.write_suite([dict(base, model={"name": "bert", "seq": 32, "layers": 1})]))
+        case = suite["cases"][0]
+        self.assertFalse(case["check"])  # judged against PyTorch's outputs instead
+        self.assertEqual(regress_suite.model_args(case["model"]), (["bert", "--seq", "32", "--layers", "1"], 0.01))
+        self.assertEqual(regress_suite.describe_workload(case, REPO), "model bert seq=32 layers=1")
+
+    def test_models_suite_is_fully_gated_and_its_ci_group_is_small(self):
+        suite = regress_suite.load_suite(os.path.join(REPO, "regress", "suites", "models.json"))
+        baselines = regress_report.load_baselines(os.path.join(REPO, "regress", "baselines", "models.json"))
+        self.assertEqual(sorted(baselines), sorted(c["id"] for c in suite["cases"]))
+        for case in suite["cases"]:
+            self.assertTrue(os.path.isfile(os.path.join(REPO, case["config"])), case["id"])
+        ci = [c for c in suite["cases"] if c["group"] == "ci"]
+        self.assertEqual(sorted(c["model"]["name"] for c in ci), ["bert", "resnet18"])
+        self.assertTrue(all(c["config"] == "configs/edge.json" for c in ci))
+
+
 class ShippedSuites(unittest.TestCase):
     """The shipped suites load, and every case has a recorded baseline or is a declared
     cluster-sized point (the smoke suite must be fully gated)."""
