@@ -42,6 +42,8 @@ std::vector<uint32_t> kernel_layers(const compiler::Program& program, LayerRepor
         if (added) out.layers.push_back({}), out.layers.back().name = it->first;
         LayerRow& row = out.layers[it->second];
         row.parts.push_back(op.name);
+        for (const std::string& f : op.fused_with)
+            if (std::find(row.fused.begin(), row.fused.end(), f) == row.fused.end()) row.fused.push_back(f);
         if (std::find(row.kinds.begin(), row.kinds.end(), op.kind) == row.kinds.end()) row.kinds.push_back(op.kind);
         of[k] = it->second;
     }
@@ -194,6 +196,7 @@ nlohmann::ordered_json layer_fields(const LayerReport& layers, const LayerRow& l
         {"layer", l.name},
         {"kinds", joined(l.kinds, "+")},
         {"parts", joined(l.parts, " ")},
+        {"fused_with", joined(l.fused, " ")},
         {"cycles", l.cycles},
         {"share_pct", layers.total_cycles ? 100.0 * double(l.cycles) / double(layers.total_cycles) : 0.0},
         {"time_us", time_s * 1e6},

@@ -44,6 +44,7 @@ struct LayerRow {
     std::string name;                ///< the source layer (see the header comment)
     std::vector<std::string> parts;  ///< the lowered graph ops it covers, in program order
     std::vector<std::string> kinds;  ///< their distinct op kinds, in order of appearance
+    std::vector<std::string> fused;  ///< source ops a fusion pass absorbed into its parts (Op::fused_with)
     uint64_t time_ps = 0;            ///< attributed time (the attribution rule above)
     uint64_t cycles = 0;             ///< time_ps in fabric cycles (largest remainder: they add up)
     uint64_t start_ps = 0, end_ps = 0;  ///< first engine op's start, last one's end (from START)
