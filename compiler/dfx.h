@@ -104,13 +104,15 @@ struct Program {
 
 // ---- logical buffers ------------------------------------------------------------------------
 
-enum class Buffer : uint8_t { Panel, Strip, Out, Bias3, A2, B2, C2, Bias2, A1, B1, C1, Bias1 };
-constexpr int kBufferCount = 12;
+/// Hidden: an ffn kernel's H row block, kept in L3 between its two matmuls (ffn_fusion.h).
+enum class Buffer : uint8_t { Panel, Strip, Out, Bias3, A2, B2, C2, Bias2, A1, B1, C1, Bias1, Hidden };
+constexpr int kBufferCount = 13;
 /// As messages and kpu-compile -v spell it: the level, then the buffer's role there.
 inline constexpr EnumName<Buffer> kBufferNames[kBufferCount] = {
     {Buffer::Panel, "L3.panel"}, {Buffer::Strip, "L3.strip"}, {Buffer::Out, "L3.out"}, {Buffer::Bias3, "L3.bias"},
     {Buffer::A2, "L2.a"},        {Buffer::B2, "L2.b"},        {Buffer::C2, "L2.c"},    {Buffer::Bias2, "L2.bias"},
-    {Buffer::A1, "L1.a"},        {Buffer::B1, "L1.b"},        {Buffer::C1, "L1.c"},    {Buffer::Bias1, "L1.bias"}};
+    {Buffer::A1, "L1.a"},        {Buffer::B1, "L1.b"},        {Buffer::C1, "L1.c"},    {Buffer::Bias1, "L1.bias"},
+    {Buffer::Hidden, "L3.hidden"}};
 inline const char* to_string(Buffer buffer) { return hw::name_in(kBufferNames, buffer); }
 inline bool parse_buffer(const std::string& name, Buffer& out) { return hw::value_in(kBufferNames, name, out); }
 /// Slots a logical buffer has at most: one, or two for double buffering (BufferSpec::slots).
