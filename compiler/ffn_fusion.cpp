@@ -358,7 +358,7 @@ Graph with_ffn_ops(const Graph& graph, const std::vector<std::pair<uint32_t, uin
 
 }  // namespace
 
-Graph fuse_ffn(const Graph& graph, const hw::Config& config, std::vector<std::string>* notes) {
+Graph fuse_ffn(const Graph& graph, const hw::Config& config, Dataflow dataflow, std::vector<std::string>* notes) {
     const uint32_t tensors = uint32_t(graph.tensors().size());
     std::vector<uint32_t> readers(tensors, 0), producer(tensors, kNoTensor);
     for (uint32_t i = 0; i < graph.ops().size(); ++i) {
@@ -390,8 +390,8 @@ Graph fuse_ffn(const Graph& graph, const hw::Config& config, std::vector<std::st
             if (notes) notes->push_back("fuse-ffn: left " + pair + " unfused: " + e.what());
             continue;
         }
-        const TilingChoice one = choose_op_tiling(config, graph, first, Dataflow::OutputStationary).second;
-        const TilingChoice two = choose_op_tiling(config, graph, second, Dataflow::OutputStationary).second;
+        const TilingChoice one = choose_op_tiling(config, graph, first, dataflow).second;
+        const TilingChoice two = choose_op_tiling(config, graph, second, dataflow).second;
         const uint64_t apart_bytes = one.dram_bytes + two.dram_bytes;
         const double apart_cycles = one.cycles + two.cycles;
         if (together.dram_bytes >= apart_bytes || together.cycles > apart_cycles) {

@@ -92,6 +92,8 @@ TilingChoice choose_ffn_tiling(const hw::Config& config, const Graph& graph, uin
 /// and not a graph output; matmul2 without activation) replaced by one `ffn` op, when a row
 /// block fits `config` and the fused kernel moves fewer DRAM bytes than the two matmuls' and
 /// is not estimated slower. `notes` (may be null) gets one line per pair left unfused, why.
-Graph fuse_ffn(const Graph& graph, const hw::Config& config, std::vector<std::string>* notes = nullptr);
+/// The two matmuls are tiled in `dataflow` for that comparison, as compile() would tile them.
+Graph fuse_ffn(const Graph& graph, const hw::Config& config, Dataflow dataflow,
+               std::vector<std::string>* notes = nullptr);
 
 }  // namespace kpu::compiler

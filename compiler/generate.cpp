@@ -111,7 +111,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     require_lowerable(program.graph, "graph");
     program.graph = split_long_rows(program.graph, target);
     if (options.passes.enabled(Pass::FuseFfn)) {
-        program.graph = fuse_ffn(program.graph, target, options.notes);
+        program.graph = fuse_ffn(program.graph, target, options.dataflow, options.notes);
         program.passes.push_back(Pass::FuseFfn);
     }
     const Graph& graph = program.graph;

@@ -168,6 +168,9 @@ def _op(kind, t, a, out_shapes):
             y = y + t[2]
         act = a.get("activation", "none")
         return [torch.relu(y) if act == "relu" else F.gelu(y) if act == "gelu" else y]
+    if kind == "ffn":  # ours (fuse-ffn): act(X @ W1 (+ B1)) @ W2 (+ B2), the hidden kept on chip
+        h = _op("matmul", [x, t[1], t[3] if len(t) > 3 else None], a, out_shapes)[0]
+        return _op("matmul", [h, t[2], t[4] if len(t) > 4 else None], {}, out_shapes)
     raise KeyError(kind)
 
 
