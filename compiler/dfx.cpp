@@ -94,15 +94,20 @@ std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataf
         add(Buffer::Out, 2, extent.rows, tn, op.c);
     else
         add(Buffer::Out, 2, tm, extent.cols, op.c);
-    add(Buffer::A2, 2, tm, tk, op.a);
-    add(Buffer::B2, 2, tk, tn, op.b);
-    add(Buffer::C2, 2, tm, tn, op.c);
-    add(Buffer::A1, 2, tm, tk, op.a);
-    add(Buffer::B1, 2, tk, tn, op.b);
-    add(Buffer::C1, 2, tm, tn, op.c);
+    add_fabric_slots(plan, tm, tn, tk, op.a, op.b, op.c);
     if (op.bias)
         for (Buffer b : {Buffer::Bias3, Buffer::Bias2, Buffer::Bias1}) add(b, 1, 1, extent.cols, *op.bias);
     return plan;
+}
+
+void add_fabric_slots(std::vector<BufferSpec>& plan, uint64_t tm, uint64_t tn, uint64_t tk, uint32_t a, uint32_t b,
+                      uint32_t c) {
+    for (hw::Level level : {hw::Level::L2, hw::Level::L1}) {
+        const bool l2 = level == hw::Level::L2;
+        plan.push_back({l2 ? Buffer::A2 : Buffer::A1, level, 2, tm * tk * kLoweredElementBytes, uint32_t(tk), a});
+        plan.push_back({l2 ? Buffer::B2 : Buffer::B1, level, 2, tk * tn * kLoweredElementBytes, uint32_t(tn), b});
+        plan.push_back({l2 ? Buffer::C2 : Buffer::C1, level, 2, tm * tn * kLoweredElementBytes, uint32_t(tn), c});
+    }
 }
 
 std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm) {

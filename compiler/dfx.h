@@ -136,6 +136,10 @@ struct TaskExtent {
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent);
 /// Same, for matmul `op` with reduction length `k` (what the tiler evaluates).
 std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent);
+/// Appends the double-buffered fabric slots of L2 and L1: A chunks tm x tk, B chunks tk x tn,
+/// C tiles tm x tn (tensors a, b, c).
+void add_fabric_slots(std::vector<BufferSpec>& plan, uint64_t tm, uint64_t tn, uint64_t tk, uint32_t a, uint32_t b,
+                      uint32_t c);
 /// The buffers of a vector op's task with row tiles of `tm` rows (docs/compiler.md, "Vector ops").
 std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& op, uint64_t tm);
 /// The buffers of a copy op's task with pieces of at most tn x tk (docs/compiler.md, "Layout ops").

@@ -35,10 +35,7 @@ void infer_ffn(InferContext& c) {
     }
     c.same_dtype(0, 1);
     c.same_dtype(0, 2);
-    Activation activation;
-    if (!parse_activation(c.string_attr("activation"), activation))
-        c.fail("attribute 'activation' is '" + c.string_attr("activation") + "', expected " +
-               hw::names_in(hw::kActivationNames));
+    check_activation(c);
     std::vector<uint64_t> y = x;
     y.back() = w2[1];
     c.output(0, y, c.dtype(0));
@@ -98,12 +95,7 @@ std::vector<BufferSpec> plan_ffn_buffers(const FfnOperands& f, TileShape tile) {
     // Each W1 and W2 block is used by one MATMUL_TILE: two slots, alternating block by block.
     add(Buffer::Strip, 2, t, t, f.w1);
     add(Buffer::Out, 2, tm, t, f.y);
-    add(Buffer::A2, 2, tm, t, f.x);
-    add(Buffer::B2, 2, t, t, f.w1);
-    add(Buffer::C2, 2, tm, t, f.y);
-    add(Buffer::A1, 2, tm, t, f.x);
-    add(Buffer::B1, 2, t, t, f.w1);
-    add(Buffer::C1, 2, tm, t, f.y);
+    add_fabric_slots(plan, tm, t, t, f.x, f.w1, f.y);
     if (const uint64_t width = f.bias_width())
         for (Buffer b : {Buffer::Bias3, Buffer::Bias2, Buffer::Bias1}) add(b, 1, 1, width, f.b1 ? *f.b1 : *f.b2);
     return plan;

@@ -84,6 +84,15 @@ void print_fused(std::ostream& out, const Op& op) {
     out << "\n";
 }
 
+/// A fabric kernel's traffic, MACs and cycles.
+void print_fabric_hints(std::ostream& out, const Hints& h, const std::string& config) {
+    out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
+        << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
+        << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
+    out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
+        << config << "\n";
+}
+
 /// A fused FFN's kernel: both matmuls, the row blocks, the traffic.
 void summarize_ffn(std::ostream& out, const Program& p, uint32_t k, uint32_t tasks) {
     const Graph& g = p.graph;
@@ -97,12 +106,7 @@ void summarize_ffn(std::ostream& out, const Program& p, uint32_t k, uint32_t tas
     print_fused(out, g.ops()[kr.op]);
     out << "  row blocks of " << kr.tile.tm << " (H block " << kr.tile.tm << " x " << f.hidden << " in L3.hidden), fabric tiles "
         << kr.tile.tm << "x" << kr.tile.tn << ", K chunks of " << kr.tile.tk << ", " << tasks << " tasks\n";
-    const Hints& h = kr.hints;
-    out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
-        << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
-        << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
-    out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
-        << p.target.config << "\n";
+    print_fabric_hints(out, kr.hints, p.target.config);
 }
 
 void summarize(std::ostream& out, const Program& p, bool verbose) {
@@ -182,12 +186,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
         if (kr.tile.kc)
             out << ", K in " << tile_count(K, kr.tile.kc) << " passes of " << kr.tile.kc;
         out << "\n";
-        const Hints& h = kr.hints;
-        out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
-            << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
-            << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
-        out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
-            << p.target.config << "\n";
+        print_fabric_hints(out, kr.hints, p.target.config);
     }
     const OpCounts c = count_ops(p);
     out << "ops " << c.total;
