@@ -54,10 +54,10 @@ def test_fast_path_matches_the_reference(tmp_path):
 def test_fused_ffn_matches_the_reference_and_numpy(tmp_path):
     """fuse-ffn makes the MLP one ffn op on minimal: the fast path's rule for it against the C++
     reference and NumPy."""
-    graph = {"tensors": [{"name": "x", "shape": [37, 24], "role": "input"},
-                         {"name": "W1", "shape": [24, 50], "role": "input"}, {"name": "b1", "shape": [50], "role": "input"},
-                         {"name": "h"}, {"name": "W2", "shape": [50, 9], "role": "input"},
-                         {"name": "b2", "shape": [9], "role": "input"}, {"name": "y", "role": "output"}],
+    graph = {"tensors": [{"name": "x", "shape": [100, 72], "role": "input"},
+                         {"name": "W1", "shape": [72, 200], "role": "input"}, {"name": "b1", "shape": [200], "role": "input"},
+                         {"name": "h"}, {"name": "W2", "shape": [200, 40], "role": "input"},
+                         {"name": "b2", "shape": [40], "role": "input"}, {"name": "y", "role": "output"}],
              "ops": [{"op": "matmul", "name": "fc1", "A": "x", "B": "W1", "bias": "b1", "activation": "gelu", "C": "h"},
                      {"op": "matmul", "name": "fc2", "A": "h", "B": "W2", "bias": "b2", "C": "y"}]}
     path = tmp_path / "ffn.json"
@@ -67,7 +67,7 @@ def test_fused_ffn_matches_the_reference_and_numpy(tmp_path):
     assert [o["op"] for o in compiled["ops"]] == ["ffn"]
     rng = np.random.default_rng(5)
     t = {n: rng.standard_normal(s).astype(np.float32) for n, s in
-         (("x", (37, 24)), ("W1", (24, 50)), ("b1", (50,)), ("W2", (50, 9)), ("b2", (9,)))}
+         (("x", (100, 72)), ("W1", (72, 200)), ("b1", (200,)), ("W2", (200, 40)), ("b2", (40,)))}
     fast = evaluate(compiled, t, {})
     assert fast is not None, "the ffn op fell back to the reference"
     agree(fast["y"], program.native.reference(t)["y"])
