@@ -29,7 +29,8 @@ bool Hints::operator==(const Hints& o) const {
 
 hw::Level level_of(Buffer buffer) {
     switch (buffer) {
-        case Buffer::Panel: case Buffer::Strip: case Buffer::Out: case Buffer::Bias3: case Buffer::Hidden: return hw::Level::L3;
+        case Buffer::Panel: case Buffer::Strip: case Buffer::Out: case Buffer::Bias3: case Buffer::Hidden:
+            return hw::Level::L3;
         case Buffer::A2: case Buffer::B2: case Buffer::C2: case Buffer::Bias2: return hw::Level::L2;
         default: return hw::Level::L1;
     }

@@ -169,13 +169,13 @@ void expand_ffn_task(const FfnOperands& f, TileShape tile, const Task& task, OpE
     const auto step = [&](uint32_t a, BufferRef a3, uint32_t w, Span1 I, Span1 J, Span1 Q, bool first) {
         const BufferRef w3{Buffer::Strip, block++ % 2, 0};
         const uint32_t cs = chunk++ % 2;
-        const BufferRef a2{Buffer::A2, cs, 0}, b2{Buffer::B2, cs, 0}, a1{Buffer::A1, cs, 0}, b1{Buffer::B1, cs, 0};
+        const BufferRef a2{Buffer::A2, cs, 0}, w2{Buffer::B2, cs, 0}, a1{Buffer::A1, cs, 0}, w1{Buffer::B1, cs, 0};
         emit.load(w, Q.first, J.first, Q.count, J.count, w3);
         emit.move(a, I.first, Q.first, I.count, Q.count, a3, a2);
-        emit.move(w, Q.first, J.first, Q.count, J.count, w3, b2);
+        emit.move(w, Q.first, J.first, Q.count, J.count, w3, w2);
         emit.move(a, I.first, Q.first, I.count, Q.count, a2, a1);
-        emit.move(w, Q.first, J.first, Q.count, J.count, b2, b1);
-        emit.matmul(a1, b1, I, J, Q, !first);
+        emit.move(w, Q.first, J.first, Q.count, J.count, w2, w1);
+        emit.matmul(a1, w1, I, J, Q, !first);
     };
     for (uint32_t i = task.r0; i < task.r1; ++i) {
         const Span1 I = tile_span(f.m, tm, i);
