@@ -6,6 +6,7 @@
 
 #include "compiler/compile_error.h"
 #include "compiler/conv_gather.h"
+#include "compiler/ffn_fusion.h"
 #include "compiler/generate.h"
 #include "compiler/hazard_tracker.h"
 #include "compiler/large_load_limit.h"
@@ -29,6 +30,14 @@ public:
             if (is_copy_op(program.graph, op)) {  // the movers' roles: the first input as A, the output as C
                 MatmulOperands roles;
                 roles.a = roles.b = op.inputs.at(0), roles.c = op.outputs.at(0);
+                operands_.push_back(roles);
+                vectors_.emplace_back();
+                continue;
+            }
+            if (is_ffn_op(op)) {  // the movers' roles: X and H as A, the weights as B, Y as C
+                const FfnOperands f = ffn_operands(program.graph, kernel.op);
+                MatmulOperands roles;
+                roles.a = f.x, roles.b = f.w1, roles.c = f.y, roles.bias = f.b1 ? f.b1 : f.b2;
                 operands_.push_back(roles);
                 vectors_.emplace_back();
                 continue;

@@ -4,6 +4,7 @@
 #include <optional>
 #include <set>
 
+#include "compiler/ffn_fusion.h"
 #include "compiler/hazard_tracker.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
@@ -28,7 +29,8 @@ bool Hints::operator==(const Hints& o) const {
 
 hw::Level level_of(Buffer buffer) {
     switch (buffer) {
-        case Buffer::Panel: case Buffer::Strip: case Buffer::Out: case Buffer::Bias3: return hw::Level::L3;
+        case Buffer::Panel: case Buffer::Strip: case Buffer::Out: case Buffer::Bias3: case Buffer::Hidden:
+            return hw::Level::L3;
         case Buffer::A2: case Buffer::B2: case Buffer::C2: case Buffer::Bias2: return hw::Level::L2;
         default: return hw::Level::L1;
     }
@@ -46,6 +48,7 @@ Span1 tile_span(uint64_t extent, uint32_t tile, uint32_t index) {
 
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent) {
     if (is_copy_op(graph, graph.ops()[kernel.op])) return plan_copy_buffers(copy_operands(graph, kernel.op), kernel.tile);
+    if (is_ffn_op(graph.ops()[kernel.op])) return plan_ffn_buffers(ffn_operands(graph, kernel.op), kernel.tile);
     if (is_vector_op(graph.ops()[kernel.op]))
         return plan_vector_buffers(vector_operands(graph, kernel.op), std::min<uint64_t>(kernel.tile.tm, extent.rows));
     const MatmulOperands op = matmul_operands(graph, kernel.op);
@@ -92,15 +95,20 @@ std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataf
         add(Buffer::Out, 2, extent.rows, tn, op.c);
     else
         add(Buffer::Out, 2, tm, extent.cols, op.c);
-    add(Buffer::A2, 2, tm, tk, op.a);
-    add(Buffer::B2, 2, tk, tn, op.b);
-    add(Buffer::C2, 2, tm, tn, op.c);
-    add(Buffer::A1, 2, tm, tk, op.a);
-    add(Buffer::B1, 2, tk, tn, op.b);
-    add(Buffer::C1, 2, tm, tn, op.c);
+    add_fabric_slots(plan, tm, tn, tk, op.a, op.b, op.c);
     if (op.bias)
         for (Buffer b : {Buffer::Bias3, Buffer::Bias2, Buffer::Bias1}) add(b, 1, 1, extent.cols, *op.bias);
     return plan;
+}
+
+void add_fabric_slots(std::vector<BufferSpec>& plan, uint64_t tm, uint64_t tn, uint64_t tk, uint32_t a, uint32_t b,
+                      uint32_t c) {
+    for (hw::Level level : {hw::Level::L2, hw::Level::L1}) {
+        const bool l2 = level == hw::Level::L2;
+        plan.push_back({l2 ? Buffer::A2 : Buffer::A1, level, 2, tm * tk * kLoweredElementBytes, uint32_t(tk), a});
+        plan.push_back({l2 ? Buffer::B2 : Buffer::B1, level, 2, tk * tn * kLoweredElementBytes, uint32_t(tn), b});
+        plan.push_back({l2 ? Buffer::C2 : Buffer::C1, level, 2, tm * tn * kLoweredElementBytes, uint32_t(tn), c});
+    }
 }
 
 std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm) {
@@ -195,6 +203,7 @@ FlatRegion flat_region(const Tensor& tensor, uint64_t first, uint64_t count) {
 Extent2 task_writes(const Program& program, const Task& task) {
     const Extent2 e = task_elements(program, task);
     const uint32_t op = program.kernels[task.kernel].op;
+    if (is_ffn_op(program.graph.ops()[op])) return e;  // Y's rows and columns
     if (!is_vector_op(program.graph.ops()[op])) {
         const uint64_t row = matmul_operands(program.graph, op).c_row(task.batch);
         return {row + e.r0, row + e.r1, e.c0, e.c1};
@@ -229,6 +238,8 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
         read = write = elements * kLoweredElementBytes;
         return;
     }
+    if (is_ffn_op(program.graph.ops()[kernel.op]))
+        return ffn_task_traffic(ffn_operands(program.graph, kernel.op), kernel.tile, task, read, write);
     const Extent2 e = task_elements(program, task);
     if (is_vector_op(program.graph.ops()[kernel.op])) {
         const VectorOperands v = vector_operands(program.graph, kernel.op);
@@ -279,6 +290,12 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
     const uint32_t op = program.kernels[task.kernel].op;
     if (is_copy_op(program.graph, program.graph.ops()[op]))
         return copy_regions(program, task, copy_operands(program.graph, op), true);
+    if (is_ffn_op(program.graph.ops()[op])) {
+        std::vector<Read> reads;
+        for (const FfnRead& r : ffn_task_reads(ffn_operands(program.graph, op), program.kernels[task.kernel].tile, task))
+            reads.push_back({r.tensor, r.r0, r.r1, r.c0, r.c1});
+        return reads;
+    }
     const Extent2 e = task_elements(program, task);
     constexpr uint64_t kAll = ~uint64_t(0);
     if (is_vector_op(program.graph.ops()[op])) {
@@ -435,6 +452,31 @@ private:
     struct StoreRecord {
         uint32_t op, tensor;
         uint64_t r0, r1, c0, c1;
+    };
+
+    /// These ops for a kernel with a generator of its own (ffn_fusion.h).
+    class Emitter final : public OpEmitter {
+    public:
+        explicit Emitter(Expander& x) : x_(x) {}
+        void load(uint32_t t, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef dst) override {
+            x_.load(t, row, col, rows, cols, dst);
+        }
+        void move(uint32_t t, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src,
+                  BufferRef dst) override {
+            x_.move(t, row, col, rows, cols, src, dst);
+        }
+        void store(uint32_t t, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src) override {
+            x_.store(t, row, col, rows, cols, src);
+        }
+        void matmul(BufferRef a, BufferRef b, Span1 i, Span1 j, Span1 q, bool accumulate) override {
+            x_.matmul(a, b, i, j, q, accumulate, nullptr);
+        }
+        void drain(BufferRef c, bool has_bias, BufferRef bias, Span1 i, Span1 j, Activation activation) override {
+            x_.drain(c, has_bias, bias, i, j, activation, 1.0f, 1.0f);
+        }
+
+    private:
+        Expander& x_;
     };
 
     uint32_t pitch(Buffer b) const {
@@ -716,6 +758,10 @@ private:
         const Graph& g = program_.graph;
         if (copies_[task.kernel]) return expand_copies(task, kernel, *copies_[task.kernel]);
         if (is_vector_op(g.ops()[kernel.op])) return expand_vector(task, kernel);
+        if (is_ffn_op(g.ops()[kernel.op])) {
+            Emitter emitter(*this);
+            return expand_ffn_task(ffn_operands(g, kernel.op), kernel.tile, task, emitter);
+        }
         const MatmulOperands op = matmul_operands(g, kernel.op);
         const uint64_t M = op.m, N = op.n, K = op.k;
         const TileShape tile = kernel.tile;

@@ -104,13 +104,15 @@ struct Program {
 
 // ---- logical buffers ------------------------------------------------------------------------
 
-enum class Buffer : uint8_t { Panel, Strip, Out, Bias3, A2, B2, C2, Bias2, A1, B1, C1, Bias1 };
-constexpr int kBufferCount = 12;
+/// Hidden: an ffn kernel's H row block, kept in L3 between its two matmuls (ffn_fusion.h).
+enum class Buffer : uint8_t { Panel, Strip, Out, Bias3, A2, B2, C2, Bias2, A1, B1, C1, Bias1, Hidden };
+constexpr int kBufferCount = 13;
 /// As messages and kpu-compile -v spell it: the level, then the buffer's role there.
 inline constexpr EnumName<Buffer> kBufferNames[kBufferCount] = {
     {Buffer::Panel, "L3.panel"}, {Buffer::Strip, "L3.strip"}, {Buffer::Out, "L3.out"}, {Buffer::Bias3, "L3.bias"},
     {Buffer::A2, "L2.a"},        {Buffer::B2, "L2.b"},        {Buffer::C2, "L2.c"},    {Buffer::Bias2, "L2.bias"},
-    {Buffer::A1, "L1.a"},        {Buffer::B1, "L1.b"},        {Buffer::C1, "L1.c"},    {Buffer::Bias1, "L1.bias"}};
+    {Buffer::A1, "L1.a"},        {Buffer::B1, "L1.b"},        {Buffer::C1, "L1.c"},    {Buffer::Bias1, "L1.bias"},
+    {Buffer::Hidden, "L3.hidden"}};
 inline const char* to_string(Buffer buffer) { return hw::name_in(kBufferNames, buffer); }
 inline bool parse_buffer(const std::string& name, Buffer& out) { return hw::value_in(kBufferNames, name, out); }
 /// Slots a logical buffer has at most: one, or two for double buffering (BufferSpec::slots).
@@ -134,6 +136,10 @@ struct TaskExtent {
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent);
 /// Same, for matmul `op` with reduction length `k` (what the tiler evaluates).
 std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent);
+/// Appends the double-buffered fabric slots of L2 and L1: A chunks tm x tk, B chunks tk x tn,
+/// C tiles tm x tn (tensors a, b, c).
+void add_fabric_slots(std::vector<BufferSpec>& plan, uint64_t tm, uint64_t tn, uint64_t tk, uint32_t a, uint32_t b,
+                      uint32_t c);
 /// The buffers of a vector op's task with row tiles of `tm` rows (docs/compiler.md, "Vector ops").
 std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& op, uint64_t tm);
 /// The buffers of a copy op's task with pieces of at most tn x tk (docs/compiler.md, "Layout ops").

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/ffn_fusion.h"
 #include "compiler/layout_pass.h"
 #include "compiler/long_rows.h"
 #include "compiler/unit_choice.h"
@@ -41,6 +42,15 @@ Hints kernel_hints(const Program& program, uint32_t kernel, uint32_t first_task,
     }
     const Op& op = program.graph.ops()[kr.op];
     if (is_copy_op(program.graph, op) || is_vector_op(op)) return h;  // no MACs, no fabric cycles
+    if (is_ffn_op(op)) {
+        const FfnOperands f = ffn_operands(program.graph, kr.op);
+        for (uint32_t i = first_task; i < end_task; ++i)
+            if (program.tasks[i].kernel == kernel)
+                ffn_compute(f, kr.tile, program.tasks[i], program.target.fabric_rows, program.target.fabric_cols,
+                            h.macs, h.compute_cycles);
+        h.arithmetic_intensity = 2.0 * double(h.macs) / double(h.dram_read_bytes + h.dram_write_bytes);
+        return h;
+    }
     const MatmulOperands mm = matmul_operands(program.graph, kr.op);
     const uint64_t M = mm.m, N = mm.n, K = mm.k;
     h.macs = mm.batch * M * N * K;
@@ -100,6 +110,10 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     program.graph = sink_transposes(program.graph);
     require_lowerable(program.graph, "graph");
     program.graph = split_long_rows(program.graph, target);
+    if (options.passes.enabled(Pass::FuseFfn)) {
+        program.graph = fuse_ffn(program.graph, target, options.dataflow, options.notes);
+        program.passes.push_back(Pass::FuseFfn);
+    }
     const Graph& graph = program.graph;
     program.target = target_of(target);
     // The binder places every tensor in DRAM, each from an interleave boundary: a graph that
@@ -140,6 +154,10 @@ OpCounts count_ops(const Program& program) {
                                ++c.by_kind[int(DfxOpKind::Store)];
                                c.by_kind[int(DfxOpKind::Move)] += p.copy.transpose ? 2 : 0;
                            });
+            continue;
+        }
+        if (is_ffn_op(program.graph.ops()[kr.op])) {
+            add_ffn_op_counts(ffn_operands(program.graph, kr.op), kr.tile, t, c.by_kind);
             continue;
         }
         if (is_vector_op(program.graph.ops()[kr.op])) {

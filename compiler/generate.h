@@ -18,6 +18,7 @@ struct CompileOptions {
     Dataflow dataflow = Dataflow::OutputStationary;
     DepthwiseUnit depthwise = DepthwiseUnit::Auto;  ///< where depthwise Convs run (unit_choice.h)
     PassSelection passes;                           ///< which optimization passes run (passes.h)
+    std::vector<std::string>* notes = nullptr;      ///< where passes say what they left and why (kpu-compile -v)
 };
 
 /// Compiles `graph` (checked here on a copy: Graph::check, so a graph built in C++ needs no

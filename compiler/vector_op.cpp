@@ -4,6 +4,7 @@
 
 #include "compiler/compile_error.h"
 #include "compiler/copy_op.h"
+#include "compiler/ffn_fusion.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/ops/window.h"
@@ -329,6 +330,10 @@ KernelDims kernel_dims(const Graph& graph, uint32_t op) {
     if (is_vector_op(graph.ops().at(op))) {
         const VectorOperands v = vector_operands(graph, op);
         return {v.rows, v.cols, 1};
+    }
+    if (is_ffn_op(graph.ops().at(op))) {  // a row block per task; tk chunks both reductions
+        const FfnOperands f = ffn_operands(graph, op);
+        return {f.m, f.n, std::max(f.k, f.hidden)};
     }
     const MatmulOperands mm = matmul_operands(graph, op);
     return {mm.m, mm.n, mm.k, mm.batch};

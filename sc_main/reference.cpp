@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "compiler/ffn_fusion.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
 #include "sc_main/reference_ops.h"
@@ -187,6 +188,44 @@ void evaluate_op(const compiler::Graph& graph, const compiler::Op& op,
         if (op.outputs[i] != compiler::kNoTensor) tensors[graph.tensor(op.outputs[i]).name] = std::move(e.outputs[i]);
 }
 
+/// act(A[m, k] @ B[k, n] (+ bias)) as the fabric computes it: the value in double and its
+/// error bound (what a fabric matmul's and each of an ffn op's two matmuls' results carry).
+ReferenceTensor fabric_matmul(const Operand& a, const Operand& b, const std::optional<Operand>& bias,
+                              compiler::Activation activation, uint64_t m, uint64_t n, uint64_t k,
+                              const std::atomic<bool>* cancel) {
+    const double unit = std::ldexp(1.0, -24);
+    ReferenceTensor c;
+    c.value.assign(m * n, 0.0);
+    std::vector<double> magnitude(m * n, 0.0), padded;
+    std::vector<Pass> passes{{Load::Value, &c.value}, {Load::Magnitude, &magnitude}};
+    if (!a.exact() || !b.exact()) padded.assign(m * n, 0.0), passes.push_back({Load::Padded, &padded});
+    accumulate(a, b, passes, m, n, k, cancel);
+    // The bounds are written over P (= M for exact operands): no third m x n array of
+    // doubles for a single op (at 8192^3, 512 MiB).
+    std::vector<double>& inflated = padded.empty() ? magnitude : padded;
+    const double gamma = 2.0 * double(k) * unit;
+    for (uint64_t i = 0; i < m; ++i)
+        for (uint64_t j = 0; j < n; ++j) {
+            const uint64_t e = i * n + j;
+            const double sum_of_magnitudes = magnitude[e];
+            double x = c.value[e];
+            double bound = gamma * inflated[e] + (padded.empty() ? 0.0 : inflated[e] - sum_of_magnitudes);
+            if (bias) x += bias->value(j), bound += bias->bound(j);
+            bound += unit * std::fabs(x);
+            double y = activate(x, activation);
+            if (activation == compiler::Activation::Gelu) bound = 1.2 * bound + 4.0 * unit * std::fabs(x);
+            bound += unit * std::fabs(y);
+            c.value[e] = y;
+            inflated[e] = bound;
+            // The bound in average products of this sum (M / K): elements whose sum is 0
+            // have no products to miss.
+            if (sum_of_magnitudes > 0)
+                c.bound_in_products = std::max(c.bound_in_products, bound * double(k) / sum_of_magnitudes);
+        }
+    c.bound = std::move(inflated);
+    return c;
+}
+
 }  // namespace
 
 std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& graph,
@@ -199,49 +238,28 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
         if (const auto it = tensors.find(name); it != tensors.end()) return Operand{&it->second, nullptr};
         throw std::runtime_error("reference: no value for tensor '" + name + "'");
     };
-    const double unit = std::ldexp(1.0, -24);
     for (uint32_t id : graph.topological_order("reference")) {
         const compiler::Op& graph_op = graph.ops().at(id);
+        if (compiler::is_ffn_op(graph_op)) {  // H as the fabric computes it (with its bound), then Y from it
+            const compiler::FfnOperands f = compiler::ffn_operands(graph, id);
+            std::optional<Operand> b1, b2;
+            if (f.b1) b1 = get(*f.b1);
+            if (f.b2) b2 = get(*f.b2);
+            const ReferenceTensor h = fabric_matmul(get(f.x), get(f.w1), b1, f.activation, f.m, f.hidden, f.k, cancel);
+            tensors[graph.tensor(f.y).name] = fabric_matmul(Operand{&h, nullptr}, get(f.w2), b2,
+                                                            compiler::Activation::None, f.m, f.n, f.hidden, cancel);
+            continue;
+        }
         if (!on_the_fabric(graph, graph_op)) {
             if (cancel && cancel->load(std::memory_order_relaxed)) throw ReferenceCancelled();
             evaluate_op(graph, graph_op, inputs, tensors);
             continue;
         }
         const compiler::MatmulOperands op = compiler::matmul_operands(graph, id);
-        const uint64_t m = op.m, n = op.n, k = op.k;
-        const Operand a = get(op.a), b = get(op.b);
-        ReferenceTensor c;
-        c.value.assign(m * n, 0.0);
-        std::vector<double> magnitude(m * n, 0.0), padded;
-        std::vector<Pass> passes{{Load::Value, &c.value}, {Load::Magnitude, &magnitude}};
-        if (!a.exact() || !b.exact()) padded.assign(m * n, 0.0), passes.push_back({Load::Padded, &padded});
-        accumulate(a, b, passes, m, n, k, cancel);
-        // The bounds are written over P (= M for exact operands): no third m x n array of
-        // doubles for a single op (at 8192^3, 512 MiB).
-        std::vector<double>& inflated = padded.empty() ? magnitude : padded;
         std::optional<Operand> bias;
         if (op.bias) bias = get(*op.bias);
-        const double gamma = 2.0 * double(k) * unit;
-        for (uint64_t i = 0; i < m; ++i)
-            for (uint64_t j = 0; j < n; ++j) {
-                const uint64_t e = i * n + j;
-                const double sum_of_magnitudes = magnitude[e];
-                double x = c.value[e];
-                double bound = gamma * inflated[e] + (padded.empty() ? 0.0 : inflated[e] - sum_of_magnitudes);
-                if (bias) x += bias->value(j), bound += bias->bound(j);
-                bound += unit * std::fabs(x);
-                double y = activate(x, op.activation);
-                if (op.activation == compiler::Activation::Gelu) bound = 1.2 * bound + 4.0 * unit * std::fabs(x);
-                bound += unit * std::fabs(y);
-                c.value[e] = y;
-                inflated[e] = bound;
-                // The bound in average products of this sum (M / K): elements whose sum is 0
-                // have no products to miss.
-                if (sum_of_magnitudes > 0)
-                    c.bound_in_products = std::max(c.bound_in_products, bound * double(k) / sum_of_magnitudes);
-            }
-        c.bound = std::move(inflated);
-        tensors[graph.tensor(op.c).name] = std::move(c);
+        tensors[graph.tensor(op.c).name] =
+            fabric_matmul(get(op.a), get(op.b), bias, op.activation, op.m, op.n, op.k, cancel);
     }
     return tensors;
 }

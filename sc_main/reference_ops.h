@@ -1,4 +1,4 @@
-// The reference of every op kind but the fused matmul (reference.cpp's blocked loops): plain
+// The reference of every op kind but the fused matmul and ffn (reference.cpp's blocked loops): plain
 // loops in double over the graph's shapes, sharing no code with the models or the compiler's
 // lowering (attributes are read through the op registry, which only holds ONNX's defaults).
 // Each op kind is one function and one line of the table in reference_ops.cpp.

@@ -7,6 +7,14 @@
 #include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
+
+void check_activation(InferContext& c) {
+    Activation activation;
+    if (!parse_activation(c.string_attr("activation"), activation))
+        c.fail("attribute 'activation' is '" + c.string_attr("activation") + "', expected " +
+               hw::names_in(hw::kActivationNames));
+}
+
 namespace {
 
 /// C[M,N] = act(A[M,K] @ B[K,N] (+ bias[N])): the messages of the original matmul-only IR.
@@ -34,10 +42,7 @@ void infer_fused(InferContext& c) {
         c.same_dtype(0, 2);
     }
     c.same_dtype(0, 1);
-    Activation activation;
-    if (!parse_activation(c.string_attr("activation"), activation))
-        c.fail("attribute 'activation' is '" + c.string_attr("activation") + "', expected " +
-               hw::names_in(hw::kActivationNames));
+    check_activation(c);
     if (const Tensor* out = c.output_tensor(0); out && out->has_shape()) {
         need_rank(3, out->shape, 2);
         if (out->shape[0] != a[0])

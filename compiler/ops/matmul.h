@@ -85,6 +85,10 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op);
 /// A conv_nhwc as the implicit GEMM the fabric runs (ops/conv.cpp); matmul_operands() gives it too.
 MatmulOperands conv_operands(const Graph& graph, const Op& op);
 
+class InferContext;
+/// Fails unless the op's string attribute `activation` names an Activation (the fused forms').
+void check_activation(InferContext& c);
+
 /// The fused form: C = activation(A @ B (+ bias)).
 Op make_matmul(std::string name, uint32_t a, uint32_t b, uint32_t c, std::optional<uint32_t> bias = std::nullopt,
                Activation activation = Activation::None);

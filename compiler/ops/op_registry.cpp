@@ -12,6 +12,7 @@ void register_layout(OpRegistry& registry);
 void register_attention(OpRegistry& registry);
 void register_window(OpRegistry& registry);
 void register_conv(OpRegistry& registry);
+void register_ffn(OpRegistry& registry);
 
 const OpRegistry& op_registry() {
     static const OpRegistry registry = [] {
@@ -24,6 +25,7 @@ const OpRegistry& op_registry() {
         register_attention(r);
         register_window(r);
         register_conv(r);
+        register_ffn(r);
         return r;
     }();
     return registry;

@@ -14,6 +14,7 @@
 #include "compiler/binder.h"
 #include "compiler/bound_program_json.h"
 #include "compiler/compile_error.h"
+#include "compiler/ffn_fusion.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
@@ -83,6 +84,31 @@ void print_fused(std::ostream& out, const Op& op) {
     out << "\n";
 }
 
+/// A fabric kernel's traffic, MACs and cycles.
+void print_fabric_hints(std::ostream& out, const Hints& h, const std::string& config) {
+    out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
+        << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
+        << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
+    out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
+        << config << "\n";
+}
+
+/// A fused FFN's kernel: both matmuls, the row blocks, the traffic.
+void summarize_ffn(std::ostream& out, const Program& p, uint32_t k, uint32_t tasks) {
+    const Graph& g = p.graph;
+    const Kernel& kr = p.kernels[k];
+    const FfnOperands f = ffn_operands(g, kr.op);
+    const auto name = [&](uint32_t t) { return g.tensor(t).name + shape_string(g.tensor(t).shape); };
+    const bool act = f.activation != Activation::None;
+    out << "op '" << g.ops()[kr.op].name << "': " << name(f.y) << " = " << (act ? std::string(to_string(f.activation)) + "(" : "(")
+        << name(f.x) << " @ " << name(f.w1) << (f.b1 ? " + " + g.tensor(*f.b1).name : "") << ") @ " << name(f.w2)
+        << (f.b2 ? " + " + g.tensor(*f.b2).name : "") << ", the hidden " << f.m << " x " << f.hidden << " kept on chip\n";
+    print_fused(out, g.ops()[kr.op]);
+    out << "  row blocks of " << kr.tile.tm << " (H block " << kr.tile.tm << " x " << f.hidden << " in L3.hidden), fabric tiles "
+        << kr.tile.tm << "x" << kr.tile.tn << ", K chunks of " << kr.tile.tk << ", " << tasks << " tasks\n";
+    print_fabric_hints(out, kr.hints, p.target.config);
+}
+
 void summarize(std::ostream& out, const Program& p, bool verbose) {
     const Graph& g = p.graph;
     std::vector<uint32_t> tasks_of(p.kernels.size());  // counted once: a program may have 100 000 kernels
@@ -131,6 +157,10 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
                 << "), estimated " << kr.hints.estimated_cycles << (v.transpose ? " cycles on " : " vector engine cycles on ") << p.target.config << "\n";
             continue;
         }
+        if (is_ffn_op(g.ops()[kr.op])) {
+            summarize_ffn(out, p, k, tasks_of[k]);
+            continue;
+        }
         const MatmulOperands op = matmul_operands(g, kr.op);
         const uint64_t M = op.m, N = op.n, K = op.k;
         if (op.conv) {  // an implicit GEMM: the patches of X gathered on chip
@@ -156,12 +186,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
         if (kr.tile.kc)
             out << ", K in " << tile_count(K, kr.tile.kc) << " passes of " << kr.tile.kc;
         out << "\n";
-        const Hints& h = kr.hints;
-        out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
-            << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
-            << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
-        out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
-            << p.target.config << "\n";
+        print_fabric_hints(out, kr.hints, p.target.config);
     }
     const OpCounts c = count_ops(p);
     out << "ops " << c.total;
@@ -341,6 +366,8 @@ int run(int argc, char** argv) {
         std::cout << "Conv '" << c.op << "' (depthwise) runs on the " << (c.vector ? "vector engine" : "fabric")
                   << ": estimated " << std::llround(c.vector_cycles) << " cycles on the vector engine, "
                   << std::llround(c.fabric_cycles) << " on the fabric\n";
+    std::vector<std::string> notes;  // what the passes left and why (-v)
+    if (verbose) compile_options.notes = &notes;
     Program program = kpu::cli::allocating("compiling " + input, [&] {
         return naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options, &weights); });
     });
@@ -367,6 +394,7 @@ int run(int argc, char** argv) {
     std::cout << "passes (-O" << compile_options.passes.level << "): ";
     for (size_t i = 0; i < program.passes.size(); ++i) std::cout << (i ? ", " : "") << to_string(program.passes[i]);
     std::cout << (program.passes.empty() ? "none\n" : "\n");
+    for (const std::string& note : notes) std::cout << note << "\n";
     summarize(std::cout, program, verbose);
     if (program.kernels.size() > 1) {
         // Ops overlap (independent ones side by side, a layer's loads under the last one's

@@ -168,6 +168,11 @@ def _op(kind, t, a, out_shapes):
             y = y + t[2]
         act = a.get("activation", "none")
         return [torch.relu(y) if act == "relu" else F.gelu(y) if act == "gelu" else y]
+    if kind == "ffn":  # ours (fuse-ffn): act(X @ W1 (+ B1)) @ W2 (+ B2), gelu the drain's tanh form
+        h = x @ t[1] + (t[3] if len(t) > 3 and t[3] is not None else 0)
+        act = a.get("activation", "none")
+        h = torch.relu(h) if act == "relu" else F.gelu(h, approximate="tanh") if act == "gelu" else h
+        return [h @ t[2] + (t[4] if len(t) > 4 and t[4] is not None else 0)]
     raise KeyError(kind)
 
 

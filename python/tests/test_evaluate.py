@@ -49,3 +49,28 @@ def test_fast_path_matches_the_reference(tmp_path):
     # Independently of both: NumPy's own slicing of the same bounds.
     agree(fast["s"], x[-1:-7:-2, 1:6:2, -5:])
     agree(fast["g"], np.take(x[2:], [[4, -1], [0, -5]], axis=1))
+
+
+def test_fused_ffn_matches_the_reference_and_numpy(tmp_path):
+    """fuse-ffn makes the MLP one ffn op on minimal: the fast path's rule for it against the C++
+    reference and NumPy."""
+    graph = {"tensors": [{"name": "x", "shape": [100, 72], "role": "input"},
+                         {"name": "W1", "shape": [72, 200], "role": "input"}, {"name": "b1", "shape": [200], "role": "input"},
+                         {"name": "h"}, {"name": "W2", "shape": [200, 40], "role": "input"},
+                         {"name": "b2", "shape": [40], "role": "input"}, {"name": "y", "role": "output"}],
+             "ops": [{"op": "matmul", "name": "fc1", "A": "x", "B": "W1", "bias": "b1", "activation": "gelu", "C": "h"},
+                     {"op": "matmul", "name": "fc2", "A": "h", "B": "W2", "bias": "b2", "C": "y"}]}
+    path = tmp_path / "ffn.json"
+    path.write_text(json.dumps(graph))
+    program = kpu.KPUCompiler().compile(str(path), config_path("minimal"))
+    compiled = json.loads(program.native.kpu_text())["graph"]
+    assert [o["op"] for o in compiled["ops"]] == ["ffn"]
+    rng = np.random.default_rng(5)
+    t = {n: rng.standard_normal(s).astype(np.float32) for n, s in
+         (("x", (100, 72)), ("W1", (72, 200)), ("b1", (200,)), ("W2", (200, 40)), ("b2", (40,)))}
+    fast = evaluate(compiled, t, {})
+    assert fast is not None, "the ffn op fell back to the reference"
+    agree(fast["y"], program.native.reference(t)["y"])
+    h = t["x"].astype(np.float64) @ t["W1"] + t["b1"]
+    h = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h ** 3)))  # the drain's gelu
+    agree(fast["y"], h @ t["W2"] + t["b2"])

@@ -293,7 +293,8 @@ TEST(OpStream, ACTileComingBackForTheNextPassWaitsOnlyForItsOwnWriteback) {
 }
 
 TEST(OpStream, MlpSecondLayerLoadsWaitForTheFirstLayersStores) {
-    const Program p = compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"));
+    const Program p =
+        compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"), test::unfused());
     std::map<uint32_t, DfxOp> stores;
     bool checked = false;
     for_each_op(p, [&](const DfxOp& op) {

@@ -18,7 +18,7 @@ namespace {
 using json = nlohmann::json;
 
 Program mlp_program() {
-    return compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"));
+    return compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"), test::unfused());
 }
 
 // A program built with add_kernel (custom tilings) reads back: add_kernel sums the kernels'
@@ -65,7 +65,7 @@ TEST(KpuFormat, RoundTripIsLossless) {
 }
 
 TEST(KpuFormat, ThePassesThatRanAndWhatAnOpAbsorbedRoundTrip) {
-    Program p = compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"));
+    Program p = compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"), test::unfused());
     p.passes = {Pass::FoldConstants, Pass::FuseEpilogue};
     Graph g = p.graph;
     p.graph = Graph();

@@ -26,6 +26,14 @@ inline Program compile_matmul(uint64_t m, uint64_t n, uint64_t k, const hw::Conf
     return compile(parse_graph(matmul_json(m, n, k, bias), "test.json"), target, {dataflow});
 }
 
+/// The default options less fuse-ffn: an MLP's two matmuls stay two kernels, h in DRAM
+/// (what the tests of the two-layer program look at).
+inline CompileOptions unfused(Dataflow dataflow = Dataflow::OutputStationary) {
+    CompileOptions options(dataflow);
+    options.passes.disabled.push_back(Pass::FuseFfn);
+    return options;
+}
+
 /// The MLP y = relu(x @ W1 + b1) @ W2 + b2 with h in DRAM.
 inline std::string mlp_json(uint64_t batch, uint64_t in, uint64_t hidden, uint64_t out) {
     auto s = [](uint64_t v) { return std::to_string(v); };

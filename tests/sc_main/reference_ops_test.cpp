@@ -585,8 +585,9 @@ TEST(ReferenceOps, StopsBeforeAnOpWhenCancelled) {
 }
 
 TEST(ReferenceOps, EveryRegisteredOpKindHasAReference) {
+    // The fused forms are reference.cpp's blocked loops (an ffn op: two of them, H in between).
     for (const std::string& kind : compiler::op_registry().kinds())
-        if (kind != "matmul") {
+        if (kind != "matmul" && kind != "ffn") {
             EXPECT_NE(op_reference(kind), nullptr) << kind;
         }
 }
