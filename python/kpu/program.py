@@ -41,7 +41,7 @@ class KPUOp:
     attributes: dict
     tiling: TileConfig = None
     schedule_order: int = 0
-    fused_with: list = field(default_factory=list)  # the .kpu runs every graph op as its own kernel
+    fused_with: list = field(default_factory=list)  # the source ops a fusion pass absorbed (Op::fused_with)
     estimated_cycles: int = 0
     estimated_energy_pj: float = 0.0
     macs: int = 0
@@ -106,8 +106,13 @@ class KPUProgram:
                 tiling = TileConfig({"rows": k["tile"][0], "cols": k["tile"][1]}, ["rows"], double_buffer=False)
                 peak_sram = max(peak_sram, 4 * k["tile"][0] * k["tile"][1])
             read, write, macs = hints.get("dram_read_bytes", 0), hints.get("dram_write_bytes", 0), hints.get("macs", 0)
-            ops.append(KPUOp(o["name"], o["op"], list(o["inputs"]), list(o["outputs"]), dict(o.get("attributes", {})),
-                             tiling, order, [], int(hints.get("estimated_cycles", 0)),
+            if o["op"] == "matmul":  # the fused form's own keys (docs/graph-format.md)
+                inputs = [o["A"], o["B"]] + ([o["bias"]] if "bias" in o else [])
+                outputs, attributes = [o["C"]], {"activation": o["activation"]} if "activation" in o else {}
+            else:
+                inputs, outputs, attributes = list(o["inputs"]), list(o["outputs"]), dict(o.get("attributes", {}))
+            ops.append(KPUOp(o["name"], o["op"], inputs, outputs, attributes,
+                             tiling, order, list(o.get("fused_with", [])), int(hints.get("estimated_cycles", 0)),
                              float(macs * pj_mac + (read + write) * pj_byte), int(macs), int(read), int(write)))
         roles = lambda *rs: [t for t in tensors.values() if t.role in rs]  # noqa: E731
         weights = native.weights()

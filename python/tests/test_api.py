@@ -51,6 +51,16 @@ def test_compile_graph_json_and_program_fields():
     assert p.weight_bytes == sum(t.bytes for t in p.tensors.values() if t.role == "constant")
 
 
+def test_the_fused_matmul_form_reads_as_an_op():
+    """A graph in the fused form ({"op": "matmul", "A", "B", "C"}) has no inputs/outputs keys."""
+    p = kpu.KPUCompiler().compile(os.path.join(SOURCE_DIR, "examples", "mlp.json"), config_path("edge"), opt_level=0)
+    fc1 = p.ops[0]
+    assert fc1.op_type == "matmul" and fc1.input_ids == ["x", "W1", "b1"] and fc1.output_ids == ["h"]
+    assert fc1.attributes == {"activation": "relu"} and fc1.fused_with == []
+    fused = kpu.KPUCompiler().compile(os.path.join(SOURCE_DIR, "examples", "mlp.json"), config_path("minimal"))
+    assert [(op.op_type, op.fused_with) for op in fused.ops] == [("ffn", ["fc1", "fc2"])]
+
+
 def test_precision_other_than_fp32_is_refused():
     with pytest.raises(kpu.CompilationError, match="INT8"):
         kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), precision=kpu.KPUPrecision.INT8)
