@@ -8,6 +8,7 @@
 #include "compiler/compile_error.h"
 #include "compiler/layout_pass.h"
 #include "compiler/long_rows.h"
+#include "compiler/passes/fuse_epilogue.h"
 #include "compiler/unit_choice.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
@@ -100,6 +101,10 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     program.graph = sink_transposes(program.graph);
     require_lowerable(program.graph, "graph");
     program.graph = split_long_rows(program.graph, target);
+    if (options.passes.enabled(Pass::FuseEpilogue)) {  // on the lowered ops, after the layout is settled
+        program.graph = fuse_epilogue(program.graph);
+        program.passes.push_back(Pass::FuseEpilogue);
+    }
     const Graph& graph = program.graph;
     program.target = target_of(target);
     // The binder places every tensor in DRAM, each from an interleave boundary: a graph that

@@ -166,9 +166,20 @@ def _op(kind, t, a, out_shapes):
         y = x @ t[1]
         if len(t) > 2 and t[2] is not None:
             y = y + t[2]
-        act = a.get("activation", "none")
-        return [torch.relu(y) if act == "relu" else F.gelu(y) if act == "gelu" else y]
+        return [_DRAIN_ACTIVATIONS[a.get("activation", "none")](y)]
     raise KeyError(kind)
+
+
+# The fused matmul's activations (hardware/fabric_command.h): "gelu" is the tanh approximation.
+_DRAIN_ACTIVATIONS = {
+    "none": lambda y: y,
+    "relu": lambda y: torch.relu(y),
+    "gelu": lambda y: F.gelu(y, approximate="tanh"),
+    "gelu_erf": lambda y: F.gelu(y),
+    "sigmoid": lambda y: torch.sigmoid(y),
+    "silu": lambda y: F.silu(y),
+    "tanh": lambda y: torch.tanh(y),
+}
 
 
 def evaluate(graph, inputs, weights):

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""The optimization passes end to end (docs/compiler.md, "Passes"): each small graph compiled at
+-O0, at -O2 and with the pass alone, run on kpu-sim with --check. fuse-epilogue's outputs are
+the same bytes as -O0's, and its DRAM bytes (the .kpu's hints and kpu-sim's measured traffic)
+are -O0's less exactly the absorbed ops' kernels, with the fused matmul's own by the closed
+form 4 (M K Pn + K N Pm + [bias] N Pm) + 4 M N. Disabling the pass gives -O0's program.
+Usage: opt_passes_check.py BUILD_BIN_DIR SOURCE_DIR WORK_DIR"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from kpu_run import op, tensor
+
+bin_dir, source_dir, work = sys.argv[1:4]
+rng = np.random.default_rng(33)
+ALL = ["fold-constants", "fold-batchnorm", "fuse-epilogue", "fuse-ffn", "fuse-attention", "plan-memory"]
+failures = cases = 0
+
+
+def fail(msg):
+    global failures
+    failures += 1
+    print("FAIL: " + msg)
+
+
+def compile_run(name, graph, inputs, config, args):
+    """(.kpu JSON, kpu-sim stats, {output: raw .npy bytes}) of `graph` compiled with `args`."""
+    case = os.path.join(work, name)
+    os.makedirs(os.path.join(case, "in"), exist_ok=True)
+    with open(os.path.join(case, "graph.json"), "w") as f:
+        json.dump(graph, f)
+    for t, v in inputs.items():
+        np.save(os.path.join(case, "in", t + ".npy"), v.astype(np.float32))
+    cfg = os.path.join(source_dir, "configs", config + ".json")
+    kpu = os.path.join(case, "p.kpu")
+    subprocess.run([os.path.join(bin_dir, "kpu-compile"), os.path.join(case, "graph.json"), "-o", kpu, "--config",
+                    cfg] + args, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([os.path.join(bin_dir, "kpu-sim"), "--config", cfg, "--program", kpu, "--inputs",
+                    os.path.join(case, "in"), "--outputs", os.path.join(case, "out"), "--check", "--stats",
+                    os.path.join(case, "stats.json")], check=True, stdout=subprocess.DEVNULL)
+    with open(kpu) as f:
+        program = json.load(f)
+    with open(os.path.join(case, "stats.json")) as f:
+        stats = json.load(f)
+    outs = {}
+    for t in graph["tensors"]:
+        if t.get("role") == "output":
+            with open(os.path.join(case, "out", t["name"] + ".npy"), "rb") as f:
+                outs[t["name"]] = f.read()
+    return program, stats, outs
+
+
+def kernel_traffic(program):
+    """{op name: DRAM bytes read + written} from the .kpu's per-kernel hints."""
+    out = {}
+    for k in program["kernels"]:
+        h = k["hints"]
+        out[k["op"]] = out.get(k["op"], 0) + h["dram_read_bytes"] + h["dram_write_bytes"]
+    return out
+
+
+def matmul_closed_form(program, op_name):
+    """4 (M K Pn + K N Pm + [bias] N Pm) + 4 M N for fused matmul `op_name` of the .kpu."""
+    g = program["graph"]
+    o = next(x for x in g["ops"] if x["name"] == op_name)
+    shapes = {t["name"]: t["shape"] for t in g["tensors"]}
+    (m, k), n = shapes[o["A"]], shapes[o["B"]][1]
+    index = next(i for i, x in enumerate(program["kernels"]) if x["op"] == op_name)
+    tasks = [t for t in program["tasks"] if t["kernel"] == index]
+    pm, pn = len({tuple(t["rows"]) for t in tasks}), len({tuple(t["cols"]) for t in tasks})
+    return 4 * (m * k * pn + k * n * pm + (n * pm if o.get("bias") else 0)) + 4 * m * n
+
+
+def fusion_case(name, graph, inputs, config, fused):
+    """`fused`: {fused op name: [absorbed op names]} expected at -O2."""
+    global cases
+    cases += 1
+    p0, s0, o0 = compile_run(name + "_O0_" + config, graph, inputs, config, ["-O0"])
+    alone = ["-O2"] + [a for p in ALL if p != "fuse-epilogue" for a in ("--disable-pass", p)]
+    off = ["-O2", "--disable-pass", "fuse-epilogue"]
+    runs = {"-O2": compile_run(name + "_O2_" + config, graph, inputs, config, ["-O2"]),
+            "alone": compile_run(name + "_alone_" + config, graph, inputs, config, alone)}
+    p_off, s_off, o_off = compile_run(name + "_off_" + config, graph, inputs, config, off)
+    if p_off["graph"] != p0["graph"] or p_off["tasks"] != p0["tasks"] or o_off != o0:
+        fail(f"{name} on {config}: --disable-pass fuse-epilogue is not -O0's program")
+    for label, (p, s, o) in runs.items():
+        where = f"{name} on {config} ({label})"
+        if o != o0:
+            fail(f"{where}: outputs are not the same bytes as -O0")
+        if "fuse-epilogue" not in p.get("passes", []):
+            fail(f"{where}: passes {p.get('passes')} do not record fuse-epilogue")
+        got = {x["name"]: x.get("fused_with", []) for x in p["graph"]["ops"] if x.get("fused_with")}
+        if got != fused:
+            fail(f"{where}: fused_with {got}, expected {fused}")
+        t0, t2 = kernel_traffic(p0), kernel_traffic(p)
+        want = sum(t0.values())
+        for f_op, absorbed in fused.items():
+            want -= t0[f_op] + sum(t0.get(a, 0) for a in absorbed)
+            want += matmul_closed_form(p, f_op)
+        hinted = p["hints"]["dram_read_bytes"] + p["hints"]["dram_write_bytes"]
+        measured = s["dram_reads_bytes"] + s["dram_writes_bytes"]
+        if not hinted == measured == want:
+            fail(f"{where}: DRAM bytes hinted {hinted}, measured {measured}, closed form {want}")
+        print(f"{where}: same bytes as -O0; DRAM {s0['dram_reads_bytes'] + s0['dram_writes_bytes']} -> {measured} B,"
+              f" cycles {s0['total_cycles']} -> {s['total_cycles']}")
+
+
+def mlp_graph(m, k, n, chain, gemm=False, bias_first=False):
+    """x[m,k] @ W[k,n] (a MatMul, or a Gemm with bias b) followed by `chain`: ("add",) adds
+    a row vector c[n], ("Relu",), ("Gelu", approximate), ... an activation."""
+    tensors = [tensor("x", [m, k], "input"), tensor("W", [k, n], "constant")]
+    inputs = {"x": rng.standard_normal((m, k)), "W": rng.standard_normal((k, n)) / np.sqrt(k)}
+    if gemm:
+        tensors.append(tensor("b", [n], "constant"))
+        inputs["b"] = rng.standard_normal(n)
+        ops = [op("Gemm", "mm", ["x", "W", "b"], ["t0"])]
+    else:
+        ops = [op("MatMul", "mm", ["x", "W"], ["t0"])]
+    last = "t0"
+    for i, step in enumerate(chain):
+        out = "y" if i == len(chain) - 1 else f"t{i + 1}"
+        if step[0] == "add":
+            tensors.append(tensor("c", [n], "constant"))
+            inputs["c"] = rng.standard_normal(n)
+            ops.append(op("Add", "bias_add", ["c", last] if bias_first else [last, "c"], [out]))
+        elif step[0] == "Gelu":
+            ops.append(op("Gelu", "act", [last], [out], approximate=step[1]))
+        else:
+            ops.append(op(step[0], "act", [last], [out]))
+        last = out
+    tensors += [tensor(f"t{j}") for j in range(len(chain))] + [tensor("y", None, "output")]
+    return {"tensors": tensors, "ops": ops}, inputs
+
+
+for config in ("edge", "t64"):
+    g, i = mlp_graph(96, 200, 80, [("add",), ("Relu",)])
+    fusion_case("matmul_add_relu", g, i, config, {"mm": ["bias_add", "act"]})
+    g, i = mlp_graph(64, 128, 300, [("add",)], bias_first=True)
+    fusion_case("matmul_bias_first", g, i, config, {"mm": ["bias_add"]})
+    g, i = mlp_graph(70, 96, 130, [("Gelu", "tanh")], gemm=True)
+    fusion_case("gemm_gelu_tanh", g, i, config, {"mm": ["act"]})
+    for kind in (("Gelu", "none"), ("Sigmoid",), ("Silu",), ("Tanh",)):
+        g, i = mlp_graph(33, 64, 48, [("add",), kind])
+        fusion_case("matmul_add_" + "_".join(kind).lower(), g, i, config, {"mm": ["bias_add", "act"]})
+
+# A matmul whose result is read twice, and an Add of a full matrix, stay as they are.
+for name, extra in (("read_twice", True), ("matrix_add", False)):
+    cases += 1
+    tensors = [tensor("x", [32, 48], "input"), tensor("W", [48, 40], "constant"), tensor("t"),
+               tensor("y", None, "output")]
+    inputs = {"x": rng.standard_normal((32, 48)), "W": rng.standard_normal((48, 40))}
+    if extra:
+        tensors.append(tensor("z", None, "output"))
+        ops = [op("MatMul", "mm", ["x", "W"], ["t"]), op("Relu", "act", ["t"], ["y"]), op("Sigmoid", "s", ["t"], ["z"])]
+    else:
+        tensors.append(tensor("r", [32, 40], "input"))
+        inputs["r"] = rng.standard_normal((32, 40))
+        ops = [op("MatMul", "mm", ["x", "W"], ["t"]), op("Add", "res", ["t", "r"], ["y"])]
+    g = {"tensors": tensors, "ops": ops}
+    p0, _, o0 = compile_run(name + "_O0", g, inputs, "edge", ["-O0"])
+    p2, _, o2 = compile_run(name + "_O2", g, inputs, "edge", ["-O2"])
+    if p2["graph"] != p0["graph"] or o2 != o0:
+        fail(f"{name}: -O2 changed a graph with nothing to fuse")
+
+print(f"{cases - failures} of {cases} cases passed" if not failures else f"{failures} failures in {cases} cases")
+raise SystemExit(1 if failures else 0)
