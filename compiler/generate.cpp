@@ -8,6 +8,8 @@
 #include "compiler/compile_error.h"
 #include "compiler/layout_pass.h"
 #include "compiler/long_rows.h"
+#include "compiler/passes/fold_batchnorm.h"
+#include "compiler/passes/fold_constants.h"
 #include "compiler/passes/fuse_epilogue.h"
 #include "compiler/unit_choice.h"
 #include "compiler/ops/op_schema.h"
@@ -86,13 +88,21 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
 }
 
 Program compile(const Graph& source_graph, const hw::Config& target, const CompileOptions& options,
-                [[maybe_unused]] Weights* weights) {
+                Weights* weights) {
     Program program;
     program.graph = source_graph;
     // check() again on a copy: parse_graph has checked it already (checking is idempotent), but
     // a graph built in C++ may not have been, and tiling an unchecked one reads shapes and
     // roles that are not there.
     program.graph.check("graph");
+    if (options.passes.enabled(Pass::FoldConstants)) {  // on the source ops, before expansion
+        program.graph = fold_constants(program.graph, weights);
+        program.passes.push_back(Pass::FoldConstants);
+    }
+    if (options.passes.enabled(Pass::FoldBatchnorm)) {  // on the source Conv, before expansion
+        program.graph = fold_batchnorm(program.graph, weights);
+        program.passes.push_back(Pass::FoldBatchnorm);
+    }
     program.graph = choose_units(program.graph, target, nullptr, options.depthwise);  // a depthwise Conv's unit
     // Composites (Attention, ops over other axes) become their parts and layout conversions
     // stay only where needed before the check for what lowers: an op may lower only in the

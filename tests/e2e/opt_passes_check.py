@@ -165,5 +165,97 @@ for name, extra in (("read_twice", True), ("matrix_add", False)):
     if p2["graph"] != p0["graph"] or o2 != o0:
         fail(f"{name}: -O2 changed a graph with nothing to fuse")
 
+
+
+def conv2d(x, w, b, pad):
+    """Direct convolution in float64 (stride 1, groups 1, NCHW)."""
+    n, c, h, wd = x.shape
+    co, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1
+    y = np.zeros((n, co, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            y += np.einsum("nchw,oc->nohw", xp[:, :, i:i + oh, j:j + ow], w[:, :, i, j])
+    return y + (b[None, :, None, None] if b is not None else 0)
+
+
+def vals(a):
+    return [float(v) for v in np.asarray(a, dtype=np.float32).ravel()]
+
+
+def bn_graph(known, conv_bias, relu):
+    """Conv (3 -> 8 channels, 3x3, pad 1) -> BatchNormalization (-> Relu); parameters inline
+    when `known`, else graph inputs."""
+    c, co = 3, 8
+    p = {"W": rng.standard_normal((co, c, 3, 3)) / 3, "cb": rng.standard_normal(co), "scale": rng.uniform(0.5, 2, co),
+         "B": rng.standard_normal(co), "mean": rng.standard_normal(co) * 0.3, "var": rng.uniform(0.2, 3, co)}
+    p = {k: v.astype(np.float32).astype(np.float64) for k, v in p.items()}
+    inputs = {"x": rng.standard_normal((1, c, 12, 10))}
+    tensors = [tensor("x", [1, c, 12, 10], "input")]
+    for k, v in p.items():
+        if k == "cb" and not conv_bias:
+            continue
+        if known:
+            tensors.append(tensor(k, list(v.shape), "constant", value=vals(v)))
+        else:
+            tensors.append(tensor(k, list(v.shape), "input"))
+            inputs[k] = v
+    ops = [op("Conv", "conv", ["x", "W"] + (["cb"] if conv_bias else []), ["t"], pads=[1, 1, 1, 1]),
+           op("BatchNormalization", "bn", ["t", "scale", "B", "mean", "var"], ["u" if relu else "y"], epsilon=1e-3)]
+    tensors += [tensor("t"), tensor("y", None, "output")]
+    if relu:
+        tensors.append(tensor("u"))
+        ops.append(op("Relu", "act", ["u"], ["y"]))
+
+    def want(t):
+        y = conv2d(t["x"], p["W"], p["cb"] if conv_bias else None, 1)
+        s = p["scale"] / np.sqrt(p["var"] + float(np.float32(1e-3)))
+        y = (y - p["mean"][None, :, None, None]) * s[None, :, None, None] + p["B"][None, :, None, None]
+        return np.maximum(y, 0) if relu else y
+    return {"tensors": tensors, "ops": ops}, inputs, want
+
+
+def bn_case(name, known, conv_bias, relu, config):
+    global cases
+    cases += 1
+    g, inputs, want = bn_graph(known, conv_bias, relu)
+    p0, s0, o0 = compile_run(name + "_O0_" + config, g, inputs, config, ["-O0"])
+    alone = ["-O2"] + [a for q in ALL if q != "fold-batchnorm" for a in ("--disable-pass", q)]
+    for label, args in (("-O2", ["-O2"]), ("alone", alone)):
+        where = f"{name} on {config} ({label})"
+        p, s, _ = compile_run(name + "_" + label.strip("-") + "_" + config, g, inputs, config, args)
+        got = np.load(os.path.join(work, name + "_" + label.strip("-") + "_" + config, "out", "y.npy"))
+        err = np.abs(got - want(inputs)).max() / max(np.abs(want(inputs)).max(), 1)
+        fused = {x["name"]: x.get("fused_with") for x in p["graph"]["ops"] if x.get("fused_with")}
+        if not known:
+            if p["graph"] != p0["graph"]:
+                fail(f"{where}: parameters not known, but the graph changed")
+            continue
+        if "fold-batchnorm" not in p.get("passes", []) or fused.get("conv.conv") != ["bn"]:
+            fail(f"{where}: passes {p.get('passes')}, fused_with {fused}")
+        if err > 1e-5:
+            fail(f"{where}: max error / max(|ref|, 1) = {err:.3g} against NumPy")
+        # DRAM: -O0's less the BN's kernels; the conv reads its new bias once per task row
+        # (4 Cout Pm) when it had none.
+        t0, t2 = kernel_traffic(p0), kernel_traffic(p)
+        index = next(i for i, k in enumerate(p["kernels"]) if k["op"] == "conv.conv")
+        pm = len({tuple(t["rows"]) for t in p["tasks"] if t["kernel"] == index})
+        bn_bytes = sum(v for k, v in t0.items() if k == "bn" or k.startswith("bn."))
+        relu_bytes = t0.get("act", 0) if "act" in fused.get("conv.conv", []) else 0
+        want_bytes = sum(t0.values()) - bn_bytes - relu_bytes + (0 if conv_bias else 4 * 8 * pm)
+        hinted = p["hints"]["dram_read_bytes"] + p["hints"]["dram_write_bytes"]
+        measured = s["dram_reads_bytes"] + s["dram_writes_bytes"]
+        if not hinted == measured == want_bytes:
+            fail(f"{where}: DRAM bytes hinted {hinted}, measured {measured}, closed form {want_bytes}")
+        print(f"{where}: error {err:.3g}; DRAM {s0['dram_reads_bytes'] + s0['dram_writes_bytes']} -> {measured} B,"
+              f" cycles {s0['total_cycles']} -> {s['total_cycles']}")
+
+
+for config in ("edge", "t64"):
+    bn_case("conv_bn", True, False, False, config)
+    bn_case("conv_bias_bn_relu", True, True, True, config)
+bn_case("conv_bn_unknown", False, True, False, "edge")
+
 print(f"{cases - failures} of {cases} cases passed" if not failures else f"{failures} failures in {cases} cases")
 raise SystemExit(1 if failures else 0)
