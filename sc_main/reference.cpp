@@ -17,41 +17,6 @@ namespace kpu::cli {
 
 namespace {
 
-double activate(double x, compiler::Activation activation) {
-    switch (activation) {
-        case compiler::Activation::None: return x;
-        case compiler::Activation::Relu: return x > 0 ? x : 0;
-        case compiler::Activation::Gelu: {
-            const double kSqrt2OverPi = std::sqrt(2.0 / M_PI);
-            return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)));
-        }
-        case compiler::Activation::GeluErf: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
-        case compiler::Activation::Sigmoid: return 1 / (1 + std::exp(-x));
-        case compiler::Activation::Silu: return x / (1 + std::exp(-x));
-        case compiler::Activation::Tanh: return std::tanh(x);
-    }
-    return x;
-}
-
-/// The bound after the activation, from the bound `e` of its argument x and y = act(x): the
-/// argument's carried through the function's slope (at most 1.2 for both GELUs, 1.1 for SiLU,
-/// 1 for tanh and relu, 1/4 for the sigmoid, taken as 1) plus the float function's own
-/// rounding (as the vector engine's ops in reference_ops.cpp: GELU 5 u |x| + 2 u |y| of which
-/// the final rounding u |y| is added by the caller; tanh 4 u |y|; sigmoid and SiLU 8 u |y|).
-double activated_bound(double e, double x, double y, compiler::Activation activation) {
-    const double unit = std::ldexp(1.0, -24);
-    switch (activation) {
-        case compiler::Activation::None:
-        case compiler::Activation::Relu: return e;
-        case compiler::Activation::Gelu:
-        case compiler::Activation::GeluErf: return 1.2 * e + 5.0 * unit * std::fabs(x) + unit * std::fabs(y);
-        case compiler::Activation::Silu: return 1.1 * e + 7.0 * unit * std::fabs(y);
-        case compiler::Activation::Sigmoid: return e + 7.0 * unit * std::fabs(y);
-        case compiler::Activation::Tanh: return e + 3.0 * unit * std::fabs(y);
-    }
-    return e;
-}
-
 /// What the loops read of an operand: its values, their magnitudes, or magnitudes padded
 /// with the operand's error bound (|v| + e).
 enum class Load { Value, Magnitude, Padded };
@@ -253,8 +218,8 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
                 double bound = gamma * inflated[e] + (padded.empty() ? 0.0 : inflated[e] - sum_of_magnitudes);
                 if (bias) x += bias->value(j), bound += bias->bound(j);
                 bound += unit * std::fabs(x);
-                double y = activate(x, op.activation);
-                bound = activated_bound(bound, x, y, op.activation) + unit * std::fabs(y);
+                double y = drain_activate(x, op.activation);
+                bound = drain_activation_bound(bound, x, y, op.activation) + unit * std::fabs(y);
                 c.value[e] = y;
                 inflated[e] = bound;
                 // The bound in average products of this sum (M / K): elements whose sum is 0

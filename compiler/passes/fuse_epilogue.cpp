@@ -43,6 +43,7 @@ public:
                 if (t != kNoTensor) ++readers[t], reader[t] = i;
         for (uint32_t i = 0; i < g_.ops().size(); ++i) {
             const Op& op = g_.ops()[i];
+            if (op.kind == "conv_nhwc" && conv_activation(i, readers, reader)) return true;
             const std::optional<MatmulOperands> mm = fusable_matmul(g_, op);
             if (!mm || readers[mm->c] != 1 || g_.tensor(mm->c).role == TensorRole::Output) continue;
             const Op& next = g_.ops()[reader[mm->c]];
@@ -78,6 +79,35 @@ public:
     const Graph& graph() const { return g_; }
 
 private:
+    /// Conv op i (no activation yet) whose result, through views read by nothing else, only an
+    /// activation reads: that activation in the conv's drain, its readers reading the view.
+    bool conv_activation(uint32_t i, const std::vector<uint32_t>& readers, const std::vector<uint32_t>& reader) {
+        const Op& conv = g_.ops()[i];
+        if (activation_of(conv) != Activation::None) return false;
+        uint32_t t = conv.outputs[0];
+        while (readers[t] == 1 && g_.tensor(t).role != TensorRole::Output && is_view_op(g_.ops()[reader[t]]))
+            t = g_.ops()[reader[t]].outputs[0];
+        if (readers[t] != 1 || g_.tensor(t).role == TensorRole::Output) return false;
+        const Op& next = g_.ops()[reader[t]];
+        const std::optional<Activation> a = drain_activation(next);
+        const uint32_t y = next.outputs[0];
+        if (!a || g_.tensor(y).role == TensorRole::Output) return false;
+        Op fused = conv;
+        fused.attributes["activation"] = std::string(to_string(*a));
+        fused.fused_with.insert(fused.fused_with.end(), next.fused_with.begin(), next.fused_with.end());
+        fused.fused_with.push_back(next.name);
+        std::vector<Op> ops;
+        for (uint32_t j = 0; j < g_.ops().size(); ++j) {
+            if (j == reader[t]) continue;
+            Op o = j == i ? fused : g_.ops()[j];
+            for (uint32_t& in : o.inputs)
+                if (in == y) in = t;  // the activation's readers read what it read
+            ops.push_back(std::move(o));
+        }
+        g_ = used_part(g_, std::move(ops), "fuse-epilogue");
+        return true;
+    }
+
     Graph g_;
 };
 

@@ -17,7 +17,9 @@ namespace kpu::compiler {
 /// name) writing that op's output, repeatedly (Add then Relu: both). The producer is a fused
 /// matmul, a MatMul of two matrices, or a Gemm without transposes with alpha = beta = 1 (what
 /// the fused form computes bit for bit). The result is the same bits as the unfused ops:
-/// the drain adds the bias and applies the function in the vector engine's order.
+/// the drain adds the bias and applies the function in the vector engine's order. A conv_nhwc
+/// likewise takes an activation that reads its result (through views nothing else reads): its
+/// "activation" attribute, the activation's readers then reading the view.
 Graph fuse_epilogue(const Graph& graph);
 
 }  // namespace kpu::compiler

@@ -153,7 +153,7 @@ def _op(kind, t, a, out_shapes):
         xn = x.permute(0, 1, 4, 2, 3).reshape(n, g * cg, h, w)
         wn = t[1].permute(0, 4, 3, 1, 2).reshape(g * cog, cg, kh, kw)
         b = t[2].reshape(-1) if len(t) > 2 and t[2] is not None else None
-        y = _conv_nchw(xn, wn, b, a, g)
+        y = _DRAIN_ACTIVATIONS[a.get("activation", "none")](_conv_nchw(xn, wn, b, a, g))
         return [y.reshape(n, g, cog, y.shape[-2], y.shape[-1]).permute(0, 1, 3, 4, 2).contiguous()]
     if kind == "depthwise_conv":
         if a.get("auto_pad", "NOTSET") != "NOTSET":

@@ -53,6 +53,11 @@ def compile_run(name, graph, inputs, config, args):
     return program, stats, outs
 
 
+def vals(a):
+    """Inline values of an array, as float32 holds them."""
+    return [float(v) for v in np.asarray(a, dtype=np.float32).ravel()]
+
+
 def kernel_traffic(program):
     """{op name: DRAM bytes read + written} from the .kpu's per-kernel hints."""
     out = {}
@@ -74,8 +79,9 @@ def matmul_closed_form(program, op_name):
     return 4 * (m * k * pn + k * n * pm + (n * pm if o.get("bias") else 0)) + 4 * m * n
 
 
-def fusion_case(name, graph, inputs, config, fused):
-    """`fused`: {fused op name: [absorbed op names]} expected at -O2."""
+def fusion_case(name, graph, inputs, config, fused, conv=False):
+    """`fused`: {fused op name: [absorbed op names]} expected at -O2. A conv's kernel moves the
+    same bytes with its activation as without (`conv`); a matmul's by the closed form."""
     global cases
     cases += 1
     p0, s0, o0 = compile_run(name + "_O0_" + config, graph, inputs, config, ["-O0"])
@@ -99,7 +105,7 @@ def fusion_case(name, graph, inputs, config, fused):
         want = sum(t0.values())
         for f_op, absorbed in fused.items():
             want -= t0[f_op] + sum(t0.get(a, 0) for a in absorbed)
-            want += matmul_closed_form(p, f_op)
+            want += t0[f_op] if conv else matmul_closed_form(p, f_op)
         hinted = p["hints"]["dram_read_bytes"] + p["hints"]["dram_write_bytes"]
         measured = s["dram_reads_bytes"] + s["dram_writes_bytes"]
         if not hinted == measured == want:
@@ -146,6 +152,55 @@ for config in ("edge", "t64"):
         g, i = mlp_graph(33, 64, 48, [("add",), kind])
         fusion_case("matmul_add_" + "_".join(kind).lower(), g, i, config, {"mm": ["bias_add", "act"]})
 
+# A Conv then an activation: the layout pass puts the activation after the conv in NHWC (a
+# vector op at -O0), where fuse-epilogue takes it into the conv's drain.
+for config in ("edge", "t64"):
+    for kind in (("Relu",), ("Gelu", "tanh"), ("Sigmoid",)):
+        x, w, b = rng.standard_normal((2, 5, 9, 11)), rng.standard_normal((6, 5, 3, 3)) / 4, rng.standard_normal(6)
+        act = op(kind[0], "act", ["t"], ["y"], **({"approximate": kind[1]} if len(kind) > 1 else {}))
+        g = {"tensors": [tensor("x", [2, 5, 9, 11], "input"), tensor("W", [6, 5, 3, 3], "constant"),
+                         tensor("b", [6], "constant"), tensor("t"), tensor("y", None, "output")],
+             "ops": [op("Conv", "conv", ["x", "W", "b"], ["t"], pads=[1, 0, 1, 2], strides=[1, 2]), act]}
+        fusion_case("conv_" + "_".join(kind).lower(), g, {"x": x, "W": w, "b": b}, config,
+                    {"conv.conv": ["act.relaid"]}, conv=True)
+
+# fold-constants: a transposed constant weight and a bias computed from constants become
+# constants (weights beside the .kpu); the MatMul then takes the bias into its drain.
+for config in ("edge", "t64"):
+    cases += 1
+    wv = rng.standard_normal((24, 40)).astype(np.float32)
+    g = {"tensors": [tensor("x", [17, 40], "input"), tensor("W", [24, 40], "constant", value=vals(wv)),
+                     tensor("a", [2], "constant", value=[0.1, 0.3]), tensor("s", [24], "constant", value=vals(
+                         rng.standard_normal(24))), tensor("Wt"), tensor("a2"), tensor("bias"), tensor("h"),
+                     tensor("y", None, "output")],
+         "ops": [op("Transpose", "wt", ["W"], ["Wt"], perm=[1, 0]),
+                 op("Concat", "cat", ["a"] * 12, ["a2"], axis=0), op("Div", "scale", ["a2", "s"], ["bias"]),
+                 op("MatMul", "mm", ["x", "Wt"], ["h"]), op("Add", "add", ["h", "bias"], ["y"])]}
+    inputs = {"x": rng.standard_normal((17, 40))}
+    p0, s0, o0 = compile_run("fold_O0_" + config, g, inputs, config, ["-O0"])
+    alone = ["-O2"] + [a for q in ALL if q != "fold-constants" for a in ("--disable-pass", q)]
+    for label, args in (("-O2", ["-O2"]), ("alone", alone)):
+        p, s, o = compile_run("fold_" + label.strip("-") + "_" + config, g, inputs, config, args)
+        kinds = sorted(x["op"] for x in p["graph"]["ops"])
+        want_kinds = ["matmul"] if label == "-O2" else ["Add", "MatMul"]
+        if o != o0 or kinds != want_kinds or p.get("passes", [])[:1] != ["fold-constants"]:
+            fail(f"fold-constants on {config} ({label}): ops {kinds}, passes {p.get('passes')}, "
+                 f"same bytes {o == o0}")
+        weights = sorted(os.listdir(os.path.join(work, "fold_" + label.strip("-") + "_" + config, "p.weights")))
+        if weights != ["Wt.npy", "bias.npy"]:
+            fail(f"fold-constants on {config} ({label}): weights {weights}")
+        # DRAM: -O0's less the folded ops' kernels (and, at -O2, the fused Add's and MatMul's,
+        # the fused matmul's own by the closed form).
+        t0 = kernel_traffic(p0)
+        want = sum(t0.values()) - t0["wt"] - t0["cat"] - t0["scale"]
+        if label == "-O2":
+            want += matmul_closed_form(p, "mm") - t0["mm"] - t0["add"]
+        measured = s["dram_reads_bytes"] + s["dram_writes_bytes"]
+        if measured != want:
+            fail(f"fold-constants on {config} ({label}): DRAM {measured}, closed form {want}")
+        print(f"fold-constants on {config} ({label}): same bytes as -O0; DRAM "
+              f"{s0['dram_reads_bytes'] + s0['dram_writes_bytes']} -> {measured} B")
+
 # A matmul whose result is read twice, and an Add of a full matrix, stay as they are.
 for name, extra in (("read_twice", True), ("matrix_add", False)):
     cases += 1
@@ -178,10 +233,6 @@ def conv2d(x, w, b, pad):
         for j in range(kw):
             y += np.einsum("nchw,oc->nohw", xp[:, :, i:i + oh, j:j + ow], w[:, :, i, j])
     return y + (b[None, :, None, None] if b is not None else 0)
-
-
-def vals(a):
-    return [float(v) for v in np.asarray(a, dtype=np.float32).ravel()]
 
 
 def bn_graph(known, conv_bias, relu):
@@ -232,7 +283,7 @@ def bn_case(name, known, conv_bias, relu, config):
             if p["graph"] != p0["graph"]:
                 fail(f"{where}: parameters not known, but the graph changed")
             continue
-        if "fold-batchnorm" not in p.get("passes", []) or fused.get("conv.conv") != ["bn"]:
+        if "fold-batchnorm" not in p.get("passes", []) or fused.get("conv.conv", [None])[0] != "bn":
             fail(f"{where}: passes {p.get('passes')}, fused_with {fused}")
         if err > 1e-5:
             fail(f"{where}: max error / max(|ref|, 1) = {err:.3g} against NumPy")
@@ -242,7 +293,11 @@ def bn_case(name, known, conv_bias, relu, config):
         index = next(i for i, k in enumerate(p["kernels"]) if k["op"] == "conv.conv")
         pm = len({tuple(t["rows"]) for t in p["tasks"] if t["kernel"] == index})
         bn_bytes = sum(v for k, v in t0.items() if k == "bn" or k.startswith("bn."))
-        relu_bytes = t0.get("act", 0) if "act" in fused.get("conv.conv", []) else 0
+        # The layout pass moved the Relu next to the conv (act.relaid) where fuse-epilogue takes it.
+        absorbed = fused.get("conv.conv", [])[1:]
+        relu_bytes = t0["act"] if absorbed else 0  # at -O0 after the BN, in NCHW: "act"
+        if relu and label == "-O2" and absorbed != ["act.relaid"]:
+            fail(f"{where}: the Relu was not fused into the conv: {absorbed}")
         want_bytes = sum(t0.values()) - bn_bytes - relu_bytes + (0 if conv_bias else 4 * 8 * pm)
         hinted = p["hints"]["dram_read_bytes"] + p["hints"]["dram_write_bytes"]
         measured = s["dram_reads_bytes"] + s["dram_writes_bytes"]
