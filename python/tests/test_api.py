@@ -37,7 +37,7 @@ def test_config_load_and_overrides():
 
 
 def test_compile_graph_json_and_program_fields():
-    p = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"))
+    p = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), opt_level=0)  # the graph's ops, unfused
     with open(EXAMPLE) as f:
         graph = json.load(f)
     assert [op.id for op in p.ops] == [o["name"] for o in graph["ops"]]
@@ -49,6 +49,20 @@ def test_compile_graph_json_and_program_fields():
     assert p.estimated_total_cycles > 0 and p.estimated_total_energy_uj > 0
     assert p.tensors["x"].shape == (128, 256) and p.tensors["x"].bytes == 128 * 256 * 4
     assert p.weight_bytes == sum(t.bytes for t in p.tensors.values() if t.role == "constant")
+
+
+def test_fused_ops_list_what_they_absorbed():
+    # -O2's fuse-epilogue takes fc1's bias Add and GELU and fc2's bias Add into the matmuls' drains.
+    p = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"))
+    assert "fuse-epilogue" in p.passes
+    assert p.fused_with == {"fc1": ["fc1_bias", "act"], "fc2": ["fc2_bias"]}
+    fc1 = next(op for op in p.ops if op.id == "fc1")
+    assert fc1.op_type == "matmul" and fc1.input_ids == ["x", "W1", "b1"] and fc1.output_ids == ["g"]
+    assert fc1.attributes == {"activation": "gelu_erf"}
+    p0 = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), opt_level=0)
+    assert p0.passes == [] and p0.fused_with == {}
+    p1 = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), disable_passes=["fuse-epilogue"])
+    assert "fuse-epilogue" not in p1.passes and p1.fused_with == {}
 
 
 def test_precision_other_than_fp32_is_refused():
