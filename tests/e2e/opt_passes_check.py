@@ -7,12 +7,11 @@ form 4 (M K Pn + K N Pm + [bias] N Pm) + 4 M N. Disabling the pass gives -O0's p
 Usage: opt_passes_check.py BUILD_BIN_DIR SOURCE_DIR WORK_DIR"""
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 
-from kpu_run import op, tensor
+from kpu_run import compile_and_simulate, op, tensor
 
 bin_dir, source_dir, work = sys.argv[1:4]
 rng = np.random.default_rng(33)
@@ -29,27 +28,18 @@ def fail(msg):
 def compile_run(name, graph, inputs, config, args):
     """(.kpu JSON, kpu-sim stats, {output: raw .npy bytes}) of `graph` compiled with `args`."""
     case = os.path.join(work, name)
-    os.makedirs(os.path.join(case, "in"), exist_ok=True)
-    with open(os.path.join(case, "graph.json"), "w") as f:
-        json.dump(graph, f)
-    for t, v in inputs.items():
-        np.save(os.path.join(case, "in", t + ".npy"), v.astype(np.float32))
-    cfg = os.path.join(source_dir, "configs", config + ".json")
-    kpu = os.path.join(case, "p.kpu")
-    subprocess.run([os.path.join(bin_dir, "kpu-compile"), os.path.join(case, "graph.json"), "-o", kpu, "--config",
-                    cfg] + args, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([os.path.join(bin_dir, "kpu-sim"), "--config", cfg, "--program", kpu, "--inputs",
-                    os.path.join(case, "in"), "--outputs", os.path.join(case, "out"), "--check", "--stats",
-                    os.path.join(case, "stats.json")], check=True, stdout=subprocess.DEVNULL)
-    with open(kpu) as f:
+    stats_path = os.path.join(case, "stats.json")
+    outputs = [t["name"] for t in graph["tensors"] if t.get("role") == "output"]
+    compile_and_simulate(bin_dir, source_dir, case, graph, config, inputs, outputs[0], check=True,
+                         sim_args=["--stats", stats_path], compile_args=args)
+    with open(os.path.join(case, "p.kpu")) as f:
         program = json.load(f)
-    with open(os.path.join(case, "stats.json")) as f:
+    with open(stats_path) as f:
         stats = json.load(f)
     outs = {}
-    for t in graph["tensors"]:
-        if t.get("role") == "output":
-            with open(os.path.join(case, "out", t["name"] + ".npy"), "rb") as f:
-                outs[t["name"]] = f.read()
+    for name in outputs:
+        with open(os.path.join(case, "out", name + ".npy"), "rb") as f:
+            outs[name] = f.read()
     return program, stats, outs
 
 
@@ -65,6 +55,16 @@ def kernel_traffic(program):
         h = k["hints"]
         out[k["op"]] = out.get(k["op"], 0) + h["dram_read_bytes"] + h["dram_write_bytes"]
     return out
+
+
+def check_dram(where, program, stats, stats0, want, note):
+    """The DRAM bytes the .kpu's hints say and kpu-sim measured both `want`; prints the case."""
+    hinted = program["hints"]["dram_read_bytes"] + program["hints"]["dram_write_bytes"]
+    measured = stats["dram_reads_bytes"] + stats["dram_writes_bytes"]
+    if not hinted == measured == want:
+        fail(f"{where}: DRAM bytes hinted {hinted}, measured {measured}, closed form {want}")
+    print(f"{where}: {note}; DRAM {stats0['dram_reads_bytes'] + stats0['dram_writes_bytes']} -> {measured} B,"
+          f" cycles {stats0['total_cycles']} -> {stats['total_cycles']}")
 
 
 def matmul_closed_form(program, op_name):
@@ -106,12 +106,7 @@ def fusion_case(name, graph, inputs, config, fused, conv=False):
         for f_op, absorbed in fused.items():
             want -= t0[f_op] + sum(t0.get(a, 0) for a in absorbed)
             want += t0[f_op] if conv else matmul_closed_form(p, f_op)
-        hinted = p["hints"]["dram_read_bytes"] + p["hints"]["dram_write_bytes"]
-        measured = s["dram_reads_bytes"] + s["dram_writes_bytes"]
-        if not hinted == measured == want:
-            fail(f"{where}: DRAM bytes hinted {hinted}, measured {measured}, closed form {want}")
-        print(f"{where}: same bytes as -O0; DRAM {s0['dram_reads_bytes'] + s0['dram_writes_bytes']} -> {measured} B,"
-              f" cycles {s0['total_cycles']} -> {s['total_cycles']}")
+        check_dram(where, p, s, s0, want, "same bytes as -O0")
 
 
 def mlp_graph(m, k, n, chain, gemm=False, bias_first=False):
@@ -299,12 +294,7 @@ def bn_case(name, known, conv_bias, relu, config):
         if relu and label == "-O2" and absorbed != ["act.relaid"]:
             fail(f"{where}: the Relu was not fused into the conv: {absorbed}")
         want_bytes = sum(t0.values()) - bn_bytes - relu_bytes + (0 if conv_bias else 4 * 8 * pm)
-        hinted = p["hints"]["dram_read_bytes"] + p["hints"]["dram_write_bytes"]
-        measured = s["dram_reads_bytes"] + s["dram_writes_bytes"]
-        if not hinted == measured == want_bytes:
-            fail(f"{where}: DRAM bytes hinted {hinted}, measured {measured}, closed form {want_bytes}")
-        print(f"{where}: error {err:.3g}; DRAM {s0['dram_reads_bytes'] + s0['dram_writes_bytes']} -> {measured} B,"
-              f" cycles {s0['total_cycles']} -> {s['total_cycles']}")
+        check_dram(where, p, s, s0, want_bytes, f"error {err:.3g}")
 
 
 for config in ("edge", "t64"):
