@@ -873,7 +873,7 @@ double drain_activation_bound(double e, double x, double y, compiler::Activation
         case compiler::Activation::None:
         case compiler::Activation::Relu: return e;
         case compiler::Activation::Gelu:
-        case compiler::Activation::GeluErf: return 1.2 * e + 5.0 * unit * std::fabs(x) + unit * std::fabs(y);
+        case compiler::Activation::GeluErf: return 1.2 * e + 4.0 * unit * std::fabs(x);
         case compiler::Activation::Silu: return 1.1 * e + 7.0 * unit * std::fabs(y);
         case compiler::Activation::Sigmoid: return e + 7.0 * unit * std::fabs(y);
         case compiler::Activation::Tanh: return e + 3.0 * unit * std::fabs(y);
