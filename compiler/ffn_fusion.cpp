@@ -35,7 +35,7 @@ void infer_ffn(InferContext& c) {
     }
     c.same_dtype(0, 1);
     c.same_dtype(0, 2);
-    check_activation(c);
+    need_activation(c);
     std::vector<uint64_t> y = x;
     y.back() = w2[1];
     c.output(0, y, c.dtype(0));
@@ -320,12 +320,10 @@ Op ffn_op(const Graph& graph, uint32_t first, uint32_t second, const MatmulOpera
     while (op.inputs.back() == kNoTensor) op.inputs.pop_back();
     op.outputs = {b.c};
     if (a.activation != Activation::None) op.attributes["activation"] = std::string(to_string(a.activation));
-    // What each matmul had absorbed already (an epilogue pass's bias and activation), or itself.
-    for (const Op* o : {&o1, &o2})
-        if (o->fused_with.empty())
-            op.fused_with.push_back(o->name);
-        else
-            op.fused_with.insert(op.fused_with.end(), o->fused_with.begin(), o->fused_with.end());
+    // The first matmul and what each had absorbed already (an epilogue pass's bias and
+    // activation); the second is the op itself (its name).
+    op.fused_with.push_back(o1.name);
+    for (const Op* o : {&o1, &o2}) op.fused_with.insert(op.fused_with.end(), o->fused_with.begin(), o->fused_with.end());
     return op;
 }
 

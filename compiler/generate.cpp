@@ -9,6 +9,9 @@
 #include "compiler/ffn_fusion.h"
 #include "compiler/layout_pass.h"
 #include "compiler/long_rows.h"
+#include "compiler/passes/fold_batchnorm.h"
+#include "compiler/passes/fold_constants.h"
+#include "compiler/passes/fuse_epilogue.h"
 #include "compiler/unit_choice.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
@@ -95,13 +98,21 @@ uint32_t add_kernel(Program& program, uint32_t op, Dataflow dataflow, const Tili
 }
 
 Program compile(const Graph& source_graph, const hw::Config& target, const CompileOptions& options,
-                [[maybe_unused]] Weights* weights) {
+                Weights* weights) {
     Program program;
     program.graph = source_graph;
     // check() again on a copy: parse_graph has checked it already (checking is idempotent), but
     // a graph built in C++ may not have been, and tiling an unchecked one reads shapes and
     // roles that are not there.
     program.graph.check("graph");
+    if (options.passes.enabled(Pass::FoldConstants)) {  // on the source ops, before expansion
+        program.graph = fold_constants(program.graph, weights);
+        program.passes.push_back(Pass::FoldConstants);
+    }
+    if (options.passes.enabled(Pass::FoldBatchnorm)) {  // on the source Conv, before expansion
+        program.graph = fold_batchnorm(program.graph, weights);
+        program.passes.push_back(Pass::FoldBatchnorm);
+    }
     program.graph = choose_units(program.graph, target, nullptr, options.depthwise);  // a depthwise Conv's unit
     // Composites (Attention, ops over other axes) become their parts and layout conversions
     // stay only where needed before the check for what lowers: an op may lower only in the
@@ -110,7 +121,11 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     program.graph = sink_transposes(program.graph);
     require_lowerable(program.graph, "graph");
     program.graph = split_long_rows(program.graph, target);
-    if (options.passes.enabled(Pass::FuseFfn)) {
+    if (options.passes.enabled(Pass::FuseEpilogue)) {  // on the lowered ops, after the layout is settled
+        program.graph = fuse_epilogue(program.graph);
+        program.passes.push_back(Pass::FuseEpilogue);
+    }
+    if (options.passes.enabled(Pass::FuseFfn)) {  // after fuse-epilogue: an FFN's matmuls in the fused form
         program.graph = fuse_ffn(program.graph, target, options.dataflow, options.notes);
         program.passes.push_back(Pass::FuseFfn);
     }

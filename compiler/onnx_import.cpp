@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/const_eval.h"
 #include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
@@ -22,29 +23,9 @@ constexpr int64_t kMinOpset = 11, kMaxOpset = 17;
 /// Float constants up to this many elements are inline values (a Clip bound, GELU's 0.5);
 /// larger ones are weights.
 constexpr uint64_t kInlineFloats = 64;
-/// Shape computations are evaluated at import up to this many elements.
-constexpr uint64_t kFoldLimit = uint64_t(1) << 20;
-
 /// A value known at import: an initializer, a Constant's output, or what the shape
-/// computations on such values give.
-struct Const {
-    DType dtype = DType::Float32;
-    std::vector<uint64_t> shape;
-    std::vector<double> values;  ///< row-major (integers are exact up to 2^53)
-    uint64_t elements() const {
-        uint64_t n = 1;
-        for (uint64_t d : shape) n *= d;
-        return n;
-    }
-    /// The values as integers; beyond int64's range (Slice's "to the end", INT64_MAX, is
-    /// not exact in a double) they saturate.
-    std::vector<int64_t> ints() const {
-        std::vector<int64_t> out;
-        for (double v : values)
-            out.push_back(v >= 9.2e18 ? INT64_MAX : v <= -9.2e18 ? INT64_MIN : int64_t(v));
-        return out;
-    }
-};
+/// computations on such values give (evaluated by const_eval.h up to kFoldLimit elements).
+using Const = ConstValue;
 
 /// A node of the model as the importer rewrites it.
 struct Node {
@@ -232,12 +213,8 @@ private:
             std::vector<uint64_t> shape;
             if (consts_.count(n.inputs[0])) shape = consts_[n.inputs[0]].shape;
             else if (!static_shape(n.inputs[0], shape)) return false;
-            int64_t rank = int64_t(shape.size()), start = int_attr(n, "start", 0), end = int_attr(n, "end", rank);
-            start = std::clamp(start < 0 ? start + rank : start, int64_t(0), rank);
-            end = std::clamp(end < 0 ? end + rank : end, int64_t(0), rank);
-            Const c{DType::Int64, {uint64_t(std::max<int64_t>(0, end - start))}, {}};
-            for (int64_t d = start; d < end; ++d) c.values.push_back(double(shape[size_t(d)]));
-            return set(n, std::move(c));
+            const int64_t rank = int64_t(shape.size());
+            return set(n, shape_value(shape, int_attr(n, "start", 0), int_attr(n, "end", rank)));
         }
         static const std::set<std::string> kFoldable = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Cast",
                                                         "ConstantOfShape", "Slice", "Reshape", "Range", "Add",
@@ -250,7 +227,6 @@ private:
         if (arithmetic)  // shape arithmetic on integers; float weights stay ops
             for (const std::string& i : n.inputs)
                 if (!is_integer(consts_.at(i).dtype) && consts_.at(i).elements() > kInlineFloats) return false;
-        if (k == "Identity") return set(n, in(0));
         if (k == "Cast") {
             Const c = in(0);
             if (!dtype_of(int32_t(int_attr(n, "to", 1)), c.dtype)) return false;
@@ -273,145 +249,10 @@ private:
             c.values.assign(c.elements(), value);
             return set(n, std::move(c));
         }
-        if (k == "Reshape") {
-            Const c = in(0);
-            std::vector<int64_t> target = in(1).ints();
-            uint64_t known = 1;
-            int64_t infer = -1;
-            for (size_t d = 0; d < target.size(); ++d) {
-                if (target[d] == 0 && d < c.shape.size()) target[d] = int64_t(c.shape[d]);
-                if (target[d] == -1) infer = int64_t(d);
-                else known *= uint64_t(target[d]);
-            }
-            if (infer >= 0) target[size_t(infer)] = known ? int64_t(c.elements() / known) : 0;
-            c.shape.assign(target.begin(), target.end());
-            return set(n, std::move(c));
-        }
-        if (k == "Unsqueeze" || k == "Squeeze") {
-            Const c = in(0);
-            std::vector<int64_t> axes;
-            if (n.inputs.size() > 1 && !n.inputs[1].empty()) axes = in(1).ints();
-            else if (const auto it = n.attributes.find("axes"); it != n.attributes.end())
-                axes = std::get<std::vector<int64_t>>(it->second);
-            const int64_t rank = int64_t(c.shape.size()) + (k == "Unsqueeze" ? int64_t(axes.size()) : 0);
-            for (int64_t& a : axes) a = a < 0 ? a + rank : a;
-            std::sort(axes.begin(), axes.end());
-            if (k == "Unsqueeze") {
-                for (int64_t a : axes) c.shape.insert(c.shape.begin() + std::min<int64_t>(a, int64_t(c.shape.size())), 1);
-            } else {
-                std::vector<uint64_t> shape;
-                for (size_t d = 0; d < c.shape.size(); ++d)
-                    if (axes.empty() ? c.shape[d] != 1 : !std::binary_search(axes.begin(), axes.end(), int64_t(d)))
-                        shape.push_back(c.shape[d]);
-                c.shape = shape;
-            }
-            return set(n, std::move(c));
-        }
-        if (k == "Concat") {
-            const int64_t rank = int64_t(in(0).shape.size());
-            int64_t axis = int_attr(n, "axis", 0);
-            axis = axis < 0 ? axis + rank : axis;
-            if (rank != 1 || axis != 0) return false;  // shape vectors only
-            Const c{in(0).dtype, {0}, {}};
-            for (size_t i = 0; i < n.inputs.size(); ++i) c.values.insert(c.values.end(), in(i).values.begin(), in(i).values.end());
-            c.shape[0] = c.values.size();
-            return set(n, std::move(c));
-        }
-        if (k == "Gather") {
-            const Const& data = in(0);
-            const Const& idx = in(1);
-            int64_t axis = int_attr(n, "axis", 0);
-            if (data.shape.empty()) return false;
-            axis = axis < 0 ? axis + int64_t(data.shape.size()) : axis;
-            uint64_t outer = 1, inner = 1;
-            for (int64_t d = 0; d < axis; ++d) outer *= data.shape[size_t(d)];
-            for (size_t d = size_t(axis) + 1; d < data.shape.size(); ++d) inner *= data.shape[d];
-            const uint64_t size = data.shape[size_t(axis)];
-            Const c{data.dtype, {}, {}};
-            c.shape.assign(data.shape.begin(), data.shape.begin() + axis);
-            c.shape.insert(c.shape.end(), idx.shape.begin(), idx.shape.end());
-            c.shape.insert(c.shape.end(), data.shape.begin() + axis + 1, data.shape.end());
-            for (uint64_t o = 0; o < outer; ++o)
-                for (double iv : idx.values) {
-                    const int64_t i = int64_t(iv) < 0 ? int64_t(iv) + int64_t(size) : int64_t(iv);
-                    if (i < 0 || uint64_t(i) >= size) return false;
-                    for (uint64_t r = 0; r < inner; ++r) c.values.push_back(data.values[(o * size + uint64_t(i)) * inner + r]);
-                }
-            return set(n, std::move(c));
-        }
-        if (k == "Slice") {
-            const Const& data = in(0);
-            if (data.shape.size() != 1) return false;
-            const int64_t size = int64_t(data.shape[0]);
-            int64_t start = in(1).ints().at(0), end = in(2).ints().at(0), step = 1;
-            if (n.inputs.size() > 4 && !n.inputs[4].empty()) step = in(4).ints().at(0);
-            if (step == 0) return false;
-            start = start < 0 ? start + size : start;
-            end = end < 0 ? end + size : end;
-            start = std::clamp<int64_t>(start, step > 0 ? 0 : -1, step > 0 ? size : size - 1);
-            end = std::clamp<int64_t>(end, step > 0 ? 0 : -1, step > 0 ? size : size - 1);
-            Const c{data.dtype, {0}, {}};
-            for (int64_t i = start; step > 0 ? i < end : i > end; i += step) c.values.push_back(data.values[size_t(i)]);
-            c.shape[0] = c.values.size();
-            return set(n, std::move(c));
-        }
-        if (k == "Range") {
-            const double start = in(0).values.at(0), limit = in(1).values.at(0), delta = in(2).values.at(0);
-            if (delta == 0) return false;
-            Const c{in(0).dtype, {0}, {}};
-            for (double v = start; delta > 0 ? v < limit : v > limit; v += delta) {
-                if (c.values.size() >= kFoldLimit) return false;
-                c.values.push_back(v);
-            }
-            c.shape[0] = c.values.size();
-            return set(n, std::move(c));
-        }
-        return elementwise(n);
-    }
-
-    /// Add, Sub, Mul, Div, Equal, Where of small constants (numpy broadcasting).
-    bool elementwise(const Node& n) {
         std::vector<const Const*> ins;
-        for (const std::string& i : n.inputs) ins.push_back(&consts_.at(i));
-        std::vector<uint64_t> shape;
-        for (const Const* c : ins) {
-            std::vector<uint64_t> s = c->shape, out(std::max(shape.size(), s.size()), 1);
-            for (size_t d = 0; d < out.size(); ++d) {
-                const uint64_t a = d < out.size() - shape.size() ? 1 : shape[d - (out.size() - shape.size())];
-                const uint64_t b = d < out.size() - s.size() ? 1 : s[d - (out.size() - s.size())];
-                if (a != b && a != 1 && b != 1) return false;
-                out[d] = std::max(a, b);
-            }
-            shape = out;
-        }
-        Const c{n.kind == "Where" ? ins[1]->dtype : n.kind == "Equal" ? DType::Int8 : ins[0]->dtype, shape, {}};
-        const uint64_t total = c.elements();
-        if (total > kFoldLimit) return false;
-        auto at = [&](const Const& x, uint64_t flat) {  // x's element broadcast to index `flat` of shape
-            uint64_t index = 0, stride = 1;
-            for (size_t d = shape.size(); d-- > 0;) {
-                const size_t xd = d + x.shape.size() - shape.size();
-                const uint64_t coord = flat % shape[d];
-                flat /= shape[d];
-                if (d >= shape.size() - x.shape.size()) {
-                    if (x.shape[xd] != 1) index += coord * stride;
-                    stride *= x.shape[xd];
-                }
-            }
-            return x.values[index];
-        };
-        for (uint64_t i = 0; i < total; ++i) {
-            const double a = at(*ins[0], i), b = at(*ins[1], i);
-            double v = 0;
-            if (n.kind == "Add") v = a + b;
-            else if (n.kind == "Sub") v = a - b;
-            else if (n.kind == "Mul") v = a * b;
-            else if (n.kind == "Div") v = is_integer(c.dtype) ? std::trunc(a / b) : a / b;
-            else if (n.kind == "Equal") v = a == b;
-            else v = a != 0 ? b : at(*ins[2], i);
-            c.values.push_back(v);
-        }
-        return set(n, std::move(c));
+        for (const std::string& i : n.inputs) ins.push_back(i.empty() ? nullptr : &consts_.at(i));
+        std::optional<Const> c = evaluate_constant(k, n.attributes, ins);
+        return c && set(n, std::move(*c));
     }
 
     bool constant(const Node& n) {

@@ -9,11 +9,15 @@
 
 namespace kpu::hw {
 
-/// The drain's epilogue after the bias: none, relu, or gelu (DrainCommand).
-enum class Activation : uint8_t { None, Relu, Gelu };
+/// The drain's epilogue after the bias (DrainCommand): the vector engine's functions of the
+/// same names (hardware/scalar_functions.h), so a fused activation gives the same bits. "gelu"
+/// is the tanh approximation (the fused matmul's original GELU), "gelu_erf" ONNX's default Gelu.
+enum class Activation : uint8_t { None, Relu, Gelu, GeluErf, Sigmoid, Silu, Tanh };
 /// As graphs, bound programs and traces spell it.
 inline constexpr EnumName<Activation> kActivationNames[] = {
-    {Activation::None, "none"}, {Activation::Relu, "relu"}, {Activation::Gelu, "gelu"}};
+    {Activation::None, "none"},         {Activation::Relu, "relu"},       {Activation::Gelu, "gelu"},
+    {Activation::GeluErf, "gelu_erf"}, {Activation::Sigmoid, "sigmoid"}, {Activation::Silu, "silu"},
+    {Activation::Tanh, "tanh"}};
 inline const char* to_string(Activation activation) { return name_in(kActivationNames, activation); }
 inline bool parse_activation(const std::string& name, Activation& out) { return value_in(kActivationNames, name, out); }
 
@@ -33,7 +37,8 @@ struct MatmulCommand {
 
 /// Accumulators -> memory (L1 of the tile) through the epilogue: alpha acc + beta bias[n], then
 /// activation (alpha and beta are Gemm's; 1 leaves the sum and the bias exactly as they are).
-/// GELU is the tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+/// The activations are hardware/scalar_functions.h's (GELU "gelu" is the tanh approximation
+/// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), "gelu_erf" the erf form).
 struct DrainCommand {
     uint64_t c = 0;        ///< device address in L1
     uint32_t ldc = 0;      ///< row pitch in elements

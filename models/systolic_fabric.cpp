@@ -7,17 +7,13 @@
 #include <vector>
 
 #include "hardware/fabric_timing.h"
+#include "hardware/scalar_functions.h"
 
 namespace kpu::model {
 
 namespace {
 
 const char* kMsgType = "kpu/fabric";
-
-float gelu(float x) {
-    constexpr float kSqrt2OverPi = 0.7978845608028654f;
-    return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
-}
 
 }  // namespace
 
@@ -174,9 +170,7 @@ bool SystolicFabric::execute_drain(const hw::DrainCommand& c) {
         for (uint32_t j = 0; j < c.n; ++j) {
             const float sum = c.alpha == 1.0f ? row[j] : c.alpha * row[j];
             float v = sum + (!c.has_bias ? 0.0f : c.beta == 1.0f ? bias[j] : c.beta * bias[j]);
-            if (c.activation == hw::Activation::Relu) v = v > 0 ? v : 0;
-            if (c.activation == hw::Activation::Gelu) v = gelu(v);
-            out_[j] = v;
+            out_[j] = hw::activate(v, c.activation);
         }
         if (!l1_.write(c.c + uint64_t(i) * c.ldc * sizeof(float), out_.data(), uint64_t(c.n) * sizeof(float))) {
             std::ostringstream where;

@@ -5,6 +5,7 @@
 #include <limits>
 #include <sstream>
 
+#include "hardware/scalar_functions.h"
 #include "hardware/vector_timing.h"
 
 namespace kpu::model {
@@ -70,18 +71,9 @@ float add(float x, float y) { return x + y; }
 float max_nan(float x, float y) { return std::isnan(x) || x > y ? x : y; }
 float min_nan(float x, float y) { return std::isnan(x) || x < y ? x : y; }
 
-float sigmoid(float x) {
-    if (x >= 0) return 1.0f / (1.0f + std::exp(-x));
-    const float e = std::exp(x);  // no overflow for very negative x
-    return e / (1.0f + e);
-}
-
-float gelu_erf(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
-
-float gelu_tanh(float x) {
-    constexpr float kSqrt2OverPi = 0.7978845608028654f;
-    return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
-}
+using hw::gelu_erf;
+using hw::gelu_tanh;
+using hw::sigmoid;
 
 /// Softmax of each row of x = scale a (+ b), causally masked if asked.
 void softmax(const hw::VectorCommand& c, uint32_t lanes, const View& a, const View* b, float* y) {
@@ -180,12 +172,12 @@ void compute(const hw::VectorCommand& c, uint32_t lanes, const View& a, const Vi
     auto two = [&](auto f) { binary(a, b, rows, cols, y, f); };
     switch (c.function) {
         case F::Copy: return one([](float x) { return x; });
-        case F::Relu: return one([](float x) { return x < 0 ? 0.0f : x; });
+        case F::Relu: return one(hw::relu);
         case F::LeakyRelu: return one([alpha = c.alpha](float x) { return x < 0 ? alpha * x : x; });
         case F::Gelu: return one(gelu_erf);
         case F::GeluTanh: return one(gelu_tanh);
         case F::Sigmoid: return one(sigmoid);
-        case F::Silu: return one([](float x) { return x * sigmoid(x); });
+        case F::Silu: return one(hw::silu);
         case F::Tanh: return one([](float x) { return std::tanh(x); });
         case F::Exp: return one([](float x) { return std::exp(x); });
         case F::Erf: return one([](float x) { return std::erf(x); });

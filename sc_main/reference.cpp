@@ -18,18 +18,6 @@ namespace kpu::cli {
 
 namespace {
 
-double activate(double x, compiler::Activation activation) {
-    switch (activation) {
-        case compiler::Activation::None: return x;
-        case compiler::Activation::Relu: return x > 0 ? x : 0;
-        case compiler::Activation::Gelu: {
-            const double kSqrt2OverPi = std::sqrt(2.0 / M_PI);
-            return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)));
-        }
-    }
-    return x;
-}
-
 /// What the loops read of an operand: its values, their magnitudes, or magnitudes padded
 /// with the operand's error bound (|v| + e).
 enum class Load { Value, Magnitude, Padded };
@@ -212,9 +200,8 @@ ReferenceTensor fabric_matmul(const Operand& a, const Operand& b, const std::opt
             double bound = gamma * inflated[e] + (padded.empty() ? 0.0 : inflated[e] - sum_of_magnitudes);
             if (bias) x += bias->value(j), bound += bias->bound(j);
             bound += unit * std::fabs(x);
-            double y = activate(x, activation);
-            if (activation == compiler::Activation::Gelu) bound = 1.2 * bound + 4.0 * unit * std::fabs(x);
-            bound += unit * std::fabs(y);
+            double y = drain_activate(x, activation);
+            bound = drain_activation_bound(bound, x, y, activation) + unit * std::fabs(y);
             c.value[e] = y;
             inflated[e] = bound;
             // The bound in average products of this sum (M / K): elements whose sum is 0

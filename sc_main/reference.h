@@ -13,10 +13,13 @@
 // (fp32 products and sums in any order, the bias added after the sum as the fabric's drain
 // does: Higham's gamma_K, doubled; the operands' own errors
 // carried through the sum; the bias add's rounding); relu keeps it (it is 1-Lipschitz), gelu
-// multiplies it by 1.2 (|gelu'| <= 1.13) and adds 4 u |x| for its fp32 tanh; storing the
-// result in fp32 adds u |c|. The check allows |sim - ref| <= bound + 1e-30. Assumed: K below
-// 2^23 (where 2 K u still bounds gamma_K) and an fp32 tanh within 2 ulp (glibc's on x86-64)
-// in the fabric's gelu. Carried through
+// (either form) multiplies it by 1.2 (|gelu'| <= 1.13) and adds 4 u |x| for its fp32 tanh or
+// erf; tanh keeps it and adds 3 u |c|, sigmoid keeps it and SiLU multiplies it by 1.1
+// (|silu'| <= 1.1), both adding 7 u |c| (exp, the add, the division); storing the result in
+// fp32 adds u |c|. A conv_nhwc's activation (fuse-epilogue) is bounded the same way
+// (drain_activation_bound, reference_ops.h). The check allows |sim - ref| <= bound + 1e-30.
+// Assumed: K below 2^23 (where 2 K u still bounds gamma_K) and fp32 tanh, erf and exp within
+// 2 ulp (glibc's on x86-64) in the fabric's activations. Carried through
 // a chain, bounds grow with depth much faster than the values (12 random layers: an all-zero
 // output passes), so kpu-sim gives the reference the hardware's intermediates: then every
 // op's operands are exact and every op is checked with one op's tolerance

@@ -735,7 +735,8 @@ void ref_conv(OpEvaluation& e) {
         });
 }
 
-/// conv_nhwc: X [N, G, H, W, Cg], W [G, kH, kW, Cg, Cog], B [G, Cog] -> Y [N, G, OH, OW, Cog].
+/// conv_nhwc: X [N, G, H, W, Cg], W [G, kH, kW, Cg, Cog], B [G, Cog] -> Y [N, G, OH, OW, Cog],
+/// then its drain activation (the fuse-epilogue pass's), bounded as the fused matmul's.
 void ref_conv_nhwc(OpEvaluation& e) {
     const std::vector<uint64_t>& xs = e.inputs[0].shape;
     const std::vector<uint64_t>& ws = e.inputs[1].shape;
@@ -754,6 +755,15 @@ void ref_conv_nhwc(OpEvaluation& e) {
         [&](uint64_t n, uint64_t g, uint64_t o, uint64_t oh, uint64_t ow) {
             return (((n * s.groups + g) * s.oh + oh) * s.ow + ow) * s.cog + o;
         });
+    compiler::Activation activation = compiler::Activation::None;
+    compiler::parse_activation(e.string_attr("activation"), activation);
+    if (activation == compiler::Activation::None) return;
+    ReferenceTensor& y = e.outputs[0];
+    for (uint64_t i = 0; i < y.value.size(); ++i) {
+        const double x = y.value[i], v = drain_activate(x, activation);
+        y.bound[i] = drain_activation_bound(y.bound[i], x, v, activation) + kUnit * std::fabs(v);
+        y.value[i] = v;
+    }
 }
 
 /// Every op kind's reference: one line each.
@@ -839,6 +849,36 @@ std::vector<int64_t> OpEvaluation::ints(size_t i) const {
 OpReference op_reference(const std::string& kind) {
     const auto it = kReferences.find(kind);
     return it == kReferences.end() ? nullptr : it->second;
+}
+
+double drain_activate(double x, compiler::Activation activation) {
+    switch (activation) {
+        case compiler::Activation::None: return x;
+        case compiler::Activation::Relu: return x > 0 ? x : 0;
+        case compiler::Activation::Gelu: {
+            const double kSqrt2OverPi = std::sqrt(2.0 / M_PI);
+            return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)));
+        }
+        case compiler::Activation::GeluErf: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+        case compiler::Activation::Sigmoid: return 1 / (1 + std::exp(-x));
+        case compiler::Activation::Silu: return x / (1 + std::exp(-x));
+        case compiler::Activation::Tanh: return std::tanh(x);
+    }
+    return x;
+}
+
+double drain_activation_bound(double e, double x, double y, compiler::Activation activation) {
+    const double unit = std::ldexp(1.0, -24);
+    switch (activation) {
+        case compiler::Activation::None:
+        case compiler::Activation::Relu: return e;
+        case compiler::Activation::Gelu:
+        case compiler::Activation::GeluErf: return 1.2 * e + 4.0 * unit * std::fabs(x);
+        case compiler::Activation::Silu: return 1.1 * e + 7.0 * unit * std::fabs(y);
+        case compiler::Activation::Sigmoid: return e + 7.0 * unit * std::fabs(y);
+        case compiler::Activation::Tanh: return e + 3.0 * unit * std::fabs(y);
+    }
+    return e;
 }
 
 }  // namespace kpu::cli

@@ -82,6 +82,15 @@ struct OpEvaluation {
 
 using OpReference = void (*)(OpEvaluation& evaluation);
 
+/// The drain's activation (the fused matmul's and conv_nhwc's) of x, in double.
+double drain_activate(double x, compiler::Activation activation);
+/// The bound after that activation, from the bound `e` of its argument x and y = act(x): the
+/// argument's carried through the function's slope (at most 1.2 for both GELUs, 1.1 for SiLU,
+/// 1 for tanh and relu, 1/4 for the sigmoid, taken as 1) plus the float function's own
+/// rounding (both GELUs 4 u |x|, reference.h; tanh 4 u |y|, sigmoid and SiLU 8 u |y|, as the
+/// vector engine's ops of the same names), less the final rounding u |y| the caller adds.
+double drain_activation_bound(double e, double x, double y, compiler::Activation activation);
+
 /// The reference of op kind `kind` (ONNX's name), nullptr when there is none.
 OpReference op_reference(const std::string& kind);
 

@@ -90,6 +90,10 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
         const int tid = first + int(lane[i]);
         json args = {{"op", a.id}, {"dfx_op", op.dfx_op}, {"task", info.task},
                      {"queued_us", double(a.start - a.dispatched) * 1e-6}};
+        // The graph op the slice belongs to, and the source ops a pass fused into it.
+        const compiler::Op& graph_op = program.graph.ops().at(program.kernels.at(program.tasks.at(info.task).kernel).op);
+        args["graph_op"] = graph_op.name;
+        if (!graph_op.fused_with.empty()) args["fused_with"] = graph_op.fused_with;
         std::string name = to_string(info.kind);
         if (op.kind == compiler::BoundOp::Kind::Move) {
             const std::string& tensor = tensors.at(info.tensor).name;

@@ -144,6 +144,7 @@ void infer_conv(InferContext& c) {
 }
 
 void infer_conv_nhwc(InferContext& c) {
+    need_activation(c);
     c.need_dtype(0, kFloats);
     c.same_dtype(0, 1);
     c.need_rank(0, 5, 5);
@@ -238,6 +239,7 @@ MatmulOperands conv_operands(const Graph& graph, const Op& op) {
     out.a_step[0] = c.groups, out.a_step[1] = 1;
     out.b_step[0] = 0, out.b_step[1] = 1;
     out.conv = c;
+    out.activation = activation_of(op);
     return out;
 }
 
@@ -257,7 +259,8 @@ void register_conv(OpRegistry& registry) {
 
     OpSchema n;
     n.kind = "conv_nhwc", n.inputs = {"X", "W", "B"}, n.min_inputs = 2, n.outputs = {"Y"};
-    n.attributes = {{"dilations", AttrType::Ints, std::vector<int64_t>{1, 1}},
+    n.attributes = {{"activation", AttrType::String, std::string("none")},  // the drain's (fuse-epilogue)
+                    {"dilations", AttrType::Ints, std::vector<int64_t>{1, 1}},
                     {"pads", AttrType::Ints, std::vector<int64_t>{0, 0, 0, 0}},
                     {"strides", AttrType::Ints, std::vector<int64_t>{1, 1}}};
     n.infer = infer_conv_nhwc;

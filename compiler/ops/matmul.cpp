@@ -8,13 +8,6 @@
 
 namespace kpu::compiler {
 
-void check_activation(InferContext& c) {
-    Activation activation;
-    if (!parse_activation(c.string_attr("activation"), activation))
-        c.fail("attribute 'activation' is '" + c.string_attr("activation") + "', expected " +
-               hw::names_in(hw::kActivationNames));
-}
-
 namespace {
 
 /// C[M,N] = act(A[M,K] @ B[K,N] (+ bias[N])): the messages of the original matmul-only IR.
@@ -42,7 +35,7 @@ void infer_fused(InferContext& c) {
         c.same_dtype(0, 2);
     }
     c.same_dtype(0, 1);
-    check_activation(c);
+    need_activation(c);
     if (const Tensor* out = c.output_tensor(0); out && out->has_shape()) {
         need_rank(3, out->shape, 2);
         if (out->shape[0] != a[0])
@@ -152,6 +145,20 @@ void batch_operands(const Graph& graph, MatmulOperands& out) {
 
 }  // namespace
 
+void need_activation(InferContext& c) {
+    Activation activation;
+    if (!parse_activation(c.string_attr("activation"), activation))
+        c.fail("attribute 'activation' is '" + c.string_attr("activation") + "', expected " +
+               hw::names_in(hw::kActivationNames));
+}
+
+Activation activation_of(const Op& op) {
+    Activation out = Activation::None;  // validated by check(); read directly: the tiler and binder ask often
+    if (const auto it = op.attributes.find("activation"); it != op.attributes.end())
+        parse_activation(std::get<std::string>(it->second), out);
+    return out;
+}
+
 MatmulOperands matmul_operands(const Graph& graph, const Op& op) {
     if (op.kind == "conv_nhwc") return conv_operands(graph, op);
     const bool fused = op.kind == "matmul";
@@ -160,9 +167,7 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op) {
     MatmulOperands out;
     out.a = op.inputs.at(0), out.b = op.inputs.at(1), out.c = op.outputs.at(0);
     if (op.kind != "MatMul" && op.inputs.size() > 2 && op.inputs[2] != kNoTensor) out.bias = op.inputs[2];
-    if (fused)  // validated by check(); read directly: the tiler and binder ask for this often
-        if (const auto it = op.attributes.find("activation"); it != op.attributes.end())
-            parse_activation(std::get<std::string>(it->second), out.activation);
+    if (fused) out.activation = activation_of(op);
     const std::vector<uint64_t>& a = graph.tensor(out.a).shape;
     const std::vector<uint64_t>& b = graph.tensor(out.b).shape;
     if (op.kind == "MatMul") {

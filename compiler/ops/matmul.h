@@ -86,8 +86,11 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op);
 MatmulOperands conv_operands(const Graph& graph, const Op& op);
 
 class InferContext;
-/// Fails unless the op's string attribute `activation` names an Activation (the fused forms').
-void check_activation(InferContext& c);
+/// Fails `c` unless the op's attribute "activation" names a drain Activation (the fused
+/// matmul's and conv_nhwc's, which the fuse-epilogue pass sets).
+void need_activation(InferContext& c);
+/// The op's "activation" attribute (none when absent) of a checked op.
+Activation activation_of(const Op& op);
 
 /// The fused form: C = activation(A @ B (+ bias)).
 Op make_matmul(std::string name, uint32_t a, uint32_t b, uint32_t c, std::optional<uint32_t> bias = std::nullopt,

@@ -213,7 +213,13 @@ Graph expand_composites(const Graph& graph, const std::string& source) {
         graph,
         [](Graph& g, const Op& op, std::vector<Op>& ops) {
             const OpSchema& schema = schema_of(op);
-            return schema.expand && schema.expand(g, op, ops);
+            const size_t first = ops.size();
+            if (!schema.expand || !schema.expand(g, op, ops)) return false;
+            // What a fusion folded into the op (fused_with) goes with its computing parts,
+            // not with the layout changes around them.
+            for (size_t i = first; i < ops.size() && !op.fused_with.empty(); ++i)
+                if (ops[i].kind != "Transpose" && !is_view_op(ops[i])) ops[i].fused_with = op.fused_with;
+            return true;
         },
         source);
 }

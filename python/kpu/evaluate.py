@@ -153,7 +153,7 @@ def _op(kind, t, a, out_shapes):
         xn = x.permute(0, 1, 4, 2, 3).reshape(n, g * cg, h, w)
         wn = t[1].permute(0, 4, 3, 1, 2).reshape(g * cog, cg, kh, kw)
         b = t[2].reshape(-1) if len(t) > 2 and t[2] is not None else None
-        y = _conv_nchw(xn, wn, b, a, g)
+        y = _DRAIN_ACTIVATIONS[a.get("activation", "none")](_conv_nchw(xn, wn, b, a, g))
         return [y.reshape(n, g, cog, y.shape[-2], y.shape[-1]).permute(0, 1, 3, 4, 2).contiguous()]
     if kind == "depthwise_conv":
         if a.get("auto_pad", "NOTSET") != "NOTSET":
@@ -166,14 +166,24 @@ def _op(kind, t, a, out_shapes):
         y = x @ t[1]
         if len(t) > 2 and t[2] is not None:
             y = y + t[2]
-        act = a.get("activation", "none")
-        return [torch.relu(y) if act == "relu" else F.gelu(y) if act == "gelu" else y]
-    if kind == "ffn":  # ours (fuse-ffn): act(X @ W1 (+ B1)) @ W2 (+ B2), gelu the drain's tanh form
+        return [_DRAIN_ACTIVATIONS[a.get("activation", "none")](y)]
+    if kind == "ffn":  # ours (fuse-ffn): act(X @ W1 (+ B1)) @ W2 (+ B2), the drain's activation
         h = x @ t[1] + (t[3] if len(t) > 3 and t[3] is not None else 0)
-        act = a.get("activation", "none")
-        h = torch.relu(h) if act == "relu" else F.gelu(h, approximate="tanh") if act == "gelu" else h
+        h = _DRAIN_ACTIVATIONS[a.get("activation", "none")](h)
         return [h @ t[2] + (t[4] if len(t) > 4 and t[4] is not None else 0)]
     raise KeyError(kind)
+
+
+# The fused matmul's activations (hardware/fabric_command.h): "gelu" is the tanh approximation.
+_DRAIN_ACTIVATIONS = {
+    "none": lambda y: y,
+    "relu": lambda y: torch.relu(y),
+    "gelu": lambda y: F.gelu(y, approximate="tanh"),
+    "gelu_erf": lambda y: F.gelu(y),
+    "sigmoid": lambda y: torch.sigmoid(y),
+    "silu": lambda y: F.silu(y),
+    "tanh": lambda y: torch.tanh(y),
+}
 
 
 def evaluate(graph, inputs, weights):

@@ -41,7 +41,7 @@ class KPUOp:
     attributes: dict
     tiling: TileConfig = None
     schedule_order: int = 0
-    fused_with: list = field(default_factory=list)  # the source ops a fusion pass absorbed (Op::fused_with)
+    fused_with: list = field(default_factory=list)  # source ops an optimization pass fused into this one
     estimated_cycles: int = 0
     estimated_energy_pj: float = 0.0
     macs: int = 0
@@ -74,6 +74,12 @@ class KPUProgram:
     weights_blob: bytes = field(default=None, repr=False)
     native: object = field(default=None, repr=False)  # kpu._native.Program: what the runtime loads
     inline_constants: set = field(default_factory=set, repr=False)  # constants whose values are in the graph
+    passes: list = field(default_factory=list)  # the optimization passes that ran, in order (docs/compiler.md)
+
+    @property
+    def fused_with(self):
+        """{op id: the source ops an optimization pass fused into it}, for the ops that have any."""
+        return {o.id: o.fused_with for o in self.ops if o.fused_with}
 
     @classmethod
     def from_native(cls, native, config, source_model="", precision=KPUPrecision.FP32, name=None):
@@ -106,12 +112,12 @@ class KPUProgram:
                 tiling = TileConfig({"rows": k["tile"][0], "cols": k["tile"][1]}, ["rows"], double_buffer=False)
                 peak_sram = max(peak_sram, 4 * k["tile"][0] * k["tile"][1])
             read, write, macs = hints.get("dram_read_bytes", 0), hints.get("dram_write_bytes", 0), hints.get("macs", 0)
-            if o["op"] == "matmul":  # the fused form's own keys (docs/graph-format.md)
-                inputs = [o["A"], o["B"]] + ([o["bias"]] if "bias" in o else [])
-                outputs, attributes = [o["C"]], {"activation": o["activation"]} if "activation" in o else {}
-            else:
-                inputs, outputs, attributes = list(o["inputs"]), list(o["outputs"]), dict(o.get("attributes", {}))
-            ops.append(KPUOp(o["name"], o["op"], inputs, outputs, attributes,
+            if "inputs" in o:
+                ins, outs, attributes = list(o["inputs"]), list(o["outputs"]), dict(o.get("attributes", {}))
+            else:  # the fused matmul's own keys (docs/graph-format.md)
+                ins = [o["A"], o["B"]] + ([o["bias"]] if o.get("bias") else [])
+                outs, attributes = [o["C"]], {"activation": o.get("activation", "none")}
+            ops.append(KPUOp(o["name"], o["op"], ins, outs, attributes,
                              tiling, order, list(o.get("fused_with", [])), int(hints.get("estimated_cycles", 0)),
                              float(macs * pj_mac + (read + write) * pj_byte), int(macs), int(read), int(write)))
         roles = lambda *rs: [t for t in tensors.values() if t.role in rs]  # noqa: E731
@@ -131,7 +137,7 @@ class KPUProgram:
                    weight_bytes=sum(t.bytes for t in roles("constant")),
                    activation_bytes=sum(t.bytes for t in roles("input", "output", "intermediate")),
                    estimated_total_cycles=est_cycles, estimated_total_energy_uj=est_energy_pj * 1e-6,
-                   weights_blob=blob, native=native, inline_constants=inline)
+                   weights_blob=blob, native=native, inline_constants=inline, passes=list(data.get("passes", [])))
 
     def weights(self):
         """The weights that travel with the program (an ONNX model's initializers), by tensor."""

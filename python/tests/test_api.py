@@ -37,7 +37,7 @@ def test_config_load_and_overrides():
 
 
 def test_compile_graph_json_and_program_fields():
-    p = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"))
+    p = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), opt_level=0)  # the graph's ops, unfused
     with open(EXAMPLE) as f:
         graph = json.load(f)
     assert [op.id for op in p.ops] == [o["name"] for o in graph["ops"]]
@@ -58,7 +58,25 @@ def test_the_fused_matmul_form_reads_as_an_op():
     assert fc1.op_type == "matmul" and fc1.input_ids == ["x", "W1", "b1"] and fc1.output_ids == ["h"]
     assert fc1.attributes == {"activation": "relu"} and fc1.fused_with == []
     fused = kpu.KPUCompiler().compile(os.path.join(SOURCE_DIR, "examples", "mlp.json"), config_path("minimal"))
-    assert [(op.op_type, op.fused_with) for op in fused.ops] == [("ffn", ["fc1", "fc2"])]
+    assert [(op.id, op.op_type, op.fused_with) for op in fused.ops] == [("fc2", "ffn", ["fc1"])]
+
+
+def test_fused_ops_list_what_they_absorbed():
+    # -O2's fuse-epilogue takes fc1's bias Add and GELU and fc2's bias Add into the matmuls' drains.
+    # fuse-ffn then makes one op of both (named as the second) where it pays, as on edge.
+    ffn = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"))
+    assert ffn.passes[-2:] == ["fuse-epilogue", "fuse-ffn"]
+    assert ffn.fused_with == {"fc2": ["fc1", "fc1_bias", "act", "fc2_bias"]}
+    p = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), disable_passes=["fuse-ffn"])
+    assert "fuse-epilogue" in p.passes
+    assert p.fused_with == {"fc1": ["fc1_bias", "act"], "fc2": ["fc2_bias"]}
+    fc1 = next(op for op in p.ops if op.id == "fc1")
+    assert fc1.op_type == "matmul" and fc1.input_ids == ["x", "W1", "b1"] and fc1.output_ids == ["g"]
+    assert fc1.attributes == {"activation": "gelu_erf"}
+    p0 = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), opt_level=0)
+    assert p0.passes == [] and p0.fused_with == {}
+    p1 = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), disable_passes=["fuse-epilogue"])
+    assert "fuse-epilogue" not in p1.passes and p1.fused_with == {}
 
 
 def test_precision_other_than_fp32_is_refused():

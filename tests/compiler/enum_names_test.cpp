@@ -62,7 +62,8 @@ void expect_unknown_rejected(const char* what, const hw::EnumName<E> (&table)[T]
 }
 
 TEST(EnumNames, EveryValueRoundTripsThroughItsName) {
-    const Activation activations[] = {Activation::None, Activation::Relu, Activation::Gelu};
+    const Activation activations[] = {Activation::None,    Activation::Relu, Activation::Gelu, Activation::GeluErf,
+                                      Activation::Sigmoid, Activation::Silu, Activation::Tanh};
     expect_round_trips("Activation", activations, hw::kActivationNames, parse_activation);
     const hw::Level levels[] = {hw::Level::Dram, hw::Level::L3, hw::Level::L2, hw::Level::L1};
     expect_round_trips("Level", levels, hw::kLevelNames, hw::parse_level);
@@ -126,7 +127,7 @@ TEST(EnumNames, AValueOutsideTheTableIsAQuestionMark) {
 
 TEST(EnumNames, ChoicesAreListedInTableOrder) {
     EXPECT_EQ(hw::names_in(kDataflowNames), "output-stationary, weight-stationary");
-    EXPECT_EQ(hw::names_in(hw::kActivationNames), "none, relu, gelu");
+    EXPECT_EQ(hw::names_in(hw::kActivationNames), "none, relu, gelu, gelu_erf, sigmoid, silu, tanh");
     EXPECT_EQ(hw::names_in(kDTypeNames), "float32, float16, bfloat16, int8, int32, int64");
 }
 

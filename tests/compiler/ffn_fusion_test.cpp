@@ -80,10 +80,11 @@ TEST(FfnFusion, HNeverReachesDram) {
     const hw::Config minimal = test::config("minimal");
     const Graph g = parse_graph(test::mlp_json(100, 72, 200, 40), "mlp.json");
     const Program p = compile(g, minimal);
-    ASSERT_EQ(p.passes, std::vector<Pass>{Pass::FuseFfn});
+    ASSERT_NE(std::find(p.passes.begin(), p.passes.end(), Pass::FuseFfn), p.passes.end());
     ASSERT_EQ(p.graph.ops().size(), 1u);
     EXPECT_EQ(p.graph.ops()[0].kind, "ffn");
-    EXPECT_EQ(p.graph.ops()[0].fused_with, (std::vector<std::string>{"fc1", "fc2"}));
+    EXPECT_EQ(p.graph.ops()[0].name, "fc2");
+    EXPECT_EQ(p.graph.ops()[0].fused_with, (std::vector<std::string>{"fc1"}));
     EXPECT_FALSE(p.graph.find_tensor("h").has_value());
     std::set<std::string> dram;
     uint64_t from_hidden = 0, to_hidden = 0;

@@ -139,8 +139,8 @@ TEST(GraphErrors, EachBadInputGetsAPreciseMessage) {
              "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y"}]})",
          "tensor 'u' is not used by any op"},
         {R"({"tensors": [{"name": "x", "shape": [2, 2]}, {"name": "y"}],
-             "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y", "activation": "tanh"}]})",
-         "bad.json: ops[0].activation: unknown activation 'tanh'"},
+             "ops": [{"op": "matmul", "A": "x", "B": "x", "C": "y", "activation": "swish"}]})",
+         "bad.json: ops[0].activation: unknown activation 'swish' (none, relu, gelu, gelu_erf, sigmoid, silu, tanh)"},
     };
     for (const Case& c : cases) {
         SCOPED_TRACE(c.text);
