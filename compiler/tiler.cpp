@@ -8,6 +8,7 @@
 
 #include "compiler/binder.h"
 #include "compiler/copy_op.h"
+#include "compiler/flash_attention.h"
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/replay.h"
@@ -445,6 +446,7 @@ std::pair<Dataflow, TilingChoice> choose_op_tiling(const hw::Config& config, con
     const Op& o = graph.ops()[op];
     if (is_copy_op(graph, o)) return {Dataflow::OutputStationary, choose_copy_tiling(config, graph, op)};
     if (is_vector_op(o)) return {Dataflow::OutputStationary, choose_vector_tiling(config, graph, op)};
+    if (is_flash_op(o)) return {Dataflow::OutputStationary, choose_flash_tiling(config, graph, op)};
     if (o.kind == "conv_nhwc") return {Dataflow::OutputStationary, choose_tiling(config, graph, op, Dataflow::OutputStationary)};
     return {requested, choose_tiling(config, graph, op, requested)};
 }

@@ -4,6 +4,7 @@
 
 #include "compiler/compile_error.h"
 #include "compiler/copy_op.h"
+#include "compiler/flash_attention.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/ops/window.h"
@@ -322,6 +323,10 @@ VectorOperands vector_operands(const Graph& graph, uint32_t index) {
 }
 
 KernelDims kernel_dims(const Graph& graph, uint32_t op) {
+    if (is_flash_op(graph.ops().at(op))) {  // a grid of query blocks by key blocks per (batch, head) matrix
+        const FlashOperands f = flash_operands(graph, op);
+        return {f.sq, f.skv, f.e, f.matrices()};
+    }
     if (is_copy_op(graph, graph.ops().at(op))) {  // a grid row per copy, its rows in chunks of tn
         const CopyOperands c = copy_operands(graph, op);
         return {c.copies.size(), c.max_rows, c.max_cols};

@@ -14,6 +14,7 @@
 #include "compiler/binder.h"
 #include "compiler/bound_program_json.h"
 #include "compiler/compile_error.h"
+#include "compiler/flash_attention.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
@@ -83,6 +84,27 @@ void print_fused(std::ostream& out, const Op& op) {
     out << "\n";
 }
 
+/// A fused attention's kernel: its blocks, tasks, DRAM traffic (closed form) and estimate.
+void summarize_flash(std::ostream& out, const Program& p, uint32_t k, uint32_t tasks) {
+    const Graph& g = p.graph;
+    const Kernel& kr = p.kernels[k];
+    const FlashOperands f = flash_operands(g, kr.op);
+    const auto named = [&](uint32_t t) { return g.tensor(t).name + shape_string(g.tensor(t).shape); };
+    out << "op '" << g.ops()[kr.op].name << "': " << named(f.y) << " = flash_attention(" << named(f.q) << ", "
+        << named(f.k) << ", " << named(f.v) << (f.mask ? ", " + named(*f.mask) : "") << ")"
+        << (f.causal ? " causal" : "") << " on the fabric and the vector engine (online softmax)\n";
+    print_fused(out, g.ops()[kr.op]);
+    out << "  blocks of " << kr.tile.tm << " queries x " << kr.tile.tn << " keys, head size " << f.e << " x " << f.ev
+        << ", " << f.matrices() << " matrices of " << f.sq << " x " << f.skv << ", " << tasks
+        << " tasks; no " << f.sq << " x " << f.skv << " scores in DRAM\n";
+    const Hints& h = kr.hints;
+    out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
+        << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
+        << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
+    out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
+        << p.target.config << "\n";
+}
+
 void summarize(std::ostream& out, const Program& p, bool verbose) {
     const Graph& g = p.graph;
     std::vector<uint32_t> tasks_of(p.kernels.size());  // counted once: a program may have 100 000 kernels
@@ -129,6 +151,10 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
             out << "  DRAM read " << kr.hints.dram_read_bytes << " B (" << human(double(kr.hints.dram_read_bytes))
                 << "), write " << kr.hints.dram_write_bytes << " B (" << human(double(kr.hints.dram_write_bytes))
                 << "), estimated " << kr.hints.estimated_cycles << (v.transpose ? " cycles on " : " vector engine cycles on ") << p.target.config << "\n";
+            continue;
+        }
+        if (is_flash_op(g.ops()[kr.op])) {
+            summarize_flash(out, p, k, tasks_of[k]);
             continue;
         }
         const MatmulOperands op = matmul_operands(g, kr.op);
@@ -341,6 +367,11 @@ int run(int argc, char** argv) {
         std::cout << "Conv '" << c.op << "' (depthwise) runs on the " << (c.vector ? "vector engine" : "fabric")
                   << ": estimated " << std::llround(c.vector_cycles) << " cycles on the vector engine, "
                   << std::llround(c.fabric_cycles) << " on the fabric\n";
+    if (verbose && compile_options.passes.enabled(Pass::FuseAttention))  // why an Attention stays a composite
+        for (const Op& op : graph.ops())
+            if (op.kind == "Attention")
+                if (const std::string why = flash_refusal(graph, op, config); !why.empty())
+                    std::cout << "Attention '" << op.name << "' not fused (" << why << "): expanded\n";
     Program program = kpu::cli::allocating("compiling " + input, [&] {
         return naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options, &weights); });
     });
