@@ -99,16 +99,18 @@ for config in ("edge", "t64"):
 
 
 def closed_form(kpu, b, hq, sq, skv, e, ev, causal):
-    """DRAM bytes read and written by the fused kernel: per query block of each matrix its Q
-    rows and O rows once, its head's K and V rows up to the last visible key block once."""
+    """DRAM bytes read and written by the fused kernel and its MACs: per query block of each
+    matrix its Q rows and O rows once, its head's K and V rows up to the last visible key
+    block once (all of them without causal masking), Q K^T and P V over those keys."""
     with open(kpu) as f:
         br, bc = json.load(f)["kernels"][0]["tile"][:2]
-    read = 0
+    read = macs = 0
     for q0 in range(0, sq, br):
         q1 = min(sq, q0 + br)
         keys = min(skv, -(-q1 // bc) * bc) if causal else skv
         read += 4 * ((q1 - q0) * e + keys * (e + ev))
-    return read * b * hq, 4 * b * hq * sq * ev
+        macs += (q1 - q0) * keys * (e + ev)
+    return read * b * hq, 4 * b * hq * sq * ev, macs * b * hq
 
 
 def long_sequence(config, b, hq, s, e, causal):
@@ -130,28 +132,29 @@ def long_sequence(config, b, hq, s, e, causal):
     outside = [m for m in stores if not y["dram_addr"] <= m["dst"] < y["dram_addr"] + y["bytes"]]
     stored = sum(m["rows"] * m["row_bytes"] for m in stores)
     largest = max(m["rows"] * m["row_bytes"] for m in stores)
-    read, write = closed_form(os.path.join(case, "p.kpu"), b, hq, s, s, e, e, causal)
+    read, write, macs = closed_form(os.path.join(case, "p.kpu"), b, hq, s, s, e, e, causal)
     scores = 4 * b * hq * s * s
     on_chip = c["compute_tiles"] * 1024 * (c["l1"]["buffers_per_tile"] * c["l1"]["capacity_kib"] +
                                            c["l2"]["banks_per_tile"] * c["l2"]["capacity_kib"] + c["l3"]["capacity_kib"])
     ok = (not outside and stored == y["bytes"] == write and largest < 4 * s * s and
           stats["dram_writes_bytes"] == write and stats["dram_reads_bytes"] == read and
-          bound["dram_read_bytes"] == read and scores > on_chip)
+          bound["dram_read_bytes"] == read and stats["macs"] == macs and scores > on_chip)
     print(f"{name} on {config}: {len(stores)} STOREs, all into y: {not outside}, {stored} B stored (y {y['bytes']} B), "
           f"largest {largest} B < one {s} x {s} matrix ({4 * s * s} B); simulated DRAM {stats['dram_reads_bytes']} B "
           f"read, {stats['dram_writes_bytes']} B written, closed form {read} / {write}; unfused scores {scores} B > "
           f"{on_chip} B on chip -> {'ok' if ok else 'FAIL'}")
     check.failures += 0 if ok else 1
-    return stats, read
+    return stats
 
 
 # The issue's test: a sequence of 1024, 4 heads of 32 on edge (16 MiB of scores, 4 MiB on chip).
-full, full_read = long_sequence("edge", 1, 4, 1024, 32, False)
-masked, masked_read = long_sequence("edge", 1, 4, 1024, 32, True)
-ok = masked_read < full_read and masked["dram_reads_bytes"] < full["dram_reads_bytes"] and \
-    masked["macs"] < full["macs"] and masked["compute_cycles"] < full["compute_cycles"]
-print(f"causal skipping on edge, s = 1024: DRAM read {masked['dram_reads_bytes']} B vs {full['dram_reads_bytes']} B, "
-      f"MACs {masked['macs']} vs {full['macs']}, fabric cycles {masked['compute_cycles']} vs {full['compute_cycles']} "
-      f"-> {'ok' if ok else 'FAIL'}")
+# Causal masking skips the key blocks above the diagonal: fewer MACs and fabric cycles (each
+# run's MACs and DRAM bytes are its own blocks' closed form, checked above; the DRAM bytes at
+# equal blocks: tests/compiler/flash_attention_test.cpp).
+full = long_sequence("edge", 1, 4, 1024, 32, False)
+masked = long_sequence("edge", 1, 4, 1024, 32, True)
+ok = masked["macs"] < 0.6 * full["macs"] and masked["compute_cycles"] < full["compute_cycles"]
+print(f"causal skipping on edge, s = 1024: MACs {masked['macs']} vs {full['macs']}, fabric cycles "
+      f"{masked['compute_cycles']} vs {full['compute_cycles']} -> {'ok' if ok else 'FAIL'}")
 check.failures += 0 if ok else 1
 check.finish()
