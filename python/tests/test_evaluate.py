@@ -49,3 +49,30 @@ def test_fast_path_matches_the_reference(tmp_path):
     # Independently of both: NumPy's own slicing of the same bounds.
     agree(fast["s"], x[-1:-7:-2, 1:6:2, -5:])
     agree(fast["g"], np.take(x[2:], [[4, -1], [0, -5]], axis=1))
+
+
+def attention_graph(four):
+    """Attention with grouped heads, a mask per query and causal masking: the pass fuses it."""
+    q, k, v = ([1, 4, 9, 8], [1, 2, 9, 8], [1, 2, 9, 6]) if four else ([1, 9, 32], [1, 9, 16], [1, 9, 12])
+    attributes = {"is_causal": 1} if four else {"is_causal": 1, "q_num_heads": 4, "kv_num_heads": 2}
+    return {"tensors": [{"name": "q", "shape": q, "role": "input"}, {"name": "k", "shape": k, "role": "input"},
+                        {"name": "v", "shape": v, "role": "input"}, {"name": "m", "shape": [9, 9], "role": "input"},
+                        {"name": "y", "role": "output"}],
+            "ops": [{"op": "Attention", "name": "att", "inputs": ["q", "k", "v", "m"], "outputs": ["y"],
+                     "attributes": attributes}]}
+
+
+def test_flash_attention_matches_the_reference(tmp_path):
+    rng = np.random.default_rng(5)
+    for four in (True, False):
+        graph_json = attention_graph(four)
+        path = tmp_path / "a.json"
+        path.write_text(json.dumps(graph_json))
+        program = kpu.KPUCompiler().compile(str(path), config_path("edge"))
+        graph = json.loads(program.native.kpu_text())["graph"]
+        assert [o["op"] for o in graph["ops"]] == ["flash_attention"]
+        inputs = {t["name"]: rng.standard_normal(t["shape"]).astype(np.float32)
+                  for t in graph_json["tensors"] if t.get("role") == "input"}
+        fast = evaluate(graph, inputs, {})
+        assert fast is not None, "flash_attention fell back to the reference"
+        agree(fast["y"], program.native.reference(inputs)["y"])
