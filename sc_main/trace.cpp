@@ -90,6 +90,9 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
         const int tid = first + int(lane[i]);
         json args = {{"op", a.id}, {"dfx_op", op.dfx_op}, {"task", info.task},
                      {"queued_us", double(a.start - a.dispatched) * 1e-6}};
+        // An op a pass made (a fused attention): its graph op's name and what it absorbed.
+        const compiler::Op& graph_op = program.graph.ops()[program.kernels[program.tasks[info.task].kernel].op];
+        if (!graph_op.fused_with.empty()) args["graph_op"] = graph_op.name, args["fused_with"] = graph_op.fused_with;
         std::string name = to_string(info.kind);
         if (op.kind == compiler::BoundOp::Kind::Move) {
             const std::string& tensor = tensors.at(info.tensor).name;

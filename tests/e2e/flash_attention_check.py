@@ -98,6 +98,19 @@ for config in ("edge", "t64"):
             check.failures += 1
 
 
+# The fused op keeps the Attention's name: in the .kpu's fused_with and on every trace event.
+g, i, f = attention_case(1, 2, 2, 33, 33, 8, 8, None, True, True)
+case = check.run(g, "edge", i, f, "flash_trace", "y", sim_args=["--trace", "{case}/trace.json"])
+with open(os.path.join(case, "trace.json")) as fh:
+    events = [e for e in json.load(fh)["traceEvents"] if e["ph"] == "X"]
+with open(os.path.join(case, "p.kpu")) as fh:
+    fused_with = json.load(fh)["graph"]["ops"][0].get("fused_with")
+named = all(e["args"].get("graph_op") == "att" and e["args"].get("fused_with") == ["att"] for e in events)
+print(f"flash_trace on edge: fused_with {fused_with}, {len(events)} trace events named 'att': {named} -> "
+      f"{'ok' if named and fused_with == ['att'] else 'FAIL'}")
+check.failures += 0 if named and fused_with == ["att"] else 1
+
+
 def closed_form(kpu, b, hq, sq, skv, e, ev, causal):
     """DRAM bytes read and written by the fused kernel and its MACs: per query block of each
     matrix its Q rows and O rows once, its head's K and V rows up to the last visible key
