@@ -99,19 +99,9 @@ Rows task_rows(const FlashOperands& f, TileShape tile, const Task& task) {
 
 bool is_flash_op(const Op& op) { return op.kind == "flash_attention"; }
 
-std::string flash_problem(const Graph& graph, const Op& op) {
-    std::string problem;
-    operands(graph, op, problem);
-    return problem;
-}
+std::string flash_problem(const Graph& graph, const Op& op) { return problem_of(graph, op, operands); }
 
-FlashOperands flash_operands(const Graph& graph, uint32_t index) {
-    const Op& op = graph.ops().at(index);
-    std::string problem;
-    FlashOperands f = operands(graph, op, problem);
-    if (!problem.empty()) throw CompileError("op '" + op.name + "' (" + op.kind + "): " + problem);
-    return f;
-}
+FlashOperands flash_operands(const Graph& graph, uint32_t index) { return operands_of(graph, index, operands); }
 
 std::vector<BufferSpec> plan_flash_buffers(const FlashOperands& f, TileShape tile) {
     std::vector<BufferSpec> plan;

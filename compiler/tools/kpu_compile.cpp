@@ -84,6 +84,15 @@ void print_fused(std::ostream& out, const Op& op) {
     out << "\n";
 }
 
+/// A kernel on the fabric: its DRAM traffic, MACs, fabric cycles and estimate.
+void print_fabric_hints(std::ostream& out, const Program& p, const Hints& h) {
+    out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
+        << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
+        << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
+    out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
+        << p.target.config << "\n";
+}
+
 /// A fused attention's kernel: its blocks, tasks, DRAM traffic (closed form) and estimate.
 void summarize_flash(std::ostream& out, const Program& p, uint32_t k, uint32_t tasks) {
     const Graph& g = p.graph;
@@ -97,12 +106,7 @@ void summarize_flash(std::ostream& out, const Program& p, uint32_t k, uint32_t t
     out << "  blocks of " << kr.tile.tm << " queries x " << kr.tile.tn << " keys, head size " << f.e << " x " << f.ev
         << ", " << f.matrices() << " matrices of " << f.sq << " x " << f.skv << ", " << tasks
         << " tasks; no " << f.sq << " x " << f.skv << " scores in DRAM\n";
-    const Hints& h = kr.hints;
-    out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
-        << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
-        << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
-    out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
-        << p.target.config << "\n";
+    print_fabric_hints(out, p, kr.hints);
 }
 
 void summarize(std::ostream& out, const Program& p, bool verbose) {
@@ -182,12 +186,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
         if (kr.tile.kc)
             out << ", K in " << tile_count(K, kr.tile.kc) << " passes of " << kr.tile.kc;
         out << "\n";
-        const Hints& h = kr.hints;
-        out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
-            << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
-            << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
-        out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
-            << p.target.config << "\n";
+        print_fabric_hints(out, p, kr.hints);
     }
     const OpCounts c = count_ops(p);
     out << "ops " << c.total;

@@ -16,49 +16,16 @@ import sys
 
 import numpy as np
 
-from kpu_run import Checker, op, tensor
+import attention_cases
+from kpu_run import Checker
 
 bin_dir, source_dir, work = sys.argv[1:4]
 check = Checker(bin_dir, source_dir, work, tolerance=1e-5)
 rng = np.random.default_rng(33)
 
 
-def softmax(x):
-    x = x - x.max(axis=-1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def attention_case(b, hq, hkv, sq, skv, e, ev, mask_shape, causal, four):
-    """ONNX Attention, 4-D Q [B, Hq, Sq, E] or 3-D Q [B, Sq, Hq*E], and its NumPy evaluation."""
-    qs, ks, vs = ((b, hq, sq, e), (b, hkv, skv, e), (b, hkv, skv, ev)) if four else \
-        ((b, sq, hq * e), (b, skv, hkv * e), (b, skv, hkv * ev))
-    tensors = [tensor("q", qs, "input"), tensor("k", ks, "input"), tensor("v", vs, "input")]
-    inputs = {"q": rng.standard_normal(qs), "k": rng.standard_normal(ks), "v": rng.standard_normal(vs)}
-    names = ["q", "k", "v"]
-    if mask_shape is not None:
-        tensors.append(tensor("mask", mask_shape, "input"))
-        inputs["mask"] = rng.standard_normal(mask_shape)
-        names.append("mask")
-    tensors.append(tensor("y", None, "output"))
-    attributes = {"is_causal": int(causal)}
-    if not four:
-        attributes.update(q_num_heads=hq, kv_num_heads=hkv)
-    graph = {"tensors": tensors, "ops": [op("Attention", "att", names, ["y"], **attributes)]}
-
-    def want(t):
-        def heads(x, h, size):
-            return x if four else x.reshape(b, -1, h, size).transpose(0, 2, 1, 3)
-        q, k, v = heads(t["q"], hq, e), heads(t["k"], hkv, e), heads(t["v"], hkv, ev)
-        k, v = np.repeat(k, hq // hkv, axis=1), np.repeat(v, hq // hkv, axis=1)
-        s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(e)
-        if mask_shape is not None:
-            s = s + t["mask"]
-        if causal:
-            s = s + np.where(np.arange(skv)[None, :] > np.arange(sq)[:, None], -np.inf, 0.0)
-        y = softmax(s) @ v
-        return y if four else y.transpose(0, 2, 1, 3).reshape(b, sq, hq * ev)
-    return graph, inputs, want
+def attention_case(*args):
+    return attention_cases.attention_case(rng, *args)
 
 
 def kernel_ops(case):
