@@ -97,13 +97,9 @@ TEST(FlashAttention, HintsEqualTheBoundStreamAndTheClosedForm) {
             EXPECT_EQ(p.hints.dram_read_bytes, closed_form_read(s, tile.tm, tile.tn, c.mask_kind));
             EXPECT_EQ(p.hints.dram_write_bytes, 4 * s.b * s.hq * s.sq * s.ev);
             // The op stream's LOADs and STOREs, and the bound program's DMA bytes.
-            uint64_t loaded = 0, stored = 0;
-            for_each_op(p, [&](const DfxOp& d) {
-                if (d.kind == DfxOpKind::Load) loaded += d.bytes();
-                if (d.kind == DfxOpKind::Store) stored += d.bytes();
-            });
-            EXPECT_EQ(loaded, p.hints.dram_read_bytes);
-            EXPECT_EQ(stored, p.hints.dram_write_bytes);
+            const test::StreamBytes stream = test::stream_bytes(p);
+            EXPECT_EQ(stream.read, p.hints.dram_read_bytes);
+            EXPECT_EQ(stream.write, p.hints.dram_write_bytes);
             test::expect_consistent(p, config);
             // Its blocks fit a compute tile.
             for (hw::Level level : {hw::Level::L1, hw::Level::L2, hw::Level::L3})
