@@ -406,11 +406,13 @@ std::string flash_refusal(const Graph& graph, const Op& o, const hw::Config& con
     return "";
 }
 
-Graph fuse_attention(const Graph& graph, const hw::Config& config) {
+Graph fuse_attention(const Graph& graph, const hw::Config& config, bool* fused) {
+    if (fused) *fused = false;
     return rewrite_ops(
         graph,
         [&](Graph& g, const Op& op, std::vector<Op>& ops) {
             if (op.kind != "Attention" || !flash_refusal(g, op, config).empty()) return false;
+            if (fused) *fused = true;
             Op fused = op;
             fused.kind = "flash_attention";
             fused.fused_with = {op.name};

@@ -81,8 +81,9 @@ std::string flash_refusal(const Graph& graph, const Op& op, const hw::Config& co
 
 /// The fuse-attention pass: every Attention of `graph` that fuses on `config` (flash_refusal
 /// is "") becomes a flash_attention op of the same name, inputs, output and attributes with
-/// fused_with = {its name}; the others stay (and expand as composites).
-Graph fuse_attention(const Graph& graph, const hw::Config& config);
+/// fused_with = {its name}; the others stay (and expand as composites). `fused` (optional) is
+/// set to whether it fused any.
+Graph fuse_attention(const Graph& graph, const hw::Config& config, bool* fused = nullptr);
 
 /// The buffers of a task with blocks of `tile.tm` query rows and `tile.tn` keys.
 std::vector<BufferSpec> plan_flash_buffers(const FlashOperands& f, TileShape tile);

@@ -106,8 +106,9 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     program.graph.check("graph");
     program.graph = choose_units(program.graph, target, nullptr, options.depthwise);  // a depthwise Conv's unit
     if (options.passes.enabled(Pass::FuseAttention)) {  // before the composites: an Attention that fits stays whole
-        program.graph = fuse_attention(program.graph, target);
-        program.passes.push_back(Pass::FuseAttention);
+        bool fused = false;  // recorded when it fused one
+        program.graph = fuse_attention(program.graph, target, &fused);
+        if (fused) program.passes.push_back(Pass::FuseAttention);
     }
     // Composites (Attention, ops over other axes) become their parts and layout conversions
     // stay only where needed before the check for what lowers: an op may lower only in the

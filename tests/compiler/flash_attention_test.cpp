@@ -189,7 +189,7 @@ TEST(FlashAttention, SmallerConfigsTakeSmallerBlocksAndWhatFitsNoneIsExpanded) {
         << flash_refusal(wide, wide.ops()[0], minimal);
     const Program expanded = compile(wide, minimal);
     for (const Op& op : expanded.graph.ops()) EXPECT_NE(op.kind, "flash_attention");
-    EXPECT_TRUE(ran(expanded, Pass::FuseAttention));  // it ran, and changed nothing
+    EXPECT_FALSE(ran(expanded, Pass::FuseAttention));  // recorded only where it fused
 
     const Graph g = parse_graph(attention_json(s), "t.json");
     const Program fused = compile(g, test::config("edge"));
@@ -200,6 +200,23 @@ TEST(FlashAttention, SmallerConfigsTakeSmallerBlocksAndWhatFitsNoneIsExpanded) {
         EXPECT_GT(p.hints.dram_read_bytes + p.hints.dram_write_bytes,
                   fused.hints.dram_read_bytes + fused.hints.dram_write_bytes);
     }
+}
+
+// A .kpu whose fused task spans two query blocks, or whose tk is not the head size, would
+// overrun the buffers the binder sizes for one block: the reader refuses it.
+TEST(FlashAttention, TheReaderRefusesTasksOfMoreThanOneQueryBlock) {
+    const Shape s{1, 2, 2, 64, 64, 16, 16, "", false, true};
+    Program p = compile(parse_graph(attention_json(s), "t.json"), test::config("t64"));
+    ASSERT_GT(tile_count(s.sq, p.kernels[0].tile.tm), 1u);
+    Program wide = p;
+    ++wide.tasks[0].r1;
+    EXPECT_NE(test::error_of([&] { read_kpu(write_kpu(wide), "t.kpu"); }).find("a flash_attention task is one tile row"),
+              std::string::npos);
+    Program chunked = p;
+    chunked.kernels[0].tile.tk = 8;
+    EXPECT_NE(test::error_of([&] { read_kpu(write_kpu(chunked), "t.kpu"); })
+                  .find("tk 8 of a flash_attention must be its head size 16"),
+              std::string::npos);
 }
 
 }  // namespace
