@@ -60,7 +60,8 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
             << (op.has_bias && op.beta != 1.0f ? " beta=" + std::to_string(op.beta) : "") << " "
             << to_string(op.activation);
     else if (op.kind == DfxOpKind::Vector)
-        out << " " << to_string(op.a.buffer) << "[" << op.a.slot << "]"
+        out << (op.function != kpu::hw::VectorFunction::Copy ? std::string(" ") + kpu::hw::to_string(op.function) : "")
+            << " " << to_string(op.a.buffer) << "[" << op.a.slot << "]"
             << (op.has_b ? std::string(" ") + to_string(op.b.buffer) + "[" + std::to_string(op.b.slot) + "]" : "")
             << " -> " << to_string(op.c.buffer) << "[" << op.c.slot << "] m=" << op.m << " n=" << op.n;
     else
