@@ -7,6 +7,7 @@
 #include "compiler/compile_error.h"
 #include "compiler/conv_gather.h"
 #include "compiler/ffn_fusion.h"
+#include "compiler/flash_attention.h"
 #include "compiler/generate.h"
 #include "compiler/hazard_tracker.h"
 #include "compiler/large_load_limit.h"
@@ -32,6 +33,17 @@ public:
                 roles.a = roles.b = op.inputs.at(0), roles.c = op.outputs.at(0);
                 operands_.push_back(roles);
                 vectors_.emplace_back();
+                flash_.emplace_back();
+                continue;
+            }
+            flash_.emplace_back();
+            if (is_flash_op(op)) {  // the movers' roles: Q as A, K as B, Y as C, V as the bias
+                const FlashOperands f = flash_operands(program.graph, kernel.op);
+                MatmulOperands roles;
+                roles.a = f.q, roles.b = f.k, roles.c = f.y, roles.bias = f.v;
+                operands_.push_back(roles);
+                vectors_.emplace_back();
+                flash_.back() = f;
                 continue;
             }
             if (is_ffn_op(op)) {  // the movers' roles: X and H as A, the weights as B, Y as C
@@ -254,9 +266,32 @@ private:
         touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.ldc) * kLoweredElementBytes, true, op);
     }
 
+    /// A fused attention's VECTOR op: the online softmax step (the scores in place, the mask),
+    /// the accumulation into O, the final division; every one with the rows' statistics.
+    void bind_flash_vector(const DfxOp& d, BoundOp& op, const FlashOperands& f) {
+        hw::VectorCommand& c = op.vector;
+        c = flash_vector_command(f, d);
+        const uint64_t e = kLoweredElementBytes, row = uint64_t(d.n) * e;
+        c.a = {address(d.a), layout_->pitch[int(d.a.buffer)], hw::Broadcast::None};
+        touch(hw::Level::L2, c.a.addr, c.rows, row, c.a.ld * e, false, op);
+        if (c.has_b) {
+            c.b = {address(d.b), layout_->pitch[int(d.b.buffer)], f.mask_broadcast};
+            const bool tile = f.mask_broadcast == hw::Broadcast::None;
+            const uint64_t b_row = f.mask_broadcast == hw::Broadcast::Scalar ? e : row;
+            touch(hw::Level::L2, c.b.addr, tile ? c.rows : 1, b_row, c.b.ld * e, false, op);
+        }
+        c.state = address(d.bias);
+        touch(hw::Level::L2, c.state, 1, 3 * uint64_t(c.rows) * e, 3 * uint64_t(c.rows) * e, true, op);
+        c.y = {address(d.c), layout_->pitch[int(d.c.buffer)], hw::Broadcast::None};
+        if (c.function == hw::VectorFunction::OnlineAccumulate)
+            touch(hw::Level::L2, c.y.addr, c.rows, row, c.y.ld * e, false, op);
+        touch(hw::Level::L2, c.y.addr, c.rows, row, c.y.ld * e, true, op);
+    }
+
     void bind_vector(const DfxOp& d, BoundOp& op) {
         op.kind = BoundOp::Kind::Vector;
         op.engine = EngineKind::Vector;
+        if (const auto& f = flash_[program_.tasks[d.task].kernel]) return bind_flash_vector(d, op, *f);
         const VectorOperands& v = *vectors_[program_.tasks[d.task].kernel];
         hw::VectorCommand& c = op.vector;
         c = v.command;
@@ -349,6 +384,7 @@ private:
     std::vector<MatmulOperands> operands_;  ///< per kernel: its op's (a vector op's movers' roles)
     std::vector<uint32_t> slot_;  ///< per graph tensor: its index in bound_.tensors (kNoTensor: none)
     std::vector<std::optional<VectorOperands>> vectors_;  ///< per kernel: a vector op's operands
+    std::vector<std::optional<FlashOperands>> flash_;     ///< per kernel: a fused attention's operands
     std::vector<uint32_t> tiles_;        ///< per task: its compute tile
     HazardTracker tracker_;
     MoveElision elision_;

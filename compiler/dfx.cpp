@@ -5,6 +5,7 @@
 #include <set>
 
 #include "compiler/ffn_fusion.h"
+#include "compiler/flash_attention.h"
 #include "compiler/hazard_tracker.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
@@ -49,6 +50,7 @@ Span1 tile_span(uint64_t extent, uint32_t tile, uint32_t index) {
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent) {
     if (is_copy_op(graph, graph.ops()[kernel.op])) return plan_copy_buffers(copy_operands(graph, kernel.op), kernel.tile);
     if (is_ffn_op(graph.ops()[kernel.op])) return plan_ffn_buffers(ffn_operands(graph, kernel.op), kernel.tile);
+    if (is_flash_op(graph.ops()[kernel.op])) return plan_flash_buffers(flash_operands(graph, kernel.op), kernel.tile);
     if (is_vector_op(graph.ops()[kernel.op]))
         return plan_vector_buffers(vector_operands(graph, kernel.op), std::min<uint64_t>(kernel.tile.tm, extent.rows));
     const MatmulOperands op = matmul_operands(graph, kernel.op);
@@ -204,6 +206,10 @@ Extent2 task_writes(const Program& program, const Task& task) {
     const Extent2 e = task_elements(program, task);
     const uint32_t op = program.kernels[task.kernel].op;
     if (is_ffn_op(program.graph.ops()[op])) return e;  // Y's rows and columns
+    if (is_flash_op(program.graph.ops()[op])) {
+        const FlashRegion w = flash_task_writes(flash_operands(program.graph, op), program.kernels[task.kernel].tile, task);
+        return {w.r0, w.r1, w.c0, w.c1};
+    }
     if (!is_vector_op(program.graph.ops()[op])) {
         const uint64_t row = matmul_operands(program.graph, op).c_row(task.batch);
         return {row + e.r0, row + e.r1, e.c0, e.c1};
@@ -240,6 +246,8 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
     }
     if (is_ffn_op(program.graph.ops()[kernel.op]))
         return ffn_task_traffic(ffn_operands(program.graph, kernel.op), kernel.tile, task, read, write);
+    if (is_flash_op(program.graph.ops()[kernel.op]))
+        return flash_task_traffic(flash_operands(program.graph, kernel.op), kernel.tile, task, read, write);
     const Extent2 e = task_elements(program, task);
     if (is_vector_op(program.graph.ops()[kernel.op])) {
         const VectorOperands v = vector_operands(program.graph, kernel.op);
@@ -293,6 +301,12 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
     if (is_ffn_op(program.graph.ops()[op])) {
         std::vector<Read> reads;
         for (const FfnRead& r : ffn_task_reads(ffn_operands(program.graph, op), program.kernels[task.kernel].tile, task))
+            reads.push_back({r.tensor, r.r0, r.r1, r.c0, r.c1});
+        return reads;
+    }
+    if (is_flash_op(program.graph.ops()[op])) {
+        std::vector<Read> reads;
+        for (const FlashRegion& r : flash_task_reads(flash_operands(program.graph, op), program.kernels[task.kernel].tile, task))
             reads.push_back({r.tensor, r.r0, r.r1, r.c0, r.c1});
         return reads;
     }
@@ -437,6 +451,8 @@ public:
             const uint32_t op = program.kernels[k].op;
             copies_.emplace_back();
             if (is_copy_op(program.graph, program.graph.ops()[op])) copies_.back() = copy_operands(program.graph, op);
+            flash_.emplace_back();
+            if (is_flash_op(program.graph.ops()[op])) flash_.back() = flash_operands(program.graph, op);
             extents_.push_back(max_task_extent(program, k));
             plans_.push_back(plan_buffers(program.graph, program.kernels[k], extents_.back()));
         }
@@ -757,6 +773,10 @@ private:
         plan_ = &plans_[task.kernel];
         const Graph& g = program_.graph;
         if (copies_[task.kernel]) return expand_copies(task, kernel, *copies_[task.kernel]);
+        if (flash_[task.kernel]) {
+            FlashSink sink(*this);
+            return expand_flash_task(*flash_[task.kernel], kernel.tile, task, sink);
+        }
         if (is_vector_op(g.ops()[kernel.op])) return expand_vector(task, kernel);
         if (is_ffn_op(g.ops()[kernel.op])) {
             Emitter emitter(*this);
@@ -890,9 +910,53 @@ private:
         }
     }
 
+    /// A fused attention's ops, emitted with this expander's dependency tracking.
+    class FlashSink : public FlashOpSink {
+    public:
+        explicit FlashSink(Expander& x) : x_(x) {}
+        void load(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef dst) override {
+            x_.load(tensor, row, col, rows, cols, dst);
+        }
+        void move(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src,
+                  BufferRef dst, bool transpose) override {
+            x_.move(tensor, row, col, rows, cols, src, dst, transpose);
+        }
+        void store(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols, BufferRef src) override {
+            x_.store(tensor, row, col, rows, cols, src);
+        }
+        void matmul_drain(BufferRef a, BufferRef b, BufferRef c, uint32_t m, uint32_t n, uint32_t k) override {
+            x_.matmul(a, b, {0, m}, {0, n}, {0, k}, false, nullptr);
+            x_.drain(c, false, {}, {0, m}, {0, n}, Activation::None, 1.0f, 1.0f);
+        }
+        void vector(const FlashVector& v) override {
+            x_.begin(DfxOpKind::Vector);
+            DfxOp& op = x_.op_;
+            op.function = v.function;
+            op.row = v.query, op.col = v.key;
+            op.accumulate = !v.first;
+            op.a = v.a, op.c = op.dst = v.y;
+            op.m = v.rows, op.n = v.cols;
+            op.has_bias = true, op.bias = v.state;
+            x_.touch(v.a, v.rows, v.cols, false);
+            if (v.has_mask) {
+                op.has_b = true, op.b = v.mask;
+                x_.touch(v.mask, v.mask_rows, v.mask_cols, false);
+            }
+            // The statistics are read and written; the accumulation reads its y too.
+            x_.touch(v.state, 1, 3 * uint64_t(v.rows), true);
+            if (v.function == hw::VectorFunction::OnlineAccumulate) x_.touch(v.y, v.rows, v.cols, false);
+            x_.touch(v.y, v.rows, v.cols, true);
+            x_.finish();
+        }
+
+    private:
+        Expander& x_;
+    };
+
     const Program& program_;
     const std::function<void(const DfxOp&)>& visit_;
     std::vector<TaskExtent> extents_;
+    std::vector<std::optional<FlashOperands>> flash_;  ///< per kernel: a fused attention's
     std::vector<std::optional<CopyOperands>> copies_;  ///< per kernel: a copy op's
     std::vector<std::vector<BufferSpec>> plans_;
     const std::vector<BufferSpec>* plan_ = nullptr;

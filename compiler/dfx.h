@@ -216,6 +216,10 @@ struct DfxOp {
     // with b when has_b (a tile, a column, a row or a scalar), into c; a layer or RMS norm's
     // weight in b and bias in bias (has_bias). All in L2.
     bool has_b = false;
+    /// Vector of a fused attention (flash_attention.h): its function (a vector op's is its
+    /// kernel's); row and col are the block's first query and key, accumulate is false on the
+    /// task's first key block, bias holds the rows' statistics.
+    hw::VectorFunction function = hw::VectorFunction::Copy;
     std::vector<uint32_t> deps;  ///< earlier ops: RAW / WAR / WAW on logical buffers, RAW through DRAM
 
     uint64_t bytes() const { return rows * cols * kLoweredElementBytes; }

@@ -7,6 +7,7 @@
 
 #include "compiler/compile_error.h"
 #include "compiler/ffn_fusion.h"
+#include "compiler/flash_attention.h"
 #include "compiler/layout_pass.h"
 #include "compiler/long_rows.h"
 #include "compiler/passes/fold_batchnorm.h"
@@ -51,6 +52,17 @@ Hints kernel_hints(const Program& program, uint32_t kernel, uint32_t first_task,
             if (program.tasks[i].kernel == kernel)
                 ffn_compute(f, kr.tile, program.tasks[i], program.target.fabric_rows, program.target.fabric_cols,
                             h.macs, h.compute_cycles);
+        h.arithmetic_intensity = 2.0 * double(h.macs) / double(h.dram_read_bytes + h.dram_write_bytes);
+        return h;
+    }
+    if (is_flash_op(op)) {  // its two matmuls per key block
+        const FlashOperands f = flash_operands(program.graph, kr.op);
+        for (uint32_t i = first_task; i < end_task; ++i) {
+            if (program.tasks[i].kernel != kernel) continue;
+            uint64_t macs = 0, cycles = 0;
+            flash_task_work(f, kr.tile, program.tasks[i], program.target.fabric_rows, program.target.fabric_cols, macs, cycles);
+            h.macs += macs, h.compute_cycles += cycles;
+        }
         h.arithmetic_intensity = 2.0 * double(h.macs) / double(h.dram_read_bytes + h.dram_write_bytes);
         return h;
     }
@@ -114,6 +126,10 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         program.passes.push_back(Pass::FoldBatchnorm);
     }
     program.graph = choose_units(program.graph, target, nullptr, options.depthwise);  // a depthwise Conv's unit
+    if (options.passes.enabled(Pass::FuseAttention)) {  // before the composites: an Attention that fits stays whole
+        program.graph = fuse_attention(program.graph, target);
+        program.passes.push_back(Pass::FuseAttention);
+    }
     // Composites (Attention, ops over other axes) become their parts and layout conversions
     // stay only where needed before the check for what lowers: an op may lower only in the
     // layout the pass gives it (a per-channel Add between two convolutions, in NHWC).
@@ -159,8 +175,15 @@ bool OpCounts::operator==(const OpCounts& o) const {
 
 OpCounts count_ops(const Program& program) {
     OpCounts c;
+    std::vector<std::optional<FlashOperands>> flash(program.kernels.size());
+    for (uint32_t k = 0; k < program.kernels.size(); ++k)
+        if (is_flash_op(program.graph.ops()[program.kernels[k].op])) flash[k] = flash_operands(program.graph, program.kernels[k].op);
     for (const Task& t : program.tasks) {
         const Kernel& kr = program.kernels[t.kernel];
+        if (flash[t.kernel]) {
+            flash_task_ops(*flash[t.kernel], kr.tile, t, c.by_kind);
+            continue;
+        }
         if (is_copy_op(program.graph, program.graph.ops()[kr.op])) {  // per piece: LOAD, STORE (+ 2 MOVEs transposed)
             const TileShape& s = kr.tile;
             for_each_piece(copy_operands(program.graph, kr.op).copies, s.tm, s.tn, s.tk, t.r0, t.r1, t.c0, t.c1,

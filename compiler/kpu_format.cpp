@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/compile_error.h"
+#include "compiler/flash_attention.h"
 #include "compiler/depth_first.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
@@ -256,6 +257,9 @@ Program read_kpu(const std::string& text, const std::string& source) {
                 k.fail(k.path_of("tile", 0), "tm " + std::to_string(sizes[0]) + " of a Transpose must be a multiple of " +
                                                  std::to_string(v.matrix_rows) + " (whole matrices)");
         }
+        if (is_flash_op(g.ops()[i]) && (sizes[2] != dims[2] || tile.size() == 4))  // Q K^T over the whole head
+            k.fail(k.path_of("tile", 2), "tk " + std::to_string(sizes[2]) + " of a flash_attention must be its head size " +
+                                             std::to_string(dims[2]) + " (the tile is [Br, Bc, E])");
         if (tile.size() == 4) {  // K in passes of kc: a multiple of tk, shorter than K
             const std::string path = k.path_of("tile") + "[3]";
             const uint64_t kc = k.as_uint(tile[3], path);
@@ -294,6 +298,9 @@ Program read_kpu(const std::string& text, const std::string& source) {
         if (task.c1 > Nt)
             t.fail(t.path_of("cols"), "tile column " + std::to_string(task.c1 - 1) + " out of range (kernel " +
                                           std::to_string(kernel) + " has " + std::to_string(Nt) + " tile columns)");
+        if (is_flash_op(g.ops()[kr.op]) && (task.r1 != task.r0 + 1 || task.c0 != 0 || task.c1 != Nt))
+            t.fail(t.path_of("rows"), "a flash_attention task is one tile row by all " + std::to_string(Nt) +
+                                          " tile columns (one query block against every key block)");
         if (t.has("batch")) {
             const uint64_t batch = t.uint("batch");
             if (batch >= mm.batch)

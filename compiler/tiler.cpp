@@ -9,6 +9,7 @@
 #include "compiler/binder.h"
 #include "compiler/copy_op.h"
 #include "compiler/ffn_fusion.h"
+#include "compiler/flash_attention.h"
 #include "compiler/compile_error.h"
 #include "compiler/generate.h"
 #include "compiler/replay.h"
@@ -447,6 +448,7 @@ std::pair<Dataflow, TilingChoice> choose_op_tiling(const hw::Config& config, con
     if (is_copy_op(graph, o)) return {Dataflow::OutputStationary, choose_copy_tiling(config, graph, op)};
     if (is_vector_op(o)) return {Dataflow::OutputStationary, choose_vector_tiling(config, graph, op)};
     if (is_ffn_op(o)) return {Dataflow::OutputStationary, choose_ffn_tiling(config, graph, op)};
+    if (is_flash_op(o)) return {Dataflow::OutputStationary, choose_flash_tiling(config, graph, op)};
     if (o.kind == "conv_nhwc") return {Dataflow::OutputStationary, choose_tiling(config, graph, op, Dataflow::OutputStationary)};
     return {requested, choose_tiling(config, graph, op, requested)};
 }

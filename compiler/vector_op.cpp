@@ -5,6 +5,7 @@
 #include "compiler/compile_error.h"
 #include "compiler/copy_op.h"
 #include "compiler/ffn_fusion.h"
+#include "compiler/flash_attention.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/ops/window.h"
@@ -308,21 +309,15 @@ bool is_vector_op(const Op& op) {
     return functions().count(op.kind) != 0 || op.kind == "Transpose" || is_window_kind(op.kind);
 }
 
-std::string vector_lowering_problem(const Graph& graph, const Op& op) {
-    std::string problem;
-    operands(graph, op, problem);
-    return problem;
-}
+std::string vector_lowering_problem(const Graph& graph, const Op& op) { return problem_of(graph, op, operands); }
 
-VectorOperands vector_operands(const Graph& graph, uint32_t index) {
-    const Op& op = graph.ops().at(index);
-    std::string problem;
-    VectorOperands out = operands(graph, op, problem);
-    if (!problem.empty()) throw CompileError("op '" + op.name + "' (" + op.kind + "): " + problem);
-    return out;
-}
+VectorOperands vector_operands(const Graph& graph, uint32_t index) { return operands_of(graph, index, operands); }
 
 KernelDims kernel_dims(const Graph& graph, uint32_t op) {
+    if (is_flash_op(graph.ops().at(op))) {  // a grid of query blocks by key blocks per (batch, head) matrix
+        const FlashOperands f = flash_operands(graph, op);
+        return {f.sq, f.skv, f.e, f.matrices()};
+    }
     if (is_copy_op(graph, graph.ops().at(op))) {  // a grid row per copy, its rows in chunks of tn
         const CopyOperands c = copy_operands(graph, op);
         return {c.copies.size(), c.max_rows, c.max_cols};

@@ -59,6 +59,11 @@ enum class VectorFunction : uint8_t {
     AveragePool,    ///< sum of the taps inside the plane / their count (count_include_pad: / taps inside the padded plane)
     DepthwiseConv,  ///< sum of tap x the row's channel's kH x kW weight (+ the channel's bias); pads read 0
     ResizeNearest,  ///< y[oh][ow] = a[oh / scale_h][ow / scale_w] (ONNX Resize, nearest, integer scales)
+    // Flash attention's online softmax (a block of scores at a time), with per-row statistics
+    // at `state`: the running max m, the running sum l and the correction c, `rows` values each.
+    OnlineSoftmax,     ///< x = scale a (+ b) (masked: see causal); m' = max(m, max x); c = e^(m - m'); l = c l + sum e^(x - m'); y = e^(x - m')
+    OnlineAccumulate,  ///< y = c y + a (c per row, from state); online_first: y = a
+    OnlineFinish,      ///< y = a / l (l per row, from state); a row whose l is 0 (every score masked) gives zeros
 };
 /// As bound programs, traces and messages spell it.
 inline constexpr EnumName<VectorFunction> kVectorFunctionNames[] = {
@@ -96,6 +101,9 @@ inline constexpr EnumName<VectorFunction> kVectorFunctionNames[] = {
     {VectorFunction::AveragePool, "average_pool"},
     {VectorFunction::DepthwiseConv, "depthwise_conv"},
     {VectorFunction::ResizeNearest, "resize_nearest"},
+    {VectorFunction::OnlineSoftmax, "online_softmax"},
+    {VectorFunction::OnlineAccumulate, "online_accumulate"},
+    {VectorFunction::OnlineFinish, "online_finish"},
 };
 inline const char* to_string(VectorFunction function) { return name_in(kVectorFunctionNames, function); }
 inline bool parse_vector_function(const std::string& name, VectorFunction& out) {
@@ -130,6 +138,9 @@ inline constexpr VectorFunctionTraits traits_of(VectorFunction f) {
         case VectorFunction::MaxPool: case VectorFunction::AveragePool: case VectorFunction::ResizeNearest:
             return {VectorShape::Window, false, false, false};
         case VectorFunction::DepthwiseConv: return {VectorShape::Window, false, false, true};
+        case VectorFunction::OnlineSoftmax: return {VectorShape::RowWise, true, false, false};
+        case VectorFunction::OnlineAccumulate: case VectorFunction::OnlineFinish:
+            return {VectorShape::RowWise, false, false, false};
         default: return {VectorShape::Elementwise, false, false, false};
     }
 }
@@ -202,7 +213,18 @@ struct VectorCommand {
     /// and key k0 has causal_offset = q0 - k0.
     bool causal = false;
     int64_t causal_offset = 0;  ///< with causal: the diagonal's column offset
+    /// The online functions (flash attention): the row statistics, 3 rows contiguous values
+    /// (m, then l, then c), read and written in place. OnlineSoftmax with online_first starts
+    /// from m = -infinity, l = 0 instead of reading them; OnlineAccumulate with it writes a.
+    uint64_t state = 0;
+    bool online_first = false;
 };
+
+/// Whether `function` reads (and OnlineSoftmax writes) the row statistics at VectorCommand::state.
+inline constexpr bool uses_state(VectorFunction function) {
+    return function == VectorFunction::OnlineSoftmax || function == VectorFunction::OnlineAccumulate ||
+           function == VectorFunction::OnlineFinish;
+}
 
 /// Elements of one row of y: 1 for a reduction, out_h out_w for a window function, else cols.
 inline uint64_t y_cols(const VectorCommand& c) {
@@ -301,7 +323,8 @@ inline std::string vector_command_problem(const VectorCommand& c) {
         return std::string("weight and bias are for layer_norm and rms_norm, not ") + function;
     if (traits.shape == VectorShape::Window)
         if (std::string why = detail::window_problem(c); !why.empty()) return why;
-    if (c.causal && c.function != VectorFunction::Softmax) return std::string("causal is for softmax, not ") + function;
+    if (c.causal && c.function != VectorFunction::Softmax && c.function != VectorFunction::OnlineSoftmax)
+        return std::string("causal is for softmax, not ") + function;
     return "";
 }
 

@@ -113,6 +113,19 @@ inline VectorPasses vector_passes(const VectorCommand& command, const VectorUnit
         // The accumulator starts at the channel's bias: a multiply-add per tap.
         case F::DepthwiseConv: window_alu("window multiply-add", taps); break;
         case F::ResizeNearest: window_alu("nearest copy", 1); break;
+        // Flash attention's online softmax: the block's row max against the running one, the
+        // rows' corrections, the exponentials and their sums, then l = c l + sum per row.
+        case F::OnlineSoftmax:
+            tile_alu("scale, mask and max");
+            rows_sfu("corrections exp(m - m')", SfuFunction::Exp);
+            tile_sfu("exp and sum", SfuFunction::Exp);
+            add({"l = c l + sum", row_groups, rows, 1, 0});
+            break;
+        case F::OnlineAccumulate: tile_alu("multiply-add (c y + a)"); break;
+        case F::OnlineFinish:
+            rows_sfu("reciprocal of l", SfuFunction::Reciprocal);
+            tile_alu("scale by the reciprocal");
+            break;
     }
     return out;
 }

@@ -98,6 +98,45 @@ void softmax(const hw::VectorCommand& c, uint32_t lanes, const View& a, const Vi
     }
 }
 
+/// Flash attention's online softmax step, the rescaled accumulation and the final division,
+/// row by row against the statistics `state` (m, l, c: rows values each, updated in place by
+/// OnlineSoftmax). A row whose scores are all masked so far keeps m = -inf, l = 0 and gets
+/// P = 0 and c = 1; OnlineFinish gives zeros where l is 0 (what softmax gives such a row).
+void online(const hw::VectorCommand& c, uint32_t lanes, const View& a, const View* b, float* state, float* y) {
+    using F = hw::VectorFunction;
+    std::vector<float> acc;
+    const float kMasked = -std::numeric_limits<float>::infinity();
+    float *m = state, *l = state + c.rows, *corr = state + 2 * size_t(c.rows);
+    for (uint32_t r = 0; r < c.rows; ++r) {
+        float* out = y + size_t(r) * c.cols;
+        const float* in = a.row(r);
+        if (c.function == F::OnlineAccumulate) {
+            for (uint32_t col = 0; col < c.cols; ++col) out[col] = c.online_first ? in[col] : corr[r] * out[col] + in[col];
+            continue;
+        }
+        if (c.function == F::OnlineFinish) {
+            const float inverse = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+            for (uint32_t col = 0; col < c.cols; ++col) out[col] = in[col] * inverse;
+            continue;
+        }
+        const float* mask = b ? b->row(r) : nullptr;
+        for (uint32_t col = 0; col < c.cols; ++col) {
+            const bool masked = c.causal && int64_t(col) > int64_t(r) + c.causal_offset;
+            out[col] = masked ? kMasked : c.scale * in[col] + (mask ? mask[col * b->col_step] : 0.0f);
+        }
+        const float top = max_nan(m[r], lane_fold(out, c.cols, lanes, kMasked, max_nan, acc));
+        if (top == kMasked) {  // every score so far masked
+            std::fill(out, out + c.cols, 0.0f);
+            corr[r] = 1.0f;
+            continue;
+        }
+        corr[r] = std::exp(m[r] - top);  // 0 for the first unmasked block (m = -inf)
+        for (uint32_t col = 0; col < c.cols; ++col) out[col] = std::exp(out[col] - top);
+        l[r] = corr[r] * l[r] + lane_fold(out, c.cols, lanes, 0.0f, add, acc);
+        m[r] = top;
+    }
+}
+
 /// LayerNorm (two-pass variance) and RmsNorm of each row, then weight and bias per column.
 void normalize(const hw::VectorCommand& c, uint32_t lanes, const View& a, const float* weight, const float* bias,
                float* y) {
@@ -165,7 +204,7 @@ void window(const hw::VectorCommand& c, const View& a, const float* weight, cons
 
 /// y = c.function(a [, b]): rows x cols values, or rows for a reduction.
 void compute(const hw::VectorCommand& c, uint32_t lanes, const View& a, const View& b, const float* weight,
-             const float* bias, float* y) {
+             const float* bias, float* state, float* y) {
     using F = hw::VectorFunction;
     const uint32_t rows = c.rows, cols = c.cols;
     auto one = [&](auto f) { unary(a, rows, cols, y, f); };
@@ -218,6 +257,9 @@ void compute(const hw::VectorCommand& c, uint32_t lanes, const View& a, const Vi
         case F::AveragePool:
         case F::DepthwiseConv:
         case F::ResizeNearest: return window(c, a, weight, bias, y);
+        case F::OnlineSoftmax:
+        case F::OnlineAccumulate:
+        case F::OnlineFinish: return online(c, lanes, a, c.has_b ? &b : nullptr, state, y);
     }
 }
 
@@ -334,9 +376,22 @@ bool VectorEngine::start(const hw::VectorCommand& c) {
     if (c.has_weight && !read_vector("weight", c.weight, hw::weight_elements(c), weight_)) return false;
     if (c.has_bias && !read_vector("bias", c.bias, hw::bias_elements(c), bias_)) return false;
     y_.resize(size_t(c.rows) * hw::y_cols(c));
+    if (hw::uses_state(c.function)) {
+        const bool fresh = c.function == hw::VectorFunction::OnlineSoftmax && c.online_first;
+        if (fresh) {
+            state_.assign(3 * size_t(c.rows), 0.0f);
+            std::fill(state_.begin(), state_.begin() + c.rows, -std::numeric_limits<float>::infinity());
+        } else if (!read_vector("state", c.state, 3 * uint64_t(c.rows), state_)) {
+            return false;
+        }
+        // The running sum it rescales: y is read as well as written.
+        if (c.function == hw::VectorFunction::OnlineAccumulate && !c.online_first &&
+            !read_input("output y", c.y, c.rows, c.cols, y_))
+            return false;
+    }
     auto job = [this, c, lanes = unit_.lanes] {
         compute(c, lanes, view_of(a_, c.a.broadcast, c.cols), view_of(b_, c.b.broadcast, c.cols),
-                c.has_weight ? weight_.data() : nullptr, c.has_bias ? bias_.data() : nullptr, y_.data());
+                c.has_weight ? weight_.data() : nullptr, c.has_bias ? bias_.data() : nullptr, state_.data(), y_.data());
     };
     if (helper_)
         pending_ = helper_->submit(job);  // nothing the job reads or writes changes before finish() waits for it
@@ -359,6 +414,17 @@ bool VectorEngine::finish(const hw::VectorCommand& c) {
         if (!memory_.write(at, y_.data() + size_t(r) * per_row, bytes)) {
             std::ostringstream msg;
             msg << name() << ": cannot write the result at 0x" << std::hex << at << std::dec << " (" << bytes
+                << " bytes)";
+            SC_REPORT_WARNING(kMsgType, msg.str().c_str());
+            return false;
+        }
+        bytes_written_ += bytes;
+    }
+    if (c.function == hw::VectorFunction::OnlineSoftmax) {  // the updated statistics
+        const uint64_t bytes = state_.size() * sizeof(float);
+        if (!memory_.write(c.state, state_.data(), bytes)) {
+            std::ostringstream msg;
+            msg << name() << ": cannot write the state at 0x" << std::hex << c.state << std::dec << " (" << bytes
                 << " bytes)";
             SC_REPORT_WARNING(kMsgType, msg.str().c_str());
             return false;

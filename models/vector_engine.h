@@ -91,6 +91,7 @@ private:
     bool ok_ = false;  ///< its inputs were read and its arithmetic started
     sc_core::sc_time started_, duration_;
     std::vector<float> a_, b_, weight_, bias_, y_;  ///< staging, reused
+    std::vector<float> state_;  ///< the online functions' row statistics (m, l, c), staged
 
     sc_core::sc_time busy_ = sc_core::SC_ZERO_TIME;
     uint64_t commands_ = 0, elements_ = 0;

@@ -475,7 +475,9 @@ void ref_gemm(OpEvaluation& e) {
         }
 }
 
-void ref_attention(OpEvaluation& e) {
+/// Attention; `online`: as flash_attention computes it (reference_ops.h gives the extra terms
+/// of its tolerance).
+void attention(OpEvaluation& e, bool online) {
     const RefOperand& q = e.inputs.at(0);
     const RefOperand& kt = e.inputs.at(1);
     const RefOperand& v = e.inputs.at(2);
@@ -523,6 +525,17 @@ void ref_attention(OpEvaluation& e) {
                     scores[j] = s, score_bounds[j] = es;
                 }
                 softmax_row(scores.data(), score_bounds.data(), 1, skv, p.data(), ep.data(), 1);
+                if (online) {  // the running max's corrections, and l's
+                    double top = -INFINITY, spread = 0;
+                    for (uint64_t j = 0; j < skv; ++j) top = std::max(top, scores[j]);
+                    for (uint64_t j = 0; j < skv; ++j)
+                        if (p[j] > 0) spread += p[j] * std::fabs(scores[j] - top);
+                    for (uint64_t j = 0; j < skv; ++j)
+                        if (p[j] > 0) ep[j] += p[j] * kUnit * (std::fabs(scores[j] - top) + spread + 10 * double(skv));
+                }
+                // Online, each product passes the fabric's sum of a key block and O's
+                // accumulation over the blocks (at most 2 Skv additions), then O / l.
+                const uint64_t adds = online ? 2 * skv : skv;
                 for (uint64_t x = 0; x < vwidth; ++x) {
                     Dot dot;
                     for (uint64_t j = 0; j < skv; ++j) {
@@ -531,11 +544,14 @@ void ref_attention(OpEvaluation& e) {
                     }
                     const uint64_t ya = at(hq, sq, vwidth, b, h, i, x);
                     y.value[ya] = dot.value;
-                    y.bound[ya] = dot.bound(skv) + kUnit * std::fabs(dot.value);
+                    y.bound[ya] = dot.bound(adds) + (online ? 2 : 1) * kUnit * std::fabs(dot.value);
                 }
             }
         }
 }
+
+void ref_attention(OpEvaluation& e) { attention(e, false); }
+void ref_flash_attention(OpEvaluation& e) { attention(e, true); }
 
 // ---- layout (exact) ---------------------------------------------------------------------
 
@@ -809,6 +825,7 @@ const std::map<std::string, OpReference> kReferences = {
     {"MatMul", ref_matmul},
     {"Gemm", ref_gemm},
     {"Attention", ref_attention},
+    {"flash_attention", ref_flash_attention},
     {"MaxPool", ref_max_pool},
     {"AveragePool", ref_average_pool},
     {"GlobalAveragePool", ref_global_average_pool},

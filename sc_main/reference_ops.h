@@ -34,6 +34,15 @@
 //   Attention                                                the scores as a matmul of length E
 //     (times scale, plus the mask: one rounding each), softmax over Skv as above with the
 //     scores' bounds carried, the output as a matmul of length Skv
+//   flash_attention (online softmax)                         Attention's, plus for each
+//     probability y_j u (|d_j| + sum_i y_i |d_i| + 10 n): its exponential's argument is
+//     s_j - m_t (m_t the running max when its key block came, at most max, so the rounding
+//     is still at most u |d_j|), and it is then rescaled by one correction e^(m_old - m_new)
+//     per later block (their arguments' roundings add up to at most u |d_j|, each exp 2 ulp
+//     and its product one rounding: 5 u per block, at most n blocks), in the numerator and,
+//     weighted by y, in the sum l; the output as a sum of 2 Skv additions (the fabric's
+//     within a key block, O's accumulation across them) and the final division by l one
+//     more rounding
 //   Conv, conv_nhwc                                          as the GEMM with K = kH kW C_in / group
 //     (taps outside the image add nothing), the bias add one rounding
 // Operands' bounds e are carried: exactly for the linear ops (sums of e weighted by the

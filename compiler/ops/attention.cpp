@@ -12,6 +12,7 @@
 #include <cmath>
 #include <map>
 
+#include "compiler/flash_attention.h"
 #include "compiler/ops/expansion.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
@@ -131,6 +132,9 @@ bool expand_attention(Graph& g, const Op& op, std::vector<Op>& ops) {
     return true;
 }
 
+/// flash_attention lowers as one fused kernel (flash_attention.h) when its operands do.
+std::string flash_attention_lowering(const Graph& g, const Op& op) { return flash_problem(g, op); }
+
 std::string attention_lowering(const Graph& g, const Op& op) {
     const std::optional<AttrValue> softcap = attribute_of(op, schema_of(op), "softcap");
     if (softcap && attr_number(*softcap) != 0) return "softcap = " + attr_string(*softcap) + " not yet supported";
@@ -156,6 +160,14 @@ void register_attention(OpRegistry& registry) {
                     {"scale", AttrType::Float, std::nullopt},
                     {"softcap", AttrType::Float, 0.0},
                     {"softmax_precision", AttrType::Int, std::nullopt}};
+    // flash_attention (ours, what the fuse-attention pass makes of an Attention that fits a
+    // compute tile): Attention's inputs, output, attributes and semantics, as one kernel.
+    OpSchema f = s;
+    f.kind = "flash_attention";
+    f.infer = infer_attention;
+    f.lowering_problem = flash_attention_lowering;
+    registry.add(std::move(f));
+
     s.infer = infer_attention;
     s.expand = expand_attention;
     s.lowering_problem = attention_lowering;

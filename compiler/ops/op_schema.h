@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/compile_error.h"
 #include "compiler/graph.h"
 
 namespace kpu::compiler {
@@ -138,6 +139,24 @@ Graph expand_composites(const Graph& graph, const std::string& source);
 /// require_lowerable lists them), "" when every op of it does; nullopt when `op` does not
 /// expand (it lowers as itself).
 std::optional<std::string> expansion_problem(const Graph& graph, const Op& op);
+
+/// An op class's operands: `make(graph, op, problem)` fills them, or sets `problem` to why the
+/// op does not lower that way. The problem alone ("" when none), for a lowering_problem hook:
+template <class Make>
+std::string problem_of(const Graph& graph, const Op& op, Make make) {
+    std::string problem;
+    make(graph, op, problem);
+    return problem;
+}
+/// The operands of op `index`, or a CompileError "op '<name>' (<kind>): <problem>".
+template <class Make>
+auto operands_of(const Graph& graph, uint32_t index, Make make) {
+    const Op& op = graph.ops().at(index);
+    std::string problem;
+    auto out = make(graph, op, problem);
+    if (!problem.empty()) throw CompileError("op '" + op.name + "' (" + op.kind + "): " + problem);
+    return out;
+}
 
 /// Per tensor of the checked graph, the tensor whose DRAM buffer it uses: itself, or, when a
 /// chain of views produces it, the input of the chain's first view. O(ops + tensors).

@@ -15,6 +15,7 @@
 #include "compiler/bound_program_json.h"
 #include "compiler/compile_error.h"
 #include "compiler/ffn_fusion.h"
+#include "compiler/flash_attention.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
@@ -60,7 +61,8 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
             << (op.has_bias && op.beta != 1.0f ? " beta=" + std::to_string(op.beta) : "") << " "
             << to_string(op.activation);
     else if (op.kind == DfxOpKind::Vector)
-        out << " " << to_string(op.a.buffer) << "[" << op.a.slot << "]"
+        out << (op.function != kpu::hw::VectorFunction::Copy ? std::string(" ") + kpu::hw::to_string(op.function) : "")
+            << " " << to_string(op.a.buffer) << "[" << op.a.slot << "]"
             << (op.has_b ? std::string(" ") + to_string(op.b.buffer) + "[" + std::to_string(op.b.slot) + "]" : "")
             << " -> " << to_string(op.c.buffer) << "[" << op.c.slot << "] m=" << op.m << " n=" << op.n;
     else
@@ -84,13 +86,29 @@ void print_fused(std::ostream& out, const Op& op) {
     out << "\n";
 }
 
-/// A fabric kernel's traffic, MACs and cycles.
-void print_fabric_hints(std::ostream& out, const Hints& h, const std::string& config) {
+/// A kernel on the fabric: its DRAM traffic, MACs, fabric cycles and estimate.
+void print_fabric_hints(std::ostream& out, const Program& p, const Hints& h) {
     out << "  DRAM read " << h.dram_read_bytes << " B (" << human(double(h.dram_read_bytes)) << "), write "
         << h.dram_write_bytes << " B (" << human(double(h.dram_write_bytes)) << "), " << h.macs
         << " MACs, arithmetic intensity " << h.arithmetic_intensity << " FLOP/B\n";
     out << "  fabric cycles " << h.compute_cycles << " (one tile), estimated " << h.estimated_cycles << " cycles on "
-        << config << "\n";
+        << p.target.config << "\n";
+}
+
+/// A fused attention's kernel: its blocks, tasks, DRAM traffic (closed form) and estimate.
+void summarize_flash(std::ostream& out, const Program& p, uint32_t k, uint32_t tasks) {
+    const Graph& g = p.graph;
+    const Kernel& kr = p.kernels[k];
+    const FlashOperands f = flash_operands(g, kr.op);
+    const auto named = [&](uint32_t t) { return g.tensor(t).name + shape_string(g.tensor(t).shape); };
+    out << "op '" << g.ops()[kr.op].name << "': " << named(f.y) << " = flash_attention(" << named(f.q) << ", "
+        << named(f.k) << ", " << named(f.v) << (f.mask ? ", " + named(*f.mask) : "") << ")"
+        << (f.causal ? " causal" : "") << " on the fabric and the vector engine (online softmax)\n";
+    print_fused(out, g.ops()[kr.op]);
+    out << "  blocks of " << kr.tile.tm << " queries x " << kr.tile.tn << " keys, head size " << f.e << " x " << f.ev
+        << ", " << f.matrices() << " matrices of " << f.sq << " x " << f.skv << ", " << tasks
+        << " tasks; no " << f.sq << " x " << f.skv << " scores in DRAM\n";
+    print_fabric_hints(out, p, kr.hints);
 }
 
 /// A fused FFN's kernel: both matmuls, the row blocks, the traffic.
@@ -106,7 +124,7 @@ void summarize_ffn(std::ostream& out, const Program& p, uint32_t k, uint32_t tas
     print_fused(out, g.ops()[kr.op]);
     out << "  row blocks of " << kr.tile.tm << " (H block " << kr.tile.tm << " x " << f.hidden << " in L3.hidden), fabric tiles "
         << kr.tile.tm << "x" << kr.tile.tn << ", K chunks of " << kr.tile.tk << ", " << tasks << " tasks\n";
-    print_fabric_hints(out, kr.hints, p.target.config);
+    print_fabric_hints(out, p, kr.hints);
 }
 
 void summarize(std::ostream& out, const Program& p, bool verbose) {
@@ -161,6 +179,10 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
             summarize_ffn(out, p, k, tasks_of[k]);
             continue;
         }
+        if (is_flash_op(g.ops()[kr.op])) {
+            summarize_flash(out, p, k, tasks_of[k]);
+            continue;
+        }
         const MatmulOperands op = matmul_operands(g, kr.op);
         const uint64_t M = op.m, N = op.n, K = op.k;
         if (op.conv) {  // an implicit GEMM: the patches of X gathered on chip
@@ -187,7 +209,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
         if (kr.tile.kc)
             out << ", K in " << tile_count(K, kr.tile.kc) << " passes of " << kr.tile.kc;
         out << "\n";
-        print_fabric_hints(out, kr.hints, p.target.config);
+        print_fabric_hints(out, p, kr.hints);
     }
     const OpCounts c = count_ops(p);
     out << "ops " << c.total;
@@ -369,6 +391,11 @@ int run(int argc, char** argv) {
                   << std::llround(c.fabric_cycles) << " on the fabric\n";
     std::vector<std::string> notes;  // what the passes left and why (-v)
     if (verbose) compile_options.notes = &notes;
+    if (verbose && compile_options.passes.enabled(Pass::FuseAttention))  // why an Attention stays a composite
+        for (const Op& op : graph.ops())
+            if (op.kind == "Attention")
+                if (const std::string why = flash_refusal(graph, op, config); !why.empty())
+                    std::cout << "Attention '" << op.name << "' not fused (" << why << "): expanded\n";
     Program program = kpu::cli::allocating("compiling " + input, [&] {
         return naming(input + " for '" + config.name + "'", [&] { return compile(graph, config, compile_options, &weights); });
     });

@@ -75,6 +75,29 @@ if torch is not None:
                "Min": torch.minimum, "Pow": torch.pow}
 
 
+def _flash_attention(t, a):
+    """flash_attention (the fuse-attention pass's Attention): softmax(Q K^T scale + mask, causal) V
+    over [B, H, S, E] (the 3-D form [B, S, H E] split into heads and merged back), query head h
+    on key/value head h / (Hq / Hkv)."""
+    q, k, v = t[0], t[1], t[2]
+    four = q.dim() == 4
+    if not four:
+        hq, hkv = a["q_num_heads"], a["kv_num_heads"]
+        q = q.reshape(q.shape[0], q.shape[1], hq, -1).transpose(1, 2)
+        k = k.reshape(k.shape[0], k.shape[1], hkv, -1).transpose(1, 2)
+        v = v.reshape(v.shape[0], v.shape[1], hkv, -1).transpose(1, 2)
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    s = q @ k.transpose(-1, -2) * a.get("scale", 1 / math.sqrt(q.shape[-1]))
+    if len(t) > 3 and t[3] is not None:
+        s = s + t[3]
+    if a.get("is_causal", 0):
+        sq, skv = s.shape[-2], s.shape[-1]
+        s = s.masked_fill(torch.ones(sq, skv, dtype=torch.bool).triu(1), -math.inf)
+    y = torch.softmax(s, dim=-1) @ v
+    return y if four else y.transpose(1, 2).reshape(y.shape[0], y.shape[2], -1)
+
+
 def _op(kind, t, a, out_shapes):
     """Outputs of one op from its inputs `t` (torch tensors or None) and attributes `a`."""
     x = t[0] if t else None
@@ -129,6 +152,8 @@ def _op(kind, t, a, out_shapes):
             sq, skv = s.shape[-2], s.shape[-1]
             s = s.masked_fill(torch.ones(sq, skv, dtype=torch.bool).triu(1), -math.inf)
         return [torch.softmax(s, dim=-1)]
+    if kind == "flash_attention":
+        return [_flash_attention(t, a)]
     if kind in ("LayerNormalization", "RMSNormalization"):
         axis = a.get("axis", -1) % x.dim()
         dims = tuple(range(axis, x.dim()))

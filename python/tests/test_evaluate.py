@@ -74,3 +74,28 @@ def test_fused_ffn_matches_the_reference_and_numpy(tmp_path):
     h = t["x"].astype(np.float64) @ t["W1"] + t["b1"]
     h = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h ** 3)))  # the drain's gelu
     agree(fast["y"], h @ t["W2"] + t["b2"])
+def attention_graph(four):
+    """Attention with grouped heads, a mask per query and causal masking: the pass fuses it."""
+    q, k, v = ([1, 4, 9, 8], [1, 2, 9, 8], [1, 2, 9, 6]) if four else ([1, 9, 32], [1, 9, 16], [1, 9, 12])
+    attributes = {"is_causal": 1} if four else {"is_causal": 1, "q_num_heads": 4, "kv_num_heads": 2}
+    return {"tensors": [{"name": "q", "shape": q, "role": "input"}, {"name": "k", "shape": k, "role": "input"},
+                        {"name": "v", "shape": v, "role": "input"}, {"name": "m", "shape": [9, 9], "role": "input"},
+                        {"name": "y", "role": "output"}],
+            "ops": [{"op": "Attention", "name": "att", "inputs": ["q", "k", "v", "m"], "outputs": ["y"],
+                     "attributes": attributes}]}
+
+
+def test_flash_attention_matches_the_reference(tmp_path):
+    rng = np.random.default_rng(5)
+    for four in (True, False):
+        graph_json = attention_graph(four)
+        path = tmp_path / "a.json"
+        path.write_text(json.dumps(graph_json))
+        program = kpu.KPUCompiler().compile(str(path), config_path("edge"))
+        graph = json.loads(program.native.kpu_text())["graph"]
+        assert [o["op"] for o in graph["ops"]] == ["flash_attention"]
+        inputs = {t["name"]: rng.standard_normal(t["shape"]).astype(np.float32)
+                  for t in graph_json["tensors"] if t.get("role") == "input"}
+        fast = evaluate(graph, inputs, {})
+        assert fast is not None, "flash_attention fell back to the reference"
+        agree(fast["y"], program.native.reference(inputs)["y"])

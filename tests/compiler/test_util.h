@@ -62,6 +62,19 @@ inline BoundProgram expect_consistent(const Program& p, const hw::Config& target
     return b;
 }
 
+/// The DRAM bytes the op stream's LOADs read and its STOREs write.
+struct StreamBytes {
+    uint64_t read = 0, write = 0;
+};
+inline StreamBytes stream_bytes(const Program& p) {
+    StreamBytes b;
+    for_each_op(p, [&](const DfxOp& d) {
+        if (d.kind == DfxOpKind::Load) b.read += d.bytes();
+        if (d.kind == DfxOpKind::Store) b.write += d.bytes();
+    });
+    return b;
+}
+
 /// A graph's ops in order as "<kind> <output shape>" ("Transpose [1, 2, 8, 7]").
 inline std::vector<std::string> op_summary(const Graph& g) {
     std::vector<std::string> out;

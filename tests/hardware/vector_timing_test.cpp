@@ -72,6 +72,16 @@ TEST(VectorTiming, SoftmaxAndTheNormsTakeThePassesTheyNeed) {
     EXPECT_EQ(cycles(F::LayerNorm, 1, 1000), 8u + 125 + 125 + 4 + 125);
 }
 
+TEST(VectorTiming, TheOnlineSoftmaxFunctionsTakeThePassesFlashAttentionNeeds) {
+    using F = VectorFunction;
+    // 10 x 20 on 8 lanes: 30 groups per pass over the tile, 2 over the 10 rows' statistics.
+    // online_softmax: scale, mask and max; corrections exp(m - m'); exp and sum; l = c l + sum.
+    EXPECT_EQ(cycles(F::OnlineSoftmax, 10, 20), 8u + 30 + 2 * 4 + 30 * 4 + 2);
+    // online_accumulate: one multiply-add pass; online_finish: reciprocal of l, scale.
+    EXPECT_EQ(cycles(F::OnlineAccumulate, 10, 20), 8u + 30);
+    EXPECT_EQ(cycles(F::OnlineFinish, 10, 20), 8u + 2 * 4 + 30);
+}
+
 TEST(VectorTiming, PassesNameWhatTheyDo) {
     const VectorPasses p = vector_passes(command(VectorFunction::Softmax, 10, 20), unit());
     ASSERT_EQ(p.count, 4);

@@ -286,6 +286,71 @@ TEST(VectorEngine, SoftmaxWithScaleMaskAndCausalityMatchesDoublePrecision) {
     for (float v : last) EXPECT_EQ(v, 0.0f);
 }
 
+// Flash attention's three functions over a row of 37 keys cut into blocks of 16, 16 and 5
+// (a per-query mask, causal from offset 28: row 0 sees blocks 0 and 1 up to key 28, row 5
+// a key of block 2 as well, whose other keys are all masked for rows 0..3): online_softmax
+// keeps the running max, sum and correction in the state, online_accumulate rescales O, and
+// online_finish divides by l. O / l equals the whole row's softmax times V (here V = the
+// identity's columns, so O / l is the softmax itself), within softmax's tolerance plus a
+// correction (exp) and a multiply-add per block.
+TEST(VectorEngine, OnlineSoftmaxBlocksGiveTheWholeRowsSoftmax) {
+    Bench bench("bench");
+    constexpr uint32_t kRows = 6, kCols = 37;
+    const uint32_t blocks[][2] = {{0, 16}, {16, 16}, {32, 5}};  // first key, keys
+    const std::vector<float> a = random_floats(kRows * kCols, 31, -4, 4), mask = random_floats(kRows * kCols, 32, -1, 1);
+    const uint64_t a_at = bench.put(a), mask_at = bench.put(mask);
+    const uint64_t state = bench.alloc(3 * kRows), o = bench.alloc(kRows * kCols), p = bench.alloc(kRows * 16);
+    const float scale = 0.7f;
+    const int64_t offset = 28;
+    for (size_t j = 0; j < 3; ++j) {
+        const uint32_t k0 = blocks[j][0], n = blocks[j][1];
+        hw::VectorCommand s = tile(F::OnlineSoftmax, kRows, n);
+        s.a = {a_at + k0 * 4, kCols};
+        s.has_b = true, s.b = {mask_at + k0 * 4, kCols, Broadcast::None};
+        s.scale = scale, s.causal = true, s.causal_offset = offset - int64_t(k0);
+        s.state = state, s.online_first = j == 0;
+        s.y = {p, 16};
+        bench.engine.submit({++bench.issued, s});
+        // O's columns k0 .. k0 + n get P (V = the identity), the others 0 (P V's other columns).
+        hw::VectorCommand acc = tile(F::OnlineAccumulate, kRows, kCols);
+        std::vector<float> pv(kRows * kCols, 0.0f);
+        acc.a = {bench.alloc(kRows * kCols), kCols};
+        acc.state = state, acc.online_first = j == 0;
+        acc.y = {o, kCols};
+        // P is computed by the command before: copy it into pv's columns on the engine itself.
+        hw::VectorCommand copy = tile(F::Copy, kRows, n);
+        copy.a = {p, 16};
+        copy.y = {acc.a.addr + k0 * 4, kCols};
+        bench.mem.put(acc.a.addr, pv);
+        bench.engine.submit({++bench.issued, copy});
+        bench.engine.submit({++bench.issued, acc});
+    }
+    hw::VectorCommand finish = tile(F::OnlineFinish, kRows, kCols);
+    finish.a = {o, kCols}, finish.state = state, finish.y = {o, kCols};
+    bench.engine.submit({++bench.issued, finish});
+    bench.run_all();
+    const std::vector<float> y = bench.mem.get(o, kRows * kCols);
+    for (uint32_t r = 0; r < kRows; ++r) {
+        std::vector<double> x(kCols);
+        std::vector<bool> masked(kCols);
+        double max_abs = 0;
+        for (uint32_t c = 0; c < kCols; ++c) {
+            x[c] = double(scale) * a[r * kCols + c] + mask[r * kCols + c];
+            masked[c] = int64_t(c) > int64_t(r) + offset;
+            max_abs = std::max(max_abs, std::fabs(x[c]));
+        }
+        const std::vector<double> ref = ref_softmax(x, masked);
+        const double rel = (4 * max_abs + kCols / 8.0 + 3 + 6 + 3 * 6) * kEps;
+        for (uint32_t c = 0; c < kCols; ++c) {
+            if (masked[c]) {
+                EXPECT_EQ(y[r * kCols + c], 0.0f) << r << "," << c;
+                continue;
+            }
+            EXPECT_NEAR(y[r * kCols + c], ref[c], rel * ref[c]) << r << "," << c;
+        }
+    }
+}
+
 TEST(VectorEngine, LayerNormAndRmsNormWithWeightAndBiasMatchDoublePrecision) {
     Bench bench("bench");
     constexpr uint32_t kRows = 6, kCols = 37, kLda = 48;
