@@ -5,6 +5,7 @@
 #include <set>
 
 #include "compiler/hazard_tracker.h"
+#include "compiler/memory_plan.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 
@@ -425,6 +426,13 @@ public:
         }
         for (const Task& t : program.tasks) needed_.insert(t.deps.begin(), t.deps.end());
         roots_ = alias_roots(program.graph);
+        if (program.memory) {
+            MemoryPlan plan = program_memory_plan(program, program.memory->granule);
+            if (plan.reuse) {
+                memory_plan_ = std::move(plan);
+                accesses_.resize(program.tasks.size());
+            }
+        }
     }
 
     void run() {
@@ -485,6 +493,7 @@ private:
                 if ((s.tensor == tensor && overlaps(row, row + span, s.r0, s.r1) && overlaps(col, col + cols, s.c0, s.c1)) ||
                     (s.tensor != tensor && s.tensor == roots_[tensor]))  // a view: its bytes in another 2D shape
                     op_.deps.push_back(s.op);
+        record_access(tensor);
         touch(dst, rows, cols, true);
         finish();
     }
@@ -532,7 +541,31 @@ private:
         touch(src, rows, cols, false);
         const Extent2 w = bounds ? *bounds : Extent2{row, row + row_span(rows, step), col, col + cols};
         if (needed_.count(task_)) stores_[task_].push_back({op_.id, tensor, w.r0, w.r1, w.c0, w.c1});
+        wait_for_reused_space(tensor);
+        record_access(tensor);
         finish();
+    }
+
+    /// With plan-memory: the current DRAM op's access to `tensor`, kept for the tasks that
+    /// others depend on (wait_for_reused_space reads it).
+    void record_access(uint32_t tensor) {
+        if (!accesses_.empty() && needed_.count(task_)) accesses_[task_].push_back({roots_[tensor], op_.id});
+    }
+
+    /// With plan-memory, a STORE into `tensor` may overwrite a dead tensor's DRAM: it waits for
+    /// every access, in the tasks its task depends on (add_reuse_deps put the accessors there),
+    /// to a tensor whose bytes it reuses: one whose lifetime ended before this one's began and
+    /// whose range overlaps its own (docs/compiler.md, "Memory planning").
+    void wait_for_reused_space(uint32_t tensor) {
+        if (accesses_.empty()) return;
+        const MemoryPlan& plan = *memory_plan_;
+        const uint32_t b = roots_[tensor];
+        const uint64_t b0 = plan.offset[b], b1 = b0 + round_up(program_.graph.tensor(b).bytes(), plan.granule);
+        for (uint32_t u : program_.tasks[task_].deps)
+            for (const auto& [a, op] : accesses_[u]) {
+                const uint64_t a0 = plan.offset[a], a1 = a0 + round_up(program_.graph.tensor(a).bytes(), plan.granule);
+                if (plan.lifetime[a].last < plan.lifetime[b].first && a0 < b1 && b0 < a1) op_.deps.push_back(op);
+            }
     }
 
     /// `c_in`: the accumulators start from this C tile (a partial sum) instead of zero.
@@ -853,6 +886,9 @@ private:
     std::vector<std::vector<StoreRecord>> stores_;
     std::vector<uint32_t> roots_;  ///< per graph tensor: alias_roots() (a view's reads wait for its root's stores)
     std::set<uint32_t> needed_;
+    std::optional<MemoryPlan> memory_plan_;  ///< with plan-memory, when a tensor reuses another's bytes
+    /// With plan-memory: per task others depend on, its DRAM ops as (root tensor, op id).
+    std::vector<std::vector<std::pair<uint32_t, uint32_t>>> accesses_;
     HazardTracker tracker_;
     DfxOp op_;
     uint32_t next_id_ = 0;

@@ -8,6 +8,7 @@
 #include "compiler/compile_error.h"
 #include "compiler/layout_pass.h"
 #include "compiler/long_rows.h"
+#include "compiler/memory_plan.h"
 #include "compiler/unit_choice.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
@@ -23,6 +24,19 @@ uint64_t fabric_blocks(uint64_t extent, uint32_t tile, uint32_t first, uint32_t 
     uint64_t sum = 0;
     for (uint32_t i = first; i < last; ++i) sum += ceil_div(tile_span(extent, tile, i).count, fabric);
     return sum;
+}
+
+/// Throws when the graph's DRAM tensors, planned with reuse, do not fit `target`'s DRAM:
+/// the message names the tensor that ends highest, the level, required and available bytes.
+void refuse_planned_dram(const Graph& graph, const hw::Config& target) {
+    const uint64_t dram = uint64_t(target.dram.count) * target.dram.capacity_bytes;
+    const MemoryPlan plan = plan_memory(graph, target.dram.interleave_bytes, true);
+    if (plan.extent <= dram) return;
+    std::ostringstream msg;
+    msg << "DRAM memory exceeded: " << plan.extent << " bytes required, " << dram << " available (config '"
+        << target.name << "'; tensor '" << graph.tensor(plan.top).name << "' (" << graph.tensor(plan.top).bytes()
+        << " bytes) ends highest, with every dead tensor's space reused)";
+    throw CompileError(msg.str());
 }
 
 }  // namespace
@@ -109,7 +123,10 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     const std::vector<uint32_t> roots = alias_roots(graph);
     for (uint32_t t = 0; t < graph.tensors().size(); ++t)  // a view's output shares its input's
         if (roots[t] == t) need += (graph.tensor(t).bytes() + block - 1) / block * block;
-    if (need > dram) {
+    // With plan-memory the planned peak (dead tensors' space reused) is what must fit.
+    const bool plan = options.passes.enabled(Pass::PlanMemory);
+    if (plan) refuse_planned_dram(graph, target);
+    if (!plan && need > dram) {
         std::ostringstream msg;
         msg << "the graph's tensors need " << need << " bytes of DRAM (each from a " << block
             << "-byte interleave boundary) but config '" << target.name << "' has " << dram;
@@ -120,6 +137,12 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         if (is_view_op(graph.ops()[op])) continue;  // an alias: no kernel, no DFX ops
         const auto [dataflow, choice] = choose_op_tiling(target, graph, op, options.dataflow);
         add_kernel(program, op, dataflow, choice, &producers);
+    }
+    if (plan) {  // last: after every pass that changes the kernels
+        add_reuse_deps(program, plan_memory(program.graph, block, true));
+        program.passes.push_back(Pass::PlanMemory);
+        program.memory.emplace().granule = block;  // what program_memory_plan plans at
+        program.memory = estimate_memory(program, block);
     }
     return program;
 }

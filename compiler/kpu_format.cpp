@@ -12,6 +12,7 @@
 #include "compiler/depth_first.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
+#include "compiler/memory_plan.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 #include "hardware/json_reader.h"
@@ -136,6 +137,27 @@ void check_tasks(const JsonReader& root, Program& program) {
     }
 }
 
+/// The stored memory estimate against the one the program implies (the plan is recomputed:
+/// it is a pure function of the graph and the granule); "memory" without plan-memory among
+/// the passes, or plan-memory without "memory", is refused.
+void check_memory(const JsonReader& f, const Program& program) {
+    const bool planned = std::find(program.passes.begin(), program.passes.end(), Pass::PlanMemory) != program.passes.end();
+    if (planned != program.memory.has_value())
+        f.fail("memory", planned ? "missing (the program ran plan-memory, whose estimate it records)"
+                                 : "present but plan-memory is not among the passes");
+    if (!planned) return;
+    const MemoryEstimate actual = estimate_memory(program, program.memory->granule);
+    const std::pair<const char*, uint64_t MemoryEstimate::*> fields[] = {
+        {"weights", &MemoryEstimate::weights}, {"activations", &MemoryEstimate::activations},
+        {"peak_l3", &MemoryEstimate::l3},      {"peak_l2", &MemoryEstimate::l2},
+        {"peak_l1", &MemoryEstimate::l1},      {"peak_dram", &MemoryEstimate::dram}};
+    for (const auto& [name, field] : fields)
+        if (program.memory.value().*field != actual.*field)
+            f.fail(std::string("memory.") + name, std::to_string(program.memory.value().*field) +
+                                                      " but the program's memory plan gives " +
+                                                      std::to_string(actual.*field));
+}
+
 }  // namespace
 
 std::string write_kpu(const Program& program) {
@@ -169,6 +191,10 @@ std::string write_kpu(const Program& program) {
         for (Pass p : program.passes) passes.push_back(to_string(p));
         root["passes"] = std::move(passes);
     }
+    if (const auto& m = program.memory)
+        root["memory"] = {{"granule", m->granule}, {"weights", m->weights}, {"activations", m->activations},
+                          {"peak_l3", m->l3},      {"peak_l2", m->l2},      {"peak_l1", m->l1},
+                          {"peak_dram", m->dram}};
     return root.dump(1) + "\n";
 }
 
@@ -329,6 +355,20 @@ Program read_kpu(const std::string& text, const std::string& source) {
             program.passes.push_back(pass);
         }
     }
+    if (f.has("memory")) {
+        JsonReader m = f.object("memory");
+        MemoryEstimate e;
+        e.granule = m.uint("granule");
+        e.weights = m.uint("weights");
+        e.activations = m.uint("activations");
+        e.l3 = m.uint("peak_l3");
+        e.l2 = m.uint("peak_l2");
+        e.l1 = m.uint("peak_l1");
+        e.dram = m.uint("peak_dram");
+        m.finish();
+        if (e.granule == 0) f.fail("memory.granule", "must be positive");
+        program.memory = e;
+    }
     f.finish();
 
     check_tasks(f, program);
@@ -346,6 +386,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
         total.add(actual);
     }
     check_hints(f, "hints", program.hints, total);
+    check_memory(f, program);
     if (program.hints.estimated_cycles != total.estimated_cycles)
         f.fail("hints.estimated_cycles", std::to_string(program.hints.estimated_cycles) +
                                              " but the kernels' estimates add up to " +

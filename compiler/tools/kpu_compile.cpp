@@ -17,6 +17,7 @@
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
+#include "compiler/memory_plan.h"
 #include "compiler/onnx_import.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
@@ -81,6 +82,27 @@ void print_fused(std::ostream& out, const Op& op) {
     out << "  fused with:";
     for (size_t i = 0; i < op.fused_with.size(); ++i) out << (i ? ", " : " ") << op.fused_with[i];
     out << "\n";
+}
+
+/// estimate_memory's line (docs/compiler.md, "Memory planning"); with `verbose`, every DRAM
+/// tensor's range and lifetime in the plan.
+void print_memory(std::ostream& out, const Program& p, const kpu::hw::Config& config, bool verbose) {
+    const MemoryEstimate e = estimate_memory(p, config.dram.interleave_bytes);
+    uint64_t sum = 0;
+    const MemoryPlan plan = program_memory_plan(p, config.dram.interleave_bytes);
+    for (uint32_t t = 0; t < p.graph.tensors().size(); ++t)
+        if (plan.placed[t]) sum += p.graph.tensor(t).bytes();
+    out << "memory: peak DRAM " << e.dram << " bytes (weights " << e.weights << ", activations " << e.activations
+        << " at the peak; the tensors add up to " << sum << (plan.reuse ? ", dead ones' space reused" : "")
+        << "), peak SRAM per compute tile L3 " << e.l3 << ", L2 " << e.l2 << ", L1 " << e.l1 << " bytes\n";
+    if (!verbose) return;
+    for (uint32_t t = 0; t < p.graph.tensors().size(); ++t) {
+        if (!plan.placed[t]) continue;
+        const Tensor& x = p.graph.tensor(t);
+        out << "  " << x.name << " (" << to_string(*x.role) << ", " << x.bytes() << " bytes): DRAM ["
+            << plan.offset[t] << ", " << plan.offset[t] + x.bytes() << "), live from step " << plan.lifetime[t].first
+            << " to " << plan.lifetime[t].last << "\n";
+    }
 }
 
 void summarize(std::ostream& out, const Program& p, bool verbose) {
@@ -367,6 +389,7 @@ int run(int argc, char** argv) {
     std::cout << "passes (-O" << compile_options.passes.level << "): ";
     for (size_t i = 0; i < program.passes.size(); ++i) std::cout << (i ? ", " : "") << to_string(program.passes[i]);
     std::cout << (program.passes.empty() ? "none\n" : "\n");
+    print_memory(std::cout, program, config, verbose);
     summarize(std::cout, program, verbose);
     if (program.kernels.size() > 1) {
         // Ops overlap (independent ones side by side, a layer's loads under the last one's
