@@ -560,12 +560,9 @@ private:
         if (accesses_.empty()) return;
         const MemoryPlan& plan = *memory_plan_;
         const uint32_t b = roots_[tensor];
-        const uint64_t b0 = plan.offset[b], b1 = b0 + round_up(program_.graph.tensor(b).bytes(), plan.granule);
         for (uint32_t u : program_.tasks[task_].deps)
-            for (const auto& [a, op] : accesses_[u]) {
-                const uint64_t a0 = plan.offset[a], a1 = a0 + round_up(program_.graph.tensor(a).bytes(), plan.granule);
-                if (plan.lifetime[a].last < plan.lifetime[b].first && a0 < b1 && b0 < a1) op_.deps.push_back(op);
-            }
+            for (const auto& [a, op] : accesses_[u])
+                if (plan.reuses(b, a)) op_.deps.push_back(op);
     }
 
     /// `c_in`: the accumulators start from this C tile (a partial sum) instead of zero.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -156,6 +157,20 @@ void check_memory(const JsonReader& f, const Program& program) {
             f.fail(std::string("memory.") + name, std::to_string(program.memory.value().*field) +
                                                       " but the program's memory plan gives " +
                                                       std::to_string(actual.*field));
+    // Every dependency reuse needs must be there (out of order, a missing one corrupts data).
+    Program with = program;
+    add_reuse_deps(with, program_memory_plan(program, program.memory->granule));
+    for (uint32_t t = 0; t < program.tasks.size(); ++t) {
+        if (with.tasks[t].deps == program.tasks[t].deps) continue;
+        std::vector<uint32_t> need = with.tasks[t].deps, have = program.tasks[t].deps, missing;
+        std::sort(need.begin(), need.end());
+        std::sort(have.begin(), have.end());
+        std::set_difference(need.begin(), need.end(), have.begin(), have.end(), std::back_inserter(missing));
+        if (!missing.empty())
+            f.fail("tasks[" + std::to_string(t) + "].deps",
+                   "missing task " + std::to_string(missing.at(0)) +
+                       ", which accesses a tensor whose DRAM this task's output reuses (plan-memory)");
+    }
 }
 
 }  // namespace

@@ -54,16 +54,16 @@ struct Placed {
     Lifetime life;
 };
 
-/// Best fit: the lowest-waste gap among `live` (sorted by begin) that holds `size` bytes, or
-/// the first byte above them all.
-uint64_t best_fit(const std::vector<Placed>& live, uint64_t size) {
+/// Best fit: the lowest-waste gap among `live` (sorted by begin) that holds `size` bytes from
+/// a multiple of `unit`, or the first such byte above them all.
+uint64_t best_fit(const std::vector<Placed>& live, uint64_t size, uint64_t unit) {
     uint64_t best = UINT64_MAX, best_waste = UINT64_MAX, cursor = 0;
     for (const Placed& p : live) {
-        if (p.begin > cursor && p.begin - cursor >= size && p.begin - cursor - size < best_waste)
-            best = cursor, best_waste = p.begin - cursor - size;
+        const uint64_t at = round_up(cursor, unit);
+        if (p.begin >= at + size && p.begin - at - size < best_waste) best = at, best_waste = p.begin - at - size;
         cursor = std::max(cursor, p.end);
     }
-    return best != UINT64_MAX ? best : cursor;
+    return best != UINT64_MAX ? best : round_up(cursor, unit);
 }
 
 /// Sets plan.extent and plan.top from the placed tensors' offsets; returns the extent.
@@ -95,10 +95,15 @@ MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse) {
     uint64_t next = 0;  // one range per tensor, in index order
     for (uint32_t t : order) plan.offset[t] = next, next += rounded(t);
     const uint64_t own_ranges = next - (order.empty() ? 0 : rounded(order.back()) - graph.tensor(order.back()).bytes());
+    plan.end.assign(n, 0);
+    for (uint32_t t : order) plan.end[t] = plan.offset[t] + rounded(t);
     if (reuse) {
-        const std::vector<uint64_t> own = plan.offset;
+        const std::vector<uint64_t> own = plan.offset, own_end = plan.end;
+        // A tensor smaller than the granule goes on a kAlign boundary: small ones (biases) pack.
+        const auto unit = [&](uint32_t t) { return graph.tensor(t).bytes() >= granule ? granule : kAlign; };
+        const auto size = [&](uint32_t t) { return round_up(graph.tensor(t).bytes(), unit(t)); };
         std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-            if (rounded(a) != rounded(b)) return rounded(a) > rounded(b);
+            if (size(a) != size(b)) return size(a) > size(b);
             return plan.lifetime[a].first < plan.lifetime[b].first;
         });
         std::vector<Placed> placed, live;
@@ -107,14 +112,15 @@ MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse) {
             for (const Placed& p : placed)
                 if (p.life.overlaps(plan.lifetime[t])) live.push_back(p);
             std::sort(live.begin(), live.end(), [](const Placed& a, const Placed& b) { return a.begin < b.begin; });
-            plan.offset[t] = best_fit(live, rounded(t));
-            placed.push_back({plan.offset[t], plan.offset[t] + rounded(t), plan.lifetime[t]});
+            plan.offset[t] = best_fit(live, size(t), unit(t));
+            plan.end[t] = plan.offset[t] + size(t);
+            placed.push_back({plan.offset[t], plan.end[t], plan.lifetime[t]});
         }
-        // Reuse that lowers no peak is not worth its dependencies: then one range per tensor.
-        if (set_extent(graph, plan) >= own_ranges) plan.offset = own, plan.reuse = false;
+        // A plan that lowers no peak is not worth moving tensors: then one range per tensor.
+        if (set_extent(graph, plan) >= own_ranges) plan.offset = own, plan.end = own_end, plan.reuse = false;
     }
     for (uint32_t t = 0; t < n; ++t)
-        if (roots[t] != t) plan.offset[t] = plan.offset[roots[t]];
+        if (roots[t] != t) plan.offset[t] = plan.offset[roots[t]], plan.end[t] = plan.end[roots[t]];
     set_extent(graph, plan);
     return plan;
 }
@@ -143,10 +149,8 @@ uint64_t add_reuse_deps(Program& program, const MemoryPlan& plan) {
         if (plan.placed[t]) tensors.push_back(t);
     std::vector<std::vector<uint32_t>> extra(program.tasks.size());  // per writer task: the accessors to wait for
     for (uint32_t b : tensors) {
-        const uint64_t b0 = plan.offset[b], b1 = b0 + round_up(g.tensor(b).bytes(), plan.granule);
         for (uint32_t a : tensors) {
-            const uint64_t a0 = plan.offset[a], a1 = a0 + round_up(g.tensor(a).bytes(), plan.granule);
-            if (a == b || plan.lifetime[a].last >= plan.lifetime[b].first || a1 <= b0 || b1 <= a0) continue;
+            if (a == b || !plan.reuses(b, a)) continue;
             for (uint32_t w : writers[b]) extra[w].insert(extra[w].end(), accessors[a].begin(), accessors[a].end());
         }
     }

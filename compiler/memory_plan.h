@@ -28,18 +28,27 @@ struct MemoryPlan {
     bool reuse = false;                 ///< some tensor reuses another's bytes (else one range per tensor)
     std::vector<bool> placed;           ///< per graph tensor: whether it has DRAM of its own (a root, no compile-time value)
     std::vector<uint64_t> offset;       ///< per graph tensor: its bytes' start (a view: its root's)
+    std::vector<uint64_t> end;          ///< per graph tensor: its range's end (its bytes rounded up to its alignment)
     std::vector<Lifetime> lifetime;     ///< per graph tensor (a view: its root's)
     uint64_t extent = 0;                ///< the highest byte any tensor occupies, + 1 (max of offset + bytes)
     uint32_t top = kNoTensor;           ///< the tensor that ends at `extent` (the first such one)
+
+    /// Whether tensor `b` (a root) reuses bytes of tensor `a`: `a`'s lifetime ends before
+    /// `b`'s begins and their ranges overlap.
+    bool reuses(uint32_t b, uint32_t a) const {
+        return lifetime[a].last < lifetime[b].first && offset[a] < end[b] && offset[b] < end[a];
+    }
 };
 
 /// Lifetimes of every tensor of the checked `graph` (a view's: its root's, over the readers
 /// of the root and of every view of it).
 std::vector<Lifetime> tensor_lifetimes(const Graph& graph);
 
-/// The plan of `graph`'s DRAM tensors. With `reuse`: tensors in decreasing size (rounded up
-/// to `granule`; ties by first step, then index), each at the lowest-waste gap (best fit)
-/// among the tensors already placed whose lifetimes overlap its own, or above them all.
+/// The plan of `graph`'s DRAM tensors. With `reuse`: tensors in decreasing size (ties by
+/// first step, then index), each at the lowest-waste gap (best fit) among the tensors already
+/// placed whose lifetimes overlap its own, or above them all; a tensor of at least `granule`
+/// bytes from a multiple of it (whole interleave blocks), a smaller one from a multiple of
+/// kAlign (so that biases pack), each range its bytes rounded up to that alignment.
 /// Without, or when that lowers no peak (then `reuse` is false): one range per tensor in index
 /// order, as the binder places them at -O0.
 MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse);
