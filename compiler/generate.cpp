@@ -125,7 +125,10 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         if (roots[t] == t) need += (graph.tensor(t).bytes() + block - 1) / block * block;
     // With plan-memory the planned peak (dead tensors' space reused) is what must fit.
     const bool plan = options.passes.enabled(Pass::PlanMemory);
-    if (plan) refuse_planned_dram(graph, target);
+    if (plan) {
+        program.graph = order_for_memory(program.graph, block);  // the op order of the smaller peak, if any
+        refuse_planned_dram(graph, target);
+    }
     if (!plan && need > dram) {
         std::ostringstream msg;
         msg << "the graph's tensors need " << need << " bytes of DRAM (each from a " << block

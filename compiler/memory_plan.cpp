@@ -125,6 +125,68 @@ MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse) {
     return plan;
 }
 
+Graph order_for_memory(const Graph& graph, uint64_t granule) {
+    const std::vector<uint32_t> roots = alias_roots(graph);
+    const size_t n_ops = graph.ops().size(), n_tensors = graph.tensors().size();
+    std::vector<int64_t> producer(n_tensors, -1);
+    std::vector<uint32_t> readers(n_tensors, 0);  // per root: the ops that read it and are not scheduled yet
+    for (uint32_t o = 0; o < n_ops; ++o) {
+        for (uint32_t t : graph.ops()[o].outputs)
+            if (t != kNoTensor) producer[t] = o;
+        for (uint32_t t : graph.ops()[o].inputs)
+            if (t != kNoTensor) ++readers[roots[t]];
+    }
+    std::vector<uint32_t> waiting(n_ops, 0);  // per op: inputs whose producer is not scheduled
+    std::vector<std::vector<uint32_t>> consumers(n_ops);
+    for (uint32_t o = 0; o < n_ops; ++o)
+        for (uint32_t t : graph.ops()[o].inputs)
+            if (t != kNoTensor && producer[t] >= 0) ++waiting[o], consumers[producer[t]].push_back(o);
+    const auto kept = [&](uint32_t root) {  // what no schedule frees: inputs, constants, outputs
+        const TensorRole role = graph.tensor(root).role.value_or(TensorRole::Intermediate);
+        return role != TensorRole::Intermediate;
+    };
+    std::vector<uint32_t> ready, order;
+    for (uint32_t o = 0; o < n_ops; ++o)
+        if (!waiting[o]) ready.push_back(o);
+    std::vector<uint64_t> seen(n_tensors, 0);  // an input read twice by one op counts once
+    uint64_t stamp = 0;
+    while (!ready.empty()) {
+        size_t best = 0;
+        int64_t best_net = INT64_MAX;
+        for (size_t i = 0; i < ready.size(); ++i) {
+            const Op& op = graph.ops()[ready[i]];
+            int64_t net = 0;
+            ++stamp;
+            if (!is_view_op(op))
+                for (uint32_t t : op.outputs)
+                    if (t != kNoTensor && roots[t] == t) net += int64_t(graph.tensor(t).bytes());
+            for (uint32_t t : op.inputs) {
+                if (t == kNoTensor || seen[roots[t]] == stamp || kept(roots[t])) continue;
+                seen[roots[t]] = stamp;
+                uint32_t reads = 0;
+                for (uint32_t u : op.inputs) reads += u != kNoTensor && roots[u] == roots[t];
+                if (readers[roots[t]] == reads) net -= int64_t(graph.tensor(roots[t]).bytes());
+            }
+            if (net < best_net || (net == best_net && ready[i] < ready[best])) best = i, best_net = net;
+        }
+        const uint32_t o = ready[best];
+        ready.erase(ready.begin() + long(best));
+        order.push_back(o);
+        for (uint32_t t : graph.ops()[o].inputs)
+            if (t != kNoTensor) --readers[roots[t]];
+        for (uint32_t c : consumers[o])
+            if (--waiting[c] == 0) ready.push_back(c);
+    }
+    bool same = true;
+    for (uint32_t i = 0; i < order.size(); ++i) same = same && order[i] == i;
+    if (same) return graph;
+    Graph reordered;
+    for (const Tensor& t : graph.tensors()) reordered.add_tensor(t);
+    for (uint32_t o : order) reordered.add_op(graph.ops()[o]);
+    reordered.check("graph");
+    return plan_memory(reordered, granule, true).extent < plan_memory(graph, granule, true).extent ? reordered : graph;
+}
+
 MemoryPlan program_memory_plan(const Program& program, uint64_t granule) {
     const bool reuse = program.memory &&
                        std::find(program.passes.begin(), program.passes.end(), Pass::PlanMemory) != program.passes.end();

@@ -53,6 +53,13 @@ std::vector<Lifetime> tensor_lifetimes(const Graph& graph);
 /// order, as the binder places them at -O0.
 MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse);
 
+/// The checked `graph` with its ops in an order of smaller peak DRAM when there is one: a
+/// greedy schedule that takes, among the ops whose inputs are ready, the one that allocates
+/// least net of what it frees (ties: the graph's order, so that chains keep theirs), kept
+/// only when its planned peak (plan_memory with reuse) is below the given order's; else the
+/// graph itself.
+Graph order_for_memory(const Graph& graph, uint64_t granule);
+
 /// The plan the binder follows for `program`: with reuse when it ran plan-memory and records
 /// its estimate (at the granule it was planned for, MemoryEstimate::granule), else without,
 /// at `granule`.

@@ -50,6 +50,9 @@ class KPUPerformanceMetrics:
     memory_bandwidth_utilization: float = 0.0
     op_metrics: dict = field(default_factory=dict)  # per graph op: cycles, time, bytes, ...
     stats: dict = field(default_factory=dict)       # CYCLE_ACCURATE: kpu-sim's whole stats JSON (docs/stats.md)
+    # CYCLE_ACCURATE: the highest byte + 1 the run's moves touched, {"dram", "l3", "l2", "l1"}
+    # (docs/stats.md; "dram" equals KPUProgram.estimate_memory()["peak_dram"])
+    memory_high_water: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -268,6 +271,7 @@ def _simulated_metrics(program, reply):
         op_metrics[name] = m
     metrics.op_metrics = op_metrics
     metrics.stats = stats
+    metrics.memory_high_water = dict(stats.get("memory_high_water_bytes", {}))
     return {name: outputs[name] for name in program.output_ids}, metrics
 
 

@@ -161,5 +161,33 @@ TEST(MemoryPlan, EstimateMemoryIsThePlansPeaksAndTheBuffersLargestLevels) {
               std::string::npos);
 }
 
+// Two branches of x, each a big Relu reduced to a column, given branch by branch interleaved:
+// Relu a, Relu b, then their reductions. Finishing a branch before starting the other frees a
+// before b is written.
+TEST(MemoryPlan, AnOrderOfSmallerPeakReplacesTheGivenOneAndAChainKeepsItsOwn) {
+    const Graph g = parse_graph(R"({"tensors": [{"name": "x", "shape": [256, 1024], "role": "input"},
+        {"name": "axes", "dtype": "int64", "role": "constant", "value": [-1]},
+        {"name": "a"}, {"name": "b"}, {"name": "ma"}, {"name": "mb"}, {"name": "y"}],
+        "ops": [{"op": "Relu", "name": "ra", "inputs": ["x"], "outputs": ["a"]},
+                {"op": "Relu", "name": "rb", "inputs": ["x"], "outputs": ["b"]},
+                {"op": "ReduceMean", "name": "sa", "inputs": ["a", "axes"], "outputs": ["ma"]},
+                {"op": "ReduceMean", "name": "sb", "inputs": ["b", "axes"], "outputs": ["mb"]},
+                {"op": "Add", "name": "add", "inputs": ["ma", "mb"], "outputs": ["y"]}]})", "branches.json");
+    const uint64_t big = 256 * 1024 * 4, granule = 4096;
+    // x, a and b live together; the columns reuse x's space once it is dead.
+    EXPECT_EQ(plan_memory(g, granule, true).extent, 3 * big);
+    const Graph reordered = order_for_memory(g, granule);
+    std::vector<std::string> names;
+    for (const Op& op : reordered.ops()) names.push_back(op.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"ra", "sa", "rb", "sb", "add"}));
+    // b reuses a's space; ma, live with x, a and b, goes above them.
+    EXPECT_EQ(plan_memory(reordered, granule, true).extent, 2 * big + 1024);
+    const Program p = compile(g, config("t64"), plan_only());
+    EXPECT_EQ(p.graph, reordered);
+    EXPECT_EQ(p.memory->dram, 2 * big + 1024);
+    const Graph chain = relu_chain(6, 64, 1024);
+    EXPECT_EQ(order_for_memory(chain, granule), chain);
+}
+
 }  // namespace
 }  // namespace kpu::compiler::test
