@@ -1,6 +1,8 @@
 #include "compiler/memory_plan.h"
 
 #include <algorithm>
+#include <iterator>
+#include <map>
 #include <numeric>
 
 #include "compiler/ops/op_schema.h"
@@ -54,10 +56,10 @@ struct Placed {
     Lifetime life;
 };
 
-/// Best fit: the lowest-waste gap among `live` (sorted by begin) that holds `size` bytes from
-/// a multiple of `unit`, or the first such byte above them all.
-uint64_t best_fit(const std::vector<Placed>& live, uint64_t size, uint64_t unit) {
-    uint64_t best = UINT64_MAX, best_waste = UINT64_MAX, cursor = 0;
+/// Best fit: the lowest-waste gap from `floor` on among `live` (sorted by begin) that holds
+/// `size` bytes from a multiple of `unit`, or the first such byte above them all.
+uint64_t best_fit(const std::vector<Placed>& live, uint64_t size, uint64_t unit, uint64_t floor) {
+    uint64_t best = UINT64_MAX, best_waste = UINT64_MAX, cursor = floor;
     for (const Placed& p : live) {
         const uint64_t at = round_up(cursor, unit);
         if (p.begin >= at + size && p.begin - at - size < best_waste) best = at, best_waste = p.begin - at - size;
@@ -106,15 +108,35 @@ MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse) {
             if (size(a) != size(b)) return size(a) > size(b);
             return plan.lifetime[a].first < plan.lifetime[b].first;
         });
-        std::vector<Placed> placed, live;
+        // Tensors live over the whole schedule (the constants) overlap every other: they stack
+        // at the bottom. The others go above, each among the placed ones live at a step of its
+        // own lifetime (found per step: linear in the lifetimes' lengths, not quadratic).
+        uint32_t last_step = 0;
+        for (uint32_t t : order) last_step = std::max(last_step, plan.lifetime[t].last);
+        uint64_t base = 0;
+        std::vector<uint32_t> rest;
         for (uint32_t t : order) {
+            if (plan.lifetime[t].first > 0 || plan.lifetime[t].last < last_step) {
+                rest.push_back(t);
+                continue;
+            }
+            plan.offset[t] = round_up(base, unit(t));
+            base = plan.end[t] = plan.offset[t] + size(t);
+        }
+        std::vector<std::vector<uint32_t>> at_step(last_step + 1);
+        std::vector<uint64_t> seen(n, 0);
+        uint64_t stamp = 0;
+        std::vector<Placed> live;
+        for (uint32_t t : rest) {
             live.clear();
-            for (const Placed& p : placed)
-                if (p.life.overlaps(plan.lifetime[t])) live.push_back(p);
+            ++stamp;
+            for (uint32_t step = plan.lifetime[t].first; step <= plan.lifetime[t].last; ++step)
+                for (uint32_t p : at_step[step])
+                    if (seen[p] != stamp) seen[p] = stamp, live.push_back({plan.offset[p], plan.end[p], plan.lifetime[p]});
             std::sort(live.begin(), live.end(), [](const Placed& a, const Placed& b) { return a.begin < b.begin; });
-            plan.offset[t] = best_fit(live, size(t), unit(t));
+            plan.offset[t] = best_fit(live, size(t), unit(t), base);
             plan.end[t] = plan.offset[t] + size(t);
-            placed.push_back({plan.offset[t], plan.end[t], plan.lifetime[t]});
+            for (uint32_t step = plan.lifetime[t].first; step <= plan.lifetime[t].last; ++step) at_step[step].push_back(t);
         }
         // A plan that lowers no peak is not worth moving tensors: then one range per tensor.
         if (set_extent(graph, plan) >= own_ranges) plan.offset = own, plan.end = own_end, plan.reuse = false;
@@ -206,15 +228,34 @@ uint64_t add_reuse_deps(Program& program, const MemoryPlan& plan) {
             if (x != kNoTensor && plan.placed[roots[x]]) accessors[roots[x]].push_back(t), writers[roots[x]].push_back(t);
     }
     for (auto& a : accessors) a.erase(std::unique(a.begin(), a.end()), a.end());
+    // Tensors by first step, each painted over the range it takes: the tensors it paints over,
+    // the last ones to hold its bytes, are dead by then and its writers wait for their
+    // accessors. Earlier holders of those bytes are waited for through them: each holder's
+    // writers waited for its own predecessors.
     std::vector<uint32_t> tensors;
     for (uint32_t t = 0; t < g.tensors().size(); ++t)
         if (plan.placed[t]) tensors.push_back(t);
+    std::stable_sort(tensors.begin(), tensors.end(),
+                     [&](uint32_t a, uint32_t b) { return plan.lifetime[a].first < plan.lifetime[b].first; });
+    std::map<uint64_t, std::pair<uint64_t, uint32_t>> paint;  // begin -> (end, holder)
     std::vector<std::vector<uint32_t>> extra(program.tasks.size());  // per writer task: the accessors to wait for
     for (uint32_t b : tensors) {
-        for (uint32_t a : tensors) {
-            if (a == b || !plan.reuses(b, a)) continue;
-            for (uint32_t w : writers[b]) extra[w].insert(extra[w].end(), accessors[a].begin(), accessors[a].end());
+        const uint64_t b0 = plan.offset[b], b1 = plan.end[b];
+        if (b0 == b1) continue;
+        auto it = paint.upper_bound(b0);
+        if (it != paint.begin() && std::prev(it)->second.first > b0) --it;
+        std::vector<std::pair<uint64_t, std::pair<uint64_t, uint32_t>>> kept;  // the parts outside [b0, b1)
+        while (it != paint.end() && it->first < b1) {
+            const auto [begin, held] = *it;
+            const uint32_t a = held.second;
+            if (plan.reuses(b, a))
+                for (uint32_t w : writers[b]) extra[w].insert(extra[w].end(), accessors[a].begin(), accessors[a].end());
+            if (begin < b0) kept.push_back({begin, {b0, a}});
+            if (held.first > b1) kept.push_back({b1, held});
+            it = paint.erase(it);
         }
+        for (const auto& part : kept) paint.insert(part);
+        paint[b0] = {b1, b};
     }
     uint64_t added = 0;
     for (uint32_t w = 0; w < program.tasks.size(); ++w) {
@@ -238,16 +279,18 @@ MemoryEstimate estimate_memory(const Program& program, uint64_t granule) {
     uint32_t steps = 0;
     for (uint32_t t = 0; t < g.tensors().size(); ++t)
         if (plan.placed[t]) steps = std::max(steps, plan.lifetime[t].last + 1);
-    std::vector<uint64_t> live(steps, 0);  // per step: the live non-constant bytes
+    std::vector<int64_t> change(steps + 1, 0);  // per step: the live non-constant bytes' change
     for (uint32_t t = 0; t < g.tensors().size(); ++t) {
         if (!plan.placed[t]) continue;
         if (g.tensor(t).role == TensorRole::Constant) {
             e.weights += g.tensor(t).bytes();
             continue;
         }
-        for (uint32_t s = plan.lifetime[t].first; s <= plan.lifetime[t].last; ++s) live[s] += g.tensor(t).bytes();
+        change[plan.lifetime[t].first] += int64_t(g.tensor(t).bytes());
+        change[plan.lifetime[t].last + 1] -= int64_t(g.tensor(t).bytes());
     }
-    for (uint64_t bytes : live) e.activations = std::max(e.activations, bytes);
+    int64_t live = 0;
+    for (int64_t c : change) live += c, e.activations = std::max(e.activations, uint64_t(live));
     for (uint32_t k = 0; k < program.kernels.size(); ++k) {
         const std::vector<BufferSpec> buffers = plan_buffers(g, program.kernels[k], max_task_extent(program, k));
         e.l3 = std::max(e.l3, level_bytes(buffers, hw::Level::L3));

@@ -66,9 +66,10 @@ Graph order_for_memory(const Graph& graph, uint64_t granule);
 MemoryPlan program_memory_plan(const Program& program, uint64_t granule);
 
 /// Adds to program.tasks' deps what reuse needs under out-of-order execution: every task that
-/// writes a tensor B depends on every task that reads or writes a tensor A whose DRAM bytes B
-/// reuses (A's lifetime ends before B's begins). Keeps each task's deps sorted and unique.
-/// Returns how many dependencies it added.
+/// writes a tensor B depends on every task that reads or writes a tensor A that last held some
+/// of B's bytes before B (A's lifetime ends before B's begins; the tensors that held them
+/// before A are waited for through A's writers, which depend on theirs). Keeps each task's
+/// deps sorted and unique. Returns how many dependencies it added.
 uint64_t add_reuse_deps(Program& program, const MemoryPlan& plan);
 
 /// The kernels of the graph's ops, each op's index: the non-view ops in order (the steps of

@@ -82,12 +82,25 @@ TEST(MemoryPlan, ReusingWritersDependOnEveryTaskThatAccessedTheDeadTensor) {
         const bool writes = std::count(op.outputs.begin(), op.outputs.end(), tensor) > 0;
         return writes || (!writes_only && std::count(op.inputs.begin(), op.inputs.end(), tensor) > 0);
     };
+    // Per byte (64 at a time) of b: the tensor that held it last before b.
+    const auto last_holders = [&](uint32_t b) {
+        std::set<uint32_t> holders;
+        for (uint64_t x = plan.offset[b]; x < plan.end[b]; x += 64) {
+            int64_t last = -1;
+            for (uint32_t a = 0; a < g.tensors().size(); ++a)
+                if (a != b && plan.reuses(b, a) && plan.offset[a] <= x && x < plan.end[a] &&
+                    (last < 0 || plan.lifetime[a].first > plan.lifetime[uint32_t(last)].first))
+                    last = a;
+            if (last >= 0) holders.insert(uint32_t(last));
+        }
+        return holders;
+    };
     uint64_t added = 0;
     for (uint32_t t = 0; t < p2.tasks.size(); ++t) {
         std::set<uint32_t> want(p0.tasks[t].deps.begin(), p0.tasks[t].deps.end());
         for (uint32_t b = 0; b < g.tensors().size(); ++b)
-            for (uint32_t a = 0; a < g.tensors().size(); ++a)
-                if (a != b && plan.reuses(b, a) && accesses(t, b, true))
+            if (plan.placed[b] && accesses(t, b, true))
+                for (uint32_t a : last_holders(b))
                     for (uint32_t u = 0; u < p2.tasks.size(); ++u)
                         if (accesses(u, a, false)) want.insert(u);
         EXPECT_EQ(p2.tasks[t].deps, std::vector<uint32_t>(want.begin(), want.end())) << "task " << t;
