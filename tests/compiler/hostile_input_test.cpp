@@ -117,7 +117,9 @@ TEST(HostileInput, AMillionTaskProgramReadsBack) {
 // [r0 tm, r1 tm) of h, all columns, so its producers are the first's tasks writing any of
 // those rows; a plain loop over the earlier tasks is the reference.
 TEST(HostileInput, TheProducerIndexFindsWhatAPlainScanFinds) {
-    const Program p = compile(parse_graph(test::mlp_json(1000, 96, 136, 40), "mlp.json"), test::config("edge"));
+    // -O0: the deps are exactly the producers (plan-memory adds what reuse needs: MemoryPlan.*).
+    const Program p = compile(parse_graph(test::mlp_json(1000, 96, 136, 40), "mlp.json"), test::config("edge"),
+                              CompileOptions(Dataflow::OutputStationary, DepthwiseUnit::Auto, PassSelection{0, {}}));
     auto rows = [&](const Task& t) {
         const Kernel& k = p.kernels[t.kernel];
         const uint64_t m = kernel_dims(p.graph, k.op).m;
