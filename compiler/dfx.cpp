@@ -220,6 +220,17 @@ TaskExtent max_task_extent(const Program& program, uint32_t kernel) {
     return extent;
 }
 
+std::vector<TaskExtent> max_task_extents(const Program& program) {
+    std::vector<TaskExtent> extents(program.kernels.size());
+    for (const Task& t : program.tasks) {
+        const Extent2 e = task_elements(program, t);
+        TaskExtent& extent = extents[t.kernel];
+        extent.rows = std::max(extent.rows, e.r1 - e.r0);
+        extent.cols = std::max(extent.cols, e.c1 - e.c0);
+    }
+    return extents;
+}
+
 void task_traffic(const Program& program, const Task& task, uint64_t& read, uint64_t& write) {
     const Kernel& kernel = program.kernels[task.kernel];
     if (is_copy_op(program.graph, program.graph.ops()[kernel.op])) {  // each element read once, written once

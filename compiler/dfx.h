@@ -154,6 +154,8 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& op, uint64_t t
 /// The buffers of a copy op's task with pieces of at most tn x tk (docs/compiler.md, "Layout ops").
 std::vector<BufferSpec> plan_copy_buffers(const CopyOperands& op, TileShape tile);
 TaskExtent max_task_extent(const Program& program, uint32_t kernel);
+/// max_task_extent of every kernel, in one pass over the tasks.
+std::vector<TaskExtent> max_task_extents(const Program& program);
 /// STOREs of one task with `strips` strips of `fabric_tiles` C tiles in all: one per strip;
 /// weight-stationary in K passes, one per C tile (its `out` is laid out in column bands).
 inline uint64_t task_stores(Dataflow dataflow, uint64_t passes, uint64_t strips, uint64_t fabric_tiles) {

@@ -138,6 +138,13 @@ void check_tasks(const JsonReader& root, Program& program) {
     }
 }
 
+/// The .kpu's "memory" keys and the MemoryEstimate fields they hold.
+const std::pair<const char*, uint64_t MemoryEstimate::*> kMemoryFields[] = {
+    {"granule", &MemoryEstimate::granule}, {"weights", &MemoryEstimate::weights},
+    {"activations", &MemoryEstimate::activations}, {"peak_l3", &MemoryEstimate::l3},
+    {"peak_l2", &MemoryEstimate::l2},      {"peak_l1", &MemoryEstimate::l1},
+    {"peak_dram", &MemoryEstimate::dram}};
+
 /// The stored memory estimate against the one the program implies (the plan is recomputed:
 /// it is a pure function of the graph and the granule); "memory" without plan-memory among
 /// the passes, or plan-memory without "memory", is refused.
@@ -148,11 +155,7 @@ void check_memory(const JsonReader& f, const Program& program) {
                                  : "present but plan-memory is not among the passes");
     if (!planned) return;
     const MemoryEstimate actual = estimate_memory(program, program.memory->granule);
-    const std::pair<const char*, uint64_t MemoryEstimate::*> fields[] = {
-        {"weights", &MemoryEstimate::weights}, {"activations", &MemoryEstimate::activations},
-        {"peak_l3", &MemoryEstimate::l3},      {"peak_l2", &MemoryEstimate::l2},
-        {"peak_l1", &MemoryEstimate::l1},      {"peak_dram", &MemoryEstimate::dram}};
-    for (const auto& [name, field] : fields)
+    for (const auto& [name, field] : kMemoryFields)
         if (program.memory.value().*field != actual.*field)
             f.fail(std::string("memory.") + name, std::to_string(program.memory.value().*field) +
                                                       " but the program's memory plan gives " +
@@ -206,10 +209,11 @@ std::string write_kpu(const Program& program) {
         for (Pass p : program.passes) passes.push_back(to_string(p));
         root["passes"] = std::move(passes);
     }
-    if (const auto& m = program.memory)
-        root["memory"] = {{"granule", m->granule}, {"weights", m->weights}, {"activations", m->activations},
-                          {"peak_l3", m->l3},      {"peak_l2", m->l2},      {"peak_l1", m->l1},
-                          {"peak_dram", m->dram}};
+    if (const auto& m = program.memory) {
+        json memory = json::object();
+        for (const auto& [name, field] : kMemoryFields) memory[name] = (*m).*field;
+        root["memory"] = std::move(memory);
+    }
     return root.dump(1) + "\n";
 }
 
@@ -373,13 +377,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
     if (f.has("memory")) {
         JsonReader m = f.object("memory");
         MemoryEstimate e;
-        e.granule = m.uint("granule");
-        e.weights = m.uint("weights");
-        e.activations = m.uint("activations");
-        e.l3 = m.uint("peak_l3");
-        e.l2 = m.uint("peak_l2");
-        e.l1 = m.uint("peak_l1");
-        e.dram = m.uint("peak_dram");
+        for (const auto& [name, field] : kMemoryFields) e.*field = m.uint(name);
         m.finish();
         if (e.granule == 0) f.fail("memory.granule", "must be positive");
         program.memory = e;

@@ -291,8 +291,9 @@ MemoryEstimate estimate_memory(const Program& program, uint64_t granule) {
     }
     int64_t live = 0;
     for (int64_t c : change) live += c, e.activations = std::max(e.activations, uint64_t(live));
+    const std::vector<TaskExtent> extents = max_task_extents(program);
     for (uint32_t k = 0; k < program.kernels.size(); ++k) {
-        const std::vector<BufferSpec> buffers = plan_buffers(g, program.kernels[k], max_task_extent(program, k));
+        const std::vector<BufferSpec> buffers = plan_buffers(g, program.kernels[k], extents[k]);
         e.l3 = std::max(e.l3, level_bytes(buffers, hw::Level::L3));
         e.l2 = std::max(e.l2, level_bytes(buffers, hw::Level::L2));
         e.l1 = std::max(e.l1, level_bytes(buffers, hw::Level::L1));
