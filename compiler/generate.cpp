@@ -26,12 +26,15 @@ uint64_t fabric_blocks(uint64_t extent, uint32_t tile, uint32_t first, uint32_t 
     return sum;
 }
 
-/// Throws when the graph's DRAM tensors, planned with reuse, do not fit `target`'s DRAM:
-/// the message names the tensor that ends highest, the level, required and available bytes.
-void refuse_planned_dram(const Graph& graph, const hw::Config& target) {
+/// Whether the graph's DRAM tensors are planned with reuse (when reuse lowers no peak, the
+/// plan is one range per tensor and the caller checks their sum as without the pass). Throws
+/// when the reusing plan does not fit `target`'s DRAM: the message names the tensor that ends
+/// highest, the level, required and available bytes.
+bool refuse_planned_dram(const Graph& graph, const hw::Config& target) {
     const uint64_t dram = uint64_t(target.dram.count) * target.dram.capacity_bytes;
     const MemoryPlan plan = plan_memory(graph, target.dram.interleave_bytes, true);
-    if (plan.extent <= dram) return;
+    if (!plan.reuse) return false;
+    if (plan.extent <= dram) return true;
     std::ostringstream msg;
     msg << "DRAM memory exceeded: " << plan.extent << " bytes required, " << dram << " available (config '"
         << target.name << "'; tensor '" << graph.tensor(plan.top).name << "' (" << graph.tensor(plan.top).bytes()
@@ -125,11 +128,12 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         if (roots[t] == t) need += (graph.tensor(t).bytes() + block - 1) / block * block;
     // With plan-memory the planned peak (dead tensors' space reused) is what must fit.
     const bool plan = options.passes.enabled(Pass::PlanMemory);
+    bool reused = false;
     if (plan) {
         program.graph = order_for_memory(program.graph, block);  // the op order of the smaller peak, if any
-        refuse_planned_dram(graph, target);
+        reused = refuse_planned_dram(graph, target);
     }
-    if (!plan && need > dram) {
+    if (!reused && need > dram) {
         std::ostringstream msg;
         msg << "the graph's tensors need " << need << " bytes of DRAM (each from a " << block
             << "-byte interleave boundary) but config '" << target.name << "' has " << dram;
