@@ -11,6 +11,7 @@
 #include "compiler/generate.h"
 #include "compiler/hazard_tracker.h"
 #include "compiler/large_load_limit.h"
+#include "compiler/memory_plan.h"
 #include "compiler/move_elision.h"
 #include "compiler/ops/op_schema.h"
 
@@ -89,6 +90,10 @@ private:
         uint64_t next = 0;
         const Graph& g = program_.graph;
         const std::vector<uint32_t> roots = alias_roots(g);
+        // With plan-memory, where its plan puts them (dead tensors' space reused; memory_plan.h).
+        std::optional<MemoryPlan> plan;
+        if (std::find(program_.passes.begin(), program_.passes.end(), Pass::PlanMemory) != program_.passes.end())
+            plan = program_memory_plan(program_, config_.dram.interleave_bytes);
         for (uint32_t i = 0; i < g.tensors().size(); ++i) {
             const Tensor& t = g.tensor(i);
             // A compile-time value (an axes list) is in the commands, not in DRAM.
@@ -103,7 +108,8 @@ private:
                 bound_.tensors.push_back(std::move(b));
                 continue;
             }
-            next += round_up(t.bytes(), config_.dram.interleave_bytes);
+            if (plan) b.dram_addr = plan->offset[i];
+            next = plan ? b.dram_addr + t.bytes() : next + round_up(t.bytes(), config_.dram.interleave_bytes);
             if (next > map_.dram_size()) {
                 std::ostringstream msg;
                 msg << "cannot bind to config '" << config_.name << "': tensor '" << t.name << "' (" << t.bytes()

@@ -7,6 +7,7 @@
 #include "compiler/ffn_fusion.h"
 #include "compiler/flash_attention.h"
 #include "compiler/hazard_tracker.h"
+#include "compiler/memory_plan.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 
@@ -234,6 +235,17 @@ TaskExtent max_task_extent(const Program& program, uint32_t kernel) {
     return extent;
 }
 
+std::vector<TaskExtent> max_task_extents(const Program& program) {
+    std::vector<TaskExtent> extents(program.kernels.size());
+    for (const Task& t : program.tasks) {
+        const Extent2 e = task_elements(program, t);
+        TaskExtent& extent = extents[t.kernel];
+        extent.rows = std::max(extent.rows, e.r1 - e.r0);
+        extent.cols = std::max(extent.cols, e.c1 - e.c0);
+    }
+    return extents;
+}
+
 void task_traffic(const Program& program, const Task& task, uint64_t& read, uint64_t& write) {
     const Kernel& kernel = program.kernels[task.kernel];
     if (is_copy_op(program.graph, program.graph.ops()[kernel.op])) {  // each element read once, written once
@@ -458,6 +470,13 @@ public:
         }
         for (const Task& t : program.tasks) needed_.insert(t.deps.begin(), t.deps.end());
         roots_ = alias_roots(program.graph);
+        if (program.memory) {
+            MemoryPlan plan = program_memory_plan(program, program.memory->granule);
+            if (plan.reuse) {
+                memory_plan_ = std::move(plan);
+                accesses_.resize(program.tasks.size());
+            }
+        }
     }
 
     void run() {
@@ -543,6 +562,7 @@ private:
                 if ((s.tensor == tensor && overlaps(row, row + span, s.r0, s.r1) && overlaps(col, col + cols, s.c0, s.c1)) ||
                     (s.tensor != tensor && s.tensor == roots_[tensor]))  // a view: its bytes in another 2D shape
                     op_.deps.push_back(s.op);
+        record_access(tensor);
         touch(dst, rows, cols, true);
         finish();
     }
@@ -590,7 +610,28 @@ private:
         touch(src, rows, cols, false);
         const Extent2 w = bounds ? *bounds : Extent2{row, row + row_span(rows, step), col, col + cols};
         if (needed_.count(task_)) stores_[task_].push_back({op_.id, tensor, w.r0, w.r1, w.c0, w.c1});
+        wait_for_reused_space(tensor);
+        record_access(tensor);
         finish();
+    }
+
+    /// With plan-memory: the current DRAM op's access to `tensor`, kept for the tasks that
+    /// others depend on (wait_for_reused_space reads it).
+    void record_access(uint32_t tensor) {
+        if (!accesses_.empty() && needed_.count(task_)) accesses_[task_].push_back({roots_[tensor], op_.id});
+    }
+
+    /// With plan-memory, a STORE into `tensor` may overwrite a dead tensor's DRAM: it waits for
+    /// every access, in the tasks its task depends on (add_reuse_deps put the accessors there),
+    /// to a tensor whose bytes it reuses: one whose lifetime ended before this one's began and
+    /// whose range overlaps its own (docs/compiler.md, "Memory planning").
+    void wait_for_reused_space(uint32_t tensor) {
+        if (accesses_.empty()) return;
+        const MemoryPlan& plan = *memory_plan_;
+        const uint32_t b = roots_[tensor];
+        for (uint32_t u : program_.tasks[task_].deps)
+            for (const auto& [a, op] : accesses_[u])
+                if (plan.reuses(b, a)) op_.deps.push_back(op);
     }
 
     /// `c_in`: the accumulators start from this C tile (a partial sum) instead of zero.
@@ -963,6 +1004,9 @@ private:
     std::vector<std::vector<StoreRecord>> stores_;
     std::vector<uint32_t> roots_;  ///< per graph tensor: alias_roots() (a view's reads wait for its root's stores)
     std::set<uint32_t> needed_;
+    std::optional<MemoryPlan> memory_plan_;  ///< with plan-memory, when a tensor reuses another's bytes
+    /// With plan-memory: per task others depend on, its DRAM ops as (root tensor, op id).
+    std::vector<std::vector<std::pair<uint32_t, uint32_t>>> accesses_;
     HazardTracker tracker_;
     DfxOp op_;
     uint32_t next_id_ = 0;

@@ -84,6 +84,20 @@ struct Target {
     }
 };
 
+/// estimate_memory (docs/compiler.md, "Memory planning"): the bytes a program needs, from its
+/// memory plan and its kernels' buffers.
+struct MemoryEstimate {
+    uint64_t granule = 0;      ///< the DRAM interleave granule the plan was made for
+    uint64_t weights = 0;      ///< the constants in DRAM
+    uint64_t activations = 0;  ///< the largest sum over the schedule's steps of the live non-constant tensors
+    uint64_t l3 = 0, l2 = 0, l1 = 0;  ///< per compute tile: the most any kernel's buffers take (level_bytes)
+    uint64_t dram = 0;         ///< the plan's extent: the highest DRAM byte any tensor occupies, + 1
+    bool operator==(const MemoryEstimate& o) const {
+        return granule == o.granule && weights == o.weights && activations == o.activations && l3 == o.l3 &&
+               l2 == o.l2 && l1 == o.l1 && dram == o.dram;
+    }
+};
+
 struct Program {
     static constexpr uint32_t kVersion = 1;
     Graph graph;
@@ -96,9 +110,10 @@ struct Program {
     /// model's weights; kpu-sim reads from it the constants --inputs does not give.
     std::string weights;
     std::vector<Pass> passes;  ///< the optimization passes that ran, in order (passes.h)
+    std::optional<MemoryEstimate> memory;  ///< plan-memory's estimate, when it ran (the .kpu's "memory")
     bool operator==(const Program& o) const {
         return graph == o.graph && target == o.target && kernels == o.kernels && tasks == o.tasks && hints == o.hints &&
-               weights == o.weights && passes == o.passes;
+               weights == o.weights && passes == o.passes && memory == o.memory;
     }
 };
 
@@ -145,6 +160,8 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& op, uint64_t t
 /// The buffers of a copy op's task with pieces of at most tn x tk (docs/compiler.md, "Layout ops").
 std::vector<BufferSpec> plan_copy_buffers(const CopyOperands& op, TileShape tile);
 TaskExtent max_task_extent(const Program& program, uint32_t kernel);
+/// max_task_extent of every kernel, in one pass over the tasks.
+std::vector<TaskExtent> max_task_extents(const Program& program);
 /// STOREs of one task with `strips` strips of `fabric_tiles` C tiles in all: one per strip;
 /// weight-stationary in K passes, one per C tile (its `out` is laid out in column bands).
 inline uint64_t task_stores(Dataflow dataflow, uint64_t passes, uint64_t strips, uint64_t fabric_tiles) {

@@ -13,6 +13,7 @@
 #include "compiler/passes/fold_batchnorm.h"
 #include "compiler/passes/fold_constants.h"
 #include "compiler/passes/fuse_epilogue.h"
+#include "compiler/memory_plan.h"
 #include "compiler/unit_choice.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
@@ -28,6 +29,22 @@ uint64_t fabric_blocks(uint64_t extent, uint32_t tile, uint32_t first, uint32_t 
     uint64_t sum = 0;
     for (uint32_t i = first; i < last; ++i) sum += ceil_div(tile_span(extent, tile, i).count, fabric);
     return sum;
+}
+
+/// Whether the graph's DRAM tensors are planned with reuse (when reuse lowers no peak, the
+/// plan is one range per tensor and the caller checks their sum as without the pass). Throws
+/// when the reusing plan does not fit `target`'s DRAM: the message names the tensor that ends
+/// highest, the level, required and available bytes.
+bool refuse_planned_dram(const Graph& graph, const hw::Config& target) {
+    const uint64_t dram = uint64_t(target.dram.count) * target.dram.capacity_bytes;
+    const MemoryPlan plan = plan_memory(graph, target.dram.interleave_bytes, true);
+    if (!plan.reuse) return false;
+    if (plan.extent <= dram) return true;
+    std::ostringstream msg;
+    msg << "DRAM memory exceeded: " << plan.extent << " bytes required, " << dram << " available (config '"
+        << target.name << "'; tensor '" << graph.tensor(plan.top).name << "' (" << graph.tensor(plan.top).bytes()
+        << " bytes) ends highest, with every dead tensor's space reused)";
+    throw CompileError(msg.str());
 }
 
 }  // namespace
@@ -154,7 +171,14 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     const std::vector<uint32_t> roots = alias_roots(graph);
     for (uint32_t t = 0; t < graph.tensors().size(); ++t)  // a view's output shares its input's
         if (roots[t] == t) need += (graph.tensor(t).bytes() + block - 1) / block * block;
-    if (need > dram) {
+    // With plan-memory the planned peak (dead tensors' space reused) is what must fit.
+    const bool plan = options.passes.enabled(Pass::PlanMemory);
+    bool reused = false;
+    if (plan) {
+        program.graph = order_for_memory(program.graph, block);  // the op order of the smaller peak, if any
+        reused = refuse_planned_dram(graph, target);
+    }
+    if (!reused && need > dram) {
         std::ostringstream msg;
         msg << "the graph's tensors need " << need << " bytes of DRAM (each from a " << block
             << "-byte interleave boundary) but config '" << target.name << "' has " << dram;
@@ -165,6 +189,12 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         if (is_view_op(graph.ops()[op])) continue;  // an alias: no kernel, no DFX ops
         const auto [dataflow, choice] = choose_op_tiling(target, graph, op, options.dataflow);
         add_kernel(program, op, dataflow, choice, &producers);
+    }
+    if (plan) {  // last: after every pass that changes the kernels
+        add_reuse_deps(program, plan_memory(program.graph, block, true));
+        program.passes.push_back(Pass::PlanMemory);
+        program.memory.emplace().granule = block;  // what program_memory_plan plans at
+        program.memory = estimate_memory(program, block);
     }
     return program;
 }

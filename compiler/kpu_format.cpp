@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "compiler/depth_first.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
+#include "compiler/memory_plan.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 #include "hardware/json_reader.h"
@@ -137,6 +139,44 @@ void check_tasks(const JsonReader& root, Program& program) {
     }
 }
 
+/// The .kpu's "memory" keys and the MemoryEstimate fields they hold.
+const std::pair<const char*, uint64_t MemoryEstimate::*> kMemoryFields[] = {
+    {"granule", &MemoryEstimate::granule}, {"weights", &MemoryEstimate::weights},
+    {"activations", &MemoryEstimate::activations}, {"peak_l3", &MemoryEstimate::l3},
+    {"peak_l2", &MemoryEstimate::l2},      {"peak_l1", &MemoryEstimate::l1},
+    {"peak_dram", &MemoryEstimate::dram}};
+
+/// The stored memory estimate against the one the program implies (the plan is recomputed:
+/// it is a pure function of the graph and the granule); "memory" without plan-memory among
+/// the passes, or plan-memory without "memory", is refused.
+void check_memory(const JsonReader& f, const Program& program) {
+    const bool planned = std::find(program.passes.begin(), program.passes.end(), Pass::PlanMemory) != program.passes.end();
+    if (planned != program.memory.has_value())
+        f.fail("memory", planned ? "missing (the program ran plan-memory, whose estimate it records)"
+                                 : "present but plan-memory is not among the passes");
+    if (!planned) return;
+    const MemoryEstimate actual = estimate_memory(program, program.memory->granule);
+    for (const auto& [name, field] : kMemoryFields)
+        if (program.memory.value().*field != actual.*field)
+            f.fail(std::string("memory.") + name, std::to_string(program.memory.value().*field) +
+                                                      " but the program's memory plan gives " +
+                                                      std::to_string(actual.*field));
+    // Every dependency reuse needs must be there (out of order, a missing one corrupts data).
+    Program with = program;
+    add_reuse_deps(with, program_memory_plan(program, program.memory->granule));
+    for (uint32_t t = 0; t < program.tasks.size(); ++t) {
+        if (with.tasks[t].deps == program.tasks[t].deps) continue;
+        std::vector<uint32_t> need = with.tasks[t].deps, have = program.tasks[t].deps, missing;
+        std::sort(need.begin(), need.end());
+        std::sort(have.begin(), have.end());
+        std::set_difference(need.begin(), need.end(), have.begin(), have.end(), std::back_inserter(missing));
+        if (!missing.empty())
+            f.fail("tasks[" + std::to_string(t) + "].deps",
+                   "missing task " + std::to_string(missing.at(0)) +
+                       ", which accesses a tensor whose DRAM this task's output reuses (plan-memory)");
+    }
+}
+
 }  // namespace
 
 std::string write_kpu(const Program& program) {
@@ -169,6 +209,11 @@ std::string write_kpu(const Program& program) {
         json passes = json::array();
         for (Pass p : program.passes) passes.push_back(to_string(p));
         root["passes"] = std::move(passes);
+    }
+    if (const auto& m = program.memory) {
+        json memory = json::object();
+        for (const auto& [name, field] : kMemoryFields) memory[name] = (*m).*field;
+        root["memory"] = std::move(memory);
     }
     return root.dump(1) + "\n";
 }
@@ -336,6 +381,14 @@ Program read_kpu(const std::string& text, const std::string& source) {
             program.passes.push_back(pass);
         }
     }
+    if (f.has("memory")) {
+        JsonReader m = f.object("memory");
+        MemoryEstimate e;
+        for (const auto& [name, field] : kMemoryFields) e.*field = m.uint(name);
+        m.finish();
+        if (e.granule == 0) f.fail("memory.granule", "must be positive");
+        program.memory = e;
+    }
     f.finish();
 
     check_tasks(f, program);
@@ -353,6 +406,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
         total.add(actual);
     }
     check_hints(f, "hints", program.hints, total);
+    check_memory(f, program);
     if (program.hints.estimated_cycles != total.estimated_cycles)
         f.fail("hints.estimated_cycles", std::to_string(program.hints.estimated_cycles) +
                                              " but the kernels' estimates add up to " +

@@ -44,6 +44,31 @@ Kind kind_of(compiler::EngineKind engine) {
     return kDma;
 }
 
+/// RunReport::high_water from the completed moves: the last byte of each side's footprint
+/// (a range reaching into the next instance of an SRAM level fills the one it starts in).
+void record_high_water(RunReport& r, const hw::AddressMap& map, const compiler::BoundProgram& program,
+                       const std::vector<model::Sequencer::OpRecord>& records) {
+    const auto touch = [&](uint64_t addr, uint64_t extent) {
+        hw::Location first, last;
+        if (extent == 0 || !map.decode(addr, 1, first) || !map.decode(addr + extent - 1, 1, last)) return;
+        uint64_t& mark = r.high_water[int(first.level)];
+        if (first.level == hw::Level::Dram)
+            mark = std::max(mark, addr + extent);
+        else
+            mark = std::max(mark, first.tile == last.tile && first.index == last.index ? last.offset + 1 : first.capacity);
+    };
+    for (const auto& op : program.ops) {
+        if (op.kind != compiler::BoundOp::Kind::Move || records.at(op.id).state != model::Sequencer::OpRecord::State::Done)
+            continue;
+        const hw::Transfer& x = op.move;
+        touch(x.src, x.src_extent());
+        if (x.transform == hw::Transform::Transpose)  // a row per source column
+            touch(x.dst, uint64_t(x.row_bytes / x.elem_bytes - 1) * x.dst_stride + uint64_t(x.rows) * x.elem_bytes);
+        else
+            touch(x.dst, x.dst_extent());
+    }
+}
+
 }  // namespace
 
 std::string engine_scope(const compiler::BoundOp& op) {
@@ -131,6 +156,8 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     std::map<std::string, uint32_t> sorted;
     for (size_t i = 0; i < r.engines.size(); ++i) sorted[r.engines[i].scope] = uint32_t(i);
     for (auto& a : r.ops) a.engine = sorted.at(engine_scope(program.ops[a.id]));
+
+    record_high_water(r, kpu.address_map(), program, records);
 
     // ---- which DRAM channels each op's bytes went through (the address interleave) ----
     r.dram_channels = config.dram.count;
@@ -332,6 +359,11 @@ nlohmann::json stats_json(const RunReport& r, const nlohmann::json& check) {
         {"roofline_bound", r.memory_bound ? "memory" : "compute"},
         {"roofline_time_us", r.roofline_s * 1e6},
         {"roofline_efficiency", total_s > 0 ? r.roofline_s / total_s : 0},
+        {"memory_high_water_bytes",
+         {{"dram", r.high_water[int(hw::Level::Dram)]},
+          {"l3", r.high_water[int(hw::Level::L3)]},
+          {"l2", r.high_water[int(hw::Level::L2)]},
+          {"l1", r.high_water[int(hw::Level::L1)]}}},
         {"stall_breakdown_cycles",
          {{"streamer", cycles(r.stall_streamer)},
           {"block_mover", cycles(r.stall_block_mover)},

@@ -24,6 +24,7 @@
 #include "compiler/binder.h"
 #include "compiler/generate.h"
 #include "compiler/kpu_format.h"
+#include "compiler/memory_plan.h"
 #include "hardware/host_memory.h"
 #include "hardware/output_file.h"
 #include "platform/host_driver.h"
@@ -306,6 +307,18 @@ void warn_about_target(const std::string& path, const compiler::Target& target, 
               << "compare configs\n";
 }
 
+/// --check reads every intermediate back after the run, so none may share DRAM with a later
+/// tensor: a program whose plan-memory reuses space runs without reuse (each tensor its own
+/// range, as at -O0; the dependencies reuse added stay and only order more), said on stderr.
+void keep_intermediates(compiler::Program& program, const hw::Config& config, const std::string& path) {
+    if (!compiler::program_memory_plan(program, config.dram.interleave_bytes).reuse) return;
+    program.passes.erase(std::remove(program.passes.begin(), program.passes.end(), compiler::Pass::PlanMemory),
+                         program.passes.end());
+    program.memory.reset();
+    std::cerr << "kpu-sim: note: --check reads every intermediate back, so " << path
+              << " runs without its DRAM reuse (plan-memory); its timing without --check differs\n";
+}
+
 /// Step 1, everything that can be wrong with the input is found before the simulation: the
 /// paths the run reads and writes are checked, `program` is bound and its data prepared, and
 /// what looks like a mistake is said on stderr. Throws one line.
@@ -458,8 +471,9 @@ void report_run(const hw::Config& config, const Options& options, const compiler
 }  // namespace
 
 int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
-    const compiler::Program program =
+    compiler::Program program =
         allocating("reading " + options.program_path, [&] { return compiler::read_kpu_file(options.program_path); });
+    if (options.check) keep_intermediates(program, config, options.program_path);
     const uint64_t need = run_host_bytes(program, options.check);
     if (const std::string problem = hw::host_memory_problem(need, options.max_host_bytes); !problem.empty())
         throw std::runtime_error(options.program_path + " on " + config.name + ": " + problem);

@@ -19,6 +19,7 @@
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
+#include "compiler/memory_plan.h"
 #include "compiler/onnx_import.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
@@ -125,6 +126,27 @@ void summarize_ffn(std::ostream& out, const Program& p, uint32_t k, uint32_t tas
     out << "  row blocks of " << kr.tile.tm << " (H block " << kr.tile.tm << " x " << f.hidden << " in L3.hidden), fabric tiles "
         << kr.tile.tm << "x" << kr.tile.tn << ", K chunks of " << kr.tile.tk << ", " << tasks << " tasks\n";
     print_fabric_hints(out, p, kr.hints);
+}
+
+/// estimate_memory's line (docs/compiler.md, "Memory planning"); with `verbose`, every DRAM
+/// tensor's range and lifetime in the plan.
+void print_memory(std::ostream& out, const Program& p, const kpu::hw::Config& config, bool verbose) {
+    const MemoryEstimate e = estimate_memory(p, config.dram.interleave_bytes);
+    uint64_t sum = 0;
+    const MemoryPlan plan = program_memory_plan(p, config.dram.interleave_bytes);
+    for (uint32_t t = 0; t < p.graph.tensors().size(); ++t)
+        if (plan.placed[t]) sum += p.graph.tensor(t).bytes();
+    out << "memory: peak DRAM " << e.dram << " bytes (weights " << e.weights << ", activations " << e.activations
+        << " at the peak; the tensors add up to " << sum << (plan.reuse ? ", dead ones' space reused" : "")
+        << "), peak SRAM per compute tile L3 " << e.l3 << ", L2 " << e.l2 << ", L1 " << e.l1 << " bytes\n";
+    if (!verbose) return;
+    for (uint32_t t = 0; t < p.graph.tensors().size(); ++t) {
+        if (!plan.placed[t]) continue;
+        const Tensor& x = p.graph.tensor(t);
+        out << "  " << x.name << " (" << to_string(*x.role) << ", " << x.bytes() << " bytes): DRAM ["
+            << plan.offset[t] << ", " << plan.offset[t] + x.bytes() << "), live from step " << plan.lifetime[t].first
+            << " to " << plan.lifetime[t].last << "\n";
+    }
 }
 
 void summarize(std::ostream& out, const Program& p, bool verbose) {
@@ -423,6 +445,7 @@ int run(int argc, char** argv) {
     for (size_t i = 0; i < program.passes.size(); ++i) std::cout << (i ? ", " : "") << to_string(program.passes[i]);
     std::cout << (program.passes.empty() ? "none\n" : "\n");
     for (const std::string& note : notes) std::cout << note << "\n";
+    print_memory(std::cout, program, config, verbose);
     summarize(std::cout, program, verbose);
     if (program.kernels.size() > 1) {
         // Ops overlap (independent ones side by side, a layer's loads under the last one's

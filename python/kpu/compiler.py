@@ -73,8 +73,7 @@ class KPUCompiler:
         return []
 
     def estimate_memory(self, model, config, precision=KPUPrecision.FP32, example_inputs=None):
-        """Bytes: the weights, the activations (inputs, intermediates, outputs), the largest tile
-        working set in SRAM and everything in DRAM."""
-        program = self.compile(model, config, precision, example_inputs=example_inputs)
-        return {"weights": program.weight_bytes, "activations": program.activation_bytes,
-                "peak_sram": program.peak_sram_bytes, "peak_dram": program.peak_dram_bytes}
+        """Bytes, from the compiled program's memory plan (KPUProgram.estimate_memory): the
+        weights, the activations at their peak, the peak SRAM per compute tile and the peak DRAM."""
+        estimate = self.compile(model, config, precision, example_inputs=example_inputs).estimate_memory()
+        return {name: estimate[name] for name in ("weights", "activations", "peak_sram", "peak_dram")}

@@ -39,6 +39,7 @@ class ExecutionError(KPUError):
 _UNSUPPORTED = re.compile(r"Unsupported operators: (.*)$", re.S)
 _DRAM_GRAPH = re.compile(r"the graph's tensors need (\d+) bytes of DRAM .* has (\d+)")
 _DRAM_TENSOR = re.compile(r"ends at DRAM byte (\d+) but DRAM has (\d+) bytes")
+_DRAM_PLANNED = re.compile(r"DRAM memory exceeded: (\d+) bytes required, (\d+) available")
 _DRAM_IMAGE = re.compile(r"tensors \((\d+) bytes\) and the program image \((\d+) bytes\) do not fit the (\d+) bytes of DRAM")
 
 
@@ -62,7 +63,7 @@ def translate(error):
     if m:
         ops = [item.split(" (")[0] for item in split_op_list(m.group(1).strip())]
         return UnsupportedOpError(ops, message)
-    m = _DRAM_GRAPH.search(message) or _DRAM_TENSOR.search(message)
+    m = _DRAM_GRAPH.search(message) or _DRAM_TENSOR.search(message) or _DRAM_PLANNED.search(message)
     if m:
         return MemoryError(m.group(1), m.group(2), "dram", message)
     m = _DRAM_IMAGE.search(message)

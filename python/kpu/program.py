@@ -96,7 +96,7 @@ class KPUProgram:
         kernels = {k["op"]: k for k in data["kernels"]}
         energy = config.energy or {}
         pj_byte, pj_mac = energy.get("dram_pj_per_byte", 0.0), energy.get("pj_per_mac", 0.0)
-        ops, peak_sram = [], 0
+        ops = []
         for order, o in enumerate(graph["ops"]):
             k = kernels.get(o["name"])
             hints = k["hints"] if k else {}
@@ -107,10 +107,8 @@ class KPUProgram:
                 if len(k["tile"]) > 3:
                     sizes["K_pass"] = k["tile"][3]
                 tiling = TileConfig(sizes, _LOOP_ORDER.get(k["dataflow"], ["M", "N", "K"]))
-                peak_sram = max(peak_sram, 4 * (m * kk + kk * n + m * n))
             elif k and k.get("tile"):  # a vector or layout op: row tiles of whole rows (docs/kpu-format.md)
                 tiling = TileConfig({"rows": k["tile"][0], "cols": k["tile"][1]}, ["rows"], double_buffer=False)
-                peak_sram = max(peak_sram, 4 * k["tile"][0] * k["tile"][1])
             read, write, macs = hints.get("dram_read_bytes", 0), hints.get("dram_write_bytes", 0), hints.get("macs", 0)
             if "inputs" in o:
                 ins, outs, attributes = list(o["inputs"]), list(o["outputs"]), dict(o.get("attributes", {}))
@@ -121,6 +119,7 @@ class KPUProgram:
                              tiling, order, list(o.get("fused_with", [])), int(hints.get("estimated_cycles", 0)),
                              float(macs * pj_mac + (read + write) * pj_byte), int(macs), int(read), int(write)))
         roles = lambda *rs: [t for t in tensors.values() if t.role in rs]  # noqa: E731
+        memory = native.estimate_memory(config.path, list(config.overrides))
         weights = native.weights()
         blob = b"".join(np.ascontiguousarray(weights[n], np.float32).tobytes() for n in sorted(weights)) or None
         total = data["hints"]
@@ -133,11 +132,19 @@ class KPUProgram:
                    source_model=source_model, source_hash=hashlib.sha256(text.encode()).hexdigest(),
                    target_config=config, precision=precision, ops=ops, tensors=tensors,
                    input_ids=[t.id for t in roles("input")], output_ids=[t.id for t in roles("output")],
-                   peak_sram_bytes=peak_sram, peak_dram_bytes=sum(t.bytes for t in tensors.values()),
-                   weight_bytes=sum(t.bytes for t in roles("constant")),
-                   activation_bytes=sum(t.bytes for t in roles("input", "output", "intermediate")),
+                   peak_sram_bytes=memory["peak_sram"], peak_dram_bytes=memory["peak_dram"],
+                   weight_bytes=memory["weights"], activation_bytes=memory["activations"],
                    estimated_total_cycles=est_cycles, estimated_total_energy_uj=est_energy_pj * 1e-6,
                    weights_blob=blob, native=native, inline_constants=inline, passes=list(data.get("passes", [])))
+
+    def estimate_memory(self):
+        """estimate_memory from the program's memory plan (docs/compiler.md, "Memory planning"),
+        in bytes: `weights` (the constants in DRAM), `activations` (the most the other tensors
+        hold at once over the schedule), `peak_sram` (per compute tile, the most any kernel's
+        buffers take in L3, L2 and L1 together; `peak_sram_by_level` each level's) and
+        `peak_dram` (the highest DRAM byte a tensor occupies, + 1: with plan-memory, dead
+        tensors' space reused)."""
+        return dict(self.native.estimate_memory(self.target_config.path, list(self.target_config.overrides)))
 
     def weights(self):
         """The weights that travel with the program (an ONNX model's initializers), by tensor."""

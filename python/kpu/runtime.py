@@ -53,6 +53,9 @@ class KPUPerformanceMetrics:
     # attributed cycles adding up to total_cycles, FLOPs, DRAM bytes, roofline bound, what bounds it.
     layer_metrics: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)       # CYCLE_ACCURATE: kpu-sim's whole stats JSON (docs/stats.md)
+    # CYCLE_ACCURATE: the highest byte + 1 the run's moves touched, {"dram", "l3", "l2", "l1"}
+    # (docs/stats.md; "dram" equals KPUProgram.estimate_memory()["peak_dram"])
+    memory_high_water: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -276,6 +279,7 @@ def _simulated_metrics(program, reply):
             if part in op_metrics:
                 op_metrics[part]["layer"] = layer
     metrics.stats = stats
+    metrics.memory_high_water = dict(stats.get("memory_high_water_bytes", {}))
     return {name: outputs[name] for name in program.output_ids}, metrics
 
 

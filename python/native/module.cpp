@@ -25,6 +25,7 @@
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
+#include "compiler/memory_plan.h"
 #include "compiler/onnx_import.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
@@ -164,6 +165,21 @@ std::map<std::string, FloatArray> reference(const NativeProgram& p, const std::m
 double replayed_cycles(const NativeProgram& p, const std::string& config_path, const std::vector<std::string>& overrides) {
     const hw::Config config = hw::load_config(config_path, parse_overrides(overrides));
     return compiler::replay_cycles(compiler::bind(p.program, config), config);
+}
+
+/// estimate_memory (docs/compiler.md, "Memory planning") of the program on `config`: its DRAM
+/// granule plans a program that did not run plan-memory (one that did keeps its own).
+py::dict estimate_memory(const NativeProgram& p, const std::string& config_path, const std::vector<std::string>& overrides) {
+    const hw::Config config = hw::load_config(config_path, parse_overrides(overrides));
+    const compiler::MemoryEstimate e = compiler::estimate_memory(p.program, config.dram.interleave_bytes);
+    py::dict levels, out;
+    levels["L3"] = e.l3, levels["L2"] = e.l2, levels["L1"] = e.l1;
+    out["weights"] = e.weights;
+    out["activations"] = e.activations;
+    out["peak_sram"] = e.l3 + e.l2 + e.l1;
+    out["peak_dram"] = e.dram;
+    out["peak_sram_by_level"] = levels;
+    return out;
 }
 
 /// Binds the program on the config: throws the binder's message when it does not fit.
@@ -498,7 +514,9 @@ PYBIND11_MODULE(_native, m) {
         .def("reference", &reference, py::arg("inputs"))
         .def("replayed_cycles", &replayed_cycles, py::arg("config_path"),
              py::arg("overrides") = std::vector<std::string>{})
-        .def("check_fits", &check_fits, py::arg("config_path"), py::arg("overrides") = std::vector<std::string>{});
+        .def("check_fits", &check_fits, py::arg("config_path"), py::arg("overrides") = std::vector<std::string>{})
+        .def("estimate_memory", &estimate_memory, py::arg("config_path"),
+             py::arg("overrides") = std::vector<std::string>{});
 
     py::class_<RunResult>(m, "RunResult")
         .def_readonly("outputs", &RunResult::outputs)

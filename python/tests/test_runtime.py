@@ -74,6 +74,20 @@ def test_metrics_fields_filled():
         assert om["cycles"] >= 0 and om["engine_ops"] > 0
 
 
+def test_planned_peak_dram_is_the_simulated_high_water_mark():
+    p = _constants(_program("edge"))  # -O2: plan-memory reuses h's space
+    est = p.estimate_memory()
+    r = kpu.KPURuntime(config_path("edge"))
+    r.load_program(p)
+    m = r.execute(_inputs(p), kpu.SimulationMode.CYCLE_ACCURATE).metrics
+    assert set(m.memory_high_water) == {"dram", "l3", "l2", "l1"}
+    assert m.memory_high_water["dram"] == est["peak_dram"] == p.peak_dram_bytes
+    unplanned = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), opt_level=0).estimate_memory()
+    assert est["peak_dram"] < unplanned["peak_dram"]
+    assert est["weights"] == unplanned["weights"] == p.weight_bytes
+    assert est["peak_sram"] == sum(est["peak_sram_by_level"].values())
+
+
 def test_two_configs_in_one_process():
     results = {}
     for config in ("edge", "t64"):

@@ -132,7 +132,8 @@ TEST(BatchedMatmul, AConsumerWaitsForTheProducersOfItsOwnMatrix) {
       "ops": [{"op": "MatMul", "name": "p", "inputs": ["x", "w"], "outputs": ["h"]},
               {"op": "MatMul", "name": "c", "inputs": ["h", "v"], "outputs": ["y"]}]})";
     const hw::Config t64 = test::config("t64");
-    const Program p = compile(parse_graph(text, "t.json"), t64);
+    // -O0: the deps are exactly the producers (plan-memory adds what reuse needs: MemoryPlan.*).
+    const Program p = compile(parse_graph(text, "t.json"), t64, CompileOptions(Dataflow::OutputStationary, DepthwiseUnit::Auto, PassSelection{0, {}}));
     const Kernel& producer = p.kernels[0];
     for (uint32_t t = 0; t < p.tasks.size(); ++t) {
         const Task& task = p.tasks[t];

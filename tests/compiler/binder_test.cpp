@@ -13,6 +13,7 @@
 #include "compiler/bound_program_json.h"
 #include "compiler/hazard_tracker.h"
 #include "compiler/kpu_format.h"
+#include "compiler/memory_plan.h"
 #include "compiler/tiler.h"
 #include "hardware/address_map.h"
 #include "hardware/vector_command.h"
@@ -116,6 +117,23 @@ void check_invariants(const Program& p, const BoundProgram& b, const hw::Config&
     EXPECT_EQ(write, p.hints.dram_write_bytes);
     EXPECT_EQ(b.macs, macs);
     EXPECT_EQ(macs, p.hints.macs);
+    if (p.memory) {  // plan-memory: where the plan puts them; no two live together overlap
+        const MemoryPlan plan = program_memory_plan(p, config.dram.interleave_bytes);
+        std::vector<uint32_t> index;
+        for (const BoundTensor& t : b.tensors) index.push_back(*p.graph.find_tensor(t.name));
+        for (size_t t = 0; t < b.tensors.size(); ++t) {
+            const BoundTensor& x = b.tensors[t];
+            EXPECT_EQ(x.dram_addr, plan.offset[index[t]]) << x.name;
+            EXPECT_EQ(x.dram_addr % (x.bytes >= plan.granule ? plan.granule : kAlign), 0u) << x.name;
+            for (size_t u = 0; u < t; ++u) {
+                const BoundTensor& y = b.tensors[u];
+                if (plan.lifetime[index[t]].overlaps(plan.lifetime[index[u]]) && x.dram_addr != y.dram_addr)
+                    EXPECT_TRUE(x.dram_addr >= y.dram_addr + y.bytes || y.dram_addr >= x.dram_addr + x.bytes)
+                        << x.name << " and " << y.name;
+            }
+        }
+        return;
+    }
     for (size_t t = 0; t < b.tensors.size(); ++t) {
         EXPECT_EQ(b.tensors[t].dram_addr % config.dram.interleave_bytes, 0u);
         if (t) {
@@ -139,7 +157,8 @@ TEST(Binder, TheSameKpuBindsOnEveryShippedConfig) {
 TEST(Binder, TheImageGoesAfterTheLastTensorAndMustFit) {
     const std::string text = test::example("mlp.json");
     const hw::Config edge = test::config("edge");
-    const BoundProgram b = bind(compile(parse_graph(text, "mlp.json"), edge), edge);
+    // -O0: every tensor its own range (plan-memory's smaller peak: MemoryPlan.*).
+    const BoundProgram b = bind(compile(parse_graph(text, "mlp.json"), edge, CompileOptions(Dataflow::OutputStationary, DepthwiseUnit::Auto, PassSelection{0, {}})), edge);
     EXPECT_EQ(image_address(b, edge, 4096), 0xf9000u);
     const uint64_t dram = uint64_t(edge.dram.count) * edge.dram.capacity_bytes;
     EXPECT_EQ(image_address(b, edge, dram - 0xf9000), 0xf9000u) << "exactly to the end of DRAM";

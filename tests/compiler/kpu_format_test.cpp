@@ -17,8 +17,10 @@ namespace {
 
 using json = nlohmann::json;
 
+/// At -O0: what add_kernel builds kernel by kernel (no pass adds to it).
 Program mlp_program() {
-    return compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"), test::unfused());
+    return compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"),
+                   CompileOptions(Dataflow::OutputStationary, DepthwiseUnit::Auto, PassSelection{0, {}}));
 }
 
 // A program built with add_kernel (custom tilings) reads back: add_kernel sums the kernels'
@@ -68,7 +70,7 @@ TEST(KpuFormat, RoundTripIsLossless) {
 }
 
 TEST(KpuFormat, ThePassesThatRanAndWhatAnOpAbsorbedRoundTrip) {
-    Program p = compile(parse_graph(test::mlp_json(64, 96, 128, 32), "mlp.json"), test::config("edge"), test::unfused());
+    Program p = mlp_program();
     p.passes = {Pass::FoldConstants, Pass::FuseEpilogue};
     Graph g = p.graph;
     p.graph = Graph();

@@ -85,7 +85,7 @@ TEST(FoldConstants, InlineResultsWithoutWeights) {
     EXPECT_EQ(ab.role, TensorRole::Constant);
 }
 
-// -O0 runs no pass; the default runs the three in pipeline order and records them.
+// -O0 runs no pass; the default runs every pass in pipeline order and records them.
 TEST(FoldConstants, PassSelectionIsRecorded) {
     const Graph g = parse_graph(R"({"tensors": [{"name": "x", "shape": [4, 8], "role": "input"},
         {"name": "w", "shape": [8, 4], "role": "constant"}, {"name": "h"}, {"name": "y", "role": "output"}],
@@ -95,7 +95,8 @@ TEST(FoldConstants, PassSelectionIsRecorded) {
     o0.passes.level = 0;
     EXPECT_TRUE(compile(g, test::config("edge"), o0).passes.empty());
     const Program p = compile(g, test::config("edge"));
-    EXPECT_EQ(p.passes, (std::vector<Pass>{Pass::FoldConstants, Pass::FoldBatchnorm, Pass::FuseEpilogue}));
+    EXPECT_EQ(p.passes, (std::vector<Pass>{Pass::FoldConstants, Pass::FoldBatchnorm, Pass::FuseAttention,
+                                           Pass::FuseEpilogue, Pass::FuseFfn, Pass::PlanMemory}));
     ASSERT_EQ(p.graph.ops().size(), 1u);
     EXPECT_EQ(p.graph.ops()[0].fused_with, std::vector<std::string>{"relu"});
     CompileOptions off;
