@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <malloc.h>
 #include <set>
 #include <sstream>
 
@@ -366,6 +367,11 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // The tiler binds and replays candidate after candidate, each holding its ops (tens of MB
+    // at 2048^3): kept in the heap once freed, their pages serve the next candidate instead of
+    // going back to the system and faulting in again.
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     try {
         return run(argc, argv);
     } catch (const std::exception& e) {
