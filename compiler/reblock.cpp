@@ -1,6 +1,7 @@
 #include "compiler/reblock.h"
 
 #include <algorithm>
+#include <numeric>
 #include <optional>
 #include <sstream>
 #include <tuple>
@@ -142,16 +143,29 @@ std::optional<Blocking> block_matmul(const Graph& graph, const Kernel& kernel, T
     return best;
 }
 
-/// A vector op's row tiles: the longest that divides the original and fits (whole matrices
-/// for a Transpose).
-std::optional<Blocking> block_vector(const Graph& graph, const Kernel& kernel, const hw::Config& config) {
-    const VectorOperands v = vector_operands(graph, kernel.op);
-    for (uint32_t tm : divisors(kernel.tile.tm)) {
-        if (v.transpose && tm % v.matrix_rows) continue;
-        if (plan_fits(plan_vector_buffers(v, std::min<uint64_t>(tm, v.rows)), config))
-            return Blocking{{tm, kernel.tile.tn, kernel.tile.tk, kernel.tile.kc}, 0, 0};
+/// A vector op's row tiles: the longest that fits and on which every task's first and end
+/// row lie (any length for a kernel of one task; whole matrices for a Transpose).
+std::optional<Blocking> block_vector(const Program& program, uint32_t kernel_index, const hw::Config& config) {
+    const Kernel& kernel = program.kernels[kernel_index];
+    const VectorOperands v = vector_operands(program.graph, kernel.op);
+    const uint64_t unit = v.transpose ? v.matrix_rows : 1;
+    const auto fits = [&](uint64_t tm) { return plan_fits(plan_vector_buffers(v, std::min(tm, v.rows)), config); };
+    if (!fits(unit)) return std::nullopt;
+    uint64_t lo = 1, hi = kernel.tile.tm / unit + 1;  // fits(lo unit), !fits(hi unit) or hi past tm
+    while (hi - lo > 1) {
+        const uint64_t mid = lo + (hi - lo) / 2;
+        (fits(mid * unit) ? lo : hi) = mid;
     }
-    return std::nullopt;
+    // The task boundaries inside the rows (none for one task): the row tile must divide them.
+    uint64_t boundaries = 0;
+    for (const Task& t : program.tasks) {
+        if (t.kernel != kernel_index) continue;
+        boundaries = std::gcd(boundaries, uint64_t(t.r0) * kernel.tile.tm);
+        if (uint64_t(t.r1) * kernel.tile.tm < v.rows) boundaries = std::gcd(boundaries, uint64_t(t.r1) * kernel.tile.tm);
+    }
+    uint64_t tm = lo * unit;
+    while (boundaries && boundaries % tm) tm -= unit;  // unit divides every boundary: ends at unit
+    return Blocking{{uint32_t(tm), kernel.tile.tn, kernel.tile.tk, kernel.tile.kc}, 0, 0};
 }
 
 /// A copy op's pieces: chunks of rows that divide the original ones, each as wide as fits.
@@ -192,13 +206,16 @@ const char* op_class(const Graph& graph, const Kernel& kernel) {
 }
 
 /// Appends the sub-tasks of `task` (of a kernel re-blocked from `from` by `b`) to `out`:
-/// its tile range in new tiles, cut into sub-tasks row by row.
+/// its element rows and columns in new tiles (its boundaries lie on them), cut into sub-tasks
+/// row by row.
 void split_task(const Task& task, const TileShape& from, const Blocking& b, const KernelDims& dims,
                 std::vector<Task>& out) {
-    const uint64_t qm = from.tm / b.tile.tm, qn = from.tn / b.tile.tn;
-    const uint64_t Mt = tile_count(dims.m, b.tile.tm), Nt = tile_count(dims.n, b.tile.tn);
-    const uint64_t r0 = task.r0 * qm, r1 = std::min<uint64_t>(task.r1 * qm, Mt);
-    const uint64_t c0 = task.c0 * qn, c1 = std::min<uint64_t>(task.c1 * qn, Nt);
+    const auto range = [](uint64_t first, uint64_t end, uint64_t extent, uint64_t old_side, uint64_t side) {
+        return std::pair<uint64_t, uint64_t>{first * old_side / side,
+                                             ceil_div(std::min(extent, end * old_side), side)};
+    };
+    const auto [r0, r1] = range(task.r0, task.r1, dims.m, from.tm, b.tile.tm);
+    const auto [c0, c1] = range(task.c0, task.c1, dims.n, from.tn, b.tile.tn);
     const uint64_t rows = b.task_rows ? b.task_rows : r1 - r0, cols = b.task_cols ? b.task_cols : c1 - c0;
     for (uint64_t r = r0; r < r1; r += rows)
         for (uint64_t c = c0; c < c1; c += cols)
@@ -226,7 +243,7 @@ Program reblock(const Program& program, const hw::Config& config, ReblockReport*
         if (plan_fits(plan_buffers(graph, kernel, extents[k]), config)) continue;
         const Op& op = graph.ops()[kernel.op];
         std::optional<Blocking> b = is_copy_op(graph, op)  ? block_copy(graph, kernel, config)
-                                    : is_vector_op(op)     ? block_vector(graph, kernel, config)
+                                    : is_vector_op(op)     ? block_vector(program, k, config)
                                                            : block_matmul(graph, kernel, extents[k], config);
         blocking[k] = b ? *b : smallest(graph, kernel);
         any = true;
@@ -299,7 +316,7 @@ Program reblock(const Program& program, const hw::Config& config, ReblockReport*
         r.op_class = op_class(graph, kernel);
         r.from = from;
         r.to = to;
-        r.sub_tiles = uint64_t(from.tm / to.tm) * (from.tn / to.tn) * ceil_div(from.tk, to.tk);
+        r.sub_tiles = ceil_div(from.tm, to.tm) * ceil_div(from.tn, to.tn) * ceil_div(from.tk, to.tk);
         r.tasks_from = tasks_before[k];
         r.tasks_to = tasks_after[k];
         report->kernels.push_back(r);
