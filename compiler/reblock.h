@@ -1,8 +1,9 @@
 // Re-blocking: a DFX program tiled for one config, made to fit another (the binder's
 // PTX-to-SASS step). A kernel whose buffers (plan_buffers, plan_vector_buffers,
 // plan_copy_buffers) do not fit the target's L3, L2 or L1 gets sub-tiles that do: tile sides
-// that divide the original ones (so every original task's C region is a whole range of
-// sub-tiles, ragged edges included), a smaller K chunk and more K passes, and each task cut
+// that divide the original ones (a vector op's rows: its tasks' boundaries), so that every
+// original task's region is a whole range of sub-tiles, ragged edges included; a smaller K
+// chunk and more K passes; and each task cut
 // into sub-tasks when its panel or partial sums outgrow L3. The kernel's dataflow, the order
 // of its tasks (each replaced by its sub-tasks, in place) and the order of the K sum of every
 // C element are kept, so the results are the same bits; the moves, addresses and dependencies
