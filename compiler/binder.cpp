@@ -14,6 +14,7 @@
 #include "compiler/memory_plan.h"
 #include "compiler/move_elision.h"
 #include "compiler/ops/op_schema.h"
+#include "compiler/reblock.h"
 
 namespace kpu::compiler {
 
@@ -405,7 +406,11 @@ private:
 
 }  // namespace
 
-BoundProgram bind(const Program& program, const hw::Config& config) { return Binder(program, config).run(); }
+BoundProgram bind(const Program& program, const hw::Config& config) {
+    if (fits_config(program, config)) return Binder(program, config).run();
+    const Program reblocked = reblock(program, config);  // the tiles made to fit (reblock.h)
+    return Binder(reblocked, config).run();
+}
 
 uint64_t image_address(const BoundProgram& bound, const hw::Config& config, uint64_t image_bytes) {
     uint64_t top = 0;

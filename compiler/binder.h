@@ -21,7 +21,10 @@
 
 namespace kpu::compiler {
 
-/// Throws CompileError naming the tensor, the level and the numbers when something does not fit.
+/// A kernel whose buffers do not fit `config` is re-blocked first (reblock.h: the same
+/// results from sub-tiles that fit); the bound ops' dfx_op ids are then the re-blocked
+/// program's, which reblock(program, config) gives. Throws CompileError naming the tensor,
+/// the level and the numbers when something does not fit even re-blocked.
 BoundProgram bind(const Program& program, const hw::Config& config);
 
 /// Where a host puts a program image of `image_bytes` for `bound`: the first DRAM interleave

@@ -44,13 +44,16 @@ public:
         memory_free_.assign(size_t(config.compute_tiles) * (1 + config.l2.count + config.l1.count), 0.0);
     }
 
-    double run() {
+    double run(double limit) {
         const auto& ops = program_.ops;
         const size_t n = ops.size();
-        // Reverse edges, as a compressed list.
-        std::vector<uint32_t> waiting(n), first(n + 1, 0), dependents;
+        // Reverse edges, as a compressed list; each op's engine. The loop below reads only
+        // these compact arrays (a BoundOp is hundreds of bytes: reading a dependent's from the
+        // ops would miss the cache at every edge).
+        std::vector<uint32_t> waiting(n), first(n + 1, 0), dependents, engine(n);
         for (const BoundOp& op : ops) {
             waiting[op.id] = uint32_t(op.deps.size());
+            engine[op.id] = engine_of(op);
             for (uint32_t d : op.deps) ++first[d + 1];
         }
         for (size_t i = 0; i < n; ++i) first[i + 1] += first[i];
@@ -60,8 +63,8 @@ public:
             for (uint32_t d : op.deps) dependents[fill[d]++] = op.id;
 
         engines_.assign(engine_count(), {});
-        for (const BoundOp& op : ops)
-            if (waiting[op.id] == 0) engines_[engine_of(op)].queue.push_back(op.id);
+        for (uint32_t id = 0; id < n; ++id)
+            if (waiting[id] == 0) engines_[engine[id]].queue.push_back(id);
         for (uint32_t e = 0; e < engines_.size(); ++e) start_next(e, 0);
 
         double end = 0;
@@ -74,12 +77,12 @@ public:
                 continue;
             }
             end = std::max(end, ev.time);
+            if (end > limit) return end;
             for (uint32_t i = first[ev.index]; i < first[ev.index + 1]; ++i) {
-                const BoundOp& next = ops[dependents[i]];
-                if (--waiting[next.id] > 0) continue;
-                const uint32_t ne = engine_of(next);
-                engines_[ne].queue.push_back(next.id);
-                start_next(ne, ev.time);
+                const uint32_t next = dependents[i];
+                if (--waiting[next] > 0) continue;
+                engines_[engine[next]].queue.push_back(next);
+                start_next(engine[next], ev.time);
             }
         }
         return end;
@@ -229,8 +232,8 @@ private:
 
 }  // namespace
 
-double replay_cycles(const BoundProgram& program, const hw::Config& config) {
-    return Replay(program, config).run();
+double replay_cycles(const BoundProgram& program, const hw::Config& config, double limit) {
+    return Replay(program, config).run(limit);
 }
 
 }  // namespace kpu::compiler

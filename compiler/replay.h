@@ -6,12 +6,17 @@
 // round trip at a K pass boundary, the waits the reuse dependencies impose. No SystemC.
 #pragma once
 
+#include <cmath>
+
 #include "compiler/bound_program.h"
 #include "hardware/config.h"
 
 namespace kpu::compiler {
 
-/// Estimated fabric cycles from START to the last op's completion.
-double replay_cycles(const BoundProgram& program, const hw::Config& config);
+/// Estimated fabric cycles from START to the last op's completion. With a `limit`, the
+/// replay stops at the first op that completes after it and returns that op's completion
+/// time (more than `limit`, less than the whole replay): what a search that only wants the
+/// candidates faster than a bound needs to know.
+double replay_cycles(const BoundProgram& program, const hw::Config& config, double limit = INFINITY);
 
 }  // namespace kpu::compiler

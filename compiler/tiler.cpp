@@ -1,10 +1,13 @@
 #include "compiler/tiler.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "compiler/binder.h"
 #include "compiler/copy_op.h"
@@ -100,6 +103,45 @@ bool pick_tk(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow
         if (tk <= smallest) return bytes(smallest) <= cap;
         if (bytes(tk) <= cap) return true;
     }
+}
+
+/// Sets each candidate's cycles to its replay (replay_tiling), as far as pick() needs it: a
+/// replay that passes (1 + kEqualShare) x the fastest one so far stops there, since such a
+/// candidate can be neither the fastest nor one of its equals (its cycles are then some time
+/// above that bound, not its replay). The candidates are independent: they are replayed side
+/// by side on the host's cores, each result in its own place, and the one pick() takes is
+/// the same whatever the order they finish in.
+void replay_each(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
+                 std::vector<TilingChoice>& candidates) {
+    const size_t n = candidates.size();
+    const size_t threads = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::exception_ptr> errors(n);
+    std::atomic<size_t> next{0};
+    std::mutex fastest_lock;
+    double fastest = INFINITY;
+    const auto work = [&] {
+        for (size_t i = next++; i < n; i = next++) {
+            try {
+                double limit;
+                {
+                    const std::lock_guard<std::mutex> hold(fastest_lock);
+                    limit = fastest * (1 + kEqualShare);
+                }
+                const double cycles = replay_tiling(config, graph, op, dataflow, candidates[i], limit);
+                candidates[i].cycles = cycles;
+                const std::lock_guard<std::mutex> hold(fastest_lock);
+                fastest = std::min(fastest, cycles);
+            } catch (...) {
+                errors[i] = std::current_exception();
+            }
+        }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+    for (const std::exception_ptr& e : errors)
+        if (e) std::rethrow_exception(e);
 }
 
 }  // namespace
@@ -271,11 +313,10 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
             return r.tile == c.tile && r.task_rows == c.task_rows && r.task_cols == c.task_cols;
         };
         if (std::any_of(replayed.begin(), replayed.end(), same)) continue;
-        TilingChoice r = c;
-        r.cycles = replay_tiling(config, graph, op, dataflow, c);
-        replayed.push_back(r);
+        replayed.push_back(c);
         ops += c.ops;
     }
+    replay_each(config, graph, op, dataflow, replayed);
     return pick(replayed);
 }
 
@@ -303,8 +344,8 @@ Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op
 }
 
 double replay_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
-                     const TilingChoice& choice) {
-    return replay_cycles(bind(tiling_program(config, graph, op, dataflow, choice), config), config);
+                     const TilingChoice& choice, double limit) {
+    return replay_cycles(bind(tiling_program(config, graph, op, dataflow, choice), config), config, limit);
 }
 
 /// A Transpose: row tiles of whole matrices (the movers transpose each), as many per tile as

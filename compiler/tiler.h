@@ -6,6 +6,7 @@
 // traffic, then the fewest ops. The cost models are in docs/compiler.md.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -58,9 +59,10 @@ std::pair<Dataflow, TilingChoice> choose_op_tiling(const hw::Config& config, con
 Program tiling_program(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
                        const TilingChoice& choice);
 
-/// Fabric cycles of that program, bound to `config` and replayed (replay.h).
+/// Fabric cycles of that program, bound to `config` and replayed (replay.h); with a `limit`,
+/// some time above it as soon as the replay passes it.
 double replay_tiling(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow dataflow,
-                     const TilingChoice& choice);
+                     const TilingChoice& choice, double limit = INFINITY);
 
 /// Per compute tile capacity of a level.
 uint64_t level_capacity(const hw::Config& config, hw::Level level);

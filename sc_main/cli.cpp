@@ -92,6 +92,8 @@ Options parse(int argc, const char* const argv[]) {
          "while the program runs, print how far it got on stderr every SECONDS of wall time (default 1): ops done, simulated time, wall time, an estimate of the time left")
         ("max-host-memory", po::value<std::string>()->value_name("GIB"),
          "the host memory the run may take, in GiB (default: what this host has available); a run estimated to need more is refused before it starts")
+        ("verbose,v", po::bool_switch(&o.verbose),
+         "say how the program was bound: the kernels re-blocked to fit this config (their tiles before and after) and the compiler's replayed cycle estimate")
         ("single-thread", po::bool_switch(&single_thread),
          "no helper threads: the fabrics' arithmetic, the movers' bytes and the --check reference run on the simulation thread (same results and cycles, less CPU time; for hosts whose cores are all busy, e.g. many runs side by side)");
     std::ostringstream help;

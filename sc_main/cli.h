@@ -32,6 +32,7 @@ struct Options {
     std::optional<uint32_t> train_bytes;    ///< --train-bytes N: movers' timing granularity (0: every burst); unset: the platform's default
     std::optional<double> progress_s;       ///< --progress [SECONDS]: a progress line on stderr every SECONDS
     bool single_thread = false;             ///< --single-thread: no helper threads (GEMMs, movers' bytes, --check reference)
+    bool verbose = false;                   ///< -v: how the program was bound (re-blocked tiles) and its replayed estimate
     std::optional<uint64_t> max_host_bytes;  ///< --max-host-memory GIB: the host memory a run may take; unset: what is available
     bool help = false;
     std::string help_text;

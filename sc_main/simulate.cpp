@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "compiler/binder.h"
+#include "compiler/reblock.h"
+#include "compiler/replay.h"
 #include "compiler/generate.h"
 #include "compiler/kpu_format.h"
 #include "compiler/memory_plan.h"
@@ -322,7 +324,8 @@ void keep_intermediates(compiler::Program& program, const hw::Config& config, co
 /// Step 1, everything that can be wrong with the input is found before the simulation: the
 /// paths the run reads and writes are checked, `program` is bound and its data prepared, and
 /// what looks like a mistake is said on stderr. Throws one line.
-Prepared prepare_run(const hw::Config& config, const Options& options, const compiler::Program& program) {
+Prepared prepare_run(const hw::Config& config, const Options& options, const compiler::Program& program,
+                     const compiler::Target& compiled_for, std::ostream& out) {
     if (!options.inputs_dir.empty() && !fs::is_directory(options.inputs_dir))
         throw std::runtime_error("--inputs " + options.inputs_dir +
                                  (fs::exists(options.inputs_dir) ? ": not a directory" : ": no such directory"));
@@ -338,7 +341,10 @@ Prepared prepare_run(const hw::Config& config, const Options& options, const com
     } catch (const std::exception& e) {
         throw std::runtime_error(options.program_path + " on " + config.name + ": " + e.what());
     }
-    warn_about_target(options.program_path, program.target, config);
+    warn_about_target(options.program_path, compiled_for, config);
+    if (options.verbose)
+        out << "kpu-sim: bound to '" << config.name << "', replayed: "
+            << std::llround(compiler::replay_cycles(prepared.bound, config)) << " cycles (the compiler's estimate)\n";
     if (!options.inputs_dir.empty()) warn_about_inputs(options.inputs_dir, prepared, options.seed);
     if (!options.vcd_scope.empty()) {  // the engines the program uses, as the device binds it
         std::set<std::string> engines;
@@ -473,12 +479,24 @@ void report_run(const hw::Config& config, const Options& options, const compiler
 int run_program(const hw::Config& config, const Options& options, std::ostream& out) {
     compiler::Program program =
         allocating("reading " + options.program_path, [&] { return compiler::read_kpu_file(options.program_path); });
+    // A program whose tiles do not fit this config is re-blocked for it (reblock.h); the run,
+    // its image and its trace are the re-blocked program's.
+    const compiler::Target compiled_for = program.target;
+    if (!compiler::fits_config(program, config)) {
+        compiler::ReblockReport reblocked;
+        try {
+            program = compiler::reblock(program, config, &reblocked);
+        } catch (const std::exception& e) {
+            throw std::runtime_error(options.program_path + " on " + config.name + ": " + e.what());
+        }
+        if (options.verbose) out << compiler::describe(reblocked);
+    }
     if (options.check) keep_intermediates(program, config, options.program_path);
     const uint64_t need = run_host_bytes(program, options.check);
     if (const std::string problem = hw::host_memory_problem(need, options.max_host_bytes); !problem.empty())
         throw std::runtime_error(options.program_path + " on " + config.name + ": " + problem);
     Prepared prepared = allocating("preparing the inputs and outputs (about " + hw::gib(need) + " estimated for the run)",
-                                   [&] { return prepare_run(config, options, program); });
+                                   [&] { return prepare_run(config, options, program, compiled_for, out); });
     const std::vector<compiler::BoundTensor>& tensors = prepared.bound.tensors;
     // The reference runs beside the simulation unless some op reads another's result: then it
     // waits for the simulated results, so that each op is checked on its own operands.

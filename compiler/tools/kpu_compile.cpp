@@ -1,11 +1,14 @@
 // kpu-compile: graph JSON or ONNX model -> .kpu (DFX program), and .kpu + config -> bound program.
 //   kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--dataflow output-stationary|weight-stationary] [-v]
 //   kpu-compile --bind --config FILE X.kpu [-o BOUND.json]
+// Without --config a program is tiled for the portable target (portable_target.h), which every
+// shipped config binds as it is; --bind re-blocks a program that does not fit (reblock.h).
 // Any error is one line "kpu-compile: error: ..." and exit status 1.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <malloc.h>
 #include <set>
 #include <sstream>
 
@@ -21,6 +24,8 @@
 #include "compiler/kpu_format.h"
 #include "compiler/memory_plan.h"
 #include "compiler/onnx_import.h"
+#include "compiler/portable_target.h"
+#include "compiler/reblock.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/replay.h"
 #include "compiler/unit_choice.h"
@@ -294,8 +299,6 @@ auto naming(const std::string& what, Step step) {
     }
 }
 
-std::string default_config() { return std::string(KPU_SOURCE_DIR) + "/configs/t64.json"; }
-
 int run(int argc, char** argv) {
     std::string input, output, config_path, dataflow_name = to_string(Dataflow::OutputStationary);
     const std::string dataflow_help =
@@ -309,7 +312,7 @@ int run(int argc, char** argv) {
     po::options_description options("kpu-compile options");
     options.add_options()("help,h", po::bool_switch(&help), "show this help")(
         "output,o", po::value(&output), "output file (.kpu, or bound program JSON with --bind)")(
-        "config", po::value(&config_path), "hardware config JSON (default: configs/t64.json)")(
+        "config", po::value(&config_path), "hardware config JSON (default: the portable target, which every shipped config binds)")(
         "set", po::value(&sets)->composing()->value_name("PATH=VALUE"),
         "override one config field before validation, as kpu-sim --set (repeatable)")(
         "dataflow", po::value(&dataflow_name), dataflow_help.c_str())(
@@ -350,7 +353,13 @@ int run(int argc, char** argv) {
         if (vm.count("dataflow"))
             throw CompileError("--dataflow has no effect with --bind: the .kpu fixes each kernel's dataflow");
         const kpu::hw::Config config = kpu::hw::load_config(config_path, overrides);
-        const Program program = kpu::cli::allocating("reading " + input, [&] { return read_kpu_file(input); });
+        const Program source = kpu::cli::allocating("reading " + input, [&] { return read_kpu_file(input); });
+        // What does not fit the config is re-blocked first (the binder would do it too): said here.
+        ReblockReport reblocked;
+        std::optional<Program> own;
+        if (!fits_config(source, config))
+            own = naming(input + " on '" + config.name + "'", [&] { return reblock(source, config, &reblocked); });
+        const Program& program = own ? *own : source;
         // Binding holds every op (and -o their JSON): refused before it starts if this host
         // cannot hold them.
         const uint64_t ops = count_ops(program).total;
@@ -362,6 +371,7 @@ int run(int argc, char** argv) {
         const BoundProgram bound = kpu::cli::allocating("binding " + std::to_string(ops) + " ops of " + input, [&] {
             return naming(input + " on '" + config.name + "'", [&] { return bind(program, config); });
         });
+        std::cout << describe(reblocked);
         summarize_bound(std::cout, bound, config);
         if (!output.empty()) {
             if (const std::string problem = kpu::hw::write_output_file(output, write_bound_program(bound));
@@ -389,8 +399,8 @@ int run(int argc, char** argv) {
             throw CompileError("--disable-pass: unknown pass '" + name + "' (" + kpu::hw::names_in(kPassNames) + ")");
         compile_options.passes.disabled.push_back(pass);
     }
-    if (config_path.empty()) config_path = default_config();
-    const kpu::hw::Config config = kpu::hw::load_config(config_path, overrides);
+    const kpu::hw::Config config =
+        config_path.empty() ? portable_target(overrides) : kpu::hw::load_config(config_path, overrides);
     Graph graph;
     std::map<std::string, Weight> weights;
     if (is_onnx_path(input)) {
@@ -467,6 +477,11 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // The tiler binds and replays candidate after candidate, each holding its ops (tens of MB
+    // at 2048^3): kept in the heap once freed, their pages serve the next candidate instead of
+    // going back to the system and faulting in again.
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     try {
         return run(argc, argv);
     } catch (const std::exception& e) {

@@ -55,7 +55,7 @@ TEST(KpuCompile, SetOverridesTheConfigAsKpuSimDoes) {
     EXPECT_GT(estimate(slow.output), 2 * estimate(plain.output)) << plain.output << slow.output;
     Result bad = run(kSource + "/examples/mlp.json -o " + out + " --set fabric.rowz=3");
     EXPECT_NE(bad.status, 0);
-    EXPECT_EQ(bad.output, "kpu-compile: error: " + kSource + "/configs/t64.json: --set fabric.rowz=3: no field "
+    EXPECT_EQ(bad.output, "kpu-compile: error: the portable target: --set fabric.rowz=3: no field "
                           "'fabric.rowz' in the config\n");
 }
 
@@ -153,11 +153,37 @@ TEST(KpuCompile, ErrorsAfterReadingNameTheFileAndTheConfig) {
     EXPECT_NE(r.status, 0);
     EXPECT_EQ(r.output, "kpu-compile: error: " + big + " for 't64': the graph's tensors need 51539607552 bytes of DRAM "
                         "(each from a 4096-byte interleave boundary) but config 't64' has 34359738368\n");
-    // A program that does not fit the config it is bound to.
-    ASSERT_EQ(run(kSource + "/examples/mlp.json -o " + out_kpu() + " --config " + kSource + "/configs/edge.json").status, 0);
+    // A program that does not fit the config it is bound to, even re-blocked: a softmax row
+    // of 16384 floats and its double buffers are four times minimal's L2.
+    const std::string wide = std::string(KPU_BINARY_DIR) + "/cli_test_wide.json";
+    {
+        FILE* f = std::fopen(wide.c_str(), "w");
+        std::fputs(R"({"tensors": [{"name": "x", "shape": [64, 16384], "role": "input"}, {"name": "y"}],
+                       "ops": [{"op": "Softmax", "name": "softmax", "inputs": ["x"], "outputs": ["y"]}]})", f);
+        std::fclose(f);
+    }
+    ASSERT_EQ(run(wide + " -o " + out_kpu() + " --config " + kSource + "/configs/datacenter.json").status, 0);
     r = run("--bind --config " + kSource + "/configs/minimal.json " + out_kpu());
     EXPECT_NE(r.status, 0);
     EXPECT_EQ(r.output.rfind("kpu-compile: error: " + out_kpu() + " on 'minimal': cannot bind op", 0), 0u) << r.output;
+}
+
+TEST(KpuCompile, WithoutConfigTilesForThePortableTargetAndBindReblocksWhatDoesNotFit) {
+    // No --config: the portable target, which minimal binds as it is.
+    Result r = run(kSource + "/examples/matmul_1024x1024x512.json -o " + out_kpu());
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("for 'portable': 64 compute tiles, 16x16 fabric"), std::string::npos) << r.output;
+    Result bound = run("--bind --config " + kSource + "/configs/minimal.json " + out_kpu());
+    ASSERT_EQ(bound.status, 0) << bound.output;
+    EXPECT_EQ(bound.output.find("re-blocked"), std::string::npos) << bound.output;
+    // Compiled for t64, its 128x64 tiles are re-blocked for minimal: said, then replayed.
+    ASSERT_EQ(run(kSource + "/examples/matmul_1024x1024x512.json -o " + out_kpu() + " --config " + kSource +
+                  "/configs/t64.json").status, 0);
+    bound = run("--bind --config " + kSource + "/configs/minimal.json " + out_kpu());
+    ASSERT_EQ(bound.status, 0) << bound.output;
+    EXPECT_EQ(bound.output.rfind("op 'matmul': tile 128x64x128 re-blocked to ", 0), 0u) << bound.output;
+    EXPECT_NE(bound.output.find(" for minimal: "), std::string::npos) << bound.output;
+    EXPECT_NE(bound.output.find("\nreplayed on 'minimal': "), std::string::npos) << bound.output;
 }
 
 }  // namespace

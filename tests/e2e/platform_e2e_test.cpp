@@ -275,8 +275,11 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
     uint64_t garbage_status = 0, garbage_error = 0, big_status = 0, big_error = 0, empty_error = 0, outside_error = 0;
     std::string garbage_message, big_message, outside_message;
     bool empty_edge = false;
-    // K = 4096 fits t64's 1 MiB L3 tiles but not minimal's 256 KiB.
-    const compiler::Program big = compile(matmul_json(512, 512, 4096), config("t64"));
+    // A softmax row of 16384 floats fits datacenter's L2 with its double buffers but not
+    // minimal's 64 KiB in any row tiling (a matmul's tiles the device would re-block to fit).
+    const compiler::Program big = compile(R"({"tensors": [{"name": "x", "shape": [64, 16384], "role": "input"},
+        {"name": "y"}], "ops": [{"op": "Softmax", "name": "softmax", "inputs": ["x"], "outputs": ["y"]}]})",
+                                          config("datacenter"));
     const std::string big_image = compiler::write_kpu(big);
     TestBench bench("bench", [&](TestBench& tb) {
         std::string text = "{\"format\": \"kpu\", \"version\": 99}";
@@ -324,7 +327,7 @@ TEST(RegisterLevel, BadImageAndProgramsThatDoNotFitLandInStatusAndError) {
     EXPECT_NE(garbage_message.find("version"), std::string::npos) << garbage_message;
     EXPECT_EQ(big_status, uint64_t(HostStatus::Error));
     EXPECT_EQ(big_error, uint64_t(HostError::DoesNotFit)) << big_message;
-    EXPECT_NE(big_message.find("L3"), std::string::npos) << big_message;
+    EXPECT_NE(big_message.find("L2"), std::string::npos) << big_message;
     EXPECT_EQ(empty_error, uint64_t(HostError::BadImage));
     EXPECT_TRUE(empty_edge) << "no rising edge of irq after a START that failed at once";
     EXPECT_EQ(outside_error, uint64_t(HostError::BadImage));

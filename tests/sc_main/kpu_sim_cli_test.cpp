@@ -262,6 +262,23 @@ TEST(KpuSimCli, AProgramCompiledForAnotherConfigRunsWithANote) {
     EXPECT_EQ(same.err, "");
 }
 
+// A program whose tiles do not fit the config it runs on is re-blocked by the binder (t64's
+// 128x64 tiles of the seed-0 matmul on minimal); -v says so and gives the replay's estimate,
+// and --check passes.
+TEST(KpuSimCli, VerboseSaysWhatWasReblockedAndTheReplaysEstimate) {
+    const std::string dir = ::testing::TempDir() + "kpu_cli_reblock/";
+    ASSERT_EQ(compile_matmul(dir, 1024, 512, 1024).rfind("compiled", 0), 0u);
+    Result r = run("--config configs/minimal.json --program " + dir + "mm.kpu --check -v");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.rfind("op 'matmul': tile 128x64x128 re-blocked to ", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find(" for minimal: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\nkpu-sim: bound to 'minimal', replayed: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  check             PASS"), std::string::npos) << r.out;
+    Result quiet = run("--config configs/minimal.json --program " + dir + "mm.kpu");
+    EXPECT_EQ(quiet.exit_code, 0) << quiet.err;
+    EXPECT_EQ(quiet.out.find("re-blocked"), std::string::npos) << quiet.out;
+}
+
 TEST(KpuSimCli, TheSummaryNamesTheBindingRoofAndTheBusiestResources) {
     const std::string dir = ::testing::TempDir() + "kpu_cli_busiest/";
     ASSERT_EQ(compile_matmul(dir, 256, 256, 256).rfind("compiled", 0), 0u);
