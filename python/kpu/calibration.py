@@ -64,26 +64,29 @@ QMIN, QMAX = -128, 127
 _FORMAT = "kpu-calibration"
 
 
+def _broadcast(scale, zero_point, ndim, axis):
+    """Scale and zero point as float64 arrays that broadcast against an array of `ndim`
+    dimensions: per channel along `axis`, or as they are when `axis` is None."""
+    scale, zero_point = np.asarray(scale, np.float64), np.asarray(zero_point, np.float64)
+    if axis is None:
+        return scale, zero_point
+    shape = [1] * ndim
+    shape[axis] = -1
+    return scale.reshape(shape), zero_point.reshape(shape)
+
+
 def quantize(x, scale, zero_point=0, axis=None):
     """int8 of `x`: round half to even of x / scale, plus the zero point, saturated to [-128, 127].
     With `axis`, `scale` and `zero_point` are per channel along that axis of x."""
     x = np.asarray(x, np.float64)
-    scale, zero_point = np.asarray(scale, np.float64), np.asarray(zero_point, np.float64)
-    if axis is not None:
-        shape = [1] * x.ndim
-        shape[axis] = -1
-        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    scale, zero_point = _broadcast(scale, zero_point, x.ndim, axis)
     return np.clip(np.rint(x / scale) + zero_point, QMIN, QMAX).astype(np.int8)
 
 
 def dequantize(q, scale, zero_point=0, axis=None):
     """float32 of int8 `q`: (q - zero_point) * scale."""
     q = np.asarray(q, np.float64)
-    scale, zero_point = np.asarray(scale, np.float64), np.asarray(zero_point, np.float64)
-    if axis is not None:
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    scale, zero_point = _broadcast(scale, zero_point, q.ndim, axis)
     return ((q - zero_point) * scale).astype(np.float32)
 
 
@@ -135,7 +138,8 @@ class TensorStats:
     @classmethod
     def from_json(cls, data):
         s = cls(len(data["histogram"]["counts"]))
-        s.min, s.max, s.abs_max, s.count = float(data["min"]), float(data["max"]), float(data["abs_max"]), int(data["count"])
+        s.min, s.max, s.abs_max = float(data["min"]), float(data["max"]), float(data["abs_max"])
+        s.count = int(data["count"])
         s.range = float(data["histogram"]["range"])
         s.counts = np.asarray(data["histogram"]["counts"], np.int64)
         return s
@@ -319,8 +323,8 @@ class CalibrationTable:
                 raise CalibrationError(f"{source}: tensor '{name}': zero point {t['zero_point']!r} is not an "
                                        f"integer in [{QMIN}, {QMAX}]")
             stats = TensorStats.from_json(t["stats"]) if "stats" in t else None
-            tensors[name] = TensorCalibration(name, t["scale"], t["zero_point"], t["method"], t.get("kind", "activation"),
-                                              t.get("axis"), stats)
+            tensors[name] = TensorCalibration(name, t["scale"], t["zero_point"], t["method"],
+                                              t.get("kind", "activation"), t.get("axis"), stats)
         return cls(tensors, data["method"], bool(data["symmetric"]), int(data["samples"]),
                    float(data.get("percentile", DEFAULT_PERCENTILE)))
 
