@@ -21,19 +21,25 @@ std::string rate_text(double per_s, const char* unit);  // below, with describe(
 
 using json = nlohmann::json;
 
-const std::set<std::string> kElementTypes = {"float32", "bfloat16", "float16", "int8"};
-
+/// The element types a config may name, widest first (the order configs' types are kept in),
+/// with each one's bytes.
+struct KnownType {
+    const char* name;
+    uint32_t bytes;
+};
+constexpr KnownType kElementTypes[] = {{"float32", 4}, {"bfloat16", 2}, {"float16", 2}, {"int8", 1}};
 /// Every field name the schema has, at any depth: a missing field whose near-namesake is
 /// present and not one of these is reported as that typo.
 const std::set<std::string> kFieldNames = [] {
     std::set<std::string> names = {
         "name", "description", "clocks", "fabric_mhz", "sram_mhz", "dram_mhz", "compute_tiles", "fabric", "rows",
         "cols", "element_types", "energy_pj_per_mac", "vector", "lanes", "sfu_cycles", "energy_pj_per_op",
-        "energy_pj_per_sfu_op", "dram", "channels", "capacity_mib", "bandwidth_gb_per_s", "latency_cycles", "ports",
+        "energy_pj_per_sfu_op", "macs_per_pe_cycle", "ops_per_lane_cycle", "dram", "channels", "capacity_mib", "bandwidth_gb_per_s", "latency_cycles", "ports",
         "burst_bytes", "interleave_bytes", "channel_select", "energy_pj_per_byte", "l3", "tiles", "capacity_kib", "l2",
         "banks_per_tile", "l1", "buffers_per_tile", "interconnect", "dma", "engines", "queue_depth", "block_mover",
         "per_tile", "streamer", "static_power_w"};
     for (const auto& entry : kSfuFunctionNames) names.insert(entry.name);  // the keys of vector.sfu_cycles
+    for (const auto& type : kElementTypes) names.insert(type.name);       // the keys of element_types
     return names;
 }();
 
@@ -56,6 +62,78 @@ constexpr uint64_t kMaxMemoryInstances = 1u << 18;
 /// DMA engines, block movers and streamers over all tiles: each is a SystemC thread with its
 /// own stack, and the OS bounds how many mappings a process may hold.
 constexpr uint64_t kMaxMovers = 16384;
+
+/// The rate the list form of `element_types` gives a type (docs/config.md): as many as fit the
+/// 32 bits of a float32 operand path, 4 / bytes per PE (or lane) per cycle.
+constexpr uint32_t kFloat32Bytes = 4;
+/// A PE or lane doing more than this many operations per cycle is no PE.
+constexpr uint64_t kMaxOpsPerCycle = 64;
+
+const KnownType* known_type(const std::string& name) {
+    for (const KnownType& t : kElementTypes)
+        if (name == t.name) return &t;
+    return nullptr;
+}
+
+/// Sorts types into kElementTypes' order.
+void order_types(std::vector<ElementType>& types) {
+    auto rank = [](const ElementType& t) { return known_type(t.name) - kElementTypes; };
+    std::sort(types.begin(), types.end(), [&](const ElementType& a, const ElementType& b) { return rank(a) < rank(b); });
+}
+
+/// `element_types` of the fabric (`ops_key` "macs_per_pe_cycle", `energy_key`
+/// "energy_pj_per_mac") or the vector engine ("ops_per_lane_cycle", "energy_pj_per_op"). The
+/// list form names the types and takes the rate 4 / bytes and the energy `float32_energy` /
+/// rate; the object form gives both per type, and then the unit-level `energy_key` must be
+/// absent (float32's entry holds it). Sets `float32_energy` from the object form.
+std::vector<ElementType> read_element_types(JsonReader& r, const char* ops_key, const char* energy_key,
+                                            double& float32_energy) {
+    const std::string path = r.path_of("element_types");
+    const json& value = r.field("element_types");
+    std::vector<ElementType> types;
+    auto unknown = [&](const std::string& where, const std::string& name) {
+        r.fail(where, "unknown element type \"" + name + "\" (known: bfloat16, float16, float32, int8)");
+    };
+    if (value.is_object()) {
+        if (r.contains(energy_key))
+            r.fail(r.path_of(energy_key), "give it per type, as " + path + ".float32." + energy_key +
+                                              " (element_types is an object)");
+        for (const auto& [name, entry] : value.items()) {
+            if (!known_type(name)) unknown(path + "." + name, name);
+            JsonReader e = r.child(entry, path + "." + name);
+            ElementType t;
+            t.name = name;
+            t.ops_per_cycle = static_cast<uint32_t>(e.count(ops_key, kMaxOpsPerCycle));
+            t.energy_pj_per_op = e.number(energy_key, 0, kMaxEnergyPj);
+            e.finish();
+            types.push_back(t);
+        }
+        if (types.empty()) r.fail(path, "must list at least \"float32\"");
+    } else {
+        const std::vector<std::string> names = r.strings("element_types");
+        for (size_t i = 0; i < names.size(); ++i) {
+            if (!known_type(names[i])) unknown(r.path_of("element_types", i), names[i]);
+            for (size_t j = 0; j < i; ++j)
+                if (names[j] == names[i])
+                    r.fail(r.path_of("element_types", i), "\"" + names[i] + "\" is listed twice");
+        }
+        float32_energy = r.number(energy_key, 0, kMaxEnergyPj);
+        for (const std::string& name : names) {
+            ElementType t;
+            t.name = name;
+            t.ops_per_cycle = kFloat32Bytes / known_type(name)->bytes;
+            t.energy_pj_per_op = float32_energy / t.ops_per_cycle;
+            types.push_back(t);
+        }
+    }
+    order_types(types);
+    if (types.front().name != "float32") r.fail(path, "must include \"float32\"");
+    if (types.front().ops_per_cycle != 1)
+        r.fail(path + ".float32." + ops_key, std::string("must be 1 (float32 is the rate the timing models assume), got ") +
+                                                 std::to_string(types.front().ops_per_cycle));
+    if (value.is_object()) float32_energy = types.front().energy_pj_per_op;
+    return types;
+}
 
 /// The fields every memory level shares. `count_key` is how the level names its count.
 MemoryLevel read_level(JsonReader& r, const std::string& count_key, uint64_t max_count,
@@ -84,7 +162,10 @@ Engine read_engine(JsonReader& r, const std::string& count_key, uint64_t max_cou
     return engine;
 }
 
-VectorUnit read_vector(JsonReader r) {
+/// `fabric_types`: the fabric's, which the vector engine's element types must equal (it takes
+/// what the fabric drains); without `vector.element_types`, each gets the list form's rate
+/// and energy (read_element_types).
+VectorUnit read_vector(JsonReader r, const std::vector<ElementType>& fabric_types) {
     VectorUnit v;
     v.lanes = static_cast<uint32_t>(r.count("lanes", kMaxVectorLanes));
     v.latency_cycles = static_cast<uint32_t>(r.count("latency_cycles", kMaxLatencyCycles));
@@ -94,7 +175,24 @@ VectorUnit read_vector(JsonReader r) {
             v.sfu_cycles[size_t(entry.value)] = static_cast<uint32_t>(sfu.count(entry.name, kMaxSfuCycles));
         sfu.finish();
     }
-    v.energy_pj_per_op = r.number("energy_pj_per_op", 0, kMaxEnergyPj);
+    if (r.contains("element_types")) {
+        v.element_types = read_element_types(r, "ops_per_lane_cycle", "energy_pj_per_op", v.energy_pj_per_op);
+        auto names = [](const std::vector<ElementType>& types) {
+            std::string text;
+            for (const ElementType& t : types) text += (text.empty() ? "" : ", ") + t.name;
+            return text;
+        };
+        if (names(v.element_types) != names(fabric_types))
+            r.fail("vector.element_types", "must list the fabric's types (" + names(fabric_types) + "), got (" +
+                                               names(v.element_types) + ")");
+    } else {
+        v.energy_pj_per_op = r.number("energy_pj_per_op", 0, kMaxEnergyPj);
+        for (ElementType t : fabric_types) {
+            t.ops_per_cycle = kFloat32Bytes / known_type(t.name)->bytes;
+            t.energy_pj_per_op = v.energy_pj_per_op / t.ops_per_cycle;
+            v.element_types.push_back(t);
+        }
+    }
     v.energy_pj_per_sfu_op = r.number("energy_pj_per_sfu_op", 0, kMaxEnergyPj);
     r.finish();
     return v;
@@ -182,19 +280,11 @@ Config read_config(const json& root, const std::string& source) {
         JsonReader r = top.object("fabric");
         c.fabric.rows = static_cast<uint32_t>(r.count("rows", kMaxFabricSide));
         c.fabric.cols = static_cast<uint32_t>(r.count("cols", kMaxFabricSide));
-        c.fabric.element_types = r.strings("element_types");
-        for (size_t i = 0; i < c.fabric.element_types.size(); ++i)
-            if (!kElementTypes.count(c.fabric.element_types[i]))
-                r.fail("fabric.element_types[" + std::to_string(i) + "]",
-                       "unknown element type \"" + c.fabric.element_types[i] +
-                           "\" (known: bfloat16, float16, float32, int8)");
-        if (std::find(c.fabric.element_types.begin(), c.fabric.element_types.end(), "float32") ==
-            c.fabric.element_types.end())
-            r.fail("fabric.element_types", "must include \"float32\"");
-        c.fabric.energy_pj_per_mac = r.number("energy_pj_per_mac", 0, kMaxEnergyPj);
+        c.fabric.element_types = read_element_types(r, "macs_per_pe_cycle", "energy_pj_per_mac",
+                                                    c.fabric.energy_pj_per_mac);
         r.finish();
     }
-    c.vector = read_vector(top.object("vector"));
+    c.vector = read_vector(top.object("vector"), c.fabric.element_types);
     {
         JsonReader r = top.object("dram");
         static_cast<MemoryLevel&>(c.dram) = read_level(r, "channels", kMaxDramChannels, "capacity_mib", 1ull << 20);
@@ -295,8 +385,28 @@ Config read_config(const json& root, const std::string& source) {
 }  // namespace
 
 bool Config::supports(const std::string& element_type) const {
-    return std::find(fabric.element_types.begin(), fabric.element_types.end(), element_type) !=
-           fabric.element_types.end();
+    return std::any_of(fabric.element_types.begin(), fabric.element_types.end(),
+                       [&](const ElementType& t) { return t.name == element_type; });
+}
+
+namespace {
+
+const ElementType& find_type(const Config& c, const std::vector<ElementType>& types, const std::string& name) {
+    for (const ElementType& t : types)
+        if (t.name == name) return t;
+    std::string listed;
+    for (const ElementType& t : types) listed += (listed.empty() ? "" : ", ") + t.name;
+    throw ConfigError("element type '" + name + "' is not supported by config '" + c.name + "' (" + listed + ")");
+}
+
+}  // namespace
+
+const ElementType& Config::fabric_type(const std::string& element_type) const {
+    return find_type(*this, fabric.element_types, element_type);
+}
+
+const ElementType& Config::vector_type(const std::string& element_type) const {
+    return find_type(*this, vector.element_types, element_type);
 }
 
 std::string set_flags(const std::vector<std::string>& overrides) {
@@ -334,6 +444,8 @@ Derived derive(const Config& c) {
     auto engine_bw = [](const Engine& e) { return double(e.count) * e.bandwidth_bytes_per_s; };
 
     d.peak_macs_per_s = tiles * c.fabric.rows * c.fabric.cols * c.clocks.fabric_hz;
+    for (const ElementType& t : c.fabric.element_types)
+        d.fabric_peaks.push_back({t.name, d.peak_macs_per_s * t.ops_per_cycle, t.energy_pj_per_op});
     d.peak_flops = 2 * d.peak_macs_per_s;
     d.dram_bandwidth = level_bw(c.dram);
     d.l3_l2_bandwidth = tiles * std::min({one_bw(c.l3), engine_bw(c.block_mover), level_bw(c.l2)});
@@ -343,6 +455,8 @@ Derived derive(const Config& c) {
     d.ridge_flop_per_byte = d.peak_flops / d.dma_bandwidth;  // the memory roof the roofline uses
     d.vector_elements_per_s = tiles * c.vector.lanes * c.clocks.fabric_hz;
     d.vector_exp_per_s = d.vector_elements_per_s / c.vector.cycles_of(SfuFunction::Exp);
+    for (const ElementType& t : c.vector.element_types)
+        d.vector_peaks.push_back({t.name, d.vector_elements_per_s * t.ops_per_cycle, t.energy_pj_per_op});
     d.dram_capacity = uint64_t(c.dram.count) * c.dram.capacity_bytes;
     d.l3_capacity = uint64_t(c.l3.count) * c.l3.capacity_bytes;
     d.l2_banks = uint64_t(c.compute_tiles) * c.l2.count;
@@ -389,9 +503,21 @@ std::string describe(const Config& c) {
                              std::to_string(c.fabric.cols) + " fabric @ " + rate_text(c.clocks.fabric_hz, "Hz"));
     row("peak MAC/s", rate_text(d.peak_macs_per_s, "MAC/s"));
     row("peak FLOP/s", rate_text(d.peak_flops, "FLOP/s"));
+    auto per_type = [&](const std::vector<ElementPeak>& peaks, const std::vector<ElementType>& types,
+                        const char* label, const char* unit, const char* per, const char* op) {
+        for (size_t i = 0; i < peaks.size(); ++i) {
+            char detail[160];
+            std::snprintf(detail, sizeof detail, "  (%u per %s per cycle; %.4g pJ/%s, %s at peak)",
+                          types[i].ops_per_cycle, per, peaks[i].energy_pj_per_op, op,
+                          rate_text(peaks[i].ops_per_s * peaks[i].energy_pj_per_op * 1e-12, "W").c_str());
+            row(std::string(label) + " " + peaks[i].name, rate_text(peaks[i].ops_per_s, unit) + detail);
+        }
+    };
+    per_type(d.fabric_peaks, c.fabric.element_types, "peak MAC/s", "MAC/s", "PE", "MAC");
     out << "vector engines (fabric clock)\n";
     row("vector engines", std::to_string(c.compute_tiles) + " x " + std::to_string(c.vector.lanes) + " lanes");
     row("peak elements/s (ALU op)", rate_text(d.vector_elements_per_s, "elem/s"));
+    per_type(d.vector_peaks, c.vector.element_types, "ALU op/s", "op/s", "lane", "op");
     row("peak exp/s", rate_text(d.vector_exp_per_s, "elem/s") + "  (" +
                           std::to_string(c.vector.cycles_of(SfuFunction::Exp)) + " cycles per lane group)");
     out << "bandwidth (aggregate)\n";

@@ -75,12 +75,21 @@ struct Interconnect {
     uint32_t latency_cycles = 0;       ///< per hop traversal, SRAM clock
 };
 
+/// What the fabric or the vector engine does with one element type (docs/config.md).
+struct ElementType {
+    std::string name;            ///< "float32", "bfloat16", "float16" or "int8"
+    uint32_t ops_per_cycle = 1;  ///< MACs per PE (fabric) or ALU ops per lane (vector engine) per cycle
+    double energy_pj_per_op = 0; ///< dynamic energy of one such MAC or ALU op
+};
+
 /// The systolic array of one compute tile.
 struct Fabric {
     uint32_t rows = 0;
     uint32_t cols = 0;
-    std::vector<std::string> element_types;  ///< e.g. "float32", "bfloat16", "int8"
-    double energy_pj_per_mac = 0;            ///< fp32 MAC
+    /// The types it computes, widest first (float32, bfloat16, float16, int8); float32 is
+    /// always one, at one MAC per PE per cycle (the timing every model and estimate uses).
+    std::vector<ElementType> element_types;
+    double energy_pj_per_mac = 0;  ///< float32's energy_pj_per_op
 };
 
 /// The functions the vector engine's special-function unit (SFU) evaluates; every other
@@ -106,8 +115,11 @@ struct VectorUnit {
     uint32_t lanes = 0;           ///< elements one ALU op processes per cycle (a lane group)
     uint32_t latency_cycles = 0;  ///< pipeline fill, charged once per command
     uint32_t sfu_cycles[kSfuFunctions] = {};  ///< cycles per lane group of each SfuFunction
-    double energy_pj_per_op = 0;      ///< one element through one ALU op
-    double energy_pj_per_sfu_op = 0;  ///< one element through one SFU evaluation
+    double energy_pj_per_op = 0;      ///< one float32 element through one ALU op
+    double energy_pj_per_sfu_op = 0;  ///< one element through one SFU evaluation (in float32)
+    /// The fabric's types, with the ALU's rate and energy for each; float32's is one op per
+    /// lane per cycle at energy_pj_per_op.
+    std::vector<ElementType> element_types;
 
     uint32_t cycles_of(SfuFunction function) const { return sfu_cycles[size_t(function)]; }
 };
@@ -134,7 +146,13 @@ struct Config {
     Engine streamer;      ///< count per compute tile
     double static_power_w = 0;
 
+    /// Whether the fabric computes `element_type` ("float32", "int8", ...).
     bool supports(const std::string& element_type) const;
+    /// The fabric's entry for `element_type`; throws ConfigError "element type 'float16' is not
+    /// supported by config 'edge' (float32, bfloat16, int8)" for a type it does not list.
+    const ElementType& fabric_type(const std::string& element_type) const;
+    /// The vector engine's entry for `element_type`; the same error for a type not listed.
+    const ElementType& vector_type(const std::string& element_type) const;
 };
 
 /// One `--set path=value` override, applied to the JSON before validation.
@@ -156,10 +174,19 @@ Config load_config(const std::string& path, const std::vector<Override>& overrid
 Config parse_config(const std::string& json_text, const std::string& source,
                     const std::vector<Override>& overrides = {});
 
+/// The peak of one element type on the whole chip's fabrics or vector engines.
+struct ElementPeak {
+    std::string name;             ///< the element type
+    double ops_per_s = 0;         ///< MAC/s (fabric) or ALU op/s (vector engines)
+    double energy_pj_per_op = 0;  ///< per MAC or ALU op
+};
+
 /// Figures that follow from a config (what `kpu-sim --describe` prints).
 struct Derived {
-    double peak_macs_per_s = 0;
-    double peak_flops = 0;             ///< 2 FLOP per MAC
+    std::vector<ElementPeak> fabric_peaks;  ///< per element type, in Fabric::element_types' order
+    std::vector<ElementPeak> vector_peaks;  ///< per element type, in VectorUnit::element_types' order
+    double peak_macs_per_s = 0;        ///< float32
+    double peak_flops = 0;             ///< 2 FLOP per MAC, float32
     double dram_bandwidth = 0;         ///< bytes/s, all channels
     double l3_l2_bandwidth = 0;        ///< bytes/s, all tiles: min(L3 ports, BlockMovers, L2 ports)
     double l2_l1_bandwidth = 0;        ///< bytes/s, all tiles: min(L2 ports, Streamers, L1 ports)

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "compiler/graph.h"
+#include "hardware/numeric.h"
 #include "hardware/output_file.h"
 
 namespace kpu::cli {
@@ -103,9 +104,36 @@ std::string parse_header(const std::string& header, NpyHeader& out) {
     return "";
 }
 
-}  // namespace
+struct TypeInfo {
+    NpyType type;
+    const char* descr;
+    const char* name;
+    uint32_t bytes;
+};
+constexpr TypeInfo kTypes[] = {{NpyType::Float32, "<f4", "float32", 4},
+                               {NpyType::Float16, "<f2", "float16", 2},
+                               {NpyType::BFloat16, "<u2", "bfloat16", 2},
+                               {NpyType::Int8, "|i1", "int8", 1},
+                               {NpyType::Int32, "<i4", "int32", 4}};
 
-NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape) {
+const TypeInfo& info(NpyType type) {
+    for (const TypeInfo& t : kTypes)
+        if (t.type == type) return t;
+    return kTypes[0];
+}
+
+/// The type of a header's descr; numpy writes int8 as '|i1', '<i1' means the same.
+const TypeInfo* type_of_descr(const std::string& descr) {
+    for (const TypeInfo& t : kTypes)
+        if (descr == t.descr) return &t;
+    return descr == "<i1" ? &info(NpyType::Int8) : nullptr;
+}
+
+/// Reads `path`'s header and data. With `float32_only`, any dtype but '<f4' is refused (what
+/// kpu-sim's float32 tensors take); otherwise any of kTypes. `destination(type, bytes)` gives
+/// where the data goes, called once the size is checked.
+NpyType read_any(const std::string& path, const ShapeCheck& check_shape, bool float32_only,
+                 std::vector<uint64_t>& shape, const std::function<char*(NpyType, uint64_t)>& destination) {
     // Only a regular file: a directory reads as nothing, and opening a FIFO with no writer
     // would wait for one forever.
     struct stat info {};
@@ -139,48 +167,60 @@ NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape) {
     NpyHeader h;
     if (const std::string problem = parse_header(header, h); !problem.empty()) throw fail(problem);
     if (!h.descr) throw fail("header has no 'descr'");
-    if (*h.descr != "<f4")
-        throw fail("dtype '" + *h.descr + "' is not supported; expected float32 ('<f4'), e.g. a.astype(np.float32)");
+    const TypeInfo* type = type_of_descr(*h.descr);
+    if (float32_only && type && type->type != NpyType::Float32)
+        throw fail("dtype '" + *h.descr + "' (" + type->name +
+                   ") is not the tensor's float32 ('<f4'): kpu-sim runs float32 programs; a.astype(np.float32)");
+    if (!type) {
+        if (float32_only)
+            throw fail("dtype '" + *h.descr + "' is not supported; expected float32 ('<f4'), e.g. a.astype(np.float32)");
+        throw fail("dtype '" + *h.descr +
+                   "' is not supported; expected float32 ('<f4'), float16 ('<f2'), bfloat16 as uint16 bit patterns "
+                   "('<u2'), int8 ('|i1') or int32 ('<i4')");
+    }
     if (!h.fortran_order) throw fail("header has no 'fortran_order'");
     if (*h.fortran_order) throw fail("Fortran-ordered arrays are not supported; save np.ascontiguousarray(a)");
     if (!h.shape) throw fail("header has no 'shape'");
 
-    NpyArray array;
     constexpr uint64_t kMaxElements = uint64_t(1) << 38;  // 1 TiB of float32: the largest tensor a graph may have
     uint64_t count = 1;
     for (const uint64_t d : h.dims) {
-        array.shape.push_back(d);
+        shape.push_back(d);
         count = d != 0 && count > kMaxElements / d ? kMaxElements + 1 : count * d;
     }
     if (count > kMaxElements) throw fail("shape (" + *h.shape + ") is more than 1 TiB of float32");
-    if (check_shape) check_shape(array.shape);
+    if (check_shape) check_shape(shape);
     // The file must hold exactly the data the shape says, checked before anything is
     // allocated: a short header must not make kpu-sim allocate gigabytes.
     const std::streamoff data_at = in.tellg();
     in.seekg(0, std::ios::end);
-    const uint64_t have = uint64_t(in.tellg() - data_at), need = count * sizeof(float);
+    const uint64_t have = uint64_t(in.tellg() - data_at), need = count * type->bytes;
     if (have < need)
-        throw fail("data ends early: shape " + compiler::shape_string(array.shape) + " needs " + std::to_string(need) +
+        throw fail("data ends early: shape " + compiler::shape_string(shape) + " needs " + std::to_string(need) +
                    " bytes, the file has " + std::to_string(have));
     if (have > need)
-        throw fail(std::to_string(have - need) + " bytes after the data: shape " +
-                   compiler::shape_string(array.shape) + " needs " + std::to_string(need));
+        throw fail(std::to_string(have - need) + " bytes after the data: shape " + compiler::shape_string(shape) +
+                   " needs " + std::to_string(need));
     in.seekg(data_at);
-    array.data.resize(count);
-    if (!in.read(reinterpret_cast<char*>(array.data.data()), std::streamsize(need))) throw fail("read failed");
-    return array;
+    if (!in.read(destination(type->type, need), std::streamsize(need))) throw fail("read failed");
+    return type->type;
 }
 
-void write_npy(const std::string& path, const std::vector<uint64_t>& shape, const float* data) {
+/// The header of a version 1.0 .npy of `descr` and `shape`, padded as numpy pads it.
+std::string npy_header(const std::vector<uint64_t>& shape, const char* descr, uint64_t& count) {
     std::string dims;
-    uint64_t count = 1;
+    count = 1;
     for (size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]), count *= shape[i];
     if (shape.size() == 1) dims += ",";  // a Python 1-tuple: "(5,)"
-    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+    std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
     // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
     const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
     header.append(total - 10 - header.size() - 1, ' ');
     header += '\n';
+    return header;
+}
+
+void write_bytes(const std::string& path, const std::string& header, const void* data, uint64_t bytes) {
     hw::OutputFile file(path);
     if (!file.is_open()) throw NpyError(path + ": cannot write .npy file");
     std::ostream& out = file.stream();
@@ -189,8 +229,63 @@ void write_npy(const std::string& path, const std::vector<uint64_t>& shape, cons
     const char len_bytes[2] = {char(len & 0xff), char(len >> 8)};
     out.write(len_bytes, 2);
     out.write(header.data(), std::streamsize(header.size()));
-    out.write(reinterpret_cast<const char*>(data), std::streamsize(count * sizeof(float)));
+    out.write(reinterpret_cast<const char*>(data), std::streamsize(bytes));
     if (const std::string problem = file.close(); !problem.empty()) throw NpyError(path + ": " + problem);
+}
+
+}  // namespace
+
+const char* npy_descr(NpyType type) { return info(type).descr; }
+const char* npy_type_name(NpyType type) { return info(type).name; }
+uint32_t npy_type_bytes(NpyType type) { return info(type).bytes; }
+
+NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape) {
+    NpyArray array;
+    read_any(path, check_shape, true, array.shape, [&](NpyType, uint64_t bytes) {
+        array.data.resize(bytes / sizeof(float));
+        return reinterpret_cast<char*>(array.data.data());
+    });
+    return array;
+}
+
+NpyData read_npy_data(const std::string& path, const ShapeCheck& check_shape) {
+    NpyData data;
+    data.type = read_any(path, check_shape, false, data.shape, [&](NpyType, uint64_t bytes) {
+        data.bytes.resize(bytes);
+        return reinterpret_cast<char*>(data.bytes.data());
+    });
+    return data;
+}
+
+std::vector<float> npy_to_float(const NpyData& data) {
+    const uint64_t n = data.elements();
+    std::vector<float> out(n);
+    const uint8_t* p = data.bytes.data();
+    for (uint64_t i = 0; i < n; ++i) {
+        switch (data.type) {
+        case NpyType::Float32: std::memcpy(&out[i], p + 4 * i, 4); break;
+        case NpyType::Float16: out[i] = hw::half_to_float(uint16_t(p[2 * i] | p[2 * i + 1] << 8)); break;
+        case NpyType::BFloat16: out[i] = hw::bfloat16_to_float(uint16_t(p[2 * i] | p[2 * i + 1] << 8)); break;
+        case NpyType::Int8: out[i] = float(int8_t(p[i])); break;
+        case NpyType::Int32: {
+            int32_t v;
+            std::memcpy(&v, p + 4 * i, 4);
+            out[i] = float(v);
+            break;
+        }
+        }
+    }
+    return out;
+}
+
+void write_npy(const std::string& path, const std::vector<uint64_t>& shape, const float* data) {
+    write_npy_data(path, shape, NpyType::Float32, data);
+}
+
+void write_npy_data(const std::string& path, const std::vector<uint64_t>& shape, NpyType type, const void* data) {
+    uint64_t count = 0;
+    const std::string header = npy_header(shape, npy_descr(type), count);
+    write_bytes(path, header, data, count * npy_type_bytes(type));
 }
 
 }  // namespace kpu::cli

@@ -1,5 +1,8 @@
-// NumPy .npy files (format 1.0/2.0/3.0, little-endian float32, C order): how kpu-sim takes
-// inputs and gives outputs. Anything else is refused with a message naming the file.
+// NumPy .npy files (format 1.0/2.0/3.0, little-endian, C order): how kpu-sim takes inputs and
+// weights and gives outputs. kpu-sim's programs are float32, so read_npy takes float32 only;
+// read_npy_data and write_npy_data also take the reduced-precision types (int8, int32,
+// float16, and bfloat16 as uint16 bit patterns: numpy has no bfloat16; docs/user-guide.md).
+// Anything else is refused with a message naming the file.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +18,31 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+/// The element types a .npy may hold here, and numpy's dtype of each.
+enum class NpyType : uint8_t {
+    Float32,   ///< '<f4'
+    Float16,   ///< '<f2'
+    BFloat16,  ///< '<u2': uint16 bit patterns (the top half of a float32), numpy having no bfloat16
+    Int8,      ///< '|i1'
+    Int32,     ///< '<i4'
+};
+const char* npy_descr(NpyType type);      ///< "<f4", "<f2", "<u2", "|i1", "<i4"
+const char* npy_type_name(NpyType type);  ///< "float32", "float16", "bfloat16", "int8", "int32"
+uint32_t npy_type_bytes(NpyType type);
+
+/// An array of any NpyType, as its little-endian bytes.
+struct NpyData {
+    std::vector<uint64_t> shape;
+    NpyType type = NpyType::Float32;
+    std::vector<uint8_t> bytes;  ///< row-major elements
+
+    uint64_t elements() const { return bytes.size() / npy_type_bytes(type); }
+};
+
+/// Each element as a float: exact for float32, float16, bfloat16 and int8, and for int32 up
+/// to 2^24 in magnitude (float32 rounds beyond, to nearest even).
+std::vector<float> npy_to_float(const NpyData& data);
+
 struct NpyArray {
     std::vector<uint64_t> shape;
     std::vector<float> data;  ///< row-major
@@ -27,7 +55,14 @@ using ShapeCheck = std::function<void(const std::vector<uint64_t>&)>;
 /// including a file longer or shorter than its shape says.
 NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape = {});
 
+/// Reads an array of any NpyType; throws NpyError as read_npy does, naming the dtypes it takes.
+NpyData read_npy_data(const std::string& path, const ShapeCheck& check_shape = {});
+
 /// Writes `data` with `shape` as a version 1.0 '<f4' array; throws NpyError on I/O failure.
 void write_npy(const std::string& path, const std::vector<uint64_t>& shape, const float* data);
+
+/// Writes `data` (the elements of `type`, little-endian) with `shape` as a version 1.0 array of
+/// that type's dtype; throws NpyError on I/O failure.
+void write_npy_data(const std::string& path, const std::vector<uint64_t>& shape, NpyType type, const void* data);
 
 }  // namespace kpu::cli

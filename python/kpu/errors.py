@@ -20,6 +20,11 @@ class UnsupportedOpError(CompilationError):
         super().__init__(message or "Unsupported operators: " + ", ".join(self.ops))
 
 
+class CalibrationError(CompilationError):
+    """INT8 calibration refused its data (kpu.calibration): too few samples, a sample of the
+    wrong shape, a table that is not one; seed 4's "INT8 calibration requires at least N samples"."""
+
+
 class MemoryError(KPUError, builtins.MemoryError):  # noqa: A001 - seed 4's name
     """The program does not fit the config's memory `memory_type`: `required` bytes, `available` bytes."""
 

@@ -69,6 +69,15 @@ py::dict config_info(const std::string& path, const std::vector<std::string>& ov
     compute["fabric_hz"] = c.clocks.fabric_hz;
     compute["peak_flops"] = d.peak_flops;
     compute["peak_tops"] = d.peak_flops * 1e-12;
+    py::dict element_types;  // the fabric's rate and energy per element type (docs/config.md)
+    for (size_t i = 0; i < d.fabric_peaks.size(); ++i) {
+        py::dict type;
+        type["macs_per_pe_cycle"] = c.fabric.element_types[i].ops_per_cycle;
+        type["energy_pj_per_mac"] = d.fabric_peaks[i].energy_pj_per_op;
+        type["peak_macs_per_s"] = d.fabric_peaks[i].ops_per_s;
+        element_types[py::str(d.fabric_peaks[i].name)] = type;
+    }
+    compute["element_types"] = element_types;
     compute["vector_lanes"] = c.vector.lanes;
     info["name"] = c.name;
     info["description"] = c.description;

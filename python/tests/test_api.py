@@ -36,6 +36,20 @@ def test_config_load_and_overrides():
         kpu.KPUConfig.load(config_path("t64"), overrides=["fabric.rows=-1"])
 
 
+def test_config_gives_each_element_types_rate_and_energy():
+    with open(config_path("t64")) as f:
+        raw = json.load(f)["fabric"]["element_types"]
+    c = kpu.KPUConfig.load(config_path("t64"))
+    types = c.compute["element_types"]
+    assert set(types) == set(raw) == {p.value for p in c.supported_precisions}
+    fp32_peak = c.compute["peak_flops"] / 2
+    for name, entry in raw.items():
+        assert types[name]["macs_per_pe_cycle"] == entry["macs_per_pe_cycle"]
+        assert types[name]["energy_pj_per_mac"] == entry["energy_pj_per_mac"]
+        assert types[name]["peak_macs_per_s"] == fp32_peak * entry["macs_per_pe_cycle"]
+    assert c.energy["pj_per_mac"] == raw["float32"]["energy_pj_per_mac"]
+
+
 def test_compile_graph_json_and_program_fields():
     p = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), opt_level=0)  # the graph's ops, unfused
     with open(EXAMPLE) as f:

@@ -14,6 +14,11 @@ namespace {
 using json = nlohmann::json;
 using test::config_path;
 
+json load_config_json(const char* name) {
+    std::ifstream in(config_path(name));
+    return json::parse(in);
+}
+
 json minimal_json() {
     std::ifstream in(config_path("minimal"));
     return json::parse(in);
@@ -298,6 +303,125 @@ TEST(ConfigErrors, UnknownElementTypeIsNamed) {
     expect_errors({
         {R"({"fabric": {"element_types": ["float32", "fp8"]}})",
          "bad.json: fabric.element_types[1]: unknown element type \"fp8\" (known: bfloat16, float16, float32, int8)"},
+    });
+}
+
+TEST(Config, ElementTypesGiveRateAndEnergyPerType) {
+    const Config t64 = load_config(config_path("t64"));
+    ASSERT_EQ(t64.fabric.element_types.size(), 3u);
+    const double macs = 64.0 * 16 * 16 * 1.5e9;
+    const Derived d = derive(t64);
+    const struct {
+        const char* name;
+        uint32_t rate;
+        double pj;
+    } want[] = {{"float32", 1, 0.8}, {"bfloat16", 2, 0.4}, {"int8", 4, 0.2}};
+    for (size_t i = 0; i < 3; ++i) {
+        SCOPED_TRACE(want[i].name);
+        EXPECT_EQ(t64.fabric.element_types[i].name, want[i].name);
+        EXPECT_EQ(t64.fabric_type(want[i].name).ops_per_cycle, want[i].rate);
+        EXPECT_DOUBLE_EQ(t64.fabric_type(want[i].name).energy_pj_per_op, want[i].pj);
+        EXPECT_EQ(d.fabric_peaks[i].name, want[i].name);
+        EXPECT_DOUBLE_EQ(d.fabric_peaks[i].ops_per_s, macs * want[i].rate);
+        // The vector engine without vector.element_types: 4 / bytes per lane, energy_pj_per_op / that.
+        EXPECT_EQ(t64.vector_type(want[i].name).ops_per_cycle, want[i].rate);
+        EXPECT_DOUBLE_EQ(t64.vector_type(want[i].name).energy_pj_per_op, 0.4 / want[i].rate);
+        EXPECT_DOUBLE_EQ(d.vector_peaks[i].ops_per_s, 64.0 * 16 * 1.5e9 * want[i].rate);
+    }
+    EXPECT_DOUBLE_EQ(t64.fabric.energy_pj_per_mac, 0.8);  // float32's: what the energy model charges
+    EXPECT_DOUBLE_EQ(d.peak_macs_per_s, macs);
+    const std::string text = describe(t64);
+    EXPECT_NE(text.find("  peak MAC/s int8             98.3 TMAC/s  (4 per PE per cycle; 0.2 pJ/MAC, 19.66 W at peak)\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("  ALU op/s bfloat16           3.072 Top/s  (2 per lane per cycle; 0.2 pJ/op, 0.6144 W at peak)\n"),
+              std::string::npos)
+        << text;
+}
+
+TEST(Config, TheListFormOfElementTypesStillReads) {
+    // The form configs had before the rates: names, energy_pj_per_mac for float32.
+    json j = load_config_json("t64");
+    j["fabric"]["element_types"] = {"int8", "float32", "bfloat16"};
+    j["fabric"]["energy_pj_per_mac"] = 0.8;
+    const Config listed = parse_config(j.dump(), "listed.json");
+    const Config shipped = load_config(config_path("t64"));
+    ASSERT_EQ(listed.fabric.element_types.size(), shipped.fabric.element_types.size());
+    for (size_t i = 0; i < listed.fabric.element_types.size(); ++i) {
+        EXPECT_EQ(listed.fabric.element_types[i].name, shipped.fabric.element_types[i].name);
+        EXPECT_EQ(listed.fabric.element_types[i].ops_per_cycle, shipped.fabric.element_types[i].ops_per_cycle);
+        EXPECT_DOUBLE_EQ(listed.fabric.element_types[i].energy_pj_per_op,
+                         shipped.fabric.element_types[i].energy_pj_per_op);
+    }
+    EXPECT_EQ(listed.fabric.energy_pj_per_mac, shipped.fabric.energy_pj_per_mac);
+    EXPECT_EQ(describe(listed), describe(shipped));
+}
+
+TEST(Config, AnElementTypeNotListedIsRefusedWithTheList) {
+    const Config edge = load_config(config_path("edge"));
+    for (auto lookup : {&Config::fabric_type, &Config::vector_type}) {
+        try {
+            (edge.*lookup)("float16");
+            ADD_FAILURE() << "float16 accepted";
+        } catch (const ConfigError& e) {
+            EXPECT_STREQ(e.what(), "element type 'float16' is not supported by config 'edge' (float32, bfloat16, int8)");
+        }
+    }
+    EXPECT_FALSE(edge.supports("float16"));
+    EXPECT_TRUE(edge.supports("int8"));
+}
+
+TEST(Config, VectorElementTypesMayBeGiven) {
+    json j = load_config_json("edge");
+    j["vector"].erase("energy_pj_per_op");
+    j["vector"]["element_types"] = {{"float32", {{"ops_per_lane_cycle", 1}, {"energy_pj_per_op", 0.3}}},
+                                    {"bfloat16", {{"ops_per_lane_cycle", 2}, {"energy_pj_per_op", 0.2}}},
+                                    {"int8", {{"ops_per_lane_cycle", 8}, {"energy_pj_per_op", 0.05}}}};
+    const Config c = parse_config(j.dump(), "edge.json");
+    EXPECT_DOUBLE_EQ(c.vector.energy_pj_per_op, 0.3);
+    EXPECT_EQ(c.vector_type("int8").ops_per_cycle, 8u);
+    EXPECT_DOUBLE_EQ(c.vector_type("bfloat16").energy_pj_per_op, 0.2);
+}
+
+TEST(ConfigErrors, ElementTypeRatesAreValidated) {
+    expect_errors({
+        {R"({"fabric": {"element_types": {"float32": {"macs_per_pe_cycle": 2, "energy_pj_per_mac": 1.0}}}})",
+         "bad.json: fabric.element_types.float32.macs_per_pe_cycle: must be 1 (float32 is the rate the timing "
+         "models assume), got 2"},
+        {R"({"fabric": {"element_types": {"float32": {"macs_per_pe_cycle": 1, "energy_pj_per_mac": 1.0},
+                                          "int8": {"macs_per_pe_cycle": 65, "energy_pj_per_mac": 0.1}}}})",
+         "bad.json: fabric.element_types.int8.macs_per_pe_cycle: must be <= 64, got 65"},
+        {R"({"fabric": {"element_types": {"float32": {"macs_per_pe_cycle": 1, "energy_pj_per_mac": 1.0},
+                                          "int8": {"macs_per_pe_cycle": 0, "energy_pj_per_mac": 0.1}}}})",
+         "bad.json: fabric.element_types.int8.macs_per_pe_cycle: must be > 0, got 0"},
+        {R"({"fabric": {"element_types": {"float32": {"macs_per_pe_cycle": 1, "energy_pj_per_mac": -1.0}}}})",
+         "bad.json: fabric.element_types.float32.energy_pj_per_mac: must be between 0 and 1000000, got -1.0"},
+        {R"({"fabric": {"element_types": {"float32": {"energy_pj_per_mac": null}}}})",
+         "bad.json: fabric.element_types.float32.energy_pj_per_mac: missing required field"},
+        {R"({"fabric": {"element_types": {"float32": {"macs_per_pe_cycle": 1, "energy_pj_per_mac": 1.0},
+                                          "fp8": {"macs_per_pe_cycle": 8, "energy_pj_per_mac": 0.1}}}})",
+         "bad.json: fabric.element_types.fp8: unknown element type \"fp8\" (known: bfloat16, float16, float32, int8)"},
+        {R"({"fabric": {"element_types": {"float32": null,
+                                          "int8": {"macs_per_pe_cycle": 4, "energy_pj_per_mac": 0.1}}}})",
+         "bad.json: fabric.element_types: must include \"float32\""},
+        {R"({"fabric": {"element_types": {"float32": {"macs_per_pe_cycle": 1, "energy_pj_per_mac": 1.0,
+                                                      "macs_per_pe_cylce": 2}}}})",
+         "bad.json: fabric.element_types.float32.macs_per_pe_cylce: unknown field (did you mean 'macs_per_pe_cycle'?)"},
+        {R"({"fabric": {"energy_pj_per_mac": 1.0}})",
+         "bad.json: fabric.energy_pj_per_mac: give it per type, as fabric.element_types.float32.energy_pj_per_mac "
+         "(element_types is an object)"},
+        {R"({"fabric": {"element_types": ["float32", "int8", "float32"], "energy_pj_per_mac": 1.0}})",
+         "bad.json: fabric.element_types[2]: \"float32\" is listed twice"},
+        {R"({"fabric": {"element_types": ["int8"], "energy_pj_per_mac": 1.0}})",
+         "bad.json: fabric.element_types: must include \"float32\""},
+        {R"({"fabric": {"element_types": ["float32"]}})", "bad.json: fabric.energy_pj_per_mac: missing required field"},
+        {R"({"vector": {"element_types": {"float32": {"ops_per_lane_cycle": 1, "energy_pj_per_op": 0.5}}}})",
+         "bad.json: vector.energy_pj_per_op: give it per type, as vector.element_types.float32.energy_pj_per_op "
+         "(element_types is an object)"},
+        {R"({"vector": {"energy_pj_per_op": null,
+                        "element_types": {"float32": {"ops_per_lane_cycle": 1, "energy_pj_per_op": 0.5},
+                                          "int8": {"ops_per_lane_cycle": 4, "energy_pj_per_op": 0.1}}}})",
+         "bad.json: vector.element_types: must list the fabric's types (float32), got (float32, int8)"},
     });
 }
 

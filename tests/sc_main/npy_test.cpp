@@ -1,11 +1,13 @@
 #include "sc_main/npy.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
 
+#include "hardware/numeric.h"
 #include "tests/support/files.h"
 
 namespace kpu::cli {
@@ -94,6 +96,114 @@ TEST(Npy, HeadersThatLieAboutTheSizeAreRefusedBeforeAnythingIsAllocated) {
     } catch (const NpyError& e) {
         EXPECT_STREQ(e.what(), "not [2, 8]");
     }
+}
+
+bool have_numpy() { return std::system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") == 0; }
+
+TEST(Npy, ReducedPrecisionTypesRoundTripThroughNumpy) {
+    if (!have_numpy()) GTEST_SKIP() << "no numpy";
+    const int8_t i8[] = {-128, -1, 0, 1, 127, 42};
+    const int32_t i32[] = {-2147483647 - 1, -1, 0, 1, 2147483647, 16777217};
+    const uint16_t f16[] = {0x3c00, 0xc000, 0x0001, 0x7bff, 0x7c00, 0x8000};  // 1, -2, smallest subnormal, max, inf, -0
+    const uint16_t bf16[] = {0x3f80, 0xc000, 0x0001, 0x7f7f, 0x7f80, 0x8000};  // the same roles in bfloat16
+    write_npy_data(temp("i8.npy"), {2, 3}, NpyType::Int8, i8);
+    write_npy_data(temp("i32.npy"), {6}, NpyType::Int32, i32);
+    write_npy_data(temp("f16.npy"), {3, 2}, NpyType::Float16, f16);
+    write_npy_data(temp("bf16.npy"), {6}, NpyType::BFloat16, bf16);
+    const std::string script =
+        "import numpy as np\n"
+        "d = '" + temp("") + "'\n"
+        "a = np.load(d + 'i8.npy'); assert a.dtype == np.int8 and a.shape == (2, 3) and a.ravel().tolist() == [-128, -1, 0, 1, 127, 42], a\n"
+        "a = np.load(d + 'i32.npy'); assert a.dtype == np.int32 and a.tolist() == [-2**31, -1, 0, 1, 2**31 - 1, 16777217], a\n"
+        "a = np.load(d + 'f16.npy'); assert a.dtype == np.float16 and a.shape == (3, 2), a.dtype\n"
+        "assert a.ravel().astype(np.float64).tolist() == [1, -2, 2.0**-24, 65504, np.inf, 0], a\n"
+        "a = np.load(d + 'bf16.npy'); assert a.dtype == np.uint16, a.dtype\n"
+        "f = (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64).tolist()\n"
+        "assert f == [1, -2, 2.0**-133, 2.0**127 * 255 / 128, np.inf, 0], f\n"
+        "np.save(d + 'n_i8.npy', np.array([[-7, 8]], np.int8))\n"
+        "np.save(d + 'n_i32.npy', np.array([-5, 2**30], np.int32))\n"
+        "np.save(d + 'n_f16.npy', np.array([0.5, -65504, 6e-8], np.float16))\n"
+        "np.save(d + 'n_bf16.npy', np.array([0x3f80, 0x4049], np.uint16))\n"
+        "np.save(d + 'f64.npy', np.zeros(2))\n";
+    std::ofstream(temp("types.py")) << script;
+    ASSERT_EQ(std::system(("/usr/bin/python3 " + temp("types.py")).c_str()), 0);
+    const NpyData a = read_npy_data(temp("n_i8.npy"));
+    EXPECT_EQ(a.type, NpyType::Int8);
+    EXPECT_EQ(a.shape, (std::vector<uint64_t>{1, 2}));
+    EXPECT_EQ(npy_to_float(a), (std::vector<float>{-7, 8}));
+    const NpyData b = read_npy_data(temp("n_i32.npy"));
+    EXPECT_EQ(b.type, NpyType::Int32);
+    EXPECT_EQ(npy_to_float(b), (std::vector<float>{-5, 1073741824.f}));
+    const NpyData c = read_npy_data(temp("n_f16.npy"));
+    EXPECT_EQ(c.type, NpyType::Float16);
+    EXPECT_EQ(npy_to_float(c), (std::vector<float>{0.5f, -65504.f, hw::half_to_float(hw::float_to_half(6e-8f))}));
+    const NpyData d = read_npy_data(temp("n_bf16.npy"));
+    EXPECT_EQ(d.type, NpyType::BFloat16);
+    EXPECT_EQ(npy_to_float(d), (std::vector<float>{1.0f, 3.140625f}));
+    // kpu-sim's tensors are float32: its reader refuses the others, naming both dtypes.
+    expect_error(temp("n_i8.npy"), "dtype '|i1' (int8) is not the tensor's float32 ('<f4'): kpu-sim runs float32 "
+                                   "programs; a.astype(np.float32)");
+    expect_error(temp("n_bf16.npy"), "dtype '<u2' (bfloat16) is not the tensor's float32 ('<f4'): kpu-sim runs "
+                                     "float32 programs; a.astype(np.float32)");
+    try {
+        read_npy_data(temp("f64.npy"));
+        ADD_FAILURE() << "accepted float64";
+    } catch (const NpyError& e) {
+        EXPECT_EQ(std::string(e.what()), temp("f64.npy") + ": dtype '<f8' is not supported; expected float32 ('<f4'), "
+                                                           "float16 ('<f2'), bfloat16 as uint16 bit patterns ('<u2'), "
+                                                           "int8 ('|i1') or int32 ('<i4')");
+    }
+}
+
+TEST(Npy, ConversionsToFloat16AndBfloat16MatchNumpyBitForBit) {
+    if (!have_numpy()) GTEST_SKIP() << "no numpy";
+    // Float32 values: a sweep over every 4099th bit pattern (all exponents, NaNs, infinities),
+    // every float16 and bfloat16 halfway point and its neighbours (the ties and near-ties).
+    std::vector<float> x;
+    for (uint64_t bits = 0; bits < (uint64_t(1) << 32); bits += 4099) x.push_back(hw::bits_float(uint32_t(bits)));
+    for (uint32_t h = 0; h < 0x7c00; ++h)
+        for (float sign : {1.0f, -1.0f}) {
+            const float mid = sign * (hw::half_to_float(uint16_t(h)) + hw::half_to_float(uint16_t(h + 1))) / 2;
+            x.insert(x.end(), {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, sign * INFINITY)});
+        }
+    for (uint32_t b = 0; b < 0x7f80; ++b)
+        for (uint32_t sign : {0u, 0x80000000u}) {
+            const uint32_t mid = sign | b << 16 | 0x8000u;
+            x.insert(x.end(), {hw::bits_float(mid), hw::bits_float(mid - 1), hw::bits_float(mid + 1)});
+        }
+    std::vector<uint16_t> f16(x.size()), bf16(x.size());
+    for (size_t i = 0; i < x.size(); ++i) f16[i] = hw::float_to_half(x[i]), bf16[i] = hw::float_to_bfloat16(x[i]);
+    // And back: every float16 and bfloat16 bit pattern as float32.
+    std::vector<float> from_f16(65536), from_bf16(65536);
+    for (uint32_t h = 0; h < 65536; ++h)
+        from_f16[h] = hw::half_to_float(uint16_t(h)), from_bf16[h] = hw::bfloat16_to_float(uint16_t(h));
+    write_npy(temp("conv_x.npy"), {x.size()}, x.data());
+    write_npy_data(temp("conv_f16.npy"), {x.size()}, NpyType::Float16, f16.data());
+    write_npy_data(temp("conv_bf16.npy"), {x.size()}, NpyType::BFloat16, bf16.data());
+    write_npy(temp("conv_from_f16.npy"), {65536}, from_f16.data());
+    write_npy(temp("conv_from_bf16.npy"), {65536}, from_bf16.data());
+    const std::string script =
+        "import numpy as np\n"
+        "d = '" + temp("conv_") + "'\n"
+        "x = np.load(d + 'x.npy')\n"
+        "with np.errstate(all='ignore'):\n"
+        "    want = x.astype(np.float16).view(np.uint16)\n"
+        "got = np.load(d + 'f16.npy').view(np.uint16)\n"
+        "bad = np.nonzero(got != want)[0]\n"
+        "assert bad.size == 0, ('float16', bad.size, x[bad[:5]], got[bad[:5]], want[bad[:5]])\n"
+        "u = x.view(np.uint32).astype(np.uint64)\n"  // the bfloat16 reference: round half to even by bits
+        "want = ((u + 0x7fff + ((u >> 16) & 1)) >> 16).astype(np.uint16)\n"
+        "nan = np.isnan(x)\n"
+        "want[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)\n"
+        "got = np.load(d + 'bf16.npy')\n"
+        "bad = np.nonzero(got != want)[0]\n"
+        "assert bad.size == 0, ('bfloat16', bad.size, x[bad[:5]], got[bad[:5]], want[bad[:5]])\n"
+        "h = np.arange(65536, dtype=np.uint32)\n"
+        "assert np.array_equal(np.load(d + 'from_f16.npy').view(np.uint32), "
+        "h.astype(np.uint16).view(np.float16).astype(np.float32).view(np.uint32))\n"
+        "assert np.array_equal(np.load(d + 'from_bf16.npy').view(np.uint32), h << 16)\n";
+    std::ofstream(temp("conversions.py")) << script;
+    EXPECT_EQ(std::system(("/usr/bin/python3 " + temp("conversions.py")).c_str()), 0);
 }
 
 }  // namespace
