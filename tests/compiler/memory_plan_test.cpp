@@ -61,9 +61,10 @@ TEST(MemoryPlan, AChainNeedsTwoActivationsAndNoTwoLiveTensorsOverlap) {
         EXPECT_EQ(plan.offset[a] % 4096, 0u);
         EXPECT_EQ(own.offset[a], a * bytes);  // the binder's -O0 placement, in index order
         for (uint32_t b = a + 1; b < g.tensors().size(); ++b)
-            if (plan.lifetime[a].overlaps(plan.lifetime[b]))
+            if (plan.lifetime[a].overlaps(plan.lifetime[b])) {
                 EXPECT_TRUE(plan.end[a] <= plan.offset[b] || plan.end[b] <= plan.offset[a])
                     << g.tensor(a).name << " and " << g.tensor(b).name << " are live together and overlap";
+            }
     }
 }
 
