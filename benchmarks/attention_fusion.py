@@ -13,8 +13,9 @@ then the BERT-base encoder layer and the GPT-2 small block of examples/.
 """
 import json
 import os
-import subprocess
 import sys
+
+from kpu_tools import compile_and_simulate
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
 
@@ -27,16 +28,7 @@ def attention_graph(s, causal):
 
 
 def run(bin_dir, config, graph_path, base, level):
-    kpu = f"{base}.O{level}.kpu"
-    stats = f"{base}.O{level}.stats.json"
-    subprocess.run([os.path.join(bin_dir, "kpu-compile"), graph_path, "-o", kpu, "--config", config, f"-O{level}"],
-                   check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([os.path.join(bin_dir, "kpu-sim"), "--config", config, "--program", kpu, "--stats", stats],
-                   check=True, stdout=subprocess.DEVNULL)
-    with open(stats) as f:
-        s = json.load(f)
-    with open(kpu) as f:
-        program = json.load(f)
+    program, s, _ = compile_and_simulate(bin_dir, config, graph_path, f"{base}.O{level}", [f"-O{level}"])
     fused = {o["name"] for o in program["graph"]["ops"] if o["op"] == "flash_attention"}
     blocks = [k["tile"][:2] for k in program["kernels"] if k["op"] in fused]
     return s["total_cycles"], s["dram_reads_bytes"] + s["dram_writes_bytes"], blocks

@@ -13,8 +13,9 @@ and each variant's DRAM bytes and cycles against -O0's.
 """
 import json
 import os
-import subprocess
 import sys
+
+from kpu_tools import compile_and_simulate
 
 
 def graph(tokens, fused):
@@ -32,17 +33,10 @@ def graph(tokens, fused):
 
 def run(bin_dir, config, work, name, g, compile_args):
     os.makedirs(work, exist_ok=True)
-    src, kpu, stats = (os.path.join(work, name + x) for x in (".json", ".kpu", ".stats.json"))
+    src = os.path.join(work, name + ".json")
     with open(src, "w") as f:
         json.dump(g, f)
-    text = subprocess.run([os.path.join(bin_dir, "kpu-compile"), src, "-o", kpu, "--config", config, "-v"] +
-                          compile_args, check=True, capture_output=True, text=True).stdout
-    subprocess.run([os.path.join(bin_dir, "kpu-sim"), "--config", config, "--program", kpu, "--stats", stats],
-                   check=True, stdout=subprocess.DEVNULL)
-    with open(kpu) as f:
-        program = json.load(f)
-    with open(stats) as f:
-        s = json.load(f)
+    program, s, text = compile_and_simulate(bin_dir, config, src, os.path.join(work, name), ["-v"] + compile_args)
     notes = [line for line in text.splitlines() if line.startswith("fuse-ffn:")]
     tiles = ["x".join(map(str, k["tile"])) for k in program["kernels"]]
     return {"cycles": s["total_cycles"],

@@ -9,11 +9,11 @@ Prints per case the passes that ran at -O2, the simulated DRAM bytes and cycles 
 (kpu-compile reads both); add one to CASES, or name files on the command line. Inputs are
 zeros: traffic and timing do not depend on the values.
 """
-import json
 import os
-import subprocess
 import sys
 import time
+
+from kpu_tools import compile_and_simulate
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 # (name, model): the cases of a run without CASE arguments.
@@ -28,16 +28,9 @@ LEVELS = ("-O0", "-O2")
 
 def run(bin_dir, config, work, name, model, level):
     """(stats JSON, the passes that ran) of `model` compiled at `level` and simulated."""
-    base = os.path.join(work, name + level.replace("-", "_"))
-    subprocess.run([os.path.join(bin_dir, "kpu-compile"), model, "-o", base + ".kpu", "--config", config, level],
-                   check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([os.path.join(bin_dir, "kpu-sim"), "--config", config, "--program", base + ".kpu", "--stats",
-                    base + ".stats.json"], check=True, stdout=subprocess.DEVNULL)
-    with open(base + ".stats.json") as f:
-        stats = json.load(f)
-    with open(base + ".kpu") as f:
-        passes = json.load(f).get("passes", [])
-    return stats, passes
+    program, stats, _ = compile_and_simulate(bin_dir, config, model,
+                                             os.path.join(work, name + level.replace("-", "_")), [level])
+    return stats, program.get("passes", [])
 
 
 def main():
