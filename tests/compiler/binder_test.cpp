@@ -127,9 +127,10 @@ void check_invariants(const Program& p, const BoundProgram& b, const hw::Config&
             EXPECT_EQ(x.dram_addr % (x.bytes >= plan.granule ? plan.granule : kAlign), 0u) << x.name;
             for (size_t u = 0; u < t; ++u) {
                 const BoundTensor& y = b.tensors[u];
-                if (plan.lifetime[index[t]].overlaps(plan.lifetime[index[u]]) && x.dram_addr != y.dram_addr)
+                if (plan.lifetime[index[t]].overlaps(plan.lifetime[index[u]]) && x.dram_addr != y.dram_addr) {
                     EXPECT_TRUE(x.dram_addr >= y.dram_addr + y.bytes || y.dram_addr >= x.dram_addr + x.bytes)
                         << x.name << " and " << y.name;
+                }
             }
         }
         return;

@@ -34,7 +34,7 @@ print(r.stdout[-3000:], r.stderr[-2000:])
 check(r.returncode == 0, "scripts/regress --suite models --case 'ci-*': outputs match PyTorch, cycles and DRAM bytes "
                          "match the baselines")
 
-for case in ("ci-resnet18-64-edge", "ci-bert-l1-s32-edge"):
+for case in (f"ci-{m}-edge-{opt}" for m in ("resnet18-64", "bert-l1-s32") for opt in ("O0", "O2")):
     case_dir = os.path.join(work, "regress", "cases", case)
     try:
         with open(os.path.join(case_dir, "result.json")) as f:
