@@ -191,7 +191,27 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         add_kernel(program, op, dataflow, choice, &producers);
     }
     if (plan) {  // last: after every pass that changes the kernels
-        add_reuse_deps(program, plan_memory(program.graph, block, true));
+        // Reuse orders every writer of a tensor after every task that used the space before:
+        // on a program of many small tasks that is a product of task counts. Beyond
+        // kMaxReuseDeps the program keeps one range per tensor (its .kpu stays readable),
+        // said in the notes.
+        std::vector<Task> without = program.tasks;
+        const uint64_t added = add_reuse_deps(program, plan_memory(program.graph, block, true));
+        if (added > kMaxReuseDeps) {
+            program.tasks = std::move(without);
+            if (need > dram) {
+                std::ostringstream msg;
+                msg << "the graph's tensors need " << need << " bytes of DRAM (each from a " << block
+                    << "-byte interleave boundary) but config '" << target.name << "' has " << dram
+                    << " (reusing dead tensors' space would add " << added << " task dependencies)";
+                throw CompileError(msg.str());
+            }
+            if (options.notes)
+                options.notes->push_back("plan-memory: DRAM reuse not applied: it would add " + std::to_string(added) +
+                                         " task dependencies to " + std::to_string(program.tasks.size()) +
+                                         " tasks, more than " + std::to_string(kMaxReuseDeps));
+            return program;
+        }
         program.passes.push_back(Pass::PlanMemory);
         program.memory.emplace().granule = block;  // what program_memory_plan plans at
         program.memory = estimate_memory(program, block);

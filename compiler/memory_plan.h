@@ -72,6 +72,11 @@ MemoryPlan program_memory_plan(const Program& program, uint64_t granule);
 /// deps sorted and unique. Returns how many dependencies it added.
 uint64_t add_reuse_deps(Program& program, const MemoryPlan& plan);
 
+/// The most reuse dependencies compile() adds (add_reuse_deps's count); beyond, plan-memory
+/// leaves the program's DRAM as -O0 places it. A dependency takes about 10 bytes of the .kpu:
+/// 4 million keep a program well inside the 64 MiB a .kpu may have.
+constexpr uint64_t kMaxReuseDeps = 4'000'000;
+
 /// The kernels of the graph's ops, each op's index: the non-view ops in order (the steps of
 /// Lifetime are these plus one).
 std::vector<uint32_t> kernel_ops(const Graph& graph);

@@ -746,7 +746,9 @@ class ModelCases(RegressTestCase):
         for case in suite["cases"]:
             self.assertTrue(os.path.isfile(os.path.join(REPO, case["config"])), case["id"])
         ci = [c for c in suite["cases"] if c["group"] == "ci"]
-        self.assertEqual(sorted(c["model"]["name"] for c in ci), ["bert", "resnet18"])
+        # Each of the two small networks at -O0 and -O2.
+        self.assertEqual(sorted((c["model"]["name"], c["compile_args"][0]) for c in ci),
+                         [("bert", "-O0"), ("bert", "-O2"), ("resnet18", "-O0"), ("resnet18", "-O2")])
         self.assertTrue(all(c["config"] == "configs/edge.json" for c in ci))
 
 
