@@ -299,7 +299,8 @@ private:
         op.kind = BoundOp::Kind::Vector;
         op.engine = EngineKind::Vector;
         if (const auto& f = flash_[program_.tasks[d.task].kernel]) return bind_flash_vector(d, op, *f);
-        const VectorOperands& v = *vectors_[program_.tasks[d.task].kernel];
+        const VectorOperands& kernel_v = *vectors_[program_.tasks[d.task].kernel];
+        const VectorOperands& v = kernel_v.chain.empty() ? kernel_v : kernel_v.chain.at(d.step);  // a chain: its step's
         hw::VectorCommand& c = op.vector;
         c = v.command;
         c.rows = d.m;

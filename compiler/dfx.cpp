@@ -114,6 +114,33 @@ void add_fabric_slots(std::vector<BufferSpec>& plan, uint64_t tm, uint64_t tn, u
     }
 }
 
+namespace {
+
+/// A vector_chain's buffers: a and y as a single vector op's, the intermediates in A2 and C2
+/// by turns, every row input in one pair of row slots, every whole-task vector in one buffer.
+std::vector<BufferSpec> plan_chain_buffers(const VectorOperands& v, uint64_t tm) {
+    std::vector<BufferSpec> plan;
+    auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
+        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kLoweredElementBytes, uint32_t(pitch), tensor});
+    };
+    const ChainLayout l = chain_layout(v);
+    add(Buffer::Panel, 2, tm, v.cols, v.a);
+    add(Buffer::A2, 2, tm, v.cols, v.a);
+    add(Buffer::C2, 2, tm, v.cols, v.y);
+    add(Buffer::Out, 2, tm, v.cols, v.y);
+    if (!l.row_inputs.empty()) {
+        add(Buffer::Strip, 2, l.row_inputs.size() * tm, v.cols, l.row_inputs[0]);
+        add(Buffer::B2, 2, l.row_inputs.size() * tm, v.cols, l.row_inputs[0]);
+    }
+    if (!l.vectors.empty()) {
+        add(Buffer::Bias3, 1, 1, l.vector_elements, l.vectors[0]);
+        add(Buffer::Bias2, 1, 1, l.vector_elements, l.vectors[0]);
+    }
+    return plan;
+}
+
+}  // namespace
+
 std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm) {
     std::vector<BufferSpec> plan;
     auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
@@ -127,6 +154,7 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm
         add(Buffer::Out, 2, out_rows, v.matrix_rows, v.y);
         return plan;
     }
+    if (!v.chain.empty()) return plan_chain_buffers(v, tm);
     // Row tiles alternate between two slots at each level: one is computed on while the
     // next comes in and the previous goes out. The engine reads and writes L2.
     // A window op's planes are its tensors' view rows: in_h (out_h) rows of in_w (out_w) each.
@@ -264,6 +292,12 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
     if (is_vector_op(program.graph.ops()[kernel.op])) {
         const VectorOperands v = vector_operands(program.graph, kernel.op);
         const uint64_t rows = e.r1 - e.r0, cols = v.cols;
+        if (!v.chain.empty()) {  // a and each row input per row, each vector once, y once
+            const ChainLayout l = chain_layout(v);
+            read = kLoweredElementBytes * (rows * cols * (1 + l.row_inputs.size()) + l.vector_elements);
+            write = kLoweredElementBytes * rows * cols;
+            return;
+        }
         const uint64_t b = b_elements(v, kernel.tile.tm, e.r0, e.r1);
         read = kLoweredElementBytes * (rows * cols + b + v.weight_elements() + v.bias_elements());
         write = kLoweredElementBytes * rows * v.y_width();
@@ -327,6 +361,12 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
     if (is_vector_op(program.graph.ops()[op])) {
         const VectorOperands v = vector_operands(program.graph, op);
         std::vector<Read> reads{{v.a, e.r0 * v.a_view_rows(), e.r1 * v.a_view_rows(), 0, kAll}};
+        if (!v.chain.empty()) {
+            const ChainLayout l = chain_layout(v);
+            for (uint32_t t : l.row_inputs) reads.push_back({t, e.r0, e.r1, 0, kAll});
+            for (uint32_t t : l.vectors) reads.push_back({t, 0, kAll, 0, kAll});
+            return reads;
+        }
         const bool rows = v.b_per_row() && !v.period;  // a cut softmax's mask rows: mask_row()
         if (v.b) reads.push_back({*v.b, rows ? e.r0 : 0, rows ? e.r1 : kAll, 0, kAll});
         for (const auto& vec : {v.weight, v.bias})
@@ -679,10 +719,12 @@ private:
         finish();
     }
 
-    void vector(const VectorOperands& v, BufferRef a, BufferRef b, BufferRef bias, BufferRef c, Span1 I) {
+    void vector(const VectorOperands& v, BufferRef a, BufferRef b, BufferRef bias, BufferRef c, Span1 I,
+                uint32_t step = 0) {
         const uint64_t m = I.count, n = v.cols;
         begin(DfxOpKind::Vector);
         op_.row = I.first;
+        op_.step = step;
         op_.a = a;
         op_.c = c;
         op_.dst = c;
@@ -713,6 +755,7 @@ private:
         const VectorOperands v = vector_operands(program_.graph, kernel.op);
         const uint64_t cols = v.cols, tm = kernel.tile.tm;
         if (v.transpose) return expand_transpose(task, v, tm);
+        if (!v.chain.empty()) return expand_chain(task, v, tm);
         const BufferRef b3_row{Buffer::Bias3, 0, 0}, b2_row{Buffer::Bias2, 0, 0};
         const BufferRef w3{Buffer::Strip, 0, 0}, w2{Buffer::B2, 0, 0};
         const bool b_per_row = v.b_per_row();
@@ -767,6 +810,41 @@ private:
             const FlatRegion r = flat_region(program_.graph.tensor(v.y), I.first, I.count);
             move(v.y, r.row, r.col, 1, I.count, y2, y3);
             store(v.y, r.row, r.col, 1, I.count, y3, &r.bounds);
+        }
+    }
+
+    /// A vector_chain's task: its vectors once, then per row tile a and the row inputs in
+    /// through L3 and L2, the steps' commands one after the other on L2 (each reading the
+    /// previous result, A2 and C2 by turns), the last result out (docs/compiler.md, "Row fusion").
+    void expand_chain(const Task& task, const VectorOperands& v, uint64_t tm) {
+        const ChainLayout l = chain_layout(v);
+        const uint64_t cols = v.cols;
+        for (size_t i = 0; i < l.vectors.size(); ++i) {
+            const BufferRef at3{Buffer::Bias3, 0, l.vector_at[i]}, at2{Buffer::Bias2, 0, l.vector_at[i]};
+            load(l.vectors[i], 0, 0, 1, l.vector_width[i], at3);
+            move(l.vectors[i], 0, 0, 1, l.vector_width[i], at3, at2);
+        }
+        for (uint32_t i = task.r0; i < task.r1; ++i) {
+            const Span1 I = tile_span(v.rows, uint32_t(tm), i);
+            const uint32_t s = (i - task.r0) % 2;
+            load(v.a, I.first, 0, I.count, cols, {Buffer::Panel, s, 0});
+            move(v.a, I.first, 0, I.count, cols, {Buffer::Panel, s, 0}, {Buffer::A2, s, 0});
+            for (size_t p = 0; p < l.row_inputs.size(); ++p) {
+                const uint64_t at = p * tm * cols;
+                load(l.row_inputs[p], I.first, 0, I.count, cols, {Buffer::Strip, s, at});
+                move(l.row_inputs[p], I.first, 0, I.count, cols, {Buffer::Strip, s, at}, {Buffer::B2, s, at});
+            }
+            BufferRef in{Buffer::A2, s, 0}, out{Buffer::C2, s, 0};
+            for (uint32_t k = 0; k < v.chain.size(); ++k) {
+                const VectorOperands& step = v.chain[k];
+                const bool row_b = step.b && step.b_per_row();
+                BufferRef b{Buffer::Bias2, 0, step.weight ? l.weight_at[k] : l.b_at[k]};
+                if (row_b) b = {Buffer::B2, s, l.b_at[k] * tm * cols};
+                vector(step, in, b, {Buffer::Bias2, 0, l.bias_at[k]}, out, I, k);
+                std::swap(in, out);
+            }
+            move(v.y, I.first, 0, I.count, cols, in, {Buffer::Out, s, 0});
+            store(v.y, I.first, 0, I.count, cols, {Buffer::Out, s, 0});
         }
     }
 

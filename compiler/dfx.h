@@ -237,6 +237,7 @@ struct DfxOp {
     /// kernel's); row and col are the block's first query and key, accumulate is false on the
     /// task's first key block, bias holds the rows' statistics.
     hw::VectorFunction function = hw::VectorFunction::Copy;
+    uint32_t step = 0;  ///< Vector of a vector_chain: its step (VectorOperands::chain), whose command it runs
     std::vector<uint32_t> deps;  ///< earlier ops: RAW / WAR / WAW on logical buffers, RAW through DRAM
 
     uint64_t bytes() const { return rows * cols * kLoweredElementBytes; }

@@ -13,6 +13,7 @@
 #include "compiler/passes/fold_batchnorm.h"
 #include "compiler/passes/fold_constants.h"
 #include "compiler/passes/fuse_epilogue.h"
+#include "compiler/passes/fuse_rows.h"
 #include "compiler/memory_plan.h"
 #include "compiler/unit_choice.h"
 #include "compiler/ops/op_schema.h"
@@ -162,6 +163,10 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         program.graph = fuse_ffn(program.graph, target, options.dataflow, options.notes);
         program.passes.push_back(Pass::FuseFfn);
     }
+    if (options.passes.enabled(Pass::FuseRows)) {  // after the matmul fusions: what is left of the vector ops
+        program.graph = fuse_rows(program.graph);
+        program.passes.push_back(Pass::FuseRows);
+    }
     const Graph& graph = program.graph;
     program.target = target_of(target);
     // The binder places every tensor in DRAM, each from an interleave boundary: a graph that
@@ -252,6 +257,15 @@ OpCounts count_ops(const Program& program) {
             // Per task: each row vector in (LOAD, MOVE); per row tile: a (and a per-row b)
             // in (LOAD, MOVE), VECTOR, the result out (MOVE, STORE).
             const VectorOperands v = vector_operands(program.graph, kr.op);
+            if (!v.chain.empty()) {  // per task: each vector in; per row tile: a and the row inputs in, the steps, y out
+                const ChainLayout l = chain_layout(v);
+                const uint64_t row_tiles = t.r1 - t.r0, ins = 1 + l.row_inputs.size();
+                c.by_kind[int(DfxOpKind::Load)] += l.vectors.size() + row_tiles * ins;
+                c.by_kind[int(DfxOpKind::Move)] += l.vectors.size() + row_tiles * (ins + 1);
+                c.by_kind[int(DfxOpKind::Store)] += row_tiles;
+                c.by_kind[int(DfxOpKind::Vector)] += row_tiles * v.chain.size();
+                continue;
+            }
             if (v.transpose) {  // per row tile: LOAD, a MOVE per matrix, MOVE, STORE
                 const uint64_t tm = kr.tile.tm, row_tiles = t.r1 - t.r0;
                 const uint64_t matrices = (std::min(v.rows, t.r1 * tm) - t.r0 * tm) / v.matrix_rows;

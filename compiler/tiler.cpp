@@ -421,13 +421,19 @@ TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, 
     choice.task_rows = uint32_t((row_tiles + tiles - 1) / tiles);
     choice.task_cols = 1;
     // The engine's cycles on the busiest compute tile (its row tiles one after the other).
-    hw::VectorCommand command = v.command;
-    command.cols = uint32_t(v.cols);
-    command.rows = uint32_t(tm);
-    const uint64_t full = hw::vector_cycles(command, config.vector);
-    const uint64_t last_rows = v.rows - (row_tiles - 1) * tm;
-    command.rows = uint32_t(last_rows);
-    const uint64_t ragged = hw::vector_cycles(command, config.vector);
+    // A vector_chain's row tile runs each step's command in turn.
+    const auto engine_cycles = [&](uint64_t rows) {
+        uint64_t cycles = 0;
+        for (const VectorOperands& step : v.chain.empty() ? std::vector<VectorOperands>{v} : v.chain) {
+            hw::VectorCommand command = step.command;
+            command.cols = uint32_t(v.cols);
+            command.rows = uint32_t(rows);
+            cycles += hw::vector_cycles(command, config.vector);
+        }
+        return cycles;
+    };
+    const uint64_t full = engine_cycles(tm);
+    const uint64_t ragged = engine_cycles(v.rows - (row_tiles - 1) * tm);
     choice.cycles = double(row_tiles <= choice.task_rows ? (row_tiles - 1) * full + ragged : choice.task_rows * full);
     choice.passes = 1;
     return choice;

@@ -9,6 +9,7 @@
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/ops/window.h"
+#include "compiler/passes/fuse_rows.h"
 
 namespace kpu::compiler {
 namespace {
@@ -147,9 +148,49 @@ VectorOperands window_operands(const Graph& g, const Op& op, std::string& proble
     return out;
 }
 
+VectorOperands operands(const Graph& g, const Op& op, std::string& problem);
+
+/// A vector_chain: its steps' operands, each step's ONNX op with the previous result standing
+/// in as the chain's output tensor (the same shape), which must be the step's a.
+VectorOperands chain_operands(const Graph& g, const Op& op, std::string& problem) {
+    VectorOperands out;
+    const std::vector<ChainStep> steps = chain_steps(op, problem);
+    if (!problem.empty()) return out;
+    out.y = op.outputs.at(0);
+    for (size_t s = 0; s < steps.size(); ++s) {
+        Op step = steps[s].op;
+        if (steps[s].chained) step.inputs[*steps[s].chained] = out.y;
+        VectorOperands v = operands(g, step, problem);
+        const std::string where = "step " + std::to_string(s) + " (" + step.kind + ")";
+        if (!problem.empty()) {
+            problem = where + ": " + problem;
+            return out;
+        }
+        const bool stream = v.b && (v.b_broadcast == hw::Broadcast::None || v.b_broadcast == hw::Broadcast::Row ||
+                                    v.b_broadcast == hw::Broadcast::Scalar);
+        if ((s > 0) != (v.a == out.y) || (v.b && (*v.b == out.y || !stream)) || v.period || v.reduces() ||
+            v.windowed() || v.transpose) {
+            problem = where + " is not a step over the chain's rows (its first operand the previous result, any "
+                              "other a tensor of the same shape, a row or a scalar)";
+            return out;
+        }
+        if (s == 0) {
+            out.a = v.a, out.rows = v.rows, out.cols = v.cols;
+            if (v.a != op.inputs.at(0)) {
+                problem = where + "'s first operand is not input 0";
+                return out;
+            }
+        }
+        out.command = v.command;
+        out.chain.push_back(std::move(v));
+    }
+    return out;
+}
+
 /// The operands, or why there are none (`problem` set).
 VectorOperands operands(const Graph& g, const Op& op, std::string& problem) {
     VectorOperands out;
+    if (op.kind == "vector_chain") return chain_operands(g, op, problem);
     if (op.kind == "Transpose") return transpose_operands(g, op, problem);
     if (is_window_kind(op.kind)) return window_operands(g, op, problem);
     const auto it = functions().find(op.kind);
@@ -306,7 +347,34 @@ bool is_elementwise_op(const Op& op) {
 }
 
 bool is_vector_op(const Op& op) {
-    return functions().count(op.kind) != 0 || op.kind == "Transpose" || is_window_kind(op.kind);
+    return functions().count(op.kind) != 0 || op.kind == "Transpose" || is_window_kind(op.kind) || is_chain_op(op);
+}
+
+ChainLayout chain_layout(const VectorOperands& op) {
+    ChainLayout l;
+    const auto vector_slot = [&](uint32_t tensor, uint64_t width) {
+        for (size_t i = 0; i < l.vectors.size(); ++i)
+            if (l.vectors[i] == tensor) return l.vector_at[i];
+        l.vectors.push_back(tensor);
+        l.vector_at.push_back(l.vector_elements);
+        l.vector_width.push_back(width);
+        l.vector_elements += width;
+        return l.vector_at.back();
+    };
+    for (const VectorOperands& s : op.chain) {
+        uint64_t b = 0;
+        if (s.b && s.b_per_row()) {
+            const auto it = std::find(l.row_inputs.begin(), l.row_inputs.end(), *s.b);
+            b = uint64_t(it - l.row_inputs.begin());
+            if (it == l.row_inputs.end()) l.row_inputs.push_back(*s.b);
+        } else if (s.b) {
+            b = vector_slot(*s.b, s.b_width());
+        }
+        l.b_at.push_back(b);
+        l.weight_at.push_back(s.weight ? vector_slot(*s.weight, s.weight_elements()) : 0);
+        l.bias_at.push_back(s.bias ? vector_slot(*s.bias, s.bias_elements()) : 0);
+    }
+    return l;
 }
 
 std::string vector_lowering_problem(const Graph& graph, const Op& op) { return problem_of(graph, op, operands); }

@@ -38,6 +38,10 @@ struct VectorOperands {
     /// The weight's 2D view as a task loads it (a norm's [cols]: 1 x cols; depthwise_conv's
     /// W [C, 1, kH, kW]: C kH x kW), and the bias's elements (cols; depthwise_conv's C).
     uint64_t weight_rows = 1, weight_cols = 0, bias_cols = 0;
+    /// A vector_chain (passes/fuse_rows.h): its steps' operands in order, each a command over
+    /// the same rows x cols; step i's a is step i-1's result (the first's is a). The chain's own
+    /// b, weight and bias are unset, its command is its last step's.
+    std::vector<VectorOperands> chain;
 
     /// One value per row: y is rows x 1, its values contiguous whatever y's shape.
     bool reduces() const { return hw::traits_of(command.function).shape == hw::VectorShape::Reduction; }
@@ -73,6 +77,22 @@ struct VectorOperands {
         return b_broadcast == hw::Broadcast::None || b_broadcast == hw::Broadcast::Row ? cols : 1;
     }
 };
+
+/// Where a vector_chain's operands other than a sit on chip (docs/compiler.md, "Row fusion"):
+/// each distinct tensor once, those read row tile by row tile (a same-shape b) one after the
+/// other in the row slots, those read whole (a row or scalar b, a weight, a bias) one after
+/// the other in the vector buffer.
+struct ChainLayout {
+    std::vector<uint32_t> row_inputs;  ///< tensors loaded per row tile; the p-th at p tm cols of its slot
+    std::vector<uint32_t> vectors;     ///< tensors loaded once per task
+    std::vector<uint64_t> vector_at;   ///< per vectors entry: its first element in the vector buffer
+    std::vector<uint64_t> vector_width;  ///< per vectors entry: its elements
+    uint64_t vector_elements = 0;      ///< of all vectors
+    /// Per step: its b's index into row_inputs (per row) or element in the vector buffer, its
+    /// weight's and bias's elements there (0 when it has none).
+    std::vector<uint64_t> b_at, weight_at, bias_at;
+};
+ChainLayout chain_layout(const VectorOperands& op);
 
 /// Calls visit(piece) for each piece of row tile `rows`: the tile cut at multiples of
 /// op.period, or the whole tile when the op has none.

@@ -13,6 +13,7 @@ void register_attention(OpRegistry& registry);
 void register_window(OpRegistry& registry);
 void register_conv(OpRegistry& registry);
 void register_ffn(OpRegistry& registry);
+void register_vector_chain(OpRegistry& registry);
 
 const OpRegistry& op_registry() {
     static const OpRegistry registry = [] {
@@ -26,6 +27,7 @@ const OpRegistry& op_registry() {
         register_window(r);
         register_conv(r);
         register_ffn(r);
+        register_vector_chain(r);
         return r;
     }();
     return registry;

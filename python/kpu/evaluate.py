@@ -192,11 +192,30 @@ def _op(kind, t, a, out_shapes):
         if len(t) > 2 and t[2] is not None:
             y = y + t[2]
         return [_DRAIN_ACTIVATIONS[a.get("activation", "none")](y)]
+    if kind == "vector_chain":  # ours (fuse-rows): its steps one after the other
+        return [_vector_chain(t, a, out_shapes)]
     if kind == "ffn":  # ours (fuse-ffn): act(X @ W1 (+ B1)) @ W2 (+ B2), the drain's activation
         h = x @ t[1] + (t[3] if len(t) > 3 and t[3] is not None else 0)
         h = _DRAIN_ACTIVATIONS[a.get("activation", "none")](h)
         return [h @ t[2] + (t[4] if len(t) > 4 and t[4] is not None else 0)]
     raise KeyError(kind)
+
+
+def _vector_chain(t, a, out_shapes):
+    """vector_chain (the fuse-rows pass's): each step an op of its kind on the chain's inputs
+    (`sources`: -1 the previous step's result, -2 omitted, k the chain's input k)."""
+    kinds, approximate = a["kinds"].split(","), a["approximate"].split(",")
+    at, y = 0, None
+    for s, kind in enumerate(kinds):
+        ins = []
+        for src in a["sources"][at:at + a["arity"][s]]:
+            ins.append(y if src == -1 else None if src == -2 else t[src])
+        at += a["arity"][s]
+        step = {"epsilon": a["epsilon"][s]} if kind.endswith("Normalization") else {}
+        if kind == "Gelu":
+            step["approximate"] = approximate[s]
+        y = _op(kind, ins, step, out_shapes)[0]
+    return y
 
 
 # The fused matmul's activations (hardware/fabric_command.h): "gelu" is the tanh approximation.
