@@ -190,6 +190,12 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
                 << (v.b ? ", " + g.tensor(*v.b).name + shape_string(g.tensor(*v.b).shape) : "")
                 << (v.transpose ? ") by the movers (a transposing move per matrix)\n" : ") on the vector engine\n");
             print_fused(out, g.ops()[kr.op]);
+            if (!v.chain.empty()) {  // a vector_chain: its commands per row tile, the intermediates on chip
+                out << "  steps per row tile:";
+                for (size_t i = 0; i < v.chain.size(); ++i)
+                    out << (i ? ", " : " ") << kpu::hw::to_string(v.chain[i].command.function);
+                out << " (the intermediates stay on chip)\n";
+            }
             out << "  as " << v.rows << " x " << v.cols << ", row tiles of " << kr.tile.tm << ", "
                 << tile_count(v.rows, kr.tile.tm) << " row tiles, " << tasks << " tasks\n";
             if (v.windowed()) {  // a row per plane

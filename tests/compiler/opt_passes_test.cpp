@@ -96,7 +96,7 @@ TEST(FoldConstants, PassSelectionIsRecorded) {
     EXPECT_TRUE(compile(g, test::config("edge"), o0).passes.empty());
     const Program p = compile(g, test::config("edge"));
     EXPECT_EQ(p.passes, (std::vector<Pass>{Pass::FoldConstants, Pass::FoldBatchnorm, Pass::FuseAttention,
-                                           Pass::FuseEpilogue, Pass::FuseFfn, Pass::PlanMemory}));
+                                           Pass::FuseEpilogue, Pass::FuseFfn, Pass::FuseRows, Pass::PlanMemory}));
     ASSERT_EQ(p.graph.ops().size(), 1u);
     EXPECT_EQ(p.graph.ops()[0].fused_with, std::vector<std::string>{"relu"});
     CompileOptions off;
