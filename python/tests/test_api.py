@@ -79,18 +79,20 @@ def test_fused_ops_list_what_they_absorbed():
     # -O2's fuse-epilogue takes fc1's bias Add and GELU and fc2's bias Add into the matmuls' drains.
     # fuse-ffn then makes one op of both (named as the second) where it pays, as on edge.
     ffn = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"))
-    assert ffn.passes[-3:-1] == ["fuse-epilogue", "fuse-ffn"]
-    assert ffn.fused_with == {"fc2": ["fc1", "fc1_bias", "act", "fc2_bias"]}
+    assert ffn.passes[-4:-1] == ["fuse-epilogue", "fuse-ffn", "fuse-rows"]
+    # fuse-rows makes the residual Add and the LayerNorm after it one vector_chain (named as the norm).
+    assert ffn.fused_with == {"fc2": ["fc1", "fc1_bias", "act", "fc2_bias"], "ln": ["residual"]}
     p = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), disable_passes=["fuse-ffn"])
     assert "fuse-epilogue" in p.passes
-    assert p.fused_with == {"fc1": ["fc1_bias", "act"], "fc2": ["fc2_bias"]}
+    assert p.fused_with == {"fc1": ["fc1_bias", "act"], "fc2": ["fc2_bias"], "ln": ["residual"]}
     fc1 = next(op for op in p.ops if op.id == "fc1")
     assert fc1.op_type == "matmul" and fc1.input_ids == ["x", "W1", "b1"] and fc1.output_ids == ["g"]
     assert fc1.attributes == {"activation": "gelu_erf"}
     p0 = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), opt_level=0)
     assert p0.passes == [] and p0.fused_with == {}
     p1 = kpu.KPUCompiler().compile(EXAMPLE, config_path("edge"), disable_passes=["fuse-epilogue"])
-    assert "fuse-epilogue" not in p1.passes and p1.fused_with == {}
+    # Without fuse-epilogue the bias Add stays a vector op: fuse-rows chains it with the residual and the norm.
+    assert "fuse-epilogue" not in p1.passes and p1.fused_with == {"ln": ["fc2_bias", "residual"]}
 
 
 def test_precision_other_than_fp32_is_refused():

@@ -99,3 +99,32 @@ def test_flash_attention_matches_the_reference(tmp_path):
         fast = evaluate(graph, inputs, {})
         assert fast is not None, "flash_attention fell back to the reference"
         agree(fast["y"], program.native.reference(inputs)["y"])
+
+
+def test_vector_chain_matches_the_reference_and_numpy(tmp_path):
+    """fuse-rows makes BERT's residual Add and LayerNorm, then a Gelu, one vector_chain: the fast
+    path runs its steps in turn, against the C++ reference and NumPy."""
+    graph = {"tensors": [{"name": "x", "shape": [2, 13, 48], "role": "input"},
+                         {"name": "r", "shape": [2, 13, 48], "role": "input"},
+                         {"name": "g", "shape": [48], "role": "input"}, {"name": "b", "shape": [48], "role": "input"},
+                         {"name": "s"}, {"name": "n"}, {"name": "y", "role": "output"}],
+             "ops": [{"op": "Add", "name": "add", "inputs": ["x", "r"], "outputs": ["s"]},
+                     {"op": "LayerNormalization", "name": "ln", "inputs": ["s", "g", "b"], "outputs": ["n"],
+                      "attributes": {"epsilon": 1e-6}},
+                     {"op": "Gelu", "name": "gelu", "inputs": ["n"], "outputs": ["y"],
+                      "attributes": {"approximate": "tanh"}}]}
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(graph))
+    program = kpu.KPUCompiler().compile(str(path), config_path("edge"))
+    compiled = json.loads(program.native.kpu_text())["graph"]
+    assert [o["op"] for o in compiled["ops"]] == ["vector_chain"]
+    rng = np.random.default_rng(5)
+    t = {n: rng.standard_normal(s).astype(np.float32) for n, s in
+         (("x", (2, 13, 48)), ("r", (2, 13, 48)), ("g", (48,)), ("b", (48,)))}
+    fast = evaluate(compiled, t, {})
+    assert fast is not None, "the vector_chain op fell back to the reference"
+    agree(fast["y"], program.native.reference(t)["y"])
+    s = t["x"].astype(np.float64) + t["r"]
+    d = s - s.mean(axis=-1, keepdims=True)
+    n = d / np.sqrt((d * d).mean(axis=-1, keepdims=True) + 1e-6) * t["g"] + t["b"]
+    agree(fast["y"], 0.5 * n * (1 + np.tanh(np.sqrt(2 / np.pi) * (n + 0.044715 * n ** 3))))

@@ -15,7 +15,7 @@ from kpu_run import compile_and_simulate, op, tensor
 
 bin_dir, source_dir, work = sys.argv[1:4]
 rng = np.random.default_rng(33)
-ALL = ["fold-constants", "fold-batchnorm", "fuse-epilogue", "fuse-ffn", "fuse-attention", "plan-memory"]
+ALL = ["fold-constants", "fold-batchnorm", "fuse-epilogue", "fuse-ffn", "fuse-attention", "plan-memory", "fuse-rows"]
 failures = cases = 0
 
 
