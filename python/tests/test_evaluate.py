@@ -51,6 +51,21 @@ def test_fast_path_matches_the_reference(tmp_path):
     agree(fast["g"], np.take(x[2:], [[4, -1], [0, -5]], axis=1))
 
 
+def fused_fast_path(tmp_path, graph, config, kind, shapes):
+    """`graph` compiled for `config` into one op of `kind`: the program, random inputs of
+    `shapes` (name, shape) and the fast path's outputs on them (not the reference's)."""
+    path = tmp_path / "fused.json"
+    path.write_text(json.dumps(graph))
+    program = kpu.KPUCompiler().compile(str(path), config_path(config))
+    compiled = json.loads(program.native.kpu_text())["graph"]
+    assert [o["op"] for o in compiled["ops"]] == [kind]
+    rng = np.random.default_rng(5)
+    t = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes}
+    fast = evaluate(compiled, t, {})
+    assert fast is not None, f"the {kind} op fell back to the reference"
+    return program, t, fast
+
+
 def test_fused_ffn_matches_the_reference_and_numpy(tmp_path):
     """fuse-ffn makes the MLP one ffn op on minimal: the fast path's rule for it against the C++
     reference and NumPy."""
@@ -60,16 +75,8 @@ def test_fused_ffn_matches_the_reference_and_numpy(tmp_path):
                          {"name": "b2", "shape": [40], "role": "input"}, {"name": "y", "role": "output"}],
              "ops": [{"op": "matmul", "name": "fc1", "A": "x", "B": "W1", "bias": "b1", "activation": "gelu", "C": "h"},
                      {"op": "matmul", "name": "fc2", "A": "h", "B": "W2", "bias": "b2", "C": "y"}]}
-    path = tmp_path / "ffn.json"
-    path.write_text(json.dumps(graph))
-    program = kpu.KPUCompiler().compile(str(path), config_path("minimal"))
-    compiled = json.loads(program.native.kpu_text())["graph"]
-    assert [o["op"] for o in compiled["ops"]] == ["ffn"]
-    rng = np.random.default_rng(5)
-    t = {n: rng.standard_normal(s).astype(np.float32) for n, s in
-         (("x", (100, 72)), ("W1", (72, 200)), ("b1", (200,)), ("W2", (200, 40)), ("b2", (40,)))}
-    fast = evaluate(compiled, t, {})
-    assert fast is not None, "the ffn op fell back to the reference"
+    program, t, fast = fused_fast_path(tmp_path, graph, "minimal", "ffn", (
+        ("x", (100, 72)), ("W1", (72, 200)), ("b1", (200,)), ("W2", (200, 40)), ("b2", (40,))))
     agree(fast["y"], program.native.reference(t)["y"])
     h = t["x"].astype(np.float64) @ t["W1"] + t["b1"]
     h = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h ** 3)))  # the drain's gelu
@@ -113,16 +120,8 @@ def test_vector_chain_matches_the_reference_and_numpy(tmp_path):
                       "attributes": {"epsilon": 1e-6}},
                      {"op": "Gelu", "name": "gelu", "inputs": ["n"], "outputs": ["y"],
                       "attributes": {"approximate": "tanh"}}]}
-    path = tmp_path / "chain.json"
-    path.write_text(json.dumps(graph))
-    program = kpu.KPUCompiler().compile(str(path), config_path("edge"))
-    compiled = json.loads(program.native.kpu_text())["graph"]
-    assert [o["op"] for o in compiled["ops"]] == ["vector_chain"]
-    rng = np.random.default_rng(5)
-    t = {n: rng.standard_normal(s).astype(np.float32) for n, s in
-         (("x", (2, 13, 48)), ("r", (2, 13, 48)), ("g", (48,)), ("b", (48,)))}
-    fast = evaluate(compiled, t, {})
-    assert fast is not None, "the vector_chain op fell back to the reference"
+    program, t, fast = fused_fast_path(tmp_path, graph, "edge", "vector_chain", (
+        ("x", (2, 13, 48)), ("r", (2, 13, 48)), ("g", (48,)), ("b", (48,))))
     agree(fast["y"], program.native.reference(t)["y"])
     s = t["x"].astype(np.float64) + t["r"]
     d = s - s.mean(axis=-1, keepdims=True)

@@ -260,24 +260,17 @@ TEST(RowFusion, ABadHandWrittenChainIsRefusedNamingTheAttribute) {
                                  "epsilon": [0, 0], "approximate": ","})";
     const Program p = compile(parse_graph(chain(good), "t.json"), test::config("edge"));
     EXPECT_EQ(vector_operands(p.graph, 0).chain.size(), 2u);
-    EXPECT_NE(test::error_of([&] {
-                  parse_graph(chain(R"({"kinds": "Relu,Softmax", "arity": [1], "sources": [0, -1], "epsilon": [0, 0],
-                                        "approximate": ","})"),
-                              "t.json");
-              }).find("op 'vc' (vector_chain): attribute 'arity' has 1 entries for 2 steps"),
-              std::string::npos);
-    EXPECT_NE(test::error_of([&] {
-                  parse_graph(chain(R"({"kinds": "Relu,Softmax", "arity": [1, 1], "sources": [0, 0], "epsilon": [0, 0],
-                                        "approximate": ","})"),
-                              "t.json");
-              }).find("step 1 (Softmax) does not read the previous step's result"),
-              std::string::npos);
-    EXPECT_NE(test::error_of([&] {
-                  parse_graph(chain(R"({"kinds": "Relu,ReduceSum", "arity": [1, 1], "sources": [0, -1],
-                                        "epsilon": [0, 0], "approximate": ","})"),
-                              "t.json");
-              }).find("step 1 (ReduceSum) is not a kind a chain holds"),
-              std::string::npos);
+    const std::pair<const char*, const char*> bad[] = {
+        {R"({"kinds": "Relu,Softmax", "arity": [1], "sources": [0, -1], "epsilon": [0, 0], "approximate": ","})",
+         "op 'vc' (vector_chain): attribute 'arity' has 1 entries for 2 steps"},
+        {R"({"kinds": "Relu,Softmax", "arity": [1, 1], "sources": [0, 0], "epsilon": [0, 0], "approximate": ","})",
+         "step 1 (Softmax) does not read the previous step's result"},
+        {R"({"kinds": "Relu,ReduceSum", "arity": [1, 1], "sources": [0, -1], "epsilon": [0, 0], "approximate": ","})",
+         "step 1 (ReduceSum) is not a kind a chain holds"},
+    };
+    for (const auto& [attributes, message] : bad)
+        EXPECT_NE(test::error_of([&] { parse_graph(chain(attributes), "t.json"); }).find(message), std::string::npos)
+            << attributes;
 }
 
 }  // namespace
