@@ -819,6 +819,8 @@ private:
     void expand_chain(const Task& task, const VectorOperands& v, uint64_t tm) {
         const ChainLayout l = chain_layout(v);
         const uint64_t cols = v.cols;
+        // The row slots hold the plan's row tile (plan_buffers: at most the largest task's rows).
+        const uint64_t slot_rows = std::min<uint64_t>(tm, extents_[task.kernel].rows);
         for (size_t i = 0; i < l.vectors.size(); ++i) {
             const BufferRef at3{Buffer::Bias3, 0, l.vector_at[i]}, at2{Buffer::Bias2, 0, l.vector_at[i]};
             load(l.vectors[i], 0, 0, 1, l.vector_width[i], at3);
@@ -830,7 +832,7 @@ private:
             load(v.a, I.first, 0, I.count, cols, {Buffer::Panel, s, 0});
             move(v.a, I.first, 0, I.count, cols, {Buffer::Panel, s, 0}, {Buffer::A2, s, 0});
             for (size_t p = 0; p < l.row_inputs.size(); ++p) {
-                const uint64_t at = p * tm * cols;
+                const uint64_t at = p * slot_rows * cols;
                 load(l.row_inputs[p], I.first, 0, I.count, cols, {Buffer::Strip, s, at});
                 move(l.row_inputs[p], I.first, 0, I.count, cols, {Buffer::Strip, s, at}, {Buffer::B2, s, at});
             }
@@ -839,7 +841,7 @@ private:
                 const VectorOperands& step = v.chain[k];
                 const bool row_b = step.b && step.b_per_row();
                 BufferRef b{Buffer::Bias2, 0, step.weight ? l.weight_at[k] : l.b_at[k]};
-                if (row_b) b = {Buffer::B2, s, l.b_at[k] * tm * cols};
+                if (row_b) b = {Buffer::B2, s, l.b_at[k] * slot_rows * cols};
                 vector(step, in, b, {Buffer::Bias2, 0, l.bias_at[k]}, out, I, k);
                 std::swap(in, out);
             }

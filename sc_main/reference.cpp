@@ -10,7 +10,6 @@
 #include <stdexcept>
 
 #include "compiler/ffn_fusion.h"
-#include "compiler/passes/fuse_rows.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
 #include "sc_main/reference_ops.h"
@@ -141,83 +140,40 @@ bool on_the_fabric(const compiler::Graph& graph, const compiler::Op& op) {
     return mm.batch == 1 && !mm.trans_a && !mm.trans_b && mm.alpha == 1.0f && mm.beta == 1.0f;
 }
 
-/// Tensor `index` of `graph` as an op's reference reads it (absent when kNoTensor): an input's
-/// values, a computed tensor's values and bounds, or its inline values.
-RefOperand ref_operand(const compiler::Graph& graph, uint32_t index,
-                       const std::map<std::string, std::vector<float>>& inputs,
-                       const std::map<std::string, ReferenceTensor>& tensors) {
-    RefOperand operand;
-    if (index == compiler::kNoTensor) return operand;
-    const compiler::Tensor& t = graph.tensor(index);
-    operand.present = true;
-    operand.shape = t.shape;
-    if (const auto it = inputs.find(t.name); it != inputs.end()) {
-        operand.value.assign(it->second.begin(), it->second.end());
-    } else if (const auto c = tensors.find(t.name); c != tensors.end()) {
-        operand.value = c->second.value, operand.bound = c->second.bound;
-    } else if (const auto* ints = std::get_if<std::vector<int64_t>>(&t.value)) {
-        operand.value.assign(ints->begin(), ints->end());
-    } else if (const auto* reals = std::get_if<std::vector<double>>(&t.value)) {
-        for (double v : *reals) operand.value.push_back(double(float(v)));  // stored in fp32
-    } else {
-        throw std::runtime_error("reference: no value for tensor '" + t.name + "'");
-    }
-    operand.bound.resize(operand.value.size(), 0.0);
-    return operand;
-}
-
-/// The outputs of `op` (its kind's reference) on `operands`, its output shapes `graph`'s.
-std::vector<ReferenceTensor> evaluate_with(const compiler::Graph& graph, const compiler::Op& op,
-                                           std::vector<RefOperand> operands) {
-    const OpReference reference = op_reference(op.kind);
-    if (!reference) throw std::runtime_error("reference: no reference for op '" + op.name + "' (" + op.kind + ")");
-    OpEvaluation e{op, compiler::schema_of(op), std::move(operands), {}, {}};
-    for (uint32_t index : op.outputs)
-        e.output_shapes.push_back(index == compiler::kNoTensor ? std::vector<uint64_t>() : graph.tensor(index).shape);
-    e.outputs.resize(op.outputs.size());
-    reference(e);
-    return std::move(e.outputs);
-}
-
-/// A vector_chain (fuse-rows): its steps' references one after the other, each step's result
-/// (with its bound) the next one's chained operand, as the unfused ops are evaluated.
-void evaluate_chain(const compiler::Graph& graph, const compiler::Op& op,
-                    const std::map<std::string, std::vector<float>>& inputs,
-                    std::map<std::string, ReferenceTensor>& tensors) {
-    std::string problem;
-    const std::vector<compiler::ChainStep> steps = compiler::chain_steps(op, problem);
-    if (!problem.empty()) throw std::runtime_error("reference: op '" + op.name + "' (vector_chain): " + problem);
-    ReferenceTensor result;
-    const std::vector<uint64_t>& shape = graph.tensor(op.outputs.at(0)).shape;
-    for (const compiler::ChainStep& step : steps) {
-        std::vector<RefOperand> operands;
-        for (size_t i = 0; i < step.op.inputs.size(); ++i) {
-            if (step.chained != i) {
-                operands.push_back(ref_operand(graph, step.op.inputs[i], inputs, tensors));
-                continue;
-            }
-            RefOperand previous;
-            previous.present = true;
-            previous.shape = shape;
-            previous.value = std::move(result.value);
-            previous.bound = std::move(result.bound);
-            operands.push_back(std::move(previous));
-        }
-        result = std::move(evaluate_with(graph, step.op, std::move(operands)).at(0));
-    }
-    tensors[graph.tensor(op.outputs[0]).name] = std::move(result);
-}
-
 /// Any other op: its reference in reference_ops.cpp on copies of its operands, in double.
 void evaluate_op(const compiler::Graph& graph, const compiler::Op& op,
                  const std::map<std::string, std::vector<float>>& inputs,
                  std::map<std::string, ReferenceTensor>& tensors) {
-    if (compiler::is_chain_op(op)) return evaluate_chain(graph, op, inputs, tensors);
-    std::vector<RefOperand> operands;
-    for (uint32_t index : op.inputs) operands.push_back(ref_operand(graph, index, inputs, tensors));
-    std::vector<ReferenceTensor> outputs = evaluate_with(graph, op, std::move(operands));
+    const OpReference reference = op_reference(op.kind);
+    if (!reference) throw std::runtime_error("reference: no reference for op '" + op.name + "' (" + op.kind + ")");
+    OpEvaluation e{op, compiler::schema_of(op), {}, {}, {}};
+    for (uint32_t index : op.inputs) {
+        RefOperand operand;
+        if (index != compiler::kNoTensor) {
+            const compiler::Tensor& t = graph.tensor(index);
+            operand.present = true;
+            operand.shape = t.shape;
+            if (const auto it = inputs.find(t.name); it != inputs.end()) {
+                operand.value.assign(it->second.begin(), it->second.end());
+            } else if (const auto c = tensors.find(t.name); c != tensors.end()) {
+                operand.value = c->second.value, operand.bound = c->second.bound;
+            } else if (const auto* ints = std::get_if<std::vector<int64_t>>(&t.value)) {
+                operand.value.assign(ints->begin(), ints->end());
+            } else if (const auto* reals = std::get_if<std::vector<double>>(&t.value)) {
+                for (double v : *reals) operand.value.push_back(double(float(v)));  // stored in fp32
+            } else {
+                throw std::runtime_error("reference: no value for tensor '" + t.name + "'");
+            }
+            operand.bound.resize(operand.value.size(), 0.0);
+        }
+        e.inputs.push_back(std::move(operand));
+    }
+    for (uint32_t index : op.outputs)
+        e.output_shapes.push_back(index == compiler::kNoTensor ? std::vector<uint64_t>() : graph.tensor(index).shape);
+    e.outputs.resize(op.outputs.size());
+    reference(e);
     for (size_t i = 0; i < op.outputs.size(); ++i)
-        if (op.outputs[i] != compiler::kNoTensor) tensors[graph.tensor(op.outputs[i]).name] = std::move(outputs[i]);
+        if (op.outputs[i] != compiler::kNoTensor) tensors[graph.tensor(op.outputs[i]).name] = std::move(e.outputs[i]);
 }
 
 /// act(A[m, k] @ B[k, n] (+ bias)) as the fabric computes it: the value in double and its

@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "compiler/passes/fuse_rows.h"
 #include "sc_main/reference_window.h"
 
 namespace kpu::cli {
@@ -782,6 +783,35 @@ void ref_conv_nhwc(OpEvaluation& e) {
     }
 }
 
+/// vector_chain (fuse-rows): its steps' references one after the other, each step's result
+/// (its bound carried) the next one's chained operand, as the unfused ops are evaluated.
+void ref_vector_chain(OpEvaluation& e) {
+    std::string problem;
+    const std::vector<compiler::ChainStep> steps = compiler::chain_steps(e.op, problem);
+    if (!problem.empty()) throw std::runtime_error("reference: op '" + e.op.name + "' (vector_chain): " + problem);
+    ReferenceTensor result;
+    for (const compiler::ChainStep& step : steps) {
+        OpEvaluation s{step.op, compiler::schema_of(step.op), {}, e.output_shapes, {}};
+        for (size_t i = 0; i < step.op.inputs.size(); ++i) {
+            RefOperand operand;
+            if (step.chained == i) {
+                operand.present = true;
+                operand.shape = e.output_shapes.at(0);
+                operand.value = std::move(result.value);
+                operand.bound = std::move(result.bound);
+            } else if (step.op.inputs[i] != compiler::kNoTensor) {
+                const auto at = std::find(e.op.inputs.begin(), e.op.inputs.end(), step.op.inputs[i]);
+                operand = e.inputs.at(size_t(at - e.op.inputs.begin()));
+            }
+            s.inputs.push_back(std::move(operand));
+        }
+        s.outputs.resize(1);
+        op_reference(step.op.kind)(s);
+        result = std::move(s.outputs[0]);
+    }
+    e.outputs.at(0) = std::move(result);
+}
+
 /// Every op kind's reference: one line each.
 const std::map<std::string, OpReference> kReferences = {
     {"Add", ref_add},
@@ -834,6 +864,7 @@ const std::map<std::string, OpReference> kReferences = {
     {"depthwise_conv", ref_depthwise_conv},
     {"Conv", ref_conv},
     {"conv_nhwc", ref_conv_nhwc},
+    {"vector_chain", ref_vector_chain},
 };
 
 double as_double(const compiler::AttrValue& v) {
