@@ -103,7 +103,7 @@ public:
             const uint32_t r = reader[mm->c];
             const Op& next = g_.ops()[r];
             const std::optional<Absorbed> s = absorb(g_, next, mm->c, g_.tensor(mm->c).shape, mm->n, last_stage(*mm), true);
-            if (!s) continue;
+            if (!s || (moves(s->stage) && second_of_pair(*mm, readers))) continue;
             std::optional<uint32_t> bias = mm->bias, scale = mm->scale, residual = mm->residual;
             Activation activation = mm->activation;
             std::vector<Op> before;  // a view of the scale as [n], before the fused op
@@ -135,6 +135,15 @@ public:
     const Graph& graph() const { return g_; }
 
 private:
+    /// Whether matmul `mm` is the second of two fabric matmuls through an A only it reads:
+    /// fuse-ffn's pair, whose ffn kernel drains no scale or residual, so they stay out of it.
+    bool second_of_pair(const MatmulOperands& mm, const std::vector<uint32_t>& readers) const {
+        if (readers[mm.a] != 1 || g_.tensor(mm.a).role == TensorRole::Output) return false;
+        for (const Op& op : g_.ops())
+            if (!op.outputs.empty() && op.outputs[0] == mm.a) return fusable_matmul(g_, op).has_value();
+        return false;
+    }
+
     /// `t` viewed as `shape` (a Reshape appended to `ops`, named after `op`) when it is not
     /// already; the view holds the same elements in the same order.
     uint32_t as_shape(uint32_t t, std::vector<uint64_t> shape, const Op& op, const char* part, std::vector<Op>& ops) {

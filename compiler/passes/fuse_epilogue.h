@@ -26,7 +26,9 @@ namespace kpu::compiler {
 /// takes the stage as its "activation" attribute or its "scale" / "residual" input (viewed
 /// in its own shapes), the stage's readers then reading the view. With a scale or a residual
 /// the fused op takes the absorbed op's place in the order, so an operand computed after the
-/// producer is ready. The result is the same bits as the unfused ops.
+/// producer is ready. A matmul whose A is another such matmul's result that only it reads
+/// (fuse-ffn's pair: the ffn kernel drains no scale or residual) takes no scale or residual.
+/// The result is the same bits as the unfused ops.
 Graph fuse_epilogue(const Graph& graph);
 
 }  // namespace kpu::compiler
