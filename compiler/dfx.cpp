@@ -34,7 +34,8 @@ hw::Level level_of(Buffer buffer) {
         case Buffer::Panel: case Buffer::Strip: case Buffer::Out: case Buffer::Bias3: case Buffer::Hidden:
         case Buffer::Scale3: case Buffer::Residual3:
             return hw::Level::L3;
-        case Buffer::A2: case Buffer::B2: case Buffer::C2: case Buffer::Bias2: case Buffer::Scale2: case Buffer::Residual2:
+        case Buffer::A2: case Buffer::B2: case Buffer::C2: case Buffer::Bias2: case Buffer::Scale2:
+        case Buffer::Residual2:
             return hw::Level::L2;
         default: return hw::Level::L1;
     }
@@ -928,7 +929,8 @@ private:
                     }
                     // The residual tile comes in while the fabric sums (the last pass only).
                     Epilogue epilogue;
-                    if (last && op.scale) epilogue.has_scale = true, epilogue.scale = {Buffer::Scale1, 0, J.first - e.c0};
+                    if (last && op.scale)
+                        epilogue.has_scale = true, epilogue.scale = {Buffer::Scale1, 0, J.first - e.c0};
                     if (last && op.residual) {
                         const BufferRef r3{Buffer::Residual3, fs, 0}, r2{Buffer::Residual2, fs, 0};
                         epilogue.has_residual = true, epilogue.residual = {Buffer::Residual1, fs, 0};

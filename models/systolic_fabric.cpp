@@ -174,7 +174,8 @@ bool SystolicFabric::execute_drain(const hw::DrainCommand& c) {
     for (uint32_t i = 0; i < c.m; ++i) {
         const float* row = acc_.data() + size_t(i) * c.n;
         if (c.has_residual) {
-            if (!l1_.read(c.residual + uint64_t(i) * c.ldr * sizeof(float), residual.data(), uint64_t(c.n) * sizeof(float)))
+            const uint64_t at = c.residual + uint64_t(i) * c.ldr * sizeof(float);
+            if (!l1_.read(at, residual.data(), uint64_t(c.n) * sizeof(float)))
                 return refuse("cannot read residual row " + std::to_string(i) + " from L1");
             l1_read_ += uint64_t(c.n) * sizeof(float);
         }

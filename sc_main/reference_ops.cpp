@@ -712,8 +712,9 @@ void convolve(OpEvaluation& e, const ConvShape& s, X x_at, W w_at, Y y_at) {
                         }
                         bound += kUnit * std::fabs(value);
                         const uint64_t at = y_at(n, g, o, oh, ow);
+                        const uint64_t channel = g * s.cog + o;
                         if (e.has_input(3))  // conv_nhwc's drain epilogue (fuse-epilogue)
-                            drain_scale(value, bound, e.inputs[3].value[g * s.cog + o], e.inputs[3].bound[g * s.cog + o]);
+                            drain_scale(value, bound, e.inputs[3].value[channel], e.inputs[3].bound[channel]);
                         if (e.has_input(4)) drain_residual(value, bound, e.inputs[4].value[at], e.inputs[4].bound[at]);
                         y.value[at] = value;
                         y.bound[at] = bound;

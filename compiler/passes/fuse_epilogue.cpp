@@ -102,7 +102,8 @@ public:
             if (!mm || readers[mm->c] != 1 || g_.tensor(mm->c).role == TensorRole::Output) continue;
             const uint32_t r = reader[mm->c];
             const Op& next = g_.ops()[r];
-            const std::optional<Absorbed> s = absorb(g_, next, mm->c, g_.tensor(mm->c).shape, mm->n, last_stage(*mm), true);
+            const std::optional<Absorbed> s =
+                absorb(g_, next, mm->c, g_.tensor(mm->c).shape, mm->n, last_stage(*mm), true);
             if (!s || (moves(s->stage) && second_of_pair(*mm, readers))) continue;
             std::optional<uint32_t> bias = mm->bias, scale = mm->scale, residual = mm->residual;
             Activation activation = mm->activation;

@@ -222,7 +222,8 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
             out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape)
                 << " = conv(" << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << ", " << g.tensor(op.b).name
                 << shape_string(g.tensor(op.b).shape) << ")" << (op.bias ? " + " + g.tensor(*op.bias).name : "")
-                << epilogue_text(g, op) << (op.activation != Activation::None ? std::string(", then ") + to_string(op.activation) : "")
+                << epilogue_text(g, op)
+                << (op.activation != Activation::None ? std::string(", then ") + to_string(op.activation) : "")
                 << " on the fabric: implicit GEMM " << M << "x" << N << "x" << K << ", im2col gathered on chip\n";
         } else {
             out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape)
