@@ -270,7 +270,25 @@ private:
         c.beta = d.beta;
         touch_accumulators(false, op);
         if (c.has_bias) touch(hw::Level::L1, c.bias, 1, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.n) * kLoweredElementBytes, false, op);
+        bind_epilogue(d, op);
         touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.ldc) * kLoweredElementBytes, true, op);
+    }
+
+    /// The drain epilogue's scale row and residual tile (absent: the command's defaults).
+    void bind_epilogue(const DfxOp& d, BoundOp& op) {
+        DrainCommand& c = op.drain;
+        const uint64_t row = uint64_t(c.n) * kLoweredElementBytes;
+        if (d.has_scale) {
+            c.has_scale = true;
+            c.scale = address(d.scale);
+            touch(hw::Level::L1, c.scale, 1, row, row, false, op);
+        }
+        if (d.has_residual) {
+            c.has_residual = true;
+            c.residual = address(d.residual);
+            c.ldr = layout_->pitch[int(d.residual.buffer)];
+            touch(hw::Level::L1, c.residual, c.m, row, uint64_t(c.ldr) * kLoweredElementBytes, false, op);
+        }
     }
 
     /// A fused attention's VECTOR op: the online softmax step (the scores in place, the mask),

@@ -52,6 +52,9 @@ json op_json(const BoundOp& op) {
                       {"activation", to_string(op.drain.activation)}};
     if (op.kind == BoundOp::Kind::Drain && op.drain.alpha != 1.0f) o["drain"]["alpha"] = op.drain.alpha;
     if (op.kind == BoundOp::Kind::Drain && op.drain.beta != 1.0f) o["drain"]["beta"] = op.drain.beta;
+    if (op.kind == BoundOp::Kind::Drain && op.drain.has_scale) o["drain"]["scale"] = op.drain.scale;
+    if (op.kind == BoundOp::Kind::Drain && op.drain.has_residual)
+        o["drain"]["residual"] = op.drain.residual, o["drain"]["ldr"] = op.drain.ldr;
     if (op.kind == BoundOp::Kind::Vector) {
         const hw::VectorCommand& v = op.vector;
         const auto operand = [](const hw::VectorOperand& x) {

@@ -32,8 +32,11 @@ bool Hints::operator==(const Hints& o) const {
 hw::Level level_of(Buffer buffer) {
     switch (buffer) {
         case Buffer::Panel: case Buffer::Strip: case Buffer::Out: case Buffer::Bias3: case Buffer::Hidden:
+        case Buffer::Scale3: case Buffer::Residual3:
             return hw::Level::L3;
-        case Buffer::A2: case Buffer::B2: case Buffer::C2: case Buffer::Bias2: return hw::Level::L2;
+        case Buffer::A2: case Buffer::B2: case Buffer::C2: case Buffer::Bias2: case Buffer::Scale2:
+        case Buffer::Residual2:
+            return hw::Level::L2;
         default: return hw::Level::L1;
     }
 }
@@ -101,6 +104,12 @@ std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataf
     add_fabric_slots(plan, tm, tn, tk, op.a, op.b, op.c);
     if (op.bias)
         for (Buffer b : {Buffer::Bias3, Buffer::Bias2, Buffer::Bias1}) add(b, 1, 1, extent.cols, *op.bias);
+    // The drain epilogue's operands: the scale row like the bias; the residual one C tile at a
+    // time beside it, double-buffered like C (docs/compiler.md, "Drain epilogue").
+    if (op.scale)
+        for (Buffer b : {Buffer::Scale3, Buffer::Scale2, Buffer::Scale1}) add(b, 1, 1, extent.cols, *op.scale);
+    if (op.residual)
+        for (Buffer b : {Buffer::Residual3, Buffer::Residual2, Buffer::Residual1}) add(b, 2, tm, tn, *op.residual);
     return plan;
 }
 
@@ -307,7 +316,8 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
     const uint64_t rows = e.r1 - e.r0, cols = e.c1 - e.c0, k = op.k;
     // A convolution reads its input rows (the halo included) instead of A's rows.
     const uint64_t a = op.conv ? op.conv->region(e.r0, e.r1).count * op.conv->w * op.conv->cg : rows * k;
-    read = kLoweredElementBytes * (a + k * cols + (op.bias ? cols : 0));
+    read = kLoweredElementBytes * (a + k * cols + (op.bias ? cols : 0) + (op.scale ? cols : 0) +
+                                   (op.residual ? rows * cols : 0));
     write = kLoweredElementBytes * rows * cols;
 }
 
@@ -385,6 +395,11 @@ std::vector<Read> task_reads(const Program& program, const Task& task) {
     const Read read_b = mm.trans_b ? Read{mm.b, b + e.c0, b + e.c1, 0, kAll} : Read{mm.b, b, b + mm.k, e.c0, e.c1};
     std::vector<Read> reads{read_a, read_b};
     if (mm.bias) reads.push_back({*mm.bias, 0, kAll, 0, kAll});
+    if (mm.scale) reads.push_back({*mm.scale, 0, kAll, 0, kAll});
+    if (mm.residual) {
+        const uint64_t c = mm.c_row(task.batch);
+        reads.push_back({*mm.residual, c + e.r0, c + e.r1, e.c0, e.c1});
+    }
     return reads;
 }
 
@@ -493,6 +508,12 @@ std::vector<uint32_t> ProducerIndex::producers(uint32_t task) const {
 }
 
 namespace {
+
+/// The drain epilogue's scale row and residual tile, when the kernel has them.
+struct Epilogue {
+    bool has_scale = false, has_residual = false;
+    BufferRef scale, residual;
+};
 
 /// Emits the ops of one program, task by task.
 class Expander {
@@ -699,7 +720,7 @@ private:
     }
 
     void drain(BufferRef c, bool has_bias, BufferRef bias, Span1 I, Span1 J, Activation activation, float alpha,
-               float beta) {
+               float beta, const Epilogue& epilogue = {}) {
         const uint64_t m = I.count, n = J.count;
         begin(DfxOpKind::Drain);
         op_.row = I.first;
@@ -715,6 +736,10 @@ private:
         op_.beta = beta;
         tracker_.access(kAccumulators, 0, 1, false, op_.id, op_.deps);
         if (has_bias) touch(bias, 1, n, false);
+        op_.has_scale = epilogue.has_scale;
+        op_.has_residual = epilogue.has_residual;
+        if (epilogue.has_scale) op_.scale = epilogue.scale, touch(epilogue.scale, 1, n, false);
+        if (epilogue.has_residual) op_.residual = epilogue.residual, touch(epilogue.residual, m, n, false);
         touch(c, m, n, true);
         finish();
     }
@@ -959,6 +984,12 @@ private:
                 move(*op.bias, br, e.c0, 1, e.c1 - e.c0, {Buffer::Bias3, 0, 0}, {Buffer::Bias2, 0, 0});
                 move(*op.bias, br, e.c0, 1, e.c1 - e.c0, {Buffer::Bias2, 0, 0}, {Buffer::Bias1, 0, 0});
             }
+            if (p == 0 && op.scale) {
+                const uint64_t br = op.bias_row(task.batch);
+                load(*op.scale, br, e.c0, 1, e.c1 - e.c0, {Buffer::Scale3, 0, 0});
+                move(*op.scale, br, e.c0, 1, e.c1 - e.c0, {Buffer::Scale3, 0, 0}, {Buffer::Scale2, 0, 0});
+                move(*op.scale, br, e.c0, 1, e.c1 - e.c0, {Buffer::Scale2, 0, 0}, {Buffer::Scale1, 0, 0});
+            }
             for (uint32_t s = outer0; s < outer1; ++s) {
                 const uint32_t slot = strips++ % 2;
                 const Span1 S = tile_span(os ? N : M, os ? tile.tn : tile.tm, s);
@@ -975,6 +1006,17 @@ private:
                     if (p > 0) {
                         move(op.c, rc + I.first, J.first, I.count, J.count, out, c2);
                         move(op.c, rc + I.first, J.first, I.count, J.count, c2, c1);
+                    }
+                    // The residual tile comes in while the fabric sums (the last pass only).
+                    Epilogue epilogue;
+                    if (last && op.scale)
+                        epilogue.has_scale = true, epilogue.scale = {Buffer::Scale1, 0, J.first - e.c0};
+                    if (last && op.residual) {
+                        const BufferRef r3{Buffer::Residual3, fs, 0}, r2{Buffer::Residual2, fs, 0};
+                        epilogue.has_residual = true, epilogue.residual = {Buffer::Residual1, fs, 0};
+                        load(*op.residual, rc + I.first, J.first, I.count, J.count, r3);
+                        move(*op.residual, rc + I.first, J.first, I.count, J.count, r3, r2);
+                        move(*op.residual, rc + I.first, J.first, I.count, J.count, r2, epilogue.residual);
                     }
                     for (uint32_t q = 0; q < ks; ++q, ++chunk) {
                         Span1 Q = tile_span(P.count, tile.tk, q);
@@ -1010,7 +1052,7 @@ private:
                     }
                     // The epilogue belongs to the finished sum: the last pass only.
                     drain(c1, last && op.bias.has_value(), {Buffer::Bias1, 0, J.first - e.c0}, I, J,
-                          last ? op.activation : Activation::None, last ? op.alpha : 1.0f, op.beta);
+                          last ? op.activation : Activation::None, last ? op.alpha : 1.0f, op.beta, epilogue);
                     move(op.c, rc + I.first, J.first, I.count, J.count, c1, c2);
                     move(op.c, rc + I.first, J.first, I.count, J.count, c2, out);
                 }

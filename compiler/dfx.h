@@ -120,14 +120,20 @@ struct Program {
 // ---- logical buffers ------------------------------------------------------------------------
 
 /// Hidden: an ffn kernel's H row block, kept in L3 between its two matmuls (ffn_fusion.h).
-enum class Buffer : uint8_t { Panel, Strip, Out, Bias3, A2, B2, C2, Bias2, A1, B1, C1, Bias1, Hidden };
-constexpr int kBufferCount = 13;
+/// Scale*, Residual*: the drain epilogue's per-column multiplier and residual C tile.
+enum class Buffer : uint8_t {
+    Panel, Strip, Out, Bias3, A2, B2, C2, Bias2, A1, B1, C1, Bias1, Hidden,
+    Scale3, Scale2, Scale1, Residual3, Residual2, Residual1
+};
+constexpr int kBufferCount = 19;
 /// As messages and kpu-compile -v spell it: the level, then the buffer's role there.
 inline constexpr EnumName<Buffer> kBufferNames[kBufferCount] = {
     {Buffer::Panel, "L3.panel"}, {Buffer::Strip, "L3.strip"}, {Buffer::Out, "L3.out"}, {Buffer::Bias3, "L3.bias"},
     {Buffer::A2, "L2.a"},        {Buffer::B2, "L2.b"},        {Buffer::C2, "L2.c"},    {Buffer::Bias2, "L2.bias"},
     {Buffer::A1, "L1.a"},        {Buffer::B1, "L1.b"},        {Buffer::C1, "L1.c"},    {Buffer::Bias1, "L1.bias"},
-    {Buffer::Hidden, "L3.hidden"}};
+    {Buffer::Hidden, "L3.hidden"},
+    {Buffer::Scale3, "L3.scale"},  {Buffer::Scale2, "L2.scale"},  {Buffer::Scale1, "L1.scale"},
+    {Buffer::Residual3, "L3.residual"}, {Buffer::Residual2, "L2.residual"}, {Buffer::Residual1, "L1.residual"}};
 inline const char* to_string(Buffer buffer) { return hw::name_in(kBufferNames, buffer); }
 inline bool parse_buffer(const std::string& name, Buffer& out) { return hw::value_in(kBufferNames, name, out); }
 /// Slots a logical buffer has at most: one, or two for double buffering (BufferSpec::slots).
@@ -224,9 +230,11 @@ struct DfxOp {
     uint32_t m = 0, n = 0, k = 0;
     bool accumulate = false;
     bool load_c = false;
-    // Drain: acc (+ bias) (activation) -> c[m x n]
+    // Drain: acc (+ bias) (* scale) (+ residual) (activation) -> c[m x n]
     BufferRef c, bias;
     bool has_bias = false;
+    bool has_scale = false, has_residual = false;  ///< Drain: the epilogue's scale row and residual tile
+    BufferRef scale, residual;                     ///< Drain: where they are (L1)
     Activation activation = Activation::None;
     float alpha = 1.0f, beta = 1.0f;  ///< Drain: scales of the sum and of the bias (Gemm's; last pass)
     // Vector: the kernel's function (vector_operands) over the m x n tile at row `row` of a,

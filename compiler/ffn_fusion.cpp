@@ -298,13 +298,14 @@ TilingChoice choose_ffn_tiling(const hw::Config& config, const Graph& graph, uin
 namespace {
 
 /// A matmul the pass can take apart: one row-major matrix product on the fabric, B a [K, N]
-/// matrix, a bias of [N] at most (a fused `matmul`, a MatMul with one B matrix, a Gemm without
-/// transposes or scales).
+/// matrix, a bias of [N] at most (a fused `matmul` without a drain scale or residual, a MatMul
+/// with one B matrix, a Gemm without transposes or scales).
 std::optional<MatmulOperands> plain_matmul(const Graph& graph, uint32_t op) {
     const Op& o = graph.ops()[op];
     if (o.kind != "matmul" && o.kind != "MatMul" && o.kind != "Gemm") return std::nullopt;
     const MatmulOperands mm = matmul_operands(graph, op);
     if (mm.batch != 1 || mm.trans_a || mm.trans_b || mm.alpha != 1.0f || mm.beta != 1.0f || mm.conv) return std::nullopt;
+    if (mm.scale || mm.residual) return std::nullopt;  // the ffn kernel's drains have no such stages
     if (graph.tensor(mm.b).shape.size() != 2) return std::nullopt;
     return mm;
 }

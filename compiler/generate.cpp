@@ -298,8 +298,11 @@ OpCounts count_ops(const Program& program) {
         const uint64_t panel_loads =
             mm.conv ? (mm.conv->region(uint64_t(t.r0) * kr.tile.tm, std::min<uint64_t>(mm.m, uint64_t(t.r1) * kr.tile.tm)).count ? 1 : 0)
                     : ks * (fabric_tiles / strips);
-        c.by_kind[int(DfxOpKind::Load)] += panel_loads + ks * strips + (bias ? 1 : 0);
-        c.by_kind[int(DfxOpKind::Move)] += (bias ? 2 : 0) + fabric_tiles * (4 * ks + 2 * passes + 2 * (passes - 1));
+        // The drain epilogue's scale row once per task, its residual once per C tile.
+        const uint64_t rows = (bias ? 1 : 0) + (mm.scale ? 1 : 0), residuals = mm.residual ? fabric_tiles : 0;
+        c.by_kind[int(DfxOpKind::Load)] += panel_loads + ks * strips + rows + residuals;
+        c.by_kind[int(DfxOpKind::Move)] +=
+            2 * rows + 2 * residuals + fabric_tiles * (4 * ks + 2 * passes + 2 * (passes - 1));
         c.by_kind[int(DfxOpKind::Store)] +=
             task_stores(mm.conv ? Dataflow::OutputStationary : kr.dataflow, passes, strips, fabric_tiles);
         c.by_kind[int(DfxOpKind::Matmul)] += fabric_tiles * ks;

@@ -206,9 +206,11 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
             const uint32_t a = ref(o.string("A"), o.path_of("A"));
             const uint32_t b = ref(o.string("B"), o.path_of("B"));
             const uint32_t c = ref(o.string("C"), o.path_of("C"));
-            std::optional<uint32_t> bias;
+            std::optional<uint32_t> bias, scale, residual;
             if (o.has("bias")) bias = ref(o.string("bias"), o.path_of("bias"));
-            op = make_matmul(op.name, a, b, c, bias, read_activation(o));
+            if (o.has("scale")) scale = ref(o.string("scale"), o.path_of("scale"));
+            if (o.has("residual")) residual = ref(o.string("residual"), o.path_of("residual"));
+            op = make_matmul(op.name, a, b, c, bias, read_activation(o), scale, residual);
         } else {
             const std::string label = "op " + (op.name.empty() ? std::string() : "'" + op.name + "' ") + "(" + kind + ")";
             for (const char* key : {"inputs", "outputs"}) {
@@ -279,6 +281,8 @@ json graph_to_json(const Graph& graph) {
             const MatmulOperands mm = matmul_operands(graph, op);
             o["A"] = name(mm.a), o["B"] = name(mm.b), o["C"] = name(mm.c);
             if (mm.bias) o["bias"] = name(*mm.bias);
+            if (mm.scale) o["scale"] = name(*mm.scale);
+            if (mm.residual) o["residual"] = name(*mm.residual);
             if (mm.activation != Activation::None) o["activation"] = to_string(mm.activation);
         } else {
             json inputs = json::array(), outputs = json::array();

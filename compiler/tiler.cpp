@@ -182,9 +182,11 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     // One full task on one compute tile: the fabric, the BlockMovers and the Streamers overlap.
     const double fabric_tiles = double(std::min<uint64_t>(task_rows, Mt)) * double(std::min<uint64_t>(task_cols, Nt));
     const double compute = fabric_tiles * (double(ceil_div(tile.tm, R) * ceil_div(tile.tn, C) * K) + double(ks * (R + C)));
-    // A and B chunks in, C out after every pass and back in before every pass but the first.
+    // A and B chunks in, C out after every pass and back in before every pass but the first;
+    // a residual tile in for the drain.
+    const double c_moves = double(2 * passes - 1 + (mm.residual ? 1 : 0));
     const double onchip = fabric_tiles * double(kLoweredElementBytes) *
-                          (double(tile.tm + tile.tn) * double(K) + double(tile.tm) * tile.tn * double(2 * passes - 1));
+                          (double(tile.tm + tile.tn) * double(K) + double(tile.tm) * tile.tn * c_moves);
     const double task_time = std::max({compute, onchip / bm_per_cycle, onchip / st_per_cycle});
     // A convolution reads each task row's input rows (halo included) instead of its A rows.
     uint64_t a_elements = M * K, first_panel = (dataflow == Dataflow::OutputStationary ? extent.rows : extent.cols) * K;
@@ -197,7 +199,8 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
         first_panel = mm.conv->max_region_pixels(extent.rows) * mm.conv->cg;
     }
     const uint64_t dram =
-        mm.batch * kLoweredElementBytes * (a_elements * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0));
+        mm.batch * kLoweredElementBytes * (a_elements * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0) +
+                                           (mm.scale ? N * Pm : 0) + (mm.residual ? M * N : 0));
     const double active = double(std::min(tasks, T));
     // The first panel, all of K (also in passes: after each pass the next one's panel waits
     // for the last read of this one's), loaded by every active task at once.
@@ -214,8 +217,8 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     const uint64_t panel_tiles = dataflow == Dataflow::OutputStationary ? std::min<uint64_t>(task_rows, Mt)
                                                                         : std::min<uint64_t>(task_cols, Nt);
     out.ops = tasks * ((mm.conv ? 1 : ks * panel_tiles) + ks * strips + task_stores(dataflow, passes, strips, strips * panel_tiles) +
-                       (bias ? 3 : 0) +
-                       uint64_t(fabric_tiles) * (5 * ks + 3 * passes + 2 * (passes - 1)));
+                       (bias ? 3 : 0) + (mm.scale ? 3 : 0) +
+                       uint64_t(fabric_tiles) * (5 * ks + 3 * passes + 2 * (passes - 1) + (mm.residual ? 3 : 0)));
     return true;
 }
 

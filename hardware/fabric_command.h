@@ -35,9 +35,12 @@ struct MatmulCommand {
     uint32_t ldc = 0;           ///< its row pitch in elements
 };
 
-/// Accumulators -> memory (L1 of the tile) through the epilogue: alpha acc + beta bias[n], then
-/// activation (alpha and beta are Gemm's; 1 leaves the sum and the bias exactly as they are).
-/// The activations are hardware/scalar_functions.h's (GELU "gelu" is the tanh approximation
+/// Accumulators -> memory (L1 of the tile) through the epilogue, each stage optional, in this
+/// order: t = alpha acc + beta bias[n]; t = t * scale[n] (a per-output-channel multiplier);
+/// t = t + residual[m x n] (a tensor of C's shape: a skip connection); then activation (alpha
+/// and beta are Gemm's; 1 leaves the sum and the bias exactly as they are). Each stage rounds to
+/// fp32 as the unfused op would, so a fused Mul, Add and activation give the same bits. The
+/// activations are hardware/scalar_functions.h's (GELU "gelu" is the tanh approximation
 /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), "gelu_erf" the erf form).
 struct DrainCommand {
     uint64_t c = 0;        ///< device address in L1
@@ -48,6 +51,11 @@ struct DrainCommand {
     Activation activation = Activation::None;
     float alpha = 1.0f;    ///< scales the accumulators
     float beta = 1.0f;     ///< scales the bias
+    bool has_scale = false;
+    uint64_t scale = 0;    ///< n fp32 per-column multipliers in L1 when has_scale
+    bool has_residual = false;
+    uint64_t residual = 0; ///< m x n fp32 values in L1 added after the scale, when has_residual
+    uint32_t ldr = 0;      ///< the residual's row pitch in elements
 };
 
 }  // namespace kpu::hw

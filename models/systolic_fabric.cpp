@@ -163,13 +163,27 @@ bool SystolicFabric::execute_drain(const hw::DrainCommand& c) {
     if (c.has_bias && !l1_.read(c.bias, bias.data(), uint64_t(c.n) * sizeof(float)))
         return refuse("cannot read the bias from L1");
     if (c.has_bias) l1_read_ += uint64_t(c.n) * sizeof(float);
+    std::vector<float> scale(c.has_scale ? c.n : 0);
+    if (c.has_scale && !l1_.read(c.scale, scale.data(), uint64_t(c.n) * sizeof(float)))
+        return refuse("cannot read the scale from L1");
+    if (c.has_scale) l1_read_ += uint64_t(c.n) * sizeof(float);
+    if (c.has_residual && c.ldr < c.n) return refuse("ldr " + std::to_string(c.ldr) + " < n " + std::to_string(c.n));
+    std::vector<float> residual(c.has_residual ? c.n : 0);
     l1_written_ += uint64_t(c.m) * c.n * sizeof(float);
     out_.resize(c.n);
     for (uint32_t i = 0; i < c.m; ++i) {
         const float* row = acc_.data() + size_t(i) * c.n;
+        if (c.has_residual) {
+            const uint64_t at = c.residual + uint64_t(i) * c.ldr * sizeof(float);
+            if (!l1_.read(at, residual.data(), uint64_t(c.n) * sizeof(float)))
+                return refuse("cannot read residual row " + std::to_string(i) + " from L1");
+            l1_read_ += uint64_t(c.n) * sizeof(float);
+        }
         for (uint32_t j = 0; j < c.n; ++j) {
             const float sum = c.alpha == 1.0f ? row[j] : c.alpha * row[j];
             float v = sum + (!c.has_bias ? 0.0f : c.beta == 1.0f ? bias[j] : c.beta * bias[j]);
+            if (c.has_scale) v = v * scale[j];
+            if (c.has_residual) v = v + residual[j];
             out_[j] = hw::activate(v, c.activation);
         }
         if (!l1_.write(c.c + uint64_t(i) * c.ldc * sizeof(float), out_.data(), uint64_t(c.n) * sizeof(float))) {

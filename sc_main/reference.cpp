@@ -176,11 +176,13 @@ void evaluate_op(const compiler::Graph& graph, const compiler::Op& op,
         if (op.outputs[i] != compiler::kNoTensor) tensors[graph.tensor(op.outputs[i]).name] = std::move(e.outputs[i]);
 }
 
-/// act(A[m, k] @ B[k, n] (+ bias)) as the fabric computes it: the value in double and its
-/// error bound (what a fabric matmul's and each of an ffn op's two matmuls' results carry).
+/// act((A[m, k] @ B[k, n] (+ bias)) (* scale) (+ residual)) as the fabric computes it: the
+/// value in double and its error bound (what a fabric matmul's and each of an ffn op's two
+/// matmuls' results carry).
 ReferenceTensor fabric_matmul(const Operand& a, const Operand& b, const std::optional<Operand>& bias,
                               compiler::Activation activation, uint64_t m, uint64_t n, uint64_t k,
-                              const std::atomic<bool>* cancel) {
+                              const std::atomic<bool>* cancel, const std::optional<Operand>& scale = std::nullopt,
+                              const std::optional<Operand>& residual = std::nullopt) {
     const double unit = std::ldexp(1.0, -24);
     ReferenceTensor c;
     c.value.assign(m * n, 0.0);
@@ -200,6 +202,8 @@ ReferenceTensor fabric_matmul(const Operand& a, const Operand& b, const std::opt
             double bound = gamma * inflated[e] + (padded.empty() ? 0.0 : inflated[e] - sum_of_magnitudes);
             if (bias) x += bias->value(j), bound += bias->bound(j);
             bound += unit * std::fabs(x);
+            if (scale) drain_scale(x, bound, scale->value(j), scale->bound(j));
+            if (residual) drain_residual(x, bound, residual->value(e), residual->bound(e));
             double y = drain_activate(x, activation);
             bound = drain_activation_bound(bound, x, y, activation) + unit * std::fabs(y);
             c.value[e] = y;
@@ -243,10 +247,12 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
             continue;
         }
         const compiler::MatmulOperands op = compiler::matmul_operands(graph, id);
-        std::optional<Operand> bias;
+        std::optional<Operand> bias, scale, residual;
         if (op.bias) bias = get(*op.bias);
+        if (op.scale) scale = get(*op.scale);
+        if (op.residual) residual = get(*op.residual);
         tensors[graph.tensor(op.c).name] =
-            fabric_matmul(get(op.a), get(op.b), bias, op.activation, op.m, op.n, op.k, cancel);
+            fabric_matmul(get(op.a), get(op.b), bias, op.activation, op.m, op.n, op.k, cancel, scale, residual);
     }
     return tensors;
 }

@@ -713,6 +713,10 @@ void convolve(OpEvaluation& e, const ConvShape& s, X x_at, W w_at, Y y_at) {
                         }
                         bound += kUnit * std::fabs(value);
                         const uint64_t at = y_at(n, g, o, oh, ow);
+                        const uint64_t channel = g * s.cog + o;
+                        if (e.has_input(3))  // conv_nhwc's drain epilogue (fuse-epilogue)
+                            drain_scale(value, bound, e.inputs[3].value[channel], e.inputs[3].bound[channel]);
+                        if (e.has_input(4)) drain_residual(value, bound, e.inputs[4].value[at], e.inputs[4].bound[at]);
                         y.value[at] = value;
                         y.bound[at] = bound;
                         note_products(y, bound, dot.magnitude, k);
@@ -753,7 +757,8 @@ void ref_conv(OpEvaluation& e) {
 }
 
 /// conv_nhwc: X [N, G, H, W, Cg], W [G, kH, kW, Cg, Cog], B [G, Cog] -> Y [N, G, OH, OW, Cog],
-/// then its drain activation (the fuse-epilogue pass's), bounded as the fused matmul's.
+/// times its scale [G, Cog], plus its residual (Y's shape), then its drain activation (the
+/// fuse-epilogue pass's), bounded as the fused matmul's.
 void ref_conv_nhwc(OpEvaluation& e) {
     const std::vector<uint64_t>& xs = e.inputs[0].shape;
     const std::vector<uint64_t>& ws = e.inputs[1].shape;
@@ -897,6 +902,17 @@ std::vector<int64_t> OpEvaluation::ints(size_t i) const {
 OpReference op_reference(const std::string& kind) {
     const auto it = kReferences.find(kind);
     return it == kReferences.end() ? nullptr : it->second;
+}
+
+void drain_scale(double& x, double& e, double s, double es) {
+    e = e * std::fabs(s) + es * (std::fabs(x) + e);
+    x *= s;
+    e += kUnit * std::fabs(x);
+}
+
+void drain_residual(double& x, double& e, double r, double er) {
+    x += r;
+    e += er + kUnit * std::fabs(x);
 }
 
 double drain_activate(double x, compiler::Activation activation) {

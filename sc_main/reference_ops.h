@@ -91,6 +91,11 @@ struct OpEvaluation {
 
 using OpReference = void (*)(OpEvaluation& evaluation);
 
+/// The drain epilogue's stages between the bias and the activation (hardware/fabric_command.h)
+/// on x with bound e: times a per-channel scale s (bound es), then plus a residual r (bound
+/// er), each rounded to fp32 as the unfused Mul and Add are (u |result| more).
+void drain_scale(double& x, double& e, double s, double es);
+void drain_residual(double& x, double& e, double r, double er);
 /// The drain's activation (the fused matmul's and conv_nhwc's) of x, in double.
 double drain_activate(double x, compiler::Activation activation);
 /// The bound after that activation, from the bound `e` of its argument x and y = act(x): the

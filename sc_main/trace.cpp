@@ -115,6 +115,8 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                 if (op.drain.has_bias) args["bias"] = true;
                 if (op.drain.alpha != 1.0f) args["alpha"] = op.drain.alpha;
                 if (op.drain.has_bias && op.drain.beta != 1.0f) args["beta"] = op.drain.beta;
+                if (op.drain.has_scale) args["scale"] = true;
+                if (op.drain.has_residual) args["residual"] = true;
                 if (op.drain.activation != compiler::Activation::None)
                     args["activation"] = to_string(op.drain.activation);
             } else if (op.kind == compiler::BoundOp::Kind::Vector) {

@@ -160,7 +160,18 @@ void infer_conv_nhwc(InferContext& c) {
             c.fail(c.describe(2) + " is not [" + std::to_string(w[0]) + ", " + std::to_string(w[4]) + "]");
     }
     const Spatial s = spatial(c, x[2], x[3], w[1], w[2], "NOTSET");
-    c.output(0, {x[0], x[1], s.oh, s.ow, w[4]}, c.dtype(0));
+    const std::vector<uint64_t> y{x[0], x[1], s.oh, s.ow, w[4]};
+    // The drain's epilogue (fuse-epilogue): a per-channel scale like the bias, a residual of Y's shape.
+    if (c.has_input(3)) {
+        c.same_dtype(0, 3);
+        if (c.shape(3) != std::vector<uint64_t>{w[0], w[4]})
+            c.fail(c.describe(3) + " is not [" + std::to_string(w[0]) + ", " + std::to_string(w[4]) + "]");
+    }
+    if (c.has_input(4)) {
+        c.same_dtype(0, 4);
+        if (c.shape(4) != y) c.fail(c.describe(4) + " is not Y's shape " + shape_string(y));
+    }
+    c.output(0, y, c.dtype(0));
 }
 
 /// Conv as the fabric runs it: the input to [N, G, H, W, Cg] (NHWC, each group's channels
@@ -240,6 +251,7 @@ MatmulOperands conv_operands(const Graph& graph, const Op& op) {
     out.b_step[0] = 0, out.b_step[1] = 1;
     out.conv = c;
     out.activation = activation_of(op);
+    epilogue_operands(op, out);
     return out;
 }
 
@@ -258,7 +270,7 @@ void register_conv(OpRegistry& registry) {
     registry.add(std::move(s));
 
     OpSchema n;
-    n.kind = "conv_nhwc", n.inputs = {"X", "W", "B"}, n.min_inputs = 2, n.outputs = {"Y"};
+    n.kind = "conv_nhwc", n.inputs = {"X", "W", "B", "scale", "residual"}, n.min_inputs = 2, n.outputs = {"Y"};
     n.attributes = {{"activation", AttrType::String, std::string("none")},  // the drain's (fuse-epilogue)
                     {"dilations", AttrType::Ints, std::vector<int64_t>{1, 1}},
                     {"pads", AttrType::Ints, std::vector<int64_t>{0, 0, 0, 0}},

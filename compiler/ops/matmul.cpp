@@ -12,8 +12,9 @@ namespace {
 
 /// C[M,N] = act(A[M,K] @ B[K,N] (+ bias[N])): the messages of the original matmul-only IR.
 void infer_fused(InferContext& c) {
-    auto operand = [&](size_t i) {  // "A 'x'": the role and the tensor (i == 3: the output C)
+    auto operand = [&](size_t i) {  // "A 'x'": the role and the tensor (i == 3: the output C, 4: the scale)
         if (i == 3) return "C '" + c.output_tensor(0)->name + "'";
+        if (i == 4) return "scale '" + c.input(3).name + "'";
         return std::string(i == 0 ? "A" : i == 1 ? "B" : "bias") + " '" + c.input(i).name + "'";
     };
     auto need_rank = [&](size_t i, const std::vector<uint64_t>& shape, size_t rank) {
@@ -36,6 +37,20 @@ void infer_fused(InferContext& c) {
     }
     c.same_dtype(0, 1);
     need_activation(c);
+    if (c.has_input(3)) {
+        need_rank(4, c.shape(3), 1);
+        if (c.shape(3)[0] != b[1])
+            c.fail("scale '" + c.input(3).name + "' dimension 0 is " + std::to_string(c.shape(3)[0]) + " but " +
+                   operand(1) + " dimension 1 is " + std::to_string(b[1]));
+        c.same_dtype(0, 3);
+    }
+    if (c.has_input(4)) {
+        const std::vector<uint64_t> want{a[0], b[1]};
+        if (c.shape(4) != want)
+            c.fail("residual '" + c.input(4).name + "' has shape " + shape_string(c.shape(4)) + " but C is " +
+                   shape_string(want));
+        c.same_dtype(0, 4);
+    }
     if (const Tensor* out = c.output_tensor(0); out && out->has_shape()) {
         need_rank(3, out->shape, 2);
         if (out->shape[0] != a[0])
@@ -168,6 +183,7 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op) {
     out.a = op.inputs.at(0), out.b = op.inputs.at(1), out.c = op.outputs.at(0);
     if (op.kind != "MatMul" && op.inputs.size() > 2 && op.inputs[2] != kNoTensor) out.bias = op.inputs[2];
     if (fused) out.activation = activation_of(op);
+    if (fused) epilogue_operands(op, out);
     const std::vector<uint64_t>& a = graph.tensor(out.a).shape;
     const std::vector<uint64_t>& b = graph.tensor(out.b).shape;
     if (op.kind == "MatMul") {
@@ -192,20 +208,28 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op) {
 
 MatmulOperands matmul_operands(const Graph& graph, uint32_t op) { return matmul_operands(graph, graph.ops().at(op)); }
 
+void epilogue_operands(const Op& op, MatmulOperands& out) {
+    if (op.inputs.size() > 3 && op.inputs[3] != kNoTensor) out.scale = op.inputs[3];
+    if (op.inputs.size() > 4 && op.inputs[4] != kNoTensor) out.residual = op.inputs[4];
+}
+
 Op make_matmul(std::string name, uint32_t a, uint32_t b, uint32_t c, std::optional<uint32_t> bias,
-               Activation activation) {
+               Activation activation, std::optional<uint32_t> scale, std::optional<uint32_t> residual) {
     Op op;
     op.name = std::move(name);
     op.kind = "matmul";
     op.inputs = {a, b};
-    if (bias) op.inputs.push_back(*bias);
+    // Absent operands before a present one are kNoTensor: a plain matmul keeps its two or three.
+    if (bias || scale || residual) op.inputs.push_back(bias ? *bias : kNoTensor);
+    if (scale || residual) op.inputs.push_back(scale ? *scale : kNoTensor);
+    if (residual) op.inputs.push_back(*residual);
     op.outputs = {c};
     if (activation != Activation::None) op.attributes["activation"] = std::string(to_string(activation));
     return op;
 }
 
 void register_matmul(OpRegistry& registry) {
-    registry.add({"matmul", {"A", "B", "bias"}, 2, false, {"C"}, 1, false,
+    registry.add({"matmul", {"A", "B", "bias", "scale", "residual"}, 2, false, {"C"}, 1, false,
                   {{"activation", AttrType::String, std::string("none")}}, infer_fused,
                   [](const Graph&, const Op&) { return std::string(); }, {}});
     registry.add({"MatMul", {"A", "B"}, 2, false, {"Y"}, 1, false, {}, infer_matmul, matmul_lowering, {}});

@@ -39,13 +39,16 @@ struct ConvGeometry {
 };
 
 /// A lowerable matmul-family op as the tiler sees it: `batch` times C[M,N] = activation(A[M,K]
-/// @ B[K,N] (+ bias[N])), row-major. Each operand is seen in its 2D view (a tensor of rank 2 or
+/// @ B[K,N] (+ bias[N]) (* scale[N]) (+ residual[M,N])), row-major (the drain's epilogue,
+/// hardware/fabric_command.h). Each operand is seen in its 2D view (a tensor of rank 2 or
 /// more as rows of its last dim, a smaller one as one row); matrix t of an operand starts at
 /// row a_row(t) / b_row(t) / c_row(t) of its view. A transposed operand is stored transposed
 /// (A as [K, M], B as [N, K]): its regions are read in that layout and transposed on chip.
 struct MatmulOperands {
     uint32_t a = 0, b = 0, c = 0;   ///< tensor indices
     std::optional<uint32_t> bias;   ///< tensor index of bias[N]
+    std::optional<uint32_t> scale;  ///< tensor index of scale[N] (a conv's [G, Cog], row bias_row()), the drain's multiplier
+    std::optional<uint32_t> residual;  ///< tensor index of the residual, C's shape: added after the scale
     Activation activation = Activation::None;
     uint64_t m = 0, n = 0, k = 0;   ///< the dimensions of one matrix
     uint64_t batch = 1;             ///< C matrices (MatMul's batch dims; 1 when B is shared and A's fold into m)
@@ -92,8 +95,13 @@ void need_activation(InferContext& c);
 /// The op's "activation" attribute (none when absent) of a checked op.
 Activation activation_of(const Op& op);
 
-/// The fused form: C = activation(A @ B (+ bias)).
+/// The fused form: C = activation((A @ B (+ bias)) (* scale) (+ residual)).
 Op make_matmul(std::string name, uint32_t a, uint32_t b, uint32_t c, std::optional<uint32_t> bias = std::nullopt,
-               Activation activation = Activation::None);
+               Activation activation = Activation::None, std::optional<uint32_t> scale = std::nullopt,
+               std::optional<uint32_t> residual = std::nullopt);
+
+/// The drain epilogue's operands of a matmul or conv_nhwc op: its inputs 3 (scale) and 4
+/// (residual), when present.
+void epilogue_operands(const Op& op, MatmulOperands& out);
 
 }  // namespace kpu::compiler

@@ -84,6 +84,12 @@ void print_op(std::ostream& out, const Program& p, const DfxOp& op) {
     out << "]\n";
 }
 
+/// The drain epilogue's stages after the bias, as the op summary spells them: " * scale + r".
+std::string epilogue_text(const Graph& g, const MatmulOperands& op) {
+    return (op.scale ? " * " + g.tensor(*op.scale).name : std::string()) +
+           (op.residual ? " + " + g.tensor(*op.residual).name : std::string());
+}
+
 /// "  fused with: bn1, relu1" for an op a fusion pass made (Op::fused_with).
 void print_fused(std::ostream& out, const Op& op) {
     if (op.fused_with.empty()) return;
@@ -222,6 +228,7 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
             out << "op '" << g.ops()[kr.op].name << "': " << g.tensor(op.c).name << shape_string(g.tensor(op.c).shape)
                 << " = conv(" << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << ", " << g.tensor(op.b).name
                 << shape_string(g.tensor(op.b).shape) << ")" << (op.bias ? " + " + g.tensor(*op.bias).name : "")
+                << epilogue_text(g, op)
                 << (op.activation != Activation::None ? std::string(", then ") + to_string(op.activation) : "")
                 << " on the fabric: implicit GEMM " << M << "x" << N << "x" << K << ", im2col gathered on chip\n";
         } else {
@@ -229,7 +236,8 @@ void summarize(std::ostream& out, const Program& p, bool verbose) {
                 << " = " << (op.activation != Activation::None ? std::string(to_string(op.activation)) + "(" : "")
                 << g.tensor(op.a).name << shape_string(g.tensor(op.a).shape) << (op.trans_a ? "^T" : "") << " @ "
                 << g.tensor(op.b).name << shape_string(g.tensor(op.b).shape) << (op.trans_b ? "^T" : "")
-                << (op.bias ? " + " + g.tensor(*op.bias).name : "") << (op.activation != Activation::None ? ")" : "")
+                << (op.bias ? " + " + g.tensor(*op.bias).name : "") << epilogue_text(g, op)
+                << (op.activation != Activation::None ? ")" : "")
                 << "\n";
         }
         print_fused(out, g.ops()[kr.op]);

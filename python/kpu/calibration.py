@@ -385,7 +385,7 @@ class Calibrator:
         # compute from them only): weights, not activations.
         self.constant_derived = {t["name"] for t in self.graph["tensors"] if t.get("role") == "constant"}
         for op in self.graph["ops"]:
-            ins = [n for n in (op.get("inputs") or [op.get("A"), op.get("B"), op.get("bias")]) if n]
+            ins = [n for n in (op.get("inputs") or [op.get(k) for k in ("A", "B", "bias", "scale", "residual")]) if n]
             if ins and all(n in self.constant_derived for n in ins):
                 outs = op.get("outputs") or [op.get("C")]
                 self.constant_derived.update(n for n in outs if n)

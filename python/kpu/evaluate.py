@@ -178,8 +178,10 @@ def _op(kind, t, a, out_shapes):
         xn = x.permute(0, 1, 4, 2, 3).reshape(n, g * cg, h, w)
         wn = t[1].permute(0, 4, 3, 1, 2).reshape(g * cog, cg, kh, kw)
         b = t[2].reshape(-1) if len(t) > 2 and t[2] is not None else None
-        y = _DRAIN_ACTIVATIONS[a.get("activation", "none")](_conv_nchw(xn, wn, b, a, g))
-        return [y.reshape(n, g, cog, y.shape[-2], y.shape[-1]).permute(0, 1, 3, 4, 2).contiguous()]
+        y = _conv_nchw(xn, wn, b, a, g)
+        y = y.reshape(n, g, cog, y.shape[-2], y.shape[-1]).permute(0, 1, 3, 4, 2).contiguous()
+        return [_DRAIN_ACTIVATIONS[a.get("activation", "none")](_epilogue(y, t, t[3].reshape(g, 1, 1, cog)
+                                                                          if len(t) > 3 and t[3] is not None else None))]
     if kind == "depthwise_conv":
         if a.get("auto_pad", "NOTSET") != "NOTSET":
             raise KeyError("depthwise auto_pad")
@@ -187,11 +189,11 @@ def _op(kind, t, a, out_shapes):
         return [_conv_nchw(x, t[1], b, a, x.shape[1])]
     if kind in ("MaxPool", "AveragePool"):
         return [_pool(kind, x, a)]
-    if kind == "matmul":  # ours: act(A @ B (+ bias))
+    if kind == "matmul":  # ours: act((A @ B (+ bias)) (* scale) (+ residual))
         y = x @ t[1]
         if len(t) > 2 and t[2] is not None:
             y = y + t[2]
-        return [_DRAIN_ACTIVATIONS[a.get("activation", "none")](y)]
+        return [_DRAIN_ACTIVATIONS[a.get("activation", "none")](_epilogue(y, t, t[3] if len(t) > 3 else None))]
     if kind == "vector_chain":  # ours (fuse-rows): its steps one after the other
         return [_vector_chain(t, a, out_shapes)]
     if kind == "ffn":  # ours (fuse-ffn): act(X @ W1 (+ B1)) @ W2 (+ B2), the drain's activation
@@ -199,6 +201,16 @@ def _op(kind, t, a, out_shapes):
         h = _DRAIN_ACTIVATIONS[a.get("activation", "none")](h)
         return [h @ t[2] + (t[4] if len(t) > 4 and t[4] is not None else 0)]
     raise KeyError(kind)
+
+
+def _epilogue(y, t, scale):
+    """The drain's stages between the bias and the activation (hardware/fabric_command.h): times
+    the per-channel scale (broadcast as given), then plus the residual t[4], each in fp32."""
+    if scale is not None:
+        y = y * scale
+    if len(t) > 4 and t[4] is not None:
+        y = y + t[4]
+    return y
 
 
 def _vector_chain(t, a, out_shapes):
@@ -252,7 +264,7 @@ def evaluate(graph, inputs, weights):
             if "inputs" in o:
                 ins, outs, attributes = o["inputs"], o["outputs"], o.get("attributes", {})
             else:  # the fused matmul's own keys
-                ins = [o["A"], o["B"]] + ([o["bias"]] if o.get("bias") else [])
+                ins = [o["A"], o["B"], o.get("bias", ""), o.get("scale", ""), o.get("residual", "")]
                 outs, attributes = [o["C"]], {"activation": o.get("activation", "none")}
             try:
                 results = _op(o["op"], [values.get(n) if n else None for n in ins], attributes,

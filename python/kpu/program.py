@@ -113,7 +113,7 @@ class KPUProgram:
             if "inputs" in o:
                 ins, outs, attributes = list(o["inputs"]), list(o["outputs"]), dict(o.get("attributes", {}))
             else:  # the fused matmul's own keys (docs/graph-format.md)
-                ins = [o["A"], o["B"]] + ([o["bias"]] if o.get("bias") else [])
+                ins = [o["A"], o["B"]] + [o[k] for k in ("bias", "scale", "residual") if o.get(k)]
                 outs, attributes = [o["C"]], {"activation": o.get("activation", "none")}
             ops.append(KPUOp(o["name"], o["op"], ins, outs, attributes,
                              tiling, order, list(o.get("fused_with", [])), int(hints.get("estimated_cycles", 0)),

@@ -81,6 +81,30 @@ def test_fused_ffn_matches_the_reference_and_numpy(tmp_path):
     h = t["x"].astype(np.float64) @ t["W1"] + t["b1"]
     h = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h ** 3)))  # the drain's gelu
     agree(fast["y"], h @ t["W2"] + t["b2"])
+def test_drain_epilogue_matches_the_reference_and_numpy(tmp_path):
+    """fuse-epilogue takes a per-channel Mul, a residual Add and a Relu into a matmul: the fast
+    path's rule for its scale and residual against the C++ reference and NumPy."""
+    graph = {"tensors": [{"name": "x", "shape": [30, 20], "role": "input"}, {"name": "W", "shape": [20, 12], "role": "input"},
+                         {"name": "s", "shape": [12], "role": "input"}, {"name": "r", "shape": [30, 12], "role": "input"},
+                         {"name": "t"}, {"name": "u"}, {"name": "v"}, {"name": "y", "role": "output"}],
+             "ops": [{"op": "MatMul", "name": "mm", "inputs": ["x", "W"], "outputs": ["t"]},
+                     {"op": "Mul", "name": "scale", "inputs": ["t", "s"], "outputs": ["u"]},
+                     {"op": "Add", "name": "skip", "inputs": ["r", "u"], "outputs": ["v"]},
+                     {"op": "Relu", "name": "act", "inputs": ["v"], "outputs": ["y"]}]}
+    path = tmp_path / "mm.json"
+    path.write_text(json.dumps(graph))
+    program = kpu.KPUCompiler().compile(str(path), config_path("edge"))
+    compiled = json.loads(program.native.kpu_text())["graph"]
+    assert [(o["op"], o.get("scale"), o.get("residual")) for o in compiled["ops"]] == [("matmul", "s", "r")]
+    rng = np.random.default_rng(7)
+    t = {n: rng.standard_normal(s).astype(np.float32) for n, s in
+         (("x", (30, 20)), ("W", (20, 12)), ("s", (12,)), ("r", (30, 12)))}
+    fast = evaluate(compiled, t, {})
+    assert fast is not None, "the fused matmul fell back to the reference"
+    agree(fast["y"], program.native.reference(t)["y"])
+    agree(fast["y"], np.maximum((t["x"].astype(np.float64) @ t["W"]) * t["s"] + t["r"], 0))
+
+
 def attention_graph(four):
     """Attention with grouped heads, a mask per query and causal masking: the pass fuses it."""
     q, k, v = ([1, 4, 9, 8], [1, 2, 9, 8], [1, 2, 9, 6]) if four else ([1, 9, 32], [1, 9, 16], [1, 9, 12])

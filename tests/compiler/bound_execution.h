@@ -87,6 +87,8 @@ inline void execute(const BoundProgram& b, Memory& mem, uint32_t seed) {
             for (uint32_t i = 0; i < d.m; ++i)
                 for (uint32_t j = 0; j < d.n; ++j) {
                     float v = d.alpha * a[i * d.n + j] + (d.has_bias ? d.beta * mem.at(d.bias + j * 4) : 0.f);
+                    if (d.has_scale) v = v * mem.at(d.scale + j * 4);
+                    if (d.has_residual) v = v + mem.at(d.residual + (uint64_t(i) * d.ldr + j) * 4);
                     if (d.activation == Activation::Relu) v = std::max(v, 0.f);
                     mem.at(d.c + (uint64_t(i) * d.ldc + j) * 4) = v;
                 }

@@ -77,7 +77,8 @@ TEST(EnumNames, EveryValueRoundTripsThroughItsName) {
     expect_round_trips("Dataflow", dataflows, kDataflowNames, parse_dataflow);
     const Buffer buffers[] = {Buffer::Panel, Buffer::Strip, Buffer::Out, Buffer::Bias3, Buffer::A2, Buffer::B2,
                               Buffer::C2,    Buffer::Bias2, Buffer::A1,  Buffer::B1,    Buffer::C1, Buffer::Bias1,
-                              Buffer::Hidden};
+                              Buffer::Hidden, Buffer::Scale3, Buffer::Scale2, Buffer::Scale1,
+                              Buffer::Residual3, Buffer::Residual2, Buffer::Residual1};
     static_assert(std::size(buffers) == kBufferCount);
     expect_round_trips("Buffer", buffers, kBufferNames, parse_buffer);
     const DfxOpKind dfx_kinds[] = {DfxOpKind::Load, DfxOpKind::Move, DfxOpKind::Store, DfxOpKind::Matmul,

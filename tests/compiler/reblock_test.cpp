@@ -141,6 +141,46 @@ TEST(Reblock, AReblockedProgramComputesTheSameBitsAsItsOriginalTiling) {
     }
 }
 
+/// C = relu((A @ W + b) * s + r) as the fused matmul's own keys: the drain epilogue's scale and residual.
+std::string epilogue_json(uint64_t m, uint64_t n, uint64_t k) {
+    auto s = [](uint64_t v) { return std::to_string(v); };
+    return R"({"tensors": [
+      {"name": "A", "shape": [)" + s(m) + ", " + s(k) + R"(], "role": "input"},
+      {"name": "W", "shape": [)" + s(k) + ", " + s(n) + R"(], "role": "constant"},
+      {"name": "b", "shape": [)" + s(n) + R"(], "role": "constant"},
+      {"name": "s", "shape": [)" + s(n) + R"(], "role": "constant"},
+      {"name": "r", "shape": [)" + s(m) + ", " + s(n) + R"(], "role": "input"},
+      {"name": "C", "shape": [)" + s(m) + ", " + s(n) + R"(], "role": "output"}],
+      "ops": [{"op": "matmul", "name": "mm", "A": "A", "B": "W", "C": "C", "bias": "b", "scale": "s",
+               "residual": "r", "activation": "relu"}]})";
+}
+
+// The residual tile and the scale row re-block with C: on minimal each sub-task reads its
+// rows x columns of the residual and its columns of the scale once, and the bits are home's.
+TEST(Reblock, AFusedResidualMatmulReblocksToTheSameBitsAndClosedForm) {
+    const uint64_t M = 96, N = 160, K = 640;
+    const hw::Config& minimal = test::config("minimal");
+    for (const char* from : {"roofline-ref", "datacenter"}) {
+        SCOPED_TRACE(from);
+        const Program p = compile_json(epilogue_json(M, N, K), test::config(from));
+        ASSERT_FALSE(fits_config(p, minimal)) << "the case re-blocks nothing";
+        const Program r = reblock(p, minimal);
+        uint64_t read = 0, write = 0;
+        for (const Task& t : r.tasks) {
+            const Region g = region(t, r.kernels[0].tile, M, N);
+            const uint64_t rows = g.r1 - g.r0, cols = g.c1 - g.c0;
+            read += 4 * (rows * K + K * cols + 2 * cols + rows * cols);
+            write += 4 * rows * cols;
+        }
+        EXPECT_EQ(r.hints.dram_read_bytes, read);
+        EXPECT_EQ(r.hints.dram_write_bytes, write);
+        const BoundProgram away = test::expect_consistent(r, minimal);
+        EXPECT_EQ(away.dram_read_bytes, read);
+        EXPECT_EQ(away.dram_write_bytes, write);
+        EXPECT_EQ(run_bits(away, "C"), run_bits(bind(p, test::config(from)), "C"));
+    }
+}
+
 TEST(Reblock, AProgramForDatacenterRunsOnMinimal) {
     const Program p = compile_json(test::mlp_json(256, 512, 1024, 256), test::config("datacenter"));
     ReblockReport report;

@@ -5,13 +5,14 @@ the same bytes as -O0's, and its DRAM bytes (the .kpu's hints and kpu-sim's meas
 are -O0's less exactly the absorbed ops' kernels, with the fused matmul's own by the closed
 form 4 (M K Pn + K N Pm + [bias] N Pm) + 4 M N. Disabling the pass gives -O0's program.
 Usage: opt_passes_check.py BUILD_BIN_DIR SOURCE_DIR WORK_DIR"""
-import json
 import os
 import sys
 
 import numpy as np
 
-from kpu_run import compile_and_simulate, op, tensor
+from kpu_run import op, tensor
+import pass_run
+from pass_run import conv2d, kernel_traffic, run_case, vals
 
 bin_dir, source_dir, work = sys.argv[1:4]
 rng = np.random.default_rng(33)
@@ -27,44 +28,12 @@ def fail(msg):
 
 def compile_run(name, graph, inputs, config, args):
     """(.kpu JSON, kpu-sim stats, {output: raw .npy bytes}) of `graph` compiled with `args`."""
-    case = os.path.join(work, name)
-    stats_path = os.path.join(case, "stats.json")
-    outputs = [t["name"] for t in graph["tensors"] if t.get("role") == "output"]
-    compile_and_simulate(bin_dir, source_dir, case, graph, config, inputs, outputs[0], check=True,
-                         sim_args=["--stats", stats_path], compile_args=args)
-    with open(os.path.join(case, "p.kpu")) as f:
-        program = json.load(f)
-    with open(stats_path) as f:
-        stats = json.load(f)
-    outs = {}
-    for name in outputs:
-        with open(os.path.join(case, "out", name + ".npy"), "rb") as f:
-            outs[name] = f.read()
-    return program, stats, outs
-
-
-def vals(a):
-    """Inline values of an array, as float32 holds them."""
-    return [float(v) for v in np.asarray(a, dtype=np.float32).ravel()]
-
-
-def kernel_traffic(program):
-    """{op name: DRAM bytes read + written} from the .kpu's per-kernel hints."""
-    out = {}
-    for k in program["kernels"]:
-        h = k["hints"]
-        out[k["op"]] = out.get(k["op"], 0) + h["dram_read_bytes"] + h["dram_write_bytes"]
-    return out
+    return run_case(bin_dir, source_dir, os.path.join(work, name), graph, config, inputs, args)
 
 
 def check_dram(where, program, stats, stats0, want, note):
-    """The DRAM bytes the .kpu's hints say and kpu-sim measured both `want`; prints the case."""
-    hinted = program["hints"]["dram_read_bytes"] + program["hints"]["dram_write_bytes"]
-    measured = stats["dram_reads_bytes"] + stats["dram_writes_bytes"]
-    if not hinted == measured == want:
-        fail(f"{where}: DRAM bytes hinted {hinted}, measured {measured}, closed form {want}")
-    print(f"{where}: {note}; DRAM {stats0['dram_reads_bytes'] + stats0['dram_writes_bytes']} -> {measured} B,"
-          f" cycles {stats0['total_cycles']} -> {stats['total_cycles']}")
+    """pass_run.check_dram, failing this script."""
+    pass_run.check_dram(where, program, stats, stats0, want, note, fail)
 
 
 def matmul_closed_form(program, op_name):
@@ -197,7 +166,9 @@ for config in ("edge", "t64"):
         print(f"fold-constants on {config} ({label}): same bytes as -O0; DRAM "
               f"{s0['dram_reads_bytes'] + s0['dram_writes_bytes']} -> {measured} B")
 
-# A matmul whose result is read twice, and an Add of a full matrix, stay as they are.
+# A matmul whose result is read twice, and an Add of a full matrix to a matmul's result that
+# is a graph output, stay as they are (an Add of a full matrix to an intermediate is a
+# residual the drain takes: epilogue_check.py).
 for name, extra in (("read_twice", True), ("matrix_add", False)):
     cases += 1
     tensors = [tensor("x", [32, 48], "input"), tensor("W", [48, 40], "constant"), tensor("t"),
@@ -207,6 +178,7 @@ for name, extra in (("read_twice", True), ("matrix_add", False)):
         tensors.append(tensor("z", None, "output"))
         ops = [op("MatMul", "mm", ["x", "W"], ["t"]), op("Relu", "act", ["t"], ["y"]), op("Sigmoid", "s", ["t"], ["z"])]
     else:
+        tensors[2] = tensor("t", None, "output")
         tensors.append(tensor("r", [32, 40], "input"))
         inputs["r"] = rng.standard_normal((32, 40))
         ops = [op("MatMul", "mm", ["x", "W"], ["t"]), op("Add", "res", ["t", "r"], ["y"])]
@@ -216,19 +188,6 @@ for name, extra in (("read_twice", True), ("matrix_add", False)):
     if p2["graph"] != p0["graph"] or o2 != o0:
         fail(f"{name}: -O2 changed a graph with nothing to fuse")
 
-
-
-def conv2d(x, w, b, pad):
-    """Direct convolution in float64 (stride 1, groups 1, NCHW)."""
-    n, c, h, wd = x.shape
-    co, _, kh, kw = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    oh, ow = h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1
-    y = np.zeros((n, co, oh, ow))
-    for i in range(kh):
-        for j in range(kw):
-            y += np.einsum("nchw,oc->nohw", xp[:, :, i:i + oh, j:j + ow], w[:, :, i, j])
-    return y + (b[None, :, None, None] if b is not None else 0)
 
 
 def bn_graph(known, conv_bias, relu):
