@@ -5,6 +5,7 @@
 #include <optional>
 #include <sstream>
 
+#include "compiler/attention_pattern.h"
 #include "compiler/compile_error.h"
 #include "compiler/ffn_fusion.h"
 #include "compiler/flash_attention.h"
@@ -144,6 +145,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     }
     program.graph = choose_units(program.graph, target, nullptr, options.depthwise);  // a depthwise Conv's unit
     if (options.passes.enabled(Pass::FuseAttention)) {  // before the composites: an Attention that fits stays whole
+        program.graph = fuse_attention_patterns(program.graph, target, weights, options.notes);  // ONNX's spelled-out chains
         program.graph = fuse_attention(program.graph, target);
         program.passes.push_back(Pass::FuseAttention);
     }
