@@ -13,6 +13,7 @@
 #include "compiler/long_rows.h"
 #include "compiler/passes/fold_batchnorm.h"
 #include "compiler/passes/fold_constants.h"
+#include "compiler/passes/flatten_linear.h"
 #include "compiler/passes/fuse_epilogue.h"
 #include "compiler/memory_plan.h"
 #include "compiler/unit_choice.h"
@@ -157,7 +158,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     require_lowerable(program.graph, "graph");
     program.graph = split_long_rows(program.graph, target);
     if (options.passes.enabled(Pass::FuseEpilogue)) {  // on the lowered ops, after the layout is settled
-        program.graph = fuse_epilogue(program.graph);
+        program.graph = fuse_epilogue(flatten_linear(program.graph));  // ONNX's 3-D linears as matrices
         program.passes.push_back(Pass::FuseEpilogue);
     }
     if (options.passes.enabled(Pass::FuseFfn)) {  // after fuse-epilogue: an FFN's matmuls in the fused form
