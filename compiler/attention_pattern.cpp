@@ -1,7 +1,6 @@
 #include "compiler/attention_pattern.h"
 
 #include <algorithm>
-#include <cmath>
 #include <optional>
 #include <set>
 
@@ -107,7 +106,9 @@ public:
             return std::nullopt;
         }
         chain.push_back(mm1);
-        if (!operands(m, g_.ops()[mm1], g_.ops()[mm2], why) || !mask_flags(m, why)) return std::nullopt;
+        if (!operands(m, g_.ops()[mm1], g_.ops()[mm2], why) ||
+            !mask_flags(m, g_.tensor(x).shape.size(), why))
+            return std::nullopt;
         chain.insert(chain.end(), m.absorbed.begin(), m.absorbed.end());  // the heads' merge back
         std::sort(chain.begin(), chain.end());
         m.absorbed = {mm1};
@@ -212,32 +213,28 @@ private:
     }
 
     /// The causal flag for an exactly causal constant mask (which then goes); false with `why`
-    /// for a constant mask with a value that is not finite.
-    bool mask_flags(Match& m, std::string& why) const {
+    /// for a mask that varies along the batch of 3-D scores (the 3-D form would align it with
+    /// the heads, as Attention does).
+    bool mask_flags(Match& m, uint64_t scores_rank, std::string& why) const {
         if (!m.mask) return true;
         const Tensor& mask = g_.tensor(*m.mask);
+        const std::vector<uint64_t>& s = mask.shape;
+        if (scores_rank == 3 && s.size() == 3 && s[0] != 1) {
+            why = "mask '" + mask.name + "' of shape " + shape_string(s) + " varies along the batch of 3-D scores";
+            return false;
+        }
         const std::optional<ConstValue> c = known_value(g_, *m.mask, weights_);
         if (!c) return true;  // known at run time: flash attention adds it as Attention does
-        const std::vector<uint64_t>& s = mask.shape;
         bool causal = m.sq == m.skv && s.size() >= 2 && s[s.size() - 2] == m.sq && s.back() == m.skv;
-        bool finite = true;
         const uint64_t n = m.skv;
-        for (uint64_t i = 0; i < c->values.size(); ++i) {
-            const double value = c->values[i];
-            finite = finite && std::isfinite(value);
-            if (!causal) continue;
+        for (uint64_t i = 0; causal && i < c->values.size(); ++i) {
             const uint64_t row = i / n % n, col = i % n;
-            causal = col <= row ? value == 0 : value <= kMaskedValue;
+            causal = col <= row ? c->values[i] == 0 : c->values[i] <= kMaskedValue;
         }
         if (causal) {
             m.causal = true;
             m.dropped = m.mask;
             m.mask.reset();
-            return true;
-        }
-        if (!finite) {
-            why = "mask '" + mask.name + "' has a value that is not finite and is not exactly causal";
-            return false;
         }
         return true;
     }

@@ -27,9 +27,10 @@ constexpr double kMaskedValue = -1e30;
 /// on the unsplit tensors and the views and copies go with it. A constant mask (inline or in
 /// `weights`, which may be null) that is exactly causal (Sq = Skv, 0 on and below the diagonal,
 /// at or below kMaskedValue above it, in every matrix) becomes the causal flag, which skips
-/// the blocks above the diagonal, and its weight entry is dropped; another constant mask with
-/// a value that is not finite is refused (the running maximum of the online softmax needs
-/// finite values). A chain that does not match stays as it is; `notes` (may be null) gets a
+/// the blocks above the diagonal, and its weight entry is dropped; another mask is attn_mask
+/// (a row whose keys are all -inf gets zeros, as masked_softmax gives it). With 3-D scores a
+/// 3-D mask must not vary along the batch (the 3-D form aligns a mask's dims with
+/// [B, H, Sq, Skv]). A chain that does not match stays as it is; `notes` (may be null) gets a
 /// line per Softmax between two MatMuls left as it is, saying why.
 Graph fuse_attention_patterns(const Graph& graph, const hw::Config& config, Weights* weights,
                               std::vector<std::string>* notes = nullptr);

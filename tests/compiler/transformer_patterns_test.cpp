@@ -31,7 +31,13 @@ const Op& only_flash(const Graph& g) {
     return none;
 }
 
-std::string name_of(const Graph& g, uint32_t t) { return g.tensor(t).name; }
+/// The names of op's inputs, then of its outputs.
+std::vector<std::string> tensor_names(const Graph& g, const Op& op) {
+    std::vector<std::string> out;
+    for (uint32_t t : op.inputs) out.push_back(g.tensor(t).name);
+    for (uint32_t t : op.outputs) out.push_back(g.tensor(t).name);
+    return out;
+}
 
 // Q, K, V [1, 2, 16, 8]: K^T by Transpose [0, 1, 3, 2], scores / 4, an input mask added.
 std::string four_d_json(const std::string& scale_op, const std::string& mask_role) {
@@ -59,12 +65,7 @@ TEST(AttentionPattern, ASpelledOutChainBecomesOneFlashOp) {
     const Op& f = out.ops()[0];
     EXPECT_EQ(f.name, "qk");
     EXPECT_EQ(f.fused_with, (std::vector<std::string>{"kt", "scale", "add", "sm", "pv"}));
-    ASSERT_EQ(f.inputs.size(), 4u);
-    EXPECT_EQ(name_of(out, f.inputs[0]), "q");
-    EXPECT_EQ(name_of(out, f.inputs[1]), "k");
-    EXPECT_EQ(name_of(out, f.inputs[2]), "v");
-    EXPECT_EQ(name_of(out, f.inputs[3]), "mask");
-    EXPECT_EQ(name_of(out, f.outputs[0]), "y");
+    EXPECT_EQ(tensor_names(out, f), (std::vector<std::string>{"q", "k", "v", "mask", "y"}));
     EXPECT_EQ(std::get<double>(f.attributes.at("scale")), 0.25);
     EXPECT_EQ(std::get<int64_t>(f.attributes.at("is_causal")), 0);
     const Program p = compile(g, test::config("edge"));
@@ -104,20 +105,40 @@ TEST(AttentionPattern, AnExactlyCausalConstantMaskBecomesTheCausalFlag) {
     }
 }
 
-// A finite mask that is not causal stays a mask; one that is not finite and not exactly causal
-// is refused (the online softmax's running maximum needs finite values), and -v says why.
-TEST(AttentionPattern, OtherConstantMasksStayMasksOrAreRefused) {
+// A mask that is not exactly causal, finite or not, stays a mask (-1e9 is no masked value, an
+// -inf on the diagonal is no causal mask).
+TEST(AttentionPattern, OtherConstantMasksStayMasks) {
     const Graph g = parse_graph(four_d_json("Div", "constant"), "a.json");
-    Weights finite = mask_weights(-1e9, 0);
-    const Op f = only_flash(fuse_attention_patterns(g, test::config("edge"), &finite));
-    EXPECT_EQ(f.inputs.size(), 4u);
-    EXPECT_EQ(std::get<int64_t>(f.attributes.at("is_causal")), 0);
-    EXPECT_EQ(finite.count("mask"), 1u);
-    Weights shifted = mask_weights(-std::numeric_limits<double>::infinity(), 1);
+    for (Weights w : {mask_weights(-1e9, 0), mask_weights(0, -std::numeric_limits<double>::infinity())}) {
+        const Graph out = fuse_attention_patterns(g, test::config("edge"), &w);
+        const Op& f = only_flash(out);
+        EXPECT_EQ(tensor_names(out, f), (std::vector<std::string>{"q", "k", "v", "mask", "y"}));
+        EXPECT_EQ(std::get<int64_t>(f.attributes.at("is_causal")), 0);
+        EXPECT_EQ(w.count("mask"), 1u);
+    }
+}
+
+// 3-D scores with a mask per batch: the 3-D form would read it per head; refused, -v says why.
+TEST(AttentionPattern, APerBatchMaskOfThreeDScoresIsRefused) {
+    const auto graph = [](const std::string& mask) {
+        return parse_graph(R"({"tensors": [
+        {"name": "q", "shape": [2, 16, 8], "role": "input"}, {"name": "k", "shape": [2, 16, 8], "role": "input"},
+        {"name": "v", "shape": [2, 16, 8], "role": "input"}, {"name": "mask", "shape": )" + mask + R"(, "role": "input"},
+        {"name": "kt"}, {"name": "s"}, {"name": "s2"}, {"name": "p"}, {"name": "y", "role": "output"}],
+        "ops": [{"op": "Transpose", "name": "kt", "inputs": ["k"], "outputs": ["kt"], "attributes": {"perm": [0, 2, 1]}},
+                {"op": "MatMul", "name": "qk", "inputs": ["q", "kt"], "outputs": ["s"]},
+                {"op": "Add", "name": "add", "inputs": ["s", "mask"], "outputs": ["s2"]},
+                {"op": "Softmax", "name": "sm", "inputs": ["s2"], "outputs": ["p"]},
+                {"op": "MatMul", "name": "pv", "inputs": ["p", "v"], "outputs": ["y"]}]})", "b.json");
+    };
+    const Graph g = graph("[2, 16, 16]");
     std::vector<std::string> notes;
-    EXPECT_EQ(fuse_attention_patterns(g, test::config("edge"), &shifted, &notes), g);
-    EXPECT_EQ(notes, std::vector<std::string>{"fuse-attention: 'sm' not fused as attention: mask 'mask' has a value "
-                                              "that is not finite and is not exactly causal"});
+    EXPECT_EQ(fuse_attention_patterns(g, test::config("edge"), nullptr, &notes), g);
+    EXPECT_EQ(notes, std::vector<std::string>{"fuse-attention: 'sm' not fused as attention: mask 'mask' of shape "
+                                              "[2, 16, 16] varies along the batch of 3-D scores"});
+    // Without the batch dim the same chain is a single-head 3-D flash_attention.
+    const Graph out = fuse_attention_patterns(graph("[16, 16]"), test::config("edge"), nullptr);
+    EXPECT_EQ(std::get<int64_t>(only_flash(out).attributes.at("q_num_heads")), 1);
 }
 
 // Heads split by Reshape + Transpose as torch exports them and merged back: the 3-D form on the
@@ -146,10 +167,7 @@ TEST(AttentionPattern, HeadSplitsByViewsTakeTheThreeDForm) {
     const Graph out = fuse_attention_patterns(g, test::config("edge"), nullptr);
     ASSERT_EQ(kinds(out), std::vector<std::string>{"flash_attention"});
     const Op& f = out.ops()[0];
-    EXPECT_EQ(name_of(out, f.inputs[0]), "q");
-    EXPECT_EQ(name_of(out, f.inputs[1]), "k");
-    EXPECT_EQ(name_of(out, f.inputs[2]), "v");
-    EXPECT_EQ(name_of(out, f.outputs[0]), "y");
+    EXPECT_EQ(tensor_names(out, f), (std::vector<std::string>{"q", "k", "v", "y"}));
     EXPECT_EQ(std::get<int64_t>(f.attributes.at("q_num_heads")), 4);
     EXPECT_EQ(std::get<int64_t>(f.attributes.at("kv_num_heads")), 4);
     EXPECT_EQ(f.fused_with, (std::vector<std::string>{"rq", "rk", "rv", "tq", "tk", "tv", "scale", "sm", "pv", "to", "ro"}));
