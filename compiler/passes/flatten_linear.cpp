@@ -43,54 +43,61 @@ Graph flatten_linear(const Graph& graph) {
             ops.push_back(op);
             continue;
         }
-        changed = true;
         const std::vector<uint64_t> shape = graph.tensor(op.outputs[0]).shape;
         const uint64_t k = graph.tensor(op.inputs[1]).shape[0], n = shape.back();
-        Expansion x(g, op, ops);
         const std::vector<uint64_t> matrix{graph.tensor(op.inputs[0]).elements() / k, k};
-        const auto earlier = flat_of.find(op.inputs[0]);  // a flattened linear's result: its matrix
-        const uint32_t rows = earlier != flat_of.end() && earlier->second.second == matrix
-                                  ? earlier->second.first
-                                  : x.reshape("rows", op.inputs[0], matrix);
-        Op mm = op;
-        mm.inputs[0] = rows;
-        mm.outputs = {x.tensor("matrix")};
-        ops.push_back(mm);
         // The bias Add and the activations that read only their predecessor follow onto the matrix.
-        uint32_t t = op.outputs[0], flat = mm.outputs[0];
-        bool bias = false, activated = false;
-        while (readers[t].size() == 1 && graph.tensor(t).role != TensorRole::Output) {
+        std::vector<uint32_t> follow;
+        uint32_t t = op.outputs[0];
+        for (bool bias = false, activated = false;
+             readers[t].size() == 1 && graph.tensor(t).role != TensorRole::Output; t = graph.ops()[follow.back()].outputs[0]) {
             const Op& next = graph.ops()[readers[t][0]];
             if (next.outputs.size() != 1 || graph.tensor(next.outputs[0]).shape != shape) break;
-            Op o = next;
             if (next.kind == "Add" && !bias && !activated && next.inputs.size() == 2) {
                 const uint32_t other = next.inputs[0] == t ? next.inputs[1] : next.inputs[0];
                 if (other == t || graph.tensor(other).shape != std::vector<uint64_t>{n} ||
                     graph.tensor(other).dtype != DType::Float32)
                     break;
                 bias = true;
-                o.inputs[next.inputs[0] == t ? 0 : 1] = flat;
             } else if (drain_function(next)) {
                 activated = true;
-                o.inputs[0] = flat;
             } else {
                 break;
             }
-            o.outputs = {g.add_tensor(Tensor(derived_tensor_name(g, next.name, "matrix"), {}))};
-            flat = o.outputs[0];
-            ops.push_back(std::move(o));
-            moved.insert(readers[t][0]);
-            t = next.outputs[0];
+            follow.push_back(readers[t][0]);
         }
-        // The view back, unless only linears that take the matrix read it.
-        flat_of[t] = {flat, {matrix[0], n}};
-        const bool only_linears = graph.tensor(t).role != TensorRole::Output &&
+        const auto earlier = flat_of.find(op.inputs[0]);  // a flattened linear's result: its matrix
+        const bool chained = earlier != flat_of.end() && earlier->second.second == matrix;
+        const bool only_linears = !readers[t].empty() && graph.tensor(t).role != TensorRole::Output &&
                                   std::all_of(readers[t].begin(), readers[t].end(), [&](uint32_t r) {
                                       const Op& o = graph.ops()[r];
                                       return flattens(graph, o) && o.inputs[1] != t &&
-                                             graph.tensor(o.inputs[1]).shape[0] == shape.back();
+                                             graph.tensor(o.inputs[1]).shape[0] == n;
                                   });
-        if (!only_linears || readers[t].empty()) x.reshape("back", flat, shape, t);
+        if (follow.empty() && !chained && !only_linears) {  // nothing for a fusion to take
+            ops.push_back(op);
+            continue;
+        }
+        changed = true;
+        Expansion x(g, op, ops);
+        Op mm = op;
+        mm.inputs[0] = chained ? earlier->second.first : x.reshape("rows", op.inputs[0], matrix);
+        mm.outputs = {x.tensor("matrix")};
+        uint32_t flat = mm.outputs[0], before = op.outputs[0];  // the matrix and the tensor it stands for
+        ops.push_back(std::move(mm));
+        for (uint32_t f : follow) {
+            Op o = graph.ops()[f];
+            for (uint32_t& in : o.inputs)
+                if (in == before) in = flat;
+            before = graph.ops()[f].outputs[0];
+            o.outputs = {g.add_tensor(Tensor(derived_tensor_name(g, o.name, "matrix"), {}))};
+            flat = o.outputs[0];
+            ops.push_back(std::move(o));
+            moved.insert(f);
+        }
+        // The view back, unless only linears that take the matrix read it.
+        flat_of[t] = {flat, {matrix[0], n}};
+        if (!only_linears) x.reshape("back", flat, shape, t);
     }
     return changed ? used_part(g, std::move(ops), "graph") : graph;
 }

@@ -228,15 +228,22 @@ TEST(FlattenLinear, ThreeDLinearsBecomeMatrixProductsBetweenViews) {
     EXPECT_EQ(flatten_linear(two), two);
 }
 
-// A result that is a graph output stops the move: the Add reads the view back.
-TEST(FlattenLinear, AGraphOutputStaysWhereItIs) {
-    const Graph g = parse_graph(R"({"tensors": [{"name": "x", "shape": [3, 4, 8], "role": "input"},
+// A result that is a graph output stops the move there; with nothing moved onto its matrix and
+// no linear next, a linear stays as it is (no fusion would take it).
+TEST(FlattenLinear, WhatNoFusionWouldTakeStays) {
+    const auto graph = [](const char* h_role) {
+        return parse_graph(R"({"tensors": [{"name": "x", "shape": [3, 4, 8], "role": "input"},
         {"name": "W", "shape": [8, 6], "role": "constant"}, {"name": "b", "shape": [6], "role": "constant"},
-        {"name": "h", "role": "output"}, {"name": "y", "role": "output"}],
+        {"name": "h", "role": ")" + std::string(h_role) + R"("}, {"name": "hb"}, {"name": "y", "role": "output"}],
         "ops": [{"op": "MatMul", "name": "fc", "inputs": ["x", "W"], "outputs": ["h"]},
-                {"op": "Add", "name": "bias", "inputs": ["h", "b"], "outputs": ["y"]}]})", "o.json");
-    EXPECT_EQ(test::op_summary(flatten_linear(g)),
-              (std::vector<std::string>{"Reshape [12, 8]", "MatMul [12, 6]", "Reshape [3, 4, 6]", "Add [3, 4, 6]"}));
+                {"op": "Add", "name": "bias", "inputs": ["h", "b"], "outputs": ["hb"]},
+                {"op": "Sigmoid", "name": "act", "inputs": ["hb"], "outputs": ["y"]}]})", "o.json");
+    };
+    EXPECT_EQ(test::op_summary(flatten_linear(graph("intermediate"))),
+              (std::vector<std::string>{"Reshape [12, 8]", "MatMul [12, 6]", "Add [12, 6]", "Sigmoid [12, 6]",
+                                        "Reshape [3, 4, 6]"}));
+    const Graph out = graph("output");
+    EXPECT_EQ(flatten_linear(out), out);
 }
 
 }  // namespace
