@@ -5,6 +5,7 @@
 #include <optional>
 #include <sstream>
 
+#include "compiler/attention_pattern.h"
 #include "compiler/compile_error.h"
 #include "compiler/ffn_fusion.h"
 #include "compiler/flash_attention.h"
@@ -12,6 +13,7 @@
 #include "compiler/long_rows.h"
 #include "compiler/passes/fold_batchnorm.h"
 #include "compiler/passes/fold_constants.h"
+#include "compiler/passes/flatten_linear.h"
 #include "compiler/passes/fuse_epilogue.h"
 #include "compiler/passes/fuse_rows.h"
 #include "compiler/memory_plan.h"
@@ -145,6 +147,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     }
     program.graph = choose_units(program.graph, target, nullptr, options.depthwise);  // a depthwise Conv's unit
     if (options.passes.enabled(Pass::FuseAttention)) {  // before the composites: an Attention that fits stays whole
+        program.graph = fuse_attention_patterns(program.graph, target, weights, options.notes);  // ONNX's spelled-out chains
         program.graph = fuse_attention(program.graph, target);
         program.passes.push_back(Pass::FuseAttention);
     }
@@ -156,7 +159,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     require_lowerable(program.graph, "graph");
     program.graph = split_long_rows(program.graph, target);
     if (options.passes.enabled(Pass::FuseEpilogue)) {  // on the lowered ops, after the layout is settled
-        program.graph = fuse_epilogue(program.graph);
+        program.graph = fuse_epilogue(flatten_linear(program.graph));  // ONNX's 3-D linears as matrices
         program.passes.push_back(Pass::FuseEpilogue);
     }
     if (options.passes.enabled(Pass::FuseFfn)) {  // after fuse-epilogue: an FFN's matmuls in the fused form
