@@ -136,7 +136,7 @@ void summarize_ffn(std::ostream& out, const Program& p, uint32_t k, uint32_t tas
 /// estimate_memory's line (docs/compiler.md, "Memory planning"); with `verbose`, every DRAM
 /// tensor's range and lifetime in the plan.
 void print_memory(std::ostream& out, const Program& p, const kpu::hw::Config& config, bool verbose) {
-    const MemoryEstimate e = estimate_memory(p, config.dram.interleave_bytes);
+    const MemoryEstimate e = p.memory ? *p.memory : estimate_memory(p, config);  // compile() recorded it on config
     uint64_t sum = 0;
     const MemoryPlan plan = program_memory_plan(p, config.dram.interleave_bytes);
     for (uint32_t t = 0; t < p.graph.tensors().size(); ++t)
