@@ -4,6 +4,7 @@
 #include <array>
 #include <set>
 
+#include "compiler/high_water.h"
 #include "compiler/memory_plan.h"
 #include "compiler/tile_placement.h"
 #include "compiler/ops/op_schema.h"
@@ -266,6 +267,60 @@ TEST(MemoryPlan, EstimateMemoryIsThePlansPeaksAndTheBoundOpsSramMarks) {
     text.replace(text.find(field), field.size(), "\"peak_dram\": 1");
     EXPECT_NE(error_of([&] { read_kpu(text, "p.kpu"); }).find("memory.peak_dram: 1 but the program's memory plan gives"),
               std::string::npos);
+}
+
+// Each op kind's footprint on its own, by hand: where its last byte is in its tile's share of
+// the level (edge: L2 banks of 32 KiB, L1 buffers of 2 KiB), and only the ops done count.
+TEST(MemoryPlan, HighWaterIsTheLastByteOfEachOpsFootprintInItsTilesShare) {
+    const hw::Config edge = config("edge");
+    const hw::AddressMap map(edge);
+    const uint64_t bank = edge.l2.capacity_bytes, buffer = edge.l1.capacity_bytes;
+    const auto marks_of = [&](const BoundOp& op) {
+        BoundProgram b;
+        b.ops.push_back(op);
+        const HighWater h = high_water(b, map);
+        return std::array<uint64_t, 4>{h[hw::Level::Dram], h[hw::Level::L3], h[hw::Level::L2], h[hw::Level::L1]};
+    };
+    BoundOp load;  // DRAM -> L3 of tile 2: 3 rows of 64 bytes
+    load.move.src = 1000, load.move.dst = map.l3_base(2) + 128, load.move.rows = 3, load.move.row_bytes = 64;
+    load.move.src_stride = 256, load.move.dst_stride = 96;
+    EXPECT_EQ(marks_of(load), (std::array<uint64_t, 4>{1000 + 2 * 256 + 64, 128 + 2 * 96 + 64, 0, 0}));
+    BoundOp transpose;  // L3 -> L2 bank 1 of tile 3: 4 rows of 4 floats, a destination row per column
+    transpose.move.src = map.l3_base(3), transpose.move.dst = map.l2_base(3, 1) + 8, transpose.move.rows = 4;
+    transpose.move.row_bytes = 16, transpose.move.src_stride = 16, transpose.move.dst_stride = 64;
+    transpose.move.transform = hw::Transform::Transpose;
+    EXPECT_EQ(marks_of(transpose), (std::array<uint64_t, 4>{0, 4 * 16, bank + 8 + 3 * 64 + 4 * 4, 0}));
+    BoundOp matmul;  // A 2 x 3 (pitch 5) in buffer 0, B 3 x 4 in buffer 2, C 2 x 4 from buffer 3
+    matmul.kind = BoundOp::Kind::Matmul;
+    matmul.matmul = {map.l1_base(1, 0), map.l1_base(1, 2), 5, 4, 2, 4, 3, false, false, map.l1_base(1, 3) + 4, 4};
+    EXPECT_EQ(marks_of(matmul), (std::array<uint64_t, 4>{0, 0, 0, 2 * buffer + 4 * (2 * 4 + 4)}));
+    matmul.matmul.load_c = true;
+    EXPECT_EQ(marks_of(matmul), (std::array<uint64_t, 4>{0, 0, 0, 3 * buffer + 4 + 4 * (4 + 4)}));
+    BoundOp drain;  // C 2 x 3 (pitch 8) in buffer 2, the bias's 3 values in buffer 4
+    drain.kind = BoundOp::Kind::Drain;
+    drain.drain.c = map.l1_base(0, 2), drain.drain.ldc = 8, drain.drain.m = 2, drain.drain.n = 3;
+    EXPECT_EQ(marks_of(drain), (std::array<uint64_t, 4>{0, 0, 0, 2 * buffer + 4 * (8 + 3)}));
+    drain.drain.has_bias = true, drain.drain.bias = map.l1_base(0, 4);
+    EXPECT_EQ(marks_of(drain), (std::array<uint64_t, 4>{0, 0, 0, 4 * buffer + 4 * 3}));
+    BoundOp vector;  // online softmax of 8 x 16 in L2: its row statistics (3 x 8 values) end highest
+    vector.kind = BoundOp::Kind::Vector;
+    vector.vector.function = hw::VectorFunction::OnlineSoftmax;
+    vector.vector.rows = 8, vector.vector.cols = 16;
+    vector.vector.a = {map.l2_base(0, 0), 16, hw::Broadcast::None};
+    vector.vector.y = {map.l2_base(0, 1), 16, hw::Broadcast::None};
+    vector.vector.state = map.l2_base(0, 2) + 100;
+    EXPECT_EQ(marks_of(vector), (std::array<uint64_t, 4>{0, 0, 2 * bank + 100 + 4 * 3 * 8, 0}));
+    vector.vector.has_b = true, vector.vector.b = {map.l2_base(0, 5), 2, hw::Broadcast::Column};  // 8 values 2 apart
+    EXPECT_EQ(marks_of(vector), (std::array<uint64_t, 4>{0, 0, 5 * bank + 4 * (7 * 2 + 1), 0}));
+    // Of a program, the highest per level over the ops done.
+    BoundProgram b;
+    for (BoundOp op : {load, transpose, matmul, drain, vector}) op.id = uint32_t(b.ops.size()), b.ops.push_back(op);
+    const std::vector<bool> done = {true, false, true, false, true};
+    const HighWater h = high_water(b, map, &done);
+    EXPECT_EQ(h[hw::Level::L3], 128 + 2 * 96 + 64u);
+    EXPECT_EQ(h[hw::Level::L2], 5 * bank + 4 * (7 * 2 + 1));
+    EXPECT_EQ(h[hw::Level::L1], 3 * buffer + 4 + 4 * (4 + 4));
+    EXPECT_EQ(high_water(b, map)[hw::Level::L1], 4 * buffer + 4 * 3) << "the drain's bias, when it is done";
 }
 
 // The marks on the programs whose footprints the MLP lacks: the ResNet-18 block's gathering
