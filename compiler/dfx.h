@@ -91,7 +91,8 @@ struct MemoryEstimate {
     uint64_t weights = 0;      ///< the constants in DRAM
     uint64_t activations = 0;  ///< the largest sum over the schedule's steps of the live non-constant tensors
     /// Per compute tile, bound on the target config: one past the highest byte of the level its
-    /// ops touch in one tile's share of it (high_water.h), the highest over the tiles.
+    /// ops touch in one tile's share of it (high_water.h), the highest over the tiles; 0 until
+    /// record_sram_marks (memory_plan.h) sets them.
     uint64_t l3 = 0, l2 = 0, l1 = 0;
     uint64_t dram = 0;         ///< the plan's extent: the highest DRAM byte any tensor occupies, + 1
     bool operator==(const MemoryEstimate& o) const {

@@ -21,12 +21,14 @@ namespace kpu::compiler {
 /// Drain's C and bias, a vector command's inputs, output, weight, bias and row statistics.
 void for_each_footprint(const BoundOp& op, const std::function<void(uint64_t addr, uint64_t bytes)>& touch);
 
-/// The marks, indexed by hw::Level, over the ops of `program` for which done[op.id] holds
-/// (every op when `done` is null).
+/// The high-water marks of a set of ops, per hw::Level.
 struct HighWater {
     uint64_t bytes[4] = {0, 0, 0, 0};  ///< per hw::Level: one past the highest byte touched (SRAM: per compute tile)
     uint64_t operator[](hw::Level level) const { return bytes[int(level)]; }
 };
+
+/// The marks over the ops of `program` for which done[op.id] holds (every op when `done` is
+/// null): kpu-sim passes the ops its run completed.
 HighWater high_water(const BoundProgram& program, const hw::AddressMap& map, const std::vector<bool>* done = nullptr);
 
 }  // namespace kpu::compiler

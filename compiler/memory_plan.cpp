@@ -304,4 +304,10 @@ MemoryEstimate estimate_memory(const Program& program, const hw::Config& config)
     return e;
 }
 
+void record_sram_marks(Program& program, const hw::Config& config) {
+    if (!program.memory) return;
+    const MemoryEstimate e = estimate_memory(program, config);
+    program.memory->l3 = e.l3, program.memory->l2 = e.l2, program.memory->l1 = e.l1;
+}
+
 }  // namespace kpu::compiler

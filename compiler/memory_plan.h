@@ -92,4 +92,10 @@ MemoryEstimate estimate_memory(const Program& program, uint64_t granule);
 /// the binder's CompileError when the program does not fit `config` even re-blocked.
 MemoryEstimate estimate_memory(const Program& program, const hw::Config& config);
 
+/// Sets the SRAM marks of program.memory (when plan-memory ran) to estimate_memory(program,
+/// config)'s. Binds the program, which takes longer than compiling a program of a hundred
+/// thousand ops: compile() leaves the marks 0, and kpu-compile records them once it has
+/// checked that the .kpu is not too large to be read back.
+void record_sram_marks(Program& program, const hw::Config& config);
+
 }  // namespace kpu::compiler

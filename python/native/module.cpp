@@ -131,6 +131,7 @@ NativeProgram compile_model(const std::string& path, const std::string& config_p
     compiler::ImportedModel model = read_model(path);
     NativeProgram p;
     p.program = compiler::compile(model.graph, config, options, &model.weights);
+    compiler::record_sram_marks(p.program, config);
     p.weights = std::move(model.weights);
     p.renamed = std::move(model.renamed);
     return p;
