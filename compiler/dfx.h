@@ -90,7 +90,10 @@ struct MemoryEstimate {
     uint64_t granule = 0;      ///< the DRAM interleave granule the plan was made for
     uint64_t weights = 0;      ///< the constants in DRAM
     uint64_t activations = 0;  ///< the largest sum over the schedule's steps of the live non-constant tensors
-    uint64_t l3 = 0, l2 = 0, l1 = 0;  ///< per compute tile: the most any kernel's buffers take (level_bytes)
+    /// Per compute tile, bound on the target config: one past the highest byte of the level its
+    /// ops touch in one tile's share of it (high_water.h), the highest over the tiles; 0 until
+    /// record_sram_marks (memory_plan.h) sets them.
+    uint64_t l3 = 0, l2 = 0, l1 = 0;
     uint64_t dram = 0;         ///< the plan's extent: the highest DRAM byte any tensor occupies, + 1
     bool operator==(const MemoryEstimate& o) const {
         return granule == o.granule && weights == o.weights && activations == o.activations && l3 == o.l3 &&

@@ -222,7 +222,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         }
         program.passes.push_back(Pass::PlanMemory);
         program.memory.emplace().granule = block;  // what program_memory_plan plans at
-        program.memory = estimate_memory(program, block);
+        program.memory = estimate_memory(program, block);  // the SRAM marks: record_sram_marks
     }
     return program;
 }

@@ -4,6 +4,8 @@
 #include <iterator>
 #include <map>
 
+#include "compiler/binder.h"
+#include "compiler/high_water.h"
 #include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
@@ -290,14 +292,22 @@ MemoryEstimate estimate_memory(const Program& program, uint64_t granule) {
     }
     int64_t live = 0;
     for (int64_t c : change) live += c, e.activations = std::max(e.activations, uint64_t(live));
-    const std::vector<TaskExtent> extents = max_task_extents(program);
-    for (uint32_t k = 0; k < program.kernels.size(); ++k) {
-        const std::vector<BufferSpec> buffers = plan_buffers(g, program.kernels[k], extents[k]);
-        e.l3 = std::max(e.l3, level_bytes(buffers, hw::Level::L3));
-        e.l2 = std::max(e.l2, level_bytes(buffers, hw::Level::L2));
-        e.l1 = std::max(e.l1, level_bytes(buffers, hw::Level::L1));
-    }
     return e;
+}
+
+MemoryEstimate estimate_memory(const Program& program, const hw::Config& config) {
+    MemoryEstimate e = estimate_memory(program, program.memory ? program.memory->granule : config.dram.interleave_bytes);
+    // The binder's layout, tile placement, engine choice and elided moves decide which SRAM
+    // bytes the ops touch: the marks come from the bound program itself.
+    const HighWater marks = high_water(bind(program, config), hw::AddressMap(config));
+    e.l3 = marks[hw::Level::L3], e.l2 = marks[hw::Level::L2], e.l1 = marks[hw::Level::L1];
+    return e;
+}
+
+void record_sram_marks(Program& program, const hw::Config& config) {
+    if (!program.memory) return;
+    const MemoryEstimate e = estimate_memory(program, config);
+    program.memory->l3 = e.l3, program.memory->l2 = e.l2, program.memory->l1 = e.l1;
 }
 
 }  // namespace kpu::compiler

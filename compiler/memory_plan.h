@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "compiler/dfx.h"
+#include "hardware/config.h"
 
 namespace kpu::compiler {
 
@@ -81,7 +82,20 @@ constexpr uint64_t kMaxReuseDeps = 4'000'000;
 /// Lifetime are these plus one).
 std::vector<uint32_t> kernel_ops(const Graph& graph);
 
-/// estimate_memory: what the plan and the kernels' buffers need.
+/// estimate_memory's DRAM figures: what the plan needs (the SRAM marks, which depend on the
+/// config's layout of the buffers, are 0).
 MemoryEstimate estimate_memory(const Program& program, uint64_t granule);
+
+/// estimate_memory on `config`: the DRAM figures at the program's own granule (plan-memory's,
+/// else the config's interleave) and the SRAM marks of the program bound on `config`
+/// (high_water.h): what kpu-sim's stats measure when it runs the program on `config`. Throws
+/// the binder's CompileError when the program does not fit `config` even re-blocked.
+MemoryEstimate estimate_memory(const Program& program, const hw::Config& config);
+
+/// Sets the SRAM marks of program.memory (when plan-memory ran) to estimate_memory(program,
+/// config)'s. Binds the program, which takes longer than compiling a program of a hundred
+/// thousand ops: compile() leaves the marks 0, and kpu-compile records them once it has
+/// checked that the .kpu is not too large to be read back.
+void record_sram_marks(Program& program, const hw::Config& config);
 
 }  // namespace kpu::compiler

@@ -347,7 +347,7 @@ Program reblock(const Program& program, const hw::Config& config, ReblockReport*
         r.tasks_to = tasks_after[k];
         report->kernels.push_back(r);
     }
-    if (program.memory) {  // the same plan, the new tiles' SRAM
+    if (program.memory) {  // the same plan (the SRAM marks are a config's: estimate_memory(out, config))
         out.memory = program.memory;
         out.memory = estimate_memory(out, program.memory->granule);
     }

@@ -6,6 +6,8 @@
 #include <map>
 #include <sstream>
 
+#include "compiler/high_water.h"
+
 namespace kpu::cli {
 
 namespace {
@@ -42,31 +44,6 @@ Kind kind_of(compiler::EngineKind engine) {
         case compiler::EngineKind::Dma: return kDma;
     }
     return kDma;
-}
-
-/// RunReport::high_water from the completed moves: the last byte of each side's footprint
-/// (a range reaching into the next instance of an SRAM level fills the one it starts in).
-void record_high_water(RunReport& r, const hw::AddressMap& map, const compiler::BoundProgram& program,
-                       const std::vector<model::Sequencer::OpRecord>& records) {
-    const auto touch = [&](uint64_t addr, uint64_t extent) {
-        hw::Location first, last;
-        if (extent == 0 || !map.decode(addr, 1, first) || !map.decode(addr + extent - 1, 1, last)) return;
-        uint64_t& mark = r.high_water[int(first.level)];
-        if (first.level == hw::Level::Dram)
-            mark = std::max(mark, addr + extent);
-        else
-            mark = std::max(mark, first.tile == last.tile && first.index == last.index ? last.offset + 1 : first.capacity);
-    };
-    for (const auto& op : program.ops) {
-        if (op.kind != compiler::BoundOp::Kind::Move || records.at(op.id).state != model::Sequencer::OpRecord::State::Done)
-            continue;
-        const hw::Transfer& x = op.move;
-        touch(x.src, x.src_extent());
-        if (x.transform == hw::Transform::Transpose)  // a row per source column
-            touch(x.dst, uint64_t(x.row_bytes / x.elem_bytes - 1) * x.dst_stride + uint64_t(x.rows) * x.elem_bytes);
-        else
-            touch(x.dst, x.dst_extent());
-    }
 }
 
 }  // namespace
@@ -157,7 +134,10 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     for (size_t i = 0; i < r.engines.size(); ++i) sorted[r.engines[i].scope] = uint32_t(i);
     for (auto& a : r.ops) a.engine = sorted.at(engine_scope(program.ops[a.id]));
 
-    record_high_water(r, kpu.address_map(), program, records);
+    std::vector<bool> done(program.ops.size());
+    for (const auto& op : program.ops) done[op.id] = records.at(op.id).state == model::Sequencer::OpRecord::State::Done;
+    const compiler::HighWater marks = compiler::high_water(program, kpu.address_map(), &done);
+    std::copy(std::begin(marks.bytes), std::end(marks.bytes), std::begin(r.high_water));
 
     // ---- which DRAM channels each op's bytes went through (the address interleave) ----
     r.dram_channels = config.dram.count;

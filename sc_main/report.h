@@ -76,9 +76,9 @@ struct RunReport {
     std::vector<VectorActivity> vectors;  ///< the vector engines that ran a command, by scope
     double vector_peak_elements_per_s = 0;  ///< all tiles' vector engines, an ALU op (hw::Derived)
     /// Memory high-water marks (docs/stats.md): per hw::Level, one past the highest byte the
-    /// completed moves touched; DRAM from the tensor area's base (device address 0; the host's
-    /// accesses and the program image are no moves), each SRAM level within one instance (an
-    /// L3 tile, an L2 bank, an L1 buffer), the highest over instances.
+    /// completed ops read or wrote (compiler::high_water); DRAM from the tensor area's base
+    /// (device address 0; the host's accesses and the program image are no ops), each SRAM
+    /// level within one compute tile's share of it, the highest over the tiles.
     uint64_t high_water[4] = {0, 0, 0, 0};
     uint32_t dram_channels = 0;
     double dram_channel_bandwidth = 0;   ///< bytes/s of one channel (all its ports)

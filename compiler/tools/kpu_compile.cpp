@@ -142,7 +142,7 @@ void summarize_ffn(std::ostream& out, const Program& p, uint32_t k, uint32_t tas
 /// estimate_memory's line (docs/compiler.md, "Memory planning"); with `verbose`, every DRAM
 /// tensor's range and lifetime in the plan.
 void print_memory(std::ostream& out, const Program& p, const kpu::hw::Config& config, bool verbose) {
-    const MemoryEstimate e = estimate_memory(p, config.dram.interleave_bytes);
+    const MemoryEstimate e = p.memory ? *p.memory : estimate_memory(p, config);  // compile() recorded it on config
     uint64_t sum = 0;
     const MemoryPlan plan = program_memory_plan(p, config.dram.interleave_bytes);
     for (uint32_t t = 0; t < p.graph.tensors().size(); ++t)
@@ -455,11 +455,19 @@ int run(int argc, char** argv) {
             kpu::cli::write_npy((dir / (name + ".npy")).string(), w.shape, w.values.data());
         std::cout << "wrote " << weights.size() << " weights to " << dir.string() << "\n";
     }
-    const std::string text = write_kpu(program);
-    if (text.size() > kpu::hw::kMaxInputBytes)  // the readers' bound: a file no tool would read back
-        throw CompileError(input + ": the program's .kpu would be " + std::to_string(text.size() >> 20) + " MiB (" +
-                           std::to_string(program.tasks.size()) + " tasks), more than the " +
-                           std::to_string(kpu::hw::kMaxInputBytes >> 20) + " MiB a .kpu may have");
+    std::string text = write_kpu(program);
+    const auto refuse_too_large = [&] {
+        if (text.size() > kpu::hw::kMaxInputBytes)  // the readers' bound: a file no tool would read back
+            throw CompileError(input + ": the program's .kpu would be " + std::to_string(text.size() >> 20) + " MiB (" +
+                               std::to_string(program.tasks.size()) + " tasks), more than the " +
+                               std::to_string(kpu::hw::kMaxInputBytes >> 20) + " MiB a .kpu may have");
+    };
+    refuse_too_large();
+    if (program.memory) {  // the SRAM marks bind the program: only for one that can be written
+        naming(input + " on '" + config.name + "'", [&] { record_sram_marks(program, config); });
+        text = write_kpu(program);
+        refuse_too_large();
+    }
     if (const std::string problem = kpu::hw::write_output_file(output, text); !problem.empty())
         throw CompileError(output + ": " + problem);
     std::cout << "compiled " << input << " -> " << output << " (" << text.size() << " bytes) for '" << config.name

@@ -75,6 +75,9 @@ class KPUProgram:
     native: object = field(default=None, repr=False)  # kpu._native.Program: what the runtime loads
     inline_constants: set = field(default_factory=set, repr=False)  # constants whose values are in the graph
     passes: list = field(default_factory=list)  # the optimization passes that ran, in order (docs/compiler.md)
+    # Per compute tile, each SRAM level's high-water mark on target_config ("L3", "L2", "L1"):
+    # what a run measures (KPUPerformanceMetrics.memory_high_water's "l3", "l2", "l1").
+    peak_sram_bytes_by_level: dict = field(default_factory=dict)
 
     @property
     def fused_with(self):
@@ -135,15 +138,17 @@ class KPUProgram:
                    peak_sram_bytes=memory["peak_sram"], peak_dram_bytes=memory["peak_dram"],
                    weight_bytes=memory["weights"], activation_bytes=memory["activations"],
                    estimated_total_cycles=est_cycles, estimated_total_energy_uj=est_energy_pj * 1e-6,
-                   weights_blob=blob, native=native, inline_constants=inline, passes=list(data.get("passes", [])))
+                   weights_blob=blob, native=native, inline_constants=inline, passes=list(data.get("passes", [])),
+                   peak_sram_bytes_by_level=dict(memory["peak_sram_by_level"]))
 
     def estimate_memory(self):
         """estimate_memory from the program's memory plan (docs/compiler.md, "Memory planning"),
         in bytes: `weights` (the constants in DRAM), `activations` (the most the other tensors
-        hold at once over the schedule), `peak_sram` (per compute tile, the most any kernel's
-        buffers take in L3, L2 and L1 together; `peak_sram_by_level` each level's) and
-        `peak_dram` (the highest DRAM byte a tensor occupies, + 1: with plan-memory, dead
-        tensors' space reused)."""
+        hold at once over the schedule), `peak_sram_by_level` (per compute tile, one past the
+        highest byte of L3, L2 and L1 the program's ops touch in one tile's share of the level,
+        bound on the program's config: what a run measures, memory_high_water's "l3", "l2",
+        "l1"), `peak_sram` (their sum) and `peak_dram` (the highest DRAM byte a tensor
+        occupies, + 1: with plan-memory, dead tensors' space reused)."""
         return dict(self.native.estimate_memory(self.target_config.path, list(self.target_config.overrides)))
 
     def weights(self):

@@ -53,8 +53,9 @@ class KPUPerformanceMetrics:
     # attributed cycles adding up to total_cycles, FLOPs, DRAM bytes, roofline bound, what bounds it.
     layer_metrics: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)       # CYCLE_ACCURATE: kpu-sim's whole stats JSON (docs/stats.md)
-    # CYCLE_ACCURATE: the highest byte + 1 the run's moves touched, {"dram", "l3", "l2", "l1"}
-    # (docs/stats.md; "dram" equals KPUProgram.estimate_memory()["peak_dram"])
+    # CYCLE_ACCURATE: the highest byte + 1 the run's ops touched, {"dram", "l3", "l2", "l1"}
+    # (docs/stats.md; SRAM per compute tile; each equals KPUProgram.estimate_memory()'s
+    # "peak_dram" and "peak_sram_by_level")
     memory_high_water: dict = field(default_factory=dict)
 
 

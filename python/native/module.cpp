@@ -131,6 +131,7 @@ NativeProgram compile_model(const std::string& path, const std::string& config_p
     compiler::ImportedModel model = read_model(path);
     NativeProgram p;
     p.program = compiler::compile(model.graph, config, options, &model.weights);
+    compiler::record_sram_marks(p.program, config);
     p.weights = std::move(model.weights);
     p.renamed = std::move(model.renamed);
     return p;
@@ -180,7 +181,7 @@ double replayed_cycles(const NativeProgram& p, const std::string& config_path, c
 /// granule plans a program that did not run plan-memory (one that did keeps its own).
 py::dict estimate_memory(const NativeProgram& p, const std::string& config_path, const std::vector<std::string>& overrides) {
     const hw::Config config = hw::load_config(config_path, parse_overrides(overrides));
-    const compiler::MemoryEstimate e = compiler::estimate_memory(p.program, config.dram.interleave_bytes);
+    const compiler::MemoryEstimate e = compiler::estimate_memory(p.program, config);
     py::dict levels, out;
     levels["L3"] = e.l3, levels["L2"] = e.l2, levels["L1"] = e.l1;
     out["weights"] = e.weights;

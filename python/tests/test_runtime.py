@@ -86,6 +86,11 @@ def test_planned_peak_dram_is_the_simulated_high_water_mark():
     assert est["peak_dram"] < unplanned["peak_dram"]
     assert est["weights"] == unplanned["weights"] == p.weight_bytes
     assert est["peak_sram"] == sum(est["peak_sram_by_level"].values())
+    # The SRAM marks too, level by level: the planned ones are the simulated ones.
+    for level in ("L3", "L2", "L1"):
+        assert m.memory_high_water[level.lower()] == est["peak_sram_by_level"][level] > 0, level
+    assert p.peak_sram_bytes_by_level == est["peak_sram_by_level"]
+    assert p.peak_sram_bytes == est["peak_sram"]
 
 
 def test_two_configs_in_one_process():
