@@ -45,6 +45,8 @@ void for_each_footprint(const BoundOp& op, const std::function<void(uint64_t, ui
             const hw::DrainCommand& c = op.drain;
             touch(c.c, f * block_elements(c.m, c.n, c.ldc));
             if (c.has_bias) touch(c.bias, f * c.n);
+            if (c.has_scale) touch(c.scale, f * c.n);
+            if (c.has_residual) touch(c.residual, f * block_elements(c.m, c.n, c.ldr));
             return;
         }
         case BoundOp::Kind::Vector: {

@@ -195,6 +195,8 @@ std::array<uint64_t, 4> walked_sram_marks(const BoundProgram& b, const hw::Confi
         } else if (op.kind == BoundOp::Kind::Drain) {
             rows(op.drain.c, op.drain.m, 4 * op.drain.n, 4 * op.drain.ldc);
             if (op.drain.has_bias) byte(op.drain.bias + 4 * op.drain.n - 1);
+            if (op.drain.has_scale) byte(op.drain.scale + 4 * op.drain.n - 1);
+            if (op.drain.has_residual) rows(op.drain.residual, op.drain.m, 4 * op.drain.n, 4 * op.drain.ldr);
         } else {
             const hw::VectorCommand& v = op.vector;
             operand(v.a, v.rows, v.cols);
@@ -304,6 +306,11 @@ TEST(MemoryPlan, HighWaterIsTheLastByteOfEachOpsFootprintInItsTilesShare) {
     EXPECT_EQ(marks_of(drain), (std::array<uint64_t, 4>{0, 0, 0, 2 * buffer + 4 * (8 + 3)}));
     drain.drain.has_bias = true, drain.drain.bias = map.l1_base(0, 4);
     EXPECT_EQ(marks_of(drain), (std::array<uint64_t, 4>{0, 0, 0, 4 * buffer + 4 * 3}));
+    BoundOp epilogue = drain;  // with a scale in buffer 5 and a residual 2 x 3 (pitch 6) in buffer 6
+    epilogue.drain.has_scale = true, epilogue.drain.scale = map.l1_base(0, 5);
+    EXPECT_EQ(marks_of(epilogue), (std::array<uint64_t, 4>{0, 0, 0, 5 * buffer + 4 * 3}));
+    epilogue.drain.has_residual = true, epilogue.drain.residual = map.l1_base(0, 6), epilogue.drain.ldr = 6;
+    EXPECT_EQ(marks_of(epilogue), (std::array<uint64_t, 4>{0, 0, 0, 6 * buffer + 4 * (6 + 3)}));
     BoundOp vector;  // online softmax of 8 x 16 in L2: its row statistics (3 x 8 values) end highest
     vector.kind = BoundOp::Kind::Vector;
     vector.vector.function = hw::VectorFunction::OnlineSoftmax;
