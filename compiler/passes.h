@@ -14,19 +14,20 @@
 
 namespace kpu::compiler {
 
-enum class Pass : uint8_t { FoldConstants, FoldBatchnorm, FuseEpilogue, FuseFfn, FuseAttention, PlanMemory };
+enum class Pass : uint8_t { FoldConstants, FoldBatchnorm, FuseEpilogue, FuseFfn, FuseAttention, PlanMemory, KeepInL3 };
 /// As kpu-compile --disable-pass, the .kpu's "passes" and messages spell it.
 inline constexpr EnumName<Pass> kPassNames[] = {{Pass::FoldConstants, "fold-constants"},
                                                 {Pass::FoldBatchnorm, "fold-batchnorm"},
                                                 {Pass::FuseEpilogue, "fuse-epilogue"},
                                                 {Pass::FuseFfn, "fuse-ffn"},
                                                 {Pass::FuseAttention, "fuse-attention"},
-                                                {Pass::PlanMemory, "plan-memory"}};
+                                                {Pass::PlanMemory, "plan-memory"},
+                                                {Pass::KeepInL3, "keep-in-l3"}};
 inline const char* to_string(Pass pass) { return hw::name_in(kPassNames, pass); }
 inline bool parse_pass(const std::string& name, Pass& out) { return hw::value_in(kPassNames, name, out); }
 
 /// The lowest optimization level that runs each pass, indexed by Pass.
-inline constexpr int kPassLevel[] = {1, 1, 1, 2, 2, 1};
+inline constexpr int kPassLevel[] = {1, 1, 1, 2, 2, 1, 2};
 /// The highest level (kpu-compile -O2) and the default.
 constexpr int kMaxOptLevel = 2;
 
