@@ -313,12 +313,17 @@ void warn_about_target(const std::string& path, const compiler::Target& target, 
 /// tensor: a program whose plan-memory reuses space runs without reuse (each tensor its own
 /// range, as at -O0; the dependencies reuse added stay and only order more), said on stderr.
 void keep_intermediates(compiler::Program& program, const hw::Config& config, const std::string& path) {
-    if (!compiler::program_memory_plan(program, config.dram.interleave_bytes).reuse) return;
+    const bool in_l3 = program.memory && program.memory->l3_capacity;
+    if (!compiler::program_memory_plan(program, config.dram.interleave_bytes).reuse && !in_l3) return;
+    // keep-in-l3's tensors share L3 with later kernels' buffers: they go back to DRAM too.
+    program.passes.erase(std::remove(program.passes.begin(), program.passes.end(), compiler::Pass::KeepInL3),
+                         program.passes.end());
     program.passes.erase(std::remove(program.passes.begin(), program.passes.end(), compiler::Pass::PlanMemory),
                          program.passes.end());
     program.memory.reset();
     std::cerr << "kpu-sim: note: --check reads every intermediate back, so " << path
-              << " runs without its DRAM reuse (plan-memory); its timing without --check differs\n";
+              << " runs without its DRAM reuse (plan-memory)" << (in_l3 ? " and with its L3 intermediates in DRAM (keep-in-l3)" : "")
+              << "; its timing without --check differs\n";
 }
 
 /// Step 1, everything that can be wrong with the input is found before the simulation: the
