@@ -56,6 +56,16 @@ L3Plan plan_l3(const Program& program, uint64_t capacity) {
     std::vector<bool> viewed(n, false);
     for (uint32_t t = 0; t < n; ++t)
         if (roots[t] != t) viewed[roots[t]] = true;
+    // A layout copy's strided blocks step over rows: in bands they would cut into a transfer
+    // per row, so what a copy reads or writes stays in DRAM.
+    std::vector<bool> copied(n, false);
+    for (const Kernel& kernel : program.kernels) {
+        const Op& op = g.ops()[kernel.op];
+        if (!is_copy_op(g, op)) continue;
+        for (const auto* list : {&op.inputs, &op.outputs})
+            for (uint32_t t : *list)
+                if (t != kNoTensor) copied[roots[t]] = true;
+    }
     for (const Kernel& kernel : program.kernels) {
         std::vector<uint32_t> read;
         for (uint32_t t : g.ops()[kernel.op].inputs)
@@ -68,7 +78,7 @@ L3Plan plan_l3(const Program& program, uint64_t capacity) {
     std::vector<uint32_t> candidates;
     for (uint32_t t = 0; t < n; ++t) {
         const Tensor& tensor = g.tensor(t);
-        if (roots[t] != t || viewed[t] || is_compile_time_value(g, t) || tensor.bytes() == 0 || readers[t] == 0) continue;
+        if (roots[t] != t || viewed[t] || copied[t] || is_compile_time_value(g, t) || tensor.bytes() == 0 || readers[t] == 0) continue;
         if (tensor.role.value_or(TensorRole::Intermediate) != TensorRole::Intermediate) continue;
         if (life[t].first < 1 || life[t].last > kernels) continue;
         candidates.push_back(t);
@@ -81,7 +91,7 @@ L3Plan plan_l3(const Program& program, uint64_t capacity) {
         const Tensor& tensor = g.tensor(t);
         const uint64_t row_bytes = tensor.shape.size() >= 2 ? tensor.shape.back() * dtype_bytes(tensor.dtype) : tensor.bytes();
         const uint64_t rows = tensor.bytes() / row_bytes;
-        const uint64_t band_rows = std::max((rows + plan.tiles - 1) / plan.tiles, (kL3BandBytes + row_bytes - 1) / row_bytes);
+        const uint64_t band_rows = (rows + plan.tiles - 1) / plan.tiles;
         const uint64_t bands = (rows + band_rows - 1) / band_rows;
         const uint64_t size = round_up(std::min(rows, band_rows) * row_bytes, kAlign);
         uint64_t busy = 0;  // the most L3 a kernel of its lifetime takes

@@ -1,0 +1,178 @@
+#!/usr/bin/python3
+"""keep-in-l3 end to end (docs/compiler.md, "Memory planning"): each case compiled at -O0, at
+-O2 and at -O2 without keep-in-l3, all simulated by kpu-sim on t64 with the same inputs.
+
+  keep_in_l3_check.py BIN_DIR SOURCE_DIR WORK_DIR
+
+Checks, per case:
+  - the -O2 outputs are byte for byte -O0's (fuse-attention off: its online softmax sums in
+    another order; keep-in-l3 moves bytes, it computes nothing);
+  - the simulated DRAM bytes at -O2 are those without keep-in-l3 less, per L3-resident
+    tensor (kpu-compile -v lists them), its bytes written once plus what its readers read:
+    a vector op reads it whole, a matmul as A reads its task's rows by all of K, per task
+    (from the .kpu's tiles and tasks, not from the compiler's closed form);
+  - the .kpu's hints are the simulated DRAM bytes, and the simulated DRAM high water is the
+    plan's peak_dram;
+  - a case where nothing fits (rows too long for any tile's free L3) compiles to the same
+    program with and without keep-in-l3.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
+from graph_json import op, tensor  # noqa: E402
+
+bin_dir, source_dir, work = sys.argv[1:4]
+config = os.path.join(source_dir, "configs", "t64.json")
+failures = 0
+
+
+def fail(message):
+    global failures
+    failures += 1
+    print("FAIL: " + message)
+
+
+def residual_stack(blocks, width, batch):
+    """x -> blocks of (h = relu(r @ W + b), r' = h + r) -> y: matmul and vector intermediates."""
+    tensors = [tensor("x", [batch, width], "input")]
+    ops = []
+    r = "x"
+    for i in range(blocks):
+        out = "y" if i == blocks - 1 else f"r{i}"
+        tensors += [tensor(f"W{i}", [width, width], "constant"), tensor(f"b{i}", [width], "constant"),
+                    tensor(f"h{i}"), tensor(out, None, "output" if out == "y" else None)]
+        ops.append({"op": "matmul", "name": f"fc{i}", "A": r, "B": f"W{i}", "bias": f"b{i}", "activation": "relu",
+                    "C": f"h{i}"})
+        ops.append(op("Add", f"add{i}", [f"h{i}", r], [out]))
+        r = out
+    return {"tensors": tensors, "ops": ops}
+
+
+def scaled_chain(length, rows, cols):
+    """x -> Relu -> Mul by itself -> Relu ...: vector ops only, each intermediate read once or twice."""
+    tensors = [tensor("x", [rows, cols], "input")]
+    ops = []
+    prev = "x"
+    for i in range(length):
+        out = "y" if i == length - 1 else f"v{i}"
+        tensors.append(tensor(out, None, "output" if out == "y" else None))
+        ops.append(op("Relu", f"relu{i}", [prev], [out]) if i % 2 == 0 else op("Mul", f"mul{i}", [prev, prev], [out]))
+        prev = out
+    return {"tensors": tensors, "ops": ops}
+
+
+def compile_and_run(case, graph_path, options, inputs_dir, simulate=True):
+    """.kpu, kpu-compile -v's text and the stats of one compilation, simulated (unless not
+    `simulate`: then no stats); the outputs' directory."""
+    out = os.path.join(case, "_".join(o.lstrip("-") for o in options) or "default")
+    os.makedirs(out, exist_ok=True)
+    kpu = os.path.join(out, "p.kpu")
+    text = subprocess.run([os.path.join(bin_dir, "kpu-compile"), graph_path, "-o", kpu, "--config", config, "-v"]
+                          + options, check=True, stdout=subprocess.PIPE, text=True).stdout
+    with open(kpu) as f:
+        program = json.load(f)
+    if not simulate:
+        return program, text, None, None
+    subprocess.run([os.path.join(bin_dir, "kpu-sim"), "--config", config, "--program", kpu, "--outputs",
+                    os.path.join(out, "out"), "--stats", os.path.join(out, "stats.json"), "--inputs", inputs_dir],
+                   check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(out, "stats.json")) as f:
+        stats = json.load(f)
+    return program, text, stats, os.path.join(out, "out")
+
+
+def resident_tensors(text):
+    """The tensors kpu-compile -v lists as kept in L3: '  NAME (intermediate, N bytes): L3 [...'."""
+    names = []
+    for line in text.splitlines():
+        if line.startswith("  ") and "): L3 [" in line:
+            names.append(line.split()[0])
+    return names
+
+
+def saved_bytes(program, names):
+    """DRAM bytes the residents' STOREs and LOADs would move: each written once, read whole by a
+    vector op and, by a matmul, per task its rows (the task's C rows) by all of K as A."""
+    shapes = {t["name"]: t["shape"] for t in program["graph"]["tensors"] if "shape" in t}
+    ops = {o["name"]: o for o in program["graph"]["ops"]}
+    total = 0
+    for name in names:
+        elements = int(np.prod(shapes[name]))
+        total += 4 * elements  # the writer's STOREs
+        for k, kernel in enumerate(program["kernels"]):
+            o = ops[kernel["op"]]
+            if o["op"] == "matmul" and o["A"] == name:
+                m, kk = shapes[name]
+                tm = kernel["tile"][0]
+                for task in program["tasks"]:
+                    if task["kernel"] == k:
+                        r0, r1 = task["rows"]
+                        total += 4 * (min(m, r1 * tm) - r0 * tm) * kk
+            elif o["op"] != "matmul" and name in o.get("inputs", []):
+                total += 4 * elements  # a vector op reads its operand once (twice named: one LOAD per use)
+                total += 4 * elements * (o["inputs"].count(name) - 1)
+    return total
+
+
+def check_case(name, graph, inputs, expect_resident=True):
+    case = os.path.join(work, name)
+    os.makedirs(os.path.join(case, "in"), exist_ok=True)
+    graph_path = os.path.join(case, "graph.json")
+    with open(graph_path, "w") as f:
+        json.dump(graph, f)
+    for t, value in inputs.items():
+        np.save(os.path.join(case, "in", t + ".npy"), value.astype(np.float32))
+    inputs_dir = os.path.join(case, "in")
+    p2, text2, s2, out2 = compile_and_run(case, graph_path, ["--disable-pass", "fuse-attention"], inputs_dir,
+                                          expect_resident)
+    p1, _, s1, _ = compile_and_run(case, graph_path, ["--disable-pass", "fuse-attention", "--disable-pass",
+                                                      "keep-in-l3"], inputs_dir, expect_resident)
+    names = resident_tensors(text2)
+    if not expect_resident:
+        if names or "keep-in-l3" in p2.get("passes", []):
+            fail(f"{name}: keep-in-l3 kept {names} where nothing fits")
+        p1.pop("passes", None), p2.pop("passes", None)
+        if p1 != p2:
+            fail(f"{name}: the program changed with keep-in-l3 though nothing fits")
+        print(f"{name}: nothing fits; the program is the same with and without keep-in-l3")
+        return
+    if not names or "keep-in-l3" not in p2.get("passes", []):
+        fail(f"{name}: keep-in-l3 kept nothing")
+    _, _, s0, out0 = compile_and_run(case, graph_path, ["-O0"], inputs_dir)
+    for f in sorted(os.listdir(out0)):
+        with open(os.path.join(out0, f), "rb") as a, open(os.path.join(out2, f), "rb") as b:
+            if a.read() != b.read():
+                fail(f"{name}: output {f} differs between -O0 and -O2")
+    dram = lambda s: s["dram_reads_bytes"] + s["dram_writes_bytes"]  # noqa: E731
+    saved = saved_bytes(p2, names)
+    if dram(s2) != dram(s1) - saved:
+        fail(f"{name}: DRAM bytes {dram(s2)} with keep-in-l3, expected {dram(s1)} - {saved} = {dram(s1) - saved}")
+    hints = p2["hints"]["dram_read_bytes"] + p2["hints"]["dram_write_bytes"]
+    if hints != dram(s2):
+        fail(f"{name}: the hints' DRAM bytes {hints} but the simulation moved {dram(s2)}")
+    high, planned = s2["memory_high_water_bytes"]["dram"], p2["memory"]["peak_dram"]
+    if high != planned:
+        fail(f"{name}: simulated DRAM high water {high}, planned peak {planned}")
+    print(f"{name}: {len(names)} tensors in L3; DRAM bytes -O0 {dram(s0)}, -O2 without keep-in-l3 {dram(s1)}, "
+          f"with {dram(s2)} (= less {saved}); cycles {s0['total_cycles']}, {s1['total_cycles']}, "
+          f"{s2['total_cycles']}; peak DRAM {planned}; outputs byte-identical")
+
+
+rng = np.random.default_rng(5)
+WIDTH, BATCH, BLOCKS = 256, 64, 6
+inputs = {"x": rng.standard_normal((BATCH, WIDTH))}
+for i in range(BLOCKS):
+    inputs[f"W{i}"] = rng.standard_normal((WIDTH, WIDTH)) / np.sqrt(WIDTH)
+    inputs[f"b{i}"] = rng.standard_normal(WIDTH) * 0.1
+check_case("residual_stack", residual_stack(BLOCKS, WIDTH, BATCH), inputs)
+check_case("scaled_chain", scaled_chain(7, 128, 512), {"x": rng.standard_normal((128, 512))})
+# Rows of 2 MiB: a band of one row is more than a tile's L3 (compiled, not simulated).
+check_case("too_long_rows", scaled_chain(3, 64, 512 * 1024), {}, expect_resident=False)
+
+print("keep-in-l3: " + ("ok" if failures == 0 else f"{failures} failures"))
+sys.exit(1 if failures else 0)
