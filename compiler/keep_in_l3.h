@@ -34,15 +34,15 @@ struct L3Plan {
 
 /// The plan for `program` (tiled: its kernels' buffers are known) with `capacity` bytes of
 /// L3 on each of its target's compute tiles. Candidates: root tensors of the intermediate
-/// role with DRAM (no compile-time value), no views, written and read by kernels, none
-/// of them a layout copy (whose strided blocks would cut into a transfer per row). A
-/// candidate of R rows has bands of ceil(R / tiles) rows (spread over as many tiles as it
-/// can: fewer, bigger bands make hot tiles); its band size (rounded to kAlign) must fit the budget: `capacity` less the most L3
-/// any kernel of its lifetime's steps takes (level_bytes). In decreasing order of bytes
-/// times (1 + its reading kernels), ties by index, each goes at the highest free range
-/// (from the top of L3 down, the same on every tile) among the placed tensors whose
-/// lifetimes overlap its own, its band 0 on the tile after the previous tensor's last band;
-/// one that does not fit stays in DRAM.
+/// role with DRAM (no compile-time value), no views, written and read by kernels, none of
+/// them a layout copy (whose strided blocks would cut into a transfer per row). A candidate
+/// of R rows has bands of ceil(R / tiles) rows (spread over as many tiles as it can: fewer,
+/// bigger bands make hot tiles); its band size (rounded to kAlign) must fit the budget:
+/// `capacity` less the most L3 any kernel of its lifetime's steps takes (level_bytes). In
+/// decreasing order of bytes times (1 + its reading kernels), ties by index, each goes at
+/// the highest free range (from the top of L3 down, the same on every tile) among the placed
+/// tensors whose lifetimes overlap its own, its band 0 on the tile after the previous
+/// tensor's last band; one that does not fit stays in DRAM.
 L3Plan plan_l3(const Program& program, uint64_t capacity);
 
 /// The plan `program` records: plan_l3 at its memory.l3_capacity; none resident without.
