@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "compiler/generate.h"
 #include "compiler/memory_plan.h"
 #include "compiler/ops/op_schema.h"
 
@@ -154,6 +155,28 @@ bool keep_in_l3(Program& program, const hw::Config& config, const std::vector<Ta
     program.hints = total;
     program.memory = estimate_memory(program, granule);
     return true;
+}
+
+void drop_keep_in_l3(Program& program) {
+    if (!program.memory || !program.memory->l3_capacity) return;
+    program.memory->l3_capacity = 0;
+    program.passes.erase(std::remove(program.passes.begin(), program.passes.end(), Pass::KeepInL3),
+                         program.passes.end());
+    add_reuse_deps(program, program_memory_plan(program, program.memory->granule));
+    std::vector<std::pair<uint32_t, uint32_t>> span(program.kernels.size(), {UINT32_MAX, 0});
+    for (uint32_t t = 0; t < program.tasks.size(); ++t) {
+        auto& [first, end] = span[program.tasks[t].kernel];
+        first = std::min(first, t), end = t + 1;
+    }
+    Hints total;
+    for (uint32_t k = 0; k < program.kernels.size(); ++k) {
+        Hints& h = program.kernels[k].hints;
+        const uint64_t estimated = h.estimated_cycles;
+        h = span[k].first < span[k].second ? kernel_hints(program, k, span[k].first, span[k].second) : Hints{};
+        h.estimated_cycles = estimated;
+        total.add(h);
+    }
+    program.hints = total;
 }
 
 }  // namespace kpu::compiler

@@ -66,4 +66,10 @@ void drop_l3_traffic(Hints& hints, const L3Traffic& traffic);
 /// would need more than kMaxReuseDeps dependencies.
 bool keep_in_l3(Program& program, const hw::Config& config, const std::vector<Task>& tasks_without_reuse);
 
+/// Undoes the pass (a program whose kernels change, reblock.h; kpu-sim --check, which reads
+/// every intermediate back): its tensors back in DRAM, the pass and the capacity off, the
+/// dependencies the DRAM plan now needs added, the hints by the closed form again. Nothing
+/// when it did not run.
+void drop_keep_in_l3(Program& program);
+
 }  // namespace kpu::compiler

@@ -9,6 +9,7 @@
 #include "compiler/ffn_fusion.h"
 #include "compiler/flash_attention.h"
 #include "compiler/generate.h"
+#include "compiler/keep_in_l3.h"
 #include "compiler/memory_plan.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
@@ -349,6 +350,7 @@ Program reblock(const Program& program, const hw::Config& config, ReblockReport*
     }
     if (program.memory) {  // the same plan, the new tiles' SRAM
         out.memory = program.memory;
+        drop_keep_in_l3(out);  // the new tiles' buffers may need that L3
         out.memory = estimate_memory(out, program.memory->granule);
     }
     return out;

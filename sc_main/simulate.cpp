@@ -26,6 +26,7 @@
 #include "compiler/replay.h"
 #include "compiler/generate.h"
 #include "compiler/kpu_format.h"
+#include "compiler/keep_in_l3.h"
 #include "compiler/memory_plan.h"
 #include "hardware/host_memory.h"
 #include "hardware/output_file.h"
@@ -313,11 +314,10 @@ void warn_about_target(const std::string& path, const compiler::Target& target, 
 /// tensor: a program whose plan-memory reuses space runs without reuse (each tensor its own
 /// range, as at -O0; the dependencies reuse added stay and only order more), said on stderr.
 void keep_intermediates(compiler::Program& program, const hw::Config& config, const std::string& path) {
-    const bool in_l3 = program.memory && program.memory->l3_capacity;
-    if (!compiler::program_memory_plan(program, config.dram.interleave_bytes).reuse && !in_l3) return;
     // keep-in-l3's tensors share L3 with later kernels' buffers: they go back to DRAM too.
-    program.passes.erase(std::remove(program.passes.begin(), program.passes.end(), compiler::Pass::KeepInL3),
-                         program.passes.end());
+    const bool in_l3 = program.memory && program.memory->l3_capacity;
+    compiler::drop_keep_in_l3(program);
+    if (!compiler::program_memory_plan(program, config.dram.interleave_bytes).reuse && !in_l3) return;
     program.passes.erase(std::remove(program.passes.begin(), program.passes.end(), compiler::Pass::PlanMemory),
                          program.passes.end());
     program.memory.reset();

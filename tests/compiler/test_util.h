@@ -41,11 +41,12 @@ inline Graph relu_chain(uint32_t ops, uint64_t rows, uint64_t cols) {
     return parse_graph(text + R"(], "ops": [)" + op_text + "]}", "chain.json");
 }
 
-/// The default options less fuse-ffn: an MLP's two matmuls stay two kernels, h in DRAM
-/// (what the tests of the two-layer program look at).
+/// The default options less fuse-ffn and keep-in-l3: an MLP's two matmuls stay two kernels,
+/// h in DRAM (what the tests of the two-layer program look at).
 inline CompileOptions unfused(Dataflow dataflow = Dataflow::OutputStationary) {
     CompileOptions options(dataflow);
     options.passes.disabled.push_back(Pass::FuseFfn);
+    options.passes.disabled.push_back(Pass::KeepInL3);
     return options;
 }
 
