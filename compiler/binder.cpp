@@ -494,7 +494,7 @@ private:
 }  // namespace
 
 BoundProgram bind(const Program& program, const hw::Config& config) {
-    if (fits_config(program, config)) return Binder(program, config).run();
+    if (fits_config(program, config) && l3_plan_holds(program, config)) return Binder(program, config).run();
     const Program reblocked = reblock(program, config);  // the tiles made to fit (reblock.h)
     return Binder(reblocked, config).run();
 }

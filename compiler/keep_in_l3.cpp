@@ -157,6 +157,11 @@ bool keep_in_l3(Program& program, const hw::Config& config, const std::vector<Ta
     return true;
 }
 
+bool l3_plan_holds(const Program& program, const hw::Config& config) {
+    if (!program.memory || !program.memory->l3_capacity) return true;
+    return config.l3.capacity_bytes >= program.memory->l3_capacity && config.compute_tiles >= program.target.compute_tiles;
+}
+
 void drop_keep_in_l3(Program& program) {
     if (!program.memory || !program.memory->l3_capacity) return;
     program.memory->l3_capacity = 0;

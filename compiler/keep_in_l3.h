@@ -66,6 +66,10 @@ void drop_l3_traffic(Hints& hints, const L3Traffic& traffic);
 /// would need more than kMaxReuseDeps dependencies.
 bool keep_in_l3(Program& program, const hw::Config& config, const std::vector<Task>& tasks_without_reuse);
 
+/// Whether `config` holds the program's plan: at least the L3 and the compute tiles it was
+/// made for (true when the pass did not run). bind() re-blocks a program it does not hold.
+bool l3_plan_holds(const Program& program, const hw::Config& config);
+
 /// Undoes the pass (a program whose kernels change, reblock.h; kpu-sim --check, which reads
 /// every intermediate back): its tensors back in DRAM, the pass and the capacity off, the
 /// dependencies the DRAM plan now needs added, the hints by the closed form again. Nothing

@@ -274,7 +274,7 @@ Program reblock(const Program& program, const hw::Config& config, ReblockReport*
         blocking[k] = b ? *b : smallest(graph, kernel);
         any = true;
     }
-    if (!any) return program;
+    if (!any && l3_plan_holds(program, config)) return program;
 
     Program out;
     out.graph = program.graph;
