@@ -18,15 +18,12 @@ struct Held {
     Lifetime life;
 };
 
-/// The smallest depth from which `size` bytes fit among `held` (those whose lifetimes overlap
-/// `life`), first fit from the top of L3.
-uint64_t first_free_depth(const std::vector<Held>& placed, const Lifetime& life, uint64_t size) {
-    std::vector<Held> held;
-    for (const Held& h : placed)
-        if (h.life.overlaps(life)) held.push_back(h);
-    std::sort(held.begin(), held.end(), [](const Held& a, const Held& b) { return a.top < b.top; });
+/// The smallest depth from which `size` bytes fit among `live` (the placed tensors whose
+/// lifetimes overlap the new one's), first fit from the top of L3.
+uint64_t first_free_depth(std::vector<Held>& live, uint64_t size) {
+    std::sort(live.begin(), live.end(), [](const Held& a, const Held& b) { return a.top < b.top; });
     uint64_t depth = 0;
-    for (const Held& h : held) {
+    for (const Held& h : live) {
         if (h.top >= depth + size) return depth;
         depth = std::max(depth, h.bottom);
     }
@@ -86,7 +83,12 @@ L3Plan plan_l3(const Program& program, uint64_t capacity) {
     }
     const auto saved = [&](uint32_t t) { return g.tensor(t).bytes() * (1 + readers[t]); };
     std::stable_sort(candidates.begin(), candidates.end(), [&](uint32_t a, uint32_t b) { return saved(a) > saved(b); });
-    std::vector<Held> held;
+    // The placed ones per step of their lifetimes: a candidate looks only at those of its own
+    // steps (linear in the lifetimes' lengths, not quadratic in the tensors).
+    std::vector<Held> held, live;
+    std::vector<std::vector<uint32_t>> at_step(kernels + 2);
+    std::vector<uint64_t> seen;
+    uint64_t stamp = 0;
     uint64_t next_tile = 0;
     for (uint32_t t : candidates) {
         const Tensor& tensor = g.tensor(t);
@@ -98,9 +100,16 @@ L3Plan plan_l3(const Program& program, uint64_t capacity) {
         uint64_t busy = 0;  // the most L3 a kernel of its lifetime takes
         for (uint32_t step = life[t].first; step <= life[t].last; ++step) busy = std::max(busy, used[step - 1]);
         if (busy >= capacity || size > capacity - busy) continue;
-        const uint64_t depth = first_free_depth(held, life[t], size);
+        live.clear();
+        ++stamp;
+        for (uint32_t step = life[t].first; step <= life[t].last; ++step)
+            for (uint32_t h : at_step[step])
+                if (seen[h] != stamp) seen[h] = stamp, live.push_back(held[h]);
+        const uint64_t depth = first_free_depth(live, size);
         if (depth + size > capacity - busy) continue;
+        for (uint32_t step = life[t].first; step <= life[t].last; ++step) at_step[step].push_back(uint32_t(held.size()));
         held.push_back({depth, depth + size, life[t]});
+        seen.push_back(0);
         plan.resident[t] = true;
         plan.first_tile[t] = uint32_t(next_tile);
         plan.offset[t] = capacity - depth - size;
