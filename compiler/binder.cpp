@@ -10,6 +10,7 @@
 #include "compiler/flash_attention.h"
 #include "compiler/generate.h"
 #include "compiler/hazard_tracker.h"
+#include "compiler/keep_in_l3.h"
 #include "compiler/large_load_limit.h"
 #include "compiler/memory_plan.h"
 #include "compiler/move_elision.h"
@@ -95,6 +96,7 @@ private:
         std::optional<MemoryPlan> plan;
         if (std::find(program_.passes.begin(), program_.passes.end(), Pass::PlanMemory) != program_.passes.end())
             plan = program_memory_plan(program_, config_.dram.interleave_bytes);
+        l3_ = program_l3_plan(program_);
         for (uint32_t i = 0; i < g.tensors().size(); ++i) {
             const Tensor& t = g.tensor(i);
             // A compile-time value (an axes list) is in the commands, not in DRAM.
@@ -109,6 +111,10 @@ private:
                 bound_.tensors.push_back(std::move(b));
                 continue;
             }
+            if (l3_.count && l3_.resident[i]) {  // keep-in-l3's: in L3, or above the DRAM plan (place_l3_tensors)
+                bound_.tensors.push_back(std::move(b));
+                continue;
+            }
             if (plan) b.dram_addr = plan->offset[i];
             next = plan ? b.dram_addr + t.bytes() : next + round_up(t.bytes(), config_.dram.interleave_bytes);
             if (next > map_.dram_size()) {
@@ -119,8 +125,49 @@ private:
             }
             bound_.tensors.push_back(std::move(b));
         }
+        if (l3_.count) place_l3_tensors(roots);
         for (uint32_t i = 0; i < g.tensors().size(); ++i)
-            if (roots[i] != i) bound_.tensors[slot_[i]].dram_addr = bound_.tensors.at(slot_.at(roots[i])).dram_addr;
+            if (roots[i] != i) {
+                BoundTensor& view = bound_.tensors[slot_[i]];
+                const BoundTensor& root = bound_.tensors.at(slot_.at(roots[i]));
+                view.dram_addr = root.dram_addr, view.in_l3 = root.in_l3;
+            }
+    }
+
+    /// keep-in-l3's tensors in their tiles' L3 when this config has at least the L3 and the
+    /// tiles the plan was made for; else (bound to a smaller config) each in DRAM above
+    /// every other tensor, in a range of its own, and moved as any DRAM tensor.
+    void place_l3_tensors(const std::vector<uint32_t>& roots) {
+        const Graph& g = program_.graph;
+        if (config_.l3.capacity_bytes >= program_.memory->l3_capacity && config_.compute_tiles >= l3_.tiles) {
+            for (uint32_t i = 0; i < g.tensors().size(); ++i)
+                if (roots[i] == i && l3_.resident[i]) {  // its band 0 (split_l3_transfer finds the others)
+                    BoundTensor& b = bound_.tensors[slot_[i]];
+                    b.dram_addr = map_.l3_base(l3_.first_tile[i]) + l3_.offset[i];
+                    b.in_l3 = true;
+                }
+            return;
+        }
+        uint64_t top = 0;
+        for (uint32_t i = 0; i < g.tensors().size(); ++i)
+            if (roots[i] == i && slot_[i] != kNoTensor && !l3_.resident[i])
+                top = std::max(top, bound_.tensors[slot_[i]].dram_addr + g.tensor(i).bytes());
+        uint64_t next = round_up(top, config_.dram.interleave_bytes);
+        for (uint32_t i = 0; i < g.tensors().size(); ++i) {
+            if (roots[i] != i || !l3_.resident[i]) continue;
+            BoundTensor& b = bound_.tensors[slot_[i]];
+            b.dram_addr = next;
+            next += round_up(b.bytes, config_.dram.interleave_bytes);
+            if (b.dram_addr + b.bytes > map_.dram_size()) {
+                std::ostringstream msg;
+                msg << "cannot bind to config '" << config_.name << "': tensor '" << b.name << "' (" << b.bytes
+                    << " bytes) ends at DRAM byte " << b.dram_addr + b.bytes << " but DRAM has " << map_.dram_size()
+                    << " bytes";
+                throw CompileError(msg.str());
+            }
+        }
+        l3_.resident.assign(l3_.resident.size(), false);  // moved as DRAM tensors
+        l3_.count = 0;
     }
 
     uint64_t level_base(hw::Level level, uint32_t tile) const {
@@ -213,6 +260,8 @@ private:
                 return false;
             }
         }
+        l3_pieces_.clear();
+        if (l3_.count && l3_.resident[d.tensor]) split_l3_transfer(d, x, tensor_cols * element);
         if (d.gather) {  // reads the task's input rows in L3 (all of them: a hull)
             const ConvGeometry& g = *operands_[program_.tasks[d.task].kernel].conv;
             touch(src, x.src, std::max<uint64_t>(1, d.halo_rows * g.w), g.cg * element, x.src_stride, false, op);
@@ -226,7 +275,7 @@ private:
         const EngineChoice engine = engine_for_move(src, dst, operands_[program_.tasks[d.task].kernel], d.tensor, config_);
         op.engine = engine.engine;
         op.unit = engine.unit;
-        if (op.engine == EngineKind::Dma)
+        if (op.engine == EngineKind::Dma && !(l3_.count && l3_.resident[d.tensor]))
             (src == hw::Level::Dram ? bound_.dram_read_bytes : bound_.dram_write_bytes) += x.bytes();
         return true;
     }
@@ -364,17 +413,53 @@ private:
         return {deps.begin(), deps.end()};
     }
 
+    /// A LOAD or STORE of a keep-in-l3 tensor: `x` (its tensor side at the tensor's band 0, as
+    /// if the tensor were one range) cut into one transfer per run of rows in one band
+    /// (l3_pieces_), each at its band's tile, recorded in the tracker as an access to that
+    /// tile's L3 (ordered against the kernels' buffers and other tensors sharing the range).
+    void split_l3_transfer(const DfxOp& d, const hw::Transfer& x, uint64_t row_bytes) {
+        const uint32_t t = d.tensor;
+        const bool store = d.dst_level() == hw::Level::Dram;
+        const uint64_t element = dtype_bytes(program_.graph.tensor(t).dtype), col_bytes = d.col * element;
+        const uint64_t chip = store ? x.src : x.dst, chip_stride = store ? x.src_stride : x.dst_stride;
+        const uint64_t band = l3_.band_rows[t];
+        for (uint64_t i = 0; i < d.rows;) {
+            const uint64_t row = d.row + i * d.row_step;
+            const uint64_t end_row = (row / band + 1) * band;  // the band's end
+            const uint64_t n = std::min<uint64_t>(d.rows - i, (end_row - row + d.row_step - 1) / d.row_step);
+            const uint32_t tile = l3_.tile_of(t, row);
+            const uint64_t at = map_.l3_base(tile) + l3_.row_offset(t, row, row_bytes) + col_bytes;
+            hw::Transfer piece = x;
+            piece.rows = uint32_t(n);
+            (store ? piece.dst : piece.src) = at;
+            (store ? piece.src : piece.dst) = chip + i * chip_stride;
+            // Row by row: a hull would overlap the other column tiles' rows, and their STOREs
+            // would wait for each other.
+            const uint64_t pitch = store ? piece.dst_stride : piece.src_stride;
+            const uint64_t space = space_id(uint32_t(hw::Level::L3), tile);
+            if (pitch == x.row_bytes)
+                tracker_.access(space, at, at + n * pitch, store, d.id, dfx_deps_);
+            else
+                for (uint64_t r = 0; r < n; ++r)
+                    tracker_.access(space, at + r * pitch, at + r * pitch + x.row_bytes, store, d.id, dfx_deps_);
+            l3_pieces_.push_back(piece);
+            i += n;
+        }
+    }
+
     /// A LOAD or STORE runs as slices on several DMA engines (same bytes, interleaved units);
-    /// a big LOAD also waits for its tile's previous one.
+    /// a big LOAD also waits for its tile's previous one. A keep-in-l3 tensor's: its pieces.
     void push_dma_slices(const DfxOp& d, BoundOp op, uint32_t first) {
         const std::vector<hw::Transfer> slices =
-            split_dram_transfer(op.move, dma_slices(config_), config_.dram.interleave_bytes);
+            !l3_pieces_.empty() ? l3_pieces_ : split_dram_transfer(op.move, dma_slices(config_), config_.dram.interleave_bytes);
         if (d.kind == DfxOpKind::Load)
             large_loads_.order(tile_, op.move.bytes(), first, uint32_t(slices.size()), op.deps);
         for (size_t i = 0; i < slices.size(); ++i) {
             BoundOp slice = op;
             slice.move = slices[i];
-            slice.unit = dma_engine(tile_, uint32_t(i), uint32_t(slices.size()), config_);
+            // A keep-in-l3 tensor's pieces on the tile's engines as its DRAM slices would be.
+            const uint32_t n = l3_pieces_.empty() ? uint32_t(slices.size()) : dma_slices(config_);
+            slice.unit = dma_engine(tile_, uint32_t(i % n), n, config_);
             push(std::move(slice));
         }
         bound_range_.back().second = uint32_t(bound_.ops.size());
@@ -412,6 +497,8 @@ private:
     std::vector<std::optional<VectorOperands>> vectors_;  ///< per kernel: a vector op's operands
     std::vector<std::optional<FlashOperands>> flash_;     ///< per kernel: a fused attention's operands
     std::vector<uint32_t> tiles_;        ///< per task: its compute tile
+    L3Plan l3_;                          ///< keep-in-l3's tensors (none resident when it did not run)
+    std::vector<hw::Transfer> l3_pieces_;  ///< the current move's transfers when its tensor is in L3
     HazardTracker tracker_;
     MoveElision elision_;
     LargeLoadLimit large_loads_;
@@ -426,14 +513,15 @@ private:
 }  // namespace
 
 BoundProgram bind(const Program& program, const hw::Config& config) {
-    if (fits_config(program, config)) return Binder(program, config).run();
+    if (fits_config(program, config) && l3_plan_holds(program, config)) return Binder(program, config).run();
     const Program reblocked = reblock(program, config);  // the tiles made to fit (reblock.h)
     return Binder(reblocked, config).run();
 }
 
 uint64_t image_address(const BoundProgram& bound, const hw::Config& config, uint64_t image_bytes) {
     uint64_t top = 0;
-    for (const BoundTensor& t : bound.tensors) top = std::max(top, t.dram_addr + t.bytes);
+    for (const BoundTensor& t : bound.tensors)
+        if (!t.in_l3) top = std::max(top, t.dram_addr + t.bytes);
     const uint64_t at = round_up(top, config.dram.interleave_bytes);
     const uint64_t dram = hw::AddressMap(config).dram_size();
     if (at + image_bytes > dram)

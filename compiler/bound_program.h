@@ -63,8 +63,9 @@ struct BoundTensor {
     std::vector<uint64_t> shape;
     std::string dtype;     ///< "float32"
     std::string role;      ///< "input", "constant", "intermediate", "output"
-    uint64_t dram_addr = 0;
+    uint64_t dram_addr = 0;  ///< its device address (in DRAM, or in a compute tile's L3 when in_l3)
     uint64_t bytes = 0;
+    bool in_l3 = false;      ///< kept in L3 by keep-in-l3 (an intermediate; docs/compiler.md, "Memory planning")
 };
 
 struct BoundProgram {

@@ -11,8 +11,10 @@ namespace {
 using json = nlohmann::json;
 
 json tensor_json(const BoundTensor& t) {
-    return {{"name", t.name}, {"shape", t.shape},         {"dtype", t.dtype},
-            {"role", t.role}, {"dram_addr", t.dram_addr}, {"bytes", t.bytes}};
+    json j = {{"name", t.name}, {"shape", t.shape},         {"dtype", t.dtype},
+              {"role", t.role}, {"dram_addr", t.dram_addr}, {"bytes", t.bytes}};
+    if (t.in_l3) j["in_l3"] = true;  // dram_addr is an L3 address (keep-in-l3)
+    return j;
 }
 
 json op_json(const BoundOp& op) {

@@ -95,9 +95,10 @@ struct MemoryEstimate {
     /// record_sram_marks (memory_plan.h) sets them.
     uint64_t l3 = 0, l2 = 0, l1 = 0;
     uint64_t dram = 0;         ///< the plan's extent: the highest DRAM byte any tensor occupies, + 1
+    uint64_t l3_capacity = 0;  ///< keep-in-l3: the L3 bytes per compute tile its plan was made for (0: it did not run)
     bool operator==(const MemoryEstimate& o) const {
         return granule == o.granule && weights == o.weights && activations == o.activations && l3 == o.l3 &&
-               l2 == o.l2 && l1 == o.l1 && dram == o.dram;
+               l2 == o.l2 && l1 == o.l1 && dram == o.dram && l3_capacity == o.l3_capacity;
     }
 };
 

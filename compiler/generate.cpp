@@ -16,6 +16,7 @@
 #include "compiler/passes/flatten_linear.h"
 #include "compiler/passes/fuse_epilogue.h"
 #include "compiler/passes/fuse_rows.h"
+#include "compiler/keep_in_l3.h"
 #include "compiler/memory_plan.h"
 #include "compiler/unit_choice.h"
 #include "compiler/ops/op_schema.h"
@@ -223,6 +224,9 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         program.passes.push_back(Pass::PlanMemory);
         program.memory.emplace().granule = block;  // what program_memory_plan plans at
         program.memory = estimate_memory(program, block);  // the SRAM marks: record_sram_marks
+        if (options.passes.enabled(Pass::KeepInL3)) {  // on the tiled program: the L3 its buffers leave
+            if (keep_in_l3(program, target, without)) program.passes.push_back(Pass::KeepInL3);
+        }
     }
     return program;
 }

@@ -14,6 +14,7 @@
 #include "compiler/depth_first.h"
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
+#include "compiler/keep_in_l3.h"
 #include "compiler/memory_plan.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
@@ -183,6 +184,18 @@ void check_memory(const JsonReader& f, const Program& program) {
     }
 }
 
+/// keep-in-l3 among the passes exactly when "memory" records the L3 capacity it planned for,
+/// and then some tensor fits (the pass runs only where one does).
+void check_l3_residency(const JsonReader& f, const Program& program) {
+    const bool kept = std::find(program.passes.begin(), program.passes.end(), Pass::KeepInL3) != program.passes.end();
+    const uint64_t capacity = program.memory ? program.memory->l3_capacity : 0;
+    if (kept != (capacity != 0))
+        f.fail("memory.l3_capacity", kept ? "missing or 0 (the program ran keep-in-l3, which records the L3 it planned for)"
+                                          : "present but keep-in-l3 is not among the passes");
+    if (kept && program_l3_plan(program).count == 0)
+        f.fail("memory.l3_capacity", std::to_string(capacity) + " bytes of L3 keep no tensor of the program (keep-in-l3)");
+}
+
 }  // namespace
 
 std::string write_kpu(const Program& program) {
@@ -219,6 +232,7 @@ std::string write_kpu(const Program& program) {
     if (const auto& m = program.memory) {
         json memory = json::object();
         for (const auto& [name, field] : kMemoryFields) memory[name] = (*m).*field;
+        if (m->l3_capacity) memory["l3_capacity"] = m->l3_capacity;  // keep-in-l3's plan
         root["memory"] = std::move(memory);
     }
     return root.dump(1) + "\n";
@@ -391,6 +405,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
         JsonReader m = f.object("memory");
         MemoryEstimate e;
         for (const auto& [name, field] : kMemoryFields) e.*field = m.uint(name);
+        if (m.has("l3_capacity")) e.l3_capacity = m.uint("l3_capacity");
         m.finish();
         if (e.granule == 0) f.fail("memory.granule", "must be positive");
         program.memory = e;
@@ -398,6 +413,7 @@ Program read_kpu(const std::string& text, const std::string& source) {
     f.finish();
 
     check_tasks(f, program);
+    check_l3_residency(f, program);
     // Where each kernel's tasks lie (every task checked once, not once per kernel).
     std::vector<std::pair<uint32_t, uint32_t>> task_span(program.kernels.size(), {UINT32_MAX, 0});
     for (uint32_t t = 0; t < program.tasks.size(); ++t) {
@@ -405,8 +421,12 @@ Program read_kpu(const std::string& text, const std::string& source) {
         first = std::min(first, t), end = t + 1;
     }
     Hints total;
+    // keep-in-l3's tensors move no DRAM bytes: their LOADs and STOREs come off the closed form.
+    const L3Plan l3 = program_l3_plan(program);
+    const std::vector<L3Traffic> on_chip = l3.count ? l3_traffic(program, l3.resident) : std::vector<L3Traffic>();
     for (uint32_t k = 0; k < program.kernels.size(); ++k) {
         Hints actual = kernel_hints(program, k, task_span[k].first, task_span[k].second);
+        if (!on_chip.empty()) drop_l3_traffic(actual, on_chip[k]);
         actual.estimated_cycles = program.kernels[k].hints.estimated_cycles;
         check_hints(f, "kernels[" + std::to_string(k) + "].hints", program.kernels[k].hints, actual);
         total.add(actual);

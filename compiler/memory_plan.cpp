@@ -6,6 +6,7 @@
 
 #include "compiler/binder.h"
 #include "compiler/high_water.h"
+#include "compiler/keep_in_l3.h"
 #include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
@@ -82,7 +83,7 @@ uint64_t set_extent(const Graph& graph, MemoryPlan& plan) {
 
 }  // namespace
 
-MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse) {
+MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse, const std::vector<bool>& in_l3) {
     MemoryPlan plan;
     plan.granule = granule;
     plan.reuse = reuse;
@@ -93,7 +94,8 @@ MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse) {
     plan.offset.assign(n, 0);
     std::vector<uint32_t> order;
     for (uint32_t t = 0; t < n; ++t)
-        if (roots[t] == t && !is_compile_time_value(graph, t)) plan.placed[t] = true, order.push_back(t);
+        if (roots[t] == t && !is_compile_time_value(graph, t) && !(t < in_l3.size() && in_l3[t]))
+            plan.placed[t] = true, order.push_back(t);
     const auto rounded = [&](uint32_t t) { return round_up(graph.tensor(t).bytes(), granule); };
     uint64_t next = 0;  // one range per tensor, in index order
     for (uint32_t t : order) plan.offset[t] = next, next += rounded(t);
@@ -213,7 +215,8 @@ Graph order_for_memory(const Graph& graph, uint64_t granule) {
 MemoryPlan program_memory_plan(const Program& program, uint64_t granule) {
     const bool reuse = program.memory &&
                        std::find(program.passes.begin(), program.passes.end(), Pass::PlanMemory) != program.passes.end();
-    return plan_memory(program.graph, reuse ? program.memory->granule : granule, reuse);
+    const std::vector<bool> in_l3 = program_l3_plan(program).resident;
+    return plan_memory(program.graph, reuse ? program.memory->granule : granule, reuse, in_l3);
 }
 
 uint64_t add_reuse_deps(Program& program, const MemoryPlan& plan) {
@@ -277,6 +280,7 @@ MemoryEstimate estimate_memory(const Program& program, uint64_t granule) {
     MemoryEstimate e;
     e.granule = plan.granule;
     e.dram = plan.extent;
+    e.l3_capacity = program.memory ? program.memory->l3_capacity : 0;  // keep-in-l3's, carried
     uint32_t steps = 0;
     for (uint32_t t = 0; t < g.tensors().size(); ++t)
         if (plan.placed[t]) steps = std::max(steps, plan.lifetime[t].last + 1);

@@ -51,8 +51,9 @@ std::vector<Lifetime> tensor_lifetimes(const Graph& graph);
 /// bytes from a multiple of it (whole interleave blocks), a smaller one from a multiple of
 /// kAlign (so that biases pack), each range its bytes rounded up to that alignment.
 /// Without, or when that lowers no peak (then `reuse` is false): one range per tensor in index
-/// order, as the binder places them at -O0.
-MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse);
+/// order, as the binder places them at -O0. The tensors `in_l3` marks (keep-in-l3's
+/// residents, per graph tensor; empty: none) have no DRAM.
+MemoryPlan plan_memory(const Graph& graph, uint64_t granule, bool reuse, const std::vector<bool>& in_l3 = {});
 
 /// The checked `graph` with its ops in an order of smaller peak DRAM when there is one: a
 /// greedy schedule that takes, among the ops whose inputs are ready, the one that allocates
@@ -63,7 +64,7 @@ Graph order_for_memory(const Graph& graph, uint64_t granule);
 
 /// The plan the binder follows for `program`: with reuse when it ran plan-memory and records
 /// its estimate (at the granule it was planned for, MemoryEstimate::granule), else without,
-/// at `granule`.
+/// at `granule`; without the tensors keep-in-l3 keeps in L3 (program_l3_plan).
 MemoryPlan program_memory_plan(const Program& program, uint64_t granule);
 
 /// Adds to program.tasks' deps what reuse needs under out-of-order execution: every task that

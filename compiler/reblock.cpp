@@ -9,6 +9,7 @@
 #include "compiler/ffn_fusion.h"
 #include "compiler/flash_attention.h"
 #include "compiler/generate.h"
+#include "compiler/keep_in_l3.h"
 #include "compiler/memory_plan.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/tiler.h"
@@ -273,7 +274,7 @@ Program reblock(const Program& program, const hw::Config& config, ReblockReport*
         blocking[k] = b ? *b : smallest(graph, kernel);
         any = true;
     }
-    if (!any) return program;
+    if (!any && l3_plan_holds(program, config)) return program;
 
     Program out;
     out.graph = program.graph;
@@ -349,6 +350,7 @@ Program reblock(const Program& program, const hw::Config& config, ReblockReport*
     }
     if (program.memory) {  // the same plan (the SRAM marks are a config's: estimate_memory(out, config))
         out.memory = program.memory;
+        drop_keep_in_l3(out);  // the new tiles' buffers may need that L3
         out.memory = estimate_memory(out, program.memory->granule);
     }
     return out;

@@ -26,6 +26,7 @@
 #include "compiler/replay.h"
 #include "compiler/generate.h"
 #include "compiler/kpu_format.h"
+#include "compiler/keep_in_l3.h"
 #include "compiler/memory_plan.h"
 #include "hardware/host_memory.h"
 #include "hardware/output_file.h"
@@ -313,12 +314,16 @@ void warn_about_target(const std::string& path, const compiler::Target& target, 
 /// tensor: a program whose plan-memory reuses space runs without reuse (each tensor its own
 /// range, as at -O0; the dependencies reuse added stay and only order more), said on stderr.
 void keep_intermediates(compiler::Program& program, const hw::Config& config, const std::string& path) {
-    if (!compiler::program_memory_plan(program, config.dram.interleave_bytes).reuse) return;
+    // keep-in-l3's tensors share L3 with later kernels' buffers: they go back to DRAM too.
+    const bool in_l3 = program.memory && program.memory->l3_capacity;
+    compiler::drop_keep_in_l3(program);
+    if (!compiler::program_memory_plan(program, config.dram.interleave_bytes).reuse && !in_l3) return;
     program.passes.erase(std::remove(program.passes.begin(), program.passes.end(), compiler::Pass::PlanMemory),
                          program.passes.end());
     program.memory.reset();
     std::cerr << "kpu-sim: note: --check reads every intermediate back, so " << path
-              << " runs without its DRAM reuse (plan-memory); its timing without --check differs\n";
+              << " runs without its DRAM reuse (plan-memory)" << (in_l3 ? " and with its L3 intermediates in DRAM (keep-in-l3)" : "")
+              << "; its timing without --check differs\n";
 }
 
 /// Step 1, everything that can be wrong with the input is found before the simulation: the

@@ -22,6 +22,7 @@
 #include "compiler/generate.h"
 #include "compiler/graph_json.h"
 #include "compiler/kpu_format.h"
+#include "compiler/keep_in_l3.h"
 #include "compiler/memory_plan.h"
 #include "compiler/onnx_import.h"
 #include "compiler/portable_target.h"
@@ -150,7 +151,27 @@ void print_memory(std::ostream& out, const Program& p, const kpu::hw::Config& co
     out << "memory: peak DRAM " << e.dram << " bytes (weights " << e.weights << ", activations " << e.activations
         << " at the peak; the tensors add up to " << sum << (plan.reuse ? ", dead ones' space reused" : "")
         << "), peak SRAM per compute tile L3 " << e.l3 << ", L2 " << e.l2 << ", L1 " << e.l1 << " bytes\n";
+    const L3Plan l3 = program_l3_plan(p);
+    const std::vector<uint32_t> roots = l3.count ? alias_roots(p.graph) : std::vector<uint32_t>();
+    const auto listed = [&](uint32_t t) { return l3.count && l3.resident[t] && roots[t] == t; };  // a view: its root
+    if (l3.count) {
+        uint64_t bytes = 0;
+        for (uint32_t t = 0; t < p.graph.tensors().size(); ++t)
+            if (listed(t)) bytes += p.graph.tensor(t).bytes();
+        out << "keep-in-l3: " << l3.count << (l3.count == 1 ? " intermediate (" : " intermediates (") << bytes
+            << " bytes) in L3 between their ops, not in DRAM\n";
+    }
     if (!verbose) return;
+    for (uint32_t t = 0; t < p.graph.tensors().size(); ++t) {
+        if (!listed(t)) continue;
+        const Tensor& x = p.graph.tensor(t);
+        const uint64_t row_bytes = x.shape.size() >= 2 ? x.shape.back() * dtype_bytes(x.dtype) : x.bytes();
+        const uint64_t band = std::min(x.bytes(), l3.band_rows[t] * row_bytes), bands = (x.bytes() + band - 1) / band;
+        out << "  " << x.name << " (" << to_string(*x.role) << ", " << x.bytes() << " bytes): L3 [" << l3.offset[t]
+            << ", " << l3.offset[t] + band << ") of " << bands << (bands == 1 ? " tile from tile " : " tiles from tile ")
+            << l3.first_tile[t] << " (" << l3.band_rows[t] << " rows each), live from step " << plan.lifetime[t].first
+            << " to " << plan.lifetime[t].last << "\n";
+    }
     for (uint32_t t = 0; t < p.graph.tensors().size(); ++t) {
         if (!plan.placed[t]) continue;
         const Tensor& x = p.graph.tensor(t);
@@ -320,7 +341,7 @@ int run(int argc, char** argv) {
     std::vector<std::string> sets;
     std::string depthwise_name = "auto";
     std::string max_host_memory;
-    int opt_level = kMaxOptLevel;
+    int opt_level = kDefaultOptLevel;
     std::vector<std::string> disabled_passes;
     bool bind_mode = false, verbose = false, help = false;
     po::options_description options("kpu-compile options");
@@ -333,8 +354,9 @@ int run(int argc, char** argv) {
         "depthwise-on", po::value(&depthwise_name),
         "where depthwise Convs run: auto (default: the lower estimate), fabric or vector")(
         "opt-level,O", po::value(&opt_level)->value_name("N"),
-        "optimization level: 0 (no optimization pass), 1 (folding, epilogue fusion, memory planning) or 2 "
-        "(default: also FFN and attention fusion); docs/compiler.md, Passes")(
+        "optimization level: 0 (no optimization pass), 1 (folding, epilogue fusion, memory planning), 2 "
+        "(default: also FFN, attention and row fusion) or 3 (also intermediates kept in L3, fewer DRAM bytes "
+        "but not always fewer cycles); docs/compiler.md, Passes")(
         "disable-pass", po::value(&disabled_passes)->composing()->value_name("NAME"),
         ("switch one optimization pass off (repeatable): " + kpu::hw::names_in(kPassNames)).c_str())(
         "bind", po::bool_switch(&bind_mode), "bind a .kpu to --config and show the bound program")(
@@ -351,7 +373,7 @@ int run(int argc, char** argv) {
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
     if (help) {
-        std::cout << "usage: kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--set PATH=VALUE ...] [-O0|-O1|-O2] [--disable-pass NAME ...] [--dataflow D] [-v]\n"
+        std::cout << "usage: kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--set PATH=VALUE ...] [-O0|-O1|-O2|-O3] [--disable-pass NAME ...] [--dataflow D] [-v]\n"
                      "       kpu-compile --bind --config FILE [--set PATH=VALUE ...] X.kpu [-o BOUND.json]\n"
                   << options;
         return 0;

@@ -489,7 +489,7 @@ PYBIND11_MODULE(_native, m) {
 
     py::class_<NativeProgram>(m, "Program")
         .def_static("compile", &compile_model, py::arg("path"), py::arg("config_path"),
-                    py::arg("overrides") = std::vector<std::string>{}, py::arg("opt_level") = compiler::kMaxOptLevel,
+                    py::arg("overrides") = std::vector<std::string>{}, py::arg("opt_level") = compiler::kDefaultOptLevel,
                     py::arg("disabled_passes") = std::vector<std::string>{})
         .def_property_readonly("passes",
                                [](const NativeProgram& p) {

@@ -62,8 +62,9 @@ void check_invariants(const Program& p, const BoundProgram& b, const hw::Config&
             if (d.level == hw::Level::Dram) write += x.bytes();
             std::set<hw::Level> levels{s.level, d.level};
             switch (op.engine) {
-                case EngineKind::Dma:
-                    EXPECT_EQ(levels, (std::set<hw::Level>{hw::Level::Dram, hw::Level::L3}));
+                case EngineKind::Dma:  // DRAM <-> L3, or L3 -> L3 for a keep-in-l3 tensor
+                    EXPECT_TRUE(levels == (std::set<hw::Level>{hw::Level::Dram, hw::Level::L3}) ||
+                                levels == std::set<hw::Level>{hw::Level::L3});
                     EXPECT_LT(op.unit, config.dma.count);
                     break;
                 case EngineKind::BlockMover:
@@ -123,11 +124,12 @@ void check_invariants(const Program& p, const BoundProgram& b, const hw::Config&
         for (const BoundTensor& t : b.tensors) index.push_back(*p.graph.find_tensor(t.name));
         for (size_t t = 0; t < b.tensors.size(); ++t) {
             const BoundTensor& x = b.tensors[t];
+            if (x.in_l3) continue;  // keep-in-l3's: no DRAM (keep_in_l3_test.cpp)
             EXPECT_EQ(x.dram_addr, plan.offset[index[t]]) << x.name;
             EXPECT_EQ(x.dram_addr % (x.bytes >= plan.granule ? plan.granule : kAlign), 0u) << x.name;
             for (size_t u = 0; u < t; ++u) {
                 const BoundTensor& y = b.tensors[u];
-                if (plan.lifetime[index[t]].overlaps(plan.lifetime[index[u]]) && x.dram_addr != y.dram_addr) {
+                if (!y.in_l3 && plan.lifetime[index[t]].overlaps(plan.lifetime[index[u]]) && x.dram_addr != y.dram_addr) {
                     EXPECT_TRUE(x.dram_addr >= y.dram_addr + y.bytes || y.dram_addr >= x.dram_addr + x.bytes)
                         << x.name << " and " << y.name;
                 }

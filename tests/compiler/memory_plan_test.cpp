@@ -13,21 +13,6 @@
 namespace kpu::compiler::test {
 namespace {
 
-/// x -> Relu -> t0 -> Relu -> t1 ... -> y: `ops` Relus over [rows, cols] floats.
-Graph relu_chain(uint32_t ops, uint64_t rows, uint64_t cols) {
-    std::string text = R"({"tensors": [{"name": "x", "shape": [)" + std::to_string(rows) + ", " +
-                       std::to_string(cols) + R"(], "role": "input"})";
-    std::string op_text;
-    for (uint32_t i = 0; i < ops; ++i) {
-        const std::string in = i == 0 ? "x" : "t" + std::to_string(i - 1);
-        const std::string out = i + 1 == ops ? "y" : "t" + std::to_string(i);
-        text += R"(, {"name": ")" + out + "\"}";
-        op_text += std::string(i ? ", " : "") + R"({"op": "Relu", "name": "r)" + std::to_string(i) +
-                   R"(", "inputs": [")" + in + R"("], "outputs": [")" + out + "\"]}";
-    }
-    return parse_graph(text + R"(], "ops": [)" + op_text + "]}", "chain.json");
-}
-
 /// Only plan-memory (the other passes would change the kernels this test reasons about).
 CompileOptions plan_only() {
     PassSelection passes;

@@ -26,6 +26,21 @@ inline Program compile_matmul(uint64_t m, uint64_t n, uint64_t k, const hw::Conf
     return compile(parse_graph(matmul_json(m, n, k, bias), "test.json"), target, {dataflow});
 }
 
+/// x -> Relu -> t0 -> Relu -> t1 ... -> y: `ops` Relus over [rows, cols] floats.
+inline Graph relu_chain(uint32_t ops, uint64_t rows, uint64_t cols) {
+    std::string text = R"({"tensors": [{"name": "x", "shape": [)" + std::to_string(rows) + ", " +
+                       std::to_string(cols) + R"(], "role": "input"})";
+    std::string op_text;
+    for (uint32_t i = 0; i < ops; ++i) {
+        const std::string in = i == 0 ? "x" : "t" + std::to_string(i - 1);
+        const std::string out = i + 1 == ops ? "y" : "t" + std::to_string(i);
+        text += R"(, {"name": ")" + out + "\"}";
+        op_text += std::string(i ? ", " : "") + R"({"op": "Relu", "name": "r)" + std::to_string(i) +
+                   R"(", "inputs": [")" + in + R"("], "outputs": [")" + out + "\"]}";
+    }
+    return parse_graph(text + R"(], "ops": [)" + op_text + "]}", "chain.json");
+}
+
 /// The default options less fuse-ffn: an MLP's two matmuls stay two kernels, h in DRAM
 /// (what the tests of the two-layer program look at).
 inline CompileOptions unfused(Dataflow dataflow = Dataflow::OutputStationary) {
