@@ -63,7 +63,8 @@ TEST(KeepInL3, AChainsIntermediatesStayOnChipAndDramDropsByTheirWriteAndRead) {
 
 TEST(KeepInL3, LiveResidentsDoNotOverlapAndStayAboveTheKernelsBuffers) {
     const hw::Config t64 = config("t64");
-    CompileOptions two_kernels;  // the default passes less fuse-ffn: h between the two matmuls
+    CompileOptions two_kernels;  // -O3 less fuse-ffn: h between the two matmuls
+    two_kernels.passes.level = kMaxOptLevel;
     two_kernels.passes.disabled.push_back(Pass::FuseFfn);
     const Program p = compile(parse_graph(mlp_json(64, 256, 512, 256), "mlp.json"), t64, two_kernels);
     const L3Plan plan = program_l3_plan(p);

@@ -89,13 +89,15 @@ TEST(KpuFormat, ThePassesThatRanAndWhatAnOpAbsorbedRoundTrip) {
 }
 
 TEST(KpuFormat, PassSelectionFollowsTheLevelLessTheDisabled) {
-    PassSelection o0{0, {}}, o1{1, {}}, o2{2, {Pass::FuseAttention}};
+    PassSelection o0{0, {}}, o1{1, {}}, o2{2, {}}, o3{3, {Pass::FuseAttention}};
     for (const auto& [pass, name] : kPassNames) {
         SCOPED_TRACE(name);
         EXPECT_FALSE(o0.enabled(pass));
         EXPECT_EQ(o1.enabled(pass), kPassLevel[int(pass)] <= 1);
-        EXPECT_EQ(o2.enabled(pass), pass != Pass::FuseAttention);
+        EXPECT_EQ(o2.enabled(pass), pass != Pass::KeepInL3);
+        EXPECT_EQ(o3.enabled(pass), pass != Pass::FuseAttention);
     }
+    EXPECT_EQ(PassSelection{}.level, 2) << "-O2 is the default";
 }
 
 TEST(KpuFormat, SizeDoesNotGrowWithTheTileCount) {
