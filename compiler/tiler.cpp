@@ -362,7 +362,7 @@ TilingChoice choose_transpose_tiling(const hw::Config& config, const Graph& grap
         const std::vector<BufferSpec> plan = plan_vector_buffers(v, r);
         std::ostringstream msg;
         msg << "op '" << graph.ops()[op].name << "' (" << graph.ops()[op].kind << "): a matrix of " << r << " x "
-            << v.cols << " needs " << level_bytes(plan, hw::Level::L2) << " bytes of L2 and "
+            << v.cols << " of tensor '" << graph.tensor(v.a).name << "' needs " << level_bytes(plan, hw::Level::L2) << " bytes of L2 and "
             << level_bytes(plan, hw::Level::L3) << " bytes of L3 per compute tile with its double buffers, but config '"
             << config.name << "' has " << level_capacity(config, hw::Level::L2) << " and "
             << level_capacity(config, hw::Level::L3) << " (matrices that large are not yet supported)";
@@ -392,11 +392,12 @@ TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, 
         const std::vector<BufferSpec> plan = plan_vector_buffers(v, 1);
         std::ostringstream msg;
         msg << "op '" << graph.ops()[op].name << "' (" << graph.ops()[op].kind << "): ";
+        const std::string tensor = " of tensor '" + graph.tensor(v.a).name + "'";
         if (v.windowed())  // a window op's row is a plane in and a plane out
-            msg << "a plane of " << v.command.window.in_h << " x " << v.command.window.in_w << " in and "
+            msg << "a plane of " << v.command.window.in_h << " x " << v.command.window.in_w << tensor << " in and "
                 << v.command.window.out_h << " x " << v.command.window.out_w << " out";
         else
-            msg << "a row of " << v.cols << " elements";
+            msg << "a row of " << v.cols << " elements" << tensor;
         msg << " needs " << level_bytes(plan, hw::Level::L2) << " bytes of L2 and "
             << level_bytes(plan, hw::Level::L3) << " bytes of L3 per compute tile with its double buffers, but config '"
             << config.name << "' has " << level_capacity(config, hw::Level::L2) << " and "

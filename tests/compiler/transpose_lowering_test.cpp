@@ -32,7 +32,7 @@ TEST(TransposeLowering, OtherPermsLowerAsCopiesAndATooLargeMatrixIsRefused) {
     }
     // 2 slots of 512 x 512 x 4 B in L2; 2 in L3.panel and 2 in L3.out.
     EXPECT_EQ(test::error_of([&] { compile(parse_graph(transpose("[512, 512]", "[1, 0]"), "t.json"), edge); }),
-              "op 't1' (Transpose): a matrix of 512 x 512 needs 2097152 bytes of L2 and 4194304 bytes of L3 per "
+              "op 't1' (Transpose): a matrix of 512 x 512 of tensor 'x' needs 2097152 bytes of L2 and 4194304 bytes of L3 per "
               "compute tile with its double buffers, but config 'edge' has 262144 and 524288 (matrices that large "
               "are not yet supported)");
 }

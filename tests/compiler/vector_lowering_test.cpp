@@ -214,12 +214,12 @@ TEST(VectorLowering, ARowLongerThanL2IsRefusedWithTheNumbers) {
     const hw::Config minimal = test::config("minimal");
     const std::string message =
         test::error_of([&] { compile(parse_graph(lone("Softmax", "[2, 1000000]"), "t.json"), minimal); });
-    EXPECT_NE(message.find("op 'v' (Softmax): a row of 1000000 elements needs 16000000 bytes of L2"), std::string::npos)
+    EXPECT_NE(message.find("op 'v' (Softmax): a row of 1000000 elements of tensor 'x' needs 16000000 bytes of L2"), std::string::npos)
         << message;
     // An elementwise row of prime length has no shorter rows to run on (long_rows.h).
     const std::string prime =
         test::error_of([&] { compile(parse_graph(lone("Exp", "[2, 1000003]"), "t.json"), minimal); });
-    EXPECT_NE(prime.find("op 'v' (Exp): a row of 1000003 elements needs 16000256 bytes of L2"), std::string::npos)
+    EXPECT_NE(prime.find("op 'v' (Exp): a row of 1000003 elements of tensor 'x' needs 16000256 bytes of L2"), std::string::npos)
         << prime;
     EXPECT_NE(message.find("(rows that long are not yet supported)"), std::string::npos) << message;
 }
