@@ -5,6 +5,7 @@
 #include <map>
 
 #include "compiler/binder.h"
+#include "compiler/generate.h"
 #include "compiler/high_water.h"
 #include "compiler/keep_in_l3.h"
 #include "compiler/ops/op_schema.h"
@@ -299,8 +300,11 @@ MemoryEstimate estimate_memory(const Program& program, uint64_t granule) {
     return e;
 }
 
+bool sram_marks_estimated(const Program& program) { return count_ops(program).total <= kMaxSramMarkOps; }
+
 MemoryEstimate estimate_memory(const Program& program, const hw::Config& config) {
     MemoryEstimate e = estimate_memory(program, program.memory ? program.memory->granule : config.dram.interleave_bytes);
+    if (!sram_marks_estimated(program)) return e;
     // The binder's layout, tile placement, engine choice and elided moves decide which SRAM
     // bytes the ops touch: the marks come from the bound program itself.
     const HighWater marks = high_water(bind(program, config), hw::AddressMap(config));

@@ -87,10 +87,20 @@ std::vector<uint32_t> kernel_ops(const Graph& graph);
 /// config's layout of the buffers, are 0).
 MemoryEstimate estimate_memory(const Program& program, uint64_t granule);
 
+/// The most ops (count_ops) a program may have for estimate_memory to bind it for its SRAM
+/// marks: binding costs about a microsecond per op, which would make the marks, not the
+/// compile, the time kpu-compile takes (8192^3 matmul: 5.5 M ops, 4 s against 0.3 s).
+constexpr uint64_t kMaxSramMarkOps = 250'000;
+
+/// Whether estimate_memory(program, config) gives `program`'s SRAM marks: it has at most
+/// kMaxSramMarkOps ops.
+bool sram_marks_estimated(const Program& program);
+
 /// estimate_memory on `config`: the DRAM figures at the program's own granule (plan-memory's,
-/// else the config's interleave) and the SRAM marks of the program bound on `config`
-/// (high_water.h): what kpu-sim's stats measure when it runs the program on `config`. Throws
-/// the binder's CompileError when the program does not fit `config` even re-blocked.
+/// else the config's interleave) and, when sram_marks_estimated (else 0), the SRAM marks of the
+/// program bound on `config` (high_water.h): what kpu-sim's stats measure when it runs the
+/// program on `config`. Throws the binder's CompileError when the program does not fit
+/// `config` even re-blocked.
 MemoryEstimate estimate_memory(const Program& program, const hw::Config& config);
 
 /// Sets the SRAM marks of program.memory (when plan-memory ran) to estimate_memory(program,

@@ -150,7 +150,12 @@ void print_memory(std::ostream& out, const Program& p, const kpu::hw::Config& co
         if (plan.placed[t]) sum += p.graph.tensor(t).bytes();
     out << "memory: peak DRAM " << e.dram << " bytes (weights " << e.weights << ", activations " << e.activations
         << " at the peak; the tensors add up to " << sum << (plan.reuse ? ", dead ones' space reused" : "")
-        << "), peak SRAM per compute tile L3 " << e.l3 << ", L2 " << e.l2 << ", L1 " << e.l1 << " bytes\n";
+        << "), ";
+    if (sram_marks_estimated(p))
+        out << "peak SRAM per compute tile L3 " << e.l3 << ", L2 " << e.l2 << ", L1 " << e.l1 << " bytes\n";
+    else
+        out << "peak SRAM not estimated (" << count_ops(p).total << " ops to bind, more than " << kMaxSramMarkOps
+            << "; kpu-sim --stats measures it)\n";
     const L3Plan l3 = program_l3_plan(p);
     const std::vector<uint32_t> roots = l3.count ? alias_roots(p.graph) : std::vector<uint32_t>();
     const auto listed = [&](uint32_t t) { return l3.count && l3.resident[t] && roots[t] == t; };  // a view: its root
