@@ -1,6 +1,7 @@
 #include "compiler/ffn_fusion.h"
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 
 #include "compiler/compile_error.h"
@@ -310,6 +311,28 @@ std::optional<MatmulOperands> plain_matmul(const Graph& graph, uint32_t op) {
     return mm;
 }
 
+/// What the pair's tilings depend on: the two ops' kinds and drain activations, their operands'
+/// shapes, dtypes and roles. A model's layers repeat the same pair on other tensors: it is
+/// tiled once per signature.
+std::string pair_signature(const Graph& graph, uint32_t first, uint32_t second, const MatmulOperands& a,
+                           const MatmulOperands& b) {
+    std::ostringstream s;
+    for (const auto& [op, mm] : {std::pair<uint32_t, const MatmulOperands*>{first, &a}, {second, &b}}) {
+        s << graph.ops()[op].kind << ' ' << int(mm->activation) << " (";
+        for (uint32_t t : graph.ops()[op].inputs) {
+            if (t == kNoTensor) {
+                s << "none; ";
+                continue;
+            }
+            const Tensor& x = graph.tensor(t);
+            for (uint64_t d : x.shape) s << d << ' ';
+            s << int(x.dtype) << ' ' << (x.role ? int(*x.role) : -1) << "; ";
+        }
+        s << ") ";
+    }
+    return s.str();
+}
+
 /// The ffn op replacing `first` (-> H) and `second` (H -> Y).
 Op ffn_op(const Graph& graph, uint32_t first, uint32_t second, const MatmulOperands& a, const MatmulOperands& b) {
     const Op& o1 = graph.ops()[first];
@@ -361,6 +384,11 @@ Graph fuse_ffn(const Graph& graph, const hw::Config& config, Dataflow dataflow, 
     std::vector<std::pair<uint32_t, uint32_t>> pairs;  // (first, second)
     std::vector<Op> fused;
     std::vector<bool> taken(graph.ops().size(), false);  // in a pair already
+    struct Decision {
+        std::string refusal;  ///< why the fused kernel does not tile ("" when it does)
+        TilingChoice together, one, two;
+    };
+    std::map<std::string, Decision> decided;  // by pair_signature
     for (uint32_t second = 0; second < graph.ops().size(); ++second) {
         const std::optional<MatmulOperands> b = plain_matmul(graph, second);
         if (!b || b->activation != Activation::None) continue;
@@ -370,19 +398,31 @@ Graph fuse_ffn(const Graph& graph, const hw::Config& config, Dataflow dataflow, 
         const std::optional<MatmulOperands> a = plain_matmul(graph, first);
         if (!a || a->c != h || a->n != b->k || a->m != b->m) continue;
         const Op op = ffn_op(graph, first, second, *a, *b);
-        // The fused kernel, tiled in the graph it would be part of, against the two matmuls'.
-        const Graph trial = with_ffn_ops(graph, {{first, second}}, {op});
-        const uint32_t index = *trial.find_op(op.name);
         const std::string pair = "'" + graph.ops()[first].name + "' and '" + graph.ops()[second].name + "'";
-        TilingChoice together;
-        try {
-            together = choose_ffn_tiling(config, trial, index);
-        } catch (const CompileError& e) {
-            if (notes) notes->push_back("fuse-ffn: left " + pair + " unfused: " + e.what());
+        const std::string signature = pair_signature(graph, first, second, *a, *b);
+        auto known = decided.find(signature);
+        if (known == decided.end()) {
+            // The fused kernel, tiled in the graph it would be part of, against the two matmuls'.
+            const Graph trial = with_ffn_ops(graph, {{first, second}}, {op});
+            Decision d;
+            try {
+                d.together = choose_ffn_tiling(config, trial, *trial.find_op(op.name));
+            } catch (const CompileError& e) {
+                d.refusal = e.what();
+            }
+            if (d.refusal.empty()) {
+                d.one = choose_op_tiling(config, graph, first, dataflow).second;
+                d.two = choose_op_tiling(config, graph, second, dataflow).second;
+            }
+            known = decided.emplace(signature, d).first;
+        }
+        const Decision& d = known->second;
+        if (!d.refusal.empty()) {
+            if (notes) notes->push_back("fuse-ffn: left " + pair + " unfused: " + d.refusal);
             continue;
         }
-        const TilingChoice one = choose_op_tiling(config, graph, first, dataflow).second;
-        const TilingChoice two = choose_op_tiling(config, graph, second, dataflow).second;
+        const TilingChoice& together = d.together;
+        const TilingChoice &one = d.one, &two = d.two;
         const uint64_t apart_bytes = one.dram_bytes + two.dram_bytes;
         const double apart_cycles = one.cycles + two.cycles;
         if (together.dram_bytes >= apart_bytes || together.cycles > apart_cycles) {
