@@ -490,7 +490,7 @@ int run(int argc, char** argv) {
                                std::to_string(kpu::hw::kMaxInputBytes >> 20) + " MiB a .kpu may have");
     };
     refuse_too_large();
-    if (program.memory) {  // the SRAM marks bind the program: only for one that can be written
+    if (program.memory && sram_marks_estimated(program)) {  // they bind the program: only for one that can be written
         naming(input + " on '" + config.name + "'", [&] { record_sram_marks(program, config); });
         text = write_kpu(program);
         refuse_too_large();
