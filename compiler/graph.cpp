@@ -28,7 +28,7 @@ uint64_t Tensor::elements() const {
 
 bool Tensor::operator==(const Tensor& o) const {
     return name == o.name && shape == o.shape && dtype == o.dtype && role == o.role && rank0 == o.rank0 &&
-           value == o.value;
+           value == o.value && quant == o.quant;
 }
 
 bool Op::operator==(const Op& o) const {
@@ -160,6 +160,33 @@ std::vector<uint32_t> Graph::topological_order(const std::string& source) const 
         });
 }
 
+std::string quantization_problem(const Tensor& x) {
+    if (!x.quant) return "";
+    const Quantization& q = *x.quant;
+    const auto n = [](auto v) { return std::to_string(v); };
+    if (x.dtype != DType::Int8 && x.dtype != DType::Int32)
+        return std::string("quantization is for int8 and int32 tensors, not ") + to_string(x.dtype);
+    if (q.scale.empty()) return "quantization without a scale";
+    if (q.zero_point.size() != q.scale.size())
+        return n(q.scale.size()) + " scales but " + n(q.zero_point.size()) + " zero points";
+    if (q.per_channel()) {
+        if (q.axis >= x.shape.size())
+            return "per-channel quantization on axis " + n(q.axis) + " of a rank-" + n(x.shape.size()) + " tensor";
+        if (x.shape[q.axis] != q.scale.size())
+            return n(q.scale.size()) + " scales for dimension " + n(q.axis) + " of size " + n(x.shape[q.axis]);
+    }
+    for (size_t i = 0; i < q.scale.size(); ++i)
+        if (!(q.scale[i] > 0) || !std::isfinite(q.scale[i]))
+            return "scale " + n(i) + " is " + (std::isnan(q.scale[i]) ? std::string("NaN") : std::to_string(q.scale[i])) +
+                   " (a scale is finite and > 0)";
+    const int32_t lo = x.dtype == DType::Int8 ? -128 : 0, hi = x.dtype == DType::Int8 ? 127 : 0;
+    for (size_t i = 0; i < q.zero_point.size(); ++i)
+        if (q.zero_point[i] < lo || q.zero_point[i] > hi)
+            return "zero point " + n(i) + " is " + n(q.zero_point[i]) + ", outside [" + n(lo) + ", " + n(hi) + "] of " +
+                   to_string(x.dtype);
+    return "";
+}
+
 void Graph::check(const std::string& source) {
     if (ops_.empty()) throw CompileError(source + ": the graph has no ops");
     std::string unknown;  // every op of an unknown kind at once
@@ -219,6 +246,9 @@ void Graph::check(const std::string& source) {
                  " holds " + std::to_string(x.elements()));
     }
     for (const Op& op : ops_) check_op(tensors_, op, schema_of(op), source);
+    for (const Tensor& x : tensors_)
+        if (const std::string problem = quantization_problem(x); !problem.empty())
+            fail("tensor '" + x.name + "': " + problem);
     // Every tensor lives in DRAM, whose address window is 1 TiB on any config; this also keeps
     // every element count and tile count the compiler derives far from overflowing.
     for (const Tensor& x : tensors_) {

@@ -14,31 +14,19 @@
 #include <vector>
 
 #include "compiler/bound_program.h"
+#include "hardware/numeric.h"
 
 namespace kpu::compiler {
 
 // Each enum's names as graphs, .kpu files and bound programs spell them; the parsers return
 // false on an unknown name. (Activation's are with the enum, in hardware/fabric_command.h.)
-/// Element types of ONNX's vocabulary: the integers hold shapes, axes and indices as ONNX has
-/// them. Only float32 lowers for now (the others are refused at compile time).
-enum class DType : uint8_t { Float32, Float16, BFloat16, Int8, Int32, Int64 };
-inline constexpr EnumName<DType> kDTypeNames[] = {{DType::Float32, "float32"}, {DType::Float16, "float16"},
-                                                  {DType::BFloat16, "bfloat16"}, {DType::Int8, "int8"},
-                                                  {DType::Int32, "int32"},     {DType::Int64, "int64"}};
-inline const char* to_string(DType dtype) { return hw::name_in(kDTypeNames, dtype); }
-inline bool parse_dtype(const std::string& name, DType& out) { return hw::value_in(kDTypeNames, name, out); }
-/// Bytes of one element.
-constexpr uint64_t dtype_bytes(DType dtype) {
-    switch (dtype) {
-        case DType::Float32: case DType::Int32: return 4;
-        case DType::Float16: case DType::BFloat16: return 2;
-        case DType::Int8: return 1;
-        case DType::Int64: return 8;
-    }
-    return 0;
-}
-/// Whether values of the type are integers (an inline "value" is stored as int64 then).
-constexpr bool is_integer(DType dtype) { return dtype == DType::Int8 || dtype == DType::Int32 || dtype == DType::Int64; }
+/// Element types (hardware/numeric.h): what graphs, the datapath and the files share.
+using hw::DType;
+using hw::dtype_bytes;
+using hw::is_integer;
+using hw::kDTypeNames;
+using hw::parse_dtype;
+using hw::to_string;
 
 enum class TensorRole : uint8_t { Input, Constant, Intermediate, Output };
 inline constexpr EnumName<TensorRole> kTensorRoleNames[] = {{TensorRole::Input, "input"},
@@ -55,6 +43,19 @@ constexpr size_t kMaxRank = 6;
 /// (ONNX's constant inputs: Reshape's shape, Slice's starts, Gather's indices, ...).
 using TensorValue = std::variant<std::monostate, std::vector<int64_t>, std::vector<double>>;
 
+/// An int8 or int32 tensor's affine quantization (ONNX QuantizeLinear): real = (q - zero_point)
+/// * scale, one (scale, zero point) for the whole tensor or one per index of dimension `axis`
+/// (a weight's output channels). Graph::check() validates it (docs/graph-format.md, Quantization).
+struct Quantization {
+    std::vector<float> scale;        ///< > 0 and finite; 1 value, or shape[axis] values
+    std::vector<int32_t> zero_point; ///< as many as scale; int8: in [-128, 127]; int32: 0
+    uint32_t axis = 0;               ///< the per-channel dimension (when scale has more than 1 value)
+    bool per_channel() const { return scale.size() > 1; }
+    bool operator==(const Quantization& o) const {
+        return scale == o.scale && zero_point == o.zero_point && axis == o.axis;
+    }
+};
+
 struct Tensor {
     Tensor() = default;
     Tensor(std::string name_, std::vector<uint64_t> shape_, DType dtype_ = DType::Float32,
@@ -67,6 +68,7 @@ struct Tensor {
     std::optional<TensorRole> role;  ///< inferred by Graph::check() when not given
     bool rank0 = false;            ///< a scalar: its shape [] is known (an empty shape otherwise means unknown)
     TensorValue value;             ///< inline values, when the graph gives them
+    std::optional<Quantization> quant;  ///< int8 / int32 datapath tensors: how their values read as reals
 
     bool has_shape() const { return rank0 || !shape.empty(); }
     uint64_t elements() const;  ///< 0 while the shape is unknown; 1 for a scalar
@@ -134,6 +136,10 @@ private:
     std::unordered_map<std::string, uint32_t> tensor_index_;  ///< name -> index in tensors_
     std::unordered_map<std::string, uint32_t> op_index_;      ///< name -> index in ops_ (rebuilt when check() reorders)
 };
+
+/// Why `tensor`'s quantization does not hold (its type, scale count, a scale of 0 or NaN, a
+/// zero point outside the type's range), "" when it does or it has none.
+std::string quantization_problem(const Tensor& tensor);
 
 /// "[1024, 512]"
 std::string shape_string(const std::vector<uint64_t>& shape);

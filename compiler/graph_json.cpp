@@ -1,5 +1,6 @@
 #include "compiler/graph_json.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -66,6 +67,25 @@ T read_choice(JsonReader& fields, const std::string& key, T fallback, Parse pars
         if (!parse(name, out)) fields.fail(fields.path_of(key), problem(name));
     }
     return out;
+}
+
+/// The tensor's "quant": {"scale": [..], "zero_point": [..], "axis": a} (axis for per-channel).
+void read_quantization(JsonReader& fields, Tensor& x) {
+    if (!fields.has("quant")) return;
+    JsonReader q = fields.object("quant");
+    Quantization quant;
+    const json& scales = q.array("scale");
+    for (size_t i = 0; i < scales.size(); ++i) quant.scale.push_back(float(q.as_number(scales[i], q.path_of("scale", i))));
+    const json& zeros = q.array("zero_point");
+    for (size_t i = 0; i < zeros.size(); ++i) {
+        const std::string at = q.path_of("zero_point", i);
+        const double z = q.as_number(zeros[i], at);
+        if (z != std::floor(z) || std::fabs(z) > 2147483647.0) q.fail(at, "expected an int32 zero point, got " + zeros[i].dump());
+        quant.zero_point.push_back(int32_t(z));
+    }
+    if (q.has("axis")) quant.axis = uint32_t(q.number("axis", 0, double(kMaxRank - 1)));
+    q.finish();
+    x.quant = std::move(quant);
 }
 
 DType read_dtype(JsonReader& fields) {
@@ -170,6 +190,7 @@ Graph graph_from_json(const json& value, const std::string& path, const std::str
         if (t.has("shape")) read_shape(t, x);
         x.dtype = read_dtype(t);
         read_value(t, x);
+        read_quantization(t, x);
         if (const json* role = t.optional("role")) {
             std::string name = t.as_string(*role, t.path_of("role"));
             TensorRole r;
@@ -271,6 +292,10 @@ json graph_to_json(const Graph& graph) {
                   {"role", to_string(t.role.value_or(TensorRole::Input))}};
         if (const auto* ints = std::get_if<std::vector<int64_t>>(&t.value)) x["value"] = *ints;
         if (const auto* doubles = std::get_if<std::vector<double>>(&t.value)) x["value"] = *doubles;
+        if (t.quant) {
+            x["quant"] = {{"scale", t.quant->scale}, {"zero_point", t.quant->zero_point}};
+            if (t.quant->per_channel()) x["quant"]["axis"] = t.quant->axis;
+        }
         tensors.push_back(std::move(x));
     }
     json ops = json::array();

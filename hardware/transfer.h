@@ -3,8 +3,9 @@
 // one Transfer. Like a real DMA it nests up to four dimensions (the contiguous row, the rows,
 // two outer dimensions) and has a zero-padding rule: leading and trailing indices of the rows
 // and of each outer dimension read as zeros, written without a source access (the border of
-// a convolution's input patches). Shared by the compiler's binder (which emits them) and the
-// models (which execute them). No SystemC.
+// a convolution's input patches: `fill` bytes, so an int8 tensor's border is its zero point).
+// Shared by the compiler's binder (which emits them) and the models (which execute them).
+// No SystemC.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +50,7 @@ struct Transfer {
     uint32_t row_pad_before = 0;  ///< leading rows that read as zeros
     uint32_t row_pad_after = 0;   ///< trailing rows that read as zeros
     TransferDim outer[2]{};       ///< outer[0] around the rows, outer[1] around outer[0]
+    uint8_t fill = 0;             ///< the byte zero fill writes (an int8 tensor's zero point)
 
     /// Bytes written to the destination (zero rows included).
     uint64_t bytes() const { return uint64_t(rows) * row_bytes * outer[0].count * outer[1].count; }

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "hardware/enum_names.h"
+#include "hardware/numeric.h"
 
 namespace kpu::hw {
 
@@ -158,11 +159,14 @@ inline constexpr EnumName<Broadcast> kBroadcastNames[] = {
     {Broadcast::None, "none"}, {Broadcast::Scalar, "scalar"}, {Broadcast::Row, "row"}, {Broadcast::Column, "column"}};
 inline const char* to_string(Broadcast broadcast) { return name_in(kBroadcastNames, broadcast); }
 
-/// One input or the output of a VectorCommand: fp32 values in device memory.
+/// One input or the output of a VectorCommand in device memory. Inputs are read into float32
+/// by their encoding, the function computes in float32, the output is stored by its encoding
+/// (hardware/numeric.h load_element / store_element).
 struct VectorOperand {
     uint64_t addr = 0;  ///< device address (L1 or L2 of the engine's tile) of its first element
     uint32_t ld = 0;    ///< elements between rows (None: >= cols; Column: between values, >= 1)
     Broadcast broadcast = Broadcast::None;  ///< inputs only; the output is never broadcast
+    Encoding encoding;  ///< element type (and int8 quantization) in memory
 };
 
 /// The geometry of a window function: row r of the tile is a plane of in_h x in_w elements
