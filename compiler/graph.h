@@ -159,11 +159,13 @@ std::string tensor_name_problem(const std::string& name);
 /// leading '.', and "_<n>" after it if the graph has a tensor of that name already.
 std::string derived_tensor_name(const Graph& graph, const std::string& op, const std::string& part);
 
-/// A weight: float32 values of a constant tensor whose values are not inline (an ONNX
+/// A weight: the values of a constant tensor whose values are not inline (an ONNX
 /// model's initializers), row-major. They travel beside the .kpu (Program::weights).
 struct Weight {
     std::vector<uint64_t> shape;
-    std::vector<float> values;
+    std::vector<float> values;    ///< float types (bfloat16 / float16: values those types hold exactly)
+    DType dtype = DType::Float32;  ///< as stored beside the .kpu and in DRAM
+    std::vector<int32_t> integers; ///< int8 and int32 weights' values (values is empty then)
 };
 /// Weights by tensor name.
 using Weights = std::map<std::string, Weight>;

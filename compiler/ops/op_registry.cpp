@@ -14,6 +14,7 @@ void register_window(OpRegistry& registry);
 void register_conv(OpRegistry& registry);
 void register_ffn(OpRegistry& registry);
 void register_vector_chain(OpRegistry& registry);
+void register_quantize(OpRegistry& registry);
 
 const OpRegistry& op_registry() {
     static const OpRegistry registry = [] {
@@ -28,6 +29,7 @@ const OpRegistry& op_registry() {
         register_conv(r);
         register_ffn(r);
         register_vector_chain(r);
+        register_quantize(r);
         return r;
     }();
     return registry;
