@@ -2,7 +2,9 @@
 in float32 with torch's kernels, op by op, with ONNX's semantics (docs/graph-format.md). An
 op kind without a rule here makes evaluate() return None, and the runtime falls back to the C++
 reference (sc_main/reference.h), which takes every op but works in double precision with error
-bounds (far slower). Nothing here checks anything: `kpu-sim --check` and the tests do that."""
+bounds (far slower). Nothing here checks anything: `kpu-sim --check` and the tests do that.
+A graph with reduced-precision tensors (bfloat16, float16, int8, int32: docs/quantization.md)
+takes the reference too: its rounding and integer arithmetic are the reference's to give."""
 import math
 
 import numpy as np
@@ -242,11 +244,15 @@ _DRAIN_ACTIVATIONS = {
 }
 
 
+# Element types whose arithmetic (rounding on store, integer accumulation) evaluate() leaves to the reference.
+_REDUCED = ("float16", "bfloat16", "int8", "int32")
+
+
 def evaluate(graph, inputs, weights):
     """Every tensor the graph computes, as float32 numpy arrays, or None when torch is missing or
     some op has no rule here. `graph` is the .kpu's graph JSON; `inputs` and `weights` map
     tensor names to arrays."""
-    if torch is None:
+    if torch is None or any(t.get("dtype", "float32") in _REDUCED for t in graph["tensors"]):
         return None
     values, shapes = {}, {}
     for t in graph["tensors"]:
