@@ -25,6 +25,19 @@ namespace {
 /// (a level's region is its hw::Level): one byte at 0 that a Matmul writes and a Drain reads.
 constexpr uint32_t kAccumulatorRegion = uint32_t(hw::Level::L1) + 1;
 
+/// How an engine reads or writes `tensor`'s elements: its dtype and, for int8, its per-tensor
+/// quantization (a per-channel tensor's first channel: only the fabric's B is per channel,
+/// and the fabric takes B's one zero point and the scale row instead).
+hw::Encoding encoding_of(const Tensor& tensor) {
+    hw::Encoding e;
+    e.type = tensor.dtype;
+    if (tensor.quant && !tensor.quant->scale.empty()) {
+        e.scale = tensor.quant->scale[0];
+        e.zero_point = tensor.quant->zero_point.at(0);
+    }
+    return e;
+}
+
 class Binder {
 public:
     Binder(const Program& program, const hw::Config& config)
@@ -179,10 +192,16 @@ private:
     }
 
     uint64_t address(const BufferRef& r) const {
-        return level_base(level_of(r.buffer), tile_) + layout_->offset[int(r.buffer)][r.slot] + r.offset * kLoweredElementBytes;
+        return level_base(level_of(r.buffer), tile_) + layout_->offset[int(r.buffer)][r.slot] + r.offset * elem(r);
     }
 
-    uint64_t stride(const BufferRef& r) const { return uint64_t(layout_->pitch[int(r.buffer)]) * kLoweredElementBytes; }
+    uint64_t stride(const BufferRef& r) const { return uint64_t(layout_->pitch[int(r.buffer)]) * elem(r); }
+
+    /// Bytes of one element of the buffer `r` is in (its tensor's dtype).
+    uint64_t elem(const BufferRef& r) const { return layout_->elem_bytes[int(r.buffer)]; }
+
+    /// The graph tensor's encoding (encoding_of).
+    hw::Encoding encoding(uint32_t tensor) const { return encoding_of(program_.graph.tensor(tensor)); }
 
     /// The tracker's space for one level of the current compute tile (device addresses).
     uint64_t space(hw::Level level) const { return space_id(uint32_t(level), tile_); }
@@ -292,13 +311,23 @@ private:
         m.n = d.n;
         m.k = d.k;
         m.accumulate = d.accumulate;
-        touch(hw::Level::L1, m.a, m.m, uint64_t(m.k) * kLoweredElementBytes, uint64_t(m.lda) * kLoweredElementBytes, false, op);
-        touch(hw::Level::L1, m.b, m.k, uint64_t(m.n) * kLoweredElementBytes, uint64_t(m.ldb) * kLoweredElementBytes, false, op);
+        // The operands' type and zero points: A's dtype, A's and B's quantization (B's zero
+        // points are all equal, per tensor or per channel).
+        const MatmulOperands& mm = operands_[program_.tasks[d.task].kernel];
+        m.type = mm.a_type;
+        if (m.type == DType::Int8) {
+            m.a_zero = encoding(mm.a).zero_point;
+            m.b_zero = encoding(mm.b).zero_point;
+        }
+        const uint64_t ea = elem(d.a), eb = elem(d.b);
+        touch(hw::Level::L1, m.a, m.m, uint64_t(m.k) * ea, uint64_t(m.lda) * ea, false, op);
+        touch(hw::Level::L1, m.b, m.k, uint64_t(m.n) * eb, uint64_t(m.ldb) * eb, false, op);
         if (d.load_c) {
             m.load_c = true;
             m.c = address(d.c);
             m.ldc = layout_->pitch[int(d.c.buffer)];
-            touch(hw::Level::L1, m.c, m.m, uint64_t(m.n) * kLoweredElementBytes, uint64_t(m.ldc) * kLoweredElementBytes, false, op);
+            const uint64_t ec = elem(d.c);
+            touch(hw::Level::L1, m.c, m.m, uint64_t(m.n) * ec, uint64_t(m.ldc) * ec, false, op);
         }
         touch_accumulators(true, op);
         bound_.macs += uint64_t(m.m) * m.n * m.k;
@@ -317,26 +346,36 @@ private:
         c.activation = d.activation;
         c.alpha = d.alpha;
         c.beta = d.beta;
+        // C's element type and zero point (a fused attention's scores are float32).
+        if (!flash_[program_.tasks[d.task].kernel]) {
+            const hw::Encoding out = encoding(operands_[program_.tasks[d.task].kernel].c);
+            c.out_type = out.type;
+            c.out_zero = out.type == DType::Int8 ? out.zero_point : 0;
+        }
         touch_accumulators(false, op);
-        if (c.has_bias) touch(hw::Level::L1, c.bias, 1, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.n) * kLoweredElementBytes, false, op);
+        if (c.has_bias) {
+            const uint64_t row = uint64_t(c.n) * elem(d.bias);
+            touch(hw::Level::L1, c.bias, 1, row, row, false, op);
+        }
         bind_epilogue(d, op);
-        touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * kLoweredElementBytes, uint64_t(c.ldc) * kLoweredElementBytes, true, op);
+        touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * elem(d.c), uint64_t(c.ldc) * elem(d.c), true, op);
     }
 
     /// The drain epilogue's scale row and residual tile (absent: the command's defaults).
     void bind_epilogue(const DfxOp& d, BoundOp& op) {
         DrainCommand& c = op.drain;
-        const uint64_t row = uint64_t(c.n) * kLoweredElementBytes;
         if (d.has_scale) {
             c.has_scale = true;
             c.scale = address(d.scale);
+            const uint64_t row = uint64_t(c.n) * elem(d.scale);
             touch(hw::Level::L1, c.scale, 1, row, row, false, op);
         }
         if (d.has_residual) {
             c.has_residual = true;
             c.residual = address(d.residual);
             c.ldr = layout_->pitch[int(d.residual.buffer)];
-            touch(hw::Level::L1, c.residual, c.m, row, uint64_t(c.ldr) * kLoweredElementBytes, false, op);
+            const uint64_t e = elem(d.residual);
+            touch(hw::Level::L1, c.residual, c.m, uint64_t(c.n) * e, uint64_t(c.ldr) * e, false, op);
         }
     }
 
@@ -345,18 +384,19 @@ private:
     void bind_flash_vector(const DfxOp& d, BoundOp& op, const FlashOperands& f) {
         hw::VectorCommand& c = op.vector;
         c = flash_vector_command(f, d);
-        const uint64_t e = kLoweredElementBytes, row = uint64_t(d.n) * e;
-        c.a = {address(d.a), layout_->pitch[int(d.a.buffer)], hw::Broadcast::None};
+        // A fused attention is float32 only (fuse-attention declines other types).
+        const uint64_t e = dtype_bytes(DType::Float32), row = uint64_t(d.n) * e;
+        c.a = {address(d.a), layout_->pitch[int(d.a.buffer)], hw::Broadcast::None, hw::Encoding{}};
         touch(hw::Level::L2, c.a.addr, c.rows, row, c.a.ld * e, false, op);
         if (c.has_b) {
-            c.b = {address(d.b), layout_->pitch[int(d.b.buffer)], f.mask_broadcast};
+            c.b = {address(d.b), layout_->pitch[int(d.b.buffer)], f.mask_broadcast, hw::Encoding{}};
             const bool tile = f.mask_broadcast == hw::Broadcast::None;
             const uint64_t b_row = f.mask_broadcast == hw::Broadcast::Scalar ? e : row;
             touch(hw::Level::L2, c.b.addr, tile ? c.rows : 1, b_row, c.b.ld * e, false, op);
         }
         c.state = address(d.bias);
         touch(hw::Level::L2, c.state, 1, 3 * uint64_t(c.rows) * e, 3 * uint64_t(c.rows) * e, true, op);
-        c.y = {address(d.c), layout_->pitch[int(d.c.buffer)], hw::Broadcast::None};
+        c.y = {address(d.c), layout_->pitch[int(d.c.buffer)], hw::Broadcast::None, hw::Encoding{}};
         if (c.function == hw::VectorFunction::OnlineAccumulate)
             touch(hw::Level::L2, c.y.addr, c.rows, row, c.y.ld * e, false, op);
         touch(hw::Level::L2, c.y.addr, c.rows, row, c.y.ld * e, true, op);
@@ -373,32 +413,36 @@ private:
         c.rows = d.m;
         c.cols = d.n;
         if (v.period) c.causal_offset = int64_t(d.row % v.period);  // the piece's first query row
-        const uint64_t e = kLoweredElementBytes, row = uint64_t(d.n) * e;
+        // Each operand in its own element type (a vector_chain's steps are float32 only).
+        const uint64_t ea = elem(d.a), row = uint64_t(d.n) * ea;
         // A window op's planes are contiguous in L2 (its buffers' pitch is a plane's width).
-        c.a = {address(d.a), v.windowed() ? d.n : layout_->pitch[int(d.a.buffer)], hw::Broadcast::None};
+        c.a = {address(d.a), v.windowed() ? d.n : layout_->pitch[int(d.a.buffer)], hw::Broadcast::None,
+               encoding(v.a)};
         if (v.windowed()) c.window.first_plane = d.row;
-        touch(hw::Level::L2, c.a.addr, c.rows, row, c.a.ld * e, false, op);
+        touch(hw::Level::L2, c.a.addr, c.rows, row, c.a.ld * ea, false, op);
         if (c.has_b) {
-            c.b = {address(d.b), layout_->pitch[int(d.b.buffer)], v.b_broadcast};
-            const uint64_t b_row = v.b_width() * e;  // a column's ld is 1: its rows are contiguous
+            const uint64_t eb = elem(d.b);
+            c.b = {address(d.b), layout_->pitch[int(d.b.buffer)], v.b_broadcast, v.b ? encoding(*v.b) : hw::Encoding{}};
+            const uint64_t b_row = v.b_width() * eb;  // a column's ld is 1: its rows are contiguous
             if (v.b_per_row() && v.mask_rows(c.rows) > 1)
-                touch(hw::Level::L2, c.b.addr, c.rows, b_row, c.b.ld * e, false, op);
+                touch(hw::Level::L2, c.b.addr, c.rows, b_row, c.b.ld * eb, false, op);
             else
                 touch(hw::Level::L2, c.b.addr, 1, b_row, b_row, false, op);
         }
         if (c.has_weight) {
             c.weight = address(d.b);
-            const uint64_t bytes = v.weight_elements() * e;
+            const uint64_t bytes = v.weight_elements() * elem(d.b);
             touch(hw::Level::L2, c.weight, 1, bytes, bytes, false, op);
         }
         if (c.has_bias) {
             c.bias = address(d.bias);
-            const uint64_t bytes = v.bias_elements() * e;
+            const uint64_t bytes = v.bias_elements() * elem(d.bias);
             touch(hw::Level::L2, c.bias, 1, bytes, bytes, false, op);
         }
         const uint32_t y_ld = v.windowed() ? uint32_t(v.y_width()) : layout_->pitch[int(d.c.buffer)];
-        c.y = {address(d.c), y_ld, hw::Broadcast::None};
-        touch(hw::Level::L2, c.y.addr, c.rows, v.y_width() * e, c.y.ld * e, true, op);
+        const uint64_t ey = elem(d.c);
+        c.y = {address(d.c), y_ld, hw::Broadcast::None, encoding(v.y)};
+        touch(hw::Level::L2, c.y.addr, c.rows, v.y_width() * ey, c.y.ld * ey, true, op);
     }
 
     /// The current DFX op's dependencies (dfx_deps_) as bound ops: every op each was bound to.
@@ -473,10 +517,14 @@ private:
         const uint64_t first_pixel = d.row - mm.a_row(task.batch);  // DfxOp::gather
         const std::vector<hw::Transfer> parts =
             conv_gather(*mm.conv, {d.halo_first, d.halo_rows}, first_pixel, d.rows, d.col, d.cols, address(d.src),
-                        address(d.dst), stride(d.dst), uint32_t(kLoweredElementBytes));
+                        address(d.dst), stride(d.dst), uint32_t(elem(d.dst)));
+        // The padding reads as the input's zero: an int8 input's zero point (its byte).
+        const hw::Encoding in = encoding(mm.a);
+        const uint8_t fill = in.type == DType::Int8 ? uint8_t(int8_t(in.zero_point)) : 0;
         for (const hw::Transfer& part : parts) {
             BoundOp piece = op;
             piece.move = part;
+            piece.move.fill = fill;
             push(std::move(piece));
         }
         bound_range_.back().second = uint32_t(bound_.ops.size());

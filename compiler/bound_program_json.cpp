@@ -34,11 +34,17 @@ json op_json(const BoundOp& op) {
                              {"dst_stride", d.dst_stride},
                              {"pad", {d.pad_before, d.pad_after}}});
         o["move"]["outer"] = outer;
+        if (op.move.fill) o["move"]["fill"] = op.move.fill;  // an int8 input's zero point
     }
     if (op.kind == BoundOp::Kind::Matmul)
         o["matmul"] = {{"a", op.matmul.a},     {"b", op.matmul.b}, {"lda", op.matmul.lda},
                        {"ldb", op.matmul.ldb}, {"m", op.matmul.m}, {"n", op.matmul.n},
                        {"k", op.matmul.k},     {"accumulate", op.matmul.accumulate}};
+    // The element types, when not float32 (a float32 program's file is as before).
+    if (op.kind == BoundOp::Kind::Matmul && op.matmul.type != hw::DType::Float32) {
+        o["matmul"]["type"] = to_string(op.matmul.type);
+        if (op.matmul.type == hw::DType::Int8) o["matmul"]["a_zero"] = op.matmul.a_zero, o["matmul"]["b_zero"] = op.matmul.b_zero;
+    }
     if (op.kind == BoundOp::Kind::Matmul && op.matmul.load_c) {
         o["matmul"]["load_c"] = true;
         o["matmul"]["c"] = op.matmul.c;
@@ -57,10 +63,17 @@ json op_json(const BoundOp& op) {
     if (op.kind == BoundOp::Kind::Drain && op.drain.has_scale) o["drain"]["scale"] = op.drain.scale;
     if (op.kind == BoundOp::Kind::Drain && op.drain.has_residual)
         o["drain"]["residual"] = op.drain.residual, o["drain"]["ldr"] = op.drain.ldr;
+    if (op.kind == BoundOp::Kind::Drain && op.drain.out_type != hw::DType::Float32) {
+        o["drain"]["out_type"] = to_string(op.drain.out_type);
+        if (op.drain.out_type == hw::DType::Int8) o["drain"]["out_zero"] = op.drain.out_zero;
+    }
     if (op.kind == BoundOp::Kind::Vector) {
         const hw::VectorCommand& v = op.vector;
         const auto operand = [](const hw::VectorOperand& x) {
-            return json{{"addr", x.addr}, {"ld", x.ld}, {"broadcast", to_string(x.broadcast)}};
+            json j{{"addr", x.addr}, {"ld", x.ld}, {"broadcast", to_string(x.broadcast)}};
+            if (x.encoding.type != hw::DType::Float32) j["type"] = to_string(x.encoding.type);
+            if (x.encoding.type == hw::DType::Int8) j["scale"] = x.encoding.scale, j["zero_point"] = x.encoding.zero_point;
+            return j;
         };
         o["vector"] = {{"function", to_string(v.function)}, {"rows", v.rows}, {"cols", v.cols},
                        {"a", operand(v.a)},                 {"y", operand(v.y)}};

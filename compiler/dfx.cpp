@@ -52,11 +52,11 @@ Span1 tile_span(uint64_t extent, uint32_t tile, uint32_t index) {
 }
 
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent) {
-    if (is_copy_op(graph, graph.ops()[kernel.op])) return plan_copy_buffers(copy_operands(graph, kernel.op), kernel.tile);
+    if (is_copy_op(graph, graph.ops()[kernel.op])) return plan_copy_buffers(graph, copy_operands(graph, kernel.op), kernel.tile);
     if (is_ffn_op(graph.ops()[kernel.op])) return plan_ffn_buffers(ffn_operands(graph, kernel.op), kernel.tile);
     if (is_flash_op(graph.ops()[kernel.op])) return plan_flash_buffers(flash_operands(graph, kernel.op), kernel.tile);
     if (is_vector_op(graph.ops()[kernel.op]))
-        return plan_vector_buffers(vector_operands(graph, kernel.op), std::min<uint64_t>(kernel.tile.tm, extent.rows));
+        return plan_vector_buffers(graph, vector_operands(graph, kernel.op), std::min<uint64_t>(kernel.tile.tm, extent.rows));
     const MatmulOperands op = matmul_operands(graph, kernel.op);
     return plan_buffers(op, op.k, kernel.dataflow, kernel.tile, extent);
 }
@@ -65,8 +65,9 @@ std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataf
     const uint64_t tm = tile.tm, tn = tile.tn, tk = tile.tk, kc = tile.pass_k(k);
     const bool os = dataflow == Dataflow::OutputStationary || op.conv;  // a convolution is output-stationary
     std::vector<BufferSpec> plan;
-    auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
-        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kLoweredElementBytes, uint32_t(pitch), tensor});
+    auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor, DType type) {
+        const uint64_t e = dtype_bytes(type);
+        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * e, uint32_t(pitch), tensor, uint32_t(e)});
     };
     // With several K passes, `out` holds the whole task's C: partial sums wait there for the
     // next pass. It is laid out band by band (the task's rows of tn columns, one band after
@@ -84,42 +85,44 @@ std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataf
     const uint64_t a_rows = op.trans_a ? tk : tm, a_pitch = op.trans_a ? tm : tk;
     const uint64_t b_rows = op.trans_b ? tn : tk, b_pitch = op.trans_b ? tk : tn;
     if (op.conv) {  // the panel is the input rows the task's pixels read (docs/compiler.md, "Convolution")
-        add(Buffer::Panel, 1, op.conv->max_region_pixels(extent.rows), op.conv->cg, op.a);
-        add(Buffer::Strip, 2, ks * b_rows, b_pitch, op.b);
+        add(Buffer::Panel, 1, op.conv->max_region_pixels(extent.rows), op.conv->cg, op.a, op.a_type);
+        add(Buffer::Strip, 2, ks * b_rows, b_pitch, op.b, op.b_type);
     } else if (os) {
         const uint64_t tiles = (extent.rows + tm - 1) / tm;
-        add(Buffer::Panel, 1, ks * tiles * a_rows, a_pitch, op.a);
-        add(Buffer::Strip, 2, ks * b_rows, b_pitch, op.b);
+        add(Buffer::Panel, 1, ks * tiles * a_rows, a_pitch, op.a, op.a_type);
+        add(Buffer::Strip, 2, ks * b_rows, b_pitch, op.b, op.b_type);
     } else {
         const uint64_t tiles = (extent.cols + tn - 1) / tn;
-        add(Buffer::Panel, 1, ks * tiles * b_rows, b_pitch, op.b);
-        add(Buffer::Strip, 2, ks * a_rows, a_pitch, op.a);
+        add(Buffer::Panel, 1, ks * tiles * b_rows, b_pitch, op.b, op.b_type);
+        add(Buffer::Strip, 2, ks * a_rows, a_pitch, op.a, op.a_type);
     }
     if (passes)
-        add(Buffer::Out, 1, (extent.cols + tn - 1) / tn * extent.rows, tn, op.c);
+        add(Buffer::Out, 1, (extent.cols + tn - 1) / tn * extent.rows, tn, op.c, op.c_type);
     else if (os)
-        add(Buffer::Out, 2, extent.rows, tn, op.c);
+        add(Buffer::Out, 2, extent.rows, tn, op.c, op.c_type);
     else
-        add(Buffer::Out, 2, tm, extent.cols, op.c);
-    add_fabric_slots(plan, tm, tn, tk, op.a, op.b, op.c);
+        add(Buffer::Out, 2, tm, extent.cols, op.c, op.c_type);
+    add_fabric_slots(plan, tm, tn, tk, op.a, op.b, op.c,
+                     {dtype_bytes(op.a_type), dtype_bytes(op.b_type), dtype_bytes(op.c_type)});
     if (op.bias)
-        for (Buffer b : {Buffer::Bias3, Buffer::Bias2, Buffer::Bias1}) add(b, 1, 1, extent.cols, *op.bias);
+        for (Buffer b : {Buffer::Bias3, Buffer::Bias2, Buffer::Bias1}) add(b, 1, 1, extent.cols, *op.bias, op.bias_type);
     // The drain epilogue's operands: the scale row like the bias; the residual one C tile at a
     // time beside it, double-buffered like C (docs/compiler.md, "Drain epilogue").
     if (op.scale)
-        for (Buffer b : {Buffer::Scale3, Buffer::Scale2, Buffer::Scale1}) add(b, 1, 1, extent.cols, *op.scale);
+        for (Buffer b : {Buffer::Scale3, Buffer::Scale2, Buffer::Scale1}) add(b, 1, 1, extent.cols, *op.scale, op.scale_type);
     if (op.residual)
-        for (Buffer b : {Buffer::Residual3, Buffer::Residual2, Buffer::Residual1}) add(b, 2, tm, tn, *op.residual);
+        for (Buffer b : {Buffer::Residual3, Buffer::Residual2, Buffer::Residual1})
+            add(b, 2, tm, tn, *op.residual, op.residual_type);
     return plan;
 }
 
 void add_fabric_slots(std::vector<BufferSpec>& plan, uint64_t tm, uint64_t tn, uint64_t tk, uint32_t a, uint32_t b,
-                      uint32_t c) {
+                      uint32_t c, FabricElementBytes e) {
     for (hw::Level level : {hw::Level::L2, hw::Level::L1}) {
         const bool l2 = level == hw::Level::L2;
-        plan.push_back({l2 ? Buffer::A2 : Buffer::A1, level, 2, tm * tk * kLoweredElementBytes, uint32_t(tk), a});
-        plan.push_back({l2 ? Buffer::B2 : Buffer::B1, level, 2, tk * tn * kLoweredElementBytes, uint32_t(tn), b});
-        plan.push_back({l2 ? Buffer::C2 : Buffer::C1, level, 2, tm * tn * kLoweredElementBytes, uint32_t(tn), c});
+        plan.push_back({l2 ? Buffer::A2 : Buffer::A1, level, 2, tm * tk * e.a, uint32_t(tk), a, uint32_t(e.a)});
+        plan.push_back({l2 ? Buffer::B2 : Buffer::B1, level, 2, tk * tn * e.b, uint32_t(tn), b, uint32_t(e.b)});
+        plan.push_back({l2 ? Buffer::C2 : Buffer::C1, level, 2, tm * tn * e.c, uint32_t(tn), c, uint32_t(e.c)});
     }
 }
 
@@ -127,10 +130,11 @@ namespace {
 
 /// A vector_chain's buffers: a and y as a single vector op's, the intermediates in A2 and C2
 /// by turns, every row input in one pair of row slots, every whole-task vector in one buffer.
-std::vector<BufferSpec> plan_chain_buffers(const VectorOperands& v, uint64_t tm) {
+std::vector<BufferSpec> plan_chain_buffers(const Graph& graph, const VectorOperands& v, uint64_t tm) {
     std::vector<BufferSpec> plan;
     auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
-        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kLoweredElementBytes, uint32_t(pitch), tensor});
+        const uint64_t e = element_bytes(graph, tensor);
+        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * e, uint32_t(pitch), tensor, uint32_t(e)});
     };
     const ChainLayout l = chain_layout(v);
     add(Buffer::Panel, 2, tm, v.cols, v.a);
@@ -150,10 +154,11 @@ std::vector<BufferSpec> plan_chain_buffers(const VectorOperands& v, uint64_t tm)
 
 }  // namespace
 
-std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm) {
+std::vector<BufferSpec> plan_vector_buffers(const Graph& graph, const VectorOperands& v, uint64_t tm) {
     std::vector<BufferSpec> plan;
     auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
-        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kLoweredElementBytes, uint32_t(pitch), tensor});
+        const uint64_t e = element_bytes(graph, tensor);
+        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * e, uint32_t(pitch), tensor, uint32_t(e)});
     };
     const uint64_t cols = v.cols;
     if (v.transpose) {  // tm input rows (whole matrices) in, their transposes in L2, out via L3
@@ -163,7 +168,7 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm
         add(Buffer::Out, 2, out_rows, v.matrix_rows, v.y);
         return plan;
     }
-    if (!v.chain.empty()) return plan_chain_buffers(v, tm);
+    if (!v.chain.empty()) return plan_chain_buffers(graph, v, tm);
     // Row tiles alternate between two slots at each level: one is computed on while the
     // next comes in and the previous goes out. The engine reads and writes L2.
     // A window op's planes are its tensors' view rows: in_h (out_h) rows of in_w (out_w) each.
@@ -189,15 +194,17 @@ std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& v, uint64_t tm
     return plan;
 }
 
-std::vector<BufferSpec> plan_copy_buffers(const CopyOperands& op, TileShape tile) {
-    // Pieces alternate between two slots: one comes in while the other goes out.
+std::vector<BufferSpec> plan_copy_buffers(const Graph& graph, const CopyOperands& op, TileShape tile) {
+    // Pieces alternate between two slots: one comes in while the other goes out. A copy moves
+    // its source's elements unchanged (the destination has the same dtype).
     std::vector<BufferSpec> plan;
     const uint32_t src = op.copies.empty() ? 0 : op.copies[0].src, dst = op.copies.empty() ? 0 : op.copies[0].dst;
-    const uint64_t piece = uint64_t(tile.tn) * tile.tk * kLoweredElementBytes;
-    plan.push_back({Buffer::Panel, hw::Level::L3, 2, piece, tile.tk, src});
+    const uint64_t e = op.copies.empty() ? dtype_bytes(DType::Float32) : element_bytes(graph, src);
+    const uint64_t piece = uint64_t(tile.tn) * tile.tk * e;
+    plan.push_back({Buffer::Panel, hw::Level::L3, 2, piece, tile.tk, src, uint32_t(e)});
     if (op.transposes) {  // transposed into L2 (tk rows of tn), back to L3 and out
-        plan.push_back({Buffer::A2, hw::Level::L2, 2, piece, tile.tn, dst});
-        plan.push_back({Buffer::Out, hw::Level::L3, 2, piece, tile.tn, dst});
+        plan.push_back({Buffer::A2, hw::Level::L2, 2, piece, tile.tn, dst, uint32_t(e)});
+        plan.push_back({Buffer::Out, hw::Level::L3, 2, piece, tile.tn, dst, uint32_t(e)});
     }
     return plan;
 }
@@ -286,11 +293,13 @@ std::vector<TaskExtent> max_task_extents(const Program& program) {
 void task_traffic(const Program& program, const Task& task, uint64_t& read, uint64_t& write) {
     const Kernel& kernel = program.kernels[task.kernel];
     if (is_copy_op(program.graph, program.graph.ops()[kernel.op])) {  // each element read once, written once
-        uint64_t elements = 0;
+        uint64_t bytes = 0;
         const TileShape& t = kernel.tile;
         for_each_piece(copy_operands(program.graph, kernel.op).copies, t.tm, t.tn, t.tk, task.r0, task.r1, task.c0,
-                       task.c1, [&](const CopyPiece& p) { elements += p.copy.rows * p.copy.cols; });
-        read = write = elements * kLoweredElementBytes;
+                       task.c1, [&](const CopyPiece& p) {
+                           bytes += p.copy.rows * p.copy.cols * element_bytes(program.graph, p.copy.src);
+                       });
+        read = write = bytes;
         return;
     }
     if (is_ffn_op(program.graph.ops()[kernel.op]))
@@ -298,27 +307,34 @@ void task_traffic(const Program& program, const Task& task, uint64_t& read, uint
     if (is_flash_op(program.graph.ops()[kernel.op]))
         return flash_task_traffic(flash_operands(program.graph, kernel.op), kernel.tile, task, read, write);
     const Extent2 e = task_elements(program, task);
-    if (is_vector_op(program.graph.ops()[kernel.op])) {
-        const VectorOperands v = vector_operands(program.graph, kernel.op);
+    const Graph& g = program.graph;
+    if (is_vector_op(g.ops()[kernel.op])) {
+        const VectorOperands v = vector_operands(g, kernel.op);
         const uint64_t rows = e.r1 - e.r0, cols = v.cols;
-        if (!v.chain.empty()) {  // a and each row input per row, each vector once, y once
+        // Each operand's elements in its own type's bytes.
+        const auto bytes = [&](std::optional<uint32_t> t, uint64_t elements) {
+            return t ? element_bytes(g, *t) * elements : 0;
+        };
+        if (!v.chain.empty()) {  // a and each row input per row, each vector once, y once (float32 only)
             const ChainLayout l = chain_layout(v);
-            read = kLoweredElementBytes * (rows * cols * (1 + l.row_inputs.size()) + l.vector_elements);
-            write = kLoweredElementBytes * rows * cols;
+            const uint64_t f32 = dtype_bytes(DType::Float32);
+            read = f32 * (rows * cols * (1 + l.row_inputs.size()) + l.vector_elements);
+            write = f32 * rows * cols;
             return;
         }
-        const uint64_t b = b_elements(v, kernel.tile.tm, e.r0, e.r1);
-        read = kLoweredElementBytes * (rows * cols + b + v.weight_elements() + v.bias_elements());
-        write = kLoweredElementBytes * rows * v.y_width();
+        read = bytes(v.a, rows * cols) + bytes(v.b, b_elements(v, kernel.tile.tm, e.r0, e.r1)) +
+               bytes(v.weight, v.weight_elements()) + bytes(v.bias, v.bias_elements());
+        write = bytes(v.y, rows * v.y_width());
         return;
     }
-    const MatmulOperands op = matmul_operands(program.graph, kernel.op);
+    const MatmulOperands op = matmul_operands(g, kernel.op);
     const uint64_t rows = e.r1 - e.r0, cols = e.c1 - e.c0, k = op.k;
     // A convolution reads its input rows (the halo included) instead of A's rows.
     const uint64_t a = op.conv ? op.conv->region(e.r0, e.r1).count * op.conv->w * op.conv->cg : rows * k;
-    read = kLoweredElementBytes * (a + k * cols + (op.bias ? cols : 0) + (op.scale ? cols : 0) +
-                                   (op.residual ? rows * cols : 0));
-    write = kLoweredElementBytes * rows * cols;
+    read = dtype_bytes(op.a_type) * a + dtype_bytes(op.b_type) * k * cols +
+           (op.bias ? dtype_bytes(op.bias_type) * cols : 0) + (op.scale ? dtype_bytes(op.scale_type) * cols : 0) +
+           (op.residual ? dtype_bytes(op.residual_type) * rows * cols : 0);
+    write = dtype_bytes(op.c_type) * rows * cols;
 }
 
 namespace {
@@ -605,6 +621,7 @@ private:
 
     void region(uint32_t tensor, uint64_t row, uint64_t col, uint64_t rows, uint64_t cols) {
         op_.tensor = tensor;
+        op_.elem_bytes = uint32_t(element_bytes(program_.graph, tensor));
         op_.row = row;
         op_.col = col;
         op_.rows = rows;

@@ -147,9 +147,10 @@ struct BufferSpec {
     Buffer buffer = Buffer::Panel;
     hw::Level level = hw::Level::L3;
     uint32_t slots = 1;
-    uint64_t slot_bytes = 0;
+    uint64_t slot_bytes = 0;  ///< rows x pitch x elem_bytes
     uint32_t pitch = 0;   ///< row pitch in elements
     uint32_t tensor = 0;  ///< graph tensor whose data it holds
+    uint32_t elem_bytes = 4;  ///< bytes of one element of that tensor (its dtype's)
 };
 
 /// Largest task of a kernel, in elements (what its buffers must hold).
@@ -161,14 +162,18 @@ struct TaskExtent {
 std::vector<BufferSpec> plan_buffers(const Graph& graph, const Kernel& kernel, TaskExtent extent);
 /// Same, for matmul `op` with reduction length `k` (what the tiler evaluates).
 std::vector<BufferSpec> plan_buffers(const MatmulOperands& op, uint64_t k, Dataflow dataflow, TileShape tile, TaskExtent extent);
+/// Elements of a matmul's A, B and C, in bytes.
+struct FabricElementBytes {
+    uint64_t a = 4, b = 4, c = 4;
+};
 /// Appends the double-buffered fabric slots of L2 and L1: A chunks tm x tk, B chunks tk x tn,
-/// C tiles tm x tn (tensors a, b, c).
+/// C tiles tm x tn (tensors a, b, c, elements of `bytes`).
 void add_fabric_slots(std::vector<BufferSpec>& plan, uint64_t tm, uint64_t tn, uint64_t tk, uint32_t a, uint32_t b,
-                      uint32_t c);
+                      uint32_t c, FabricElementBytes bytes);
 /// The buffers of a vector op's task with row tiles of `tm` rows (docs/compiler.md, "Vector ops").
-std::vector<BufferSpec> plan_vector_buffers(const VectorOperands& op, uint64_t tm);
+std::vector<BufferSpec> plan_vector_buffers(const Graph& graph, const VectorOperands& op, uint64_t tm);
 /// The buffers of a copy op's task with pieces of at most tn x tk (docs/compiler.md, "Layout ops").
-std::vector<BufferSpec> plan_copy_buffers(const CopyOperands& op, TileShape tile);
+std::vector<BufferSpec> plan_copy_buffers(const Graph& graph, const CopyOperands& op, TileShape tile);
 TaskExtent max_task_extent(const Program& program, uint32_t kernel);
 /// max_task_extent of every kernel, in one pass over the tasks.
 std::vector<TaskExtent> max_task_extents(const Program& program);
@@ -187,9 +192,8 @@ uint64_t level_bytes(const std::vector<BufferSpec>& plan, hw::Level level);
 
 // ---- the op stream --------------------------------------------------------------------------
 
-/// Bytes of one element of every lowered tensor and buffer: only float32 lowers for now
-/// (require_lowerable() refuses the other dtypes before any lowering).
-constexpr uint64_t kLoweredElementBytes = dtype_bytes(DType::Float32);
+/// Bytes of one element of graph tensor `t` (its dtype's): what its buffers and transfers hold.
+inline uint64_t element_bytes(const Graph& graph, uint32_t t) { return dtype_bytes(graph.tensor(t).dtype); }
 
 enum class DfxOpKind : uint8_t { Load, Move, Store, Matmul, Drain, Vector };
 /// As docs/kpu-format.md, kpu-compile and traces spell it, in stream-summary order.
@@ -251,8 +255,9 @@ struct DfxOp {
     hw::VectorFunction function = hw::VectorFunction::Copy;
     uint32_t step = 0;  ///< Vector of a vector_chain: its step (VectorOperands::chain), whose command it runs
     std::vector<uint32_t> deps;  ///< earlier ops: RAW / WAR / WAW on logical buffers, RAW through DRAM
+    uint32_t elem_bytes = 4;     ///< Load / Move / Store: bytes of one element of `tensor`
 
-    uint64_t bytes() const { return rows * cols * kLoweredElementBytes; }
+    uint64_t bytes() const { return rows * cols * elem_bytes; }
     hw::Level src_level() const;
     hw::Level dst_level() const;
 };

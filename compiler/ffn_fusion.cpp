@@ -9,6 +9,11 @@
 #include "compiler/ops/op_schema.h"
 
 namespace kpu::compiler {
+
+/// Bytes of one element of every tensor of an ffn kernel: float32 only (its fusion pass declines
+/// other types).
+constexpr uint64_t kFfnElementBytes = dtype_bytes(DType::Float32);
+
 namespace {
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
@@ -87,7 +92,7 @@ std::vector<BufferSpec> plan_ffn_buffers(const FfnOperands& f, TileShape tile) {
     const uint64_t tm = tile.tm, t = tile.tn;
     std::vector<BufferSpec> plan;
     auto add = [&](Buffer buffer, uint32_t slots, uint64_t rows, uint64_t pitch, uint32_t tensor) {
-        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kLoweredElementBytes, uint32_t(pitch), tensor});
+        plan.push_back({buffer, level_of(buffer), slots, rows * pitch * kFfnElementBytes, uint32_t(pitch), tensor, uint32_t(kFfnElementBytes)});
     };
     // The X panel and the H block as blocks of tm x t, chunk after chunk: each block is
     // contiguous, so a MATMUL_TILE's A is one move that waits for its own block only.
@@ -96,7 +101,7 @@ std::vector<BufferSpec> plan_ffn_buffers(const FfnOperands& f, TileShape tile) {
     // Each W1 and W2 block is used by one MATMUL_TILE: two slots, alternating block by block.
     add(Buffer::Strip, 2, t, t, f.w1);
     add(Buffer::Out, 2, tm, t, f.y);
-    add_fabric_slots(plan, tm, t, t, f.x, f.w1, f.y);
+    add_fabric_slots(plan, tm, t, t, f.x, f.w1, f.y, {kFfnElementBytes, kFfnElementBytes, kFfnElementBytes});
     if (const uint64_t width = f.bias_width())
         for (Buffer b : {Buffer::Bias3, Buffer::Bias2, Buffer::Bias1}) add(b, 1, 1, width, f.b1 ? *f.b1 : *f.b2);
     return plan;
@@ -106,9 +111,9 @@ void ffn_task_traffic(const FfnOperands& f, TileShape tile, const Task& task, ui
     const TaskBox b = box_of(f, tile, task);
     const uint64_t rows = b.r1 - b.r0, cols = b.c1 - b.c0, row_tiles = task.r1 - task.r0;
     // X's rows once; W1 whole and W2's columns once per row block; each bias once per task.
-    read = kLoweredElementBytes * (rows * f.k + row_tiles * (f.k * f.hidden + f.hidden * cols) +
+    read = kFfnElementBytes * (rows * f.k + row_tiles * (f.k * f.hidden + f.hidden * cols) +
                                    (f.b1 ? f.hidden : 0) + (f.b2 ? cols : 0));
-    write = kLoweredElementBytes * rows * cols;
+    write = kFfnElementBytes * rows * cols;
 }
 
 std::vector<FfnRead> ffn_task_reads(const FfnOperands& f, TileShape tile, const Task& task) {
@@ -234,7 +239,7 @@ TilingChoice ffn_candidate(const FfnOperands& f, uint64_t tm, uint64_t t) {
     c.task_rows = 1;
     c.task_cols = tile_count(f.n, uint32_t(t));
     const uint64_t tasks = ceil_div(f.m, tm);
-    c.dram_bytes = kLoweredElementBytes * (f.m * f.k + tasks * (f.k * f.hidden + f.hidden * f.n +
+    c.dram_bytes = kFfnElementBytes * (f.m * f.k + tasks * (f.k * f.hidden + f.hidden * f.n +
                                                                 (f.b1 ? f.hidden : 0) + (f.b2 ? f.n : 0)) +
                                            f.m * f.n);
     uint64_t by_kind[6] = {0, 0, 0, 0, 0, 0};
@@ -307,6 +312,8 @@ std::optional<MatmulOperands> plain_matmul(const Graph& graph, uint32_t op) {
     const MatmulOperands mm = matmul_operands(graph, op);
     if (mm.batch != 1 || mm.trans_a || mm.trans_b || mm.alpha != 1.0f || mm.beta != 1.0f || mm.conv) return std::nullopt;
     if (mm.scale || mm.residual) return std::nullopt;  // the ffn kernel's drains have no such stages
+    for (DType type : {mm.a_type, mm.b_type, mm.c_type, mm.bias_type})  // an ffn kernel is float32 only
+        if (type != DType::Float32) return std::nullopt;
     if (graph.tensor(mm.b).shape.size() != 2) return std::nullopt;
     return mm;
 }

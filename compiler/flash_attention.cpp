@@ -10,6 +10,11 @@
 #include "hardware/vector_timing.h"
 
 namespace kpu::compiler {
+
+/// Bytes of one element of every tensor of a fused attention: float32 only (its fusion pass declines
+/// other types).
+constexpr uint64_t kFlashElementBytes = dtype_bytes(DType::Float32);
+
 namespace {
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
@@ -107,7 +112,7 @@ std::vector<BufferSpec> plan_flash_buffers(const FlashOperands& f, TileShape til
     std::vector<BufferSpec> plan;
     const Layout l = layout_of(f, tile);
     const auto add = [&](Buffer buffer, uint32_t slots, uint64_t elements, uint64_t pitch, uint32_t tensor) {
-        plan.push_back({buffer, level_of(buffer), slots, elements * kLoweredElementBytes, uint32_t(pitch), tensor});
+        plan.push_back({buffer, level_of(buffer), slots, elements * kFlashElementBytes, uint32_t(pitch), tensor, uint32_t(kFlashElementBytes)});
     };
     const uint64_t br = l.br, bc = l.bc;
     add(Buffer::Panel, 1, br * f.e, f.e, f.q);
@@ -133,8 +138,8 @@ void flash_task_traffic(const FlashOperands& f, TileShape tile, const Task& task
     const uint64_t mask = !f.mask ? 0
                           : f.mask_broadcast == hw::Broadcast::Scalar ? 1
                                                                        : f.mask_elements(rows, keys);
-    read = kLoweredElementBytes * (rows * f.e + keys * (f.e + f.ev) + mask);
-    write = kLoweredElementBytes * rows * f.ev;
+    read = kFlashElementBytes * (rows * f.e + keys * (f.e + f.ev) + mask);
+    write = kFlashElementBytes * rows * f.ev;
 }
 
 void flash_task_work(const FlashOperands& f, TileShape tile, const Task& task, uint32_t fabric_rows,
@@ -305,7 +310,7 @@ double task_cycles(const FlashOperands& f, const hw::Config& config, uint64_t ro
         v.function = hw::VectorFunction::OnlineAccumulate, v.cols = uint32_t(f.ev);
         vector += double(hw::vector_cycles(v, config.vector));
         // Into L1: K^T, V, P; out of it: S and P V.
-        onchip += double(kLoweredElementBytes * (cols * (f.e + f.ev) + 2 * rows * cols + rows * f.ev));
+        onchip += double(kFlashElementBytes * (cols * (f.e + f.ev) + 2 * rows * cols + rows * f.ev));
     }
     v.function = hw::VectorFunction::OnlineFinish, v.cols = uint32_t(f.ev);
     vector += double(hw::vector_cycles(v, config.vector));

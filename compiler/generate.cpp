@@ -16,6 +16,7 @@
 #include "compiler/passes/flatten_linear.h"
 #include "compiler/passes/fuse_epilogue.h"
 #include "compiler/passes/fuse_rows.h"
+#include "compiler/requantize.h"
 #include "compiler/keep_in_l3.h"
 #include "compiler/memory_plan.h"
 #include "compiler/unit_choice.h"
@@ -171,6 +172,10 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
         program.graph = fuse_rows(program.graph);
         program.passes.push_back(Pass::FuseRows);
     }
+    // Quantized matmuls' and convolutions' multipliers as their drains' scale rows; every
+    // element type one the target computes.
+    program.graph = add_requantization(program.graph, weights);
+    require_config_types(program.graph, target);
     const Graph& graph = program.graph;
     program.target = target_of(target);
     // The binder places every tensor in DRAM, each from an interleave boundary: a graph that

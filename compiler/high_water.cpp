@@ -23,7 +23,9 @@ uint64_t block_elements(uint64_t m, uint64_t n, uint64_t ld) { return m == 0 || 
 }  // namespace
 
 void for_each_footprint(const BoundOp& op, const std::function<void(uint64_t, uint64_t)>& touch) {
-    constexpr uint64_t f = sizeof(float);
+    // Operands of the commands' element types; the rest (a partial sum, a bias (int32 after
+    // int8 matmuls), a scale, a residual, a norm's weight and bias, the row statistics) 4 bytes.
+    constexpr uint64_t f = 4;
     switch (op.kind) {
         case BoundOp::Kind::Move: {
             const hw::Transfer& x = op.move;
@@ -36,14 +38,15 @@ void for_each_footprint(const BoundOp& op, const std::function<void(uint64_t, ui
         }
         case BoundOp::Kind::Matmul: {
             const hw::MatmulCommand& c = op.matmul;
-            touch(c.a, f * block_elements(c.m, c.k, c.lda));
-            touch(c.b, f * block_elements(c.k, c.n, c.ldb));
+            const uint64_t e = dtype_bytes(c.type);
+            touch(c.a, e * block_elements(c.m, c.k, c.lda));
+            touch(c.b, e * block_elements(c.k, c.n, c.ldb));
             if (c.load_c) touch(c.c, f * block_elements(c.m, c.n, c.ldc));
             return;
         }
         case BoundOp::Kind::Drain: {
             const hw::DrainCommand& c = op.drain;
-            touch(c.c, f * block_elements(c.m, c.n, c.ldc));
+            touch(c.c, dtype_bytes(c.out_type) * block_elements(c.m, c.n, c.ldc));
             if (c.has_bias) touch(c.bias, f * c.n);
             if (c.has_scale) touch(c.scale, f * c.n);
             if (c.has_residual) touch(c.residual, f * block_elements(c.m, c.n, c.ldr));
@@ -51,9 +54,9 @@ void for_each_footprint(const BoundOp& op, const std::function<void(uint64_t, ui
         }
         case BoundOp::Kind::Vector: {
             const hw::VectorCommand& c = op.vector;
-            touch(c.a.addr, f * operand_elements(c.a, c.rows, c.cols));
-            if (c.has_b) touch(c.b.addr, f * operand_elements(c.b, c.rows, c.cols));
-            touch(c.y.addr, f * block_elements(c.rows, hw::y_cols(c), c.y.ld));
+            touch(c.a.addr, dtype_bytes(c.a.encoding.type) * operand_elements(c.a, c.rows, c.cols));
+            if (c.has_b) touch(c.b.addr, dtype_bytes(c.b.encoding.type) * operand_elements(c.b, c.rows, c.cols));
+            touch(c.y.addr, dtype_bytes(c.y.encoding.type) * block_elements(c.rows, hw::y_cols(c), c.y.ld));
             if (c.has_weight) touch(c.weight, f * hw::weight_elements(c));
             if (c.has_bias) touch(c.bias, f * hw::bias_elements(c));
             if (hw::uses_state(c.function)) touch(c.state, f * 3 * uint64_t(c.rows));

@@ -78,6 +78,7 @@ L3Plan plan_l3(const Program& program, uint64_t capacity) {
         const Tensor& tensor = g.tensor(t);
         if (roots[t] != t || viewed[t] || copied[t] || is_compile_time_value(g, t) || tensor.bytes() == 0 || readers[t] == 0) continue;
         if (tensor.role.value_or(TensorRole::Intermediate) != TensorRole::Intermediate) continue;
+        if (tensor.dtype != DType::Float32) continue;  // keep-in-l3 keeps float32 tensors only
         if (life[t].first < 1 || life[t].last > kernels) continue;
         candidates.push_back(t);
     }

@@ -132,11 +132,13 @@ private:
             const std::vector<uint64_t> seen = before_transpose(g_.tensor(t).shape, perm);
             if (seen.empty()) return false;
             const uint32_t v = scratch.add_tensor(Tensor(derived_tensor_name(scratch, moved.name, g_.tensor(t).name), seen));
+            scratch.tensor(v).quant = g_.tensor(t).quant;  // the same values (an int8 tensor's steps)
             views.push_back(view(scratch, moved.name + "." + g_.tensor(t).name, t, v));
             t = v;
         }
         const uint32_t y = moved.outputs[0];
         moved.outputs[0] = scratch.add_tensor(Tensor(derived_tensor_name(scratch, op.name, "relaid"), {}));
+        scratch.tensor(moved.outputs[0]).quant = g_.tensor(y).quant;  // y's values in the other layout
         Op back;
         back.name = op.name + ".transpose";
         back.kind = "Transpose";

@@ -8,17 +8,17 @@ namespace kpu::compiler {
 namespace {
 
 /// Whether `v` with rows of `cols` elements fits.
-bool fits_with(const hw::Config& config, VectorOperands v, uint64_t cols) {
+bool fits_with(const hw::Config& config, const Graph& g, VectorOperands v, uint64_t cols) {
     v.rows = v.rows * v.cols / cols;
     v.cols = cols;
-    return vector_tile_fits(config, v, 1);
+    return vector_tile_fits(config, g, v, 1);
 }
 
 /// The smallest c in [2, n) dividing the row length n whose rows of n / c fit (and, for a
 /// reduction, whose second pass over rows of c), 0 when none does.
-uint64_t chunks(const hw::Config& config, const VectorOperands& v, bool reduction) {
+uint64_t chunks(const hw::Config& config, const Graph& g, const VectorOperands& v, bool reduction) {
     for (uint64_t c = 2; c < v.cols; ++c)
-        if (v.cols % c == 0 && fits_with(config, v, v.cols / c) && (!reduction || fits_with(config, v, c))) return c;
+        if (v.cols % c == 0 && fits_with(config, g, v, v.cols / c) && (!reduction || fits_with(config, g, v, c))) return c;
     return 0;
 }
 
@@ -30,8 +30,8 @@ bool split(const hw::Config& config, Graph& g, const Op& op, std::vector<Op>& op
                              (!v.b || v.b_broadcast == hw::Broadcast::None || v.b_broadcast == hw::Broadcast::Scalar);
     if ((!elementwise && shape != hw::VectorShape::Reduction) || v.command.function == hw::VectorFunction::Copy)
         return false;
-    if (vector_tile_fits(config, v, 1)) return false;
-    const uint64_t c = chunks(config, v, !elementwise);
+    if (vector_tile_fits(config, g, v, 1)) return false;
+    const uint64_t c = chunks(config, g, v, !elementwise);
     if (c == 0) return false;
     const uint64_t n = v.cols / c, rows = v.rows * c;
     Expansion x(g, op, ops);

@@ -153,7 +153,7 @@ std::optional<Blocking> block_vector(const Program& program, uint32_t kernel_ind
     const Kernel& kernel = program.kernels[kernel_index];
     const VectorOperands v = vector_operands(program.graph, kernel.op);
     const uint64_t unit = v.transpose ? v.matrix_rows : 1;
-    const auto fits = [&](uint64_t tm) { return plan_fits(plan_vector_buffers(v, std::min(tm, v.rows)), config); };
+    const auto fits = [&](uint64_t tm) { return plan_fits(plan_vector_buffers(program.graph, v, std::min(tm, v.rows)), config); };
     if (!fits(unit)) return std::nullopt;
     uint64_t lo = 1, hi = kernel.tile.tm / unit + 1;  // fits(lo unit), !fits(hi unit) or hi past tm
     while (hi - lo > 1) {
@@ -176,7 +176,7 @@ std::optional<Blocking> block_vector(const Program& program, uint32_t kernel_ind
 std::optional<Blocking> block_copy(const Graph& graph, const Kernel& kernel, const hw::Config& config) {
     const CopyOperands c = copy_operands(graph, kernel.op);
     const auto fits = [&](uint32_t tn, uint64_t tk) {
-        return plan_fits(plan_copy_buffers(c, {1, tn, uint32_t(tk), 0}), config);
+        return plan_fits(plan_copy_buffers(graph, c, {1, tn, uint32_t(tk), 0}), config);
     };
     for (uint32_t tn : divisors(kernel.tile.tn)) {
         if (!fits(tn, 1)) continue;

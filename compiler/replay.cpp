@@ -182,7 +182,11 @@ private:
             return {cycles, cycles};
         }
         if (op.kind != BoundOp::Kind::Move) {
-            const double cycles = double(op.kind == BoundOp::Kind::Matmul ? hw::matmul_cycles(op.matmul, R, C)
+            // A PE does the element type's MACs per cycle (float32: always 1).
+            const uint32_t macs = op.kind == BoundOp::Kind::Matmul && op.matmul.type != hw::DType::Float32
+                                      ? config_.fabric_type(to_string(op.matmul.type)).ops_per_cycle
+                                      : 1;
+            const double cycles = double(op.kind == BoundOp::Kind::Matmul ? hw::matmul_cycles(op.matmul, R, C, macs)
                                                                           : hw::drain_cycles(op.drain, R, C));
             return {cycles, cycles};
         }

@@ -70,6 +70,7 @@ BufferLayout place_buffers(const Program& program, uint32_t kernel, const hw::Co
                 if (b.level != level || slot >= b.slots) continue;
                 layout.offset[int(b.buffer)][slot] = next;
                 layout.pitch[int(b.buffer)] = b.pitch;
+                layout.elem_bytes[int(b.buffer)] = b.elem_bytes;
                 next += round_up(b.slot_bytes, granule);
             }
     }

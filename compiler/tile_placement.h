@@ -22,6 +22,7 @@ std::vector<uint32_t> task_tiles(const Program& program, const hw::Config& confi
 struct BufferLayout {
     uint64_t offset[kBufferCount][kMaxSlots] = {};  ///< bytes from the level's base, per buffer and slot
     uint32_t pitch[kBufferCount] = {};              ///< row pitch in elements, per buffer
+    uint32_t elem_bytes[kBufferCount] = {};         ///< bytes of one element, per buffer (its tensor's dtype)
 };
 
 /// The layout of `kernel`'s buffers, sized for its largest task. L2 and L1: one bank

@@ -96,7 +96,8 @@ bool pick_tk(const hw::Config& config, const Graph& graph, uint32_t op, Dataflow
     const uint64_t smallest = std::min<uint64_t>(k, 16);
     const uint64_t base = bytes(smallest);
     if (base > cap) return false;
-    const uint64_t per_k = 8 * (uint64_t(tile.tm) + tile.tn);  // a and b: 2 slots x 4 bytes
+    // a and b: 2 slots of their elements
+    const uint64_t per_k = 2 * (uint64_t(tile.tm) * dtype_bytes(mm.a_type) + uint64_t(tile.tn) * dtype_bytes(mm.b_type));
     const uint64_t tk_max = smallest + (cap - base) / per_k;
     for (uint64_t steps = ceil_div(k, tk_max);; ++steps) {
         const uint64_t tk = std::min<uint64_t>(k, ceil_div(ceil_div(k, steps), 16) * 16);
@@ -153,6 +154,7 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
     if (!pick_tk(config, graph, op, dataflow, tile, extent)) return false;
     const MatmulOperands mm = matmul_operands(graph, op);
     const uint64_t M = mm.m, N = mm.n, K = mm.k;
+    if (passes > 1 && mm.one_k_pass()) return false;  // no partial sums in C's type
     if (passes > 1) {  // K in passes of kc, a multiple of tk
         const uint64_t kc = ceil_div(ceil_div(K, passes), tile.tk) * tile.tk;
         if (kc >= K) return false;
@@ -181,12 +183,17 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
 
     // One full task on one compute tile: the fabric, the BlockMovers and the Streamers overlap.
     const double fabric_tiles = double(std::min<uint64_t>(task_rows, Mt)) * double(std::min<uint64_t>(task_cols, Nt));
-    const double compute = fabric_tiles * (double(ceil_div(tile.tm, R) * ceil_div(tile.tn, C) * K) + double(ks * (R + C)));
+    // A PE does the element type's MACs per cycle (hw::matmul_cycles).
+    // float32 is always one MAC (hw::Fabric::element_types).
+    const uint64_t macs = mm.a_type == DType::Float32 ? 1 : config.fabric_type(to_string(mm.a_type)).ops_per_cycle;
+    const double compute =
+        fabric_tiles * (double(ceil_div(tile.tm, R) * ceil_div(tile.tn, C) * ceil_div(K, macs)) + double(ks * (R + C)));
     // A and B chunks in, C out after every pass and back in before every pass but the first;
-    // a residual tile in for the drain.
-    const double c_moves = double(2 * passes - 1 + (mm.residual ? 1 : 0));
-    const double onchip = fabric_tiles * double(kLoweredElementBytes) *
-                          (double(tile.tm + tile.tn) * double(K) + double(tile.tm) * tile.tn * c_moves);
+    // a residual tile in for the drain. Each operand's elements in its own type's bytes.
+    const uint64_t ea = dtype_bytes(mm.a_type), eb = dtype_bytes(mm.b_type), ec = dtype_bytes(mm.c_type);
+    const uint64_t tile_bytes = (tile.tm * ea + tile.tn * eb) * K +
+                                uint64_t(tile.tm) * tile.tn * ((2 * passes - 1) * ec + (mm.residual ? dtype_bytes(mm.residual_type) : 0));
+    const double onchip = fabric_tiles * double(tile_bytes);
     const double task_time = std::max({compute, onchip / bm_per_cycle, onchip / st_per_cycle});
     // A convolution reads each task row's input rows (halo included) instead of its A rows.
     uint64_t a_elements = M * K, first_panel = (dataflow == Dataflow::OutputStationary ? extent.rows : extent.cols) * K;
@@ -199,12 +206,15 @@ bool evaluate_tiling(const hw::Config& config, const Graph& graph, uint32_t op, 
         first_panel = mm.conv->max_region_pixels(extent.rows) * mm.conv->cg;
     }
     const uint64_t dram =
-        mm.batch * kLoweredElementBytes * (a_elements * Pn + K * N * Pm + M * N + (bias ? N * Pm : 0) +
-                                           (mm.scale ? N * Pm : 0) + (mm.residual ? M * N : 0));
+        mm.batch * (ea * a_elements * Pn + eb * K * N * Pm + ec * M * N + (bias ? dtype_bytes(mm.bias_type) * N * Pm : 0) +
+                    (mm.scale ? dtype_bytes(mm.scale_type) * N * Pm : 0) +
+                    (mm.residual ? dtype_bytes(mm.residual_type) * M * N : 0));
     const double active = double(std::min(tasks, T));
-    // The first panel, all of K (also in passes: after each pass the next one's panel waits
-    // for the last read of this one's), loaded by every active task at once.
-    const double prologue = double(kLoweredElementBytes) * double(first_panel) / (dram_per_cycle / active);
+    // The first panel (A's, or B's weight-stationary), all of K (also in passes: after each
+    // pass the next one's panel waits for the last read of this one's), loaded by every
+    // active task at once.
+    const uint64_t panel_bytes = dataflow == Dataflow::OutputStationary || mm.conv ? ea : eb;
+    const double prologue = double(panel_bytes) * double(first_panel) / (dram_per_cycle / active);
     const double rounds = double(ceil_div(tasks, T));
     out.tile = tile;
     out.task_rows = task_rows;
@@ -268,7 +278,7 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
     if (all.empty()) {
         // Report the smallest candidate against the level it overflows.
         const uint32_t k16 = uint32_t(std::min<uint64_t>(mm.k, 16));
-        const TileShape tile{*tms.begin(), *tns.begin(), k16, k16 < mm.k ? k16 : 0};
+        const TileShape tile{*tms.begin(), *tns.begin(), k16, k16 < mm.k && !mm.one_k_pass() ? k16 : 0};
         const auto plan =
             plan_buffers(mm, mm.k, dataflow, tile, extent_of(graph, op, tile, 1, 1));
         hw::Level level = overflow(config, plan);
@@ -290,6 +300,9 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
             << (mm.conv ? " (a task's input rows, every channel of its group, stay in L3: input-channel passes are "
                           "not yet supported)"
                         : "");
+        if (mm.one_k_pass())  // why the K passes that would have made it fit were not tried
+            msg << "; its " << to_string(mm.c_type) << " C from " << to_string(mm.a_type)
+                << " operands takes all of K in one pass (the accumulators' partial sums cannot be stored in C's type)";
         throw CompileError(msg.str());
     }
     // Distinct candidates (several pass counts can give the same kc), best closed form first.
@@ -359,7 +372,7 @@ TilingChoice choose_transpose_tiling(const hw::Config& config, const Graph& grap
                                      const Fits& fits) {
     const uint64_t r = v.matrix_rows, matrices = v.rows / r, tiles = config.compute_tiles;
     if (!fits(r)) {
-        const std::vector<BufferSpec> plan = plan_vector_buffers(v, r);
+        const std::vector<BufferSpec> plan = plan_vector_buffers(graph, v, r);
         std::ostringstream msg;
         msg << "op '" << graph.ops()[op].name << "' (" << graph.ops()[op].kind << "): a matrix of " << r << " x "
             << v.cols << " of tensor '" << graph.tensor(v.a).name << "' needs " << level_bytes(plan, hw::Level::L2) << " bytes of L2 and "
@@ -379,17 +392,17 @@ TilingChoice choose_transpose_tiling(const hw::Config& config, const Graph& grap
     return choice;
 }
 
-bool vector_tile_fits(const hw::Config& config, const VectorOperands& v, uint64_t tm) {
-    const std::vector<BufferSpec> plan = plan_vector_buffers(v, tm);
+bool vector_tile_fits(const hw::Config& config, const Graph& graph, const VectorOperands& v, uint64_t tm) {
+    const std::vector<BufferSpec> plan = plan_vector_buffers(graph, v, tm);
     return level_bytes(plan, hw::Level::L2) <= level_capacity(config, hw::Level::L2) &&
            level_bytes(plan, hw::Level::L3) <= level_capacity(config, hw::Level::L3);
 }
 
 TilingChoice choose_vector_tiling(const hw::Config& config, const Graph& graph, uint32_t op) {
     const VectorOperands v = vector_operands(graph, op);
-    const auto fits = [&](uint64_t tm) { return vector_tile_fits(config, v, tm); };
+    const auto fits = [&](uint64_t tm) { return vector_tile_fits(config, graph, v, tm); };
     if (!fits(1)) {
-        const std::vector<BufferSpec> plan = plan_vector_buffers(v, 1);
+        const std::vector<BufferSpec> plan = plan_vector_buffers(graph, v, 1);
         std::ostringstream msg;
         msg << "op '" << graph.ops()[op].name << "' (" << graph.ops()[op].kind << "): ";
         const std::string tensor = " of tensor '" + graph.tensor(v.a).name + "'";
@@ -451,7 +464,7 @@ TilingChoice choose_copy_tiling(const hw::Config& config, const Graph& graph, ui
         throw CompileError("op '" + o.name + "' (" + o.kind + "): " + std::to_string(copies) + " copies, more than " +
                            std::to_string(kMaxCTiles) + " (not yet supported)");
     const auto fits = [&](uint64_t tn, uint64_t tk) {
-        return overflow(config, plan_copy_buffers(c, {1, uint32_t(tn), uint32_t(tk), 0})) == hw::Level::Dram;
+        return overflow(config, plan_copy_buffers(graph, c, {1, uint32_t(tn), uint32_t(tk), 0})) == hw::Level::Dram;
     };
     if (!fits(1, 1)) {  // no config is that small, but say so rather than loop
         std::ostringstream msg;

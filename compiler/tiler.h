@@ -36,7 +36,7 @@ TilingChoice choose_tiling(const hw::Config& config, const Graph& graph, uint32_
 
 /// Whether row tiles of `tm` rows of vector op `v` fit L2 and L3 of a compute tile with
 /// their double buffers.
-bool vector_tile_fits(const hw::Config& config, const VectorOperands& v, uint64_t tm);
+bool vector_tile_fits(const hw::Config& config, const Graph& graph, const VectorOperands& v, uint64_t tm);
 
 /// The row tiles of vector op `op` (tile [rows per tile, cols, 1], one task per compute tile
 /// in turn); throws CompileError naming the op and the numbers when a single row does not fit

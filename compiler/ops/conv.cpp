@@ -35,7 +35,8 @@ uint64_t ConvGeometry::max_region_pixels(uint64_t pixels) const {
 
 namespace {
 
-constexpr std::initializer_list<DType> kFloats = {DType::Float32, DType::Float16, DType::BFloat16};
+/// X's types: the float types, or int8 (a quantized convolution, ONNX's QLinearConv).
+constexpr std::initializer_list<DType> kConvTypes = {DType::Float32, DType::Float16, DType::BFloat16, DType::Int8};
 
 /// A pair of spatial numbers or four pads, read from an ints attribute with a default.
 std::vector<int64_t> ints_or(const InferContext& c, const char* name, size_t size, int64_t fallback) {
@@ -104,8 +105,9 @@ Spatial spatial(const InferContext& c, uint64_t h, uint64_t w, uint64_t kh, uint
 }
 
 void infer_conv(InferContext& c) {
-    c.need_dtype(0, kFloats);
-    c.same_dtype(0, 1);
+    c.need_dtype(0, kConvTypes);
+    const bool quantized = quantized_operands(c, 2, std::nullopt, std::nullopt);
+    if (!quantized) c.same_dtype(0, 1);
     if (c.rank(0) != 4) {
         if (c.rank(0) == 3 || c.rank(0) == 5)
             c.fail(c.describe(0) + ": " + std::to_string(c.rank(0) - 2) +
@@ -135,18 +137,19 @@ void infer_conv(InferContext& c) {
                    std::to_string(w[2]) + ", " + std::to_string(w[3]) + "])");
     }
     if (c.has_input(2)) {
-        c.same_dtype(0, 2);
+        if (!quantized) c.same_dtype(0, 2);
         if (c.shape(2) != std::vector<uint64_t>{cout})
             c.fail(c.describe(2) + " is not [" + std::to_string(cout) + "] (one value per output channel)");
     }
     const Spatial s = spatial(c, x[2], x[3], w[2], w[3], c.string_attr("auto_pad"));
-    c.output(0, {x[0], cout, s.oh, s.ow}, c.dtype(0));
+    c.output(0, {x[0], cout, s.oh, s.ow}, matmul_output_dtype(c));
 }
 
 void infer_conv_nhwc(InferContext& c) {
     need_activation(c);
-    c.need_dtype(0, kFloats);
-    c.same_dtype(0, 1);
+    c.need_dtype(0, kConvTypes);
+    const bool quantized = quantized_operands(c, 2, 3, 4);
+    if (!quantized) c.same_dtype(0, 1);
     c.need_rank(0, 5, 5);
     c.need_rank(1, 5, 5);
     const auto& x = c.shape(0);
@@ -155,7 +158,7 @@ void infer_conv_nhwc(InferContext& c) {
         c.fail(c.describe(1) + " is not [G, kH, kW, Cg, Cog] with G = " + std::to_string(x[1]) + " and Cg = " +
                std::to_string(x[4]) + " of " + c.describe(0));
     if (c.has_input(2)) {
-        c.same_dtype(0, 2);
+        if (!quantized) c.same_dtype(0, 2);
         if (c.shape(2) != std::vector<uint64_t>{w[0], w[4]})
             c.fail(c.describe(2) + " is not [" + std::to_string(w[0]) + ", " + std::to_string(w[4]) + "]");
     }
@@ -163,7 +166,7 @@ void infer_conv_nhwc(InferContext& c) {
     const std::vector<uint64_t> y{x[0], x[1], s.oh, s.ow, w[4]};
     // The drain's epilogue (fuse-epilogue): a per-channel scale like the bias, a residual of Y's shape.
     if (c.has_input(3)) {
-        c.same_dtype(0, 3);
+        if (!quantized) c.same_dtype(0, 3);
         if (c.shape(3) != std::vector<uint64_t>{w[0], w[4]})
             c.fail(c.describe(3) + " is not [" + std::to_string(w[0]) + ", " + std::to_string(w[4]) + "]");
     }
@@ -171,7 +174,7 @@ void infer_conv_nhwc(InferContext& c) {
         c.same_dtype(0, 4);
         if (c.shape(4) != y) c.fail(c.describe(4) + " is not Y's shape " + shape_string(y));
     }
-    c.output(0, y, c.dtype(0));
+    c.output(0, y, matmul_output_dtype(c));
 }
 
 /// Conv as the fabric runs it: the input to [N, G, H, W, Cg] (NHWC, each group's channels
@@ -185,13 +188,13 @@ bool expand_conv(Graph& g, const Op& op, std::vector<Op>& ops) {
     const uint64_t groups = uint64_t(std::get<int64_t>(*attribute_of(op, schema, "group")));
     const uint64_t n = xs[0], cin = xs[1], h = xs[2], w = xs[3], cg = cin / groups;
     const uint64_t cout = ws[0], cog = cout / groups, kh = ws[2], kw = ws[3], oh = ys[2], ow = ys[3];
-    uint32_t x;
+    uint32_t x, x_view;
     if (groups == 1)
-        x = e.reshape("x_groups", e.transpose("x_nhwc", op.inputs[0], {0, 2, 3, 1}), {n, 1, h, w, cin});
+        x = e.reshape("x_groups", x_view = e.transpose("x_nhwc", op.inputs[0], {0, 2, 3, 1}), {n, 1, h, w, cin});
     else
-        x = e.transpose("x_nhwc", e.reshape("x_groups", op.inputs[0], {n, groups, cg, h, w}), {0, 1, 3, 4, 2});
-    const uint32_t wt =
-        e.transpose("w_taps", e.reshape("w_groups", op.inputs[1], {groups, cog, cg, kh, kw}), {0, 3, 4, 2, 1});
+        x = e.transpose("x_nhwc", x_view = e.reshape("x_groups", op.inputs[0], {n, groups, cg, h, w}), {0, 1, 3, 4, 2});
+    const uint32_t w_view = e.reshape("w_groups", op.inputs[1], {groups, cog, cg, kh, kw});
+    const uint32_t wt = e.transpose("w_taps", w_view, {0, 3, 4, 2, 1});
     std::vector<uint32_t> inputs{x, wt};
     if (op.inputs.size() > 2 && op.inputs[2] != kNoTensor) inputs.push_back(e.reshape("b_groups", op.inputs[2], {groups, cog}));
     // The pads as resolved by inference (auto_pad included): recomputed here from the shapes.
@@ -209,14 +212,35 @@ bool expand_conv(Graph& g, const Op& op, std::vector<Op>& ops) {
     }
     const uint32_t y = e.add("conv_nhwc", "conv", inputs, kNoTensor,
                              {{"strides", strides}, {"dilations", dilations}, {"pads", pads}});
+    uint32_t y_view;
     if (groups == 1)
-        e.transpose("y_nchw", e.reshape("y_nhwc", y, {n, oh, ow, cout}), {0, 3, 1, 2}, op.outputs[0]);
+        e.transpose("y_nchw", y_view = e.reshape("y_nhwc", y, {n, oh, ow, cout}), {0, 3, 1, 2}, op.outputs[0]);
     else
-        e.reshape("y", e.transpose("y_nchw", y, {0, 1, 4, 2, 3}), {n, cout, oh, ow}, op.outputs[0]);
+        e.reshape("y", y_view = e.transpose("y_nchw", y, {0, 1, 4, 2, 3}), {n, cout, oh, ow}, op.outputs[0]);
+    // A quantized convolution's layout copies and views hold the same int8 values: the same
+    // quantization, a per-channel weight's over its output channels (axis 1 of w_groups,
+    // the last of w_taps; conv_lowering refuses per-channel weights of grouped ones).
+    if (const std::optional<Quantization> q = g.tensor(op.inputs[0]).quant)
+        for (uint32_t t : {x, x_view}) g.tensor(t).quant = q;
+    if (std::optional<Quantization> q = g.tensor(op.inputs[1]).quant) {
+        if (q->per_channel()) q->axis = 1;
+        g.tensor(w_view).quant = q;
+        if (q->per_channel()) q->axis = 4;
+        g.tensor(wt).quant = q;
+    }
+    if (const std::optional<Quantization> q = g.tensor(op.outputs[0]).quant)
+        for (uint32_t t : {y, y_view}) g.tensor(t).quant = q;
     return true;
 }
 
-std::string conv_lowering(const Graph& g, const Op& op) { return *expansion_problem(g, op); }
+std::string conv_lowering(const Graph& g, const Op& op) {
+    const std::optional<Quantization>& w = g.tensor(op.inputs[1]).quant;
+    const int64_t groups = std::get<int64_t>(*attribute_of(op, schema_of(op), "group"));
+    if (w && w->per_channel() && groups != 1)
+        return "a grouped convolution (group = " + std::to_string(groups) + ") with per-channel int8 weights '" +
+               g.tensor(op.inputs[1]).name + "' not yet supported";
+    return *expansion_problem(g, op);
+}
 
 std::vector<int64_t> ints_of(const Op& op, const OpSchema& schema, const char* name, std::vector<int64_t> fallback) {
     const auto v = attribute_of(op, schema, name);

@@ -62,6 +62,14 @@ struct MatmulOperands {
     /// A convolution (conv_nhwc): A is its input [N, G, H, W, Cg] (matrix t = image t / G,
     /// group t % G: H W rows of Cg), B its weights [G, kH, kW, Cg, Cog], bias [G, Cog].
     std::optional<ConvGeometry> conv;
+    /// The operands' element types (a quantized matmul's int8 A and B and int32 bias; the
+    /// scale row is float32): each buffer and transfer of an operand moves elements of its type.
+    DType a_type = DType::Float32, b_type = DType::Float32, c_type = DType::Float32;
+    DType bias_type = DType::Float32, scale_type = DType::Float32, residual_type = DType::Float32;
+    /// Whether the fabric's accumulators (int32 for int8 A and B, float32 otherwise) differ
+    /// from C's storage: then a C tile cannot go back to L3 as a partial sum between K passes,
+    /// and K runs in one pass.
+    bool one_k_pass() const { return a_type == DType::Int8 || c_type != DType::Float32; }
 
     /// First row of A's / B's / C's matrix for C matrix `t`, in the operand's 2D view.
     uint64_t a_row(uint64_t t) const {
@@ -89,6 +97,14 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op);
 MatmulOperands conv_operands(const Graph& graph, const Op& op);
 
 class InferContext;
+/// A quantized matmul or convolution (int8 A): checks B is A's type, the bias (input `bias`) int32,
+/// the scale (input `scale`) float32 and that there is no residual (input `residual`); true.
+/// False, checking nothing, for any other A.
+bool quantized_operands(InferContext& c, std::optional<size_t> bias, std::optional<size_t> scale,
+                        std::optional<size_t> residual);
+/// C's dtype of a matmul-family op: A's; for int8 A, int8 when C's tensor is declared int8 or
+/// has quantization, else float32 (the dequantized result).
+DType matmul_output_dtype(const InferContext& c);
 /// Fails `c` unless the op's attribute "activation" names a drain Activation (the fused
 /// matmul's and conv_nhwc's, which the fuse-epilogue pass sets).
 void need_activation(InferContext& c);

@@ -24,7 +24,9 @@ void need_broadcast_to_normalized(InferContext& c, size_t i, size_t axis) {
     const std::vector<uint64_t> normalized(c.shape(0).begin() + long(axis), c.shape(0).end());
     if (c.broadcast(c.shape(i), c.describe(i), normalized, "the normalized axes") != normalized)
         c.fail(c.describe(i) + " does not broadcast to the normalized axes " + shape_string(normalized));
-    c.same_dtype(0, i);
+    // X's type, or float32 (how the vector engine reads a norm's weight and bias: a bfloat16
+    // or float16 X normalizes with float32 ones).
+    if (c.dtype(i) != DType::Float32) c.same_dtype(0, i);
 }
 
 /// LayerNormalization and RMSNormalization: Y like X; LayerNormalization's optional Mean and

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "compiler/compile_error.h"
+#include "compiler/requantize.h"
 #include "hardware/json_reader.h"
 
 namespace kpu::compiler {
@@ -148,22 +149,9 @@ void require_lowerable(const Graph& graph, const std::string& source) {
     for (const Op& op : graph.ops()) {
         const OpSchema& schema = schema_of(op);
         std::string problem = schema.lowering_problem ? schema.lowering_problem(graph, op) : "not yet lowered";
-        if (problem.empty()) {
-            // Only float32 lowers until the quantization issue; a compile-time input (an
-            // int64 axes list) is read by the compiler, not computed on.
-            const auto compile_time = [&](size_t i) {
-                const std::vector<size_t>& c = schema.compile_time_inputs;
-                return std::find(c.begin(), c.end(), i) != c.end();
-            };
-            for (const std::vector<uint32_t>* list_of : {&op.inputs, &op.outputs})
-                for (size_t i = 0; i < list_of->size(); ++i) {
-                    const uint32_t t = (*list_of)[i];
-                    if (list_of == &op.inputs && compile_time(i)) continue;
-                    if (t != kNoTensor && graph.tensor(t).dtype != DType::Float32 && problem.empty())
-                        problem = "tensor '" + graph.tensor(t).name + "' is " + to_string(graph.tensor(t).dtype) +
-                                  ", not yet supported";
-                }
-        }
+        // The element types the op's lowering takes (a compile-time input, an int64 axes
+        // list, is read by the compiler, not computed on).
+        if (problem.empty()) problem = element_type_problem(graph, op);
         if (problem.empty()) continue;
         list += (list.empty() ? "" : ", ") + op.kind + " (" + op.name +
                 (problem == "not yet lowered" ? "" : ": " + problem) + ")";

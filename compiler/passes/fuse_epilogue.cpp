@@ -23,13 +23,14 @@ std::optional<Activation> drain_activation(const Op& op) {
     return std::nullopt;
 }
 
-/// `op` as the fused form computing the same bits, if it has one.
+/// `op` as the fused form computing the same bits, if it has one (of any element types:
+/// step() fuses only a same-bits Relu into one that is not float32).
 std::optional<MatmulOperands> fusable_matmul(const Graph& g, const Op& op) {
     if (op.kind != "matmul" && op.kind != "MatMul" && op.kind != "Gemm") return std::nullopt;
     const MatmulOperands mm = matmul_operands(g, op);
     if (mm.trans_a || mm.trans_b || mm.alpha != 1.0f || mm.beta != 1.0f) return std::nullopt;
     for (uint32_t t : {mm.a, mm.b, mm.c})
-        if (g.tensor(t).shape.size() != 2 || g.tensor(t).dtype != DType::Float32) return std::nullopt;
+        if (g.tensor(t).shape.size() != 2) return std::nullopt;
     return mm;
 }
 
@@ -75,6 +76,25 @@ std::optional<Absorbed> absorb(const Graph& g, const Op& next, uint32_t x, const
     return std::nullopt;
 }
 
+/// Whether every tensor `op` reads and writes is float32 (the scale and residual stages, and
+/// activations other than Relu, fuse into those kernels only).
+bool float32_only(const Graph& g, const Op& op) {
+    for (const std::vector<uint32_t>* list : {&op.inputs, &op.outputs})
+        for (uint32_t t : *list)
+            if (t != kNoTensor && g.tensor(t).dtype != DType::Float32) return false;
+    return true;
+}
+
+/// Whether stage `s`, reading `x` and writing `y`, is a Relu that gives the same bits fused
+/// into a kernel whose C is not float32: a Relu commutes with the rounding to bfloat16 or
+/// float16, and with an int8 store when x and y are the same type with the same quantization
+/// (max(q, zero point) either way). The requantization multiplier already is the int8
+/// kernel's scale stage, so no other scale may fuse.
+bool same_bits_relu(const Graph& g, const Absorbed& s, uint32_t x, uint32_t y) {
+    if (s.stage != Stage::Activation || s.activation != Activation::Relu) return false;
+    return g.tensor(x).dtype == g.tensor(y).dtype && g.tensor(x).quant == g.tensor(y).quant;
+}
+
 /// Whether the fused op takes its reader's place: a scale or a residual may be computed after
 /// the producer (a bias and an activation keep the producer's place, as they always have).
 bool moves(Stage stage) { return stage == Stage::Scale || stage == Stage::Residual; }
@@ -105,6 +125,7 @@ public:
             const std::optional<Absorbed> s =
                 absorb(g_, next, mm->c, g_.tensor(mm->c).shape, mm->n, last_stage(*mm), true);
             if (!s || (moves(s->stage) && second_of_pair(*mm, readers))) continue;
+            if (!float32_only(g_, op) && !same_bits_relu(g_, *s, mm->c, next.outputs[0])) continue;
             std::optional<uint32_t> bias = mm->bias, scale = mm->scale, residual = mm->residual;
             Activation activation = mm->activation;
             std::vector<Op> before;  // a view of the scale as [n], before the fused op
@@ -141,7 +162,7 @@ private:
     bool second_of_pair(const MatmulOperands& mm, const std::vector<uint32_t>& readers) const {
         if (readers[mm.a] != 1 || g_.tensor(mm.a).role == TensorRole::Output) return false;
         for (const Op& op : g_.ops())
-            if (!op.outputs.empty() && op.outputs[0] == mm.a) return fusable_matmul(g_, op).has_value();
+            if (!op.outputs.empty() && op.outputs[0] == mm.a) return fusable_matmul(g_, op).has_value() && float32_only(g_, op);
         return false;
     }
 
@@ -170,6 +191,7 @@ private:
         const std::vector<uint64_t>& shape = g_.tensor(t).shape;
         std::optional<Absorbed> s = absorb(g_, next, t, shape, mm.n, last_stage(mm), false);
         if (!s) return false;
+        if (!float32_only(g_, conv) && !same_bits_relu(g_, *s, t, next.outputs[0])) return false;
         // Per channel means per last dim of t: of the conv's channels when t's rows are its
         // pixels (t's last dim is Cog) and it has one group.
         if (s->stage == Stage::Scale && (mm.conv->groups != 1 || shape.back() != mm.n)) return false;

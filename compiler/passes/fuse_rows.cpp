@@ -61,6 +61,9 @@ void infer_vector_chain(InferContext& c) {
 bool chainable(const Graph& g, uint32_t i) {
     const Op& op = g.ops()[i];
     if (!is_chain_kind(op.kind) || op.outputs.size() != 1 || !vector_lowering_problem(g, op).empty()) return false;
+    for (const std::vector<uint32_t>* list : {&op.inputs, &op.outputs})  // a chain is float32 only
+        for (uint32_t t : *list)
+            if (t != kNoTensor && g.tensor(t).dtype != DType::Float32) return false;
     const VectorOperands v = vector_operands(g, i);
     if (v.period || v.transpose || v.reduces() || v.windowed()) return false;
     if (op.kind == "Softmax" && v.b) return false;

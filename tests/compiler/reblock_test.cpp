@@ -258,7 +258,7 @@ TEST(Reblock, VectorOpsReblockTheirRowTilesAndCopyOpsTheirPieces) {
     ASSERT_TRUE(by_class.count("vector")) << describe(report);
     const ReblockedKernel& v = by_class["vector"];
     EXPECT_LT(v.to.tm, v.from.tm);  // on every task boundary: expect_consistent reads the tasks back
-    EXPECT_TRUE(vector_tile_fits(minimal, vector_operands(r.graph, r.kernels[v.kernel].op), v.to.tm));
+    EXPECT_TRUE(vector_tile_fits(minimal, r.graph, vector_operands(r.graph, r.kernels[v.kernel].op), v.to.tm));
     EXPECT_NE(describe(report).find("op 'softmax': row tiles of " + std::to_string(v.from.tm) +
                                     " rows re-blocked to " + std::to_string(v.to.tm) + " rows for minimal: "),
               std::string::npos)
