@@ -102,6 +102,34 @@ double RunReport::dynamic_pj() const {
     return sum;
 }
 
+std::vector<ElementTypeActivity> element_type_activity(const hw::Config& config,
+                                                      const compiler::BoundProgram& program,
+                                                      const std::vector<const model::VectorEngine*>& vectors) {
+    ElementTypeActivity by_type[std::size(hw::kDTypeNames)];
+    for (const auto& op : program.ops)
+        if (op.kind == compiler::BoundOp::Kind::Matmul)
+            by_type[size_t(op.matmul.type)].macs += uint64_t(op.matmul.m) * op.matmul.n * op.matmul.k;
+    for (const model::VectorEngine* vector : vectors)
+        for (const auto& entry : hw::kDTypeNames) {
+            const model::VectorEngine::TypeCounts& counts = vector->counts(entry.value);
+            ElementTypeActivity& t = by_type[size_t(entry.value)];
+            t.vector_elements += counts.elements, t.vector_alu_ops += counts.alu_ops, t.vector_pj += counts.energy_pj;
+        }
+    // Each type's MACs at its energy (float32: energy_pj_per_mac, all the MACs of a float32
+    // program); a type the config does not list did no MACs (the fabric refused its commands).
+    std::vector<ElementTypeActivity> out;
+    for (const auto& entry : hw::kDTypeNames) {
+        ElementTypeActivity& t = by_type[size_t(entry.value)];
+        t.type = entry.name;
+        if (entry.value == hw::DType::Float32)
+            t.mac_pj = double(t.macs) * config.fabric.energy_pj_per_mac;
+        else if (t.macs && config.supports(entry.name))
+            t.mac_pj = double(t.macs) * config.fabric_type(entry.name).energy_pj_per_op;
+        if (t.macs || t.vector_elements) out.push_back(t);
+    }
+    return out;
+}
+
 RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, const std::string& program_path,
                       double wall_s) {
     RunReport r;
@@ -210,11 +238,7 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     }
     account(r.end);
 
-    // ---- per element type: the program's MATMULs, the vector engines' counters below ----
-    ElementTypeActivity by_type[std::size(hw::kDTypeNames)];
-    for (const auto& op : program.ops)
-        if (op.kind == compiler::BoundOp::Kind::Matmul)
-            by_type[size_t(op.matmul.type)].macs += uint64_t(op.matmul.m) * op.matmul.n * op.matmul.k;
+    std::vector<const model::VectorEngine*> vector_engines;  // those that ran a command
 
     // ---- traffic per level, counted by the memories' ports and the fabrics ----
     r.levels = {{"dram", 0, 0, config.dram.energy_pj_per_byte},
@@ -238,25 +262,13 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
         r.vectors.push_back({"tile_" + std::to_string(i) + ".vector", vector.commands(), vector.elements(),
                              ps(vector.busy_time()), vector.bytes_read(), vector.bytes_written(), vector.energy_pj()});
         r.vector_pj += vector.energy_pj();
-        for (const auto& entry : hw::kDTypeNames) {
-            const model::VectorEngine::TypeCounts& counts = vector.counts(entry.value);
-            ElementTypeActivity& t = by_type[size_t(entry.value)];
-            t.vector_elements += counts.elements, t.vector_alu_ops += counts.alu_ops, t.vector_pj += counts.energy_pj;
-        }
+        vector_engines.push_back(&vector);
     }
     std::sort(r.vectors.begin(), r.vectors.end(),
               [](const VectorActivity& a, const VectorActivity& b) { return a.scope < b.scope; });
 
     // ---- energy and roofline ----
-    // Each type's MACs at its energy (float32: energy_pj_per_mac, all of r.macs in a float32
-    // program); a type the config does not list did no MACs (the fabric refused its commands).
-    for (const auto& entry : hw::kDTypeNames) {
-        ElementTypeActivity& t = by_type[size_t(entry.value)];
-        t.type = entry.name;
-        if (entry.value == hw::DType::Float32) t.mac_pj = double(t.macs) * config.fabric.energy_pj_per_mac;
-        else if (t.macs && config.supports(entry.name)) t.mac_pj = double(t.macs) * config.fabric_type(entry.name).energy_pj_per_op;
-        if (t.macs || t.vector_elements) r.by_element_type.push_back(t);
-    }
+    r.by_element_type = element_type_activity(config, program, vector_engines);
     r.mac_pj = 0;
     for (const ElementTypeActivity& t : r.by_element_type) r.mac_pj += t.mac_pj;
     r.static_pj = config.static_power_w * r.total_s() * 1e12;

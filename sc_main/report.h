@@ -132,6 +132,12 @@ std::string element_type_summary(const RunReport& report);
 /// The scope of the engine that runs `op`, under kpu: "dma_3", "tile_2.bm_1", "tile_0.fabric".
 std::string engine_scope(const compiler::BoundOp& op);
 
+/// Per element type that did any work, in hw::kDTypeNames' order: the MACs of `program`'s
+/// MATMULs charged at the type's fabric energy, and the `vectors`' counts per operand type.
+std::vector<ElementTypeActivity> element_type_activity(const hw::Config& config,
+                                                      const compiler::BoundProgram& program,
+                                                      const std::vector<const model::VectorEngine*>& vectors);
+
 RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, const std::string& program_path,
                       double wall_s);
 

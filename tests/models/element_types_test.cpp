@@ -10,6 +10,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -66,30 +67,38 @@ int8_t requantize(float t, int32_t zero) {
     return int8_t(std::min(127.0, std::max(-128.0, q)));
 }
 
-struct FabricBench : sc_core::sc_module {
+/// A fabric or a vector engine on a test memory, recording each completion.
+template <class Model>
+struct Bench : sc_core::sc_module {
     static constexpr uint64_t kBase = 0x1000;
     hw::Config config;
-    SystolicFabric fabric;
-    test::TestMemory l1{"l1", kBase, 64 * 1024};
+    Model model;
+    test::TestMemory mem{"mem", kBase, 64 * 1024};
     std::vector<std::pair<uint64_t, bool>> done;
-    std::vector<sc_core::sc_time> done_at;
+    std::vector<sc_core::sc_time> started, ended;
 
-    FabricBench(sc_core::sc_module_name n, hw::Config c) : sc_module(n), config(std::move(c)), fabric("fabric", config) {
-        fabric.l1_socket.bind(l1.socket);
-        fabric.on_complete([this](uint64_t id, bool ok, const sc_core::sc_time&) {
+    Bench(sc_core::sc_module_name n, hw::Config c) : sc_module(n), config(std::move(c)), model("model", config) {
+        if constexpr (std::is_same_v<Model, SystolicFabric>) model.l1_socket.bind(mem.socket);
+        else model.socket.bind(mem.socket);
+        model.on_complete([this](uint64_t id, bool ok, const sc_core::sc_time& at) {
             done.emplace_back(id, ok);
-            done_at.push_back(sc_core::sc_time_stamp());
+            started.push_back(at);
+            ended.push_back(sc_core::sc_time_stamp());
         });
     }
+};
+
+struct FabricBench : Bench<SystolicFabric> {
+    using Bench::Bench;
     void matmul(uint64_t id, const hw::MatmulCommand& c) {
         SystolicFabric::Command command;
         command.id = id, command.matmul = c;
-        fabric.submit(command);
+        model.submit(command);
     }
     void drain(uint64_t id, const hw::DrainCommand& c) {
         SystolicFabric::Command command;
         command.id = id, command.drain = true, command.drain_command = c;
-        fabric.submit(command);
+        model.submit(command);
     }
 };
 
@@ -115,10 +124,10 @@ TEST(Int8Fabric, MatmulAndDrainGiveThePlainLoopsBitsAndSaturateAtBothEnds) {
     std::vector<float> scale_v(n);
     std::mt19937 rng(3);
     for (uint32_t j = 0; j < n; ++j) bias_v[j] = int32_t(rng() % 20001) - 10000, scale_v[j] = 0.0004f * float(j + 1);
-    put_raw(bench.l1, a, A);
-    put_raw(bench.l1, b, B);
-    put_raw(bench.l1, bias, bias_v);
-    put_raw(bench.l1, scale, scale_v);
+    put_raw(bench.mem, a, A);
+    put_raw(bench.mem, b, B);
+    put_raw(bench.mem, bias, bias_v);
+    put_raw(bench.mem, scale, scale_v);
 
     bench.matmul(1, int8_matmul(a, b, lda, ldb, m, n, k1, false, za, zb));
     bench.matmul(2, int8_matmul(a + k1, b + uint64_t(k1) * ldb, lda, ldb, m, n, k - k1, true, za, zb));
@@ -136,9 +145,9 @@ TEST(Int8Fabric, MatmulAndDrainGiveThePlainLoopsBitsAndSaturateAtBothEnds) {
 
     ASSERT_EQ(bench.done.size(), 5u);
     for (auto& [id, ok] : bench.done) EXPECT_TRUE(ok) << id;
-    const std::vector<int8_t> got = get_raw<int8_t>(bench.l1, c8, size_t(m) * ldc);
-    const std::vector<int8_t> got_relu = get_raw<int8_t>(bench.l1, relu8, size_t(m) * ldc);
-    const std::vector<float> got32 = get_raw<float>(bench.l1, c32, size_t(m) * ldc);
+    const std::vector<int8_t> got = get_raw<int8_t>(bench.mem, c8, size_t(m) * ldc);
+    const std::vector<int8_t> got_relu = get_raw<int8_t>(bench.mem, relu8, size_t(m) * ldc);
+    const std::vector<float> got32 = get_raw<float>(bench.mem, c32, size_t(m) * ldc);
     int low = 0, high = 0;
     for (uint32_t i = 0; i < m; ++i)
         for (uint32_t j = 0; j < n; ++j) {
@@ -153,9 +162,9 @@ TEST(Int8Fabric, MatmulAndDrainGiveThePlainLoopsBitsAndSaturateAtBothEnds) {
         }
     EXPECT_GT(low, 0) << "no element saturates at -128";
     EXPECT_GT(high, 0) << "no element saturates at 127";
-    EXPECT_EQ(bench.fabric.macs(DType::Int8), uint64_t(m) * n * k);
-    EXPECT_EQ(bench.fabric.macs(DType::Float32), 0u);
-    EXPECT_EQ(bench.fabric.macs(), uint64_t(m) * n * k);
+    EXPECT_EQ(bench.model.macs(DType::Int8), uint64_t(m) * n * k);
+    EXPECT_EQ(bench.model.macs(DType::Float32), 0u);
+    EXPECT_EQ(bench.model.macs(), uint64_t(m) * n * k);
 }
 
 // An int8 MATMUL on t64 (16 x 16, int8 at 4 MACs per PE per cycle, 1.5 GHz) takes
@@ -175,8 +184,8 @@ TEST(Int8Fabric, MatmulCyclesUseTheTypesMacsPerPeCycle) {
     const uint64_t int8_cycles = 2 * 1 * 5 + 16 + 9 - 2, f32_cycles = 2 * 1 * 19 + 16 + 9 - 2;
     EXPECT_EQ(hw::matmul_cycles(int8_matmul(0, 0, k, n, m, n, k, false, 0, 0), 16, 16, 4), int8_cycles);
     const double period = 1.0 / 1.5e9;
-    EXPECT_EQ(bench.done_at[0], sc_core::sc_time(double(int8_cycles) * period, sc_core::SC_SEC));
-    EXPECT_EQ(bench.done_at[1] - bench.done_at[0], sc_core::sc_time(double(f32_cycles) * period, sc_core::SC_SEC));
+    EXPECT_EQ(bench.ended[0], sc_core::sc_time(double(int8_cycles) * period, sc_core::SC_SEC));
+    EXPECT_EQ(bench.ended[1] - bench.ended[0], sc_core::sc_time(double(f32_cycles) * period, sc_core::SC_SEC));
 }
 
 /// The float32 a bfloat16 or float16 element holds, and the bits C rounds to.
@@ -194,9 +203,9 @@ void check_reduced_precision(DType type) {
                              bias_v = random_floats(n, 3);
     for (size_t i = 0; i < A.size(); ++i) A[i] = narrow(fa[i] * 4, type);
     for (size_t i = 0; i < B.size(); ++i) B[i] = narrow(fb[i] * 4, type);
-    put_raw(bench.l1, a, A);
-    put_raw(bench.l1, b, B);
-    put_raw(bench.l1, bias, bias_v);
+    put_raw(bench.mem, a, A);
+    put_raw(bench.mem, b, B);
+    put_raw(bench.mem, bias, bias_v);
     hw::MatmulCommand first;
     first.a = a, first.b = b, first.lda = lda, first.ldb = ldb, first.m = m, first.n = n, first.k = k1;
     first.type = type;
@@ -211,7 +220,7 @@ void check_reduced_precision(DType type) {
     sc_core::sc_start();
     ASSERT_EQ(bench.done.size(), 3u);
     for (auto& [id, ok] : bench.done) EXPECT_TRUE(ok) << id;
-    const std::vector<uint16_t> got = get_raw<uint16_t>(bench.l1, c, size_t(m) * ldc);
+    const std::vector<uint16_t> got = get_raw<uint16_t>(bench.mem, c, size_t(m) * ldc);
     for (uint32_t i = 0; i < m; ++i)
         for (uint32_t j = 0; j < n; ++j) {
             float sum = 0.0f;
@@ -221,10 +230,10 @@ void check_reduced_precision(DType type) {
         }
     // The rows' pad past n is untouched.
     EXPECT_EQ(got[n], 0u);
-    EXPECT_EQ(bench.fabric.macs(type), uint64_t(m) * n * k);
+    EXPECT_EQ(bench.model.macs(type), uint64_t(m) * n * k);
     // Operands of 2 bytes an element; C written at 2 bytes, the bias read at 4.
-    EXPECT_EQ(bench.fabric.l1_bytes_read(), (uint64_t(m) * k + uint64_t(k) * n) * 2 + n * 4);
-    EXPECT_EQ(bench.fabric.l1_bytes_written(), uint64_t(m) * n * 2);
+    EXPECT_EQ(bench.model.l1_bytes_read(), (uint64_t(m) * k + uint64_t(k) * n) * 2 + n * 4);
+    EXPECT_EQ(bench.model.l1_bytes_written(), uint64_t(m) * n * 2);
 }
 
 TEST(ReducedPrecisionFabric, Bfloat16MatmulAndDrainGiveThePlainLoopsBits) { check_reduced_precision(DType::BFloat16); }
@@ -266,23 +275,7 @@ TEST(Int8Fabric, RefusesLoadCAlphaBetaAndTypesTheConfigDoesNotList) {
 
 // ---- the vector engine ----
 
-struct VectorBench : sc_core::sc_module {
-    static constexpr uint64_t kBase = 0x1000;
-    hw::Config config;
-    VectorEngine engine;
-    test::TestMemory mem{"mem", kBase, 64 * 1024};
-    std::vector<std::pair<uint64_t, bool>> done;
-    std::vector<sc_core::sc_time> started, ended;
-
-    VectorBench(sc_core::sc_module_name n, hw::Config c) : sc_module(n), config(std::move(c)), engine("vector", config) {
-        engine.socket.bind(mem.socket);
-        engine.on_complete([this](uint64_t id, bool ok, const sc_core::sc_time& at) {
-            done.emplace_back(id, ok);
-            started.push_back(at);
-            ended.push_back(sc_core::sc_time_stamp());
-        });
-    }
-};
+using VectorBench = Bench<VectorEngine>;
 
 hw::VectorCommand elementwise(hw::VectorFunction f, uint32_t rows, uint32_t cols) {
     hw::VectorCommand c;
@@ -316,7 +309,7 @@ TEST(TypedVectorEngine, CopiesQuantizeDequantizeAndRoundToNearestEven) {
         hw::VectorCommand c = elementwise(hw::VectorFunction::Copy, rows, cols);
         c.a.addr = from, c.a.ld = ld_from, c.a.encoding = in;
         c.y.addr = to, c.y.ld = ld_to, c.y.encoding = out;
-        bench.engine.submit({id, c});
+        bench.model.submit({id, c});
     };
     copy(1, x, ld_f, {}, q, ld_q, int8_encoding(scale, zero));
     copy(2, q, ld_q, int8_encoding(scale, zero), back, ld_f, {});
@@ -362,7 +355,7 @@ TEST(TypedVectorEngine, Int8AddOfDifferentQuantizationsIsTheFloatSumRequantized)
     c.a = {a, cols, hw::Broadcast::None, ea};
     c.b = {b, cols, hw::Broadcast::None, eb};
     c.y = {y, cols, hw::Broadcast::None, ey};
-    bench.engine.submit({1, c});
+    bench.model.submit({1, c});
     sc_core::sc_start();
     ASSERT_EQ(bench.done.size(), 1u);
     EXPECT_TRUE(bench.done[0].second);
@@ -375,12 +368,12 @@ TEST(TypedVectorEngine, Int8AddOfDifferentQuantizationsIsTheFloatSumRequantized)
     EXPECT_EQ(hw::vector_cycles(c, bench.config.vector), bench.config.vector.latency_cycles + rows * 1u);
     EXPECT_EQ(bench.ended[0] - bench.started[0],
               sc_core::sc_time(double(bench.config.vector.latency_cycles + rows), sc_core::SC_NS));
-    const VectorEngine::TypeCounts& counts = bench.engine.counts(DType::Int8);
+    const VectorEngine::TypeCounts& counts = bench.model.counts(DType::Int8);
     EXPECT_EQ(counts.alu_ops, uint64_t(rows) * cols);
     EXPECT_EQ(counts.energy_pj, double(rows) * cols * bench.config.vector_type("int8").energy_pj_per_op);
-    EXPECT_EQ(bench.engine.counts(DType::Float32).elements, 0u);
-    EXPECT_EQ(bench.engine.bytes_read(), 2ull * rows * cols);
-    EXPECT_EQ(bench.engine.bytes_written(), uint64_t(rows) * cols);
+    EXPECT_EQ(bench.model.counts(DType::Float32).elements, 0u);
+    EXPECT_EQ(bench.model.bytes_read(), 2ull * rows * cols);
+    EXPECT_EQ(bench.model.bytes_written(), uint64_t(rows) * cols);
 }
 
 TEST(TypedVectorEngine, RefusesAnOperandTypeTheConfigDoesNotList) {
@@ -389,7 +382,7 @@ TEST(TypedVectorEngine, RefusesAnOperandTypeTheConfigDoesNotList) {
     hw::VectorCommand c = elementwise(hw::VectorFunction::Relu, 2, 8);
     c.a = {VectorBench::kBase, 8, hw::Broadcast::None, {DType::Float16}};
     c.y = {VectorBench::kBase + 256, 8, hw::Broadcast::None, {}};
-    bench.engine.submit({1, c});
+    bench.model.submit({1, c});
     sc_core::sc_start();
     ASSERT_EQ(bench.done.size(), 1u);
     EXPECT_FALSE(bench.done[0].second);
