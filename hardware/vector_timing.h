@@ -6,7 +6,10 @@
 // over the tile takes each row in ceil(cols / lanes) lane groups (a group never spans two
 // rows: rows may be strided apart, and a row's elements reduce together); a pass over the
 // per-row results (the row statistics of softmax and the norms) takes ceil(rows / lanes)
-// groups. A group costs 1 cycle for an ALU op, the config's cycles for an SFU function; the
+// groups. The ALU of operand a's element type does ops_per_cycle (the config's
+// vector.element_types) ops per lane per cycle, so an ALU pass's lane group is lanes x
+// ops_per_cycle elements wide (float32: 1, the lanes alone); SFU passes keep `lanes`-wide
+// groups whatever the type. A group costs 1 cycle for an ALU op, the config's cycles for an SFU function; the
 // ALU arithmetic around an SFU evaluation in a pass is pipelined with it. A window function
 // takes each row's output plane in ceil(out_h out_w / lanes) groups, a lane per output
 // element; a group costs a cycle per tap of the kernel (one max, add or multiply-add each),
@@ -15,6 +18,7 @@
 //   cycles = latency_cycles + sum over passes of groups x cost
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 
@@ -43,6 +47,29 @@ struct VectorPasses {
     const VectorPass* end() const { return pass + count; }
 };
 
+/// The vector engine's entry for element type `type` in `unit` (float32 always has one: its
+/// rate 1 and energy_pj_per_op, even where a hand-built unit lists none), nullptr when the
+/// config does not list the type.
+inline const ElementType* vector_element_type(const VectorUnit& unit, DType type) {
+    static const ElementType kFloat32{"float32", 1, 0};
+    for (const ElementType& t : unit.element_types)
+        if (t.name == to_string(type)) return &t;
+    return type == DType::Float32 ? &kFloat32 : nullptr;
+}
+
+/// ALU ops per lane per cycle on the type of operand a (1 for a type the unit does not list:
+/// the engine refuses such a command).
+inline uint32_t alu_ops_per_cycle(const VectorCommand& command, const VectorUnit& unit) {
+    const ElementType* t = vector_element_type(unit, command.a.encoding.type);
+    return t ? std::max(1u, t->ops_per_cycle) : 1;
+}
+
+/// The energy of one ALU op on the type of operand a: float32's is energy_pj_per_op.
+inline double alu_energy_pj(const VectorCommand& command, const VectorUnit& unit) {
+    const ElementType* t = vector_element_type(unit, command.a.encoding.type);
+    return t && command.a.encoding.type != DType::Float32 ? t->energy_pj_per_op : unit.energy_pj_per_op;
+}
+
 /// The passes `command` takes on `unit` (none for an unknown function or an empty tile).
 inline VectorPasses vector_passes(const VectorCommand& command, const VectorUnit& unit) {
     VectorPasses out;
@@ -52,9 +79,11 @@ inline VectorPasses vector_passes(const VectorCommand& command, const VectorUnit
         out.pass[out.count++] = pass;
     };
     const uint64_t rows = command.rows, cols = command.cols, lanes = unit.lanes;
+    const uint64_t alu_lanes = lanes * alu_ops_per_cycle(command, unit);
     const uint64_t tile_groups = rows * ceil_div(cols, lanes), row_groups = ceil_div(rows, lanes);
+    const uint64_t alu_tile_groups = rows * ceil_div(cols, alu_lanes), alu_row_groups = ceil_div(rows, alu_lanes);
     // A pass over the whole tile: an ALU op, or one (or `evals`) evaluations of an SFU function.
-    auto tile_alu = [&](const char* what) { add({what, tile_groups, rows * cols, 1, 0}); };
+    auto tile_alu = [&](const char* what) { add({what, alu_tile_groups, rows * cols, 1, 0}); };
     auto tile_sfu = [&](const char* what, SfuFunction f, uint32_t evals = 1) {
         add({what, tile_groups, rows * cols, evals * unit.cycles_of(f), evals});
     };
@@ -62,7 +91,7 @@ inline VectorPasses vector_passes(const VectorCommand& command, const VectorUnit
         add({what, row_groups, rows, unit.cycles_of(f), 1});
     };
     // A window function: a lane per output element, `taps` ALU cycles per group.
-    const uint64_t outputs = rows * y_cols(command), window_groups = rows * ceil_div(y_cols(command), lanes);
+    const uint64_t outputs = rows * y_cols(command), window_groups = rows * ceil_div(y_cols(command), alu_lanes);
     auto window_alu = [&](const char* what, uint64_t taps) {
         add({what, window_groups, outputs * taps, uint32_t(taps), 0});
     };
@@ -119,7 +148,7 @@ inline VectorPasses vector_passes(const VectorCommand& command, const VectorUnit
             tile_alu("scale, mask and max");
             rows_sfu("corrections exp(m - m')", SfuFunction::Exp);
             tile_sfu("exp and sum", SfuFunction::Exp);
-            add({"l = c l + sum", row_groups, rows, 1, 0});
+            add({"l = c l + sum", alu_row_groups, rows, 1, 0});
             break;
         case F::OnlineAccumulate: tile_alu("multiply-add (c y + a)"); break;
         case F::OnlineFinish:
@@ -139,14 +168,23 @@ inline uint64_t vector_cycles(const VectorCommand& command, const VectorUnit& un
     return cycles;
 }
 
-/// Dynamic energy of `command` in pJ: every element of an ALU pass at energy_pj_per_op, every
-/// SFU evaluation at energy_pj_per_sfu_op (which covers the ALU arithmetic around it).
+/// Dynamic energy of `command` in pJ: every element of an ALU pass at the ALU energy of
+/// operand a's type (alu_energy_pj; float32: energy_pj_per_op), every SFU evaluation at
+/// energy_pj_per_sfu_op (which covers the ALU arithmetic around it).
 inline double vector_energy_pj(const VectorCommand& command, const VectorUnit& unit) {
     double pj = 0;
+    const double alu_pj = alu_energy_pj(command, unit);
     for (const VectorPass& p : vector_passes(command, unit))
-        pj += double(p.elements) *
-              (p.sfu_per_element ? p.sfu_per_element * unit.energy_pj_per_sfu_op : unit.energy_pj_per_op);
+        pj += double(p.elements) * (p.sfu_per_element ? p.sfu_per_element * unit.energy_pj_per_sfu_op : alu_pj);
     return pj;
+}
+
+/// ALU ops of `command` (the elements of its ALU passes), charged at operand a's type.
+inline uint64_t vector_alu_ops(const VectorCommand& command, const VectorUnit& unit) {
+    uint64_t ops = 0;
+    for (const VectorPass& p : vector_passes(command, unit))
+        if (!p.sfu_per_element) ops += p.elements;
+    return ops;
 }
 
 }  // namespace kpu::hw

@@ -261,7 +261,8 @@ bool Mover::copy_identity(const hw::Transfer& t, uint32_t burst, Job& job) {
 }
 
 bool Mover::copy_gather(const hw::Transfer& t, uint32_t burst, Job& job) {
-    if (zeros_.size() < burst) zeros_.assign(burst, 0);
+    // A burst of the fill byte (0, or an int8 tensor's zero point).
+    if (zeros_.size() < burst || zeros_.front() != t.fill) zeros_.assign(std::max<size_t>(burst, zeros_.size()), t.fill);
     bool ok = true;
     for_each_row(t, [&](bool zero, uint64_t src, uint64_t dst) {
         if (!ok) return;
@@ -271,7 +272,7 @@ bool Mover::copy_gather(const hw::Transfer& t, uint32_t burst, Job& job) {
             ok = copy_identity(row, burst, job);
             return;
         }
-        // Zero fill: the destination's bursts are written, nothing is read.
+        // Zero fill: the destination's bursts are written with the fill byte, nothing is read.
         for (uint64_t left = t.row_bytes; left && ok;) {
             const uint32_t n = burst_piece(dst, left, burst);
             Fs write_done = 0;

@@ -230,7 +230,7 @@ private:
     DmiCache dmi_;
     CopyHandOff copies_;
     std::vector<uint8_t> staging_, column_;
-    std::vector<uint8_t> zeros_;  ///< a burst of zeros: what a zero-filled row writes
+    std::vector<uint8_t> zeros_;  ///< a burst of the fill byte (hw::Transfer::fill): what a zero-filled row writes
     MoverStats stats_;
 };
 

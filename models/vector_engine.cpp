@@ -327,10 +327,19 @@ bool VectorEngine::refuse(const hw::VectorCommand& c, const std::string& why) {
     return false;
 }
 
-bool VectorEngine::read_vector(const char* what, uint64_t addr, uint64_t count, std::vector<float>& out) {
+bool VectorEngine::read_vector(const char* what, uint64_t addr, uint64_t count, std::vector<float>& out,
+                               const hw::Encoding& encoding) {
     out.resize(count);
-    const uint64_t bytes = uint64_t(count) * sizeof(float);
-    if (memory_.read(addr, out.data(), bytes)) {
+    const uint64_t size = hw::dtype_bytes(encoding.type), bytes = uint64_t(count) * size;
+    bool read;
+    if (encoding.type == hw::DType::Float32) {
+        read = memory_.read(addr, out.data(), bytes);
+    } else {  // as stored, then each element into float32 through its encoding
+        raw_.resize(bytes);
+        read = memory_.read(addr, raw_.data(), bytes);
+        for (uint64_t i = 0; read && i < count; ++i) out[i] = hw::load_element(raw_.data() + i * size, encoding);
+    }
+    if (read) {
         bytes_read_ += bytes;
         return true;
     }
@@ -343,14 +352,15 @@ bool VectorEngine::read_vector(const char* what, uint64_t addr, uint64_t count, 
 
 bool VectorEngine::read_input(const char* what, const hw::VectorOperand& in, uint32_t rows, uint32_t cols,
                               std::vector<float>& out) {
+    const hw::Encoding& e = in.encoding;
     switch (in.broadcast) {
-        case hw::Broadcast::Scalar: return read_vector(what, in.addr, 1, out);
-        case hw::Broadcast::Row: return read_vector(what, in.addr, cols, out);
+        case hw::Broadcast::Scalar: return read_vector(what, in.addr, 1, out, e);
+        case hw::Broadcast::Row: return read_vector(what, in.addr, cols, out, e);
         case hw::Broadcast::Column:
-            if (in.ld == 1) return read_vector(what, in.addr, rows, out);
+            if (in.ld == 1) return read_vector(what, in.addr, rows, out, e);
             break;
         case hw::Broadcast::None:
-            if (in.ld == cols) return read_vector(what, in.addr, uint64_t(rows) * cols, out);
+            if (in.ld == cols) return read_vector(what, in.addr, uint64_t(rows) * cols, out, e);
             break;
     }
     // Strided: one row (or one value of a column) at a time.
@@ -358,7 +368,7 @@ bool VectorEngine::read_input(const char* what, const hw::VectorOperand& in, uin
     std::vector<float> row;
     out.resize(size_t(rows) * per_row);
     for (uint32_t r = 0; r < rows; ++r) {
-        if (!read_vector(what, in.addr + uint64_t(r) * in.ld * sizeof(float), per_row, row)) return false;
+        if (!read_vector(what, in.addr + uint64_t(r) * in.ld * hw::dtype_bytes(e.type), per_row, row, e)) return false;
         std::copy(row.begin(), row.end(), out.begin() + size_t(r) * per_row);
     }
     return true;
@@ -366,7 +376,12 @@ bool VectorEngine::read_input(const char* what, const hw::VectorOperand& in, uin
 
 bool VectorEngine::start(const hw::VectorCommand& c) {
     if (const std::string why = hw::vector_command_problem(c); !why.empty()) return refuse(c, why);
-    const uint64_t tile_bytes = uint64_t(c.rows) * c.cols * sizeof(float);
+    if (!hw::vector_element_type(unit_, c.a.encoding.type))
+        return refuse(c, std::string("input a's element type ") + hw::to_string(c.a.encoding.type) +
+                             " is not one of the vector engine's (config vector.element_types)");
+    // The tile as its widest operand stores it (a and y: the ones of the tile's shape).
+    const uint64_t element_bytes = std::max(hw::dtype_bytes(c.a.encoding.type), hw::dtype_bytes(c.y.encoding.type));
+    const uint64_t tile_bytes = uint64_t(c.rows) * c.cols * element_bytes;
     if (tile_bytes > max_tile_bytes_)
         return refuse(c, "a " + std::to_string(c.rows) + " x " + std::to_string(c.cols) + " tile (" +
                              std::to_string(tile_bytes) + " bytes) is larger than a tile's L1 and L2 (" +
@@ -398,7 +413,12 @@ bool VectorEngine::start(const hw::VectorCommand& c) {
     else
         job();
     elements_ += uint64_t(c.rows) * c.cols;
-    energy_pj_ += hw::vector_energy_pj(c, unit_);
+    const double energy = hw::vector_energy_pj(c, unit_);
+    energy_pj_ += energy;
+    TypeCounts& counts = by_type_[size_t(c.a.encoding.type)];
+    counts.alu_ops += hw::vector_alu_ops(c, unit_);
+    counts.elements += uint64_t(c.rows) * c.cols;
+    counts.energy_pj += energy;
     return true;
 }
 
@@ -406,12 +426,20 @@ bool VectorEngine::finish(const hw::VectorCommand& c) {
     if (pending_) helper_->wait(*pending_), pending_.reset();
     if (!ok_) return false;
     const uint64_t per_row = hw::y_cols(c);
-    const uint64_t row_bytes = uint64_t(per_row) * sizeof(float);
+    const hw::Encoding& encoding = c.y.encoding;
+    const uint64_t size = hw::dtype_bytes(encoding.type);
+    const uint64_t row_bytes = uint64_t(per_row) * size;
     const bool dense = c.y.ld == per_row;
+    const void* y = y_.data();
+    if (encoding.type != hw::DType::Float32) {  // each result through y's encoding
+        raw_.resize(y_.size() * size);
+        for (size_t i = 0; i < y_.size(); ++i) hw::store_element(raw_.data() + i * size, y_[i], encoding);
+        y = raw_.data();
+    }
     for (uint32_t r = 0; r < (dense ? 1u : c.rows); ++r) {
-        const uint64_t at = c.y.addr + uint64_t(r) * c.y.ld * sizeof(float);
-        const uint64_t bytes = dense ? y_.size() * sizeof(float) : row_bytes;
-        if (!memory_.write(at, y_.data() + size_t(r) * per_row, bytes)) {
+        const uint64_t at = c.y.addr + uint64_t(r) * c.y.ld * size;
+        const uint64_t bytes = dense ? y_.size() * size : row_bytes;
+        if (!memory_.write(at, static_cast<const uint8_t*>(y) + r * row_bytes, bytes)) {
             std::ostringstream msg;
             msg << name() << ": cannot write the result at 0x" << std::hex << at << std::dec << " (" << bytes
                 << " bytes)";

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <vector>
 
@@ -52,6 +53,15 @@ public:
     uint64_t commands() const { return commands_; }       ///< completed, refused ones included
     uint64_t elements() const { return elements_; }       ///< rows x cols of the commands that ran
     double energy_pj() const { return energy_pj_; }       ///< hw::vector_energy_pj of the commands that ran
+    /// What the commands on operand a's element type did.
+    struct TypeCounts {
+        uint64_t alu_ops = 0;   ///< elements through ALU passes (hw::vector_alu_ops)
+        uint64_t elements = 0;  ///< rows x cols
+        double energy_pj = 0;   ///< hw::vector_energy_pj
+    };
+    /// The counts of the commands whose operand a is of element type `type` (they add up to
+    /// elements() and energy_pj()).
+    const TypeCounts& counts(hw::DType type) const { return by_type_[size_t(type)]; }
     uint64_t bytes_read() const { return bytes_read_; }        ///< inputs, weights and biases read
     uint64_t bytes_written() const { return bytes_written_; }  ///< results written
     sc_core::sc_time cycle() const { return cycle_; }
@@ -70,7 +80,9 @@ private:
     /// Reads an input in its compact form (rows x cols, cols, rows or 1 values) into `out`.
     bool read_input(const char* what, const hw::VectorOperand& in, uint32_t rows, uint32_t cols,
                     std::vector<float>& out);
-    bool read_vector(const char* what, uint64_t addr, uint64_t count, std::vector<float>& out);
+    /// Reads `count` elements stored as `encoding` into float32 `out`.
+    bool read_vector(const char* what, uint64_t addr, uint64_t count, std::vector<float>& out,
+                     const hw::Encoding& encoding = {});
     bool refuse(const hw::VectorCommand& c, const std::string& why);
     void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end);
 
@@ -92,10 +104,12 @@ private:
     sc_core::sc_time started_, duration_;
     std::vector<float> a_, b_, weight_, bias_, y_;  ///< staging, reused
     std::vector<float> state_;  ///< the online functions' row statistics (m, l, c), staged
+    std::vector<uint8_t> raw_;  ///< an operand or the result as stored, when not float32
 
     sc_core::sc_time busy_ = sc_core::SC_ZERO_TIME;
     uint64_t commands_ = 0, elements_ = 0;
     double energy_pj_ = 0;
+    TypeCounts by_type_[std::size(hw::kDTypeNames)];  ///< indexed by hw::DType of operand a
     uint64_t bytes_read_ = 0, bytes_written_ = 0;
 };
 

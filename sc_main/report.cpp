@@ -81,10 +81,53 @@ std::string vector_summary(const RunReport& r) {
     return out.str();
 }
 
+std::string element_type_summary(const RunReport& r) {
+    bool typed = false;
+    for (const auto& t : r.by_element_type) typed = typed || t.type != "float32";
+    if (!typed) return "";
+    std::ostringstream out;
+    out << "  element types    ";
+    for (size_t i = 0; i < r.by_element_type.size(); ++i) {
+        const ElementTypeActivity& t = r.by_element_type[i];
+        out << (i ? "; " : " ") << t.type << " " << t.macs << " MACs " << std::setprecision(4) << t.mac_pj * 1e-6
+            << " uJ, " << t.vector_elements << " vector elements " << t.vector_pj * 1e-6 << " uJ";
+    }
+    out << "\n";
+    return out.str();
+}
+
 double RunReport::dynamic_pj() const {
     double sum = 0;
     for (const auto& l : levels) sum += l.energy_pj();
     return sum;
+}
+
+std::vector<ElementTypeActivity> element_type_activity(const hw::Config& config,
+                                                      const compiler::BoundProgram& program,
+                                                      const std::vector<const model::VectorEngine*>& vectors) {
+    ElementTypeActivity by_type[std::size(hw::kDTypeNames)];
+    for (const auto& op : program.ops)
+        if (op.kind == compiler::BoundOp::Kind::Matmul)
+            by_type[size_t(op.matmul.type)].macs += uint64_t(op.matmul.m) * op.matmul.n * op.matmul.k;
+    for (const model::VectorEngine* vector : vectors)
+        for (const auto& entry : hw::kDTypeNames) {
+            const model::VectorEngine::TypeCounts& counts = vector->counts(entry.value);
+            ElementTypeActivity& t = by_type[size_t(entry.value)];
+            t.vector_elements += counts.elements, t.vector_alu_ops += counts.alu_ops, t.vector_pj += counts.energy_pj;
+        }
+    // Each type's MACs at its energy (float32: energy_pj_per_mac, all the MACs of a float32
+    // program); a type the config does not list did no MACs (the fabric refused its commands).
+    std::vector<ElementTypeActivity> out;
+    for (const auto& entry : hw::kDTypeNames) {
+        ElementTypeActivity& t = by_type[size_t(entry.value)];
+        t.type = entry.name;
+        if (entry.value == hw::DType::Float32)
+            t.mac_pj = double(t.macs) * config.fabric.energy_pj_per_mac;
+        else if (t.macs && config.supports(entry.name))
+            t.mac_pj = double(t.macs) * config.fabric_type(entry.name).energy_pj_per_op;
+        if (t.macs || t.vector_elements) out.push_back(t);
+    }
+    return out;
 }
 
 RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, const std::string& program_path,
@@ -195,6 +238,8 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
     }
     account(r.end);
 
+    std::vector<const model::VectorEngine*> vector_engines;  // those that ran a command
+
     // ---- traffic per level, counted by the memories' ports and the fabrics ----
     r.levels = {{"dram", 0, 0, config.dram.energy_pj_per_byte},
                 {"l3", 0, 0, config.l3.energy_pj_per_byte},
@@ -217,12 +262,15 @@ RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, cons
         r.vectors.push_back({"tile_" + std::to_string(i) + ".vector", vector.commands(), vector.elements(),
                              ps(vector.busy_time()), vector.bytes_read(), vector.bytes_written(), vector.energy_pj()});
         r.vector_pj += vector.energy_pj();
+        vector_engines.push_back(&vector);
     }
     std::sort(r.vectors.begin(), r.vectors.end(),
               [](const VectorActivity& a, const VectorActivity& b) { return a.scope < b.scope; });
 
     // ---- energy and roofline ----
-    r.mac_pj = double(r.macs) * config.fabric.energy_pj_per_mac;
+    r.by_element_type = element_type_activity(config, program, vector_engines);
+    r.mac_pj = 0;
+    for (const ElementTypeActivity& t : r.by_element_type) r.mac_pj += t.mac_pj;
     r.static_pj = config.static_power_w * r.total_s() * 1e12;
     const hw::Derived derived = hw::derive(config);
     r.peak_flops = derived.peak_flops;
@@ -304,6 +352,13 @@ nlohmann::json stats_json(const RunReport& r, const nlohmann::json& check) {
         for (const auto& [kind, v] : by_kind)
             op_metrics[kind] = {{"count", v.first}, {"total_time_us", double(v.second) * 1e-6}, {"bytes", bytes[kind]}};
     }
+    json by_element_type = json::object();
+    for (const ElementTypeActivity& t : r.by_element_type)
+        by_element_type[t.type] = {{"macs", t.macs},
+                                   {"mac_energy_uj", t.mac_pj * 1e-6},
+                                   {"vector_elements", t.vector_elements},
+                                   {"vector_alu_ops", t.vector_alu_ops},
+                                   {"vector_energy_uj", t.vector_pj * 1e-6}};
     const double dram_bytes = double(dram.read_bytes + dram.write_bytes);
     return {
         // KPUPerformanceMetrics (seed 4), same names
@@ -358,6 +413,7 @@ nlohmann::json stats_json(const RunReport& r, const nlohmann::json& check) {
           {"vector", r.vector_pj * 1e-6},
           {"static", r.static_pj * 1e-6}}},
         {"levels", levels},
+        {"by_element_type", by_element_type},
         {"engines", engines},
         {"vector", vector},
         {"wall_time_s", r.wall_s},

@@ -54,6 +54,17 @@ struct VectorActivity {
     double energy_pj = 0;        ///< hw::vector_energy_pj of its commands
 };
 
+/// The work of one element type (hw::DType): the fabrics' MACs of its MATMULs and the vector
+/// engines' commands whose operand a is of it, with their dynamic energy.
+struct ElementTypeActivity {
+    std::string type;             ///< "float32", "bfloat16", "float16", "int8"
+    uint64_t macs = 0;            ///< of the program's MATMULs of this type
+    double mac_pj = 0;            ///< macs x the fabric's energy_pj_per_op of the type
+    uint64_t vector_elements = 0; ///< rows x cols of the vector commands on this type
+    uint64_t vector_alu_ops = 0;  ///< their ALU ops (hw::vector_alu_ops)
+    double vector_pj = 0;         ///< their hw::vector_energy_pj
+};
+
 /// Bytes through one memory level, counted by its ports (plus the fabric's L1 accesses).
 struct LevelTraffic {
     std::string level;  ///< "dram", "l3", "l2", "l1"
@@ -74,6 +85,9 @@ struct RunReport {
     std::vector<LevelTraffic> levels;  ///< dram, l3, l2, l1
     std::vector<DramShare> dram_shares;  ///< per op with a DRAM side, per channel it touched
     std::vector<VectorActivity> vectors;  ///< the vector engines that ran a command, by scope
+    /// Per element type that did any work, in hw::kDTypeNames' order (float32 first); mac_pj
+    /// and vector_pj are their sums.
+    std::vector<ElementTypeActivity> by_element_type;
     double vector_peak_elements_per_s = 0;  ///< all tiles' vector engines, an ALU op (hw::Derived)
     /// Memory high-water marks (docs/stats.md): per hw::Level, one past the highest byte the
     /// completed ops read or wrote (compiler::high_water); DRAM from the tensor area's base
@@ -111,8 +125,18 @@ struct RunReport {
 /// rate against the peak, energy), or "" when no vector engine ran.
 std::string vector_summary(const RunReport& report);
 
+/// The summary's per element type line ("  element types     float32 ...: MACs, energy; ...\n"),
+/// or "" when float32 did all the work.
+std::string element_type_summary(const RunReport& report);
+
 /// The scope of the engine that runs `op`, under kpu: "dma_3", "tile_2.bm_1", "tile_0.fabric".
 std::string engine_scope(const compiler::BoundOp& op);
+
+/// Per element type that did any work, in hw::kDTypeNames' order: the MACs of `program`'s
+/// MATMULs charged at the type's fabric energy, and the `vectors`' counts per operand type.
+std::vector<ElementTypeActivity> element_type_activity(const hw::Config& config,
+                                                      const compiler::BoundProgram& program,
+                                                      const std::vector<const model::VectorEngine*>& vectors);
 
 RunReport make_report(const hw::Config& config, platform::KpuPlatform& kpu, const std::string& program_path,
                       double wall_s);

@@ -99,6 +99,7 @@ void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundPro
     out << "  energy            " << si(r.total_pj() * 1e-12, "J") << " (" << si(r.total_pj() * 1e-12 / sim_s, "W")
         << " average)\n";
     out << vector_summary(r);
+    out << element_type_summary(r);
     // Busy time per engine kind, as a share of the run: mean over instances and the busiest.
     std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, int>> kinds;  // busy sum, max, bytes, count
     for (const auto& e : r.engines) {

@@ -109,6 +109,8 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                 args["k"] = info.k_first;
                 args["m"] = op.matmul.m, args["n"] = op.matmul.n, args["k_len"] = op.matmul.k;
                 args["accumulate"] = op.matmul.accumulate;
+                args["type"] = hw::to_string(op.matmul.type);
+                if (op.matmul.type == hw::DType::Int8) args["a_zero"] = op.matmul.a_zero, args["b_zero"] = op.matmul.b_zero;
                 if (op.matmul.load_c) args["load_c"] = true;
             } else if (op.kind == compiler::BoundOp::Kind::Drain) {
                 args["m"] = op.drain.m, args["n"] = op.drain.n;
@@ -117,6 +119,8 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                 if (op.drain.has_bias && op.drain.beta != 1.0f) args["beta"] = op.drain.beta;
                 if (op.drain.has_scale) args["scale"] = true;
                 if (op.drain.has_residual) args["residual"] = true;
+                if (op.drain.out_type != hw::DType::Float32) args["out_type"] = hw::to_string(op.drain.out_type);
+                if (op.drain.out_type == hw::DType::Int8) args["out_zero"] = op.drain.out_zero;
                 if (op.drain.activation != compiler::Activation::None)
                     args["activation"] = to_string(op.drain.activation);
             } else if (op.kind == compiler::BoundOp::Kind::Vector) {
@@ -127,6 +131,7 @@ void write_trace(const RunReport& report, const compiler::BoundProgram& bound, c
                 args["function"] = to_string(v.function);
                 args["rows"] = v.rows, args["cols"] = v.cols;
                 if (v.causal) args["causal_offset"] = v.causal_offset;
+                if (v.a.encoding.type != hw::DType::Float32) args["type"] = hw::to_string(v.a.encoding.type);
                 if (hw::traits_of(v.function).shape == hw::VectorShape::Window)  // the window's cost terms
                     args["out"] = hw::y_cols(v), args["taps"] = v.window.kernel_h * v.window.kernel_w;
             }

@@ -146,6 +146,32 @@ TEST(VectorTiming, WindowFunctionsTakeACyclePerTapPerLaneGroupOfOutputs) {
     EXPECT_DOUBLE_EQ(vector_energy_pj(window(F::AveragePool, 3, 9, 11, 4, 5, 3, 3), unit()), 3 * 20 * 10 * 0.5);
 }
 
+TEST(VectorTiming, AluPassesRunAtTheRateOfOperandAsTypeAndSfuPassesAtTheLanes) {
+    using F = VectorFunction;
+    VectorUnit u = unit();  // 8 lanes, float32 at energy 0.5 (its energy_pj_per_op)
+    u.element_types = {{"float32", 1, 0.5}, {"bfloat16", 2, 0.25}, {"int8", 4, 0.125}};
+    auto typed = [](VectorFunction f, uint32_t rows, uint32_t cols, DType type) {
+        VectorCommand c = command(f, rows, cols);
+        c.a.encoding.type = type;
+        return c;
+    };
+    // int8: groups of 8 x 4 = 32 elements; bfloat16 16; float32 8.
+    EXPECT_EQ(vector_cycles(typed(F::Add, 5, 70, DType::Int8), u), 8u + 5 * 3);
+    EXPECT_EQ(vector_cycles(typed(F::Add, 5, 70, DType::BFloat16), u), 8u + 5 * 5);
+    EXPECT_EQ(vector_cycles(typed(F::Add, 5, 70, DType::Float32), u), 8u + 5 * 9);
+    // Softmax of int8 input: max and scale passes 32 wide, exp 8 wide (4 cycles), the rows'
+    // reciprocals ceil(5 / 8) groups.
+    EXPECT_EQ(vector_cycles(typed(F::Softmax, 5, 70, DType::Int8), u), 8u + 5 * 3 + 5 * 9 * 4 + 1 * 4 + 5 * 3);
+    // Energy: ALU elements at the type's energy, SFU evaluations at energy_pj_per_sfu_op.
+    EXPECT_DOUBLE_EQ(vector_energy_pj(typed(F::Add, 5, 70, DType::Int8), u), 350 * 0.125);
+    EXPECT_DOUBLE_EQ(vector_energy_pj(typed(F::Softmax, 5, 70, DType::Int8), u), 2 * 350 * 0.125 + (350 + 5) * 2.0);
+    EXPECT_EQ(vector_alu_ops(typed(F::Softmax, 5, 70, DType::Int8), u), 700u);
+    // A hand-built unit listing no types: float32 at lanes and energy_pj_per_op, as before.
+    EXPECT_EQ(vector_cycles(command(F::Add, 5, 70), unit()), 8u + 5 * 9);
+    EXPECT_DOUBLE_EQ(vector_energy_pj(command(F::Add, 5, 70), unit()), 350 * 0.5);
+    EXPECT_EQ(vector_element_type(u, DType::Float16), nullptr);
+}
+
 TEST(VectorCommand, WindowProblemsNameTheGeometry) {
     using F = VectorFunction;
     const VectorCommand pool = window(F::MaxPool, 2, 5, 6, 3, 3, 3, 3);
