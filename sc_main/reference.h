@@ -46,6 +46,11 @@ struct ReferenceTensor {
     /// Whether the op sums (a matmul's, a reduction's, an attention's sums): then an fp32
     /// result beyond range where the reference is within it comes from a partial sum.
     bool sums = true;
+    /// The tensor's element type; int8 and int32 values and bounds are in stored integers.
+    hw::DType type = hw::DType::Float32;
+    /// Integer types, per element: how far below `value` the hardware's may lie (`bound` then
+    /// says how far above). Empty: `bound` both ways.
+    std::vector<double> below;
 };
 
 /// Side of the blocks the reference's loops take B in: a 256 x 256 block (512 KiB of
@@ -82,6 +87,8 @@ struct CheckResult {
     uint64_t non_finite = 0;       ///< elements NaN (or the same infinity) in both, counted as matching
     double bound_in_products = 0;  ///< ReferenceTensor::bound_in_products: >= 1, the check is weak
     bool sums = true;              ///< ReferenceTensor::sums
+    hw::DType type = hw::DType::Float32;  ///< ReferenceTensor::type: the units of got, expected and error
+    double below = 0;              ///< the worst element's ReferenceTensor::below (integer types)
 };
 
 /// Compares simulated `got` with the reference; the worst element is reported even on success.

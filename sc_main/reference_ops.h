@@ -54,6 +54,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,8 @@ struct RefOperand {
     std::vector<uint64_t> shape;
     std::vector<double> value;
     std::vector<double> bound;    ///< per element; 0 for the graph's inputs (exact)
+    hw::DType dtype = hw::DType::Float32;          ///< the tensor's: int8 and int32 values are stored integers
+    std::optional<compiler::Quantization> quant;   ///< the tensor's; evaluate() reads it as reals first
 };
 
 /// What an op's reference gets and fills.
@@ -78,6 +81,8 @@ struct OpEvaluation {
     std::vector<RefOperand> inputs;                   ///< in the schema's order
     std::vector<std::vector<uint64_t>> output_shapes; ///< the graph's (inferred) shapes; empty: omitted
     std::vector<ReferenceTensor> outputs;             ///< one per output, to fill
+    std::vector<hw::DType> output_dtypes;             ///< the graph's, one per output (float32 when not given)
+    std::vector<std::optional<compiler::Quantization>> output_quants;  ///< the graph's, one per output
 
     bool has_input(size_t i) const { return i < inputs.size() && inputs[i].present; }
     int64_t int_attr(const std::string& name) const;
@@ -107,5 +112,17 @@ double drain_activation_bound(double e, double x, double y, compiler::Activation
 
 /// The reference of op kind `kind` (ONNX's name), nullptr when there is none.
 OpReference op_reference(const std::string& kind);
+
+/// Evaluates `e` under its tensors' element types (this header's "Element types"): a
+/// quantized matmul or convolution in integers, bit-exact; any other op on its operands' real
+/// values through its kind's reference, each output then stored as its type (store_as).
+/// False when the kind has no reference.
+bool evaluate(OpEvaluation& e);
+
+/// The reference of a float evaluation `t` stored as `type` (under `quant`): float32 and int64
+/// unchanged; bfloat16 and float16 their rounding added to the bound; int8 and int32 the
+/// stored integers, value the nearest's and [value - below, value + bound] every one an fp32
+/// evaluation within the bound can give. Sets t.type.
+void store_as(ReferenceTensor& t, hw::DType type, const std::optional<compiler::Quantization>& quant);
 
 }  // namespace kpu::cli
