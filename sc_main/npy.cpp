@@ -296,8 +296,9 @@ std::vector<uint8_t> weight_bytes(const compiler::Weight& weight) {
 }
 
 std::vector<float> weight_values(const compiler::Weight& weight) {
-    if (!hw::is_integer(weight.dtype)) return weight.values;
-    return std::vector<float>(weight.integers.begin(), weight.integers.end());
+    if (weight.dtype == hw::DType::Float32) return weight.values;
+    const std::vector<uint8_t> stored = weight_bytes(weight);
+    return element_values(stored.data(), stored.size() / hw::dtype_bytes(weight.dtype), weight.dtype);
 }
 
 void write_weight_npy(const std::string& path, const compiler::Weight& weight) {
@@ -313,6 +314,29 @@ void write_npy_data(const std::string& path, const std::vector<uint64_t>& shape,
     uint64_t count = 0;
     const std::string header = npy_header(shape, npy_descr(type), count);
     write_bytes(path, header, data, count * npy_type_bytes(type));
+}
+
+NpyData read_tensor_npy(const std::string& path, const std::string& name, const std::vector<uint64_t>& shape,
+                        hw::DType dtype) {
+    const ShapeCheck check_shape = [&](const std::vector<uint64_t>& have) {
+        if (have != shape)
+            throw NpyError(path + ": shape " + compiler::shape_string(have) + " does not match tensor '" + name + "' " +
+                           compiler::shape_string(shape));
+    };
+    if (dtype == hw::DType::Float32) {  // read_npy's messages say what a float32 tensor takes
+        NpyArray array = read_npy(path, check_shape);
+        NpyData data{std::move(array.shape), NpyType::Float32, std::vector<uint8_t>(array.data.size() * sizeof(float))};
+        std::memcpy(data.bytes.data(), array.data.data(), data.bytes.size());
+        return data;
+    }
+    if (dtype == hw::DType::Int64)
+        throw NpyError(path + ": tensor '" + name + "' is int64, which kpu-sim does not read from a file");
+    NpyData data = read_npy_data(path, check_shape);
+    if (data.type != npy_type_of(dtype))
+        throw NpyError(path + ": tensor '" + name + "' is " + hw::to_string(dtype) +
+                       (dtype == hw::DType::BFloat16 ? " (uint16 bit patterns, '<u2')" : "") + ", the file holds " +
+                       npy_type_name(data.type) + " (" + npy_descr(data.type) + ")");
+    return data;
 }
 
 }  // namespace kpu::cli

@@ -64,7 +64,7 @@ std::vector<uint8_t> element_bytes(const float* values, uint64_t count, hw::DTyp
 /// A weight's elements as stored beside the .kpu and in DRAM (Weight::dtype: `values` for the
 /// float types, `integers` for int8 and int32).
 std::vector<uint8_t> weight_bytes(const compiler::Weight& weight);
-/// A weight's values as element_values() gives them.
+/// A weight's values as element_values() gives them: those of its bytes as stored.
 std::vector<float> weight_values(const compiler::Weight& weight);
 /// Writes `weight` as a .npy of its dtype; throws NpyError on I/O failure.
 void write_weight_npy(const std::string& path, const compiler::Weight& weight);
@@ -83,6 +83,12 @@ NpyArray read_npy(const std::string& path, const ShapeCheck& check_shape = {});
 
 /// Reads an array of any NpyType; throws NpyError as read_npy does, naming the dtypes it takes.
 NpyData read_npy_data(const std::string& path, const ShapeCheck& check_shape = {});
+
+/// Reads `path` for tensor `name` of `shape` and `dtype`: the file's shape and dtype must be the
+/// tensor's (bfloat16: uint16 bit patterns, '<u2'); throws NpyError ("<path>: tensor 'x' is
+/// int8, the file holds float32 (<f4)", and read_npy's messages for a float32 tensor).
+NpyData read_tensor_npy(const std::string& path, const std::string& name, const std::vector<uint64_t>& shape,
+                        hw::DType dtype);
 
 /// Writes `data` with `shape` as a version 1.0 '<f4' array; throws NpyError on I/O failure.
 void write_npy(const std::string& path, const std::vector<uint64_t>& shape, const float* data);

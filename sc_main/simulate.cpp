@@ -153,32 +153,6 @@ std::vector<float> seeded_values(const compiler::BoundTensor& tensor, hw::DType 
     return element_values(stored.data(), elements, type);  // the values the type holds
 }
 
-/// Reads `file` for `tensor` of `type`: its shape and its dtype must be the tensor's (bfloat16
-/// as uint16 bit patterns). Sets the tensor's values and its bytes as stored.
-void read_tensor_file(const fs::path& file, const compiler::BoundTensor& tensor, hw::DType type,
-                      std::vector<float>& values, std::vector<uint8_t>& bytes) {
-    const ShapeCheck check_shape = [&](const std::vector<uint64_t>& shape) {
-        if (shape != tensor.shape)
-            throw NpyError(file.string() + ": shape " + compiler::shape_string(shape) + " does not match tensor '" +
-                           tensor.name + "' " + compiler::shape_string(tensor.shape));
-    };
-    if (type == hw::DType::Float32) {  // read_npy's messages name what a float32 tensor takes
-        values = read_npy(file.string(), check_shape).data;
-        bytes.resize(values.size() * sizeof(float));
-        std::memcpy(bytes.data(), values.data(), bytes.size());
-        return;
-    }
-    if (type == hw::DType::Int64)
-        throw NpyError(file.string() + ": tensor '" + tensor.name + "' is int64, which kpu-sim does not read from a file");
-    NpyData data = read_npy_data(file.string(), check_shape);
-    if (data.type != npy_type_of(type))
-        throw NpyError(file.string() + ": tensor '" + tensor.name + "' is " + hw::to_string(type) +
-                       (type == hw::DType::BFloat16 ? " (uint16 bit patterns, '<u2')" : "") + ", the file holds " +
-                       npy_type_name(data.type) + " (" + npy_descr(data.type) + ")");
-    values = npy_to_float(data);
-    bytes = std::move(data.bytes);
-}
-
 }  // namespace
 
 Prepared prepare(const hw::Config& config, const compiler::Program& program, const std::string& inputs_dir,
@@ -204,7 +178,9 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
                                              "' has its value in the program (an inline constant); remove the file");
                 data.assign(inline_value->begin(), inline_value->end());
             } else if (!file.parent_path().empty() && fs::exists(file)) {
-                read_tensor_file(file, tensor, type, data, stored);
+                NpyData read = read_tensor_npy(file.string(), tensor.name, tensor.shape, type);
+                data = npy_to_float(read);
+                stored = std::move(read.bytes);
             } else {
                 data = seeded_values(tensor, type, seed);
                 p.seeded.push_back(tensor.name);
