@@ -23,7 +23,10 @@
 // a chain, bounds grow with depth much faster than the values (12 random layers: an all-zero
 // output passes), so kpu-sim gives the reference the hardware's intermediates: then every
 // op's operands are exact and every op is checked with one op's tolerance
-// (Reference.GivenTheIntermediatesEachOpIsCheckedWithItsOwnTolerance).
+// (Reference.GivenTheIntermediatesEachOpIsCheckedWithItsOwnTolerance). Tensors of int8,
+// bfloat16 and float16: reference_ops.h, "Element types" (a quantized matmul bit-exact, a
+// bfloat16 or float16 C's rounding added to its bound); the check compares an integer tensor
+// in stored integers, exactly or within its interval of integers.
 #pragma once
 
 #include <atomic>

@@ -45,6 +45,33 @@
 //     more rounding
 //   Conv, conv_nhwc                                          as the GEMM with K = kH kW C_in / group
 //     (taps outside the image add nothing), the bias add one rounding
+// Element types (issue 32's datapath; hardware/numeric.h's conversions). The values of int8
+// and int32 tensors are their stored integers q, value and bound (a quantization says what
+// they mean: (q - zero_point) * scale); bfloat16 and float16 values are the values the type
+// holds, exact in float32. evaluate() applies, per op:
+//   quantized MatMul, Gemm, matmul, Conv, conv_nhwc (A and B int8, bias int32, C int8 with a
+//     quantization or float32)                          bit-exact: 0. acc = sum (a - za)(b - zb)
+//     in int64 plus the bias, t = float32(acc) * M[n] in float32 with M[n] = float32(double(s_a)
+//     * s_b[n] / s_c) (s_c = 1 for a float32 C), relu, then an int8 C's q = saturate(
+//     round_half_even(t) + zc). A per-channel scale is indexed by the output channel. The
+//     operands are taken as exact (kpu-sim gives the reference the hardware's)
+//   any other op: an operand with a quantization is read as reals first, (q - zp) * scale
+//     exactly with the float32 product's rounding, u |x| (int32: 2 u |x|, the conversion to
+//     float32 too), its own bound times the scale; the op's reference as above; then each
+//     output stored as its type (store_as):
+//       float32                                          unchanged
+//       bfloat16, float16 (matmuls and vector ops alike)  + u_t |y|, u_t = 2^-8 (bfloat16),
+//                                                        2^-11 (float16, plus 2^-25 absolute:
+//                                                        half its smallest subnormal step)
+//       int8, int32                                      the stored integers q(y') of every y'
+//                                                        in [y - e, y + e]: the hardware's q lies
+//                                                        in [q(lo), q(hi)], lo and hi the float32
+//                                                        ends of that interval rounded outward
+//                                                        (q is monotone): exact for an exact y
+//   QuantizeLinear, DequantizeLinear, Cast               the identity on values: the input read
+//     through its encoding and the output stored through its (QuantizeLinear: q = saturate(
+//     round_half_even(x / scale) + zp) in float32; DequantizeLinear: (q - zp) * scale with one
+//     rounding; Cast: the value rounded to the target type)
 // Operands' bounds e are carried: exactly for the linear ops (sums of e weighted by the
 // magnitudes), through the endpoints x +- e for the monotone functions, and through a
 // Lipschitz constant for the others (Gelu 1.2, Silu 1.1, HardSwish 1.5); softmax's outputs
