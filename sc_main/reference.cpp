@@ -131,10 +131,10 @@ void accumulate(const Operand& a, const Operand& b, const std::vector<Pass>& pas
 /// with one B matrix, an untransposed, unscaled Gemm plus a bias row): those take the blocked
 /// loops above.
 bool on_the_fabric(const compiler::Graph& graph, const compiler::Op& op) {
+    if (op.kind != "matmul" && op.kind != "MatMul" && op.kind != "Gemm") return false;
     // A quantized one (int8 A) is evaluated in integers (reference_ops.h).
-    if (op.inputs.size() > 1 && graph.tensor(op.inputs[0]).dtype == compiler::DType::Int8) return false;
+    if (graph.tensor(op.inputs.at(0)).dtype == compiler::DType::Int8) return false;
     if (op.kind == "matmul") return true;
-    if (op.kind != "MatMul" && op.kind != "Gemm") return false;
     const compiler::OpSchema& schema = compiler::schema_of(op);
     if (!schema.lowering_problem || !schema.lowering_problem(graph, op).empty()) return false;
     // Batched and transposed ones are not one row-major m x n x k: reference_ops.cpp's loops.
@@ -262,7 +262,7 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
         const compiler::Tensor& c = graph.tensor(op.c);
         ReferenceTensor& result = tensors[c.name] =
             fabric_matmul(get(op.a), get(op.b), bias, op.activation, op.m, op.n, op.k, cancel, scale, residual);
-        store_as(result, c.dtype, c.quant);  // a bfloat16 or float16 C: its rounding
+        store_as(result, c.shape, c.dtype, c.quant);  // a bfloat16 or float16 C: its rounding
     }
     return tensors;
 }

@@ -931,9 +931,10 @@ void read_as_real(RefOperand& x) {
     x.quant.reset();
 }
 
-/// The stored integer the hardware writes for float32 `v` in `type` under `q` (hw::store_element).
-double stored_integer(float v, hw::DType type, const std::optional<compiler::Quantization>& q) {
-    if (type == hw::DType::Int8) return double(hw::quantize_int8(v, scale_at(q, 0), zero_at(q, 0)));
+/// The stored integer the hardware writes for float32 `v` in `type` under `q` (hw::store_element),
+/// at index `channel` of its axis.
+double stored_integer(float v, hw::DType type, const std::optional<compiler::Quantization>& q, uint64_t channel) {
+    if (type == hw::DType::Int8) return double(hw::quantize_int8(v, scale_at(q, channel), zero_at(q, channel)));
     return double(hw::round_saturate(v, INT32_MIN, INT32_MAX));
 }
 
@@ -1048,16 +1049,24 @@ bool evaluate(OpEvaluation& e) {
     }
     const OpReference reference = op_reference(e.op.kind);
     if (!reference) return false;
+    // An integer output without a quantization stores under its first operand of the same
+    // type that has one: what copying the bytes (a layout op) amounts to.
+    for (size_t i = 0; i < e.output_quants.size(); ++i)
+        for (const RefOperand& x : e.inputs)
+            if (!e.output_quants[i] && hw::is_integer(e.output_dtypes[i]) && x.present && x.quant &&
+                !x.quant->per_channel() && x.dtype == e.output_dtypes[i])
+                e.output_quants[i] = x.quant;
     for (RefOperand& x : e.inputs)
         if (x.present && x.quant && hw::is_integer(x.dtype)) read_as_real(x);
     reference(e);
     for (size_t i = 0; i < e.outputs.size(); ++i)
         if (!e.output_shapes[i].empty() || !e.outputs[i].value.empty())
-            store_as(e.outputs[i], e.output_dtypes[i], e.output_quants[i]);
+            store_as(e.outputs[i], e.output_shapes[i], e.output_dtypes[i], e.output_quants[i]);
     return true;
 }
 
-void store_as(ReferenceTensor& t, hw::DType type, const std::optional<compiler::Quantization>& quant) {
+void store_as(ReferenceTensor& t, const std::vector<uint64_t>& shape, hw::DType type,
+              const std::optional<compiler::Quantization>& quant) {
     t.type = type;
     switch (type) {
         case hw::DType::Float32:
@@ -1076,11 +1085,14 @@ void store_as(ReferenceTensor& t, hw::DType type, const std::optional<compiler::
             // The hardware's y lies in [value - bound, value + bound] and its stored integer is
             // monotone in y: it lies between those of the float32 ends of that interval.
             t.below.resize(t.value.size());
+            const uint32_t axis = quant ? quant->axis : 0;
+            const uint64_t inner = count(shape, axis + 1), dim = axis < shape.size() ? shape[axis] : 1;
             for (uint64_t i = 0; i < t.value.size(); ++i) {
                 const double v = t.value[i], e = t.bound[i];
-                const double nearest = stored_integer(float(v), type, quant);
-                const double low = std::isnan(e) ? -INFINITY : stored_integer(float_below(v - e), type, quant);
-                const double high = std::isnan(e) ? INFINITY : stored_integer(float_above(v + e), type, quant);
+                const uint64_t channel = (i / inner) % dim;
+                const double nearest = stored_integer(float(v), type, quant, channel);
+                const double low = std::isnan(e) ? -INFINITY : stored_integer(float_below(v - e), type, quant, channel);
+                const double high = std::isnan(e) ? INFINITY : stored_integer(float_above(v + e), type, quant, channel);
                 t.value[i] = nearest;
                 t.bound[i] = std::max(0.0, high - nearest);
                 t.below[i] = std::max(0.0, nearest - low);

@@ -146,10 +146,11 @@ OpReference op_reference(const std::string& kind);
 /// False when the kind has no reference.
 bool evaluate(OpEvaluation& e);
 
-/// The reference of a float evaluation `t` stored as `type` (under `quant`): float32 and int64
-/// unchanged; bfloat16 and float16 their rounding added to the bound; int8 and int32 the
-/// stored integers, value the nearest's and [value - below, value + bound] every one an fp32
-/// evaluation within the bound can give. Sets t.type.
-void store_as(ReferenceTensor& t, hw::DType type, const std::optional<compiler::Quantization>& quant);
+/// The reference of a float evaluation `t` (of `shape`) stored as `type` (under `quant`):
+/// float32 and int64 unchanged; bfloat16 and float16 their rounding added to the bound; int8
+/// and int32 the stored integers, value the nearest's and [value - below, value + bound] every
+/// one an fp32 evaluation within the bound can give. Sets t.type.
+void store_as(ReferenceTensor& t, const std::vector<uint64_t>& shape, hw::DType type,
+              const std::optional<compiler::Quantization>& quant);
 
 }  // namespace kpu::cli

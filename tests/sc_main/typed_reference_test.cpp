@@ -182,7 +182,7 @@ TEST(TypedReference, AnInt8OutputOfAFloatComputationIsTheIntervalOfItsEnds) {
     ReferenceTensor t;
     t.value = {1.25, 1.0, -100};
     t.bound = {0.01, 0.01, 0};
-    store_as(t, DType::Int8, per_tensor(0.5f, 0));
+    store_as(t, {3}, DType::Int8, per_tensor(0.5f, 0));
     EXPECT_EQ(t.value, (std::vector<double>{2, 2, -128}));
     EXPECT_EQ(t.bound, (std::vector<double>{1, 0, 0}));  // above: 3, 2, -128
     EXPECT_EQ(t.below, (std::vector<double>{0, 0, 0}));
@@ -209,6 +209,25 @@ TEST(TypedReference, AnInt8OutputOfAFloatComputationIsTheIntervalOfItsEnds) {
               "c [2]: MISMATCH in 1 elements; worst at [1]: simulated -6, reference -7 (int8, in stored integers: exact)");
     EXPECT_EQ(check_message("c", {2}, false, check_tensor({5, -7}, exact, {2}), 2),
               "c [2]: ok (int8, in stored integers: worst error 0 at [0], exact)");
+}
+
+TEST(TypedReference, VectorOpsOnInt8ComputeOnTheRealValues) {
+    // A layout op moves the stored integers (an output without a quantization takes its
+    // operand's); Relu is max(q, zp) in stored integers, not max(q, 0).
+    const ReferenceTensor t = evaluate_one("Transpose", {operand({2, 3}, {1, 2, 3, -4, -5, -128}, DType::Int8,
+                                                                 per_tensor(0.1f, 5))},
+                                           {3, 2}, DType::Int8);
+    EXPECT_EQ(t.value, (std::vector<double>{1, -4, 2, -5, 3, -128}));
+    EXPECT_EQ(t.bound, std::vector<double>(6, 0.0));
+    EXPECT_EQ(t.below, std::vector<double>(6, 0.0));
+    const ReferenceTensor r = evaluate_one("Relu", {operand({4}, {-10, -3, 0, 7}, DType::Int8, per_tensor(0.5f, -3))},
+                                           {4}, DType::Int8, per_tensor(0.5f, -3));
+    EXPECT_EQ(r.value, (std::vector<double>{-3, -3, 0, 7}));
+    EXPECT_EQ(r.bound, std::vector<double>(4, 0.0));
+    // Per output channel: QuantizeLinear into a [2, 2] tensor quantized along axis 1.
+    const ReferenceTensor q = evaluate_one("QuantizeLinear", {operand({2, 2}, {1, 1, -1, 2})}, {2, 2}, DType::Int8,
+                                           Quantization{{0.5f, 0.25f}, {0, 1}, 1});
+    EXPECT_EQ(q.value, (std::vector<double>{2, 5, -2, 9}));
 }
 
 TEST(TypedReference, ABfloat16ResultPassesWithinItsOwnRoundingAndNotBeyond) {
