@@ -60,7 +60,8 @@ struct Session {
     std::string failure() const;
     /// The computed tensors the host read back, by name, as element_values() (npy.h) gives them:
     /// each in its dtype as `tensors` (the bound program's) says, float32 without them.
-    std::map<std::string, std::vector<float>> outputs(const std::vector<compiler::BoundTensor>* tensors = nullptr) const;
+    std::map<std::string, std::vector<float>> outputs(
+        const std::vector<compiler::BoundTensor>* tensors = nullptr) const;
 };
 
 /// Runs the program; prints the summary to `out`. Throws std::exception (one line) on bad

@@ -184,8 +184,9 @@ std::vector<uint8_t> typed_bytes(const py::array& array, hw::DType type, const s
     const py::dtype want = numpy_dtype(type);
     if (array.dtype().kind() != want.kind() || array.dtype().itemsize() != want.itemsize())
         throw std::runtime_error(what + " is " + hw::to_string(type) + ": give a numpy array of " +
-                                 want.attr("name").cast<std::string>() + (type == hw::DType::BFloat16 ? " (bfloat16 bit patterns)" : "") +
-                                 ", not " + array.dtype().attr("name").cast<std::string>());
+                                 want.attr("name").cast<std::string>() +
+                                 (type == hw::DType::BFloat16 ? " (bfloat16 bit patterns)" : "") + ", not " +
+                                 array.dtype().attr("name").cast<std::string>());
     const py::array contiguous = py::array::ensure(array, py::array::c_style);
     std::vector<uint8_t> bytes(size_t(contiguous.nbytes()));
     std::memcpy(bytes.data(), contiguous.data(), bytes.size());
@@ -590,7 +591,9 @@ PYBIND11_MODULE(_native, m) {
                  return out;
              })
         .def("set_weight",
-             [](NativeProgram& p, const std::string& name, const py::array& array) { p.weights[name] = weight_of(array); })
+             [](NativeProgram& p, const std::string& name, const py::array& array) {
+                 p.weights[name] = weight_of(array);
+             })
         .def_readonly("renamed", &NativeProgram::renamed)
         .def("reference", &reference, py::arg("inputs"))
         .def("replayed_cycles", &replayed_cycles, py::arg("config_path"),

@@ -276,7 +276,8 @@ TEST(Npy, ATensorsFileMustHoldItsDtypeAndShape) {
                                  "programs; a.astype(np.float32)");
     EXPECT_EQ(problem(temp("t_i8.npy"), {4}, hw::DType::Int64),
               temp("t_i8.npy") + ": tensor 'x' is int64, which kpu-sim does not read from a file");
-    EXPECT_EQ(npy_to_float(read_tensor_npy(temp("t_i8.npy"), "x", {4}, hw::DType::Int8)), (std::vector<float>{1, 2, 3, 4}));
+    EXPECT_EQ(npy_to_float(read_tensor_npy(temp("t_i8.npy"), "x", {4}, hw::DType::Int8)),
+              (std::vector<float>{1, 2, 3, 4}));
 }
 
 }  // namespace

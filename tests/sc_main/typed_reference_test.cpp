@@ -161,7 +161,8 @@ TEST(TypedReference, QuantizedConvPadsWithTheZeroPointBitForBit) {
     std::vector<int64_t> padded((h + 2) * (w + 2) * c_in, zx);
     for (uint64_t c = 0; c < c_in; ++c)
         for (uint64_t i = 0; i < h; ++i)
-            for (uint64_t j = 0; j < w; ++j) padded[(c * (h + 2) + i + 1) * (w + 2) + j + 1] = int64_t(x[(c * h + i) * w + j]);
+            for (uint64_t j = 0; j < w; ++j)
+                padded[(c * (h + 2) + i + 1) * (w + 2) + j + 1] = int64_t(x[(c * h + i) * w + j]);
     for (uint64_t o = 0; o < c_out; ++o)
         for (uint64_t i = 0; i < h; ++i)
             for (uint64_t j = 0; j < w; ++j) {
@@ -206,7 +207,8 @@ TEST(TypedReference, AnInt8OutputOfAFloatComputationIsTheIntervalOfItsEnds) {
     const CheckResult off = check_tensor({5, -6}, exact, {2});
     EXPECT_FALSE(off.ok);
     EXPECT_EQ(check_message("c", {2}, false, off, 2),
-              "c [2]: MISMATCH in 1 elements; worst at [1]: simulated -6, reference -7 (int8, in stored integers: exact)");
+              "c [2]: MISMATCH in 1 elements; worst at [1]: simulated -6, reference -7 (int8, in stored "
+              "integers: exact)");
     EXPECT_EQ(check_message("c", {2}, false, check_tensor({5, -7}, exact, {2}), 2),
               "c [2]: ok (int8, in stored integers: worst error 0 at [0], exact)");
 }
