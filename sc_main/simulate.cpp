@@ -430,6 +430,7 @@ Simulated simulate(const hw::Config& config, const Options& options, platform::H
 std::map<std::string, std::vector<float>> collect_outputs(Session& session, const Options& options,
                                                           const std::vector<compiler::BoundTensor>& tensors) {
     std::map<std::string, std::vector<float>> outputs = session.outputs(&tensors);
+    std::vector<platform::HostBuffer>().swap(session.job.inputs);
     if (!options.outputs_dir.empty()) {  // each in its tensor's dtype: the bytes the device wrote
         std::map<std::string, const platform::HostBuffer*> read_back;
         for (const auto& buffer : session.job.outputs) read_back[buffer.name] = &buffer;
@@ -438,7 +439,6 @@ std::map<std::string, std::vector<float>> collect_outputs(Session& session, cons
                 write_npy_data((fs::path(options.outputs_dir) / (tensor.name + ".npy")).string(), tensor.shape,
                                npy_type_of(dtype_of(tensor)), read_back.at(tensor.name)->bytes.data());
     }
-    std::vector<platform::HostBuffer>().swap(session.job.inputs);
     std::vector<platform::HostBuffer>().swap(session.job.outputs);
     return outputs;
 }
