@@ -75,8 +75,8 @@ Options parse(int argc, const char* const argv[]) {
         ("elaborate-only", po::bool_switch(&o.elaborate_only), "build the platform's module tree, print the module count per kind and exit")
         ("program,p", po::value(&o.program_path)->value_name("X.kpu"), "run this program (from kpu-compile) on the platform")
         ("inputs", po::value(&o.inputs_dir)->value_name("DIR"),
-         "read <tensor>.npy (float32) for inputs and constants; tensors without a file get seeded random data")
-        ("outputs", po::value(&o.outputs_dir)->value_name("DIR"), "write every output tensor as <tensor>.npy")
+         "read <tensor>.npy (of the tensor's dtype; bfloat16 as uint16) for inputs and constants; tensors without a file get seeded random data")
+        ("outputs", po::value(&o.outputs_dir)->value_name("DIR"), "write every output tensor as <tensor>.npy, in its dtype")
         ("check", po::bool_switch(&o.check), "compare every computed tensor (outputs and intermediates) with an independent reference evaluation of the graph, op by op")
         ("stats", po::value(&o.stats_path)->value_name("FILE"), "write the run's statistics as JSON")
         ("seed", po::value<std::string>()->value_name("N"), "seed of the random input data (default 1)")

@@ -13,9 +13,10 @@
 namespace kpu::cli {
 
 /// Bytes a run of `program` needs at its peak, about: the device DRAM pages its tensors
-/// fill (float32, a view shares its input's), the host's two copies of each input and
-/// constant (the bytes it writes, the floats the check keeps), two of each tensor read back
-/// (the outputs; with `check` the intermediates too), the reference's tensors with `check`,
+/// fill (each in its dtype, a view shares its input's), the host's two copies of each input
+/// and constant (the bytes it writes, in the dtype, and the floats the check keeps), two of
+/// each tensor read back (the outputs; with `check` the intermediates too), the reference's
+/// tensors (floats) with `check`,
 /// and the bound ops once (the host binds to lay tensors out and drops the ops before the
 /// device binds again at START).
 uint64_t run_host_bytes(const compiler::Program& program, bool check);

@@ -109,12 +109,13 @@ struct TypeInfo {
     const char* descr;
     const char* name;
     uint32_t bytes;
+    hw::DType dtype;  ///< the tensor dtype stored so
 };
-constexpr TypeInfo kTypes[] = {{NpyType::Float32, "<f4", "float32", 4},
-                               {NpyType::Float16, "<f2", "float16", 2},
-                               {NpyType::BFloat16, "<u2", "bfloat16", 2},
-                               {NpyType::Int8, "|i1", "int8", 1},
-                               {NpyType::Int32, "<i4", "int32", 4}};
+constexpr TypeInfo kTypes[] = {{NpyType::Float32, "<f4", "float32", 4, hw::DType::Float32},
+                               {NpyType::Float16, "<f2", "float16", 2, hw::DType::Float16},
+                               {NpyType::BFloat16, "<u2", "bfloat16", 2, hw::DType::BFloat16},
+                               {NpyType::Int8, "|i1", "int8", 1, hw::DType::Int8},
+                               {NpyType::Int32, "<i4", "int32", 4, hw::DType::Int32}};
 
 const TypeInfo& info(NpyType type) {
     for (const TypeInfo& t : kTypes)
@@ -258,24 +259,51 @@ NpyData read_npy_data(const std::string& path, const ShapeCheck& check_shape) {
 }
 
 std::vector<float> npy_to_float(const NpyData& data) {
-    const uint64_t n = data.elements();
-    std::vector<float> out(n);
-    const uint8_t* p = data.bytes.data();
-    for (uint64_t i = 0; i < n; ++i) {
-        switch (data.type) {
-        case NpyType::Float32: std::memcpy(&out[i], p + 4 * i, 4); break;
-        case NpyType::Float16: out[i] = hw::half_to_float(uint16_t(p[2 * i] | p[2 * i + 1] << 8)); break;
-        case NpyType::BFloat16: out[i] = hw::bfloat16_to_float(uint16_t(p[2 * i] | p[2 * i + 1] << 8)); break;
-        case NpyType::Int8: out[i] = float(int8_t(p[i])); break;
-        case NpyType::Int32: {
-            int32_t v;
-            std::memcpy(&v, p + 4 * i, 4);
-            out[i] = float(v);
-            break;
-        }
-        }
+    return element_values(data.bytes.data(), data.elements(), info(data.type).dtype);
+}
+
+NpyType npy_type_of(hw::DType dtype) {
+    for (const TypeInfo& t : kTypes)
+        if (t.dtype == dtype) return t.type;
+    throw NpyError(std::string("no .npy type for ") + hw::to_string(dtype) + " tensors");
+}
+
+std::vector<float> element_values(const uint8_t* bytes, uint64_t count, hw::DType type) {
+    const hw::Encoding stored{type};  // scale 1, zero point 0: an integer's value is itself
+    const uint64_t size = hw::dtype_bytes(type);
+    std::vector<float> out(count);
+    for (uint64_t i = 0; i < count; ++i) out[i] = hw::load_element(bytes + i * size, stored);
+    return out;
+}
+
+std::vector<uint8_t> element_bytes(const float* values, uint64_t count, hw::DType type) {
+    const hw::Encoding stored{type};
+    const uint64_t size = hw::dtype_bytes(type);
+    std::vector<uint8_t> out(count * size);
+    for (uint64_t i = 0; i < count; ++i) hw::store_element(out.data() + i * size, values[i], stored);
+    return out;
+}
+
+std::vector<uint8_t> weight_bytes(const compiler::Weight& weight) {
+    if (!hw::is_integer(weight.dtype)) return element_bytes(weight.values.data(), weight.values.size(), weight.dtype);
+    const uint64_t size = hw::dtype_bytes(weight.dtype);
+    std::vector<uint8_t> out(weight.integers.size() * size);
+    for (size_t i = 0; i < weight.integers.size(); ++i) {
+        const int64_t v = weight.integers[i];  // little-endian: the low bytes of the integer
+        for (uint64_t b = 0; b < size; ++b) out[i * size + b] = uint8_t(uint64_t(v) >> (8 * b));
     }
     return out;
+}
+
+std::vector<float> weight_values(const compiler::Weight& weight) {
+    if (weight.dtype == hw::DType::Float32) return weight.values;
+    const std::vector<uint8_t> stored = weight_bytes(weight);
+    return element_values(stored.data(), stored.size() / hw::dtype_bytes(weight.dtype), weight.dtype);
+}
+
+void write_weight_npy(const std::string& path, const compiler::Weight& weight) {
+    const std::vector<uint8_t> bytes = weight_bytes(weight);
+    write_npy_data(path, weight.shape, npy_type_of(weight.dtype), bytes.data());
 }
 
 void write_npy(const std::string& path, const std::vector<uint64_t>& shape, const float* data) {
@@ -286,6 +314,29 @@ void write_npy_data(const std::string& path, const std::vector<uint64_t>& shape,
     uint64_t count = 0;
     const std::string header = npy_header(shape, npy_descr(type), count);
     write_bytes(path, header, data, count * npy_type_bytes(type));
+}
+
+NpyData read_tensor_npy(const std::string& path, const std::string& name, const std::vector<uint64_t>& shape,
+                        hw::DType dtype) {
+    const ShapeCheck check_shape = [&](const std::vector<uint64_t>& have) {
+        if (have != shape)
+            throw NpyError(path + ": shape " + compiler::shape_string(have) + " does not match tensor '" + name + "' " +
+                           compiler::shape_string(shape));
+    };
+    if (dtype == hw::DType::Float32) {  // read_npy's messages say what a float32 tensor takes
+        NpyArray array = read_npy(path, check_shape);
+        NpyData data{std::move(array.shape), NpyType::Float32, std::vector<uint8_t>(array.data.size() * sizeof(float))};
+        std::memcpy(data.bytes.data(), array.data.data(), data.bytes.size());
+        return data;
+    }
+    if (dtype == hw::DType::Int64)
+        throw NpyError(path + ": tensor '" + name + "' is int64, which kpu-sim does not read from a file");
+    NpyData data = read_npy_data(path, check_shape);
+    if (data.type != npy_type_of(dtype))
+        throw NpyError(path + ": tensor '" + name + "' is " + hw::to_string(dtype) +
+                       (dtype == hw::DType::BFloat16 ? " (uint16 bit patterns, '<u2')" : "") + ", the file holds " +
+                       npy_type_name(data.type) + " (" + npy_descr(data.type) + ")");
+    return data;
 }
 
 }  // namespace kpu::cli

@@ -131,8 +131,10 @@ void accumulate(const Operand& a, const Operand& b, const std::vector<Pass>& pas
 /// with one B matrix, an untransposed, unscaled Gemm plus a bias row): those take the blocked
 /// loops above.
 bool on_the_fabric(const compiler::Graph& graph, const compiler::Op& op) {
+    if (op.kind != "matmul" && op.kind != "MatMul" && op.kind != "Gemm") return false;
+    // A quantized one (int8 A) is evaluated in integers (reference_ops.h).
+    if (graph.tensor(op.inputs.at(0)).dtype == compiler::DType::Int8) return false;
     if (op.kind == "matmul") return true;
-    if (op.kind != "MatMul" && op.kind != "Gemm") return false;
     const compiler::OpSchema& schema = compiler::schema_of(op);
     if (!schema.lowering_problem || !schema.lowering_problem(graph, op).empty()) return false;
     // Batched and transposed ones are not one row-major m x n x k: reference_ops.cpp's loops.
@@ -144,19 +146,21 @@ bool on_the_fabric(const compiler::Graph& graph, const compiler::Op& op) {
 void evaluate_op(const compiler::Graph& graph, const compiler::Op& op,
                  const std::map<std::string, std::vector<float>>& inputs,
                  std::map<std::string, ReferenceTensor>& tensors) {
-    const OpReference reference = op_reference(op.kind);
-    if (!reference) throw std::runtime_error("reference: no reference for op '" + op.name + "' (" + op.kind + ")");
-    OpEvaluation e{op, compiler::schema_of(op), {}, {}, {}};
+    OpEvaluation e{op, compiler::schema_of(op), {}, {}, {}, {}, {}};
     for (uint32_t index : op.inputs) {
         RefOperand operand;
         if (index != compiler::kNoTensor) {
             const compiler::Tensor& t = graph.tensor(index);
             operand.present = true;
             operand.shape = t.shape;
+            operand.dtype = t.dtype;
+            operand.quant = t.quant;
             if (const auto it = inputs.find(t.name); it != inputs.end()) {
                 operand.value.assign(it->second.begin(), it->second.end());
             } else if (const auto c = tensors.find(t.name); c != tensors.end()) {
                 operand.value = c->second.value, operand.bound = c->second.bound;
+                for (size_t i = 0; i < c->second.below.size(); ++i)  // an interval: its wider side
+                    operand.bound[i] = std::max(operand.bound[i], c->second.below[i]);
             } else if (const auto* ints = std::get_if<std::vector<int64_t>>(&t.value)) {
                 operand.value.assign(ints->begin(), ints->end());
             } else if (const auto* reals = std::get_if<std::vector<double>>(&t.value)) {
@@ -168,10 +172,14 @@ void evaluate_op(const compiler::Graph& graph, const compiler::Op& op,
         }
         e.inputs.push_back(std::move(operand));
     }
-    for (uint32_t index : op.outputs)
-        e.output_shapes.push_back(index == compiler::kNoTensor ? std::vector<uint64_t>() : graph.tensor(index).shape);
+    for (uint32_t index : op.outputs) {
+        const bool omitted = index == compiler::kNoTensor;
+        e.output_shapes.push_back(omitted ? std::vector<uint64_t>() : graph.tensor(index).shape);
+        e.output_dtypes.push_back(omitted ? hw::DType::Float32 : graph.tensor(index).dtype);
+        e.output_quants.push_back(omitted ? std::nullopt : graph.tensor(index).quant);
+    }
     e.outputs.resize(op.outputs.size());
-    reference(e);
+    if (!evaluate(e)) throw std::runtime_error("reference: no reference for op '" + op.name + "' (" + op.kind + ")");
     for (size_t i = 0; i < op.outputs.size(); ++i)
         if (op.outputs[i] != compiler::kNoTensor) tensors[graph.tensor(op.outputs[i]).name] = std::move(e.outputs[i]);
 }
@@ -251,8 +259,10 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
         if (op.bias) bias = get(*op.bias);
         if (op.scale) scale = get(*op.scale);
         if (op.residual) residual = get(*op.residual);
-        tensors[graph.tensor(op.c).name] =
+        const compiler::Tensor& c = graph.tensor(op.c);
+        ReferenceTensor& result = tensors[c.name] =
             fabric_matmul(get(op.a), get(op.b), bias, op.activation, op.m, op.n, op.k, cancel, scale, residual);
+        store_as(result, c.shape, c.dtype, c.quant);  // a bfloat16 or float16 C: its rounding
     }
     return tensors;
 }
@@ -260,6 +270,7 @@ std::map<std::string, ReferenceTensor> run_reference(const compiler::Graph& grap
 CheckResult check_tensor(const std::vector<float>& got, const ReferenceTensor& expected,
                          const std::vector<uint64_t>& shape) {
     CheckResult r;
+    const bool integers = hw::is_integer(expected.type);
     double worst_ratio = -1;
     for (uint64_t i = 0; i < got.size(); ++i) {
         const double want = expected.value[i];
@@ -272,26 +283,46 @@ CheckResult check_tensor(const std::vector<float>& got, const ReferenceTensor& e
                 continue;
             }
         }
-        const double tolerance = expected.bound[i] + 1e-30;
+        // Integer types: exact or within [want - below, want + bound], in stored integers.
+        const bool under = double(got[i]) < want && !expected.below.empty();
+        const double tolerance = (under ? expected.below[i] : expected.bound[i]) + (integers ? 0.0 : 1e-30);
         const double error = std::fabs(double(got[i]) - want);
         // A NaN anywhere, or an infinite reference not matched above, is out of any tolerance
         // (the tolerance of an infinite reference is infinite too).
         const bool outside = !(error <= tolerance) || !std::isfinite(want);
-        const double ratio = std::isnan(error) || !std::isfinite(want) ? INFINITY : error / tolerance;
+        const double ratio = std::isnan(error) || !std::isfinite(want) ? INFINITY
+                             : tolerance > 0                          ? error / tolerance
+                             : error > 0                              ? INFINITY
+                                                                      : 0.0;
         if (outside) ++r.mismatches;
         if (ratio > worst_ratio) {
             worst_ratio = ratio;
             r.worst_index = i, r.got = got[i], r.expected = want, r.error = error, r.tolerance = tolerance;
+            r.below = expected.below.empty() ? 0.0 : expected.below[i];
+            if (integers) r.tolerance = expected.bound[i];  // the interval's upper side; below its lower
         }
     }
     r.ok = r.mismatches == 0;
     r.bound_in_products = expected.bound_in_products;
     r.sums = expected.sums;
+    r.type = expected.type;
     r.worst_at.resize(shape.size());
     uint64_t rest = r.worst_index;
     for (size_t d = shape.size(); d-- > 0;) r.worst_at[d] = rest % shape[d], rest /= shape[d];
     return r;
 }
+
+namespace {
+
+/// The stored integers an integer check allowed at its worst element: "exact" or "allowed 3 to 5".
+std::string allowed(const CheckResult& r) {
+    if (r.tolerance == 0 && r.below == 0) return "exact";
+    std::ostringstream text;
+    text << std::setprecision(12) << "allowed " << r.expected - r.below << " to " << r.expected + r.tolerance;
+    return text.str();
+}
+
+}  // namespace
 
 std::string check_message(const std::string& name, const std::vector<uint64_t>& shape, bool intermediate,
                           const CheckResult& r, uint64_t elements) {
@@ -301,17 +332,27 @@ std::string check_message(const std::string& name, const std::vector<uint64_t>& 
          << ": ";
     if (r.ok && r.non_finite == elements) {
         line << "ok (all " << r.non_finite << " elements NaN or Inf in both)";
+    } else if (r.ok && hw::is_integer(r.type)) {
+        line << "ok (" << hw::to_string(r.type) << ", in stored integers: worst error " << r.error << " at "
+             << shape_string(r.worst_at) << ", " << allowed(r) << ")";
+        if (r.non_finite > 0) line << "; " << r.non_finite << " elements NaN or Inf in both";
     } else if (r.ok) {
-        line << "ok (worst error " << std::setprecision(3) << r.error << " at " << shape_string(r.worst_at)
+        line << "ok (" << (r.type == hw::DType::Float32 ? "" : std::string(hw::to_string(r.type)) + ": ")
+             << "worst error " << std::setprecision(3) << r.error << " at " << shape_string(r.worst_at)
              << ", tolerance " << r.tolerance << ")";
         if (r.non_finite > 0) line << "; " << r.non_finite << " elements NaN or Inf in both";
         if (r.bound_in_products >= 1)
             line << "; weak: the tolerance reaches " << std::setprecision(2) << r.bound_in_products
                  << " x an average product of the op's sums, so a missing product could pass";
+    } else if (hw::is_integer(r.type)) {
+        line << "MISMATCH in " << r.mismatches << " elements; worst at " << shape_string(r.worst_at)
+             << ": simulated " << r.got << ", reference " << r.expected << " (" << hw::to_string(r.type)
+             << ", in stored integers: " << allowed(r) << ")";
     } else {
         line << "MISMATCH in " << r.mismatches << " elements; worst at " << shape_string(r.worst_at)
-             << ": simulated " << r.got << ", reference " << r.expected << ", error " << r.error << " > tolerance "
-             << r.tolerance;
+             << ": simulated " << r.got << ", reference " << r.expected
+             << (r.type == hw::DType::Float32 ? "" : " (" + std::string(hw::to_string(r.type)) + ")") << ", error "
+             << r.error << " > tolerance " << r.tolerance;
         // From finite operands a GEMM's fp32 result is NaN or infinite only where a product
         // or a partial sum passed fp32's range (an inf - inf is a NaN); another op's where an
         // intermediate of its evaluation did.

@@ -23,7 +23,10 @@
 // a chain, bounds grow with depth much faster than the values (12 random layers: an all-zero
 // output passes), so kpu-sim gives the reference the hardware's intermediates: then every
 // op's operands are exact and every op is checked with one op's tolerance
-// (Reference.GivenTheIntermediatesEachOpIsCheckedWithItsOwnTolerance).
+// (Reference.GivenTheIntermediatesEachOpIsCheckedWithItsOwnTolerance). Tensors of int8,
+// bfloat16 and float16: reference_ops.h, "Element types" (a quantized matmul bit-exact, a
+// bfloat16 or float16 C's rounding added to its bound); the check compares an integer tensor
+// in stored integers, exactly or within its interval of integers.
 #pragma once
 
 #include <atomic>
@@ -46,6 +49,11 @@ struct ReferenceTensor {
     /// Whether the op sums (a matmul's, a reduction's, an attention's sums): then an fp32
     /// result beyond range where the reference is within it comes from a partial sum.
     bool sums = true;
+    /// The tensor's element type; int8 and int32 values and bounds are in stored integers.
+    hw::DType type = hw::DType::Float32;
+    /// Integer types, per element: how far below `value` the hardware's may lie (`bound` then
+    /// says how far above). Empty: `bound` both ways.
+    std::vector<double> below;
 };
 
 /// Side of the blocks the reference's loops take B in: a 256 x 256 block (512 KiB of
@@ -82,6 +90,8 @@ struct CheckResult {
     uint64_t non_finite = 0;       ///< elements NaN (or the same infinity) in both, counted as matching
     double bound_in_products = 0;  ///< ReferenceTensor::bound_in_products: >= 1, the check is weak
     bool sums = true;              ///< ReferenceTensor::sums
+    hw::DType type = hw::DType::Float32;  ///< ReferenceTensor::type: the units of got, expected and error
+    double below = 0;              ///< the worst element's ReferenceTensor::below (integer types)
 };
 
 /// Compares simulated `got` with the reference; the worst element is reported even on success.

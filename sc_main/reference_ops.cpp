@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "compiler/ops/matmul.h"
 #include "compiler/passes/fuse_rows.h"
 #include "sc_main/reference_window.h"
 
@@ -412,9 +413,25 @@ void note_products(ReferenceTensor& t, double bound, double magnitude, uint64_t 
     if (magnitude > 0) t.bound_in_products = std::max(t.bound_in_products, bound * double(k) / magnitude);
 }
 
-void ref_matmul(OpEvaluation& e) {
+/// The matmul family's sums: calls sum(at, channel, k, terms) for each element of C in
+/// row-major order, `at` its flat index, `channel` its column (the output channel), and
+/// terms(add) calling add(a index, b index) for its k products in order of p. MatMul (and
+/// the fused matmul, its rank-2 B's case): numpy's batch broadcasting, a rank-1 operand
+/// promoted; Gemm: transA and transB.
+template <class Sum>
+void matmul_sums(const OpEvaluation& e, Sum sum) {
     const RefOperand& a = e.inputs.at(0);
     const RefOperand& b = e.inputs.at(1);
+    if (e.op.kind == "Gemm") {
+        const bool ta = e.int_attr("transA") != 0, tb = e.int_attr("transB") != 0;
+        const uint64_t m = a.shape[ta ? 1 : 0], k = a.shape[ta ? 0 : 1], n = b.shape[tb ? 0 : 1];
+        for (uint64_t i = 0; i < m; ++i)
+            for (uint64_t j = 0; j < n; ++j)
+                sum(i * n + j, j, k, [&](auto add) {
+                    for (uint64_t p = 0; p < k; ++p) add(ta ? p * m + i : i * k + p, tb ? j * k + p : p * n + j);
+                });
+        return;
+    }
     std::vector<uint64_t> as = a.shape, bs = b.shape;
     if (as.size() == 1) as.insert(as.begin(), 1);
     if (bs.size() == 1) bs.push_back(1);
@@ -428,52 +445,51 @@ void ref_matmul(OpEvaluation& e) {
         batch[d] = std::max(x, y);
     }
     const std::vector<uint64_t> ia = broadcast_index(a_batch, batch), ib = broadcast_index(b_batch, batch);
-    ReferenceTensor& c = output(e);
-    c.sums = true;
     for (uint64_t t = 0; t < ia.size(); ++t)
         for (uint64_t i = 0; i < m; ++i)
-            for (uint64_t j = 0; j < n; ++j) {
-                Dot dot;
-                for (uint64_t p = 0; p < k; ++p) {
-                    const uint64_t x = ia[t] * m * k + i * k + p, y = ib[t] * k * n + p * n + j;
-                    dot.add(a.value[x], a.bound[x], b.value[y], b.bound[y]);
-                }
-                const uint64_t at = t * m * n + i * n + j;
-                c.value[at] = dot.value;
-                c.bound[at] = dot.bound(k) + 2 * kUnit * std::fabs(dot.value);
-                note_products(c, c.bound[at], dot.magnitude, k);
-            }
+            for (uint64_t j = 0; j < n; ++j)
+                sum(t * m * n + i * n + j, j, k, [&](auto add) {
+                    for (uint64_t p = 0; p < k; ++p) add(ia[t] * m * k + i * k + p, ib[t] * k * n + p * n + j);
+                });
+}
+
+void ref_matmul(OpEvaluation& e) {
+    const RefOperand& a = e.inputs.at(0);
+    const RefOperand& b = e.inputs.at(1);
+    ReferenceTensor& c = output(e);
+    c.sums = true;
+    matmul_sums(e, [&](uint64_t at, uint64_t, uint64_t k, const auto& terms) {
+        Dot dot;
+        terms([&](uint64_t x, uint64_t y) { dot.add(a.value[x], a.bound[x], b.value[y], b.bound[y]); });
+        c.value[at] = dot.value;
+        c.bound[at] = dot.bound(k) + 2 * kUnit * std::fabs(dot.value);
+        note_products(c, c.bound[at], dot.magnitude, k);
+    });
 }
 
 void ref_gemm(OpEvaluation& e) {
     const RefOperand& a = e.inputs.at(0);
     const RefOperand& b = e.inputs.at(1);
-    const bool ta = e.int_attr("transA") != 0, tb = e.int_attr("transB") != 0;
     const double alpha = e.float_attr("alpha"), beta = e.float_attr("beta");
-    const uint64_t m = a.shape[ta ? 1 : 0], k = a.shape[ta ? 0 : 1], n = b.shape[tb ? 0 : 1];
     ReferenceTensor& y = output(e);
     const std::vector<uint64_t> ic =
-        e.has_input(2) ? broadcast_index(e.inputs[2].shape, {m, n}) : std::vector<uint64_t>();
+        e.has_input(2) ? broadcast_index(e.inputs[2].shape, e.output_shapes[0]) : std::vector<uint64_t>();
     y.sums = true;
-    for (uint64_t i = 0; i < m; ++i)
-        for (uint64_t j = 0; j < n; ++j) {
-            Dot dot;
-            for (uint64_t p = 0; p < k; ++p) {
-                const uint64_t x = ta ? p * m + i : i * k + p, z = tb ? j * k + p : p * n + j;
-                dot.add(a.value[x], a.bound[x], b.value[z], b.bound[z]);
-            }
-            double value = alpha * dot.value;
-            double bound = std::fabs(alpha) * dot.bound(k) + kUnit * std::fabs(value);
-            if (!ic.empty()) {
-                const double c = beta * e.inputs[2].value[ic[i * n + j]];
-                bound += std::fabs(beta) * e.inputs[2].bound[ic[i * n + j]] + kUnit * std::fabs(c);
-                value += c;
-            }
-            bound += kUnit * std::fabs(value);
-            y.value[i * n + j] = value;
-            y.bound[i * n + j] = bound;
-            note_products(y, bound, std::fabs(alpha) * dot.magnitude, k);
+    matmul_sums(e, [&](uint64_t at, uint64_t, uint64_t k, const auto& terms) {
+        Dot dot;
+        terms([&](uint64_t x, uint64_t z) { dot.add(a.value[x], a.bound[x], b.value[z], b.bound[z]); });
+        double value = alpha * dot.value;
+        double bound = std::fabs(alpha) * dot.bound(k) + kUnit * std::fabs(value);
+        if (!ic.empty()) {
+            const double c = beta * e.inputs[2].value[ic[at]];
+            bound += std::fabs(beta) * e.inputs[2].bound[ic[at]] + kUnit * std::fabs(c);
+            value += c;
         }
+        bound += kUnit * std::fabs(value);
+        y.value[at] = value;
+        y.bound[at] = bound;
+        note_products(y, bound, std::fabs(alpha) * dot.magnitude, k);
+    });
 }
 
 /// Attention; `online`: as flash_attention computes it (reference_ops.h gives the extra terms
@@ -676,56 +692,36 @@ void ref_gather(OpEvaluation& e) {
 /// A direct 2-D convolution in plain loops over the taps: y(n, g, o, oh, ow) = sum over kh,
 /// kw, c of x(n, g, c, ih, iw) w(g, o, c, kh, kw) (+ b(g, o)), ih = oh sh + kh dh - top, iw =
 /// ow sw + kw dw - left, taps outside the image skipped. The `at` functions give each
-/// operand's flat index (the layouts differ); the tolerance is the GEMM's with K = kH kW Cg.
+/// operand's flat index (the layouts differ); calls sum(at, channel, k, terms) as
+/// matmul_sums() does, k = kH kW Cg (the taps inside the image add their products).
 struct ConvShape {
     uint64_t n, groups, cg, h, w, cog, kh, kw, oh, ow;
     int64_t sh, sw, dh, dw, top, left;
 };
-template <typename X, typename W, typename Y>
-void convolve(OpEvaluation& e, const ConvShape& s, X x_at, W w_at, Y y_at) {
-    const RefOperand& x = e.inputs.at(0);
-    const RefOperand& w = e.inputs.at(1);
-    const bool has_bias = e.has_input(2);
-    ReferenceTensor& y = output(e);
-    y.sums = true;
+template <typename X, typename W, typename Y, typename Sum>
+void conv_sums(const ConvShape& s, X x_at, W w_at, Y y_at, Sum sum) {
     const uint64_t k = s.kh * s.kw * s.cg;
     for (uint64_t n = 0; n < s.n; ++n)
         for (uint64_t g = 0; g < s.groups; ++g)
             for (uint64_t o = 0; o < s.cog; ++o)
                 for (uint64_t oh = 0; oh < s.oh; ++oh)
-                    for (uint64_t ow = 0; ow < s.ow; ++ow) {
-                        Dot dot;
-                        for (uint64_t kh = 0; kh < s.kh; ++kh)
-                            for (uint64_t kw = 0; kw < s.kw; ++kw) {
-                                const int64_t ih = int64_t(oh) * s.sh + int64_t(kh) * s.dh - s.top;
-                                const int64_t iw = int64_t(ow) * s.sw + int64_t(kw) * s.dw - s.left;
-                                if (ih < 0 || iw < 0 || ih >= int64_t(s.h) || iw >= int64_t(s.w)) continue;
-                                for (uint64_t c = 0; c < s.cg; ++c) {
-                                    const uint64_t xi = x_at(n, g, c, uint64_t(ih), uint64_t(iw));
-                                    const uint64_t wi = w_at(g, o, c, kh, kw);
-                                    dot.add(x.value[xi], x.bound[xi], w.value[wi], w.bound[wi]);
+                    for (uint64_t ow = 0; ow < s.ow; ++ow)
+                        sum(y_at(n, g, o, oh, ow), g * s.cog + o, k, [&](auto add) {
+                            for (uint64_t kh = 0; kh < s.kh; ++kh)
+                                for (uint64_t kw = 0; kw < s.kw; ++kw) {
+                                    const int64_t ih = int64_t(oh) * s.sh + int64_t(kh) * s.dh - s.top;
+                                    const int64_t iw = int64_t(ow) * s.sw + int64_t(kw) * s.dw - s.left;
+                                    if (ih < 0 || iw < 0 || ih >= int64_t(s.h) || iw >= int64_t(s.w)) continue;
+                                    for (uint64_t c = 0; c < s.cg; ++c)
+                                        add(x_at(n, g, c, uint64_t(ih), uint64_t(iw)), w_at(g, o, c, kh, kw));
                                 }
-                            }
-                        double value = dot.value, bound = dot.bound(k) + kUnit * std::fabs(value);
-                        if (has_bias) {
-                            value += e.inputs[2].value[g * s.cog + o];
-                            bound += e.inputs[2].bound[g * s.cog + o];
-                        }
-                        bound += kUnit * std::fabs(value);
-                        const uint64_t at = y_at(n, g, o, oh, ow);
-                        const uint64_t channel = g * s.cog + o;
-                        if (e.has_input(3))  // conv_nhwc's drain epilogue (fuse-epilogue)
-                            drain_scale(value, bound, e.inputs[3].value[channel], e.inputs[3].bound[channel]);
-                        if (e.has_input(4)) drain_residual(value, bound, e.inputs[4].value[at], e.inputs[4].bound[at]);
-                        y.value[at] = value;
-                        y.bound[at] = bound;
-                        note_products(y, bound, dot.magnitude, k);
-                    }
+                        });
 }
 
-/// Conv: X [N, C, H, W], W [C_out, C / group, kH, kW], B [C_out]; auto_pad SAME_* puts the odd
-/// pad at the end (UPPER) or the start (LOWER), VALID none.
-void ref_conv(OpEvaluation& e) {
+/// Conv's sums: X [N, C, H, W], W [C_out, C / group, kH, kW]; auto_pad SAME_* puts the odd pad
+/// at the end (UPPER) or the start (LOWER), VALID none.
+template <class Sum>
+void nchw_conv_sums(const OpEvaluation& e, Sum sum) {
     const std::vector<uint64_t>& xs = e.inputs[0].shape;
     const std::vector<uint64_t>& ws = e.inputs[1].shape;
     const std::vector<uint64_t>& ys = e.output_shapes.at(0);
@@ -743,8 +739,8 @@ void ref_conv(OpEvaluation& e) {
         s.top = before(int64_t(s.h), int64_t(s.oh), int64_t(s.kh), s.sh, s.dh);
         s.left = before(int64_t(s.w), int64_t(s.ow), int64_t(s.kw), s.sw, s.dw);
     }
-    convolve(
-        e, s,
+    conv_sums(
+        s,
         [&](uint64_t n, uint64_t g, uint64_t c, uint64_t ih, uint64_t iw) {
             return ((n * xs[1] + g * s.cg + c) * s.h + ih) * s.w + iw;
         },
@@ -753,21 +749,21 @@ void ref_conv(OpEvaluation& e) {
         },
         [&](uint64_t n, uint64_t g, uint64_t o, uint64_t oh, uint64_t ow) {
             return ((n * ws[0] + g * s.cog + o) * s.oh + oh) * s.ow + ow;
-        });
+        },
+        sum);
 }
 
-/// conv_nhwc: X [N, G, H, W, Cg], W [G, kH, kW, Cg, Cog], B [G, Cog] -> Y [N, G, OH, OW, Cog],
-/// times its scale [G, Cog], plus its residual (Y's shape), then its drain activation (the
-/// fuse-epilogue pass's), bounded as the fused matmul's.
-void ref_conv_nhwc(OpEvaluation& e) {
+/// conv_nhwc's sums: X [N, G, H, W, Cg], W [G, kH, kW, Cg, Cog] -> Y [N, G, OH, OW, Cog].
+template <class Sum>
+void nhwc_conv_sums(const OpEvaluation& e, Sum sum) {
     const std::vector<uint64_t>& xs = e.inputs[0].shape;
     const std::vector<uint64_t>& ws = e.inputs[1].shape;
     const std::vector<uint64_t>& ys = e.output_shapes.at(0);
     const std::vector<int64_t> st = e.ints_attr("strides"), di = e.ints_attr("dilations"), pa = e.ints_attr("pads");
     const ConvShape s{xs[0], xs[1], xs[4], xs[2], xs[3], ws[4], ws[1], ws[2], ys[2], ys[3],
                       st[0], st[1], di[0], di[1], pa[0], pa[1]};
-    convolve(
-        e, s,
+    conv_sums(
+        s,
         [&](uint64_t n, uint64_t g, uint64_t c, uint64_t ih, uint64_t iw) {
             return (((n * s.groups + g) * s.h + ih) * s.w + iw) * s.cg + c;
         },
@@ -776,7 +772,52 @@ void ref_conv_nhwc(OpEvaluation& e) {
         },
         [&](uint64_t n, uint64_t g, uint64_t o, uint64_t oh, uint64_t ow) {
             return (((n * s.groups + g) * s.oh + oh) * s.ow + ow) * s.cog + o;
-        });
+        },
+        sum);
+}
+
+/// Any product op's sums: the convolutions' or the matmul family's.
+template <class Sum>
+void product_sums(const OpEvaluation& e, Sum sum) {
+    if (e.op.kind == "Conv") nchw_conv_sums(e, sum);
+    else if (e.op.kind == "conv_nhwc") nhwc_conv_sums(e, sum);
+    else matmul_sums(e, sum);
+}
+
+/// A convolution in double with the GEMM's tolerance (K = kH kW Cg), the bias add one
+/// rounding, then conv_nhwc's drain epilogue stages (fuse-epilogue) when present.
+void convolve(OpEvaluation& e) {
+    const RefOperand& x = e.inputs.at(0);
+    const RefOperand& w = e.inputs.at(1);
+    const bool has_bias = e.has_input(2);
+    ReferenceTensor& y = output(e);
+    y.sums = true;
+    product_sums(e, [&](uint64_t at, uint64_t channel, uint64_t k, const auto& terms) {
+        Dot dot;
+        terms([&](uint64_t xi, uint64_t wi) { dot.add(x.value[xi], x.bound[xi], w.value[wi], w.bound[wi]); });
+        double value = dot.value, bound = dot.bound(k) + kUnit * std::fabs(value);
+        if (has_bias) {
+            value += e.inputs[2].value[channel];
+            bound += e.inputs[2].bound[channel];
+        }
+        bound += kUnit * std::fabs(value);
+        if (e.has_input(3))  // conv_nhwc's drain epilogue (fuse-epilogue)
+            drain_scale(value, bound, e.inputs[3].value[channel], e.inputs[3].bound[channel]);
+        if (e.has_input(4)) drain_residual(value, bound, e.inputs[4].value[at], e.inputs[4].bound[at]);
+        y.value[at] = value;
+        y.bound[at] = bound;
+        note_products(y, bound, dot.magnitude, k);
+    });
+}
+
+/// Conv: X [N, C, H, W], W [C_out, C / group, kH, kW], B [C_out].
+void ref_conv(OpEvaluation& e) { convolve(e); }
+
+/// conv_nhwc: X [N, G, H, W, Cg], W [G, kH, kW, Cg, Cog], B [G, Cog] -> Y [N, G, OH, OW, Cog],
+/// times its scale [G, Cog], plus its residual (Y's shape), then its drain activation (the
+/// fuse-epilogue pass's), bounded as the fused matmul's.
+void ref_conv_nhwc(OpEvaluation& e) {
+    convolve(e);
     compiler::Activation activation = compiler::Activation::None;
     compiler::parse_activation(e.string_attr("activation"), activation);
     if (activation == compiler::Activation::None) return;
@@ -796,7 +837,7 @@ void ref_vector_chain(OpEvaluation& e) {
     if (!problem.empty()) throw std::runtime_error("reference: op '" + e.op.name + "' (vector_chain): " + problem);
     ReferenceTensor result;
     for (const compiler::ChainStep& step : steps) {
-        OpEvaluation s{step.op, compiler::schema_of(step.op), {}, e.output_shapes, {}};
+        OpEvaluation s{step.op, compiler::schema_of(step.op), {}, e.output_shapes, {}, {}, {}};
         for (size_t i = 0; i < step.op.inputs.size(); ++i) {
             RefOperand operand;
             if (step.chained == i) {
@@ -815,6 +856,96 @@ void ref_vector_chain(OpEvaluation& e) {
         result = std::move(s.outputs[0]);
     }
     e.outputs.at(0) = std::move(result);
+}
+
+// ---- element types ----------------------------------------------------------------------
+
+/// Whether `e` is a quantized matmul or convolution (the shared design's semantics): a product
+/// op whose A (X) and B (W) are int8.
+bool is_quantized_product(const OpEvaluation& e) {
+    static const std::set<std::string> kProducts = {"MatMul", "Gemm", "matmul", "Conv", "conv_nhwc"};
+    return kProducts.count(e.op.kind) && e.inputs.size() > 1 && e.inputs[0].dtype == hw::DType::Int8 &&
+           e.inputs[1].dtype == hw::DType::Int8;
+}
+
+/// A quantization's scale and zero point for index `channel` of its axis (per tensor: the one).
+float scale_at(const std::optional<compiler::Quantization>& q, uint64_t channel) {
+    return q ? q->scale[q->scale.size() == 1 ? 0 : channel % q->scale.size()] : 1.0f;
+}
+int32_t zero_at(const std::optional<compiler::Quantization>& q, uint64_t channel) {
+    return q ? q->zero_point[q->zero_point.size() == 1 ? 0 : channel % q->zero_point.size()] : 0;
+}
+
+/// A quantized matmul or convolution, bit-exact (bound 0): acc = sum (a - za)(b - zb) in
+/// integers, plus the int32 bias; t = float32(acc) * M[n] in float32, M[n] = float32(s_a s_b[n]
+/// / s_c) (s_c = 1 for a float32 C); the drain's activation; an int8 C's q = saturate(
+/// round_half_even(t) + zc). The operands are taken as exact (kpu-sim passes the hardware's).
+void ref_quantized_product(OpEvaluation& e) {
+    const RefOperand& a = e.inputs.at(0);
+    const RefOperand& b = e.inputs.at(1);
+    const int64_t za = zero_at(a.quant, 0), zb = zero_at(b.quant, 0);
+    const bool int8_out = e.output_dtypes.at(0) == hw::DType::Int8;
+    const std::optional<compiler::Quantization>& c_quant = e.output_quants.at(0);
+    const double s_c = int8_out ? double(scale_at(c_quant, 0)) : 1.0;
+    const int32_t zc = int8_out ? zero_at(c_quant, 0) : 0;
+    const compiler::Activation activation = compiler::activation_of(e.op);
+    // Gemm's C broadcasts over Y; the others' bias is one per output channel.
+    const bool gemm = e.op.kind == "Gemm";
+    const std::vector<uint64_t> bias_at =
+        gemm && e.has_input(2) ? broadcast_index(e.inputs[2].shape, e.output_shapes[0]) : std::vector<uint64_t>();
+    ReferenceTensor& y = output(e);
+    y.sums = true;
+    product_sums(e, [&](uint64_t at, uint64_t channel, uint64_t, const auto& terms) {
+        int64_t acc = 0;
+        terms([&](uint64_t x, uint64_t w) { acc += (int64_t(a.value[x]) - za) * (int64_t(b.value[w]) - zb); });
+        if (e.has_input(2)) acc += int64_t(e.inputs[2].value[gemm ? bias_at[at] : channel]);
+        const float multiplier = float(double(scale_at(a.quant, 0)) * double(scale_at(b.quant, channel)) / s_c);
+        float t = float(acc) * multiplier;  // float32: one rounding each
+        if (activation == compiler::Activation::Relu) t = std::fmax(t, 0.0f);
+        else if (activation != compiler::Activation::None) t = float(drain_activate(t, activation));
+        if (int8_out) {
+            const float steps = std::fmin(std::fmax(t, -1024.0f), 1024.0f);  // beyond any int8 + zero point
+            y.value[at] = double(std::clamp<int32_t>(int32_t(std::nearbyint(steps)) + zc, -128, 127));
+        } else {
+            y.value[at] = double(t);
+            if (activation != compiler::Activation::None && activation != compiler::Activation::Relu)
+                y.bound[at] = drain_activation_bound(0, double(float(acc) * multiplier), double(t), activation);
+        }
+    });
+    y.type = e.output_dtypes.at(0);
+}
+
+/// An operand with a quantization read as its real values: (q - zp) * scale exactly, bound
+/// one float32 rounding of the product (int32: two, the conversion to float32 and the product);
+/// its own bound scaled.
+void read_as_real(RefOperand& x) {
+    const compiler::Quantization& q = *x.quant;
+    const uint64_t inner = count(x.shape, q.axis + 1), dim = q.axis < x.shape.size() ? x.shape[q.axis] : 1;
+    const double roundings = x.dtype == hw::DType::Int32 ? 2 : 1;
+    for (uint64_t i = 0; i < x.value.size(); ++i) {
+        const uint64_t channel = (i / inner) % dim;
+        const double scale = scale_at(x.quant, channel);
+        x.value[i] = (x.value[i] - zero_at(x.quant, channel)) * scale;
+        x.bound[i] = x.bound[i] * scale + roundings * kUnit * std::fabs(x.value[i]);
+    }
+    x.quant.reset();
+}
+
+/// The stored integer the hardware writes for float32 `v` in `type` under `q` (hw::store_element),
+/// at index `channel` of its axis.
+double stored_integer(float v, hw::DType type, const std::optional<compiler::Quantization>& q, uint64_t channel) {
+    if (type == hw::DType::Int8) return double(hw::quantize_int8(v, scale_at(q, channel), zero_at(q, channel)));
+    return double(hw::round_saturate(v, INT32_MIN, INT32_MAX));
+}
+
+/// The largest float32 at most `v` / the smallest at least `v`.
+float float_below(double v) {
+    const float f = float(v);
+    return double(f) > v ? std::nextafter(f, -INFINITY) : f;
+}
+float float_above(double v) {
+    const float f = float(v);
+    return double(f) < v ? std::nextafter(f, INFINITY) : f;
 }
 
 /// Every op kind's reference: one line each.
@@ -870,6 +1001,11 @@ const std::map<std::string, OpReference> kReferences = {
     {"Conv", ref_conv},
     {"conv_nhwc", ref_conv_nhwc},
     {"vector_chain", ref_vector_chain},
+    // The conversions are the identity on values; evaluate() reads the input through its
+    // encoding and stores the output through the output's (reference_ops.h).
+    {"QuantizeLinear", ref_same_elements},
+    {"DequantizeLinear", ref_same_elements},
+    {"Cast", ref_same_elements},
 };
 
 double as_double(const compiler::AttrValue& v) {
@@ -902,6 +1038,68 @@ std::vector<int64_t> OpEvaluation::ints(size_t i) const {
 OpReference op_reference(const std::string& kind) {
     const auto it = kReferences.find(kind);
     return it == kReferences.end() ? nullptr : it->second;
+}
+
+bool evaluate(OpEvaluation& e) {
+    e.output_dtypes.resize(e.output_shapes.size(), hw::DType::Float32);
+    e.output_quants.resize(e.output_shapes.size());
+    if (is_quantized_product(e)) {
+        ref_quantized_product(e);
+        return true;
+    }
+    const OpReference reference = op_reference(e.op.kind);
+    if (!reference) return false;
+    // An integer output without a quantization stores under its first operand of the same
+    // type that has one: what copying the bytes (a layout op) amounts to.
+    for (size_t i = 0; i < e.output_quants.size(); ++i)
+        for (const RefOperand& x : e.inputs)
+            if (!e.output_quants[i] && hw::is_integer(e.output_dtypes[i]) && x.present && x.quant &&
+                !x.quant->per_channel() && x.dtype == e.output_dtypes[i])
+                e.output_quants[i] = x.quant;
+    for (RefOperand& x : e.inputs)
+        if (x.present && x.quant && hw::is_integer(x.dtype)) read_as_real(x);
+    reference(e);
+    for (size_t i = 0; i < e.outputs.size(); ++i)
+        if (!e.output_shapes[i].empty() || !e.outputs[i].value.empty())
+            store_as(e.outputs[i], e.output_shapes[i], e.output_dtypes[i], e.output_quants[i]);
+    return true;
+}
+
+void store_as(ReferenceTensor& t, const std::vector<uint64_t>& shape, hw::DType type,
+              const std::optional<compiler::Quantization>& quant) {
+    t.type = type;
+    switch (type) {
+        case hw::DType::Float32:
+        case hw::DType::Int64: return;
+        case hw::DType::BFloat16:
+        case hw::DType::Float16: {
+            // Rounding to the type's nearest, ties to even: u_t relative (bfloat16 2^-8, float16
+            // 2^-11) and, float16's subnormals, half its smallest step (2^-25) absolute.
+            const bool half = type == hw::DType::Float16;
+            const double unit = std::ldexp(1.0, half ? -11 : -8), absolute = half ? std::ldexp(1.0, -25) : 0.0;
+            for (uint64_t i = 0; i < t.value.size(); ++i) t.bound[i] += unit * std::fabs(t.value[i]) + absolute;
+            return;
+        }
+        case hw::DType::Int8:
+        case hw::DType::Int32: {
+            // The hardware's y lies in [value - bound, value + bound] and its stored integer is
+            // monotone in y: it lies between those of the float32 ends of that interval.
+            t.below.resize(t.value.size());
+            const uint32_t axis = quant ? quant->axis : 0;
+            const uint64_t inner = count(shape, axis + 1), dim = axis < shape.size() ? shape[axis] : 1;
+            for (uint64_t i = 0; i < t.value.size(); ++i) {
+                const double v = t.value[i], e = t.bound[i];
+                const uint64_t channel = (i / inner) % dim;
+                const double nearest = stored_integer(float(v), type, quant, channel);
+                const double low = std::isnan(e) ? -INFINITY : stored_integer(float_below(v - e), type, quant, channel);
+                const double high = std::isnan(e) ? INFINITY : stored_integer(float_above(v + e), type, quant, channel);
+                t.value[i] = nearest;
+                t.bound[i] = std::max(0.0, high - nearest);
+                t.below[i] = std::max(0.0, nearest - low);
+            }
+            return;
+        }
+    }
 }
 
 void drain_scale(double& x, double& e, double s, double es) {

@@ -45,6 +45,33 @@
 //     more rounding
 //   Conv, conv_nhwc                                          as the GEMM with K = kH kW C_in / group
 //     (taps outside the image add nothing), the bias add one rounding
+// Element types (issue 32's datapath; hardware/numeric.h's conversions). The values of int8
+// and int32 tensors are their stored integers q, value and bound (a quantization says what
+// they mean: (q - zero_point) * scale); bfloat16 and float16 values are the values the type
+// holds, exact in float32. evaluate() applies, per op:
+//   quantized MatMul, Gemm, matmul, Conv, conv_nhwc (A and B int8, bias int32, C int8 with a
+//     quantization or float32)                          bit-exact: 0. acc = sum (a - za)(b - zb)
+//     in int64 plus the bias, t = float32(acc) * M[n] in float32 with M[n] = float32(double(s_a)
+//     * s_b[n] / s_c) (s_c = 1 for a float32 C), relu, then an int8 C's q = saturate(
+//     round_half_even(t) + zc). A per-channel scale is indexed by the output channel. The
+//     operands are taken as exact (kpu-sim gives the reference the hardware's)
+//   any other op: an operand with a quantization is read as reals first, (q - zp) * scale
+//     exactly with the float32 product's rounding, u |x| (int32: 2 u |x|, the conversion to
+//     float32 too), its own bound times the scale; the op's reference as above; then each
+//     output stored as its type (store_as):
+//       float32                                          unchanged
+//       bfloat16, float16 (matmuls and vector ops alike)  + u_t |y|, u_t = 2^-8 (bfloat16),
+//                                                        2^-11 (float16, plus 2^-25 absolute:
+//                                                        half its smallest subnormal step)
+//       int8, int32                                      the stored integers q(y') of every y'
+//                                                        in [y - e, y + e]: the hardware's q lies
+//                                                        in [q(lo), q(hi)], lo and hi the float32
+//                                                        ends of that interval rounded outward
+//                                                        (q is monotone): exact for an exact y
+//   QuantizeLinear, DequantizeLinear, Cast               the identity on values: the input read
+//     through its encoding and the output stored through its (QuantizeLinear: q = saturate(
+//     round_half_even(x / scale) + zp) in float32; DequantizeLinear: (q - zp) * scale with one
+//     rounding; Cast: the value rounded to the target type)
 // Operands' bounds e are carried: exactly for the linear ops (sums of e weighted by the
 // magnitudes), through the endpoints x +- e for the monotone functions, and through a
 // Lipschitz constant for the others (Gelu 1.2, Silu 1.1, HardSwish 1.5); softmax's outputs
@@ -54,6 +81,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +97,8 @@ struct RefOperand {
     std::vector<uint64_t> shape;
     std::vector<double> value;
     std::vector<double> bound;    ///< per element; 0 for the graph's inputs (exact)
+    hw::DType dtype = hw::DType::Float32;          ///< the tensor's: int8 and int32 values are stored integers
+    std::optional<compiler::Quantization> quant;   ///< the tensor's; evaluate() reads it as reals first
 };
 
 /// What an op's reference gets and fills.
@@ -78,6 +108,8 @@ struct OpEvaluation {
     std::vector<RefOperand> inputs;                   ///< in the schema's order
     std::vector<std::vector<uint64_t>> output_shapes; ///< the graph's (inferred) shapes; empty: omitted
     std::vector<ReferenceTensor> outputs;             ///< one per output, to fill
+    std::vector<hw::DType> output_dtypes;             ///< the graph's, one per output (float32 when not given)
+    std::vector<std::optional<compiler::Quantization>> output_quants;  ///< the graph's, one per output
 
     bool has_input(size_t i) const { return i < inputs.size() && inputs[i].present; }
     int64_t int_attr(const std::string& name) const;
@@ -107,5 +139,18 @@ double drain_activation_bound(double e, double x, double y, compiler::Activation
 
 /// The reference of op kind `kind` (ONNX's name), nullptr when there is none.
 OpReference op_reference(const std::string& kind);
+
+/// Evaluates `e` under its tensors' element types (this header's "Element types"): a
+/// quantized matmul or convolution in integers, bit-exact; any other op on its operands' real
+/// values through its kind's reference, each output then stored as its type (store_as).
+/// False when the kind has no reference.
+bool evaluate(OpEvaluation& e);
+
+/// The reference of a float evaluation `t` (of `shape`) stored as `type` (under `quant`):
+/// float32 and int64 unchanged; bfloat16 and float16 their rounding added to the bound; int8
+/// and int32 the stored integers, value the nearest's and [value - below, value + bound] every
+/// one an fp32 evaluation within the bound can give. Sets t.type.
+void store_as(ReferenceTensor& t, const std::vector<uint64_t>& shape, hw::DType type,
+              const std::optional<compiler::Quantization>& quant);
 
 }  // namespace kpu::cli

@@ -130,14 +130,41 @@ void print_summary(const RunReport& r, uint64_t cycles, const compiler::BoundPro
 
 }  // namespace
 
+/// The dtype of a bound tensor (BoundTensor spells it as the graph does).
+hw::DType dtype_of(const compiler::BoundTensor& tensor) {
+    hw::DType type = hw::DType::Float32;
+    if (!hw::parse_dtype(tensor.dtype, type))
+        throw std::runtime_error("tensor '" + tensor.name + "' has an unknown dtype '" + tensor.dtype + "'");
+    return type;
+}
+
+namespace {
+
+/// Seeded data of `type` for `tensor`: random_tensor's uniform [-1, 1) reals as the type holds
+/// them (float16 and bfloat16 rounded to them), int8 integers over the whole range
+/// (floor(128 r), [-128, 127]), int32 ones (biases, in products of two int8 steps) of up to
+/// 2^16 in magnitude (floor(2^16 r)), int64 ones in {-1, 0} (floor(r)).
+std::vector<float> seeded_values(const compiler::BoundTensor& tensor, hw::DType type, uint64_t seed) {
+    const uint64_t elements = tensor.bytes / hw::dtype_bytes(type);
+    std::vector<float> data = random_tensor(elements, seed, tensor.name);
+    if (type == hw::DType::Float32) return data;
+    const float integer_range = type == hw::DType::Int8 ? 128.0f : type == hw::DType::Int32 ? 65536.0f : 1.0f;
+    for (float& v : data) v = hw::is_integer(type) ? std::floor(v * integer_range) : v;
+    const std::vector<uint8_t> stored = element_bytes(data.data(), elements, type);
+    return element_values(stored.data(), elements, type);  // the values the type holds
+}
+
+}  // namespace
+
 Prepared prepare(const hw::Config& config, const compiler::Program& program, const std::string& inputs_dir,
                  uint64_t seed, bool read_intermediates, const std::string& weights_dir) {
     Prepared p;
     p.bound = compiler::bind(program, config);
     for (const auto& tensor : p.bound.tensors) {
-        const uint64_t elements = tensor.bytes / sizeof(float);
         if (is_fed(tensor)) {
+            const hw::DType type = dtype_of(tensor);
             std::vector<float> data;
+            std::vector<uint8_t> stored;  // the tensor's bytes in DRAM
             fs::path file = fs::path(inputs_dir) / (tensor.name + ".npy");
             if ((inputs_dir.empty() || !fs::exists(file)) && !weights_dir.empty() &&
                 has_role(tensor, compiler::TensorRole::Constant) && fs::exists(fs::path(weights_dir) / (tensor.name + ".npy")))
@@ -152,19 +179,19 @@ Prepared prepare(const hw::Config& config, const compiler::Program& program, con
                                              "' has its value in the program (an inline constant); remove the file");
                 data.assign(inline_value->begin(), inline_value->end());
             } else if (!file.parent_path().empty() && fs::exists(file)) {
-                NpyArray array = read_npy(file.string(), [&](const std::vector<uint64_t>& shape) {
-                    if (shape != tensor.shape)
-                        throw NpyError(file.string() + ": shape " + compiler::shape_string(shape) +
-                                       " does not match tensor '" + tensor.name + "' " +
-                                       compiler::shape_string(tensor.shape));
-                });
-                data = std::move(array.data);
+                NpyData read = read_tensor_npy(file.string(), tensor.name, tensor.shape, type);
+                data = npy_to_float(read);
+                stored = std::move(read.bytes);
             } else {
-                data = random_tensor(elements, seed, tensor.name);
+                data = seeded_values(tensor, type, seed);
                 p.seeded.push_back(tensor.name);
             }
+            if (stored.empty()) {
+                stored = element_bytes(data.data(), data.size(), type);
+                if (type != hw::DType::Float32) data = element_values(stored.data(), data.size(), type);  // as held
+            }
             platform::HostBuffer buffer{tensor.name, tensor.dram_addr, std::vector<uint8_t>(tensor.bytes)};
-            std::memcpy(buffer.bytes.data(), data.data(), tensor.bytes);
+            std::memcpy(buffer.bytes.data(), stored.data(), std::min<uint64_t>(stored.size(), tensor.bytes));
             p.job.inputs.push_back(std::move(buffer));
             p.inputs[tensor.name] = std::move(data);
         } else if (has_role(tensor, compiler::TensorRole::Output) || read_intermediates) {
@@ -185,12 +212,15 @@ std::string Session::failure() const {
     return "";
 }
 
-std::map<std::string, std::vector<float>> Session::outputs() const {
+std::map<std::string, std::vector<float>> Session::outputs(const std::vector<compiler::BoundTensor>* tensors) const {
+    std::map<std::string, hw::DType> types;
+    if (tensors)
+        for (const auto& tensor : *tensors) types[tensor.name] = dtype_of(tensor);
     std::map<std::string, std::vector<float>> out;
     for (const auto& buffer : job.outputs) {
-        std::vector<float>& data = out[buffer.name];
-        data.resize(buffer.bytes.size() / sizeof(float));
-        std::memcpy(data.data(), buffer.bytes.data(), buffer.bytes.size());
+        const auto it = types.find(buffer.name);
+        const hw::DType type = it == types.end() ? hw::DType::Float32 : it->second;
+        out[buffer.name] = element_values(buffer.bytes.data(), buffer.bytes.size() / hw::dtype_bytes(type), type);
     }
     return out;
 }
@@ -400,15 +430,17 @@ Simulated simulate(const hw::Config& config, const Options& options, platform::H
 /// tensors are done with (at 8192^3, 768 MiB). Writes the outputs to --outputs.
 std::map<std::string, std::vector<float>> collect_outputs(Session& session, const Options& options,
                                                           const std::vector<compiler::BoundTensor>& tensors) {
-    std::map<std::string, std::vector<float>> outputs = session.outputs();
+    std::map<std::string, std::vector<float>> outputs = session.outputs(&tensors);
     std::vector<platform::HostBuffer>().swap(session.job.inputs);
-    std::vector<platform::HostBuffer>().swap(session.job.outputs);
-    if (!options.outputs_dir.empty()) {
+    if (!options.outputs_dir.empty()) {  // each in its tensor's dtype: the bytes the device wrote
+        std::map<std::string, const platform::HostBuffer*> read_back;
+        for (const auto& buffer : session.job.outputs) read_back[buffer.name] = &buffer;
         for (const auto& tensor : tensors)
             if (has_role(tensor, compiler::TensorRole::Output))
-                write_npy((fs::path(options.outputs_dir) / (tensor.name + ".npy")).string(), tensor.shape,
-                          outputs[tensor.name].data());
+                write_npy_data((fs::path(options.outputs_dir) / (tensor.name + ".npy")).string(), tensor.shape,
+                               npy_type_of(dtype_of(tensor)), read_back.at(tensor.name)->bytes.data());
     }
+    std::vector<platform::HostBuffer>().swap(session.job.outputs);
     return outputs;
 }
 

@@ -29,14 +29,20 @@ constexpr int kExitCheckFailed = 4;  ///< outputs differ from the reference
 struct Prepared {
     compiler::BoundProgram bound;
     platform::HostJob job;
-    std::map<std::string, std::vector<float>> inputs;  ///< what the host writes, by tensor
+    std::map<std::string, std::vector<float>> inputs;  ///< what the host writes, by tensor (its values, npy.h)
     std::vector<std::string> seeded;                   ///< inputs and constants given random data
 };
 
+/// The dtype of a bound tensor; throws on a name that is none.
+hw::DType dtype_of(const compiler::BoundTensor& tensor);
+
 /// Binds `program` and prepares its data: <inputs_dir>/<tensor>.npy where present, else a
 /// constant's <weights_dir>/<tensor>.npy (the program's weights, Program::weights), else
-/// seeded uniform [-1, 1) data (the same for a seed and tensor name everywhere). Throws one
-/// line on a program that does not fit or an input file that does not match.
+/// seeded uniform [-1, 1) data (the same for a seed and tensor name everywhere; the integer
+/// types get integers). Every file must hold its tensor's shape and dtype (bfloat16 as uint16
+/// bit patterns); DRAM gets the tensor's bytes in its dtype, `inputs` its values as
+/// element_values() (npy.h) gives them. Throws one line on a program that does not fit or an
+/// input file that does not match.
 Prepared prepare(const hw::Config& config, const compiler::Program& program, const std::string& inputs_dir,
                  uint64_t seed, bool read_intermediates = false, const std::string& weights_dir = "");
 
@@ -52,7 +58,10 @@ struct Session {
     void build(const hw::Config& config, const std::string& name = "kpu", const platform::PlatformOptions& options = {});
     /// After the simulation: empty, or one line on what went wrong (host, stuck, device).
     std::string failure() const;
-    std::map<std::string, std::vector<float>> outputs() const;  ///< computed tensors, by name, read by the host
+    /// The computed tensors the host read back, by name, as element_values() (npy.h) gives them:
+    /// each in its dtype as `tensors` (the bound program's) says, float32 without them.
+    std::map<std::string, std::vector<float>> outputs(
+        const std::vector<compiler::BoundTensor>* tensors = nullptr) const;
 };
 
 /// Runs the program; prints the summary to `out`. Throws std::exception (one line) on bad

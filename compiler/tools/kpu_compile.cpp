@@ -479,7 +479,7 @@ int run(int argc, char** argv) {
         std::filesystem::create_directories(dir, error);
         if (error) throw CompileError(dir.string() + ": cannot create directory: " + error.message());
         for (const auto& [name, w] : weights)
-            kpu::cli::write_npy((dir / (name + ".npy")).string(), w.shape, w.values.data());
+            kpu::cli::write_weight_npy((dir / (name + ".npy")).string(), w);  // in the weight's dtype
         std::cout << "wrote " << weights.size() << " weights to " << dir.string() << "\n";
     }
     std::string text = write_kpu(program);

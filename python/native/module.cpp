@@ -34,6 +34,7 @@
 #include "platform/host_driver.h"
 #include "platform/kpu_platform.h"
 #include "sc_main/layer_report.h"
+#include "sc_main/npy.h"
 #include "sc_main/reference.h"
 #include "sc_main/report.h"
 #include "sc_main/simulate.h"
@@ -140,32 +141,100 @@ NativeProgram compile_model(const std::string& path, const std::string& config_p
 /// Only imports (and checks) the model: the quick validation of KPUCompiler.validate_model.
 void check_model(const std::string& path) { read_model(path); }
 
-FloatArray to_array(const std::vector<uint64_t>& shape, const float* data) {
+std::vector<float> to_vector(const FloatArray& array) { return {array.data(), array.data() + array.size()}; }
+
+/// numpy's dtype for a tensor of `type` (bfloat16: uint16 bit patterns, numpy having none).
+py::dtype numpy_dtype(hw::DType type) {
+    switch (type) {
+        case hw::DType::Float32: return py::dtype("float32");
+        case hw::DType::Float16: return py::dtype("float16");
+        case hw::DType::BFloat16: return py::dtype("uint16");
+        case hw::DType::Int8: return py::dtype("int8");
+        case hw::DType::Int32: return py::dtype("int32");
+        case hw::DType::Int64: return py::dtype("int64");
+    }
+    return py::dtype("float32");
+}
+
+/// A numpy array of `type` (numpy_dtype) and `shape` holding `bytes`, the stored elements.
+py::array typed_array(const std::vector<uint64_t>& shape, hw::DType type, const uint8_t* bytes) {
     std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-    FloatArray array(dims);
-    std::memcpy(array.mutable_data(), data, size_t(array.size()) * sizeof(float));
+    py::array array(numpy_dtype(type), dims);
+    std::memcpy(array.mutable_data(), bytes, size_t(array.nbytes()));
     return array;
 }
 
-std::vector<float> to_vector(const FloatArray& array) { return {array.data(), array.data() + array.size()}; }
+/// `values` (cli::element_values' units) as a numpy array of `type`.
+py::array values_array(const std::vector<uint64_t>& shape, hw::DType type, const std::vector<float>& values) {
+    const std::vector<uint8_t> bytes = cli::element_bytes(values.data(), values.size(), type);
+    return typed_array(shape, type, bytes.data());
+}
+
+/// `array`'s elements stored as a tensor of `type` (`what` names it in a message): a float32
+/// tensor takes any numeric array (cast, as before the types), the others their own numpy
+/// dtype only (bfloat16: uint16 bit patterns).
+std::vector<uint8_t> typed_bytes(const py::array& array, hw::DType type, const std::string& what) {
+    if (type == hw::DType::Float32) {
+        const FloatArray floats = FloatArray::ensure(array);
+        if (!floats) throw std::runtime_error(what + " is float32: its array cannot be read as float32");
+        std::vector<uint8_t> bytes(size_t(floats.size()) * sizeof(float));
+        std::memcpy(bytes.data(), floats.data(), bytes.size());
+        return bytes;
+    }
+    const py::dtype want = numpy_dtype(type);
+    if (array.dtype().kind() != want.kind() || array.dtype().itemsize() != want.itemsize())
+        throw std::runtime_error(what + " is " + hw::to_string(type) + ": give a numpy array of " +
+                                 want.attr("name").cast<std::string>() +
+                                 (type == hw::DType::BFloat16 ? " (bfloat16 bit patterns)" : "") + ", not " +
+                                 array.dtype().attr("name").cast<std::string>());
+    const py::array contiguous = py::array::ensure(array, py::array::c_style);
+    std::vector<uint8_t> bytes(size_t(contiguous.nbytes()));
+    std::memcpy(bytes.data(), contiguous.data(), bytes.size());
+    return bytes;
+}
+
+/// A weight from a numpy array: its dtype the array's (uint16: bfloat16 bit patterns), any
+/// other array as float32.
+compiler::Weight weight_of(const py::array& array) {
+    compiler::Weight w;
+    w.shape.assign(array.shape(), array.shape() + array.ndim());
+    for (hw::DType type : {hw::DType::Float16, hw::DType::BFloat16, hw::DType::Int8, hw::DType::Int32}) {
+        const py::dtype d = numpy_dtype(type);
+        if (array.dtype().kind() != d.kind() || array.dtype().itemsize() != d.itemsize()) continue;
+        const std::vector<uint8_t> bytes = typed_bytes(array, type, "the weight");
+        const std::vector<float> values = cli::element_values(bytes.data(), bytes.size() / hw::dtype_bytes(type), type);
+        w.dtype = type;
+        if (hw::is_integer(type)) w.integers.assign(values.begin(), values.end());
+        else w.values = values;
+        return w;
+    }
+    w.values = to_vector(FloatArray::ensure(array));
+    return w;
+}
 
 /// FUNCTIONAL mode: the reference evaluation of the graph (sc_main/reference.h) on `inputs`
 /// and the program's weights; every computed tensor, by name.
-std::map<std::string, FloatArray> reference(const NativeProgram& p, const std::map<std::string, FloatArray>& inputs) {
+/// Inputs and outputs are numpy arrays of their tensors' dtypes (numpy_dtype).
+std::map<std::string, py::array> reference(const NativeProgram& p, const std::map<std::string, py::array>& inputs) {
     std::map<std::string, std::vector<float>> given;
-    for (const auto& [name, array] : inputs) given[name] = to_vector(array);
+    for (const auto& [name, array] : inputs) {
+        const auto index = p.program.graph.find_tensor(name);
+        const hw::DType type = index ? p.program.graph.tensor(*index).dtype : hw::DType::Float32;
+        const std::vector<uint8_t> bytes = typed_bytes(array, type, "input '" + name + "'");
+        given[name] = cli::element_values(bytes.data(), bytes.size() / hw::dtype_bytes(type), type);
+    }
     for (const auto& [name, w] : p.weights)
-        if (!given.count(name)) given[name] = w.values;
+        if (!given.count(name)) given[name] = cli::weight_values(w);
     std::map<std::string, cli::ReferenceTensor> computed;
     {
         py::gil_scoped_release release;
         computed = cli::run_reference(p.program.graph, given);
     }
-    std::map<std::string, FloatArray> out;
+    std::map<std::string, py::array> out;
     for (const auto& [name, tensor] : computed) {
-        const auto index = p.program.graph.find_tensor(name);
+        const compiler::Tensor& t = p.program.graph.tensor(*p.program.graph.find_tensor(name));
         std::vector<float> values(tensor.value.begin(), tensor.value.end());
-        out.emplace(name, to_array(p.program.graph.tensor(*index).shape, values.data()));
+        out.emplace(name, values_array(t.shape, t.dtype, values));
     }
     return out;
 }
@@ -229,7 +298,7 @@ void subtract_earlier(cli::RunReport& now, const cli::RunReport& before) {
 
 /// One launch's results.
 struct RunResult {
-    std::map<std::string, FloatArray> outputs;  ///< the graph's outputs, by name
+    std::map<std::string, py::array> outputs;  ///< the graph's outputs, by name, each of its dtype (numpy_dtype)
     uint64_t cycles = 0;                        ///< the CYCLES register
     std::string stats;  ///< the stats JSON (docs/stats.md) of this launch alone
     /// Per graph op (by name): first start and last end of its engine ops (us of simulated
@@ -298,7 +367,9 @@ public:
         cli::Prepared prepared = cli::prepare(config_, p.program, "", 0);
         for (auto& buffer : prepared.job.inputs) {
             auto it = p.weights.find(buffer.name);
-            if (it != p.weights.end()) std::memcpy(buffer.bytes.data(), it->second.values.data(), buffer.bytes.size());
+            if (it == p.weights.end()) continue;
+            const std::vector<uint8_t> bytes = cli::weight_bytes(it->second);  // in the weight's dtype
+            std::memcpy(buffer.bytes.data(), bytes.data(), std::min(bytes.size(), buffer.bytes.size()));
         }
         job_ = std::move(prepared.job);
         program_ = p.program;
@@ -307,13 +378,14 @@ public:
         loaded_ = true;
     }
 
-    RunResult run(const std::map<std::string, FloatArray>& inputs) {
+    RunResult run(const std::map<std::string, py::array>& inputs) {
         begin(inputs);
         return finish();
     }
 
-    /// Starts a launch with `inputs`; nothing is simulated until advance() or finish().
-    void begin(const std::map<std::string, FloatArray>& inputs) {
+    /// Starts a launch with `inputs` (numpy arrays of their tensors' dtypes, numpy_dtype);
+    /// nothing is simulated until advance() or finish().
+    void begin(const std::map<std::string, py::array>& inputs) {
         if (!loaded_) throw std::runtime_error("no program loaded");
         if (launched_ && !launcher_->done()) throw std::runtime_error("a launch is running: finish it first");
         for (auto& buffer : job_.inputs) {
@@ -322,10 +394,13 @@ public:
                 if (weights_.count(buffer.name) || is_inline_constant(buffer.name)) continue;
                 throw std::runtime_error("no data for input '" + buffer.name + "'");
             }
-            if (size_t(it->second.size()) * sizeof(float) != buffer.bytes.size())
+            const compiler::Tensor& t = program_.graph.tensor(*program_.graph.find_tensor(buffer.name));
+            const std::vector<uint8_t> bytes = typed_bytes(it->second, t.dtype, "input '" + buffer.name + "'");
+            if (bytes.size() != buffer.bytes.size())
                 throw std::runtime_error("input '" + buffer.name + "' has " + std::to_string(it->second.size()) +
-                                         " elements, the program's tensor " + std::to_string(buffer.bytes.size() / 4));
-            std::memcpy(buffer.bytes.data(), it->second.data(), buffer.bytes.size());
+                                         " elements, the program's tensor " +
+                                         std::to_string(buffer.bytes.size() / hw::dtype_bytes(t.dtype)));
+            std::memcpy(buffer.bytes.data(), bytes.data(), buffer.bytes.size());
         }
         wall_start_ = std::chrono::steady_clock::now();
         launch_time_ = sc_core::sc_time_stamp();
@@ -375,9 +450,8 @@ public:
         RunResult result;
         result.cycles = r.cycles;
         for (const auto& buffer : job_.outputs) {
-            const auto index = program_.graph.find_tensor(buffer.name);
-            result.outputs.emplace(buffer.name, to_array(program_.graph.tensor(*index).shape,
-                                                         reinterpret_cast<const float*>(buffer.bytes.data())));
+            const compiler::Tensor& t = program_.graph.tensor(*program_.graph.find_tensor(buffer.name));
+            result.outputs.emplace(buffer.name, typed_array(t.shape, t.dtype, buffer.bytes.data()));
         }
         cli::RunReport report = cli::make_report(config_, *kpu_, "program", wall_s);
         const cli::RunReport cumulative = report;
@@ -508,17 +582,17 @@ PYBIND11_MODULE(_native, m) {
             "weights_dir", [](const NativeProgram& p) { return p.program.weights; },
             [](NativeProgram& p, const std::string& dir) { p.program.weights = dir; })
         .def("weights",
-             [](const NativeProgram& p) {
-                 std::map<std::string, FloatArray> out;
-                 for (const auto& [name, w] : p.weights) out.emplace(name, to_array(w.shape, w.values.data()));
+             [](const NativeProgram& p) {  // each of its dtype (numpy_dtype)
+                 std::map<std::string, py::array> out;
+                 for (const auto& [name, w] : p.weights) {
+                     const std::vector<uint8_t> bytes = kpu::cli::weight_bytes(w);
+                     out.emplace(name, typed_array(w.shape, w.dtype, bytes.data()));
+                 }
                  return out;
              })
         .def("set_weight",
-             [](NativeProgram& p, const std::string& name, const FloatArray& array) {
-                 compiler::Weight w;
-                 w.shape.assign(array.shape(), array.shape() + array.ndim());
-                 w.values = to_vector(array);
-                 p.weights[name] = std::move(w);
+             [](NativeProgram& p, const std::string& name, const py::array& array) {
+                 p.weights[name] = weight_of(array);
              })
         .def_readonly("renamed", &NativeProgram::renamed)
         .def("reference", &reference, py::arg("inputs"))

@@ -31,6 +31,20 @@ TEST(HostBudget, ARunsEstimateIsItsTensorsAndItsOps) {
     EXPECT_EQ(run_host_bytes(p, true), (a + b + c) + 2 * (a + b) + 2 * c + (a + b + c) + ops);
 }
 
+TEST(HostBudget, TypedTensorsCountTheirOwnBytesAndTheHostsFloats) {
+    // x int8 [4, 8] -> DequantizeLinear -> y float32: DRAM and the host's written copy hold
+    // 1 byte per element of x, the floats the host and the reference keep 4.
+    compiler::Program p;
+    p.graph = compiler::parse_graph(R"({"tensors": [
+        {"name": "x", "shape": [4, 8], "dtype": "int8", "role": "input", "quant": {"scale": [0.5], "zero_point": [3]}},
+        {"name": "y", "role": "output"}],
+      "ops": [{"op": "DequantizeLinear", "inputs": ["x"], "outputs": ["y"]}]})", "dq.json");
+    const uint64_t x = 32, xf = 32 * 4, y = 32 * 4;
+    const uint64_t ops = compiler::count_ops(p).total * sizeof(compiler::BoundOp);
+    EXPECT_EQ(run_host_bytes(p, false), (x + y) + (x + xf) + 2 * y + ops);
+    EXPECT_EQ(run_host_bytes(p, true), (x + y) + (x + xf) + 2 * y + (xf + y) + ops);
+}
+
 TEST(HostBudget, TheProblemLineHasBothNumbers) {
     const uint64_t gib = uint64_t(1) << 30;
     EXPECT_EQ(hw::host_memory_problem(gib, 2 * gib), "");

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "compiler/graph.h"
 #include "hardware/numeric.h"
 #include "tests/support/files.h"
 
@@ -204,6 +205,79 @@ TEST(Npy, ConversionsToFloat16AndBfloat16MatchNumpyBitForBit) {
         "assert np.array_equal(np.load(d + 'from_bf16.npy').view(np.uint32), h << 16)\n";
     std::ofstream(temp("conversions.py")) << script;
     EXPECT_EQ(std::system(("/usr/bin/python3 " + temp("conversions.py")).c_str()), 0);
+}
+
+
+/// The bytes of `path`.
+std::string file_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+TEST(Npy, WeightsAreWrittenInTheirDtypeByteForByte) {
+    // Each dtype's data bytes as known constants (little-endian), after numpy's 128-byte header.
+    compiler::Weight i8{{2, 2}, {}, hw::DType::Int8, {-128, -1, 0, 127}};
+    compiler::Weight i32{{2}, {}, hw::DType::Int32, {-2, 65536}};
+    compiler::Weight bf16{{3}, {1.0f, -2.0f, 1.0f + 1.0f / 256}, hw::DType::BFloat16, {}};  // the last: a tie, to 1
+    compiler::Weight f16{{2}, {1.0f, -0.5f}, hw::DType::Float16, {}};
+    compiler::Weight f32{{1}, {1.5f}, hw::DType::Float32, {}};
+    const std::pair<const compiler::Weight*, std::string> cases[] = {
+        {&i8, std::string("\x80\xff\x00\x7f", 4)},
+        {&i32, std::string("\xfe\xff\xff\xff\x00\x00\x01\x00", 8)},
+        {&bf16, std::string("\x80\x3f\x00\xc0\x80\x3f", 6)},
+        {&f16, std::string("\x00\x3c\x00\xb8", 4)},
+        {&f32, std::string("\x00\x00\xc0\x3f", 4)}};
+    int n = 0;
+    for (const auto& [weight, data] : cases) {
+        const std::string path = temp("weight" + std::to_string(n++) + ".npy");
+        write_weight_npy(path, *weight);
+        const std::string bytes = file_bytes(path);
+        ASSERT_EQ(bytes.size(), 128 + data.size()) << path;
+        EXPECT_EQ(bytes.substr(128), data) << path;
+        const NpyData back = read_tensor_npy(path, "w", weight->shape, weight->dtype);
+        EXPECT_EQ(npy_to_float(back), weight_values(*weight)) << path;
+    }
+    EXPECT_EQ(weight_values(bf16), (std::vector<float>{1, -2, 1}));  // what DRAM holds
+    if (!have_numpy()) GTEST_SKIP() << "no numpy";
+    const std::string script =
+        "import numpy as np\n"
+        "d = '" + temp("weight") + "'\n"
+        "a = np.load(d + '0.npy'); assert a.dtype == np.int8 and a.tolist() == [[-128, -1], [0, 127]], a\n"
+        "a = np.load(d + '1.npy'); assert a.dtype == np.int32 and a.tolist() == [-2, 65536], a\n"
+        "a = np.load(d + '2.npy'); assert a.dtype == np.uint16 and a.tolist() == [0x3f80, 0xc000, 0x3f80], a\n"
+        "a = np.load(d + '3.npy'); assert a.dtype == np.float16 and a.tolist() == [1.0, -0.5], a\n"
+        "a = np.load(d + '4.npy'); assert a.dtype == np.float32 and a.tolist() == [1.5], a\n";
+    std::ofstream(temp("weights.py")) << script;
+    EXPECT_EQ(std::system(("/usr/bin/python3 " + temp("weights.py")).c_str()), 0);
+}
+
+TEST(Npy, ATensorsFileMustHoldItsDtypeAndShape) {
+    const int8_t q[] = {1, 2, 3, 4};
+    const float f[] = {1, 2, 3, 4};
+    write_npy_data(temp("t_i8.npy"), {4}, NpyType::Int8, q);
+    write_npy(temp("t_f32.npy"), {4}, f);
+    const auto problem = [](const std::string& path, const std::vector<uint64_t>& shape, hw::DType type) {
+        try {
+            read_tensor_npy(path, "x", shape, type);
+        } catch (const NpyError& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    EXPECT_EQ(problem(temp("t_f32.npy"), {4}, hw::DType::Int8),
+              temp("t_f32.npy") + ": tensor 'x' is int8, the file holds float32 (<f4)");
+    EXPECT_EQ(problem(temp("t_i8.npy"), {4}, hw::DType::BFloat16),
+              temp("t_i8.npy") + ": tensor 'x' is bfloat16 (uint16 bit patterns, '<u2'), the file holds int8 (|i1)");
+    EXPECT_EQ(problem(temp("t_i8.npy"), {2, 2}, hw::DType::Int8),
+              temp("t_i8.npy") + ": shape [4] does not match tensor 'x' [2, 2]");
+    // A float32 tensor keeps read_npy's message.
+    EXPECT_EQ(problem(temp("t_i8.npy"), {4}, hw::DType::Float32),
+              temp("t_i8.npy") + ": dtype '|i1' (int8) is not the tensor's float32 ('<f4'): kpu-sim runs float32 "
+                                 "programs; a.astype(np.float32)");
+    EXPECT_EQ(problem(temp("t_i8.npy"), {4}, hw::DType::Int64),
+              temp("t_i8.npy") + ": tensor 'x' is int64, which kpu-sim does not read from a file");
+    EXPECT_EQ(npy_to_float(read_tensor_npy(temp("t_i8.npy"), "x", {4}, hw::DType::Int8)),
+              (std::vector<float>{1, 2, 3, 4}));
 }
 
 }  // namespace
