@@ -317,6 +317,7 @@ TEST(Trace, HasOneSlicePerOpMatchingTheRecords) {
             cycles = up(a["n"], C) * a["m"].get<uint64_t>();
         } else if (name == "MATMUL_TILE") {
             const uint64_t m = a["m"], n = a["n"], k = a["k_len"];
+            EXPECT_EQ(a["type"], "float32") << a.dump();  // the element type, which sets the MACs per cycle
             cycles = up(m, R) * up(n, C) * k + std::min(m, R) + std::min(n, C) - 2 + (a.contains("load_c") ? up(n, C) * m : 0);
         } else {
             continue;
