@@ -14,6 +14,7 @@
 #include "compiler/ops/expansion.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
+#include "compiler/ops/quantize.h"
 
 namespace kpu::compiler {
 
@@ -104,8 +105,8 @@ Spatial spatial(const InferContext& c, uint64_t h, uint64_t w, uint64_t kh, uint
 }
 
 void infer_conv(InferContext& c) {
-    c.need_dtype(0, kFloats);
-    c.same_dtype(0, 1);
+    if (c.dtype(0) != DType::Int8) c.need_dtype(0, kFloats);
+    const DType type = product_dtype(c, {0, 1, {0}, 2});
     if (c.rank(0) != 4) {
         if (c.rank(0) == 3 || c.rank(0) == 5)
             c.fail(c.describe(0) + ": " + std::to_string(c.rank(0) - 2) +
@@ -135,18 +136,18 @@ void infer_conv(InferContext& c) {
                    std::to_string(w[2]) + ", " + std::to_string(w[3]) + "])");
     }
     if (c.has_input(2)) {
-        c.same_dtype(0, 2);
         if (c.shape(2) != std::vector<uint64_t>{cout})
             c.fail(c.describe(2) + " is not [" + std::to_string(cout) + "] (one value per output channel)");
     }
     const Spatial s = spatial(c, x[2], x[3], w[2], w[3], c.string_attr("auto_pad"));
-    c.output(0, {x[0], cout, s.oh, s.ow}, c.dtype(0));
+    c.output(0, {x[0], cout, s.oh, s.ow}, type);
 }
 
 void infer_conv_nhwc(InferContext& c) {
     need_activation(c);
-    c.need_dtype(0, kFloats);
-    c.same_dtype(0, 1);
+    if (c.dtype(0) != DType::Int8) c.need_dtype(0, kFloats);
+    const DType type = product_dtype(c, {0, 1, {0, 4}, 2});
+    const bool integer = c.dtype(0) == DType::Int8;  // then the drain's scale and residual stages read float32
     c.need_rank(0, 5, 5);
     c.need_rank(1, 5, 5);
     const auto& x = c.shape(0);
@@ -155,7 +156,6 @@ void infer_conv_nhwc(InferContext& c) {
         c.fail(c.describe(1) + " is not [G, kH, kW, Cg, Cog] with G = " + std::to_string(x[1]) + " and Cg = " +
                std::to_string(x[4]) + " of " + c.describe(0));
     if (c.has_input(2)) {
-        c.same_dtype(0, 2);
         if (c.shape(2) != std::vector<uint64_t>{w[0], w[4]})
             c.fail(c.describe(2) + " is not [" + std::to_string(w[0]) + ", " + std::to_string(w[4]) + "]");
     }
@@ -163,15 +163,17 @@ void infer_conv_nhwc(InferContext& c) {
     const std::vector<uint64_t> y{x[0], x[1], s.oh, s.ow, w[4]};
     // The drain's epilogue (fuse-epilogue): a per-channel scale like the bias, a residual of Y's shape.
     if (c.has_input(3)) {
-        c.same_dtype(0, 3);
+        if (integer) c.need_dtype(3, {DType::Float32});
+        else c.same_dtype(0, 3);
         if (c.shape(3) != std::vector<uint64_t>{w[0], w[4]})
             c.fail(c.describe(3) + " is not [" + std::to_string(w[0]) + ", " + std::to_string(w[4]) + "]");
     }
     if (c.has_input(4)) {
-        c.same_dtype(0, 4);
+        if (integer) c.need_dtype(4, {DType::Float32});
+        else c.same_dtype(0, 4);
         if (c.shape(4) != y) c.fail(c.describe(4) + " is not Y's shape " + shape_string(y));
     }
-    c.output(0, y, c.dtype(0));
+    c.output(0, y, type);
 }
 
 /// Conv as the fabric runs it: the input to [N, G, H, W, Cg] (NHWC, each group's channels

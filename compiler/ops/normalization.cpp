@@ -7,6 +7,7 @@
 
 #include "compiler/ops/expansion.h"
 #include "compiler/ops/op_schema.h"
+#include "compiler/ops/quantize.h"
 
 namespace kpu::compiler {
 namespace {
@@ -14,9 +15,9 @@ namespace {
 constexpr std::initializer_list<DType> kFloats = {DType::Float32, DType::Float16, DType::BFloat16};
 
 void infer_softmax(InferContext& c) {
-    c.need_dtype(0, kFloats);
+    if (!quantized_operand(c, 0)) c.need_dtype(0, kFloats);
     c.axis("attribute 'axis'", c.int_attr("axis"), c.rank(0));
-    c.output(0, c.shape(0), c.dtype(0));
+    c.output(0, c.shape(0), vector_dtype(c, {0}));
 }
 
 /// The normalized axes' shape, X.shape[axis:], that input i must broadcast to.
@@ -24,19 +25,19 @@ void need_broadcast_to_normalized(InferContext& c, size_t i, size_t axis) {
     const std::vector<uint64_t> normalized(c.shape(0).begin() + long(axis), c.shape(0).end());
     if (c.broadcast(c.shape(i), c.describe(i), normalized, "the normalized axes") != normalized)
         c.fail(c.describe(i) + " does not broadcast to the normalized axes " + shape_string(normalized));
-    c.same_dtype(0, i);
+    if (!quantized_operand(c, 0)) c.same_dtype(0, i);  // else vector_dtype() checks them
 }
 
 /// LayerNormalization and RMSNormalization: Y like X; LayerNormalization's optional Mean and
 /// InvStdDev keep X's leading axes and have 1 for each normalized one (float32: stash_type 1).
 void infer_normalization(InferContext& c) {
-    c.need_dtype(0, kFloats);
+    if (!quantized_operand(c, 0)) c.need_dtype(0, kFloats);
     const size_t axis = c.axis("attribute 'axis'", c.int_attr("axis"), c.rank(0));
     if (c.float_attr("epsilon") <= 0)
         c.fail("attribute 'epsilon' is " + attr_string(c.float_attr("epsilon")) + ", expected > 0");
     for (size_t i = 1; i < c.input_count(); ++i)
         if (c.has_input(i)) need_broadcast_to_normalized(c, i, axis);
-    c.output(0, c.shape(0), c.dtype(0));
+    c.output(0, c.shape(0), vector_dtype(c, {0, 1, 2}));
     std::vector<uint64_t> stats(c.shape(0));
     for (size_t d = axis; d < stats.size(); ++d) stats[d] = 1;
     c.output(1, stats, DType::Float32);
