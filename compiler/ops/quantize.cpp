@@ -63,7 +63,9 @@ bool quantized_operand(const InferContext& c, size_t i) {
 
 DType product_dtype(const InferContext& c, const ProductInputs& in) {
     const bool has_bias = in.bias != SIZE_MAX && c.has_input(in.bias);
-    if (c.dtype(in.a) != DType::Int8) {
+    const Tensor* y = c.output_tensor(0);
+    const bool quantized = c.input(in.a).quant || c.input(in.b).quant || (y && y->quant);
+    if (c.dtype(in.a) != DType::Int8 || !quantized) {  // no quantization anywhere: the rule of one type
         c.same_dtype(in.a, in.b);
         if (has_bias) {
             const bool narrow = c.dtype(in.a) == DType::BFloat16 || c.dtype(in.a) == DType::Float16;
@@ -89,7 +91,6 @@ DType product_dtype(const InferContext& c, const ProductInputs& in) {
                    " and others): the fabric subtracts one zero point from B");
     }
     if (has_bias) c.need_dtype(in.bias, {DType::Int32});
-    const Tensor* y = c.output_tensor(0);
     if (y && y->quant && y->quant->scale.size() != 1)
         c.fail("output '" + y->name + "' is quantized per channel (" + count(y->quant->scale.size()) +
                " scales): an int8 result must be quantized per tensor");
