@@ -64,10 +64,6 @@ void infer_fused(InferContext& c) {
             c.fail(operand(3) + " dimension 1 is " + std::to_string(out->shape[1]) + " but " + operand(1) +
                    " dimension 1 is " + std::to_string(b[1]));
     }
-    if (integer && type == DType::Int8 && activation_of(c.op()) != Activation::None &&
-        activation_of(c.op()) != Activation::Relu)
-        c.fail("attribute 'activation' is '" + c.string_attr("activation") + "' but C '" + c.output_tensor(0)->name +
-               "' is int8: only 'none' and 'relu' before an int8 result");
     c.output(0, {a[0], b[1]}, type);
 }
 

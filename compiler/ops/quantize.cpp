@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 
+#include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
 #include "compiler/vector_op.h"
 
@@ -94,6 +95,10 @@ DType product_dtype(const InferContext& c, const ProductInputs& in) {
     if (y && y->quant && y->quant->scale.size() != 1)
         c.fail("output '" + y->name + "' is quantized per channel (" + count(y->quant->scale.size()) +
                " scales): an int8 result must be quantized per tensor");
+    if (y && y->quant && c.has_attr("activation") && activation_of(c.op()) != Activation::None &&
+        activation_of(c.op()) != Activation::Relu)
+        c.fail("attribute 'activation' is '" + c.string_attr("activation") + "' but output '" + y->name +
+               "' is int8: only 'none' and 'relu' before an int8 result");
     return y && y->quant ? DType::Int8 : DType::Float32;
 }
 

@@ -25,7 +25,8 @@ struct ProductInputs {
 /// float32) give float32; bfloat16 or float16 A and B of the same type (bias float32) give
 /// that type; int8 A with per-tensor quant and int8 B with quant (per tensor, or per output
 /// channel along one of `b_axes` with equal zero points), bias int32, give int8 when C's
-/// declared tensor has quant (per tensor), else float32 (the dequantized result). Operands of
+/// declared tensor has quant (per tensor; the op's activation, if any, `none` or `relu`), else
+/// float32 (the dequantized result). Operands of
 /// one type without any quant give that type (lowering refuses what it does not run). Fails
 /// naming the tensor and the types.
 DType product_dtype(const InferContext& c, const ProductInputs& in);

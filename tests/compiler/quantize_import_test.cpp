@@ -419,6 +419,28 @@ TEST(QuantizedTypes, ProductsAndVectorOpsTakeInt8WithQuant) {
     EXPECT_EQ(named(h, "y").dtype, DType::Float16);
 }
 
+// Before an int8 result the drain applies none or relu only.
+TEST(QuantizedTypes, AnInt8ResultTakesNoOtherActivation) {
+    const std::string text = R"({"tensors": [
+        {"name": "a", "shape": [2, 4], "dtype": "int8", "role": "input", "quant": {"scale": [0.5], "zero_point": [1]}},
+        {"name": "w", "shape": [4, 3], "dtype": "int8", "role": "input", "quant": {"scale": [0.1], "zero_point": [0]}},
+        {"name": "y", "dtype": "int8", "role": "output", "quant": {"scale": [0.25], "zero_point": [0]}}],
+        "ops": [{"op": "matmul", "name": "mm", "A": "a", "B": "w", "C": "y", "activation": "ACT"}]})";
+    const auto with = [&](const std::string& act) {
+        std::string t = text;
+        t.replace(t.find("ACT"), 3, act);
+        return t;
+    };
+    EXPECT_EQ(named(parse_graph(with("relu"), "t.json"), "y").dtype, DType::Int8);
+    try {
+        parse_graph(with("gelu"), "t.json");
+        ADD_FAILURE();
+    } catch (const CompileError& e) {
+        EXPECT_EQ(std::string(e.what()), "t.json: op 'mm' (matmul): attribute 'activation' is 'gelu' but output 'y' is "
+                                         "int8: only 'none' and 'relu' before an int8 result");
+    }
+}
+
 TEST(QuantizedTypes, PerChannelQuantizationOfAComputedTensorDoesNotLower) {
     const Graph g = parse_graph(R"({"tensors": [{"name": "x", "shape": [2, 3], "role": "input"},
         {"name": "y", "role": "output", "dtype": "int8", "quant": {"scale": [0.1, 0.2, 0.3], "zero_point": [0, 0, 0],
