@@ -651,10 +651,10 @@ private:
             for (double v : z.values) {
                 if (v < lo || v > hi || v != std::trunc(v)) {
                     const double shown = type == onnx::TensorProto::UINT8 ? v + kUint8Offset : v;
-                    fail(source_, where + "zero point '" + zp + "' holds " + format_number(shown) + ", out of " +
-                                      (type == onnx::TensorProto::INT32 ? std::string("0 (int32: only 0)")
-                                       : type == onnx::TensorProto::UINT8 ? "[0, 255] (uint8)"
-                                                                          : "[-128, 127] (int8)"));
+                    fail(source_, where + "zero point '" + zp + "' holds " + format_number(shown) +
+                                      (type == onnx::TensorProto::INT32 ? std::string(", expected 0 (int32)")
+                                       : type == onnx::TensorProto::UINT8 ? ", out of [0, 255] (uint8)"
+                                                                          : ", out of [-128, 127] (int8)"));
                 }
                 out.zero_point.push_back(int32_t(v));
             }

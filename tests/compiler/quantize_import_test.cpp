@@ -363,6 +363,12 @@ TEST(QuantizeImport, BadScalesAndZeroPointsAreRefusedNamingTheNode) {
                   t->set_name("z"), t->set_data_type(TensorProto::INT8), t->add_int32_data(300);
               })),
               "q.onnx: QuantizeLinear 'q': zero point 'z' holds 300, out of [-128, 127] (int8)");
+    Model bias;  // an int32 bias' zero point must be 0
+    bias.output("y", {2});
+    bias.floats("s", {}, {0.5f}), bias.ints("b", TensorProto::INT32, {2}, {1, 2});
+    bias.ints("z", TensorProto::INT32, {}, {5});
+    bias.node("DequantizeLinear", "dqb", {"b", "s", "z"}, {"y"});
+    EXPECT_EQ(import_error(bias), "q.onnx: DequantizeLinear 'dqb': zero point 'z' holds 5, expected 0 (int32)");
     EXPECT_EQ(import_error(qdq([&](Model& m) {
                   m.floats("s", {2}, {0.5f, 0.25f});  // per axis 1, whose size is 3
                   m.ints("z", TensorProto::INT8, {2}, {0, 0});
