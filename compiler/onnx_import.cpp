@@ -774,6 +774,9 @@ private:
                               "' is read as a value, not imported (uint8 only as quantized data)");
         if (const auto c = consts_.find(resolve(onnx_name)); c != consts_.end() && quant != quants_.end()) {
             // A quantized constant (a weight, a bias): its integers with their quantization.
+            if (c->second.dtype != DType::Int8 && c->second.dtype != DType::Int32)
+                fail(source_, "quantized constant '" + resolve(onnx_name) + "' is " + to_string(c->second.dtype) +
+                                  ", expected int8, uint8 or int32");
             t.dtype = c->second.dtype;
             t.shape = c->second.shape;
             t.rank0 = t.shape.empty();
