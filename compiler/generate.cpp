@@ -13,6 +13,7 @@
 #include "compiler/long_rows.h"
 #include "compiler/passes/fold_batchnorm.h"
 #include "compiler/passes/fold_constants.h"
+#include "compiler/passes/fold_qdq.h"
 #include "compiler/passes/flatten_linear.h"
 #include "compiler/passes/fuse_epilogue.h"
 #include "compiler/passes/fuse_rows.h"
@@ -146,6 +147,13 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     if (options.passes.enabled(Pass::FoldBatchnorm)) {  // on the source Conv, before expansion
         program.graph = fold_batchnorm(program.graph, weights);
         program.passes.push_back(Pass::FoldBatchnorm);
+    }
+    if (options.passes.enabled(Pass::FoldQdq) &&  // a quantized (QDQ) model's pairs into int8 ops, on the source ops
+        std::any_of(program.graph.ops().begin(), program.graph.ops().end(), [](const Op& op) {
+            return op.kind == "QuantizeLinear" || op.kind == "DequantizeLinear";
+        })) {
+        program.graph = fold_qdq(program.graph, weights, options.notes);
+        program.passes.push_back(Pass::FoldQdq);
     }
     program.graph = choose_units(program.graph, target, nullptr, options.depthwise);  // a depthwise Conv's unit
     if (options.passes.enabled(Pass::FuseAttention)) {  // before the composites: an Attention that fits stays whole

@@ -23,6 +23,9 @@ constexpr int64_t kMinOpset = 11, kMaxOpset = 17;
 /// Float constants up to this many elements are inline values (a Clip bound, GELU's 0.5);
 /// larger ones are weights.
 constexpr uint64_t kInlineFloats = 64;
+/// uint8 quantization becomes int8 exactly: q - 128 with zero point - 128 stands for the same
+/// reals, (q - zp) scale.
+constexpr int kUint8Offset = 128;
 /// A value known at import: an initializer, a Constant's output, or what the shape
 /// computations on such values give (evaluated by const_eval.h up to kFoldLimit elements).
 using Const = ConstValue;
@@ -57,7 +60,9 @@ bool dtype_of(int32_t onnx_type, DType& out) {
 /// The values of an initializer or a Constant's tensor attribute.
 Const read_tensor(const onnx::TensorProto& t, const std::string& source) {
     Const c;
-    if (!dtype_of(t.data_type(), c.dtype))
+    const bool uint8 = t.data_type() == onnx::TensorProto::UINT8;  // read as int8: q - 128 (kUint8Offset)
+    if (uint8) c.dtype = DType::Int8;
+    else if (!dtype_of(t.data_type(), c.dtype))
         fail(source, "tensor '" + t.name() + "' has ONNX data type " + std::to_string(t.data_type()) + ", not imported");
     if (t.data_location() == onnx::TensorProto::EXTERNAL)
         fail(source, "tensor '" + t.name() + "' keeps its data in an external file, not imported (save the model "
@@ -102,6 +107,11 @@ Const read_tensor(const onnx::TensorProto& t, const std::string& source) {
             if (!raw.empty()) from_raw(uint8_t());
             else c.values.assign(t.int32_data().begin(), t.int32_data().end());
             break;
+        case onnx::TensorProto::UINT8:
+            if (!raw.empty()) from_raw(uint8_t());
+            else c.values.assign(t.int32_data().begin(), t.int32_data().end());
+            for (double& v : c.values) v -= kUint8Offset;
+            break;
         default:
             fail(source, "tensor '" + t.name() + "' is " + to_string(c.dtype) + ", whose values are not imported yet");
     }
@@ -109,6 +119,19 @@ Const read_tensor(const onnx::TensorProto& t, const std::string& source) {
         fail(source, "tensor '" + t.name() + "' has " + std::to_string(c.values.size()) + " values for shape of " +
                          std::to_string(n) + " elements");
     return c;
+}
+
+/// "INT32": an ONNX element type's name, or its number when it has none.
+std::string onnx_type_name(int32_t type) {
+    if (!onnx::TensorProto_DataType_IsValid(type)) return std::to_string(type);
+    return onnx::TensorProto_DataType_Name(onnx::TensorProto_DataType(type));
+}
+
+/// A value as a message shows it ("0", "-0.5", "nan").
+std::string format_number(double v) {
+    std::ostringstream out;
+    out << v;
+    return out.str();
 }
 
 AttrValue attribute_value(const onnx::AttributeProto& a) {
@@ -129,7 +152,10 @@ public:
     ImportedModel run() {
         check();
         const onnx::GraphProto& g = model_.graph();
-        for (const auto& t : g.initializer()) consts_[t.name()] = read_tensor(t, source_);
+        for (const auto& t : g.initializer()) {
+            consts_[t.name()] = read_tensor(t, source_);
+            if (t.data_type() == onnx::TensorProto::UINT8) uint8_.insert(t.name());
+        }
         for (const auto& v : g.value_info()) note_shape(v);
         for (const auto& v : g.input()) note_shape(v);
         for (const auto& v : g.output()) note_shape(v);
@@ -141,6 +167,7 @@ public:
         recognise_layer_norm();
         recognise_masked_softmax();
         recognise_padded_average_pool();
+        import_quantization();
         return build();
     }
 
@@ -258,7 +285,10 @@ private:
     bool constant(const Node& n) {
         Const c;
         for (const auto& a : n.proto->attribute()) {
-            if (a.name() == "value") c = read_tensor(a.t(), source_);
+            if (a.name() == "value") {
+                c = read_tensor(a.t(), source_);
+                if (a.t().data_type() == onnx::TensorProto::UINT8) uint8_.insert(n.outputs.at(0));
+            }
             else if (a.name() == "value_float") c = {DType::Float32, {}, {double(a.f())}};
             else if (a.name() == "value_int") c = {DType::Int64, {}, {double(a.i())}};
             else if (a.name() == "value_floats") c = {DType::Float32, {uint64_t(a.floats_size())}, {a.floats().begin(), a.floats().end()}};
@@ -563,6 +593,148 @@ private:
         }
     }
 
+    // ---- quantization (docs/onnx.md, Quantization) ----------------------------------------------
+
+    /// The ONNX element type of value `name` (0 when unknown): an initializer's, a Constant's
+    /// or what shape inference noted.
+    int32_t onnx_type(const std::string& name) const {
+        if (uint8_.count(name)) return onnx::TensorProto::UINT8;
+        if (const auto c = consts_.find(name); c != consts_.end()) {
+            if (c->second.dtype == DType::Int8) return onnx::TensorProto::INT8;
+            if (c->second.dtype == DType::Int32) return onnx::TensorProto::INT32;
+        }
+        const auto k = known_.find(name);
+        return k == known_.end() ? 0 : k->second.onnx_type;
+    }
+
+    /// The shape of value `name` (a constant's or a static one), false when unknown.
+    bool shape_of(const std::string& name, std::vector<uint64_t>& shape) const {
+        if (const auto c = consts_.find(name); c != consts_.end()) {
+            shape = c->second.shape;
+            return true;
+        }
+        return static_shape(name, shape);
+    }
+
+    /// The quantization node `n` gives value `q` (int8, uint8 or int32) from its scale and zero
+    /// point inputs (`zp` "" when omitted), per tensor or per index of `axis` of q; fails naming
+    /// the node on a scale that is not a constant, not finite or not > 0, a zero point out of
+    /// the type's range, or a scale count that is not 1 or the axis' size. uint8 becomes int8.
+    Quantization quantization(const Node& n, const std::string& q, const std::string& scale_name,
+                              const std::string& zp_name, int64_t axis) {
+        const std::string where = n.kind + " '" + n.name + "': ";
+        const std::string scale = resolve(scale_name), zp = zp_name.empty() ? "" : resolve(zp_name);
+        if (!consts_.count(scale))
+            fail(source_, where + "scale '" + scale + "' is not a constant (an initializer or a Constant)");
+        if (!zp.empty() && !consts_.count(zp))
+            fail(source_, where + "zero point '" + zp + "' is not a constant (an initializer or a Constant)");
+        const int32_t type = !zp.empty() ? onnx_type(zp) : onnx_type(q) ? onnx_type(q) : onnx::TensorProto::UINT8;
+        if (type != onnx::TensorProto::INT8 && type != onnx::TensorProto::UINT8 && type != onnx::TensorProto::INT32)
+            fail(source_, where + "quantized type " + std::to_string(type) + " of '" + q +
+                              "' not imported (only int8, uint8 and int32)");
+        const Const& s = consts_.at(scale);
+        Quantization out;
+        for (double v : s.values) {
+            if (!std::isfinite(v) || v <= 0)
+                fail(source_, where + "scale '" + scale + "' holds " + format_number(v) + ", expected finite and > 0");
+            out.scale.push_back(float(v));
+        }
+        if (out.scale.empty()) fail(source_, where + "scale '" + scale + "' is empty");
+        const double lo = type == onnx::TensorProto::INT32 ? 0 : -128, hi = type == onnx::TensorProto::INT32 ? 0 : 127;
+        if (zp.empty()) {
+            out.zero_point.assign(out.scale.size(), type == onnx::TensorProto::UINT8 ? -kUint8Offset : 0);
+        } else {
+            const Const& z = consts_.at(zp);
+            if (z.values.size() != out.scale.size())
+                fail(source_, where + "zero point '" + zp + "' has " + std::to_string(z.values.size()) +
+                                  " values for " + std::to_string(out.scale.size()) + " scales");
+            for (double v : z.values) {
+                if (v < lo || v > hi || v != std::trunc(v)) {
+                    const double shown = type == onnx::TensorProto::UINT8 ? v + kUint8Offset : v;
+                    fail(source_, where + "zero point '" + zp + "' holds " + format_number(shown) +
+                                      (type == onnx::TensorProto::INT32 ? std::string(", expected 0 (int32)")
+                                       : type == onnx::TensorProto::UINT8 ? ", out of [0, 255] (uint8)"
+                                                                          : ", out of [-128, 127] (int8)"));
+                }
+                out.zero_point.push_back(int32_t(v));
+            }
+        }
+        if (out.scale.size() > 1) {
+            std::vector<uint64_t> shape;
+            if (!shape_of(q, shape)) fail(source_, where + "'" + q + "' has no static shape for a per-axis scale");
+            const int64_t rank = int64_t(shape.size());
+            if (axis < -rank || axis >= rank)
+                fail(source_, where + "axis " + std::to_string(axis) + " is outside the rank " + std::to_string(rank) +
+                                  " of '" + q + "'");
+            out.axis = uint32_t(axis < 0 ? axis + rank : axis);
+            if (out.scale.size() != shape[out.axis])
+                fail(source_, where + "scale '" + scale + "' has " + std::to_string(out.scale.size()) +
+                                  " values but axis " + std::to_string(out.axis) + " of '" + q + "' has size " +
+                                  std::to_string(shape[out.axis]));
+        }
+        return out;
+    }
+
+    /// Records `quant` for value `q`; fails when another node gave it a different one.
+    void set_quant(const Node& n, const std::string& q, const Quantization& quant) {
+        const auto [it, added] = quants_.emplace(resolve(q), quant);
+        if (!added && !(it->second == quant))
+            fail(source_, n.kind + " '" + n.name + "': '" + q + "' has a different scale or zero point at another "
+                                                             "node (one quantization per tensor)");
+    }
+
+    /// QuantizeLinear and DequantizeLinear keep x (y) only, their scale and zero point becoming
+    /// the int8 side's quant; QLinearConv and QLinearMatMul become Conv and MatMul on int8
+    /// tensors with quant (the bias int32, scale s_x s_w[c]); Cast's `to` becomes a type name.
+    void import_quantization() {
+        for (Node& n : nodes_) {
+            if (!n.alive) continue;
+            auto in = [&](size_t i) { return i < n.inputs.size() ? resolve(n.inputs[i]) : std::string(); };
+            const int64_t axis = int_attr(n, "axis", 1);
+            if (n.kind == "QuantizeLinear") {
+                set_quant(n, n.outputs.at(0), quantization(n, n.outputs.at(0), in(1), in(2), axis));
+                n.inputs.resize(1);
+                n.attributes.clear();
+            } else if (n.kind == "DequantizeLinear") {
+                set_quant(n, in(0), quantization(n, in(0), in(1), in(2), axis));
+                n.inputs.resize(1);
+                n.attributes.clear();
+            } else if (n.kind == "QLinearConv" || n.kind == "QLinearMatMul") {
+                const bool conv = n.kind == "QLinearConv";
+                const std::string x = in(0), w = in(3), y = n.outputs.at(0);
+                std::vector<uint64_t> w_shape;
+                if (!shape_of(w, w_shape) || w_shape.empty())
+                    fail(source_, n.kind + " '" + n.name + "': '" + w + "' has no static shape");
+                const Quantization qx = quantization(n, x, in(1), in(2), 1);
+                const Quantization qw = quantization(n, w, in(4), in(5), conv ? 0 : int64_t(w_shape.size()) - 1);
+                set_quant(n, x, qx);
+                set_quant(n, w, qw);
+                set_quant(n, y, quantization(n, y, in(6), in(7), 1));
+                std::vector<std::string> inputs{x, w};
+                if (conv && !in(8).empty()) {
+                    Quantization qb;  // the bias' scale s_x s_w[c], zero point 0
+                    for (float sw : qw.scale) qb.scale.push_back(qx.scale[0] * sw);
+                    qb.zero_point.assign(qb.scale.size(), 0);
+                    if (onnx_type(in(8)) != onnx::TensorProto::INT32)
+                        fail(source_, n.kind + " '" + n.name + "': bias '" + in(8) + "' is not int32");
+                    set_quant(n, in(8), qb);
+                    inputs.push_back(in(8));
+                }
+                n.kind = conv ? "Conv" : "MatMul";
+                n.inputs = inputs;
+            } else if (n.kind == "Cast") {
+                const int64_t to = int_attr(n, "to", 0);
+                DType type;
+                if (to == onnx::TensorProto::UINT8 || !dtype_of(int32_t(to), type) || is_integer(type) ||
+                    to == onnx::TensorProto::DOUBLE)
+                    fail(source_, "Cast '" + n.name + "': to = " + onnx_type_name(int32_t(to)) +
+                                      " not imported (only float32, float16 and bfloat16)");
+                n.attributes["to"] = std::string(to_string(type));
+            }
+        }
+        stale_ = true;
+    }
+
     // ---- the graph -----------------------------------------------------------------------------
 
     /// The graph's name for ONNX value `name` (a file name: '/', '\\' and ':' become '.').
@@ -596,7 +768,35 @@ private:
         const std::string name = tensor_name(resolve(onnx_name));
         if (const auto t = g.find_tensor(name)) return *t;
         Tensor t(name, {});
-        if (const auto c = consts_.find(resolve(onnx_name)); c != consts_.end()) {
+        const auto quant = quants_.find(resolve(onnx_name));
+        if (uint8_.count(resolve(onnx_name)) && quant == quants_.end())
+            fail(source_, "uint8 constant '" + resolve(onnx_name) +
+                              "' is read as a value, not imported (uint8 only as quantized data)");
+        if (const auto c = consts_.find(resolve(onnx_name)); c != consts_.end() && quant != quants_.end()) {
+            // A quantized constant (a weight, a bias): its integers with their quantization.
+            if (c->second.dtype != DType::Int8 && c->second.dtype != DType::Int32)
+                fail(source_, "quantized constant '" + resolve(onnx_name) + "' is " + to_string(c->second.dtype) +
+                                  ", expected int8, uint8 or int32");
+            t.dtype = c->second.dtype;
+            t.shape = c->second.shape;
+            t.rank0 = t.shape.empty();
+            t.role = TensorRole::Constant;
+            t.quant = quant->second;
+            Weight& w = out_.weights[name];
+            w.shape = c->second.shape;
+            w.dtype = c->second.dtype;
+            const double lo = w.dtype == DType::Int8 ? -128 : double(INT32_MIN);
+            const double hi = w.dtype == DType::Int8 ? 127 : double(INT32_MAX);
+            for (double v : c->second.values) {
+                if (v < lo || v > hi)
+                    fail(source_, "tensor '" + resolve(onnx_name) + "' holds " + format_number(v) + ", outside " +
+                                      to_string(w.dtype));
+                w.integers.push_back(int32_t(v));
+            }
+        } else if (quant != quants_.end()) {  // an int8 tensor computed by an op
+            t.dtype = onnx_type(resolve(onnx_name)) == onnx::TensorProto::INT32 ? DType::Int32 : DType::Int8;
+            t.quant = quant->second;
+        } else if (c != consts_.end()) {
             t.dtype = c->second.dtype == DType::Int8 || c->second.dtype == DType::Int32 ? DType::Int64 : c->second.dtype;
             t.shape = c->second.shape;
             t.rank0 = t.shape.empty();
@@ -666,10 +866,14 @@ private:
             if (!k.symbolic.empty())
                 fail(source_, "input '" + v.name() + "' has a dimension that is not a number ('" + k.symbolic +
                                   "'): export the model with fixed shapes (torch.onnx.export without dynamic_axes)");
+            if (k.onnx_type == onnx::TensorProto::UINT8)
+                fail(source_, "input '" + v.name() + "' is uint8, not imported (quantized inputs are int8: "
+                                                     "q - 128 with the zero point - 128 stands for the same reals)");
             if (!k.known_type)
                 fail(source_, "input '" + v.name() + "' has ONNX data type " + std::to_string(k.onnx_type) + ", not imported");
             Tensor t(tensor_name(v.name()), k.shape, k.dtype, TensorRole::Input);
             t.rank0 = k.shape.empty();
+            if (const auto q = quants_.find(v.name()); q != quants_.end()) t.quant = q->second;
             g.add_tensor(std::move(t));
         }
         std::string unsupported;
@@ -731,6 +935,8 @@ private:
     std::map<std::string, Uses> uses_;            ///< uses(): by value name
     bool stale_ = true;                           ///< uses_ must be rebuilt
     std::map<std::string, std::string> names_;    ///< ONNX name -> graph name
+    std::set<std::string> uint8_;                 ///< uint8 constants (read as int8, q - 128)
+    std::map<std::string, Quantization> quants_;  ///< by ONNX value: the int8 / int32 side of a Q, DQ, QLinear*
     std::set<std::string> taken_;
 };
 

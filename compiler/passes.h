@@ -15,7 +15,7 @@
 namespace kpu::compiler {
 
 enum class Pass : uint8_t { FoldConstants, FoldBatchnorm, FuseEpilogue, FuseFfn, FuseAttention, PlanMemory, FuseRows,
-                            KeepInL3 };
+                            KeepInL3, FoldQdq };
 /// As kpu-compile --disable-pass, the .kpu's "passes" and messages spell it.
 inline constexpr EnumName<Pass> kPassNames[] = {{Pass::FoldConstants, "fold-constants"},
                                                 {Pass::FoldBatchnorm, "fold-batchnorm"},
@@ -24,13 +24,14 @@ inline constexpr EnumName<Pass> kPassNames[] = {{Pass::FoldConstants, "fold-cons
                                                 {Pass::FuseAttention, "fuse-attention"},
                                                 {Pass::PlanMemory, "plan-memory"},
                                                 {Pass::FuseRows, "fuse-rows"},
-                                                {Pass::KeepInL3, "keep-in-l3"}};
+                                                {Pass::KeepInL3, "keep-in-l3"},
+                                                {Pass::FoldQdq, "fold-qdq"}};
 inline const char* to_string(Pass pass) { return hw::name_in(kPassNames, pass); }
 inline bool parse_pass(const std::string& name, Pass& out) { return hw::value_in(kPassNames, name, out); }
 
 /// The lowest optimization level that runs each pass, indexed by Pass.
 /// Level 3 holds the passes that trade cycles for DRAM bytes on some programs (keep-in-l3).
-inline constexpr int kPassLevel[] = {1, 1, 1, 2, 2, 1, 2, 3};
+inline constexpr int kPassLevel[] = {1, 1, 1, 2, 2, 1, 2, 3, 1};
 /// The highest level (kpu-compile -O3).
 constexpr int kMaxOptLevel = 3;
 /// The default level (kpu-compile without -O): every pass that does not cost cycles where it

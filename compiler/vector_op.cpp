@@ -34,6 +34,9 @@ const std::map<std::string, VectorFunction>& functions() {
         {"ReduceSum", VectorFunction::ReduceSum}, {"ReduceMean", VectorFunction::ReduceMean},
         {"ReduceMax", VectorFunction::ReduceMax}, {"Clip", VectorFunction::Clip},
         {"masked_softmax", VectorFunction::Softmax},
+        // The element-type conversions: a copy read through x's encoding, written through y's.
+        {"QuantizeLinear", VectorFunction::Copy}, {"DequantizeLinear", VectorFunction::Copy},
+        {"Cast", VectorFunction::Copy},
     };
     return map;
 }

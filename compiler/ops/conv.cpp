@@ -14,6 +14,7 @@
 #include "compiler/ops/expansion.h"
 #include "compiler/ops/matmul.h"
 #include "compiler/ops/op_schema.h"
+#include "compiler/ops/quantize.h"
 
 namespace kpu::compiler {
 
@@ -34,9 +35,6 @@ uint64_t ConvGeometry::max_region_pixels(uint64_t pixels) const {
 }
 
 namespace {
-
-/// X's types: the float types, or int8 (a quantized convolution, ONNX's QLinearConv).
-constexpr std::initializer_list<DType> kConvTypes = {DType::Float32, DType::Float16, DType::BFloat16, DType::Int8};
 
 /// A pair of spatial numbers or four pads, read from an ints attribute with a default.
 std::vector<int64_t> ints_or(const InferContext& c, const char* name, size_t size, int64_t fallback) {
@@ -105,9 +103,8 @@ Spatial spatial(const InferContext& c, uint64_t h, uint64_t w, uint64_t kh, uint
 }
 
 void infer_conv(InferContext& c) {
-    c.need_dtype(0, kConvTypes);
-    const bool quantized = quantized_operands(c, 2, std::nullopt, std::nullopt);
-    if (!quantized) c.same_dtype(0, 1);
+    if (c.dtype(0) != DType::Int8) c.need_dtype(0, kFloats);
+    const DType type = product_dtype(c, {0, 1, {0}, 2});
     if (c.rank(0) != 4) {
         if (c.rank(0) == 3 || c.rank(0) == 5)
             c.fail(c.describe(0) + ": " + std::to_string(c.rank(0) - 2) +
@@ -137,19 +134,18 @@ void infer_conv(InferContext& c) {
                    std::to_string(w[2]) + ", " + std::to_string(w[3]) + "])");
     }
     if (c.has_input(2)) {
-        if (!quantized) c.same_dtype(0, 2);
         if (c.shape(2) != std::vector<uint64_t>{cout})
             c.fail(c.describe(2) + " is not [" + std::to_string(cout) + "] (one value per output channel)");
     }
     const Spatial s = spatial(c, x[2], x[3], w[2], w[3], c.string_attr("auto_pad"));
-    c.output(0, {x[0], cout, s.oh, s.ow}, matmul_output_dtype(c));
+    c.output(0, {x[0], cout, s.oh, s.ow}, type);
 }
 
 void infer_conv_nhwc(InferContext& c) {
     need_activation(c);
-    c.need_dtype(0, kConvTypes);
-    const bool quantized = quantized_operands(c, 2, 3, 4);
-    if (!quantized) c.same_dtype(0, 1);
+    if (c.dtype(0) != DType::Int8) c.need_dtype(0, kFloats);
+    const DType type = product_dtype(c, {0, 1, {0, 4}, 2});
+    const bool integer = c.dtype(0) == DType::Int8;  // then the drain's scale and residual stages read float32
     c.need_rank(0, 5, 5);
     c.need_rank(1, 5, 5);
     const auto& x = c.shape(0);
@@ -158,7 +154,6 @@ void infer_conv_nhwc(InferContext& c) {
         c.fail(c.describe(1) + " is not [G, kH, kW, Cg, Cog] with G = " + std::to_string(x[1]) + " and Cg = " +
                std::to_string(x[4]) + " of " + c.describe(0));
     if (c.has_input(2)) {
-        if (!quantized) c.same_dtype(0, 2);
         if (c.shape(2) != std::vector<uint64_t>{w[0], w[4]})
             c.fail(c.describe(2) + " is not [" + std::to_string(w[0]) + ", " + std::to_string(w[4]) + "]");
     }
@@ -166,15 +161,17 @@ void infer_conv_nhwc(InferContext& c) {
     const std::vector<uint64_t> y{x[0], x[1], s.oh, s.ow, w[4]};
     // The drain's epilogue (fuse-epilogue): a per-channel scale like the bias, a residual of Y's shape.
     if (c.has_input(3)) {
-        if (!quantized) c.same_dtype(0, 3);
+        if (integer) c.need_dtype(3, {DType::Float32});
+        else c.same_dtype(0, 3);
         if (c.shape(3) != std::vector<uint64_t>{w[0], w[4]})
             c.fail(c.describe(3) + " is not [" + std::to_string(w[0]) + ", " + std::to_string(w[4]) + "]");
     }
     if (c.has_input(4)) {
-        c.same_dtype(0, 4);
+        if (integer) c.need_dtype(4, {DType::Float32});
+        else c.same_dtype(0, 4);
         if (c.shape(4) != y) c.fail(c.describe(4) + " is not Y's shape " + shape_string(y));
     }
-    c.output(0, y, matmul_output_dtype(c));
+    c.output(0, y, type);
 }
 
 /// Conv as the fabric runs it: the input to [N, G, H, W, Cg] (NHWC, each group's channels

@@ -3,6 +3,7 @@
 // the first input's dtype. They lower onto the vector engine (compiler/vector_op.h), Clip
 // with constant bounds.
 #include "compiler/ops/op_schema.h"
+#include "compiler/ops/quantize.h"
 #include "compiler/vector_op.h"
 
 namespace kpu::compiler {
@@ -11,19 +12,20 @@ namespace {
 constexpr std::initializer_list<DType> kFloats = {DType::Float32, DType::Float16, DType::BFloat16};
 
 void infer_binary(InferContext& c) {
-    if (c.op().kind != "Pow") c.same_dtype(0, 1);  // Pow's exponent may be of another type
+    // Pow's exponent may be of another type
+    const DType type = c.op().kind != "Pow" ? vector_dtype(c, {0, 1}) : vector_dtype(c, {0});
     c.output(0, c.broadcast(c.shape(0), "input 'A' ('" + c.input(0).name + "')", c.shape(1),
                             "input 'B' ('" + c.input(1).name + "')"),
-             c.dtype(0));
+             type);
 }
 
-/// Relu, Neg, Abs: any numeric type.
-void infer_unary(InferContext& c) { c.output(0, c.shape(0), c.dtype(0)); }
+/// Relu, Neg, Abs: any numeric type (int8 with quant: as the reals it stands for).
+void infer_unary(InferContext& c) { c.output(0, c.shape(0), vector_dtype(c, {0})); }
 
-/// The functions defined on reals only.
+/// The functions defined on reals only (int8 with quant: on the reals it stands for).
 void infer_unary_float(InferContext& c) {
-    c.need_dtype(0, kFloats);
-    c.output(0, c.shape(0), c.dtype(0));
+    if (!quantized_operand(c, 0)) c.need_dtype(0, kFloats);
+    c.output(0, c.shape(0), vector_dtype(c, {0}));
 }
 
 void infer_gelu(InferContext& c) {
@@ -39,9 +41,8 @@ void infer_clip(InferContext& c) {
         if (c.has_input(i)) {
             if (c.input(i).elements() != 1 || c.rank(i) > 1)
                 c.fail(c.describe(i) + " must be a scalar");
-            c.same_dtype(0, i);
         }
-    c.output(0, c.shape(0), c.dtype(0));
+    c.output(0, c.shape(0), vector_dtype(c, {0, 1, 2}));
 }
 
 OpSchema unary(const std::string& kind, void (*infer)(InferContext&), std::vector<AttrSpec> attributes = {}) {

@@ -5,25 +5,9 @@
 
 #include "compiler/compile_error.h"
 #include "compiler/ops/op_schema.h"
+#include "compiler/ops/quantize.h"
 
 namespace kpu::compiler {
-
-bool quantized_operands(InferContext& c, std::optional<size_t> bias, std::optional<size_t> scale,
-                        std::optional<size_t> residual) {
-    if (c.dtype(0) != DType::Int8) return false;
-    c.same_dtype(0, 1);
-    if (bias && c.has_input(*bias)) c.need_dtype(*bias, {DType::Int32});
-    if (scale && c.has_input(*scale)) c.need_dtype(*scale, {DType::Float32});
-    if (residual && c.has_input(*residual))
-        c.fail(c.describe(*residual) + ": a residual is not supported with int8 operands");
-    return true;
-}
-
-DType matmul_output_dtype(const InferContext& c) {
-    if (c.dtype(0) != DType::Int8) return c.dtype(0);
-    const Tensor* out = c.output_tensor(0);
-    return out && (out->quant || out->dtype == DType::Int8) ? DType::Int8 : DType::Float32;
-}
 
 namespace {
 
@@ -40,7 +24,6 @@ void infer_fused(InferContext& c) {
     };
     need_rank(0, c.shape(0), 2);
     need_rank(1, c.shape(1), 2);
-    const bool quantized = quantized_operands(c, 2, 3, 4);
     const auto& a = c.shape(0);
     const auto& b = c.shape(1);
     if (a[1] != b[0])
@@ -51,23 +34,26 @@ void infer_fused(InferContext& c) {
         if (c.shape(2)[0] != b[1])
             c.fail(operand(2) + " dimension 0 is " + std::to_string(c.shape(2)[0]) + " but " + operand(1) +
                    " dimension 1 is " + std::to_string(b[1]));
-        if (!quantized) c.same_dtype(0, 2);
     }
-    if (!quantized) c.same_dtype(0, 1);
+    const DType type = product_dtype(c, {0, 1, {1}, 2});
     need_activation(c);
+    // The drain's scale and residual stages compute in float32: after an int8 product, float32 ones.
+    const bool integer = c.dtype(0) == DType::Int8;
     if (c.has_input(3)) {
         need_rank(4, c.shape(3), 1);
         if (c.shape(3)[0] != b[1])
             c.fail("scale '" + c.input(3).name + "' dimension 0 is " + std::to_string(c.shape(3)[0]) + " but " +
                    operand(1) + " dimension 1 is " + std::to_string(b[1]));
-        if (!quantized) c.same_dtype(0, 3);
+        if (integer) c.need_dtype(3, {DType::Float32});
+        else c.same_dtype(0, 3);
     }
     if (c.has_input(4)) {
         const std::vector<uint64_t> want{a[0], b[1]};
         if (c.shape(4) != want)
             c.fail("residual '" + c.input(4).name + "' has shape " + shape_string(c.shape(4)) + " but C is " +
                    shape_string(want));
-        c.same_dtype(0, 4);
+        if (integer) c.need_dtype(4, {DType::Float32});
+        else c.same_dtype(0, 4);
     }
     if (const Tensor* out = c.output_tensor(0); out && out->has_shape()) {
         need_rank(3, out->shape, 2);
@@ -78,7 +64,7 @@ void infer_fused(InferContext& c) {
             c.fail(operand(3) + " dimension 1 is " + std::to_string(out->shape[1]) + " but " + operand(1) +
                    " dimension 1 is " + std::to_string(b[1]));
     }
-    c.output(0, {a[0], b[1]}, matmul_output_dtype(c));
+    c.output(0, {a[0], b[1]}, type);
 }
 
 /// numpy matmul: rank-1 operands get a 1 prepended (A) or appended (B), removed after; the
@@ -86,7 +72,7 @@ void infer_fused(InferContext& c) {
 void infer_matmul(InferContext& c) {
     c.need_rank(0, 1, kMaxRank);
     c.need_rank(1, 1, kMaxRank);
-    if (!quantized_operands(c, std::nullopt, std::nullopt, std::nullopt)) c.same_dtype(0, 1);
+    const DType type = product_dtype(c, {0, 1, {c.rank(1) - 1}});
     std::vector<uint64_t> a = c.shape(0), b = c.shape(1);
     const bool a_vector = a.size() == 1, b_vector = b.size() == 1;
     if (a_vector) a.insert(a.begin(), 1);
@@ -100,7 +86,7 @@ void infer_matmul(InferContext& c) {
                                             {b.begin(), b.end() - 2}, "batch dimensions of input 'B'");
     if (!a_vector) out.push_back(a[a.size() - 2]);
     if (!b_vector) out.push_back(b.back());
-    c.output(0, out, matmul_output_dtype(c));
+    c.output(0, out, type);
 }
 
 std::string matmul_lowering(const Graph& g, const Op& op) {
@@ -112,21 +98,19 @@ std::string matmul_lowering(const Graph& g, const Op& op) {
 void infer_gemm(InferContext& c) {
     c.need_rank(0, 2, 2);
     c.need_rank(1, 2, 2);
-    const bool quantized = quantized_operands(c, 2, std::nullopt, std::nullopt);
-    if (!quantized) c.same_dtype(0, 1);
     const bool ta = c.int_attr("transA") != 0, tb = c.int_attr("transB") != 0;
+    const DType type = product_dtype(c, {0, 1, {tb ? size_t(0) : size_t(1)}, 2});
     const uint64_t m = c.shape(0)[ta ? 1 : 0], k = c.shape(0)[ta ? 0 : 1];
     const uint64_t kb = c.shape(1)[tb ? 1 : 0], n = c.shape(1)[tb ? 0 : 1];
     if (k != kb)
         c.fail(c.describe(0) + " has K = " + std::to_string(k) + " (transA = " + std::to_string(int(ta)) + ") but " +
                c.describe(1) + " has K = " + std::to_string(kb) + " (transB = " + std::to_string(int(tb)) + ")");
     if (c.has_input(2)) {
-        if (!quantized) c.same_dtype(0, 2);
         const std::vector<uint64_t> mn{m, n};
         if (c.broadcast(c.shape(2), "input 'C'", mn, "A' @ B'") != mn)
             c.fail("input 'C' " + shape_string(c.shape(2)) + " does not broadcast to " + shape_string(mn));
     }
-    c.output(0, {m, n}, matmul_output_dtype(c));
+    c.output(0, {m, n}, type);
 }
 
 /// A float attribute's value (a JSON integer reads as int64).

@@ -96,15 +96,6 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op);
 /// A conv_nhwc as the implicit GEMM the fabric runs (ops/conv.cpp); matmul_operands() gives it too.
 MatmulOperands conv_operands(const Graph& graph, const Op& op);
 
-class InferContext;
-/// A quantized matmul or convolution (int8 A): checks B is A's type, the bias (input `bias`) int32,
-/// the scale (input `scale`) float32 and that there is no residual (input `residual`); true.
-/// False, checking nothing, for any other A.
-bool quantized_operands(InferContext& c, std::optional<size_t> bias, std::optional<size_t> scale,
-                        std::optional<size_t> residual);
-/// C's dtype of a matmul-family op: A's; for int8 A, int8 when C's tensor is declared int8 or
-/// has quantization, else float32 (the dequantized result).
-DType matmul_output_dtype(const InferContext& c);
 /// Fails `c` unless the op's attribute "activation" names a drain Activation (the fused
 /// matmul's and conv_nhwc's, which the fuse-epilogue pass sets).
 void need_activation(InferContext& c);

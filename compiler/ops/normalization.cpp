@@ -7,6 +7,7 @@
 
 #include "compiler/ops/expansion.h"
 #include "compiler/ops/op_schema.h"
+#include "compiler/ops/quantize.h"
 
 namespace kpu::compiler {
 namespace {
@@ -14,9 +15,9 @@ namespace {
 constexpr std::initializer_list<DType> kFloats = {DType::Float32, DType::Float16, DType::BFloat16};
 
 void infer_softmax(InferContext& c) {
-    c.need_dtype(0, kFloats);
+    if (!quantized_operand(c, 0)) c.need_dtype(0, kFloats);
     c.axis("attribute 'axis'", c.int_attr("axis"), c.rank(0));
-    c.output(0, c.shape(0), c.dtype(0));
+    c.output(0, c.shape(0), vector_dtype(c, {0}));
 }
 
 /// The normalized axes' shape, X.shape[axis:], that input i must broadcast to.
@@ -24,21 +25,22 @@ void need_broadcast_to_normalized(InferContext& c, size_t i, size_t axis) {
     const std::vector<uint64_t> normalized(c.shape(0).begin() + long(axis), c.shape(0).end());
     if (c.broadcast(c.shape(i), c.describe(i), normalized, "the normalized axes") != normalized)
         c.fail(c.describe(i) + " does not broadcast to the normalized axes " + shape_string(normalized));
-    // X's type, or float32 (how the vector engine reads a norm's weight and bias: a bfloat16
-    // or float16 X normalizes with float32 ones).
-    if (c.dtype(i) != DType::Float32) c.same_dtype(0, i);
+    // The vector engine reads a norm's weight and bias as float32 whatever X's type (int8,
+    // bfloat16, float16): X's type when X is float32, else float32.
+    if (c.dtype(0) == DType::Float32) c.same_dtype(0, i);
+    else c.need_dtype(i, {DType::Float32});
 }
 
 /// LayerNormalization and RMSNormalization: Y like X; LayerNormalization's optional Mean and
 /// InvStdDev keep X's leading axes and have 1 for each normalized one (float32: stash_type 1).
 void infer_normalization(InferContext& c) {
-    c.need_dtype(0, kFloats);
+    if (!quantized_operand(c, 0)) c.need_dtype(0, kFloats);
     const size_t axis = c.axis("attribute 'axis'", c.int_attr("axis"), c.rank(0));
     if (c.float_attr("epsilon") <= 0)
         c.fail("attribute 'epsilon' is " + attr_string(c.float_attr("epsilon")) + ", expected > 0");
     for (size_t i = 1; i < c.input_count(); ++i)
         if (c.has_input(i)) need_broadcast_to_normalized(c, i, axis);
-    c.output(0, c.shape(0), c.dtype(0));
+    c.output(0, c.shape(0), vector_dtype(c, {0}));
     std::vector<uint64_t> stats(c.shape(0));
     for (size_t d = axis; d < stats.size(); ++d) stats[d] = 1;
     c.output(1, stats, DType::Float32);

@@ -9,6 +9,7 @@
 
 #include "compiler/ops/expansion.h"
 #include "compiler/ops/op_schema.h"
+#include "compiler/ops/quantize.h"
 
 namespace kpu::compiler {
 namespace {
@@ -24,14 +25,15 @@ void infer_reduce(InferContext& c) {
             if (!axes.insert(axis).second) c.fail("axes[" + std::to_string(i) + "] repeats axis " + std::to_string(axis));
         }
     }
-    if (axes.empty() && c.int_attr("noop_with_empty_axes") != 0) return c.output(0, c.shape(0), c.dtype(0));
+    const DType type = vector_dtype(c, {0});
+    if (axes.empty() && c.int_attr("noop_with_empty_axes") != 0) return c.output(0, c.shape(0), type);
     const bool all = axes.empty(), keep = c.int_attr("keepdims") != 0;
     std::vector<uint64_t> out;
     for (size_t d = 0; d < rank; ++d) {
         if (!all && !axes.count(d)) out.push_back(c.shape(0)[d]);
         else if (keep) out.push_back(1);
     }
-    c.output(0, out, c.dtype(0));
+    c.output(0, out, type);
 }
 
 bool expand_reduce(Graph& g, const Op& op, std::vector<Op>& ops) {

@@ -12,6 +12,7 @@
 
 #include "compiler/ops/expansion.h"
 #include "compiler/ops/op_schema.h"
+#include "compiler/ops/quantize.h"
 #include "compiler/tiler.h"
 #include "compiler/vector_op.h"
 
@@ -217,7 +218,7 @@ namespace {
 /// The window ops' shared checks: X float NCHW, then the window (its problem fails the op).
 hw::VectorWindow checked_window(InferContext& c) {
     c.need_rank(0, 4, 4);
-    c.need_dtype(0, {DType::Float32, DType::Float16, DType::BFloat16});
+    if (!quantized_operand(c, 0)) c.need_dtype(0, {DType::Float32, DType::Float16, DType::BFloat16});
     Graph scratch;  // window_of reads the op's X (and W) shapes from a graph
     std::vector<uint32_t> inputs;
     for (size_t i = 0; i < c.input_count(); ++i) {
@@ -246,13 +247,13 @@ void infer_pool(InferContext& c) {
             c.fail("attribute 'storage_order' = " + n(c.int_attr("storage_order")) + " not supported (only 0)");
     }
     const hw::VectorWindow w = checked_window(c);
-    c.output(0, {c.shape(0)[0], c.shape(0)[1], w.out_h, w.out_w}, c.dtype(0));
+    c.output(0, {c.shape(0)[0], c.shape(0)[1], w.out_h, w.out_w}, vector_dtype(c, {0}));
 }
 
 void infer_depthwise(InferContext& c) {
     c.need_rank(0, 4, 4);
     c.need_rank(1, 4, 4);
-    c.same_dtype(0, 1);
+    const DType type = vector_dtype(c, {0, 1, 2});
     const uint64_t channels = c.shape(0)[1];
     const std::vector<uint64_t>& w = c.shape(1);
     if (w[0] != channels || w[1] != 1)
@@ -262,19 +263,18 @@ void infer_depthwise(InferContext& c) {
         c.fail("attribute 'group' = " + n(c.int_attr("group")) + " is not X's channels " + n(int64_t(channels)) +
                " (depthwise)");
     if (c.has_input(2)) {
-        c.same_dtype(0, 2);
         if (c.shape(2) != std::vector<uint64_t>{channels})
             c.fail(c.describe(2) + " is not [" + n(int64_t(channels)) + "] (X's channels)");
     }
     const hw::VectorWindow win = checked_window(c);
-    c.output(0, {c.shape(0)[0], channels, win.out_h, win.out_w}, c.dtype(0));
+    c.output(0, {c.shape(0)[0], channels, win.out_h, win.out_w}, type);
 }
 
 void infer_global_average_pool(InferContext& c) {
     c.need_rank(0, 3, kMaxRank);
     std::vector<uint64_t> out = {c.shape(0)[0], c.shape(0)[1]};
     out.resize(c.rank(0), 1);
-    c.output(0, out, c.dtype(0));
+    c.output(0, out, vector_dtype(c, {0}));
 }
 
 void infer_batch_norm(InferContext& c) {

@@ -129,7 +129,7 @@ TEST(KpuFormat, EveryValidationErrorIsPrecise) {
         {[](json& j) { j["extra"] = 1; }, "bad.kpu: extra: unknown field"},
         {[](json& j) { j["passes"] = {"fuse-epilogue", "fuse-everything"}; },
          "bad.kpu: passes[1]: unknown pass 'fuse-everything' (fold-constants, fold-batchnorm, fuse-epilogue, "
-         "fuse-ffn, fuse-attention, plan-memory, fuse-rows, keep-in-l3)"},
+         "fuse-ffn, fuse-attention, plan-memory, fuse-rows, keep-in-l3, fold-qdq)"},
         {[](json& j) { j["target"]["overrides"] = {1}; }, "bad.kpu: target.overrides[0]: expected a string, got 1"},
         {[](json& j) { j.erase("tasks"); }, "bad.kpu: tasks: missing required field"},
         // bad types
