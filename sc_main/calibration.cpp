@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compiler/passes/fold_batchnorm.h"
 #include "sc_main/reference.h"
 
 namespace kpu::cli {
@@ -349,16 +350,18 @@ compiler::QuantTable quant_table(const CalibrationTable& table) {
 }
 
 Graph apply_precision(const Graph& graph, compiler::Weights& weights, DType type, const hw::Config& config,
-                      const std::vector<CalibrationSample>& samples, CalibrationMethod method) {
+                      const std::vector<CalibrationSample>& samples, CalibrationMethod method,
+                      const compiler::PassSelection& passes) {
     if (type == DType::Float32) return graph;
-    if (type != DType::Int8) return compiler::to_float_precision(graph, weights, type, config);
-    config.fabric_type(to_string(type));  // refused before the samples are evaluated
-    if (samples.size() < kMinCalibrationSamples)
+    config.fabric_type(to_string(type));  // refused before anything is evaluated
+    if (type == DType::Int8 && samples.size() < kMinCalibrationSamples)
         throw CalibrationError("INT8 calibration requires at least " + std::to_string(kMinCalibrationSamples) +
                                " samples (got " + std::to_string(samples.size()) + ")");
-    Calibrator calibrator(graph, weights);
+    const Graph folded = passes.enabled(compiler::Pass::FoldBatchnorm) ? compiler::fold_batchnorm(graph, &weights) : graph;
+    if (type != DType::Int8) return compiler::to_float_precision(folded, weights, type, config);
+    Calibrator calibrator(folded, weights);
     for (const CalibrationSample& s : samples) calibrator.collect(s.values, s.shapes, s.source);
-    return compiler::quantize_int8(graph, weights, quant_table(calibrator.table(method)), config);
+    return compiler::quantize_int8(folded, weights, quant_table(calibrator.table(method)), config);
 }
 
 std::string calibration_table_json(const CalibrationTable& table) {

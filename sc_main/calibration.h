@@ -27,6 +27,7 @@
 
 #include "compiler/compile_error.h"
 #include "compiler/graph.h"
+#include "compiler/passes.h"
 #include "compiler/passes/precision.h"
 #include "hardware/config.h"
 #include "hardware/enum_names.h"
@@ -172,12 +173,14 @@ struct CalibrationSample {
 compiler::QuantTable quant_table(const CalibrationTable& table);
 
 /// What kpu-compile --precision and KPUCompiler.compile(precision=...) do before compile():
-/// `graph` (checked, float32) unchanged for float32; in bfloat16 / float16 through
-/// to_float_precision; in int8 calibrated on `samples` by `method` (CalibrationError with
-/// fewer than kMinCalibrationSamples) and rewritten by quantize_int8. `weights` follow.
+/// `graph` (checked, float32) unchanged for float32; otherwise its BatchNormalizations folded
+/// first when `passes` enables fold-batchnorm (the folded conv is what gets converted: once
+/// converted it would no longer fold), then in bfloat16 / float16 through to_float_precision,
+/// in int8 calibrated on `samples` by `method` (CalibrationError with fewer than
+/// kMinCalibrationSamples) and rewritten by quantize_int8. `weights` follow.
 compiler::Graph apply_precision(const compiler::Graph& graph, compiler::Weights& weights, compiler::DType type,
                                 const hw::Config& config, const std::vector<CalibrationSample>& samples,
-                                CalibrationMethod method);
+                                CalibrationMethod method, const compiler::PassSelection& passes);
 
 /// The table as JSON text (the "kpu-calibration" format of docs/quantization.md).
 std::string calibration_table_json(const CalibrationTable& table);

@@ -1,6 +1,7 @@
 // kpu-compile: graph JSON or ONNX model -> .kpu (DFX program), and .kpu + config -> bound program.
 //   kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--dataflow output-stationary|weight-stationary] [-v]
 //   kpu-compile --bind --config FILE X.kpu [-o BOUND.json]
+//   kpu-compile ... --precision bf16|fp16|int8 [--calibration DIR] (docs/quantization.md)
 // Without --config a program is tiled for the portable target (portable_target.h), which every
 // shipped config binds as it is; --bind re-blocks a program that does not fit (reblock.h).
 // Any error is one line "kpu-compile: error: ..." and exit status 1.
@@ -468,6 +469,7 @@ int run(int argc, char** argv) {
     po::notify(vm);
     if (help) {
         std::cout << "usage: kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--set PATH=VALUE ...] [-O0|-O1|-O2|-O3] [--disable-pass NAME ...] [--dataflow D] [-v]\n"
+                     "       kpu-compile ... --precision bf16|fp16 | --precision int8 --calibration DIR [--calibration-method M]\n"
                      "       kpu-compile --bind --config FILE [--set PATH=VALUE ...] X.kpu [-o BOUND.json]\n"
                   << options;
         return 0;
@@ -555,13 +557,11 @@ int run(int argc, char** argv) {
         graph = load_graph(input);
     }
     if (precision != DType::Float32) {
-        if (precision != DType::Int8) config.fabric_type(to_string(precision));
-        std::vector<kpu::cli::CalibrationSample> samples;
-        if (precision == DType::Int8) {
-            config.fabric_type(to_string(precision));
-            samples = read_calibration_samples(calibration_dir, graph);
-        }
-        graph = kpu::cli::apply_precision(graph, weights, precision, config, samples, method);
+        config.fabric_type(to_string(precision));  // before the samples are read
+        const std::vector<kpu::cli::CalibrationSample> samples =
+            precision == DType::Int8 ? read_calibration_samples(calibration_dir, graph)
+                                     : std::vector<kpu::cli::CalibrationSample>();
+        graph = kpu::cli::apply_precision(graph, weights, precision, config, samples, method, compile_options.passes);
     }
     std::vector<UnitChoice> choices;  // what compile() decides again: shown here with its estimates
     naming(input + " for '" + config.name + "'",

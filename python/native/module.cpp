@@ -164,7 +164,8 @@ NativeProgram compile_model(const std::string& path, const std::string& config_p
                 s.values[inputs[0]] = std::move(s.values[""]), s.shapes[inputs[0]] = s.shapes[""];
                 s.values.erase(""), s.shapes.erase("");
             }
-        model.graph = cli::apply_precision(model.graph, model.weights, type, config, given, calibration_method);
+        model.graph =
+            cli::apply_precision(model.graph, model.weights, type, config, given, calibration_method, options.passes);
     }
     NativeProgram p;
     p.program = compiler::compile(model.graph, config, options, &model.weights);

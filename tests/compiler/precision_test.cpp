@@ -4,13 +4,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "compiler/compile_error.h"
+#include "compiler/graph_json.h"
 #include "compiler/passes/precision.h"
 #include "hardware/config.h"
 #include "hardware/numeric.h"
 #include "sc_main/calibration.h"
+#include "sc_main/npy.h"
+#include "tests/support/run_tool.h"
 
 namespace kpu::compiler {
 namespace {
@@ -328,6 +332,57 @@ TEST(PrecisionPasses, APrecisionTheFabricDoesNotListIsRefused) {
                        [](const hw::ElementType& e) { return e.name == "int8"; }),
         no_int8.fabric.element_types.end());
     EXPECT_THROW(quantize_int8(source, weights, {}, no_int8), std::exception);
+}
+
+// ---- kpu-compile's options ----
+
+/// kpu-compile's stdout and stderr for `args`, and its exit status.
+std::pair<int, std::string> kpu_compile(const std::string& args) {
+    const test::ToolRun r =
+        test::run_command(std::string(KPU_BINARY_DIR) + "/bin/kpu-compile " + args + " 2>&1", "precision_test_");
+    return {r.exit_code, r.out};
+}
+
+/// A directory of `n` calibration samples of `shape` for examples/mlp.json's one input.
+std::string sample_dir(const std::string& name, int n, const std::vector<uint64_t>& shape) {
+    const std::filesystem::path dir = std::filesystem::path(KPU_BINARY_DIR) / ("precision_test_" + name);
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    uint64_t count = 1;
+    for (uint64_t d : shape) count *= d;
+    for (int i = 0; i < n; ++i) {
+        std::vector<float> values(count);
+        for (uint64_t j = 0; j < count; ++j) values[j] = float(std::sin(double(i * 31 + j)));
+        char file[32];
+        std::snprintf(file, sizeof file, "s%03d.npy", i);
+        cli::write_npy((dir / file).string(), shape, values.data());
+    }
+    return dir.string();
+}
+
+TEST(KpuCompilePrecision, TooFewSamplesAWrongShapeAndAnUnlistedTypeAreOneLineEach) {
+    const std::string source = KPU_SOURCE_DIR, graph = source + "/examples/mlp.json";
+    const std::string out = std::string(KPU_BINARY_DIR) + "/precision_test.kpu";
+    const Graph mlp = load_graph(graph);
+    std::vector<uint64_t> shape;
+    std::string input;
+    for (const Tensor& t : mlp.tensors())
+        if (t.role == TensorRole::Input) shape = t.shape, input = t.name;
+    ASSERT_FALSE(shape.empty());
+    EXPECT_EQ(kpu_compile(graph + " -o " + out + " --precision int8 --calibration " + sample_dir("few", 12, shape)),
+              std::make_pair(1, std::string("kpu-compile: error: INT8 calibration requires at least 100 samples (got 12)\n")));
+    std::vector<uint64_t> wrong = shape;
+    ++wrong.back();
+    const std::string bad = sample_dir("bad", 1, wrong);
+    EXPECT_EQ(kpu_compile(graph + " -o " + out + " --precision int8 --calibration " + bad),
+              std::make_pair(1, "kpu-compile: error: " + bad + "/s000.npy: input '" + input + "' has shape " +
+                                    shape_string(wrong) + ", the graph's is " + shape_string(shape) + "\n"));
+    EXPECT_EQ(kpu_compile(graph + " -o " + out + " --config " + source + "/configs/edge.json --precision fp16"),
+              std::make_pair(1, std::string("kpu-compile: error: element type 'float16' is not supported by config "
+                                            "'edge' (float32, bfloat16, int8)\n")));
+    EXPECT_EQ(kpu_compile(graph + " -o " + out + " --precision int4"),
+              std::make_pair(1, std::string("kpu-compile: error: --precision: unknown precision 'int4' (fp32, bf16, "
+                                            "fp16, int8)\n")));
 }
 
 }  // namespace
