@@ -253,21 +253,12 @@ Calibrator::Calibrator(Graph graph, compiler::Weights weights) : graph_(std::mov
         else v.assign(w.integers.begin(), w.integers.end());
     }
     const auto& tensors = graph_.tensors();
-    constant_derived_.assign(tensors.size(), false);
+    constant_derived_ = compiler::constant_derived(graph_);
     for (uint32_t t = 0; t < tensors.size(); ++t) {
-        constant_derived_[t] = tensors[t].role == TensorRole::Constant;
         const auto* reals = std::get_if<std::vector<double>>(&tensors[t].value);
-        if (constant_derived_[t] && reals && !constants_.count(tensors[t].name))  // the fabric's path reads no inline values
+        if (tensors[t].role == TensorRole::Constant && reals && !constants_.count(tensors[t].name))  // the fabric's path reads no inline values
             constants_[tensors[t].name].assign(reals->begin(), reals->end());
         if (tensors[t].role == TensorRole::Input) inputs_.push_back(t);
-    }
-    for (const Op& op : graph_.ops()) {  // checked: producers first
-        bool any = false, all = true;
-        for (uint32_t t : op.inputs)
-            if (t != compiler::kNoTensor) any = true, all = all && constant_derived_[t];
-        if (any && all)
-            for (uint32_t t : op.outputs)
-                if (t != compiler::kNoTensor) constant_derived_[t] = true;
     }
 }
 

@@ -16,8 +16,8 @@ namespace {
 
 bool is_mac(const Op& op) { return op.kind == "Conv" || op.kind == "MatMul" || op.kind == "Gemm"; }
 
-/// Per tensor: whether it follows from the constants alone (constants, and what ops compute
-/// from them only). `graph` is checked: producers come first.
+}  // namespace
+
 std::vector<bool> constant_derived(const Graph& graph) {
     std::vector<bool> out(graph.tensors().size(), false);
     for (uint32_t t = 0; t < out.size(); ++t) out[t] = graph.tensor(t).role == TensorRole::Constant;
@@ -31,6 +31,8 @@ std::vector<bool> constant_derived(const Graph& graph) {
     }
     return out;
 }
+
+namespace {
 
 /// Every read of `from` by `ops` (from index `first` on) made a read of `to`.
 void redirect(std::vector<Op>& ops, size_t first, uint32_t from, uint32_t to) {
@@ -60,20 +62,22 @@ Op cast(Graph& g, const std::string& name, uint32_t in, uint32_t out, DType type
     return op;
 }
 
-/// A MAC operand `t` in `type`: itself for an activation (already of the type); a constant's
-/// values rounded in place; otherwise (computed from constants) a Cast's output, one per tensor.
+/// An operand `t` in `type`: itself for an activation (already of the type) or a tensor of
+/// another type than float32; a constant's values rounded in place (unless `keep`: a MAC's
+/// bias, which stays float32); otherwise (computed from constants) a Cast's output, one per tensor.
 uint32_t low_operand(Graph& g, Weights& weights, uint32_t t, const std::vector<bool>& derived, DType type,
-                     std::map<uint32_t, uint32_t>& cast_of, std::vector<Op>& out) {
-    if (t == kNoTensor || !derived[t] || g.tensor(t).dtype == type) return t;
+                     const std::set<uint32_t>& keep, std::map<uint32_t, uint32_t>& cast_of, std::vector<Op>& out) {
+    if (t == kNoTensor || t >= derived.size() || !derived[t] || g.tensor(t).dtype != DType::Float32) return t;
     Tensor& x = g.tensor(t);
     const auto w = weights.find(x.name);
     auto* inline_values = std::get_if<std::vector<double>>(&x.value);
-    if (x.role == TensorRole::Constant && w != weights.end() && w->second.dtype == DType::Float32) {
+    const bool in_place = x.role == TensorRole::Constant && !keep.count(t);
+    if (in_place && w != weights.end()) {
         for (float& v : w->second.values) v = rounded(v, type);
         w->second.dtype = x.dtype = type;
         return t;
     }
-    if (x.role == TensorRole::Constant && w == weights.end() && inline_values) {
+    if (in_place && inline_values) {
         for (double& v : *inline_values) v = rounded(float(v), type);
         x.dtype = type;
         return t;
@@ -116,10 +120,23 @@ Graph to_float_precision(const Graph& graph, Weights& weights, DType type, const
     }
     // Constant MAC operands rounded to the type, or cast when computed from constants.
     std::map<uint32_t, uint32_t> cast_of;  // constant-derived operand -> its Cast's output
+    std::set<uint32_t> biases;  // a MAC's bias stays float32
+    for (const Op& op : ops)
+        if (is_mac(op) && op.inputs.size() > 2 && op.inputs[2] != kNoTensor) biases.insert(op.inputs[2]);
     for (size_t k = 0; k < ops.size(); ++k) {
         Op& op = ops[k];
-        if (is_mac(op))
-            for (size_t i = 0; i < 2; ++i) op.inputs[i] = low_operand(g, weights, op.inputs[i], derived, type, cast_of, out);
+        if (is_mac(op)) {
+            for (size_t i = 0; i < 2; ++i)
+                op.inputs[i] = low_operand(g, weights, op.inputs[i], derived, type, {}, cast_of, out);
+        } else {
+            // A vector op reads its float operands in one type: the activation's, when it reads one.
+            bool reads_activation = false;
+            for (uint32_t t : op.inputs) reads_activation = reads_activation || (t != kNoTensor && (t >= derived.size() || !derived[t]) && g.tensor(t).dtype == type);
+            const std::vector<size_t>& compile_time = schema_of(op).compile_time_inputs;
+            for (size_t i = 0; reads_activation && i < op.inputs.size(); ++i)
+                if (std::find(compile_time.begin(), compile_time.end(), i) == compile_time.end())
+                    op.inputs[i] = low_operand(g, weights, op.inputs[i], derived, type, biases, cast_of, out);
+        }
         // Outputs written by a Cast back to float32; later readers read the type's tensor.
         std::vector<Op> casts;
         for (uint32_t& t : op.outputs) {
@@ -294,14 +311,11 @@ bool is_pool(const Op& op) {
 Graph quantize_int8(const Graph& graph, Weights& weights, const QuantTable& table, const hw::Config& config) {
     config.fabric_type(to_string(DType::Int8));
     const std::vector<bool> derived = constant_derived(graph);
-    std::vector<uint32_t> readers(graph.tensors().size(), 0);
-    for (const Op& op : graph.ops())
-        for (uint32_t t : op.inputs)
-            if (t != kNoTensor) ++readers[t];
-    std::vector<std::optional<uint32_t>> only_reader(graph.tensors().size());
+    std::vector<uint32_t> readers(graph.tensors().size(), 0), last_reader(graph.tensors().size(), 0);
     for (uint32_t i = 0; i < graph.ops().size(); ++i)
         for (uint32_t t : graph.ops()[i].inputs)
-            if (t != kNoTensor && readers[t] == 1) only_reader[t] = i;
+            if (t != kNoTensor) ++readers[t], last_reader[t] = i;
+    const auto only_reader = [&](uint32_t t) { return readers[t] == 1 ? std::optional<uint32_t>(last_reader[t]) : std::nullopt; };
     const auto activation = [&](uint32_t t) { return t >= derived.size() || !derived[t]; };
     QdqBuilder b(graph, weights, table);
     std::vector<Op> ops = graph.ops();
@@ -334,9 +348,9 @@ Graph quantize_int8(const Graph& graph, Weights& weights, const QuantTable& tabl
         b.push(op);
         uint32_t y = op.outputs[0];
         // A Relu alone reading the output: the quantization goes after it.
-        if (y != kNoTensor && graph.tensor(y).role != TensorRole::Output && only_reader[y] &&
-            ops[*only_reader[y]].kind == "Relu") {
-            const uint32_t r = *only_reader[y];
+        if (y != kNoTensor && graph.tensor(y).role != TensorRole::Output && only_reader(y) &&
+            ops[*only_reader(y)].kind == "Relu") {
+            const uint32_t r = *only_reader(y);
             b.push(ops[r]);
             done[r] = true;
             y = ops[r].outputs[0];

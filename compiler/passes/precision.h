@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "compiler/graph.h"
 #include "hardware/config.h"
@@ -15,15 +16,22 @@ namespace kpu::compiler {
 /// (along the weight's output-channel axis, zero points 0) for the weights the MAC ops read.
 using QuantTable = std::map<std::string, Quantization>;
 
+/// Per tensor of the checked `graph`: whether it follows from the constants alone (a constant,
+/// or what ops compute from such tensors only): a weight, not an activation.
+std::vector<bool> constant_derived(const Graph& graph);
+
 /// `graph` with its activations in `type` (bfloat16 or float16): every float32 tensor an op
 /// computes from the graph's inputs becomes `type`; each float32 graph input is read through a
 /// Cast to `type` ("<input>.cast") and each graph output written by a Cast from a `type` tensor
 /// ("<op>.<output>"), so that inputs and outputs stay float32. The A / X and B / W operands of
 /// every Conv, MatMul and Gemm become `type`: a constant one (inline or in `weights`) has its
 /// values rounded to nearest even (Weight::dtype set, values the rounded floats); one computed
-/// from constants alone is read through a Cast. Biases, norm parameters and the other
-/// constants stay float32. CompileError (hw::Config::fabric_type's) when `config`'s fabric
-/// does not list `type`.
+/// from constants alone is read through a Cast. The biases of Conv and Gemm stay float32 (the
+/// drain adds them in float32); a float32 constant another op reads beside an activation of
+/// the type (an Add's bias, a norm's scale, a Clip's bounds) is converted the same way, since
+/// a vector op's float operands are of one type; compile-time inputs (shapes, Resize's scales)
+/// are left as they are. CompileError (hw::Config::fabric_type's) when `config`'s fabric does
+/// not list `type`.
 Graph to_float_precision(const Graph& graph, Weights& weights, DType type, const hw::Config& config);
 
 /// `graph` with QuantizeLinear / DequantizeLinear pairs as ONNX's QDQ quantizers place them:

@@ -11,13 +11,8 @@ import kpu
 from conftest import config_path
 from kpu import _native
 from kpu import calibration as cal
+from test_calibration import GRAPH
 
-GRAPH = {"tensors": [{"name": "x", "shape": [4, 6], "role": "input"},
-                     {"name": "w", "shape": [6, 5], "role": "constant"},
-                     {"name": "y", "shape": [4, 5], "role": "intermediate"},
-                     {"name": "z", "shape": [4, 5], "role": "output"}],
-         "ops": [{"op": "MatMul", "name": "mm", "inputs": ["x", "w"], "outputs": ["y"]},
-                 {"op": "Relu", "name": "act", "inputs": ["y"], "outputs": ["z"]}]}
 # Small integers: every product and sum of the MatMul is exact in float32 and float64 alike.
 RNG = np.random.default_rng(21)
 WEIGHT = RNG.integers(-4, 5, (6, 5)).astype(np.float32)

@@ -136,28 +136,30 @@ TEST(Calibration, WeightScalesPerOutputChannelAlongAnyAxis) {
 
 // ---- the passes ----
 
-/// x [2, 4] -> MatMul(w [4, 3]) -> Relu -> r -> Gemm(r, w2 [3, 5], bias [5]) -> y (an output).
+/// x [2, 4] -> MatMul(w [4, 3]) -> Relu -> r -> Gemm(r, w2 [3, 5], bias [5]) -> y (an output);
+/// without `gemm`, the last op a MatMul "mm2" with no bias.
 struct Mlp {
     Graph graph;
     Weights weights;
-    Mlp() {
+    explicit Mlp(bool gemm = true) {
         graph.add_tensor(Tensor("x", {2, 4}, DType::Float32, TensorRole::Input));
         graph.add_tensor(Tensor("w", {4, 3}, DType::Float32, TensorRole::Constant));
         graph.add_tensor(Tensor("w2", {3, 5}, DType::Float32, TensorRole::Constant));
-        graph.add_tensor(Tensor("bias", {5}, DType::Float32, TensorRole::Constant));
+        if (gemm) graph.add_tensor(Tensor("bias", {5}, DType::Float32, TensorRole::Constant));
         graph.add_tensor(Tensor("h", {}));
         graph.add_tensor(Tensor("r", {}));
         graph.add_tensor(Tensor("y", {}, DType::Float32, TensorRole::Output));
         const auto t = [&](const char* n) { return *graph.find_tensor(n); };
         graph.add_op(Op{"mm", "MatMul", {t("x"), t("w")}, {t("h")}, {}, {}});
         graph.add_op(Op{"act", "Relu", {t("h")}, {t("r")}, {}, {}});
-        graph.add_op(Op{"fc", "Gemm", {t("r"), t("w2"), t("bias")}, {t("y")}, {}, {}});
+        if (gemm) graph.add_op(Op{"fc", "Gemm", {t("r"), t("w2"), t("bias")}, {t("y")}, {}, {}});
+        else graph.add_op(Op{"mm2", "MatMul", {t("r"), t("w2")}, {t("y")}, {}, {}});
         graph.check("test");
-        for (const char* n : {"w", "w2", "bias"}) {
-            const Tensor& x = graph.tensor(t(n));
+        for (const Tensor& x : graph.tensors()) {
+            if (x.role != TensorRole::Constant) continue;
             Weight w{x.shape, {}, DType::Float32, {}};
             for (uint64_t i = 0; i < x.elements(); ++i) w.values.push_back(float(std::sin(1.7 * double(i) + x.name.size())));
-            weights[n] = w;
+            weights[x.name] = w;
         }
     }
 };
@@ -251,25 +253,15 @@ TEST(PrecisionPasses, QuantizeInt8NamesATensorTheCalibrationLacks) {
     }
 }
 
-/// x [2, 4] -> MatMul(w [4, 3]) -> Relu -> MatMul(w2 [3, 5]) -> y: no bias, no other constants.
+/// Mlp(false) with weights whose rounding to bfloat16 / float16 goes both ways and ties.
 Graph matmul_chain(Weights& weights) {
-    Graph graph;
-    graph.add_tensor(Tensor("x", {2, 4}, DType::Float32, TensorRole::Input));
-    graph.add_tensor(Tensor("w", {4, 3}, DType::Float32, TensorRole::Constant));
-    graph.add_tensor(Tensor("w2", {3, 5}, DType::Float32, TensorRole::Constant));
-    graph.add_tensor(Tensor("h", {}));
-    graph.add_tensor(Tensor("r", {}));
-    graph.add_tensor(Tensor("y", {}, DType::Float32, TensorRole::Output));
-    const auto t = [&](const char* n) { return *graph.find_tensor(n); };
-    graph.add_op(Op{"mm", "MatMul", {t("x"), t("w")}, {t("h")}, {}, {}});
-    graph.add_op(Op{"act", "Relu", {t("h")}, {t("r")}, {}, {}});
-    graph.add_op(Op{"mm2", "MatMul", {t("r"), t("w2")}, {t("y")}, {}, {}});
-    graph.check("test");
-    weights["w"] = Weight{{4, 3}, {}, DType::Float32, {}};
-    weights["w2"] = Weight{{3, 5}, {}, DType::Float32, {}};
+    Mlp m(false);
+    weights = m.weights;
+    weights["w"].values.clear();
+    weights["w2"].values.clear();
     for (uint64_t i = 0; i < 12; ++i) weights["w"].values.push_back(1.0f + float(i) * 0x1p-10f + 0x1p-17f);
     for (uint64_t i = 0; i < 15; ++i) weights["w2"].values.push_back(-3.0f + float(i) * 0.1f);
-    return graph;
+    return m.graph;
 }
 
 TEST(PrecisionPasses, FloatPrecisionRoundsMacWeightsToNearestEvenAndCastsAtTheEdges) {
@@ -315,6 +307,25 @@ TEST(PrecisionPasses, FloatPrecisionRoundsMacWeightsToNearestEvenAndCastsAtTheEd
             }
         EXPECT_EQ(casts, 2);
     }
+}
+
+TEST(PrecisionPasses, FloatPrecisionConvertsAConstantAVectorOpReadsBesideAnActivation) {
+    Graph graph;
+    for (Tensor t : {Tensor("x", {2, 4}, DType::Float32, TensorRole::Input),
+                     Tensor("w", {4, 3}, DType::Float32, TensorRole::Constant),
+                     Tensor("b", {3}, DType::Float32, TensorRole::Constant), Tensor("h", {}),
+                     Tensor("y", {}, DType::Float32, TensorRole::Output)})
+        graph.add_tensor(std::move(t));
+    graph.tensor(*graph.find_tensor("b")).value = std::vector<double>{0.1, 1.0 + 0x1p-8, -2.5};
+    graph.add_op(Op{"mm", "MatMul", {0, 1}, {3}, {}, {}});
+    graph.add_op(Op{"bias", "Add", {3, 2}, {4}, {}, {}});
+    graph.check("test");
+    Weights weights{{"w", Weight{{4, 3}, std::vector<float>(12, 0.5f), DType::Float32, {}}}};
+    const Graph g = to_float_precision(graph, weights, DType::BFloat16, edge());
+    const Tensor& b = g.tensor(*g.find_tensor("b"));
+    EXPECT_EQ(b.dtype, DType::BFloat16);  // the Add's operands are of one type
+    const std::vector<double> want = {double(hw::bfloat16_to_float(hw::float_to_bfloat16(0.1f))), 1.0, -2.5};
+    EXPECT_EQ(std::get<std::vector<double>>(b.value), want);  // 1 + 2^-8, half an ulp: ties to even, 1
 }
 
 TEST(PrecisionPasses, APrecisionTheFabricDoesNotListIsRefused) {
