@@ -246,8 +246,8 @@ std::optional<std::pair<uint32_t, std::vector<uint32_t>>> mac_weight_axes(const 
 
 // ---- collecting ----
 
-Calibrator::Calibrator(Graph graph, compiler::Weights weights) : graph_(std::move(graph)), weights_(std::move(weights)) {
-    for (const auto& [name, w] : weights_) {
+Calibrator::Calibrator(Graph graph, const compiler::Weights& weights) : graph_(std::move(graph)) {
+    for (const auto& [name, w] : weights) {
         std::vector<float>& v = constants_[name];
         if (!w.values.empty()) v = w.values;
         else v.assign(w.integers.begin(), w.integers.end());
@@ -256,7 +256,8 @@ Calibrator::Calibrator(Graph graph, compiler::Weights weights) : graph_(std::mov
     constant_derived_ = compiler::constant_derived(graph_);
     for (uint32_t t = 0; t < tensors.size(); ++t) {
         const auto* reals = std::get_if<std::vector<double>>(&tensors[t].value);
-        if (tensors[t].role == TensorRole::Constant && reals && !constants_.count(tensors[t].name))  // the fabric's path reads no inline values
+        // Inline values given as inputs too: the reference's fabric matmuls read no inline values.
+        if (tensors[t].role == TensorRole::Constant && reals && !constants_.count(tensors[t].name))
             constants_[tensors[t].name].assign(reals->begin(), reals->end());
         if (tensors[t].role == TensorRole::Input) inputs_.push_back(t);
     }

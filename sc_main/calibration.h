@@ -137,7 +137,7 @@ struct CalibrationTable {
 class Calibrator {
 public:
     /// `graph` checked; `weights` the values of its constants not inline.
-    Calibrator(compiler::Graph graph, compiler::Weights weights);
+    Calibrator(compiler::Graph graph, const compiler::Weights& weights);
     /// The graph's float inputs, in graph order.
     const std::vector<uint32_t>& inputs() const { return inputs_; }
     /// One forward pass on `sample` (every input by name). `source` names the sample in
@@ -153,12 +153,12 @@ public:
 
 private:
     compiler::Graph graph_;                 ///< the float32 graph evaluated
-    compiler::Weights weights_;             ///< its constants' values
-    std::map<std::string, std::vector<float>> constants_;  ///< weights_ as the reference takes them
+    std::map<std::string, std::vector<float>> constants_;  ///< its constants' values, as the reference takes them
     std::vector<uint32_t> inputs_;          ///< the graph's inputs
     std::vector<bool> constant_derived_;    ///< per tensor: follows from the constants alone
     std::map<std::string, TensorStats> stats_;  ///< per activation
-    std::map<std::string, std::pair<std::vector<double>, std::vector<uint32_t>>> weight_values_;  ///< per MAC weight: values (as laid out) and axes
+    /// Per MAC op's weight, by name: its values (as laid out) and output-channel axes.
+    std::map<std::string, std::pair<std::vector<double>, std::vector<uint32_t>>> weight_values_;
     uint64_t samples_ = 0;                  ///< passes collected
 };
 

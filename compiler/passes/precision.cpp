@@ -131,7 +131,9 @@ Graph to_float_precision(const Graph& graph, Weights& weights, DType type, const
         } else {
             // A vector op reads its float operands in one type: the activation's, when it reads one.
             bool reads_activation = false;
-            for (uint32_t t : op.inputs) reads_activation = reads_activation || (t != kNoTensor && (t >= derived.size() || !derived[t]) && g.tensor(t).dtype == type);
+            for (uint32_t t : op.inputs)
+                if (t != kNoTensor && (t >= derived.size() || !derived[t]) && g.tensor(t).dtype == type)
+                    reads_activation = true;
             const std::vector<size_t>& compile_time = schema_of(op).compile_time_inputs;
             for (size_t i = 0; reads_activation && i < op.inputs.size(); ++i)
                 if (std::find(compile_time.begin(), compile_time.end(), i) == compile_time.end())
