@@ -1,6 +1,7 @@
 // kpu-compile: graph JSON or ONNX model -> .kpu (DFX program), and .kpu + config -> bound program.
 //   kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--dataflow output-stationary|weight-stationary] [-v]
 //   kpu-compile --bind --config FILE X.kpu [-o BOUND.json]
+//   kpu-compile ... --precision bf16|fp16|int8 [--calibration DIR] (docs/quantization.md)
 // Without --config a program is tiled for the portable target (portable_target.h), which every
 // shipped config binds as it is; --bind re-blocks a program that does not fit (reblock.h).
 // Any error is one line "kpu-compile: error: ..." and exit status 1.
@@ -34,6 +35,7 @@
 #include "hardware/host_memory.h"
 #include "hardware/input_file.h"
 #include "hardware/output_file.h"
+#include "sc_main/calibration.h"
 #include "sc_main/host_budget.h"
 #include "sc_main/npy.h"
 
@@ -339,6 +341,64 @@ auto naming(const std::string& what, Step step) {
     }
 }
 
+/// The calibration samples in `dir` for `graph` (docs/quantization.md): its .npy files, one per
+/// sample, for a one-input graph, or its subdirectories, one per sample, each holding
+/// <input>.npy for every input; in name order. A file of the wrong shape: one line naming it.
+std::vector<kpu::cli::CalibrationSample> read_calibration_samples(const std::string& dir, const Graph& graph) {
+    namespace fs = std::filesystem;
+    std::error_code error;
+    if (!fs::is_directory(dir, error)) throw CompileError("--calibration " + dir + ": not a directory");
+    std::vector<uint32_t> inputs;
+    for (uint32_t t = 0; t < graph.tensors().size(); ++t)
+        if (graph.tensor(t).role == TensorRole::Input) inputs.push_back(t);
+    std::vector<fs::path> files, dirs;
+    for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+        if (e.is_directory()) dirs.push_back(e.path());
+        else if (e.path().extension() == ".npy") files.push_back(e.path());
+    }
+    std::sort(files.begin(), files.end());
+    std::sort(dirs.begin(), dirs.end());
+    const auto read = [&](const fs::path& file, uint32_t t, kpu::cli::CalibrationSample& sample) {
+        const Tensor& x = graph.tensor(t);
+        kpu::cli::NpyArray a = kpu::cli::read_npy(file.string(), [&](const std::vector<uint64_t>& shape) {
+            if (shape != x.shape)
+                throw CompileError(file.string() + ": input '" + x.name + "' has shape " + shape_string(shape) +
+                                   ", the graph's is " + shape_string(x.shape));
+        });
+        sample.shapes[x.name] = a.shape;
+        sample.values[x.name] = std::move(a.data);
+    };
+    std::vector<kpu::cli::CalibrationSample> samples;
+    if (!files.empty()) {
+        if (inputs.size() != 1)
+            throw CompileError("--calibration " + dir + ": the graph has " + std::to_string(inputs.size()) +
+                               " inputs: give each sample as a subdirectory holding <input>.npy for each");
+        for (const fs::path& file : files) {
+            kpu::cli::CalibrationSample sample;
+            sample.source = file.string();
+            read(file, inputs[0], sample);
+            samples.push_back(std::move(sample));
+        }
+        return samples;
+    }
+    for (const fs::path& d : dirs) {
+        kpu::cli::CalibrationSample sample;
+        sample.source = d.string();
+        for (uint32_t t : inputs) {
+            const fs::path file = d / (graph.tensor(t).name + ".npy");
+            if (!fs::exists(file, error))
+                throw CompileError(d.string() + ": no " + file.filename().string() + " for input '" + graph.tensor(t).name + "'");
+            read(file, t, sample);
+        }
+        samples.push_back(std::move(sample));
+    }
+    return samples;
+}
+
+/// The --precision names: fp32, bf16, fp16, int8.
+inline constexpr kpu::hw::EnumName<DType> kPrecisionNames[] = {
+    {DType::Float32, "fp32"}, {DType::BFloat16, "bf16"}, {DType::Float16, "fp16"}, {DType::Int8, "int8"}};
+
 int run(int argc, char** argv) {
     std::string input, output, config_path, dataflow_name = to_string(Dataflow::OutputStationary);
     const std::string dataflow_help =
@@ -346,6 +406,7 @@ int run(int argc, char** argv) {
     std::vector<std::string> sets;
     std::string depthwise_name = "auto";
     std::string max_host_memory;
+    std::string precision_name = "fp32", calibration_dir, calibration_method = "entropy";
     int opt_level = kDefaultOptLevel;
     std::vector<std::string> disabled_passes;
     bool bind_mode = false, verbose = false, help = false;
@@ -365,6 +426,14 @@ int run(int argc, char** argv) {
         "disable-pass", po::value(&disabled_passes)->composing()->value_name("NAME"),
         ("switch one optimization pass off (repeatable): " + kpu::hw::names_in(kPassNames)).c_str())(
         "bind", po::bool_switch(&bind_mode), "bind a .kpu to --config and show the bound program")(
+        "precision", po::value(&precision_name)->value_name("P"),
+        "the matmuls' and convolutions' element type: fp32 (default), bf16, fp16 or int8 (with --calibration); "
+        "docs/quantization.md")(
+        "calibration", po::value(&calibration_dir)->value_name("DIR"),
+        "int8: the calibration samples, .npy files (one per sample, one-input models) or subdirectories of "
+        "<input>.npy files, at least 100")(
+        "calibration-method", po::value(&calibration_method)->value_name("M"),
+        "int8: how activation ranges are chosen: minmax, percentile, mse or entropy (default)")(
         "max-host-memory", po::value(&max_host_memory)->value_name("GIB"),
         "the host memory binding may take, in GiB (default: what this host has available)")(
         "verbose,v", po::bool_switch(&verbose), "list tasks and the first ops of the stream");
@@ -379,6 +448,7 @@ int run(int argc, char** argv) {
     po::notify(vm);
     if (help) {
         std::cout << "usage: kpu-compile GRAPH.json|MODEL.onnx -o OUT.kpu [--config FILE] [--set PATH=VALUE ...] [-O0|-O1|-O2|-O3] [--disable-pass NAME ...] [--dataflow D] [-v]\n"
+                     "       kpu-compile ... --precision bf16|fp16 | --precision int8 --calibration DIR [--calibration-method M]\n"
                      "       kpu-compile --bind --config FILE [--set PATH=VALUE ...] X.kpu [-o BOUND.json]\n"
                   << options;
         return 0;
@@ -440,6 +510,16 @@ int run(int argc, char** argv) {
             throw CompileError("--disable-pass: unknown pass '" + name + "' (" + kpu::hw::names_in(kPassNames) + ")");
         compile_options.passes.disabled.push_back(pass);
     }
+    DType precision;
+    if (!kpu::hw::value_in(kPrecisionNames, precision_name, precision))
+        throw CompileError("--precision: unknown precision '" + precision_name + "' (" +
+                           kpu::hw::names_in(kPrecisionNames) + ")");
+    const kpu::cli::CalibrationMethod method = kpu::cli::parse_calibration_method(calibration_method);
+    if (precision != DType::Int8 && (!calibration_dir.empty() || vm.count("calibration-method")))
+        throw CompileError("--calibration and --calibration-method are for --precision int8");
+    if (precision == DType::Int8 && calibration_dir.empty())
+        throw CompileError("--precision int8 needs --calibration DIR (at least " +
+                           std::to_string(kpu::cli::kMinCalibrationSamples) + " samples)");
     const kpu::hw::Config config =
         config_path.empty() ? portable_target(overrides) : kpu::hw::load_config(config_path, overrides);
     Graph graph;
@@ -454,6 +534,13 @@ int run(int argc, char** argv) {
         weights = std::move(model.weights);
     } else {
         graph = load_graph(input);
+    }
+    if (precision != DType::Float32) {
+        config.fabric_type(to_string(precision));  // before the samples are read
+        const std::vector<kpu::cli::CalibrationSample> samples =
+            precision == DType::Int8 ? read_calibration_samples(calibration_dir, graph)
+                                     : std::vector<kpu::cli::CalibrationSample>();
+        graph = kpu::cli::apply_precision(graph, weights, precision, config, samples, method, compile_options.passes);
     }
     std::vector<UnitChoice> choices;  // what compile() decides again: shown here with its estimates
     naming(input + " for '" + config.name + "'",

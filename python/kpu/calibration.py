@@ -1,12 +1,12 @@
-"""INT8 calibration (seed 4's workflow): calibration samples run through the float32 graph on
-the host, per-tensor statistics and histograms collected, and a scale (and zero point) chosen
-for every tensor by one of four methods. NumPy only; the forward pass is FUNCTIONAL mode's
-(kpu.evaluate, or the C++ reference for an op it has no rule for), which already returns every
-tensor the graph computes.
+"""INT8 calibration (seed 4's workflow; docs/quantization.md): calibration samples run through
+the float32 graph on the host, per-tensor statistics and histograms collected, and a scale (and
+zero point) chosen for every tensor by one of four methods. A thin wrapper of the C++
+implementation (sc_main/calibration.h) that kpu-compile --calibration and
+KPUCompiler.compile(precision=KPUPrecision.INT8) use too: the forward pass is the C++
+reference's, which returns every tensor the graph computes.
 
 What it produces is a CalibrationTable: per tensor a scale, a zero point, the method and the
-statistics, written and read as JSON (docs/python.md, Calibration). The simulator does not run
-int8 programs yet; the table is what the int8 compilation will consume.
+statistics, written and read as JSON (docs/python.md, Calibration).
 
 Quantization (seed 4's format): q = clamp(round_half_even(x / scale) + zero_point, -128, 127),
 x ~ (q - zero_point) * scale.
@@ -44,10 +44,10 @@ histogram is the one NumPy would give over the final range. The range is therefo
 smallest power of two above max |x|, at most 2 x max |x|: at least 1024 bins cover the values.
 """
 import json
-import math
 
 import numpy as np
 
+from . import _native
 from .errors import CalibrationError
 
 #: The fewest forward passes calibrate() takes. For exchangeable samples, the chance that a
@@ -55,11 +55,11 @@ from .errors import CalibrationError
 #: (order statistics); with 100 it is below 1 %, seed 4's INT8 accuracy tolerance, and 100 is
 #: the count of seed 4's message. Fewer samples also leave the histograms' tails (which the
 #: percentile, MSE and entropy methods weigh) too sparse to place a threshold in.
-MIN_SAMPLES = 100
-kHistogramBins = 2048
-kQuantizedBins = 128  # int8 magnitudes 0..127: the entropy method's Q
+MIN_SAMPLES = _native.MIN_CALIBRATION_SAMPLES
+kHistogramBins = _native.HISTOGRAM_BINS
+kQuantizedBins = _native.QUANTIZED_BINS  # int8 magnitudes 0..127: the entropy method's Q
 METHODS = ("minmax", "percentile", "mse", "entropy")
-DEFAULT_PERCENTILE = 99.99
+DEFAULT_PERCENTILE = _native.DEFAULT_PERCENTILE
 QMIN, QMAX = -128, 127
 _FORMAT = "kpu-calibration"
 
@@ -90,46 +90,31 @@ def dequantize(q, scale, zero_point=0, axis=None):
     return ((q - zero_point) * scale).astype(np.float32)
 
 
+def _native_call(function, *args):
+    """`function(*args)` with the C++ side's CalibrationError as the package's."""
+    try:
+        return function(*args)
+    except _native.CalibrationError as e:
+        raise CalibrationError(str(e)) from None
+
+
 class TensorStats:
     """Running statistics of one tensor over the calibration samples: min, max, max |x|, the
     count of values, and the histogram of |x| (module docstring: bins and range growth)."""
 
     def __init__(self, bins=kHistogramBins):
-        self.min, self.max, self.abs_max, self.count = math.inf, -math.inf, 0.0, 0
-        self.counts = np.zeros(bins, np.int64)
-        self.range = 0.0  # the histogram covers [0, range); 0 until a non-zero value is seen
+        self.native = _native.TensorStats(int(bins))
 
-    @property
-    def bin_width(self):
-        return self.range / len(self.counts)
+    min = property(lambda self: self.native.min)
+    max = property(lambda self: self.native.max)
+    abs_max = property(lambda self: self.native.abs_max)
+    count = property(lambda self: self.native.count)
+    range = property(lambda self: self.native.range)  # the histogram covers [0, range)
+    counts = property(lambda self: self.native.counts)
+    bin_width = property(lambda self: self.native.bin_width)
 
     def add(self, values):
-        x = np.abs(np.asarray(values, np.float64).ravel())
-        if x.size == 0:
-            return
-        if not np.all(np.isfinite(x)):
-            raise CalibrationError(f"calibration: a tensor has {int(np.sum(~np.isfinite(x)))} non-finite values")
-        v = np.asarray(values, np.float64)
-        self.min, self.max = min(self.min, float(v.min())), max(self.max, float(v.max()))
-        top = float(x.max())
-        self.abs_max, self.count = max(self.abs_max, top), self.count + x.size
-        if top == 0.0 and self.range == 0.0:
-            self.counts[0] += x.size
-            return
-        if self.range == 0.0:  # the smallest power of two above the first non-zero max |x|
-            self.range = 2.0 ** (math.floor(math.log2(top)) + 1)
-        while top >= self.range:
-            self._double()
-        bins = len(self.counts)
-        index = np.minimum((x / self.bin_width).astype(np.int64), bins - 1)
-        self.counts += np.bincount(index, minlength=bins)
-
-    def _double(self):
-        """The range twice as wide, bins merged pairwise (exact: bin i of the old histogram lies
-        wholly in bin i // 2 of the new)."""
-        merged = self.counts.reshape(-1, 2).sum(axis=1)
-        self.counts = np.concatenate([merged, np.zeros(len(merged), np.int64)])
-        self.range *= 2
+        _native_call(self.native.add, np.asarray(values, np.float64).ravel())
 
     def to_json(self):
         return {"min": self.min, "max": self.max, "abs_max": self.abs_max, "count": self.count,
@@ -138,129 +123,59 @@ class TensorStats:
     @classmethod
     def from_json(cls, data):
         s = cls(len(data["histogram"]["counts"]))
-        s.min, s.max, s.abs_max = float(data["min"]), float(data["max"]), float(data["abs_max"])
-        s.count = int(data["count"])
-        s.range = float(data["histogram"]["range"])
-        s.counts = np.asarray(data["histogram"]["counts"], np.int64)
+        n = s.native
+        n.min, n.max, n.abs_max = float(data["min"]), float(data["max"]), float(data["abs_max"])
+        n.count = int(data["count"])
+        n.range = float(data["histogram"]["range"])
+        n.counts = np.asarray(data["histogram"]["counts"], np.int64)
         return s
 
 
 # ---- thresholds: the clipping magnitude of |x| by each method ----
 
 def threshold_minmax(stats):
-    return stats.abs_max
+    return choose_threshold(stats, "minmax")
 
 
 def threshold_percentile(stats, percentile=DEFAULT_PERCENTILE):
     """The upper edge of the bin where the cumulative count reaches `percentile` %."""
-    if not 0 < percentile <= 100:
-        raise CalibrationError(f"calibration: percentile {percentile} is not in (0, 100]")
-    cumulative = np.cumsum(stats.counts)
-    b = int(np.searchsorted(cumulative, cumulative[-1] * percentile / 100.0))
-    return min((b + 1) * stats.bin_width, stats.abs_max)
+    return choose_threshold(stats, "percentile", percentile)
 
 
 def threshold_mse(stats):
     """The bin edge minimising sum_b counts[b] * (c_b - dequant(quant(c_b)))^2, c_b the centre of
     bin b, over every edge (1..bins) as the candidate threshold."""
-    width = stats.bin_width
-    bins = len(stats.counts)
-    centres = (np.arange(bins) + 0.5) * width
-    used = stats.counts > 0
-    centres, counts = centres[used], stats.counts[used].astype(np.float64)
-    thresholds = np.arange(1, bins + 1) * width
-    errors = np.empty(bins)
-    for start in range(0, bins, 256):  # 256 candidates at a time bounds the memory
-        t = thresholds[start:start + 256, None]
-        scale = t / 127.0
-        q = np.minimum(np.rint(centres[None, :] / scale), 127.0)
-        errors[start:start + 256] = ((centres[None, :] - q * scale) ** 2 * counts[None, :]).sum(axis=1)
-    return min(float(thresholds[int(np.argmin(errors))]), stats.abs_max)
-
-
-def _smooth(p, eps=1e-4):
-    """The distribution with every zero bin given eps, taken evenly from the non-zero ones (so
-    that KL stays finite); p is normalised."""
-    zero = p == 0
-    n_zero, n_nonzero = int(zero.sum()), int(p.size - zero.sum())
-    if n_nonzero == 0:
-        return None
-    out = p.astype(np.float64).copy()
-    out[zero] = eps
-    out[~zero] -= eps * n_zero / n_nonzero
-    return out if np.all(out > 0) else None
+    return choose_threshold(stats, "mse")
 
 
 def kl_divergence_curve(counts, quantized_bins=kQuantizedBins):
     """KL(P || Q) for every candidate bin count i in [quantized_bins, len(counts)] (TensorRT's
     method, module docstring), as (i values, divergences); inf where either side has no mass."""
-    counts = np.asarray(counts, np.float64)
-    bins = len(counts)
-    tails = np.concatenate([np.cumsum(counts[::-1])[::-1], [0.0]])  # tails[i] = sum(counts[i:])
-    candidates = np.arange(quantized_bins, bins + 1)
-    divergences = np.full(len(candidates), np.inf)
-    for k, i in enumerate(candidates):
-        p = counts[:i].copy()
-        p[-1] += tails[i]
-        sliced = counts[:i]
-        merged = i // quantized_bins
-        starts = np.arange(quantized_bins) * merged  # the last group takes the remainder
-        q_sums = np.add.reduceat(sliced, starts)
-        nonzero = (p != 0).astype(np.float64)
-        norms = np.add.reduceat(nonzero, starts)
-        group = np.minimum(np.arange(i) // merged, quantized_bins - 1)
-        q = np.where(nonzero > 0, q_sums[group] / np.maximum(norms[group], 1), 0.0)
-        if p.sum() == 0 or q.sum() == 0:
-            continue
-        ps, qs = _smooth(p / p.sum()), _smooth(q / q.sum())
-        if ps is None or qs is None:
-            continue
-        divergences[k] = float(np.sum(ps * np.log(ps / qs)))
-    return candidates, divergences
+    divergences = np.asarray(_native.kl_divergence_curve(np.asarray(counts, np.int64), int(quantized_bins)))
+    return np.arange(quantized_bins, len(counts) + 1), divergences
 
 
 def threshold_entropy(stats):
     """The upper edge of bin i - 1 for the i minimising KL(P || Q)."""
-    candidates, divergences = kl_divergence_curve(stats.counts)
-    if not np.any(np.isfinite(divergences)):
-        return stats.abs_max
-    return min(float(candidates[int(np.argmin(divergences))]) * stats.bin_width, stats.abs_max)
+    return choose_threshold(stats, "entropy")
 
 
 def choose_threshold(stats, method, percentile=DEFAULT_PERCENTILE):
-    if method not in METHODS:
-        raise CalibrationError(f"calibration method '{method}' is not one of {', '.join(METHODS)}")
-    if stats.abs_max == 0.0:
-        return 0.0
-    if method == "minmax":
-        return threshold_minmax(stats)
-    if method == "percentile":
-        return threshold_percentile(stats, percentile)
-    if method == "mse":
-        return threshold_mse(stats)
-    return threshold_entropy(stats)
+    return _native_call(_native.calibration_threshold, stats.native, method, float(percentile))
 
 
 def activation_scale(stats, threshold, symmetric=True):
     """(scale, zero_point) of a per-tensor activation clipped at `threshold` (module docstring).
     An all-zero tensor gets scale 1: it quantizes to 0 whatever the scale."""
-    if symmetric:
-        return (threshold / 127.0 if threshold > 0 else 1.0), 0
-    lo, hi = min(max(stats.min, -threshold), 0.0), max(min(stats.max, threshold), 0.0)
-    if hi - lo <= 0:
-        return 1.0, 0
-    scale = (hi - lo) / 255.0
-    zero_point = int(np.clip(np.rint(QMIN - lo / scale), QMIN, QMAX))
-    return scale, zero_point
+    return _native.activation_scale(stats.native, float(threshold), bool(symmetric))
 
 
 def weight_scales(weight, axis):
     """Per-output-channel symmetric scales of a weight: max |w| over every axis but `axis`,
     divided by 127 (1 for an all-zero channel)."""
-    w = np.abs(np.asarray(weight, np.float64))
-    others = tuple(a for a in range(w.ndim) if a != axis % w.ndim)
-    top = w.max(axis=others) if others else w
-    return np.where(top > 0, top / 127.0, 1.0)
+    w = np.asarray(weight, np.float64)
+    rows = np.moveaxis(w, axis % w.ndim, 0).reshape(w.shape[axis % w.ndim], -1) if w.ndim else w.reshape(1, 1)
+    return np.asarray(_native.weight_scales(np.ascontiguousarray(rows).ravel(), rows.shape[0]))
 
 
 # ---- the table ----
@@ -336,41 +251,12 @@ class CalibrationTable:
 
 # ---- collecting: the forward passes ----
 
-def _weight_axes(op, graph_shapes):
-    """The operand of a MAC op that is its weight, and that weight's output-channel axes in the
-    compiled graph's layouts (docs/graph-format.md); (None, None) for any other op. A weight
-    with two such axes (conv_nhwc's groups and channels) gets one scale per (group, channel),
-    group-major."""
-    kind = op["op"]
-    ins = op.get("inputs") or [op.get("A"), op.get("B")]
-    attributes = op.get("attributes", {})
-    if len(ins) < 2 or not ins[1]:
-        return None, None
-    if kind in ("Conv", "depthwise_conv"):  # W [Cout, Cin/group, kH, kW]
-        return ins[1], [0]
-    if kind == "conv_nhwc":  # W [G, kH, kW, Cg, Cog]
-        return ins[1], [0, 4]
-    if kind == "Gemm":  # B [K, N], or [N, K] with transB
-        return ins[1], [0 if attributes.get("transB", 0) else 1]
-    if kind in ("MatMul", "matmul"):  # B [..., K, N]
-        return ins[1], [len(graph_shapes.get(ins[1], (0, 0))) - 1]
-    return None, None
-
-
-def _channels(weight, axes):
-    """A weight as [channels, rest]: its output-channel axes moved to the front and flattened."""
-    w = np.asarray(weight, np.float64)
-    moved = np.moveaxis(w, axes, list(range(len(axes))))
-    return moved.reshape(int(np.prod([w.shape[a] for a in axes])), -1)
-
-
 def _graph_of(program):
-    """(graph JSON, weights, evaluate function) of a KPUProgram, or of a (graph, weights) pair."""
+    """(graph JSON, weights) of a KPUProgram, or of a (graph, weights) pair."""
     if isinstance(program, tuple):
         graph, weights = program
-        return graph, dict(weights), None
-    graph = json.loads(program.native.kpu_text())["graph"]
-    return graph, dict(program.native.weights()), program.native.reference
+        return graph, dict(weights)
+    return json.loads(program.native.kpu_text())["graph"], dict(program.native.weights())
 
 
 class Calibrator:
@@ -378,20 +264,15 @@ class Calibrator:
     sample, then table(method) as often as wanted (the histograms are kept)."""
 
     def __init__(self, program):
-        self.graph, self.weights, self._reference = _graph_of(program)
+        self.graph, weights = _graph_of(program)
         self.shapes = {t["name"]: tuple(t.get("shape", ())) for t in self.graph["tensors"]}
         self.inputs = [t["name"] for t in self.graph["tensors"] if t.get("role") == "input"]
-        # Tensors that follow from the constants alone (constants, inline values, and what ops
-        # compute from them only): weights, not activations.
-        self.constant_derived = {t["name"] for t in self.graph["tensors"] if t.get("role") == "constant"}
-        for op in self.graph["ops"]:
-            ins = [n for n in (op.get("inputs") or [op.get(k) for k in ("A", "B", "bias", "scale", "residual")]) if n]
-            if ins and all(n in self.constant_derived for n in ins):
-                outs = op.get("outputs") or [op.get("C")]
-                self.constant_derived.update(n for n in outs if n)
-        self.weight_values = {}  # each MAC op's weight operand, by name: what weight_entries() scales
-        self.stats = {}
-        self.samples = 0
+        weights = {name: np.ascontiguousarray(value, np.float32) for name, value in weights.items()}
+        self.native = _native_call(_native.Calibrator, json.dumps(self.graph), weights)
+
+    @property
+    def samples(self):
+        return self.native.samples
 
     def _as_inputs(self, sample):
         if not isinstance(sample, dict):
@@ -412,46 +293,12 @@ class Calibrator:
 
     def collect(self, sample):
         """One forward pass: `sample` is an array (a one-input graph) or a dict by input name."""
-        from .evaluate import evaluate
-        arrays = self._as_inputs(sample)
-        computed = evaluate(self.graph, arrays, self.weights)
-        if computed is None:
-            if self._reference is None:
-                raise CalibrationError("calibration: the graph has an op kpu.evaluate has no rule for; "
-                                       "calibrate the compiled KPUProgram instead")
-            computed = self._reference(arrays)
-        if not self.weight_values:
-            for op in self.graph["ops"]:
-                name, axes = _weight_axes(op, self.shapes)
-                if name in self.constant_derived:
-                    value = self.weights.get(name, computed.get(name))
-                    if value is not None:
-                        self.weight_values[name] = (np.asarray(value), axes)
-        for name, value in list(arrays.items()) + list(computed.items()):
-            if name not in self.constant_derived:
-                self.stats.setdefault(name, TensorStats()).add(value)
-        self.samples += 1
-
-    def weight_entries(self):
-        """Per-output-channel symmetric scales of every MAC op's weight operand."""
-        out = {}
-        for name, (value, axes) in self.weight_values.items():
-            scales = weight_scales(_channels(value, axes), 0)
-            out[name] = TensorCalibration(name, [float(s) for s in scales], [0] * len(scales), "minmax", "weight",
-                                          axes)
-        return out
+        _native_call(self.native.collect, self._as_inputs(sample))
 
     def table(self, method="entropy", symmetric=True, percentile=DEFAULT_PERCENTILE, min_samples=MIN_SAMPLES):
         """The CalibrationTable by `method` (module docstring)."""
-        if self.samples < min_samples:
-            raise CalibrationError(f"INT8 calibration requires at least {min_samples} samples"
-                                   f" (got {self.samples})")
-        tensors = self.weight_entries()
-        for name, stats in self.stats.items():
-            threshold = choose_threshold(stats, method, percentile)
-            scale, zero_point = activation_scale(stats, threshold, symmetric)
-            tensors[name] = TensorCalibration(name, float(scale), int(zero_point), method, "activation", None, stats)
-        return CalibrationTable(tensors, method, symmetric, self.samples, percentile)
+        text = _native_call(self.native.table_json, method, bool(symmetric), float(percentile), int(min_samples))
+        return CalibrationTable.from_json(json.loads(text), "calibration")
 
 
 def calibrate(program, samples, method="entropy", symmetric=True, percentile=DEFAULT_PERCENTILE,

@@ -3,15 +3,31 @@ example inputs) compiled for a config into a KPUProgram."""
 import os
 import tempfile
 
+import numpy as np
+
 from . import _native
 from .config import KPUConfig, KPUPrecision
-from .errors import CompilationError, KPUError, UnsupportedOpError, translate
+from .errors import CalibrationError, CompilationError, KPUError, UnsupportedOpError, translate
 from .program import KPUProgram
 
 
 def as_config(config):
     """A KPUConfig from a KPUConfig, a config file path or a shipped SKU's name."""
     return config if isinstance(config, KPUConfig) else KPUConfig.load(config)
+
+
+def _as_array(value):
+    """A NumPy float32 array of an array-like or a torch tensor."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.ascontiguousarray(value, np.float32)
+
+
+def _samples(data):
+    """Calibration samples as the native compiler takes them: dicts of float32 arrays by input
+    name ("" for a one-input model's bare array)."""
+    return [{str(k): _as_array(v) for k, v in s.items()} if isinstance(s, dict) else {"": _as_array(s)}
+            for s in (data or [])]
 
 
 def _is_torch_module(model):
@@ -23,16 +39,23 @@ def _is_torch_module(model):
 
 
 class KPUCompiler:
-    """Compiles models for one of the simulator's configs. Precision: FP32 (the graphs the
-    compiler lowers are float32; any other precision is refused, not approximated)."""
+    """Compiles models for one of the simulator's configs, in FP32, BF16, FP16 or INT8
+    (docs/quantization.md): kpu-compile's --precision, --calibration and --calibration-method."""
 
     def compile(self, model, config, precision=KPUPrecision.FP32, calibration_data=None, example_inputs=None,
-                opt_level=2, disable_passes=()):
-        """opt_level and disable_passes are kpu-compile's -O and --disable-pass (docs/compiler.md, Passes)."""
+                opt_level=2, disable_passes=(), calibration_method="entropy"):
+        """opt_level and disable_passes are kpu-compile's -O and --disable-pass (docs/compiler.md, Passes).
+        INT8 calibrates on `calibration_data`: at least 100 samples, each an array (a one-input
+        model) or a dict of arrays by input name, by `calibration_method` (minmax, percentile,
+        mse or entropy)."""
         config = as_config(config)
         passes = (int(opt_level), [str(p) for p in disable_passes])
-        if precision != KPUPrecision.FP32:
-            raise CompilationError(f"precision {precision.name}: the KPU compiler lowers float32 graphs only")
+        precision = KPUPrecision(precision)
+        if precision == KPUPrecision.INT4:
+            raise CompilationError(f"precision {precision.name}: the KPU compiler lowers float32, bfloat16, float16 "
+                                   "and int8 graphs")
+        calibration = _samples(calibration_data) if precision == KPUPrecision.INT8 else []
+        passes = passes + (precision.value, calibration, str(calibration_method))
         if _is_torch_module(model):
             from .torch import export_onnx
             with tempfile.TemporaryDirectory(prefix="kpu-") as work:
@@ -44,8 +67,10 @@ class KPUCompiler:
         if not os.path.exists(path):
             raise CompilationError(f"{path}: no such file")
         try:
-            native = _native.Program.compile(path, config.path, list(config.overrides), passes[0], passes[1])
+            native = _native.Program.compile(path, config.path, list(config.overrides), *passes)
             native.check_fits(config.path, list(config.overrides))
+        except _native.CalibrationError as e:
+            raise CalibrationError(str(e)) from None
         except RuntimeError as e:
             raise translate(e) from None
         return KPUProgram.from_native(native, config, source_model=source, precision=precision)

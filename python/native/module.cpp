@@ -33,6 +33,7 @@
 #include "hardware/config.h"
 #include "platform/host_driver.h"
 #include "platform/kpu_platform.h"
+#include "sc_main/calibration.h"
 #include "sc_main/layer_report.h"
 #include "sc_main/npy.h"
 #include "sc_main/reference.h"
@@ -113,9 +114,27 @@ compiler::ImportedModel read_model(const std::string& path) {
     return model;
 }
 
+/// Python's calibration samples: each a dict of arrays by input name.
+using PySamples = std::vector<std::map<std::string, FloatArray>>;
+
+std::vector<cli::CalibrationSample> calibration_samples(const PySamples& samples) {
+    std::vector<cli::CalibrationSample> out;
+    for (size_t i = 0; i < samples.size(); ++i) {
+        cli::CalibrationSample s;
+        s.source = "calibration sample " + std::to_string(i);
+        for (const auto& [name, array] : samples[i]) {
+            s.values[name].assign(array.data(), array.data() + array.size());
+            s.shapes[name].assign(array.shape(), array.shape() + array.ndim());
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
 NativeProgram compile_model(const std::string& path, const std::string& config_path,
                             const std::vector<std::string>& overrides, int opt_level,
-                            const std::vector<std::string>& disabled_passes) {
+                            const std::vector<std::string>& disabled_passes, const std::string& precision,
+                            const PySamples& samples, const std::string& method) {
     const hw::Config config = hw::load_config(config_path, parse_overrides(overrides));
     compiler::CompileOptions options;
     if (opt_level < 0 || opt_level > compiler::kMaxOptLevel)
@@ -129,7 +148,26 @@ NativeProgram compile_model(const std::string& path, const std::string& config_p
                                          hw::names_in(compiler::kPassNames) + ")");
         options.passes.disabled.push_back(pass);
     }
+    compiler::DType type;
+    if (!hw::parse_dtype(precision, type)) throw compiler::CompileError("precision '" + precision + "': not an element type");
+    const cli::CalibrationMethod calibration_method = cli::parse_calibration_method(method);
     compiler::ImportedModel model = read_model(path);
+    if (type != compiler::DType::Float32) {
+        std::vector<cli::CalibrationSample> given = calibration_samples(samples);
+        std::vector<std::string> inputs;  // a sample's value named "": the graph's only input
+        for (const compiler::Tensor& t : model.graph.tensors())
+            if (t.role == compiler::TensorRole::Input) inputs.push_back(t.name);
+        for (cli::CalibrationSample& s : given)
+            if (s.values.count("")) {
+                if (inputs.size() != 1)
+                    throw cli::CalibrationError(s.source + ": the graph has " + std::to_string(inputs.size()) +
+                                                " inputs: give each sample as a dict by input name");
+                s.values[inputs[0]] = std::move(s.values[""]), s.shapes[inputs[0]] = s.shapes[""];
+                s.values.erase(""), s.shapes.erase("");
+            }
+        model.graph =
+            cli::apply_precision(model.graph, model.weights, type, config, given, calibration_method, options.passes);
+    }
     NativeProgram p;
     p.program = compiler::compile(model.graph, config, options, &model.weights);
     compiler::record_sram_marks(p.program, config);
@@ -544,6 +582,35 @@ private:
     std::chrono::steady_clock::time_point wall_start_;
 };
 
+/// Python's Calibrator: the native one over a graph given as JSON text and its weights.
+struct NativeCalibrator {
+    NativeCalibrator(const std::string& graph_json, const std::map<std::string, FloatArray>& weights)
+        : calibrator(compiler::parse_graph(graph_json, "calibration graph"), to_weights(weights)) {}
+
+    static compiler::Weights to_weights(const std::map<std::string, FloatArray>& arrays) {
+        compiler::Weights out;
+        for (const auto& [name, array] : arrays) {
+            compiler::Weight w;
+            w.shape.assign(array.shape(), array.shape() + array.ndim());
+            w.values = to_vector(array);
+            out[name] = std::move(w);
+        }
+        return out;
+    }
+
+    void collect(const std::map<std::string, FloatArray>& sample) {
+        const std::vector<cli::CalibrationSample> s = calibration_samples({sample});
+        const std::string source = "calibration sample " + std::to_string(calibrator.samples());
+        py::gil_scoped_release release;
+        calibrator.collect(s[0].values, s[0].shapes, source);
+    }
+
+    cli::Calibrator calibrator;  ///< the statistics so far
+};
+
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using CountArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
 }  // namespace
 
 }  // namespace kpu::python
@@ -554,6 +621,7 @@ extern "C" __attribute__((visibility("default"))) int sc_main(int, char**) { ret
 
 using namespace kpu::python;  // NOLINT: the module's definitions below name them
 namespace compiler = kpu::compiler;
+namespace cli = kpu::cli;
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "kpu-sim's compiler, reference and platform for the Python package kpu";
@@ -561,10 +629,60 @@ PYBIND11_MODULE(_native, m) {
     m.def("check_model", &check_model, py::arg("path"));
     m.def("op_kinds", [] { return compiler::op_registry().kinds(); }, "the graph op kinds the compiler takes, sorted");
 
+    // Calibration (sc_main/calibration.h): kpu.calibration wraps these.
+    py::register_exception<cli::CalibrationError>(m, "CalibrationError", PyExc_RuntimeError);
+    m.attr("MIN_CALIBRATION_SAMPLES") = cli::kMinCalibrationSamples;
+    m.attr("HISTOGRAM_BINS") = cli::kHistogramBins;
+    m.attr("QUANTIZED_BINS") = cli::kQuantizedBins;
+    m.attr("DEFAULT_PERCENTILE") = cli::kDefaultPercentile;
+    py::class_<cli::TensorStats>(m, "TensorStats")
+        .def(py::init<uint32_t>(), py::arg("bins") = cli::kHistogramBins)
+        .def("add", [](cli::TensorStats& s, const DoubleArray& values) { s.add(values.data(), uint64_t(values.size())); })
+        .def_readwrite("min", &cli::TensorStats::min)
+        .def_readwrite("max", &cli::TensorStats::max)
+        .def_readwrite("abs_max", &cli::TensorStats::abs_max)
+        .def_readwrite("count", &cli::TensorStats::count)
+        .def_readwrite("range", &cli::TensorStats::range)
+        .def_property(
+            "counts",
+            [](const cli::TensorStats& s) {
+                CountArray out(py::ssize_t(s.counts.size()));
+                std::memcpy(out.mutable_data(), s.counts.data(), s.counts.size() * sizeof(int64_t));
+                return out;
+            },
+            [](cli::TensorStats& s, const CountArray& counts) { s.counts.assign(counts.data(), counts.data() + counts.size()); })
+        .def_property_readonly("bin_width", &cli::TensorStats::bin_width);
+    m.def(
+        "calibration_threshold",
+        [](const cli::TensorStats& s, const std::string& method, double percentile) {
+            return cli::choose_threshold(s, cli::parse_calibration_method(method), percentile);
+        },
+        py::arg("stats"), py::arg("method"), py::arg("percentile") = cli::kDefaultPercentile);
+    m.def("kl_divergence_curve", [](const CountArray& counts, uint32_t quantized_bins) {
+        return cli::kl_divergence_curve(std::vector<int64_t>(counts.data(), counts.data() + counts.size()), quantized_bins);
+    });
+    m.def("activation_scale", &cli::activation_scale, py::arg("stats"), py::arg("threshold"), py::arg("symmetric") = true);
+    m.def("weight_scales", [](const DoubleArray& rows, uint64_t channels) {
+        return cli::weight_scales(std::vector<double>(rows.data(), rows.data() + rows.size()), channels);
+    });
+    py::class_<NativeCalibrator>(m, "Calibrator")
+        .def(py::init<const std::string&, const std::map<std::string, FloatArray>&>(), py::arg("graph_json"),
+             py::arg("weights"))
+        .def("collect", &NativeCalibrator::collect, py::arg("sample"))
+        .def_property_readonly("samples", [](const NativeCalibrator& c) { return c.calibrator.samples(); })
+        .def(
+            "table_json",
+            [](const NativeCalibrator& c, const std::string& method, bool symmetric, double percentile, uint64_t min_samples) {
+                return cli::calibration_table_json(
+                    c.calibrator.table(cli::parse_calibration_method(method), symmetric, percentile, min_samples));
+            },
+            py::arg("method"), py::arg("symmetric"), py::arg("percentile"), py::arg("min_samples"));
+
     py::class_<NativeProgram>(m, "Program")
         .def_static("compile", &compile_model, py::arg("path"), py::arg("config_path"),
                     py::arg("overrides") = std::vector<std::string>{}, py::arg("opt_level") = compiler::kDefaultOptLevel,
-                    py::arg("disabled_passes") = std::vector<std::string>{})
+                    py::arg("disabled_passes") = std::vector<std::string>{}, py::arg("precision") = "float32",
+                    py::arg("calibration") = PySamples{}, py::arg("calibration_method") = "entropy")
         .def_property_readonly("passes",
                                [](const NativeProgram& p) {
                                    std::vector<std::string> names;
