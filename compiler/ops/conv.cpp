@@ -36,6 +36,8 @@ uint64_t ConvGeometry::max_region_pixels(uint64_t pixels) const {
 
 namespace {
 
+constexpr std::initializer_list<DType> kFloats = {DType::Float32, DType::Float16, DType::BFloat16};
+
 /// A pair of spatial numbers or four pads, read from an ints attribute with a default.
 std::vector<int64_t> ints_or(const InferContext& c, const char* name, size_t size, int64_t fallback) {
     if (!c.has_attr(name)) return std::vector<int64_t>(size, fallback);

@@ -96,6 +96,7 @@ MatmulOperands matmul_operands(const Graph& graph, const Op& op);
 /// A conv_nhwc as the implicit GEMM the fabric runs (ops/conv.cpp); matmul_operands() gives it too.
 MatmulOperands conv_operands(const Graph& graph, const Op& op);
 
+class InferContext;
 /// Fails `c` unless the op's attribute "activation" names a drain Activation (the fused
 /// matmul's and conv_nhwc's, which the fuse-epilogue pass sets).
 void need_activation(InferContext& c);
