@@ -12,13 +12,12 @@ uint64_t run_host_bytes(const compiler::Program& program, bool check) {
     uint64_t total = 0;
     for (uint32_t t = 0; t < graph.tensors().size(); ++t) {
         const compiler::Tensor& tensor = graph.tensor(t);
-        // float32 values, the widest datapath element: a bound for the narrower types too.
-        const uint64_t bytes = tensor.elements() * compiler::dtype_bytes(compiler::DType::Float32);
+        const uint64_t bytes = tensor.bytes(), floats = tensor.elements() * sizeof(float);
         const compiler::TensorRole role = tensor.role.value_or(compiler::TensorRole::Intermediate);
         if (roots[t] == t) total += bytes;  // the device's DRAM pages
-        if (role == compiler::TensorRole::Input || role == compiler::TensorRole::Constant) total += 2 * bytes;
-        else if (role == compiler::TensorRole::Output || check) total += 2 * bytes;
-        if (check) total += bytes;  // the reference's copy
+        if (role == compiler::TensorRole::Input || role == compiler::TensorRole::Constant) total += bytes + floats;
+        else if (role == compiler::TensorRole::Output || check) total += bytes + floats;
+        if (check) total += floats;  // the reference's copy
     }
     return total + compiler::count_ops(program).total * sizeof(compiler::BoundOp);
 }
