@@ -1,6 +1,6 @@
 #include "compiler/requantize.h"
 
-#include <sstream>
+#include <algorithm>
 
 #include "compiler/compile_error.h"
 #include "compiler/copy_op.h"
