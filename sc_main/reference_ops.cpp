@@ -1049,6 +1049,19 @@ bool evaluate(OpEvaluation& e) {
     }
     const OpReference reference = op_reference(e.op.kind);
     if (!reference) return false;
+    // A layout op (a view, or a copy the movers make) of integer tensors moves their stored
+    // integers: no quantization is applied on either side.
+    static const std::set<std::string> kLayoutCopies = {"Transpose", "Concat", "Slice", "Split", "Gather"};
+    const bool layout = e.schema.view || kLayoutCopies.count(e.op.kind);
+    if (layout && !e.output_dtypes.empty() && (e.output_dtypes[0] == hw::DType::Int8 || e.output_dtypes[0] == hw::DType::Int32) &&
+        e.inputs.at(0).dtype == e.output_dtypes[0]) {
+        reference(e);
+        for (size_t i = 0; i < e.outputs.size(); ++i) {
+            e.outputs[i].type = e.output_dtypes[i];
+            e.outputs[i].below.assign(e.outputs[i].value.size(), 0.0);
+        }
+        return true;
+    }
     // An integer output without a quantization stores under its first operand of the same
     // type that has one: what copying the bytes (a layout op) amounts to.
     for (size_t i = 0; i < e.output_quants.size(); ++i)

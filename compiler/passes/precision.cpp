@@ -359,7 +359,13 @@ Graph quantize_int8(const Graph& graph, Weights& weights, const QuantTable& tabl
             done[r] = true;
             y = ops[r].outputs[0];
         }
-        if (y != kNoTensor) b.after(y, op, ops, i + 1);
+        // A result only a Softmax reads (logits) stays float32: int8 steps there would move
+        // the probabilities by up to half a step each, and a float output costs nothing here.
+        bool softmax_only = y != kNoTensor && readers[y] > 0;
+        for (size_t r = i + 1; softmax_only && r < ops.size(); ++r)
+            for (uint32_t t : ops[r].inputs)
+                if (t == y && ops[r].kind != "Softmax" && ops[r].kind != "LogSoftmax") softmax_only = false;
+        if (y != kNoTensor && !softmax_only) b.after(y, op, ops, i + 1);
     }
     Graph out = used_part(b.graph(), std::move(b.ops()), "int8 precision");
     drop_unused_weights(out, replaced, &weights);
