@@ -196,8 +196,9 @@ public:
         return d;
     }
 
-    /// The int8 weight of MAC op `op`: its constant values quantized per output channel.
-    uint32_t weight(const Op& op, const Quantization& wq, uint32_t axis) {
+    /// The int8 weight of MAC op `op`: its constant values quantized per output channel. With
+    /// `transpose` (a Gemm's transB [N, K] weight) it is stored [K, N], the product the fabric runs.
+    uint32_t weight(const Op& op, const Quantization& wq, uint32_t axis, bool transpose) {
         const uint32_t w = op.inputs[1];
         const std::optional<ConstValue> value = known_value(graph_, w, &weights_);
         if (!value) throw CompileError("int8: op '" + op.name + "': weight '" + graph_.tensor(w).name + "' is not a constant");
@@ -214,6 +215,15 @@ public:
         Quantization quant = wq;
         quant.zero_point.assign(wq.scale.size(), 0);
         quant.axis = axis;
+        if (transpose) {  // [N, K] -> [K, N]: the output channels become dimension 1
+            const uint64_t n = wt.shape[0], k = wt.shape[1];
+            std::vector<int32_t> t(q.integers.size());
+            for (uint64_t r = 0; r < n; ++r)
+                for (uint64_t c = 0; c < k; ++c) t[c * n + r] = q.integers[r * k + c];
+            q.integers = std::move(t);
+            q.shape = {k, n};
+            quant.axis = 1;
+        }
         return constant(op.name, "W_int8", std::move(q), std::move(quant));
     }
 
@@ -339,7 +349,10 @@ Graph quantize_int8(const Graph& graph, Weights& weights, const QuantTable& tabl
             const float sx = float(b.quant(op.inputs[0], op).scale.at(0));
             op.inputs[0] = b.qdq(op.inputs[0], op);
             const Quantization& wq = b.quant(source.inputs[1], op);
-            op.inputs[1] = b.weight(source, wq, output_axis(graph, source));
+            // A Gemm's transB weight is stored transposed: the int8 product is a plain [M, K] x [K, N].
+            const bool transpose = op.kind == "Gemm" && output_axis(graph, source) == 0;
+            op.inputs[1] = b.weight(source, wq, output_axis(graph, source), transpose);
+            if (transpose) op.attributes["transB"] = int64_t(0);
             replaced.push_back(graph.tensor(source.inputs[1]).name);
             if (const std::optional<uint32_t> bias = b.bias(source, sx, wq)) {
                 replaced.push_back(graph.tensor(source.inputs[2]).name);
