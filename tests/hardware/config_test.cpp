@@ -308,15 +308,15 @@ TEST(ConfigErrors, UnknownElementTypeIsNamed) {
 
 TEST(Config, ElementTypesGiveRateAndEnergyPerType) {
     const Config t64 = load_config(config_path("t64"));
-    ASSERT_EQ(t64.fabric.element_types.size(), 3u);
+    ASSERT_EQ(t64.fabric.element_types.size(), 4u);
     const double macs = 64.0 * 16 * 16 * 1.5e9;
     const Derived d = derive(t64);
     const struct {
         const char* name;
         uint32_t rate;
         double pj;
-    } want[] = {{"float32", 1, 0.8}, {"bfloat16", 2, 0.4}, {"int8", 4, 0.2}};
-    for (size_t i = 0; i < 3; ++i) {
+    } want[] = {{"float32", 1, 0.8}, {"bfloat16", 2, 0.4}, {"float16", 2, 0.4}, {"int8", 4, 0.2}};
+    for (size_t i = 0; i < 4; ++i) {
         SCOPED_TRACE(want[i].name);
         EXPECT_EQ(t64.fabric.element_types[i].name, want[i].name);
         EXPECT_EQ(t64.fabric_type(want[i].name).ops_per_cycle, want[i].rate);
@@ -342,7 +342,7 @@ TEST(Config, ElementTypesGiveRateAndEnergyPerType) {
 TEST(Config, TheListFormOfElementTypesStillReads) {
     // The form configs had before the rates: names, energy_pj_per_mac for float32.
     json j = load_config_json("t64");
-    j["fabric"]["element_types"] = {"int8", "float32", "bfloat16"};
+    j["fabric"]["element_types"] = {"int8", "float32", "float16", "bfloat16"};
     j["fabric"]["energy_pj_per_mac"] = 0.8;
     const Config listed = parse_config(j.dump(), "listed.json");
     const Config shipped = load_config(config_path("t64"));

@@ -242,7 +242,7 @@ TEST(ReducedPrecisionFabric, Float16MatmulAndDrainGiveThePlainLoopsBits) { check
 // Each refusal completes the command with ok = false and one warning naming the reason.
 TEST(Int8Fabric, RefusesLoadCAlphaBetaAndTypesTheConfigDoesNotList) {
     test::ReportCatcher catcher;
-    FabricBench bench("bench", test::config("t64"));  // float32, bfloat16, int8
+    FabricBench bench("bench", test::config("edge"));  // float32, bfloat16, int8
     const uint64_t a = FabricBench::kBase, b = a + 1024;
     hw::MatmulCommand load_c = int8_matmul(a, b, 8, 8, 8, 8, 8, false, 0, 0);
     load_c.load_c = true, load_c.c = b + 1024, load_c.ldc = 8;
@@ -265,7 +265,7 @@ TEST(Int8Fabric, RefusesLoadCAlphaBetaAndTypesTheConfigDoesNotList) {
     EXPECT_FALSE(bench.done[3].second);
     EXPECT_FALSE(bench.done[4].second);
     EXPECT_EQ(catcher.count({"int8 matmul refused: load_c"}), 1);
-    EXPECT_EQ(catcher.count({"matmul refused: element type 'float16' is not supported by config 't64' (float32, "
+    EXPECT_EQ(catcher.count({"matmul refused: element type 'float16' is not supported by config 'edge' (float32, "
                              "bfloat16, int8)"}),
               1);
     EXPECT_EQ(catcher.count({"drain refused: alpha 2 and beta 1 must be 1 after int8 matmuls"}), 1);
@@ -378,7 +378,7 @@ TEST(TypedVectorEngine, Int8AddOfDifferentQuantizationsIsTheFloatSumRequantized)
 
 TEST(TypedVectorEngine, RefusesAnOperandTypeTheConfigDoesNotList) {
     test::ReportCatcher catcher;
-    VectorBench bench("bench", test::config("t64"));  // float32, bfloat16, int8
+    VectorBench bench("bench", test::config("edge"));  // float32, bfloat16, int8
     hw::VectorCommand c = elementwise(hw::VectorFunction::Relu, 2, 8);
     c.a = {VectorBench::kBase, 8, hw::Broadcast::None, {DType::Float16}};
     c.y = {VectorBench::kBase + 256, 8, hw::Broadcast::None, {}};
