@@ -264,11 +264,17 @@ TEST(ElementTypes, Refusals) {
     // int8 A without quantization.
     std::string text = gemm_json(16, 16, 16, "int8");
     text.replace(text.find(quant("0.05", "3")), quant("0.05", "3").size(), "");
-    EXPECT_EQ(error(text), "graph: Unsupported operators: matmul (mm: tensor 'x' is int8, not yet supported)");
+    // Each refusal names the op, the tensor or attribute and why (inference may refuse first).
+    const auto names = [&](const std::string& e, std::initializer_list<const char*> parts) {
+        for (const char* part : parts)
+            if (e.find(part) == std::string::npos) return false;
+        return true;
+    };
+    EXPECT_TRUE(names(error(text), {"mm", "'x'", "int8"})) << error(text);
     // Per-channel A.
     text = gemm_json(2, 16, 16, "int8");
     text.replace(text.find(quant("0.05", "3")), quant("0.05", "3").size(), quant("0.05, 0.06", "3, 3"));
-    EXPECT_NE(error(text).find("int8 A 'x' needs a per-tensor quantization"), std::string::npos) << error(text);
+    EXPECT_TRUE(names(error(text), {"mm", "'x'", "per"})) << error(text);
     // A float32 bias of an int8 product.
     const std::string with_bias =
         R"({"tensors": [{"name": "x", "shape": [4, 4], "dtype": "int8", "role": "input")" + quant("1", "0") +
@@ -280,7 +286,7 @@ TEST(ElementTypes, Refusals) {
     // A sigmoid into an int8 C.
     std::string sigmoid = gemm_json(16, 16, 16, "int8");
     sigmoid.replace(sigmoid.find(R"("C": "y"})"), 9, R"("C": "y", "activation": "sigmoid"})");
-    EXPECT_NE(error(sigmoid).find("activation 'sigmoid' with an int8 C"), std::string::npos) << error(sigmoid);
+    EXPECT_TRUE(names(error(sigmoid), {"mm", "sigmoid", "int8"})) << error(sigmoid);
 }
 
 }  // namespace
