@@ -269,7 +269,8 @@ TEST(ElementTypes, Refusals) {
     // Per-channel A.
     text = gemm_json(2, 16, 16, "int8");
     text.replace(text.find(quant("0.05", "3")), quant("0.05", "3").size(), quant("0.05, 0.06", "3, 3"));
-    EXPECT_NE(error(text).find("is quantized per channel (2 scales): A must be quantized per tensor"), std::string::npos) << error(text);
+    EXPECT_NE(error(text).find("is quantized per channel (2 scales): A must be quantized per tensor"), std::string::npos)
+        << error(text);
     // A float32 bias of an int8 product.
     const std::string with_bias =
         R"({"tensors": [{"name": "x", "shape": [4, 4], "dtype": "int8", "role": "input")" + quant("1", "0") +
@@ -281,7 +282,9 @@ TEST(ElementTypes, Refusals) {
     // A sigmoid into an int8 C.
     std::string sigmoid = gemm_json(16, 16, 16, "int8");
     sigmoid.replace(sigmoid.find(R"("C": "y"})"), 9, R"("C": "y", "activation": "sigmoid"})");
-    EXPECT_NE(error(sigmoid).find("attribute 'activation' is 'sigmoid' but output 'y' is int8: only 'none' and 'relu'"), std::string::npos) << error(sigmoid);
+    EXPECT_NE(error(sigmoid).find("attribute 'activation' is 'sigmoid' but output 'y' is int8: only 'none' and 'relu'"),
+              std::string::npos)
+        << error(sigmoid);
 }
 
 }  // namespace
