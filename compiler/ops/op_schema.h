@@ -108,7 +108,7 @@ std::string unknown_attribute(const OpSchema& schema, const std::string& name);
 
 /// Throws one CompileError listing every op of the checked `graph` that does not lower yet
 /// with its name and why ("graph: Unsupported operators: Softmax (sm1), matmul (mm: tensor
-/// 'A' is int8, not yet supported)"). Only float32 lowers for now.
+/// 'A' is int64, not yet supported)"). Which element types lower: requantize.h element_type_problem.
 void require_lowerable(const Graph& graph, const std::string& source);
 
 /// Whether tensor `t` of the checked graph is only a compile-time value: it carries inline
