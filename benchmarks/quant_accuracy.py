@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """Seed 4's accuracy table (docs/benchmarks.md, "Reduced precision: accuracy"): torchvision
-resnet18 and mobilenet_v2 with seeded random weights, compiled by the Python package in each
-precision and run on the simulated KPU (CYCLE_ACCURATE), against PyTorch float32 on the same
-inputs:
+resnet18 and mobilenet_v2 (the model zoo's, examples/models/zoo.py) with seeded random weights,
+compiled by the Python package in each precision and run on the simulated KPU
+(CYCLE_ACCURATE), against PyTorch float32 on the same inputs:
 
   PYTHONPATH=build/python /usr/bin/python3 benchmarks/quant_accuracy.py [--config t64]
-      [--models resnet18 mobilenet_v2] [--image-size 224] [--calibration 100] [--eval 20]
+      [--models resnet18 mobilenetv2] [--image-size 224] [--calibration 100] [--eval 20]
       [--precisions fp16 bf16 int8] [--methods minmax percentile mse entropy]
       [--check]   (exit 1 unless FP16 < 0.001 and the best INT8 method < 0.01)
 
@@ -18,11 +18,15 @@ import argparse
 import sys
 import time
 
+import os
+
 import numpy as np
 import torch
-import torchvision
 
 import kpu
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "models"))
+import zoo  # noqa: E402  (the model zoo: the same seeded networks as its ONNX exports)
 
 # Seed 4's bounds on the max abs difference of the softmax probabilities.
 BOUNDS = {"fp16": 1e-3, "int8": 1e-2}
@@ -30,19 +34,9 @@ PRECISIONS = {"fp16": kpu.KPUPrecision.FP16, "bf16": kpu.KPUPrecision.BF16, "int
 METHODS = ("minmax", "percentile", "mse", "entropy")
 
 
-def build(name, seed=0):
-    """The network with seeded weights and BatchNorm statistics, in eval mode."""
-    torch.manual_seed(seed)
-    net = torchvision.models.resnet18(weights=None) if name == "resnet18" else torchvision.models.mobilenet_v2(weights=None)
-    gen = torch.Generator().manual_seed(seed + 1)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(c, generator=gen) * 0.5 + 0.75)
-            m.weight.data.copy_(torch.rand(c, generator=gen) * 0.5 + 0.75)
-            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.1)
-    return net.eval()
+def build(name, size):
+    """The zoo's network (seeded weights and BatchNorm statistics), in eval mode."""
+    return zoo.build(name, {"image_size": size}, seed=0)[0]
 
 
 def images(count, size, seed):
@@ -74,7 +68,7 @@ def measure(program, config, inputs, wanted):
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="t64")
-    parser.add_argument("--models", nargs="+", default=["resnet18", "mobilenet_v2"])
+    parser.add_argument("--models", nargs="+", default=["resnet18", "mobilenetv2"])
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--calibration", type=int, default=100)
     parser.add_argument("--eval", type=int, default=20)
@@ -90,7 +84,7 @@ def main(argv):
           f"{args.eval} evaluation inputs; max |softmax(kpu) - softmax(torch fp32)| and top-1 agreement")
     print(f"{'model':<13} {'precision':<18} {'max abs diff':>12} {'top-1':>7} {'compile s':>9} {'run s':>7}")
     for name in args.models:
-        net = build(name)
+        net = build(name, args.image_size)
         with torch.no_grad():
             wanted = [net(x).numpy() for x in evaluation]
         best_int8 = None
