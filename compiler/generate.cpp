@@ -166,6 +166,7 @@ Program compile(const Graph& source_graph, const hw::Config& target, const Compi
     // layout the pass gives it (a per-channel Add between two convolutions, in NHWC).
     program.graph = expand_composites(program.graph, "graph");
     program.graph = sink_transposes(program.graph);
+    program.graph = flatten_quantized_linears(program.graph);
     require_lowerable(program.graph, "graph");
     program.graph = split_long_rows(program.graph, target);
     if (options.passes.enabled(Pass::FuseEpilogue)) {  // on the lowered ops, after the layout is settled

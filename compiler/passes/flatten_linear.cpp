@@ -102,4 +102,32 @@ Graph flatten_linear(const Graph& graph) {
     return changed ? used_part(g, std::move(ops), "graph") : graph;
 }
 
+Graph flatten_quantized_linears(const Graph& graph) {
+    Graph g = graph;
+    std::vector<Op> ops;
+    bool changed = false;
+    for (const Op& op : graph.ops()) {
+        const bool linear = op.kind == "MatMul" && graph.tensor(op.inputs[0]).dtype == DType::Int8 &&
+                            graph.tensor(op.inputs[0]).shape.size() >= 3 && graph.tensor(op.inputs[1]).shape.size() == 2;
+        if (!linear) {
+            ops.push_back(op);
+            continue;
+        }
+        changed = true;
+        const Tensor &a = graph.tensor(op.inputs[0]), &c = graph.tensor(op.outputs[0]);
+        const uint64_t k = a.shape.back();
+        Expansion x(g, op, ops);
+        Op mm = op;
+        mm.inputs[0] = x.reshape("rows", op.inputs[0], {a.elements() / k, k});
+        g.tensor(mm.inputs[0]).dtype = DType::Int8;  // the view holds A's integers, under A's quantization
+        g.tensor(mm.inputs[0]).quant = a.quant;
+        mm.outputs = {x.tensor("matrix")};
+        g.tensor(mm.outputs[0]).quant = c.quant;  // an int8 C's quantization (none: float32)
+        const uint32_t matrix = mm.outputs[0];
+        ops.push_back(std::move(mm));
+        x.reshape("back", matrix, c.shape, op.outputs[0]);
+    }
+    return changed ? used_part(g, std::move(ops), "graph") : graph;
+}
+
 }  // namespace kpu::compiler

@@ -19,4 +19,9 @@ namespace kpu::compiler {
 /// own: no fusion would take it.
 Graph flatten_linear(const Graph& graph);
 
+/// Every MatMul of an int8 A [d0, ..., K] (rank 3 or more) by a [K, N] matrix made the same
+/// views around an int8 product of two matrices, the only int8 MatMul the fabric lowers; at
+/// every level (a lowering, not an optimization), before require_lowerable.
+Graph flatten_quantized_linears(const Graph& graph);
+
 }  // namespace kpu::compiler
