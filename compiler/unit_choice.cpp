@@ -20,11 +20,14 @@ Op as_depthwise(const Op& op) {
     return dw;
 }
 
-/// Whether `op` is a depthwise Conv both units can run: group = C_in = C_out, pads given
-/// (auto_pad NOTSET), and a plane the vector engine's tile holds.
+/// Whether `op` is a depthwise Conv both units can run: float32 (the vector engine reads a
+/// depthwise weight and bias as float32), group = C_in = C_out, pads given (auto_pad NOTSET),
+/// and a plane the vector engine's tile holds.
 bool depthwise(const Graph& g, const Op& op) {
     if (op.kind != "Conv" || std::get<std::string>(*attribute_of(op, schema_of(op), "auto_pad")) != "NOTSET")
         return false;
+    for (uint32_t t : op.inputs)
+        if (t != kNoTensor && g.tensor(t).dtype != DType::Float32) return false;
     const std::vector<uint64_t>& x = g.tensor(op.inputs[0]).shape;
     const std::vector<uint64_t>& w = g.tensor(op.inputs[1]).shape;
     const int64_t group = std::get<int64_t>(*attribute_of(op, schema_of(op), "group"));

@@ -42,7 +42,12 @@ void infer_clip(InferContext& c) {
             if (c.input(i).elements() != 1 || c.rank(i) > 1)
                 c.fail(c.describe(i) + " must be a scalar");
         }
-    c.output(0, c.shape(0), vector_dtype(c, {0, 1, 2}));
+    // The bounds are values the compiler reads (the command's clip_min / clip_max): with a
+    // reduced-precision X, any float type; with a float32 one, X's type as before.
+    if (c.dtype(0) != DType::Float32)
+        for (size_t i : {size_t(1), size_t(2)})
+            if (c.has_input(i)) c.need_dtype(i, {DType::Float32, DType::Float16, DType::BFloat16});
+    c.output(0, c.shape(0), c.dtype(0) == DType::Float32 ? vector_dtype(c, {0, 1, 2}) : vector_dtype(c, {0}));
 }
 
 OpSchema unary(const std::string& kind, void (*infer)(InferContext&), std::vector<AttrSpec> attributes = {}) {

@@ -339,7 +339,11 @@ Graph quantize_int8(const Graph& graph, Weights& weights, const QuantTable& tabl
         if (done[i]) continue;
         Op op = ops[i];
         const Op& source = graph.ops()[i];
-        const bool mac = is_mac(op) && activation(op.inputs[0]) && !activation(op.inputs[1]);
+        // A grouped Conv (MobileNet's depthwise ones) stays float32 between its Q/DQ: the int8
+        // fabric takes per-channel weights for ungrouped products only.
+        const auto group = op.attributes.find("group");
+        const bool grouped = group != op.attributes.end() && std::get<int64_t>(group->second) > 1;
+        const bool mac = is_mac(op) && !grouped && activation(op.inputs[0]) && !activation(op.inputs[1]);
         const bool joins = (op.kind == "Add" && activation(op.inputs[0]) && activation(op.inputs[1])) || is_pool(op);
         if (!mac && !joins) {
             b.push(std::move(op));
