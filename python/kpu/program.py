@@ -160,7 +160,9 @@ class KPUProgram:
         t = self.tensors.get(name)
         if t is None or t.role != "constant":
             raise KPUError(f"'{name}' is not a constant of the program")
-        value = np.ascontiguousarray(value, np.float32)
+        # A float32 constant takes any numeric array; a reduced-precision one its own dtype
+        # (int8, int32, float16; bfloat16 as uint16 bit patterns), as kpu-sim's .npy files.
+        value = np.ascontiguousarray(value, np.float32 if t.dtype == "float32" else None)
         if tuple(value.shape) != tuple(t.shape):
             raise KPUError(f"constant '{name}': shape {tuple(value.shape)} given, the program's is {tuple(t.shape)}")
         self.native.set_weight(name, value)
