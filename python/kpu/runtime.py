@@ -57,6 +57,11 @@ class KPUPerformanceMetrics:
     # (docs/stats.md; SRAM per compute tile; each equals KPUProgram.estimate_memory()'s
     # "peak_dram" and "peak_sram_by_level")
     memory_high_water: dict = field(default_factory=dict)
+    # Per element type of the fabric's operands ("float32", "bfloat16", "float16", "int8"):
+    # "macs" and "mac_energy_uj" (each type at its own energy_pj_per_mac); CYCLE_ACCURATE adds
+    # the vector engine's "vector_elements", "vector_alu_ops" and "vector_energy_uj" (kpu-sim's
+    # stats "by_element_type", docs/stats.md).
+    by_element_type: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -225,7 +230,15 @@ class KPURuntime:
         writes = sum(op.dram_write_bytes for op in p.ops)
         macs = sum(op.macs for op in p.ops)
         energy = self.config.energy
-        energy_pj = (macs * energy["pj_per_mac"] + (reads + writes) * energy["dram_pj_per_byte"]
+        # Each op's MACs at its operands' type's energy (A's element type; float32's when unlisted).
+        types, type_macs = self.config.compute.get("element_types", {}), {}
+        for op in p.ops:
+            if op.macs:
+                t = p.tensors[op.input_ids[0]].dtype if op.input_ids and op.input_ids[0] in p.tensors else "float32"
+                type_macs[t] = type_macs.get(t, 0) + op.macs
+        mac_pj = {t: n * types.get(t, {}).get("energy_pj_per_mac", energy["pj_per_mac"]) for t, n in type_macs.items()}
+        by_type = {t: {"macs": n, "mac_energy_uj": mac_pj[t] * 1e-6} for t, n in type_macs.items()}
+        energy_pj = (sum(mac_pj.values()) + (reads + writes) * energy["dram_pj_per_byte"]
                      + energy["static_power_w"] * time_s * 1e12)
         compute_cycles = sum(op.macs for op in p.ops) / (self.config.compute["peak_flops"] / 2 / hz)
         metrics = KPUPerformanceMetrics(
@@ -239,7 +252,8 @@ class KPURuntime:
             op_metrics={op.id: {"estimated_cycles": float(op.estimated_cycles), "macs": float(op.macs),
                                 "dram_read_bytes": float(op.dram_read_bytes),
                                 "dram_write_bytes": float(op.dram_write_bytes),
-                                "estimated_energy_pj": op.estimated_energy_pj} for op in p.ops})
+                                "estimated_energy_pj": op.estimated_energy_pj} for op in p.ops},
+            by_element_type=by_type)
         return KPUExecutionResult(True, None, outputs, metrics, SimulationMode.FUNCTIONAL)
 
     # ---- CYCLE_ACCURATE and POWER_TRACE ----
@@ -281,6 +295,7 @@ def _simulated_metrics(program, reply):
                 op_metrics[part]["layer"] = layer
     metrics.stats = stats
     metrics.memory_high_water = dict(stats.get("memory_high_water_bytes", {}))
+    metrics.by_element_type = dict(stats.get("by_element_type", {}))
     return {name: outputs[name] for name in program.output_ids}, metrics
 
 
