@@ -85,3 +85,22 @@ def test_a_precision_the_fabric_does_not_list_is_refused(model):
         kpu.KPUCompiler().compile(model, config_path("edge"), precision=kpu.KPUPrecision.FP16)
     with pytest.raises(kpu.CompilationError, match=r"^precision INT4: "):
         kpu.KPUCompiler().compile(model, config_path("edge"), precision=kpu.KPUPrecision.INT4)
+
+
+def test_an_int8_program_runs_and_reports_its_macs_per_element_type(model):
+    """The compiled int8 MatMul runs in both modes with the same outputs, and both count its
+    4 x 6 x 5 MACs as int8 ones at edge's int8 energy per MAC."""
+    config = kpu.KPUConfig.load(config_path("edge"))
+    program = kpu.KPUCompiler().compile(model, config, precision=kpu.KPUPrecision.INT8, calibration_data=samples(100))
+    runtime = kpu.KPURuntime(config)
+    runtime.load_program(program)
+    x = samples(1, seed=5)[0]
+    results = [runtime.execute({"x": x}, mode)
+               for mode in (kpu.SimulationMode.FUNCTIONAL, kpu.SimulationMode.CYCLE_ACCURATE)]
+    pj = config.compute["element_types"]["int8"]["energy_pj_per_mac"]
+    for result in results:
+        int8 = result.metrics.by_element_type["int8"]
+        assert int8["macs"] == 4 * 6 * 5
+        assert int8["mac_energy_uj"] == pytest.approx(4 * 6 * 5 * pj * 1e-6)
+    for name in program.output_ids:
+        assert np.array_equal(results[0].outputs[name], results[1].outputs[name])
