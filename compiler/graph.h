@@ -162,6 +162,10 @@ std::string derived_tensor_name(const Graph& graph, const std::string& op, const
 /// A weight: the values of a constant tensor whose values are not inline (an ONNX
 /// model's initializers), row-major. They travel beside the .kpu (Program::weights).
 struct Weight {
+    /// {shape, values} and the like: the fields in order, the rest their defaults.
+    Weight(std::vector<uint64_t> shape_ = {}, std::vector<float> values_ = {}, DType dtype_ = DType::Float32,
+           std::vector<int32_t> integers_ = {})
+        : shape(std::move(shape_)), values(std::move(values_)), dtype(dtype_), integers(std::move(integers_)) {}
     std::vector<uint64_t> shape;
     std::vector<float> values;    ///< float types (bfloat16 / float16: values those types hold exactly)
     DType dtype = DType::Float32;  ///< as stored beside the .kpu and in DRAM

@@ -163,6 +163,9 @@ inline const char* to_string(Broadcast broadcast) { return name_in(kBroadcastNam
 /// by their encoding, the function computes in float32, the output is stored by its encoding
 /// (hardware/numeric.h load_element / store_element).
 struct VectorOperand {
+    /// {addr, ld} and the like: the fields in order, the rest their defaults.
+    VectorOperand(uint64_t addr_ = 0, uint32_t ld_ = 0, Broadcast broadcast_ = Broadcast::None, Encoding encoding_ = {})
+        : addr(addr_), ld(ld_), broadcast(broadcast_), encoding(encoding_) {}
     uint64_t addr = 0;  ///< device address (L1 or L2 of the engine's tile) of its first element
     uint32_t ld = 0;    ///< elements between rows (None: >= cols; Column: between values, >= 1)
     Broadcast broadcast = Broadcast::None;  ///< inputs only; the output is never broadcast

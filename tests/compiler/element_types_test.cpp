@@ -178,8 +178,11 @@ TEST(ElementTypes, ConvGatherFillsWithTheInputZeroPoint) {
         }
     EXPECT_GT(gathers, 0u);
     const BoundProgram f = bind(compile(parse_graph(conv_json("float32"), "t.json"), edge), edge);
-    for (const BoundOp& op : f.ops)
-        if (op.kind == BoundOp::Kind::Move) EXPECT_EQ(op.move.fill, 0);
+    for (const BoundOp& op : f.ops) {
+        if (op.kind == BoundOp::Kind::Move) {
+            EXPECT_EQ(op.move.fill, 0);
+        }
+    }
 }
 
 TEST(ElementTypes, VectorOperandsCarryEncodings) {
