@@ -212,6 +212,14 @@ private:
         tracker_.access(space(level), addr, hull_end(addr, rows, row_bytes, pitch), write, op.dfx_op, dfx_deps_);
     }
 
+    /// The same in L1, for `rows` x `cols` elements of the buffer `r` at `addr`, `ld` elements
+    /// apart (in the element size of r's tensor).
+    void touch_l1(const BufferRef& r, uint64_t addr, uint64_t rows, uint64_t cols, uint64_t ld, bool write,
+                  const BoundOp& op) {
+        const uint64_t e = elem(r);
+        touch(hw::Level::L1, addr, rows, cols * e, ld * e, write, op);
+    }
+
     void touch_accumulators(bool write, const BoundOp& op) {
         tracker_.access(space_id(kAccumulatorRegion, tile_), 0, 1, write, op.dfx_op, dfx_deps_);
     }
@@ -319,15 +327,13 @@ private:
             m.a_zero = encoding(mm.a).zero_point;
             m.b_zero = encoding(mm.b).zero_point;
         }
-        const uint64_t ea = elem(d.a), eb = elem(d.b);
-        touch(hw::Level::L1, m.a, m.m, uint64_t(m.k) * ea, uint64_t(m.lda) * ea, false, op);
-        touch(hw::Level::L1, m.b, m.k, uint64_t(m.n) * eb, uint64_t(m.ldb) * eb, false, op);
+        touch_l1(d.a, m.a, m.m, m.k, m.lda, false, op);
+        touch_l1(d.b, m.b, m.k, m.n, m.ldb, false, op);
         if (d.load_c) {
             m.load_c = true;
             m.c = address(d.c);
             m.ldc = layout_->pitch[int(d.c.buffer)];
-            const uint64_t ec = elem(d.c);
-            touch(hw::Level::L1, m.c, m.m, uint64_t(m.n) * ec, uint64_t(m.ldc) * ec, false, op);
+            touch_l1(d.c, m.c, m.m, m.n, m.ldc, false, op);
         }
         touch_accumulators(true, op);
         bound_.macs += uint64_t(m.m) * m.n * m.k;
@@ -353,12 +359,9 @@ private:
             c.out_zero = out.type == DType::Int8 ? out.zero_point : 0;
         }
         touch_accumulators(false, op);
-        if (c.has_bias) {
-            const uint64_t row = uint64_t(c.n) * elem(d.bias);
-            touch(hw::Level::L1, c.bias, 1, row, row, false, op);
-        }
+        if (c.has_bias) touch_l1(d.bias, c.bias, 1, c.n, c.n, false, op);
         bind_epilogue(d, op);
-        touch(hw::Level::L1, c.c, c.m, uint64_t(c.n) * elem(d.c), uint64_t(c.ldc) * elem(d.c), true, op);
+        touch_l1(d.c, c.c, c.m, c.n, c.ldc, true, op);
     }
 
     /// The drain epilogue's scale row and residual tile (absent: the command's defaults).
@@ -367,15 +370,13 @@ private:
         if (d.has_scale) {
             c.has_scale = true;
             c.scale = address(d.scale);
-            const uint64_t row = uint64_t(c.n) * elem(d.scale);
-            touch(hw::Level::L1, c.scale, 1, row, row, false, op);
+            touch_l1(d.scale, c.scale, 1, c.n, c.n, false, op);
         }
         if (d.has_residual) {
             c.has_residual = true;
             c.residual = address(d.residual);
             c.ldr = layout_->pitch[int(d.residual.buffer)];
-            const uint64_t e = elem(d.residual);
-            touch(hw::Level::L1, c.residual, c.m, uint64_t(c.n) * e, uint64_t(c.ldr) * e, false, op);
+            touch_l1(d.residual, c.residual, c.m, c.n, c.ldr, false, op);
         }
     }
 
